@@ -1,0 +1,246 @@
+// Package database opens the service's connection pool and runs transactions
+// the same way on PostgreSQL and CockroachDB.
+//
+// Every difference between the two engines lives here, in Dialect: how a
+// serializable write is retried and how a consistent read is taken. Callers
+// write one code path and pick nothing by engine.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/cockroach-go/v2/crdb"
+	crdbpgx "github.com/cockroachdb/cockroach-go/v2/crdb/crdbpgxv5"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Engine names a database engine the service runs on.
+type Engine string
+
+const (
+	PostgreSQL  Engine = "postgresql"
+	CockroachDB Engine = "cockroachdb"
+)
+
+// Dialect is the engine behind a pool, detected from SELECT version().
+type Dialect struct {
+	Engine  Engine
+	Version string // the full version() string
+}
+
+// DetectDialect classifies the text of SELECT version().
+func DetectDialect(version string) Dialect {
+	if strings.Contains(version, "CockroachDB") {
+		return Dialect{Engine: CockroachDB, Version: version}
+	}
+	return Dialect{Engine: PostgreSQL, Version: version}
+}
+
+// Options tune a DB. Zero values take the defaults.
+type Options struct {
+	// MaxAttempts bounds how often one write transaction is tried (default 12).
+	MaxAttempts int
+	// MaxConns is the pool size (default 4 per CPU, at least 8).
+	MaxConns int32
+}
+
+// ErrContention is returned when a write still conflicts after MaxAttempts tries.
+var ErrContention = errors.New("transaction aborted by contention after all retries")
+
+// Stats counts what the retry loop did since the DB was opened.
+type Stats struct {
+	Attempts         uint64 // transaction attempts started
+	Retries          uint64 // attempts that were retried (serialization, deadlock, lost connection)
+	AmbiguousCommits uint64 // commits whose outcome was unknown and were retried
+}
+
+// DB is a pool plus the dialect it speaks.
+type DB struct {
+	Pool        *pgxpool.Pool
+	Dialect     Dialect
+	maxAttempts int
+
+	attempts, retries, ambiguous atomic.Uint64
+}
+
+// Open connects to url, detects the engine and returns a ready DB.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", err)
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	} else if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	var version string
+	if err := pool.QueryRow(ctx, "SELECT version()").Scan(&version); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("detect database engine: %w", err)
+	}
+	db := &DB{Pool: pool, Dialect: DetectDialect(version), maxAttempts: opts.MaxAttempts}
+	if db.maxAttempts <= 0 {
+		db.maxAttempts = 12
+	}
+	return db, nil
+}
+
+// Close closes the pool.
+func (db *DB) Close() { db.Pool.Close() }
+
+// Stats returns the retry counters.
+func (db *DB) Stats() Stats {
+	return Stats{Attempts: db.attempts.Load(), Retries: db.retries.Load(), AmbiguousCommits: db.ambiguous.Load()}
+}
+
+// WriteTx runs fn in a SERIALIZABLE transaction and commits it, retrying the
+// whole transaction on serialization failures (40001), deadlocks (40P01) and
+// lost connections, at most MaxAttempts times with jittered backoff.
+//
+// A commit whose outcome is unknown (the connection died during COMMIT) is
+// retried too. That is only safe because fn must be idempotent across
+// attempts: every ledger write claims an idempotency key in the same
+// transaction, so a retry of a write that did commit finds its key and
+// returns the first result instead of posting again.
+//
+// fn may run several times; it must not keep state between attempts except
+// what it recomputes. A nil return means the transaction committed.
+func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var last error
+	for attempt := 1; attempt <= db.maxAttempts; attempt++ {
+		if attempt > 1 {
+			db.retries.Add(1)
+			if err := sleepBackoff(ctx, attempt); err != nil {
+				return fmt.Errorf("%w (last: %v)", err, last)
+			}
+		}
+		db.attempts.Add(1)
+		err := db.tryWrite(ctx, fn)
+		if err == nil {
+			return nil
+		}
+		var amb *ambiguousCommitError
+		if errors.As(err, &amb) {
+			db.ambiguous.Add(1)
+			last = err
+			continue
+		}
+		if !retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		last = err
+	}
+	return fmt.Errorf("%w: %d attempts: %v", ErrContention, db.maxAttempts, last)
+}
+
+var txOptions = pgx.TxOptions{IsoLevel: pgx.Serializable}
+
+func (db *DB) tryWrite(ctx context.Context, fn func(pgx.Tx) error) error {
+	if db.Dialect.Engine == CockroachDB {
+		// cockroach-go's savepoint protocol is right on CockroachDB, where
+		// RELEASE SAVEPOINT cockroach_restart is the commit. It retries
+		// in place; our loop above only sees what it gives up on.
+		err := crdbpgx.ExecuteTx(crdb.WithMaxRetries(ctx, db.maxAttempts), db.Pool, txOptions, fn)
+		var amb *crdb.AmbiguousCommitError
+		if errors.As(err, &amb) {
+			return &ambiguousCommitError{err}
+		}
+		var exhausted *crdb.MaxRetriesExceededError
+		if errors.As(err, &exhausted) {
+			return fmt.Errorf("%w: %v", ErrContention, err)
+		}
+		return err
+	}
+	// PostgreSQL: a plain transaction restarted as a whole. RELEASE SAVEPOINT
+	// is not a commit here, so the savepoint protocol would acknowledge
+	// writes that COMMIT then rejects.
+	tx, err := db.Pool.BeginTx(ctx, txOptions)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
+			return err // the server answered: the transaction did not commit
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		return &ambiguousCommitError{err}
+	}
+	return nil
+}
+
+// ReadTx runs fn in a read-only transaction that sees one consistent
+// snapshot: REPEATABLE READ on PostgreSQL (never blocks writers, never
+// aborts), a read-only serializable transaction on CockroachDB.
+func (db *DB) ReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
+	if db.Dialect.Engine == CockroachDB {
+		opts = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly}
+	}
+	return pgx.BeginTxFunc(ctx, db.Pool, opts, fn)
+}
+
+type ambiguousCommitError struct{ err error }
+
+func (e *ambiguousCommitError) Error() string {
+	return "commit outcome unknown: " + e.err.Error()
+}
+func (e *ambiguousCommitError) Unwrap() error { return e.err }
+
+// retryable reports whether a failed attempt may be run again from the start.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "40001", "40P01":
+			return true
+		}
+		return false
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	// A connection that broke before COMMIT leaves nothing committed.
+	if pgconn.SafeToRetry(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr)
+}
+
+// sleepBackoff waits before attempt n (n >= 2): full jitter over an
+// exponential ceiling from 1ms to 100ms.
+func sleepBackoff(ctx context.Context, attempt int) error {
+	ceiling := time.Millisecond << min(attempt-2, 7)
+	ceiling = min(ceiling, 100*time.Millisecond)
+	wait := time.Duration(rand.Int64N(int64(ceiling)) + 1)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

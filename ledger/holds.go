@@ -1,0 +1,291 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// PlaceHold sets points aside on an account until ExpiresAt. It fails with
+// InsufficientPointsError when the account's available balance is short.
+func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
+	if err := validateHold(req, l.clock()); err != nil {
+		return Hold{}, err
+	}
+	metadata, err := canonicalMetadata(req.Metadata)
+	if err != nil {
+		return Hold{}, err
+	}
+	account, err := l.Account(ctx, req.Account)
+	if err != nil {
+		return Hold{}, err
+	}
+	if account.Shards != 1 {
+		return Hold{}, invalid("account", "%s is spread over %d shards; holds are for single-row accounts such as a member's", account.Code, account.Shards)
+	}
+	expiresAt := dbTime(req.ExpiresAt)
+	hash := requestHash(opHold, struct {
+		Account   string    `json:"account"`
+		Points    int64     `json:"points"`
+		ExpiresAt time.Time `json:"expires_at"`
+		Metadata  any       `json:"metadata"`
+	}{req.Account, req.Points, expiresAt, metadata})
+
+	var hold Hold
+	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		now := l.clock()
+		hold = Hold{
+			ID: uuid.New(), Account: account.Code, Points: req.Points, CallerID: req.CallerID,
+			CreatedAt: now, ExpiresAt: expiresAt, Status: HoldActive, Metadata: metadata,
+		}
+		response, err := json.Marshal(hold)
+		if err != nil {
+			return err
+		}
+		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opHold, hash: hash, holdID: hold.ID, response: response}
+		b := &pgx.Batch{}
+		b.Queue(claimSQL, claim.args(now)...)
+		// FOR UPDATE queues this hold behind redemptions from the same
+		// account, so both see each other's effect on the available balance.
+		b.Queue(`SELECT balance FROM account_balances WHERE account_code = $1 AND shard = 0 FOR UPDATE`, account.Code)
+		b.Queue(`SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
+			WHERE account_code = $1 AND status = 'active' AND expires_at > $2`, account.Code, now)
+		b.Queue(`INSERT INTO holds (id, account_code, points, caller_id, created_at, expires_at, status, metadata)
+			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)`,
+			hold.ID, hold.Account, hold.Points, hold.CallerID, hold.CreatedAt, hold.ExpiresAt, string(metadata))
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if err := claimed(tag.RowsAffected()); err != nil {
+			return err
+		}
+		var raw, held int64
+		if err := br.QueryRow().Scan(&raw); err != nil {
+			return fmt.Errorf("lock balance of %s: %w", account.Code, err)
+		}
+		if err := br.QueryRow().Scan(&held); err != nil {
+			return fmt.Errorf("read holds of %s: %w", account.Code, err)
+		}
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("insert hold: %w", err)
+		}
+		posted := account.normal(raw)
+		if available := posted - held; available < req.Points {
+			return &InsufficientPointsError{Account: account.Code, Posted: posted, Held: held,
+				Available: available, Requested: req.Points, Shortfall: req.Points - available}
+		}
+		return br.Close()
+	})
+	if errors.Is(err, errKeyTaken) {
+		return l.replayHold(ctx, req.CallerID, req.IdempotencyKey, opHold, hash)
+	}
+	if err != nil {
+		return Hold{}, fmt.Errorf("place hold on %s: %w", req.Account, err)
+	}
+	return hold, nil
+}
+
+// CaptureHold posts the captured points from the held account to
+// req.Destination and closes the hold; points not captured are released.
+// A hold can be captured once, and not after it was released or expired.
+func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transaction, error) {
+	if err := validateCapture(req); err != nil {
+		return Transaction{}, err
+	}
+	metadata, err := canonicalMetadata(req.Metadata)
+	if err != nil {
+		return Transaction{}, err
+	}
+	kind := req.Kind
+	if kind == "" {
+		kind = KindHoldCapture
+	}
+	hash := requestHash(opCapture, struct {
+		HoldID      uuid.UUID `json:"hold_id"`
+		Points      int64     `json:"points"`
+		Destination string    `json:"destination"`
+		Kind        Kind      `json:"kind"`
+		EffectiveAt time.Time `json:"effective_at"`
+		Metadata    any       `json:"metadata"`
+	}{req.HoldID, req.Points, req.Destination, kind, dbTime(req.EffectiveAt), metadata})
+
+	// A hold's account never changes: look the accounts up before the
+	// transaction, so it never waits for a second connection.
+	current, err := l.GetHold(ctx, req.HoldID)
+	if err != nil {
+		return Transaction{}, fmt.Errorf("capture hold: %w", err)
+	}
+	accounts, err := l.accountsByCode(ctx, []string{current.Account, req.Destination})
+	if err != nil {
+		return Transaction{}, err
+	}
+
+	shards, release := l.shards.lease(accounts)
+	defer release()
+	var capture Transaction
+	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		now := l.clock()
+		capture = Transaction{ID: uuid.New(), Kind: kind, CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
+			EffectiveAt: now, RecordedAt: now, Metadata: metadata}
+		if !req.EffectiveAt.IsZero() {
+			capture.EffectiveAt = dbTime(req.EffectiveAt)
+		}
+		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opCapture, hash: hash,
+			transactionID: capture.ID, holdID: req.HoldID}
+		hold, err := claimAndLockHold(ctx, tx, claim, now, req.HoldID)
+		if err != nil {
+			return err
+		}
+		if err := holdUsable(hold, now, "capture"); err != nil {
+			return err
+		}
+		if req.Points > hold.Points {
+			return invalid("points", "capture of %d exceeds the %d points on hold", req.Points, hold.Points)
+		}
+		capture.Postings = []Posting{
+			{Account: hold.Account, Amount: -accounts[hold.Account].normal(req.Points)},
+			{Account: req.Destination, Amount: accounts[hold.Account].normal(req.Points)},
+		}
+		if err := writeTransaction(ctx, tx, nil, capture, accounts, shards, &hold); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE holds SET status = 'captured', closed_at = $2,
+			capture_transaction_id = $3, captured_points = $4 WHERE id = $1`,
+			hold.ID, now, capture.ID, req.Points)
+		return err
+	})
+	if errors.Is(err, errKeyTaken) {
+		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opCapture, hash)
+	}
+	if err != nil {
+		return Transaction{}, fmt.Errorf("capture hold %s: %w", req.HoldID, err)
+	}
+	return capture, nil
+}
+
+// ReleaseHold gives the held points back. Releasing a captured, released
+// or expired hold is an error.
+func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, error) {
+	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
+		return Hold{}, err
+	}
+	if req.HoldID == uuid.Nil {
+		return Hold{}, invalid("hold_id", "is required")
+	}
+	hash := requestHash(opRelease, struct {
+		HoldID uuid.UUID `json:"hold_id"`
+	}{req.HoldID})
+
+	var released Hold
+	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		now := l.clock()
+		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opRelease, hash: hash, holdID: req.HoldID}
+		hold, err := claimAndLockHold(ctx, tx, claim, now, req.HoldID)
+		if err != nil {
+			return err
+		}
+		if err := holdUsable(hold, now, "release"); err != nil {
+			return err
+		}
+		released = hold
+		released.Status, released.ClosedAt = HoldReleased, now
+		response, err := json.Marshal(released)
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1`, hold.ID, now)
+		b.Queue(`UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
+			req.CallerID, req.IdempotencyKey, string(response))
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if errors.Is(err, errKeyTaken) {
+		return l.replayHold(ctx, req.CallerID, req.IdempotencyKey, opRelease, hash)
+	}
+	if err != nil {
+		return Hold{}, fmt.Errorf("release hold %s: %w", req.HoldID, err)
+	}
+	return released, nil
+}
+
+// claimAndLockHold claims the idempotency key and locks the hold in one
+// round trip.
+func claimAndLockHold(ctx context.Context, tx pgx.Tx, claim keyClaim, now time.Time, holdID uuid.UUID) (Hold, error) {
+	b := &pgx.Batch{}
+	b.Queue(claimSQL, claim.args(now)...)
+	b.Queue(holdSelect+` WHERE id = $1 FOR UPDATE`, holdID)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	tag, err := br.Exec()
+	if err != nil {
+		return Hold{}, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if err := claimed(tag.RowsAffected()); err != nil {
+		return Hold{}, err
+	}
+	hold, err := scanHold(br.QueryRow())
+	if isNoRows(err) {
+		return Hold{}, fmt.Errorf("hold %s: %w", holdID, ErrNotFound)
+	}
+	if err != nil {
+		return Hold{}, err
+	}
+	return hold, br.Close()
+}
+
+func holdUsable(h Hold, now time.Time, op string) error {
+	if h.Status != HoldActive {
+		return &HoldStateError{HoldID: h.ID, Status: h.Status, Op: op}
+	}
+	if h.Expired(now) {
+		return &HoldStateError{HoldID: h.ID, Status: h.Status, Expired: true, Op: op}
+	}
+	return nil
+}
+
+const holdSelect = `SELECT id, account_code, points, caller_id, created_at, expires_at, status,
+	closed_at, capture_transaction_id, captured_points, metadata FROM holds`
+
+func scanHold(row pgx.Row) (Hold, error) {
+	var h Hold
+	var status string
+	var closedAt *time.Time
+	var captureID *uuid.UUID
+	var captured *int64
+	var metadata []byte
+	if err := row.Scan(&h.ID, &h.Account, &h.Points, &h.CallerID, &h.CreatedAt, &h.ExpiresAt, &status,
+		&closedAt, &captureID, &captured, &metadata); err != nil {
+		return Hold{}, err
+	}
+	h.Status = HoldStatus(status)
+	h.CreatedAt, h.ExpiresAt = h.CreatedAt.UTC(), h.ExpiresAt.UTC()
+	if closedAt != nil {
+		h.ClosedAt = closedAt.UTC()
+	}
+	if captureID != nil {
+		h.CaptureID = *captureID
+	}
+	if captured != nil {
+		h.CapturedPoints = *captured
+	}
+	var err error
+	h.Metadata, err = canonicalMetadata(metadata)
+	return h, err
+}
+
+// GetHold returns a hold as it is now.
+func (l *Ledger) GetHold(ctx context.Context, id uuid.UUID) (Hold, error) {
+	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE id = $1`, id))
+	if isNoRows(err) {
+		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
+	}
+	return h, err
+}

@@ -1,0 +1,142 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Operations an idempotency key can be used for.
+const (
+	opPost    = "post"
+	opReverse = "reverse"
+	opHold    = "hold"
+	opCapture = "capture"
+	opRelease = "release"
+)
+
+// errKeyTaken aborts an attempt whose idempotency key another committed
+// transaction already holds; the caller then replays the first result.
+var errKeyTaken = errors.New("idempotency key already used")
+
+// keyClaim is the idempotency row a write inserts in its own transaction.
+type keyClaim struct {
+	callerID, key, op string
+	hash              []byte
+	transactionID     uuid.UUID
+	holdID            uuid.UUID
+	response          json.RawMessage
+}
+
+// requestHash fingerprints what a request asks for, so a reused key with a
+// different request is told apart from a retry.
+func requestHash(op string, request any) []byte {
+	b, err := json.Marshal(struct {
+		Op      string `json:"op"`
+		Request any    `json:"request"`
+	}{op, request})
+	if err != nil {
+		panic(fmt.Sprintf("ledger: hash %s request: %v", op, err)) // request types are plain data
+	}
+	sum := sha256.Sum256(b)
+	return sum[:]
+}
+
+const claimSQL = `INSERT INTO idempotency_keys
+	(caller_id, idempotency_key, operation, request_hash, transaction_id, hold_id, response, created_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (caller_id, idempotency_key) DO NOTHING`
+
+func (c keyClaim) args(now any) []any {
+	var txID, holdID *uuid.UUID
+	if c.transactionID != uuid.Nil {
+		txID = &c.transactionID
+	}
+	if c.holdID != uuid.Nil {
+		holdID = &c.holdID
+	}
+	var response any
+	if c.response != nil {
+		response = string(c.response)
+	}
+	return []any{c.callerID, c.key, c.op, c.hash, txID, holdID, response, now}
+}
+
+// claimed interprets the result of claimSQL.
+func claimed(rowsAffected int64) error {
+	if rowsAffected == 0 {
+		return errKeyTaken
+	}
+	return nil
+}
+
+// storedClaim is what a replay finds.
+type storedClaim struct {
+	op            string
+	hash          []byte
+	transactionID uuid.UUID
+	holdID        uuid.UUID
+	response      json.RawMessage
+}
+
+// loadClaim reads the committed claim for a replay and checks that it was
+// made by the same request.
+func (l *Ledger) loadClaim(ctx context.Context, callerID, key, op string, hash []byte) (storedClaim, error) {
+	var c storedClaim
+	var txID, holdID *uuid.UUID
+	var response []byte
+	err := l.db.Pool.QueryRow(ctx, `SELECT operation, request_hash, transaction_id, hold_id, response
+		FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2`, callerID, key).
+		Scan(&c.op, &c.hash, &txID, &holdID, &response)
+	if err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Only reachable if a claim could be removed; it never is.
+			return c, fmt.Errorf("replay key %q: claim vanished", key)
+		}
+		return c, fmt.Errorf("replay key %q: %w", key, err)
+	}
+	if c.op != op || !bytes.Equal(c.hash, hash) {
+		return c, &IdempotencyConflictError{CallerID: callerID, Key: key, Operation: c.op}
+	}
+	if txID != nil {
+		c.transactionID = *txID
+	}
+	if holdID != nil {
+		c.holdID = *holdID
+	}
+	if response != nil {
+		c.response, err = canonicalMetadata(response)
+		if err != nil {
+			return c, fmt.Errorf("replay key %q: stored response: %w", key, err)
+		}
+	}
+	return c, nil
+}
+
+// replayTransaction returns the transaction a committed claim points at.
+func (l *Ledger) replayTransaction(ctx context.Context, callerID, key, op string, hash []byte) (Transaction, error) {
+	c, err := l.loadClaim(ctx, callerID, key, op, hash)
+	if err != nil {
+		return Transaction{}, err
+	}
+	return l.Transaction(ctx, c.transactionID)
+}
+
+// replayHold returns the hold as the first response returned it.
+func (l *Ledger) replayHold(ctx context.Context, callerID, key, op string, hash []byte) (Hold, error) {
+	c, err := l.loadClaim(ctx, callerID, key, op, hash)
+	if err != nil {
+		return Hold{}, err
+	}
+	var h Hold
+	if err := json.Unmarshal(c.response, &h); err != nil {
+		return Hold{}, fmt.Errorf("replay key %q: decode hold: %w", key, err)
+	}
+	return h, nil
+}

@@ -1,0 +1,201 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
+)
+
+// Ledger posts and reads transactions in one database.
+type Ledger struct {
+	db  *database.DB
+	now func() time.Time
+	// accounts caches account settings, which never change once created,
+	// so a posting costs no lookup round trip.
+	accounts sync.Map // code -> Account
+	shards   shardLeases
+}
+
+// Options configure a Ledger.
+type Options struct {
+	// Clock gives the time transactions are recorded at and holds expire
+	// against. Nil means time.Now.
+	Clock func() time.Time
+}
+
+// New returns a ledger over db, whose schema must be migrated.
+func New(db *database.DB, opts Options) *Ledger {
+	clock := opts.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Ledger{db: db, now: clock}
+}
+
+// DB returns the database the ledger writes to.
+func (l *Ledger) DB() *database.DB { return l.db }
+
+// clock is the ledger's current time at the database's precision, so that a
+// value written and read back compares equal.
+func (l *Ledger) clock() time.Time { return dbTime(l.now()) }
+
+func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// CreateAccount creates an account, or does nothing when an identical one
+// exists. An account with the same code and other settings is
+// ErrAccountExists: account settings never change.
+func (l *Ledger) CreateAccount(ctx context.Context, a Account) error {
+	return l.CreateAccounts(ctx, []Account{a})
+}
+
+// maxAccountsPerInsert keeps one INSERT's parameters well under the
+// protocol's 65,535.
+const maxAccountsPerInsert = 1000
+
+// CreateAccounts creates many accounts, as CreateAccount does for one, in
+// chunks of a thousand per transaction.
+func (l *Ledger) CreateAccounts(ctx context.Context, accounts []Account) error {
+	for i, a := range accounts {
+		if err := validateAccount(a); err != nil {
+			return fmt.Errorf("account %d: %w", i, err)
+		}
+	}
+	for start := 0; start < len(accounts); start += maxAccountsPerInsert {
+		chunk := accounts[start:min(start+maxAccountsPerInsert, len(accounts))]
+		if err := l.createAccountChunk(ctx, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error {
+	now := l.clock()
+	var accountRows, shardRows strings.Builder
+	accountArgs := make([]any, 0, len(chunk)*5)
+	shardArgs := make([]any, 0, len(chunk)*2)
+	for i, a := range chunk {
+		if i > 0 {
+			accountRows.WriteString(", ")
+			shardRows.WriteString(", ")
+		}
+		n := len(accountArgs)
+		fmt.Fprintf(&accountRows, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
+		accountArgs = append(accountArgs, a.Code, string(a.NormalSide), a.AllowNegative, a.Shards, now)
+		m := len(shardArgs)
+		fmt.Fprintf(&shardRows, "($%d::TEXT, $%d::INT8)", m+1, m+2)
+		shardArgs = append(shardArgs, a.Code, a.Shards)
+	}
+	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, created_at)
+			VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING`, accountArgs...)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO account_balances (account_code, shard, balance)
+			SELECT a.code, s.shard, 0
+			FROM (VALUES `+shardRows.String()+`) AS a (code, shards),
+			     generate_series(0, 255) AS s (shard)
+			WHERE s.shard < a.shards
+			ON CONFLICT (account_code, shard) DO NOTHING`, shardArgs...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create accounts: %w", err)
+	}
+	// An account that already existed may have other settings.
+	codes := make([]string, len(chunk))
+	for i, a := range chunk {
+		codes[i] = a.Code
+	}
+	stored, err := l.loadAccounts(ctx, codes)
+	if err != nil {
+		return err
+	}
+	for _, a := range chunk {
+		if got := stored[a.Code]; got != a {
+			return fmt.Errorf("%w: %s is %+v, asked for %+v", ErrAccountExists, a.Code, got, a)
+		}
+	}
+	return nil
+}
+
+// Account returns an account's settings.
+func (l *Ledger) Account(ctx context.Context, code string) (Account, error) {
+	accounts, err := l.accountsByCode(ctx, []string{code})
+	if err != nil {
+		return Account{}, err
+	}
+	return accounts[code], nil
+}
+
+// accountsByCode returns the settings of every named account, from the
+// cache where it can; a code that is not an account is UnknownAccountError.
+func (l *Ledger) accountsByCode(ctx context.Context, codes []string) (map[string]Account, error) {
+	out := make(map[string]Account, len(codes))
+	var missing []string
+	for _, c := range codes {
+		if a, ok := l.accounts.Load(c); ok {
+			out[c] = a.(Account)
+		} else if _, seen := out[c]; !seen {
+			missing = append(missing, c)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
+	loaded, err := l.loadAccounts(ctx, missing)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range missing {
+		a, ok := loaded[c]
+		if !ok {
+			return nil, &UnknownAccountError{Account: c}
+		}
+		out[c] = a
+	}
+	return out, nil
+}
+
+func (l *Ledger) loadAccounts(ctx context.Context, codes []string) (map[string]Account, error) {
+	rows, err := l.db.Pool.Query(ctx,
+		`SELECT code, normal_side, allow_negative, shards FROM accounts WHERE code = ANY($1)`, codes)
+	if err != nil {
+		return nil, fmt.Errorf("load accounts: %w", err)
+	}
+	out := make(map[string]Account, len(codes))
+	for rows.Next() {
+		var a Account
+		var side string
+		if err := rows.Scan(&a.Code, &side, &a.AllowNegative, &a.Shards); err != nil {
+			return nil, fmt.Errorf("load accounts: %w", err)
+		}
+		a.NormalSide = Side(side)
+		out[a.Code] = a
+		l.accounts.Store(a.Code, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load accounts: %w", err)
+	}
+	return out, nil
+}
+
+// normal converts a raw (credit-positive) amount to the account's normal side.
+func (a Account) normal(raw int64) int64 {
+	if a.NormalSide == Debit {
+		return -raw
+	}
+	return raw
+}
+
+var errNoRows = pgx.ErrNoRows
+
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }

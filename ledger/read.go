@@ -1,0 +1,191 @@
+package ledger
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Transaction returns a posted transaction with its postings.
+func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT t.kind, t.caller_id, t.idempotency_key, t.effective_at, t.recorded_at, t.reverses_id, t.metadata,
+			(SELECT r.id FROM transactions r WHERE r.reverses_id = t.id)
+		FROM transactions t WHERE t.id = $1`, id)
+	b.Queue(`SELECT account_code, amount FROM postings WHERE transaction_id = $1 ORDER BY seq`, id)
+	br := l.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+
+	t := Transaction{ID: id}
+	var kind string
+	var reverses, reversedBy *uuid.UUID
+	var metadata []byte
+	err := br.QueryRow().Scan(&kind, &t.CallerID, &t.IdempotencyKey, &t.EffectiveAt, &t.RecordedAt, &reverses, &metadata, &reversedBy)
+	if isNoRows(err) {
+		return Transaction{}, fmt.Errorf("transaction %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Transaction{}, fmt.Errorf("read transaction %s: %w", id, err)
+	}
+	t.Kind = Kind(kind)
+	t.EffectiveAt, t.RecordedAt = t.EffectiveAt.UTC(), t.RecordedAt.UTC()
+	if reverses != nil {
+		t.ReversesID = *reverses
+	}
+	if reversedBy != nil {
+		t.ReversedByID = *reversedBy
+	}
+	if t.Metadata, err = canonicalMetadata(metadata); err != nil {
+		return Transaction{}, fmt.Errorf("read transaction %s: %w", id, err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return Transaction{}, fmt.Errorf("read postings of %s: %w", id, err)
+	}
+	t.Postings, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Posting, error) {
+		var p Posting
+		err := r.Scan(&p.Account, &p.Amount)
+		return p, err
+	})
+	if err != nil {
+		return Transaction{}, fmt.Errorf("read postings of %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Balance returns an account's balance now. Posted and held are read in
+// one statement, so they belong to the same moment.
+func (l *Ledger) Balance(ctx context.Context, code string) (Balance, error) {
+	account, err := l.Account(ctx, code)
+	if err != nil {
+		return Balance{}, err
+	}
+	now := l.clock()
+	var raw, held int64
+	err = l.db.Pool.QueryRow(ctx, `SELECT
+			(SELECT COALESCE(SUM(balance), 0)::INT8 FROM account_balances WHERE account_code = $1),
+			(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
+				WHERE account_code = $1 AND status = 'active' AND expires_at > $2)`,
+		code, now).Scan(&raw, &held)
+	if err != nil {
+		return Balance{}, fmt.Errorf("read balance of %s: %w", code, err)
+	}
+	posted := account.normal(raw)
+	return Balance{Account: code, Posted: posted, Held: held, Available: posted - held, AsOf: now}, nil
+}
+
+// BalanceAt returns an account's balance as it stood at a past time: the
+// postings recorded by then and the holds that were counting then.
+func (l *Ledger) BalanceAt(ctx context.Context, code string, at time.Time) (Balance, error) {
+	account, err := l.Account(ctx, code)
+	if err != nil {
+		return Balance{}, err
+	}
+	at = dbTime(at)
+	var raw, held int64
+	err = l.db.Pool.QueryRow(ctx, `SELECT
+			(SELECT COALESCE(SUM(amount), 0)::INT8 FROM postings
+				WHERE account_code = $1 AND recorded_at <= $2),
+			(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
+				WHERE account_code = $1 AND created_at <= $2 AND expires_at > $2
+				AND (closed_at IS NULL OR closed_at > $2))`,
+		code, at).Scan(&raw, &held)
+	if err != nil {
+		return Balance{}, fmt.Errorf("read balance of %s at %s: %w", code, at.Format(time.RFC3339), err)
+	}
+	posted := account.normal(raw)
+	return Balance{Account: code, Posted: posted, Held: held, Available: posted - held, AsOf: at}, nil
+}
+
+// Statement returns one page of an account's postings, newest first.
+// pageSize 0 means DefaultPageSize; more than MaxPageSize is an error.
+// pageToken is empty for the first page, then the previous page's
+// NextPageToken.
+func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageToken string) (StatementPage, error) {
+	if pageSize < 0 || pageSize > MaxPageSize {
+		return StatementPage{}, invalid("page_size", "must be between 0 and %d, got %d", MaxPageSize, pageSize)
+	}
+	if pageSize == 0 {
+		pageSize = DefaultPageSize
+	}
+	after, err := decodeCursor(pageToken)
+	if err != nil {
+		return StatementPage{}, err
+	}
+	account, err := l.Account(ctx, code)
+	if err != nil {
+		return StatementPage{}, err
+	}
+	query := `SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, t.kind, t.effective_at, t.caller_id, t.metadata
+		FROM postings p JOIN transactions t ON t.id = p.transaction_id
+		WHERE p.account_code = $1`
+	args := []any{code, pageSize + 1}
+	if after != nil {
+		query += ` AND (p.recorded_at, p.transaction_id, p.seq) < ($3, $4, $5)`
+		args = append(args, after.recordedAt, after.transactionID, after.seq)
+	}
+	query += ` ORDER BY p.recorded_at DESC, p.transaction_id DESC, p.seq DESC LIMIT $2`
+	rows, err := l.db.Pool.Query(ctx, query, args...)
+	if err != nil {
+		return StatementPage{}, fmt.Errorf("read statement of %s: %w", code, err)
+	}
+	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StatementEntry, error) {
+		var e StatementEntry
+		var kind string
+		var metadata []byte
+		if err := r.Scan(&e.TransactionID, &e.Seq, &e.Amount, &e.RecordedAt, &kind, &e.EffectiveAt, &e.CallerID, &metadata); err != nil {
+			return e, err
+		}
+		e.Kind, e.Amount = Kind(kind), account.normal(e.Amount)
+		e.RecordedAt, e.EffectiveAt = e.RecordedAt.UTC(), e.EffectiveAt.UTC()
+		var err error
+		e.Metadata, err = canonicalMetadata(metadata)
+		return e, err
+	})
+	if err != nil {
+		return StatementPage{}, fmt.Errorf("read statement of %s: %w", code, err)
+	}
+	page := StatementPage{Entries: entries}
+	if len(entries) > pageSize {
+		page.Entries = entries[:pageSize]
+		last := page.Entries[pageSize-1]
+		page.NextPageToken = encodeCursor(cursor{recordedAt: last.RecordedAt, transactionID: last.TransactionID, seq: last.Seq})
+	}
+	return page, nil
+}
+
+// cursor is the position of the last entry of a statement page.
+type cursor struct {
+	recordedAt    time.Time
+	transactionID uuid.UUID
+	seq           int
+}
+
+const cursorLen = 8 + 16 + 4
+
+func encodeCursor(c cursor) string {
+	buf := make([]byte, 0, cursorLen)
+	buf = binary.BigEndian.AppendUint64(buf, uint64(c.recordedAt.UnixMicro()))
+	buf = append(buf, c.transactionID[:]...)
+	buf = binary.BigEndian.AppendUint32(buf, uint32(c.seq))
+	return base64.RawURLEncoding.EncodeToString(buf)
+}
+
+func decodeCursor(token string) (*cursor, error) {
+	if token == "" {
+		return nil, nil
+	}
+	buf, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(buf) != cursorLen {
+		return nil, invalid("page_token", "is not a token this service issued")
+	}
+	c := &cursor{recordedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(buf[:8]))).UTC()}
+	copy(c.transactionID[:], buf[8:24])
+	c.seq = int(binary.BigEndian.Uint32(buf[24:]))
+	return c, nil
+}

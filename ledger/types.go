@@ -1,0 +1,223 @@
+// Package ledger is the double-entry points ledger: the system of record for
+// every movement of loyalty points.
+//
+// A transaction is a set of postings whose amounts sum to zero. Amounts are
+// signed whole points: a positive amount credits an account, a negative
+// amount debits it. A member's points account is credit-normal (the
+// programme owes the member), so earning credits it and redeeming debits it;
+// the programme account a stay's points come from is debit-normal.
+// Balances are reported on the account's normal side, so a member with 500
+// points has a balance of 500 and the stay-points account that issued them
+// shows 500 issued.
+//
+// Transactions and postings are append-only: a correction is a new
+// transaction (a reversal or an adjustment). Every write carries the
+// caller's id and an idempotency key and runs at SERIALIZABLE; a retried
+// request returns the first result.
+//
+// Points on hold are not postings: a hold lowers an account's available
+// balance (posted - held) until it is captured, released or expires.
+package ledger
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Side is an account's normal side: the side its balance grows on.
+type Side string
+
+const (
+	Debit  Side = "debit"
+	Credit Side = "credit"
+)
+
+// Account is a ledger account. Accounts are created once and never change.
+type Account struct {
+	// Code names the account, e.g. "member:100000001:points" or
+	// "programme:issued:stay". 1-128 characters of [A-Za-z0-9:._-].
+	Code       string
+	NormalSide Side
+	// AllowNegative lets the balance go below zero through any posting.
+	// Member accounts have it false: only kinds that may create debt
+	// (penalties, hold captures, reversals) can take them below zero.
+	AllowNegative bool
+	// Shards spreads the stored balance over this many rows so that an
+	// account touched by nearly every transaction is never one hot row.
+	// 1 for accounts that may not go negative (the overdraft check needs a
+	// single row to guard). At most MaxShards.
+	Shards int
+}
+
+// Kind says what a transaction is for.
+type Kind string
+
+const (
+	KindEarn        Kind = "earn"
+	KindRedeem      Kind = "redeem"
+	KindPenalty     Kind = "penalty"
+	KindHoldCapture Kind = "hold_capture"
+	KindReversal    Kind = "reversal"
+	KindAdjustment  Kind = "adjustment"
+	KindExpiry      Kind = "expiry"
+	KindTransfer    Kind = "transfer"
+)
+
+var kinds = map[Kind]bool{
+	KindEarn: true, KindRedeem: true, KindPenalty: true, KindHoldCapture: true,
+	KindReversal: true, KindAdjustment: true, KindExpiry: true, KindTransfer: true,
+}
+
+// MayCreateDebt reports whether transactions of this kind may take an
+// account that does not allow negative balances below zero. The domain
+// allows it for penalties (a no-show can leave a member in debt, repaid by
+// later earning), for capturing points a hold had set aside, and for
+// reversals (taking back points that were already spent). A redemption,
+// an adjustment or an expiry never may.
+func (k Kind) MayCreateDebt() bool {
+	switch k {
+	case KindPenalty, KindHoldCapture, KindReversal:
+		return true
+	}
+	return false
+}
+
+// Posting is one leg of a transaction: a signed amount on one account.
+// Positive credits the account, negative debits it.
+type Posting struct {
+	Account string `json:"account"`
+	Amount  int64  `json:"amount"`
+}
+
+// PostRequest asks for one balanced transaction.
+type PostRequest struct {
+	CallerID       string
+	IdempotencyKey string
+	Kind           Kind
+	// EffectiveAt is the business time the transaction refers to (the
+	// check-out, the no-show night); RecordedAt is set by the ledger.
+	EffectiveAt time.Time
+	Postings    []Posting
+	// Metadata is a JSON object kept with the transaction, such as the
+	// calculation breakdown. Optional; at most MaxMetadataBytes.
+	Metadata json.RawMessage
+}
+
+// Transaction is a posted, immutable transaction.
+type Transaction struct {
+	ID             uuid.UUID
+	Kind           Kind
+	CallerID       string
+	IdempotencyKey string
+	EffectiveAt    time.Time
+	RecordedAt     time.Time
+	Postings       []Posting
+	Metadata       json.RawMessage
+	// ReversesID is the transaction this one reverses (uuid.Nil if none).
+	ReversesID uuid.UUID
+	// ReversedByID is the transaction that reversed this one, if any.
+	// It is the only field that a later write can change, as seen by reads.
+	ReversedByID uuid.UUID
+}
+
+// Balance is an account's balance on its normal side.
+type Balance struct {
+	Account   string
+	Posted    int64 // sum of postings
+	Held      int64 // active, unexpired holds
+	Available int64 // Posted - Held
+	AsOf      time.Time
+}
+
+// HoldStatus is where a hold is in its life. Expiry is not a stored state:
+// an active hold whose ExpiresAt has passed no longer counts.
+type HoldStatus string
+
+const (
+	HoldActive   HoldStatus = "active"
+	HoldCaptured HoldStatus = "captured"
+	HoldReleased HoldStatus = "released"
+)
+
+// Hold is points set aside on an account.
+type Hold struct {
+	ID             uuid.UUID       `json:"id"`
+	Account        string          `json:"account"`
+	Points         int64           `json:"points"`
+	CallerID       string          `json:"caller_id"`
+	CreatedAt      time.Time       `json:"created_at"`
+	ExpiresAt      time.Time       `json:"expires_at"`
+	Status         HoldStatus      `json:"status"`
+	ClosedAt       time.Time       `json:"closed_at,omitzero"`
+	CaptureID      uuid.UUID       `json:"capture_transaction_id,omitzero"`
+	CapturedPoints int64           `json:"captured_points,omitempty"`
+	Metadata       json.RawMessage `json:"metadata"`
+}
+
+// Expired reports whether the hold stopped counting by time at now.
+func (h Hold) Expired(now time.Time) bool {
+	return h.Status == HoldActive && !now.Before(h.ExpiresAt)
+}
+
+// HoldRequest asks to set points aside on an account.
+type HoldRequest struct {
+	CallerID       string
+	IdempotencyKey string
+	Account        string
+	Points         int64
+	ExpiresAt      time.Time
+	Metadata       json.RawMessage
+}
+
+// CaptureRequest turns all or part of an active hold into a transaction
+// that moves the captured points from the held account to Destination.
+// Whatever is not captured is released.
+type CaptureRequest struct {
+	CallerID       string
+	IdempotencyKey string
+	HoldID         uuid.UUID
+	Points         int64 // 1..hold points
+	Destination    string
+	Kind           Kind // KindHoldCapture when empty
+	EffectiveAt    time.Time
+	Metadata       json.RawMessage
+}
+
+// ReleaseRequest gives held points back.
+type ReleaseRequest struct {
+	CallerID       string
+	IdempotencyKey string
+	HoldID         uuid.UUID
+}
+
+// ReverseRequest asks for the reversal of a posted transaction.
+type ReverseRequest struct {
+	CallerID       string
+	IdempotencyKey string
+	TransactionID  uuid.UUID
+	EffectiveAt    time.Time // zero: now
+	Metadata       json.RawMessage
+}
+
+// StatementEntry is one posting on an account, with its transaction.
+type StatementEntry struct {
+	TransactionID uuid.UUID
+	Seq           int
+	Kind          Kind
+	// Amount is on the account's normal side: for a member, earning is
+	// positive and redeeming negative.
+	Amount      int64
+	EffectiveAt time.Time
+	RecordedAt  time.Time
+	CallerID    string
+	Metadata    json.RawMessage
+}
+
+// StatementPage is one page of a statement, newest first.
+type StatementPage struct {
+	Entries []StatementEntry
+	// NextPageToken continues the statement; empty on the last page.
+	NextPageToken string
+}

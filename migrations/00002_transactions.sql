@@ -1,0 +1,35 @@
+-- The journal: transactions and their postings. Append-only: the service
+-- never updates or deletes a row here; a correction is a new transaction.
+--
+-- +goose NO TRANSACTION
+-- +goose Up
+CREATE TABLE IF NOT EXISTS transactions (
+    id              UUID PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    caller_id       TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    effective_at    TIMESTAMPTZ NOT NULL,
+    recorded_at     TIMESTAMPTZ NOT NULL,
+    posting_count   INTEGER NOT NULL CHECK (posting_count >= 2),
+    -- UNIQUE: a transaction is reversed at most once.
+    reverses_id     UUID UNIQUE REFERENCES transactions (id),
+    metadata        JSONB NOT NULL
+);
+
+-- amount is signed: positive credits the account, negative debits it.
+-- account_code has no foreign key on purpose: an FK check takes a share
+-- lock on the account row, which would make the programme accounts a hot
+-- row again. The same transaction updates the account's balance row, which
+-- fails if the account does not exist.
+CREATE TABLE IF NOT EXISTS postings (
+    transaction_id UUID NOT NULL REFERENCES transactions (id),
+    seq            INTEGER NOT NULL,
+    account_code   TEXT NOT NULL,
+    amount         BIGINT NOT NULL CHECK (amount <> 0),
+    recorded_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (transaction_id, seq)
+);
+
+-- +goose Down
+DROP TABLE IF EXISTS postings;
+DROP TABLE IF EXISTS transactions;

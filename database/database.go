@@ -50,7 +50,8 @@ func DetectDialect(version string) Dialect {
 type Options struct {
 	// MaxAttempts bounds how often one write transaction is tried (default 12).
 	MaxAttempts int
-	// MaxConns is the pool size (default 4 per CPU, at least 8).
+	// MaxConns is the pool size (default: pgx's, at least 16, which keeps a
+	// small server busy without queueing inside PostgreSQL).
 	MaxConns int32
 }
 
@@ -81,8 +82,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
-	} else if cfg.MaxConns < 8 {
-		cfg.MaxConns = 8
+	} else if cfg.MaxConns < 16 {
+		cfg.MaxConns = 16
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

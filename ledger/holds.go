@@ -36,6 +36,8 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		Metadata  any       `json:"metadata"`
 	}{req.Account, req.Points, expiresAt, metadata})
 
+	_, done := l.queue(map[string]Account{account.Code: account})
+	defer done()
 	var hold Hold
 	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
 		now := l.clock()
@@ -128,8 +130,8 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 		return Transaction{}, err
 	}
 
-	shards, release := l.shards.lease(accounts)
-	defer release()
+	shards, done := l.queue(accounts)
+	defer done()
 	var capture Transaction
 	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
 		now := l.clock()

@@ -21,6 +21,7 @@ type Ledger struct {
 	// so a posting costs no lookup round trip.
 	accounts sync.Map // code -> Account
 	shards   shardLeases
+	rows     *rowQueues
 }
 
 // Options configure a Ledger.
@@ -36,7 +37,19 @@ func New(db *database.DB, opts Options) *Ledger {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Ledger{db: db, now: clock}
+	return &Ledger{db: db, now: clock, rows: newRowQueues()}
+}
+
+// queue waits until this process has no other transaction in flight on
+// the same rows, leases shards of the sharded accounts, and returns the
+// shards and the func that ends the wait.
+func (l *Ledger) queue(accounts map[string]Account) (map[string]int, func()) {
+	unlock := l.rows.lock(accounts)
+	shards, release := l.shards.lease(accounts)
+	return shards, func() {
+		release()
+		unlock()
+	}
 }
 
 // DB returns the database the ledger writes to.

@@ -21,7 +21,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // Accounts of the test programme, as the service will name them.
 const (
-	stayPoints = "programme:issued:stay"    // debit-normal: points issued for stays
+	stayPoints = "programme:issued:stay"     // debit-normal: points issued for stays
 	redeemed   = "programme:redeemed:reward" // credit-normal: points redeemed
 	noShow     = "programme:penalty:no_show" // credit-normal: penalties
 	caller     = "booking-web"
@@ -295,7 +295,10 @@ func TestIdempotency(t *testing.T) {
 			var wg sync.WaitGroup
 			for range callers {
 				wg.Go(func() {
-					txn, err := f.ledger.Post(f.ctx, req)
+					// A ledger each, as separate processes: nothing in memory
+					// keeps the duplicates apart, only the database.
+					l := ledger.New(db, ledger.Options{Clock: f.clock.Now})
+					txn, err := l.Post(f.ctx, req)
 					if err != nil {
 						t.Error(err)
 						return

@@ -36,8 +36,8 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 		Metadata    any       `json:"metadata"`
 	}{req.Kind, effectiveAt, req.Postings, metadata})
 
-	shards, release := l.shards.lease(accounts)
-	defer release()
+	shards, done := l.queue(accounts)
+	defer done()
 	var posted Transaction
 	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
 		posted = Transaction{
@@ -264,8 +264,8 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		return Transaction{}, err
 	}
 
-	shards, release := l.shards.lease(accounts)
-	defer release()
+	shards, done := l.queue(accounts)
+	defer done()
 	var reversal Transaction
 	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
 		now := l.clock()

@@ -17,12 +17,18 @@ CREATE TABLE IF NOT EXISTS transactions (
 );
 
 -- amount is signed: positive credits the account, negative debits it.
--- account_code has no foreign key on purpose: an FK check takes a share
--- lock on the account row, which would make the programme accounts a hot
--- row again. The same transaction updates the account's balance row, which
--- fails if the account does not exist.
+--
+-- No foreign keys here, on purpose. An FK check on account_code takes a
+-- share lock on the account row, which would make the programme accounts a
+-- hot row again; the same transaction updates the account's balance row,
+-- which fails if the account does not exist. An FK check on transaction_id
+-- is a read of the transactions index, which at SERIALIZABLE on PostgreSQL
+-- takes a page-level predicate lock that conflicts with every concurrent
+-- insert of a transaction on that page. Postings are written only together
+-- with their transaction, and the ledger's verification checks that every
+-- transaction has exactly posting_count postings.
 CREATE TABLE IF NOT EXISTS postings (
-    transaction_id UUID NOT NULL REFERENCES transactions (id),
+    transaction_id UUID NOT NULL,
     seq            INTEGER NOT NULL,
     account_code   TEXT NOT NULL,
     amount         BIGINT NOT NULL CHECK (amount <> 0),

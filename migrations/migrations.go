@@ -51,6 +51,30 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 
 var dialectMigrations = []*goose.Migration{
 	goose.NewGoMigration(4, &goose.GoFunc{RunDB: postingsByAccountIndex}, &goose.GoFunc{RunDB: dropPostingsByAccountIndex}),
+	goose.NewGoMigration(5, &goose.GoFunc{RunDB: balanceRowsRoomForUpdates}, &goose.GoFunc{RunDB: balanceRowsDefaultFill}),
+}
+
+// balanceRowsRoomForUpdates leaves free space in account_balances pages on
+// PostgreSQL, so that moving a balance is a HOT update that writes no new
+// index entry: at SERIALIZABLE an index insert would conflict with the
+// page-level predicate locks of every transaction that read a neighbouring
+// balance, and abort one of them. CockroachDB has no such pages: nothing to
+// do there.
+func balanceRowsRoomForUpdates(ctx context.Context, db *sql.DB) error {
+	return onPostgreSQL(ctx, db, `ALTER TABLE account_balances SET (fillfactor = 50)`)
+}
+
+func balanceRowsDefaultFill(ctx context.Context, db *sql.DB) error {
+	return onPostgreSQL(ctx, db, `ALTER TABLE account_balances RESET (fillfactor)`)
+}
+
+func onPostgreSQL(ctx context.Context, db *sql.DB, ddl string) error {
+	cockroach, err := isCockroach(ctx, db)
+	if err != nil || cockroach {
+		return err
+	}
+	_, err = db.ExecContext(ctx, ddl)
+	return err
 }
 
 // postingsByAccountIndex serves statements and point-in-time balances. For a

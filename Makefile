@@ -1,0 +1,36 @@
+# The two commands: `make run` and `make test`. Each installs what it needs.
+SHELL := /bin/bash
+GO    ?= go
+
+.PHONY: test run bench-ledger proto proto-check fmt-check deps postgres
+
+# Everything CI runs: formatting, vet, and every test with the race detector.
+test: deps postgres fmt-check
+	$(GO) vet ./...
+	@echo "Database engines under test: PostgreSQL (embedded, always)$${COCKROACH_BINARY:+; CockroachDB from COCKROACH_BINARY=$$COCKROACH_BINARY}$${COCKROACH_URL:+; CockroachDB at COCKROACH_URL}"
+	$(GO) test -race -count=1 ./...
+
+deps:
+	$(GO) mod download
+
+postgres:
+	@scripts/ensure-postgres.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# The ledger's throughput in its two modes, on PostgreSQL with fsync on.
+bench-ledger: deps postgres
+	$(GO) test ./ledger -run '^$$' -bench BenchmarkEarn -benchtime 20000x -count 1 | tee /tmp/bench-ledger.txt
+	@awk '/BenchmarkEarn\/spread/ {for (i=1;i<=NF;i++) if ($$(i+1)=="tx/s") s=$$i} \
+	      /BenchmarkEarn\/hot/    {for (i=1;i<=NF;i++) if ($$(i+1)=="tx/s") h=$$i} \
+	      END { if (s && h) printf "hot/spread = %.2f\n", h/s }' /tmp/bench-ledger.txt
+
+# Regenerate the Go code from proto/ with the tool versions pinned in tools/go.mod.
+proto:
+	scripts/proto.sh
+
+# Fail when the committed generated code differs from what proto/ generates.
+proto-check:
+	scripts/proto.sh check

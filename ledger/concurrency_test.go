@@ -1,0 +1,281 @@
+package ledger_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/ledger"
+)
+
+// TestAcknowledgedWritesAreCommitted runs many conflicting writers over a
+// few members and the shared programme accounts, and proves the books
+// afterwards: every transaction the ledger acknowledged is in the
+// database, no other is, every replay got the first result, no redemption
+// or transfer took a member below zero, and verification passes.
+func TestAcknowledgedWritesAreCommitted(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		const (
+			members    = 10
+			workers    = 16
+			operations = 5000
+			seedPoints = 1000
+		)
+		f := newFixture(t, db, members)
+		for m := 1; m <= members; m++ {
+			f.earn(t, member(m), seedPoints)
+		}
+
+		var (
+			mu           sync.Mutex
+			acknowledged = map[uuid.UUID]ledger.Transaction{}
+			refused      atomic.Int64
+			replays      atomic.Int64
+			next         atomic.Int64
+		)
+		// Four ledgers on one database, as four service processes would be:
+		// each queues its own writers in memory, and the database settles
+		// the conflicts between them.
+		var processes [4]*ledger.Ledger
+		for i := range processes {
+			processes[i] = ledger.New(db, ledger.Options{Clock: f.clock.Now})
+		}
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				l := processes[w%len(processes)]
+				rng := rand.New(rand.NewPCG(uint64(w), 42))
+				var mine []ledger.PostRequest
+				var mineIDs []uuid.UUID
+				for next.Add(1) <= operations {
+					var req ledger.PostRequest
+					key := fmt.Sprintf("w%d-%d", w, len(mine))
+					ai := rng.IntN(members)
+					bi := (ai + 1 + rng.IntN(members-1)) % members // never ai
+					a, b := member(1+ai), member(1+bi)
+					switch r := rng.IntN(100); {
+					case r < 10 && len(mine) > 0: // a client retrying an earlier request
+						i := rng.IntN(len(mine))
+						txn, err := l.Post(f.ctx, mine[i])
+						if err != nil {
+							t.Errorf("replay: %v", err)
+							return
+						}
+						if txn.ID != mineIDs[i] {
+							t.Errorf("replay of %s returned %s, first was %s", mine[i].IdempotencyKey, txn.ID, mineIDs[i])
+						}
+						replays.Add(1)
+						continue
+					case r < 50:
+						req = earnRequest(key, a, int64(1+rng.IntN(200)))
+					case r < 85:
+						req = redeemRequest(key, a, int64(50+rng.IntN(400)))
+					default:
+						points := int64(1 + rng.IntN(300))
+						req = ledger.PostRequest{CallerID: caller, IdempotencyKey: key, Kind: ledger.KindTransfer, EffectiveAt: start,
+							Postings: []ledger.Posting{{Account: a, Amount: -points}, {Account: b, Amount: points}}}
+					}
+					txn, err := l.Post(f.ctx, req)
+					if errors.Is(err, ledger.ErrInsufficientPoints) {
+						refused.Add(1)
+						continue
+					}
+					if err != nil {
+						t.Errorf("post %s: %v", key, err)
+						return
+					}
+					mine, mineIDs = append(mine, req), append(mineIDs, txn.ID)
+					mu.Lock()
+					acknowledged[txn.ID] = txn
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+
+		// Every acknowledged transaction is committed, and nothing else is.
+		rows, err := db.Pool.Query(f.ctx, `SELECT id FROM transactions WHERE idempotency_key LIKE 'w%'`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inDB := map[uuid.UUID]bool{}
+		for rows.Next() {
+			var id uuid.UUID
+			if err := rows.Scan(&id); err != nil {
+				t.Fatal(err)
+			}
+			inDB[id] = true
+		}
+		if rows.Err() != nil {
+			t.Fatal(rows.Err())
+		}
+		for id := range acknowledged {
+			if !inDB[id] {
+				t.Errorf("acknowledged transaction %s is not in the database", id)
+			}
+		}
+		for id := range inDB {
+			if _, ok := acknowledged[id]; !ok {
+				t.Errorf("transaction %s is in the database but was never acknowledged", id)
+			}
+		}
+
+		// Balances are exactly what the acknowledged postings say, and no
+		// member is below zero (these kinds may not create debt).
+		want := map[string]int64{}
+		for m := 1; m <= members; m++ {
+			want[member(m)] = seedPoints
+		}
+		for _, txn := range acknowledged {
+			for _, p := range txn.Postings {
+				want[p.Account] += p.Amount
+			}
+		}
+		for m := 1; m <= members; m++ {
+			b := f.balance(t, member(m))
+			if b.Posted != want[member(m)] || b.Posted < 0 {
+				t.Errorf("%s: balance %d, acknowledged postings say %d", member(m), b.Posted, want[member(m)])
+			}
+		}
+		f.mustVerify(t)
+		stats := db.Stats()
+		t.Logf("%d acknowledged, %d refused for insufficient points, %d replays; %d attempts, %d retries",
+			len(acknowledged), refused.Load(), replays.Load(), stats.Attempts, stats.Retries)
+		if len(acknowledged) < operations/3 {
+			t.Fatalf("only %d of %d operations were acknowledged", len(acknowledged), operations)
+		}
+	})
+}
+
+// TestAmbiguousCommitIsRetriedSafely cuts the connection right after the
+// COMMIT reaches the server, before its answer reaches the ledger: the
+// transaction is committed but the ledger cannot know. The ledger retries
+// with the same idempotency key and must return the committed transaction,
+// not post a second one.
+func TestAmbiguousCommitIsRetriedSafely(t *testing.T) {
+	direct := dbtest.New(t)
+	cfg := direct.Pool.Config().ConnConfig
+	proxy := startCommitDropper(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
+	viaProxy, err := database.Open(context.Background(),
+		fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", proxy.port, cfg.User, cfg.Database),
+		database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing a pool whose connection died mid-commit waits 15 s for that
+	// connection's cleanup (pgxpool's destructor timeout); do not make the
+	// test wait for it.
+	t.Cleanup(func() { go viaProxy.Close() })
+	f := newFixture(t, viaProxy, 1)
+
+	proxy.armed.Store(true)
+	txn, err := f.ledger.Post(f.ctx, earnRequest("stay-after-blackout", member(1), 250))
+	if err != nil {
+		t.Fatalf("post across a lost commit answer: %v", err)
+	}
+	if proxy.dropped.Load() != 1 {
+		t.Fatalf("the proxy dropped %d commit answers, want 1", proxy.dropped.Load())
+	}
+	if s := viaProxy.Stats(); s.AmbiguousCommits != 1 {
+		t.Fatalf("stats %+v, want one ambiguous commit", s)
+	}
+	var n int
+	var id uuid.UUID
+	if err := direct.Pool.QueryRow(f.ctx, `SELECT count(*), min(id::TEXT)::UUID FROM transactions WHERE idempotency_key = 'stay-after-blackout'`).Scan(&n, &id); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || id != txn.ID {
+		t.Fatalf("%d transactions in the database (first %s); the ledger returned %s", n, id, txn.ID)
+	}
+	if b := f.balance(t, member(1)); b.Posted != 250 {
+		t.Fatalf("balance %d, want 250", b.Posted)
+	}
+	f.mustVerify(t)
+}
+
+// commitDropper is a TCP proxy to PostgreSQL that, when armed, forwards the
+// next COMMIT to the server and then closes the connection without passing
+// the server's answer back.
+type commitDropper struct {
+	port    int
+	armed   atomic.Bool
+	dropped atomic.Int32
+}
+
+func startCommitDropper(t *testing.T, socketPath string) *commitDropper {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	p := &commitDropper{port: ln.Addr().(*net.TCPAddr).Port}
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("unix", socketPath)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			go p.serve(client, server)
+		}
+	}()
+	return p
+}
+
+func (p *commitDropper) serve(client, server net.Conn) {
+	defer client.Close()
+	defer server.Close()
+	var blackout atomic.Bool
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := server.Read(buf)
+			if n > 0 && !blackout.Load() {
+				if _, werr := client.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := client.Read(buf)
+		if n > 0 {
+			if bytes.Contains(bytes.ToLower(buf[:n]), []byte("commit")) && p.armed.CompareAndSwap(true, false) {
+				blackout.Store(true)
+				_, _ = server.Write(buf[:n])
+				time.Sleep(200 * time.Millisecond) // let the server commit
+				p.dropped.Add(1)
+				return
+			}
+			if _, werr := server.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}

@@ -20,6 +20,7 @@ var (
 	ErrNotReversible       = errors.New("transaction cannot be reversed")
 	ErrHoldNotActive       = errors.New("hold is not active")
 	ErrHoldExpired         = errors.New("hold has expired")
+	ErrHoldExists          = errors.New("an active hold with this reference exists")
 )
 
 // FieldError says which field of a request is wrong and why.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // PlaceHold sets points aside on an account until ExpiresAt. It fails with
@@ -33,8 +34,9 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		Account   string    `json:"account"`
 		Points    int64     `json:"points"`
 		ExpiresAt time.Time `json:"expires_at"`
+		Reference string    `json:"reference"`
 		Metadata  any       `json:"metadata"`
-	}{req.Account, req.Points, expiresAt, metadata})
+	}{req.Account, req.Points, expiresAt, req.Reference, metadata})
 
 	_, done := l.queue(map[string]Account{account.Code: account})
 	defer done()
@@ -43,7 +45,7 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		now := l.clock()
 		hold = Hold{
 			ID: uuid.New(), Account: account.Code, Points: req.Points, CallerID: req.CallerID,
-			CreatedAt: now, ExpiresAt: expiresAt, Status: HoldActive, Metadata: metadata,
+			CreatedAt: now, ExpiresAt: expiresAt, Status: HoldActive, Reference: req.Reference, Metadata: metadata,
 		}
 		response, err := json.Marshal(hold)
 		if err != nil {
@@ -57,9 +59,13 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		b.Queue(`SELECT balance FROM account_balances WHERE account_code = $1 AND shard = 0 FOR UPDATE`, account.Code)
 		b.Queue(`SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
 			WHERE account_code = $1 AND status = 'active' AND expires_at > $2`, account.Code, now)
-		b.Queue(`INSERT INTO holds (id, account_code, points, caller_id, created_at, expires_at, status, metadata)
-			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7)`,
-			hold.ID, hold.Account, hold.Points, hold.CallerID, hold.CreatedAt, hold.ExpiresAt, string(metadata))
+		var reference *string
+		if req.Reference != "" {
+			reference = &req.Reference
+		}
+		b.Queue(`INSERT INTO holds (id, account_code, points, caller_id, created_at, expires_at, status, reference, metadata)
+			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)`,
+			hold.ID, hold.Account, hold.Points, hold.CallerID, hold.CreatedAt, hold.ExpiresAt, reference, string(metadata))
 		br := tx.SendBatch(ctx, b)
 		defer br.Close()
 		tag, err := br.Exec()
@@ -77,6 +83,10 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 			return fmt.Errorf("read holds of %s: %w", account.Code, err)
 		}
 		if _, err := br.Exec(); err != nil {
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+				return fmt.Errorf("%w: reference %q", ErrHoldExists, req.Reference)
+			}
 			return fmt.Errorf("insert hold: %w", err)
 		}
 		posted := account.normal(raw)
@@ -156,12 +166,14 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 			{Account: hold.Account, Amount: -accounts[hold.Account].normal(req.Points)},
 			{Account: req.Destination, Amount: accounts[hold.Account].normal(req.Points)},
 		}
-		if err := writeTransaction(ctx, tx, nil, capture, accounts, shards, &hold); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE holds SET status = 'captured', closed_at = $2,
+		// Close the hold first, so that the balances after the capture no
+		// longer count it.
+		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'captured', closed_at = $2,
 			capture_transaction_id = $3, captured_points = $4 WHERE id = $1`,
-			hold.ID, now, capture.ID, req.Points)
+			hold.ID, now, capture.ID, req.Points); err != nil {
+			return fmt.Errorf("close hold: %w", err)
+		}
+		capture.BalancesAfter, err = writeTransaction(ctx, tx, nil, capture, accounts, shards)
 		return err
 	})
 	if errors.Is(err, errKeyTaken) {
@@ -254,7 +266,7 @@ func holdUsable(h Hold, now time.Time, op string) error {
 }
 
 const holdSelect = `SELECT id, account_code, points, caller_id, created_at, expires_at, status,
-	closed_at, capture_transaction_id, captured_points, metadata FROM holds`
+	closed_at, capture_transaction_id, captured_points, COALESCE(reference, ''), metadata FROM holds`
 
 func scanHold(row pgx.Row) (Hold, error) {
 	var h Hold
@@ -264,7 +276,7 @@ func scanHold(row pgx.Row) (Hold, error) {
 	var captured *int64
 	var metadata []byte
 	if err := row.Scan(&h.ID, &h.Account, &h.Points, &h.CallerID, &h.CreatedAt, &h.ExpiresAt, &status,
-		&closedAt, &captureID, &captured, &metadata); err != nil {
+		&closedAt, &captureID, &captured, &h.Reference, &metadata); err != nil {
 		return Hold{}, err
 	}
 	h.Status = HoldStatus(status)
@@ -288,6 +300,16 @@ func (l *Ledger) GetHold(ctx context.Context, id uuid.UUID) (Hold, error) {
 	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE id = $1`, id))
 	if isNoRows(err) {
 		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
+	}
+	return h, err
+}
+
+// HoldByReference returns the active hold with this reference (which may
+// have expired by time), or ErrNotFound.
+func (l *Ledger) HoldByReference(ctx context.Context, reference string) (Hold, error) {
+	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE reference = $1 AND status = 'active'`, reference))
+	if isNoRows(err) {
+		return Hold{}, fmt.Errorf("hold %q: %w", reference, ErrNotFound)
 	}
 	return h, err
 }

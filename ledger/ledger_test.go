@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -269,6 +270,10 @@ func TestIdempotency(t *testing.T) {
 			if first.ID != again.ID || !first.RecordedAt.Equal(again.RecordedAt) || string(first.Metadata) != string(again.Metadata) {
 				t.Fatalf("replay returned %+v, first was %+v", again, first)
 			}
+			wantAfter := []ledger.Balance{{Account: member(1), Posted: 300, Available: 300, AsOf: first.RecordedAt}}
+			if !reflect.DeepEqual(first.BalancesAfter, wantAfter) || !reflect.DeepEqual(again.BalancesAfter, wantAfter) {
+				t.Fatalf("balances after: first %+v, replay %+v, want %+v", first.BalancesAfter, again.BalancesAfter, wantAfter)
+			}
 			if b := f.balance(t, member(1)); b.Posted != 300 {
 				t.Fatalf("balance %d after a replay, want 300", b.Posted)
 			}
@@ -375,6 +380,9 @@ func TestHolds(t *testing.T) {
 			if b := f.balance(t, member(1)); b.Posted != 1500 || b.Held != 0 {
 				t.Fatalf("balance after capture %+v", b)
 			}
+			if len(txn.BalancesAfter) != 1 || txn.BalancesAfter[0].Posted != 1500 || txn.BalancesAfter[0].Held != 0 {
+				t.Fatalf("the capture's balance after still counts the hold: %+v", txn.BalancesAfter)
+			}
 			got, err := f.ledger.GetHold(f.ctx, h.ID)
 			if err != nil || got.Status != ledger.HoldCaptured || got.CaptureID != txn.ID || got.CapturedPoints != 500 {
 				t.Fatalf("hold after capture %+v (%v)", got, err)
@@ -422,6 +430,27 @@ func TestHolds(t *testing.T) {
 			}
 			if _, err := capture(h.ID, 300); !errors.Is(err, ledger.ErrHoldExpired) {
 				t.Fatalf("capture after expiry: got %v", err)
+			}
+		})
+		t.Run("a hold is found by its reference, one active hold per reference", func(t *testing.T) {
+			req := ledger.HoldRequest{CallerID: caller, IdempotencyKey: f.nextKey(), Account: member(1), Points: 10,
+				ExpiresAt: f.clock.Now().Add(time.Hour), Reference: "stay:H1:B77"}
+			h, err := f.ledger.PlaceHold(f.ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := f.ledger.HoldByReference(f.ctx, "stay:H1:B77"); err != nil || got.ID != h.ID {
+				t.Fatalf("by reference: %+v, %v", got, err)
+			}
+			req.IdempotencyKey = f.nextKey()
+			if _, err := f.ledger.PlaceHold(f.ctx, req); !errors.Is(err, ledger.ErrHoldExists) {
+				t.Fatalf("a second active hold for the same reference: got %v", err)
+			}
+			if _, err := release(h.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.ledger.HoldByReference(f.ctx, "stay:H1:B77"); !errors.Is(err, ledger.ErrNotFound) {
+				t.Fatalf("a released hold is still found: %v", err)
 			}
 		})
 		t.Run("a replayed hold returns the first hold", func(t *testing.T) {
@@ -577,8 +606,13 @@ func TestStatementPaging(t *testing.T) {
 			}
 			for _, e := range page.Entries {
 				got = append(got, e.TransactionID)
-				if e.Kind != ledger.KindEarn || e.Amount <= 0 {
+				if e.Kind != ledger.KindEarn || e.Amount <= 0 || e.After == nil {
 					t.Fatalf("entry %+v", e)
+				}
+				// Entry i (1-based, oldest first) earned i points: the balance
+				// after it is 1+2+...+i.
+				if i := e.Amount; e.After.Posted != i*(i+1)/2 {
+					t.Fatalf("balance after entry of %d points is %d, want %d", i, e.After.Posted, i*(i+1)/2)
 				}
 			}
 			if page.NextPageToken == "" {

@@ -51,7 +51,9 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 			Metadata:       metadata,
 		}
 		claim := &keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opPost, hash: hash, transactionID: posted.ID}
-		return writeTransaction(ctx, tx, claim, posted, accounts, shards, nil)
+		var err error
+		posted.BalancesAfter, err = writeTransaction(ctx, tx, claim, posted, accounts, shards)
+		return err
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opPost, hash)
@@ -78,14 +80,14 @@ type balanceMove struct {
 }
 
 // writeTransaction records txn in one round trip: it claims the idempotency
-// key (when claim is not nil), inserts the transaction and its postings,
-// moves each account's balance on one shard, and reads what the overdraft
-// check needs; then it checks that no account went where it may not.
+// key (when claim is not nil), moves each account's balance on one shard,
+// inserts the transaction and its postings, and reads back each single-row
+// account's balance and held points after the move; then it checks that no
+// account went where it may not. It returns the balances after.
 //
 // Balance rows are updated in (account, shard) order, so transactions over
-// the same accounts queue up instead of deadlocking. releasing is a hold
-// whose points stop counting in this same transaction (a capture).
-func writeTransaction(ctx context.Context, tx pgx.Tx, claim *keyClaim, txn Transaction, accounts map[string]Account, shards map[string]int, releasing *Hold) error {
+// the same accounts queue up instead of deadlocking.
+func writeTransaction(ctx context.Context, tx pgx.Tx, claim *keyClaim, txn Transaction, accounts map[string]Account, shards map[string]int) ([]Balance, error) {
 	moves := netMoves(txn.Postings, accounts, shards)
 	// Invariant: a transaction that reaches the database sums to zero.
 	var sum int64
@@ -100,6 +102,10 @@ func writeTransaction(ctx context.Context, tx pgx.Tx, claim *keyClaim, txn Trans
 	if claim != nil {
 		b.Queue(claimSQL, claim.args(txn.RecordedAt)...)
 	}
+	for _, m := range moves {
+		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
+			m.account.Code, m.shard, m.raw)
+	}
 	var reverses *uuid.UUID
 	if txn.ReversesID != uuid.Nil {
 		reverses = &txn.ReversesID
@@ -109,71 +115,75 @@ func writeTransaction(ctx context.Context, tx pgx.Tx, claim *keyClaim, txn Trans
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 		txn.ID, string(txn.Kind), txn.CallerID, txn.IdempotencyKey, txn.EffectiveAt, txn.RecordedAt,
 		len(txn.Postings), reverses, string(txn.Metadata))
-	sqlText, args := insertPostingsSQL(txn)
+	sqlText, args := insertPostingsSQL(txn, accounts)
 	b.Queue(sqlText, args...)
-	for _, m := range moves {
-		b.Queue(`UPDATE account_balances SET balance = balance + $3
-			WHERE account_code = $1 AND shard = $2 RETURNING balance`, m.account.Code, m.shard, m.raw)
-	}
-	guarded := guardedMoves(moves, txn.Kind)
-	for _, m := range guarded {
-		b.Queue(`SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
-			WHERE account_code = $1 AND status = 'active' AND expires_at > $2`, m.account.Code, txn.RecordedAt)
-	}
 
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	if claim != nil {
 		tag, err := br.Exec()
 		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
+			return nil, fmt.Errorf("claim idempotency key: %w", err)
 		}
 		if err := claimed(tag.RowsAffected()); err != nil {
-			return err
+			return nil, err
+		}
+	}
+	for _, m := range moves {
+		tag, err := br.Exec()
+		if err != nil {
+			return nil, fmt.Errorf("move balance of %s: %w", m.account.Code, err)
+		}
+		if tag.RowsAffected() != 1 {
+			// Accounts are never deleted, so a known account without its
+			// balance row means the books are damaged: stop.
+			return nil, fmt.Errorf("account %s has no balance row for shard %d", m.account.Code, m.shard)
 		}
 	}
 	if _, err := br.Exec(); err != nil {
 		var pgErr *pgconn.PgError
 		if txn.ReversesID != uuid.Nil && errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return errConcurrentReversal
+			return nil, errConcurrentReversal
 		}
-		return fmt.Errorf("insert transaction: %w", err)
+		return nil, fmt.Errorf("insert transaction: %w", err)
 	}
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("insert postings: %w", err)
+	rows, err := br.Query()
+	if err != nil {
+		return nil, fmt.Errorf("insert postings: %w", err)
 	}
-	newBalance := make(map[string]int64, len(moves))
-	for _, m := range moves {
-		var shardBalance int64
-		if err := br.QueryRow().Scan(&shardBalance); err != nil {
-			if isNoRows(err) {
-				// Accounts are never deleted, so a cached account without a
-				// balance row means the books are damaged: stop.
-				return fmt.Errorf("account %s has no balance row for shard %d", m.account.Code, m.shard)
-			}
-			return fmt.Errorf("move balance of %s: %w", m.account.Code, err)
+	after := map[string]Balance{}
+	for rows.Next() {
+		var code string
+		var raw, held *int64
+		if err := rows.Scan(&code, &raw, &held); err != nil {
+			return nil, fmt.Errorf("insert postings: %w", err)
 		}
-		newBalance[m.account.Code] = shardBalance // guarded accounts have one shard: this is the balance
+		if raw != nil && held != nil {
+			posted := accounts[code].normal(*raw)
+			after[code] = Balance{Account: code, Posted: posted, Held: *held, Available: posted - *held, AsOf: txn.RecordedAt}
+		}
 	}
-	for _, m := range guarded {
-		var held int64
-		if err := br.QueryRow().Scan(&held); err != nil {
-			return fmt.Errorf("read holds of %s: %w", m.account.Code, err)
-		}
-		if releasing != nil && releasing.Account == m.account.Code {
-			held -= releasing.Points
-		}
-		after := m.account.normal(newBalance[m.account.Code])
-		requested := -m.account.normal(m.raw)
-		before := after + requested
-		if after-held < 0 {
-			return &InsufficientPointsError{
-				Account: m.account.Code, Posted: before, Held: held, Available: before - held,
-				Requested: requested, Shortfall: requested - (before - held),
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("insert postings: %w", err)
+	}
+	for _, m := range guardedMoves(moves, txn.Kind) {
+		bal := after[m.account.Code]
+		if bal.Available < 0 {
+			requested := -m.account.normal(m.raw)
+			before := bal.Posted + requested
+			return nil, &InsufficientPointsError{
+				Account: m.account.Code, Posted: before, Held: bal.Held, Available: before - bal.Held,
+				Requested: requested, Shortfall: requested - (before - bal.Held),
 			}
 		}
 	}
-	return br.Close()
+	balances := make([]Balance, 0, len(after))
+	for _, m := range moves { // in account order
+		if bal, ok := after[m.account.Code]; ok {
+			balances = append(balances, bal)
+		}
+	}
+	return balances, br.Close()
 }
 
 // errConcurrentReversal: another transaction reversed the same original
@@ -214,19 +224,30 @@ func guardedMoves(moves []balanceMove, kind Kind) []balanceMove {
 	return guarded
 }
 
-// insertPostingsSQL is one multi-row INSERT for all of txn's postings.
-func insertPostingsSQL(txn Transaction) (string, []any) {
+// insertPostingsSQL is one multi-row INSERT for all of txn's postings. For
+// a single-row account it reads the balance and held points after the move
+// (this transaction's own update is visible to it) and keeps them with the
+// posting.
+func insertPostingsSQL(txn Transaction, accounts map[string]Account) (string, []any) {
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO postings (transaction_id, seq, account_code, amount, recorded_at) VALUES `)
+	sb.WriteString(`INSERT INTO postings (transaction_id, seq, account_code, amount, recorded_at, balance_after, held_after) VALUES `)
 	args := []any{txn.ID, txn.RecordedAt}
 	for i, p := range txn.Postings {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sb, "($1, %d, $%d, $%d, $2)", i, n+1, n+2)
+		if accounts[p.Account].Shards == 1 {
+			fmt.Fprintf(&sb, `($1, %d, $%d, $%d, $2,
+				(SELECT balance FROM account_balances WHERE account_code = $%[2]d AND shard = 0),
+				(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
+					WHERE account_code = $%[2]d AND status = 'active' AND expires_at > $2))`, i, n+1, n+2)
+		} else {
+			fmt.Fprintf(&sb, "($1, %d, $%d, $%d, $2, NULL, NULL)", i, n+1, n+2)
+		}
 		args = append(args, p.Account, p.Amount)
 	}
+	sb.WriteString(` RETURNING account_code, balance_after, held_after`)
 	return sb.String(), args
 }
 
@@ -305,7 +326,8 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		if !isNoRows(err) {
 			return fmt.Errorf("find reversal: %w", err)
 		}
-		return writeTransaction(ctx, tx, nil, reversal, accounts, shards, nil)
+		reversal.BalancesAfter, err = writeTransaction(ctx, tx, nil, reversal, accounts, shards)
+		return err
 	})
 	switch {
 	case errors.Is(err, errKeyTaken):

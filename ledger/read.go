@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -17,7 +18,7 @@ func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, er
 	b.Queue(`SELECT t.kind, t.caller_id, t.idempotency_key, t.effective_at, t.recorded_at, t.reverses_id, t.metadata,
 			(SELECT r.id FROM transactions r WHERE r.reverses_id = t.id)
 		FROM transactions t WHERE t.id = $1`, id)
-	b.Queue(`SELECT account_code, amount FROM postings WHERE transaction_id = $1 ORDER BY seq`, id)
+	b.Queue(`SELECT account_code, amount, balance_after, held_after FROM postings WHERE transaction_id = $1 ORDER BY seq`, id)
 	br := l.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
 
@@ -47,13 +48,37 @@ func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, er
 	if err != nil {
 		return Transaction{}, fmt.Errorf("read postings of %s: %w", id, err)
 	}
-	t.Postings, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Posting, error) {
+	after := map[string]Balance{}
+	for rows.Next() {
 		var p Posting
-		err := r.Scan(&p.Account, &p.Amount)
-		return p, err
-	})
-	if err != nil {
+		var raw, held *int64
+		if err := rows.Scan(&p.Account, &p.Amount, &raw, &held); err != nil {
+			return Transaction{}, fmt.Errorf("read postings of %s: %w", id, err)
+		}
+		t.Postings = append(t.Postings, p)
+		if raw != nil && held != nil {
+			after[p.Account] = Balance{Account: p.Account, Posted: *raw, Held: *held}
+		}
+	}
+	if err := rows.Err(); err != nil {
 		return Transaction{}, fmt.Errorf("read postings of %s: %w", id, err)
+	}
+	if len(after) > 0 {
+		codes := make([]string, 0, len(after))
+		for code := range after {
+			codes = append(codes, code)
+		}
+		slices.Sort(codes)
+		accounts, err := l.accountsByCode(ctx, codes)
+		if err != nil {
+			return Transaction{}, err
+		}
+		for _, code := range codes {
+			b := after[code]
+			b.Posted = accounts[code].normal(b.Posted)
+			b.Available, b.AsOf = b.Posted-b.Held, t.RecordedAt
+			t.BalancesAfter = append(t.BalancesAfter, b)
+		}
 	}
 	return t, nil
 }
@@ -121,7 +146,8 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 	if err != nil {
 		return StatementPage{}, err
 	}
-	query := `SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, t.kind, t.effective_at, t.caller_id, t.metadata
+	query := `SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, p.balance_after, p.held_after,
+			t.kind, t.effective_at, t.caller_id, t.metadata
 		FROM postings p JOIN transactions t ON t.id = p.transaction_id
 		WHERE p.account_code = $1`
 	args := []any{code, pageSize + 1}
@@ -138,8 +164,13 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 		var e StatementEntry
 		var kind string
 		var metadata []byte
-		if err := r.Scan(&e.TransactionID, &e.Seq, &e.Amount, &e.RecordedAt, &kind, &e.EffectiveAt, &e.CallerID, &metadata); err != nil {
+		var raw, held *int64
+		if err := r.Scan(&e.TransactionID, &e.Seq, &e.Amount, &e.RecordedAt, &raw, &held, &kind, &e.EffectiveAt, &e.CallerID, &metadata); err != nil {
 			return e, err
+		}
+		if raw != nil && held != nil {
+			posted := account.normal(*raw)
+			e.After = &Balance{Account: code, Posted: posted, Held: *held, Available: posted - *held, AsOf: e.RecordedAt.UTC()}
 		}
 		e.Kind, e.Amount = Kind(kind), account.normal(e.Amount)
 		e.RecordedAt, e.EffectiveAt = e.RecordedAt.UTC(), e.EffectiveAt.UTC()

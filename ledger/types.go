@@ -120,6 +120,10 @@ type Transaction struct {
 	// ReversedByID is the transaction that reversed this one, if any.
 	// It is the only field that a later write can change, as seen by reads.
 	ReversedByID uuid.UUID
+	// BalancesAfter are the balances of the transaction's single-row
+	// accounts (members) right after it, in account order. Sharded
+	// accounts have none: no transaction reads their total.
+	BalancesAfter []Balance
 }
 
 // Balance is an account's balance on its normal side.
@@ -153,6 +157,7 @@ type Hold struct {
 	ClosedAt       time.Time       `json:"closed_at,omitzero"`
 	CaptureID      uuid.UUID       `json:"capture_transaction_id,omitzero"`
 	CapturedPoints int64           `json:"captured_points,omitempty"`
+	Reference      string          `json:"reference,omitempty"`
 	Metadata       json.RawMessage `json:"metadata"`
 }
 
@@ -168,7 +173,11 @@ type HoldRequest struct {
 	Account        string
 	Points         int64
 	ExpiresAt      time.Time
-	Metadata       json.RawMessage
+	// Reference names what the hold is for in the caller's terms, such as
+	// a stay ("stay:HOTEL1:B123"); optional, at most one active hold per
+	// reference. HoldByReference finds it.
+	Reference string
+	Metadata  json.RawMessage
 }
 
 // CaptureRequest turns all or part of an active hold into a transaction
@@ -213,6 +222,9 @@ type StatementEntry struct {
 	RecordedAt  time.Time
 	CallerID    string
 	Metadata    json.RawMessage
+	// After is the account's balance right after the transaction; nil for
+	// sharded accounts.
+	After *Balance
 }
 
 // StatementPage is one page of a statement, newest first.

@@ -145,6 +145,9 @@ func validateHold(req HoldRequest, now time.Time) error {
 	if req.Points <= 0 || req.Points > MaxPostingPoints {
 		return invalid("points", "must be between 1 and %d, got %d", int64(MaxPostingPoints), req.Points)
 	}
+	if len(req.Reference) > MaxKeyLength {
+		return invalid("reference", "is %d bytes, at most %d", len(req.Reference), MaxKeyLength)
+	}
 	if !req.ExpiresAt.After(now) {
 		return invalid("expires_at", "must be in the future, got %s", req.ExpiresAt.UTC().Format(time.RFC3339))
 	}

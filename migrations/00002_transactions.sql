@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS postings (
     account_code   TEXT NOT NULL,
     amount         BIGINT NOT NULL CHECK (amount <> 0),
     recorded_at    TIMESTAMPTZ NOT NULL,
+    -- For single-row accounts (members): the account's raw balance and its
+    -- held points right after this transaction, as statements show them.
+    -- NULL for sharded accounts, whose total no transaction reads.
+    balance_after  BIGINT,
+    held_after     BIGINT,
     PRIMARY KEY (transaction_id, seq)
 );
 

@@ -28,13 +28,20 @@ CREATE TABLE IF NOT EXISTS holds (
     expires_at             TIMESTAMPTZ NOT NULL,
     status                 TEXT NOT NULL CHECK (status IN ('active', 'captured', 'released')),
     closed_at              TIMESTAMPTZ,
-    capture_transaction_id UUID REFERENCES transactions (id),
+    -- Set when captured, in the capture's own transaction; the ledger's
+    -- verification checks that it matches the capture's postings.
+    capture_transaction_id UUID,
     captured_points        BIGINT,
+    -- What the hold is for, in the caller's terms (e.g. a stay): at most
+    -- one active hold per reference.
+    reference              TEXT,
     metadata               JSONB NOT NULL,
     CHECK (expires_at > created_at)
 );
 
 CREATE INDEX IF NOT EXISTS holds_by_account ON holds (account_code, expires_at);
+
+CREATE UNIQUE INDEX IF NOT EXISTS holds_active_by_reference ON holds (reference) WHERE status = 'active';
 
 -- +goose Down
 DROP TABLE IF EXISTS holds;

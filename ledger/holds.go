@@ -37,6 +37,7 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		Reference string    `json:"reference"`
 		Metadata  any       `json:"metadata"`
 	}{req.Account, req.Points, expiresAt, req.Reference, metadata})
+	hash = fingerprinted(opHold, req.Fingerprint, hash)
 
 	_, done := l.queue(map[string]Account{account.Code: account})
 	defer done()
@@ -128,6 +129,7 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 		EffectiveAt time.Time `json:"effective_at"`
 		Metadata    any       `json:"metadata"`
 	}{req.HoldID, req.Points, req.Destination, kind, dbTime(req.EffectiveAt), metadata})
+	hash = fingerprinted(opCapture, req.Fingerprint, hash)
 
 	// A hold's account never changes: look the accounts up before the
 	// transaction, so it never waits for a second connection.
@@ -194,9 +196,13 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 	if req.HoldID == uuid.Nil {
 		return Hold{}, invalid("hold_id", "is required")
 	}
+	if err := validateFingerprint(req.Fingerprint); err != nil {
+		return Hold{}, err
+	}
 	hash := requestHash(opRelease, struct {
 		HoldID uuid.UUID `json:"hold_id"`
 	}{req.HoldID})
+	hash = fingerprinted(opRelease, req.Fingerprint, hash)
 
 	var released Hold
 	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
@@ -304,10 +310,10 @@ func (l *Ledger) GetHold(ctx context.Context, id uuid.UUID) (Hold, error) {
 	return h, err
 }
 
-// HoldByReference returns the active hold with this reference (which may
-// have expired by time), or ErrNotFound.
+// HoldByReference returns the latest hold with this reference, in
+// whatever state it is, or ErrNotFound.
 func (l *Ledger) HoldByReference(ctx context.Context, reference string) (Hold, error) {
-	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE reference = $1 AND status = 'active'`, reference))
+	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE reference = $1 ORDER BY created_at DESC, id LIMIT 1`, reference))
 	if isNoRows(err) {
 		return Hold{}, fmt.Errorf("hold %q: %w", reference, ErrNotFound)
 	}

@@ -48,6 +48,23 @@ func requestHash(op string, request any) []byte {
 	return sum[:]
 }
 
+// fingerprinted returns the caller's fingerprint as the request hash when
+// there is one.
+func fingerprinted(op string, fingerprint, hash []byte) []byte {
+	if len(fingerprint) == 0 {
+		return hash
+	}
+	sum := sha256.Sum256(append([]byte(op+":"), fingerprint...))
+	return sum[:]
+}
+
+func validateFingerprint(fingerprint []byte) error {
+	if len(fingerprint) > 64 {
+		return invalid("fingerprint", "at most 64 bytes, got %d", len(fingerprint))
+	}
+	return nil
+}
+
 const claimSQL = `INSERT INTO idempotency_keys
 	(caller_id, idempotency_key, operation, request_hash, transaction_id, hold_id, response, created_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -139,4 +156,54 @@ func (l *Ledger) replayHold(ctx context.Context, callerID, key, op string, hash 
 		return Hold{}, fmt.Errorf("replay key %q: decode hold: %w", key, err)
 	}
 	return h, nil
+}
+
+// KeyedWrite runs write in a serializable transaction guarded by the
+// caller's idempotency key, for the service's writes that are not postings
+// (enrolling a member, creating an API key). The response write returns is
+// stored with the key in the same transaction; a retry with the same key
+// and request returns it without running write again, and the same key
+// with a different request is IdempotencyConflictError.
+//
+// write may run more than once (the transaction is retried on conflicts);
+// it must do all its work through tx.
+func (l *Ledger) KeyedWrite(ctx context.Context, callerID, key, operation string, request any,
+	write func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error)) (json.RawMessage, error) {
+	if err := validateCaller(callerID, key); err != nil {
+		return nil, err
+	}
+	op := "service:" + operation
+	hash := requestHash(op, request)
+	var response json.RawMessage
+	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		now := l.clock()
+		claim := keyClaim{callerID: callerID, key: key, op: op, hash: hash}
+		tag, err := tx.Exec(ctx, claimSQL, claim.args(now)...)
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if err := claimed(tag.RowsAffected()); err != nil {
+			return err
+		}
+		if response, err = write(ctx, tx); err != nil {
+			return err
+		}
+		if response, err = canonicalMetadata(response); err != nil {
+			return fmt.Errorf("%s response: %w", operation, err)
+		}
+		_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
+			callerID, key, string(response))
+		return err
+	})
+	if errors.Is(err, errKeyTaken) {
+		c, err := l.loadClaim(ctx, callerID, key, op, hash)
+		if err != nil {
+			return nil, err
+		}
+		return c.response, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return response, nil
 }

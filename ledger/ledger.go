@@ -90,6 +90,35 @@ func (l *Ledger) CreateAccounts(ctx context.Context, accounts []Account) error {
 }
 
 func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error {
+	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		return l.insertAccounts(ctx, tx, chunk)
+	})
+	if err != nil {
+		return fmt.Errorf("create accounts: %w", err)
+	}
+	return l.checkAccountSettings(ctx, chunk)
+}
+
+// CreateAccountsTx creates accounts inside a transaction the caller runs,
+// so that an account and what it belongs to (a member) commit together.
+// At most 1,000 accounts. Settings are checked against existing accounts
+// with the same code before anything is written.
+func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Account) error {
+	if len(accounts) > maxAccountsPerInsert {
+		return invalid("accounts", "at most %d per transaction, got %d", maxAccountsPerInsert, len(accounts))
+	}
+	for i, a := range accounts {
+		if err := validateAccount(a); err != nil {
+			return fmt.Errorf("account %d: %w", i, err)
+		}
+	}
+	if err := l.insertAccounts(ctx, tx, accounts); err != nil {
+		return fmt.Errorf("create accounts: %w", err)
+	}
+	return l.checkAccountSettings(ctx, accounts)
+}
+
+func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account) error {
 	now := l.clock()
 	var accountRows, shardRows strings.Builder
 	accountArgs := make([]any, 0, len(chunk)*5)
@@ -106,34 +135,33 @@ func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error 
 		fmt.Fprintf(&shardRows, "($%d::TEXT, $%d::INT8)", m+1, m+2)
 		shardArgs = append(shardArgs, a.Code, a.Shards)
 	}
-	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, created_at)
-			VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING`, accountArgs...)
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO account_balances (account_code, shard, balance)
-			SELECT a.code, s.shard, 0
-			FROM (VALUES `+shardRows.String()+`) AS a (code, shards),
-			     generate_series(0, 255) AS s (shard)
-			WHERE s.shard < a.shards
-			ON CONFLICT (account_code, shard) DO NOTHING`, shardArgs...)
-		return err
-	})
+	_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, created_at)
+		VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING`, accountArgs...)
 	if err != nil {
-		return fmt.Errorf("create accounts: %w", err)
+		return err
 	}
-	// An account that already existed may have other settings.
-	codes := make([]string, len(chunk))
-	for i, a := range chunk {
+	_, err = tx.Exec(ctx, `INSERT INTO account_balances (account_code, shard, balance)
+		SELECT a.code, s.shard, 0
+		FROM (VALUES `+shardRows.String()+`) AS a (code, shards),
+		     generate_series(0, 255) AS s (shard)
+		WHERE s.shard < a.shards
+		ON CONFLICT (account_code, shard) DO NOTHING`, shardArgs...)
+	return err
+}
+
+// checkAccountSettings fails when an account that already existed has
+// other settings than asked for.
+func (l *Ledger) checkAccountSettings(ctx context.Context, accounts []Account) error {
+	codes := make([]string, len(accounts))
+	for i, a := range accounts {
 		codes[i] = a.Code
 	}
 	stored, err := l.loadAccounts(ctx, codes)
 	if err != nil {
 		return err
 	}
-	for _, a := range chunk {
-		if got := stored[a.Code]; got != a {
+	for _, a := range accounts {
+		if got, ok := stored[a.Code]; ok && got != a {
 			return fmt.Errorf("%w: %s is %+v, asked for %+v", ErrAccountExists, a.Code, got, a)
 		}
 	}

@@ -449,8 +449,11 @@ func TestHolds(t *testing.T) {
 			if _, err := release(h.ID); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := f.ledger.HoldByReference(f.ctx, "stay:H1:B77"); !errors.Is(err, ledger.ErrNotFound) {
-				t.Fatalf("a released hold is still found: %v", err)
+			if got, err := f.ledger.HoldByReference(f.ctx, "stay:H1:B77"); err != nil || got.Status != ledger.HoldReleased {
+				t.Fatalf("the released hold by reference: %+v, %v", got, err)
+			}
+			if _, err := f.ledger.HoldByReference(f.ctx, "stay:H1:none"); !errors.Is(err, ledger.ErrNotFound) {
+				t.Fatalf("an unknown reference: %v", err)
 			}
 		})
 		t.Run("a replayed hold returns the first hold", func(t *testing.T) {

@@ -35,6 +35,7 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 		Postings    []Posting `json:"postings"`
 		Metadata    any       `json:"metadata"`
 	}{req.Kind, effectiveAt, req.Postings, metadata})
+	hash = fingerprinted(opPost, req.Fingerprint, hash)
 
 	shards, done := l.queue(accounts)
 	defer done()
@@ -261,6 +262,9 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 	if req.TransactionID == uuid.Nil {
 		return Transaction{}, invalid("transaction_id", "is required")
 	}
+	if err := validateFingerprint(req.Fingerprint); err != nil {
+		return Transaction{}, err
+	}
 	if !req.EffectiveAt.IsZero() {
 		if err := validateTime("effective_at", req.EffectiveAt); err != nil {
 			return Transaction{}, err
@@ -275,6 +279,7 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		EffectiveAt   time.Time `json:"effective_at"`
 		Metadata      any       `json:"metadata"`
 	}{req.TransactionID, dbTime(req.EffectiveAt), metadata})
+	hash = fingerprinted(opReverse, req.Fingerprint, hash)
 
 	original, err := l.Transaction(ctx, req.TransactionID)
 	if err != nil {

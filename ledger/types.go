@@ -103,6 +103,11 @@ type PostRequest struct {
 	// Metadata is a JSON object kept with the transaction, such as the
 	// calculation breakdown. Optional; at most MaxMetadataBytes.
 	Metadata json.RawMessage
+	// Fingerprint, when set, identifies the caller's own request for
+	// idempotency instead of the fields above: a service that derives the
+	// postings from state that may change (a member's tier) still answers a
+	// retry of the same request with the first result. At most 64 bytes.
+	Fingerprint []byte
 }
 
 // Transaction is a posted, immutable transaction.
@@ -178,6 +183,11 @@ type HoldRequest struct {
 	// reference. HoldByReference finds it.
 	Reference string
 	Metadata  json.RawMessage
+	// Fingerprint, when set, identifies the caller's own request for
+	// idempotency instead of the fields above: a service that derives the
+	// postings from state that may change (a member's tier) still answers a
+	// retry of the same request with the first result. At most 64 bytes.
+	Fingerprint []byte
 }
 
 // CaptureRequest turns all or part of an active hold into a transaction
@@ -192,6 +202,11 @@ type CaptureRequest struct {
 	Kind           Kind // KindHoldCapture when empty
 	EffectiveAt    time.Time
 	Metadata       json.RawMessage
+	// Fingerprint, when set, identifies the caller's own request for
+	// idempotency instead of the fields above: a service that derives the
+	// postings from state that may change (a member's tier) still answers a
+	// retry of the same request with the first result. At most 64 bytes.
+	Fingerprint []byte
 }
 
 // ReleaseRequest gives held points back.
@@ -199,6 +214,11 @@ type ReleaseRequest struct {
 	CallerID       string
 	IdempotencyKey string
 	HoldID         uuid.UUID
+	// Fingerprint, when set, identifies the caller's own request for
+	// idempotency instead of the fields above: a service that derives the
+	// postings from state that may change (a member's tier) still answers a
+	// retry of the same request with the first result. At most 64 bytes.
+	Fingerprint []byte
 }
 
 // ReverseRequest asks for the reversal of a posted transaction.
@@ -208,6 +228,11 @@ type ReverseRequest struct {
 	TransactionID  uuid.UUID
 	EffectiveAt    time.Time // zero: now
 	Metadata       json.RawMessage
+	// Fingerprint, when set, identifies the caller's own request for
+	// idempotency instead of the fields above: a service that derives the
+	// postings from state that may change (a member's tier) still answers a
+	// retry of the same request with the first result. At most 64 bytes.
+	Fingerprint []byte
 }
 
 // StatementEntry is one posting on an account, with its transaction.

@@ -82,6 +82,9 @@ func validateCaller(callerID, key string) error {
 }
 
 func validatePost(req PostRequest) error {
+	if err := validateFingerprint(req.Fingerprint); err != nil {
+		return err
+	}
 	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
 		return err
 	}
@@ -136,6 +139,9 @@ func validateTime(field string, t time.Time) error {
 }
 
 func validateHold(req HoldRequest, now time.Time) error {
+	if err := validateFingerprint(req.Fingerprint); err != nil {
+		return err
+	}
 	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
 		return err
 	}
@@ -158,6 +164,9 @@ func validateHold(req HoldRequest, now time.Time) error {
 }
 
 func validateCapture(req CaptureRequest) error {
+	if err := validateFingerprint(req.Fingerprint); err != nil {
+		return err
+	}
 	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
 		return err
 	}

@@ -43,6 +43,8 @@ CREATE INDEX IF NOT EXISTS holds_by_account ON holds (account_code, expires_at);
 
 CREATE UNIQUE INDEX IF NOT EXISTS holds_active_by_reference ON holds (reference) WHERE status = 'active';
 
+CREATE INDEX IF NOT EXISTS holds_by_reference ON holds (reference, created_at);
+
 -- +goose Down
 DROP TABLE IF EXISTS holds;
 DROP TABLE IF EXISTS idempotency_keys;

@@ -383,8 +383,8 @@ type RecordStayResponse struct {
 	// The earning transaction, with its breakdown (base, tier bonus, booking
 	// bonus, promotions).
 	Transaction *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
-	// The member's tier after this stay (a first stay upgrades REGULAR to SILVER;
-	// qualifying activity may upgrade further).
+	// The member's tier after this stay (a first stay upgrades REGULAR to
+	// SILVER).
 	Tier          Tier `protobuf:"varint,2,opt,name=tier,proto3,enum=loyalty.v1.Tier" json:"tier,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -538,11 +538,11 @@ func (x *RecordNoShowRequest) GetBookedAt() *timestamppb.Timestamp {
 
 type RecordNoShowResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The penalty and/or guarantee capture. Unset when nothing was posted
-	// (penalty exempt and no guarantee hold).
+	// The NO_SHOW transaction: the guarantee capture or the penalty. Unset when
+	// nothing was posted (penalty exempt and no open guarantee).
 	Transaction *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
 	// True when the no-show penalty was waived by the same-day late-booking
-	// exemption. A guarantee hold is captured regardless.
+	// exemption (and there was no guarantee to capture).
 	PenaltyExempt bool `protobuf:"varint,2,opt,name=penalty_exempt,json=penaltyExempt,proto3" json:"penalty_exempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -697,13 +697,12 @@ func (x *RecordCancellationRequest) GetCancelledAt() *timestamppb.Timestamp {
 
 type RecordCancellationResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The late-cancellation charge and/or guarantee release or capture. Unset
-	// when nothing was posted (a free cancellation without a guarantee hold).
+	// The CANCELLATION transaction of a late cancellation: the guarantee
+	// capture if the stay had an open guarantee, else the no-show penalty.
+	// Unset for a free cancellation.
 	Transaction *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
 	// True when the cancellation was made before the free-cancellation deadline:
-	// no charge, and any guarantee hold is released. Otherwise the programme's
-	// late-cancellation charge applies (by default the no-show penalty) and any
-	// guarantee hold is captured.
+	// no charge, and an open guarantee is released.
 	FreeCancellation bool `protobuf:"varint,2,opt,name=free_cancellation,json=freeCancellation,proto3" json:"free_cancellation,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -964,11 +963,15 @@ func (x *PlaceGuaranteeRequest) GetHoldUntil() string {
 	return ""
 }
 
+// Points on hold are not a transaction: they stay on the member's account and
+// only stop being available until the guarantee is released, captured, or
+// expires (at 12:00 local time on the day after arrival, so that a no-show
+// recorded the next morning can still capture it).
 type PlaceGuaranteeResponse struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Guarantee *Guarantee             `protobuf:"bytes,1,opt,name=guarantee,proto3" json:"guarantee,omitempty"`
-	// The GUARANTEE_HOLD transaction (available to held).
-	Transaction   *Transaction `protobuf:"bytes,2,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// The member's points with the new hold.
+	Balance       *PointsBalance `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1010,9 +1013,9 @@ func (x *PlaceGuaranteeResponse) GetGuarantee() *Guarantee {
 	return nil
 }
 
-func (x *PlaceGuaranteeResponse) GetTransaction() *Transaction {
+func (x *PlaceGuaranteeResponse) GetBalance() *PointsBalance {
 	if x != nil {
-		return x.Transaction
+		return x.Balance
 	}
 	return nil
 }
@@ -1095,8 +1098,8 @@ type ReleaseGuaranteeResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The guarantee, now RELEASED.
 	Guarantee *Guarantee `protobuf:"bytes,1,opt,name=guarantee,proto3" json:"guarantee,omitempty"`
-	// The GUARANTEE_RELEASE transaction (held back to available).
-	Transaction   *Transaction `protobuf:"bytes,2,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// The member's points without the hold.
+	Balance       *PointsBalance `protobuf:"bytes,2,opt,name=balance,proto3" json:"balance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1138,9 +1141,9 @@ func (x *ReleaseGuaranteeResponse) GetGuarantee() *Guarantee {
 	return nil
 }
 
-func (x *ReleaseGuaranteeResponse) GetTransaction() *Transaction {
+func (x *ReleaseGuaranteeResponse) GetBalance() *PointsBalance {
 	if x != nil {
-		return x.Transaction
+		return x.Balance
 	}
 	return nil
 }
@@ -1157,9 +1160,8 @@ type RedeemRequest struct {
 	Reward Reward `protobuf:"varint,3,opt,name=reward,proto3,enum=loyalty.v1.Reward" json:"reward,omitempty"`
 	// How many units (nights, hours, items); 0 means 1.
 	Quantity int32 `protobuf:"varint,4,opt,name=quantity,proto3" json:"quantity,omitempty"`
-	// The hotel where the reward is given (required except for
-	// REWARD_MEMBER_CARD). A redemption at a partner hotel is owed to that
-	// partner in settlement.
+	// The hotel where the reward is given, if any. A redemption at a partner
+	// hotel is owed to that partner in settlement.
 	PropertyId string `protobuf:"bytes,5,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
 	// The booking reference the reward is for, if any.
 	StayId string `protobuf:"bytes,6,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
@@ -1440,11 +1442,9 @@ type ReverseTransactionRequest struct {
 	// with a different request fails with ALREADY_EXISTS.
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The transaction to reverse (required). It must have been recorded by the
-	// caller: the same API key, or for a partner key any key of the same partner
-	// (else PERMISSION_DENIED). Reversals, guarantee holds and releases (use
-	// ReleaseGuarantee) and expiries cannot be reversed, and a transaction is
-	// reversed at most once (FAILED_PRECONDITION). After a stay outcome is
-	// reversed, the stay may be recorded again.
+	// caller's own API key (else PERMISSION_DENIED; admin keys may reverse any
+	// transaction). A reversal cannot be reversed, and a transaction is reversed
+	// at most once (FAILED_PRECONDITION).
 	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
 	// Why, for the audit trail (required, 1-500 characters).
 	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -1618,19 +1618,19 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\astay_id\x18\x04 \x01(\tR\x06stayId\x12!\n" +
 	"\farrival_date\x18\x05 \x01(\tR\varrivalDate\x12\x1d\n" +
 	"\n" +
-	"hold_until\x18\x06 \x01(\tR\tholdUntil\"\x88\x01\n" +
+	"hold_until\x18\x06 \x01(\tR\tholdUntil\"\x82\x01\n" +
 	"\x16PlaceGuaranteeResponse\x123\n" +
-	"\tguarantee\x18\x01 \x01(\v2\x15.loyalty.v1.GuaranteeR\tguarantee\x129\n" +
-	"\vtransaction\x18\x02 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\"\xb8\x01\n" +
+	"\tguarantee\x18\x01 \x01(\v2\x15.loyalty.v1.GuaranteeR\tguarantee\x123\n" +
+	"\abalance\x18\x02 \x01(\v2\x19.loyalty.v1.PointsBalanceR\abalance\"\xb8\x01\n" +
 	"\x17ReleaseGuaranteeRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
 	"\vproperty_id\x18\x02 \x01(\tR\n" +
 	"propertyId\x12\x17\n" +
 	"\astay_id\x18\x03 \x01(\tR\x06stayId\x12:\n" +
-	"\x06reason\x18\x04 \x01(\x0e2\".loyalty.v1.GuaranteeReleaseReasonR\x06reason\"\x8a\x01\n" +
+	"\x06reason\x18\x04 \x01(\x0e2\".loyalty.v1.GuaranteeReleaseReasonR\x06reason\"\x84\x01\n" +
 	"\x18ReleaseGuaranteeResponse\x123\n" +
-	"\tguarantee\x18\x01 \x01(\v2\x15.loyalty.v1.GuaranteeR\tguarantee\x129\n" +
-	"\vtransaction\x18\x02 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\"\xa1\x02\n" +
+	"\tguarantee\x18\x01 \x01(\v2\x15.loyalty.v1.GuaranteeR\tguarantee\x123\n" +
+	"\abalance\x18\x02 \x01(\v2\x19.loyalty.v1.PointsBalanceR\abalance\"\xa1\x02\n" +
 	"\rRedeemRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12*\n" +
@@ -1727,6 +1727,7 @@ var file_loyalty_v1_booking_service_proto_goTypes = []any{
 	(*Transaction)(nil),                // 23: loyalty.v1.Transaction
 	(Tier)(0),                          // 24: loyalty.v1.Tier
 	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
+	(*PointsBalance)(nil),              // 26: loyalty.v1.PointsBalance
 }
 var file_loyalty_v1_booking_service_proto_depIdxs = []int32{
 	21, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
@@ -1741,10 +1742,10 @@ var file_loyalty_v1_booking_service_proto_depIdxs = []int32{
 	0,  // 9: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
 	25, // 10: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
 	10, // 11: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	23, // 12: loyalty.v1.PlaceGuaranteeResponse.transaction:type_name -> loyalty.v1.Transaction
+	26, // 12: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
 	1,  // 13: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
 	10, // 14: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	23, // 15: loyalty.v1.ReleaseGuaranteeResponse.transaction:type_name -> loyalty.v1.Transaction
+	26, // 15: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
 	2,  // 16: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
 	23, // 17: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
 	23, // 18: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction

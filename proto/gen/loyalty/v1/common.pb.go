@@ -203,15 +203,10 @@ const (
 	TransactionKind_TRANSACTION_KIND_UNSPECIFIED TransactionKind = 0
 	// Points earned for a stay, with any tier, booking and promotion bonuses.
 	TransactionKind_TRANSACTION_KIND_STAY TransactionKind = 1
-	// No-show penalty and/or capture of the stay's guarantee hold.
+	// No-show: the penalty, or the capture of the stay's guarantee hold.
 	TransactionKind_TRANSACTION_KIND_NO_SHOW TransactionKind = 2
-	// Late-cancellation charge and/or release or capture of a guarantee hold.
+	// Late-cancellation charge: the penalty or the capture of a guarantee hold.
 	TransactionKind_TRANSACTION_KIND_CANCELLATION TransactionKind = 3
-	// Points moved from available to held for a late-arrival guarantee.
-	TransactionKind_TRANSACTION_KIND_GUARANTEE_HOLD TransactionKind = 4
-	// Held points given back to available (the guest arrived, or the guarantee
-	// was withdrawn).
-	TransactionKind_TRANSACTION_KIND_GUARANTEE_RELEASE TransactionKind = 5
 	// Points spent on a reward from the catalogue.
 	TransactionKind_TRANSACTION_KIND_REDEMPTION TransactionKind = 6
 	// Points deducted at check-out for hours of late check-out.
@@ -231,8 +226,6 @@ var (
 		1:  "TRANSACTION_KIND_STAY",
 		2:  "TRANSACTION_KIND_NO_SHOW",
 		3:  "TRANSACTION_KIND_CANCELLATION",
-		4:  "TRANSACTION_KIND_GUARANTEE_HOLD",
-		5:  "TRANSACTION_KIND_GUARANTEE_RELEASE",
 		6:  "TRANSACTION_KIND_REDEMPTION",
 		7:  "TRANSACTION_KIND_LATE_CHECKOUT",
 		8:  "TRANSACTION_KIND_ADJUSTMENT",
@@ -240,17 +233,15 @@ var (
 		10: "TRANSACTION_KIND_EXPIRY",
 	}
 	TransactionKind_value = map[string]int32{
-		"TRANSACTION_KIND_UNSPECIFIED":       0,
-		"TRANSACTION_KIND_STAY":              1,
-		"TRANSACTION_KIND_NO_SHOW":           2,
-		"TRANSACTION_KIND_CANCELLATION":      3,
-		"TRANSACTION_KIND_GUARANTEE_HOLD":    4,
-		"TRANSACTION_KIND_GUARANTEE_RELEASE": 5,
-		"TRANSACTION_KIND_REDEMPTION":        6,
-		"TRANSACTION_KIND_LATE_CHECKOUT":     7,
-		"TRANSACTION_KIND_ADJUSTMENT":        8,
-		"TRANSACTION_KIND_REVERSAL":          9,
-		"TRANSACTION_KIND_EXPIRY":            10,
+		"TRANSACTION_KIND_UNSPECIFIED":   0,
+		"TRANSACTION_KIND_STAY":          1,
+		"TRANSACTION_KIND_NO_SHOW":       2,
+		"TRANSACTION_KIND_CANCELLATION":  3,
+		"TRANSACTION_KIND_REDEMPTION":    6,
+		"TRANSACTION_KIND_LATE_CHECKOUT": 7,
+		"TRANSACTION_KIND_ADJUSTMENT":    8,
+		"TRANSACTION_KIND_REVERSAL":      9,
+		"TRANSACTION_KIND_EXPIRY":        10,
 	}
 )
 
@@ -760,20 +751,18 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"\x1bBOOKING_CHANNEL_CALL_CENTRE\x10\x04\x12\x1e\n" +
 	"\x1aBOOKING_CHANNEL_FRONT_DESK\x10\x05\x12\x1b\n" +
 	"\x17BOOKING_CHANNEL_PARTNER\x10\x06\x12!\n" +
-	"\x1dBOOKING_CHANNEL_TRAVEL_AGENCY\x10\a*\xfe\x02\n" +
+	"\x1dBOOKING_CHANNEL_TRAVEL_AGENCY\x10\a*\x82\x03\n" +
 	"\x0fTransactionKind\x12 \n" +
 	"\x1cTRANSACTION_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15TRANSACTION_KIND_STAY\x10\x01\x12\x1c\n" +
 	"\x18TRANSACTION_KIND_NO_SHOW\x10\x02\x12!\n" +
-	"\x1dTRANSACTION_KIND_CANCELLATION\x10\x03\x12#\n" +
-	"\x1fTRANSACTION_KIND_GUARANTEE_HOLD\x10\x04\x12&\n" +
-	"\"TRANSACTION_KIND_GUARANTEE_RELEASE\x10\x05\x12\x1f\n" +
+	"\x1dTRANSACTION_KIND_CANCELLATION\x10\x03\x12\x1f\n" +
 	"\x1bTRANSACTION_KIND_REDEMPTION\x10\x06\x12\"\n" +
 	"\x1eTRANSACTION_KIND_LATE_CHECKOUT\x10\a\x12\x1f\n" +
 	"\x1bTRANSACTION_KIND_ADJUSTMENT\x10\b\x12\x1d\n" +
 	"\x19TRANSACTION_KIND_REVERSAL\x10\t\x12\x1b\n" +
 	"\x17TRANSACTION_KIND_EXPIRY\x10\n" +
-	"BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\"\x04\b\x04\x10\x04\"\x04\b\x05\x10\x05*\x1fTRANSACTION_KIND_GUARANTEE_HOLD*\"TRANSACTION_KIND_GUARANTEE_RELEASEBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_common_proto_rawDescOnce sync.Once

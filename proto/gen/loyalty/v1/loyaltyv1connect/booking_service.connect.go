@@ -62,12 +62,14 @@ const (
 type BookingServiceClient interface {
 	// Records a completed stay at check-out and awards its points.
 	RecordStay(context.Context, *connect.Request[v1.RecordStayRequest]) (*connect.Response[v1.RecordStayResponse], error)
-	// Records that the guest did not arrive and did not cancel: charges the
-	// no-show penalty (default 300 points per room-night) unless exempt, and
-	// captures the stay's guarantee hold, if any.
+	// Records that the guest did not arrive and did not cancel. If the stay has
+	// an open guarantee, its held points are captured (the charge the member
+	// agreed to in advance) instead of the no-show penalty; otherwise the
+	// no-show penalty (default 300 points per room-night) is charged unless
+	// exempt.
 	RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error)
-	// Records a cancelled booking: free before the member's deadline, otherwise
-	// charged; releases or captures the stay's guarantee hold, if any.
+	// Records a cancelled booking: free before the member's deadline (an open
+	// guarantee is released), otherwise charged like a no-show.
 	RecordCancellation(context.Context, *connect.Request[v1.RecordCancellationRequest]) (*connect.Response[v1.RecordCancellationResponse], error)
 	// Puts points on hold to guarantee a late arrival (default 500 points per
 	// hour past the normal hold time, up to 23:00 local time).
@@ -201,12 +203,14 @@ func (c *bookingServiceClient) ReverseTransaction(ctx context.Context, req *conn
 type BookingServiceHandler interface {
 	// Records a completed stay at check-out and awards its points.
 	RecordStay(context.Context, *connect.Request[v1.RecordStayRequest]) (*connect.Response[v1.RecordStayResponse], error)
-	// Records that the guest did not arrive and did not cancel: charges the
-	// no-show penalty (default 300 points per room-night) unless exempt, and
-	// captures the stay's guarantee hold, if any.
+	// Records that the guest did not arrive and did not cancel. If the stay has
+	// an open guarantee, its held points are captured (the charge the member
+	// agreed to in advance) instead of the no-show penalty; otherwise the
+	// no-show penalty (default 300 points per room-night) is charged unless
+	// exempt.
 	RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error)
-	// Records a cancelled booking: free before the member's deadline, otherwise
-	// charged; releases or captures the stay's guarantee hold, if any.
+	// Records a cancelled booking: free before the member's deadline (an open
+	// guarantee is released), otherwise charged like a no-show.
 	RecordCancellation(context.Context, *connect.Request[v1.RecordCancellationRequest]) (*connect.Response[v1.RecordCancellationResponse], error)
 	// Puts points on hold to guarantee a late arrival (default 500 points per
 	// hour past the normal hold time, up to 23:00 local time).

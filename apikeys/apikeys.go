@@ -1,0 +1,285 @@
+// Package apikeys issues, checks and revokes the API keys callers
+// authenticate with. A key has a role that decides which RPCs it may call;
+// its secret is random, shown once at creation and stored only as a hash.
+package apikeys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/ledger"
+)
+
+// Role is what a key may do.
+type Role string
+
+const (
+	RoleBookingChannel Role = "booking_channel"
+	RolePartner        Role = "partner"
+	RoleFinance        Role = "finance"
+	RoleAdmin          Role = "admin"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	switch r {
+	case RoleBookingChannel, RolePartner, RoleFinance, RoleAdmin:
+		return true
+	}
+	return false
+}
+
+// secretPrefix marks a string as a loyalty API key secret, so a leaked one
+// is recognisable in logs and by secret scanners.
+const secretPrefix = "lk_"
+
+// Limits.
+const (
+	MaxNameLength   = 100
+	MaxPartnerID    = 64
+	MaxSecretLength = 100
+)
+
+var (
+	// ErrUnauthenticated: no such key, or it is revoked or expired.
+	ErrUnauthenticated = errors.New("unknown, revoked or expired API key")
+	// ErrNotFound: no key with that id.
+	ErrNotFound = errors.New("API key not found")
+)
+
+// Key is an API key without its secret.
+type Key struct {
+	ID        string    `json:"key_id"`
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	PartnerID string    `json:"partner_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	CreatedBy string    `json:"created_by"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// CreateRequest describes a new key.
+type CreateRequest struct {
+	Name      string    `json:"name"`
+	Role      Role      `json:"role"`
+	PartnerID string    `json:"partner_id,omitempty"` // required for, and only for, partner keys
+	ExpiresAt time.Time `json:"expires_at,omitzero"`  // zero: never
+}
+
+// Store keeps keys.
+type Store struct {
+	db     *database.DB
+	ledger *ledger.Ledger
+	now    func() time.Time
+}
+
+// New returns a store; clock nil means time.Now.
+func New(l *ledger.Ledger, clock func() time.Time) *Store {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Store{db: l.DB(), ledger: l, now: clock}
+}
+
+// Create issues a key and returns it with its secret. The secret is not
+// stored: a retry with the same idempotency key returns the key with an
+// empty secret.
+func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, req CreateRequest) (Key, string, error) {
+	req.Name = strings.TrimSpace(req.Name)
+	if err := validateCreate(req, s.now()); err != nil {
+		return Key{}, "", err
+	}
+	// The secret of the last attempt that ran; it is the committed one only
+	// if the key returned is the key that attempt created (not a replay).
+	var created Key
+	var secret string
+	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "create_api_key", req,
+		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			var err error
+			created, secret, err = s.insert(ctx, tx, callerID, req)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(created)
+		})
+	if err != nil {
+		return Key{}, "", fmt.Errorf("create API key: %w", err)
+	}
+	var k Key
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return Key{}, "", fmt.Errorf("create API key: decode: %w", err)
+	}
+	if k.ID != created.ID {
+		secret = ""
+	}
+	return k, secret, nil
+}
+
+func (s *Store) insert(ctx context.Context, tx pgx.Tx, callerID string, req CreateRequest) (Key, string, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	k := Key{ID: "key_" + randomHex(8), Name: req.Name, Role: req.Role, PartnerID: req.PartnerID,
+		CreatedAt: now, CreatedBy: callerID, ExpiresAt: req.ExpiresAt.UTC().Truncate(time.Microsecond)}
+	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	var partner *string
+	if k.PartnerID != "" {
+		partner = &k.PartnerID
+	}
+	var expires *time.Time
+	if !k.ExpiresAt.IsZero() {
+		expires = &k.ExpiresAt
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_id, secret_hash, name, role, partner_id, created_at, created_by, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		k.ID, hashSecret(secret), k.Name, string(k.Role), partner, k.CreatedAt, callerID, expires)
+	if err != nil {
+		return Key{}, "", fmt.Errorf("insert API key: %w", err)
+	}
+	return k, secret, nil
+}
+
+// Authenticate returns the active key whose secret this is.
+func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
+	if !strings.HasPrefix(secret, secretPrefix) || len(secret) > MaxSecretLength {
+		return Key{}, ErrUnauthenticated
+	}
+	k, err := scanKey(s.db.Pool.QueryRow(ctx, keySelect+` WHERE secret_hash = $1`, hashSecret(secret)))
+	if errors.Is(err, ErrNotFound) {
+		return Key{}, ErrUnauthenticated
+	}
+	if err != nil {
+		return Key{}, fmt.Errorf("authenticate: %w", err)
+	}
+	now := s.now()
+	if !k.RevokedAt.IsZero() || (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
+		return Key{}, ErrUnauthenticated
+	}
+	return k, nil
+}
+
+// Revoke stops a key from working, at once.
+func (s *Store) Revoke(ctx context.Context, callerID, idempotencyKey, keyID string) (Key, error) {
+	if keyID == "" || len(keyID) > 64 {
+		return Key{}, &ledger.FieldError{Field: "key_id", Problem: "is required (at most 64 bytes)"}
+	}
+	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "revoke_api_key", keyID,
+		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			k, err := scanKey(tx.QueryRow(ctx, keySelect+` WHERE key_id = $1 FOR UPDATE`, keyID))
+			if err != nil {
+				return nil, err
+			}
+			if k.RevokedAt.IsZero() {
+				k.RevokedAt = s.now().UTC().Truncate(time.Microsecond)
+				if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE key_id = $1`,
+					keyID, k.RevokedAt, callerID); err != nil {
+					return nil, fmt.Errorf("revoke: %w", err)
+				}
+			}
+			return json.Marshal(k)
+		})
+	if err != nil {
+		return Key{}, fmt.Errorf("revoke API key %s: %w", keyID, err)
+	}
+	var k Key
+	if err := json.Unmarshal(raw, &k); err != nil {
+		return Key{}, fmt.Errorf("revoke API key: decode: %w", err)
+	}
+	return k, nil
+}
+
+// EnsureAdmin creates a first admin key when no active admin key exists,
+// and returns its secret (empty when one existed). It is how a new
+// installation gets its first credentials.
+func (s *Store) EnsureAdmin(ctx context.Context) (Key, string, error) {
+	var k Key
+	var secret string
+	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		k, secret = Key{}, ""
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys
+			WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1))`, s.now()).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			return nil
+		}
+		var err error
+		k, secret, err = s.insert(ctx, tx, "bootstrap", CreateRequest{Name: "first admin (created at start-up)", Role: RoleAdmin})
+		return err
+	})
+	if err != nil {
+		return Key{}, "", fmt.Errorf("ensure an admin key: %w", err)
+	}
+	return k, secret, nil
+}
+
+const keySelect = `SELECT key_id, name, role, COALESCE(partner_id, ''), created_at, created_by, expires_at, revoked_at FROM api_keys`
+
+func scanKey(row pgx.Row) (Key, error) {
+	var k Key
+	var role string
+	var expires, revoked *time.Time
+	err := row.Scan(&k.ID, &k.Name, &role, &k.PartnerID, &k.CreatedAt, &k.CreatedBy, &expires, &revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Key{}, ErrNotFound
+	}
+	if err != nil {
+		return Key{}, err
+	}
+	k.Role, k.CreatedAt = Role(role), k.CreatedAt.UTC()
+	if expires != nil {
+		k.ExpiresAt = expires.UTC()
+	}
+	if revoked != nil {
+		k.RevokedAt = revoked.UTC()
+	}
+	return k, nil
+}
+
+func validateCreate(req CreateRequest, now time.Time) error {
+	if req.Name == "" || utf8.RuneCountInString(req.Name) > MaxNameLength {
+		return &ledger.FieldError{Field: "name", Problem: fmt.Sprintf("1 to %d characters", MaxNameLength)}
+	}
+	if !req.Role.Valid() {
+		return &ledger.FieldError{Field: "role", Problem: "must be booking_channel, partner, finance or admin"}
+	}
+	if (req.Role == RolePartner) != (req.PartnerID != "") {
+		return &ledger.FieldError{Field: "partner_id", Problem: "is required for a partner key and only for one"}
+	}
+	if len(req.PartnerID) > MaxPartnerID {
+		return &ledger.FieldError{Field: "partner_id", Problem: fmt.Sprintf("at most %d bytes", MaxPartnerID)}
+	}
+	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
+		return &ledger.FieldError{Field: "expires_at", Problem: "must be in the future"}
+	}
+	return nil
+}
+
+// hashSecret: the secrets are 256 random bits, so a plain SHA-256 is
+// enough; a slow password hash would only slow every request.
+func hashSecret(secret string) []byte {
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("apikeys: crypto/rand failed: %v", err))
+	}
+	return b
+}
+
+func randomHex(n int) string { return hex.EncodeToString(randomBytes(n)) }

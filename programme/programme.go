@@ -1,0 +1,320 @@
+// Package programme is the loyalty programme's rules as pure functions: how
+// many points a stay earns and why, what a no-show, a late-arrival guarantee
+// or a late check-out costs, what a reward is priced at, when a cancellation
+// is free, and the programme's chart of accounts in the ledger.
+//
+// Every number is a field of a Programme value; Default returns the shipped
+// programme's defaults (the domain brief). Nothing here reads a database, a
+// clock, a file or the environment: callers pass in the instants, the
+// property's *time.Location and the member's tier, and get back points and
+// the Lines that explain them. This is the "simple cases" version used by
+// the RPC server; promotions and versioned programmes come later.
+//
+// Money is decimal.Decimal, never float. Points are whole int64 numbers.
+//
+// Rounding: fractional points are always rounded down (decimal Floor) to
+// whole points, at these places and nowhere else:
+//   - stay points, per night, after the tier multiplier:
+//     floor(room charge × PointsPerCurrencyUnit × tier multiplier) (the
+//     base shown on its own line is likewise floored per night, before the
+//     multiplier);
+//   - the halving of a stay booked for someone else, on the stay's total;
+//   - a senior member's direct-booking bonus, on its total.
+//
+// Signs: the points returned together with Lines, and every Line.Points, are
+// the signed effect on the member's balance: earning is positive; penalties,
+// charges and redemptions are negative. The Lines of a result always sum to
+// its points.
+package programme
+
+import (
+	"fmt"
+
+	"github.com/shopspring/decimal"
+)
+
+// Tier is a member's tier. The tier in force when a stay began is the one
+// that applies to that stay.
+type Tier string
+
+const (
+	TierRegular  Tier = "regular"
+	TierSilver   Tier = "silver"
+	TierGold     Tier = "gold"
+	TierPlatinum Tier = "platinum"
+)
+
+// Senior reports whether the tier is a senior one (gold or platinum).
+func (t Tier) Senior() bool { return t == TierGold || t == TierPlatinum }
+
+func (t Tier) known() bool {
+	switch t {
+	case TierRegular, TierSilver, TierGold, TierPlatinum:
+		return true
+	}
+	return false
+}
+
+// Channel is where a booking was made.
+type Channel string
+
+const (
+	ChannelWeb          Channel = "web"
+	ChannelApp          Channel = "app"
+	ChannelSMS          Channel = "sms"
+	ChannelCallCentre   Channel = "call_centre"
+	ChannelFrontDesk    Channel = "front_desk"
+	ChannelPartner      Channel = "partner"
+	ChannelTravelAgency Channel = "travel_agency"
+)
+
+// SelfService reports whether the channel is one of the chain's own direct
+// self-service channels (web, app, SMS): the ones that earn the
+// direct-booking bonus.
+func (c Channel) SelfService() bool {
+	return c == ChannelWeb || c == ChannelApp || c == ChannelSMS
+}
+
+func (c Channel) known() bool {
+	switch c {
+	case ChannelWeb, ChannelApp, ChannelSMS, ChannelCallCentre, ChannelFrontDesk, ChannelPartner, ChannelTravelAgency:
+		return true
+	}
+	return false
+}
+
+// Reward is an item of the rewards catalogue. Which rewards exist, and
+// their prices, is Programme.Rewards.
+type Reward string
+
+// The default catalogue's rewards.
+const (
+	RewardFreeNight        Reward = "free_night"
+	RewardLateCheckoutHour Reward = "late_checkout_hour"
+	RewardTravelKit        Reward = "travel_kit"
+	RewardBedtimeMilk      Reward = "bedtime_milk"
+	RewardMemberCard       Reward = "member_card"
+)
+
+// Line explains one part of a calculation.
+type Line struct {
+	// Rule is a stable machine name: "stay_points", "tier_bonus",
+	// "direct_booking_bonus", "booked_for_other", "unbooked_extension",
+	// "no_show_penalty", "guarantee_hold", "late_checkout", "reward",
+	// "adopted_suggestion".
+	Rule string
+	// Description is a human sentence, e.g. "2 nights at 388.00 CNY,
+	// 1 point per CNY".
+	Description string
+	// Points is the signed effect on the member's points.
+	Points int64
+}
+
+// The Rule names of Lines.
+const (
+	RuleStayPoints         = "stay_points"
+	RuleTierBonus          = "tier_bonus"
+	RuleDirectBookingBonus = "direct_booking_bonus"
+	RuleBookedForOther     = "booked_for_other"
+	RuleUnbookedExtension  = "unbooked_extension"
+	RuleNoShowPenalty      = "no_show_penalty"
+	RuleLateCheckout       = "late_checkout"
+	RuleReward             = "reward"
+	RuleAdoptedSuggestion  = "adopted_suggestion"
+)
+
+// FieldError says which input is wrong and why.
+type FieldError struct {
+	Field   string // e.g. "currency", "nights[2].room_charge", "hold_until"
+	Problem string // e.g. `is "USD", the programme's currency is "CNY"`
+}
+
+func (e *FieldError) Error() string { return "programme: " + e.Field + ": " + e.Problem }
+
+func fieldErr(field, format string, args ...any) *FieldError {
+	return &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Programme is the set of rules in force. Every number of the rules is one
+// of its fields. A Programme is a value: its methods never change it.
+type Programme struct {
+	// Currency is the ISO code room charges are in ("CNY").
+	Currency string
+	// CurrencyDecimalPlaces is how many decimal places a charge in
+	// Currency may have (2 for CNY).
+	CurrencyDecimalPlaces int32
+	// PointsPerCurrencyUnit is the base earning rate (1 point per CNY).
+	PointsPerCurrencyUnit decimal.Decimal
+	// TierMultiplier multiplies stay points: regular 1.0, silver 1.0,
+	// gold 1.2, platinum 1.5.
+	TierMultiplier map[Tier]decimal.Decimal
+	// DirectBookingBonusPoints is the flat bonus per stay for regular and
+	// silver members booking on a self-service channel (77).
+	DirectBookingBonusPoints int64
+	// SeniorDirectBookingExtraMultiplier is the bonus of gold and platinum
+	// members booking on a self-service channel, as a multiple of the
+	// stay's base points (1: the stay points again).
+	SeniorDirectBookingExtraMultiplier decimal.Decimal
+	// BookedForOtherFactor scales stay points when the member booked for
+	// someone else (0.5).
+	BookedForOtherFactor decimal.Decimal
+	// NoShowPenaltyPerNight is deducted per room-night of a no-show (300).
+	NoShowPenaltyPerNight int64
+	// SameDayBookingExemptAfter: a booking made on the arrival day at or
+	// after this local time is not penalised for a no-show (18:00).
+	SameDayBookingExemptAfter Clock
+	// FreeCancellationUntil is, per tier, the local time on the arrival
+	// day before which a cancellation is free: regular and silver 18:00,
+	// gold and platinum 19:00.
+	FreeCancellationUntil map[Tier]Clock
+	// GuaranteeNormalHoldUntil is the local time a room is held until
+	// anyway, without a guarantee (18:00).
+	GuaranteeNormalHoldUntil Clock
+	// GuaranteeLatest is the latest local time a guarantee can hold a
+	// room until (23:00).
+	GuaranteeLatest Clock
+	// GuaranteePointsPerHour is put on hold per started hour of guarantee
+	// past GuaranteeNormalHoldUntil (500).
+	GuaranteePointsPerHour int64
+	// LateCheckoutPointsPerHour is deducted at check-out per hour of late
+	// check-out (500).
+	LateCheckoutPointsPerHour int64
+	// MaxLateCheckoutHours is the most hours of late check-out charged
+	// at once (6).
+	MaxLateCheckoutHours int
+	// Rewards is the catalogue: each reward's price in points.
+	Rewards map[Reward]int64
+	// MaxRewardQuantity is the most items of one reward in one redemption
+	// (10).
+	MaxRewardQuantity int
+	// AdoptedSuggestionPoints is awarded for a suggestion the chain
+	// adopted (50).
+	AdoptedSuggestionPoints int64
+	// TimeZone is the IANA zone of a property that does not name its own
+	// ("Asia/Shanghai"). The functions here take a *time.Location; loading
+	// it is the caller's job.
+	TimeZone string
+	// MaxNightsPerStay is the most nights one stay may have (90).
+	MaxNightsPerStay int
+}
+
+// Default returns the shipped programme: the defaults of the domain brief.
+// Each call returns fresh maps, so changing one result never changes
+// another.
+func Default() Programme {
+	return Programme{
+		Currency:              "CNY",
+		CurrencyDecimalPlaces: 2,
+		PointsPerCurrencyUnit: decimal.NewFromInt(1),
+		TierMultiplier: map[Tier]decimal.Decimal{
+			TierRegular:  decimal.NewFromInt(1),
+			TierSilver:   decimal.NewFromInt(1),
+			TierGold:     decimal.RequireFromString("1.2"),
+			TierPlatinum: decimal.RequireFromString("1.5"),
+		},
+		DirectBookingBonusPoints:           77,
+		SeniorDirectBookingExtraMultiplier: decimal.NewFromInt(1),
+		BookedForOtherFactor:               decimal.RequireFromString("0.5"),
+		NoShowPenaltyPerNight:              300,
+		SameDayBookingExemptAfter:          Clock{Hour: 18},
+		FreeCancellationUntil: map[Tier]Clock{
+			TierRegular:  {Hour: 18},
+			TierSilver:   {Hour: 18},
+			TierGold:     {Hour: 19},
+			TierPlatinum: {Hour: 19},
+		},
+		GuaranteeNormalHoldUntil:  Clock{Hour: 18},
+		GuaranteeLatest:           Clock{Hour: 23},
+		GuaranteePointsPerHour:    500,
+		LateCheckoutPointsPerHour: 500,
+		MaxLateCheckoutHours:      6,
+		Rewards: map[Reward]int64{
+			RewardFreeNight:        2000,
+			RewardLateCheckoutHour: 500,
+			RewardTravelKit:        400,
+			RewardBedtimeMilk:      200,
+			RewardMemberCard:       100,
+		},
+		MaxRewardQuantity:       10,
+		AdoptedSuggestionPoints: 50,
+		TimeZone:                "Asia/Shanghai",
+		MaxNightsPerStay:        90,
+	}
+}
+
+// NoShowPenalty is the penalty for a no-show of the given number of
+// room-nights (booked, did not arrive, did not cancel): −NoShowPenaltyPerNight
+// per room-night, as a negative number. A same-day booking made at or after
+// SameDayBookingExemptAfter (see SameDayLateBooking) is exempt: 0 points, with
+// a line that says why. Fewer than one room-night is nothing to penalise:
+// 0 points (callers validate the count).
+func (p Programme) NoShowPenalty(nights int, sameDayBookingAfterCutoff bool) (int64, []Line) {
+	switch {
+	case sameDayBookingAfterCutoff:
+		return 0, []Line{{
+			Rule: RuleNoShowPenalty,
+			Description: fmt.Sprintf("same-day booking made at or after %s local time: no-show not penalised",
+				p.SameDayBookingExemptAfter),
+		}}
+	case nights < 1:
+		return 0, []Line{{Rule: RuleNoShowPenalty, Description: "no room-nights: no-show not penalised"}}
+	}
+	pts := -p.NoShowPenaltyPerNight * int64(nights)
+	return pts, []Line{{
+		Rule:        RuleNoShowPenalty,
+		Description: fmt.Sprintf("no-show: %s not cancelled, %d points per room-night", plural(nights, "room-night"), p.NoShowPenaltyPerNight),
+		Points:      pts,
+	}}
+}
+
+// LateCheckoutCharge is what hours of late check-out cost, deducted at
+// check-out: −hours × LateCheckoutPointsPerHour. hours must be
+// 1..MaxLateCheckoutHours (FieldError "hours").
+func (p Programme) LateCheckoutCharge(hours int) (int64, []Line, error) {
+	if hours < 1 || hours > p.MaxLateCheckoutHours {
+		return 0, nil, fieldErr("hours", "is %d, must be 1 to %d", hours, p.MaxLateCheckoutHours)
+	}
+	pts := -p.LateCheckoutPointsPerHour * int64(hours)
+	return pts, []Line{{
+		Rule:        RuleLateCheckout,
+		Description: fmt.Sprintf("%s of late check-out, %d points per hour", plural(hours, "hour"), p.LateCheckoutPointsPerHour),
+		Points:      pts,
+	}}, nil
+}
+
+// RewardPrice is what quantity items of reward r cost. Like every result
+// with Lines, points is the effect on the member's balance, so it is
+// negative: −quantity × Rewards[r]. An unknown reward is a FieldError
+// "reward"; quantity must be 1..MaxRewardQuantity (FieldError "quantity").
+func (p Programme) RewardPrice(r Reward, quantity int) (int64, []Line, error) {
+	price, ok := p.Rewards[r]
+	if !ok {
+		return 0, nil, fieldErr("reward", "%q is not in the rewards catalogue", r)
+	}
+	if quantity < 1 || quantity > p.MaxRewardQuantity {
+		return 0, nil, fieldErr("quantity", "is %d, must be 1 to %d", quantity, p.MaxRewardQuantity)
+	}
+	pts := -price * int64(quantity)
+	return pts, []Line{{
+		Rule:        RuleReward,
+		Description: fmt.Sprintf("%d × %s at %d points", quantity, r, price),
+		Points:      pts,
+	}}, nil
+}
+
+// AdoptedSuggestion is the award for a suggestion the chain adopted:
+// +AdoptedSuggestionPoints.
+func (p Programme) AdoptedSuggestion() (int64, []Line) {
+	return p.AdoptedSuggestionPoints, []Line{{
+		Rule:        RuleAdoptedSuggestion,
+		Description: "suggestion adopted",
+		Points:      p.AdoptedSuggestionPoints,
+	}}
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

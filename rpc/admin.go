@@ -1,0 +1,124 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+)
+
+type adminService struct{ *Server }
+
+var _ loyaltyv1connect.AdminServiceHandler = adminService{}
+
+// maxAdjustmentPoints bounds one manual adjustment.
+const maxAdjustmentPoints = 1_000_000
+
+func (s adminService) AdjustPoints(ctx context.Context, req *connect.Request[loyaltyv1.AdjustPointsRequest]) (*connect.Response[loyaltyv1.AdjustPointsResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	if err := checkReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
+	points := msg.GetPoints()
+	var source, rule string
+	switch msg.GetCategory() {
+	case loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_GOODWILL:
+		source, rule = programme.AccountIssuedGoodwill, "goodwill"
+		if points == 0 {
+			return nil, badField("points", "must not be zero")
+		}
+	case loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_ADOPTED_SUGGESTION:
+		source, rule = programme.AccountIssuedSuggestion, programme.RuleAdoptedSuggestion
+		if points == 0 {
+			points, _ = s.programme.AdoptedSuggestion()
+		}
+		if points < 0 {
+			return nil, badField("points", "an adopted suggestion is an award: points must be positive")
+		}
+	default:
+		return nil, badField("category", "is required: GOODWILL or ADOPTED_SUGGESTION")
+	}
+	if points > maxAdjustmentPoints || points < -maxAdjustmentPoints {
+		return nil, badField("points", "magnitude at most %d", maxAdjustmentPoints)
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	postings := []ledger.Posting{{Account: member.Account(), Amount: points}, {Account: source, Amount: -points}}
+	if points < 0 {
+		// Taking points back is not un-issuing them: the debit is kept apart.
+		postings[1] = ledger.Posting{Account: programme.AccountAdjustmentDebit, Amount: -points}
+	}
+	m := meta{Kind: kindAdjustment, Member: member.Number, Reason: msg.GetReason(),
+		Description: fmt.Sprintf("%s adjustment: %s", rule, msg.GetReason()),
+		Breakdown:   []metaLine{{Rule: rule, Description: msg.GetReason(), Points: points}}}
+	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindAdjustment, s.now(), postings, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.AdjustPointsResponse{Transaction: txn}), nil
+}
+
+var keyRoles = map[loyaltyv1.ApiKeyRole]apikeys.Role{
+	loyaltyv1.ApiKeyRole_API_KEY_ROLE_BOOKING_CHANNEL: apikeys.RoleBookingChannel,
+	loyaltyv1.ApiKeyRole_API_KEY_ROLE_PARTNER:         apikeys.RolePartner,
+	loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE:         apikeys.RoleFinance,
+	loyaltyv1.ApiKeyRole_API_KEY_ROLE_ADMIN:           apikeys.RoleAdmin,
+}
+
+func (s adminService) CreateApiKey(ctx context.Context, req *connect.Request[loyaltyv1.CreateApiKeyRequest]) (*connect.Response[loyaltyv1.CreateApiKeyResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	role, ok := keyRoles[msg.GetRole()]
+	if !ok {
+		return nil, badField("role", "is required: BOOKING_CHANNEL, PARTNER, FINANCE or ADMIN")
+	}
+	create := apikeys.CreateRequest{Name: msg.GetName(), Role: role, PartnerID: msg.GetPartnerId()}
+	if msg.GetExpiresAt() != nil {
+		create.ExpiresAt = msg.GetExpiresAt().AsTime()
+	}
+	key, secret, err := s.keys.Create(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), create)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.CreateApiKeyResponse{ApiKey: protoKey(key), Secret: secret}), nil
+}
+
+func (s adminService) RevokeApiKey(ctx context.Context, req *connect.Request[loyaltyv1.RevokeApiKeyRequest]) (*connect.Response[loyaltyv1.RevokeApiKeyResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
+	key, err := s.keys.Revoke(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetKeyId())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	s.log.InfoContext(ctx, "API key revoked", "key_id", key.ID, "by", caller(ctx).ID, "reason", msg.GetReason())
+	return connect.NewResponse(&loyaltyv1.RevokeApiKeyResponse{ApiKey: protoKey(key)}), nil
+}
+
+func protoKey(k apikeys.Key) *loyaltyv1.ApiKey {
+	out := &loyaltyv1.ApiKey{KeyId: k.ID, Name: k.Name, PartnerId: k.PartnerID, CreatedAt: timestamppb.New(k.CreatedAt), CreatedByKeyId: k.CreatedBy}
+	for proto, role := range keyRoles {
+		if role == k.Role {
+			out.Role = proto
+		}
+	}
+	if !k.ExpiresAt.IsZero() {
+		out.ExpiresAt = timestamppb.New(k.ExpiresAt)
+	}
+	if !k.RevokedAt.IsZero() {
+		out.RevokedAt = timestamppb.New(k.RevokedAt)
+	}
+	return out
+}

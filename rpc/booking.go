@@ -1,0 +1,470 @@
+package rpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+)
+
+type bookingService struct{ *Server }
+
+var _ loyaltyv1connect.BookingServiceHandler = bookingService{}
+
+// stayRef names a stay for the holds that guarantee it.
+func stayRef(propertyID, stayID string) string { return "stay:" + propertyID + ":" + stayID }
+
+// moneyAmount is the decimal form the contract allows: no exponent, no
+// grouping, at most two decimals.
+var moneyAmount = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,2})?$`)
+
+func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loyaltyv1.RecordStayRequest]) (*connect.Response[loyaltyv1.RecordStayResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	stay, arrival, departure, err := s.stayFromRequest(msg)
+	if err != nil {
+		return nil, err
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	// The tier in force when the stay began decides its rules.
+	stay.Tier = member.Tier
+	points, lines, err := s.programme.StayPoints(stay)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	var bonus int64
+	for _, l := range lines {
+		if l.Rule == programme.RuleDirectBookingBonus {
+			bonus += l.Points
+		}
+	}
+	out := &loyaltyv1.RecordStayResponse{}
+	if points > 0 {
+		postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
+		if stayPoints := points - bonus; stayPoints != 0 {
+			postings = append(postings, ledger.Posting{Account: programme.AccountIssuedStay, Amount: -stayPoints})
+		}
+		if bonus != 0 {
+			postings = append(postings, ledger.Posting{Account: programme.AccountIssuedBookingBonus, Amount: -bonus})
+		}
+		nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
+		m := meta{Kind: kindStay, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
+			Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", msg.GetPropertyId(), nights, msg.GetArrivalDate()),
+			Breakdown:   linesOf(lines)}
+		out.Transaction, err = s.post(ctx, msg.GetIdempotencyKey(), ledger.KindEarn, atLocal(departure, 12, s.location), postings, m)
+		if err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+	}
+	tier, err := s.members.RecordCompletedStay(ctx, member.Number, caller(ctx).ID)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out.Tier = tiers[tier]
+	return connect.NewResponse(out), nil
+}
+
+func (s bookingService) stayFromRequest(msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {
+	var stay programme.Stay
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return stay, time.Time{}, time.Time{}, err
+	}
+	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
+		return stay, time.Time{}, time.Time{}, err
+	}
+	if err := checkID("stay_id", msg.GetStayId(), true); err != nil {
+		return stay, time.Time{}, time.Time{}, err
+	}
+	arrival, err := localDate("arrival_date", msg.GetArrivalDate())
+	if err != nil {
+		return stay, time.Time{}, time.Time{}, err
+	}
+	departure, err := localDate("departure_date", msg.GetDepartureDate())
+	if err != nil {
+		return stay, time.Time{}, time.Time{}, err
+	}
+	nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
+	if nights < 1 || nights > maxNights {
+		return stay, time.Time{}, time.Time{}, badField("departure_date", "must be 1 to %d days after arrival_date", maxNights)
+	}
+	if len(msg.GetNights()) != nights {
+		return stay, time.Time{}, time.Time{}, badField("nights", "has %d entries for a stay of %d nights", len(msg.GetNights()), nights)
+	}
+	if stay.Channel, err = channel(msg.GetChannel()); err != nil {
+		return stay, time.Time{}, time.Time{}, err
+	}
+	stay.BookedForOther = msg.GetBookedForOther()
+	for i, n := range msg.GetNights() {
+		charge := n.GetRoomCharge()
+		field := fmt.Sprintf("nights[%d].room_charge", i)
+		if charge == nil {
+			return stay, time.Time{}, time.Time{}, badField(field, "is required")
+		}
+		if i == 0 {
+			stay.Currency = charge.GetCurrencyCode()
+		} else if charge.GetCurrencyCode() != stay.Currency {
+			return stay, time.Time{}, time.Time{}, badField(field+".currency_code", "all nights must use the same currency")
+		}
+		if !moneyAmount.MatchString(charge.GetAmount()) {
+			return stay, time.Time{}, time.Time{}, badField(field+".amount", "must be a decimal like \"388.00\", got %q", clip(charge.GetAmount()))
+		}
+		amount, err := decimal.NewFromString(charge.GetAmount())
+		if err != nil {
+			return stay, time.Time{}, time.Time{}, badField(field+".amount", "is not a decimal")
+		}
+		stay.Nights = append(stay.Nights, programme.Night{RoomCharge: amount, UnbookedExtension: n.GetUnbookedExtension()})
+	}
+	return stay, arrival, departure, nil
+}
+
+func (s bookingService) RecordNoShow(ctx context.Context, req *connect.Request[loyaltyv1.RecordNoShowRequest]) (*connect.Response[loyaltyv1.RecordNoShowResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := s.checkMissedStay(msg.GetMemberNumber(), msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), msg.GetNights()); err != nil {
+		return nil, err
+	}
+	if msg.GetBookedAt() == nil {
+		return nil, badField("booked_at", "is required")
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	exempt, err := s.programme.SameDayLateBooking(msg.GetBookedAt().AsTime(), msg.GetArrivalDate(), s.location)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	txn, exempted, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindNoShow, member, msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), exempt)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.RecordNoShowResponse{Transaction: txn, PenaltyExempt: exempted}), nil
+}
+
+func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Request[loyaltyv1.RecordCancellationRequest]) (*connect.Response[loyaltyv1.RecordCancellationResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := s.checkMissedStay(msg.GetMemberNumber(), msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), msg.GetNights()); err != nil {
+		return nil, err
+	}
+	if msg.GetCancelledAt() == nil {
+		return nil, badField("cancelled_at", "is required")
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	free, err := s.programme.FreeCancellation(member.Tier, msg.GetCancelledAt().AsTime(), msg.GetArrivalDate(), s.location)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if free {
+		hold, err := s.ledger.HoldByReference(ctx, stayRef(msg.GetPropertyId(), msg.GetStayId()))
+		if err == nil && hold.Account == member.Account() {
+			_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), HoldID: hold.ID, Fingerprint: requestFingerprint(ctx)})
+			if errors.Is(err, ledger.ErrHoldNotActive) || errors.Is(err, ledger.ErrHoldExpired) {
+				err = nil // nothing left to release
+			}
+		}
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+		return connect.NewResponse(&loyaltyv1.RecordCancellationResponse{FreeCancellation: true}), nil
+	}
+	txn, _, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindCancellation, member, msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), false)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.RecordCancellationResponse{Transaction: txn}), nil
+}
+
+func (s bookingService) checkMissedStay(member, property, stay, arrival string, nights int32) error {
+	if err := checkMember(member); err != nil {
+		return err
+	}
+	if err := checkID("property_id", property, true); err != nil {
+		return err
+	}
+	if err := checkID("stay_id", stay, true); err != nil {
+		return err
+	}
+	if _, err := localDate("arrival_date", arrival); err != nil {
+		return err
+	}
+	if nights < 1 || nights > maxNights {
+		return badField("nights", "must be between 1 and %d", maxNights)
+	}
+	return nil
+}
+
+// chargeMissedStay charges a no-show or a late cancellation: it captures
+// the stay's open guarantee, the charge the member agreed to in advance, or
+// else posts the no-show penalty unless exempt. It returns nil when nothing
+// was posted, and whether the penalty was waived.
+func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, member members.Member, propertyID, stayID, arrivalDate string, nights int, exempt bool) (*loyaltyv1.Transaction, bool, error) {
+	m := meta{Kind: kind, Member: member.Number, PropertyID: propertyID, StayID: stayID}
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
+	switch {
+	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased:
+		// Active: capture it. Captured already: the ledger replays our own
+		// capture, or says it was captured by another request.
+		m.Description = fmt.Sprintf("Guarantee for %s at %s captured: %d points", stayID, propertyID, hold.Points)
+		m.Breakdown = []metaLine{{Rule: "guarantee_capture", Description: m.Description, Points: 0, HeldPoints: -hold.Points}}
+		txn, err := s.ledger.CaptureHold(ctx, ledger.CaptureRequest{
+			CallerID: caller(ctx).ID, IdempotencyKey: key, HoldID: hold.ID, Points: hold.Points,
+			Destination: programme.AccountPenaltyGuarantee, Kind: ledger.KindHoldCapture, Metadata: m.json(),
+			Fingerprint: requestFingerprint(ctx),
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		return toProtoTransaction(txn), false, nil
+	case err != nil && !errors.Is(err, ledger.ErrNotFound):
+		return nil, false, err
+	}
+	points, lines := s.programme.NoShowPenalty(nights, exempt)
+	if points == 0 {
+		return nil, true, nil
+	}
+	m.Description = fmt.Sprintf("No-show penalty for %s at %s, arrival %s", stayID, propertyID, arrivalDate)
+	if kind == kindCancellation {
+		m.Description = fmt.Sprintf("Late cancellation of %s at %s, arrival %s", stayID, propertyID, arrivalDate)
+	}
+	m.Breakdown = linesOf(lines)
+	arrival, _ := programme.ParseLocalDate(arrivalDate)
+	txn, err := s.post(ctx, key, ledger.KindPenalty, atLocal(arrival, 18, s.location), []ledger.Posting{
+		{Account: member.Account(), Amount: points},
+		{Account: programme.AccountPenaltyNoShow, Amount: -points},
+	}, m)
+	return txn, false, err
+}
+
+// guaranteeMeta is kept with a guarantee's hold.
+type guaranteeMeta struct {
+	Member      string `json:"member_number"`
+	PropertyID  string `json:"property_id"`
+	StayID      string `json:"stay_id"`
+	ArrivalDate string `json:"arrival_date"`
+	HoldUntil   string `json:"hold_until"`
+	Hours       int    `json:"hours"`
+	Reason      string `json:"release_reason,omitempty"`
+}
+
+func (s bookingService) PlaceGuarantee(ctx context.Context, req *connect.Request[loyaltyv1.PlaceGuaranteeRequest]) (*connect.Response[loyaltyv1.PlaceGuaranteeResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := s.checkMissedStay(msg.GetMemberNumber(), msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), 1); err != nil {
+		return nil, err
+	}
+	until, err := programme.ParseClock(msg.GetHoldUntil())
+	if err != nil {
+		return nil, badField("hold_until", "must be a local time HH:MM, got %q", clip(msg.GetHoldUntil()))
+	}
+	hours, points, err := s.programme.GuaranteeHold(until)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	arrival, _ := programme.ParseLocalDate(msg.GetArrivalDate())
+	// Kept until noon the day after arrival, so that a no-show recorded the
+	// next morning can still capture it.
+	expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, s.location)
+	if !expiresAt.After(s.now()) {
+		return nil, badField("arrival_date", "is in the past: a guarantee is for an arrival to come")
+	}
+	gm := guaranteeMeta{Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
+		ArrivalDate: msg.GetArrivalDate(), HoldUntil: until.String(), Hours: hours}
+	metadata, _ := json.Marshal(gm)
+	hold, err := s.ledger.PlaceHold(ctx, ledger.HoldRequest{
+		CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), Account: member.Account(), Points: points,
+		ExpiresAt: expiresAt, Reference: stayRef(msg.GetPropertyId(), msg.GetStayId()), Metadata: metadata,
+		Fingerprint: requestFingerprint(ctx),
+	})
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	balance, err := s.ledger.Balance(ctx, member.Account())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.PlaceGuaranteeResponse{Guarantee: protoGuarantee(hold), Balance: toProtoBalance(balance)}), nil
+}
+
+func (s bookingService) ReleaseGuarantee(ctx context.Context, req *connect.Request[loyaltyv1.ReleaseGuaranteeRequest]) (*connect.Response[loyaltyv1.ReleaseGuaranteeResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
+		return nil, err
+	}
+	if err := checkID("stay_id", msg.GetStayId(), true); err != nil {
+		return nil, err
+	}
+	if msg.GetReason() == loyaltyv1.GuaranteeReleaseReason_GUARANTEE_RELEASE_REASON_UNSPECIFIED {
+		return nil, badField("reason", "is required: ARRIVED or WITHDRAWN")
+	}
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(msg.GetPropertyId(), msg.GetStayId()))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no guarantee for this stay"))
+	}
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	released, err := s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), HoldID: hold.ID, Fingerprint: requestFingerprint(ctx)})
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	balance, err := s.ledger.Balance(ctx, released.Account)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.ReleaseGuaranteeResponse{Guarantee: protoGuarantee(released), Balance: toProtoBalance(balance)}), nil
+}
+
+func protoGuarantee(h ledger.Hold) *loyaltyv1.Guarantee {
+	var gm guaranteeMeta
+	_ = json.Unmarshal(h.Metadata, &gm)
+	state := loyaltyv1.GuaranteeState_GUARANTEE_STATE_HELD
+	switch h.Status {
+	case ledger.HoldReleased:
+		state = loyaltyv1.GuaranteeState_GUARANTEE_STATE_RELEASED
+	case ledger.HoldCaptured:
+		state = loyaltyv1.GuaranteeState_GUARANTEE_STATE_CAPTURED
+	}
+	return &loyaltyv1.Guarantee{
+		MemberNumber: gm.Member, PropertyId: gm.PropertyID, StayId: gm.StayID, ArrivalDate: gm.ArrivalDate,
+		HoldUntil: gm.HoldUntil, Hours: int32(gm.Hours), PointsHeld: h.Points, State: state, PlacedAt: timestamppb.New(h.CreatedAt),
+	}
+}
+
+func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyaltyv1.RedeemRequest]) (*connect.Response[loyaltyv1.RedeemResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	reward, ok := rewards[msg.GetReward()]
+	if !ok {
+		return nil, badField("reward", "is required: one of the catalogue's rewards")
+	}
+	quantity := int(msg.GetQuantity())
+	if quantity == 0 {
+		quantity = 1
+	}
+	if quantity < 1 || quantity > maxQuantity {
+		return nil, badField("quantity", "must be between 1 and %d", maxQuantity)
+	}
+	if err := checkID("property_id", msg.GetPropertyId(), false); err != nil {
+		return nil, err
+	}
+	if err := checkID("stay_id", msg.GetStayId(), false); err != nil {
+		return nil, err
+	}
+	points, lines, err := s.programme.RewardPrice(reward, quantity)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	price := -points // the points the member spends
+	if msg.ExpectedPoints != nil && *msg.ExpectedPoints != price {
+		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the price is %d points, not %d", price, *msg.ExpectedPoints))
+		addInfo(e, "PRICE_CHANGED", map[string]string{"points": fmt.Sprint(price)})
+		return nil, e
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	m := meta{Kind: kindRedemption, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
+		Description: fmt.Sprintf("Redeemed %d x %s", quantity, reward), Breakdown: linesOf(lines)}
+	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindRedeem, s.now(), []ledger.Posting{
+		{Account: member.Account(), Amount: -price},
+		{Account: programme.RedeemedAccount(reward), Amount: price},
+	}, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.RedeemResponse{Transaction: txn}), nil
+}
+
+func (s bookingService) RecordLateCheckout(ctx context.Context, req *connect.Request[loyaltyv1.RecordLateCheckoutRequest]) (*connect.Response[loyaltyv1.RecordLateCheckoutResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
+		return nil, err
+	}
+	if err := checkID("stay_id", msg.GetStayId(), true); err != nil {
+		return nil, err
+	}
+	departure, err := localDate("departure_date", msg.GetDepartureDate())
+	if err != nil {
+		return nil, err
+	}
+	points, lines, err := s.programme.LateCheckoutCharge(int(msg.GetHours()))
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	m := meta{Kind: kindLateCheckout, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
+		Description: fmt.Sprintf("Late check-out of %d hour(s) at %s", msg.GetHours(), msg.GetPropertyId()), Breakdown: linesOf(lines)}
+	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindPenalty, atLocal(departure, 12, s.location), []ledger.Posting{
+		{Account: member.Account(), Amount: points},
+		{Account: programme.AccountPenaltyLateCheckout, Amount: -points},
+	}, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.RecordLateCheckoutResponse{Transaction: txn}), nil
+}
+
+func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Request[loyaltyv1.ReverseTransactionRequest]) (*connect.Response[loyaltyv1.ReverseTransactionResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	id, err := uuid.Parse(msg.GetTransactionId())
+	if err != nil {
+		return nil, badField("transaction_id", "is not a transaction id")
+	}
+	if err := checkReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
+	original, err := s.ledger.Transaction(ctx, id)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	me := caller(ctx)
+	if original.CallerID != me.ID && me.Role != apikeys.RoleAdmin {
+		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("a caller may reverse only its own transactions"))
+	}
+	om := decodeMeta(original.Metadata)
+	var posted int64
+	for _, p := range original.Postings {
+		if p.Account == programme.MemberAccount(om.Member).Code {
+			posted += p.Amount
+		}
+	}
+	m := meta{Kind: kindReversal, Member: om.Member, PropertyID: om.PropertyID, StayID: om.StayID, Reason: msg.GetReason(),
+		Description: fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, msg.GetReason()),
+		Breakdown:   []metaLine{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
+	reversal, err := s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: me.ID, IdempotencyKey: msg.GetIdempotencyKey(),
+		TransactionID: id, Metadata: m.json(), Fingerprint: requestFingerprint(ctx)})
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.ReverseTransactionResponse{Transaction: toProtoTransaction(reversal)}), nil
+}

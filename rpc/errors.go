@@ -1,0 +1,117 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+)
+
+// errorDomain names this service in ErrorInfo details.
+const errorDomain = "loyalty.v1"
+
+// badField is an InvalidArgument error with a BadRequest detail naming the
+// field, the shape every validation failure takes.
+func badField(field, format string, args ...any) *connect.Error {
+	problem := fmt.Sprintf(format, args...)
+	err := connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("%s: %s", field, problem))
+	if detail, derr := connect.NewErrorDetail(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: problem}},
+	}); derr == nil {
+		err.AddDetail(detail)
+	}
+	return err
+}
+
+// toConnect maps an error from the layers below to the Connect code a
+// client can act on. Unknown errors are logged and become an Internal
+// error that says nothing of SQL or Go.
+func (s *Server) toConnect(ctx context.Context, procedure string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		connectErr  *connect.Error
+		field       *ledger.FieldError
+		progField   *programme.FieldError
+		short       *ledger.InsufficientPointsError
+		conflict    *ledger.IdempotencyConflictError
+		reversed    *ledger.AlreadyReversedError
+		holdState   *ledger.HoldStateError
+		unknownAcct *ledger.UnknownAccountError
+	)
+	switch {
+	case errors.As(err, &connectErr):
+		return connectErr
+	case errors.As(err, &field):
+		return badField(field.Field, "%s", field.Problem)
+	case errors.As(err, &progField):
+		return badField(progField.Field, "%s", progField.Problem)
+	case errors.As(err, &short):
+		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"not enough points: %d available (%d posted, %d held), %d needed, short by %d",
+			short.Available, short.Posted, short.Held, short.Requested, short.Shortfall))
+		addInfo(e, "INSUFFICIENT_POINTS", map[string]string{
+			"available_points": strconv.FormatInt(short.Available, 10),
+			"posted_points":    strconv.FormatInt(short.Posted, 10),
+			"held_points":      strconv.FormatInt(short.Held, 10),
+			"requested_points": strconv.FormatInt(short.Requested, 10),
+			"shortfall_points": strconv.FormatInt(short.Shortfall, 10),
+		})
+		return e
+	case errors.As(err, &conflict):
+		e := connect.NewError(connect.CodeAlreadyExists, fmt.Errorf(
+			"idempotency key %q was already used for a different request", conflict.Key))
+		addInfo(e, "IDEMPOTENCY_KEY_REUSED", map[string]string{"idempotency_key": conflict.Key})
+		return e
+	case errors.As(err, &reversed):
+		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"transaction %s was already reversed by %s", reversed.TransactionID, reversed.ReversedByID))
+		addInfo(e, "ALREADY_REVERSED", map[string]string{"reversed_by_transaction_id": reversed.ReversedByID.String()})
+		return e
+	case errors.As(err, &holdState):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New(holdState.Error()))
+	case errors.Is(err, ledger.ErrNotReversible):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("a reversal cannot be reversed"))
+	case errors.Is(err, ledger.ErrHoldExists):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("this stay already has an open guarantee: release it first"))
+	case errors.Is(err, members.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number"))
+	case errors.Is(err, apikeys.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("no API key with this key_id"))
+	case errors.As(err, &unknownAcct):
+		return connect.NewError(connect.CodeNotFound, errors.New("no such account"))
+	case errors.Is(err, ledger.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
+	case errors.Is(err, database.ErrContention):
+		return connect.NewError(connect.CodeAborted, errors.New("too much contention on these accounts; retry with the same idempotency key"))
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.NewError(connect.CodeDeadlineExceeded, errors.New("deadline exceeded; retry with the same idempotency key"))
+	case errors.Is(err, context.Canceled):
+		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
+	}
+	return s.internal(ctx, procedure, err)
+}
+
+// internal logs an unexpected error under a reference the client sees.
+func (s *Server) internal(ctx context.Context, procedure string, err error) error {
+	ref := uuid.NewString()
+	s.log.ErrorContext(ctx, "internal error", "procedure", procedure, "reference", ref, "error", err)
+	return connect.NewError(connect.CodeInternal, fmt.Errorf("internal error (reference %s)", ref))
+}
+
+func addInfo(e *connect.Error, reason string, metadata map[string]string) {
+	if detail, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain, Metadata: metadata}); err == nil {
+		e.AddDetail(detail)
+	}
+}

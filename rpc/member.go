@@ -1,0 +1,103 @@
+package rpc
+
+import (
+	"context"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+)
+
+type memberService struct{ *Server }
+
+var _ loyaltyv1connect.MemberServiceHandler = memberService{}
+
+func (s memberService) EnrollMember(ctx context.Context, req *connect.Request[loyaltyv1.EnrollMemberRequest]) (*connect.Response[loyaltyv1.EnrollMemberResponse], error) {
+	msg := req.Msg
+	ch, err := channel(msg.GetChannel())
+	if err == nil {
+		err = checkID("property_id", msg.GetPropertyId(), false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.members.Enroll(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), members.Enrollment{
+		FullName: msg.GetFullName(), Email: msg.GetEmail(), Phone: msg.GetPhone(), Channel: ch, PropertyID: msg.GetPropertyId(),
+	})
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	member, err := s.protoMember(ctx, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&loyaltyv1.EnrollMemberResponse{Member: member}), nil
+}
+
+func (s memberService) GetMember(ctx context.Context, req *connect.Request[loyaltyv1.GetMemberRequest]) (*connect.Response[loyaltyv1.GetMemberResponse], error) {
+	m, err := s.members.Get(ctx, req.Msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	member, err := s.protoMember(ctx, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&loyaltyv1.GetMemberResponse{Member: member}), nil
+}
+
+func (s memberService) UpdateMember(ctx context.Context, req *connect.Request[loyaltyv1.UpdateMemberRequest]) (*connect.Response[loyaltyv1.UpdateMemberResponse], error) {
+	msg := req.Msg
+	m, err := s.members.Update(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber(), members.Update{
+		FullName: msg.FullName, Email: msg.Email, Phone: msg.Phone,
+	})
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	member, err := s.protoMember(ctx, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&loyaltyv1.UpdateMemberResponse{Member: member}), nil
+}
+
+func (s memberService) ListActivity(ctx context.Context, req *connect.Request[loyaltyv1.ListActivityRequest]) (*connect.Response[loyaltyv1.ListActivityResponse], error) {
+	msg := req.Msg
+	if msg.GetPageSize() < 0 || msg.GetPageSize() > ledger.MaxPageSize {
+		return nil, badField("page_size", "must be between 0 and %d", ledger.MaxPageSize)
+	}
+	if _, err := s.members.Get(ctx, msg.GetMemberNumber()); err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	page, err := s.ledger.Statement(ctx, programme.MemberAccount(msg.GetMemberNumber()).Code, int(msg.GetPageSize()), msg.GetPageToken())
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	out := &loyaltyv1.ListActivityResponse{NextPageToken: page.NextPageToken}
+	for _, e := range page.Entries {
+		out.Transactions = append(out.Transactions, statementTransaction(e))
+	}
+	return connect.NewResponse(out), nil
+}
+
+// protoMember is a member's profile with the points on their account now.
+func (s *Server) protoMember(ctx context.Context, m members.Member) (*loyaltyv1.Member, error) {
+	balance, err := s.ledger.Balance(ctx, m.Account())
+	if err != nil {
+		return nil, err
+	}
+	return &loyaltyv1.Member{
+		MemberNumber: m.Number,
+		FullName:     m.FullName,
+		Email:        m.Email,
+		Phone:        m.Phone,
+		Tier:         tiers[m.Tier],
+		Balance:      toProtoBalance(balance),
+		EnrolledAt:   timestamppb.New(m.EnrolledAt),
+	}, nil
+}

@@ -1,0 +1,200 @@
+package rpc_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	"github.com/loyalty-ledger/loyalty/rpc"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// testClock is the clock injected into the server, the ledger and the
+// stores. It ticks a millisecond at every reading, so that everything
+// recorded has its own time, as on a real clock.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(time.Millisecond)
+	return c.now
+}
+
+// env is a real server (HTTP/2 over TLS, so gRPC works too) on a fresh
+// database, with an admin key and a booking-channel key.
+type env struct {
+	ctx        context.Context
+	db         *database.DB
+	ledger     *ledger.Ledger
+	server     *httptest.Server
+	adminKey   string
+	bookingKey string
+	bookingID  string
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	clock := &testClock{now: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
+	db := dbtest.New(t)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	keys := apikeys.New(l, clock.Now)
+	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, clock.Now), Keys: keys,
+		Programme: programme.Default(), Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	_, adminSecret, err := keys.EnsureAdmin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	booking, bookingSecret, err := keys.Create(ctx, "test", "booking-key", apikeys.CreateRequest{Name: "web", Role: apikeys.RoleBookingChannel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &env{ctx: ctx, db: db, ledger: l, server: ts, adminKey: adminSecret, bookingKey: bookingSecret, bookingID: booking.ID}
+}
+
+type clients struct {
+	members loyaltyv1connect.MemberServiceClient
+	booking loyaltyv1connect.BookingServiceClient
+	admin   loyaltyv1connect.AdminServiceClient
+}
+
+// protocols are the wire protocols every end-to-end test runs over.
+var protocols = []struct {
+	name string
+	opts []connect.ClientOption
+}{
+	{"connect", nil},
+	{"grpc", []connect.ClientOption{connect.WithGRPC()}},
+}
+
+func (e *env) clients(key string, opts ...connect.ClientOption) clients {
+	if key != "" {
+		opts = append(opts, connect.WithInterceptors(bearer(key)))
+	}
+	hc, url := e.server.Client(), e.server.URL
+	return clients{
+		members: loyaltyv1connect.NewMemberServiceClient(hc, url, opts...),
+		booking: loyaltyv1connect.NewBookingServiceClient(hc, url, opts...),
+		admin:   loyaltyv1connect.NewAdminServiceClient(hc, url, opts...),
+	}
+}
+
+func bearer(key string) connect.UnaryInterceptorFunc {
+	return func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+key)
+			return next(ctx, req)
+		}
+	}
+}
+
+func (e *env) transactionCount(t *testing.T) int {
+	t.Helper()
+	var n int
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT count(*) FROM transactions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) verify(t *testing.T) {
+	t.Helper()
+	found, err := e.ledger.Verify(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range found {
+		t.Errorf("discrepancy: %s", d)
+	}
+}
+
+func (e *env) enroll(t *testing.T, c clients, key string) string {
+	t.Helper()
+	res, err := c.members.EnrollMember(e.ctx, connect.NewRequest(&loyaltyv1.EnrollMemberRequest{
+		IdempotencyKey: key, FullName: "Li Wei", Email: "li.wei@example.com", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg.GetMember().GetMemberNumber()
+}
+
+func stayRequest(key, member, stayID string, charges ...string) *loyaltyv1.RecordStayRequest {
+	req := &loyaltyv1.RecordStayRequest{IdempotencyKey: key, MemberNumber: member, PropertyId: "SH-HQ-001", StayId: stayID,
+		ArrivalDate: "2026-11-01", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP}
+	for _, c := range charges {
+		req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: c}})
+	}
+	req.DepartureDate = time.Date(2026, 11, 1+len(charges), 0, 0, 0, 0, time.UTC).Format(time.DateOnly)
+	return req
+}
+
+// wantCode asserts a Connect error code and returns the error.
+func wantCode(t *testing.T, err error, code connect.Code) *connect.Error {
+	t.Helper()
+	var ce *connect.Error
+	if !errors.As(err, &ce) || ce.Code() != code {
+		t.Fatalf("got %v, want code %s", err, code)
+	}
+	return ce
+}
+
+// badRequestField is the field a BadRequest detail names.
+func badRequestField(t *testing.T, ce *connect.Error) string {
+	t.Helper()
+	for _, d := range ce.Details() {
+		v, err := d.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if br, ok := v.(*errdetails.BadRequest); ok && len(br.GetFieldViolations()) > 0 {
+			return br.GetFieldViolations()[0].GetField()
+		}
+	}
+	t.Fatalf("no BadRequest detail in %v", ce)
+	return ""
+}
+
+func errorInfo(t *testing.T, ce *connect.Error) *errdetails.ErrorInfo {
+	t.Helper()
+	for _, d := range ce.Details() {
+		v, err := d.Value()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info, ok := v.(*errdetails.ErrorInfo); ok {
+			return info
+		}
+	}
+	t.Fatalf("no ErrorInfo detail in %v", ce)
+	return nil
+}

@@ -1,0 +1,110 @@
+package rpc
+
+import (
+	"strings"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+)
+
+// Limits on request fields not covered by the layers below.
+const (
+	maxIDLength     = 64  // property_id, stay_id
+	maxReasonLength = 500 // characters
+	maxQuantity     = 10
+	maxNights       = 90
+)
+
+func checkMember(number string) error {
+	return members.ValidateNumber(number)
+}
+
+// checkID checks a caller-chosen identifier such as a property or stay id:
+// 1-64 printable ASCII characters.
+func checkID(field, id string, required bool) error {
+	if id == "" {
+		if required {
+			return badField(field, "is required")
+		}
+		return nil
+	}
+	if len(id) > maxIDLength {
+		return badField(field, "is %d bytes, at most %d", len(id), maxIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x21 || id[i] > 0x7e {
+			return badField(field, "must be printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func checkReason(reason string) error {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return badField("reason", "is required")
+	}
+	if len([]rune(reason)) > maxReasonLength {
+		return badField("reason", "at most %d characters", maxReasonLength)
+	}
+	return nil
+}
+
+// localDate parses a "YYYY-MM-DD" date of the property.
+func localDate(field, s string) (time.Time, error) {
+	d, err := programme.ParseLocalDate(s)
+	if err != nil {
+		return time.Time{}, badField(field, "must be a date YYYY-MM-DD, got %q", clip(s))
+	}
+	if d.Year() < 2000 || d.Year() > 2200 {
+		return time.Time{}, badField(field, "year out of range 2000-2200")
+	}
+	return d, nil
+}
+
+// atLocal is a local date's wall-clock time in loc.
+func atLocal(day time.Time, hour int, loc *time.Location) time.Time {
+	return time.Date(day.Year(), day.Month(), day.Day(), hour, 0, 0, 0, loc)
+}
+
+var channels = map[loyaltyv1.BookingChannel]programme.Channel{
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_WEB:           programme.ChannelWeb,
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP:           programme.ChannelApp,
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_SMS:           programme.ChannelSMS,
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_CALL_CENTRE:   programme.ChannelCallCentre,
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_FRONT_DESK:    programme.ChannelFrontDesk,
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_PARTNER:       programme.ChannelPartner,
+	loyaltyv1.BookingChannel_BOOKING_CHANNEL_TRAVEL_AGENCY: programme.ChannelTravelAgency,
+}
+
+func channel(c loyaltyv1.BookingChannel) (programme.Channel, error) {
+	ch, ok := channels[c]
+	if !ok {
+		return "", badField("channel", "is required: one of WEB, APP, SMS, CALL_CENTRE, FRONT_DESK, PARTNER, TRAVEL_AGENCY")
+	}
+	return ch, nil
+}
+
+var tiers = map[programme.Tier]loyaltyv1.Tier{
+	programme.TierRegular:  loyaltyv1.Tier_TIER_REGULAR,
+	programme.TierSilver:   loyaltyv1.Tier_TIER_SILVER,
+	programme.TierGold:     loyaltyv1.Tier_TIER_GOLD,
+	programme.TierPlatinum: loyaltyv1.Tier_TIER_PLATINUM,
+}
+
+var rewards = map[loyaltyv1.Reward]programme.Reward{
+	loyaltyv1.Reward_REWARD_FREE_NIGHT:         programme.RewardFreeNight,
+	loyaltyv1.Reward_REWARD_LATE_CHECKOUT_HOUR: programme.RewardLateCheckoutHour,
+	loyaltyv1.Reward_REWARD_TRAVEL_KIT:         programme.RewardTravelKit,
+	loyaltyv1.Reward_REWARD_BEDTIME_MILK:       programme.RewardBedtimeMilk,
+	loyaltyv1.Reward_REWARD_MEMBER_CARD:        programme.RewardMemberCard,
+}
+
+func clip(s string) string {
+	if len(s) > 20 {
+		return s[:20] + "..."
+	}
+	return s
+}

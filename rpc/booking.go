@@ -116,11 +116,10 @@ func (s bookingService) stayFromRequest(msg *loyaltyv1.RecordStayRequest) (progr
 		if charge == nil {
 			return stay, time.Time{}, time.Time{}, badField(field, "is required")
 		}
-		if i == 0 {
-			stay.Currency = charge.GetCurrencyCode()
-		} else if charge.GetCurrencyCode() != stay.Currency {
-			return stay, time.Time{}, time.Time{}, badField(field+".currency_code", "all nights must use the same currency")
+		if charge.GetCurrencyCode() != s.programme.Currency {
+			return stay, time.Time{}, time.Time{}, badField(field+".currency_code", "must be %q, the programme's currency", s.programme.Currency)
 		}
+		stay.Currency = charge.GetCurrencyCode()
 		if !moneyAmount.MatchString(charge.GetAmount()) {
 			return stay, time.Time{}, time.Time{}, badField(field+".amount", "must be a decimal like \"388.00\", got %q", clip(charge.GetAmount()))
 		}

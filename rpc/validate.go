@@ -1,9 +1,11 @@
 package rpc
 
 import (
+	"errors"
 	"strings"
 	"time"
 
+	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
@@ -18,7 +20,11 @@ const (
 )
 
 func checkMember(number string) error {
-	return members.ValidateNumber(number)
+	var fe *ledger.FieldError
+	if err := members.ValidateNumber(number); errors.As(err, &fe) {
+		return badField(fe.Field, "%s", fe.Problem)
+	}
+	return nil
 }
 
 // checkID checks a caller-chosen identifier such as a property or stay id:

@@ -552,7 +552,10 @@ func (x *ListActivityRequest) GetPageToken() string {
 
 type ListActivityResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Transactions, newest first (by recorded_at, then transaction_id).
+	// Transactions, newest first (by recorded_at, then transaction_id), as they
+	// moved the member's points: each with its breakdown and the balance right
+	// after it. Statement entries leave `postings` empty; the response of the
+	// call that recorded a transaction carries them.
 	Transactions []*Transaction `protobuf:"bytes,1,rep,name=transactions,proto3" json:"transactions,omitempty"`
 	// Token for the next page; empty when there are no more transactions.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`

@@ -16,6 +16,14 @@ deps:
 postgres:
 	@scripts/ensure-postgres.sh
 
+# The loyaltyd server on an embedded PostgreSQL (data in .data/postgres).
+# Extra flags: make run ARGS='-listen 127.0.0.1:9090 -log-level debug'
+# The server on an embedded PostgreSQL kept in .data/ (ARGS='-listen :9090' etc.).
+# Built, then exec'd, so that Ctrl-C and SIGTERM reach loyaltyd itself.
+run: deps postgres
+	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
+	exec bin/loyaltyd $(ARGS)
+
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -220,7 +220,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	cmd.Env = serverEnv()
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: who.cred, Pdeathsig: deathSig}
+	// Setpgid: a terminal's Ctrl-C goes to our process group only, so the
+	// server is stopped by its owner, after in-flight work has drained.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: who.cred, Pdeathsig: deathSig, Setpgid: true}
 	s.proc, err = startProcess(cmd)
 	logFile.Close() // the child has its own copy
 	if err != nil {
@@ -275,8 +277,12 @@ func (s *Server) stop() error {
 	select {
 	case <-s.proc.done:
 		// It died on its own before we asked: say so, with its log.
-		errs = append(errs, fmt.Errorf("embeddedpg: postgres (pid %d) had already exited before Stop: %v%s",
-			pid, s.proc.err, s.logTail()))
+		how := "cleanly"
+		if s.proc.err != nil {
+			how = s.proc.err.Error()
+		}
+		errs = append(errs, fmt.Errorf("embeddedpg: postgres (pid %d) had already exited (%s) before Stop%s",
+			pid, how, s.logTail()))
 	default:
 		if err := s.proc.stop(syscall.SIGINT, stopTimeout); err != nil {
 			s.logger.Warn("embeddedpg: postgres did not shut down in time; killed it", "pid", pid, "timeout", stopTimeout)
@@ -398,7 +404,7 @@ func (s *Server) initdb(ctx context.Context, initdbBin string, who runAs, deathS
 	// leave a half-made cluster behind that later looks like a real one.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: who.cred, Pdeathsig: deathSig}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: who.cred, Pdeathsig: deathSig, Setpgid: true}
 	t0 := time.Now()
 	p, err := startProcess(cmd)
 	if err != nil {

@@ -259,6 +259,21 @@ func TestIdempotentReplay(t *testing.T) {
 			if info.GetMetadata()["idempotency_key"] != "stay-1" {
 				t.Fatalf("conflict detail %v", info)
 			}
+			// The enrolment's replay is its first response, though the member
+			// has since earned points and moved up a tier.
+			enrol := &loyaltyv1.EnrollMemberRequest{IdempotencyKey: "enrol-2", FullName: "Zhao Min", Phone: "+86 139 0000 0001",
+				Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_WEB}
+			enrolled, err := c.members.EnrollMember(e.ctx, connect.NewRequest(enrol))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-3", enrolled.Msg.GetMember().GetMemberNumber(), "B-3", "100.00"))); err != nil {
+				t.Fatal(err)
+			}
+			reEnrolled, err := c.members.EnrollMember(e.ctx, connect.NewRequest(enrol))
+			if err != nil || !proto.Equal(enrolled.Msg, reEnrolled.Msg) {
+				t.Fatalf("replayed enrolment %v (%v), first %v", reEnrolled, err, enrolled)
+			}
 		})
 	}
 }

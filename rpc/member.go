@@ -32,10 +32,10 @@ func (s memberService) EnrollMember(ctx context.Context, req *connect.Request[lo
 	if err != nil {
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
-	member, err := s.protoMember(ctx, m)
-	if err != nil {
-		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
-	}
+	// The member as enrolled, with the empty balance of a new account: a
+	// replay returns exactly this, whatever happened to the member since.
+	member := profile(m)
+	member.Balance = &loyaltyv1.PointsBalance{}
 	return connect.NewResponse(&loyaltyv1.EnrollMemberResponse{Member: member}), nil
 }
 
@@ -59,11 +59,9 @@ func (s memberService) UpdateMember(ctx context.Context, req *connect.Request[lo
 	if err != nil {
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
-	member, err := s.protoMember(ctx, m)
-	if err != nil {
-		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
-	}
-	return connect.NewResponse(&loyaltyv1.UpdateMemberResponse{Member: member}), nil
+	// The profile as updated, without a balance: a replay returns exactly
+	// this; GetMember gives the points.
+	return connect.NewResponse(&loyaltyv1.UpdateMemberResponse{Member: profile(m)}), nil
 }
 
 func (s memberService) ListActivity(ctx context.Context, req *connect.Request[loyaltyv1.ListActivityRequest]) (*connect.Response[loyaltyv1.ListActivityResponse], error) {
@@ -91,13 +89,18 @@ func (s *Server) protoMember(ctx context.Context, m members.Member) (*loyaltyv1.
 	if err != nil {
 		return nil, err
 	}
+	out := profile(m)
+	out.Balance = toProtoBalance(balance)
+	return out, nil
+}
+
+func profile(m members.Member) *loyaltyv1.Member {
 	return &loyaltyv1.Member{
 		MemberNumber: m.Number,
 		FullName:     m.FullName,
 		Email:        m.Email,
 		Phone:        m.Phone,
 		Tier:         tiers[m.Tier],
-		Balance:      toProtoBalance(balance),
 		EnrolledAt:   timestamppb.New(m.EnrolledAt),
-	}, nil
+	}
 }

@@ -32,8 +32,6 @@ type Config struct {
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
-	// Interceptors run before authentication, e.g. metrics.
-	Interceptors []connect.Interceptor
 }
 
 // Server implements the loyalty.v1 services.

@@ -33,12 +33,14 @@ type Member struct {
 	// E-mail address for statements; empty if none. Returned only to callers
 	// whose role may see contact data.
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// Mobile phone number in E.164 form, e.g. "+8613800138000"; empty if none.
-	// Returned only to callers whose role may see contact data.
+	// Phone number for statements, e.g. "+86 138 0013 8000": digits, spaces,
+	// "-" and a leading "+", at most 32 characters; empty if none.
 	Phone string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
 	// The tier in force now.
 	Tier Tier `protobuf:"varint,5,opt,name=tier,proto3,enum=loyalty.v1.Tier" json:"tier,omitempty"`
-	// The member's points now.
+	// The member's points: now in GetMember; zero in EnrollMember's response
+	// (a new account); unset in UpdateMember's response, so that its replay
+	// returns exactly the first response.
 	Balance *PointsBalance `protobuf:"bytes,6,opt,name=balance,proto3" json:"balance,omitempty"`
 	// When the member enrolled.
 	EnrolledAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
@@ -440,7 +442,7 @@ func (x *UpdateMemberRequest) GetPhone() string {
 
 type UpdateMemberResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The member after the update.
+	// The member's profile after the update (without balance).
 	Member        *Member `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,372 @@
+// Command loyaltyd serves the loyalty.v1 Connect/gRPC services over one
+// HTTP port (HTTP/1.1 and unencrypted HTTP/2), with gRPC health checking,
+// server reflection and Prometheus metrics at /metrics.
+//
+// Without a database URL it runs its own PostgreSQL (embedded mode, for
+// development: `make run`) whose data lives in -data-dir and survives
+// restarts. With one it uses that PostgreSQL or CockroachDB.
+//
+// This is the only place the packages are wired together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/embeddedpg"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/migrations"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/rpc"
+)
+
+const (
+	defaultDataDir = ".data/postgres"
+	defaultListen  = "127.0.0.1:8080"
+	// embeddedDatabase is the database the service uses in embedded mode.
+	embeddedDatabase = "loyalty"
+	// shutdownGrace is how long in-flight requests get to finish after SIGTERM/SIGINT.
+	shutdownGrace = 30 * time.Second
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// config is what the flags and environment say.
+type config struct {
+	databaseURL string
+	dataDir     string // absolute; used only in embedded mode
+	listen      string
+	logLevel    slog.Level
+}
+
+// parseFlags reads the flags, each falling back to its environment
+// variable and then to its default. It returns flag.ErrHelp for -h.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	fs := flag.NewFlagSet("loyaltyd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v, ok := os.LookupEnv(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	var cfg config
+	var level string
+	fs.StringVar(&cfg.databaseURL, "database-url", env("LOYALTY_DATABASE_URL", ""),
+		"PostgreSQL or CockroachDB URL (env LOYALTY_DATABASE_URL); empty runs an embedded PostgreSQL")
+	fs.StringVar(&cfg.dataDir, "data-dir", env("LOYALTY_DATA_DIR", defaultDataDir),
+		"directory of the embedded PostgreSQL's data, kept across restarts (env LOYALTY_DATA_DIR)")
+	fs.StringVar(&cfg.listen, "listen", env("LOYALTY_LISTEN", defaultListen),
+		"address to serve HTTP/1.1 and unencrypted HTTP/2 on (env LOYALTY_LISTEN)")
+	fs.StringVar(&level, "log-level", env("LOYALTY_LOG_LEVEL", "info"),
+		"debug, info, warn or error (env LOYALTY_LOG_LEVEL)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyd [flags]
+
+Serves the loyalty.v1 Connect/gRPC services, gRPC health and reflection, and
+Prometheus metrics at /metrics. Without a database URL it runs an embedded
+PostgreSQL whose data lives in -data-dir. A flag wins over its environment
+variable. SIGTERM or SIGINT shuts it down gracefully.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "debug":
+		cfg.logLevel = slog.LevelDebug
+	case "info":
+		cfg.logLevel = slog.LevelInfo
+	case "warn", "warning":
+		cfg.logLevel = slog.LevelWarn
+	case "error":
+		cfg.logLevel = slog.LevelError
+	default:
+		return config{}, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
+	}
+	if cfg.listen == "" {
+		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
+	}
+	if cfg.databaseURL == "" {
+		if cfg.dataDir == "" {
+			return config{}, errors.New("-data-dir: a directory is required in embedded mode")
+		}
+		abs, err := filepath.Abs(cfg.dataDir)
+		if err != nil {
+			return config{}, fmt.Errorf("-data-dir: %w", err)
+		}
+		cfg.dataDir = abs
+	} else {
+		cfg.dataDir = ""
+	}
+	return cfg, nil
+}
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "loyaltyd: %v (see loyaltyd -h)\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	slog.SetDefault(logger)
+
+	// Signals stop start-up too (initdb, migrations): nothing is left
+	// half-done that the next start cannot finish.
+	ctx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+
+	if err := serve(ctx, stopSignals, cfg, logger, stdout); err != nil {
+		logger.Error("loyaltyd: exiting on error", "error", err.Error())
+		return 1
+	}
+	logger.Info("loyaltyd stopped cleanly")
+	return 0
+}
+
+// serve starts everything, serves until ctx is cancelled, then shuts down
+// in order: HTTP (letting in-flight requests finish), the pool, the
+// embedded PostgreSQL. The error is nil only for a clean shutdown.
+func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Logger, stdout io.Writer) (err error) {
+	// Cleanups run in reverse order on every exit path; their errors join err.
+	var cleanups []func() error
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			err = errors.Join(err, cleanups[i]())
+		}
+	}()
+
+	dbURL := cfg.databaseURL
+	if dbURL == "" {
+		pg, err := embeddedpg.Start(ctx, embeddedpg.Options{DataDir: cfg.dataDir, Logger: logger})
+		if err != nil {
+			return fmt.Errorf("start the embedded PostgreSQL: %w", err)
+		}
+		cleanups = append(cleanups, func() error {
+			if err := pg.Stop(); err != nil {
+				return fmt.Errorf("stop the embedded PostgreSQL: %w", err)
+			}
+			return nil
+		})
+		if err := ensureDatabase(ctx, pg.ConnString("postgres"), embeddedDatabase, logger); err != nil {
+			return err
+		}
+		dbURL = pg.ConnString(embeddedDatabase)
+	}
+
+	db, err := database.Open(ctx, dbURL, database.Options{})
+	if err != nil {
+		return fmt.Errorf("open the database: %w", err)
+	}
+	cleanups = append(cleanups, func() error {
+		db.Close()
+		logger.Info("database pool closed")
+		return nil
+	})
+	poolCfg := db.Pool.Config().ConnConfig
+	logger.Info("database connected",
+		"engine", string(db.Dialect.Engine),
+		"version", db.Dialect.Version,
+		"host", poolCfg.Host,
+		"database", poolCfg.Database,
+		"embedded", cfg.databaseURL == "",
+	)
+
+	if err := migrations.Apply(ctx, db.Pool, logger); err != nil {
+		return err
+	}
+	l := ledger.New(db, ledger.Options{})
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		return fmt.Errorf("create the programme's accounts: %w", err)
+	}
+	memberStore := members.New(l, nil)
+	keys := apikeys.New(l, nil)
+	adminKey, adminSecret, err := keys.EnsureAdmin(ctx)
+	if err != nil {
+		return err
+	}
+	if adminSecret != "" {
+		// The secret itself goes to stdout once (printBanner), never to the log.
+		logger.Info("first admin API key created", "key_id", adminKey.ID)
+	}
+
+	srv, err := rpc.New(rpc.Config{
+		Ledger:    l,
+		Members:   memberStore,
+		Keys:      keys,
+		Programme: programme.Default(),
+		Logger:    logger,
+	})
+	if err != nil {
+		return fmt.Errorf("rpc: %w", err)
+	}
+
+	m := newMetrics(db)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	mux.Handle("/", srv.Handler(m.Interceptor(), logInterceptor(logger)))
+
+	protocols := new(http.Protocols)
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c with prior knowledge)
+	httpServer := &http.Server{
+		Handler:           mux,
+		Protocols:         protocols,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpServer.Serve(ln) }()
+
+	url := listenURL(ln.Addr())
+	logger.Info("loyaltyd started",
+		"engine", string(db.Dialect.Engine),
+		"listen", ln.Addr().String(),
+		"url", url,
+		"data_dir", cfg.dataDir,
+		"embedded", cfg.databaseURL == "",
+		"admin_key_created", adminSecret != "",
+	)
+	printBanner(stdout, url, adminSecret)
+
+	select {
+	case <-ctx.Done():
+		// A second signal kills at once (the embedded PostgreSQL gets
+		// SIGTERM from the kernel when we die and shuts down cleanly).
+		stopSignals()
+		logger.Info("shutting down: no new connections; waiting for in-flight requests", "grace", shutdownGrace.String())
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	}
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		_ = httpServer.Close()
+		return fmt.Errorf("http server: requests still running after %s were cut off: %w", shutdownGrace, err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http server: %w", err)
+	}
+	logger.Info("http server stopped")
+	return nil
+}
+
+// ensureDatabase creates the named database on the embedded server when it
+// does not exist yet.
+func ensureDatabase(ctx context.Context, adminConn, name string, logger *slog.Logger) error {
+	conn, err := pgx.Connect(ctx, adminConn)
+	if err != nil {
+		return fmt.Errorf("connect to the embedded PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var one int
+	err = conn.QueryRow(ctx, `SELECT 1 FROM pg_database WHERE datname = $1`, name).Scan(&one)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("look for database %s: %w", name, err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	logger.Info("database created", "database", name)
+	return nil
+}
+
+// listenURL is the URL a client on this machine uses: an unspecified host
+// (":8080", "0.0.0.0:8080") is reached through loopback.
+func listenURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// exampleCurl is the first call to try; README.md's "Try it" starts with it.
+const exampleCurl = `curl -s -X POST "$LOYALTY_URL/loyalty.v1.MemberService/EnrollMember" -H "Authorization: Bearer $LOYALTY_KEY" -H 'Content-Type: application/json' -d '{"idempotencyKey":"enrol-1","fullName":"Li Wei","email":"li.wei@example.com","channel":"BOOKING_CHANNEL_APP"}'`
+
+// printBanner tells the operator, on stdout rather than in the log, where
+// the server is and how to call it. secret is non-empty only when the first
+// admin key was just created: this is the only time it is ever shown.
+func printBanner(w io.Writer, url, secret string) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nloyaltyd is listening on %s\n\n", url)
+	if secret != "" {
+		b.WriteString("The first admin API key was created. Its secret is shown only this once; keep it:\n\n")
+		fmt.Fprintf(&b, "export LOYALTY_URL=%s\n", url)
+		fmt.Fprintf(&b, "export LOYALTY_KEY=%s\n", secret)
+	} else {
+		b.WriteString("An admin API key already exists: its secret was shown once, when it was created, and cannot be\n")
+		b.WriteString("recovered. Set LOYALTY_KEY to a key you hold; to get a new one, call AdminService.CreateApiKey\n")
+		b.WriteString("with an admin key.\n\n")
+		fmt.Fprintf(&b, "export LOYALTY_URL=%s\n", url)
+	}
+	b.WriteString("\nTry it:\n\n")
+	b.WriteString(exampleCurl + "\n\n")
+	io.WriteString(w, b.String())
+}
+
+// logInterceptor logs every call at debug level (procedure, outcome, time).
+// Failures are logged by the rpc package where they happen.
+func logInterceptor(logger *slog.Logger) connect.Interceptor {
+	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			if !logger.Enabled(ctx, slog.LevelDebug) {
+				return next(ctx, req)
+			}
+			start := time.Now()
+			resp, err := next(ctx, req)
+			logger.DebugContext(ctx, "rpc",
+				"procedure", req.Spec().Procedure,
+				"protocol", req.Peer().Protocol,
+				"code", codeLabel(err),
+				"duration", time.Since(start).String(),
+			)
+			return resp, err
+		}
+	})
+}

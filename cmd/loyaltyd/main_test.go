@@ -1,0 +1,59 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestFlags(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"LOYALTY_DATABASE_URL", "LOYALTY_DATA_DIR", "LOYALTY_LISTEN", "LOYALTY_LOG_LEVEL"} {
+		t.Setenv(name, "")
+	}
+
+	cfg, err := parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config{dataDir: filepath.Join(wd, ".data", "postgres"), listen: "127.0.0.1:8080", logLevel: slog.LevelInfo}
+	if cfg != want {
+		t.Errorf("defaults: got %+v, want %+v", cfg, want)
+	}
+
+	// The environment replaces the defaults...
+	t.Setenv("LOYALTY_DATA_DIR", "pg")
+	t.Setenv("LOYALTY_LISTEN", "127.0.0.1:9000")
+	t.Setenv("LOYALTY_LOG_LEVEL", "debug")
+	cfg, err = parseFlags(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = config{dataDir: filepath.Join(wd, "pg"), listen: "127.0.0.1:9000", logLevel: slog.LevelDebug}
+	if cfg != want {
+		t.Errorf("environment: got %+v, want %+v", cfg, want)
+	}
+
+	// ...and a flag wins over the environment.
+	t.Setenv("LOYALTY_DATABASE_URL", "postgresql://env@localhost/loyalty")
+	cfg, err = parseFlags([]string{"-database-url", "postgresql://flag@localhost/loyalty", "-listen", ":9001", "-log-level", "WARN"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With a database URL there is no embedded data directory.
+	want = config{databaseURL: "postgresql://flag@localhost/loyalty", listen: ":9001", logLevel: slog.LevelWarn}
+	if cfg != want {
+		t.Errorf("flags: got %+v, want %+v", cfg, want)
+	}
+
+	for _, args := range [][]string{{"-log-level", "loud"}, {"-listen", ""}, {"extra"}, {"-no-such-flag"}} {
+		if _, err := parseFlags(args, io.Discard); err == nil {
+			t.Errorf("parseFlags(%q) succeeded, want an error", args)
+		}
+	}
+}

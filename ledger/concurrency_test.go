@@ -29,7 +29,7 @@ func TestAcknowledgedWritesAreCommitted(t *testing.T) {
 		const (
 			members    = 10
 			workers    = 16
-			operations = 5000
+			operations = 6500 // of which about 5,500 post (the rest replay earlier requests)
 			seedPoints = 1000
 		)
 		f := newFixture(t, db, members)

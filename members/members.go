@@ -296,3 +296,24 @@ func (s *Store) RecordCompletedStay(ctx context.Context, number, callerID string
 	}
 	return programme.Tier(tier), nil
 }
+
+// ClaimFirstStay records stay as the member's first completed stay unless
+// one is recorded already, and reports whether stay is the first. Asking
+// again for the same stay answers true again, so a retried request keeps
+// its first-stay bonus.
+func (s *Store) ClaimFirstStay(ctx context.Context, number, stay string) (bool, error) {
+	var first string
+	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE members SET first_stay = $2 WHERE member_number = $1 AND first_stay IS NULL`, number, stay); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT first_stay FROM members WHERE member_number = $1`, number).Scan(&first)
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("member %s: %w", number, ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim first stay of %s: %w", number, err)
+	}
+	return first == stay, nil
+}

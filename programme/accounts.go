@@ -23,6 +23,7 @@ const (
 
 	AccountIssuedStay          = "programme:issued:stay"               // debit-normal: stay points issued
 	AccountIssuedBookingBonus  = "programme:issued:booking_bonus"      // debit-normal: direct-booking bonuses issued
+	AccountIssuedPromotion     = "programme:issued:promotion"          // debit-normal: promotion points issued
 	AccountIssuedSuggestion    = "programme:issued:suggestion"         // debit-normal: adopted-suggestion points issued
 	AccountIssuedGoodwill      = "programme:issued:goodwill"           // debit-normal: goodwill points an admin gave
 	AccountAdjustmentDebit     = "programme:adjustment:debit"          // credit-normal: points an admin took back
@@ -58,6 +59,7 @@ func ChartOfAccounts() []ledger.Account {
 	out := []ledger.Account{
 		acct(AccountIssuedStay, ledger.Debit),
 		acct(AccountIssuedBookingBonus, ledger.Debit),
+		acct(AccountIssuedPromotion, ledger.Debit),
 		acct(AccountIssuedSuggestion, ledger.Debit),
 		acct(AccountIssuedGoodwill, ledger.Debit),
 		acct(AccountAdjustmentDebit, ledger.Credit),

@@ -3,23 +3,27 @@
 // or a late check-out costs, what a reward is priced at, when a cancellation
 // is free, and the programme's chart of accounts in the ledger.
 //
-// Every number is a field of a Programme value; Default returns the shipped
-// programme's defaults (the domain brief). Nothing here reads a database, a
-// clock, a file or the environment: callers pass in the instants, the
-// property's *time.Location and the member's tier, and get back points and
-// the Lines that explain them. This is the "simple cases" version used by
-// the RPC server; promotions and versioned programmes come later.
+// Every number is a field of a Programme value, and a Programme is data: it
+// round-trips through JSON, Validate says whether a definition is complete
+// and sane, and Default returns the shipped programme's defaults (the
+// domain brief). Which version is in force when is the business of the
+// store that keeps the versions, not of this package. Nothing here reads a
+// database, a clock, a file or the environment: callers pass in the
+// instants, the property's *time.Location and the member's tier, and get
+// back points and the Lines that explain them.
 //
 // Money is decimal.Decimal, never float. Points are whole int64 numbers.
 //
 // Rounding: fractional points are always rounded down (decimal Floor) to
 // whole points, at these places and nowhere else:
-//   - stay points, per night, after the tier multiplier:
-//     floor(room charge × PointsPerCurrencyUnit × tier multiplier) (the
-//     base shown on its own line is likewise floored per night, before the
-//     multiplier);
+//   - stay points, per night, once, after the tier and (on a first stay)
+//     first-stay multipliers: floor(room charge × PointsPerCurrencyUnit ×
+//     tier multiplier [× FirstStayMultiplier]); the base shown on its own
+//     line is likewise floored per night, before any multiplier, and so
+//     is the amount after the tier multiplier alone;
 //   - the halving of a stay booked for someone else, on the stay's total;
-//   - a senior member's direct-booking bonus, on its total.
+//   - a senior member's direct-booking bonus, on its total;
+//   - a promotion's multiplier, per night, on that night's base points.
 //
 // Signs: the points returned together with Lines, and every Line.Points, are
 // the signed effect on the member's balance: earning is positive; penalties,
@@ -29,6 +33,7 @@ package programme
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/shopspring/decimal"
 )
@@ -99,9 +104,9 @@ const (
 // Line explains one part of a calculation.
 type Line struct {
 	// Rule is a stable machine name: "stay_points", "tier_bonus",
-	// "direct_booking_bonus", "booked_for_other", "unbooked_extension",
-	// "no_show_penalty", "guarantee_hold", "late_checkout", "reward",
-	// "adopted_suggestion".
+	// "first_stay_bonus", "booked_for_other", "unbooked_extension",
+	// "direct_booking_bonus", "promotion:<id>" (see PromotionRule),
+	// "no_show_penalty", "late_checkout", "reward", "adopted_suggestion".
 	Rule string
 	// Description is a human sentence, e.g. "2 nights at 388.00 CNY,
 	// 1 point per CNY".
@@ -114,6 +119,7 @@ type Line struct {
 const (
 	RuleStayPoints         = "stay_points"
 	RuleTierBonus          = "tier_bonus"
+	RuleFirstStayBonus     = "first_stay_bonus"
 	RuleDirectBookingBonus = "direct_booking_bonus"
 	RuleBookedForOther     = "booked_for_other"
 	RuleUnbookedExtension  = "unbooked_extension"
@@ -137,70 +143,85 @@ func fieldErr(field, format string, args ...any) *FieldError {
 
 // Programme is the set of rules in force. Every number of the rules is one
 // of its fields. A Programme is a value: its methods never change it.
+//
+// A Programme is data: it round-trips through encoding/json (snake_case
+// names; decimals as strings such as "1.2"; clocks as "HH:MM"; maps keyed by
+// tier or reward as JSON objects). Which version of the rules is in force
+// when is not part of it: the store that keeps the versions owns that.
+// Validate checks a definition; ParseProgramme decodes one strictly.
 type Programme struct {
 	// Currency is the ISO code room charges are in ("CNY").
-	Currency string
+	Currency string `json:"currency"`
 	// CurrencyDecimalPlaces is how many decimal places a charge in
 	// Currency may have (2 for CNY).
-	CurrencyDecimalPlaces int32
+	CurrencyDecimalPlaces int32 `json:"currency_decimal_places"`
 	// PointsPerCurrencyUnit is the base earning rate (1 point per CNY).
-	PointsPerCurrencyUnit decimal.Decimal
+	PointsPerCurrencyUnit decimal.Decimal `json:"points_per_currency_unit"`
 	// TierMultiplier multiplies stay points: regular 1.0, silver 1.0,
 	// gold 1.2, platinum 1.5.
-	TierMultiplier map[Tier]decimal.Decimal
+	TierMultiplier map[Tier]decimal.Decimal `json:"tier_multiplier"`
+	// FirstStayMultiplier multiplies the stay points (after the tier
+	// multiplier) of a member's first completed stay (1.5; 1 is no bonus).
+	FirstStayMultiplier decimal.Decimal `json:"first_stay_multiplier"`
 	// DirectBookingBonusPoints is the flat bonus per stay for regular and
 	// silver members booking on a self-service channel (77).
-	DirectBookingBonusPoints int64
+	DirectBookingBonusPoints int64 `json:"direct_booking_bonus_points"`
 	// SeniorDirectBookingExtraMultiplier is the bonus of gold and platinum
 	// members booking on a self-service channel, as a multiple of the
 	// stay's base points (1: the stay points again).
-	SeniorDirectBookingExtraMultiplier decimal.Decimal
+	SeniorDirectBookingExtraMultiplier decimal.Decimal `json:"senior_direct_booking_extra_multiplier"`
 	// BookedForOtherFactor scales stay points when the member booked for
 	// someone else (0.5).
-	BookedForOtherFactor decimal.Decimal
+	BookedForOtherFactor decimal.Decimal `json:"booked_for_other_factor"`
+	// Promotions are the campaigns of the programme (none by default).
+	// See Promotion and StayPoints.
+	Promotions []Promotion `json:"promotions"`
 	// NoShowPenaltyPerNight is deducted per room-night of a no-show (300).
-	NoShowPenaltyPerNight int64
+	NoShowPenaltyPerNight int64 `json:"no_show_penalty_per_night"`
 	// SameDayBookingExemptAfter: a booking made on the arrival day at or
 	// after this local time is not penalised for a no-show (18:00).
-	SameDayBookingExemptAfter Clock
+	SameDayBookingExemptAfter Clock `json:"same_day_booking_exempt_after"`
 	// FreeCancellationUntil is, per tier, the local time on the arrival
 	// day before which a cancellation is free: regular and silver 18:00,
 	// gold and platinum 19:00.
-	FreeCancellationUntil map[Tier]Clock
+	FreeCancellationUntil map[Tier]Clock `json:"free_cancellation_until"`
 	// GuaranteeNormalHoldUntil is the local time a room is held until
 	// anyway, without a guarantee (18:00).
-	GuaranteeNormalHoldUntil Clock
+	GuaranteeNormalHoldUntil Clock `json:"guarantee_normal_hold_until"`
 	// GuaranteeLatest is the latest local time a guarantee can hold a
 	// room until (23:00).
-	GuaranteeLatest Clock
+	GuaranteeLatest Clock `json:"guarantee_latest"`
 	// GuaranteePointsPerHour is put on hold per started hour of guarantee
 	// past GuaranteeNormalHoldUntil (500).
-	GuaranteePointsPerHour int64
+	GuaranteePointsPerHour int64 `json:"guarantee_points_per_hour"`
 	// LateCheckoutPointsPerHour is deducted at check-out per hour of late
 	// check-out (500).
-	LateCheckoutPointsPerHour int64
+	LateCheckoutPointsPerHour int64 `json:"late_checkout_points_per_hour"`
 	// MaxLateCheckoutHours is the most hours of late check-out charged
 	// at once (6).
-	MaxLateCheckoutHours int
+	MaxLateCheckoutHours int `json:"max_late_checkout_hours"`
+	// FreeLateCheckoutTiers are the tiers whose late check-out is free
+	// (none by default).
+	FreeLateCheckoutTiers []Tier `json:"free_late_checkout_tiers"`
 	// Rewards is the catalogue: each reward's price in points.
-	Rewards map[Reward]int64
+	Rewards map[Reward]int64 `json:"rewards"`
 	// MaxRewardQuantity is the most items of one reward in one redemption
 	// (10).
-	MaxRewardQuantity int
+	MaxRewardQuantity int `json:"max_reward_quantity"`
 	// AdoptedSuggestionPoints is awarded for a suggestion the chain
 	// adopted (50).
-	AdoptedSuggestionPoints int64
+	AdoptedSuggestionPoints int64 `json:"adopted_suggestion_points"`
 	// TimeZone is the IANA zone of a property that does not name its own
 	// ("Asia/Shanghai"). The functions here take a *time.Location; loading
 	// it is the caller's job.
-	TimeZone string
+	TimeZone string `json:"time_zone"`
 	// MaxNightsPerStay is the most nights one stay may have (90).
-	MaxNightsPerStay int
+	MaxNightsPerStay int `json:"max_nights_per_stay"`
 }
 
 // Default returns the shipped programme: the defaults of the domain brief.
-// Each call returns fresh maps, so changing one result never changes
-// another.
+// Each call returns fresh maps and slices, so changing one result never
+// changes another.
 func Default() Programme {
 	return Programme{
 		Currency:              "CNY",
@@ -212,9 +233,11 @@ func Default() Programme {
 			TierGold:     decimal.RequireFromString("1.2"),
 			TierPlatinum: decimal.RequireFromString("1.5"),
 		},
+		FirstStayMultiplier:                decimal.RequireFromString("1.5"),
 		DirectBookingBonusPoints:           77,
 		SeniorDirectBookingExtraMultiplier: decimal.NewFromInt(1),
 		BookedForOtherFactor:               decimal.RequireFromString("0.5"),
+		Promotions:                         []Promotion{},
 		NoShowPenaltyPerNight:              300,
 		SameDayBookingExemptAfter:          Clock{Hour: 18},
 		FreeCancellationUntil: map[Tier]Clock{
@@ -228,6 +251,7 @@ func Default() Programme {
 		GuaranteePointsPerHour:    500,
 		LateCheckoutPointsPerHour: 500,
 		MaxLateCheckoutHours:      6,
+		FreeLateCheckoutTiers:     []Tier{},
 		Rewards: map[Reward]int64{
 			RewardFreeNight:        2000,
 			RewardLateCheckoutHour: 500,
@@ -267,12 +291,24 @@ func (p Programme) NoShowPenalty(nights int, sameDayBookingAfterCutoff bool) (in
 	}}
 }
 
-// LateCheckoutCharge is what hours of late check-out cost, deducted at
-// check-out: −hours × LateCheckoutPointsPerHour. hours must be
-// 1..MaxLateCheckoutHours (FieldError "hours").
-func (p Programme) LateCheckoutCharge(hours int) (int64, []Line, error) {
+// LateCheckoutCharge is what hours of late check-out cost a member of the
+// given tier (the tier in force when the stay began), deducted at
+// check-out: −hours × LateCheckoutPointsPerHour, or 0 points for a tier in
+// FreeLateCheckoutTiers, with one "late_checkout" line either way. hours
+// must be 1..MaxLateCheckoutHours (FieldError "hours"), free or not; an
+// unknown tier is a FieldError "tier".
+func (p Programme) LateCheckoutCharge(hours int, tier Tier) (points int64, lines []Line, err error) {
 	if hours < 1 || hours > p.MaxLateCheckoutHours {
 		return 0, nil, fieldErr("hours", "is %d, must be 1 to %d", hours, p.MaxLateCheckoutHours)
+	}
+	if !tier.known() {
+		return 0, nil, fieldErr("tier", "unknown tier %q; want one of regular, silver, gold, platinum", tier)
+	}
+	if slices.Contains(p.FreeLateCheckoutTiers, tier) {
+		return 0, []Line{{
+			Rule:        RuleLateCheckout,
+			Description: fmt.Sprintf("%s of late check-out, free for %s members", plural(hours, "hour"), tier),
+		}}, nil
 	}
 	pts := -p.LateCheckoutPointsPerHour * int64(hours)
 	return pts, []Line{{

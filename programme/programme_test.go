@@ -104,6 +104,18 @@ func TestStayPoints(t *testing.T) {
 			points: 776, lines: []rl{{"stay_points", 776}},
 		},
 		{
+			name: "a single night at 388.99 earns 388 base points, rounded down", stay: stay(TierRegular, ChannelFrontDesk, "388.99"),
+			points: 388, lines: []rl{{"stay_points", 388}},
+		},
+		{
+			name: "booked for someone else: an odd total is halved rounding down, 389 to 194", stay: forOther(stay(TierRegular, ChannelFrontDesk, "389")),
+			points: 194, lines: []rl{{"stay_points", 389}, {"booked_for_other", -195}},
+		},
+		{
+			name: "booked for someone else: an even total is halved exactly", stay: forOther(stay(TierSilver, ChannelCallCentre, "388")),
+			points: 194, lines: []rl{{"stay_points", 388}, {"booked_for_other", -194}},
+		},
+		{
 			name: "silver member earns 1x: no tier bonus line", stay: stay(TierSilver, ChannelCallCentre, "250.50"),
 			points: 250, lines: []rl{{"stay_points", 250}},
 		},
@@ -341,7 +353,9 @@ func TestSameDayLateBooking(t *testing.T) {
 		loc      *time.Location
 		want     bool
 	}{
+		{name: "a same-day booking made at 17:59 local time is penalised", bookedAt: time.Date(2025, 3, 10, 17, 59, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
 		{name: "a same-day booking made at 18:00 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 18, 0, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: true},
+		{name: "a same-day booking made at 18:01 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 18, 1, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "a same-day booking made at 23:59 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 23, 59, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "a same-day booking made at 17:59:59 local time is penalised", bookedAt: time.Date(2025, 3, 10, 17, 59, 59, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
 		{name: "a booking given in UTC is read in the hotel's local time (10:00Z is 18:00 in Shanghai)", bookedAt: time.Date(2025, 3, 10, 10, 0, 0, 0, time.UTC), arrival: "2025-03-10", loc: sh, want: true},
@@ -400,6 +414,10 @@ func TestFreeCancellation(t *testing.T) {
 		{name: "cancelling the day before arrival is free, even just before midnight", tier: TierRegular, at: local(sh, 9, 23, 59, 59), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "cancelling weeks before arrival is free", tier: TierRegular, at: local(sh, 1, 20, 0, 0), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "regular cancels free until 18:00 on the arrival day", tier: TierRegular, at: local(sh, 10, 17, 59, 59), arrival: "2025-03-10", loc: sh, want: true},
+		{name: "regular cancelling at 17:59 on the arrival day is free", tier: TierRegular, at: local(sh, 10, 17, 59, 0), arrival: "2025-03-10", loc: sh, want: true},
+		{name: "regular cancelling at 18:01 on the arrival day is not free", tier: TierRegular, at: local(sh, 10, 18, 1, 0), arrival: "2025-03-10", loc: sh, want: false},
+		{name: "gold cancelling at 18:59 on the arrival day is free", tier: TierGold, at: local(sh, 10, 18, 59, 0), arrival: "2025-03-10", loc: sh, want: true},
+		{name: "gold cancelling at 19:01 on the arrival day is not free", tier: TierGold, at: local(sh, 10, 19, 1, 0), arrival: "2025-03-10", loc: sh, want: false},
 		{name: "regular cancelling at 18:00 on the arrival day is not free", tier: TierRegular, at: local(sh, 10, 18, 0, 0), arrival: "2025-03-10", loc: sh, want: false},
 		{name: "silver cancels free until 18:00", tier: TierSilver, at: local(sh, 10, 17, 30, 0), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "silver cancelling at 18:30 is not free", tier: TierSilver, at: local(sh, 10, 18, 30, 0), arrival: "2025-03-10", loc: sh, want: false},
@@ -468,10 +486,11 @@ func TestGuaranteeHold(t *testing.T) {
 		{name: "guaranteeing until 19:00 holds one hour, 500 points", until: Clock{19, 0}, hours: 1, points: 500},
 		{name: "a started hour counts as a whole hour", until: Clock{18, 1}, hours: 1, points: 500},
 		{name: "guaranteeing until 20:15 holds three hours", until: Clock{20, 15}, hours: 3, points: 1500},
-		{name: "guaranteeing until 23:00, the latest, holds five hours", until: Clock{23, 0}, hours: 5, points: 2500},
+		{name: "guaranteeing until 23:00, the latest, is allowed and holds five hours", until: Clock{23, 0}, hours: 5, points: 2500},
+		{name: "guaranteeing until 22:59 holds five hours", until: Clock{22, 59}, hours: 5, points: 2500},
 		{name: "no guarantee is needed until 18:00: rooms are held until then anyway", until: Clock{18, 0}, field: "hold_until"},
 		{name: "a guarantee before the normal hold time is refused", until: Clock{17, 0}, field: "hold_until"},
-		{name: "a guarantee past 23:00 is refused", until: Clock{23, 1}, field: "hold_until"},
+		{name: "a guarantee until 23:01, past 23:00, is refused", until: Clock{23, 1}, field: "hold_until"},
 		{name: "a clock that is not a time of day is refused", until: Clock{25, 0}, field: "hold_until"},
 		{name: "minutes past 59 are refused", until: Clock{20, 60}, field: "hold_until"},
 	}
@@ -493,23 +512,42 @@ func TestGuaranteeHold(t *testing.T) {
 }
 
 func TestLateCheckoutCharge(t *testing.T) {
+	free := Default()
+	free.FreeLateCheckoutTiers = []Tier{TierGold, TierPlatinum}
 	tests := []struct {
 		name   string
+		p      Programme
 		hours  int
+		tier   Tier
 		points int64
+		words  string
 		field  string
 	}{
-		{name: "one hour of late check-out costs 500 points", hours: 1, points: -500},
-		{name: "six hours, the most, cost 3000 points", hours: 6, points: -3000},
-		{name: "zero hours is not a late check-out", hours: 0, field: "hours"},
-		{name: "negative hours are refused", hours: -1, field: "hours"},
-		{name: "more than six hours are refused", hours: 7, field: "hours"},
+		{name: "one hour of late check-out costs 500 points", hours: 1, tier: TierRegular, points: -500, words: "1 hour of late check-out, 500 points per hour"},
+		{name: "six hours, the most, cost 3000 points", hours: 6, tier: TierSilver, points: -3000, words: "6 hours"},
+		{name: "by default late check-out is not free for any tier", hours: 2, tier: TierPlatinum, points: -1000, words: "500 points per hour"},
+		{name: "late check-out is free for a tier in the free list", p: free, hours: 2, tier: TierGold, points: 0, words: "2 hours of late check-out, free for gold members"},
+		{name: "late check-out is free for every tier in the free list", p: free, hours: 6, tier: TierPlatinum, points: 0, words: "free for platinum members"},
+		{name: "a tier not in the free list pays", p: free, hours: 2, tier: TierSilver, points: -1000, words: "500 points per hour"},
+		{name: "zero hours is not a late check-out", hours: 0, tier: TierRegular, field: "hours"},
+		{name: "negative hours are refused", hours: -1, tier: TierRegular, field: "hours"},
+		{name: "more than six hours are refused", hours: 7, tier: TierRegular, field: "hours"},
+		{name: "more than six hours are refused even when free", p: free, hours: 7, tier: TierGold, field: "hours"},
+		{name: "an unknown tier is refused", hours: 1, tier: "bronze", field: "tier"},
+		{name: "the tier is required", p: free, hours: 1, tier: "", field: "tier"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			points, lines, err := Default().LateCheckoutCharge(tc.hours)
+			p := tc.p
+			if p.Currency == "" {
+				p = Default()
+			}
+			points, lines, err := p.LateCheckoutCharge(tc.hours, tc.tier)
 			if tc.field != "" {
 				wantFieldError(t, err, tc.field)
+				if points != 0 || lines != nil {
+					t.Errorf("on error got points %d, lines %+v; want 0, nil", points, lines)
+				}
 				return
 			}
 			if err != nil {
@@ -519,8 +557,8 @@ func TestLateCheckoutCharge(t *testing.T) {
 				t.Errorf("points = %d, want %d", points, tc.points)
 			}
 			checkLines(t, points, lines)
-			if len(lines) != 1 || lines[0].Rule != "late_checkout" {
-				t.Errorf("lines = %+v, want one late_checkout line", lines)
+			if len(lines) != 1 || lines[0].Rule != RuleLateCheckout || lines[0].Points != tc.points || !strings.Contains(lines[0].Description, tc.words) {
+				t.Errorf("lines = %+v, want one late_checkout line of %d saying %q", lines, tc.points, tc.words)
 			}
 		})
 	}
@@ -678,7 +716,14 @@ func TestDefaultIsTheDomainBrief(t *testing.T) {
 	for tier, want := range map[Tier]string{TierRegular: "1", TierSilver: "1", TierGold: "1.2", TierPlatinum: "1.5"} {
 		eqDec("TierMultiplier["+string(tier)+"]", p.TierMultiplier[tier], want)
 	}
+	eqDec("FirstStayMultiplier", p.FirstStayMultiplier, "1.5")
 	eqDec("SeniorDirectBookingExtraMultiplier", p.SeniorDirectBookingExtraMultiplier, "1")
+	if len(p.Promotions) != 0 || len(p.FreeLateCheckoutTiers) != 0 {
+		t.Errorf("Promotions = %v, FreeLateCheckoutTiers = %v; want none by default", p.Promotions, p.FreeLateCheckoutTiers)
+	}
+	if err := p.Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
+	}
 	eqDec("BookedForOtherFactor", p.BookedForOtherFactor, "0.5")
 	ints := map[string][2]int64{
 		"DirectBookingBonusPoints":  {p.DirectBookingBonusPoints, 77},
@@ -731,8 +776,11 @@ func TestDefaultReturnsFreshMaps(t *testing.T) {
 	a.TierMultiplier[TierGold] = dec("9")
 	a.Rewards[RewardFreeNight] = 1
 	a.FreeCancellationUntil[TierGold] = Clock{1, 0}
+	a.Promotions = append(a.Promotions, Promotion{ID: "x"})
+	a.FreeLateCheckoutTiers = append(a.FreeLateCheckoutTiers, TierGold)
 	b := Default()
-	if !b.TierMultiplier[TierGold].Equal(dec("1.2")) || b.Rewards[RewardFreeNight] != 2000 || b.FreeCancellationUntil[TierGold] != (Clock{19, 0}) {
+	if !b.TierMultiplier[TierGold].Equal(dec("1.2")) || b.Rewards[RewardFreeNight] != 2000 || b.FreeCancellationUntil[TierGold] != (Clock{19, 0}) ||
+		len(b.Promotions) != 0 || len(b.FreeLateCheckoutTiers) != 0 {
 		t.Error("changing one Default() changed another")
 	}
 }
@@ -760,6 +808,7 @@ func TestChartOfAccounts(t *testing.T) {
 		{"programme:adjustment:debit", ledger.Credit},
 		{"programme:issued:booking_bonus", ledger.Debit},
 		{"programme:issued:goodwill", ledger.Debit},
+		{"programme:issued:promotion", ledger.Debit},
 		{"programme:issued:stay", ledger.Debit},
 		{"programme:issued:suggestion", ledger.Debit},
 		{"programme:penalty:guarantee_capture", ledger.Credit},

@@ -1,6 +1,7 @@
 package programme
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
@@ -37,6 +38,39 @@ func ParseClock(s string) (Clock, error) {
 
 // String formats the clock as "HH:MM".
 func (c Clock) String() string { return fmt.Sprintf("%02d:%02d", c.Hour, c.Minute) }
+
+// MarshalJSON writes the clock as the JSON string "HH:MM". A clock that is
+// not a time of day is an error.
+func (c Clock) MarshalJSON() ([]byte, error) {
+	if !c.valid() {
+		return nil, fmt.Errorf("programme: clock %d:%d is not a time of day", c.Hour, c.Minute)
+	}
+	return []byte(`"` + c.String() + `"`), nil
+}
+
+// UnmarshalJSON reads a JSON string written exactly as ParseClock wants
+// ("HH:MM", 00:00 to 23:59). Anything else, null included, is an error.
+func (c *Clock) UnmarshalJSON(data []byte) error {
+	var s string
+	if len(data) < 2 || data[0] != '"' || json.Unmarshal(data, &s) != nil {
+		return fmt.Errorf("programme: invalid time of day %s: want a JSON string \"HH:MM\"", clip(data))
+	}
+	parsed, err := ParseClock(s)
+	if err != nil {
+		return err
+	}
+	*c = parsed
+	return nil
+}
+
+// clip shortens data for an error message.
+func clip(data []byte) string {
+	const max = 40
+	if len(data) > max {
+		return string(data[:max]) + "…"
+	}
+	return string(data)
+}
 
 func (c Clock) valid() bool { return c.Hour >= 0 && c.Hour <= 23 && c.Minute >= 0 && c.Minute <= 59 }
 

@@ -2,6 +2,8 @@ package rpc
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 
 	"connectrpc.com/connect"
@@ -10,6 +12,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
@@ -40,7 +43,11 @@ func (s adminService) AdjustPoints(ctx context.Context, req *connect.Request[loy
 	case loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_ADOPTED_SUGGESTION:
 		source, rule = programme.AccountIssuedSuggestion, programme.RuleAdoptedSuggestion
 		if points == 0 {
-			points, _ = s.programme.AdoptedSuggestion()
+			v, err := s.rules(ctx)
+			if err != nil {
+				return nil, s.toConnect(ctx, proc, err)
+			}
+			points, _ = v.Programme.AdoptedSuggestion()
 		}
 		if points < 0 {
 			return nil, badField("points", "an adopted suggestion is an award: points must be positive")
@@ -121,4 +128,77 @@ func protoKey(k apikeys.Key) *loyaltyv1.ApiKey {
 		out.RevokedAt = timestamppb.New(k.RevokedAt)
 	}
 	return out
+}
+
+func (s adminService) PublishProgramme(ctx context.Context, req *connect.Request[loyaltyv1.PublishProgrammeRequest]) (*connect.Response[loyaltyv1.PublishProgrammeResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if msg.GetEffectiveAt() == nil {
+		return nil, badField("effective_at", "is required")
+	}
+	if len(msg.GetDefinitionJson()) > 32<<10 {
+		return nil, badField("definition_json", "at most 32 KiB")
+	}
+	p, err := programme.ParseProgramme([]byte(msg.GetDefinitionJson()))
+	var fe *programme.FieldError
+	if errors.As(err, &fe) {
+		return nil, badField("definition_json."+fe.Field, "%s", fe.Problem)
+	}
+	if err != nil {
+		return nil, badField("definition_json", "is not a programme definition: %v", err)
+	}
+	v, err := s.programmes.Publish(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetEffectiveAt().AsTime(), p)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	s.log.InfoContext(ctx, "programme version published", "version", v.Number, "effective_at", v.EffectiveAt, "by", caller(ctx).ID)
+	return connect.NewResponse(&loyaltyv1.PublishProgrammeResponse{Version: int32(v.Number), EffectiveAt: timestamppb.New(v.EffectiveAt)}), nil
+}
+
+func (s adminService) GetProgramme(ctx context.Context, req *connect.Request[loyaltyv1.GetProgrammeRequest]) (*connect.Response[loyaltyv1.GetProgrammeResponse], error) {
+	var v programmes.Version
+	var err error
+	if n := req.Msg.GetVersion(); n < 0 {
+		return nil, badField("version", "must be 0 (in force now) or a version number")
+	} else if n == 0 {
+		v, err = s.rules(ctx)
+	} else {
+		v, err = s.programmes.Get(ctx, int(n))
+	}
+	if errors.Is(err, programmes.ErrNoVersion) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such programme version"))
+	}
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	definition, err := json.MarshalIndent(v.Programme, "", "  ")
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&loyaltyv1.GetProgrammeResponse{Version: int32(v.Number), EffectiveAt: timestamppb.New(v.EffectiveAt),
+		DefinitionJson: string(definition)}), nil
+}
+
+func (s adminService) PutProperty(ctx context.Context, req *connect.Request[loyaltyv1.PutPropertyRequest]) (*connect.Response[loyaltyv1.PutPropertyResponse], error) {
+	p := req.Msg.GetProperty()
+	if p == nil {
+		return nil, badField("property", "is required")
+	}
+	owner := programmes.OwnerProgramme
+	if p.GetPartnerId() != "" {
+		owner = p.GetPartnerId()
+	}
+	put, err := s.programmes.PutProperty(ctx, caller(ctx).ID, req.Msg.GetIdempotencyKey(), programmes.Property{
+		ID: p.GetPropertyId(), Name: p.GetName(), TimeZone: p.GetTimeZone(), Owner: owner})
+	var fe *ledger.FieldError
+	if errors.As(err, &fe) && fe.Field != "idempotency_key" {
+		return nil, badField("property."+fe.Field, "%s", fe.Problem)
+	}
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	out := &loyaltyv1.Property{PropertyId: put.ID, Name: put.Name, TimeZone: put.TimeZone}
+	if put.Owner != programmes.OwnerProgramme {
+		out.PartnerId = put.Owner
+	}
+	return connect.NewResponse(&loyaltyv1.PutPropertyResponse{Property: out}), nil
 }

@@ -16,10 +16,12 @@ import (
 // roles says which key roles may call each procedure. A procedure missing
 // here is refused to everyone: access is granted, never assumed.
 var roles = map[string][]apikeys.Role{
-	loyaltyv1connect.MemberServiceEnrollMemberProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceGetMemberProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceUpdateMemberProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceListActivityProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceEnrollMemberProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetMemberProcedure:       {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceUpdateMemberProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceListActivityProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetTransactionProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceAwardSuggestionProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 
 	loyaltyv1connect.BookingServiceRecordStayProcedure:         {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceRecordNoShowProcedure:       {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
@@ -30,9 +32,12 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.BookingServiceRecordLateCheckoutProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceReverseTransactionProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 
-	loyaltyv1connect.AdminServiceAdjustPointsProcedure: {apikeys.RoleAdmin},
-	loyaltyv1connect.AdminServiceCreateApiKeyProcedure: {apikeys.RoleAdmin},
-	loyaltyv1connect.AdminServiceRevokeApiKeyProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceAdjustPointsProcedure:     {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceCreateApiKeyProcedure:     {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceRevokeApiKeyProcedure:     {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServicePublishProgrammeProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceGetProgrammeProcedure:     {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServicePutPropertyProcedure:      {apikeys.RoleAdmin},
 }
 
 type callerKey struct{}

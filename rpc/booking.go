@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -17,6 +18,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
@@ -34,9 +36,17 @@ var moneyAmount = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,2})?$`)
 
 func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loyaltyv1.RecordStayRequest]) (*connect.Response[loyaltyv1.RecordStayResponse], error) {
 	msg, proc := req.Msg, req.Spec().Procedure
-	stay, arrival, departure, err := s.stayFromRequest(msg)
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	stay, arrival, departure, err := s.stayFromRequest(v.Programme, msg)
 	if err != nil {
 		return nil, err
+	}
+	property, err := s.property(ctx, msg.GetPropertyId())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
 	}
 	member, err := s.members.Get(ctx, msg.GetMemberNumber())
 	if err != nil {
@@ -44,30 +54,28 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	}
 	// The tier in force when the stay began decides its rules.
 	stay.Tier = member.Tier
-	points, lines, err := s.programme.StayPoints(stay)
-	if err != nil {
+	if _, _, err := v.Programme.StayPoints(stay); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	var bonus int64
-	for _, l := range lines {
-		if l.Rule == programme.RuleDirectBookingBonus {
-			bonus += l.Points
-		}
+	// Only a valid stay may claim the member's first stay.
+	if stay.FirstStay, err = s.members.ClaimFirstStay(ctx, member.Number, stayRef(msg.GetPropertyId(), msg.GetStayId())); err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	points, lines, err := v.Programme.StayPoints(stay)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
 	}
 	out := &loyaltyv1.RecordStayResponse{}
 	if points > 0 {
 		postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
-		if stayPoints := points - bonus; stayPoints != 0 {
-			postings = append(postings, ledger.Posting{Account: programme.AccountIssuedStay, Amount: -stayPoints})
-		}
-		if bonus != 0 {
-			postings = append(postings, ledger.Posting{Account: programme.AccountIssuedBookingBonus, Amount: -bonus})
+		for _, source := range issuedBySource(lines) {
+			postings = append(postings, ledger.Posting{Account: source.account, Amount: -source.points})
 		}
 		nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
 		m := meta{Kind: kindStay, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
-			Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", msg.GetPropertyId(), nights, msg.GetArrivalDate()),
-			Breakdown:   linesOf(lines)}
-		out.Transaction, err = s.post(ctx, msg.GetIdempotencyKey(), ledger.KindEarn, atLocal(departure, 12, s.location), postings, m)
+			Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, nights, msg.GetArrivalDate()),
+			Breakdown:   linesOf(lines), ProgrammeVersion: v.Number}
+		out.Transaction, err = s.post(ctx, msg.GetIdempotencyKey(), ledger.KindEarn, atLocal(departure, 12, property.Location), postings, m)
 		if err != nil {
 			return nil, s.toConnect(ctx, proc, err)
 		}
@@ -80,8 +88,8 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	return connect.NewResponse(out), nil
 }
 
-func (s bookingService) stayFromRequest(msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {
-	var stay programme.Stay
+func (s bookingService) stayFromRequest(rules programme.Programme, msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {
+	stay := programme.Stay{PropertyID: msg.GetPropertyId(), ArrivalDate: msg.GetArrivalDate()}
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return stay, time.Time{}, time.Time{}, err
 	}
@@ -116,8 +124,8 @@ func (s bookingService) stayFromRequest(msg *loyaltyv1.RecordStayRequest) (progr
 		if charge == nil {
 			return stay, time.Time{}, time.Time{}, badField(field, "is required")
 		}
-		if charge.GetCurrencyCode() != s.programme.Currency {
-			return stay, time.Time{}, time.Time{}, badField(field+".currency_code", "must be %q, the programme's currency", s.programme.Currency)
+		if charge.GetCurrencyCode() != rules.Currency {
+			return stay, time.Time{}, time.Time{}, badField(field+".currency_code", "must be %q, the programme's currency", rules.Currency)
 		}
 		stay.Currency = charge.GetCurrencyCode()
 		if !moneyAmount.MatchString(charge.GetAmount()) {
@@ -140,15 +148,15 @@ func (s bookingService) RecordNoShow(ctx context.Context, req *connect.Request[l
 	if msg.GetBookedAt() == nil {
 		return nil, badField("booked_at", "is required")
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	exempt, err := s.programme.SameDayLateBooking(msg.GetBookedAt().AsTime(), msg.GetArrivalDate(), s.location)
+	exempt, err := v.Programme.SameDayLateBooking(msg.GetBookedAt().AsTime(), msg.GetArrivalDate(), property.Location)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	txn, exempted, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindNoShow, member, msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), exempt)
+	txn, exempted, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindNoShow, v, property, member, msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), exempt)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -163,11 +171,11 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 	if msg.GetCancelledAt() == nil {
 		return nil, badField("cancelled_at", "is required")
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	free, err := s.programme.FreeCancellation(member.Tier, msg.GetCancelledAt().AsTime(), msg.GetArrivalDate(), s.location)
+	free, err := v.Programme.FreeCancellation(member.Tier, msg.GetCancelledAt().AsTime(), msg.GetArrivalDate(), property.Location)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -184,7 +192,7 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 		}
 		return connect.NewResponse(&loyaltyv1.RecordCancellationResponse{FreeCancellation: true}), nil
 	}
-	txn, _, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindCancellation, member, msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), false)
+	txn, _, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindCancellation, v, property, member, msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), false)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -214,8 +222,9 @@ func (s bookingService) checkMissedStay(member, property, stay, arrival string, 
 // the stay's open guarantee, the charge the member agreed to in advance, or
 // else posts the no-show penalty unless exempt. It returns nil when nothing
 // was posted, and whether the penalty was waived.
-func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, member members.Member, propertyID, stayID, arrivalDate string, nights int, exempt bool) (*loyaltyv1.Transaction, bool, error) {
-	m := meta{Kind: kind, Member: member.Number, PropertyID: propertyID, StayID: stayID}
+func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, v programmes.Version, property programmes.Property, member members.Member, stayID, arrivalDate string, nights int, exempt bool) (*loyaltyv1.Transaction, bool, error) {
+	propertyID := property.ID
+	m := meta{Kind: kind, Member: member.Number, PropertyID: propertyID, StayID: stayID, ProgrammeVersion: v.Number}
 	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
 	switch {
 	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased:
@@ -235,7 +244,7 @@ func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, member 
 	case err != nil && !errors.Is(err, ledger.ErrNotFound):
 		return nil, false, err
 	}
-	points, lines := s.programme.NoShowPenalty(nights, exempt)
+	points, lines := v.Programme.NoShowPenalty(nights, exempt)
 	if points == 0 {
 		return nil, true, nil
 	}
@@ -245,7 +254,7 @@ func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, member 
 	}
 	m.Breakdown = linesOf(lines)
 	arrival, _ := programme.ParseLocalDate(arrivalDate)
-	txn, err := s.post(ctx, key, ledger.KindPenalty, atLocal(arrival, 18, s.location), []ledger.Posting{
+	txn, err := s.post(ctx, key, ledger.KindPenalty, atLocal(arrival, 18, property.Location), []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountPenaltyNoShow, Amount: -points},
 	}, m)
@@ -272,18 +281,18 @@ func (s bookingService) PlaceGuarantee(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, badField("hold_until", "must be a local time HH:MM, got %q", clip(msg.GetHoldUntil()))
 	}
-	hours, points, err := s.programme.GuaranteeHold(until)
+	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	hours, points, err := v.Programme.GuaranteeHold(until)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	arrival, _ := programme.ParseLocalDate(msg.GetArrivalDate())
 	// Kept until noon the day after arrival, so that a no-show recorded the
 	// next morning can still capture it.
-	expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, s.location)
+	expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, property.Location)
 	if !expiresAt.After(s.now()) {
 		return nil, badField("arrival_date", "is in the past: a guarantee is for an arrival to come")
 	}
@@ -372,7 +381,16 @@ func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyalty
 	if err := checkID("stay_id", msg.GetStayId(), false); err != nil {
 		return nil, err
 	}
-	points, lines, err := s.programme.RewardPrice(reward, quantity)
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if msg.GetPropertyId() != "" {
+		if _, err := s.property(ctx, msg.GetPropertyId()); err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+	}
+	points, lines, err := v.Programme.RewardPrice(reward, quantity)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -387,7 +405,7 @@ func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyalty
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	m := meta{Kind: kindRedemption, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
-		Description: fmt.Sprintf("Redeemed %d x %s", quantity, reward), Breakdown: linesOf(lines)}
+		Description: fmt.Sprintf("Redeemed %d x %s", quantity, reward), Breakdown: linesOf(lines), ProgrammeVersion: v.Number}
 	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindRedeem, s.now(), []ledger.Posting{
 		{Account: member.Account(), Amount: -price},
 		{Account: programme.RedeemedAccount(reward), Amount: price},
@@ -413,17 +431,22 @@ func (s bookingService) RecordLateCheckout(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, err
 	}
-	points, lines, err := s.programme.LateCheckoutCharge(int(msg.GetHours()))
+	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	points, lines, err := v.Programme.LateCheckoutCharge(int(msg.GetHours()), member.Tier)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	m := meta{Kind: kindLateCheckout, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
-		Description: fmt.Sprintf("Late check-out of %d hour(s) at %s", msg.GetHours(), msg.GetPropertyId()), Breakdown: linesOf(lines)}
-	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindPenalty, atLocal(departure, 12, s.location), []ledger.Posting{
+		Description: fmt.Sprintf("Late check-out of %d hour(s) at %s", msg.GetHours(), property.Name), Breakdown: linesOf(lines),
+		ProgrammeVersion: v.Number}
+	if points == 0 { // free for the member's tier: nothing to post
+		return connect.NewResponse(&loyaltyv1.RecordLateCheckoutResponse{}), nil
+	}
+	// A charge for a service, like a redemption: it never overdraws.
+	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindRedeem, atLocal(departure, 12, property.Location), []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountPenaltyLateCheckout, Amount: -points},
 	}, m)
@@ -466,4 +489,52 @@ func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Req
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	return connect.NewResponse(&loyaltyv1.ReverseTransactionResponse{Transaction: toProtoTransaction(reversal)}), nil
+}
+
+// bookingContext is what most booking events need: the rules in force, the
+// property and the member.
+func (s *Server) bookingContext(ctx context.Context, propertyID, memberNumber string) (programmes.Version, programmes.Property, members.Member, error) {
+	v, err := s.rules(ctx)
+	if err != nil {
+		return programmes.Version{}, programmes.Property{}, members.Member{}, err
+	}
+	property, err := s.property(ctx, propertyID)
+	if err != nil {
+		return programmes.Version{}, programmes.Property{}, members.Member{}, err
+	}
+	member, err := s.members.Get(ctx, memberNumber)
+	if err != nil {
+		return programmes.Version{}, programmes.Property{}, members.Member{}, err
+	}
+	return v, property, member, nil
+}
+
+type issued struct {
+	account string
+	points  int64
+}
+
+// issuedBySource splits a stay's points by the programme account they are
+// issued from, as finance reports them: stay points (with the tier and
+// first-stay bonuses and the booked-for-someone-else cut), direct-booking
+// bonus, promotions.
+func issuedBySource(lines []programme.Line) []issued {
+	var stay, bonus, promotion int64
+	for _, l := range lines {
+		switch {
+		case l.Rule == programme.RuleDirectBookingBonus:
+			bonus += l.Points
+		case strings.HasPrefix(l.Rule, programme.PromotionRule("")):
+			promotion += l.Points
+		default:
+			stay += l.Points
+		}
+	}
+	var out []issued
+	for _, s := range []issued{{programme.AccountIssuedStay, stay}, {programme.AccountIssuedBookingBonus, bonus}, {programme.AccountIssuedPromotion, promotion}} {
+		if s.points != 0 {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 )
 
 // errorDomain names this service in ErrorInfo details.
@@ -85,6 +86,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("a reversal cannot be reversed"))
 	case errors.Is(err, ledger.ErrHoldExists):
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("this stay already has an open guarantee: release it first"))
+	case errors.Is(err, programmes.ErrNoVersion):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("no programme version is in force: publish one"))
 	case errors.Is(err, members.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number"))
 	case errors.Is(err, apikeys.ErrNotFound):

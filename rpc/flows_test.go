@@ -22,14 +22,15 @@ func TestMemberLifecycle(t *testing.T) {
 			admin := e.clients(e.adminKey, p.opts...)
 			member := e.enroll(t, c, "enrol-1")
 
-			// A regular member's app booking of one night at 388.00 CNY:
-			// 388 stay points and the +77 direct-booking bonus.
+			// A regular member's first stay, booked on the app, one night at
+			// 388.00 CNY: 388 stay points, the first stay's 1.5x (+194) and the
+			// +77 direct-booking bonus.
 			stay, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "388.00")))
 			if err != nil {
 				t.Fatal(err)
 			}
 			txn := stay.Msg.GetTransaction()
-			if txn.GetAvailablePointsDelta() != 465 || txn.GetBalanceAfter().GetAvailablePoints() != 465 || txn.GetKind() != loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY {
+			if txn.GetAvailablePointsDelta() != 659 || txn.GetBalanceAfter().GetAvailablePoints() != 659 || txn.GetKind() != loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY {
 				t.Fatalf("stay transaction %v", txn)
 			}
 			var sum, lines int64
@@ -39,7 +40,7 @@ func TestMemberLifecycle(t *testing.T) {
 			for _, l := range txn.GetBreakdown() {
 				lines += l.GetPoints()
 			}
-			if sum != 0 || lines != 465 {
+			if sum != 0 || lines != 659 {
 				t.Fatalf("postings sum to %d, breakdown to %d", sum, lines)
 			}
 			if stay.Msg.GetTier() != loyaltyv1.Tier_TIER_SILVER {
@@ -50,14 +51,14 @@ func TestMemberLifecycle(t *testing.T) {
 			_, err = c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "redeem-1", MemberNumber: member,
 				Reward: loyaltyv1.Reward_REWARD_FREE_NIGHT}))
 			info := errorInfo(t, wantCode(t, err, connect.CodeFailedPrecondition))
-			if info.GetReason() != "INSUFFICIENT_POINTS" || info.GetMetadata()["shortfall_points"] != "1535" || info.GetMetadata()["available_points"] != "465" {
+			if info.GetReason() != "INSUFFICIENT_POINTS" || info.GetMetadata()["shortfall_points"] != "1341" || info.GetMetadata()["available_points"] != "659" {
 				t.Fatalf("insufficient points detail %v", info)
 			}
 			// A bedtime milk (200) is fine, and shows the price it was told.
 			price := int64(200)
 			redeemed, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "redeem-2", MemberNumber: member,
 				Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, ExpectedPoints: &price}))
-			if err != nil || redeemed.Msg.GetTransaction().GetBalanceAfter().GetAvailablePoints() != 265 {
+			if err != nil || redeemed.Msg.GetTransaction().GetBalanceAfter().GetAvailablePoints() != 459 {
 				t.Fatalf("redeem: %v, %v", redeemed, err)
 			}
 
@@ -77,12 +78,12 @@ func TestMemberLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			if g, b := placed.Msg.GetGuarantee(), placed.Msg.GetBalance(); g.GetPointsHeld() != 1000 || g.GetHours() != 2 ||
-				b.GetHeldPoints() != 1000 || b.GetAvailablePoints() != 265 || b.GetPostedPoints() != 1265 {
+				b.GetHeldPoints() != 1000 || b.GetAvailablePoints() != 459 || b.GetPostedPoints() != 1459 {
 				t.Fatalf("guarantee %v, balance %v", g, b)
 			}
 			released, err := c.booking.ReleaseGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.ReleaseGuaranteeRequest{IdempotencyKey: "g-3",
 				PropertyId: "SH-HQ-001", StayId: "B-2", Reason: loyaltyv1.GuaranteeReleaseReason_GUARANTEE_RELEASE_REASON_ARRIVED}))
-			if err != nil || released.Msg.GetGuarantee().GetState() != loyaltyv1.GuaranteeState_GUARANTEE_STATE_RELEASED || released.Msg.GetBalance().GetAvailablePoints() != 1265 {
+			if err != nil || released.Msg.GetGuarantee().GetState() != loyaltyv1.GuaranteeState_GUARANTEE_STATE_RELEASED || released.Msg.GetBalance().GetAvailablePoints() != 1459 {
 				t.Fatalf("release: %v, %v", released, err)
 			}
 
@@ -131,7 +132,7 @@ func TestMemberLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m := got.Msg.GetMember(); m.GetBalance().GetAvailablePoints() != 1265 || m.GetTier() != loyaltyv1.Tier_TIER_SILVER || m.GetFullName() != "Li Wei" {
+			if m := got.Msg.GetMember(); m.GetBalance().GetAvailablePoints() != 1459 || m.GetTier() != loyaltyv1.Tier_TIER_SILVER || m.GetFullName() != "Li Wei" {
 				t.Fatalf("member %v", m)
 			}
 			// A member corrects their contact data.

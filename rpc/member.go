@@ -2,8 +2,11 @@ package rpc
 
 import (
 	"context"
+	"strings"
+	"unicode/utf8"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loyalty-ledger/loyalty/ledger"
@@ -103,4 +106,46 @@ func profile(m members.Member) *loyaltyv1.Member {
 		Tier:         tiers[m.Tier],
 		EnrolledAt:   timestamppb.New(m.EnrolledAt),
 	}
+}
+
+func (s memberService) GetTransaction(ctx context.Context, req *connect.Request[loyaltyv1.GetTransactionRequest]) (*connect.Response[loyaltyv1.GetTransactionResponse], error) {
+	id, err := uuid.Parse(req.Msg.GetTransactionId())
+	if err != nil {
+		return nil, badField("transaction_id", "is not a transaction id")
+	}
+	txn, err := s.ledger.Transaction(ctx, id)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&loyaltyv1.GetTransactionResponse{Transaction: toProtoTransaction(txn)}), nil
+}
+
+func (s memberService) AwardSuggestion(ctx context.Context, req *connect.Request[loyaltyv1.AwardSuggestionRequest]) (*connect.Response[loyaltyv1.AwardSuggestionResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	suggestion := strings.TrimSpace(msg.GetSuggestion())
+	if suggestion == "" || utf8.RuneCountInString(suggestion) > maxReasonLength {
+		return nil, badField("suggestion", "1 to %d characters", maxReasonLength)
+	}
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	points, lines := v.Programme.AdoptedSuggestion()
+	m := meta{Kind: kindAdjustment, Member: member.Number, Reason: suggestion, ProgrammeVersion: v.Number,
+		Description: "Adopted suggestion: " + suggestion, Breakdown: linesOf(lines)}
+	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindEarn, s.now(), []ledger.Posting{
+		{Account: member.Account(), Amount: points},
+		{Account: programme.AccountIssuedSuggestion, Amount: -points},
+	}, m)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.AwardSuggestionResponse{Transaction: txn}), nil
 }

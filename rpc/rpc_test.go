@@ -17,6 +17,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 	"github.com/loyalty-ledger/loyalty/rpc"
@@ -39,6 +40,12 @@ func (c *testClock) Now() time.Time {
 	return c.now
 }
 
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 // env is a real server (HTTP/2 over TLS, so gRPC works too) on a fresh
 // database, with an admin key and a booking-channel key.
 type env struct {
@@ -49,6 +56,7 @@ type env struct {
 	adminKey   string
 	bookingKey string
 	bookingID  string
+	clock      *testClock
 }
 
 func newEnv(t *testing.T) *env {
@@ -61,8 +69,21 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	keys := apikeys.New(l, clock.Now)
+	progs := programmes.New(l, clock.Now)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []programmes.Property{
+		{ID: "SH-HQ-001", Name: "Shanghai Hongqiao"},
+		{ID: "P1", Name: "Beijing Sanlitun", TimeZone: "Asia/Shanghai"},
+		{ID: "NYC-1", Name: "New York Midtown", TimeZone: "America/New_York"},
+	} {
+		if _, err := progs.PutProperty(ctx, "test", "property-"+p.ID, p); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, clock.Now), Keys: keys,
-		Programme: programme.Default(), Clock: clock.Now})
+		Programmes: progs, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +99,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{ctx: ctx, db: db, ledger: l, server: ts, adminKey: adminSecret, bookingKey: bookingSecret, bookingID: booking.ID}
+	return &env{ctx: ctx, db: db, ledger: l, server: ts, adminKey: adminSecret, bookingKey: bookingSecret, bookingID: booking.ID, clock: clock}
 }
 
 type clients struct {

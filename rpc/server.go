@@ -5,6 +5,8 @@
 package rpc
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -16,7 +18,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
-	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
 
@@ -25,10 +27,10 @@ const MaxRequestBytes = 64 << 10
 
 // Config is what the server needs.
 type Config struct {
-	Ledger    *ledger.Ledger
-	Members   *members.Store
-	Keys      *apikeys.Store
-	Programme programme.Programme
+	Ledger     *ledger.Ledger
+	Members    *members.Store
+	Keys       *apikeys.Store
+	Programmes *programmes.Store
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -36,23 +38,21 @@ type Config struct {
 
 // Server implements the loyalty.v1 services.
 type Server struct {
-	ledger    *ledger.Ledger
-	members   *members.Store
-	keys      *apikeys.Store
-	programme programme.Programme
-	location  *time.Location
-	now       func() time.Time
-	log       *slog.Logger
+	ledger     *ledger.Ledger
+	members    *members.Store
+	keys       *apikeys.Store
+	programmes *programmes.Store
+	now        func() time.Time
+	log        *slog.Logger
 }
 
-// New returns a server. It fails when the programme's time zone is unknown.
+// New returns a server.
 func New(cfg Config) (*Server, error) {
-	loc, err := time.LoadLocation(cfg.Programme.TimeZone)
-	if err != nil {
-		return nil, err
+	if cfg.Ledger == nil || cfg.Members == nil || cfg.Keys == nil || cfg.Programmes == nil {
+		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
-	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programme: cfg.Programme,
-		location: loc, now: cfg.Clock, log: cfg.Logger}
+	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
+		now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -85,4 +85,22 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return mux
+}
+
+// rules returns the programme version in force now.
+func (s *Server) rules(ctx context.Context) (programmes.Version, error) {
+	return s.programmes.At(ctx, s.now())
+}
+
+// property returns a property the service knows; an unknown one is a bad
+// field of the request.
+func (s *Server) property(ctx context.Context, id string) (programmes.Property, error) {
+	if err := checkID("property_id", id, true); err != nil {
+		return programmes.Property{}, err
+	}
+	p, err := s.programmes.Property(ctx, id)
+	if errors.Is(err, programmes.ErrUnknownProperty) {
+		return programmes.Property{}, badField("property_id", "%q is not a property known to the service (AdminService.PutProperty adds one)", clip(id))
+	}
+	return p, err
 }

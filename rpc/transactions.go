@@ -25,6 +25,8 @@ type meta struct {
 	Description string     `json:"description"`
 	Breakdown   []metaLine `json:"breakdown"`
 	Reason      string     `json:"reason,omitempty"`
+	// ProgrammeVersion computed the transaction (0: no rule did).
+	ProgrammeVersion int `json:"programme_version,omitempty"`
 }
 
 type metaLine struct {
@@ -131,14 +133,15 @@ func statementTransaction(e ledger.StatementEntry) *loyaltyv1.Transaction {
 func baseTransaction(id uuid.UUID, m meta, posted int64, recordedAt time.Time, keyID string) *loyaltyv1.Transaction {
 	var held int64
 	out := &loyaltyv1.Transaction{
-		TransactionId:   id.String(),
-		Kind:            protoKinds[m.Kind],
-		MemberNumber:    m.Member,
-		RecordedAt:      timestamppb.New(recordedAt),
-		Description:     m.Description,
-		PropertyId:      m.PropertyID,
-		StayId:          m.StayID,
-		RecordedByKeyId: keyID,
+		TransactionId:    id.String(),
+		Kind:             protoKinds[m.Kind],
+		MemberNumber:     m.Member,
+		RecordedAt:       timestamppb.New(recordedAt),
+		Description:      m.Description,
+		PropertyId:       m.PropertyID,
+		StayId:           m.StayID,
+		RecordedByKeyId:  keyID,
+		ProgrammeVersion: int32(m.ProgrammeVersion),
 	}
 	for _, l := range m.Breakdown {
 		out.Breakdown = append(out.Breakdown, &loyaltyv1.BreakdownLine{

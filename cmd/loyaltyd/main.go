@@ -35,6 +35,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/rpc"
 )
 
@@ -209,6 +210,10 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		return fmt.Errorf("create the programme's accounts: %w", err)
 	}
+	progs := programmes.New(l, nil)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		return err
+	}
 	memberStore := members.New(l, nil)
 	keys := apikeys.New(l, nil)
 	adminKey, adminSecret, err := keys.EnsureAdmin(ctx)
@@ -221,11 +226,11 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 
 	srv, err := rpc.New(rpc.Config{
-		Ledger:    l,
-		Members:   memberStore,
-		Keys:      keys,
-		Programme: programme.Default(),
-		Logger:    logger,
+		Ledger:     l,
+		Members:    memberStore,
+		Keys:       keys,
+		Programmes: progs,
+		Logger:     logger,
 	})
 	if err != nil {
 		return fmt.Errorf("rpc: %w", err)

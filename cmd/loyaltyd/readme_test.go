@@ -77,12 +77,13 @@ func TestREADME(t *testing.T) {
 	member := m[1]
 	// The stay is one night at 388.00 CNY booked on the app by a new
 	// (REGULAR) member. The programme gives 1 point per CNY of room charge
-	// (388 stay_points) plus the direct-booking bonus for app/web/SMS
-	// bookings, 77 points for a regular member (not halved): 465 in all,
+	// (388 stay_points), 1.5x for a member's first stay (+194
+	// first_stay_bonus) and the direct-booking bonus for app/web/SMS
+	// bookings, 77 points for a regular member (not halved): 659 in all,
 	// checked by hand against the running service. The first completed stay
 	// raises the member to SILVER.
-	if !strings.Contains(got, `"availablePointsDelta":"465"`) {
-		t.Errorf(`the output lacks "availablePointsDelta":"465"`)
+	if !strings.Contains(got, `"availablePointsDelta":"659"`) {
+		t.Errorf(`the output lacks "availablePointsDelta":"659"`)
 	}
 	// The answers are compared as JSON: protojson adds random spaces after
 	// commas on purpose, so their text differs from build to build.
@@ -99,16 +100,19 @@ func TestREADME(t *testing.T) {
 			stays = append(stays, stay)
 		case strings.HasPrefix(line, `{"member":`) && json.Unmarshal([]byte(line), &m) == nil:
 			members = append(members, m)
+		case strings.HasPrefix(line, `{"property":`):
+			// PutProperty's answer: the hotel the stay is at.
 		default:
 			t.Errorf("unexpected JSON line in the output: %s", line)
 		}
 	}
 	wantStay := stayAnswer{Tier: "TIER_SILVER"}
 	wantStay.Transaction.MemberNumber = member
-	wantStay.Transaction.AvailablePointsDelta = "465"
-	wantStay.Transaction.BalanceAfter = balance{PostedPoints: "465", AvailablePoints: "465"}
+	wantStay.Transaction.AvailablePointsDelta = "659"
+	wantStay.Transaction.BalanceAfter = balance{PostedPoints: "659", AvailablePoints: "659"}
 	wantStay.Transaction.Breakdown = []breakdownLine{
 		{Rule: "stay_points", Description: "1 night at 388.00 CNY, 1 point per CNY", Points: "388"},
+		{Rule: "first_stay_bonus", Description: "first stay: stay points × 1.5 after the regular member multiplier, rounded down once per night (388 to 582)", Points: "194"},
 		{Rule: "direct_booking_bonus", Description: "booked directly (app): regular member bonus per stay, not halved", Points: "77"},
 	}
 	if len(stays) != 1 || !reflect.DeepEqual(stays[0], wantStay) {
@@ -119,7 +123,7 @@ func TestREADME(t *testing.T) {
 	wantMember.Member.MemberNumber = member
 	wantMember.Member.FullName = "Li Wei"
 	wantMember.Member.Tier = "TIER_SILVER"
-	wantMember.Member.Balance = balance{PostedPoints: "465", AvailablePoints: "465"}
+	wantMember.Member.Balance = balance{PostedPoints: "659", AvailablePoints: "659"}
 	// EnrollMember's answer is captured by the script, not printed.
 	if len(members) != 2 || !reflect.DeepEqual(members[0], wantMember) || !reflect.DeepEqual(members[1], wantMember) {
 		t.Errorf("GetMember answers (GET and POST): got %+v, want two: %+v", members, wantMember)

@@ -626,6 +626,406 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 	return nil
 }
 
+type PublishProgrammeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// When the version takes effect (required; now or later, and after the
+	// latest version's).
+	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
+	// The whole programme as a JSON document, in the form GetProgramme returns
+	// (start from it and change what you need). Validated completely; a
+	// problem is INVALID_ARGUMENT naming its JSON path.
+	DefinitionJson string `protobuf:"bytes,3,opt,name=definition_json,json=definitionJson,proto3" json:"definition_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PublishProgrammeRequest) Reset() {
+	*x = PublishProgrammeRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishProgrammeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishProgrammeRequest) ProtoMessage() {}
+
+func (x *PublishProgrammeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishProgrammeRequest.ProtoReflect.Descriptor instead.
+func (*PublishProgrammeRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PublishProgrammeRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *PublishProgrammeRequest) GetEffectiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveAt
+	}
+	return nil
+}
+
+func (x *PublishProgrammeRequest) GetDefinitionJson() string {
+	if x != nil {
+		return x.DefinitionJson
+	}
+	return ""
+}
+
+type PublishProgrammeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       int32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	EffectiveAt   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishProgrammeResponse) Reset() {
+	*x = PublishProgrammeResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishProgrammeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishProgrammeResponse) ProtoMessage() {}
+
+func (x *PublishProgrammeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishProgrammeResponse.ProtoReflect.Descriptor instead.
+func (*PublishProgrammeResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PublishProgrammeResponse) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PublishProgrammeResponse) GetEffectiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveAt
+	}
+	return nil
+}
+
+type GetProgrammeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version to return; 0 for the one in force now.
+	Version       int32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetProgrammeRequest) Reset() {
+	*x = GetProgrammeRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProgrammeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProgrammeRequest) ProtoMessage() {}
+
+func (x *GetProgrammeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProgrammeRequest.ProtoReflect.Descriptor instead.
+func (*GetProgrammeRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetProgrammeRequest) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type GetProgrammeResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Version     int32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
+	// The programme as a JSON document: rates, multipliers, bonuses, penalty
+	// amounts, cut-off times, guarantee price and latest hour, catalogue,
+	// promotions, limits.
+	DefinitionJson string `protobuf:"bytes,3,opt,name=definition_json,json=definitionJson,proto3" json:"definition_json,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetProgrammeResponse) Reset() {
+	*x = GetProgrammeResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetProgrammeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetProgrammeResponse) ProtoMessage() {}
+
+func (x *GetProgrammeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetProgrammeResponse.ProtoReflect.Descriptor instead.
+func (*GetProgrammeResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetProgrammeResponse) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *GetProgrammeResponse) GetEffectiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveAt
+	}
+	return nil
+}
+
+func (x *GetProgrammeResponse) GetDefinitionJson() string {
+	if x != nil {
+		return x.DefinitionJson
+	}
+	return ""
+}
+
+// A hotel.
+type Property struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The property's id, as booking channels name it (1-64 printable ASCII
+	// characters without spaces).
+	PropertyId string `protobuf:"bytes,1,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
+	Name       string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// IANA time zone, e.g. "Asia/Shanghai" (the default when empty).
+	TimeZone string `protobuf:"bytes,3,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// The alliance partner that runs the hotel; empty for the chain's own.
+	PartnerId     string `protobuf:"bytes,4,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Property) Reset() {
+	*x = Property{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Property) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Property) ProtoMessage() {}
+
+func (x *Property) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Property.ProtoReflect.Descriptor instead.
+func (*Property) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Property) GetPropertyId() string {
+	if x != nil {
+		return x.PropertyId
+	}
+	return ""
+}
+
+func (x *Property) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Property) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Property) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+type PutPropertyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string    `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	Property       *Property `protobuf:"bytes,2,opt,name=property,proto3" json:"property,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PutPropertyRequest) Reset() {
+	*x = PutPropertyRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPropertyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPropertyRequest) ProtoMessage() {}
+
+func (x *PutPropertyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPropertyRequest.ProtoReflect.Descriptor instead.
+func (*PutPropertyRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PutPropertyRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *PutPropertyRequest) GetProperty() *Property {
+	if x != nil {
+		return x.Property
+	}
+	return nil
+}
+
+type PutPropertyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Property      *Property              `protobuf:"bytes,1,opt,name=property,proto3" json:"property,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutPropertyResponse) Reset() {
+	*x = PutPropertyResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutPropertyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutPropertyResponse) ProtoMessage() {}
+
+func (x *PutPropertyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutPropertyResponse.ProtoReflect.Descriptor instead.
+func (*PutPropertyResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PutPropertyResponse) GetProperty() *Property {
+	if x != nil {
+		return x.Property
+	}
+	return nil
+}
+
 var File_loyalty_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_admin_service_proto_rawDesc = "" +
@@ -669,7 +1069,32 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"C\n" +
 	"\x14RevokeApiKeyResponse\x12+\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x12.loyalty.v1.ApiKeyR\x06apiKey*\x87\x01\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x12.loyalty.v1.ApiKeyR\x06apiKey\"\xaa\x01\n" +
+	"\x17PublishProgrammeRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12=\n" +
+	"\feffective_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\x12'\n" +
+	"\x0fdefinition_json\x18\x03 \x01(\tR\x0edefinitionJson\"s\n" +
+	"\x18PublishProgrammeResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x12=\n" +
+	"\feffective_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\"/\n" +
+	"\x13GetProgrammeRequest\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\"\x98\x01\n" +
+	"\x14GetProgrammeResponse\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x12=\n" +
+	"\feffective_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\x12'\n" +
+	"\x0fdefinition_json\x18\x03 \x01(\tR\x0edefinitionJson\"{\n" +
+	"\bProperty\x12\x1f\n" +
+	"\vproperty_id\x18\x01 \x01(\tR\n" +
+	"propertyId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
+	"\ttime_zone\x18\x03 \x01(\tR\btimeZone\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x04 \x01(\tR\tpartnerId\"o\n" +
+	"\x12PutPropertyRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x120\n" +
+	"\bproperty\x18\x02 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty\"G\n" +
+	"\x13PutPropertyResponse\x120\n" +
+	"\bproperty\x18\x01 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty*\x87\x01\n" +
 	"\x12AdjustmentCategory\x12#\n" +
 	"\x1fADJUSTMENT_CATEGORY_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cADJUSTMENT_CATEGORY_GOODWILL\x10\x01\x12*\n" +
@@ -680,11 +1105,14 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x1cAPI_KEY_ROLE_BOOKING_CHANNEL\x10\x01\x12\x18\n" +
 	"\x14API_KEY_ROLE_PARTNER\x10\x02\x12\x18\n" +
 	"\x14API_KEY_ROLE_FINANCE\x10\x03\x12\x16\n" +
-	"\x12API_KEY_ROLE_ADMIN\x10\x042\x87\x02\n" +
+	"\x12API_KEY_ROLE_ADMIN\x10\x042\x8e\x04\n" +
 	"\fAdminService\x12Q\n" +
 	"\fAdjustPoints\x12\x1f.loyalty.v1.AdjustPointsRequest\x1a .loyalty.v1.AdjustPointsResponse\x12Q\n" +
 	"\fCreateApiKey\x12\x1f.loyalty.v1.CreateApiKeyRequest\x1a .loyalty.v1.CreateApiKeyResponse\x12Q\n" +
-	"\fRevokeApiKey\x12\x1f.loyalty.v1.RevokeApiKeyRequest\x1a .loyalty.v1.RevokeApiKeyResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\fRevokeApiKey\x12\x1f.loyalty.v1.RevokeApiKeyRequest\x1a .loyalty.v1.RevokeApiKeyResponse\x12]\n" +
+	"\x10PublishProgramme\x12#.loyalty.v1.PublishProgrammeRequest\x1a$.loyalty.v1.PublishProgrammeResponse\x12V\n" +
+	"\fGetProgramme\x12\x1f.loyalty.v1.GetProgrammeRequest\x1a .loyalty.v1.GetProgrammeResponse\"\x03\x90\x02\x01\x12N\n" +
+	"\vPutProperty\x12\x1e.loyalty.v1.PutPropertyRequest\x1a\x1f.loyalty.v1.PutPropertyResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_admin_service_proto_rawDescOnce sync.Once
@@ -699,42 +1127,60 @@ func file_loyalty_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loyalty_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_loyalty_v1_admin_service_proto_goTypes = []any{
-	(AdjustmentCategory)(0),       // 0: loyalty.v1.AdjustmentCategory
-	(ApiKeyRole)(0),               // 1: loyalty.v1.ApiKeyRole
-	(*AdjustPointsRequest)(nil),   // 2: loyalty.v1.AdjustPointsRequest
-	(*AdjustPointsResponse)(nil),  // 3: loyalty.v1.AdjustPointsResponse
-	(*ApiKey)(nil),                // 4: loyalty.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),   // 5: loyalty.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),  // 6: loyalty.v1.CreateApiKeyResponse
-	(*RevokeApiKeyRequest)(nil),   // 7: loyalty.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),  // 8: loyalty.v1.RevokeApiKeyResponse
-	(*Transaction)(nil),           // 9: loyalty.v1.Transaction
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(AdjustmentCategory)(0),          // 0: loyalty.v1.AdjustmentCategory
+	(ApiKeyRole)(0),                  // 1: loyalty.v1.ApiKeyRole
+	(*AdjustPointsRequest)(nil),      // 2: loyalty.v1.AdjustPointsRequest
+	(*AdjustPointsResponse)(nil),     // 3: loyalty.v1.AdjustPointsResponse
+	(*ApiKey)(nil),                   // 4: loyalty.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),      // 5: loyalty.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),     // 6: loyalty.v1.CreateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),      // 7: loyalty.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),     // 8: loyalty.v1.RevokeApiKeyResponse
+	(*PublishProgrammeRequest)(nil),  // 9: loyalty.v1.PublishProgrammeRequest
+	(*PublishProgrammeResponse)(nil), // 10: loyalty.v1.PublishProgrammeResponse
+	(*GetProgrammeRequest)(nil),      // 11: loyalty.v1.GetProgrammeRequest
+	(*GetProgrammeResponse)(nil),     // 12: loyalty.v1.GetProgrammeResponse
+	(*Property)(nil),                 // 13: loyalty.v1.Property
+	(*PutPropertyRequest)(nil),       // 14: loyalty.v1.PutPropertyRequest
+	(*PutPropertyResponse)(nil),      // 15: loyalty.v1.PutPropertyResponse
+	(*Transaction)(nil),              // 16: loyalty.v1.Transaction
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
 }
 var file_loyalty_v1_admin_service_proto_depIdxs = []int32{
 	0,  // 0: loyalty.v1.AdjustPointsRequest.category:type_name -> loyalty.v1.AdjustmentCategory
-	9,  // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
+	16, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
 	1,  // 2: loyalty.v1.ApiKey.role:type_name -> loyalty.v1.ApiKeyRole
-	10, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	10, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	17, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	17, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: loyalty.v1.CreateApiKeyRequest.role:type_name -> loyalty.v1.ApiKeyRole
-	10, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	17, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 8: loyalty.v1.CreateApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
 	4,  // 9: loyalty.v1.RevokeApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
-	2,  // 10: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
-	5,  // 11: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
-	7,  // 12: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
-	3,  // 13: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
-	6,  // 14: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
-	8,  // 15: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
-	13, // [13:16] is the sub-list for method output_type
-	10, // [10:13] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	17, // 10: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
+	17, // 11: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	17, // 12: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	13, // 13: loyalty.v1.PutPropertyRequest.property:type_name -> loyalty.v1.Property
+	13, // 14: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
+	2,  // 15: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
+	5,  // 16: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
+	7,  // 17: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
+	9,  // 18: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
+	11, // 19: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
+	14, // 20: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
+	3,  // 21: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
+	6,  // 22: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
+	8,  // 23: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
+	10, // 24: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
+	12, // 25: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
+	15, // 26: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
+	21, // [21:27] is the sub-list for method output_type
+	15, // [15:21] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_admin_service_proto_init() }
@@ -749,7 +1195,7 @@ func file_loyalty_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_admin_service_proto_rawDesc), len(file_loyalty_v1_admin_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

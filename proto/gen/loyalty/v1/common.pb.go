@@ -564,8 +564,12 @@ type Transaction struct {
 	// Id of the API key that recorded the transaction (empty for transactions
 	// the ledger records itself, such as expiry).
 	RecordedByKeyId string `protobuf:"bytes,14,opt,name=recorded_by_key_id,json=recordedByKeyId,proto3" json:"recorded_by_key_id,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The programme version whose rules computed this transaction (0 for
+	// transactions no rule computed, such as reversals). Old transactions keep
+	// explaining themselves with their own version after the rules change.
+	ProgrammeVersion int32 `protobuf:"varint,15,opt,name=programme_version,json=programmeVersion,proto3" json:"programme_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -696,6 +700,13 @@ func (x *Transaction) GetRecordedByKeyId() string {
 	return ""
 }
 
+func (x *Transaction) GetProgrammeVersion() int32 {
+	if x != nil {
+		return x.ProgrammeVersion
+	}
+	return 0
+}
+
 var File_loyalty_v1_common_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_common_proto_rawDesc = "" +
@@ -718,7 +729,7 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"heldPoints\";\n" +
 	"\aPosting\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\x94\x05\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\xc1\x05\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.loyalty.v1.TransactionKindR\x04kind\x12#\n" +
@@ -736,7 +747,8 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"propertyId\x12\x17\n" +
 	"\astay_id\x18\f \x01(\tR\x06stayId\x126\n" +
 	"\x17reverses_transaction_id\x18\r \x01(\tR\x15reversesTransactionId\x12+\n" +
-	"\x12recorded_by_key_id\x18\x0e \x01(\tR\x0frecordedByKeyId*a\n" +
+	"\x12recorded_by_key_id\x18\x0e \x01(\tR\x0frecordedByKeyId\x12+\n" +
+	"\x11programme_version\x18\x0f \x01(\x05R\x10programmeVersion*a\n" +
 	"\x04Tier\x12\x14\n" +
 	"\x10TIER_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTIER_REGULAR\x10\x01\x12\x0f\n" +

@@ -609,6 +609,204 @@ func (x *ListActivityResponse) GetNextPageToken() string {
 	return ""
 }
 
+type GetTransactionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transaction (required).
+	TransactionId string `protobuf:"bytes,1,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransactionRequest) Reset() {
+	*x = GetTransactionRequest{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransactionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransactionRequest) ProtoMessage() {}
+
+func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransactionRequest.ProtoReflect.Descriptor instead.
+func (*GetTransactionRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *GetTransactionRequest) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+type GetTransactionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transaction   *Transaction           `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTransactionResponse) Reset() {
+	*x = GetTransactionResponse{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTransactionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTransactionResponse) ProtoMessage() {}
+
+func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTransactionResponse.ProtoReflect.Descriptor instead.
+func (*GetTransactionResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *GetTransactionResponse) GetTransaction() *Transaction {
+	if x != nil {
+		return x.Transaction
+	}
+	return nil
+}
+
+type AwardSuggestionRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The member whose suggestion was adopted (required).
+	MemberNumber string `protobuf:"bytes,2,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	// What was suggested, for the statement (required, 1-500 characters).
+	Suggestion    string `protobuf:"bytes,3,opt,name=suggestion,proto3" json:"suggestion,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwardSuggestionRequest) Reset() {
+	*x = AwardSuggestionRequest{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwardSuggestionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwardSuggestionRequest) ProtoMessage() {}
+
+func (x *AwardSuggestionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwardSuggestionRequest.ProtoReflect.Descriptor instead.
+func (*AwardSuggestionRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *AwardSuggestionRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *AwardSuggestionRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *AwardSuggestionRequest) GetSuggestion() string {
+	if x != nil {
+		return x.Suggestion
+	}
+	return ""
+}
+
+type AwardSuggestionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Transaction   *Transaction           `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwardSuggestionResponse) Reset() {
+	*x = AwardSuggestionResponse{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwardSuggestionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwardSuggestionResponse) ProtoMessage() {}
+
+func (x *AwardSuggestionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwardSuggestionResponse.ProtoReflect.Descriptor instead.
+func (*AwardSuggestionResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AwardSuggestionResponse) GetTransaction() *Transaction {
+	if x != nil {
+		return x.Transaction
+	}
+	return nil
+}
+
 var File_loyalty_v1_member_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_member_service_proto_rawDesc = "" +
@@ -657,12 +855,26 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"page_token\x18\x03 \x01(\tR\tpageToken\"{\n" +
 	"\x14ListActivityResponse\x12;\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x17.loyalty.v1.TransactionR\ftransactions\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xdc\x02\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\">\n" +
+	"\x15GetTransactionRequest\x12%\n" +
+	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\"S\n" +
+	"\x16GetTransactionResponse\x129\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\"\x86\x01\n" +
+	"\x16AwardSuggestionRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
+	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x1e\n" +
+	"\n" +
+	"suggestion\x18\x03 \x01(\tR\n" +
+	"suggestion\"T\n" +
+	"\x17AwardSuggestionResponse\x129\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction2\x96\x04\n" +
 	"\rMemberService\x12Q\n" +
 	"\fEnrollMember\x12\x1f.loyalty.v1.EnrollMemberRequest\x1a .loyalty.v1.EnrollMemberResponse\x12M\n" +
 	"\tGetMember\x12\x1c.loyalty.v1.GetMemberRequest\x1a\x1d.loyalty.v1.GetMemberResponse\"\x03\x90\x02\x01\x12Q\n" +
 	"\fUpdateMember\x12\x1f.loyalty.v1.UpdateMemberRequest\x1a .loyalty.v1.UpdateMemberResponse\x12V\n" +
-	"\fListActivity\x12\x1f.loyalty.v1.ListActivityRequest\x1a .loyalty.v1.ListActivityResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\fListActivity\x12\x1f.loyalty.v1.ListActivityRequest\x1a .loyalty.v1.ListActivityResponse\"\x03\x90\x02\x01\x12\\\n" +
+	"\x0eGetTransaction\x12!.loyalty.v1.GetTransactionRequest\x1a\".loyalty.v1.GetTransactionResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\x0fAwardSuggestion\x12\".loyalty.v1.AwardSuggestionRequest\x1a#.loyalty.v1.AwardSuggestionResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_member_service_proto_rawDescOnce sync.Once
@@ -676,45 +888,55 @@ func file_loyalty_v1_member_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_member_service_proto_rawDescData
 }
 
-var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_loyalty_v1_member_service_proto_goTypes = []any{
-	(*Member)(nil),                // 0: loyalty.v1.Member
-	(*EnrollMemberRequest)(nil),   // 1: loyalty.v1.EnrollMemberRequest
-	(*EnrollMemberResponse)(nil),  // 2: loyalty.v1.EnrollMemberResponse
-	(*GetMemberRequest)(nil),      // 3: loyalty.v1.GetMemberRequest
-	(*GetMemberResponse)(nil),     // 4: loyalty.v1.GetMemberResponse
-	(*UpdateMemberRequest)(nil),   // 5: loyalty.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),  // 6: loyalty.v1.UpdateMemberResponse
-	(*ListActivityRequest)(nil),   // 7: loyalty.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),  // 8: loyalty.v1.ListActivityResponse
-	(Tier)(0),                     // 9: loyalty.v1.Tier
-	(*PointsBalance)(nil),         // 10: loyalty.v1.PointsBalance
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
-	(BookingChannel)(0),           // 12: loyalty.v1.BookingChannel
-	(*Transaction)(nil),           // 13: loyalty.v1.Transaction
+	(*Member)(nil),                  // 0: loyalty.v1.Member
+	(*EnrollMemberRequest)(nil),     // 1: loyalty.v1.EnrollMemberRequest
+	(*EnrollMemberResponse)(nil),    // 2: loyalty.v1.EnrollMemberResponse
+	(*GetMemberRequest)(nil),        // 3: loyalty.v1.GetMemberRequest
+	(*GetMemberResponse)(nil),       // 4: loyalty.v1.GetMemberResponse
+	(*UpdateMemberRequest)(nil),     // 5: loyalty.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),    // 6: loyalty.v1.UpdateMemberResponse
+	(*ListActivityRequest)(nil),     // 7: loyalty.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),    // 8: loyalty.v1.ListActivityResponse
+	(*GetTransactionRequest)(nil),   // 9: loyalty.v1.GetTransactionRequest
+	(*GetTransactionResponse)(nil),  // 10: loyalty.v1.GetTransactionResponse
+	(*AwardSuggestionRequest)(nil),  // 11: loyalty.v1.AwardSuggestionRequest
+	(*AwardSuggestionResponse)(nil), // 12: loyalty.v1.AwardSuggestionResponse
+	(Tier)(0),                       // 13: loyalty.v1.Tier
+	(*PointsBalance)(nil),           // 14: loyalty.v1.PointsBalance
+	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
+	(BookingChannel)(0),             // 16: loyalty.v1.BookingChannel
+	(*Transaction)(nil),             // 17: loyalty.v1.Transaction
 }
 var file_loyalty_v1_member_service_proto_depIdxs = []int32{
-	9,  // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
-	10, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
-	11, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
-	12, // 3: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
+	13, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
+	14, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
+	15, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
+	16, // 3: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
 	0,  // 4: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
 	0,  // 5: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
 	0,  // 6: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
-	13, // 7: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
-	1,  // 8: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
-	3,  // 9: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
-	5,  // 10: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
-	7,  // 11: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
-	2,  // 12: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
-	4,  // 13: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
-	6,  // 14: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
-	8,  // 15: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	17, // 7: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
+	17, // 8: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	17, // 9: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
+	1,  // 10: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
+	3,  // 11: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
+	5,  // 12: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
+	7,  // 13: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
+	9,  // 14: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
+	11, // 15: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
+	2,  // 16: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
+	4,  // 17: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
+	6,  // 18: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
+	8,  // 19: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
+	10, // 20: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
+	12, // 21: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
+	16, // [16:22] is the sub-list for method output_type
+	10, // [10:16] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_member_service_proto_init() }
@@ -730,7 +952,7 @@ func file_loyalty_v1_member_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_member_service_proto_rawDesc), len(file_loyalty_v1_member_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,15 @@ const (
 	// AdminServiceRevokeApiKeyProcedure is the fully-qualified name of the AdminService's RevokeApiKey
 	// RPC.
 	AdminServiceRevokeApiKeyProcedure = "/loyalty.v1.AdminService/RevokeApiKey"
+	// AdminServicePublishProgrammeProcedure is the fully-qualified name of the AdminService's
+	// PublishProgramme RPC.
+	AdminServicePublishProgrammeProcedure = "/loyalty.v1.AdminService/PublishProgramme"
+	// AdminServiceGetProgrammeProcedure is the fully-qualified name of the AdminService's GetProgramme
+	// RPC.
+	AdminServiceGetProgrammeProcedure = "/loyalty.v1.AdminService/GetProgramme"
+	// AdminServicePutPropertyProcedure is the fully-qualified name of the AdminService's PutProperty
+	// RPC.
+	AdminServicePutPropertyProcedure = "/loyalty.v1.AdminService/PutProperty"
 )
 
 // AdminServiceClient is a client for the loyalty.v1.AdminService service.
@@ -53,6 +62,16 @@ type AdminServiceClient interface {
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
 	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
+	// Publishes a new version of the programme's rules, in force from
+	// effective_at (not in the past): transactions recorded from then on use
+	// it; earlier ones keep their own version.
+	PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error)
+	// Returns a programme version: the one in force now, or a given one.
+	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
+	// Creates a property (hotel) or changes its name, time zone or owner.
+	// Bookings name properties the service knows; every cut-off time of the
+	// rules is evaluated in the property's time zone.
+	PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the loyalty.v1.AdminService service. By default, it
@@ -84,14 +103,36 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("RevokeApiKey")),
 			connect.WithClientOptions(opts...),
 		),
+		publishProgramme: connect.NewClient[v1.PublishProgrammeRequest, v1.PublishProgrammeResponse](
+			httpClient,
+			baseURL+AdminServicePublishProgrammeProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("PublishProgramme")),
+			connect.WithClientOptions(opts...),
+		),
+		getProgramme: connect.NewClient[v1.GetProgrammeRequest, v1.GetProgrammeResponse](
+			httpClient,
+			baseURL+AdminServiceGetProgrammeProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetProgramme")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		putProperty: connect.NewClient[v1.PutPropertyRequest, v1.PutPropertyResponse](
+			httpClient,
+			baseURL+AdminServicePutPropertyProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("PutProperty")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // adminServiceClient implements AdminServiceClient.
 type adminServiceClient struct {
-	adjustPoints *connect.Client[v1.AdjustPointsRequest, v1.AdjustPointsResponse]
-	createApiKey *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
-	revokeApiKey *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	adjustPoints     *connect.Client[v1.AdjustPointsRequest, v1.AdjustPointsResponse]
+	createApiKey     *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
+	revokeApiKey     *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	publishProgramme *connect.Client[v1.PublishProgrammeRequest, v1.PublishProgrammeResponse]
+	getProgramme     *connect.Client[v1.GetProgrammeRequest, v1.GetProgrammeResponse]
+	putProperty      *connect.Client[v1.PutPropertyRequest, v1.PutPropertyResponse]
 }
 
 // AdjustPoints calls loyalty.v1.AdminService.AdjustPoints.
@@ -109,6 +150,21 @@ func (c *adminServiceClient) RevokeApiKey(ctx context.Context, req *connect.Requ
 	return c.revokeApiKey.CallUnary(ctx, req)
 }
 
+// PublishProgramme calls loyalty.v1.AdminService.PublishProgramme.
+func (c *adminServiceClient) PublishProgramme(ctx context.Context, req *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error) {
+	return c.publishProgramme.CallUnary(ctx, req)
+}
+
+// GetProgramme calls loyalty.v1.AdminService.GetProgramme.
+func (c *adminServiceClient) GetProgramme(ctx context.Context, req *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error) {
+	return c.getProgramme.CallUnary(ctx, req)
+}
+
+// PutProperty calls loyalty.v1.AdminService.PutProperty.
+func (c *adminServiceClient) PutProperty(ctx context.Context, req *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error) {
+	return c.putProperty.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the loyalty.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Credits or debits a member's points by hand (goodwill, adopted
@@ -118,6 +174,16 @@ type AdminServiceHandler interface {
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
 	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
+	// Publishes a new version of the programme's rules, in force from
+	// effective_at (not in the past): transactions recorded from then on use
+	// it; earlier ones keep their own version.
+	PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error)
+	// Returns a programme version: the one in force now, or a given one.
+	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
+	// Creates a property (hotel) or changes its name, time zone or owner.
+	// Bookings name properties the service knows; every cut-off time of the
+	// rules is evaluated in the property's time zone.
+	PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -145,6 +211,25 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("RevokeApiKey")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServicePublishProgrammeHandler := connect.NewUnaryHandler(
+		AdminServicePublishProgrammeProcedure,
+		svc.PublishProgramme,
+		connect.WithSchema(adminServiceMethods.ByName("PublishProgramme")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceGetProgrammeHandler := connect.NewUnaryHandler(
+		AdminServiceGetProgrammeProcedure,
+		svc.GetProgramme,
+		connect.WithSchema(adminServiceMethods.ByName("GetProgramme")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServicePutPropertyHandler := connect.NewUnaryHandler(
+		AdminServicePutPropertyProcedure,
+		svc.PutProperty,
+		connect.WithSchema(adminServiceMethods.ByName("PutProperty")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceAdjustPointsProcedure:
@@ -153,6 +238,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceCreateApiKeyHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeApiKeyProcedure:
 			adminServiceRevokeApiKeyHandler.ServeHTTP(w, r)
+		case AdminServicePublishProgrammeProcedure:
+			adminServicePublishProgrammeHandler.ServeHTTP(w, r)
+		case AdminServiceGetProgrammeProcedure:
+			adminServiceGetProgrammeHandler.ServeHTTP(w, r)
+		case AdminServicePutPropertyProcedure:
+			adminServicePutPropertyHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -172,4 +263,16 @@ func (UnimplementedAdminServiceHandler) CreateApiKey(context.Context, *connect.R
 
 func (UnimplementedAdminServiceHandler) RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.RevokeApiKey is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.PublishProgramme is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.GetProgramme is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.PutProperty is not implemented"))
 }

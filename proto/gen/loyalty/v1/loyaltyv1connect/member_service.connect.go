@@ -44,6 +44,12 @@ const (
 	// MemberServiceListActivityProcedure is the fully-qualified name of the MemberService's
 	// ListActivity RPC.
 	MemberServiceListActivityProcedure = "/loyalty.v1.MemberService/ListActivity"
+	// MemberServiceGetTransactionProcedure is the fully-qualified name of the MemberService's
+	// GetTransaction RPC.
+	MemberServiceGetTransactionProcedure = "/loyalty.v1.MemberService/GetTransaction"
+	// MemberServiceAwardSuggestionProcedure is the fully-qualified name of the MemberService's
+	// AwardSuggestion RPC.
+	MemberServiceAwardSuggestionProcedure = "/loyalty.v1.MemberService/AwardSuggestion"
 )
 
 // MemberServiceClient is a client for the loyalty.v1.MemberService service.
@@ -58,6 +64,12 @@ type MemberServiceClient interface {
 	UpdateMember(context.Context, *connect.Request[v1.UpdateMemberRequest]) (*connect.Response[v1.UpdateMemberResponse], error)
 	// Returns the member's statement: transactions, newest first, in pages.
 	ListActivity(context.Context, *connect.Request[v1.ListActivityRequest]) (*connect.Response[v1.ListActivityResponse], error)
+	// Returns one transaction with its postings and breakdown: why the member
+	// got (or lost) these points, under the programme version that computed it.
+	GetTransaction(context.Context, *connect.Request[v1.GetTransactionRequest]) (*connect.Response[v1.GetTransactionResponse], error)
+	// Awards the programme's fixed points for a suggestion the chain adopted
+	// (default 50).
+	AwardSuggestion(context.Context, *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error)
 }
 
 // NewMemberServiceClient constructs a client for the loyalty.v1.MemberService service. By default,
@@ -97,15 +109,30 @@ func NewMemberServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getTransaction: connect.NewClient[v1.GetTransactionRequest, v1.GetTransactionResponse](
+			httpClient,
+			baseURL+MemberServiceGetTransactionProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("GetTransaction")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		awardSuggestion: connect.NewClient[v1.AwardSuggestionRequest, v1.AwardSuggestionResponse](
+			httpClient,
+			baseURL+MemberServiceAwardSuggestionProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("AwardSuggestion")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // memberServiceClient implements MemberServiceClient.
 type memberServiceClient struct {
-	enrollMember *connect.Client[v1.EnrollMemberRequest, v1.EnrollMemberResponse]
-	getMember    *connect.Client[v1.GetMemberRequest, v1.GetMemberResponse]
-	updateMember *connect.Client[v1.UpdateMemberRequest, v1.UpdateMemberResponse]
-	listActivity *connect.Client[v1.ListActivityRequest, v1.ListActivityResponse]
+	enrollMember    *connect.Client[v1.EnrollMemberRequest, v1.EnrollMemberResponse]
+	getMember       *connect.Client[v1.GetMemberRequest, v1.GetMemberResponse]
+	updateMember    *connect.Client[v1.UpdateMemberRequest, v1.UpdateMemberResponse]
+	listActivity    *connect.Client[v1.ListActivityRequest, v1.ListActivityResponse]
+	getTransaction  *connect.Client[v1.GetTransactionRequest, v1.GetTransactionResponse]
+	awardSuggestion *connect.Client[v1.AwardSuggestionRequest, v1.AwardSuggestionResponse]
 }
 
 // EnrollMember calls loyalty.v1.MemberService.EnrollMember.
@@ -128,6 +155,16 @@ func (c *memberServiceClient) ListActivity(ctx context.Context, req *connect.Req
 	return c.listActivity.CallUnary(ctx, req)
 }
 
+// GetTransaction calls loyalty.v1.MemberService.GetTransaction.
+func (c *memberServiceClient) GetTransaction(ctx context.Context, req *connect.Request[v1.GetTransactionRequest]) (*connect.Response[v1.GetTransactionResponse], error) {
+	return c.getTransaction.CallUnary(ctx, req)
+}
+
+// AwardSuggestion calls loyalty.v1.MemberService.AwardSuggestion.
+func (c *memberServiceClient) AwardSuggestion(ctx context.Context, req *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error) {
+	return c.awardSuggestion.CallUnary(ctx, req)
+}
+
 // MemberServiceHandler is an implementation of the loyalty.v1.MemberService service.
 type MemberServiceHandler interface {
 	// Enrols a new member at tier REGULAR with no points and assigns the member
@@ -140,6 +177,12 @@ type MemberServiceHandler interface {
 	UpdateMember(context.Context, *connect.Request[v1.UpdateMemberRequest]) (*connect.Response[v1.UpdateMemberResponse], error)
 	// Returns the member's statement: transactions, newest first, in pages.
 	ListActivity(context.Context, *connect.Request[v1.ListActivityRequest]) (*connect.Response[v1.ListActivityResponse], error)
+	// Returns one transaction with its postings and breakdown: why the member
+	// got (or lost) these points, under the programme version that computed it.
+	GetTransaction(context.Context, *connect.Request[v1.GetTransactionRequest]) (*connect.Response[v1.GetTransactionResponse], error)
+	// Awards the programme's fixed points for a suggestion the chain adopted
+	// (default 50).
+	AwardSuggestion(context.Context, *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error)
 }
 
 // NewMemberServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -175,6 +218,19 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	memberServiceGetTransactionHandler := connect.NewUnaryHandler(
+		MemberServiceGetTransactionProcedure,
+		svc.GetTransaction,
+		connect.WithSchema(memberServiceMethods.ByName("GetTransaction")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	memberServiceAwardSuggestionHandler := connect.NewUnaryHandler(
+		MemberServiceAwardSuggestionProcedure,
+		svc.AwardSuggestion,
+		connect.WithSchema(memberServiceMethods.ByName("AwardSuggestion")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.MemberService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case MemberServiceEnrollMemberProcedure:
@@ -185,6 +241,10 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 			memberServiceUpdateMemberHandler.ServeHTTP(w, r)
 		case MemberServiceListActivityProcedure:
 			memberServiceListActivityHandler.ServeHTTP(w, r)
+		case MemberServiceGetTransactionProcedure:
+			memberServiceGetTransactionHandler.ServeHTTP(w, r)
+		case MemberServiceAwardSuggestionProcedure:
+			memberServiceAwardSuggestionHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -208,4 +268,12 @@ func (UnimplementedMemberServiceHandler) UpdateMember(context.Context, *connect.
 
 func (UnimplementedMemberServiceHandler) ListActivity(context.Context, *connect.Request[v1.ListActivityRequest]) (*connect.Response[v1.ListActivityResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.ListActivity is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) GetTransaction(context.Context, *connect.Request[v1.GetTransactionRequest]) (*connect.Response[v1.GetTransactionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.GetTransaction is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) AwardSuggestion(context.Context, *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.AwardSuggestion is not implemented"))
 }

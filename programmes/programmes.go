@@ -1,0 +1,256 @@
+// Package programmes keeps the programme's versions and the hotels
+// (properties) it runs at. A version is a programme.Programme stored as
+// data with the time it takes effect; it never changes once published, so
+// a transaction that records its version can always be explained by it.
+package programmes
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	_ "time/tzdata" // properties may name any zone; do not depend on the host's zone files
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
+)
+
+var (
+	// ErrNoVersion: no programme version is in force at that time.
+	ErrNoVersion = errors.New("no programme version in force")
+	// ErrUnknownProperty: the property is not known to the service.
+	ErrUnknownProperty = errors.New("unknown property")
+)
+
+// OwnerProgramme owns the chain's own hotels; a partner's hotels are owned
+// by the partner's id.
+const OwnerProgramme = "programme"
+
+// Limits.
+const (
+	MaxPropertyID   = 64
+	MaxPropertyName = 200
+)
+
+// Version is a published programme.
+type Version struct {
+	Number      int                 `json:"version"`
+	EffectiveAt time.Time           `json:"effective_at"`
+	Programme   programme.Programme `json:"programme"`
+	CreatedAt   time.Time           `json:"created_at"`
+	CreatedBy   string              `json:"created_by"`
+}
+
+// Property is a hotel.
+type Property struct {
+	ID       string `json:"property_id"`
+	Name     string `json:"name"`
+	TimeZone string `json:"time_zone"`
+	Owner    string `json:"owner"`
+	// Location is TimeZone loaded.
+	Location *time.Location `json:"-"`
+}
+
+// Store reads and writes versions and properties.
+type Store struct {
+	db     *database.DB
+	ledger *ledger.Ledger
+	now    func() time.Time
+
+	mu       sync.Mutex
+	versions map[int]Version // immutable once published
+}
+
+// New returns a store; clock nil means time.Now.
+func New(l *ledger.Ledger, clock func() time.Time) *Store {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Store{db: l.DB(), ledger: l, now: clock, versions: map[int]Version{}}
+}
+
+// EnsureDefault publishes the shipped programme as version 1, in force
+// since the beginning of time, when no version exists yet.
+func (s *Store) EnsureDefault(ctx context.Context) error {
+	definition, err := json.Marshal(programme.Default())
+	if err != nil {
+		return err
+	}
+	err = s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO programme_versions (version, effective_at, definition, created_at, created_by)
+			VALUES (1, $1, $2, $3, 'default') ON CONFLICT (version) DO NOTHING`,
+			time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), string(definition), s.now().UTC())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("publish the default programme: %w", err)
+	}
+	return nil
+}
+
+// Publish makes p the next version, in force from effectiveAt, which must
+// not be in the past: a change of the rules applies to new transactions
+// only. A retry with the same idempotency key returns the same version.
+func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, effectiveAt time.Time, p programme.Programme) (Version, error) {
+	if err := p.Validate(); err != nil {
+		return Version{}, err
+	}
+	if _, err := time.LoadLocation(p.TimeZone); err != nil {
+		return Version{}, &programme.FieldError{Field: "time_zone", Problem: "is not a known IANA time zone"}
+	}
+	effectiveAt = effectiveAt.UTC().Truncate(time.Microsecond)
+	if effectiveAt.Before(s.now()) {
+		return Version{}, &ledger.FieldError{Field: "effective_at", Problem: "must not be in the past: a new version applies to new transactions only"}
+	}
+	definition, err := json.Marshal(p)
+	if err != nil {
+		return Version{}, err
+	}
+	request := struct {
+		EffectiveAt time.Time       `json:"effective_at"`
+		Definition  json.RawMessage `json:"definition"`
+	}{effectiveAt, definition}
+	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "publish_programme", request,
+		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			var latest int
+			var latestAt time.Time
+			err := tx.QueryRow(ctx, `SELECT version, effective_at FROM programme_versions ORDER BY version DESC LIMIT 1`).Scan(&latest, &latestAt)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return nil, err
+			}
+			if !effectiveAt.After(latestAt) {
+				return nil, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf("must be after version %d's %s", latest, latestAt.UTC().Format(time.RFC3339))}
+			}
+			v := Version{Number: latest + 1, EffectiveAt: effectiveAt, Programme: p, CreatedAt: s.now().UTC().Truncate(time.Microsecond), CreatedBy: callerID}
+			if _, err := tx.Exec(ctx, `INSERT INTO programme_versions (version, effective_at, definition, created_at, created_by)
+				VALUES ($1, $2, $3, $4, $5)`, v.Number, v.EffectiveAt, string(definition), v.CreatedAt, callerID); err != nil {
+				return nil, err
+			}
+			return json.Marshal(struct {
+				Number int `json:"version"`
+			}{v.Number})
+		})
+	if err != nil {
+		return Version{}, fmt.Errorf("publish programme: %w", err)
+	}
+	var published struct {
+		Number int `json:"version"`
+	}
+	if err := json.Unmarshal(raw, &published); err != nil {
+		return Version{}, err
+	}
+	return s.Get(ctx, published.Number)
+}
+
+// At returns the version in force at t.
+func (s *Store) At(ctx context.Context, t time.Time) (Version, error) {
+	var number int
+	err := s.db.Pool.QueryRow(ctx, `SELECT version FROM programme_versions WHERE effective_at <= $1
+		ORDER BY effective_at DESC LIMIT 1`, t).Scan(&number)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Version{}, fmt.Errorf("%w at %s", ErrNoVersion, t.UTC().Format(time.RFC3339))
+	}
+	if err != nil {
+		return Version{}, fmt.Errorf("find programme version: %w", err)
+	}
+	return s.Get(ctx, number)
+}
+
+// Get returns a version by number.
+func (s *Store) Get(ctx context.Context, number int) (Version, error) {
+	s.mu.Lock()
+	v, ok := s.versions[number]
+	s.mu.Unlock()
+	if ok {
+		return v, nil
+	}
+	var definition []byte
+	err := s.db.Pool.QueryRow(ctx, `SELECT version, effective_at, definition, created_at, created_by
+		FROM programme_versions WHERE version = $1`, number).Scan(&v.Number, &v.EffectiveAt, &definition, &v.CreatedAt, &v.CreatedBy)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Version{}, fmt.Errorf("%w: version %d", ErrNoVersion, number)
+	}
+	if err != nil {
+		return Version{}, fmt.Errorf("read programme version %d: %w", number, err)
+	}
+	if err := json.Unmarshal(definition, &v.Programme); err != nil {
+		return Version{}, fmt.Errorf("decode programme version %d: %w", number, err)
+	}
+	v.EffectiveAt, v.CreatedAt = v.EffectiveAt.UTC(), v.CreatedAt.UTC()
+	s.mu.Lock()
+	s.versions[number] = v
+	s.mu.Unlock()
+	return v, nil
+}
+
+// PutProperty creates a property or changes its name, time zone or owner.
+func (s *Store) PutProperty(ctx context.Context, callerID, idempotencyKey string, p Property) (Property, error) {
+	p.Name = strings.TrimSpace(p.Name)
+	if err := validateProperty(&p); err != nil {
+		return Property{}, err
+	}
+	_, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "put_property", p,
+		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			now := s.now().UTC().Truncate(time.Microsecond)
+			_, err := tx.Exec(ctx, `INSERT INTO properties (property_id, name, time_zone, owner, created_at, updated_at, updated_by)
+				VALUES ($1, $2, $3, $4, $5, $5, $6)
+				ON CONFLICT (property_id) DO UPDATE SET name = excluded.name, time_zone = excluded.time_zone,
+					owner = excluded.owner, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+				p.ID, p.Name, p.TimeZone, p.Owner, now, callerID)
+			if err != nil {
+				return nil, err
+			}
+			return json.Marshal(p)
+		})
+	if err != nil {
+		return Property{}, fmt.Errorf("put property %s: %w", p.ID, err)
+	}
+	return p, nil
+}
+
+// Property returns a known property with its time zone loaded.
+func (s *Store) Property(ctx context.Context, id string) (Property, error) {
+	p := Property{ID: id}
+	err := s.db.Pool.QueryRow(ctx, `SELECT name, time_zone, owner FROM properties WHERE property_id = $1`, id).
+		Scan(&p.Name, &p.TimeZone, &p.Owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Property{}, fmt.Errorf("%w %q", ErrUnknownProperty, id)
+	}
+	if err != nil {
+		return Property{}, fmt.Errorf("read property %s: %w", id, err)
+	}
+	if p.Location, err = time.LoadLocation(p.TimeZone); err != nil {
+		return Property{}, fmt.Errorf("property %s: time zone %q: %w", id, p.TimeZone, err)
+	}
+	return p, nil
+}
+
+func validateProperty(p *Property) error {
+	if p.ID == "" || len(p.ID) > MaxPropertyID || strings.ContainsFunc(p.ID, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return &ledger.FieldError{Field: "property_id", Problem: fmt.Sprintf("1 to %d printable ASCII characters without spaces", MaxPropertyID)}
+	}
+	if p.Name == "" || len([]rune(p.Name)) > MaxPropertyName {
+		return &ledger.FieldError{Field: "name", Problem: fmt.Sprintf("1 to %d characters", MaxPropertyName)}
+	}
+	if p.TimeZone == "" {
+		p.TimeZone = programme.Default().TimeZone
+	}
+	loc, err := time.LoadLocation(p.TimeZone)
+	if err != nil || p.TimeZone == "Local" {
+		return &ledger.FieldError{Field: "time_zone", Problem: fmt.Sprintf("%q is not an IANA time zone such as Asia/Shanghai", p.TimeZone)}
+	}
+	p.Location = loc
+	if p.Owner == "" {
+		p.Owner = OwnerProgramme
+	}
+	if len(p.Owner) > MaxPropertyID {
+		return &ledger.FieldError{Field: "owner", Problem: fmt.Sprintf("at most %d bytes", MaxPropertyID)}
+	}
+	return nil
+}

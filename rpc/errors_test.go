@@ -143,6 +143,12 @@ func TestHostileInput(t *testing.T) {
 		{"fewer nights than the dates say", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = "2026-11-05" })
 		}, connect.CodeInvalidArgument, "nights"},
+		{"a stay of zero nights", func() error {
+			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = r.ArrivalDate; r.Nights = nil })
+		}, connect.CodeInvalidArgument, "departure_date"},
+		{"a stay at an unknown property", func() error {
+			return stay(func(r *loyaltyv1.RecordStayRequest) { r.PropertyId = "NOWHERE-1" })
+		}, connect.CodeInvalidArgument, "property_id"},
 		{"a departure before the arrival", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = "2026-10-01" })
 		}, connect.CodeInvalidArgument, "departure_date"},

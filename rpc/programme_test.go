@@ -108,3 +108,31 @@ func TestSuggestionsAndUnknownProperties(t *testing.T) {
 		t.Fatal("a stay at an unknown property posted")
 	}
 }
+
+// TestCutOffsAreTheHotelsLocalTime cancels at a New York hotel on the day
+// daylight saving time ends: 17:59 there is free, 18:01 is not, whatever
+// the time is in Shanghai.
+func TestCutOffsAreTheHotelsLocalTime(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	newYork, _ := time.LoadLocation("America/New_York")
+	for _, tc := range []struct {
+		clock string
+		free  bool
+	}{{"17:59", true}, {"18:01", false}} {
+		at, err := time.ParseInLocation("2006-01-02 15:04", "2026-11-01 "+tc.clock, newYork)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{
+			IdempotencyKey: "c-" + tc.clock, MemberNumber: member, PropertyId: "NYC-1", StayId: "N-" + tc.clock,
+			ArrivalDate: "2026-11-01", Nights: 1, CancelledAt: timestamppb.New(at)}))
+		if err != nil {
+			t.Fatalf("cancel at %s: %v", tc.clock, err)
+		}
+		if res.Msg.GetFreeCancellation() != tc.free {
+			t.Fatalf("cancel at %s New York time: free=%v, want %v", tc.clock, res.Msg.GetFreeCancellation(), tc.free)
+		}
+	}
+}

@@ -1391,8 +1391,10 @@ func (x *RecordLateCheckoutRequest) GetHours() int32 {
 
 type RecordLateCheckoutResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The LATE_CHECKOUT transaction. This is a deduction, not a redemption: it
-	// may take available points below zero.
+	// The LATE_CHECKOUT transaction: hours x the programme's hourly price,
+	// deducted at check-out. Like a redemption it never takes available points
+	// below zero (FAILED_PRECONDITION). Unset when the member's tier gets late
+	// check-out free (a programme setting, off by default).
 	Transaction   *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,0 +1,135 @@
+package tiers
+
+import (
+	"testing"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/programme"
+)
+
+var asOf = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+func stay(daysAgo, nights int, points int64) Stay {
+	return Stay{CheckOut: asOf.AddDate(0, 0, -daysAgo), Nights: nights, Points: points}
+}
+
+func TestQualifyingActivityWindow(t *testing.T) {
+	s := Default()
+	cases := []struct {
+		name   string
+		stays  []Stay
+		nights int
+		points int64
+	}{
+		{"a stay today counts", []Stay{stay(0, 2, 500)}, 2, 500},
+		{"a stay exactly 12 months ago counts", []Stay{{CheckOut: asOf.AddDate(-1, 0, 0), Nights: 3, Points: 900}}, 3, 900},
+		{"a stay 12 months and 1 day ago does not", []Stay{{CheckOut: asOf.AddDate(-1, 0, -1), Nights: 3, Points: 900}}, 0, 0},
+		{"a reversed stay no longer counts", []Stay{stay(10, 5, 1500), {CheckOut: asOf.AddDate(0, 0, -5), Nights: 4, Points: 1200, Reversed: true}}, 5, 1500},
+		{"a stay after the day asked about does not count", []Stay{{CheckOut: asOf.Add(time.Hour), Nights: 1, Points: 100}}, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := s.ActivityAt(tc.stays, asOf)
+			if a.Nights != tc.nights || a.Points != tc.points {
+				t.Fatalf("activity %+v, want %d nights and %d points", a, tc.nights, tc.points)
+			}
+		})
+	}
+	t.Run("a calendar-year window starts on 1 January", func(t *testing.T) {
+		cy := Default()
+		cy.Window = CalendarYear
+		a := cy.ActivityAt([]Stay{{CheckOut: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Nights: 2, Points: 10},
+			{CheckOut: time.Date(2025, 12, 31, 23, 0, 0, 0, time.UTC), Nights: 5, Points: 50}}, asOf)
+		if a.Nights != 2 {
+			t.Fatalf("calendar-year activity %+v", a)
+		}
+	})
+}
+
+func TestQualification(t *testing.T) {
+	s := Default()
+	cases := []struct {
+		name       string
+		nights     int
+		points     int64
+		everStayed bool
+		want       programme.Tier
+	}{
+		{"a member who never stayed is regular", 0, 0, false, programme.TierRegular},
+		{"the first completed stay makes silver", 1, 100, true, programme.TierSilver},
+		{"10 nights reach gold exactly", 10, 0, true, programme.TierGold},
+		{"9 nights are one short of gold", 9, 2999, true, programme.TierSilver},
+		{"3,000 points reach gold exactly", 1, 3000, true, programme.TierGold},
+		{"2,999 points are one short of gold", 1, 2999, true, programme.TierSilver},
+		{"25 nights reach platinum", 25, 0, true, programme.TierPlatinum},
+		{"8,000 points reach platinum", 3, 8000, true, programme.TierPlatinum},
+		{"24 nights and 7,999 points stay gold", 24, 7999, true, programme.TierGold},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := s.Qualified(Activity{Nights: tc.nights, Points: tc.points}, tc.everStayed); got != tc.want {
+				t.Fatalf("qualified %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestUpgradesAreImmediateDowngradesWaitForReview(t *testing.T) {
+	s := Default()
+	since := asOf.AddDate(0, -6, 0)
+	gold := Member{Tier: programme.TierGold, Since: since, EverStayed: true}
+	platinum := Member{Tier: programme.TierPlatinum, Since: asOf.AddDate(-1, 0, 0), EverStayed: true}
+	none := Activity{}
+	cases := []struct {
+		name    string
+		decide  func() Decision
+		want    programme.Tier
+		changed bool
+	}{
+		{"a stay reaching platinum upgrades at once", func() Decision {
+			return s.OnActivity(gold, Activity{Nights: 25}, asOf)
+		}, programme.TierPlatinum, true},
+		{"a stay never downgrades", func() Decision { return s.OnActivity(gold, none, asOf) }, programme.TierGold, false},
+		{"no downgrade before the review date", func() Decision { return s.Review(gold, none, asOf) }, programme.TierGold, false},
+		{"a downgrade at the review date goes one step only", func() Decision {
+			return s.Review(platinum, none, asOf)
+		}, programme.TierGold, true},
+		{"a member who requalifies keeps the tier at review", func() Decision {
+			return s.Review(platinum, Activity{Nights: 30}, asOf)
+		}, programme.TierPlatinum, false},
+		{"a manual tier without an end holds against a downgrade", func() Decision {
+			m := platinum
+			m.Manual = &Manual{Tier: programme.TierPlatinum, Reason: "ambassador"}
+			return s.Review(m, none, asOf)
+		}, programme.TierPlatinum, false},
+		{"a manual tier holds against an upgrade too", func() Decision {
+			m := gold
+			m.Manual = &Manual{Tier: programme.TierGold, Until: asOf.AddDate(0, 1, 0), Reason: "status match"}
+			return s.OnActivity(m, Activity{Nights: 40}, asOf)
+		}, programme.TierGold, false},
+		{"after a manual tier ends the next review is 12 months on", func() Decision {
+			m := platinum
+			m.Manual = &Manual{Tier: programme.TierPlatinum, Until: asOf.AddDate(0, -1, 0), Reason: "status match"}
+			return s.Review(m, none, asOf)
+		}, programme.TierPlatinum, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := tc.decide()
+			if d.To != tc.want || d.Changed != tc.changed || d.Reason == "" {
+				t.Fatalf("decision %+v, want %s (changed %v) with a reason", d, tc.want, tc.changed)
+			}
+		})
+	}
+}
+
+func TestWhatTheNextTierNeeds(t *testing.T) {
+	s := Default()
+	next, nights, points, ok := s.Needed(programme.TierSilver, Activity{Nights: 4, Points: 3200})
+	if !ok || next != programme.TierGold || nights != 6 || points != 0 {
+		t.Fatalf("silver needs %s: %d nights or %d points (%v)", next, nights, points, ok)
+	}
+	if _, _, _, ok := s.Needed(programme.TierPlatinum, Activity{}); ok {
+		t.Fatal("platinum is the top: nothing is needed")
+	}
+}

@@ -122,8 +122,16 @@ func (db *DB) Stats() Stats {
 // fn may run several times; it must not keep state between attempts except
 // what it recomputes. A nil return means the transaction committed.
 func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.WriteTxAttempts(ctx, db.maxAttempts, fn)
+}
+
+// WriteTxAttempts is WriteTx with its own bound on attempts (at most
+// MaxAttempts), for a caller that has a better plan than retrying, such as
+// splitting a group of requests that keeps conflicting.
+func (db *DB) WriteTxAttempts(ctx context.Context, maxAttempts int, fn func(pgx.Tx) error) error {
+	maxAttempts = min(max(maxAttempts, 1), db.maxAttempts)
 	var last error
-	for attempt := 1; attempt <= db.maxAttempts; attempt++ {
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if attempt > 1 {
 			db.retries.Add(1)
 			if err := sleepBackoff(ctx, attempt); err != nil {
@@ -146,7 +154,7 @@ func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		}
 		last = err
 	}
-	return fmt.Errorf("%w: %d attempts: %v", ErrContention, db.maxAttempts, last)
+	return fmt.Errorf("%w: %d attempts: %v", ErrContention, maxAttempts, last)
 }
 
 var txOptions = pgx.TxOptions{IsoLevel: pgx.Serializable}
@@ -221,6 +229,11 @@ func retryable(err error) bool {
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
+	}
+	// A caller's own way of saying "run the transaction again".
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
 	}
 	// A connection that broke before COMMIT leaves nothing committed.
 	if pgconn.SafeToRetry(err) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {

@@ -22,6 +22,7 @@ type Ledger struct {
 	accounts sync.Map // code -> Account
 	shards   shardLeases
 	rows     *rowQueues
+	group    *groupCommitter
 }
 
 // Options configure a Ledger.
@@ -37,7 +38,7 @@ func New(db *database.DB, opts Options) *Ledger {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Ledger{db: db, now: clock, rows: newRowQueues()}
+	return &Ledger{db: db, now: clock, rows: newRowQueues(), group: newGroupCommitter()}
 }
 
 // queue waits until this process has no other transaction in flight on

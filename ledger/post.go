@@ -37,32 +37,23 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 	}{req.Kind, effectiveAt, req.Postings, metadata})
 	hash = fingerprinted(opPost, req.Fingerprint, hash)
 
-	shards, done := l.queue(accounts)
-	defer done()
-	var posted Transaction
-	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		posted = Transaction{
-			ID:             uuid.New(),
-			Kind:           req.Kind,
-			CallerID:       req.CallerID,
-			IdempotencyKey: req.IdempotencyKey,
-			EffectiveAt:    effectiveAt,
-			RecordedAt:     l.clock(),
-			Postings:       slices.Clone(req.Postings),
-			Metadata:       metadata,
-		}
-		claim := &keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opPost, hash: hash, transactionID: posted.ID}
-		var err error
-		posted.BalancesAfter, err = writeTransaction(ctx, tx, claim, posted, accounts, shards)
-		return err
-	})
-	if errors.Is(err, errKeyTaken) {
+	job := &postJob{req: req, metadata: metadata, hash: hash, effectiveAt: effectiveAt, accounts: accounts,
+		done: make(chan postResult, 1)}
+	l.submit(job)
+	var r postResult
+	select {
+	case r = <-job.done:
+	case <-ctx.Done():
+		// The group may still commit: a retry with the same key will tell.
+		return Transaction{}, fmt.Errorf("post %s transaction: outcome unknown, retry with the same idempotency key: %w", req.Kind, ctx.Err())
+	}
+	if r.replay {
 		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opPost, hash)
 	}
-	if err != nil {
-		return Transaction{}, fmt.Errorf("post %s transaction: %w", req.Kind, err)
+	if r.err != nil {
+		return Transaction{}, fmt.Errorf("post %s transaction: %w", req.Kind, r.err)
 	}
-	return posted, nil
+	return r.txn, nil
 }
 
 func postingAccounts(postings []Posting) []string {

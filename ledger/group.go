@@ -1,0 +1,437 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
+)
+
+// Group commit: concurrent Post calls of one process are written together,
+// in one database transaction with one commit, instead of one commit each.
+// Each request still gets its own result: a request that would overdraw is
+// left out of the group (it fails alone), and a request whose idempotency
+// key is already used is answered from the first result. A request is
+// acknowledged only after the group's COMMIT succeeded.
+//
+// How a group is written, in two round trips and a commit:
+//  1. lock the single-row balances the group touches (members), in account
+//     order, read them with their active holds, and find which idempotency
+//     keys are used already;
+//  2. in Go, play the requests in arrival order over those balances: a
+//     request that would take a guarded account below zero is refused,
+//     every other one gets its balances after;
+//  3. claim the keys, move each balance row once by the group's net amount
+//     (sharded accounts on leased shards), insert the transactions and
+//     their postings.
+//
+// Locks are taken in (phase, account, shard) order, single-row accounts
+// first: groups in different processes cannot deadlock.
+
+const (
+	// maxGroup bounds a group: its statements and parameters stay small.
+	maxGroup = 64
+	// groupFlushers is how many groups may be in flight at once.
+	groupFlushers = 4
+	// groupAttempts is how often a group of several requests is tried
+	// before it is split in two.
+	groupAttempts = 3
+	// groupTimeout bounds one group's database work, retries included.
+	groupTimeout = 30 * time.Second
+)
+
+// postJob is one validated Post request waiting for its group.
+type postJob struct {
+	req         PostRequest
+	metadata    []byte
+	hash        []byte
+	effectiveAt time.Time
+	accounts    map[string]Account
+	done        chan postResult
+}
+
+type postResult struct {
+	txn Transaction
+	err error
+	// replay: the key was used already; answer from the first result.
+	replay bool
+}
+
+// groupCommitter collects pending jobs and flushes them in groups.
+type groupCommitter struct {
+	mu      sync.Mutex
+	pending []*postJob
+	slots   chan struct{}
+}
+
+func newGroupCommitter() *groupCommitter {
+	return &groupCommitter{slots: make(chan struct{}, groupFlushers)}
+}
+
+// submit queues a job and makes sure a flusher will take it. Flushers are
+// goroutines of their own, started when needed and gone when idle, so a
+// caller never writes other callers' groups on its own time.
+func (l *Ledger) submit(job *postJob) {
+	g := l.group
+	g.mu.Lock()
+	g.pending = append(g.pending, job)
+	g.mu.Unlock()
+	select {
+	case g.slots <- struct{}{}:
+		go l.flushLoop()
+	default:
+		// Every flusher is busy; each looks at pending before it stops.
+	}
+}
+
+func (l *Ledger) flushLoop() {
+	g := l.group
+	for {
+		for {
+			g.mu.Lock()
+			n := min(len(g.pending), maxGroup)
+			group := slices.Clone(g.pending[:n])
+			g.pending = g.pending[n:]
+			g.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			l.flush(group)
+		}
+		<-g.slots
+		// A job queued between our last look and the release may have found
+		// no free slot: look once more, and carry on if we get a slot.
+		g.mu.Lock()
+		more := len(g.pending) > 0
+		g.mu.Unlock()
+		if !more {
+			return
+		}
+		select {
+		case g.slots <- struct{}{}:
+		default:
+			return // another flusher has it
+		}
+	}
+}
+
+// flush writes one group and answers each of its jobs.
+func (l *Ledger) flush(jobs []*postJob) {
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	results := l.writeGroup(ctx, jobs)
+	for i, job := range jobs {
+		job.done <- results[i]
+	}
+}
+
+func (l *Ledger) writeGroup(ctx context.Context, jobs []*postJob) []postResult {
+	accounts := map[string]Account{}
+	for _, job := range jobs {
+		maps.Copy(accounts, job.accounts)
+	}
+	shards, done := l.queue(accounts)
+	results := make([]postResult, len(jobs))
+	attempts := 100 // WriteTx's own bound
+	if len(jobs) > 1 {
+		attempts = groupAttempts
+	}
+	err := l.db.WriteTxAttempts(ctx, attempts, func(tx pgx.Tx) error {
+		clear(results)
+		return l.writeGroupTx(ctx, tx, jobs, accounts, shards, results)
+	})
+	done()
+	if errors.Is(err, database.ErrContention) && len(jobs) > 1 {
+		// The group keeps meeting other processes' writers on the same
+		// rows: smaller groups meet fewer of them.
+		half := len(jobs) / 2
+		return append(l.writeGroup(ctx, jobs[:half]), l.writeGroup(ctx, jobs[half:])...)
+	}
+	if err != nil {
+		for i := range results {
+			if results[i].err == nil && !results[i].replay {
+				results[i] = postResult{err: err}
+			}
+		}
+	}
+	return results
+}
+
+// groupJob is a job as the group plays it.
+type groupJob struct {
+	*postJob
+	txn Transaction
+}
+
+func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, accounts map[string]Account, shards map[string]int, results []postResult) error {
+	now := l.clock()
+	// Each job's transaction, and which jobs claim a key: a second job
+	// with the same key in this group replays the first.
+	txns := make([]Transaction, len(jobs))
+	var claiming []groupJob
+	seen := map[[2]string]bool{}
+	for i, job := range jobs {
+		txns[i] = Transaction{
+			ID: uuid.New(), Kind: job.req.Kind, CallerID: job.req.CallerID, IdempotencyKey: job.req.IdempotencyKey,
+			EffectiveAt: job.effectiveAt, RecordedAt: now, Postings: slices.Clone(job.req.Postings), Metadata: job.metadata,
+		}
+		key := [2]string{job.req.CallerID, job.req.IdempotencyKey}
+		if seen[key] {
+			results[i] = postResult{replay: true}
+			continue
+		}
+		seen[key] = true
+		claiming = append(claiming, groupJob{postJob: job, txn: txns[i]})
+	}
+
+	// Round trip 1: claim the keys (an INSERT that skips keys in use takes
+	// no read locks, unlike a SELECT at SERIALIZABLE), then lock and read
+	// the single-row balances with their active holds.
+	var singles []string
+	for code, a := range accounts {
+		if a.Shards == 1 {
+			singles = append(singles, code)
+		}
+	}
+	slices.Sort(singles)
+	b := &pgx.Batch{}
+	claimText, claimArgs := claimsSQL(claiming, now)
+	b.Queue(claimText+` RETURNING caller_id, idempotency_key`, claimArgs...)
+	b.Queue(`SELECT account_code, balance FROM account_balances
+		WHERE account_code = ANY($1) AND shard = 0 ORDER BY account_code FOR UPDATE`, singles)
+	b.Queue(`SELECT account_code, COALESCE(SUM(points), 0)::INT8 FROM holds
+		WHERE account_code = ANY($1) AND status = 'active' AND expires_at > $2 GROUP BY account_code`, singles, now)
+	raw := map[string]int64{}
+	held := map[string]int64{}
+	claimed := map[[2]string]bool{}
+	err := func() error {
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("claim idempotency keys: %w", err)
+		}
+		for rows.Next() {
+			var c, k string
+			if err := rows.Scan(&c, &k); err != nil {
+				return err
+			}
+			claimed[[2]string{c, k}] = true
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("claim idempotency keys: %w", err)
+		}
+		if err := scanPairs(br, func(code string, v int64) { raw[code] = v }); err != nil {
+			return fmt.Errorf("lock balances: %w", err)
+		}
+		if err := scanPairs(br, func(code string, v int64) { held[code] = v }); err != nil {
+			return fmt.Errorf("read holds: %w", err)
+		}
+		return br.Close()
+	}()
+	if err != nil {
+		return err
+	}
+	for _, code := range singles {
+		if _, ok := raw[code]; !ok {
+			// Accounts are never deleted: a known account without its
+			// balance row means the books are damaged. Stop.
+			return fmt.Errorf("account %s has no balance row", code)
+		}
+	}
+
+	// Play the requests in order.
+	var written []groupJob
+	var unclaim []groupJob
+	for i, job := range jobs {
+		if results[i].replay {
+			continue
+		}
+		if !claimed[[2]string{job.req.CallerID, job.req.IdempotencyKey}] {
+			results[i] = postResult{replay: true} // the key was in use already
+			continue
+		}
+		txn := txns[i]
+		moves := netMoves(txn.Postings, accounts, shards)
+		if err := checkBalanced(txn, moves); err != nil {
+			panic(err.Error())
+		}
+		refused := false
+		for _, m := range guardedMoves(moves, txn.Kind) {
+			before := m.account.normal(raw[m.account.Code])
+			requested := -m.account.normal(m.raw)
+			if available := before - held[m.account.Code]; available < requested {
+				results[i] = postResult{err: &InsufficientPointsError{Account: m.account.Code, Posted: before,
+					Held: held[m.account.Code], Available: available, Requested: requested, Shortfall: requested - available}}
+				refused = true
+				break
+			}
+		}
+		if refused {
+			// Nothing is written for it, its key included: a retry may
+			// succeed once the member has the points.
+			unclaim = append(unclaim, groupJob{postJob: job, txn: txn})
+			continue
+		}
+		for _, m := range moves {
+			if m.account.Shards == 1 {
+				raw[m.account.Code] += m.raw
+				posted := m.account.normal(raw[m.account.Code])
+				h := held[m.account.Code]
+				txn.BalancesAfter = append(txn.BalancesAfter, Balance{Account: m.account.Code, Posted: posted, Held: h, Available: posted - h, AsOf: now})
+			}
+		}
+		written = append(written, groupJob{postJob: job, txn: txn})
+		results[i] = postResult{txn: txn}
+	}
+
+	// Round trip 2: take back the claims of refused jobs (rows this
+	// transaction inserted, never seen by anyone), move the balances,
+	// insert the journal.
+	b = &pgx.Batch{}
+	for _, j := range unclaim {
+		b.Queue(`DELETE FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2 AND transaction_id = $3`,
+			j.req.CallerID, j.req.IdempotencyKey, j.txn.ID)
+	}
+	if len(written) == 0 {
+		return tx.SendBatch(ctx, b).Close()
+	}
+	for _, m := range groupMoves(written, accounts, shards) {
+		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
+			m.account.Code, m.shard, m.raw)
+	}
+	txText, txArgs := transactionsSQL(written)
+	b.Queue(txText, txArgs...)
+	postText, postArgs := groupPostingsSQL(written, accounts)
+	b.Queue(postText, postArgs...)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for range unclaim {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("take back a claim: %w", err)
+		}
+	}
+	for range groupMoves(written, accounts, shards) {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("move balances: %w", err)
+		}
+		if tag.RowsAffected() != 1 {
+			return errors.New("a balance row is missing")
+		}
+	}
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("insert transactions: %w", err)
+	}
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("insert postings: %w", err)
+	}
+	return br.Close()
+}
+
+func checkBalanced(txn Transaction, moves []balanceMove) error {
+	var sum int64
+	for _, m := range moves {
+		sum += m.raw
+	}
+	if sum != 0 {
+		return fmt.Errorf("ledger: transaction %s does not balance (sum %d)", txn.ID, sum)
+	}
+	return nil
+}
+
+func scanPairs(br pgx.BatchResults, put func(string, int64)) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var code string
+		var v int64
+		if err := rows.Scan(&code, &v); err != nil {
+			return err
+		}
+		put(code, v)
+	}
+	return rows.Err()
+}
+
+// groupMoves nets the whole group's postings per account, in lock order.
+func groupMoves(jobs []groupJob, accounts map[string]Account, shards map[string]int) []balanceMove {
+	var all []Posting
+	for _, j := range jobs {
+		all = append(all, j.txn.Postings...)
+	}
+	return netMoves(all, accounts, shards)
+}
+
+func claimsSQL(jobs []groupJob, now time.Time) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO idempotency_keys (caller_id, idempotency_key, operation, request_hash, transaction_id, created_at) VALUES `)
+	args := []any{now, opPost}
+	for i, j := range jobs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&sb, "($%d, $%d, $2, $%d, $%d, $1)", n+1, n+2, n+3, n+4)
+		args = append(args, j.req.CallerID, j.req.IdempotencyKey, j.hash, j.txn.ID)
+	}
+	sb.WriteString(` ON CONFLICT (caller_id, idempotency_key) DO NOTHING`)
+	return sb.String(), args
+}
+
+func transactionsSQL(jobs []groupJob) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO transactions (id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, metadata) VALUES `)
+	var args []any
+	for i, j := range jobs {
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		n := len(args)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		t := j.txn
+		args = append(args, t.ID, string(t.Kind), t.CallerID, t.IdempotencyKey, t.EffectiveAt, t.RecordedAt, len(t.Postings), string(t.Metadata))
+	}
+	return sb.String(), args
+}
+
+// groupPostingsSQL inserts every posting of the group, with the balance and
+// held points after its transaction for single-row accounts, as played.
+func groupPostingsSQL(jobs []groupJob, accounts map[string]Account) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO postings (transaction_id, seq, account_code, amount, recorded_at, balance_after, held_after) VALUES `)
+	var args []any
+	first := true
+	for _, j := range jobs {
+		after := map[string]Balance{}
+		for _, b := range j.txn.BalancesAfter {
+			after[b.Account] = b
+		}
+		for seq, p := range j.txn.Postings {
+			if !first {
+				sb.WriteString(", ")
+			}
+			first = false
+			var balanceAfter, heldAfter *int64
+			if b, ok := after[p.Account]; ok {
+				r, h := accounts[p.Account].normal(b.Posted), b.Held // normal is its own inverse
+				balanceAfter, heldAfter = &r, &h
+			}
+			n := len(args)
+			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
+			args = append(args, j.txn.ID, seq, p.Account, p.Amount, j.txn.RecordedAt, balanceAfter, heldAfter)
+		}
+	}
+	return sb.String(), args
+}

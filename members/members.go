@@ -46,6 +46,9 @@ type Member struct {
 	EnrolmentProperty string            `json:"enrolment_property,omitempty"`
 	EnrolledAt        time.Time         `json:"enrolled_at"`
 	EnrolledBy        string            `json:"enrolled_by"`
+	// FirstStay names the stay that was the member's first completed one;
+	// empty before it.
+	FirstStay string `json:"first_stay,omitempty"`
 }
 
 // Account is the ledger account of the member's points.
@@ -208,12 +211,12 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 }
 
 const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
-	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by FROM members`
+	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, '') FROM members`
 
 func scanMember(row pgx.Row, number string) (Member, error) {
 	var m Member
 	var tier, channel string
-	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy)
+	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy, &m.FirstStay)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}

@@ -65,14 +65,27 @@ type Store struct {
 
 	mu       sync.Mutex
 	versions map[int]Version // immutable once published
+	// properties caches recent reads: every booking names a property, and
+	// properties change rarely. A change made here is seen at once; one
+	// made by another process within propertyTTL.
+	properties map[string]cachedProperty
 }
+
+type cachedProperty struct {
+	property Property
+	readAt   time.Time
+}
+
+// propertyTTL is how long another process's change to a property may take
+// to be seen here.
+const propertyTTL = 10 * time.Second
 
 // New returns a store; clock nil means time.Now.
 func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{db: l.DB(), ledger: l, now: clock, versions: map[int]Version{}}
+	return &Store{db: l.DB(), ledger: l, now: clock, versions: map[int]Version{}, properties: map[string]cachedProperty{}}
 }
 
 // EnsureDefault publishes the shipped programme as version 1, in force
@@ -211,11 +224,20 @@ func (s *Store) PutProperty(ctx context.Context, callerID, idempotencyKey string
 	if err != nil {
 		return Property{}, fmt.Errorf("put property %s: %w", p.ID, err)
 	}
+	s.mu.Lock()
+	delete(s.properties, p.ID)
+	s.mu.Unlock()
 	return p, nil
 }
 
 // Property returns a known property with its time zone loaded.
 func (s *Store) Property(ctx context.Context, id string) (Property, error) {
+	s.mu.Lock()
+	c, ok := s.properties[id]
+	s.mu.Unlock()
+	if ok && time.Since(c.readAt) < propertyTTL {
+		return c.property, nil
+	}
 	p := Property{ID: id}
 	err := s.db.Pool.QueryRow(ctx, `SELECT name, time_zone, owner FROM properties WHERE property_id = $1`, id).
 		Scan(&p.Name, &p.TimeZone, &p.Owner)
@@ -228,6 +250,12 @@ func (s *Store) Property(ctx context.Context, id string) (Property, error) {
 	if p.Location, err = time.LoadLocation(p.TimeZone); err != nil {
 		return Property{}, fmt.Errorf("property %s: time zone %q: %w", id, p.TimeZone, err)
 	}
+	s.mu.Lock()
+	if len(s.properties) > 10_000 { // bound the cache: start afresh
+		clear(s.properties)
+	}
+	s.properties[id] = cachedProperty{property: p, readAt: time.Now()}
+	s.mu.Unlock()
 	return p, nil
 }
 

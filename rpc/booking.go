@@ -57,9 +57,14 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if _, _, err := v.Programme.StayPoints(stay); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	// Only a valid stay may claim the member's first stay.
-	if stay.FirstStay, err = s.members.ClaimFirstStay(ctx, member.Number, stayRef(msg.GetPropertyId(), msg.GetStayId())); err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+	// Only a valid stay may claim the member's first stay; once one has,
+	// the answer is on the member's record and costs no write.
+	ref := stayRef(msg.GetPropertyId(), msg.GetStayId())
+	stay.FirstStay = member.FirstStay == ref
+	if member.FirstStay == "" {
+		if stay.FirstStay, err = s.members.ClaimFirstStay(ctx, member.Number, ref); err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
 	}
 	points, lines, err := v.Programme.StayPoints(stay)
 	if err != nil {
@@ -80,9 +85,11 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 			return nil, s.toConnect(ctx, proc, err)
 		}
 	}
-	tier, err := s.members.RecordCompletedStay(ctx, member.Number, caller(ctx).ID)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+	tier := member.Tier
+	if tier == programme.TierRegular { // only the first stay changes it here
+		if tier, err = s.members.RecordCompletedStay(ctx, member.Number, caller(ctx).ID); err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
 	}
 	out.Tier = tiers[tier]
 	return connect.NewResponse(out), nil

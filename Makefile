@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test run bench-ledger proto proto-check fmt-check deps postgres
+.PHONY: test run bench bench-ledger proto proto-check fmt-check deps postgres
 
 # Everything CI runs: formatting, vet, and every test with the race detector.
 test: deps postgres fmt-check
@@ -27,6 +27,17 @@ run: deps postgres
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# The service's throughput over Connect (HTTP/2 without TLS) against the
+# same machine's raw-SQL figure, on a fresh PostgreSQL with fsync on:
+# baseline spread, service spread, baseline hot, service hot, then
+# ledger.Verify. Each phase lasts BENCH_DURATION (make bench BENCH_DURATION=10s).
+# Rows are appended to bin/bench.csv.
+BENCH_DURATION ?= 20s
+bench: deps postgres
+	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
+	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
+	bin/loyaltybench run-all -loyaltyd bin/loyaltyd -duration $(BENCH_DURATION) -csv bin/bench.csv
 
 # The ledger's throughput in its two modes, on PostgreSQL with fsync on.
 bench-ledger: deps postgres

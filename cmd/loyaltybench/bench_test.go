@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+	"github.com/loyalty-ledger/loyalty/rpc"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// testServer is a real server (HTTP/2 over TLS) on a fresh database, set
+// up as rpc's tests set theirs up, but on the real clock: guarantees are
+// for arrivals to come, and the load generator's dates are the calendar's.
+func testServer(t *testing.T) (*database.DB, *ledger.Ledger, *httptest.Server, string) {
+	t.Helper()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	l := ledger.New(db, ledger.Options{})
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	keys := apikeys.New(l, nil)
+	progs := programmes.New(l, nil)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, nil), Keys: keys, Programmes: progs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewUnstartedServer(srv.Handler())
+	ts.EnableHTTP2 = true
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	_, adminSecret, err := keys.EnsureAdmin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, l, ts, adminSecret
+}
+
+// TestLoad runs the load generator against the real server for a few
+// seconds and checks what it saw against the database: no errors, replays
+// answered with the first answer, every acknowledged write in the ledger
+// under its key and nothing more, and books that balance.
+func TestLoad(t *testing.T) {
+	db, l, ts, key := testServer(t)
+	ctx := t.Context()
+	m, err := parseMix(defaultMix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := runConfig{URL: ts.URL, Key: key, Clients: 8, Duration: 3 * time.Second, Members: 200, Mix: m,
+		Dist: "uniform", Duplicates: 0.05, Mode: modeSpread, Seed: 7, TrackAcks: true}
+	rep, err := runLoad(ctx, cfg, func() *http.Client { return ts.Client() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	rep.print(&out)
+	t.Log(out.String())
+
+	if n := rep.errorCount(); n != 0 {
+		t.Errorf("%d errors: %s; examples: %q", n, formatCodes(rep.errorsByCode()), rep.Examples)
+	}
+	if rep.Mismatches != 0 {
+		t.Errorf("%d replays answered differently from the first answer: %q", rep.Mismatches, rep.Examples)
+	}
+	if stays := rep.kind(kindStay); stays.Count == 0 || rep.Replays == 0 || len(rep.Acked) == 0 {
+		t.Fatalf("the run did too little to check anything: %d stays, %d replays, %d acknowledged", stays.Count, rep.Replays, len(rep.Acked))
+	}
+	if rep.LedgerTx != int64(len(rep.Acked)) {
+		t.Errorf("%d ledger transactions counted, %d acknowledged tracked", rep.LedgerTx, len(rep.Acked))
+	}
+	problems, err := checkAcknowledged(ctx, db.Pool, rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+	found, err := l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range found {
+		t.Errorf("discrepancy: %s", d)
+	}
+}
+
+// TestBaseline runs the raw-SQL baseline briefly in both modes; its own
+// check of the books must pass.
+func TestBaseline(t *testing.T) {
+	db := dbtest.New(t)
+	for _, mode := range []string{modeSpread, modeHot} {
+		rep, err := runBaseline(t.Context(), baselineConfig{Clients: 8, Duration: time.Second, Mode: mode, Accounts: 1000, Seed: 3}, db.Pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Committed == 0 {
+			t.Errorf("%s: no transfer committed", mode)
+		}
+		if n := rep.errorCount(); n != 0 {
+			t.Errorf("%s: %d errors: %q", mode, n, rep.Examples)
+		}
+		for _, p := range rep.Problems {
+			t.Errorf("%s: %s", mode, p)
+		}
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	m, err := parseMix("stay=1, get=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.String() != "stay=1,redeem=0,guarantee=0,get=3" || m.total != 4 {
+		t.Errorf("got %s (total %d)", m, m.total)
+	}
+	for _, bad := range []string{"", "stay", "stay=x", "fly=1", "stay=0", "stay=-1"} {
+		if _, err := parseMix(bad); err == nil {
+			t.Errorf("parseMix(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var s []time.Duration
+	for i := 1; i <= 100; i++ {
+		s = append(s, time.Duration(i)*time.Millisecond)
+	}
+	for p, want := range map[float64]time.Duration{.5: 50 * time.Millisecond, .9: 90 * time.Millisecond, .99: 99 * time.Millisecond, 1: 100 * time.Millisecond} {
+		if got := percentile(s, p); got != want {
+			t.Errorf("p%v = %s, want %s", p*100, got, want)
+		}
+	}
+	if percentile(nil, .5) != 0 {
+		t.Error("percentile of nothing is not 0")
+	}
+}

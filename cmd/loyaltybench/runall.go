@@ -1,0 +1,324 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/embeddedpg"
+)
+
+const (
+	// benchDatabase is the database run-all creates for loyaltyd and the baseline.
+	benchDatabase = "loyalty"
+	// serverStartTimeout covers loyaltyd's migrations and first admin key.
+	serverStartTimeout = 90 * time.Second
+	// serverStopTimeout is loyaltyd's own grace period plus a margin.
+	serverStopTimeout = 45 * time.Second
+)
+
+// runAllCommand is make bench: a fresh PostgreSQL (fsync on), loyaltyd on
+// it, the four phases back to back, the ledger's verification, the table,
+// the ratios and the CSV.
+func runAllCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loyaltybench run-all", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultDuration := 20 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("BENCH_DURATION")); err == nil && d > 0 {
+		defaultDuration = d
+	}
+	var lf loadFlags
+	lf.register(fs, defaultDuration, "bin/bench.csv")
+	bin := fs.String("loyaltyd", "bin/loyaltyd", "the loyaltyd binary to start")
+	accounts := fs.Int("accounts", 100000, "accounts of the baseline")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: loyaltybench run-all -loyaltyd bin/loyaltyd [flags]
+
+Starts a private PostgreSQL (fsync on) in a temporary directory, starts
+loyaltyd on it, then runs back to back: baseline spread, service spread,
+baseline hot, service hot (each -duration, default $BENCH_DURATION or 20s),
+checks that every acknowledged write is in the ledger, runs ledger.Verify,
+stops loyaltyd (SIGTERM) and PostgreSQL, prints the table and the ratios,
+and appends the rows to -csv. Exits 1 on any discrepancy.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if lf.duration <= 0 && lf.count <= 0 {
+		fmt.Fprintln(stderr, "loyaltybench run-all: give -duration or -count")
+		return 2
+	}
+	if _, err := lf.runConfig(modeSpread); err != nil {
+		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
+		return 2
+	}
+	if err := runAll(ctx, lf, *bin, *accounts, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout, stderr io.Writer) (err error) {
+	startedAt := time.Now()
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	// (a) PostgreSQL, durable (fsync on, the default), in a temporary directory.
+	pg, err := embeddedpg.Start(ctx, embeddedpg.Options{Logger: logger})
+	if err != nil {
+		return fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	defer func() {
+		if stopErr := pg.Stop(); stopErr != nil {
+			err = errors.Join(err, fmt.Errorf("stop PostgreSQL: %w", stopErr))
+		}
+	}()
+	if err := createDatabase(ctx, pg.ConnString("postgres"), benchDatabase); err != nil {
+		return err
+	}
+	dbURL := pg.ConnString(benchDatabase)
+	var fsync string
+	if conn, err := pgx.Connect(ctx, dbURL); err == nil {
+		_ = conn.QueryRow(ctx, `SHOW fsync`).Scan(&fsync)
+		conn.Close(ctx)
+	}
+	fmt.Fprintf(stdout, "PostgreSQL %s started (fsync=%s), database %q\n", pg.Version(), fsync, benchDatabase)
+
+	// (b) loyaltyd on it.
+	srv, err := startServer(ctx, bin, dbURL, stderr)
+	if err != nil {
+		return err
+	}
+	defer srv.kill()
+	fmt.Fprintf(stdout, "loyaltyd (pid %d) listening on %s\n", srv.pid(), srv.url)
+
+	pool, err := openPool(ctx, dbURL, lf.clients)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	// (c) The four phases.
+	type phase struct{ target, mode string }
+	phases := []phase{{targetBaseline, modeSpread}, {targetService, modeSpread}, {targetBaseline, modeHot}, {targetService, modeHot}}
+	var reports []*report
+	failed := false
+	for i, ph := range phases {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		fmt.Fprintf(stdout, "\n--- phase %d/%d: %s, %s mode, %d clients, %s ---\n", i+1, len(phases), ph.target, ph.mode, lf.clients, lf.duration)
+		// Each phase starts from a clean checkpoint, so that none pays for
+		// the previous one's dirty pages.
+		if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
+			return fmt.Errorf("checkpoint: %w", err)
+		}
+		var rep *report
+		if ph.target == targetBaseline {
+			rep, err = runBaseline(ctx, baselineConfig{Clients: lf.clients, Duration: lf.duration, Count: lf.count,
+				Mode: ph.mode, Accounts: accounts, Seed: lf.seed}, pool)
+		} else {
+			cfg, cerr := lf.runConfig(ph.mode)
+			if cerr != nil {
+				return cerr
+			}
+			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.url+"/metrics"
+			cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, stdout
+			rep, err = runLoad(ctx, cfg, h2cClients(srv.url))
+			if err == nil {
+				var problems []string
+				if problems, err = checkAcknowledged(ctx, pool, rep); err == nil {
+					rep.Problems = append(rep.Problems, problems...)
+					fmt.Fprintf(stdout, "acknowledged writes: %d stays and redemptions, every one in the ledger under its key: %t\n",
+						len(rep.Acked), len(problems) == 0)
+				}
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("phase %d (%s %s): %w", i+1, ph.target, ph.mode, err)
+		}
+		rep.print(stdout)
+		if len(rep.Problems) > 0 || rep.Mismatches > 0 {
+			failed = true
+		}
+		reports = append(reports, rep)
+	}
+
+	// (d) The ledger's own verification, on the same database.
+	found, err := verifyLedger(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("verify the ledger: %w", err)
+	}
+	for _, d := range found {
+		fmt.Fprintf(stdout, "LEDGER DISCREPANCY: %s\n", d)
+	}
+	fmt.Fprintf(stdout, "\nledger verification (ledger.Verify): %d discrepancies\n", len(found))
+	if len(found) > 0 {
+		failed = true
+	}
+
+	// (e) Stop loyaltyd (PostgreSQL stops on return).
+	if err := srv.stop(); err != nil {
+		fmt.Fprintf(stdout, "WARNING: loyaltyd did not stop cleanly: %v\n", err)
+	} else {
+		fmt.Fprintln(stdout, "loyaltyd stopped cleanly (SIGTERM)")
+	}
+
+	// (f) The table, the ratios, the CSV.
+	fmt.Fprintf(stdout, "\n== Summary ==\n")
+	fmt.Fprintln(stdout, "committed/s: service = write requests committed for the first time per second, baseline = transfers per second")
+	fmt.Fprintln(stdout, "latency: service = first-time write operations (stay, redeem, guarantee place+release; refusals included), baseline = transfers")
+	printSummary(stdout, reports)
+	byPhase := func(target, mode string) *report {
+		for _, r := range reports {
+			if r.Target == target && r.Mode == mode {
+				return r
+			}
+		}
+		return nil
+	}
+	ratio := func(a, b *report) string {
+		if a == nil || b == nil || b.committedPerSecond() == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.3f", a.committedPerSecond()/b.committedPerSecond())
+	}
+	fmt.Fprintf(stdout, "\nservice/baseline (spread) = %s\n", ratio(byPhase(targetService, modeSpread), byPhase(targetBaseline, modeSpread)))
+	fmt.Fprintf(stdout, "hot/spread (service)      = %s\n", ratio(byPhase(targetService, modeHot), byPhase(targetService, modeSpread)))
+	fmt.Fprintf(stdout, "hot/spread (baseline)     = %s\n", ratio(byPhase(targetBaseline, modeHot), byPhase(targetBaseline, modeSpread)))
+	if lf.csv != "" {
+		if err := appendCSV(lf.csv, startedAt, reports); err != nil {
+			return fmt.Errorf("csv: %w", err)
+		}
+		fmt.Fprintf(stdout, "CSV rows appended to %s\n", lf.csv)
+	}
+	if failed {
+		return errors.New("the run found problems (see INVARIANT VIOLATED, replay mismatches or LEDGER DISCREPANCY above)")
+	}
+	return nil
+}
+
+func createDatabase(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
+	}
+	return nil
+}
+
+// server is a loyaltyd child process.
+type server struct {
+	cmd      *exec.Cmd
+	url, key string
+	done     chan struct{} // closed when the process has exited
+	err      error         // its exit status, once done
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// startServer starts loyaltyd on dbURL on a free loopback port and reads
+// the URL and the admin key it prints on its first start. Its log (JSON,
+// warnings and errors only) goes to logs.
+func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*server, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-database-url", dbURL, "-listen", "127.0.0.1:0", "-log-level", "warn")
+	cmd.Stdout = w
+	cmd.Stderr = logs
+	// If we die, so does it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	w.Close()
+	s := &server{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+
+	type banner struct{ url, key string }
+	found := make(chan banner, 1)
+	go func() {
+		defer r.Close()
+		sc := bufio.NewScanner(r)
+		var b banner
+		sent := false
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if v, ok := strings.CutPrefix(line, "export LOYALTY_URL="); ok {
+				b.url = v
+			}
+			if v, ok := strings.CutPrefix(line, "export LOYALTY_KEY="); ok {
+				b.key = v
+			}
+			if !sent && b.url != "" && b.key != "" {
+				found <- b
+				sent = true
+			}
+		}
+		// Keep reading to EOF so that loyaltyd never blocks on stdout.
+	}()
+	timer := time.NewTimer(serverStartTimeout)
+	defer timer.Stop()
+	select {
+	case b := <-found:
+		s.url, s.key = b.url, b.key
+		return s, nil
+	case <-s.done:
+		return nil, fmt.Errorf("loyaltyd exited before printing its URL and admin key: %v", s.err)
+	case <-timer.C:
+		s.kill()
+		return nil, fmt.Errorf("loyaltyd printed no URL and admin key within %s", serverStartTimeout)
+	case <-ctx.Done():
+		s.kill()
+		return nil, ctx.Err()
+	}
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (s *server) stop() error {
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return err
+	}
+	select {
+	case <-s.done:
+		return s.err
+	case <-time.After(serverStopTimeout):
+		s.kill()
+		return fmt.Errorf("still running %s after SIGTERM; killed", serverStopTimeout)
+	}
+}
+
+// kill ends the process if it is still running.
+func (s *server) kill() {
+	select {
+	case <-s.done:
+	default:
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}

@@ -48,11 +48,8 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 			ID: uuid.New(), Account: account.Code, Points: req.Points, CallerID: req.CallerID,
 			CreatedAt: now, ExpiresAt: expiresAt, Status: HoldActive, Reference: req.Reference, Metadata: metadata,
 		}
-		response, err := json.Marshal(hold)
-		if err != nil {
-			return err
-		}
-		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opHold, hash: hash, holdID: hold.ID, response: response}
+		// The response, with the balance after, is stored once known.
+		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opHold, hash: hash, holdID: hold.ID}
 		b := &pgx.Batch{}
 		b.Queue(claimSQL, claim.args(now)...)
 		// FOR UPDATE queues this hold behind redemptions from the same
@@ -95,7 +92,12 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 			return &InsufficientPointsError{Account: account.Code, Posted: posted, Held: held,
 				Available: available, Requested: req.Points, Shortfall: req.Points - available}
 		}
-		return br.Close()
+		if err := br.Close(); err != nil {
+			return err
+		}
+		after := posted - held - req.Points
+		hold.BalanceAfter = &Balance{Account: account.Code, Posted: posted, Held: held + req.Points, Available: after, AsOf: now}
+		return storeResponse(ctx, tx, req.CallerID, req.IdempotencyKey, hold)
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayHold(ctx, req.CallerID, req.IdempotencyKey, opHold, hash)
@@ -217,15 +219,23 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 		}
 		released = hold
 		released.Status, released.ClosedAt = HoldReleased, now
-		response, err := json.Marshal(released)
-		if err != nil {
-			return err
+		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1`, hold.ID, now); err != nil {
+			return fmt.Errorf("release: %w", err)
 		}
-		b := &pgx.Batch{}
-		b.Queue(`UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1`, hold.ID, now)
-		b.Queue(`UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
-			req.CallerID, req.IdempotencyKey, string(response))
-		return tx.SendBatch(ctx, b).Close()
+		// Everything through tx: a second connection could wait for a pool
+		// whose connections all hold transactions like this one.
+		var raw, held int64
+		var side string
+		if err := tx.QueryRow(ctx, `SELECT
+				(SELECT COALESCE(SUM(balance), 0)::INT8 FROM account_balances WHERE account_code = $1),
+				(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds WHERE account_code = $1 AND status = 'active' AND expires_at > $2),
+				(SELECT normal_side FROM accounts WHERE code = $1)`,
+			hold.Account, now).Scan(&raw, &held, &side); err != nil {
+			return fmt.Errorf("read balance after release: %w", err)
+		}
+		posted := Account{NormalSide: Side(side)}.normal(raw)
+		released.BalanceAfter = &Balance{Account: hold.Account, Posted: posted, Held: held, Available: posted - held, AsOf: now}
+		return storeResponse(ctx, tx, req.CallerID, req.IdempotencyKey, released)
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayHold(ctx, req.CallerID, req.IdempotencyKey, opRelease, hash)
@@ -318,4 +328,15 @@ func (l *Ledger) HoldByReference(ctx context.Context, reference string) (Hold, e
 		return Hold{}, fmt.Errorf("hold %q: %w", reference, ErrNotFound)
 	}
 	return h, err
+}
+
+// storeResponse keeps the first response of a hold operation with its key.
+func storeResponse(ctx context.Context, tx pgx.Tx, callerID, key string, h Hold) error {
+	response, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
+		callerID, key, string(response))
+	return err
 }

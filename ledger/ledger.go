@@ -92,12 +92,15 @@ func (l *Ledger) CreateAccounts(ctx context.Context, accounts []Account) error {
 
 func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error {
 	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		if err := l.checkAccountSettings(ctx, tx, chunk); err != nil {
+			return err
+		}
 		return l.insertAccounts(ctx, tx, chunk)
 	})
 	if err != nil {
 		return fmt.Errorf("create accounts: %w", err)
 	}
-	return l.checkAccountSettings(ctx, chunk)
+	return nil
 }
 
 // CreateAccountsTx creates accounts inside a transaction the caller runs,
@@ -113,10 +116,15 @@ func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Acc
 			return fmt.Errorf("account %d: %w", i, err)
 		}
 	}
+	// Checked through tx: a second connection would wait for one of the
+	// pool's, all of which may be held by transactions like this one.
+	if err := l.checkAccountSettings(ctx, tx, accounts); err != nil {
+		return err
+	}
 	if err := l.insertAccounts(ctx, tx, accounts); err != nil {
 		return fmt.Errorf("create accounts: %w", err)
 	}
-	return l.checkAccountSettings(ctx, accounts)
+	return nil
 }
 
 func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account) error {
@@ -150,14 +158,14 @@ func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account)
 	return err
 }
 
-// checkAccountSettings fails when an account that already existed has
+// checkAccountSettings fails when an account that already exists has
 // other settings than asked for.
-func (l *Ledger) checkAccountSettings(ctx context.Context, accounts []Account) error {
+func (l *Ledger) checkAccountSettings(ctx context.Context, q querier, accounts []Account) error {
 	codes := make([]string, len(accounts))
 	for i, a := range accounts {
 		codes[i] = a.Code
 	}
-	stored, err := l.loadAccounts(ctx, codes)
+	stored, err := l.loadAccountsWith(ctx, q, codes)
 	if err != nil {
 		return err
 	}
@@ -207,8 +215,17 @@ func (l *Ledger) accountsByCode(ctx context.Context, codes []string) (map[string
 	return out, nil
 }
 
+// querier is a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 func (l *Ledger) loadAccounts(ctx context.Context, codes []string) (map[string]Account, error) {
-	rows, err := l.db.Pool.Query(ctx,
+	return l.loadAccountsWith(ctx, l.db.Pool, codes)
+}
+
+func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string) (map[string]Account, error) {
+	rows, err := q.Query(ctx,
 		`SELECT code, normal_side, allow_negative, shards FROM accounts WHERE code = ANY($1)`, codes)
 	if err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)

@@ -63,6 +63,11 @@ func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, er
 	if err := rows.Err(); err != nil {
 		return Transaction{}, fmt.Errorf("read postings of %s: %w", id, err)
 	}
+	// Give the connection back before looking accounts up, which may need
+	// one: holding one while waiting for another can starve the pool.
+	if err := br.Close(); err != nil {
+		return Transaction{}, fmt.Errorf("read transaction %s: %w", id, err)
+	}
 	if len(after) > 0 {
 		codes := make([]string, 0, len(after))
 		for code := range after {

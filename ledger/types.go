@@ -164,6 +164,9 @@ type Hold struct {
 	CapturedPoints int64           `json:"captured_points,omitempty"`
 	Reference      string          `json:"reference,omitempty"`
 	Metadata       json.RawMessage `json:"metadata"`
+	// BalanceAfter is the account's balance right after the operation that
+	// returned the hold (placing or releasing it); nil on reads.
+	BalanceAfter *Balance `json:"balance_after,omitempty"`
 }
 
 // Expired reports whether the hold stopped counting by time at now.

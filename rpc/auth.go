@@ -69,7 +69,7 @@ func (s *Server) authenticate(next connect.UnaryFunc) connect.UnaryFunc {
 			return nil, connect.NewError(connect.CodeUnauthenticated, err)
 		}
 		if err != nil {
-			return nil, s.internal(ctx, procedure, err)
+			return nil, s.toConnect(ctx, procedure, err)
 		}
 		for _, role := range allowed {
 			if key.Role == role {

@@ -314,11 +314,8 @@ func (s bookingService) PlaceGuarantee(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	balance, err := s.ledger.Balance(ctx, member.Account())
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	return connect.NewResponse(&loyaltyv1.PlaceGuaranteeResponse{Guarantee: protoGuarantee(hold), Balance: toProtoBalance(balance)}), nil
+	// The balance the hold left, as first answered: a replay returns it too.
+	return connect.NewResponse(&loyaltyv1.PlaceGuaranteeResponse{Guarantee: protoGuarantee(hold), Balance: toProtoBalance(*hold.BalanceAfter)}), nil
 }
 
 func (s bookingService) ReleaseGuarantee(ctx context.Context, req *connect.Request[loyaltyv1.ReleaseGuaranteeRequest]) (*connect.Response[loyaltyv1.ReleaseGuaranteeResponse], error) {
@@ -343,11 +340,7 @@ func (s bookingService) ReleaseGuarantee(ctx context.Context, req *connect.Reque
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	balance, err := s.ledger.Balance(ctx, released.Account)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	return connect.NewResponse(&loyaltyv1.ReleaseGuaranteeResponse{Guarantee: protoGuarantee(released), Balance: toProtoBalance(balance)}), nil
+	return connect.NewResponse(&loyaltyv1.ReleaseGuaranteeResponse{Guarantee: protoGuarantee(released), Balance: toProtoBalance(*released.BalanceAfter)}), nil
 }
 
 func protoGuarantee(h ledger.Hold) *loyaltyv1.Guarantee {

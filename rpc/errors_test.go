@@ -1,10 +1,14 @@
 package rpc_test
 
 import (
+	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 )
@@ -274,4 +278,65 @@ func TestHostileInput(t *testing.T) {
 		t.Fatalf("hostile input wrote: transactions %d -> %d, members %d -> %d", before, e.transactionCount(t), members, after)
 	}
 	e.verify(t)
+}
+
+// TestManyEnrolmentsAtOnce enrols more members at once than the server has
+// database connections: none may wait for a connection another holds.
+func TestManyEnrolmentsAtOnce(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	ctx, cancel := context.WithTimeout(e.ctx, 60*time.Second)
+	defer cancel()
+	const n = 48 // the pool has 16 connections
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := c.members.EnrollMember(ctx, connect.NewRequest(&loyaltyv1.EnrollMemberRequest{
+				IdempotencyKey: fmt.Sprintf("burst-%d", i), FullName: "Guest", Phone: "+86 100",
+				Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_FRONT_DESK}))
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestGuaranteeReplaysReturnTheFirstBalance: a guarantee replayed after
+// the member's points moved answers with the balance of the first answer.
+func TestGuaranteeReplaysReturnTheFirstBalance(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "800.00"))); err != nil {
+		t.Fatal(err)
+	}
+	place := &loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-1", MemberNumber: member, PropertyId: "SH-HQ-001",
+		StayId: "G-1", ArrivalDate: "2026-11-24", HoldUntil: "19:00"}
+	first, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(place))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-2", member, "B-2", "100.00"))); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(place))
+	if err != nil || !proto.Equal(first.Msg, again.Msg) {
+		t.Fatalf("replayed guarantee %v (%v), first %v", again, err, first)
+	}
+	release := &loyaltyv1.ReleaseGuaranteeRequest{IdempotencyKey: "g-1-arrived", PropertyId: "SH-HQ-001", StayId: "G-1",
+		Reason: loyaltyv1.GuaranteeReleaseReason_GUARANTEE_RELEASE_REASON_ARRIVED}
+	released, err := c.booking.ReleaseGuarantee(e.ctx, connect.NewRequest(release))
+	if err != nil || released.Msg.GetBalance().GetHeldPoints() != 0 {
+		t.Fatalf("release: %v, %v", released, err)
+	}
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-3", member, "B-3", "100.00"))); err != nil {
+		t.Fatal(err)
+	}
+	releasedAgain, err := c.booking.ReleaseGuarantee(e.ctx, connect.NewRequest(release))
+	if err != nil || !proto.Equal(released.Msg, releasedAgain.Msg) {
+		t.Fatalf("replayed release %v (%v), first %v", releasedAgain, err, released)
+	}
 }

@@ -276,47 +276,28 @@ func clip(s string) string {
 	return s
 }
 
-// RecordCompletedStay moves a regular member to silver, which the domain
-// grants after the first completed stay, and returns the member's tier.
-// It only ever raises a regular member, so running it again changes
-// nothing.
-func (s *Store) RecordCompletedStay(ctx context.Context, number, callerID string) (programme.Tier, error) {
-	var tier string
-	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `UPDATE members SET tier = $2, updated_at = $3, updated_by = $4
-			WHERE member_number = $1 AND tier = $5`,
-			number, string(programme.TierSilver), s.now().UTC().Truncate(time.Microsecond), callerID, string(programme.TierRegular))
-		if err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `SELECT tier FROM members WHERE member_number = $1`, number).Scan(&tier)
-	})
+// RecordCompletedStay notes a completed stay on the member's record in one
+// statement: the first stay ever is remembered as the member's first (it
+// earns the first-stay bonus), and a regular member becomes silver, which
+// the domain grants after the first completed stay. It reports whether stay
+// is the member's first and the tier after it. Asking again for the same
+// stay gives the same answers, so a retried request keeps its bonus; it
+// only ever raises a regular member, so it never undoes a later change.
+func (s *Store) RecordCompletedStay(ctx context.Context, number, stay, callerID string) (first bool, tier programme.Tier, err error) {
+	var firstStay, t string
+	err = s.db.Pool.QueryRow(ctx, `UPDATE members SET
+			first_stay = COALESCE(first_stay, $2),
+			tier = CASE WHEN tier = $3 THEN $4 ELSE tier END,
+			updated_at = $5, updated_by = $6
+		WHERE member_number = $1
+		RETURNING first_stay, tier`,
+		number, stay, string(programme.TierRegular), string(programme.TierSilver),
+		s.now().UTC().Truncate(time.Microsecond), callerID).Scan(&firstStay, &t)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", fmt.Errorf("member %s: %w", number, ErrNotFound)
+		return false, "", fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("record completed stay of %s: %w", number, err)
+		return false, "", fmt.Errorf("record completed stay of %s: %w", number, err)
 	}
-	return programme.Tier(tier), nil
-}
-
-// ClaimFirstStay records stay as the member's first completed stay unless
-// one is recorded already, and reports whether stay is the first. Asking
-// again for the same stay answers true again, so a retried request keeps
-// its first-stay bonus.
-func (s *Store) ClaimFirstStay(ctx context.Context, number, stay string) (bool, error) {
-	var first string
-	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE members SET first_stay = $2 WHERE member_number = $1 AND first_stay IS NULL`, number, stay); err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `SELECT first_stay FROM members WHERE member_number = $1`, number).Scan(&first)
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("member %s: %w", number, ErrNotFound)
-	}
-	if err != nil {
-		return false, fmt.Errorf("claim first stay of %s: %w", number, err)
-	}
-	return first == stay, nil
+	return firstStay == stay, programme.Tier(t), nil
 }

@@ -57,12 +57,14 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if _, _, err := v.Programme.StayPoints(stay); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	// Only a valid stay may claim the member's first stay; once one has,
-	// the answer is on the member's record and costs no write.
+	// Only a valid stay is noted on the member's record (first stay, silver
+	// after it); once a member has both, it costs no write. The stay's own
+	// rules keep the tier read above: the tier when the stay began.
 	ref := stayRef(msg.GetPropertyId(), msg.GetStayId())
 	stay.FirstStay = member.FirstStay == ref
-	if member.FirstStay == "" {
-		if stay.FirstStay, err = s.members.ClaimFirstStay(ctx, member.Number, ref); err != nil {
+	tierAfter := member.Tier
+	if member.FirstStay == "" || member.Tier == programme.TierRegular {
+		if stay.FirstStay, tierAfter, err = s.members.RecordCompletedStay(ctx, member.Number, ref, caller(ctx).ID); err != nil {
 			return nil, s.toConnect(ctx, proc, err)
 		}
 	}
@@ -85,13 +87,7 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 			return nil, s.toConnect(ctx, proc, err)
 		}
 	}
-	tier := member.Tier
-	if tier == programme.TierRegular { // only the first stay changes it here
-		if tier, err = s.members.RecordCompletedStay(ctx, member.Number, caller(ctx).ID); err != nil {
-			return nil, s.toConnect(ctx, proc, err)
-		}
-	}
-	out.Tier = tiers[tier]
+	out.Tier = tiers[tierAfter]
 	return connect.NewResponse(out), nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -30,31 +31,13 @@ const (
 
 func member(n int) string { return fmt.Sprintf("member:%d:points", n) }
 
-// testClock is the injected clock: tests move time by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 var start = time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)
 
 type fixture struct {
 	ctx    context.Context
 	db     *database.DB
 	ledger *ledger.Ledger
-	clock  *testClock
+	clock  *testclock.Clock
 	key    int
 }
 
@@ -62,7 +45,7 @@ type fixture struct {
 // and members 1..members.
 func newFixture(t *testing.T, db *database.DB, members int) *fixture {
 	t.Helper()
-	clock := &testClock{now: start}
+	clock := testclock.New(start)
 	f := &fixture{ctx: context.Background(), db: db, clock: clock,
 		ledger: ledger.New(db, ledger.Options{Clock: clock.Now})}
 	accounts := []ledger.Account{

@@ -2,7 +2,6 @@ package programme
 
 import (
 	"errors"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,13 +87,7 @@ func TestStayPoints(t *testing.T) {
 	custom.TierMultiplier[TierGold] = dec("2")
 	custom.SeniorDirectBookingExtraMultiplier = dec("0.5")
 
-	tests := []struct {
-		name   string
-		p      Programme
-		stay   Stay
-		points int64
-		lines  []rl
-	}{
+	runStayCases(t, []stayCase{
 		{
 			name: "regular member earns 1 point per CNY per night", stay: stay(TierRegular, ChannelFrontDesk, "388.00", "388.00"),
 			points: 776, lines: []rl{{"stay_points", 776}},
@@ -207,26 +200,7 @@ func TestStayPoints(t *testing.T) {
 			name: "the tier multiplier and the senior bonus multiplier are settings", p: custom, stay: stay(TierGold, ChannelWeb, "202"),
 			points: 252, lines: []rl{{"stay_points", 101}, {"tier_bonus", 101}, {"direct_booking_bonus", 50}}, // floor(101 × 0.5)
 		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			p := tc.p
-			if p.Currency == "" {
-				p = Default()
-			}
-			points, lines, err := p.StayPoints(tc.stay)
-			if err != nil {
-				t.Fatalf("StayPoints: %v", err)
-			}
-			if points != tc.points {
-				t.Errorf("points = %d, want %d", points, tc.points)
-			}
-			if got := ruleLines(lines); !slices.Equal(got, tc.lines) {
-				t.Errorf("lines = %+v, want %+v", got, tc.lines)
-			}
-			checkLines(t, points, lines)
-		})
-	}
+	})
 }
 
 func TestStayPointsDescriptions(t *testing.T) {

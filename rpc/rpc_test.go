@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -25,27 +25,6 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
-// testClock is the clock injected into the server, the ledger and the
-// stores. It ticks a millisecond at every reading, so that everything
-// recorded has its own time, as on a real clock.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(time.Millisecond)
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // env is a real server (HTTP/2 over TLS, so gRPC works too) on a fresh
 // database, with an admin key and a booking-channel key.
 type env struct {
@@ -56,13 +35,13 @@ type env struct {
 	adminKey   string
 	bookingKey string
 	bookingID  string
-	clock      *testClock
+	clock      *testclock.Clock
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	clock := &testClock{now: time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)}
+	clock := testclock.Ticking(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), time.Millisecond)
 	db := dbtest.New(t)
 	l := ledger.New(db, ledger.Options{Clock: clock.Now})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {

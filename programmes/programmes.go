@@ -65,11 +65,27 @@ type Store struct {
 
 	mu       sync.Mutex
 	versions map[int]Version // immutable once published
+	// schedule is every version's effective time, read at most
+	// scheduleTTL ago: a booking asks which version is in force, and a
+	// version must be published at least publishLead ahead, so every
+	// process has read it before it takes effect.
+	schedule       []scheduled
+	scheduleReadAt time.Time
 	// properties caches recent reads: every booking names a property, and
 	// properties change rarely. A change made here is seen at once; one
 	// made by another process within propertyTTL.
 	properties map[string]cachedProperty
 }
+
+type scheduled struct {
+	number      int
+	effectiveAt time.Time
+}
+
+const (
+	scheduleTTL = time.Second
+	publishLead = 2 * scheduleTTL
+)
 
 type cachedProperty struct {
 	property Property
@@ -118,8 +134,9 @@ func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, ef
 		return Version{}, &programme.FieldError{Field: "time_zone", Problem: "is not a known IANA time zone"}
 	}
 	effectiveAt = effectiveAt.UTC().Truncate(time.Microsecond)
-	if effectiveAt.Before(s.now()) {
-		return Version{}, &ledger.FieldError{Field: "effective_at", Problem: "must not be in the past: a new version applies to new transactions only"}
+	if effectiveAt.Before(s.now().Add(publishLead)) {
+		return Version{}, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf(
+			"must be at least %s from now: a new version applies to new transactions only, and every server must know it first", publishLead)}
 	}
 	definition, err := json.Marshal(p)
 	if err != nil {
@@ -158,21 +175,52 @@ func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, ef
 	if err := json.Unmarshal(raw, &published); err != nil {
 		return Version{}, err
 	}
+	s.mu.Lock()
+	s.schedule = nil // read it afresh
+	s.mu.Unlock()
 	return s.Get(ctx, published.Number)
 }
 
 // At returns the version in force at t.
 func (s *Store) At(ctx context.Context, t time.Time) (Version, error) {
-	var number int
-	err := s.db.Pool.QueryRow(ctx, `SELECT version FROM programme_versions WHERE effective_at <= $1
-		ORDER BY effective_at DESC LIMIT 1`, t).Scan(&number)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Version{}, fmt.Errorf("%w at %s", ErrNoVersion, t.UTC().Format(time.RFC3339))
-	}
+	schedule, err := s.currentSchedule(ctx)
 	if err != nil {
-		return Version{}, fmt.Errorf("find programme version: %w", err)
+		return Version{}, err
 	}
-	return s.Get(ctx, number)
+	for i := len(schedule) - 1; i >= 0; i-- {
+		if !schedule[i].effectiveAt.After(t) {
+			return s.Get(ctx, schedule[i].number)
+		}
+	}
+	return Version{}, fmt.Errorf("%w at %s", ErrNoVersion, t.UTC().Format(time.RFC3339))
+}
+
+// currentSchedule returns the versions' effective times, oldest first,
+// read at most scheduleTTL ago.
+func (s *Store) currentSchedule(ctx context.Context) ([]scheduled, error) {
+	now := s.now()
+	s.mu.Lock()
+	if s.schedule != nil && now.Sub(s.scheduleReadAt) < scheduleTTL && !now.Before(s.scheduleReadAt) {
+		schedule := s.schedule
+		s.mu.Unlock()
+		return schedule, nil
+	}
+	s.mu.Unlock()
+	rows, err := s.db.Pool.Query(ctx, `SELECT version, effective_at FROM programme_versions ORDER BY effective_at`)
+	if err != nil {
+		return nil, fmt.Errorf("read programme versions: %w", err)
+	}
+	schedule, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (scheduled, error) {
+		var v scheduled
+		return v, r.Scan(&v.number, &v.effectiveAt)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read programme versions: %w", err)
+	}
+	s.mu.Lock()
+	s.schedule, s.scheduleReadAt = schedule, now
+	s.mu.Unlock()
+	return schedule, nil
 }
 
 // Get returns a version by number.

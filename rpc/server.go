@@ -75,6 +75,8 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(append(interceptors, connect.UnaryInterceptorFunc(s.authenticate))...),
 		connect.WithReadMaxBytes(MaxRequestBytes),
+		// Answers are small: compressing them costs more CPU than it saves.
+		connect.WithCompressMinBytes(4 << 10),
 	}
 	mux := http.NewServeMux()
 	mux.Handle(loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...))

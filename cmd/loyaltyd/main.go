@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -58,6 +59,7 @@ type config struct {
 	dataDir     string // absolute; used only in embedded mode
 	listen      string
 	logLevel    slog.Level
+	pprofListen string // empty: no profiling endpoint
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -79,6 +81,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"directory of the embedded PostgreSQL's data, kept across restarts (env LOYALTY_DATA_DIR)")
 	fs.StringVar(&cfg.listen, "listen", env("LOYALTY_LISTEN", defaultListen),
 		"address to serve HTTP/1.1 and unencrypted HTTP/2 on (env LOYALTY_LISTEN)")
+	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
+		"address of a separate port serving Go's /debug/pprof profiles, e.g. 127.0.0.1:6060 (env LOYALTY_PPROF_LISTEN); off when empty")
 	fs.StringVar(&level, "log-level", env("LOYALTY_LOG_LEVEL", "info"),
 		"debug, info, warn or error (env LOYALTY_LOG_LEVEL)")
 	fs.Usage = func() {
@@ -253,6 +257,23 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.pprofListen != "" {
+		// A port of its own, never the service's: profiles are for operators.
+		profiles := http.NewServeMux()
+		profiles.HandleFunc("/debug/pprof/", pprof.Index)
+		profiles.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		profiles.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		profiles.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		profiles.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		pprofServer := &http.Server{Addr: cfg.pprofListen, Handler: profiles, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := pprofServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("pprof listener stopped", "error", err.Error())
+			}
+		}()
+		cleanups = append(cleanups, func() error { return pprofServer.Close() })
+		logger.Info("profiling endpoint on", "pprof_listen", cfg.pprofListen)
 	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {

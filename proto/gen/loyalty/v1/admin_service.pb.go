@@ -632,8 +632,9 @@ type PublishProgrammeRequest struct {
 	// API key. Same key and same request returns the first response; same key
 	// with a different request fails with ALREADY_EXISTS.
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// When the version takes effect (required; now or later, and after the
-	// latest version's).
+	// When the version takes effect (required): at least 2 seconds from now,
+	// so that every server knows the version before it applies, and after the
+	// latest version's.
 	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
 	// The whole programme as a JSON document, in the form GetProgramme returns
 	// (start from it and change what you need). Validated completely; a

@@ -63,8 +63,8 @@ type AdminServiceClient interface {
 	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
 	// Publishes a new version of the programme's rules, in force from
-	// effective_at (not in the past): transactions recorded from then on use
-	// it; earlier ones keep their own version.
+	// effective_at (in the future): transactions recorded from then on use it;
+	// earlier ones keep their own version.
 	PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error)
 	// Returns a programme version: the one in force now, or a given one.
 	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
@@ -175,8 +175,8 @@ type AdminServiceHandler interface {
 	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
 	// Publishes a new version of the programme's rules, in force from
-	// effective_at (not in the past): transactions recorded from then on use
-	// it; earlier ones keep their own version.
+	// effective_at (in the future): transactions recorded from then on use it;
+	// earlier ones keep their own version.
 	PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error)
 	// Returns a programme version: the one in force now, or a given one.
 	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)

@@ -24,16 +24,18 @@ import (
 // acknowledged only after the group's COMMIT succeeded.
 //
 // How a group is written, in two round trips and a commit:
-//  1. lock the single-row balances the group touches (members), in account
-//     order, read them with their active holds, and find which idempotency
-//     keys are used already;
+//  1. claim the group's idempotency keys (an INSERT that skips keys in use:
+//     those requests replay), then lock the single-row balances the group
+//     touches (members), in account order, and read them with their active
+//     holds;
 //  2. in Go, play the requests in arrival order over those balances: a
-//     request that would take a guarded account below zero is refused,
-//     every other one gets its balances after;
-//  3. claim the keys, move each balance row once by the group's net amount
-//     (sharded accounts on leased shards), insert the transactions and
-//     their postings.
+//     request that would take a guarded account below zero is refused, and
+//     its claim taken back; every other one gets its balances after;
+//  3. move each balance row once by the group's net amount (sharded
+//     accounts on leased shards), insert the transactions and their
+//     postings.
 //
+// A group that keeps conflicting with other processes is split in two.
 // Locks are taken in (phase, account, shard) order, single-row accounts
 // first: groups in different processes cannot deadlock.
 

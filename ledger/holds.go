@@ -177,7 +177,7 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 			hold.ID, now, capture.ID, req.Points); err != nil {
 			return fmt.Errorf("close hold: %w", err)
 		}
-		capture.BalancesAfter, err = writeTransaction(ctx, tx, nil, capture, accounts, shards)
+		capture.BalancesAfter, err = writeTransaction(ctx, tx, capture, accounts, shards)
 		return err
 	})
 	if errors.Is(err, errKeyTaken) {

@@ -71,29 +71,23 @@ type balanceMove struct {
 	raw     int64 // credit-positive
 }
 
-// writeTransaction records txn in one round trip: it claims the idempotency
-// key (when claim is not nil), moves each account's balance on one shard,
-// inserts the transaction and its postings, and reads back each single-row
-// account's balance and held points after the move; then it checks that no
-// account went where it may not. It returns the balances after.
+// writeTransaction records one transaction of a caller that has claimed
+// its key already (a reversal, a capture), in one round trip: it moves each
+// account's balance on one shard, inserts the transaction and its postings,
+// and reads back each single-row account's balance and held points after
+// the move; then it checks that no account went where it may not. It
+// returns the balances after. Post writes through the group committer.
 //
 // Balance rows are updated in (account, shard) order, so transactions over
 // the same accounts queue up instead of deadlocking.
-func writeTransaction(ctx context.Context, tx pgx.Tx, claim *keyClaim, txn Transaction, accounts map[string]Account, shards map[string]int) ([]Balance, error) {
+func writeTransaction(ctx context.Context, tx pgx.Tx, txn Transaction, accounts map[string]Account, shards map[string]int) ([]Balance, error) {
 	moves := netMoves(txn.Postings, accounts, shards)
 	// Invariant: a transaction that reaches the database sums to zero.
-	var sum int64
-	for _, m := range moves {
-		sum += m.raw
-	}
-	if sum != 0 {
-		panic(fmt.Sprintf("ledger: transaction %s does not balance (sum %d)", txn.ID, sum))
+	if err := checkBalanced(txn, moves); err != nil {
+		panic(err.Error())
 	}
 
 	b := &pgx.Batch{}
-	if claim != nil {
-		b.Queue(claimSQL, claim.args(txn.RecordedAt)...)
-	}
 	for _, m := range moves {
 		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
 			m.account.Code, m.shard, m.raw)
@@ -112,15 +106,6 @@ func writeTransaction(ctx context.Context, tx pgx.Tx, claim *keyClaim, txn Trans
 
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-	if claim != nil {
-		tag, err := br.Exec()
-		if err != nil {
-			return nil, fmt.Errorf("claim idempotency key: %w", err)
-		}
-		if err := claimed(tag.RowsAffected()); err != nil {
-			return nil, err
-		}
-	}
 	for _, m := range moves {
 		tag, err := br.Exec()
 		if err != nil {
@@ -322,7 +307,7 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		if !isNoRows(err) {
 			return fmt.Errorf("find reversal: %w", err)
 		}
-		reversal.BalancesAfter, err = writeTransaction(ctx, tx, nil, reversal, accounts, shards)
+		reversal.BalancesAfter, err = writeTransaction(ctx, tx, reversal, accounts, shards)
 		return err
 	})
 	switch {

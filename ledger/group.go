@@ -315,6 +315,13 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	b.Queue(txText, txArgs...)
 	postText, postArgs := groupPostingsSQL(written, accounts)
 	b.Queue(postText, postArgs...)
+	effects := 0
+	for _, j := range written {
+		for _, e := range j.req.Effects {
+			b.Queue(e.SQL, e.Args...)
+			effects++
+		}
+	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	for range unclaim {
@@ -336,6 +343,11 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	}
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("insert postings: %w", err)
+	}
+	for range effects {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("effects of a transaction: %w", err)
+		}
 	}
 	return br.Close()
 }

@@ -684,3 +684,41 @@ func TestVerifyFindsInjectedDiscrepancies(t *testing.T) {
 		}
 	})
 }
+
+func TestEffectsCommitWithTheirTransactionOnly(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 1)
+	if _, err := f.db.Pool.Exec(f.ctx, `CREATE TABLE effect_log (note TEXT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	note := func(s string) []ledger.Statement {
+		return []ledger.Statement{{SQL: `INSERT INTO effect_log (note) VALUES ($1)`, Args: []any{s}}}
+	}
+	earn := earnRequest("earn-1", member(1), 100)
+	earn.Effects = note("earned")
+	if _, err := f.ledger.Post(f.ctx, earn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ledger.Post(f.ctx, earn); err != nil { // a replay runs no effect
+		t.Fatal(err)
+	}
+	refused := redeemRequest("redeem-1", member(1), 500)
+	refused.Effects = note("redeemed")
+	if _, err := f.ledger.Post(f.ctx, refused); !errors.Is(err, ledger.ErrInsufficientPoints) {
+		t.Fatalf("got %v", err)
+	}
+	var notes []string
+	rows, err := f.db.Pool.Query(f.ctx, `SELECT note FROM effect_log`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		notes = append(notes, n)
+	}
+	if fmt.Sprint(notes) != "[earned]" {
+		t.Fatalf("effects committed: %v, want only the earn's, once", notes)
+	}
+}

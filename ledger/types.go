@@ -103,11 +103,24 @@ type PostRequest struct {
 	// Metadata is a JSON object kept with the transaction, such as the
 	// calculation breakdown. Optional; at most MaxMetadataBytes.
 	Metadata json.RawMessage
+	// Effects are the service's own writes that must commit with this
+	// transaction or not at all, such as a tier upgrade the transaction
+	// earns. They run after the transaction is recorded, in the same
+	// database transaction, and only if it is (not on a replay, not when
+	// refused). At most MaxEffects. They are not part of the request's
+	// identity: derive them from it.
+	Effects []Statement
 	// Fingerprint, when set, identifies the caller's own request for
 	// idempotency instead of the fields above: a service that derives the
 	// postings from state that may change (a member's tier) still answers a
 	// retry of the same request with the first result. At most 64 bytes.
 	Fingerprint []byte
+}
+
+// Statement is one SQL statement with its arguments.
+type Statement struct {
+	SQL  string
+	Args []any
 }
 
 // Transaction is a posted, immutable transaction.

@@ -13,6 +13,7 @@ import (
 // FieldError and nothing is written.
 const (
 	MaxPostings         = 64
+	MaxEffects          = 8
 	MaxMetadataBytes    = 16 << 10
 	MaxKeyLength        = 128
 	MaxCallerIDLength   = 128
@@ -22,7 +23,6 @@ const (
 	MaxHoldDuration     = 366 * 24 * time.Hour
 	DefaultPageSize     = 50
 	MaxPageSize         = 200
-	maxEffectiveSkew    = 100 * 365 * 24 * time.Hour
 	accountCodeAlphabet = "A-Z a-z 0-9 : . _ -"
 )
 
@@ -96,6 +96,9 @@ func validatePost(req PostRequest) error {
 	}
 	if err := validatePostings(req.Postings); err != nil {
 		return err
+	}
+	if len(req.Effects) > MaxEffects {
+		return invalid("effects", "at most %d, got %d", MaxEffects, len(req.Effects))
 	}
 	return nil
 }

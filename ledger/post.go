@@ -241,6 +241,9 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 	if err := validateFingerprint(req.Fingerprint); err != nil {
 		return Transaction{}, err
 	}
+	if len(req.Effects) > MaxEffects {
+		return Transaction{}, invalid("effects", "at most %d, got %d", MaxEffects, len(req.Effects))
+	}
 	if !req.EffectiveAt.IsZero() {
 		if err := validateTime("effective_at", req.EffectiveAt); err != nil {
 			return Transaction{}, err
@@ -307,8 +310,10 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		if !isNoRows(err) {
 			return fmt.Errorf("find reversal: %w", err)
 		}
-		reversal.BalancesAfter, err = writeTransaction(ctx, tx, reversal, accounts, shards)
-		return err
+		if reversal.BalancesAfter, err = writeTransaction(ctx, tx, reversal, accounts, shards); err != nil {
+			return err
+		}
+		return runEffects(ctx, tx, req.Effects)
 	})
 	switch {
 	case errors.Is(err, errKeyTaken):
@@ -323,4 +328,19 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		return Transaction{}, fmt.Errorf("reverse %s: %w", req.TransactionID, err)
 	}
 	return reversal, nil
+}
+
+// runEffects runs a transaction's effects in its database transaction.
+func runEffects(ctx context.Context, tx pgx.Tx, effects []Statement) error {
+	if len(effects) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, e := range effects {
+		b.Queue(e.SQL, e.Args...)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("effects of a transaction: %w", err)
+	}
+	return nil
 }

@@ -244,6 +244,8 @@ type ReverseRequest struct {
 	TransactionID  uuid.UUID
 	EffectiveAt    time.Time // zero: now
 	Metadata       json.RawMessage
+	// Effects commit with the reversal or not at all (see PostRequest).
+	Effects []Statement
 	// Fingerprint, when set, identifies the caller's own request for
 	// idempotency instead of the fields above: a service that derives the
 	// postings from state that may change (a member's tier) still answers a

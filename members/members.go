@@ -21,6 +21,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/tiers"
 )
 
 // Limits on profile fields.
@@ -49,6 +50,9 @@ type Member struct {
 	// FirstStay names the stay that was the member's first completed one;
 	// empty before it.
 	FirstStay string `json:"first_stay,omitempty"`
+	// TierSince is when the current tier took effect (enrolment for the
+	// first tier).
+	TierSince time.Time `json:"tier_since"`
 }
 
 // Account is the ledger account of the member's points.
@@ -211,19 +215,20 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 }
 
 const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
-	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, '') FROM members`
+	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, ''),
+	COALESCE(tier_since, enrolled_at) FROM members`
 
 func scanMember(row pgx.Row, number string) (Member, error) {
 	var m Member
 	var tier, channel string
-	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy, &m.FirstStay)
+	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy, &m.FirstStay, &m.TierSince)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
 	if err != nil {
 		return Member{}, fmt.Errorf("read member %s: %w", number, err)
 	}
-	m.Tier, m.EnrolmentChannel, m.EnrolledAt = programme.Tier(tier), programme.Channel(channel), m.EnrolledAt.UTC()
+	m.Tier, m.EnrolmentChannel, m.EnrolledAt, m.TierSince = programme.Tier(tier), programme.Channel(channel), m.EnrolledAt.UTC(), m.TierSince.UTC()
 	return m, nil
 }
 
@@ -276,28 +281,83 @@ func clip(s string) string {
 	return s
 }
 
-// RecordCompletedStay notes a completed stay on the member's record in one
-// statement: the first stay ever is remembered as the member's first (it
-// earns the first-stay bonus), and a regular member becomes silver, which
-// the domain grants after the first completed stay. It reports whether stay
-// is the member's first and the tier after it. Asking again for the same
-// stay gives the same answers, so a retried request keeps its bonus; it
-// only ever raises a regular member, so it never undoes a later change.
-func (s *Store) RecordCompletedStay(ctx context.Context, number, stay, callerID string) (first bool, tier programme.Tier, err error) {
-	var firstStay, t string
-	err = s.db.Pool.QueryRow(ctx, `UPDATE members SET
-			first_stay = COALESCE(first_stay, $2),
-			tier = CASE WHEN tier = $3 THEN $4 ELSE tier END,
-			updated_at = $5, updated_by = $6
-		WHERE member_number = $1
-		RETURNING first_stay, tier`,
-		number, stay, string(programme.TierRegular), string(programme.TierSilver),
-		s.now().UTC().Truncate(time.Microsecond), callerID).Scan(&firstStay, &t)
+// ClaimFirstStay remembers stay as the member's first completed stay
+// unless one is remembered already (it earns the first-stay bonus), in one
+// statement, and reports whether stay is the first. Asking again for the
+// same stay answers true again, so a retried request keeps its bonus.
+func (s *Store) ClaimFirstStay(ctx context.Context, number, stay string) (bool, error) {
+	var first string
+	err := s.db.Pool.QueryRow(ctx, `UPDATE members SET first_stay = COALESCE(first_stay, $2)
+		WHERE member_number = $1 RETURNING first_stay`, number, stay).Scan(&first)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, "", fmt.Errorf("member %s: %w", number, ErrNotFound)
+		return false, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
 	if err != nil {
-		return false, "", fmt.Errorf("record completed stay of %s: %w", number, err)
+		return false, fmt.Errorf("claim first stay of %s: %w", number, err)
 	}
-	return firstStay == stay, programme.Tier(t), nil
+	return first == stay, nil
+}
+
+// QualifyingActivity sums the member's qualifying stays completed in
+// [from, to]: stays recorded, less stays reversed.
+func (s *Store) QualifyingActivity(ctx context.Context, number string, from, to time.Time) (tiers.Activity, error) {
+	a := tiers.Activity{WindowStart: from, WindowEnd: to}
+	err := s.db.Pool.QueryRow(ctx, `SELECT COALESCE(SUM(nights), 0)::INT8, COALESCE(SUM(points), 0)::INT8,
+			COALESCE(SUM(CASE WHEN nights > 0 THEN 1 WHEN nights < 0 THEN -1 ELSE 0 END), 0)::INT8
+		FROM qualifying_stays WHERE member_number = $1 AND completed_at >= $2 AND completed_at <= $3`,
+		number, from, to).Scan(&a.Nights, &a.Points, &a.Stays)
+	if err != nil {
+		return a, fmt.Errorf("qualifying activity of %s: %w", number, err)
+	}
+	return a, nil
+}
+
+// QualifyingStay is the effect that records a stay's qualifying figures
+// with the stay's transaction; a reversal records them negated.
+func QualifyingStay(number, stayRef string, completedAt time.Time, nights int, points int64) ledger.Statement {
+	return ledger.Statement{
+		SQL: `INSERT INTO qualifying_stays (id, member_number, stay_ref, completed_at, nights, points)
+			VALUES ($1, $2, $3, $4, $5, $6)`,
+		Args: []any{uuid.New(), number, stayRef, completedAt, nights, points},
+	}
+}
+
+// TierChange is one entry of a member's tier history.
+type TierChange struct {
+	From, To    programme.Tier
+	Reason      string
+	EffectiveAt time.Time
+	Nights      int
+	Points      int64
+	ChangedBy   string
+}
+
+// ChangeTier is the effect that moves a member from c.From to c.To and
+// records it in the history, only if the member is still at c.From: of two
+// concurrent decisions, the second changes nothing.
+func ChangeTier(number string, c TierChange) ledger.Statement {
+	return ledger.Statement{
+		SQL: `WITH moved AS (
+				UPDATE members SET tier = $3, tier_since = $5, updated_at = $5, updated_by = $8
+				WHERE member_number = $1 AND tier = $2 RETURNING member_number)
+			INSERT INTO tier_changes (id, member_number, from_tier, to_tier, reason, effective_at, nights, points, changed_by)
+			SELECT $9, member_number, $2, $3, $4, $5, $6, $7, $8 FROM moved`,
+		Args: []any{number, string(c.From), string(c.To), c.Reason, c.EffectiveAt, c.Nights, c.Points, c.ChangedBy, uuid.New()},
+	}
+}
+
+// TierHistory returns a member's tier changes, newest first, at most limit.
+func (s *Store) TierHistory(ctx context.Context, number string, limit int) ([]TierChange, error) {
+	rows, err := s.db.Pool.Query(ctx, `SELECT from_tier, to_tier, reason, effective_at, nights, points, changed_by
+		FROM tier_changes WHERE member_number = $1 ORDER BY effective_at DESC, id LIMIT $2`, number, limit)
+	if err != nil {
+		return nil, fmt.Errorf("tier history of %s: %w", number, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (TierChange, error) {
+		var c TierChange
+		var from, to string
+		err := r.Scan(&from, &to, &c.Reason, &c.EffectiveAt, &c.Nights, &c.Points, &c.ChangedBy)
+		c.From, c.To, c.EffectiveAt = programme.Tier(from), programme.Tier(to), c.EffectiveAt.UTC()
+		return c, err
+	})
 }

@@ -22,6 +22,7 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.MemberServiceListActivityProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.MemberServiceGetTransactionProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.MemberServiceAwardSuggestionProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetTierHistoryProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 
 	loyaltyv1connect.BookingServiceRecordStayProcedure:         {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceRecordNoShowProcedure:       {apikeys.RoleBookingChannel, apikeys.RoleAdmin},

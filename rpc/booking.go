@@ -21,6 +21,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	tierrules "github.com/loyalty-ledger/loyalty/tiers"
 )
 
 type bookingService struct{ *Server }
@@ -57,14 +58,12 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if _, _, err := v.Programme.StayPoints(stay); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	// Only a valid stay is noted on the member's record (first stay, silver
-	// after it); once a member has both, it costs no write. The stay's own
-	// rules keep the tier read above: the tier when the stay began.
+	// Only a valid stay may claim the member's first stay; once one has,
+	// the answer is on the member's record and costs no write.
 	ref := stayRef(msg.GetPropertyId(), msg.GetStayId())
 	stay.FirstStay = member.FirstStay == ref
-	tierAfter := member.Tier
-	if member.FirstStay == "" || member.Tier == programme.TierRegular {
-		if stay.FirstStay, tierAfter, err = s.members.RecordCompletedStay(ctx, member.Number, ref, caller(ctx).ID); err != nil {
+	if member.FirstStay == "" {
+		if stay.FirstStay, err = s.members.ClaimFirstStay(ctx, member.Number, ref); err != nil {
 			return nil, s.toConnect(ctx, proc, err)
 		}
 	}
@@ -72,23 +71,62 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	out := &loyaltyv1.RecordStayResponse{}
-	if points > 0 {
-		postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
-		for _, source := range issuedBySource(lines) {
-			postings = append(postings, ledger.Posting{Account: source.account, Amount: -source.points})
-		}
-		nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
-		m := meta{Kind: kindStay, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
-			Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, nights, msg.GetArrivalDate()),
-			Breakdown:   linesOf(lines), ProgrammeVersion: v.Number}
-		out.Transaction, err = s.post(ctx, msg.GetIdempotencyKey(), ledger.KindEarn, atLocal(departure, 12, property.Location), postings, m)
-		if err != nil {
-			return nil, s.toConnect(ctx, proc, err)
+	out := &loyaltyv1.RecordStayResponse{Tier: tierOf(member.Tier)}
+	if points == 0 {
+		return connect.NewResponse(out), nil
+	}
+
+	// The stay qualifies for tiers with its nights and base stay points;
+	// an upgrade it earns commits with it.
+	nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
+	var qualifying int64
+	for _, l := range lines {
+		if l.Rule == programme.RuleStayPoints {
+			qualifying += l.Points
 		}
 	}
-	out.Tier = tiers[tierAfter]
+	completedAt := atLocal(departure, 12, property.Location)
+	now := s.now()
+	activity, err := s.members.QualifyingActivity(ctx, member.Number, s.tiers.WindowStart(now), now)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if !completedAt.Before(activity.WindowStart) {
+		activity.Nights, activity.Points, activity.Stays = activity.Nights+nights, activity.Points+qualifying, activity.Stays+1
+	}
+	decision := s.tiers.OnActivity(tiersMember(member), activity, now)
+	effects := []ledger.Statement{members.QualifyingStay(member.Number, ref, completedAt, nights, qualifying)}
+	if decision.Changed {
+		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
+			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: caller(ctx).ID}))
+	}
+
+	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
+	for _, source := range issuedBySource(lines) {
+		postings = append(postings, ledger.Posting{Account: source.account, Amount: -source.points})
+	}
+	m := meta{Kind: kindStay, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
+		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, nights, msg.GetArrivalDate()),
+		Breakdown:   linesOf(lines), ProgrammeVersion: v.Number,
+		Nights: nights, QualifyingPoints: qualifying, TierAfter: string(decision.To)}
+	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
+		CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), Kind: ledger.KindEarn, EffectiveAt: completedAt,
+		Postings: postings, Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Effects: effects,
+	})
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out.Transaction = toProtoTransaction(txn)
+	// The tier this stay left the member at, as first answered (a replay
+	// returns the first transaction, and its metadata).
+	out.Tier = tierOf(programme.Tier(decodeMeta(txn.Metadata).TierAfter))
 	return connect.NewResponse(out), nil
+}
+
+func tierOf(t programme.Tier) loyaltyv1.Tier { return tiers[t] }
+
+func tiersMember(m members.Member) tierrules.Member {
+	return tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: true}
 }
 
 func (s bookingService) stayFromRequest(rules programme.Programme, msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {
@@ -479,8 +517,14 @@ func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Req
 	m := meta{Kind: kindReversal, Member: om.Member, PropertyID: om.PropertyID, StayID: om.StayID, Reason: msg.GetReason(),
 		Description: fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, msg.GetReason()),
 		Breakdown:   []metaLine{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
+	var effects []ledger.Statement
+	if om.Kind == kindStay {
+		// A reversed stay no longer qualifies for tiers. (A tier it earned
+		// stays until the review date, like any tier.)
+		effects = append(effects, members.QualifyingStay(om.Member, stayRef(om.PropertyID, om.StayID), original.EffectiveAt, -om.Nights, -om.QualifyingPoints))
+	}
 	reversal, err := s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: me.ID, IdempotencyKey: msg.GetIdempotencyKey(),
-		TransactionID: id, Metadata: m.json(), Fingerprint: requestFingerprint(ctx)})
+		TransactionID: id, Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Effects: effects})
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -149,3 +149,31 @@ func (s memberService) AwardSuggestion(ctx context.Context, req *connect.Request
 	}
 	return connect.NewResponse(&loyaltyv1.AwardSuggestionResponse{Transaction: txn}), nil
 }
+
+func (s memberService) GetTierHistory(ctx context.Context, req *connect.Request[loyaltyv1.GetTierHistoryRequest]) (*connect.Response[loyaltyv1.GetTierHistoryResponse], error) {
+	msg := req.Msg
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	size := int(msg.GetPageSize())
+	if size < 0 || size > ledger.MaxPageSize {
+		return nil, badField("page_size", "must be between 0 and %d", ledger.MaxPageSize)
+	}
+	if size == 0 {
+		size = ledger.DefaultPageSize
+	}
+	if _, err := s.members.Get(ctx, msg.GetMemberNumber()); err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	changes, err := s.members.TierHistory(ctx, msg.GetMemberNumber(), size)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	out := &loyaltyv1.GetTierHistoryResponse{}
+	for _, c := range changes {
+		out.Changes = append(out.Changes, &loyaltyv1.TierChange{FromTier: tiers[c.From], ToTier: tiers[c.To], Reason: c.Reason,
+			EffectiveAt: timestamppb.New(c.EffectiveAt), QualifyingNights: int32(c.Nights), QualifyingPoints: c.Points,
+			ChangedByKeyId: c.ChangedBy})
+	}
+	return connect.NewResponse(out), nil
+}

@@ -27,6 +27,11 @@ type meta struct {
 	Reason      string     `json:"reason,omitempty"`
 	// ProgrammeVersion computed the transaction (0: no rule did).
 	ProgrammeVersion int `json:"programme_version,omitempty"`
+	// For a stay: what it counts for tiers, and the tier it left the
+	// member at.
+	Nights           int    `json:"nights,omitempty"`
+	QualifyingPoints int64  `json:"qualifying_points,omitempty"`
+	TierAfter        string `json:"tier_after,omitempty"`
 }
 
 type metaLine struct {

@@ -130,6 +130,9 @@ func (s Settings) ActivityAt(stays []Stay, asOf time.Time) Activity {
 	return a
 }
 
+// WindowStart is where the qualifying window that ends at asOf begins.
+func (s Settings) WindowStart(asOf time.Time) time.Time { return s.windowStart(asOf) }
+
 func (s Settings) windowStart(asOf time.Time) time.Time {
 	if s.Window == CalendarYear {
 		return time.Date(asOf.Year(), 1, 1, 0, 0, 0, 0, asOf.Location())

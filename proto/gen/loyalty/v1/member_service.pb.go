@@ -807,6 +807,202 @@ func (x *AwardSuggestionResponse) GetTransaction() *Transaction {
 	return nil
 }
 
+type GetTierHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member (required).
+	MemberNumber string `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	// At most this many changes, newest first (default 50, at most 200).
+	PageSize      int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTierHistoryRequest) Reset() {
+	*x = GetTierHistoryRequest{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTierHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTierHistoryRequest) ProtoMessage() {}
+
+func (x *GetTierHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTierHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetTierHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *GetTierHistoryRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *GetTierHistoryRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+// One change of a member's tier.
+type TierChange struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	FromTier Tier                   `protobuf:"varint,1,opt,name=from_tier,json=fromTier,proto3,enum=loyalty.v1.Tier" json:"from_tier,omitempty"`
+	ToTier   Tier                   `protobuf:"varint,2,opt,name=to_tier,json=toTier,proto3,enum=loyalty.v1.Tier" json:"to_tier,omitempty"`
+	// Why, e.g. "upgrade: 10 nights (threshold 10) and 2400 points (threshold
+	// 3000) in the window".
+	Reason      string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
+	// The qualifying activity in the window when the change was decided:
+	// nights stayed and base stay points, stays only.
+	QualifyingNights int32 `protobuf:"varint,5,opt,name=qualifying_nights,json=qualifyingNights,proto3" json:"qualifying_nights,omitempty"`
+	QualifyingPoints int64 `protobuf:"varint,6,opt,name=qualifying_points,json=qualifyingPoints,proto3" json:"qualifying_points,omitempty"`
+	// The API key whose request caused the change.
+	ChangedByKeyId string `protobuf:"bytes,7,opt,name=changed_by_key_id,json=changedByKeyId,proto3" json:"changed_by_key_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *TierChange) Reset() {
+	*x = TierChange{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TierChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TierChange) ProtoMessage() {}
+
+func (x *TierChange) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TierChange.ProtoReflect.Descriptor instead.
+func (*TierChange) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *TierChange) GetFromTier() Tier {
+	if x != nil {
+		return x.FromTier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
+func (x *TierChange) GetToTier() Tier {
+	if x != nil {
+		return x.ToTier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
+func (x *TierChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *TierChange) GetEffectiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveAt
+	}
+	return nil
+}
+
+func (x *TierChange) GetQualifyingNights() int32 {
+	if x != nil {
+		return x.QualifyingNights
+	}
+	return 0
+}
+
+func (x *TierChange) GetQualifyingPoints() int64 {
+	if x != nil {
+		return x.QualifyingPoints
+	}
+	return 0
+}
+
+func (x *TierChange) GetChangedByKeyId() string {
+	if x != nil {
+		return x.ChangedByKeyId
+	}
+	return ""
+}
+
+type GetTierHistoryResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*TierChange          `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetTierHistoryResponse) Reset() {
+	*x = GetTierHistoryResponse{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetTierHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetTierHistoryResponse) ProtoMessage() {}
+
+func (x *GetTierHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetTierHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetTierHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetTierHistoryResponse) GetChanges() []*TierChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 var File_loyalty_v1_member_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_member_service_proto_rawDesc = "" +
@@ -867,14 +1063,29 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"suggestion\x18\x03 \x01(\tR\n" +
 	"suggestion\"T\n" +
 	"\x17AwardSuggestionResponse\x129\n" +
-	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction2\x96\x04\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\"Y\n" +
+	"\x15GetTierHistoryRequest\x12#\n" +
+	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\"\xc2\x02\n" +
+	"\n" +
+	"TierChange\x12-\n" +
+	"\tfrom_tier\x18\x01 \x01(\x0e2\x10.loyalty.v1.TierR\bfromTier\x12)\n" +
+	"\ato_tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x06toTier\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12=\n" +
+	"\feffective_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\x12+\n" +
+	"\x11qualifying_nights\x18\x05 \x01(\x05R\x10qualifyingNights\x12+\n" +
+	"\x11qualifying_points\x18\x06 \x01(\x03R\x10qualifyingPoints\x12)\n" +
+	"\x11changed_by_key_id\x18\a \x01(\tR\x0echangedByKeyId\"J\n" +
+	"\x16GetTierHistoryResponse\x120\n" +
+	"\achanges\x18\x01 \x03(\v2\x16.loyalty.v1.TierChangeR\achanges2\xf4\x04\n" +
 	"\rMemberService\x12Q\n" +
 	"\fEnrollMember\x12\x1f.loyalty.v1.EnrollMemberRequest\x1a .loyalty.v1.EnrollMemberResponse\x12M\n" +
 	"\tGetMember\x12\x1c.loyalty.v1.GetMemberRequest\x1a\x1d.loyalty.v1.GetMemberResponse\"\x03\x90\x02\x01\x12Q\n" +
 	"\fUpdateMember\x12\x1f.loyalty.v1.UpdateMemberRequest\x1a .loyalty.v1.UpdateMemberResponse\x12V\n" +
 	"\fListActivity\x12\x1f.loyalty.v1.ListActivityRequest\x1a .loyalty.v1.ListActivityResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\x0eGetTransaction\x12!.loyalty.v1.GetTransactionRequest\x1a\".loyalty.v1.GetTransactionResponse\"\x03\x90\x02\x01\x12Z\n" +
-	"\x0fAwardSuggestion\x12\".loyalty.v1.AwardSuggestionRequest\x1a#.loyalty.v1.AwardSuggestionResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\x0fAwardSuggestion\x12\".loyalty.v1.AwardSuggestionRequest\x1a#.loyalty.v1.AwardSuggestionResponse\x12\\\n" +
+	"\x0eGetTierHistory\x12!.loyalty.v1.GetTierHistoryRequest\x1a\".loyalty.v1.GetTierHistoryResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_member_service_proto_rawDescOnce sync.Once
@@ -888,7 +1099,7 @@ func file_loyalty_v1_member_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_member_service_proto_rawDescData
 }
 
-var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_loyalty_v1_member_service_proto_goTypes = []any{
 	(*Member)(nil),                  // 0: loyalty.v1.Member
 	(*EnrollMemberRequest)(nil),     // 1: loyalty.v1.EnrollMemberRequest
@@ -903,40 +1114,49 @@ var file_loyalty_v1_member_service_proto_goTypes = []any{
 	(*GetTransactionResponse)(nil),  // 10: loyalty.v1.GetTransactionResponse
 	(*AwardSuggestionRequest)(nil),  // 11: loyalty.v1.AwardSuggestionRequest
 	(*AwardSuggestionResponse)(nil), // 12: loyalty.v1.AwardSuggestionResponse
-	(Tier)(0),                       // 13: loyalty.v1.Tier
-	(*PointsBalance)(nil),           // 14: loyalty.v1.PointsBalance
-	(*timestamppb.Timestamp)(nil),   // 15: google.protobuf.Timestamp
-	(BookingChannel)(0),             // 16: loyalty.v1.BookingChannel
-	(*Transaction)(nil),             // 17: loyalty.v1.Transaction
+	(*GetTierHistoryRequest)(nil),   // 13: loyalty.v1.GetTierHistoryRequest
+	(*TierChange)(nil),              // 14: loyalty.v1.TierChange
+	(*GetTierHistoryResponse)(nil),  // 15: loyalty.v1.GetTierHistoryResponse
+	(Tier)(0),                       // 16: loyalty.v1.Tier
+	(*PointsBalance)(nil),           // 17: loyalty.v1.PointsBalance
+	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(BookingChannel)(0),             // 19: loyalty.v1.BookingChannel
+	(*Transaction)(nil),             // 20: loyalty.v1.Transaction
 }
 var file_loyalty_v1_member_service_proto_depIdxs = []int32{
-	13, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
-	14, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
-	15, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
-	16, // 3: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
+	16, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
+	17, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
+	18, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
+	19, // 3: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
 	0,  // 4: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
 	0,  // 5: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
 	0,  // 6: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
-	17, // 7: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
-	17, // 8: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	17, // 9: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
-	1,  // 10: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
-	3,  // 11: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
-	5,  // 12: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
-	7,  // 13: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
-	9,  // 14: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
-	11, // 15: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
-	2,  // 16: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
-	4,  // 17: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
-	6,  // 18: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
-	8,  // 19: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
-	10, // 20: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
-	12, // 21: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
-	16, // [16:22] is the sub-list for method output_type
-	10, // [10:16] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	20, // 7: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
+	20, // 8: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	20, // 9: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
+	16, // 10: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
+	16, // 11: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
+	18, // 12: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
+	14, // 13: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
+	1,  // 14: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
+	3,  // 15: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
+	5,  // 16: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
+	7,  // 17: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
+	9,  // 18: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
+	11, // 19: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
+	13, // 20: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
+	2,  // 21: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
+	4,  // 22: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
+	6,  // 23: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
+	8,  // 24: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
+	10, // 25: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
+	12, // 26: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
+	15, // 27: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
+	21, // [21:28] is the sub-list for method output_type
+	14, // [14:21] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_member_service_proto_init() }
@@ -952,7 +1172,7 @@ func file_loyalty_v1_member_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_member_service_proto_rawDesc), len(file_loyalty_v1_member_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

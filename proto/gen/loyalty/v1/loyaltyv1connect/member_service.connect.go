@@ -50,6 +50,9 @@ const (
 	// MemberServiceAwardSuggestionProcedure is the fully-qualified name of the MemberService's
 	// AwardSuggestion RPC.
 	MemberServiceAwardSuggestionProcedure = "/loyalty.v1.MemberService/AwardSuggestion"
+	// MemberServiceGetTierHistoryProcedure is the fully-qualified name of the MemberService's
+	// GetTierHistory RPC.
+	MemberServiceGetTierHistoryProcedure = "/loyalty.v1.MemberService/GetTierHistory"
 )
 
 // MemberServiceClient is a client for the loyalty.v1.MemberService service.
@@ -70,6 +73,9 @@ type MemberServiceClient interface {
 	// Awards the programme's fixed points for a suggestion the chain adopted
 	// (default 50).
 	AwardSuggestion(context.Context, *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error)
+	// Returns the member's tier changes, newest first, each with the
+	// qualifying activity behind it.
+	GetTierHistory(context.Context, *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error)
 }
 
 // NewMemberServiceClient constructs a client for the loyalty.v1.MemberService service. By default,
@@ -122,6 +128,13 @@ func NewMemberServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithSchema(memberServiceMethods.ByName("AwardSuggestion")),
 			connect.WithClientOptions(opts...),
 		),
+		getTierHistory: connect.NewClient[v1.GetTierHistoryRequest, v1.GetTierHistoryResponse](
+			httpClient,
+			baseURL+MemberServiceGetTierHistoryProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("GetTierHistory")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -133,6 +146,7 @@ type memberServiceClient struct {
 	listActivity    *connect.Client[v1.ListActivityRequest, v1.ListActivityResponse]
 	getTransaction  *connect.Client[v1.GetTransactionRequest, v1.GetTransactionResponse]
 	awardSuggestion *connect.Client[v1.AwardSuggestionRequest, v1.AwardSuggestionResponse]
+	getTierHistory  *connect.Client[v1.GetTierHistoryRequest, v1.GetTierHistoryResponse]
 }
 
 // EnrollMember calls loyalty.v1.MemberService.EnrollMember.
@@ -165,6 +179,11 @@ func (c *memberServiceClient) AwardSuggestion(ctx context.Context, req *connect.
 	return c.awardSuggestion.CallUnary(ctx, req)
 }
 
+// GetTierHistory calls loyalty.v1.MemberService.GetTierHistory.
+func (c *memberServiceClient) GetTierHistory(ctx context.Context, req *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error) {
+	return c.getTierHistory.CallUnary(ctx, req)
+}
+
 // MemberServiceHandler is an implementation of the loyalty.v1.MemberService service.
 type MemberServiceHandler interface {
 	// Enrols a new member at tier REGULAR with no points and assigns the member
@@ -183,6 +202,9 @@ type MemberServiceHandler interface {
 	// Awards the programme's fixed points for a suggestion the chain adopted
 	// (default 50).
 	AwardSuggestion(context.Context, *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error)
+	// Returns the member's tier changes, newest first, each with the
+	// qualifying activity behind it.
+	GetTierHistory(context.Context, *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error)
 }
 
 // NewMemberServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -231,6 +253,13 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 		connect.WithSchema(memberServiceMethods.ByName("AwardSuggestion")),
 		connect.WithHandlerOptions(opts...),
 	)
+	memberServiceGetTierHistoryHandler := connect.NewUnaryHandler(
+		MemberServiceGetTierHistoryProcedure,
+		svc.GetTierHistory,
+		connect.WithSchema(memberServiceMethods.ByName("GetTierHistory")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.MemberService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case MemberServiceEnrollMemberProcedure:
@@ -245,6 +274,8 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 			memberServiceGetTransactionHandler.ServeHTTP(w, r)
 		case MemberServiceAwardSuggestionProcedure:
 			memberServiceAwardSuggestionHandler.ServeHTTP(w, r)
+		case MemberServiceGetTierHistoryProcedure:
+			memberServiceGetTierHistoryHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -276,4 +307,8 @@ func (UnimplementedMemberServiceHandler) GetTransaction(context.Context, *connec
 
 func (UnimplementedMemberServiceHandler) AwardSuggestion(context.Context, *connect.Request[v1.AwardSuggestionRequest]) (*connect.Response[v1.AwardSuggestionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.AwardSuggestion is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) GetTierHistory(context.Context, *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.GetTierHistory is not implemented"))
 }

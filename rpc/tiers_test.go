@@ -1,0 +1,79 @@
+package rpc_test
+
+import (
+	"fmt"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+)
+
+// TestStaysMoveMembersUpTiers: the first stay makes silver; the stay that
+// reaches 10 nights makes gold at once, in its own transaction, but is
+// itself earned at silver (the tier when it began); the next stay earns
+// at gold. A reversed stay stops qualifying; the tier stays until review.
+func TestStaysMoveMembersUpTiers(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	stay := func(n int, charges ...string) *loyaltyv1.RecordStayResponse {
+		t.Helper()
+		res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest(fmt.Sprintf("stay-%d", n), member, fmt.Sprintf("B-%d", n), charges...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg
+	}
+	nights := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = "100.00"
+		}
+		return out
+	}
+
+	if got := stay(1, "500.00").GetTier(); got != loyaltyv1.Tier_TIER_SILVER {
+		t.Fatalf("after the first stay: %s", got)
+	}
+	stay(2, nights(4)...)
+	if got := stay(3, nights(4)...).GetTier(); got != loyaltyv1.Tier_TIER_SILVER {
+		t.Fatalf("9 nights: %s, want SILVER", got)
+	}
+	fourth := stay(4, nights(1)...) // the 10th night
+	if fourth.GetTier() != loyaltyv1.Tier_TIER_GOLD {
+		t.Fatalf("10 nights: %s, want GOLD", fourth.GetTier())
+	}
+	wantLines(t, fourth.GetTransaction(), "stay_points", 100, "direct_booking_bonus", 77)
+	fifth := stay(5, nights(1)...)
+	wantLines(t, fifth.GetTransaction(), "stay_points", 100, "tier_bonus", 20, "direct_booking_bonus", 100)
+
+	history, err := c.members.GetTierHistory(e.ctx, connect.NewRequest(&loyaltyv1.GetTierHistoryRequest{MemberNumber: member}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range history.Msg.GetChanges() {
+		got = append(got, fmt.Sprintf("%s->%s@%dn", ch.GetFromTier(), ch.GetToTier(), ch.GetQualifyingNights()))
+	}
+	if want := "[TIER_SILVER->TIER_GOLD@10n TIER_REGULAR->TIER_SILVER@1n]"; fmt.Sprint(got) != want {
+		t.Fatalf("tier history %v, want %s", got, want)
+	}
+
+	if _, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{IdempotencyKey: "rev-4",
+		TransactionId: fourth.GetTransaction().GetTransactionId(), Reason: "booked in error"})); err != nil {
+		t.Fatal(err)
+	}
+	var qualifyingNights int
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT SUM(nights) FROM qualifying_stays WHERE member_number = $1`, member).Scan(&qualifyingNights); err != nil {
+		t.Fatal(err)
+	}
+	if qualifyingNights != 10 {
+		t.Fatalf("qualifying nights after reversing a 1-night stay of 11: %d", qualifyingNights)
+	}
+	got2, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+	if err != nil || got2.Msg.GetMember().GetTier() != loyaltyv1.Tier_TIER_GOLD {
+		t.Fatalf("a reversal downgrades only at review: %v, %v", got2, err)
+	}
+	e.verify(t)
+}

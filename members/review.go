@@ -1,0 +1,125 @@
+package members
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/tiers"
+)
+
+// ReviewProgress is reported after every batch of a review.
+type ReviewProgress struct {
+	Processed, Changed int64
+	Cursor             string // the last member number reviewed
+	Done               bool
+}
+
+// MaxReviewBatch bounds one batch of the review job.
+const MaxReviewBatch = 5000
+
+// ReviewTiers reviews every member due at asOf, in member-number order and
+// in batches of batchSize, each batch in one transaction with its
+// checkpoint: a run that stops (a crash, a deploy) resumes after the last
+// committed batch when started again with the same asOf, and a finished
+// run does nothing when started again. A member whose tier changes gets
+// tier_since = asOf, so a second review at the same asOf does not find
+// them due: running it twice changes nothing the second time.
+func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf time.Time, batchSize int, progress func(ReviewProgress)) (ReviewProgress, error) {
+	if batchSize < 1 || batchSize > MaxReviewBatch {
+		return ReviewProgress{}, fmt.Errorf("review batch size %d: must be 1 to %d", batchSize, MaxReviewBatch)
+	}
+	asOf = asOf.UTC().Truncate(time.Microsecond)
+	job := "tier-review:" + asOf.Format(time.RFC3339Nano)
+	var p ReviewProgress
+	err := s.db.Pool.QueryRow(ctx, `SELECT cursor, done, processed, changed FROM job_checkpoints WHERE job = $1`, job).
+		Scan(&p.Cursor, &p.Done, &p.Processed, &p.Changed)
+	if err != nil && err != pgx.ErrNoRows {
+		return p, fmt.Errorf("read checkpoint of %s: %w", job, err)
+	}
+	windowStart := settings.WindowStart(asOf)
+	for !p.Done {
+		next := p
+		err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+			next = p
+			batch, err := reviewBatch(ctx, tx, p.Cursor, batchSize, windowStart, asOf)
+			if err != nil {
+				return err
+			}
+			b := &pgx.Batch{}
+			for _, m := range batch {
+				d := settings.Review(m.member, m.activity, asOf)
+				next.Processed++
+				next.Cursor = m.number
+				if !d.Changed {
+					continue
+				}
+				next.Changed++
+				c := ChangeTier(m.number, TierChange{From: d.From, To: d.To, Reason: d.Reason, EffectiveAt: asOf,
+					Nights: m.activity.Nights, Points: m.activity.Points, ChangedBy: "tier-review"})
+				b.Queue(c.SQL, c.Args...)
+			}
+			next.Done = len(batch) < batchSize
+			b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6)
+				ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, done = excluded.done,
+					processed = excluded.processed, changed = excluded.changed, updated_at = excluded.updated_at`,
+				job, next.Cursor, next.Done, next.Processed, next.Changed, s.now().UTC())
+			return tx.SendBatch(ctx, b).Close()
+		})
+		if err != nil {
+			return p, fmt.Errorf("review tiers at %s after member %q: %w", asOf.Format(time.RFC3339), p.Cursor, err)
+		}
+		p = next
+		if progress != nil {
+			progress(p)
+		}
+	}
+	return p, nil
+}
+
+type reviewed struct {
+	number   string
+	member   tiers.Member
+	activity tiers.Activity
+}
+
+// reviewBatch reads the next members after cursor with their qualifying
+// activity in the window, in one query.
+func reviewBatch(ctx context.Context, tx pgx.Tx, cursor string, limit int, windowStart, asOf time.Time) ([]reviewed, error) {
+	rows, err := tx.Query(ctx, `
+		WITH batch AS (
+			SELECT member_number, tier, COALESCE(tier_since, enrolled_at) AS since, first_stay IS NOT NULL AS stayed,
+				manual_tier, manual_until, COALESCE(manual_reason, '') AS manual_reason
+			FROM members WHERE member_number > $1 ORDER BY member_number LIMIT $2
+		)
+		SELECT b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason,
+			COALESCE(SUM(q.nights), 0)::INT8, COALESCE(SUM(q.points), 0)::INT8
+		FROM batch b LEFT JOIN qualifying_stays q
+			ON q.member_number = b.member_number AND q.completed_at >= $3 AND q.completed_at <= $4
+		GROUP BY b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason
+		ORDER BY b.member_number`, cursor, limit, windowStart, asOf)
+	if err != nil {
+		return nil, fmt.Errorf("read review batch: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (reviewed, error) {
+		var m reviewed
+		var tier, reason string
+		var manualTier *string
+		var manualUntil *time.Time
+		var nights int64
+		err := r.Scan(&m.number, &tier, &m.member.Since, &m.member.EverStayed, &manualTier, &manualUntil, &reason, &nights, &m.activity.Points)
+		m.member.Tier, m.activity.Nights = programme.Tier(tier), int(nights)
+		m.activity.WindowStart, m.activity.WindowEnd = windowStart, asOf
+		if manualTier != nil {
+			m.member.Manual = &tiers.Manual{Tier: programme.Tier(*manualTier), Reason: reason}
+			if manualUntil != nil {
+				m.member.Manual.Until = *manualUntil
+			}
+		}
+		return m, err
+	})
+}

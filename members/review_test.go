@@ -1,0 +1,99 @@
+package members_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/tiers"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+var enrolled = time.Date(2025, 1, 10, 9, 0, 0, 0, time.UTC)
+
+// TestTierReviewDowngradesOneStepOnceAndResumes: platinum and gold
+// members without activity go down one step at their review date, a
+// member still qualifying keeps the tier, a member not yet due is left
+// alone; a review that stops half-way resumes, and a second run changes
+// nothing.
+func TestTierReviewDowngradesOneStepOnceAndResumes(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	clock := testclock.New(enrolled)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	store := members.New(l, clock.Now)
+	enrol := func(i int) members.Member {
+		m, err := store.Enroll(ctx, "test", fmt.Sprintf("enrol-%d", i), members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	exec := func(s ledger.Statement) {
+		if _, err := db.Pool.Exec(ctx, s.SQL, s.Args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setTier := func(m members.Member, to programme.Tier, at time.Time) {
+		if _, err := db.Pool.Exec(ctx, `UPDATE members SET tier = $2, tier_since = $3, first_stay = 'x' WHERE member_number = $1`, m.Number, string(to), at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asOf := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	dueSince := asOf.AddDate(-1, 0, -1)
+	platinum, gold, busy, fresh := enrol(1), enrol(2), enrol(3), enrol(4)
+	setTier(platinum, programme.TierPlatinum, dueSince)
+	setTier(gold, programme.TierGold, dueSince)
+	setTier(busy, programme.TierGold, dueSince)
+	setTier(fresh, programme.TierGold, asOf.AddDate(0, -2, 0)) // review in 10 months
+	exec(members.QualifyingStay(busy.Number, "s", asOf.AddDate(0, -1, 0), 12, 2000))
+	var filler []members.Member
+	for i := range 7 {
+		filler = append(filler, enrol(10+i))
+	}
+
+	// A first run that stops after its first batch of 3.
+	stopAfterOne, stop := context.WithCancel(ctx)
+	_, err := store.ReviewTiers(stopAfterOne, tiers.Default(), asOf, 3, func(members.ReviewProgress) { stop() })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("the interrupted run: %v", err)
+	}
+	got, err := store.ReviewTiers(ctx, tiers.Default(), asOf, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total := int64(4 + len(filler)); got.Processed != total || !got.Done {
+		t.Fatalf("resumed review %+v, want %d members processed once each", got, total)
+	}
+	want := map[string]programme.Tier{platinum.Number: programme.TierGold, gold.Number: programme.TierSilver,
+		busy.Number: programme.TierGold, fresh.Number: programme.TierGold}
+	for number, tier := range want {
+		m, err := store.Get(ctx, number)
+		if err != nil || m.Tier != tier {
+			t.Fatalf("member %s is %s (%v), want %s", number, m.Tier, err, tier)
+		}
+	}
+	if got.Changed != 2 {
+		t.Fatalf("%d changes, want 2", got.Changed)
+	}
+	again, err := store.ReviewTiers(ctx, tiers.Default(), asOf, 3, nil)
+	if err != nil || again.Changed != 2 || again.Processed != got.Processed {
+		t.Fatalf("a second run at the same time: %+v, %v; want nothing new", again, err)
+	}
+	later, err := store.ReviewTiers(ctx, tiers.Default(), asOf.Add(time.Hour), 3, nil)
+	if err != nil || later.Changed != 0 {
+		t.Fatalf("a new run an hour later: %+v, %v; want no change (nobody is due again)", later, err)
+	}
+	history, err := store.TierHistory(ctx, platinum.Number, 10)
+	if err != nil || len(history) != 1 || history[0].To != programme.TierGold || history[0].ChangedBy != "tier-review" {
+		t.Fatalf("history %+v, %v", history, err)
+	}
+}

@@ -53,6 +53,8 @@ type Member struct {
 	// TierSince is when the current tier took effect (enrolment for the
 	// first tier).
 	TierSince time.Time `json:"tier_since"`
+	// Manual is the tier an admin set, if any.
+	Manual *tiers.Manual `json:"manual,omitempty"`
 }
 
 // Account is the ledger account of the member's points.
@@ -216,12 +218,15 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 
 const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
 	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, ''),
-	COALESCE(tier_since, enrolled_at) FROM members`
+	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, '') FROM members`
 
 func scanMember(row pgx.Row, number string) (Member, error) {
 	var m Member
-	var tier, channel string
-	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy, &m.FirstStay, &m.TierSince)
+	var tier, channel, manualReason string
+	var manualTier *string
+	var manualUntil *time.Time
+	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy,
+		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
@@ -229,6 +234,12 @@ func scanMember(row pgx.Row, number string) (Member, error) {
 		return Member{}, fmt.Errorf("read member %s: %w", number, err)
 	}
 	m.Tier, m.EnrolmentChannel, m.EnrolledAt, m.TierSince = programme.Tier(tier), programme.Channel(channel), m.EnrolledAt.UTC(), m.TierSince.UTC()
+	if manualTier != nil {
+		m.Manual = &tiers.Manual{Tier: programme.Tier(*manualTier), Reason: manualReason}
+		if manualUntil != nil {
+			m.Manual.Until = manualUntil.UTC()
+		}
+	}
 	return m, nil
 }
 
@@ -360,4 +371,54 @@ func (s *Store) TierHistory(ctx context.Context, number string, limit int) ([]Ti
 		c.From, c.To, c.EffectiveAt = programme.Tier(from), programme.Tier(to), c.EffectiveAt.UTC()
 		return c, err
 	})
+}
+
+// SetManualTier fixes a member's tier by hand until until (zero: until
+// changed again), with a reason, and records the change in the tier
+// history. Automatic upgrades and downgrades respect it until it ends.
+func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, number string, tier programme.Tier, reason string, until time.Time) (Member, error) {
+	if err := ValidateNumber(number); err != nil {
+		return Member{}, err
+	}
+	request := struct {
+		Number string         `json:"number"`
+		Tier   programme.Tier `json:"tier"`
+		Reason string         `json:"reason"`
+		Until  time.Time      `json:"until"`
+	}{number, tier, reason, until.UTC()}
+	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "set_manual_tier", request,
+		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			m, err := scanMember(tx.QueryRow(ctx, memberSelect+` WHERE member_number = $1 FOR UPDATE`, number), number)
+			if err != nil {
+				return nil, err
+			}
+			now := s.now().UTC().Truncate(time.Microsecond)
+			var untilArg *time.Time
+			if !until.IsZero() {
+				u := until.UTC().Truncate(time.Microsecond)
+				untilArg = &u
+			}
+			if _, err := tx.Exec(ctx, `UPDATE members SET manual_tier = $2, manual_until = $3, manual_reason = $4,
+				updated_at = $5, updated_by = $6 WHERE member_number = $1`,
+				number, string(tier), untilArg, reason, now, callerID); err != nil {
+				return nil, fmt.Errorf("set manual tier: %w", err)
+			}
+			if m.Tier != tier {
+				c := ChangeTier(number, TierChange{From: m.Tier, To: tier, Reason: "set by hand: " + reason, EffectiveAt: now, ChangedBy: callerID})
+				if _, err := tx.Exec(ctx, c.SQL, c.Args...); err != nil {
+					return nil, fmt.Errorf("set manual tier: %w", err)
+				}
+				m.Tier, m.TierSince = tier, now
+			}
+			m.Manual = &tiers.Manual{Tier: tier, Until: until.UTC(), Reason: reason}
+			return json.Marshal(m)
+		})
+	if err != nil {
+		return Member{}, fmt.Errorf("set the tier of %s: %w", number, err)
+	}
+	var m Member
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return Member{}, fmt.Errorf("set manual tier: decode: %w", err)
+	}
+	return m, nil
 }

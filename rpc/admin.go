@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -201,4 +202,40 @@ func (s adminService) PutProperty(ctx context.Context, req *connect.Request[loya
 		out.PartnerId = put.Owner
 	}
 	return connect.NewResponse(&loyaltyv1.PutPropertyResponse{Property: out}), nil
+}
+
+var tierOfProto = map[loyaltyv1.Tier]programme.Tier{
+	loyaltyv1.Tier_TIER_REGULAR:  programme.TierRegular,
+	loyaltyv1.Tier_TIER_SILVER:   programme.TierSilver,
+	loyaltyv1.Tier_TIER_GOLD:     programme.TierGold,
+	loyaltyv1.Tier_TIER_PLATINUM: programme.TierPlatinum,
+}
+
+func (s adminService) SetTier(ctx context.Context, req *connect.Request[loyaltyv1.SetTierRequest]) (*connect.Response[loyaltyv1.SetTierResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	tier, ok := tierOfProto[msg.GetTier()]
+	if !ok {
+		return nil, badField("tier", "is required: REGULAR, SILVER, GOLD or PLATINUM")
+	}
+	if err := checkReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
+	var until time.Time
+	if msg.GetUntil() != nil {
+		if until = msg.GetUntil().AsTime(); !until.After(s.now()) {
+			return nil, badField("until", "must be in the future")
+		}
+	}
+	m, err := s.members.SetManualTier(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber(), tier, msg.GetReason(), until)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.SetTierResponse{MemberNumber: m.Number, Tier: tiers[m.Tier]}
+	if !until.IsZero() {
+		out.Until = timestamppb.New(until)
+	}
+	return connect.NewResponse(out), nil
 }

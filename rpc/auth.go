@@ -39,6 +39,7 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.AdminServicePublishProgrammeProcedure: {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceGetProgrammeProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServicePutPropertyProcedure:      {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceSetTierProcedure:          {apikeys.RoleAdmin},
 }
 
 type callerKey struct{}

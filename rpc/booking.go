@@ -126,7 +126,7 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 func tierOf(t programme.Tier) loyaltyv1.Tier { return tiers[t] }
 
 func tiersMember(m members.Member) tierrules.Member {
-	return tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: true}
+	return tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: true, Manual: m.Manual}
 }
 
 func (s bookingService) stayFromRequest(rules programme.Programme, msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {

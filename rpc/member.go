@@ -14,6 +14,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	tierrules "github.com/loyalty-ledger/loyalty/tiers"
 )
 
 type memberService struct{ *Server }
@@ -49,6 +50,9 @@ func (s memberService) GetMember(ctx context.Context, req *connect.Request[loyal
 	}
 	member, err := s.protoMember(ctx, m)
 	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	if member.TierStatus, err = s.tierStatus(ctx, m); err != nil {
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
 	return connect.NewResponse(&loyaltyv1.GetMemberResponse{Member: member}), nil
@@ -176,4 +180,29 @@ func (s memberService) GetTierHistory(ctx context.Context, req *connect.Request[
 			ChangedByKeyId: c.ChangedBy})
 	}
 	return connect.NewResponse(out), nil
+}
+
+// tierStatus is where the member stands with the tier rules now.
+func (s *Server) tierStatus(ctx context.Context, m members.Member) (*loyaltyv1.TierStatus, error) {
+	now := s.now()
+	activity, err := s.members.QualifyingActivity(ctx, m.Number, s.tiers.WindowStart(now), now)
+	if err != nil {
+		return nil, err
+	}
+	member := tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: m.FirstStay != "", Manual: m.Manual}
+	out := &loyaltyv1.TierStatus{
+		QualifyingNights: int32(activity.Nights), QualifyingPoints: activity.Points,
+		WindowStart: timestamppb.New(activity.WindowStart), WindowEnd: timestamppb.New(activity.WindowEnd),
+		NextReviewAt: timestamppb.New(s.tiers.ReviewDate(member)),
+	}
+	if next, nights, points, ok := s.tiers.Needed(m.Tier, activity); ok {
+		out.NextTier, out.NightsToNextTier, out.PointsToNextTier = tiers[next], int32(nights), points
+	}
+	if m.Manual != nil {
+		out.Manual = true
+		if !m.Manual.Until.IsZero() {
+			out.ManualUntil = timestamppb.New(m.Manual.Until)
+		}
+	}
+	return out, nil
 }

@@ -3,8 +3,10 @@ package rpc_test
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 )
@@ -60,6 +62,18 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 		t.Fatalf("tier history %v, want %s", got, want)
 	}
 
+	status, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 11 nights and 1,500 base stay points so far; platinum needs 25 nights
+	// or 8,000 points.
+	if ts := status.Msg.GetMember().GetTierStatus(); ts.GetQualifyingNights() != 11 || ts.GetQualifyingPoints() != 1500 ||
+		ts.GetNextTier() != loyaltyv1.Tier_TIER_PLATINUM || ts.GetNightsToNextTier() != 14 || ts.GetPointsToNextTier() != 6500 ||
+		ts.GetNextReviewAt().AsTime().Sub(history.Msg.GetChanges()[0].GetEffectiveAt().AsTime()) < 365*24*time.Hour {
+		t.Fatalf("tier status %v", ts)
+	}
+
 	if _, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{IdempotencyKey: "rev-4",
 		TransactionId: fourth.GetTransaction().GetTransactionId(), Reason: "booked in error"})); err != nil {
 		t.Fatal(err)
@@ -74,6 +88,19 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	got2, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
 	if err != nil || got2.Msg.GetMember().GetTier() != loyaltyv1.Tier_TIER_GOLD {
 		t.Fatalf("a reversal downgrades only at review: %v, %v", got2, err)
+	}
+
+	// An admin sets platinum by hand for three months: it shows, and it is
+	// in the history.
+	until := time.Date(2027, 2, 22, 0, 0, 0, 0, time.UTC)
+	if _, err := e.clients(e.adminKey).admin.SetTier(e.ctx, connect.NewRequest(&loyaltyv1.SetTierRequest{IdempotencyKey: "tier-1",
+		MemberNumber: member, Tier: loyaltyv1.Tier_TIER_PLATINUM, Reason: "brand ambassador", Until: timestamppb.New(until)})); err != nil {
+		t.Fatal(err)
+	}
+	manual, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+	if m := manual.Msg.GetMember(); err != nil || m.GetTier() != loyaltyv1.Tier_TIER_PLATINUM || !m.GetTierStatus().GetManual() ||
+		!m.GetTierStatus().GetManualUntil().AsTime().Equal(until) {
+		t.Fatalf("manual tier: %v, %v", manual, err)
 	}
 	e.verify(t)
 }

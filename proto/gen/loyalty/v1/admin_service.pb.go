@@ -1027,6 +1027,147 @@ func (x *PutPropertyResponse) GetProperty() *Property {
 	return nil
 }
 
+type SetTierRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	MemberNumber   string `protobuf:"bytes,2,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	Tier           Tier   `protobuf:"varint,3,opt,name=tier,proto3,enum=loyalty.v1.Tier" json:"tier,omitempty"`
+	// Why, for the tier history (required, 1-500 characters).
+	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// When the manual tier ends (optional; in the future).
+	Until         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTierRequest) Reset() {
+	*x = SetTierRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTierRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTierRequest) ProtoMessage() {}
+
+func (x *SetTierRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTierRequest.ProtoReflect.Descriptor instead.
+func (*SetTierRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SetTierRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SetTierRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *SetTierRequest) GetTier() Tier {
+	if x != nil {
+		return x.Tier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
+func (x *SetTierRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SetTierRequest) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+type SetTierResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MemberNumber  string                 `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	Tier          Tier                   `protobuf:"varint,2,opt,name=tier,proto3,enum=loyalty.v1.Tier" json:"tier,omitempty"`
+	Until         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTierResponse) Reset() {
+	*x = SetTierResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTierResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTierResponse) ProtoMessage() {}
+
+func (x *SetTierResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTierResponse.ProtoReflect.Descriptor instead.
+func (*SetTierResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetTierResponse) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *SetTierResponse) GetTier() Tier {
+	if x != nil {
+		return x.Tier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
+func (x *SetTierResponse) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
 var File_loyalty_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_admin_service_proto_rawDesc = "" +
@@ -1095,7 +1236,17 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x120\n" +
 	"\bproperty\x18\x02 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty\"G\n" +
 	"\x13PutPropertyResponse\x120\n" +
-	"\bproperty\x18\x01 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty*\x87\x01\n" +
+	"\bproperty\x18\x01 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty\"\xce\x01\n" +
+	"\x0eSetTierRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
+	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12$\n" +
+	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x120\n" +
+	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x8e\x01\n" +
+	"\x0fSetTierResponse\x12#\n" +
+	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12$\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*\x87\x01\n" +
 	"\x12AdjustmentCategory\x12#\n" +
 	"\x1fADJUSTMENT_CATEGORY_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cADJUSTMENT_CATEGORY_GOODWILL\x10\x01\x12*\n" +
@@ -1106,13 +1257,14 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x1cAPI_KEY_ROLE_BOOKING_CHANNEL\x10\x01\x12\x18\n" +
 	"\x14API_KEY_ROLE_PARTNER\x10\x02\x12\x18\n" +
 	"\x14API_KEY_ROLE_FINANCE\x10\x03\x12\x16\n" +
-	"\x12API_KEY_ROLE_ADMIN\x10\x042\x8e\x04\n" +
+	"\x12API_KEY_ROLE_ADMIN\x10\x042\xd2\x04\n" +
 	"\fAdminService\x12Q\n" +
 	"\fAdjustPoints\x12\x1f.loyalty.v1.AdjustPointsRequest\x1a .loyalty.v1.AdjustPointsResponse\x12Q\n" +
 	"\fCreateApiKey\x12\x1f.loyalty.v1.CreateApiKeyRequest\x1a .loyalty.v1.CreateApiKeyResponse\x12Q\n" +
 	"\fRevokeApiKey\x12\x1f.loyalty.v1.RevokeApiKeyRequest\x1a .loyalty.v1.RevokeApiKeyResponse\x12]\n" +
 	"\x10PublishProgramme\x12#.loyalty.v1.PublishProgrammeRequest\x1a$.loyalty.v1.PublishProgrammeResponse\x12V\n" +
-	"\fGetProgramme\x12\x1f.loyalty.v1.GetProgrammeRequest\x1a .loyalty.v1.GetProgrammeResponse\"\x03\x90\x02\x01\x12N\n" +
+	"\fGetProgramme\x12\x1f.loyalty.v1.GetProgrammeRequest\x1a .loyalty.v1.GetProgrammeResponse\"\x03\x90\x02\x01\x12B\n" +
+	"\aSetTier\x12\x1a.loyalty.v1.SetTierRequest\x1a\x1b.loyalty.v1.SetTierResponse\x12N\n" +
 	"\vPutProperty\x12\x1e.loyalty.v1.PutPropertyRequest\x1a\x1f.loyalty.v1.PutPropertyResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
@@ -1128,7 +1280,7 @@ func file_loyalty_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loyalty_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_loyalty_v1_admin_service_proto_goTypes = []any{
 	(AdjustmentCategory)(0),          // 0: loyalty.v1.AdjustmentCategory
 	(ApiKeyRole)(0),                  // 1: loyalty.v1.ApiKeyRole
@@ -1146,42 +1298,51 @@ var file_loyalty_v1_admin_service_proto_goTypes = []any{
 	(*Property)(nil),                 // 13: loyalty.v1.Property
 	(*PutPropertyRequest)(nil),       // 14: loyalty.v1.PutPropertyRequest
 	(*PutPropertyResponse)(nil),      // 15: loyalty.v1.PutPropertyResponse
-	(*Transaction)(nil),              // 16: loyalty.v1.Transaction
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(*SetTierRequest)(nil),           // 16: loyalty.v1.SetTierRequest
+	(*SetTierResponse)(nil),          // 17: loyalty.v1.SetTierResponse
+	(*Transaction)(nil),              // 18: loyalty.v1.Transaction
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(Tier)(0),                        // 20: loyalty.v1.Tier
 }
 var file_loyalty_v1_admin_service_proto_depIdxs = []int32{
 	0,  // 0: loyalty.v1.AdjustPointsRequest.category:type_name -> loyalty.v1.AdjustmentCategory
-	16, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
+	18, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
 	1,  // 2: loyalty.v1.ApiKey.role:type_name -> loyalty.v1.ApiKeyRole
-	17, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	17, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	19, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	19, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: loyalty.v1.CreateApiKeyRequest.role:type_name -> loyalty.v1.ApiKeyRole
-	17, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	4,  // 8: loyalty.v1.CreateApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
 	4,  // 9: loyalty.v1.RevokeApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
-	17, // 10: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
-	17, // 11: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
-	17, // 12: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	19, // 10: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
+	19, // 11: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	19, // 12: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
 	13, // 13: loyalty.v1.PutPropertyRequest.property:type_name -> loyalty.v1.Property
 	13, // 14: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
-	2,  // 15: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
-	5,  // 16: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
-	7,  // 17: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
-	9,  // 18: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
-	11, // 19: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
-	14, // 20: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
-	3,  // 21: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
-	6,  // 22: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
-	8,  // 23: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
-	10, // 24: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
-	12, // 25: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
-	15, // 26: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
-	21, // [21:27] is the sub-list for method output_type
-	15, // [15:21] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	20, // 15: loyalty.v1.SetTierRequest.tier:type_name -> loyalty.v1.Tier
+	19, // 16: loyalty.v1.SetTierRequest.until:type_name -> google.protobuf.Timestamp
+	20, // 17: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
+	19, // 18: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
+	2,  // 19: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
+	5,  // 20: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
+	7,  // 21: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
+	9,  // 22: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
+	11, // 23: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
+	16, // 24: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
+	14, // 25: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
+	3,  // 26: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
+	6,  // 27: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
+	8,  // 28: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
+	10, // 29: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
+	12, // 30: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
+	17, // 31: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
+	15, // 32: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
+	26, // [26:33] is the sub-list for method output_type
+	19, // [19:26] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_admin_service_proto_init() }
@@ -1196,7 +1357,7 @@ func file_loyalty_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_admin_service_proto_rawDesc), len(file_loyalty_v1_admin_service_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -43,7 +43,9 @@ type Member struct {
 	// returns exactly the first response.
 	Balance *PointsBalance `protobuf:"bytes,6,opt,name=balance,proto3" json:"balance,omitempty"`
 	// When the member enrolled.
-	EnrolledAt    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
+	EnrolledAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
+	// Where the member stands with the tier rules (GetMember only).
+	TierStatus    *TierStatus `protobuf:"bytes,8,opt,name=tier_status,json=tierStatus,proto3" json:"tier_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -127,6 +129,138 @@ func (x *Member) GetEnrolledAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *Member) GetTierStatus() *TierStatus {
+	if x != nil {
+		return x.TierStatus
+	}
+	return nil
+}
+
+// The qualifying activity counted so far and what the next tier needs.
+type TierStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Nights stayed and base stay points in the qualifying window (stays
+	// only; reversed stays no longer count).
+	QualifyingNights int32                  `protobuf:"varint,1,opt,name=qualifying_nights,json=qualifyingNights,proto3" json:"qualifying_nights,omitempty"`
+	QualifyingPoints int64                  `protobuf:"varint,2,opt,name=qualifying_points,json=qualifyingPoints,proto3" json:"qualifying_points,omitempty"`
+	WindowStart      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
+	WindowEnd        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// The next tier up; unspecified at the top of the ladder.
+	NextTier Tier `protobuf:"varint,5,opt,name=next_tier,json=nextTier,proto3,enum=loyalty.v1.Tier" json:"next_tier,omitempty"`
+	// Still needed for next_tier: either the nights or the points suffice.
+	NightsToNextTier int32 `protobuf:"varint,6,opt,name=nights_to_next_tier,json=nightsToNextTier,proto3" json:"nights_to_next_tier,omitempty"`
+	PointsToNextTier int64 `protobuf:"varint,7,opt,name=points_to_next_tier,json=pointsToNextTier,proto3" json:"points_to_next_tier,omitempty"`
+	// When the tier is next reviewed (a downgrade happens only then, one
+	// tier at a time).
+	NextReviewAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=next_review_at,json=nextReviewAt,proto3" json:"next_review_at,omitempty"`
+	// Set when an admin fixed the tier; automatic changes wait until
+	// manual_until (unset: indefinitely).
+	Manual        bool                   `protobuf:"varint,9,opt,name=manual,proto3" json:"manual,omitempty"`
+	ManualUntil   *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=manual_until,json=manualUntil,proto3" json:"manual_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TierStatus) Reset() {
+	*x = TierStatus{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TierStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TierStatus) ProtoMessage() {}
+
+func (x *TierStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TierStatus.ProtoReflect.Descriptor instead.
+func (*TierStatus) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *TierStatus) GetQualifyingNights() int32 {
+	if x != nil {
+		return x.QualifyingNights
+	}
+	return 0
+}
+
+func (x *TierStatus) GetQualifyingPoints() int64 {
+	if x != nil {
+		return x.QualifyingPoints
+	}
+	return 0
+}
+
+func (x *TierStatus) GetWindowStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowStart
+	}
+	return nil
+}
+
+func (x *TierStatus) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *TierStatus) GetNextTier() Tier {
+	if x != nil {
+		return x.NextTier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
+func (x *TierStatus) GetNightsToNextTier() int32 {
+	if x != nil {
+		return x.NightsToNextTier
+	}
+	return 0
+}
+
+func (x *TierStatus) GetPointsToNextTier() int64 {
+	if x != nil {
+		return x.PointsToNextTier
+	}
+	return 0
+}
+
+func (x *TierStatus) GetNextReviewAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextReviewAt
+	}
+	return nil
+}
+
+func (x *TierStatus) GetManual() bool {
+	if x != nil {
+		return x.Manual
+	}
+	return false
+}
+
+func (x *TierStatus) GetManualUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ManualUntil
+	}
+	return nil
+}
+
 type EnrollMemberRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
@@ -150,7 +284,7 @@ type EnrollMemberRequest struct {
 
 func (x *EnrollMemberRequest) Reset() {
 	*x = EnrollMemberRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -162,7 +296,7 @@ func (x *EnrollMemberRequest) String() string {
 func (*EnrollMemberRequest) ProtoMessage() {}
 
 func (x *EnrollMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -175,7 +309,7 @@ func (x *EnrollMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollMemberRequest.ProtoReflect.Descriptor instead.
 func (*EnrollMemberRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{1}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *EnrollMemberRequest) GetIdempotencyKey() string {
@@ -230,7 +364,7 @@ type EnrollMemberResponse struct {
 
 func (x *EnrollMemberResponse) Reset() {
 	*x = EnrollMemberResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +376,7 @@ func (x *EnrollMemberResponse) String() string {
 func (*EnrollMemberResponse) ProtoMessage() {}
 
 func (x *EnrollMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +389,7 @@ func (x *EnrollMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollMemberResponse.ProtoReflect.Descriptor instead.
 func (*EnrollMemberResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{2}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EnrollMemberResponse) GetMember() *Member {
@@ -275,7 +409,7 @@ type GetMemberRequest struct {
 
 func (x *GetMemberRequest) Reset() {
 	*x = GetMemberRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -287,7 +421,7 @@ func (x *GetMemberRequest) String() string {
 func (*GetMemberRequest) ProtoMessage() {}
 
 func (x *GetMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -300,7 +434,7 @@ func (x *GetMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMemberRequest.ProtoReflect.Descriptor instead.
 func (*GetMemberRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{3}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetMemberRequest) GetMemberNumber() string {
@@ -319,7 +453,7 @@ type GetMemberResponse struct {
 
 func (x *GetMemberResponse) Reset() {
 	*x = GetMemberResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -331,7 +465,7 @@ func (x *GetMemberResponse) String() string {
 func (*GetMemberResponse) ProtoMessage() {}
 
 func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -344,7 +478,7 @@ func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMemberResponse.ProtoReflect.Descriptor instead.
 func (*GetMemberResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{4}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetMemberResponse) GetMember() *Member {
@@ -377,7 +511,7 @@ type UpdateMemberRequest struct {
 
 func (x *UpdateMemberRequest) Reset() {
 	*x = UpdateMemberRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +523,7 @@ func (x *UpdateMemberRequest) String() string {
 func (*UpdateMemberRequest) ProtoMessage() {}
 
 func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +536,7 @@ func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{5}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *UpdateMemberRequest) GetIdempotencyKey() string {
@@ -450,7 +584,7 @@ type UpdateMemberResponse struct {
 
 func (x *UpdateMemberResponse) Reset() {
 	*x = UpdateMemberResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -462,7 +596,7 @@ func (x *UpdateMemberResponse) String() string {
 func (*UpdateMemberResponse) ProtoMessage() {}
 
 func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -475,7 +609,7 @@ func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberResponse.ProtoReflect.Descriptor instead.
 func (*UpdateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{6}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdateMemberResponse) GetMember() *Member {
@@ -503,7 +637,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -515,7 +649,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -528,7 +662,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{7}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListActivityRequest) GetMemberNumber() string {
@@ -567,7 +701,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +713,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +726,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{8}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListActivityResponse) GetTransactions() []*Transaction {
@@ -619,7 +753,7 @@ type GetTransactionRequest struct {
 
 func (x *GetTransactionRequest) Reset() {
 	*x = GetTransactionRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -631,7 +765,7 @@ func (x *GetTransactionRequest) String() string {
 func (*GetTransactionRequest) ProtoMessage() {}
 
 func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -644,7 +778,7 @@ func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransactionRequest.ProtoReflect.Descriptor instead.
 func (*GetTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{9}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetTransactionRequest) GetTransactionId() string {
@@ -663,7 +797,7 @@ type GetTransactionResponse struct {
 
 func (x *GetTransactionResponse) Reset() {
 	*x = GetTransactionResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +809,7 @@ func (x *GetTransactionResponse) String() string {
 func (*GetTransactionResponse) ProtoMessage() {}
 
 func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +822,7 @@ func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransactionResponse.ProtoReflect.Descriptor instead.
 func (*GetTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{10}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTransactionResponse) GetTransaction() *Transaction {
@@ -714,7 +848,7 @@ type AwardSuggestionRequest struct {
 
 func (x *AwardSuggestionRequest) Reset() {
 	*x = AwardSuggestionRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +860,7 @@ func (x *AwardSuggestionRequest) String() string {
 func (*AwardSuggestionRequest) ProtoMessage() {}
 
 func (x *AwardSuggestionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +873,7 @@ func (x *AwardSuggestionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwardSuggestionRequest.ProtoReflect.Descriptor instead.
 func (*AwardSuggestionRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{11}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AwardSuggestionRequest) GetIdempotencyKey() string {
@@ -772,7 +906,7 @@ type AwardSuggestionResponse struct {
 
 func (x *AwardSuggestionResponse) Reset() {
 	*x = AwardSuggestionResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +918,7 @@ func (x *AwardSuggestionResponse) String() string {
 func (*AwardSuggestionResponse) ProtoMessage() {}
 
 func (x *AwardSuggestionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +931,7 @@ func (x *AwardSuggestionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwardSuggestionResponse.ProtoReflect.Descriptor instead.
 func (*AwardSuggestionResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{12}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AwardSuggestionResponse) GetTransaction() *Transaction {
@@ -819,7 +953,7 @@ type GetTierHistoryRequest struct {
 
 func (x *GetTierHistoryRequest) Reset() {
 	*x = GetTierHistoryRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +965,7 @@ func (x *GetTierHistoryRequest) String() string {
 func (*GetTierHistoryRequest) ProtoMessage() {}
 
 func (x *GetTierHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +978,7 @@ func (x *GetTierHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTierHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetTierHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{13}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetTierHistoryRequest) GetMemberNumber() string {
@@ -882,7 +1016,7 @@ type TierChange struct {
 
 func (x *TierChange) Reset() {
 	*x = TierChange{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1028,7 @@ func (x *TierChange) String() string {
 func (*TierChange) ProtoMessage() {}
 
 func (x *TierChange) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1041,7 @@ func (x *TierChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierChange.ProtoReflect.Descriptor instead.
 func (*TierChange) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{14}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TierChange) GetFromTier() Tier {
@@ -968,7 +1102,7 @@ type GetTierHistoryResponse struct {
 
 func (x *GetTierHistoryResponse) Reset() {
 	*x = GetTierHistoryResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1114,7 @@ func (x *GetTierHistoryResponse) String() string {
 func (*GetTierHistoryResponse) ProtoMessage() {}
 
 func (x *GetTierHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1127,7 @@ func (x *GetTierHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTierHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetTierHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{15}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetTierHistoryResponse) GetChanges() []*TierChange {
@@ -1008,7 +1142,7 @@ var File_loyalty_v1_member_service_proto protoreflect.FileDescriptor
 const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1floyalty/v1/member_service.proto\x12\n" +
-	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17loyalty/v1/common.proto\"\x8e\x02\n" +
+	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17loyalty/v1/common.proto\"\xc7\x02\n" +
 	"\x06Member\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12\x1b\n" +
 	"\tfull_name\x18\x02 \x01(\tR\bfullName\x12\x14\n" +
@@ -1017,7 +1151,23 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\x04tier\x18\x05 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x123\n" +
 	"\abalance\x18\x06 \x01(\v2\x19.loyalty.v1.PointsBalanceR\abalance\x12;\n" +
 	"\venrolled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"enrolledAt\"\xde\x01\n" +
+	"enrolledAt\x127\n" +
+	"\vtier_status\x18\b \x01(\v2\x16.loyalty.v1.TierStatusR\n" +
+	"tierStatus\"\x86\x04\n" +
+	"\n" +
+	"TierStatus\x12+\n" +
+	"\x11qualifying_nights\x18\x01 \x01(\x05R\x10qualifyingNights\x12+\n" +
+	"\x11qualifying_points\x18\x02 \x01(\x03R\x10qualifyingPoints\x12=\n" +
+	"\fwindow_start\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x129\n" +
+	"\n" +
+	"window_end\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12-\n" +
+	"\tnext_tier\x18\x05 \x01(\x0e2\x10.loyalty.v1.TierR\bnextTier\x12-\n" +
+	"\x13nights_to_next_tier\x18\x06 \x01(\x05R\x10nightsToNextTier\x12-\n" +
+	"\x13points_to_next_tier\x18\a \x01(\x03R\x10pointsToNextTier\x12@\n" +
+	"\x0enext_review_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\fnextReviewAt\x12\x16\n" +
+	"\x06manual\x18\t \x01(\bR\x06manual\x12=\n" +
+	"\fmanual_until\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\vmanualUntil\"\xde\x01\n" +
 	"\x13EnrollMemberRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1b\n" +
 	"\tfull_name\x18\x02 \x01(\tR\bfullName\x12\x14\n" +
@@ -1099,64 +1249,71 @@ func file_loyalty_v1_member_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_member_service_proto_rawDescData
 }
 
-var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_loyalty_v1_member_service_proto_goTypes = []any{
 	(*Member)(nil),                  // 0: loyalty.v1.Member
-	(*EnrollMemberRequest)(nil),     // 1: loyalty.v1.EnrollMemberRequest
-	(*EnrollMemberResponse)(nil),    // 2: loyalty.v1.EnrollMemberResponse
-	(*GetMemberRequest)(nil),        // 3: loyalty.v1.GetMemberRequest
-	(*GetMemberResponse)(nil),       // 4: loyalty.v1.GetMemberResponse
-	(*UpdateMemberRequest)(nil),     // 5: loyalty.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),    // 6: loyalty.v1.UpdateMemberResponse
-	(*ListActivityRequest)(nil),     // 7: loyalty.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),    // 8: loyalty.v1.ListActivityResponse
-	(*GetTransactionRequest)(nil),   // 9: loyalty.v1.GetTransactionRequest
-	(*GetTransactionResponse)(nil),  // 10: loyalty.v1.GetTransactionResponse
-	(*AwardSuggestionRequest)(nil),  // 11: loyalty.v1.AwardSuggestionRequest
-	(*AwardSuggestionResponse)(nil), // 12: loyalty.v1.AwardSuggestionResponse
-	(*GetTierHistoryRequest)(nil),   // 13: loyalty.v1.GetTierHistoryRequest
-	(*TierChange)(nil),              // 14: loyalty.v1.TierChange
-	(*GetTierHistoryResponse)(nil),  // 15: loyalty.v1.GetTierHistoryResponse
-	(Tier)(0),                       // 16: loyalty.v1.Tier
-	(*PointsBalance)(nil),           // 17: loyalty.v1.PointsBalance
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
-	(BookingChannel)(0),             // 19: loyalty.v1.BookingChannel
-	(*Transaction)(nil),             // 20: loyalty.v1.Transaction
+	(*TierStatus)(nil),              // 1: loyalty.v1.TierStatus
+	(*EnrollMemberRequest)(nil),     // 2: loyalty.v1.EnrollMemberRequest
+	(*EnrollMemberResponse)(nil),    // 3: loyalty.v1.EnrollMemberResponse
+	(*GetMemberRequest)(nil),        // 4: loyalty.v1.GetMemberRequest
+	(*GetMemberResponse)(nil),       // 5: loyalty.v1.GetMemberResponse
+	(*UpdateMemberRequest)(nil),     // 6: loyalty.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),    // 7: loyalty.v1.UpdateMemberResponse
+	(*ListActivityRequest)(nil),     // 8: loyalty.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),    // 9: loyalty.v1.ListActivityResponse
+	(*GetTransactionRequest)(nil),   // 10: loyalty.v1.GetTransactionRequest
+	(*GetTransactionResponse)(nil),  // 11: loyalty.v1.GetTransactionResponse
+	(*AwardSuggestionRequest)(nil),  // 12: loyalty.v1.AwardSuggestionRequest
+	(*AwardSuggestionResponse)(nil), // 13: loyalty.v1.AwardSuggestionResponse
+	(*GetTierHistoryRequest)(nil),   // 14: loyalty.v1.GetTierHistoryRequest
+	(*TierChange)(nil),              // 15: loyalty.v1.TierChange
+	(*GetTierHistoryResponse)(nil),  // 16: loyalty.v1.GetTierHistoryResponse
+	(Tier)(0),                       // 17: loyalty.v1.Tier
+	(*PointsBalance)(nil),           // 18: loyalty.v1.PointsBalance
+	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
+	(BookingChannel)(0),             // 20: loyalty.v1.BookingChannel
+	(*Transaction)(nil),             // 21: loyalty.v1.Transaction
 }
 var file_loyalty_v1_member_service_proto_depIdxs = []int32{
-	16, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
-	17, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
-	18, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
-	19, // 3: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
-	0,  // 4: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
-	0,  // 5: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
-	0,  // 6: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
-	20, // 7: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
-	20, // 8: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	20, // 9: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
-	16, // 10: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
-	16, // 11: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
-	18, // 12: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
-	14, // 13: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
-	1,  // 14: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
-	3,  // 15: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
-	5,  // 16: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
-	7,  // 17: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
-	9,  // 18: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
-	11, // 19: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
-	13, // 20: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
-	2,  // 21: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
-	4,  // 22: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
-	6,  // 23: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
-	8,  // 24: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
-	10, // 25: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
-	12, // 26: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
-	15, // 27: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
-	21, // [21:28] is the sub-list for method output_type
-	14, // [14:21] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	17, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
+	18, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
+	19, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
+	1,  // 3: loyalty.v1.Member.tier_status:type_name -> loyalty.v1.TierStatus
+	19, // 4: loyalty.v1.TierStatus.window_start:type_name -> google.protobuf.Timestamp
+	19, // 5: loyalty.v1.TierStatus.window_end:type_name -> google.protobuf.Timestamp
+	17, // 6: loyalty.v1.TierStatus.next_tier:type_name -> loyalty.v1.Tier
+	19, // 7: loyalty.v1.TierStatus.next_review_at:type_name -> google.protobuf.Timestamp
+	19, // 8: loyalty.v1.TierStatus.manual_until:type_name -> google.protobuf.Timestamp
+	20, // 9: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
+	0,  // 10: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
+	0,  // 11: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
+	0,  // 12: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
+	21, // 13: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
+	21, // 14: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	21, // 15: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
+	17, // 16: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
+	17, // 17: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
+	19, // 18: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
+	15, // 19: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
+	2,  // 20: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
+	4,  // 21: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
+	6,  // 22: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
+	8,  // 23: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
+	10, // 24: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
+	12, // 25: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
+	14, // 26: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
+	3,  // 27: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
+	5,  // 28: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
+	7,  // 29: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
+	9,  // 30: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
+	11, // 31: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
+	13, // 32: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
+	16, // 33: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_member_service_proto_init() }
@@ -1165,14 +1322,14 @@ func file_loyalty_v1_member_service_proto_init() {
 		return
 	}
 	file_loyalty_v1_common_proto_init()
-	file_loyalty_v1_member_service_proto_msgTypes[5].OneofWrappers = []any{}
+	file_loyalty_v1_member_service_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_member_service_proto_rawDesc), len(file_loyalty_v1_member_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,8 @@ const (
 	// AdminServiceGetProgrammeProcedure is the fully-qualified name of the AdminService's GetProgramme
 	// RPC.
 	AdminServiceGetProgrammeProcedure = "/loyalty.v1.AdminService/GetProgramme"
+	// AdminServiceSetTierProcedure is the fully-qualified name of the AdminService's SetTier RPC.
+	AdminServiceSetTierProcedure = "/loyalty.v1.AdminService/SetTier"
 	// AdminServicePutPropertyProcedure is the fully-qualified name of the AdminService's PutProperty
 	// RPC.
 	AdminServicePutPropertyProcedure = "/loyalty.v1.AdminService/PutProperty"
@@ -68,6 +70,10 @@ type AdminServiceClient interface {
 	PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error)
 	// Returns a programme version: the one in force now, or a given one.
 	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
+	// Sets a member's tier by hand, with a reason and an optional end; until
+	// then automatic upgrades and downgrades leave it alone. Recorded in the
+	// tier history.
+	SetTier(context.Context, *connect.Request[v1.SetTierRequest]) (*connect.Response[v1.SetTierResponse], error)
 	// Creates a property (hotel) or changes its name, time zone or owner.
 	// Bookings name properties the service knows; every cut-off time of the
 	// rules is evaluated in the property's time zone.
@@ -116,6 +122,12 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		setTier: connect.NewClient[v1.SetTierRequest, v1.SetTierResponse](
+			httpClient,
+			baseURL+AdminServiceSetTierProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetTier")),
+			connect.WithClientOptions(opts...),
+		),
 		putProperty: connect.NewClient[v1.PutPropertyRequest, v1.PutPropertyResponse](
 			httpClient,
 			baseURL+AdminServicePutPropertyProcedure,
@@ -132,6 +144,7 @@ type adminServiceClient struct {
 	revokeApiKey     *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
 	publishProgramme *connect.Client[v1.PublishProgrammeRequest, v1.PublishProgrammeResponse]
 	getProgramme     *connect.Client[v1.GetProgrammeRequest, v1.GetProgrammeResponse]
+	setTier          *connect.Client[v1.SetTierRequest, v1.SetTierResponse]
 	putProperty      *connect.Client[v1.PutPropertyRequest, v1.PutPropertyResponse]
 }
 
@@ -160,6 +173,11 @@ func (c *adminServiceClient) GetProgramme(ctx context.Context, req *connect.Requ
 	return c.getProgramme.CallUnary(ctx, req)
 }
 
+// SetTier calls loyalty.v1.AdminService.SetTier.
+func (c *adminServiceClient) SetTier(ctx context.Context, req *connect.Request[v1.SetTierRequest]) (*connect.Response[v1.SetTierResponse], error) {
+	return c.setTier.CallUnary(ctx, req)
+}
+
 // PutProperty calls loyalty.v1.AdminService.PutProperty.
 func (c *adminServiceClient) PutProperty(ctx context.Context, req *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error) {
 	return c.putProperty.CallUnary(ctx, req)
@@ -180,6 +198,10 @@ type AdminServiceHandler interface {
 	PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error)
 	// Returns a programme version: the one in force now, or a given one.
 	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
+	// Sets a member's tier by hand, with a reason and an optional end; until
+	// then automatic upgrades and downgrades leave it alone. Recorded in the
+	// tier history.
+	SetTier(context.Context, *connect.Request[v1.SetTierRequest]) (*connect.Response[v1.SetTierResponse], error)
 	// Creates a property (hotel) or changes its name, time zone or owner.
 	// Bookings name properties the service knows; every cut-off time of the
 	// rules is evaluated in the property's time zone.
@@ -224,6 +246,12 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceSetTierHandler := connect.NewUnaryHandler(
+		AdminServiceSetTierProcedure,
+		svc.SetTier,
+		connect.WithSchema(adminServiceMethods.ByName("SetTier")),
+		connect.WithHandlerOptions(opts...),
+	)
 	adminServicePutPropertyHandler := connect.NewUnaryHandler(
 		AdminServicePutPropertyProcedure,
 		svc.PutProperty,
@@ -242,6 +270,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServicePublishProgrammeHandler.ServeHTTP(w, r)
 		case AdminServiceGetProgrammeProcedure:
 			adminServiceGetProgrammeHandler.ServeHTTP(w, r)
+		case AdminServiceSetTierProcedure:
+			adminServiceSetTierHandler.ServeHTTP(w, r)
 		case AdminServicePutPropertyProcedure:
 			adminServicePutPropertyHandler.ServeHTTP(w, r)
 		default:
@@ -271,6 +301,10 @@ func (UnimplementedAdminServiceHandler) PublishProgramme(context.Context, *conne
 
 func (UnimplementedAdminServiceHandler) GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.GetProgramme is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetTier(context.Context, *connect.Request[v1.SetTierRequest]) (*connect.Response[v1.SetTierResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.SetTier is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error) {

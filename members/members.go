@@ -422,3 +422,27 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 	}
 	return m, nil
 }
+
+// TierAt is the member's tier in force at t, from the tier history: the
+// tier the last change before t moved to, or, with no change before t, the
+// tier the first change after t moved from.
+func (s *Store) TierAt(ctx context.Context, m Member, t time.Time) (programme.Tier, error) {
+	if !m.TierSince.After(t) {
+		return m.Tier, nil // no change since t
+	}
+	var tier string
+	err := s.db.Pool.QueryRow(ctx, `SELECT tier FROM (
+			(SELECT to_tier AS tier, 0 AS pref FROM tier_changes WHERE member_number = $1 AND effective_at <= $2
+				ORDER BY effective_at DESC LIMIT 1)
+			UNION ALL
+			(SELECT from_tier, 1 FROM tier_changes WHERE member_number = $1 AND effective_at > $2
+				ORDER BY effective_at ASC LIMIT 1)
+		) AS candidates ORDER BY pref LIMIT 1`, m.Number, t).Scan(&tier)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m.Tier, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("tier of %s at %s: %w", m.Number, t.Format(time.RFC3339), err)
+	}
+	return programme.Tier(tier), nil
+}

@@ -53,8 +53,11 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	// The tier in force when the stay began decides its rules.
-	stay.Tier = member.Tier
+	// The tier in force when the stay began decides its rules, even if the
+	// member has moved up since (by another stay recorded meanwhile).
+	if stay.Tier, err = s.members.TierAt(ctx, member, atLocal(arrival, 0, property.Location)); err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
 	if _, _, err := v.Programme.StayPoints(stay); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -47,8 +47,18 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 		t.Fatalf("10 nights: %s, want GOLD", fourth.GetTier())
 	}
 	wantLines(t, fourth.GetTransaction(), "stay_points", 100, "direct_booking_bonus", 77)
-	fifth := stay(5, nights(1)...)
-	wantLines(t, fifth.GetTransaction(), "stay_points", 100, "tier_bonus", 20, "direct_booking_bonus", 100)
+	// A stay that began before the upgrade keeps silver's rules...
+	early := stay(5, nights(1)...) // arrived 2026-11-01, before the upgrade
+	wantLines(t, early.GetTransaction(), "stay_points", 100, "direct_booking_bonus", 77)
+	// ...and one that began after it earns at gold: 1.2x and the stay points
+	// again for booking direct.
+	req := stayRequest("stay-6", member, "B-6", "100.00")
+	req.ArrivalDate, req.DepartureDate = "2026-11-23", "2026-11-24"
+	late, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, late.Msg.GetTransaction(), "stay_points", 100, "tier_bonus", 20, "direct_booking_bonus", 100)
 
 	history, err := c.members.GetTierHistory(e.ctx, connect.NewRequest(&loyaltyv1.GetTierHistoryRequest{MemberNumber: member}))
 	if err != nil {
@@ -66,8 +76,8 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 11 nights and 1,500 base stay points so far; platinum needs 25 nights
-	// or 8,000 points.
+	// 11 nights and 1,500 base stay points so far (the stay departing
+	// tomorrow does not count yet); platinum needs 25 nights or 8,000 points.
 	if ts := status.Msg.GetMember().GetTierStatus(); ts.GetQualifyingNights() != 11 || ts.GetQualifyingPoints() != 1500 ||
 		ts.GetNextTier() != loyaltyv1.Tier_TIER_PLATINUM || ts.GetNightsToNextTier() != 14 || ts.GetPointsToNextTier() != 6500 ||
 		ts.GetNextReviewAt().AsTime().Sub(history.Msg.GetChanges()[0].GetEffectiveAt().AsTime()) < 365*24*time.Hour {
@@ -82,8 +92,8 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	if err := e.db.Pool.QueryRow(e.ctx, `SELECT SUM(nights) FROM qualifying_stays WHERE member_number = $1`, member).Scan(&qualifyingNights); err != nil {
 		t.Fatal(err)
 	}
-	if qualifyingNights != 10 {
-		t.Fatalf("qualifying nights after reversing a 1-night stay of 11: %d", qualifyingNights)
+	if qualifyingNights != 11 {
+		t.Fatalf("qualifying nights after reversing a 1-night stay of 12: %d", qualifyingNights)
 	}
 	got2, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
 	if err != nil || got2.Msg.GetMember().GetTier() != loyaltyv1.Tier_TIER_GOLD {

@@ -8,7 +8,9 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/loyalty-ledger/loyalty/members"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	tierrules "github.com/loyalty-ledger/loyalty/tiers"
 )
 
 // TestStaysMoveMembersUpTiers: the first stay makes silver; the stay that
@@ -111,6 +113,93 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	if m := manual.Msg.GetMember(); err != nil || m.GetTier() != loyaltyv1.Tier_TIER_PLATINUM || !m.GetTierStatus().GetManual() ||
 		!m.GetTierStatus().GetManualUntil().AsTime().Equal(until) {
 		t.Fatalf("manual tier: %v, %v", manual, err)
+	}
+	e.verify(t)
+}
+
+// TestTwoYearsOfTiers follows a member over two simulated years: up with
+// stays at once, down one step at the review date when the activity has
+// gone, and every stay earned at the tier in force when it began.
+func TestTwoYearsOfTiers(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	n := 0
+	// stay records a stay that began yesterday and ends today.
+	stayNights := func(nights int) *loyaltyv1.RecordStayResponse {
+		t.Helper()
+		n++
+		today := e.clock.Now()
+		arrival := today.AddDate(0, 0, -nights)
+		req := &loyaltyv1.RecordStayRequest{IdempotencyKey: fmt.Sprintf("stay-%d", n), MemberNumber: member, PropertyId: "SH-HQ-001",
+			StayId: fmt.Sprintf("Y-%d", n), ArrivalDate: arrival.Format(time.DateOnly), DepartureDate: today.Format(time.DateOnly),
+			Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_FRONT_DESK} // no direct-booking bonus: the tier shows alone
+		for range nights {
+			req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: "200.00"}})
+		}
+		res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg
+	}
+	tierNow := func() loyaltyv1.Tier {
+		t.Helper()
+		res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg.GetMember().GetTier()
+	}
+	review := members.New(e.ledger, e.clock.Now)
+
+	if got := stayNights(1).GetTier(); got != loyaltyv1.Tier_TIER_SILVER { // 2026-11-22
+		t.Fatalf("first stay: %s", got)
+	}
+	e.clock.Advance(30 * 24 * time.Hour)
+	upgrade := stayNights(10) // 11 nights in the window: gold at once
+	if upgrade.GetTier() != loyaltyv1.Tier_TIER_GOLD {
+		t.Fatalf("11 nights: %s", upgrade.GetTier())
+	}
+	wantLines(t, upgrade.GetTransaction(), "stay_points", 2000) // earned as silver: the tier when it began
+
+	e.clock.Advance(180 * 24 * time.Hour)                                              // mid 2027
+	wantLines(t, stayNights(1).GetTransaction(), "stay_points", 200, "tier_bonus", 40) // gold: 1.2x
+
+	// The review date is a year after the upgrade; before it nothing moves.
+	if p, err := review.ReviewTiers(e.ctx, tierrules.Default(), e.clock.Now(), 100, nil); err != nil || p.Changed != 0 {
+		t.Fatalf("a review before the review date: %+v, %v", p, err)
+	}
+	e.clock.Advance(190 * 24 * time.Hour) // past the anniversary; the 10-night stay left the window
+	asOf := e.clock.Now()
+	if p, err := review.ReviewTiers(e.ctx, tierrules.Default(), asOf, 100, nil); err != nil || p.Changed != 1 {
+		t.Fatalf("the review at the anniversary: %+v, %v", p, err)
+	}
+	if got := tierNow(); got != loyaltyv1.Tier_TIER_SILVER {
+		t.Fatalf("after the review: %s, want one step down to SILVER", got)
+	}
+	if p, err := review.ReviewTiers(e.ctx, tierrules.Default(), asOf, 100, nil); err != nil || p.Changed != 1 {
+		t.Fatalf("the same review again: %+v, %v (it must change nothing more)", p, err)
+	}
+	e.clock.Advance(48 * time.Hour)                                  // a stay that began after the downgrade
+	wantLines(t, stayNights(1).GetTransaction(), "stay_points", 200) // silver again: no tier bonus
+
+	// A year later, with one night in the window, silver holds: it needs
+	// only a stay ever.
+	e.clock.Advance(366 * 24 * time.Hour)
+	if p, err := review.ReviewTiers(e.ctx, tierrules.Default(), e.clock.Now(), 100, nil); err != nil || p.Changed != 0 {
+		t.Fatalf("the next year's review: %+v, %v", p, err)
+	}
+	history, err := c.members.GetTierHistory(e.ctx, connect.NewRequest(&loyaltyv1.GetTierHistoryRequest{MemberNumber: member}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ch := range history.Msg.GetChanges() {
+		got = append(got, fmt.Sprintf("%s->%s", ch.GetFromTier(), ch.GetToTier()))
+	}
+	if want := "[TIER_GOLD->TIER_SILVER TIER_SILVER->TIER_GOLD TIER_REGULAR->TIER_SILVER]"; fmt.Sprint(got) != want {
+		t.Fatalf("two years of tiers: %v, want %s", got, want)
 	}
 	e.verify(t)
 }

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test run bench bench-ledger proto proto-check fmt-check deps postgres
+.PHONY: test run bench bench-ledger bench-tiers proto proto-check fmt-check deps postgres
 
 # Everything CI runs: formatting, vet, and every test with the race detector.
 test: deps postgres fmt-check
@@ -45,6 +45,12 @@ bench-ledger: deps postgres
 	@awk '/BenchmarkEarn\/spread/ {for (i=1;i<=NF;i++) if ($$(i+1)=="tx/s") s=$$i} \
 	      /BenchmarkEarn\/hot/    {for (i=1;i<=NF;i++) if ($$(i+1)=="tx/s") h=$$i} \
 	      END { if (s && h) printf "hot/spread = %.2f\n", h/s }' /tmp/bench-ledger.txt
+
+# The tier review over 1,000,000 members, all due, in batches of 1000, on
+# PostgreSQL with fsync on: members/s, changed, peak Go heap, setup time.
+# The review runs once per invocation, so -benchtime 1x.
+bench-tiers: deps postgres
+	$(GO) test ./members -run '^$$' -bench BenchmarkTierReview1M -benchtime 1x -count 1 -timeout 30m
 
 # Regenerate the Go code from proto/ with the tool versions pinned in tools/go.mod.
 proto:

@@ -50,17 +50,24 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 				return err
 			}
 			b := &pgx.Batch{}
+			var requalified []string
 			for _, m := range batch {
 				d := settings.Review(m.member, m.activity, asOf)
 				next.Processed++
 				next.Cursor = m.number
 				if !d.Changed {
+					if !asOf.Before(settings.ReviewDate(m.member)) {
+						requalified = append(requalified, m.number) // due, and kept the tier
+					}
 					continue
 				}
 				next.Changed++
 				c := ChangeTier(m.number, TierChange{From: d.From, To: d.To, Reason: d.Reason, EffectiveAt: asOf,
 					Nights: m.activity.Nights, Points: m.activity.Points, ChangedBy: "tier-review"})
 				b.Queue(c.SQL, c.Args...)
+			}
+			if len(requalified) > 0 {
+				b.Queue(`UPDATE members SET reviewed_at = $2 WHERE member_number = ANY($1)`, requalified, asOf)
 			}
 			next.Done = len(batch) < batchSize
 			b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
@@ -93,14 +100,14 @@ func reviewBatch(ctx context.Context, tx pgx.Tx, cursor string, limit int, windo
 	rows, err := tx.Query(ctx, `
 		WITH batch AS (
 			SELECT member_number, tier, COALESCE(tier_since, enrolled_at) AS since, first_stay IS NOT NULL AS stayed,
-				manual_tier, manual_until, COALESCE(manual_reason, '') AS manual_reason
+				manual_tier, manual_until, COALESCE(manual_reason, '') AS manual_reason, reviewed_at
 			FROM members WHERE member_number > $1 ORDER BY member_number LIMIT $2
 		)
-		SELECT b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason,
+		SELECT b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason, b.reviewed_at,
 			COALESCE(SUM(q.nights), 0)::INT8, COALESCE(SUM(q.points), 0)::INT8
 		FROM batch b LEFT JOIN qualifying_stays q
 			ON q.member_number = b.member_number AND q.completed_at >= $3 AND q.completed_at <= $4
-		GROUP BY b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason
+		GROUP BY b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason, b.reviewed_at
 		ORDER BY b.member_number`, cursor, limit, windowStart, asOf)
 	if err != nil {
 		return nil, fmt.Errorf("read review batch: %w", err)
@@ -109,9 +116,12 @@ func reviewBatch(ctx context.Context, tx pgx.Tx, cursor string, limit int, windo
 		var m reviewed
 		var tier, reason string
 		var manualTier *string
-		var manualUntil *time.Time
+		var manualUntil, reviewedAt *time.Time
 		var nights int64
-		err := r.Scan(&m.number, &tier, &m.member.Since, &m.member.EverStayed, &manualTier, &manualUntil, &reason, &nights, &m.activity.Points)
+		err := r.Scan(&m.number, &tier, &m.member.Since, &m.member.EverStayed, &manualTier, &manualUntil, &reason, &reviewedAt, &nights, &m.activity.Points)
+		if reviewedAt != nil {
+			m.member.LastReview = *reviewedAt
+		}
 		m.member.Tier, m.activity.Nights = programme.Tier(tier), int(nights)
 		m.activity.WindowStart, m.activity.WindowEnd = windowStart, asOf
 		if manualTier != nil {

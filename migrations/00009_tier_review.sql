@@ -9,6 +9,10 @@ ALTER TABLE members ADD COLUMN IF NOT EXISTS manual_until TIMESTAMPTZ;
 
 ALTER TABLE members ADD COLUMN IF NOT EXISTS manual_reason TEXT;
 
+-- When the member was last reviewed: the next review is the first
+-- anniversary of the last tier change after it.
+ALTER TABLE members ADD COLUMN IF NOT EXISTS reviewed_at TIMESTAMPTZ;
+
 CREATE TABLE IF NOT EXISTS job_checkpoints (
     job        TEXT PRIMARY KEY,
     cursor     TEXT NOT NULL,
@@ -20,6 +24,7 @@ CREATE TABLE IF NOT EXISTS job_checkpoints (
 
 -- +goose Down
 DROP TABLE IF EXISTS job_checkpoints;
+ALTER TABLE members DROP COLUMN IF EXISTS reviewed_at;
 ALTER TABLE members DROP COLUMN IF EXISTS manual_reason;
 ALTER TABLE members DROP COLUMN IF EXISTS manual_until;
 ALTER TABLE members DROP COLUMN IF EXISTS manual_tier;

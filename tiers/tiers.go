@@ -102,6 +102,8 @@ type Member struct {
 	// EverStayed: the member has completed at least one stay.
 	EverStayed bool
 	Manual     *Manual
+	// LastReview is when the member was last reviewed (zero: never).
+	LastReview time.Time
 }
 
 // Decision is the outcome of applying the rules.
@@ -174,14 +176,19 @@ func (s Settings) OnActivity(m Member, a Activity, now time.Time) Decision {
 	return d
 }
 
-// ReviewDate is when a member's tier is next reviewed: ReviewMonths after
-// it took effect, or after a manual tier ends.
+// ReviewDate is when a member's tier is next reviewed: the first
+// anniversary (every ReviewMonths) of the tier taking effect, or of a
+// manual tier ending, that is after the last review.
 func (s Settings) ReviewDate(m Member) time.Time {
 	since := m.Since
 	if m.Manual != nil && !m.Manual.Until.IsZero() && m.Manual.Until.After(since) {
 		since = m.Manual.Until
 	}
-	return since.AddDate(0, s.ReviewMonths, 0)
+	date := since.AddDate(0, s.ReviewMonths, 0)
+	for i := 1; !date.After(m.LastReview) && i < 1000; i++ {
+		date = since.AddDate(0, s.ReviewMonths*(i+1), 0)
+	}
+	return date
 }
 
 // Review is the decision at asOf for a member who may be due for review:

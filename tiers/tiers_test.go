@@ -107,6 +107,12 @@ func TestUpgradesAreImmediateDowngradesWaitForReview(t *testing.T) {
 			m.Manual = &Manual{Tier: programme.TierGold, Until: asOf.AddDate(0, 1, 0), Reason: "status match"}
 			return s.OnActivity(m, Activity{Nights: 40}, asOf)
 		}, programme.TierGold, false},
+		{"a member who requalified at a review is next due a year later", func() Decision {
+			m := platinum
+			m.Since = asOf.AddDate(0, -13, 0)
+			m.LastReview = asOf.AddDate(0, -1, 0) // reviewed at its anniversary, a month ago
+			return s.Review(m, none, asOf)
+		}, programme.TierPlatinum, false},
 		{"after a manual tier ends the next review is 12 months on", func() Decision {
 			m := platinum
 			m.Manual = &Manual{Tier: programme.TierPlatinum, Until: asOf.AddDate(0, -1, 0), Reason: "status match"}

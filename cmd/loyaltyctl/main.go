@@ -1,0 +1,186 @@
+// Command loyaltyctl is the operator's command line: jobs that work on the
+// service's database directly, outside any API call.
+//
+//	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
+//
+// It never migrates the database: loyaltyd does that when it starts, so
+// loyaltyd must have been started once against the database first.
+//
+// Commands are a table of "command subcommand" pairs (tiers review; later
+// report ..., expire ...) with a small dispatcher, no CLI framework. Exit
+// codes: 0 done, 1 an error (or an interrupted job), 2 a usage error.
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// env is what a subcommand gets from the process: its output, its
+// environment, and SIGINT/SIGTERM as they arrive (tests pass their own).
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	signals        <-chan os.Signal
+}
+
+// command is a group of subcommands: "tiers", later "report", "expire".
+type command struct {
+	name, summary string
+	subcommands   []subcommand
+}
+
+// subcommand is one job; run gets the arguments after its name and returns
+// the exit code.
+type subcommand struct {
+	name, summary string
+	run           func(e env, args []string) int
+}
+
+// commands lists everything loyaltyctl does. A new command is a new entry.
+var commands = []command{
+	{name: "tiers", summary: "members' tiers", subcommands: []subcommand{
+		{name: "review", summary: "review every member due at -as-of: anniversary downgrades, resumable", run: tiersReview},
+	}},
+}
+
+// run is the whole program; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	return dispatch(env{stdout: stdout, stderr: stderr, getenv: os.Getenv, signals: signals}, args)
+}
+
+// dispatch finds the command and subcommand named by args and runs it.
+func dispatch(e env, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage())
+		return exitUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprint(e.stdout, usage())
+		return exitOK
+	}
+	cmd, ok := findCommand(args[0])
+	if !ok {
+		fmt.Fprintf(e.stderr, "loyaltyctl: unknown command %q\n\n%s", args[0], usage())
+		return exitUsage
+	}
+	if len(args) == 1 {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: a subcommand is required\n\n%s", cmd.name, cmd.usage())
+		return exitUsage
+	}
+	if isHelp(args[1]) {
+		fmt.Fprint(e.stdout, cmd.usage())
+		return exitOK
+	}
+	for _, sub := range cmd.subcommands {
+		if sub.name == args[1] {
+			return sub.run(e, args[2:])
+		}
+	}
+	fmt.Fprintf(e.stderr, "loyaltyctl %s: unknown subcommand %q\n\n%s", cmd.name, args[1], cmd.usage())
+	return exitUsage
+}
+
+func findCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString(`Usage: loyaltyctl <command> <subcommand> [flags]
+
+The loyalty programme's operator commands. They work on the service's
+database directly and never migrate it: start loyaltyd once against a
+database before using it here.
+
+Commands:
+`)
+	for _, c := range commands {
+		for _, s := range c.subcommands {
+			fmt.Fprintf(&b, "  %-16s %s\n", c.name+" "+s.name, s.summary)
+		}
+	}
+	b.WriteString(`
+'loyaltyctl <command> -h' lists a command's subcommands; 'loyaltyctl <command>
+<subcommand> -h' its flags. Exit codes: 0 done, 1 error or interrupted, 2 usage.
+`)
+	return b.String()
+}
+
+func (c command) usage() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: loyaltyctl %s <subcommand> [flags]\n\nSubcommands of %s (%s):\n", c.name, c.name, c.summary)
+	for _, s := range c.subcommands {
+		fmt.Fprintf(&b, "  %-10s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(&b, "\n'loyaltyctl %s <subcommand> -h' lists its flags.\n", c.name)
+	return b.String()
+}
+
+// parseFlags parses a subcommand's flags. -h prints the usage to stdout
+// and returns flag.ErrHelp; a bad flag prints the message and the usage to
+// stderr.
+func parseFlags(e env, fs *flag.FlagSet, args []string) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		e.stdout.Write(out.Bytes())
+	case err != nil:
+		e.stderr.Write(out.Bytes())
+		err = &flagParseError{err}
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	fs.SetOutput(e.stderr)
+	return err
+}
+
+// usageError reports a usage error of the named subcommand and returns 2.
+func usageError(e env, name string, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var parse *flagParseError
+	if !errors.As(err, &parse) {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v (see loyaltyctl %s -h)\n", name, err, name)
+	}
+	return exitUsage
+}
+
+// flagParseError is an error the flag package has printed already.
+type flagParseError struct{ error }

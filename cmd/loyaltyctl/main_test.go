@@ -1,0 +1,255 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+var asOf = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+// enrolMembers enrols n members and makes the first `gold` of them gold
+// since 13 months before asOf, with a stay behind them: due for review,
+// with no activity in the window, so the review takes them down to silver.
+func enrolMembers(t *testing.T, db *database.DB, n, gold int) []members.Member {
+	t.Helper()
+	ctx := context.Background()
+	store := members.New(ledger.New(db, ledger.Options{}), nil)
+	var all []members.Member
+	for i := range n {
+		m, err := store.Enroll(ctx, "test", fmt.Sprintf("enrol-%d", i), members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i < gold {
+			if _, err := db.Pool.Exec(ctx, `UPDATE members SET tier = 'gold', tier_since = $2, first_stay = 'x' WHERE member_number = $1`,
+				m.Number, asOf.AddDate(0, -13, 0)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all = append(all, m)
+	}
+	return all
+}
+
+func tierOf(t *testing.T, db *database.DB, number string) string {
+	t.Helper()
+	var tier string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT tier FROM members WHERE member_number = $1`, number).Scan(&tier); err != nil {
+		t.Fatal(err)
+	}
+	return tier
+}
+
+func tierChanges(t *testing.T, db *database.DB) int {
+	t.Helper()
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM tier_changes`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// runCLI runs the command in-process, as main does.
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	t.Logf("loyaltyctl %s: exit %d\nstdout:\n%sstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
+	return code, out.String(), errOut.String()
+}
+
+var summary = regexp.MustCompile(`^reviewed (\d+) members, changed (\d+), in \S+ \(\d+ members/s\)\n$`)
+
+// TestTiersReview: the two gold members due for review go down to silver,
+// the others are left alone; a second run at the same -as-of finds the
+// review finished and changes nothing.
+func TestTiersReview(t *testing.T) {
+	db := dbtest.New(t)
+	all := enrolMembers(t, db, 5, 2)
+	url := db.Pool.Config().ConnString()
+	t.Setenv("LOYALTY_DATABASE_URL", "")
+
+	code, stdout, stderr := runCLI(t, "tiers", "review", "-as-of", "2026-06-01", "-batch", "2", "-database-url", url)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	m := summary.FindStringSubmatch(stdout)
+	if m == nil || m[1] != "5" || m[2] != "2" {
+		t.Fatalf("summary %q, want 5 members reviewed and 2 changed", stdout)
+	}
+	for i, mem := range all {
+		want := "regular"
+		if i < 2 {
+			want = "silver"
+		}
+		if got := tierOf(t, db, mem.Number); got != want {
+			t.Errorf("member %d is %s, want %s", i, got, want)
+		}
+	}
+	if n := tierChanges(t, db); n != 2 {
+		t.Fatalf("%d tier changes recorded, want 2", n)
+	}
+
+	// Again, with the URL from the environment and the same time spelt
+	// differently: the same review, already finished.
+	t.Setenv("LOYALTY_DATABASE_URL", url)
+	code, stdout, stderr = runCLI(t, "tiers", "review", "-as-of", "2026-06-01T08:00:00+08:00")
+	if code != 0 {
+		t.Fatalf("second run: exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "already finished: reviewed 5 members, changed 2; nothing was changed now") {
+		t.Fatalf("second run said %q, want the finished review's figures and nothing changed", stdout)
+	}
+	if n := tierChanges(t, db); n != 2 {
+		t.Fatalf("after the second run %d tier changes recorded, want still 2", n)
+	}
+	for i := range 2 {
+		if got := tierOf(t, db, all[i].Number); got != "silver" {
+			t.Errorf("after the second run member %d is %s, want silver", i, got)
+		}
+	}
+}
+
+// signalOnStart sends SIGINT once the review is about to start.
+type signalOnStart struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	signals chan os.Signal
+	sent    bool
+}
+
+func (w *signalOnStart) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.sent && bytes.Contains(p, []byte("tier review as of")) {
+		w.sent = true
+		w.signals <- syscall.SIGINT
+	}
+	return w.buf.Write(p)
+}
+
+// TestTiersReviewInterruptedResumes: SIGINT stops the review after a
+// committed batch with a hint to run it again, and the next run with the
+// same -as-of resumes and finishes it.
+func TestTiersReviewInterruptedResumes(t *testing.T) {
+	db := dbtest.New(t)
+	const total = 12
+	enrolMembers(t, db, total, 2)
+	url := db.Pool.Config().ConnString()
+	args := []string{"tiers", "review", "-as-of", "2026-06-01", "-batch", "1", "-database-url", url}
+
+	signals := make(chan os.Signal, 2)
+	stderr := &signalOnStart{signals: signals}
+	var stdout bytes.Buffer
+	code := dispatch(env{stdout: &stdout, stderr: stderr, getenv: func(string) string { return "" }, signals: signals}, args)
+	t.Logf("interrupted run: exit %d\nstdout:\n%sstderr:\n%s", code, stdout.String(), stderr.buf.String())
+	if code != 1 {
+		t.Fatalf("interrupted run: exit %d, want 1", code)
+	}
+	m := regexp.MustCompile(`interrupted: (\d+) members reviewed`).FindStringSubmatch(stderr.buf.String())
+	if m == nil || !strings.Contains(stderr.buf.String(), "Run the same command again (-as-of 2026-06-01T00:00:00Z) to resume") {
+		t.Fatalf("interrupted run said %q, want how far it got and how to resume", stderr.buf.String())
+	}
+	if n, _ := strconv.Atoi(m[1]); n < 1 || n >= total {
+		t.Fatalf("interrupted after %d members, want at least one batch and not all %d", n, total)
+	}
+
+	code, out, errOut := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("resumed run: exit %d, want 0", code)
+	}
+	if s := summary.FindStringSubmatch(out); s == nil || s[1] != strconv.Itoa(total) || s[2] != "2" {
+		t.Fatalf("resumed run said %q, want %d members reviewed in all and 2 changed", out, total)
+	}
+	if !strings.Contains(errOut, "this run resumed an earlier one") {
+		t.Fatalf("resumed run's stderr %q does not say it resumed", errOut)
+	}
+	if n := tierChanges(t, db); n != 2 {
+		t.Fatalf("%d tier changes, want 2", n)
+	}
+}
+
+// TestTiersReviewWithoutSchema: a database loyaltyd never migrated is an
+// error that says how to fix it; loyaltyctl does not migrate it.
+func TestTiersReviewWithoutSchema(t *testing.T) {
+	db := dbtest.New(t)
+	if _, err := db.Pool.Exec(context.Background(), `CREATE SCHEMA empty`); err != nil {
+		t.Fatal(err)
+	}
+	url := db.Pool.Config().ConnString() + " search_path=empty"
+	code, _, stderr := runCLI(t, "tiers", "review", "-as-of", "2026-06-01", "-database-url", url)
+	if code != 1 || !strings.Contains(stderr, "does not exist") || !strings.Contains(stderr, "start loyaltyd once") {
+		t.Fatalf("exit %d, stderr %q; want 1 with the database's error and the hint to start loyaltyd once", code, stderr)
+	}
+	var tables int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_tables WHERE schemaname = 'empty'`).Scan(&tables); err != nil || tables != 0 {
+		t.Fatalf("%d tables in the empty schema (%v): loyaltyctl must not migrate", tables, err)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	t.Setenv("LOYALTY_DATABASE_URL", "")
+	for _, tc := range []struct {
+		args         []string
+		code         int
+		stdout, errs string
+	}{
+		{args: nil, code: 2, errs: "tiers review"},
+		{args: []string{"-h"}, code: 0, stdout: "tiers review"},
+		{args: []string{"help"}, code: 0, stdout: "Commands:"},
+		{args: []string{"tiers", "-h"}, code: 0, stdout: "review"},
+		{args: []string{"tiers"}, code: 2, errs: "a subcommand is required"},
+		{args: []string{"tiers", "promote"}, code: 2, errs: `unknown subcommand "promote"`},
+		{args: []string{"report"}, code: 2, errs: `unknown command "report"`},
+		{args: []string{"tiers", "review", "-h"}, code: 0, stdout: "-as-of"},
+		{args: []string{"tiers", "review", "-as-of", "2026-06-01"}, code: 2, errs: "LOYALTY_DATABASE_URL"},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y"}, code: 2, errs: "-as-of is required"},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "1 June"}, code: 2, errs: "2026-12-01T00:00:00Z"},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "2026-06-01", "-batch", "0"}, code: 2, errs: "-batch 0"},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "2026-06-01", "-batch", "5001"}, code: 2, errs: "must be 1 to 5000"},
+		{args: []string{"tiers", "review", "-no-such-flag"}, code: 2, errs: "flag provided but not defined"},
+		{args: []string{"tiers", "review", "-as-of", "2026-06-01", "extra"}, code: 2, errs: "unexpected arguments"},
+	} {
+		code, stdout, stderr := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.errs) {
+			t.Errorf("loyaltyctl %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				tc.args, code, stdout, stderr, tc.code, tc.stdout, tc.errs)
+		}
+	}
+}
+
+func TestParseAsOf(t *testing.T) {
+	for in, want := range map[string]time.Time{
+		"2026-12-01":                time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		"2026-12-01T00:00:00Z":      time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		"2026-12-01T08:00:00+08:00": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
+		"2026-12-01T10:30:00.5Z":    time.Date(2026, 12, 1, 10, 30, 0, 5e8, time.UTC),
+	} {
+		got, err := parseAsOf(in)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Errorf("parseAsOf(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2026-13-01", "01/12/2026", "2026-12-01 00:00"} {
+		if _, err := parseAsOf(in); err == nil {
+			t.Errorf("parseAsOf(%q) succeeded, want an error", in)
+		}
+	}
+}

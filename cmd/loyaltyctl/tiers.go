@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/tiers"
+)
+
+// progressEvery is the least time between two progress lines.
+const progressEvery = 2 * time.Second
+
+// tiersReview runs the tier review job (members.Store.ReviewTiers) with the
+// programme's default tier rules: a member due at -as-of who no longer
+// qualifies goes down one tier, one who qualifies higher goes up. Each batch
+// commits with its checkpoint, so an interrupted review resumes when run
+// again with the same -as-of, and a finished one changes nothing again.
+func tiersReview(e env, args []string) int {
+	const name = "tiers review"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	databaseURL := fs.String("database-url", "",
+		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
+	asOfText := fs.String("as-of", "",
+		"the review's time: RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01, midnight UTC); required.\n"+
+			"A run with the same -as-of resumes or repeats the same review")
+	batch := fs.Int("batch", 1000,
+		fmt.Sprintf("members per batch, each reviewed in one transaction with the checkpoint (1 to %d)", members.MaxReviewBatch))
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl tiers review -as-of TIME [-batch N] [-database-url URL]
+
+Reviews the tier of every member due for review at -as-of (their tier took
+effect at least 12 months before): a member who no longer qualifies goes
+down one tier, one who qualifies for more goes up. Members are reviewed in
+member-number order, in batches; each batch commits with a checkpoint in the
+database, so after a crash or Ctrl-C the same command resumes after the last
+finished batch, and once finished it changes nothing when run again. Progress
+goes to stderr, the summary to stdout. It never migrates the database: start
+loyaltyd once against it first.
+
+SIGINT or SIGTERM stops after the current batch; a second one stops at once
+(the batch in progress is rolled back).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	url := *databaseURL
+	if url == "" {
+		url = e.getenv("LOYALTY_DATABASE_URL")
+	}
+	if url == "" {
+		return usageError(e, name, errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses"))
+	}
+	if *asOfText == "" {
+		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of 2026-12-01"))
+	}
+	asOf, err := parseAsOf(*asOfText)
+	if err != nil {
+		return usageError(e, name, err)
+	}
+	if *batch < 1 || *batch > members.MaxReviewBatch {
+		return usageError(e, name, fmt.Errorf("-batch %d: must be 1 to %d", *batch, members.MaxReviewBatch))
+	}
+	stderr := &lockedWriter{w: e.stderr} // the signal watcher writes too
+	asOfFlag := asOf.Format(time.RFC3339Nano)
+
+	// The first signal asks the job to stop at the next batch boundary
+	// (the progress callback cancels ctx once the batch has committed); a
+	// second cancels ctx at once.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stopping atomic.Bool
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case sig := <-e.signals:
+			stopping.Store(true)
+			fmt.Fprintf(stderr, "loyaltyctl: %v: stopping after the current batch (send it again to stop at once)\n", sig)
+		case <-finished:
+			return
+		}
+		select {
+		case sig := <-e.signals:
+			fmt.Fprintf(stderr, "loyaltyctl: %v again: stopping now; the batch in progress is rolled back\n", sig)
+			cancel()
+		case <-finished:
+		}
+	}()
+
+	db, err := database.Open(ctx, url, database.Options{MaxConns: 2})
+	if err != nil {
+		fmt.Fprintf(stderr, "loyaltyctl %s: open the database: %v\n", name, err)
+		return exitError
+	}
+	defer db.Close()
+	conn := db.Pool.Config().ConnConfig
+	fmt.Fprintf(stderr, "loyaltyctl: tier review as of %s in batches of %d, on %s database %q at %s\n",
+		asOfFlag, *batch, db.Dialect.Engine, conn.Database, conn.Host)
+	if asOf.After(time.Now()) {
+		fmt.Fprintf(stderr, "loyaltyctl: note: -as-of %s is in the future: members due by then are reviewed now, on the stays recorded so far\n", asOfFlag)
+	}
+	store := members.New(ledger.New(db, ledger.Options{}), nil)
+
+	interrupted := func(p members.ReviewProgress) int {
+		fmt.Fprintf(stderr, "loyaltyctl: interrupted: %d members reviewed and %d changed at this -as-of so far, every finished batch saved.\n"+
+			"Run the same command again (-as-of %s) to resume after member %q.\n", p.Processed, p.Changed, asOfFlag, p.Cursor)
+		return exitError
+	}
+	if stopping.Load() {
+		fmt.Fprintf(stderr, "loyaltyctl: interrupted before the review started; nothing was changed\n")
+		return exitError
+	}
+
+	start := time.Now()
+	var calls int
+	var base int64 // members reviewed before this run; -1 unknown
+	lastPrint := start
+	final, err := store.ReviewTiers(ctx, tiers.Default(), asOf, *batch, func(p members.ReviewProgress) {
+		calls++
+		if calls == 1 {
+			base = reviewedBefore(p, *batch)
+		}
+		if stopping.Load() {
+			cancel() // the batch has committed; the next one does not start
+		}
+		if now := time.Now(); !p.Done && now.Sub(lastPrint) >= progressEvery {
+			lastPrint = now
+			fmt.Fprintf(stderr, "loyaltyctl: %d members reviewed, %d changed, %.0f members/s, after member %s\n",
+				p.Processed, p.Changed, perSecond(p.Processed-base, now.Sub(start)), p.Cursor)
+		}
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		if stopping.Load() && ctx.Err() != nil {
+			return interrupted(final)
+		}
+		fmt.Fprintf(stderr, "loyaltyctl %s: %v\n", name, err)
+		if calls > 0 {
+			fmt.Fprintf(stderr, "loyaltyctl: %d members reviewed and %d changed at this -as-of so far, every finished batch saved: "+
+				"the same command (-as-of %s) resumes after member %q\n", final.Processed, final.Changed, asOfFlag, final.Cursor)
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42703") { // undefined table, column
+			fmt.Fprintf(stderr, "hint: this database has no loyalty schema, or an older one; loyaltyctl never migrates:\n"+
+				"start loyaltyd once with the same database URL to apply the migrations, then run this again\n")
+		}
+		return exitError
+	}
+	switch {
+	case calls == 0:
+		fmt.Fprintf(e.stdout, "the review as of %s had already finished: reviewed %d members, changed %d; nothing was changed now (a new review needs another -as-of)\n",
+			asOfFlag, final.Processed, final.Changed)
+	case base < 0:
+		fmt.Fprintf(e.stdout, "reviewed %d members, changed %d, in %s (this run resumed an earlier one and did its last batch)\n",
+			final.Processed, final.Changed, round(elapsed))
+	default:
+		fmt.Fprintf(e.stdout, "reviewed %d members, changed %d, in %s (%.0f members/s)\n",
+			final.Processed, final.Changed, round(elapsed), perSecond(final.Processed-base, elapsed))
+		if base > 0 {
+			fmt.Fprintf(stderr, "loyaltyctl: this run resumed an earlier one: %d of the members had been reviewed by it\n", base)
+		}
+	}
+	return exitOK
+}
+
+// parseAsOf reads an RFC 3339 time or a date (midnight UTC).
+func parseAsOf(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("-as-of %q: give a time like 2026-12-01T00:00:00Z or a date like 2026-12-01", s)
+}
+
+// reviewedBefore is how many members earlier runs had reviewed, from the
+// first progress of this run: a batch that is not the last one is full.
+// A first batch that is also the last is this run's only one: if it holds
+// all the members the run started afresh, else it is unknown (-1).
+func reviewedBefore(first members.ReviewProgress, batch int) int64 {
+	switch {
+	case !first.Done:
+		return first.Processed - int64(batch)
+	case first.Processed <= int64(batch):
+		return 0
+	default:
+		return -1
+	}
+}
+
+func perSecond(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+func round(d time.Duration) time.Duration {
+	if d > time.Minute {
+		return d.Round(time.Second)
+	}
+	return d.Round(time.Millisecond)
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

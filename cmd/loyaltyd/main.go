@@ -38,6 +38,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/rpc"
+	"github.com/loyalty-ledger/loyalty/tiers"
 )
 
 const (
@@ -60,6 +61,8 @@ type config struct {
 	listen      string
 	logLevel    slog.Level
 	pprofListen string // empty: no profiling endpoint
+	// tierReviewEvery runs the tier review job this often (0: never).
+	tierReviewEvery time.Duration
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -81,6 +84,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"directory of the embedded PostgreSQL's data, kept across restarts (env LOYALTY_DATA_DIR)")
 	fs.StringVar(&cfg.listen, "listen", env("LOYALTY_LISTEN", defaultListen),
 		"address to serve HTTP/1.1 and unencrypted HTTP/2 on (env LOYALTY_LISTEN)")
+	reviewEvery := env("LOYALTY_TIER_REVIEW_EVERY", "24h")
+	fs.Func("tier-review-every", "run the tier review job this often, first a minute after start; 0 turns it off (env LOYALTY_TIER_REVIEW_EVERY, default 24h)", func(v string) error {
+		reviewEvery = v
+		return nil
+	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
 		"address of a separate port serving Go's /debug/pprof profiles, e.g. 127.0.0.1:6060 (env LOYALTY_PPROF_LISTEN); off when empty")
 	fs.StringVar(&level, "log-level", env("LOYALTY_LOG_LEVEL", "info"),
@@ -114,6 +122,11 @@ Flags:
 		cfg.logLevel = slog.LevelError
 	default:
 		return config{}, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
+	}
+	if every, err := time.ParseDuration(reviewEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
+		return config{}, fmt.Errorf("-tier-review-every: %q is not 0 or a duration of at least 1m", reviewEvery)
+	} else {
+		cfg.tierReviewEvery = every
 	}
 	if cfg.listen == "" {
 		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
@@ -279,6 +292,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
+	if cfg.tierReviewEvery > 0 {
+		go reviewTiersEvery(ctx, memberStore, cfg.tierReviewEvery, logger)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
 
@@ -395,4 +411,30 @@ func logInterceptor(logger *slog.Logger) connect.Interceptor {
 			return resp, err
 		}
 	})
+}
+
+// reviewTiersEvery runs the tier review job a minute after start and then
+// every interval, until ctx ends. Each run reviews as of the start of its
+// hour: a restart within the hour resumes that run from its checkpoint,
+// and members already reviewed are not due again.
+func reviewTiersEvery(ctx context.Context, store *members.Store, every time.Duration, logger *slog.Logger) {
+	timer := time.NewTimer(time.Minute)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		asOf := time.Now().UTC().Truncate(time.Hour)
+		started := time.Now()
+		p, err := store.ReviewTiers(ctx, tiers.Default(), asOf, 1000, nil)
+		if err != nil {
+			logger.Error("tier review stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
+		} else {
+			logger.Info("tier review done", "as_of", asOf, "processed", p.Processed, "changed", p.Changed,
+				"duration", time.Since(started).String())
+		}
+		timer.Reset(every)
+	}
 }

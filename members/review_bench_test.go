@@ -24,7 +24,7 @@ const (
 // million members is the expensive part, so each invocation reviews them
 // exactly once; run it with -benchtime 1x (make bench-tiers).
 //
-// The members are 10% platinum, 15% gold and 75% silver. Every fifth one
+// The members are 10% platinum, 20% gold and 70% silver. Every fifth one
 // (all the platinum members and the silver ones whose number ends in 5)
 // has a qualifying stay of 1 to 30 nights in the window, so a fifth of the
 // platinum members requalify and the rest go down to gold, every gold

@@ -85,10 +85,15 @@ func TestTiersReview(t *testing.T) {
 	all := enrolMembers(t, db, 5, 2)
 	url := db.Pool.Config().ConnString()
 	t.Setenv("LOYALTY_DATABASE_URL", "")
+	defer func(every time.Duration) { progressEvery = every }(progressEvery)
+	progressEvery = 0 // a progress line after every batch but the last
 
 	code, stdout, stderr := runCLI(t, "tiers", "review", "-as-of", "2026-06-01", "-batch", "2", "-database-url", url)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if progress := regexp.MustCompile(`(?m)^loyaltyctl: \d+ members reviewed, \d+ changed, \d+ members/s, after member \d{10}$`).FindAllString(stderr, -1); len(progress) != 2 {
+		t.Errorf("progress lines %q, want 2 (after the batches of 2 and 4 members)", progress)
 	}
 	m := summary.FindStringSubmatch(stdout)
 	if m == nil || m[1] != "5" || m[2] != "2" {
@@ -150,7 +155,7 @@ func (w *signalOnStart) Write(p []byte) (int, error) {
 // same -as-of resumes and finishes it.
 func TestTiersReviewInterruptedResumes(t *testing.T) {
 	db := dbtest.New(t)
-	const total = 12
+	const total = 20
 	enrolMembers(t, db, total, 2)
 	url := db.Pool.Config().ConnString()
 	args := []string{"tiers", "review", "-as-of", "2026-06-01", "-batch", "1", "-database-url", url}

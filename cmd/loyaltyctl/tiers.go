@@ -18,8 +18,9 @@ import (
 	"github.com/loyalty-ledger/loyalty/tiers"
 )
 
-// progressEvery is the least time between two progress lines.
-const progressEvery = 2 * time.Second
+// progressEvery is the least time between two progress lines (tests
+// shorten it).
+var progressEvery = 2 * time.Second
 
 // tiersReview runs the tier review job (members.Store.ReviewTiers) with the
 // programme's default tier rules: a member due at -as-of who no longer
@@ -39,14 +40,14 @@ func tiersReview(e env, args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl tiers review -as-of TIME [-batch N] [-database-url URL]
 
-Reviews the tier of every member due for review at -as-of (their tier took
-effect at least 12 months before): a member who no longer qualifies goes
-down one tier, one who qualifies for more goes up. Members are reviewed in
-member-number order, in batches; each batch commits with a checkpoint in the
-database, so after a crash or Ctrl-C the same command resumes after the last
-finished batch, and once finished it changes nothing when run again. Progress
-goes to stderr, the summary to stdout. It never migrates the database: start
-loyaltyd once against it first.
+Reviews every member's tier as of -as-of: a member whose review date has
+come (the anniversary of their tier, or of their last review) and who no
+longer qualifies goes down one tier; one who qualifies higher goes up.
+Members are reviewed in member-number order, in batches; each batch commits
+with a checkpoint in the database, so after a crash or Ctrl-C the same
+command resumes after the last finished batch, and once finished it changes
+nothing when run again. Progress goes to stderr, the summary to stdout. It
+never migrates the database: start loyaltyd once against it first.
 
 SIGINT or SIGTERM stops after the current batch; a second one stops at once
 (the batch in progress is rolled back).
@@ -85,12 +86,14 @@ Flags:
 	defer cancel()
 	var stopping atomic.Bool
 	finished := make(chan struct{})
+	var watcher sync.WaitGroup
+	defer watcher.Wait() // after close(finished): nothing is written once we return
 	defer close(finished)
-	go func() {
+	watcher.Go(func() {
 		select {
 		case sig := <-e.signals:
-			stopping.Store(true)
 			fmt.Fprintf(stderr, "loyaltyctl: %v: stopping after the current batch (send it again to stop at once)\n", sig)
+			stopping.Store(true)
 		case <-finished:
 			return
 		}
@@ -100,7 +103,7 @@ Flags:
 			cancel()
 		case <-finished:
 		}
-	}()
+	})
 
 	db, err := database.Open(ctx, url, database.Options{MaxConns: 2})
 	if err != nil {
@@ -108,6 +111,10 @@ Flags:
 		return exitError
 	}
 	defer db.Close()
+	if stopping.Load() {
+		fmt.Fprintf(stderr, "loyaltyctl: interrupted before the review started; nothing was changed\n")
+		return exitError
+	}
 	conn := db.Pool.Config().ConnConfig
 	fmt.Fprintf(stderr, "loyaltyctl: tier review as of %s in batches of %d, on %s database %q at %s\n",
 		asOfFlag, *batch, db.Dialect.Engine, conn.Database, conn.Host)
@@ -119,10 +126,6 @@ Flags:
 	interrupted := func(p members.ReviewProgress) int {
 		fmt.Fprintf(stderr, "loyaltyctl: interrupted: %d members reviewed and %d changed at this -as-of so far, every finished batch saved.\n"+
 			"Run the same command again (-as-of %s) to resume after member %q.\n", p.Processed, p.Changed, asOfFlag, p.Cursor)
-		return exitError
-	}
-	if stopping.Load() {
-		fmt.Fprintf(stderr, "loyaltyctl: interrupted before the review started; nothing was changed\n")
 		return exitError
 	}
 

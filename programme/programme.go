@@ -217,6 +217,32 @@ type Programme struct {
 	TimeZone string `json:"time_zone"`
 	// MaxNightsPerStay is the most nights one stay may have (90).
 	MaxNightsPerStay int `json:"max_nights_per_stay"`
+	// TierRules decide members' tiers; package tiers applies them.
+	TierRules TierRules `json:"tier_rules"`
+}
+
+// TierRules are the tier settings of a programme. The ladder is regular,
+// silver, gold, platinum.
+type TierRules struct {
+	// AfterFirstStay is the tier the first completed stay reaches (silver).
+	AfterFirstStay Tier `json:"after_first_stay"`
+	// Thresholds of the higher tiers, lowest first: a tier is reached with
+	// either its nights or its points (qualifying stays only) in the window.
+	Thresholds []TierThreshold `json:"thresholds"`
+	// Window is "rolling" (the last WindowMonths months) or
+	// "calendar_year".
+	Window       string `json:"window"`
+	WindowMonths int    `json:"window_months"`
+	// ReviewMonths after the last tier change is the review date (12: the
+	// anniversary); a downgrade happens only then, one tier at a time.
+	ReviewMonths int `json:"review_months"`
+}
+
+// TierThreshold is what reaching a tier takes.
+type TierThreshold struct {
+	Tier   Tier  `json:"tier"`
+	Nights int   `json:"nights"`
+	Points int64 `json:"points"`
 }
 
 // Default returns the shipped programme: the defaults of the domain brief.
@@ -263,6 +289,16 @@ func Default() Programme {
 		AdoptedSuggestionPoints: 50,
 		TimeZone:                "Asia/Shanghai",
 		MaxNightsPerStay:        90,
+		TierRules: TierRules{
+			AfterFirstStay: TierSilver,
+			Thresholds: []TierThreshold{
+				{Tier: TierGold, Nights: 10, Points: 3000},
+				{Tier: TierPlatinum, Nights: 25, Points: 8000},
+			},
+			Window:       "rolling",
+			WindowMonths: 12,
+			ReviewMonths: 12,
+		},
 	}
 }
 

@@ -56,6 +56,37 @@ func (p Programme) Validate() error {
 	if err := p.validate(); err != nil {
 		return err
 	}
+	if err := p.TierRules.validate(); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r TierRules) validate() *FieldError {
+	rank := func(t Tier) int { return slices.Index(allTiers, t) }
+	if rank(r.AfterFirstStay) < 0 {
+		return fieldErr("tier_rules.after_first_stay", "unknown tier %q", r.AfterFirstStay)
+	}
+	last := rank(r.AfterFirstStay)
+	for i, th := range r.Thresholds {
+		at := fmt.Sprintf("tier_rules.thresholds[%d]", i)
+		if rank(th.Tier) <= last {
+			return fieldErr(at+".tier", "%q must be a known tier above the previous one", th.Tier)
+		}
+		last = rank(th.Tier)
+		if th.Nights < 1 || th.Points < 1 {
+			return fieldErr(at, "nights and points must both be positive")
+		}
+	}
+	if r.Window != "rolling" && r.Window != "calendar_year" {
+		return fieldErr("tier_rules.window", "is %q, want rolling or calendar_year", r.Window)
+	}
+	if r.WindowMonths < 1 || r.WindowMonths > 60 {
+		return fieldErr("tier_rules.window_months", "is %d, must be 1 to 60", r.WindowMonths)
+	}
+	if r.ReviewMonths < 1 || r.ReviewMonths > 60 {
+		return fieldErr("tier_rules.review_months", "is %d, must be 1 to 60", r.ReviewMonths)
+	}
 	return nil
 }
 

@@ -90,14 +90,15 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	}
 	completedAt := atLocal(departure, 12, property.Location)
 	now := s.now()
-	activity, err := s.members.QualifyingActivity(ctx, member.Number, s.tiers.WindowStart(now), now)
+	tierRules := tierrules.FromProgramme(v.Programme)
+	activity, err := s.members.QualifyingActivity(ctx, member.Number, tierRules.WindowStart(now), now)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	if !completedAt.Before(activity.WindowStart) {
 		activity.Nights, activity.Points, activity.Stays = activity.Nights+nights, activity.Points+qualifying, activity.Stays+1
 	}
-	decision := s.tiers.OnActivity(tiersMember(member), activity, now)
+	decision := tierRules.OnActivity(tiersMember(member), activity, now)
 	effects := []ledger.Statement{members.QualifyingStay(member.Number, ref, completedAt, nights, qualifying)}
 	if decision.Changed {
 		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,

@@ -185,7 +185,12 @@ func (s memberService) GetTierHistory(ctx context.Context, req *connect.Request[
 // tierStatus is where the member stands with the tier rules now.
 func (s *Server) tierStatus(ctx context.Context, m members.Member) (*loyaltyv1.TierStatus, error) {
 	now := s.now()
-	activity, err := s.members.QualifyingActivity(ctx, m.Number, s.tiers.WindowStart(now), now)
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rules := tierrules.FromProgramme(v.Programme)
+	activity, err := s.members.QualifyingActivity(ctx, m.Number, rules.WindowStart(now), now)
 	if err != nil {
 		return nil, err
 	}
@@ -193,9 +198,9 @@ func (s *Server) tierStatus(ctx context.Context, m members.Member) (*loyaltyv1.T
 	out := &loyaltyv1.TierStatus{
 		QualifyingNights: int32(activity.Nights), QualifyingPoints: activity.Points,
 		WindowStart: timestamppb.New(activity.WindowStart), WindowEnd: timestamppb.New(activity.WindowEnd),
-		NextReviewAt: timestamppb.New(s.tiers.ReviewDate(member)),
+		NextReviewAt: timestamppb.New(rules.ReviewDate(member)),
 	}
-	if next, nights, points, ok := s.tiers.Needed(m.Tier, activity); ok {
+	if next, nights, points, ok := rules.Needed(m.Tier, activity); ok {
 		out.NextTier, out.NightsToNextTier, out.PointsToNextTier = tiers[next], int32(nights), points
 	}
 	if m.Manual != nil {

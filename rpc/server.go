@@ -20,7 +20,6 @@ import (
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
-	tierrules "github.com/loyalty-ledger/loyalty/tiers"
 )
 
 // MaxRequestBytes bounds every request message.
@@ -43,11 +42,8 @@ type Server struct {
 	members    *members.Store
 	keys       *apikeys.Store
 	programmes *programmes.Store
-	// tiers are the tier rules. (They become part of the programme's
-	// versions with the tiers work; the defaults until then.)
-	tiers tierrules.Settings
-	now   func() time.Time
-	log   *slog.Logger
+	now        func() time.Time
+	log        *slog.Logger
 }
 
 // New returns a server.
@@ -56,7 +52,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
-		tiers: tierrules.Default(), now: cfg.Clock, log: cfg.Logger}
+		now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -66,6 +66,26 @@ func Default() Settings {
 	}
 }
 
+// FromProgramme are the tier settings of a programme version. A version
+// stored before programmes had tier rules gets the defaults.
+func FromProgramme(p programme.Programme) Settings {
+	r := p.TierRules
+	if len(r.Thresholds) == 0 || r.WindowMonths == 0 || r.ReviewMonths == 0 {
+		return Default()
+	}
+	s := Settings{
+		Ladder:         []programme.Tier{programme.TierRegular, programme.TierSilver, programme.TierGold, programme.TierPlatinum},
+		AfterFirstStay: r.AfterFirstStay,
+		Window:         Window(r.Window),
+		WindowMonths:   r.WindowMonths,
+		ReviewMonths:   r.ReviewMonths,
+	}
+	for _, t := range r.Thresholds {
+		s.Thresholds = append(s.Thresholds, Threshold{Tier: t.Tier, Nights: t.Nights, Points: t.Points})
+	}
+	return s
+}
+
 // Stay is one completed stay as the tier rules see it.
 type Stay struct {
 	// CheckOut is when the stay was completed; the window counts by it.

@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -137,5 +138,22 @@ func TestWhatTheNextTierNeeds(t *testing.T) {
 	}
 	if _, _, _, ok := s.Needed(programme.TierPlatinum, Activity{}); ok {
 		t.Fatal("platinum is the top: nothing is needed")
+	}
+}
+
+func TestTierSettingsComeFromTheProgramme(t *testing.T) {
+	if got, want := FromProgramme(programme.Default()), Default(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the default programme's tier settings %+v, want %+v", got, want)
+	}
+	p := programme.Default()
+	p.TierRules.Thresholds[0].Nights = 8
+	p.TierRules.Window = "calendar_year"
+	s := FromProgramme(p)
+	if s.Qualified(Activity{Nights: 8}, true) != programme.TierGold || s.Window != CalendarYear {
+		t.Fatalf("a programme with gold at 8 nights in a calendar year: %+v", s)
+	}
+	p.TierRules.Thresholds[1].Tier = programme.TierSilver
+	if err := p.Validate(); err == nil {
+		t.Fatal("thresholds out of ladder order must be refused")
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -30,7 +31,12 @@ var asOf = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 func enrolMembers(t *testing.T, db *database.DB, n, gold int) []members.Member {
 	t.Helper()
 	ctx := context.Background()
-	store := members.New(ledger.New(db, ledger.Options{}), nil)
+	l := ledger.New(db, ledger.Options{})
+	// The default programme, as loyaltyd publishes it on its first start.
+	if err := programmes.New(l, nil).EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	store := members.New(l, nil)
 	var all []members.Member
 	for i := range n {
 		m, err := store.Enroll(ctx, "test", fmt.Sprintf("enrol-%d", i), members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})

@@ -15,6 +15,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/tiers"
 )
 
@@ -121,7 +122,14 @@ Flags:
 	if asOf.After(time.Now()) {
 		fmt.Fprintf(stderr, "loyaltyctl: note: -as-of %s is in the future: members due by then are reviewed now, on the stays recorded so far\n", asOfFlag)
 	}
-	store := members.New(ledger.New(db, ledger.Options{}), nil)
+	l := ledger.New(db, ledger.Options{})
+	store := members.New(l, nil)
+	// The tier rules of the programme version in force at -as-of.
+	version, err := programmes.New(l, nil).At(ctx, asOf)
+	if err != nil {
+		fmt.Fprintf(stderr, "loyaltyctl: %v (start loyaltyd once against this database: it publishes the default programme)\n", err)
+		return exitError
+	}
 
 	interrupted := func(p members.ReviewProgress) int {
 		fmt.Fprintf(stderr, "loyaltyctl: interrupted: %d members reviewed and %d changed at this -as-of so far, every finished batch saved.\n"+
@@ -133,7 +141,7 @@ Flags:
 	var calls int
 	var base int64 // members reviewed before this run; -1 unknown
 	lastPrint := start
-	final, err := store.ReviewTiers(ctx, tiers.Default(), asOf, *batch, func(p members.ReviewProgress) {
+	final, err := store.ReviewTiers(ctx, tiers.FromProgramme(version.Programme), asOf, *batch, func(p members.ReviewProgress) {
 		calls++
 		if calls == 1 {
 			base = reviewedBefore(p, *batch)

@@ -293,7 +293,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	if cfg.tierReviewEvery > 0 {
-		go reviewTiersEvery(ctx, memberStore, cfg.tierReviewEvery, logger)
+		go reviewTiersEvery(ctx, memberStore, progs, cfg.tierReviewEvery, logger)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
@@ -417,7 +417,7 @@ func logInterceptor(logger *slog.Logger) connect.Interceptor {
 // every interval, until ctx ends. Each run reviews as of the start of its
 // hour: a restart within the hour resumes that run from its checkpoint,
 // and members already reviewed are not due again.
-func reviewTiersEvery(ctx context.Context, store *members.Store, every time.Duration, logger *slog.Logger) {
+func reviewTiersEvery(ctx context.Context, store *members.Store, progs *programmes.Store, every time.Duration, logger *slog.Logger) {
 	timer := time.NewTimer(time.Minute)
 	defer timer.Stop()
 	for {
@@ -428,7 +428,13 @@ func reviewTiersEvery(ctx context.Context, store *members.Store, every time.Dura
 		}
 		asOf := time.Now().UTC().Truncate(time.Hour)
 		started := time.Now()
-		p, err := store.ReviewTiers(ctx, tiers.Default(), asOf, 1000, nil)
+		version, err := progs.At(ctx, asOf)
+		if err != nil {
+			logger.Error("tier review: no programme version", "as_of", asOf, "error", err.Error())
+			timer.Reset(every)
+			continue
+		}
+		p, err := store.ReviewTiers(ctx, tiers.FromProgramme(version.Programme), asOf, 1000, nil)
 		if err != nil {
 			logger.Error("tier review stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
 		} else {

@@ -79,30 +79,17 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 		return connect.NewResponse(out), nil
 	}
 
-	// The stay qualifies for tiers with its nights and base stay points;
-	// an upgrade it earns commits with it.
 	nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
-	var qualifying int64
+	completedAt := atLocal(departure, 12, property.Location)
+	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
 	for _, l := range lines {
 		if l.Rule == programme.RuleStayPoints {
-			qualifying += l.Points
+			q.points += l.Points
 		}
 	}
-	completedAt := atLocal(departure, 12, property.Location)
-	now := s.now()
-	tierRules := tierrules.FromProgramme(v.Programme)
-	activity, err := s.members.QualifyingActivity(ctx, member.Number, tierRules.WindowStart(now), now)
+	effects, decision, err := s.tierEffects(ctx, v, member, q)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
-	}
-	if !completedAt.Before(activity.WindowStart) {
-		activity.Nights, activity.Points, activity.Stays = activity.Nights+nights, activity.Points+qualifying, activity.Stays+1
-	}
-	decision := tierRules.OnActivity(tiersMember(member), activity, now)
-	effects := []ledger.Statement{members.QualifyingStay(member.Number, ref, completedAt, nights, qualifying)}
-	if decision.Changed {
-		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
-			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: caller(ctx).ID}))
 	}
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
@@ -112,7 +99,7 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	m := meta{Kind: kindStay, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
 		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, nights, msg.GetArrivalDate()),
 		Breakdown:   linesOf(lines), ProgrammeVersion: v.Number,
-		Nights: nights, QualifyingPoints: qualifying, TierAfter: string(decision.To)}
+		Nights: nights, QualifyingPoints: q.points, TierAfter: string(decision.To)}
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), Kind: ledger.KindEarn, EffectiveAt: completedAt,
 		Postings: postings, Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Effects: effects,
@@ -125,6 +112,37 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	// returns the first transaction, and its metadata).
 	out.Tier = tierOf(programme.Tier(decodeMeta(txn.Metadata).TierAfter))
 	return connect.NewResponse(out), nil
+}
+
+// qualifyingStay is what a stay counts for tiers: its nights and base stay
+// points.
+type qualifyingStay struct {
+	ref         string
+	completedAt time.Time
+	nights      int
+	points      int64
+}
+
+// tierEffects are the writes that commit with a stay: its qualifying
+// figures, and the upgrade they earn, decided on the member's activity in
+// the window with this stay.
+func (s *Server) tierEffects(ctx context.Context, v programmes.Version, member members.Member, q qualifyingStay) ([]ledger.Statement, tierrules.Decision, error) {
+	now := s.now()
+	rules := tierrules.FromProgramme(v.Programme)
+	activity, err := s.members.QualifyingActivity(ctx, member.Number, rules.WindowStart(now), now)
+	if err != nil {
+		return nil, tierrules.Decision{}, err
+	}
+	if !q.completedAt.Before(activity.WindowStart) {
+		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
+	}
+	decision := rules.OnActivity(tiersMember(member), activity, now)
+	effects := []ledger.Statement{members.QualifyingStay(member.Number, q.ref, q.completedAt, q.nights, q.points)}
+	if decision.Changed {
+		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
+			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: caller(ctx).ID}))
+	}
+	return effects, decision, nil
 }
 
 func tierOf(t programme.Tier) loyaltyv1.Tier { return tiers[t] }

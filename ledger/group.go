@@ -12,8 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/loyalty-ledger/loyalty/database"
 )
 
 // Group commit: concurrent Post calls of one process are written together,
@@ -152,9 +150,11 @@ func (l *Ledger) writeGroup(ctx context.Context, jobs []*postJob) []postResult {
 		return l.writeGroupTx(ctx, tx, jobs, accounts, shards, results)
 	})
 	done()
-	if errors.Is(err, database.ErrContention) && len(jobs) > 1 {
-		// The group keeps meeting other processes' writers on the same
-		// rows: smaller groups meet fewer of them.
+	if err != nil && len(jobs) > 1 && ctx.Err() == nil {
+		// A group that keeps meeting other processes' writers on the same
+		// rows meets fewer of them when smaller; and a request whose write
+		// fails (an effect's statement, say) must fail alone, not with its
+		// neighbours. Halving finds it in a few steps.
 		half := len(jobs) / 2
 		return append(l.writeGroup(ctx, jobs[:half]), l.writeGroup(ctx, jobs[half:])...)
 	}

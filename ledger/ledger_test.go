@@ -722,3 +722,32 @@ func TestEffectsCommitWithTheirTransactionOnly(t *testing.T) {
 		t.Fatalf("effects committed: %v, want only the earn's, once", notes)
 	}
 }
+
+// TestAFailingRequestFailsAlone posts many transactions at once, one of
+// which carries an effect that cannot run: only that one fails, whatever
+// group it was written in.
+func TestAFailingRequestFailsAlone(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 8)
+	const n = 40
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			req := earnRequest(fmt.Sprintf("burst-%d", i), member(1+i%8), 10)
+			if i == 17 {
+				req.Effects = []ledger.Statement{{SQL: `INSERT INTO no_such_table VALUES (1)`}}
+			}
+			_, errs[i] = f.ledger.Post(f.ctx, req)
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if (err != nil) != (i == 17) {
+			t.Errorf("request %d: %v", i, err)
+		}
+	}
+	if got := f.transactionCount(t); got != n-1 {
+		t.Fatalf("%d transactions, want %d", got, n-1)
+	}
+	f.mustVerify(t)
+}

@@ -9,7 +9,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -106,21 +105,14 @@ func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, req
 	// if the key returned is the key that attempt created (not a replay).
 	var created Key
 	var secret string
-	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "create_api_key", req,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	k, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "create_api_key", req,
+		func(ctx context.Context, tx pgx.Tx) (Key, error) {
 			var err error
 			created, secret, err = s.insert(ctx, tx, callerID, req)
-			if err != nil {
-				return nil, err
-			}
-			return json.Marshal(created)
+			return created, err
 		})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("create API key: %w", err)
-	}
-	var k Key
-	if err := json.Unmarshal(raw, &k); err != nil {
-		return Key{}, "", fmt.Errorf("create API key: decode: %w", err)
 	}
 	if k.ID != created.ID {
 		secret = ""
@@ -174,29 +166,25 @@ func (s *Store) Revoke(ctx context.Context, callerID, idempotencyKey, keyID stri
 	if keyID == "" || len(keyID) > 64 {
 		return Key{}, &ledger.FieldError{Field: "key_id", Problem: "is required (at most 64 bytes)"}
 	}
-	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "revoke_api_key", keyID,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "revoke_api_key", keyID,
+		func(ctx context.Context, tx pgx.Tx) (Key, error) {
 			k, err := scanKey(tx.QueryRow(ctx, keySelect+` WHERE key_id = $1 FOR UPDATE`, keyID))
 			if err != nil {
-				return nil, err
+				return Key{}, err
 			}
 			if k.RevokedAt.IsZero() {
 				k.RevokedAt = s.now().UTC().Truncate(time.Microsecond)
 				if _, err := tx.Exec(ctx, `UPDATE api_keys SET revoked_at = $2, revoked_by = $3 WHERE key_id = $1`,
 					keyID, k.RevokedAt, callerID); err != nil {
-					return nil, fmt.Errorf("revoke: %w", err)
+					return Key{}, fmt.Errorf("revoke: %w", err)
 				}
 			}
-			return json.Marshal(k)
+			return k, nil
 		})
 	if err != nil {
 		return Key{}, fmt.Errorf("revoke API key %s: %w", keyID, err)
 	}
-	var k Key
-	if err := json.Unmarshal(raw, &k); err != nil {
-		return Key{}, fmt.Errorf("revoke API key: decode: %w", err)
-	}
-	return k, nil
+	return out, nil
 }
 
 // EnsureAdmin creates a first admin key when no active admin key exists,

@@ -207,3 +207,26 @@ func (l *Ledger) KeyedWrite(ctx context.Context, callerID, key, operation string
 	}
 	return response, nil
 }
+
+// KeyedWriteOf is KeyedWrite for a response of type T, kept as JSON: write
+// returns the response, and a replay decodes the first one. T must encode
+// as a JSON object (a struct).
+func KeyedWriteOf[T any](ctx context.Context, l *Ledger, callerID, key, operation string, request any,
+	write func(ctx context.Context, tx pgx.Tx) (T, error)) (T, error) {
+	var zero T
+	raw, err := l.KeyedWrite(ctx, callerID, key, operation, request, func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+		response, err := write(ctx, tx)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(response)
+	})
+	if err != nil {
+		return zero, err
+	}
+	var response T
+	if err := json.Unmarshal(raw, &response); err != nil {
+		return zero, fmt.Errorf("%s: decode the stored response: %w", operation, err)
+	}
+	return response, nil
+}

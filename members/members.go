@@ -106,14 +106,14 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 	if len(e.PropertyID) > MaxPropertyID {
 		return Member{}, &ledger.FieldError{Field: "property_id", Problem: fmt.Sprintf("at most %d bytes", MaxPropertyID)}
 	}
-	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "enroll_member", e,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "enroll_member", e,
+		func(ctx context.Context, tx pgx.Tx) (Member, error) {
 			now := s.now().UTC().Truncate(time.Microsecond)
 			m := Member{FullName: e.FullName, Email: e.Email, Phone: e.Phone, Tier: programme.TierRegular,
 				EnrolmentChannel: e.Channel, EnrolmentProperty: e.PropertyID, EnrolledAt: now, EnrolledBy: callerID}
 			for attempt := 0; ; attempt++ {
 				if attempt == 5 {
-					return nil, errors.New("enroll member: no free member number after 5 draws")
+					return Member{}, errors.New("enroll member: no free member number after 5 draws")
 				}
 				m.Number = newMemberNumber()
 				tag, err := tx.Exec(ctx, `INSERT INTO members (member_number, full_name, email, phone, tier,
@@ -122,25 +122,21 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 					ON CONFLICT (member_number) DO NOTHING`,
 					m.Number, m.FullName, m.Email, m.Phone, string(m.Tier), string(m.EnrolmentChannel), m.EnrolmentProperty, now, callerID)
 				if err != nil {
-					return nil, fmt.Errorf("insert member: %w", err)
+					return Member{}, fmt.Errorf("insert member: %w", err)
 				}
 				if tag.RowsAffected() == 1 {
 					break
 				}
 			}
 			if err := s.ledger.CreateAccountsTx(ctx, tx, []ledger.Account{programme.MemberAccount(m.Number)}); err != nil {
-				return nil, err
+				return Member{}, err
 			}
-			return json.Marshal(m)
+			return m, nil
 		})
 	if err != nil {
 		return Member{}, fmt.Errorf("enroll member: %w", err)
 	}
-	var m Member
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return Member{}, fmt.Errorf("enroll member: decode: %w", err)
-	}
-	return m, nil
+	return out, nil
 }
 
 // Get returns a member's profile.
@@ -172,11 +168,11 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 		Number string `json:"number"`
 		Update
 	}{number, u}
-	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "update_member", request,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "update_member", request,
+		func(ctx context.Context, tx pgx.Tx) (Member, error) {
 			m, err := scanMember(tx.QueryRow(ctx, memberSelect+` WHERE member_number = $1 FOR UPDATE`, number), number)
 			if err != nil {
-				return nil, err
+				return Member{}, err
 			}
 			changes := map[string]string{}
 			if u.FullName != nil && *u.FullName != m.FullName {
@@ -189,7 +185,7 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 				m.Phone, changes["phone"] = *u.Phone, *u.Phone
 			}
 			if err := validateProfile(m.FullName, m.Email, m.Phone); err != nil {
-				return nil, err
+				return Member{}, err
 			}
 			if len(changes) > 0 {
 				now := s.now().UTC().Truncate(time.Microsecond)
@@ -201,19 +197,15 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 				b.Queue(`INSERT INTO member_changes (id, member_number, changed_at, changed_by, changes)
 					VALUES ($1, $2, $3, $4, $5)`, uuid.New(), m.Number, now, callerID, string(changed))
 				if err := tx.SendBatch(ctx, b).Close(); err != nil {
-					return nil, fmt.Errorf("update member: %w", err)
+					return Member{}, fmt.Errorf("update member: %w", err)
 				}
 			}
-			return json.Marshal(m)
+			return m, nil
 		})
 	if err != nil {
 		return Member{}, fmt.Errorf("update member %s: %w", number, err)
 	}
-	var m Member
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return Member{}, fmt.Errorf("update member: decode: %w", err)
-	}
-	return m, nil
+	return out, nil
 }
 
 const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
@@ -386,11 +378,11 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 		Reason string         `json:"reason"`
 		Until  time.Time      `json:"until"`
 	}{number, tier, reason, until.UTC()}
-	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "set_manual_tier", request,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "set_manual_tier", request,
+		func(ctx context.Context, tx pgx.Tx) (Member, error) {
 			m, err := scanMember(tx.QueryRow(ctx, memberSelect+` WHERE member_number = $1 FOR UPDATE`, number), number)
 			if err != nil {
-				return nil, err
+				return Member{}, err
 			}
 			now := s.now().UTC().Truncate(time.Microsecond)
 			var untilArg *time.Time
@@ -401,26 +393,22 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 			if _, err := tx.Exec(ctx, `UPDATE members SET manual_tier = $2, manual_until = $3, manual_reason = $4,
 				updated_at = $5, updated_by = $6 WHERE member_number = $1`,
 				number, string(tier), untilArg, reason, now, callerID); err != nil {
-				return nil, fmt.Errorf("set manual tier: %w", err)
+				return Member{}, fmt.Errorf("set manual tier: %w", err)
 			}
 			if m.Tier != tier {
 				c := ChangeTier(number, TierChange{From: m.Tier, To: tier, Reason: "set by hand: " + reason, EffectiveAt: now, ChangedBy: callerID})
 				if _, err := tx.Exec(ctx, c.SQL, c.Args...); err != nil {
-					return nil, fmt.Errorf("set manual tier: %w", err)
+					return Member{}, fmt.Errorf("set manual tier: %w", err)
 				}
 				m.Tier, m.TierSince = tier, now
 			}
 			m.Manual = &tiers.Manual{Tier: tier, Until: until.UTC(), Reason: reason}
-			return json.Marshal(m)
+			return m, nil
 		})
 	if err != nil {
 		return Member{}, fmt.Errorf("set the tier of %s: %w", number, err)
 	}
-	var m Member
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return Member{}, fmt.Errorf("set manual tier: decode: %w", err)
-	}
-	return m, nil
+	return out, nil
 }
 
 // TierAt is the member's tier in force at t, from the tier history: the

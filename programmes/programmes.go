@@ -146,39 +146,36 @@ func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, ef
 		EffectiveAt time.Time       `json:"effective_at"`
 		Definition  json.RawMessage `json:"definition"`
 	}{effectiveAt, definition}
-	raw, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "publish_programme", request,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	published, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "publish_programme", request,
+		func(ctx context.Context, tx pgx.Tx) (publishedVersion, error) {
 			var latest int
 			var latestAt time.Time
 			err := tx.QueryRow(ctx, `SELECT version, effective_at FROM programme_versions ORDER BY version DESC LIMIT 1`).Scan(&latest, &latestAt)
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				return nil, err
+				return publishedVersion{}, err
 			}
 			if !effectiveAt.After(latestAt) {
-				return nil, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf("must be after version %d's %s", latest, latestAt.UTC().Format(time.RFC3339))}
+				return publishedVersion{}, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf("must be after version %d's %s", latest, latestAt.UTC().Format(time.RFC3339))}
 			}
 			v := Version{Number: latest + 1, EffectiveAt: effectiveAt, Programme: p, CreatedAt: s.now().UTC().Truncate(time.Microsecond), CreatedBy: callerID}
 			if _, err := tx.Exec(ctx, `INSERT INTO programme_versions (version, effective_at, definition, created_at, created_by)
 				VALUES ($1, $2, $3, $4, $5)`, v.Number, v.EffectiveAt, string(definition), v.CreatedAt, callerID); err != nil {
-				return nil, err
+				return publishedVersion{}, err
 			}
-			return json.Marshal(struct {
-				Number int `json:"version"`
-			}{v.Number})
+			return publishedVersion{Number: v.Number}, nil
 		})
 	if err != nil {
 		return Version{}, fmt.Errorf("publish programme: %w", err)
-	}
-	var published struct {
-		Number int `json:"version"`
-	}
-	if err := json.Unmarshal(raw, &published); err != nil {
-		return Version{}, err
 	}
 	s.mu.Lock()
 	s.schedule = nil // read it afresh
 	s.mu.Unlock()
 	return s.Get(ctx, published.Number)
+}
+
+// publishedVersion is the stored answer of a publication.
+type publishedVersion struct {
+	Number int `json:"version"`
 }
 
 // At returns the version in force at t.
@@ -256,8 +253,8 @@ func (s *Store) PutProperty(ctx context.Context, callerID, idempotencyKey string
 	if err := validateProperty(&p); err != nil {
 		return Property{}, err
 	}
-	_, err := s.ledger.KeyedWrite(ctx, callerID, idempotencyKey, "put_property", p,
-		func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+	_, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "put_property", p,
+		func(ctx context.Context, tx pgx.Tx) (Property, error) {
 			now := s.now().UTC().Truncate(time.Microsecond)
 			_, err := tx.Exec(ctx, `INSERT INTO properties (property_id, name, time_zone, owner, created_at, updated_at, updated_by)
 				VALUES ($1, $2, $3, $4, $5, $5, $6)
@@ -265,9 +262,9 @@ func (s *Store) PutProperty(ctx context.Context, callerID, idempotencyKey string
 					owner = excluded.owner, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
 				p.ID, p.Name, p.TimeZone, p.Owner, now, callerID)
 			if err != nil {
-				return nil, err
+				return Property{}, err
 			}
-			return json.Marshal(p)
+			return p, nil
 		})
 	if err != nil {
 		return Property{}, fmt.Errorf("put property %s: %w", p.ID, err)

@@ -85,6 +85,8 @@ var keyRoles = map[loyaltyv1.ApiKeyRole]apikeys.Role{
 	loyaltyv1.ApiKeyRole_API_KEY_ROLE_ADMIN:           apikeys.RoleAdmin,
 }
 
+var protoRoles = invert(keyRoles)
+
 func (s adminService) CreateApiKey(ctx context.Context, req *connect.Request[loyaltyv1.CreateApiKeyRequest]) (*connect.Response[loyaltyv1.CreateApiKeyResponse], error) {
 	msg, proc := req.Msg, req.Spec().Procedure
 	role, ok := keyRoles[msg.GetRole()]
@@ -116,12 +118,8 @@ func (s adminService) RevokeApiKey(ctx context.Context, req *connect.Request[loy
 }
 
 func protoKey(k apikeys.Key) *loyaltyv1.ApiKey {
-	out := &loyaltyv1.ApiKey{KeyId: k.ID, Name: k.Name, PartnerId: k.PartnerID, CreatedAt: timestamppb.New(k.CreatedAt), CreatedByKeyId: k.CreatedBy}
-	for proto, role := range keyRoles {
-		if role == k.Role {
-			out.Role = proto
-		}
-	}
+	out := &loyaltyv1.ApiKey{KeyId: k.ID, Name: k.Name, Role: protoRoles[k.Role], PartnerId: k.PartnerID,
+		CreatedAt: timestamppb.New(k.CreatedAt), CreatedByKeyId: k.CreatedBy}
 	if !k.ExpiresAt.IsZero() {
 		out.ExpiresAt = timestamppb.New(k.ExpiresAt)
 	}
@@ -204,12 +202,7 @@ func (s adminService) PutProperty(ctx context.Context, req *connect.Request[loya
 	return connect.NewResponse(&loyaltyv1.PutPropertyResponse{Property: out}), nil
 }
 
-var tierOfProto = map[loyaltyv1.Tier]programme.Tier{
-	loyaltyv1.Tier_TIER_REGULAR:  programme.TierRegular,
-	loyaltyv1.Tier_TIER_SILVER:   programme.TierSilver,
-	loyaltyv1.Tier_TIER_GOLD:     programme.TierGold,
-	loyaltyv1.Tier_TIER_PLATINUM: programme.TierPlatinum,
-}
+var tierOfProto = invert(tiers)
 
 func (s adminService) SetTier(ctx context.Context, req *connect.Request[loyaltyv1.SetTierRequest]) (*connect.Response[loyaltyv1.SetTierResponse], error) {
 	msg, proc := req.Msg, req.Spec().Procedure

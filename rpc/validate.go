@@ -114,3 +114,12 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// invert turns a one-to-one mapping around.
+func invert[K, V comparable](m map[K]V) map[V]K {
+	out := make(map[V]K, len(m))
+	for k, v := range m {
+		out[v] = k
+	}
+	return out
+}

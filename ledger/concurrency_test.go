@@ -79,12 +79,15 @@ func TestAcknowledgedWritesAreCommitted(t *testing.T) {
 						continue
 					case r < 50:
 						req = earnRequest(key, a, int64(1+rng.IntN(200)))
+						// Lots that expire in another order than they are earned.
+						req.Lots.ExpiresAt = lotExpiry.AddDate(0, rng.IntN(12), 0)
 					case r < 85:
 						req = redeemRequest(key, a, int64(50+rng.IntN(400)))
 					default:
 						points := int64(1 + rng.IntN(300))
 						req = ledger.PostRequest{CallerID: caller, IdempotencyKey: key, Kind: ledger.KindTransfer, EffectiveAt: start,
-							Postings: []ledger.Posting{{Account: a, Amount: -points}, {Account: b, Amount: points}}}
+							Postings: []ledger.Posting{{Account: a, Amount: -points}, {Account: b, Amount: points}},
+							Lots:     ledger.LotPolicy{ExpiresAt: lotExpiry.AddDate(0, rng.IntN(12), 0)}}
 					}
 					txn, err := postAsAClient(f.ctx, l, req)
 					if errors.Is(err, ledger.ErrInsufficientPoints) {

@@ -56,7 +56,10 @@ type postJob struct {
 	hash        []byte
 	effectiveAt time.Time
 	accounts    map[string]Account
-	done        chan postResult
+	// expire, when set, makes the job an expiry whose postings are the
+	// lots due, known only once the account is locked.
+	expire *expireSpec
+	done   chan postResult
 }
 
 type postResult struct {
@@ -208,12 +211,13 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	b := &pgx.Batch{}
 	claimText, claimArgs := claimsSQL(claiming, now)
 	b.Queue(claimText+` RETURNING caller_id, idempotency_key`, claimArgs...)
-	b.Queue(`SELECT account_code, balance FROM account_balances
+	b.Queue(`SELECT account_code, balance, lots FROM account_balances
 		WHERE account_code = ANY($1) AND shard = 0 ORDER BY account_code FOR UPDATE`, singles)
 	b.Queue(`SELECT account_code, COALESCE(SUM(points), 0)::INT8 FROM holds
 		WHERE account_code = ANY($1) AND status = 'active' AND expires_at > $2 GROUP BY account_code`, singles, now)
 	raw := map[string]int64{}
 	held := map[string]int64{}
+	book := map[string][]Lot{} // open lots of the accounts that track them
 	claimed := map[[2]string]bool{}
 	err := func() error {
 		br := tx.SendBatch(ctx, b)
@@ -232,7 +236,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("claim idempotency keys: %w", err)
 		}
-		if err := scanPairs(br, func(code string, v int64) { raw[code] = v }); err != nil {
+		if err := scanBalancesAndLots(br, accounts, raw, book); err != nil {
 			return fmt.Errorf("lock balances: %w", err)
 		}
 		if err := scanPairs(br, func(code string, v int64) { held[code] = v }); err != nil {
@@ -252,6 +256,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	}
 
 	// Play the requests in order.
+	lotsMoved := map[string]bool{}
 	var written []groupJob
 	var unclaim []groupJob
 	for i, job := range jobs {
@@ -263,6 +268,13 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 			continue
 		}
 		txn := txns[i]
+		if job.expire != nil {
+			if txn.Postings = expiryPostings(*job.expire, accounts, book); txn.Postings == nil {
+				results[i] = postResult{err: ErrNothingDue}
+				unclaim = append(unclaim, groupJob{postJob: job, txn: txn})
+				continue
+			}
+		}
 		moves := netMoves(txn.Postings, accounts, shards)
 		if err := checkBalanced(txn, moves); err != nil {
 			panic(err.Error())
@@ -283,6 +295,19 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 			// succeed once the member has the points.
 			unclaim = append(unclaim, groupJob{postJob: job, txn: txn})
 			continue
+		}
+		for _, m := range moves {
+			if !m.account.TracksLots {
+				continue
+			}
+			lots, lotMoves, err := playLots(book[m.account.Code], lotPlay{account: m.account.Code, txnID: txn.ID,
+				before: m.account.normal(raw[m.account.Code]), move: m.account.normal(m.raw), policy: job.req.Lots})
+			if err != nil {
+				return err
+			}
+			book[m.account.Code] = lots
+			lotsMoved[m.account.Code] = true
+			txn.Lots = append(txn.Lots, lotMoves...)
 		}
 		for _, m := range moves {
 			if m.account.Shards == 1 {
@@ -307,9 +332,24 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	if len(written) == 0 {
 		return tx.SendBatch(ctx, b).Close()
 	}
-	for _, m := range groupMoves(written, accounts, shards) {
+	balanceMoves := groupMoves(written, accounts, shards)
+	for _, m := range balanceMoves {
+		if lotsMoved[m.account.Code] {
+			delete(lotsMoved, m.account.Code)
+			b.Queue(`UPDATE account_balances SET balance = balance + $3, lots = $4, next_lot_expiry = $5
+				WHERE account_code = $1 AND shard = $2`,
+				m.account.Code, m.shard, m.raw, string(encodeLots(book[m.account.Code])), nextExpiry(book[m.account.Code]))
+			continue
+		}
 		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
 			m.account.Code, m.shard, m.raw)
+	}
+	// Lots that moved while their account's balance did not (points
+	// earned and spent in the same group).
+	lotsOnly := slices.Sorted(maps.Keys(lotsMoved))
+	for _, code := range lotsOnly {
+		b.Queue(`UPDATE account_balances SET lots = $2, next_lot_expiry = $3 WHERE account_code = $1 AND shard = 0`,
+			code, string(encodeLots(book[code])), nextExpiry(book[code]))
 	}
 	txText, txArgs := transactionsSQL(written)
 	b.Queue(txText, txArgs...)
@@ -329,7 +369,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 			return fmt.Errorf("take back a claim: %w", err)
 		}
 	}
-	for range groupMoves(written, accounts, shards) {
+	for range len(balanceMoves) + len(lotsOnly) {
 		tag, err := br.Exec()
 		if err != nil {
 			return fmt.Errorf("move balances: %w", err)
@@ -361,6 +401,31 @@ func checkBalanced(txn Transaction, moves []balanceMove) error {
 		return fmt.Errorf("ledger: transaction %s does not balance (sum %d)", txn.ID, sum)
 	}
 	return nil
+}
+
+// scanBalancesAndLots reads the locked single-row balances, and the open
+// lots of the accounts that track them.
+func scanBalancesAndLots(br pgx.BatchResults, accounts map[string]Account, raw map[string]int64, book map[string][]Lot) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var code string
+		var balance int64
+		var lots []byte
+		if err := rows.Scan(&code, &balance, &lots); err != nil {
+			return err
+		}
+		raw[code] = balance
+		if accounts[code].TracksLots {
+			if book[code], err = decodeLots(code, lots); err != nil {
+				rows.Close()
+				return err
+			}
+		}
+	}
+	return rows.Err()
 }
 
 func scanPairs(br pgx.BatchResults, put func(string, int64)) error {
@@ -406,16 +471,16 @@ func claimsSQL(jobs []groupJob, now time.Time) (string, []any) {
 
 func transactionsSQL(jobs []groupJob) (string, []any) {
 	var sb strings.Builder
-	sb.WriteString(`INSERT INTO transactions (id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, metadata) VALUES `)
+	sb.WriteString(`INSERT INTO transactions (id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, metadata, lots) VALUES `)
 	var args []any
 	for i, j := range jobs {
 		if i > 0 {
 			sb.WriteString(", ")
 		}
 		n := len(args)
-		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8)
+		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
 		t := j.txn
-		args = append(args, t.ID, string(t.Kind), t.CallerID, t.IdempotencyKey, t.EffectiveAt, t.RecordedAt, len(t.Postings), string(t.Metadata))
+		args = append(args, t.ID, string(t.Kind), t.CallerID, t.IdempotencyKey, t.EffectiveAt, t.RecordedAt, len(t.Postings), string(t.Metadata), encodeLotMoves(t.Lots))
 	}
 	return sb.String(), args
 }

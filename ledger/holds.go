@@ -177,8 +177,7 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 			hold.ID, now, capture.ID, req.Points); err != nil {
 			return fmt.Errorf("close hold: %w", err)
 		}
-		capture.BalancesAfter, err = writeTransaction(ctx, tx, capture, accounts, shards)
-		return err
+		return writeTransaction(ctx, tx, &capture, accounts, shards, lotInput{})
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opCapture, hash)

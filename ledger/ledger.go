@@ -130,7 +130,7 @@ func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Acc
 func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account) error {
 	now := l.clock()
 	var accountRows, shardRows strings.Builder
-	accountArgs := make([]any, 0, len(chunk)*5)
+	accountArgs := make([]any, 0, len(chunk)*6)
 	shardArgs := make([]any, 0, len(chunk)*2)
 	for i, a := range chunk {
 		if i > 0 {
@@ -138,13 +138,13 @@ func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account)
 			shardRows.WriteString(", ")
 		}
 		n := len(accountArgs)
-		fmt.Fprintf(&accountRows, "($%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5)
-		accountArgs = append(accountArgs, a.Code, string(a.NormalSide), a.AllowNegative, a.Shards, now)
+		fmt.Fprintf(&accountRows, "($%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+		accountArgs = append(accountArgs, a.Code, string(a.NormalSide), a.AllowNegative, a.Shards, a.TracksLots, now)
 		m := len(shardArgs)
 		fmt.Fprintf(&shardRows, "($%d::TEXT, $%d::INT8)", m+1, m+2)
 		shardArgs = append(shardArgs, a.Code, a.Shards)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, created_at)
+	_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, tracks_lots, created_at)
 		VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING`, accountArgs...)
 	if err != nil {
 		return err
@@ -226,7 +226,7 @@ func (l *Ledger) loadAccounts(ctx context.Context, codes []string) (map[string]A
 
 func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string) (map[string]Account, error) {
 	rows, err := q.Query(ctx,
-		`SELECT code, normal_side, allow_negative, shards FROM accounts WHERE code = ANY($1)`, codes)
+		`SELECT code, normal_side, allow_negative, shards, tracks_lots FROM accounts WHERE code = ANY($1)`, codes)
 	if err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
@@ -234,7 +234,7 @@ func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string
 	for rows.Next() {
 		var a Account
 		var side string
-		if err := rows.Scan(&a.Code, &side, &a.AllowNegative, &a.Shards); err != nil {
+		if err := rows.Scan(&a.Code, &side, &a.AllowNegative, &a.Shards, &a.TracksLots); err != nil {
 			return nil, fmt.Errorf("load accounts: %w", err)
 		}
 		a.NormalSide = Side(side)

@@ -54,7 +54,7 @@ func newFixture(t *testing.T, db *database.DB, members int) *fixture {
 		{Code: noShow, NormalSide: ledger.Credit, AllowNegative: true, Shards: 16},
 	}
 	for i := 1; i <= members; i++ {
-		accounts = append(accounts, ledger.Account{Code: member(i), NormalSide: ledger.Credit, Shards: 1})
+		accounts = append(accounts, ledger.Account{Code: member(i), NormalSide: ledger.Credit, Shards: 1, TracksLots: true})
 	}
 	if err := f.ledger.CreateAccounts(f.ctx, accounts); err != nil {
 		t.Fatal(err)
@@ -72,8 +72,12 @@ func earnRequest(key, account string, points int64) ledger.PostRequest {
 		CallerID: caller, IdempotencyKey: key, Kind: ledger.KindEarn, EffectiveAt: start,
 		Postings: []ledger.Posting{{Account: stayPoints, Amount: -points}, {Account: account, Amount: points}},
 		Metadata: json.RawMessage(`{"rule":"stay","nights":1}`),
+		Lots:     ledger.LotPolicy{ExpiresAt: lotExpiry},
 	}
 }
+
+// lotExpiry is when the points the tests earn expire: not within the tests.
+var lotExpiry = start.AddDate(2, 0, 0)
 
 func redeemRequest(key, account string, points int64) ledger.PostRequest {
 	return ledger.PostRequest{
@@ -172,7 +176,7 @@ func TestUnknownAccountIsRefused(t *testing.T) {
 
 func TestAccountSettingsNeverChange(t *testing.T) {
 	f := newFixture(t, dbtest.New(t), 1)
-	same := ledger.Account{Code: member(1), NormalSide: ledger.Credit, Shards: 1}
+	same := ledger.Account{Code: member(1), NormalSide: ledger.Credit, Shards: 1, TracksLots: true}
 	if err := f.ledger.CreateAccount(f.ctx, same); err != nil {
 		t.Fatalf("creating an identical account again: %v", err)
 	}
@@ -470,7 +474,7 @@ func TestReversal(t *testing.T) {
 		original := f.earn(t, member(1), 700)
 		reverse := func(id uuid.UUID, key string) (ledger.Transaction, error) {
 			return f.ledger.Reverse(f.ctx, ledger.ReverseRequest{CallerID: caller, IdempotencyKey: key, TransactionID: id,
-				Metadata: json.RawMessage(`{"reason":"stay cancelled"}`)})
+				Metadata: json.RawMessage(`{"reason":"stay cancelled"}`), Lots: ledger.LotPolicy{ExpiresAt: lotExpiry}})
 		}
 		reversal, err := reverse(original.ID, "rev-1")
 		if err != nil {

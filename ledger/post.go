@@ -28,6 +28,9 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 	if err != nil {
 		return Transaction{}, err
 	}
+	if err := checkLotPolicy(req.Postings, accounts, req.Lots); err != nil {
+		return Transaction{}, err
+	}
 	effectiveAt := dbTime(req.EffectiveAt)
 	hash := requestHash(opPost, struct {
 		Kind        Kind      `json:"kind"`
@@ -80,15 +83,25 @@ type balanceMove struct {
 //
 // Balance rows are updated in (account, shard) order, so transactions over
 // the same accounts queue up instead of deadlocking.
-func writeTransaction(ctx context.Context, tx pgx.Tx, txn Transaction, accounts map[string]Account, shards map[string]int) ([]Balance, error) {
+func writeTransaction(ctx context.Context, tx pgx.Tx, txn *Transaction, accounts map[string]Account, shards map[string]int, lots lotInput) error {
 	moves := netMoves(txn.Postings, accounts, shards)
 	// Invariant: a transaction that reaches the database sums to zero.
-	if err := checkBalanced(txn, moves); err != nil {
+	if err := checkBalanced(*txn, moves); err != nil {
 		panic(err.Error())
+	}
+	book, err := playTransactionLots(ctx, tx, txn, moves, lots)
+	if err != nil {
+		return err
 	}
 
 	b := &pgx.Batch{}
 	for _, m := range moves {
+		if lots, ok := book[m.account.Code]; ok {
+			b.Queue(`UPDATE account_balances SET balance = balance + $3, lots = $4, next_lot_expiry = $5
+				WHERE account_code = $1 AND shard = $2`,
+				m.account.Code, m.shard, m.raw, string(encodeLots(lots)), nextExpiry(lots))
+			continue
+		}
 		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
 			m.account.Code, m.shard, m.raw)
 	}
@@ -97,11 +110,11 @@ func writeTransaction(ctx context.Context, tx pgx.Tx, txn Transaction, accounts 
 		reverses = &txn.ReversesID
 	}
 	b.Queue(`INSERT INTO transactions
-		(id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, reverses_id, metadata)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		(id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, reverses_id, metadata, lots)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		txn.ID, string(txn.Kind), txn.CallerID, txn.IdempotencyKey, txn.EffectiveAt, txn.RecordedAt,
-		len(txn.Postings), reverses, string(txn.Metadata))
-	sqlText, args := insertPostingsSQL(txn, accounts)
+		len(txn.Postings), reverses, string(txn.Metadata), encodeLotMoves(txn.Lots))
+	sqlText, args := insertPostingsSQL(*txn, accounts)
 	b.Queue(sqlText, args...)
 
 	br := tx.SendBatch(ctx, b)
@@ -109,31 +122,31 @@ func writeTransaction(ctx context.Context, tx pgx.Tx, txn Transaction, accounts 
 	for _, m := range moves {
 		tag, err := br.Exec()
 		if err != nil {
-			return nil, fmt.Errorf("move balance of %s: %w", m.account.Code, err)
+			return fmt.Errorf("move balance of %s: %w", m.account.Code, err)
 		}
 		if tag.RowsAffected() != 1 {
 			// Accounts are never deleted, so a known account without its
 			// balance row means the books are damaged: stop.
-			return nil, fmt.Errorf("account %s has no balance row for shard %d", m.account.Code, m.shard)
+			return fmt.Errorf("account %s has no balance row for shard %d", m.account.Code, m.shard)
 		}
 	}
 	if _, err := br.Exec(); err != nil {
 		var pgErr *pgconn.PgError
 		if txn.ReversesID != uuid.Nil && errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return nil, errConcurrentReversal
+			return errConcurrentReversal
 		}
-		return nil, fmt.Errorf("insert transaction: %w", err)
+		return fmt.Errorf("insert transaction: %w", err)
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("insert postings: %w", err)
+		return fmt.Errorf("insert postings: %w", err)
 	}
 	after := map[string]Balance{}
 	for rows.Next() {
 		var code string
 		var raw, held *int64
 		if err := rows.Scan(&code, &raw, &held); err != nil {
-			return nil, fmt.Errorf("insert postings: %w", err)
+			return fmt.Errorf("insert postings: %w", err)
 		}
 		if raw != nil && held != nil {
 			posted := accounts[code].normal(*raw)
@@ -141,26 +154,26 @@ func writeTransaction(ctx context.Context, tx pgx.Tx, txn Transaction, accounts 
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("insert postings: %w", err)
+		return fmt.Errorf("insert postings: %w", err)
 	}
 	for _, m := range guardedMoves(moves, txn.Kind) {
 		bal := after[m.account.Code]
 		if bal.Available < 0 {
 			requested := -m.account.normal(m.raw)
 			before := bal.Posted + requested
-			return nil, &InsufficientPointsError{
+			return &InsufficientPointsError{
 				Account: m.account.Code, Posted: before, Held: bal.Held, Available: before - bal.Held,
 				Requested: requested, Shortfall: requested - (before - bal.Held),
 			}
 		}
 	}
-	balances := make([]Balance, 0, len(after))
+	txn.BalancesAfter = make([]Balance, 0, len(after))
 	for _, m := range moves { // in account order
 		if bal, ok := after[m.account.Code]; ok {
-			balances = append(balances, bal)
+			txn.BalancesAfter = append(txn.BalancesAfter, bal)
 		}
 	}
-	return balances, br.Close()
+	return br.Close()
 }
 
 // errConcurrentReversal: another transaction reversed the same original
@@ -268,6 +281,15 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 	if err != nil {
 		return Transaction{}, err
 	}
+	reversed := make([]Posting, len(original.Postings))
+	for i, p := range original.Postings {
+		reversed[i] = Posting{Account: p.Account, Amount: -p.Amount}
+	}
+	if original.Kind != KindReversal { // which is refused below
+		if err := checkLotPolicy(reversed, accounts, req.Lots); err != nil {
+			return Transaction{}, err
+		}
+	}
 
 	shards, done := l.queue(accounts)
 	defer done()
@@ -310,7 +332,7 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		if !isNoRows(err) {
 			return fmt.Errorf("find reversal: %w", err)
 		}
-		if reversal.BalancesAfter, err = writeTransaction(ctx, tx, reversal, accounts, shards); err != nil {
+		if err := writeTransaction(ctx, tx, &reversal, accounts, shards, lotInput{policy: req.Lots, reverses: original.Lots}); err != nil {
 			return err
 		}
 		return runEffects(ctx, tx, req.Effects)

@@ -15,7 +15,7 @@ import (
 // Transaction returns a posted transaction with its postings.
 func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, error) {
 	b := &pgx.Batch{}
-	b.Queue(`SELECT t.kind, t.caller_id, t.idempotency_key, t.effective_at, t.recorded_at, t.reverses_id, t.metadata,
+	b.Queue(`SELECT t.kind, t.caller_id, t.idempotency_key, t.effective_at, t.recorded_at, t.reverses_id, t.metadata, t.lots,
 			(SELECT r.id FROM transactions r WHERE r.reverses_id = t.id)
 		FROM transactions t WHERE t.id = $1`, id)
 	b.Queue(`SELECT account_code, amount, balance_after, held_after FROM postings WHERE transaction_id = $1 ORDER BY seq`, id)
@@ -25,8 +25,8 @@ func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, er
 	t := Transaction{ID: id}
 	var kind string
 	var reverses, reversedBy *uuid.UUID
-	var metadata []byte
-	err := br.QueryRow().Scan(&kind, &t.CallerID, &t.IdempotencyKey, &t.EffectiveAt, &t.RecordedAt, &reverses, &metadata, &reversedBy)
+	var metadata, lots []byte
+	err := br.QueryRow().Scan(&kind, &t.CallerID, &t.IdempotencyKey, &t.EffectiveAt, &t.RecordedAt, &reverses, &metadata, &lots, &reversedBy)
 	if isNoRows(err) {
 		return Transaction{}, fmt.Errorf("transaction %s: %w", id, ErrNotFound)
 	}
@@ -42,6 +42,9 @@ func (l *Ledger) Transaction(ctx context.Context, id uuid.UUID) (Transaction, er
 		t.ReversedByID = *reversedBy
 	}
 	if t.Metadata, err = canonicalMetadata(metadata); err != nil {
+		return Transaction{}, fmt.Errorf("read transaction %s: %w", id, err)
+	}
+	if t.Lots, err = decodeLotMoves(lots); err != nil {
 		return Transaction{}, fmt.Errorf("read transaction %s: %w", id, err)
 	}
 	rows, err := br.Query()
@@ -152,7 +155,7 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 		return StatementPage{}, err
 	}
 	query := `SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, p.balance_after, p.held_after,
-			t.kind, t.effective_at, t.caller_id, t.metadata
+			t.kind, t.effective_at, t.caller_id, t.metadata, t.lots
 		FROM postings p JOIN transactions t ON t.id = p.transaction_id
 		WHERE p.account_code = $1`
 	args := []any{code, pageSize + 1}
@@ -168,9 +171,9 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StatementEntry, error) {
 		var e StatementEntry
 		var kind string
-		var metadata []byte
+		var metadata, lots []byte
 		var raw, held *int64
-		if err := r.Scan(&e.TransactionID, &e.Seq, &e.Amount, &e.RecordedAt, &raw, &held, &kind, &e.EffectiveAt, &e.CallerID, &metadata); err != nil {
+		if err := r.Scan(&e.TransactionID, &e.Seq, &e.Amount, &e.RecordedAt, &raw, &held, &kind, &e.EffectiveAt, &e.CallerID, &metadata, &lots); err != nil {
 			return e, err
 		}
 		if raw != nil && held != nil {
@@ -180,7 +183,15 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 		e.Kind, e.Amount = Kind(kind), account.normal(e.Amount)
 		e.RecordedAt, e.EffectiveAt = e.RecordedAt.UTC(), e.EffectiveAt.UTC()
 		var err error
-		e.Metadata, err = canonicalMetadata(metadata)
+		if e.Metadata, err = canonicalMetadata(metadata); err != nil {
+			return e, err
+		}
+		moves, err := decodeLotMoves(lots)
+		for _, m := range moves {
+			if m.Account == code {
+				e.Lots = append(e.Lots, m)
+			}
+		}
 		return e, err
 	})
 	if err != nil {

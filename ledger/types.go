@@ -49,6 +49,9 @@ type Account struct {
 	// 1 for accounts that may not go negative (the overdraft check needs a
 	// single row to guard). At most MaxShards.
 	Shards int
+	// TracksLots keeps the account's positive balance as lots that expire
+	// (see Lot). Only for single-row accounts: a member's points.
+	TracksLots bool
 }
 
 // Kind says what a transaction is for.
@@ -115,6 +118,10 @@ type PostRequest struct {
 	// postings from state that may change (a member's tier) still answers a
 	// retry of the same request with the first result. At most 64 bytes.
 	Fingerprint []byte
+	// Lots says how the lots this transaction opens expire; required when
+	// it credits an account that tracks lots. Like Effects, it is derived
+	// from the request, not part of its identity.
+	Lots LotPolicy
 }
 
 // Statement is one SQL statement with its arguments.
@@ -142,6 +149,9 @@ type Transaction struct {
 	// accounts (members) right after it, in account order. Sharded
 	// accounts have none: no transaction reads their total.
 	BalancesAfter []Balance
+	// Lots are the moves the transaction made to the lots of accounts that
+	// track them: the lots it opened, drew and gave back.
+	Lots []LotMove
 }
 
 // Balance is an account's balance on its normal side.
@@ -246,6 +256,9 @@ type ReverseRequest struct {
 	Metadata       json.RawMessage
 	// Effects commit with the reversal or not at all (see PostRequest).
 	Effects []Statement
+	// Lots: see PostRequest. A reversal gives back the lots its original
+	// drew; it opens a lot only for points beyond those.
+	Lots LotPolicy
 	// Fingerprint, when set, identifies the caller's own request for
 	// idempotency instead of the fields above: a service that derives the
 	// postings from state that may change (a member's tier) still answers a
@@ -268,6 +281,8 @@ type StatementEntry struct {
 	// After is the account's balance right after the transaction; nil for
 	// sharded accounts.
 	After *Balance
+	// Lots are the transaction's moves on this account's lots.
+	Lots []LotMove
 }
 
 // StatementPage is one page of a statement, newest first.

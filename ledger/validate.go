@@ -39,6 +39,9 @@ func validateAccount(a Account) error {
 	if !a.AllowNegative && a.Shards != 1 {
 		return invalid("shards", "an account that may not go negative has exactly 1 shard, got %d", a.Shards)
 	}
+	if a.TracksLots && a.Shards != 1 {
+		return invalid("shards", "an account that tracks lots has exactly 1 shard, got %d", a.Shards)
+	}
 	return nil
 }
 

@@ -31,6 +31,7 @@ const (
 	CheckPostingCount     = "posting_count"
 	CheckStoredBalance    = "stored_balance_equals_postings"
 	CheckHoldCaptureMatch = "captured_hold_has_transaction"
+	CheckLotBook          = "open_lots_equal_balance_above_zero"
 )
 
 // maxDiscrepancies bounds each check's report: past it, the books are
@@ -41,7 +42,8 @@ const maxDiscrepancies = 1000
 // and reports every discrepancy: a transaction whose postings do not sum
 // to zero or whose postings are missing, a stored balance that differs
 // from the sum of its account's postings, a captured hold without its
-// transaction. An empty result means the books balance.
+// transaction, an account whose open lots do not add up to its balance
+// above zero. An empty result means the books balance.
 func (l *Ledger) Verify(ctx context.Context) ([]Discrepancy, error) {
 	var found []Discrepancy
 	err := l.db.ReadTx(ctx, func(tx pgx.Tx) error {
@@ -86,6 +88,17 @@ func (l *Ledger) Verify(ctx context.Context) ([]Discrepancy, error) {
 				func(r pgx.Rows) (Discrepancy, error) {
 					d := Discrepancy{Check: CheckHoldCaptureMatch, Detail: "captured hold (id in transaction_id) does not match its capture postings"}
 					return d, r.Scan(&d.TransactionID, &d.Expected, &d.Actual)
+				}},
+			{CheckLotBook, `SELECT account_code, expected, actual FROM (
+					SELECT b.account_code,
+						GREATEST(CASE WHEN a.normal_side = 'debit' THEN -b.balance ELSE b.balance END, 0)::INT8 AS expected,
+						COALESCE((SELECT SUM((e.value->>'open')::INT8) FROM jsonb_array_elements(COALESCE(b.lots, '[]'::JSONB)) AS e), 0)::INT8 AS actual
+					FROM account_balances b JOIN accounts a ON a.code = b.account_code
+					WHERE a.tracks_lots AND b.shard = 0
+				) AS lot_books WHERE expected <> actual LIMIT $1`,
+				func(r pgx.Rows) (Discrepancy, error) {
+					d := Discrepancy{Check: CheckLotBook, Detail: "open lots do not sum to the balance above zero"}
+					return d, r.Scan(&d.Account, &d.Expected, &d.Actual)
 				}},
 		}
 		for _, c := range checks {

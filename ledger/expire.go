@@ -1,0 +1,143 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNothingDue: the account has no lot due to expire (any more).
+var ErrNothingDue = errors.New("no points due to expire")
+
+// ExpireRequest asks to expire the lots of an account that are due.
+type ExpireRequest struct {
+	CallerID       string
+	IdempotencyKey string
+	// Account tracks lots (a member's points).
+	Account string
+	// Destination receives the expired points (the breakage account).
+	Destination string
+	// AsOf: every lot whose expiry is at or before it expires. It is the
+	// transaction's effective time.
+	AsOf     time.Time
+	Metadata json.RawMessage
+}
+
+// expireSpec is an expiry as the group commit plays it.
+type expireSpec struct {
+	account, destination string
+	asOf                 time.Time
+}
+
+// Expire posts one transaction of kind KindExpiry that moves the points of
+// the account's lots due at AsOf to Destination, drawing exactly those
+// lots. The amount is decided once the account is locked, so a redemption
+// that spent the same points a moment before is never expired twice. No
+// lot due is ErrNothingDue, and writes nothing. A retry with the same
+// idempotency key returns the first transaction.
+func (l *Ledger) Expire(ctx context.Context, req ExpireRequest) (Transaction, error) {
+	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
+		return Transaction{}, err
+	}
+	if err := validateAccountCode("account", req.Account); err != nil {
+		return Transaction{}, err
+	}
+	if err := validateAccountCode("destination", req.Destination); err != nil {
+		return Transaction{}, err
+	}
+	if req.Account == req.Destination {
+		return Transaction{}, invalid("destination", "must differ from account")
+	}
+	if err := validateTime("as_of", req.AsOf); err != nil {
+		return Transaction{}, err
+	}
+	metadata, err := canonicalMetadata(req.Metadata)
+	if err != nil {
+		return Transaction{}, err
+	}
+	accounts, err := l.accountsByCode(ctx, []string{req.Account, req.Destination})
+	if err != nil {
+		return Transaction{}, err
+	}
+	if !accounts[req.Account].TracksLots {
+		return Transaction{}, invalid("account", "%s does not track lots", req.Account)
+	}
+	asOf := dbTime(req.AsOf)
+	hash := requestHash(opPost, struct {
+		Expire      string    `json:"expire"`
+		Destination string    `json:"destination"`
+		AsOf        time.Time `json:"as_of"`
+		Metadata    any       `json:"metadata"`
+	}{req.Account, req.Destination, asOf, metadata})
+	job := &postJob{
+		req:  PostRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: KindExpiry, Metadata: metadata},
+		hash: hash, metadata: metadata, effectiveAt: asOf, accounts: accounts,
+		expire: &expireSpec{account: req.Account, destination: req.Destination, asOf: asOf},
+		done:   make(chan postResult, 1),
+	}
+	l.submit(job)
+	var r postResult
+	select {
+	case r = <-job.done:
+	case <-ctx.Done():
+		return Transaction{}, fmt.Errorf("expire lots of %s: outcome unknown, retry with the same idempotency key: %w", req.Account, ctx.Err())
+	}
+	if r.replay {
+		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opPost, hash)
+	}
+	if r.err != nil {
+		return Transaction{}, fmt.Errorf("expire lots of %s: %w", req.Account, r.err)
+	}
+	return r.txn, nil
+}
+
+// expiryPostings move the points of the lots due to the destination; nil
+// when none is due.
+func expiryPostings(e expireSpec, accounts map[string]Account, book map[string][]Lot) []Posting {
+	due := dueLots(book[e.account], e.asOf)
+	if due == 0 {
+		return nil
+	}
+	raw := accounts[e.account].normal(-due)
+	return []Posting{{Account: e.account, Amount: raw}, {Account: e.destination, Amount: -raw}}
+}
+
+// Lots returns an account's open lots, nearest expiry first.
+func (l *Ledger) Lots(ctx context.Context, code string) ([]Lot, error) {
+	var raw []byte
+	err := l.db.Pool.QueryRow(ctx, `SELECT lots FROM account_balances WHERE account_code = $1 AND shard = 0`, code).Scan(&raw)
+	if isNoRows(err) {
+		return nil, &UnknownAccountError{Account: code}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read lots of %s: %w", code, err)
+	}
+	return decodeLots(code, raw)
+}
+
+// MaxDueAccountsPage bounds one page of DueAccounts.
+const MaxDueAccountsPage = 10_000
+
+// DueAccounts returns, in code order, up to limit accounts after the code
+// after that have a lot due at asOf. It reads without locks: Expire checks
+// again under the account's lock.
+func (l *Ledger) DueAccounts(ctx context.Context, after string, asOf time.Time, limit int) ([]string, error) {
+	if limit < 1 || limit > MaxDueAccountsPage {
+		return nil, invalid("limit", "must be between 1 and %d, got %d", MaxDueAccountsPage, limit)
+	}
+	rows, err := l.db.Pool.Query(ctx, `SELECT account_code FROM account_balances
+		WHERE account_code > $1 AND shard = 0 AND next_lot_expiry <= $2
+		ORDER BY account_code LIMIT $3`, after, dbTime(asOf), limit)
+	if err != nil {
+		return nil, fmt.Errorf("find accounts with lots due: %w", err)
+	}
+	codes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find accounts with lots due: %w", err)
+	}
+	return codes, nil
+}

@@ -98,13 +98,13 @@ type lotPlay struct {
 	reverses []LotMove
 }
 
-// playLots applies one move to an account's open lots (sorted, as stored)
-// and returns the new lots and the moves made. It never changes lots.
+// playLots applies one move to an account's open lots and returns the new lots and the moves made. It never changes lots.
 func playLots(lots []Lot, p lotPlay) ([]Lot, []LotMove, error) {
 	if err := checkLots(p.account, lots, p.before); err != nil {
 		return nil, nil, err
 	}
 	lots = slices.Clone(lots)
+	sortLots(lots)
 	var moves []LotMove
 	record := func(id uuid.UUID, points int64, expiresAt time.Time) {
 		moves = append(moves, LotMove{Account: p.account, Lot: id, Points: points, ExpiresAt: expiresAt})

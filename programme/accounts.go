@@ -30,17 +30,20 @@ const (
 	AccountPenaltyNoShow       = "programme:penalty:no_show"           // credit-normal: no-show penalties
 	AccountPenaltyGuarantee    = "programme:penalty:guarantee_capture" // credit-normal: captured late-arrival guarantees
 	AccountPenaltyLateCheckout = "programme:penalty:late_checkout"     // credit-normal: late check-out charges
+	AccountBreakage            = "programme:breakage"                  // credit-normal: expired points
 )
 
 // MemberAccount is a member's points account: "member:<number>:points",
 // credit-normal, never negative through an ordinary posting, one shard
-// (the overdraft check guards one row).
+// (the overdraft check guards one row), its points kept in lots that
+// expire.
 func MemberAccount(memberNumber string) ledger.Account {
 	return ledger.Account{
 		Code:          "member:" + memberNumber + ":points",
 		NormalSide:    ledger.Credit,
 		AllowNegative: false,
 		Shards:        1,
+		TracksLots:    true,
 	}
 }
 
@@ -66,6 +69,7 @@ func ChartOfAccounts() []ledger.Account {
 		acct(AccountPenaltyNoShow, ledger.Credit),
 		acct(AccountPenaltyGuarantee, ledger.Credit),
 		acct(AccountPenaltyLateCheckout, ledger.Credit),
+		acct(AccountBreakage, ledger.Credit),
 	}
 	for r := range Default().Rewards {
 		out = append(out, acct(RedeemedAccount(r), ledger.Credit))

@@ -219,6 +219,8 @@ type Programme struct {
 	MaxNightsPerStay int `json:"max_nights_per_stay"`
 	// TierRules decide members' tiers; package tiers applies them.
 	TierRules TierRules `json:"tier_rules"`
+	// Expiry says when earned points expire, in the programme's TimeZone.
+	Expiry ExpiryRules `json:"expiry"`
 }
 
 // TierRules are the tier settings of a programme. The ladder is regular,
@@ -299,6 +301,7 @@ func Default() Programme {
 			WindowMonths: 12,
 			ReviewMonths: 12,
 		},
+		Expiry: ExpiryRules{Rule: ExpiryInactivity, Months: 24},
 	}
 }
 

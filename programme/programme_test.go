@@ -768,7 +768,7 @@ func TestFieldErrorMessage(t *testing.T) {
 
 func TestMemberAccount(t *testing.T) {
 	got := MemberAccount("100000001")
-	want := ledger.Account{Code: "member:100000001:points", NormalSide: ledger.Credit, AllowNegative: false, Shards: 1}
+	want := ledger.Account{Code: "member:100000001:points", NormalSide: ledger.Credit, AllowNegative: false, Shards: 1, TracksLots: true}
 	if got != want {
 		t.Errorf("MemberAccount = %+v, want %+v", got, want)
 	}
@@ -780,6 +780,7 @@ func TestChartOfAccounts(t *testing.T) {
 		side ledger.Side
 	}{
 		{"programme:adjustment:debit", ledger.Credit},
+		{"programme:breakage", ledger.Credit},
 		{"programme:issued:booking_bonus", ledger.Debit},
 		{"programme:issued:goodwill", ledger.Debit},
 		{"programme:issued:promotion", ledger.Debit},

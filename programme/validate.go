@@ -59,6 +59,9 @@ func (p Programme) Validate() error {
 	if err := p.TierRules.validate(); err != nil {
 		return err
 	}
+	if err := p.Expiry.validate(); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -45,6 +45,16 @@ type Version struct {
 	Programme   programme.Programme `json:"programme"`
 	CreatedAt   time.Time           `json:"created_at"`
 	CreatedBy   string              `json:"created_by"`
+	// Location is Programme.TimeZone loaded: points expire at midnight
+	// there.
+	Location *time.Location `json:"-"`
+}
+
+// LotPolicy is how the points of a transaction at the instant at expire
+// under this version's rules; activity says whether the transaction is the
+// member's earning or redeeming (see programme.ExpiryRules.LotPolicy).
+func (v Version) LotPolicy(at time.Time, activity bool) ledger.LotPolicy {
+	return v.Programme.Expiry.LotPolicy(at, v.Location, activity)
 }
 
 // Property is a hotel.
@@ -239,6 +249,13 @@ func (s *Store) Get(ctx context.Context, number int) (Version, error) {
 	}
 	if err := json.Unmarshal(definition, &v.Programme); err != nil {
 		return Version{}, fmt.Errorf("decode programme version %d: %w", number, err)
+	}
+	if v.Programme.Expiry == (programme.ExpiryRules{}) {
+		// Stored before points expired: the shipped rule applies to it.
+		v.Programme.Expiry = programme.Default().Expiry
+	}
+	if v.Location, err = time.LoadLocation(v.Programme.TimeZone); err != nil {
+		return Version{}, fmt.Errorf("programme version %d: time zone %q: %w", number, v.Programme.TimeZone, err)
 	}
 	v.EffectiveAt, v.CreatedAt = v.EffectiveAt.UTC(), v.CreatedAt.UTC()
 	s.mu.Lock()

@@ -103,6 +103,7 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), Kind: ledger.KindEarn, EffectiveAt: completedAt,
 		Postings: postings, Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Effects: effects,
+		Lots: v.LotPolicy(completedAt, true),
 	})
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
@@ -545,8 +546,13 @@ func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Req
 		// stays until the review date, like any tier.)
 		effects = append(effects, members.QualifyingStay(om.Member, stayRef(om.PropertyID, om.StayID), original.EffectiveAt, -om.Nights, -om.QualifyingPoints))
 	}
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
 	reversal, err := s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: me.ID, IdempotencyKey: msg.GetIdempotencyKey(),
-		TransactionID: id, Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Effects: effects})
+		TransactionID: id, Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Effects: effects,
+		Lots: v.LotPolicy(s.now(), false)})
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -87,15 +87,25 @@ func decodeMeta(raw json.RawMessage) meta {
 // post records a transaction for the caller and returns it as the API
 // shows it.
 func (s *Server) post(ctx context.Context, key string, kind ledger.Kind, effectiveAt time.Time, postings []ledger.Posting, m meta) (*loyaltyv1.Transaction, error) {
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, err
+	}
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: kind, EffectiveAt: effectiveAt,
 		Postings: postings, Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
+		Lots: v.LotPolicy(effectiveAt, isActivity(kind)),
 	})
 	if err != nil {
 		return nil, err
 	}
 	return toProtoTransaction(txn), nil
 }
+
+// isActivity says whether a transaction of this kind is the member's own
+// earning or redeeming, which under the inactivity rule keeps every lot
+// alive. Penalties, expiries, reversals and admin adjustments are not.
+func isActivity(kind ledger.Kind) bool { return kind == ledger.KindEarn || kind == ledger.KindRedeem }
 
 // toProtoTransaction shows a ledger transaction from its member's side.
 func toProtoTransaction(txn ledger.Transaction) *loyaltyv1.Transaction {

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"connectrpc.com/connect"
@@ -55,7 +56,46 @@ func (s memberService) GetMember(ctx context.Context, req *connect.Request[loyal
 	if member.TierStatus, err = s.tierStatus(ctx, m); err != nil {
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
+	if member.PointsExpiry, err = s.pointsExpiry(ctx, m); err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
 	return connect.NewResponse(&loyaltyv1.GetMemberResponse{Member: member}), nil
+}
+
+// pointsExpiry sums the member's open lots by when they expire.
+func (s *Server) pointsExpiry(ctx context.Context, m members.Member) (*loyaltyv1.PointsExpiry, error) {
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, err
+	}
+	lots, err := s.ledger.Lots(ctx, m.Account())
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	out := &loyaltyv1.PointsExpiry{Rule: v.Programme.Expiry.Rule, Months: int32(v.Programme.Expiry.Months)}
+	for _, l := range lots { // nearest expiry first
+		if l.ExpiresAt.IsZero() {
+			continue
+		}
+		if out.NextExpiryAt == nil {
+			out.NextExpiryAt = timestamppb.New(l.ExpiresAt)
+		}
+		if l.ExpiresAt.Equal(out.NextExpiryAt.AsTime()) {
+			out.NextExpiryPoints += l.Open
+		}
+		within := l.ExpiresAt.Sub(now)
+		if within <= 90*24*time.Hour {
+			out.ExpiringWithin_90Days += l.Open
+		}
+		if within <= 60*24*time.Hour {
+			out.ExpiringWithin_60Days += l.Open
+		}
+		if within <= 30*24*time.Hour {
+			out.ExpiringWithin_30Days += l.Open
+		}
+	}
+	return out, nil
 }
 
 func (s memberService) UpdateMember(ctx context.Context, req *connect.Request[loyaltyv1.UpdateMemberRequest]) (*connect.Response[loyaltyv1.UpdateMemberResponse], error) {

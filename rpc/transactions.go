@@ -50,6 +50,7 @@ const (
 	kindLateCheckout = "late_checkout"
 	kindAdjustment   = "adjustment"
 	kindReversal     = "reversal"
+	kindExpiry       = "expiry"
 )
 
 var protoKinds = map[string]loyaltyv1.TransactionKind{
@@ -60,6 +61,7 @@ var protoKinds = map[string]loyaltyv1.TransactionKind{
 	kindLateCheckout: loyaltyv1.TransactionKind_TRANSACTION_KIND_LATE_CHECKOUT,
 	kindAdjustment:   loyaltyv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT,
 	kindReversal:     loyaltyv1.TransactionKind_TRANSACTION_KIND_REVERSAL,
+	kindExpiry:       loyaltyv1.TransactionKind_TRANSACTION_KIND_EXPIRY,
 }
 
 func linesOf(lines []programme.Line) []metaLine {
@@ -118,6 +120,7 @@ func toProtoTransaction(txn ledger.Transaction) *loyaltyv1.Transaction {
 		}
 	}
 	out := baseTransaction(txn.ID, m, posted, txn.RecordedAt, txn.CallerID)
+	addLots(out, account, txn.Lots)
 	for _, b := range txn.BalancesAfter {
 		if b.Account == account {
 			out.BalanceAfter = toProtoBalance(b)
@@ -136,6 +139,7 @@ func toProtoTransaction(txn ledger.Transaction) *loyaltyv1.Transaction {
 func statementTransaction(e ledger.StatementEntry) *loyaltyv1.Transaction {
 	m := decodeMeta(e.Metadata)
 	out := baseTransaction(e.TransactionID, m, e.Amount, e.RecordedAt, e.CallerID)
+	addLots(out, programme.MemberAccount(m.Member).Code, e.Lots)
 	if e.After != nil {
 		out.BalanceAfter = toProtoBalance(*e.After)
 	}
@@ -168,6 +172,26 @@ func baseTransaction(id uuid.UUID, m meta, posted int64, recordedAt time.Time, k
 	out.HeldPointsDelta = held
 	out.AvailablePointsDelta = posted - held
 	return out
+}
+
+// addLots shows the member's lot moves; an expiry, which no rule computed
+// ahead, is explained by the lots it expired.
+func addLots(out *loyaltyv1.Transaction, account string, moves []ledger.LotMove) {
+	for _, lm := range moves {
+		if lm.Account != account {
+			continue
+		}
+		move := &loyaltyv1.LotMove{LotId: lm.Lot.String(), Points: lm.Points}
+		if !lm.ExpiresAt.IsZero() {
+			move.ExpiresAt = timestamppb.New(lm.ExpiresAt)
+		}
+		out.Lots = append(out.Lots, move)
+		if out.Kind == loyaltyv1.TransactionKind_TRANSACTION_KIND_EXPIRY && lm.Points < 0 {
+			out.Breakdown = append(out.Breakdown, &loyaltyv1.BreakdownLine{Rule: "expiry",
+				Description: fmt.Sprintf("%d points of lot %s expired on %s", -lm.Points, lm.Lot, lm.ExpiresAt.Format(time.RFC3339)),
+				Points:      lm.Points})
+		}
+	}
 }
 
 func toProtoBalance(b ledger.Balance) *loyaltyv1.PointsBalance {

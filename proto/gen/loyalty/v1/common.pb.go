@@ -215,7 +215,8 @@ const (
 	TransactionKind_TRANSACTION_KIND_ADJUSTMENT TransactionKind = 8
 	// The exact opposite of an earlier transaction.
 	TransactionKind_TRANSACTION_KIND_REVERSAL TransactionKind = 9
-	// Points expired after the inactivity period (recorded by the ledger).
+	// Points expired under the programme's expiry rule (recorded by the expiry
+	// job): the lots it expired are in `lots`.
 	TransactionKind_TRANSACTION_KIND_EXPIRY TransactionKind = 10
 )
 
@@ -568,8 +569,12 @@ type Transaction struct {
 	// transactions no rule computed, such as reversals). Old transactions keep
 	// explaining themselves with their own version after the rules change.
 	ProgrammeVersion int32 `protobuf:"varint,15,opt,name=programme_version,json=programmeVersion,proto3" json:"programme_version,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The member's point lots this transaction opened or gave back (positive
+	// points) or drew from (negative), nearest expiry first for draws. For an
+	// EXPIRY: exactly the lots it expired.
+	Lots          []*LotMove `protobuf:"bytes,16,rep,name=lots,proto3" json:"lots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -707,6 +712,80 @@ func (x *Transaction) GetProgrammeVersion() int32 {
 	return 0
 }
 
+func (x *Transaction) GetLots() []*LotMove {
+	if x != nil {
+		return x.Lots
+	}
+	return nil
+}
+
+// A change to one lot: the points one earning transaction added, which expire
+// together. Redemptions, penalties and expiries draw the lot nearest expiry
+// first.
+type LotMove struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The lot: the id of the transaction that earned its points (the nil UUID for
+	// points held before lots were kept).
+	LotId string `protobuf:"bytes,1,opt,name=lot_id,json=lotId,proto3" json:"lot_id,omitempty"`
+	// Positive: points opened or given back in the lot; negative: drawn from it.
+	Points int64 `protobuf:"varint,2,opt,name=points,proto3" json:"points,omitempty"`
+	// When the lot's points expire (unset: never).
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LotMove) Reset() {
+	*x = LotMove{}
+	mi := &file_loyalty_v1_common_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LotMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LotMove) ProtoMessage() {}
+
+func (x *LotMove) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_common_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LotMove.ProtoReflect.Descriptor instead.
+func (*LotMove) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_common_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *LotMove) GetLotId() string {
+	if x != nil {
+		return x.LotId
+	}
+	return ""
+}
+
+func (x *LotMove) GetPoints() int64 {
+	if x != nil {
+		return x.Points
+	}
+	return 0
+}
+
+func (x *LotMove) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_loyalty_v1_common_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_common_proto_rawDesc = "" +
@@ -729,7 +808,7 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"heldPoints\";\n" +
 	"\aPosting\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\xc1\x05\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\xea\x05\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.loyalty.v1.TransactionKindR\x04kind\x12#\n" +
@@ -748,7 +827,13 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"\astay_id\x18\f \x01(\tR\x06stayId\x126\n" +
 	"\x17reverses_transaction_id\x18\r \x01(\tR\x15reversesTransactionId\x12+\n" +
 	"\x12recorded_by_key_id\x18\x0e \x01(\tR\x0frecordedByKeyId\x12+\n" +
-	"\x11programme_version\x18\x0f \x01(\x05R\x10programmeVersion*a\n" +
+	"\x11programme_version\x18\x0f \x01(\x05R\x10programmeVersion\x12'\n" +
+	"\x04lots\x18\x10 \x03(\v2\x13.loyalty.v1.LotMoveR\x04lots\"s\n" +
+	"\aLotMove\x12\x15\n" +
+	"\x06lot_id\x18\x01 \x01(\tR\x05lotId\x12\x16\n" +
+	"\x06points\x18\x02 \x01(\x03R\x06points\x129\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt*a\n" +
 	"\x04Tier\x12\x14\n" +
 	"\x10TIER_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fTIER_REGULAR\x10\x01\x12\x0f\n" +
@@ -789,7 +874,7 @@ func file_loyalty_v1_common_proto_rawDescGZIP() []byte {
 }
 
 var file_loyalty_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_loyalty_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_loyalty_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_loyalty_v1_common_proto_goTypes = []any{
 	(Tier)(0),                     // 0: loyalty.v1.Tier
 	(BookingChannel)(0),           // 1: loyalty.v1.BookingChannel
@@ -799,19 +884,22 @@ var file_loyalty_v1_common_proto_goTypes = []any{
 	(*BreakdownLine)(nil),         // 5: loyalty.v1.BreakdownLine
 	(*Posting)(nil),               // 6: loyalty.v1.Posting
 	(*Transaction)(nil),           // 7: loyalty.v1.Transaction
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*LotMove)(nil),               // 8: loyalty.v1.LotMove
+	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
 }
 var file_loyalty_v1_common_proto_depIdxs = []int32{
 	2, // 0: loyalty.v1.Transaction.kind:type_name -> loyalty.v1.TransactionKind
 	4, // 1: loyalty.v1.Transaction.balance_after:type_name -> loyalty.v1.PointsBalance
-	8, // 2: loyalty.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
+	9, // 2: loyalty.v1.Transaction.recorded_at:type_name -> google.protobuf.Timestamp
 	5, // 3: loyalty.v1.Transaction.breakdown:type_name -> loyalty.v1.BreakdownLine
 	6, // 4: loyalty.v1.Transaction.postings:type_name -> loyalty.v1.Posting
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	8, // 5: loyalty.v1.Transaction.lots:type_name -> loyalty.v1.LotMove
+	9, // 6: loyalty.v1.LotMove.expires_at:type_name -> google.protobuf.Timestamp
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_common_proto_init() }
@@ -825,7 +913,7 @@ func file_loyalty_v1_common_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_common_proto_rawDesc), len(file_loyalty_v1_common_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

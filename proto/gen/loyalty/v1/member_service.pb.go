@@ -45,7 +45,9 @@ type Member struct {
 	// When the member enrolled.
 	EnrolledAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=enrolled_at,json=enrolledAt,proto3" json:"enrolled_at,omitempty"`
 	// Where the member stands with the tier rules (GetMember only).
-	TierStatus    *TierStatus `protobuf:"bytes,8,opt,name=tier_status,json=tierStatus,proto3" json:"tier_status,omitempty"`
+	TierStatus *TierStatus `protobuf:"bytes,8,opt,name=tier_status,json=tierStatus,proto3" json:"tier_status,omitempty"`
+	// Which points expire when (GetMember only).
+	PointsExpiry  *PointsExpiry `protobuf:"bytes,9,opt,name=points_expiry,json=pointsExpiry,proto3" json:"points_expiry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -136,6 +138,111 @@ func (x *Member) GetTierStatus() *TierStatus {
 	return nil
 }
 
+func (x *Member) GetPointsExpiry() *PointsExpiry {
+	if x != nil {
+		return x.PointsExpiry
+	}
+	return nil
+}
+
+// The member's points that expire soon, from their open lots. Under the
+// inactivity rule, earning or redeeming moves every date here forward.
+type PointsExpiry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The programme's rule: "inactivity" (points expire `months` after the last
+	// earning or redeeming) or "lot_age" (each lot `months` after it was earned).
+	Rule   string `protobuf:"bytes,1,opt,name=rule,proto3" json:"rule,omitempty"`
+	Months int32  `protobuf:"varint,2,opt,name=months,proto3" json:"months,omitempty"`
+	// The next date points expire, and how many; unset and 0 when nothing will.
+	NextExpiryAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next_expiry_at,json=nextExpiryAt,proto3" json:"next_expiry_at,omitempty"`
+	NextExpiryPoints int64                  `protobuf:"varint,4,opt,name=next_expiry_points,json=nextExpiryPoints,proto3" json:"next_expiry_points,omitempty"`
+	// Points that expire within 30, 60 and 90 days from now (cumulative).
+	ExpiringWithin_30Days int64 `protobuf:"varint,5,opt,name=expiring_within_30_days,json=expiringWithin30Days,proto3" json:"expiring_within_30_days,omitempty"`
+	ExpiringWithin_60Days int64 `protobuf:"varint,6,opt,name=expiring_within_60_days,json=expiringWithin60Days,proto3" json:"expiring_within_60_days,omitempty"`
+	ExpiringWithin_90Days int64 `protobuf:"varint,7,opt,name=expiring_within_90_days,json=expiringWithin90Days,proto3" json:"expiring_within_90_days,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *PointsExpiry) Reset() {
+	*x = PointsExpiry{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PointsExpiry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PointsExpiry) ProtoMessage() {}
+
+func (x *PointsExpiry) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PointsExpiry.ProtoReflect.Descriptor instead.
+func (*PointsExpiry) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PointsExpiry) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *PointsExpiry) GetMonths() int32 {
+	if x != nil {
+		return x.Months
+	}
+	return 0
+}
+
+func (x *PointsExpiry) GetNextExpiryAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextExpiryAt
+	}
+	return nil
+}
+
+func (x *PointsExpiry) GetNextExpiryPoints() int64 {
+	if x != nil {
+		return x.NextExpiryPoints
+	}
+	return 0
+}
+
+func (x *PointsExpiry) GetExpiringWithin_30Days() int64 {
+	if x != nil {
+		return x.ExpiringWithin_30Days
+	}
+	return 0
+}
+
+func (x *PointsExpiry) GetExpiringWithin_60Days() int64 {
+	if x != nil {
+		return x.ExpiringWithin_60Days
+	}
+	return 0
+}
+
+func (x *PointsExpiry) GetExpiringWithin_90Days() int64 {
+	if x != nil {
+		return x.ExpiringWithin_90Days
+	}
+	return 0
+}
+
 // The qualifying activity counted so far and what the next tier needs.
 type TierStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -163,7 +270,7 @@ type TierStatus struct {
 
 func (x *TierStatus) Reset() {
 	*x = TierStatus{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +282,7 @@ func (x *TierStatus) String() string {
 func (*TierStatus) ProtoMessage() {}
 
 func (x *TierStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[1]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +295,7 @@ func (x *TierStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierStatus.ProtoReflect.Descriptor instead.
 func (*TierStatus) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{1}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *TierStatus) GetQualifyingNights() int32 {
@@ -284,7 +391,7 @@ type EnrollMemberRequest struct {
 
 func (x *EnrollMemberRequest) Reset() {
 	*x = EnrollMemberRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +403,7 @@ func (x *EnrollMemberRequest) String() string {
 func (*EnrollMemberRequest) ProtoMessage() {}
 
 func (x *EnrollMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[2]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +416,7 @@ func (x *EnrollMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollMemberRequest.ProtoReflect.Descriptor instead.
 func (*EnrollMemberRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{2}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *EnrollMemberRequest) GetIdempotencyKey() string {
@@ -364,7 +471,7 @@ type EnrollMemberResponse struct {
 
 func (x *EnrollMemberResponse) Reset() {
 	*x = EnrollMemberResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -376,7 +483,7 @@ func (x *EnrollMemberResponse) String() string {
 func (*EnrollMemberResponse) ProtoMessage() {}
 
 func (x *EnrollMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -389,7 +496,7 @@ func (x *EnrollMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollMemberResponse.ProtoReflect.Descriptor instead.
 func (*EnrollMemberResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{3}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnrollMemberResponse) GetMember() *Member {
@@ -409,7 +516,7 @@ type GetMemberRequest struct {
 
 func (x *GetMemberRequest) Reset() {
 	*x = GetMemberRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -421,7 +528,7 @@ func (x *GetMemberRequest) String() string {
 func (*GetMemberRequest) ProtoMessage() {}
 
 func (x *GetMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -434,7 +541,7 @@ func (x *GetMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMemberRequest.ProtoReflect.Descriptor instead.
 func (*GetMemberRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{4}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetMemberRequest) GetMemberNumber() string {
@@ -453,7 +560,7 @@ type GetMemberResponse struct {
 
 func (x *GetMemberResponse) Reset() {
 	*x = GetMemberResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -465,7 +572,7 @@ func (x *GetMemberResponse) String() string {
 func (*GetMemberResponse) ProtoMessage() {}
 
 func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -478,7 +585,7 @@ func (x *GetMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMemberResponse.ProtoReflect.Descriptor instead.
 func (*GetMemberResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{5}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetMemberResponse) GetMember() *Member {
@@ -511,7 +618,7 @@ type UpdateMemberRequest struct {
 
 func (x *UpdateMemberRequest) Reset() {
 	*x = UpdateMemberRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +630,7 @@ func (x *UpdateMemberRequest) String() string {
 func (*UpdateMemberRequest) ProtoMessage() {}
 
 func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +643,7 @@ func (x *UpdateMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberRequest.ProtoReflect.Descriptor instead.
 func (*UpdateMemberRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{6}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *UpdateMemberRequest) GetIdempotencyKey() string {
@@ -584,7 +691,7 @@ type UpdateMemberResponse struct {
 
 func (x *UpdateMemberResponse) Reset() {
 	*x = UpdateMemberResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -596,7 +703,7 @@ func (x *UpdateMemberResponse) String() string {
 func (*UpdateMemberResponse) ProtoMessage() {}
 
 func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -609,7 +716,7 @@ func (x *UpdateMemberResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateMemberResponse.ProtoReflect.Descriptor instead.
 func (*UpdateMemberResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{7}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *UpdateMemberResponse) GetMember() *Member {
@@ -637,7 +744,7 @@ type ListActivityRequest struct {
 
 func (x *ListActivityRequest) Reset() {
 	*x = ListActivityRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +756,7 @@ func (x *ListActivityRequest) String() string {
 func (*ListActivityRequest) ProtoMessage() {}
 
 func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +769,7 @@ func (x *ListActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListActivityRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{8}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListActivityRequest) GetMemberNumber() string {
@@ -701,7 +808,7 @@ type ListActivityResponse struct {
 
 func (x *ListActivityResponse) Reset() {
 	*x = ListActivityResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +820,7 @@ func (x *ListActivityResponse) String() string {
 func (*ListActivityResponse) ProtoMessage() {}
 
 func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +833,7 @@ func (x *ListActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListActivityResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{9}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListActivityResponse) GetTransactions() []*Transaction {
@@ -753,7 +860,7 @@ type GetTransactionRequest struct {
 
 func (x *GetTransactionRequest) Reset() {
 	*x = GetTransactionRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +872,7 @@ func (x *GetTransactionRequest) String() string {
 func (*GetTransactionRequest) ProtoMessage() {}
 
 func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +885,7 @@ func (x *GetTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransactionRequest.ProtoReflect.Descriptor instead.
 func (*GetTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{10}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTransactionRequest) GetTransactionId() string {
@@ -797,7 +904,7 @@ type GetTransactionResponse struct {
 
 func (x *GetTransactionResponse) Reset() {
 	*x = GetTransactionResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +916,7 @@ func (x *GetTransactionResponse) String() string {
 func (*GetTransactionResponse) ProtoMessage() {}
 
 func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +929,7 @@ func (x *GetTransactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTransactionResponse.ProtoReflect.Descriptor instead.
 func (*GetTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{11}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTransactionResponse) GetTransaction() *Transaction {
@@ -848,7 +955,7 @@ type AwardSuggestionRequest struct {
 
 func (x *AwardSuggestionRequest) Reset() {
 	*x = AwardSuggestionRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -860,7 +967,7 @@ func (x *AwardSuggestionRequest) String() string {
 func (*AwardSuggestionRequest) ProtoMessage() {}
 
 func (x *AwardSuggestionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -873,7 +980,7 @@ func (x *AwardSuggestionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwardSuggestionRequest.ProtoReflect.Descriptor instead.
 func (*AwardSuggestionRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{12}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AwardSuggestionRequest) GetIdempotencyKey() string {
@@ -906,7 +1013,7 @@ type AwardSuggestionResponse struct {
 
 func (x *AwardSuggestionResponse) Reset() {
 	*x = AwardSuggestionResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +1025,7 @@ func (x *AwardSuggestionResponse) String() string {
 func (*AwardSuggestionResponse) ProtoMessage() {}
 
 func (x *AwardSuggestionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +1038,7 @@ func (x *AwardSuggestionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AwardSuggestionResponse.ProtoReflect.Descriptor instead.
 func (*AwardSuggestionResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{13}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AwardSuggestionResponse) GetTransaction() *Transaction {
@@ -953,7 +1060,7 @@ type GetTierHistoryRequest struct {
 
 func (x *GetTierHistoryRequest) Reset() {
 	*x = GetTierHistoryRequest{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1072,7 @@ func (x *GetTierHistoryRequest) String() string {
 func (*GetTierHistoryRequest) ProtoMessage() {}
 
 func (x *GetTierHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1085,7 @@ func (x *GetTierHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTierHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetTierHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{14}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetTierHistoryRequest) GetMemberNumber() string {
@@ -1016,7 +1123,7 @@ type TierChange struct {
 
 func (x *TierChange) Reset() {
 	*x = TierChange{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1135,7 @@ func (x *TierChange) String() string {
 func (*TierChange) ProtoMessage() {}
 
 func (x *TierChange) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1148,7 @@ func (x *TierChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TierChange.ProtoReflect.Descriptor instead.
 func (*TierChange) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{15}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TierChange) GetFromTier() Tier {
@@ -1102,7 +1209,7 @@ type GetTierHistoryResponse struct {
 
 func (x *GetTierHistoryResponse) Reset() {
 	*x = GetTierHistoryResponse{}
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1221,7 @@ func (x *GetTierHistoryResponse) String() string {
 func (*GetTierHistoryResponse) ProtoMessage() {}
 
 func (x *GetTierHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_member_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1234,7 @@ func (x *GetTierHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTierHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetTierHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{16}
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetTierHistoryResponse) GetChanges() []*TierChange {
@@ -1142,7 +1249,7 @@ var File_loyalty_v1_member_service_proto protoreflect.FileDescriptor
 const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1floyalty/v1/member_service.proto\x12\n" +
-	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17loyalty/v1/common.proto\"\xc7\x02\n" +
+	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17loyalty/v1/common.proto\"\x86\x03\n" +
 	"\x06Member\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12\x1b\n" +
 	"\tfull_name\x18\x02 \x01(\tR\bfullName\x12\x14\n" +
@@ -1153,7 +1260,16 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\venrolled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"enrolledAt\x127\n" +
 	"\vtier_status\x18\b \x01(\v2\x16.loyalty.v1.TierStatusR\n" +
-	"tierStatus\"\x86\x04\n" +
+	"tierStatus\x12=\n" +
+	"\rpoints_expiry\x18\t \x01(\v2\x18.loyalty.v1.PointsExpiryR\fpointsExpiry\"\xcf\x02\n" +
+	"\fPointsExpiry\x12\x12\n" +
+	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x16\n" +
+	"\x06months\x18\x02 \x01(\x05R\x06months\x12@\n" +
+	"\x0enext_expiry_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fnextExpiryAt\x12,\n" +
+	"\x12next_expiry_points\x18\x04 \x01(\x03R\x10nextExpiryPoints\x125\n" +
+	"\x17expiring_within_30_days\x18\x05 \x01(\x03R\x14expiringWithin30Days\x125\n" +
+	"\x17expiring_within_60_days\x18\x06 \x01(\x03R\x14expiringWithin60Days\x125\n" +
+	"\x17expiring_within_90_days\x18\a \x01(\x03R\x14expiringWithin90Days\"\x86\x04\n" +
 	"\n" +
 	"TierStatus\x12+\n" +
 	"\x11qualifying_nights\x18\x01 \x01(\x05R\x10qualifyingNights\x12+\n" +
@@ -1249,71 +1365,74 @@ func file_loyalty_v1_member_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_member_service_proto_rawDescData
 }
 
-var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_loyalty_v1_member_service_proto_goTypes = []any{
 	(*Member)(nil),                  // 0: loyalty.v1.Member
-	(*TierStatus)(nil),              // 1: loyalty.v1.TierStatus
-	(*EnrollMemberRequest)(nil),     // 2: loyalty.v1.EnrollMemberRequest
-	(*EnrollMemberResponse)(nil),    // 3: loyalty.v1.EnrollMemberResponse
-	(*GetMemberRequest)(nil),        // 4: loyalty.v1.GetMemberRequest
-	(*GetMemberResponse)(nil),       // 5: loyalty.v1.GetMemberResponse
-	(*UpdateMemberRequest)(nil),     // 6: loyalty.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),    // 7: loyalty.v1.UpdateMemberResponse
-	(*ListActivityRequest)(nil),     // 8: loyalty.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),    // 9: loyalty.v1.ListActivityResponse
-	(*GetTransactionRequest)(nil),   // 10: loyalty.v1.GetTransactionRequest
-	(*GetTransactionResponse)(nil),  // 11: loyalty.v1.GetTransactionResponse
-	(*AwardSuggestionRequest)(nil),  // 12: loyalty.v1.AwardSuggestionRequest
-	(*AwardSuggestionResponse)(nil), // 13: loyalty.v1.AwardSuggestionResponse
-	(*GetTierHistoryRequest)(nil),   // 14: loyalty.v1.GetTierHistoryRequest
-	(*TierChange)(nil),              // 15: loyalty.v1.TierChange
-	(*GetTierHistoryResponse)(nil),  // 16: loyalty.v1.GetTierHistoryResponse
-	(Tier)(0),                       // 17: loyalty.v1.Tier
-	(*PointsBalance)(nil),           // 18: loyalty.v1.PointsBalance
-	(*timestamppb.Timestamp)(nil),   // 19: google.protobuf.Timestamp
-	(BookingChannel)(0),             // 20: loyalty.v1.BookingChannel
-	(*Transaction)(nil),             // 21: loyalty.v1.Transaction
+	(*PointsExpiry)(nil),            // 1: loyalty.v1.PointsExpiry
+	(*TierStatus)(nil),              // 2: loyalty.v1.TierStatus
+	(*EnrollMemberRequest)(nil),     // 3: loyalty.v1.EnrollMemberRequest
+	(*EnrollMemberResponse)(nil),    // 4: loyalty.v1.EnrollMemberResponse
+	(*GetMemberRequest)(nil),        // 5: loyalty.v1.GetMemberRequest
+	(*GetMemberResponse)(nil),       // 6: loyalty.v1.GetMemberResponse
+	(*UpdateMemberRequest)(nil),     // 7: loyalty.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),    // 8: loyalty.v1.UpdateMemberResponse
+	(*ListActivityRequest)(nil),     // 9: loyalty.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),    // 10: loyalty.v1.ListActivityResponse
+	(*GetTransactionRequest)(nil),   // 11: loyalty.v1.GetTransactionRequest
+	(*GetTransactionResponse)(nil),  // 12: loyalty.v1.GetTransactionResponse
+	(*AwardSuggestionRequest)(nil),  // 13: loyalty.v1.AwardSuggestionRequest
+	(*AwardSuggestionResponse)(nil), // 14: loyalty.v1.AwardSuggestionResponse
+	(*GetTierHistoryRequest)(nil),   // 15: loyalty.v1.GetTierHistoryRequest
+	(*TierChange)(nil),              // 16: loyalty.v1.TierChange
+	(*GetTierHistoryResponse)(nil),  // 17: loyalty.v1.GetTierHistoryResponse
+	(Tier)(0),                       // 18: loyalty.v1.Tier
+	(*PointsBalance)(nil),           // 19: loyalty.v1.PointsBalance
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(BookingChannel)(0),             // 21: loyalty.v1.BookingChannel
+	(*Transaction)(nil),             // 22: loyalty.v1.Transaction
 }
 var file_loyalty_v1_member_service_proto_depIdxs = []int32{
-	17, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
-	18, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
-	19, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
-	1,  // 3: loyalty.v1.Member.tier_status:type_name -> loyalty.v1.TierStatus
-	19, // 4: loyalty.v1.TierStatus.window_start:type_name -> google.protobuf.Timestamp
-	19, // 5: loyalty.v1.TierStatus.window_end:type_name -> google.protobuf.Timestamp
-	17, // 6: loyalty.v1.TierStatus.next_tier:type_name -> loyalty.v1.Tier
-	19, // 7: loyalty.v1.TierStatus.next_review_at:type_name -> google.protobuf.Timestamp
-	19, // 8: loyalty.v1.TierStatus.manual_until:type_name -> google.protobuf.Timestamp
-	20, // 9: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
-	0,  // 10: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
-	0,  // 11: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
-	0,  // 12: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
-	21, // 13: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
-	21, // 14: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	21, // 15: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
-	17, // 16: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
-	17, // 17: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
-	19, // 18: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
-	15, // 19: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
-	2,  // 20: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
-	4,  // 21: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
-	6,  // 22: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
-	8,  // 23: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
-	10, // 24: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
-	12, // 25: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
-	14, // 26: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
-	3,  // 27: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
-	5,  // 28: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
-	7,  // 29: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
-	9,  // 30: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
-	11, // 31: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
-	13, // 32: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
-	16, // 33: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
-	27, // [27:34] is the sub-list for method output_type
-	20, // [20:27] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
+	19, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
+	20, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
+	2,  // 3: loyalty.v1.Member.tier_status:type_name -> loyalty.v1.TierStatus
+	1,  // 4: loyalty.v1.Member.points_expiry:type_name -> loyalty.v1.PointsExpiry
+	20, // 5: loyalty.v1.PointsExpiry.next_expiry_at:type_name -> google.protobuf.Timestamp
+	20, // 6: loyalty.v1.TierStatus.window_start:type_name -> google.protobuf.Timestamp
+	20, // 7: loyalty.v1.TierStatus.window_end:type_name -> google.protobuf.Timestamp
+	18, // 8: loyalty.v1.TierStatus.next_tier:type_name -> loyalty.v1.Tier
+	20, // 9: loyalty.v1.TierStatus.next_review_at:type_name -> google.protobuf.Timestamp
+	20, // 10: loyalty.v1.TierStatus.manual_until:type_name -> google.protobuf.Timestamp
+	21, // 11: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
+	0,  // 12: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
+	0,  // 13: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
+	0,  // 14: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
+	22, // 15: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
+	22, // 16: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	22, // 17: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
+	18, // 18: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
+	18, // 19: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
+	20, // 20: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
+	16, // 21: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
+	3,  // 22: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
+	5,  // 23: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
+	7,  // 24: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
+	9,  // 25: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
+	11, // 26: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
+	13, // 27: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
+	15, // 28: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
+	4,  // 29: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
+	6,  // 30: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
+	8,  // 31: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
+	10, // 32: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
+	12, // 33: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
+	14, // 34: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
+	17, // 35: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
+	29, // [29:36] is the sub-list for method output_type
+	22, // [22:29] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_member_service_proto_init() }
@@ -1322,14 +1441,14 @@ func file_loyalty_v1_member_service_proto_init() {
 		return
 	}
 	file_loyalty_v1_common_proto_init()
-	file_loyalty_v1_member_service_proto_msgTypes[6].OneofWrappers = []any{}
+	file_loyalty_v1_member_service_proto_msgTypes[7].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_member_service_proto_rawDesc), len(file_loyalty_v1_member_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -2,6 +2,7 @@
 // service's database directly, outside any API call.
 //
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
+//	loyaltyctl points expire -as-of 2028-03-16 [-batch 1000] [-database-url URL]
 //
 // It never migrates the database: loyaltyd does that when it starts, so
 // loyaltyd must have been started once against the database first.
@@ -58,6 +59,9 @@ type subcommand struct {
 var commands = []command{
 	{name: "tiers", summary: "members' tiers", subcommands: []subcommand{
 		{name: "review", summary: "review every member due at -as-of: anniversary downgrades, resumable", run: tiersReview},
+	}},
+	{name: "points", summary: "members' points", subcommands: []subcommand{
+		{name: "expire", summary: "expire every lot due at -as-of into breakage, resumable", run: pointsExpire},
 	}},
 }
 

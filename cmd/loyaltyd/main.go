@@ -32,6 +32,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
+	"github.com/loyalty-ledger/loyalty/expiry"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
@@ -63,6 +64,8 @@ type config struct {
 	pprofListen string // empty: no profiling endpoint
 	// tierReviewEvery runs the tier review job this often (0: never).
 	tierReviewEvery time.Duration
+	// expireEvery runs the points expiry job this often (0: never).
+	expireEvery time.Duration
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -87,6 +90,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	reviewEvery := env("LOYALTY_TIER_REVIEW_EVERY", "24h")
 	fs.Func("tier-review-every", "run the tier review job this often, first a minute after start; 0 turns it off (env LOYALTY_TIER_REVIEW_EVERY, default 24h)", func(v string) error {
 		reviewEvery = v
+		return nil
+	})
+	expireEvery := env("LOYALTY_EXPIRE_EVERY", "1h")
+	fs.Func("expire-every", "run the points expiry job this often, as of the start of the hour, first two minutes after start; 0 turns it off (env LOYALTY_EXPIRE_EVERY, default 1h)", func(v string) error {
+		expireEvery = v
 		return nil
 	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
@@ -127,6 +135,11 @@ Flags:
 		return config{}, fmt.Errorf("-tier-review-every: %q is not 0 or a duration of at least 1m", reviewEvery)
 	} else {
 		cfg.tierReviewEvery = every
+	}
+	if every, err := time.ParseDuration(expireEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
+		return config{}, fmt.Errorf("-expire-every: %q is not 0 or a duration of at least 1m", expireEvery)
+	} else {
+		cfg.expireEvery = every
 	}
 	if cfg.listen == "" {
 		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
@@ -295,6 +308,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if cfg.tierReviewEvery > 0 {
 		go reviewTiersEvery(ctx, memberStore, progs, cfg.tierReviewEvery, logger)
 	}
+	if cfg.expireEvery > 0 {
+		go expirePointsEvery(ctx, expiry.New(l, progs, nil), cfg.expireEvery, logger)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
 
@@ -440,6 +456,32 @@ func reviewTiersEvery(ctx context.Context, store *members.Store, progs *programm
 		} else {
 			logger.Info("tier review done", "as_of", asOf, "processed", p.Processed, "changed", p.Changed,
 				"duration", time.Since(started).String())
+		}
+		timer.Reset(every)
+	}
+}
+
+// expirePointsEvery runs the points expiry job two minutes after start and
+// then every interval, until ctx ends. Each run expires the lots due at the
+// start of its hour: a restart within the hour resumes that run from its
+// checkpoint.
+func expirePointsEvery(ctx context.Context, job *expiry.Job, every time.Duration, logger *slog.Logger) {
+	timer := time.NewTimer(2 * time.Minute)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		asOf := time.Now().UTC().Truncate(time.Hour)
+		started := time.Now()
+		p, err := job.Run(ctx, asOf, 1000, nil)
+		if err != nil {
+			logger.Error("points expiry stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
+		} else {
+			logger.Info("points expiry done", "as_of", asOf, "members_due", p.Processed, "expired", p.Expired,
+				"points", p.Points, "duration", time.Since(started).String())
 		}
 		timer.Reset(every)
 	}

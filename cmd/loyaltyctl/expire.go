@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/expiry"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programmes"
+)
+
+// pointsExpire runs the expiry job (expiry.Job.Run): every member with
+// lots due at -as-of gets one expiry transaction moving them to breakage.
+// Each batch ends with a checkpoint, so an interrupted run resumes when run
+// again with the same -as-of, and a finished one does nothing again.
+func pointsExpire(e env, args []string) int {
+	const name = "points expire"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	databaseURL := fs.String("database-url", "",
+		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
+	asOfText := fs.String("as-of", "",
+		"expire the lots due at this time: RFC 3339 (2028-03-16T00:00:00Z) or a date (2028-03-16, midnight UTC); not in the future; required.\n"+
+			"A run with the same -as-of resumes or repeats the same run")
+	batch := fs.Int("batch", 1000, fmt.Sprintf("members per batch, each followed by a checkpoint (1 to %d)", expiry.MaxBatch))
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl points expire -as-of TIME [-batch N] [-database-url URL]
+
+Expires the points of every lot due at -as-of under the programme's expiry
+rule: one expiry transaction per member, moving the points to the breakage
+account and recording the lots it expired. Members are taken in account
+order, in batches, each followed by a checkpoint in the database: after a
+crash or Ctrl-C the same command resumes, and once finished it does nothing
+when run again (each expiry is idempotent too). Progress goes to stderr, the
+summary to stdout. It never migrates the database.
+
+SIGINT or SIGTERM stops after the current batch; a second one stops at once
+(expiries already acknowledged stay; the rest are done by the next run).
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	url := *databaseURL
+	if url == "" {
+		url = e.getenv("LOYALTY_DATABASE_URL")
+	}
+	if url == "" {
+		return usageError(e, name, errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses"))
+	}
+	if *asOfText == "" {
+		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of 2028-03-16"))
+	}
+	asOf, err := parseAsOf(*asOfText)
+	if err != nil {
+		return usageError(e, name, err)
+	}
+	if asOf.After(time.Now()) {
+		return usageError(e, name, fmt.Errorf("-as-of %s is in the future: points expire only once their day has passed", asOf.Format(time.RFC3339)))
+	}
+	if *batch < 1 || *batch > expiry.MaxBatch {
+		return usageError(e, name, fmt.Errorf("-batch %d: must be 1 to %d", *batch, expiry.MaxBatch))
+	}
+	stderr := &lockedWriter{w: e.stderr}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stopping atomic.Bool
+	finished := make(chan struct{})
+	var watcher sync.WaitGroup
+	defer watcher.Wait()
+	defer close(finished)
+	watcher.Go(func() {
+		select {
+		case sig := <-e.signals:
+			fmt.Fprintf(stderr, "loyaltyctl: %v: stopping after the current batch (send it again to stop at once)\n", sig)
+			stopping.Store(true)
+		case <-finished:
+			return
+		}
+		select {
+		case sig := <-e.signals:
+			fmt.Fprintf(stderr, "loyaltyctl: %v again: stopping now\n", sig)
+			cancel()
+		case <-finished:
+		}
+	})
+
+	db, err := database.Open(ctx, url, database.Options{MaxConns: 8})
+	if err != nil {
+		fmt.Fprintf(stderr, "loyaltyctl %s: open the database: %v\n", name, err)
+		return exitError
+	}
+	defer db.Close()
+	l := ledger.New(db, ledger.Options{})
+	job := expiry.New(l, programmes.New(l, nil), nil)
+	asOfFlag := asOf.Format(time.RFC3339Nano)
+	fmt.Fprintf(stderr, "loyaltyctl: points expiry as of %s in batches of %d, on %s\n", asOfFlag, *batch, db.Dialect.Engine)
+	start := time.Now()
+	lastPrint := start
+	calls := 0
+	final, err := job.Run(ctx, asOf, *batch, func(p expiry.Progress) {
+		calls++
+		if stopping.Load() {
+			cancel()
+		}
+		if now := time.Now(); !p.Done && now.Sub(lastPrint) >= progressEvery {
+			lastPrint = now
+			fmt.Fprintf(stderr, "loyaltyctl: %d members due, %d expired, %d points, after %s\n", p.Processed, p.Expired, p.Points, p.Cursor)
+		}
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		if stopping.Load() && ctx.Err() != nil {
+			fmt.Fprintf(stderr, "loyaltyctl: interrupted after %s; run the same command again (-as-of %s) to resume\n", final.Cursor, asOfFlag)
+			return exitError
+		}
+		fmt.Fprintf(stderr, "loyaltyctl %s: %v\n(the same command, -as-of %s, resumes after %q)\n", name, err, asOfFlag, final.Cursor)
+		return exitError
+	}
+	if calls == 0 {
+		fmt.Fprintf(e.stdout, "the expiry as of %s had already finished: %d members due, %d expired; nothing was done now\n",
+			asOfFlag, final.Processed, final.Expired)
+		return exitOK
+	}
+	fmt.Fprintf(e.stdout, "expired %d points of %d members (%d found due) in %s\n",
+		final.Points, final.Expired, final.Processed, round(elapsed))
+	return exitOK
+}

@@ -1,0 +1,190 @@
+// Package expiry runs the points expiry: it finds the members whose point
+// lots are due and posts one expiry transaction for each, moving the
+// expired points to the breakage account, where finance counts them.
+//
+// It is a batch job, off the booking path: members are taken in account
+// order, a batch at a time, and each batch ends with a checkpoint, so a run
+// that stops resumes where it was when started again with the same as-of
+// time, and a finished run does nothing. Each expiry is also idempotent by
+// its own key, and the ledger decides the points under the member's lock,
+// so an expiry never takes points a redemption spent a moment before.
+package expiry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+)
+
+// CallerID is who the ledger records as the writer of expiries.
+const CallerID = "expiry-job"
+
+// Limits of a run.
+const (
+	MaxBatch = 5000
+	// writers is how many expiries of a batch are in flight at once: the
+	// ledger's group commit writes them together.
+	writers = 64
+)
+
+// Progress is reported after every batch.
+type Progress struct {
+	AsOf time.Time
+	// Processed is the members found due so far, Expired those that had
+	// points expire (the others spent them first), Points the points
+	// expired.
+	Processed, Expired, Points int64
+	Cursor                     string // the last account processed
+	Done                       bool
+}
+
+// Job expires points.
+type Job struct {
+	ledger     *ledger.Ledger
+	programmes *programmes.Store
+	now        func() time.Time
+}
+
+// New returns the job; clock nil means time.Now.
+func New(l *ledger.Ledger, p *programmes.Store, clock func() time.Time) *Job {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Job{ledger: l, programmes: p, now: clock}
+}
+
+// Run expires every lot due at asOf, batchSize members at a time.
+func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress func(Progress)) (Progress, error) {
+	if batchSize < 1 || batchSize > MaxBatch {
+		return Progress{}, fmt.Errorf("expiry batch size %d: must be 1 to %d", batchSize, MaxBatch)
+	}
+	asOf = asOf.UTC().Truncate(time.Microsecond)
+	if asOf.After(j.now()) {
+		return Progress{}, &ledger.FieldError{Field: "as_of", Problem: "must not be in the future: points expire when their day has passed"}
+	}
+	v, err := j.programmes.At(ctx, asOf)
+	if err != nil {
+		return Progress{}, err
+	}
+	metadata := expiryMetadata(v)
+	name := "expiry:" + asOf.Format(time.RFC3339Nano)
+	db := j.ledger.DB()
+	p := Progress{AsOf: asOf}
+	err = db.Pool.QueryRow(ctx, `SELECT cursor, done, processed, changed FROM job_checkpoints WHERE job = $1`, name).
+		Scan(&p.Cursor, &p.Done, &p.Processed, &p.Expired)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("read checkpoint of %s: %w", name, err)
+	}
+	for !p.Done {
+		due, err := j.ledger.DueAccounts(ctx, p.Cursor, asOf, batchSize)
+		if err != nil {
+			return p, err
+		}
+		expired, points, err := j.expireAll(ctx, due, asOf, metadata)
+		if err != nil {
+			return p, fmt.Errorf("expire points at %s after %q: %w", asOf.Format(time.RFC3339), p.Cursor, err)
+		}
+		next := p
+		next.Processed += int64(len(due))
+		next.Expired += expired
+		next.Points += points
+		if len(due) > 0 {
+			next.Cursor = due[len(due)-1]
+		}
+		next.Done = len(due) < batchSize
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, done = excluded.done,
+				processed = excluded.processed, changed = excluded.changed, updated_at = excluded.updated_at`,
+			name, next.Cursor, next.Done, next.Processed, next.Expired, j.now().UTC()); err != nil {
+			return p, fmt.Errorf("save checkpoint of %s: %w", name, err)
+		}
+		p = next
+		if progress != nil {
+			progress(p)
+		}
+	}
+	return p, nil
+}
+
+// expireAll posts the expiries of a batch, writers at a time, and returns
+// how many expired and how many points.
+func (j *Job) expireAll(ctx context.Context, accounts []string, asOf time.Time, metadata func(member string) json.RawMessage) (int64, int64, error) {
+	var expired, points atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for range min(writers, len(accounts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for account := range work {
+				txn, err := j.ledger.Expire(ctx, ledger.ExpireRequest{
+					CallerID: CallerID, IdempotencyKey: "expiry:" + asOf.Format(time.RFC3339Nano) + ":" + account,
+					Account: account, Destination: programme.AccountBreakage, AsOf: asOf,
+					Metadata: metadata(memberNumber(account)),
+				})
+				switch {
+				case errors.Is(err, ledger.ErrNothingDue):
+				case err != nil:
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				default:
+					expired.Add(1)
+					for _, m := range txn.Lots {
+						points.Add(-m.Points)
+					}
+				}
+			}
+		}()
+	}
+	for _, a := range accounts {
+		work <- a
+	}
+	close(work)
+	wg.Wait()
+	return expired.Load(), points.Load(), firstErr
+}
+
+// memberNumber is the member of a points account ("member:<n>:points").
+func memberNumber(account string) string {
+	return strings.TrimSuffix(strings.TrimPrefix(account, "member:"), ":points")
+}
+
+// expiryMetadata explains an expiry the way the service explains every
+// transaction (kind, member, description, the rules' version); the lots it
+// expired are the transaction's own lot moves.
+func expiryMetadata(v programmes.Version) func(member string) json.RawMessage {
+	rule := v.Programme.Expiry
+	description := fmt.Sprintf("Points expired: %d months without earning or redeeming", rule.Months)
+	if rule.Rule == programme.ExpiryLotAge {
+		description = fmt.Sprintf("Points expired %d months after they were earned", rule.Months)
+	}
+	return func(member string) json.RawMessage {
+		b, err := json.Marshal(struct {
+			Kind             string `json:"kind"`
+			Member           string `json:"member_number"`
+			Description      string `json:"description"`
+			ProgrammeVersion int    `json:"programme_version"`
+		}{"expiry", member, description, v.Number})
+		if err != nil {
+			panic(fmt.Sprintf("expiry: encode metadata: %v", err)) // plain strings
+		}
+		return b
+	}
+}

@@ -81,8 +81,8 @@ func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress f
 	name := "expiry:" + asOf.Format(time.RFC3339Nano)
 	db := j.ledger.DB()
 	p := Progress{AsOf: asOf}
-	err = db.Pool.QueryRow(ctx, `SELECT cursor, done, processed, changed FROM job_checkpoints WHERE job = $1`, name).
-		Scan(&p.Cursor, &p.Done, &p.Processed, &p.Expired)
+	err = db.Pool.QueryRow(ctx, `SELECT cursor, done, processed, changed, amount FROM job_checkpoints WHERE job = $1`, name).
+		Scan(&p.Cursor, &p.Done, &p.Processed, &p.Expired, &p.Points)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return p, fmt.Errorf("read checkpoint of %s: %w", name, err)
 	}
@@ -103,11 +103,11 @@ func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress f
 			next.Cursor = due[len(due)-1]
 		}
 		next.Done = len(due) < batchSize
-		if _, err := db.Pool.Exec(ctx, `INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6)
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO job_checkpoints (job, cursor, done, processed, changed, amount, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, done = excluded.done,
-				processed = excluded.processed, changed = excluded.changed, updated_at = excluded.updated_at`,
-			name, next.Cursor, next.Done, next.Processed, next.Expired, j.now().UTC()); err != nil {
+				processed = excluded.processed, changed = excluded.changed, amount = excluded.amount, updated_at = excluded.updated_at`,
+			name, next.Cursor, next.Done, next.Processed, next.Expired, next.Points, j.now().UTC()); err != nil {
 			return p, fmt.Errorf("save checkpoint of %s: %w", name, err)
 		}
 		p = next

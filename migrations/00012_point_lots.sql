@@ -18,6 +18,9 @@ ALTER TABLE account_balances ADD COLUMN IF NOT EXISTS next_lot_expiry TIMESTAMPT
 -- Which lots the transaction opened, drew or gave back.
 ALTER TABLE transactions ADD COLUMN IF NOT EXISTS lots JSONB;
 
+-- A job's running total besides its counts (the expiry job: points expired).
+ALTER TABLE job_checkpoints ADD COLUMN IF NOT EXISTS amount BIGINT NOT NULL DEFAULT 0;
+
 -- Members' points accounts track lots from now on.
 UPDATE accounts SET tracks_lots = true WHERE code LIKE 'member:%:points' AND NOT tracks_lots;
 
@@ -34,6 +37,7 @@ WHERE b.shard = 0 AND b.balance > 0 AND b.lots IS NULL
   AND b.account_code IN (SELECT code FROM accounts WHERE tracks_lots);
 
 -- +goose Down
+ALTER TABLE job_checkpoints DROP COLUMN IF EXISTS amount;
 ALTER TABLE transactions DROP COLUMN IF EXISTS lots;
 ALTER TABLE account_balances DROP COLUMN IF EXISTS next_lot_expiry;
 ALTER TABLE account_balances DROP COLUMN IF EXISTS lots;

@@ -194,4 +194,6 @@ func TestExpiryJobResumesFromItsCheckpoint(t *testing.T) {
 	e.verify(t)
 }
 
-func contextWithCancel(e *env) (context.Context, context.CancelFunc) { return context.WithCancel(e.ctx) }
+func contextWithCancel(e *env) (context.Context, context.CancelFunc) {
+	return context.WithCancel(e.ctx)
+}

@@ -1,0 +1,120 @@
+package expiry_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/expiry"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+)
+
+func TestMain(m *testing.M) { dbtest.Main(m) }
+
+// An expiry and a redemption of the same member, at the same moment, in
+// either order: a redemption that comes first draws the due lot (nearest
+// expiry first) and the expiry takes only what is left of it (50); an
+// expiry that comes first takes the whole due lot (100) and the
+// redemption draws the other. Never are the same points spent and expired.
+func TestExpiryRacingRedemptionsNeverTakesSpentPoints(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	asOf := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	clock := testclock.Ticking(asOf.Add(time.Hour), time.Microsecond)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	progs := programmes.New(l, clock.Now)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	const members = 40
+	account := func(i int) string { return programme.MemberAccount(fmt.Sprint(1000 + i)).Code }
+	for i := range members {
+		if err := l.CreateAccount(ctx, programme.MemberAccount(fmt.Sprint(1000+i))); err != nil {
+			t.Fatal(err)
+		}
+		for n, expires := range []time.Time{asOf.AddDate(0, 0, -1), asOf.AddDate(1, 0, 0)} { // one lot due, one not
+			if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprintf("earn-%d-%d", i, n),
+				Kind: ledger.KindEarn, EffectiveAt: asOf.AddDate(-1, 0, 0), Lots: ledger.LotPolicy{ExpiresAt: expires},
+				Postings: []ledger.Posting{{Account: account(i), Amount: 100}, {Account: programme.AccountIssuedStay, Amount: -100}}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The redemptions start once the job's first batch is done: its members
+	// expire first, the others race.
+	var wg sync.WaitGroup
+	firstBatch := make(chan struct{})
+	var once sync.Once
+	started := func() { once.Do(func() { close(firstBatch) }) }
+	wg.Go(func() {
+		defer started() // a job that fails early must not leave the test waiting
+		if _, err := expiry.New(l, progs, clock.Now).Run(ctx, asOf, 7, func(expiry.Progress) { started() }); err != nil {
+			t.Error(err)
+		}
+	})
+	<-firstBatch
+	for i := range members {
+		wg.Go(func() {
+			if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprintf("redeem-%d", i),
+				Kind: ledger.KindRedeem, EffectiveAt: asOf,
+				Postings: []ledger.Posting{{Account: account(i), Amount: -50}, {Account: programme.RedeemedAccount(programme.RewardTravelKit), Amount: 50}}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	// A run after both finished expires whatever the first run came too
+	// early for (a redemption between its scan and its write).
+	if _, err := expiry.New(l, progs, clock.Now).Run(ctx, asOf.Add(time.Second), 7, nil); err != nil {
+		t.Fatal(err)
+	}
+	var totalExpired int64
+	orders := map[int64]int{}
+	for i := range members {
+		b, err := l.Balance(ctx, account(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var expired int64
+		if err := db.Pool.QueryRow(ctx, `SELECT COALESCE(-SUM(p.amount), 0)::INT8 FROM postings p
+			JOIN transactions t ON t.id = p.transaction_id WHERE t.kind = 'expiry' AND p.account_code = $1`, account(i)).Scan(&expired); err != nil {
+			t.Fatal(err)
+		}
+		if (expired != 50 && expired != 100) || b.Posted+expired != 150 {
+			t.Errorf("member %d: %d points expired and %d left; want 50 expired and 100 left, or 100 and 50", i, expired, b.Posted)
+		}
+		lots, err := l.Lots(ctx, account(i))
+		if err != nil || len(lots) != 1 || lots[0].Due(asOf.Add(time.Second)) {
+			t.Errorf("member %d: open lots %+v (%v), want only the lot not due", i, lots, err)
+		}
+		totalExpired += expired
+		orders[expired]++
+	}
+	breakage, err := l.Balance(ctx, programme.AccountBreakage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if breakage.Posted != totalExpired {
+		t.Errorf("breakage %d, want the %d points expired", breakage.Posted, totalExpired)
+	}
+	t.Logf("expiry first for %d members, redemption first for %d", orders[100], orders[50])
+	if orders[100] < 7 {
+		t.Errorf("the first batch's 7 members should have expired before any redemption")
+	}
+	found, err := l.Verify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range found {
+		t.Errorf("discrepancy: %s", d)
+	}
+}

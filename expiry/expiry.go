@@ -15,9 +15,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -30,13 +30,9 @@ import (
 // CallerID is who the ledger records as the writer of expiries.
 const CallerID = "expiry-job"
 
-// Limits of a run.
-const (
-	MaxBatch = 5000
-	// writers is how many expiries of a batch are in flight at once: the
-	// ledger's group commit writes them together.
-	writers = 64
-)
+// MaxBatch bounds the members of one batch, all expired in one database
+// transaction.
+const MaxBatch = ledger.MaxExpireBatch
 
 // Progress is reported after every batch.
 type Progress struct {
@@ -118,47 +114,63 @@ func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress f
 	return p, nil
 }
 
-// expireAll posts the expiries of a batch, writers at a time, and returns
-// how many expired and how many points.
+// writers is how many database transactions a batch is split over, written
+// at once: one keeps a single database core busy.
+const writers = 2
+
+// expireAll posts the expiries of a batch, split over writers database
+// transactions written at once, and returns how many expired and how many
+// points.
 func (j *Job) expireAll(ctx context.Context, accounts []string, asOf time.Time, metadata func(member string) json.RawMessage) (int64, int64, error) {
-	var expired, points atomic.Int64
+	var expired, points int64
 	var firstErr error
 	var mu sync.Mutex
-	work := make(chan string)
 	var wg sync.WaitGroup
-	for range min(writers, len(accounts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for account := range work {
-				txn, err := j.ledger.Expire(ctx, ledger.ExpireRequest{
-					CallerID: CallerID, IdempotencyKey: "expiry:" + asOf.Format(time.RFC3339Nano) + ":" + account,
-					Account: account, Destination: programme.AccountBreakage, AsOf: asOf,
-					Metadata: metadata(memberNumber(account)),
-				})
-				switch {
-				case errors.Is(err, ledger.ErrNothingDue):
-				case err != nil:
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				default:
-					expired.Add(1)
-					for _, m := range txn.Lots {
-						points.Add(-m.Points)
-					}
-				}
+	size := (len(accounts) + writers - 1) / writers
+	for chunk := range slices.Chunk(accounts, max(size, 1)) {
+		wg.Go(func() {
+			e, p, err := j.expireChunk(ctx, chunk, asOf, metadata)
+			mu.Lock()
+			defer mu.Unlock()
+			expired, points = expired+e, points+p
+			if err != nil && firstErr == nil {
+				firstErr = err
 			}
-		}()
+		})
 	}
-	for _, a := range accounts {
-		work <- a
-	}
-	close(work)
 	wg.Wait()
-	return expired.Load(), points.Load(), firstErr
+	return expired, points, firstErr
+}
+
+// expireChunk posts the expiries of part of a batch in one database
+// transaction.
+func (j *Job) expireChunk(ctx context.Context, accounts []string, asOf time.Time, metadata func(member string) json.RawMessage) (int64, int64, error) {
+	reqs := make([]ledger.ExpireRequest, len(accounts))
+	for i, account := range accounts {
+		reqs[i] = ledger.ExpireRequest{
+			CallerID: CallerID, IdempotencyKey: "expiry:" + asOf.Format(time.RFC3339Nano) + ":" + memberNumber(account),
+			Account: account, Destination: programme.AccountBreakage, AsOf: asOf,
+			Metadata: metadata(memberNumber(account)),
+		}
+	}
+	results, err := j.ledger.ExpireMany(ctx, reqs)
+	if err != nil {
+		return 0, 0, err
+	}
+	var expired, points int64
+	for _, r := range results {
+		switch {
+		case errors.Is(r.Err, ledger.ErrNothingDue): // spent or extended since the scan
+		case r.Err != nil:
+			return 0, 0, r.Err
+		default:
+			expired++
+			for _, m := range r.Transaction.Lots {
+				points -= m.Points
+			}
+		}
+	}
+	return expired, points, nil
 }
 
 // memberNumber is the member of a points account ("member:<n>:points").

@@ -40,44 +40,9 @@ type expireSpec struct {
 // lot due is ErrNothingDue, and writes nothing. A retry with the same
 // idempotency key returns the first transaction.
 func (l *Ledger) Expire(ctx context.Context, req ExpireRequest) (Transaction, error) {
-	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
-		return Transaction{}, err
-	}
-	if err := validateAccountCode("account", req.Account); err != nil {
-		return Transaction{}, err
-	}
-	if err := validateAccountCode("destination", req.Destination); err != nil {
-		return Transaction{}, err
-	}
-	if req.Account == req.Destination {
-		return Transaction{}, invalid("destination", "must differ from account")
-	}
-	if err := validateTime("as_of", req.AsOf); err != nil {
-		return Transaction{}, err
-	}
-	metadata, err := canonicalMetadata(req.Metadata)
+	job, err := l.expireJob(ctx, req)
 	if err != nil {
 		return Transaction{}, err
-	}
-	accounts, err := l.accountsByCode(ctx, []string{req.Account, req.Destination})
-	if err != nil {
-		return Transaction{}, err
-	}
-	if !accounts[req.Account].TracksLots {
-		return Transaction{}, invalid("account", "%s does not track lots", req.Account)
-	}
-	asOf := dbTime(req.AsOf)
-	hash := requestHash(opPost, struct {
-		Expire      string    `json:"expire"`
-		Destination string    `json:"destination"`
-		AsOf        time.Time `json:"as_of"`
-		Metadata    any       `json:"metadata"`
-	}{req.Account, req.Destination, asOf, metadata})
-	job := &postJob{
-		req:  PostRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: KindExpiry, Metadata: metadata},
-		hash: hash, metadata: metadata, effectiveAt: asOf, accounts: accounts,
-		expire: &expireSpec{account: req.Account, destination: req.Destination, asOf: asOf},
-		done:   make(chan postResult, 1),
 	}
 	l.submit(job)
 	var r postResult
@@ -86,11 +51,102 @@ func (l *Ledger) Expire(ctx context.Context, req ExpireRequest) (Transaction, er
 	case <-ctx.Done():
 		return Transaction{}, fmt.Errorf("expire lots of %s: outcome unknown, retry with the same idempotency key: %w", req.Account, ctx.Err())
 	}
+	return l.expireResult(ctx, job, r)
+}
+
+// MaxExpireBatch bounds ExpireMany.
+const MaxExpireBatch = 1000
+
+// ExpireResult is the outcome of one request of ExpireMany: its
+// transaction, or its error (ErrNothingDue when no lot was due).
+type ExpireResult struct {
+	Transaction Transaction
+	Err         error
+}
+
+// ExpireMany does what Expire does for many accounts (at most
+// MaxExpireBatch), in one database transaction and one commit: the batch
+// path of the expiry job. Each request keeps its own result. An invalid
+// request fails the whole call before anything is written.
+func (l *Ledger) ExpireMany(ctx context.Context, reqs []ExpireRequest) ([]ExpireResult, error) {
+	if len(reqs) > MaxExpireBatch {
+		return nil, invalid("requests", "at most %d, got %d", MaxExpireBatch, len(reqs))
+	}
+	// One lookup for the batch's accounts, which the jobs then find cached.
+	codes := make([]string, 0, 2*len(reqs))
+	for _, req := range reqs {
+		codes = append(codes, req.Account, req.Destination)
+	}
+	if _, err := l.accountsByCode(ctx, codes); err != nil {
+		return nil, err
+	}
+	jobs := make([]*postJob, len(reqs))
+	for i, req := range reqs {
+		job, err := l.expireJob(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("expiry %d (%s): %w", i, req.Account, err)
+		}
+		jobs[i] = job
+	}
+	out := make([]ExpireResult, len(reqs))
+	if len(jobs) == 0 {
+		return out, nil
+	}
+	for i, r := range l.writeGroup(ctx, jobs) {
+		out[i].Transaction, out[i].Err = l.expireResult(ctx, jobs[i], r)
+	}
+	return out, nil
+}
+
+// expireJob validates an expiry and makes it a job for the group commit.
+func (l *Ledger) expireJob(ctx context.Context, req ExpireRequest) (*postJob, error) {
+	if err := validateCaller(req.CallerID, req.IdempotencyKey); err != nil {
+		return nil, err
+	}
+	if err := validateAccountCode("account", req.Account); err != nil {
+		return nil, err
+	}
+	if err := validateAccountCode("destination", req.Destination); err != nil {
+		return nil, err
+	}
+	if req.Account == req.Destination {
+		return nil, invalid("destination", "must differ from account")
+	}
+	if err := validateTime("as_of", req.AsOf); err != nil {
+		return nil, err
+	}
+	metadata, err := canonicalMetadata(req.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	accounts, err := l.accountsByCode(ctx, []string{req.Account, req.Destination})
+	if err != nil {
+		return nil, err
+	}
+	if !accounts[req.Account].TracksLots {
+		return nil, invalid("account", "%s does not track lots", req.Account)
+	}
+	asOf := dbTime(req.AsOf)
+	hash := requestHash(opPost, struct {
+		Expire      string    `json:"expire"`
+		Destination string    `json:"destination"`
+		AsOf        time.Time `json:"as_of"`
+		Metadata    any       `json:"metadata"`
+	}{req.Account, req.Destination, asOf, metadata})
+	return &postJob{
+		req:  PostRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: KindExpiry, Metadata: metadata},
+		hash: hash, metadata: metadata, effectiveAt: asOf, accounts: accounts,
+		expire: &expireSpec{account: req.Account, destination: req.Destination, asOf: asOf},
+		done:   make(chan postResult, 1),
+	}, nil
+}
+
+func (l *Ledger) expireResult(ctx context.Context, job *postJob, r postResult) (Transaction, error) {
 	if r.replay {
-		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opPost, hash)
+		return l.replayTransaction(ctx, job.req.CallerID, job.req.IdempotencyKey, opPost, job.hash)
 	}
 	if r.err != nil {
-		return Transaction{}, fmt.Errorf("expire lots of %s: %w", req.Account, r.err)
+		return Transaction{}, fmt.Errorf("expire lots of %s: %w", job.expire.account, r.err)
 	}
 	return r.txn, nil
 }

@@ -325,31 +325,32 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	// transaction inserted, never seen by anyone), move the balances,
 	// insert the journal.
 	b = &pgx.Batch{}
-	for _, j := range unclaim {
-		b.Queue(`DELETE FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2 AND transaction_id = $3`,
-			j.req.CallerID, j.req.IdempotencyKey, j.txn.ID)
+	if len(unclaim) > 0 {
+		callers, keys, ids := make([]string, len(unclaim)), make([]string, len(unclaim)), make([]uuid.UUID, len(unclaim))
+		for i, j := range unclaim {
+			callers[i], keys[i], ids[i] = j.req.CallerID, j.req.IdempotencyKey, j.txn.ID
+		}
+		b.Queue(`DELETE FROM idempotency_keys WHERE (caller_id, idempotency_key, transaction_id) IN
+			(SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::UUID[]))`, callers, keys, ids)
 	}
 	if len(written) == 0 {
 		return tx.SendBatch(ctx, b).Close()
 	}
-	balanceMoves := groupMoves(written, accounts, shards)
-	for _, m := range balanceMoves {
-		if lotsMoved[m.account.Code] {
-			delete(lotsMoved, m.account.Code)
-			b.Queue(`UPDATE account_balances SET balance = balance + $3, lots = $4, next_lot_expiry = $5
-				WHERE account_code = $1 AND shard = $2`,
-				m.account.Code, m.shard, m.raw, string(encodeLots(book[m.account.Code])), nextExpiry(book[m.account.Code]))
-			continue
-		}
+	singleRowsAfter, sharded := singleRowUpdate(groupMoves(written, accounts, shards), lotsMoved, book)
+	if len(singleRowsAfter.codes) > 0 {
+		// One statement for every single-row account (members), whose rows
+		// round trip 1 locked already.
+		b.Queue(`UPDATE account_balances AS b
+			SET balance = b.balance + v.delta,
+			    lots = COALESCE(v.lots::JSONB, b.lots),
+			    next_lot_expiry = CASE WHEN v.lots IS NULL THEN b.next_lot_expiry ELSE v.next_expiry END
+			FROM unnest($1::TEXT[], $2::INT8[], $3::TEXT[], $4::TIMESTAMPTZ[]) AS v (code, delta, lots, next_expiry)
+			WHERE b.account_code = v.code AND b.shard = 0`,
+			singleRowsAfter.codes, singleRowsAfter.deltas, singleRowsAfter.lots, singleRowsAfter.nextExpiry)
+	}
+	for _, m := range sharded {
 		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
 			m.account.Code, m.shard, m.raw)
-	}
-	// Lots that moved while their account's balance did not (points
-	// earned and spent in the same group).
-	lotsOnly := slices.Sorted(maps.Keys(lotsMoved))
-	for _, code := range lotsOnly {
-		b.Queue(`UPDATE account_balances SET lots = $2, next_lot_expiry = $3 WHERE account_code = $1 AND shard = 0`,
-			code, string(encodeLots(book[code])), nextExpiry(book[code]))
 	}
 	txText, txArgs := transactionsSQL(written)
 	b.Queue(txText, txArgs...)
@@ -364,12 +365,21 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-	for range unclaim {
+	if len(unclaim) > 0 {
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("take back a claim: %w", err)
+			return fmt.Errorf("take back claims: %w", err)
 		}
 	}
-	for range len(balanceMoves) + len(lotsOnly) {
+	if len(singleRowsAfter.codes) > 0 {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("move balances: %w", err)
+		}
+		if tag.RowsAffected() != int64(len(singleRowsAfter.codes)) {
+			return fmt.Errorf("moved %d of %d single-row balances: a balance row is missing", tag.RowsAffected(), len(singleRowsAfter.codes))
+		}
+	}
+	for range sharded {
 		tag, err := br.Exec()
 		if err != nil {
 			return fmt.Errorf("move balances: %w", err)
@@ -390,6 +400,50 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 		}
 	}
 	return br.Close()
+}
+
+// singleRowState is the new state of a group's single-row accounts, as
+// arrays for one UPDATE: the net move, and for accounts whose lots moved
+// their lots (nil: unchanged) and earliest expiry.
+type singleRowState struct {
+	codes      []string
+	deltas     []int64
+	lots       []*string
+	nextExpiry []*time.Time
+}
+
+// singleRowUpdate splits a group's moves into the single-row accounts, with
+// the lots that moved (including accounts whose balance did not: points
+// earned and spent in the same group), and the sharded ones.
+func singleRowUpdate(moves []balanceMove, lotsMoved map[string]bool, book map[string][]Lot) (singleRowState, []balanceMove) {
+	var rows singleRowState
+	var sharded []balanceMove
+	delta := map[string]int64{}
+	for _, m := range moves {
+		if m.account.Shards == 1 {
+			delta[m.account.Code] = m.raw
+		} else {
+			sharded = append(sharded, m)
+		}
+	}
+	for code := range lotsMoved {
+		if _, ok := delta[code]; !ok {
+			delta[code] = 0
+		}
+	}
+	for _, code := range slices.Sorted(maps.Keys(delta)) {
+		rows.codes = append(rows.codes, code)
+		rows.deltas = append(rows.deltas, delta[code])
+		if lotsMoved[code] {
+			lots := string(encodeLots(book[code]))
+			rows.lots = append(rows.lots, &lots)
+			rows.nextExpiry = append(rows.nextExpiry, nextExpiry(book[code]))
+		} else {
+			rows.lots = append(rows.lots, nil)
+			rows.nextExpiry = append(rows.nextExpiry, nil)
+		}
+	}
+	return rows, sharded
 }
 
 func checkBalanced(txn Transaction, moves []balanceMove) error {

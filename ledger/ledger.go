@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -18,8 +19,12 @@ type Ledger struct {
 	db  *database.DB
 	now func() time.Time
 	// accounts caches account settings, which never change once created,
-	// so a posting costs no lookup round trip.
-	accounts sync.Map // code -> Account
+	// so a posting costs no lookup round trip. It is emptied whenever it
+	// would pass maxCachedAccounts: a programme of millions of members must
+	// not keep them all in memory, and the hot programme accounts come back
+	// at their next use.
+	accounts       sync.Map // code -> Account
+	cachedAccounts atomic.Int64
 	shards   shardLeases
 	rows     *rowQueues
 	group    *groupCommitter
@@ -68,6 +73,9 @@ func dbTime(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
 func (l *Ledger) CreateAccount(ctx context.Context, a Account) error {
 	return l.CreateAccounts(ctx, []Account{a})
 }
+
+// maxCachedAccounts bounds the account cache (about 200 bytes an entry).
+const maxCachedAccounts = 100_000
 
 // maxAccountsPerInsert keeps one INSERT's parameters well under the
 // protocol's 65,535.
@@ -239,6 +247,10 @@ func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string
 		}
 		a.NormalSide = Side(side)
 		out[a.Code] = a
+		if l.cachedAccounts.Add(1) > maxCachedAccounts {
+			l.accounts.Clear()
+			l.cachedAccounts.Store(1)
+		}
 		l.accounts.Store(a.Code, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -15,7 +15,7 @@ import (
 
 const (
 	benchMembers = 1_000_000
-	benchChunk   = 100_000// members per set-up transaction
+	benchChunk   = 100_000 // members per set-up transaction
 	benchPoints  = 500     // each member's one lot
 	benchBatch   = 1000    // members per expiry batch
 )

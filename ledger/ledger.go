@@ -25,9 +25,9 @@ type Ledger struct {
 	// at their next use.
 	accounts       sync.Map // code -> Account
 	cachedAccounts atomic.Int64
-	shards   shardLeases
-	rows     *rowQueues
-	group    *groupCommitter
+	shards         shardLeases
+	rows           *rowQueues
+	group          *groupCommitter
 }
 
 // Options configure a Ledger.

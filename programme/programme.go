@@ -219,6 +219,10 @@ type Programme struct {
 	MaxNightsPerStay int `json:"max_nights_per_stay"`
 	// TierRules decide members' tiers; package tiers applies them.
 	TierRules TierRules `json:"tier_rules"`
+	// PartnerMaxPointsPerUnit caps what a partner's own rate card may
+	// award at its hotels: at most this many points per unit of room
+	// charge, after the tier multiplier (2).
+	PartnerMaxPointsPerUnit decimal.Decimal `json:"partner_max_points_per_unit"`
 }
 
 // TierRules are the tier settings of a programme. The ladder is regular,
@@ -299,6 +303,7 @@ func Default() Programme {
 			WindowMonths: 12,
 			ReviewMonths: 12,
 		},
+		PartnerMaxPointsPerUnit: decimal.NewFromInt(2),
 	}
 }
 

@@ -59,6 +59,9 @@ func (p Programme) Validate() error {
 	if err := p.TierRules.validate(); err != nil {
 		return err
 	}
+	if err := nonNegative("partner_max_points_per_unit", p.PartnerMaxPointsPerUnit); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/migrations"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
@@ -247,6 +248,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		Members:    memberStore,
 		Keys:       keys,
 		Programmes: progs,
+		Partners:   partners.New(l, nil),
 		Logger:     logger,
 	})
 	if err != nil {

@@ -129,7 +129,9 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	return &Store{db: l.DB(), ledger: l, now: clock}
 }
 
-func fieldError(field, problem string) error { return &ledger.FieldError{Field: field, Problem: problem} }
+func fieldError(field, problem string) error {
+	return &ledger.FieldError{Field: field, Problem: problem}
+}
 
 // ValidateID checks a partner id: it is part of ledger account codes.
 func ValidateID(id string) error {

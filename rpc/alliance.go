@@ -226,7 +226,9 @@ func (s allianceService) currency(ctx context.Context, partnerID string) (string
 // partnerStay validates an award's stay: dates, one room charge per night
 // in the programme's currency.
 func partnerStay(rules programme.Programme, msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []decimal.Decimal, error) {
-	fail := func(err error) (time.Time, time.Time, []decimal.Decimal, error) { return time.Time{}, time.Time{}, nil, err }
+	fail := func(err error) (time.Time, time.Time, []decimal.Decimal, error) {
+		return time.Time{}, time.Time{}, nil, err
+	}
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return fail(err)
 	}

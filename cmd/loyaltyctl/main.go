@@ -2,8 +2,11 @@
 // service's database directly, outside any API call.
 //
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
+//	loyaltyctl partners create|suspend|reinstate|set-rates|add-property|get|list [flags]
 //
-// It never migrates the database: loyaltyd does that when it starts, so
+// The partners commands call AdminService with an admin key (-url, -key or
+// LOYALTY_URL, LOYALTY_KEY); the others work on the database. It never
+// migrates the database: loyaltyd does that when it starts, so
 // loyaltyd must have been started once against the database first.
 //
 // Commands are a table of "command subcommand" pairs (tiers review; later
@@ -59,6 +62,7 @@ var commands = []command{
 	{name: "tiers", summary: "members' tiers", subcommands: []subcommand{
 		{name: "review", summary: "review every member due at -as-of: anniversary downgrades, resumable", run: tiersReview},
 	}},
+	{name: "partners", summary: "the alliance's partners, through AdminService", subcommands: partnerSubcommands},
 }
 
 // run is the whole program; it returns the exit code.

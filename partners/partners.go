@@ -355,8 +355,7 @@ func (s *Store) List(ctx context.Context) ([]Partner, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Partner, error) { return scanPartner(r) })
 }
 
-// Status returns a partner's status: one single-row read, made on every
-// write at a partner's hotels, so that a suspension applies at once.
+// Status returns a partner's status.
 func (s *Store) Status(ctx context.Context, partnerID string) (Status, error) {
 	var st Status
 	err := s.db.Pool.QueryRow(ctx, `SELECT status FROM partners WHERE partner_id = $1`, partnerID).Scan(&st)
@@ -369,17 +368,19 @@ func (s *Store) Status(ctx context.Context, partnerID string) (Status, error) {
 	return st, nil
 }
 
-// CheckWritable returns ErrSuspended for a suspended partner, ErrNotFound
-// for an unknown one, nil for an active one.
-func (s *Store) CheckWritable(ctx context.Context, partnerID string) error {
-	st, err := s.Status(ctx, partnerID)
+// Writable returns the partner if it may write now: ErrSuspended for a
+// suspended partner, ErrNotFound for an unknown one. One single-row read,
+// made on every write at a partner's hotels, so that a suspension applies
+// from the next call.
+func (s *Store) Writable(ctx context.Context, partnerID string) (Partner, error) {
+	p, err := scanPartner(s.db.Pool.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID))
 	if err != nil {
-		return err
+		return Partner{}, err
 	}
-	if st != StatusActive {
-		return fmt.Errorf("%w: %s", ErrSuspended, partnerID)
+	if p.Status != StatusActive {
+		return Partner{}, fmt.Errorf("%w: %s", ErrSuspended, partnerID)
 	}
-	return nil
+	return p, nil
 }
 
 const ratesSelect = `SELECT version, effective_at, issue_rate::TEXT, reimbursement_rate::TEXT, rate_card, created_at, created_by

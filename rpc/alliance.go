@@ -44,21 +44,21 @@ func scope(ctx context.Context) (string, error) {
 
 // writableScope is the caller's partner, checked to be active now: one
 // single-row read per write, so a suspension applies from the next call.
-func (s allianceService) writableScope(ctx context.Context, proc string) (string, error) {
+func (s allianceService) writableScope(ctx context.Context, proc string) (partners.Partner, error) {
 	partnerID, err := scope(ctx)
 	if err != nil {
-		return "", err
+		return partners.Partner{}, err
 	}
-	err = s.partners.CheckWritable(ctx, partnerID)
+	p, err := s.partners.Writable(ctx, partnerID)
 	switch {
 	case errors.Is(err, partners.ErrSuspended):
-		return "", connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s is suspended: its writes are refused", partnerID))
+		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s is suspended: its writes are refused", partnerID))
 	case errors.Is(err, partners.ErrNotFound):
-		return "", connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s does not exist", partnerID))
+		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s does not exist", partnerID))
 	case err != nil:
-		return "", s.toConnect(ctx, proc, err)
+		return p, s.toConnect(ctx, proc, err)
 	}
-	return partnerID, nil
+	return p, nil
 }
 
 // errNoSuchProperty answers an unknown property and another owner's alike.
@@ -156,10 +156,11 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, err
 	}
-	partnerID, err := s.writableScope(ctx, proc)
+	partner, err := s.writableScope(ctx, proc)
 	if err != nil {
 		return nil, err
 	}
+	partnerID := partner.ID
 	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
 	if err != nil {
 		return nil, err
@@ -190,14 +191,10 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		return connect.NewResponse(out), nil
 	}
 	amount := partners.Amount(rates, points, 0)
-	currency, err := s.currency(ctx, partnerID)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
 	m := meta{Kind: kindPartnerStay, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
 		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(charges), msg.GetArrivalDate()),
 		Breakdown:   linesOf(lines), ProgrammeVersion: v.Number,
-		PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: currency}
+		PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency}
 	key := msg.GetIdempotencyKey()
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: ledger.KindEarn, EffectiveAt: completedAt,
@@ -297,10 +294,11 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if err := checkID("stay_id", msg.GetStayId(), false); err != nil {
 		return nil, err
 	}
-	partnerID, err := s.writableScope(ctx, proc)
+	partner, err := s.writableScope(ctx, proc)
 	if err != nil {
 		return nil, err
 	}
+	partnerID := partner.ID
 	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
 	if err != nil {
 		return nil, err
@@ -323,15 +321,11 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	currency, err := s.currency(ctx, partnerID)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
 	amount := partners.Amount(rates, 0, price)
 	m := meta{Kind: kindPartnerRedemption, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
 		Description: fmt.Sprintf("Redeemed %d x %s at %s", quantity, reward, property.Name), Breakdown: linesOf(lines),
 		ProgrammeVersion: v.Number, PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsRedeemed: price,
-		Money: amount.String(), Currency: currency}
+		Money: amount.String(), Currency: partner.Currency}
 	key := msg.GetIdempotencyKey()
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: ledger.KindRedeem, EffectiveAt: now,
@@ -359,11 +353,11 @@ func (s allianceService) ReverseTransaction(ctx context.Context, req *connect.Re
 	if err := checkReason(msg.GetReason()); err != nil {
 		return nil, err
 	}
-	partnerID, err := s.writableScope(ctx, proc)
+	partner, err := s.writableScope(ctx, proc)
 	if err != nil {
 		return nil, err
 	}
-	entry, err := s.partners.Transaction(ctx, partnerID, id)
+	entry, err := s.partners.Transaction(ctx, partner.ID, id)
 	if errors.Is(err, partners.ErrNotFound) {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("no transaction of this partner with this transaction_id"))
 	}

@@ -1497,7 +1497,9 @@ type CreatePartnerRequest struct {
 	// 1-200 characters.
 	Name               string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	SettlementCurrency string `protobuf:"bytes,4,opt,name=settlement_currency,json=settlementCurrency,proto3" json:"settlement_currency,omitempty"`
-	// The first rates, in force from creation (version and times are ignored).
+	// The first rates (version, created_at and created_by_key_id are
+	// ignored). effective_at is optional: creation time when unset; it may be
+	// in the past, since no transaction at the partner's hotels exists yet.
 	Rates         *PartnerRates `protobuf:"bytes,5,opt,name=rates,proto3" json:"rates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

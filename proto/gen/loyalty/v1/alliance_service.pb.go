@@ -334,8 +334,10 @@ type PartnerTransaction struct {
 	// The business time (check-out for an award) that decides the period.
 	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
 	RecordedAt  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
-	Description string                 `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
-	Breakdown   []*BreakdownLine       `protobuf:"bytes,13,rep,name=breakdown,proto3" json:"breakdown,omitempty"`
+	// The summary and how the points were computed: in the answers of
+	// AwardStay, Redeem and ReverseTransaction; empty in ListPartnerActivity.
+	Description string           `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
+	Breakdown   []*BreakdownLine `protobuf:"bytes,13,rep,name=breakdown,proto3" json:"breakdown,omitempty"`
 	// For a REVERSAL: the transaction it reverses.
 	ReversesTransactionId string `protobuf:"bytes,14,opt,name=reverses_transaction_id,json=reversesTransactionId,proto3" json:"reverses_transaction_id,omitempty"`
 	unknownFields         protoimpl.UnknownFields

@@ -263,6 +263,20 @@ func TestAllianceEndToEnd(t *testing.T) {
 	if strings.Join(seen, ",") != strings.Join(want, ",") {
 		t.Errorf("ALPHA's activity at A-2:\n got %v\nwant %v", seen, want)
 	}
+	// By period: from 2026-11-23 00:00 UTC, the stay that checked out that
+	// day, the reversal and the redemption recorded then.
+	since, err := alpha.ListPartnerActivity(w.ctx, connect.NewRequest(&loyaltyv1.ListPartnerActivityRequest{
+		From: timestamppb.New(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)), To: november.GetTo()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, tx := range since.Msg.GetTransactions() {
+		kinds = append(kinds, tx.GetKind().String()+"@"+tx.GetPropertyId())
+	}
+	if got, want := strings.Join(kinds, ","), "TRANSACTION_KIND_REDEMPTION@A-2,TRANSACTION_KIND_REVERSAL@A-2,TRANSACTION_KIND_STAY@A-1"; got != want {
+		t.Errorf("ALPHA's activity since 23 November:\n got %s\nwant %s", got, want)
+	}
 	w.verify(t)
 }
 

@@ -98,26 +98,16 @@ func (s allianceService) GetMemberStatus(ctx context.Context, req *connect.Reque
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return nil, err
 	}
-	family := strings.TrimSpace(msg.GetFamilyName())
-	if family == "" || len([]rune(family)) > maxFamilyName {
-		return nil, badField("family_name", "1 to %d characters", maxFamilyName)
+	if err := checkFamilyName(msg.GetFamilyName()); err != nil {
+		return nil, err
 	}
 	partnerID, err := scope(ctx)
 	if err != nil {
 		return nil, err
 	}
-	// An unknown member and a wrong name are one answer: the call reveals
-	// nothing without both factors.
-	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
-	if errors.Is(err, members.ErrNotFound) {
-		return nil, unknown
-	}
+	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
 	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	if !strings.EqualFold(familyName(member.FullName), family) {
-		return nil, unknown
+		return nil, err
 	}
 	v, err := s.rules(ctx)
 	if err != nil {
@@ -135,6 +125,31 @@ func (s allianceService) GetMemberStatus(ctx context.Context, req *connect.Reque
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	return connect.NewResponse(&loyaltyv1.GetMemberStatusResponse{MemberNumber: member.Number, Tier: tierOf(member.Tier), Benefits: benefits}), nil
+}
+
+func checkFamilyName(name string) error {
+	if n := len([]rune(strings.TrimSpace(name))); n == 0 || n > maxFamilyName {
+		return badField("family_name", "1 to %d characters", maxFamilyName)
+	}
+	return nil
+}
+
+// recognise finds a member by number and family name. An unknown member
+// and a wrong name are one answer: a partner learns nothing of a member
+// without both factors.
+func (s allianceService) recognise(ctx context.Context, proc, number, family string) (members.Member, error) {
+	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
+	member, err := s.members.Get(ctx, number)
+	if errors.Is(err, members.ErrNotFound) {
+		return members.Member{}, unknown
+	}
+	if err != nil {
+		return members.Member{}, s.toConnect(ctx, proc, err)
+	}
+	if !strings.EqualFold(familyName(member.FullName), strings.TrimSpace(family)) {
+		return members.Member{}, unknown
+	}
+	return member, nil
 }
 
 // familyName is the last word of a registered full name.
@@ -169,9 +184,9 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 	if completedAt.After(s.now()) {
 		return nil, badField("departure_date", "check-out is in the future: award a stay once it is completed")
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
 	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+		return nil, err
 	}
 	// The tier in force when the stay began, as for the chain's own stays.
 	tier, err := s.members.TierAt(ctx, member, atLocal(arrival, 0, property.Location))
@@ -229,6 +244,9 @@ func partnerStay(rules programme.Programme, msg *loyaltyv1.AwardStayRequest) (ti
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return fail(err)
 	}
+	if err := checkFamilyName(msg.GetFamilyName()); err != nil {
+		return fail(err)
+	}
 	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
 		return fail(err)
 	}
@@ -277,6 +295,9 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return nil, err
 	}
+	if err := checkFamilyName(msg.GetFamilyName()); err != nil {
+		return nil, err
+	}
 	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
 		return nil, err
 	}
@@ -312,9 +333,9 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	price := -points
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
 	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+		return nil, err
 	}
 	now := s.now()
 	rates, err := s.partners.RatesAt(ctx, partnerID, now)

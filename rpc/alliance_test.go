@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,17 @@ func (e *env) alliance(key string) loyaltyv1connect.AllianceServiceClient {
 	return loyaltyv1connect.NewAllianceServiceClient(e.server.Client(), e.server.URL, connect.WithInterceptors(bearer(key)))
 }
 
+// familyNames are the family names of the members enrollNamed enrolled,
+// by member number (numbers are random, so tests never share one): the
+// requests below recognise a member as a partner does, with both factors.
+var familyNames sync.Map
+
+func familyOf(number string) string {
+	name, _ := familyNames.Load(number)
+	s, _ := name.(string)
+	return s
+}
+
 // award asks for a stay's points from arrival (YYYY-MM-DD), one night per
 // room charge.
 func award(key, member, property, stay, arrival string, charges ...string) *connect.Request[loyaltyv1.AwardStayRequest] {
@@ -25,7 +37,7 @@ func award(key, member, property, stay, arrival string, charges ...string) *conn
 	if err != nil {
 		panic(err)
 	}
-	req := &loyaltyv1.AwardStayRequest{IdempotencyKey: key, MemberNumber: member, PropertyId: property, StayId: stay,
+	req := &loyaltyv1.AwardStayRequest{IdempotencyKey: key, MemberNumber: member, FamilyName: familyOf(member), PropertyId: property, StayId: stay,
 		ArrivalDate: arrival, DepartureDate: a.AddDate(0, 0, len(charges)).Format(time.DateOnly)}
 	for _, c := range charges {
 		req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: c}})
@@ -34,7 +46,7 @@ func award(key, member, property, stay, arrival string, charges ...string) *conn
 }
 
 func redeem(key, member, property string, reward loyaltyv1.Reward) *connect.Request[loyaltyv1.AllianceServiceRedeemRequest] {
-	return connect.NewRequest(&loyaltyv1.AllianceServiceRedeemRequest{IdempotencyKey: key, MemberNumber: member, PropertyId: property, Reward: reward})
+	return connect.NewRequest(&loyaltyv1.AllianceServiceRedeemRequest{IdempotencyKey: key, MemberNumber: member, FamilyName: familyOf(member), PropertyId: property, Reward: reward})
 }
 
 func (e *env) enrollNamed(t *testing.T, key, name string) string {
@@ -44,7 +56,9 @@ func (e *env) enrollNamed(t *testing.T, key, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return res.Msg.GetMember().GetMemberNumber()
+	number := res.Msg.GetMember().GetMemberNumber()
+	familyNames.Store(number, name[strings.LastIndex(name, " ")+1:])
+	return number
 }
 
 // alliance is two partners and the programme's own hotels: ALPHA (hotels

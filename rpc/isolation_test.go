@@ -128,6 +128,15 @@ func TestPartnerScope(t *testing.T) {
 				return err
 			}
 			sameAsMissing(t, connect.CodeNotFound, "NOPE-1", map[string]error{"NOPE-1": try("NOPE-1"), "A-1": try("A-1"), "SH-HQ-001": try("SH-HQ-001")})
+			// At its own hotel, a member number without the right family
+			// name is an unknown member.
+			byName := func(number, name string) error {
+				req := award("n-"+number+name, number, "B-1", "X-2", "2026-11-12", "300.00")
+				req.Msg.FamilyName = name
+				_, err := beta.AwardStay(w.ctx, req)
+				return err
+			}
+			sameAsMissing(t, connect.CodeNotFound, "9999999999", map[string]error{"9999999999": byName("9999999999", "Wei"), w.m1: byName(w.m1, "Wang")})
 		},
 		loyaltyv1connect.AllianceServiceRedeemProcedure: func(t *testing.T) {
 			try := func(property string) error {
@@ -135,6 +144,14 @@ func TestPartnerScope(t *testing.T) {
 				return err
 			}
 			sameAsMissing(t, connect.CodeNotFound, "NOPE-1", map[string]error{"NOPE-1": try("NOPE-1"), "A-2": try("A-2"), "SH-HQ-001": try("SH-HQ-001")})
+			// A partner spends only the points of a member it recognised.
+			byName := func(number, name string) error {
+				req := redeem("rn-"+number+name, number, "B-1", loyaltyv1.Reward_REWARD_BEDTIME_MILK)
+				req.Msg.FamilyName = name
+				_, err := beta.Redeem(w.ctx, req)
+				return err
+			}
+			sameAsMissing(t, connect.CodeNotFound, "9999999999", map[string]error{"9999999999": byName("9999999999", "Wei"), w.m1: byName(w.m1, "Wang")})
 		},
 		loyaltyv1connect.AllianceServiceReverseTransactionProcedure: func(t *testing.T) {
 			try := func(id string) error {

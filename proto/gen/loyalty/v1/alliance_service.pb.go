@@ -226,7 +226,11 @@ type AwardStayRequest struct {
 	ArrivalDate   string `protobuf:"bytes,5,opt,name=arrival_date,json=arrivalDate,proto3" json:"arrival_date,omitempty"`
 	DepartureDate string `protobuf:"bytes,6,opt,name=departure_date,json=departureDate,proto3" json:"departure_date,omitempty"`
 	// One room charge per night, in the programme's currency (CNY).
-	Nights        []*StayNight `protobuf:"bytes,7,rep,name=nights,proto3" json:"nights,omitempty"`
+	Nights []*StayNight `protobuf:"bytes,7,rep,name=nights,proto3" json:"nights,omitempty"`
+	// The member's family name, as for GetMemberStatus (required): an unknown
+	// member and a wrong name are the same NOT_FOUND, so a member number alone
+	// tells a partner nothing.
+	FamilyName    string `protobuf:"bytes,8,opt,name=family_name,json=familyName,proto3" json:"family_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +312,13 @@ func (x *AwardStayRequest) GetNights() []*StayNight {
 		return x.Nights
 	}
 	return nil
+}
+
+func (x *AwardStayRequest) GetFamilyName() string {
+	if x != nil {
+		return x.FamilyName
+	}
+	return ""
 }
 
 // A transaction at a partner's hotel as the partner sees it: no member
@@ -538,7 +549,10 @@ type AllianceServiceRedeemRequest struct {
 	// 1 when 0; at most 10.
 	Quantity int32 `protobuf:"varint,5,opt,name=quantity,proto3" json:"quantity,omitempty"`
 	// The partner's booking reference, if any.
-	StayId        string `protobuf:"bytes,6,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
+	StayId string `protobuf:"bytes,6,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
+	// The member's family name, as for GetMemberStatus (required): a partner
+	// spends only the points of a member it has recognised.
+	FamilyName    string `protobuf:"bytes,7,opt,name=family_name,json=familyName,proto3" json:"family_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,6 +625,13 @@ func (x *AllianceServiceRedeemRequest) GetQuantity() int32 {
 func (x *AllianceServiceRedeemRequest) GetStayId() string {
 	if x != nil {
 		return x.StayId
+	}
+	return ""
+}
+
+func (x *AllianceServiceRedeemRequest) GetFamilyName() string {
+	if x != nil {
+		return x.FamilyName
 	}
 	return ""
 }
@@ -1236,7 +1257,7 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x17GetMemberStatusResponse\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x124\n" +
-	"\bbenefits\x18\x03 \x01(\v2\x18.loyalty.v1.TierBenefitsR\bbenefits\"\x93\x02\n" +
+	"\bbenefits\x18\x03 \x01(\v2\x18.loyalty.v1.TierBenefitsR\bbenefits\"\xb4\x02\n" +
 	"\x10AwardStayRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x1f\n" +
@@ -1245,7 +1266,9 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\astay_id\x18\x04 \x01(\tR\x06stayId\x12!\n" +
 	"\farrival_date\x18\x05 \x01(\tR\varrivalDate\x12%\n" +
 	"\x0edeparture_date\x18\x06 \x01(\tR\rdepartureDate\x12-\n" +
-	"\x06nights\x18\a \x03(\v2\x15.loyalty.v1.StayNightR\x06nights\"\xf6\x04\n" +
+	"\x06nights\x18\a \x03(\v2\x15.loyalty.v1.StayNightR\x06nights\x12\x1f\n" +
+	"\vfamily_name\x18\b \x01(\tR\n" +
+	"familyName\"\xf6\x04\n" +
 	"\x12PartnerTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.loyalty.v1.TransactionKindR\x04kind\x12#\n" +
@@ -1266,7 +1289,7 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x17reverses_transaction_id\x18\x0e \x01(\tR\x15reversesTransactionId\"{\n" +
 	"\x11AwardStayResponse\x12@\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1e.loyalty.v1.PartnerTransactionR\vtransaction\x12$\n" +
-	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"\xee\x01\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"\x8f\x02\n" +
 	"\x1cAllianceServiceRedeemRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x1f\n" +
@@ -1274,7 +1297,9 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"propertyId\x12*\n" +
 	"\x06reward\x18\x04 \x01(\x0e2\x12.loyalty.v1.RewardR\x06reward\x12\x1a\n" +
 	"\bquantity\x18\x05 \x01(\x05R\bquantity\x12\x17\n" +
-	"\astay_id\x18\x06 \x01(\tR\x06stayId\"a\n" +
+	"\astay_id\x18\x06 \x01(\tR\x06stayId\x12\x1f\n" +
+	"\vfamily_name\x18\a \x01(\tR\n" +
+	"familyName\"a\n" +
 	"\x1dAllianceServiceRedeemResponse\x12@\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1e.loyalty.v1.PartnerTransactionR\vtransaction\"\x92\x01\n" +
 	"(AllianceServiceReverseTransactionRequest\x12'\n" +

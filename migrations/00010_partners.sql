@@ -59,7 +59,8 @@ CREATE TABLE IF NOT EXISTS partner_transactions (
     recorded_at     TIMESTAMPTZ NOT NULL
 );
 
-CREATE INDEX IF NOT EXISTS partner_transactions_by_time ON partner_transactions (partner_id, effective_at, transaction_id);
+-- Its index by partner and time is migration 13 (migrations.go): it is
+-- hash-sharded on CockroachDB.
 
 -- +goose Down
 DROP TABLE IF EXISTS partner_transactions;

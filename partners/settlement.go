@@ -112,3 +112,41 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 	out.Net = out.OwedToProgramme.Sub(out.OwedToPartner)
 	return out, nil
 }
+
+// Verify checks, per partner, that the points its settlement counts (the
+// index rows) are the points on its ledger accounts: an award or a
+// redemption recorded without its row, or the other way round, would
+// misstate a settlement. It returns one line per discrepancy.
+func (s *Store) Verify(ctx context.Context) ([]string, error) {
+	var found []string
+	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT p.partner_id,
+				COALESCE((SELECT sum(points_issued) FROM partner_transactions t WHERE t.partner_id = p.partner_id), 0)::BIGINT,
+				COALESCE((SELECT sum(points_redeemed) FROM partner_transactions t WHERE t.partner_id = p.partner_id), 0)::BIGINT,
+				COALESCE((SELECT -sum(balance) FROM account_balances b WHERE b.account_code = 'partner:' || p.partner_id || ':issued'), 0)::BIGINT,
+				COALESCE((SELECT sum(balance) FROM account_balances b WHERE b.account_code = 'partner:' || p.partner_id || ':redeemed'), 0)::BIGINT
+			FROM partners p ORDER BY p.partner_id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var issued, redeemed, ledgerIssued, ledgerRedeemed int64
+			if err := rows.Scan(&id, &issued, &redeemed, &ledgerIssued, &ledgerRedeemed); err != nil {
+				return err
+			}
+			if issued != ledgerIssued {
+				found = append(found, fmt.Sprintf("partner %s: %d points issued in its transactions, %d on %s", id, issued, ledgerIssued, IssuedAccount(id).Code))
+			}
+			if redeemed != ledgerRedeemed {
+				found = append(found, fmt.Sprintf("partner %s: %d points redeemed in its transactions, %d on %s", id, redeemed, ledgerRedeemed, RedeemedAccount(id).Code))
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify partners: %w", err)
+	}
+	return found, nil
+}

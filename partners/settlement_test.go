@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +162,26 @@ func TestRatesAreAppendOnly(t *testing.T) {
 	}
 	if _, err := s.RatesAt(ctx, "P", from.AddDate(-1, 0, 0)); !errors.Is(err, partners.ErrNoRates) {
 		t.Errorf("before the first version: %v", err)
+	}
+}
+
+// TestVerify: the index rows and the ledger agree; a posting on a
+// partner's account without its row is found.
+func TestVerify(t *testing.T) {
+	db := dbtest.New(t)
+	l, s, r := setup(t, db, "0.01", "0.01")
+	post(t, l, "award", from, r, 100, 0)
+	ctx := context.Background()
+	if found, err := s.Verify(ctx); err != nil || len(found) != 0 {
+		t.Fatalf("consistent books: %v, %v", found, err)
+	}
+	// A transaction on the partner's account that bypassed the index.
+	if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: "bypass", Kind: ledger.KindEarn, EffectiveAt: from,
+		Postings: []ledger.Posting{{Account: programme.MemberAccount("1000000001").Code, Amount: 5}, {Account: partners.IssuedAccount("P").Code, Amount: -5}}}); err != nil {
+		t.Fatal(err)
+	}
+	found, err := s.Verify(ctx)
+	if err != nil || len(found) != 1 || !strings.Contains(found[0], "100 points issued in its transactions, 105 on partner:P:issued") {
+		t.Fatalf("after a bypass: %v, %v", found, err)
 	}
 }

@@ -221,6 +221,10 @@ type Programme struct {
 	TierRules TierRules `json:"tier_rules"`
 	// Expiry says when earned points expire, in the programme's TimeZone.
 	Expiry ExpiryRules `json:"expiry"`
+	// PartnerMaxPointsPerUnit caps what a partner's own rate card may
+	// award at its hotels: at most this many points per unit of room
+	// charge, after the tier multiplier (2).
+	PartnerMaxPointsPerUnit decimal.Decimal `json:"partner_max_points_per_unit"`
 }
 
 // TierRules are the tier settings of a programme. The ladder is regular,
@@ -301,7 +305,8 @@ func Default() Programme {
 			WindowMonths: 12,
 			ReviewMonths: 12,
 		},
-		Expiry: ExpiryRules{Rule: ExpiryInactivity, Months: 24},
+		Expiry:                  ExpiryRules{Rule: ExpiryInactivity, Months: 24},
+		PartnerMaxPointsPerUnit: decimal.NewFromInt(2),
 	}
 }
 

@@ -62,6 +62,9 @@ func (p Programme) Validate() error {
 	if err := p.Expiry.validate(); err != nil {
 		return err
 	}
+	if err := nonNegative("partner_max_points_per_unit", p.PartnerMaxPointsPerUnit); err != nil {
+		return err
+	}
 	return nil
 }
 

@@ -250,9 +250,8 @@ func (s *Store) Get(ctx context.Context, number int) (Version, error) {
 	if err := json.Unmarshal(definition, &v.Programme); err != nil {
 		return Version{}, fmt.Errorf("decode programme version %d: %w", number, err)
 	}
-	if v.Programme.Expiry == (programme.ExpiryRules{}) {
-		// Stored before points expired: the shipped rule applies to it.
-		v.Programme.Expiry = programme.Default().Expiry
+	if err := fillLaterFields(definition, &v.Programme); err != nil {
+		return Version{}, fmt.Errorf("decode programme version %d: %w", number, err)
 	}
 	if v.Location, err = time.LoadLocation(v.Programme.TimeZone); err != nil {
 		return Version{}, fmt.Errorf("programme version %d: time zone %q: %w", number, v.Programme.TimeZone, err)
@@ -341,6 +340,24 @@ func validateProperty(p *Property) error {
 	}
 	if len(p.Owner) > MaxPropertyID {
 		return &ledger.FieldError{Field: "owner", Problem: fmt.Sprintf("at most %d bytes", MaxPropertyID)}
+	}
+	return nil
+}
+
+// fillLaterFields gives a version stored before a rule existed the
+// shipped default of that rule: points expiry and the cap on partners'
+// rate cards came after the first versions.
+func fillLaterFields(definition []byte, p *programme.Programme) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(definition, &fields); err != nil {
+		return err
+	}
+	defaults := programme.Default()
+	if _, ok := fields["expiry"]; !ok {
+		p.Expiry = defaults.Expiry
+	}
+	if _, ok := fields["partner_max_points_per_unit"]; !ok {
+		p.PartnerMaxPointsPerUnit = defaults.PartnerMaxPointsPerUnit
 	}
 	return nil
 }

@@ -93,6 +93,11 @@ func (s adminService) CreateApiKey(ctx context.Context, req *connect.Request[loy
 	if !ok {
 		return nil, badField("role", "is required: BOOKING_CHANNEL, PARTNER, FINANCE or ADMIN")
 	}
+	if role == apikeys.RolePartner {
+		if err := s.knownPartner(ctx, "partner_id", msg.GetPartnerId()); err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+	}
 	create := apikeys.CreateRequest{Name: msg.GetName(), Role: role, PartnerID: msg.GetPartnerId()}
 	if msg.GetExpiresAt() != nil {
 		create.ExpiresAt = msg.GetExpiresAt().AsTime()
@@ -184,6 +189,11 @@ func (s adminService) PutProperty(ctx context.Context, req *connect.Request[loya
 	}
 	owner := programmes.OwnerProgramme
 	if p.GetPartnerId() != "" {
+		// A partner's hotel belongs to a partner that exists: its keys
+		// are scoped by it.
+		if err := s.knownPartner(ctx, "property.partner_id", p.GetPartnerId()); err != nil {
+			return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+		}
 		owner = p.GetPartnerId()
 	}
 	put, err := s.programmes.PutProperty(ctx, caller(ctx).ID, req.Msg.GetIdempotencyKey(), programmes.Property{

@@ -40,6 +40,21 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.AdminServiceGetProgrammeProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServicePutPropertyProcedure:      {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceSetTierProcedure:          {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceCreatePartnerProcedure:    {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceSuspendPartnerProcedure:   {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceReinstatePartnerProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceSetPartnerRatesProcedure:  {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceGetPartnerProcedure:       {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceListPartnersProcedure:     {apikeys.RoleAdmin},
+
+	// Partner keys only, and nothing else is open to them: every call is
+	// scoped to the key's partner (see alliance.go).
+	loyaltyv1connect.AllianceServiceGetMemberStatusProcedure:      {apikeys.RolePartner},
+	loyaltyv1connect.AllianceServiceAwardStayProcedure:            {apikeys.RolePartner},
+	loyaltyv1connect.AllianceServiceRedeemProcedure:               {apikeys.RolePartner},
+	loyaltyv1connect.AllianceServiceReverseTransactionProcedure:   {apikeys.RolePartner},
+	loyaltyv1connect.AllianceServiceListPartnerActivityProcedure:  {apikeys.RolePartner},
+	loyaltyv1connect.AllianceServiceGetSettlementPreviewProcedure: {apikeys.RolePartner},
 }
 
 type callerKey struct{}

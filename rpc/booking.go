@@ -531,6 +531,19 @@ func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Req
 		return nil, connect.NewError(connect.CodePermissionDenied, errors.New("a caller may reverse only its own transactions"))
 	}
 	om := decodeMeta(original.Metadata)
+	if om.PartnerID != "" {
+		// At a partner's hotel: the reversal must count in the partner's
+		// settlement too, whoever reverses it.
+		entry, err := s.partners.Transaction(ctx, om.PartnerID, id)
+		if err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+		reversal, err := s.reversePartnerTransaction(ctx, msg.GetIdempotencyKey(), entry, msg.GetReason())
+		if err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+		return connect.NewResponse(&loyaltyv1.ReverseTransactionResponse{Transaction: toProtoTransaction(reversal)}), nil
+	}
 	var posted int64
 	for _, p := range original.Postings {
 		if p.Account == programme.MemberAccount(om.Member).Code {

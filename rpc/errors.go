@@ -14,6 +14,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 )
@@ -92,6 +93,14 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number"))
 	case errors.Is(err, apikeys.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("no API key with this key_id"))
+	case errors.Is(err, partners.ErrSuspended):
+		return connect.NewError(connect.CodePermissionDenied, errors.New("the partner is suspended: its writes are refused"))
+	case errors.Is(err, partners.ErrExists):
+		return connect.NewError(connect.CodeAlreadyExists, errors.New("a partner with this partner_id exists already"))
+	case errors.Is(err, partners.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("no partner with this partner_id"))
+	case errors.Is(err, partners.ErrNoRates):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New("no partner rates are in force at that time"))
 	case errors.As(err, &unknownAcct):
 		return connect.NewError(connect.CodeNotFound, errors.New("no such account"))
 	case errors.Is(err, ledger.ErrNotFound):

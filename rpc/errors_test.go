@@ -58,6 +58,7 @@ func TestCredentialsAndRoles(t *testing.T) {
 		wantCode(t, err, connect.CodePermissionDenied)
 	})
 	t.Run("finance and partner keys may not record bookings", func(t *testing.T) {
+		e.createPartner(t, "P-JINJIANG", "0.01", "0.01", nil)
 		for _, role := range []loyaltyv1.ApiKeyRole{loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE, loyaltyv1.ApiKeyRole_API_KEY_ROLE_PARTNER} {
 			req := &loyaltyv1.CreateApiKeyRequest{IdempotencyKey: "role-" + role.String(), Name: role.String(), Role: role}
 			if role == loyaltyv1.ApiKeyRole_API_KEY_ROLE_PARTNER {

@@ -16,6 +16,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
@@ -134,6 +135,13 @@ func (e *env) verify(t *testing.T) {
 	}
 	for _, d := range found {
 		t.Errorf("discrepancy: %s", d)
+	}
+	partnerFound, err := partners.New(e.ledger, nil).Verify(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range partnerFound {
+		t.Errorf("partner discrepancy: %s", d)
 	}
 }
 

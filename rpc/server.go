@@ -18,6 +18,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
@@ -31,6 +32,8 @@ type Config struct {
 	Members    *members.Store
 	Keys       *apikeys.Store
 	Programmes *programmes.Store
+	// Partners nil means a store on Ledger.
+	Partners *partners.Store
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -42,6 +45,7 @@ type Server struct {
 	members    *members.Store
 	keys       *apikeys.Store
 	programmes *programmes.Store
+	partners   *partners.Store
 	now        func() time.Time
 	log        *slog.Logger
 }
@@ -52,9 +56,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
-		now: cfg.Clock, log: cfg.Logger}
+		partners: cfg.Partners, now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.partners == nil {
+		s.partners = partners.New(cfg.Ledger, cfg.Clock)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -67,6 +74,7 @@ var Services = []string{
 	loyaltyv1connect.MemberServiceName,
 	loyaltyv1connect.BookingServiceName,
 	loyaltyv1connect.AdminServiceName,
+	loyaltyv1connect.AllianceServiceName,
 }
 
 // Handler routes the services, gRPC health checking and server reflection.
@@ -82,6 +90,7 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	mux.Handle(loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...))
 	mux.Handle(loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...))
 	mux.Handle(loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...))
+	mux.Handle(loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(Services...)))
 	reflector := grpcreflect.NewStaticReflector(Services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

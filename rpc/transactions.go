@@ -32,6 +32,15 @@ type meta struct {
 	Nights           int    `json:"nights,omitempty"`
 	QualifyingPoints int64  `json:"qualifying_points,omitempty"`
 	TierAfter        string `json:"tier_after,omitempty"`
+	// At a partner's hotel: the partner, the rate version that priced the
+	// transaction, the points it moved on the partner's accounts and the
+	// money they are worth (points x rate, exact decimal string).
+	PartnerID             string `json:"partner_id,omitempty"`
+	RateVersion           int    `json:"rate_version,omitempty"`
+	PartnerPointsIssued   int64  `json:"partner_points_issued,omitempty"`
+	PartnerPointsRedeemed int64  `json:"partner_points_redeemed,omitempty"`
+	Money                 string `json:"money_amount,omitempty"`
+	Currency              string `json:"money_currency,omitempty"`
 }
 
 type metaLine struct {
@@ -51,6 +60,9 @@ const (
 	kindAdjustment   = "adjustment"
 	kindReversal     = "reversal"
 	kindExpiry       = "expiry"
+	// At a partner's hotel (AllianceService).
+	kindPartnerStay       = "partner_stay"
+	kindPartnerRedemption = "partner_redemption"
 )
 
 var protoKinds = map[string]loyaltyv1.TransactionKind{
@@ -62,6 +74,10 @@ var protoKinds = map[string]loyaltyv1.TransactionKind{
 	kindAdjustment:   loyaltyv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT,
 	kindReversal:     loyaltyv1.TransactionKind_TRANSACTION_KIND_REVERSAL,
 	kindExpiry:       loyaltyv1.TransactionKind_TRANSACTION_KIND_EXPIRY,
+	// A member's statement shows a partner's award and redemption as a
+	// stay and a redemption.
+	kindPartnerStay:       loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY,
+	kindPartnerRedemption: loyaltyv1.TransactionKind_TRANSACTION_KIND_REDEMPTION,
 }
 
 func linesOf(lines []programme.Line) []metaLine {

@@ -3,8 +3,11 @@
 //
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
 //	loyaltyctl points expire -as-of 2028-03-16 [-batch 1000] [-database-url URL]
+//	loyaltyctl partners create|suspend|reinstate|set-rates|add-property|get|list [flags]
 //
-// It never migrates the database: loyaltyd does that when it starts, so
+// The partners commands call AdminService with an admin key (-url, -key or
+// LOYALTY_URL, LOYALTY_KEY); the others work on the database. It never
+// migrates the database: loyaltyd does that when it starts, so
 // loyaltyd must have been started once against the database first.
 //
 // Commands are a table of "command subcommand" pairs (tiers review; later
@@ -63,6 +66,7 @@ var commands = []command{
 	{name: "points", summary: "members' points", subcommands: []subcommand{
 		{name: "expire", summary: "expire every lot due at -as-of into breakage, resumable", run: pointsExpire},
 	}},
+	{name: "partners", summary: "the alliance's partners, through AdminService", subcommands: partnerSubcommands},
 }
 
 // run is the whole program; it returns the exit code.

@@ -36,6 +36,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
+	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/rpc"
@@ -260,6 +261,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		Members:    memberStore,
 		Keys:       keys,
 		Programmes: progs,
+		Partners:   partners.New(l, nil),
 		Logger:     logger,
 	})
 	if err != nil {

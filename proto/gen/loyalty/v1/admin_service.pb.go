@@ -138,6 +138,56 @@ func (ApiKeyRole) EnumDescriptor() ([]byte, []int) {
 	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{1}
 }
 
+type PartnerStatus int32
+
+const (
+	PartnerStatus_PARTNER_STATUS_UNSPECIFIED PartnerStatus = 0
+	PartnerStatus_PARTNER_STATUS_ACTIVE      PartnerStatus = 1
+	// Writes refused, reads allowed.
+	PartnerStatus_PARTNER_STATUS_SUSPENDED PartnerStatus = 2
+)
+
+// Enum value maps for PartnerStatus.
+var (
+	PartnerStatus_name = map[int32]string{
+		0: "PARTNER_STATUS_UNSPECIFIED",
+		1: "PARTNER_STATUS_ACTIVE",
+		2: "PARTNER_STATUS_SUSPENDED",
+	}
+	PartnerStatus_value = map[string]int32{
+		"PARTNER_STATUS_UNSPECIFIED": 0,
+		"PARTNER_STATUS_ACTIVE":      1,
+		"PARTNER_STATUS_SUSPENDED":   2,
+	}
+)
+
+func (x PartnerStatus) Enum() *PartnerStatus {
+	p := new(PartnerStatus)
+	*p = x
+	return p
+}
+
+func (x PartnerStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PartnerStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_loyalty_v1_admin_service_proto_enumTypes[2].Descriptor()
+}
+
+func (PartnerStatus) Type() protoreflect.EnumType {
+	return &file_loyalty_v1_admin_service_proto_enumTypes[2]
+}
+
+func (x PartnerStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PartnerStatus.Descriptor instead.
+func (PartnerStatus) EnumDescriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{2}
+}
+
 type AdjustPointsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
@@ -1168,6 +1218,896 @@ func (x *SetTierResponse) GetUntil() *timestamppb.Timestamp {
 	return nil
 }
 
+// A partner's earning rate card for stays at its hotels: points per unit of
+// room charge (in the programme's currency) times the tier's multiplier,
+// rounded down per night, and never more per unit than the programme's
+// partner_max_points_per_unit.
+type RateCard struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Decimal string, e.g. "1" (required, 0 or more).
+	PointsPerCurrencyUnit string `protobuf:"bytes,1,opt,name=points_per_currency_unit,json=pointsPerCurrencyUnit,proto3" json:"points_per_currency_unit,omitempty"`
+	// Per tier: "regular", "silver", "gold", "platinum" to a decimal string
+	// such as "1.5" (every tier required, 0 or more).
+	TierMultiplier map[string]string `protobuf:"bytes,2,rep,name=tier_multiplier,json=tierMultiplier,proto3" json:"tier_multiplier,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RateCard) Reset() {
+	*x = RateCard{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateCard) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateCard) ProtoMessage() {}
+
+func (x *RateCard) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateCard.ProtoReflect.Descriptor instead.
+func (*RateCard) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RateCard) GetPointsPerCurrencyUnit() string {
+	if x != nil {
+		return x.PointsPerCurrencyUnit
+	}
+	return ""
+}
+
+func (x *RateCard) GetTierMultiplier() map[string]string {
+	if x != nil {
+		return x.TierMultiplier
+	}
+	return nil
+}
+
+// A version of a partner's rates, in force from effective_at until the next
+// version's.
+type PartnerRates struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Version     int32                  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
+	// Money the partner owes per point it awards, in the settlement currency,
+	// a decimal string such as "0.008" (0 or more, at most 8 decimals).
+	IssueRate string `protobuf:"bytes,3,opt,name=issue_rate,json=issueRate,proto3" json:"issue_rate,omitempty"`
+	// Money the programme owes per point redeemed at the partner's hotels.
+	ReimbursementRate string                 `protobuf:"bytes,4,opt,name=reimbursement_rate,json=reimbursementRate,proto3" json:"reimbursement_rate,omitempty"`
+	RateCard          *RateCard              `protobuf:"bytes,5,opt,name=rate_card,json=rateCard,proto3" json:"rate_card,omitempty"`
+	CreatedAt         *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedByKeyId    string                 `protobuf:"bytes,7,opt,name=created_by_key_id,json=createdByKeyId,proto3" json:"created_by_key_id,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *PartnerRates) Reset() {
+	*x = PartnerRates{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartnerRates) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartnerRates) ProtoMessage() {}
+
+func (x *PartnerRates) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartnerRates.ProtoReflect.Descriptor instead.
+func (*PartnerRates) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PartnerRates) GetVersion() int32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PartnerRates) GetEffectiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveAt
+	}
+	return nil
+}
+
+func (x *PartnerRates) GetIssueRate() string {
+	if x != nil {
+		return x.IssueRate
+	}
+	return ""
+}
+
+func (x *PartnerRates) GetReimbursementRate() string {
+	if x != nil {
+		return x.ReimbursementRate
+	}
+	return ""
+}
+
+func (x *PartnerRates) GetRateCard() *RateCard {
+	if x != nil {
+		return x.RateCard
+	}
+	return nil
+}
+
+func (x *PartnerRates) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *PartnerRates) GetCreatedByKeyId() string {
+	if x != nil {
+		return x.CreatedByKeyId
+	}
+	return ""
+}
+
+type Partner struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-32 characters of A-Z, a-z, 0-9, ".", "_" and "-", starting with a
+	// letter or digit; not "programme". Part of its ledger account codes.
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// ISO 4217 code the partner settles in, e.g. "CNY".
+	SettlementCurrency string        `protobuf:"bytes,3,opt,name=settlement_currency,json=settlementCurrency,proto3" json:"settlement_currency,omitempty"`
+	Status             PartnerStatus `protobuf:"varint,4,opt,name=status,proto3,enum=loyalty.v1.PartnerStatus" json:"status,omitempty"`
+	// Who changed the status last, when and why.
+	StatusChangedAt      *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=status_changed_at,json=statusChangedAt,proto3" json:"status_changed_at,omitempty"`
+	StatusChangedByKeyId string                 `protobuf:"bytes,6,opt,name=status_changed_by_key_id,json=statusChangedByKeyId,proto3" json:"status_changed_by_key_id,omitempty"`
+	StatusReason         string                 `protobuf:"bytes,7,opt,name=status_reason,json=statusReason,proto3" json:"status_reason,omitempty"`
+	CreatedAt            *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Every rate version, oldest first (GetPartner, CreatePartner only).
+	Rates         []*PartnerRates `protobuf:"bytes,9,rep,name=rates,proto3" json:"rates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Partner) Reset() {
+	*x = Partner{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Partner) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Partner) ProtoMessage() {}
+
+func (x *Partner) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Partner.ProtoReflect.Descriptor instead.
+func (*Partner) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Partner) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *Partner) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Partner) GetSettlementCurrency() string {
+	if x != nil {
+		return x.SettlementCurrency
+	}
+	return ""
+}
+
+func (x *Partner) GetStatus() PartnerStatus {
+	if x != nil {
+		return x.Status
+	}
+	return PartnerStatus_PARTNER_STATUS_UNSPECIFIED
+}
+
+func (x *Partner) GetStatusChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StatusChangedAt
+	}
+	return nil
+}
+
+func (x *Partner) GetStatusChangedByKeyId() string {
+	if x != nil {
+		return x.StatusChangedByKeyId
+	}
+	return ""
+}
+
+func (x *Partner) GetStatusReason() string {
+	if x != nil {
+		return x.StatusReason
+	}
+	return ""
+}
+
+func (x *Partner) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Partner) GetRates() []*PartnerRates {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+type CreatePartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	PartnerId      string `protobuf:"bytes,2,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// 1-200 characters.
+	Name               string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	SettlementCurrency string `protobuf:"bytes,4,opt,name=settlement_currency,json=settlementCurrency,proto3" json:"settlement_currency,omitempty"`
+	// The first rates (version, created_at and created_by_key_id are
+	// ignored). effective_at is optional: creation time when unset; it may be
+	// in the past, since no transaction at the partner's hotels exists yet.
+	Rates         *PartnerRates `protobuf:"bytes,5,opt,name=rates,proto3" json:"rates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartnerRequest) Reset() {
+	*x = CreatePartnerRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartnerRequest) ProtoMessage() {}
+
+func (x *CreatePartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartnerRequest.ProtoReflect.Descriptor instead.
+func (*CreatePartnerRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CreatePartnerRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CreatePartnerRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *CreatePartnerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreatePartnerRequest) GetSettlementCurrency() string {
+	if x != nil {
+		return x.SettlementCurrency
+	}
+	return ""
+}
+
+func (x *CreatePartnerRequest) GetRates() *PartnerRates {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+type CreatePartnerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partner       *Partner               `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreatePartnerResponse) Reset() {
+	*x = CreatePartnerResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreatePartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreatePartnerResponse) ProtoMessage() {}
+
+func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreatePartnerResponse.ProtoReflect.Descriptor instead.
+func (*CreatePartnerResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CreatePartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+type SuspendPartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	PartnerId      string `protobuf:"bytes,2,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// Why (required, 1-500 characters).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendPartnerRequest) Reset() {
+	*x = SuspendPartnerRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendPartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendPartnerRequest) ProtoMessage() {}
+
+func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendPartnerRequest.ProtoReflect.Descriptor instead.
+func (*SuspendPartnerRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *SuspendPartnerRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SuspendPartnerRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *SuspendPartnerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type SuspendPartnerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partner       *Partner               `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendPartnerResponse) Reset() {
+	*x = SuspendPartnerResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendPartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendPartnerResponse) ProtoMessage() {}
+
+func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendPartnerResponse.ProtoReflect.Descriptor instead.
+func (*SuspendPartnerResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *SuspendPartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+type ReinstatePartnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	PartnerId      string `protobuf:"bytes,2,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// Why (required, 1-500 characters).
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstatePartnerRequest) Reset() {
+	*x = ReinstatePartnerRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstatePartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstatePartnerRequest) ProtoMessage() {}
+
+func (x *ReinstatePartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstatePartnerRequest.ProtoReflect.Descriptor instead.
+func (*ReinstatePartnerRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReinstatePartnerRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *ReinstatePartnerRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *ReinstatePartnerRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReinstatePartnerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partner       *Partner               `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReinstatePartnerResponse) Reset() {
+	*x = ReinstatePartnerResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReinstatePartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReinstatePartnerResponse) ProtoMessage() {}
+
+func (x *ReinstatePartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReinstatePartnerResponse.ProtoReflect.Descriptor instead.
+func (*ReinstatePartnerResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReinstatePartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+type SetPartnerRatesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	PartnerId      string `protobuf:"bytes,2,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// The new version (its version number is assigned); effective_at is
+	// required, not in the past and after the latest version's.
+	Rates         *PartnerRates `protobuf:"bytes,3,opt,name=rates,proto3" json:"rates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPartnerRatesRequest) Reset() {
+	*x = SetPartnerRatesRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPartnerRatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPartnerRatesRequest) ProtoMessage() {}
+
+func (x *SetPartnerRatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPartnerRatesRequest.ProtoReflect.Descriptor instead.
+func (*SetPartnerRatesRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SetPartnerRatesRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *SetPartnerRatesRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *SetPartnerRatesRequest) GetRates() *PartnerRates {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+type SetPartnerRatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rates         *PartnerRates          `protobuf:"bytes,1,opt,name=rates,proto3" json:"rates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPartnerRatesResponse) Reset() {
+	*x = SetPartnerRatesResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPartnerRatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPartnerRatesResponse) ProtoMessage() {}
+
+func (x *SetPartnerRatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPartnerRatesResponse.ProtoReflect.Descriptor instead.
+func (*SetPartnerRatesResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SetPartnerRatesResponse) GetRates() *PartnerRates {
+	if x != nil {
+		return x.Rates
+	}
+	return nil
+}
+
+type GetPartnerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	PartnerId     string                 `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPartnerRequest) Reset() {
+	*x = GetPartnerRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPartnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPartnerRequest) ProtoMessage() {}
+
+func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPartnerRequest.ProtoReflect.Descriptor instead.
+func (*GetPartnerRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *GetPartnerRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+type GetPartnerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partner       *Partner               `protobuf:"bytes,1,opt,name=partner,proto3" json:"partner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPartnerResponse) Reset() {
+	*x = GetPartnerResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPartnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPartnerResponse) ProtoMessage() {}
+
+func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPartnerResponse.ProtoReflect.Descriptor instead.
+func (*GetPartnerResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *GetPartnerResponse) GetPartner() *Partner {
+	if x != nil {
+		return x.Partner
+	}
+	return nil
+}
+
+type ListPartnersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartnersRequest) Reset() {
+	*x = ListPartnersRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartnersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartnersRequest) ProtoMessage() {}
+
+func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartnersRequest.ProtoReflect.Descriptor instead.
+func (*ListPartnersRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{29}
+}
+
+type ListPartnersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most 1000, by partner_id.
+	Partners      []*Partner `protobuf:"bytes,1,rep,name=partners,proto3" json:"partners,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartnersResponse) Reset() {
+	*x = ListPartnersResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartnersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartnersResponse) ProtoMessage() {}
+
+func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartnersResponse.ProtoReflect.Descriptor instead.
+func (*ListPartnersResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *ListPartnersResponse) GetPartners() []*Partner {
+	if x != nil {
+		return x.Partners
+	}
+	return nil
+}
+
 var File_loyalty_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_admin_service_proto_rawDesc = "" +
@@ -1246,7 +2186,73 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x0fSetTierResponse\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x120\n" +
-	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until*\x87\x01\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\xd9\x01\n" +
+	"\bRateCard\x127\n" +
+	"\x18points_per_currency_unit\x18\x01 \x01(\tR\x15pointsPerCurrencyUnit\x12Q\n" +
+	"\x0ftier_multiplier\x18\x02 \x03(\v2(.loyalty.v1.RateCard.TierMultiplierEntryR\x0etierMultiplier\x1aA\n" +
+	"\x13TierMultiplierEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xce\x02\n" +
+	"\fPartnerRates\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x05R\aversion\x12=\n" +
+	"\feffective_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\x12\x1d\n" +
+	"\n" +
+	"issue_rate\x18\x03 \x01(\tR\tissueRate\x12-\n" +
+	"\x12reimbursement_rate\x18\x04 \x01(\tR\x11reimbursementRate\x121\n" +
+	"\trate_card\x18\x05 \x01(\v2\x14.loyalty.v1.RateCardR\brateCard\x129\n" +
+	"\n" +
+	"created_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12)\n" +
+	"\x11created_by_key_id\x18\a \x01(\tR\x0ecreatedByKeyId\"\xb0\x03\n" +
+	"\aPartner\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12/\n" +
+	"\x13settlement_currency\x18\x03 \x01(\tR\x12settlementCurrency\x121\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x19.loyalty.v1.PartnerStatusR\x06status\x12F\n" +
+	"\x11status_changed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstatusChangedAt\x126\n" +
+	"\x18status_changed_by_key_id\x18\x06 \x01(\tR\x14statusChangedByKeyId\x12#\n" +
+	"\rstatus_reason\x18\a \x01(\tR\fstatusReason\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12.\n" +
+	"\x05rates\x18\t \x03(\v2\x18.loyalty.v1.PartnerRatesR\x05rates\"\xd3\x01\n" +
+	"\x14CreatePartnerRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x02 \x01(\tR\tpartnerId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12/\n" +
+	"\x13settlement_currency\x18\x04 \x01(\tR\x12settlementCurrency\x12.\n" +
+	"\x05rates\x18\x05 \x01(\v2\x18.loyalty.v1.PartnerRatesR\x05rates\"F\n" +
+	"\x15CreatePartnerResponse\x12-\n" +
+	"\apartner\x18\x01 \x01(\v2\x13.loyalty.v1.PartnerR\apartner\"w\n" +
+	"\x15SuspendPartnerRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x02 \x01(\tR\tpartnerId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"G\n" +
+	"\x16SuspendPartnerResponse\x12-\n" +
+	"\apartner\x18\x01 \x01(\v2\x13.loyalty.v1.PartnerR\apartner\"y\n" +
+	"\x17ReinstatePartnerRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x02 \x01(\tR\tpartnerId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"I\n" +
+	"\x18ReinstatePartnerResponse\x12-\n" +
+	"\apartner\x18\x01 \x01(\v2\x13.loyalty.v1.PartnerR\apartner\"\x90\x01\n" +
+	"\x16SetPartnerRatesRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x02 \x01(\tR\tpartnerId\x12.\n" +
+	"\x05rates\x18\x03 \x01(\v2\x18.loyalty.v1.PartnerRatesR\x05rates\"I\n" +
+	"\x17SetPartnerRatesResponse\x12.\n" +
+	"\x05rates\x18\x01 \x01(\v2\x18.loyalty.v1.PartnerRatesR\x05rates\"2\n" +
+	"\x11GetPartnerRequest\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\"C\n" +
+	"\x12GetPartnerResponse\x12-\n" +
+	"\apartner\x18\x01 \x01(\v2\x13.loyalty.v1.PartnerR\apartner\"\x15\n" +
+	"\x13ListPartnersRequest\"G\n" +
+	"\x14ListPartnersResponse\x12/\n" +
+	"\bpartners\x18\x01 \x03(\v2\x13.loyalty.v1.PartnerR\bpartners*\x87\x01\n" +
 	"\x12AdjustmentCategory\x12#\n" +
 	"\x1fADJUSTMENT_CATEGORY_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cADJUSTMENT_CATEGORY_GOODWILL\x10\x01\x12*\n" +
@@ -1257,7 +2263,11 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x1cAPI_KEY_ROLE_BOOKING_CHANNEL\x10\x01\x12\x18\n" +
 	"\x14API_KEY_ROLE_PARTNER\x10\x02\x12\x18\n" +
 	"\x14API_KEY_ROLE_FINANCE\x10\x03\x12\x16\n" +
-	"\x12API_KEY_ROLE_ADMIN\x10\x042\xd2\x04\n" +
+	"\x12API_KEY_ROLE_ADMIN\x10\x04*h\n" +
+	"\rPartnerStatus\x12\x1e\n" +
+	"\x1aPARTNER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15PARTNER_STATUS_ACTIVE\x10\x01\x12\x1c\n" +
+	"\x18PARTNER_STATUS_SUSPENDED\x10\x022\xe6\b\n" +
 	"\fAdminService\x12Q\n" +
 	"\fAdjustPoints\x12\x1f.loyalty.v1.AdjustPointsRequest\x1a .loyalty.v1.AdjustPointsResponse\x12Q\n" +
 	"\fCreateApiKey\x12\x1f.loyalty.v1.CreateApiKeyRequest\x1a .loyalty.v1.CreateApiKeyResponse\x12Q\n" +
@@ -1265,7 +2275,14 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x10PublishProgramme\x12#.loyalty.v1.PublishProgrammeRequest\x1a$.loyalty.v1.PublishProgrammeResponse\x12V\n" +
 	"\fGetProgramme\x12\x1f.loyalty.v1.GetProgrammeRequest\x1a .loyalty.v1.GetProgrammeResponse\"\x03\x90\x02\x01\x12B\n" +
 	"\aSetTier\x12\x1a.loyalty.v1.SetTierRequest\x1a\x1b.loyalty.v1.SetTierResponse\x12N\n" +
-	"\vPutProperty\x12\x1e.loyalty.v1.PutPropertyRequest\x1a\x1f.loyalty.v1.PutPropertyResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\vPutProperty\x12\x1e.loyalty.v1.PutPropertyRequest\x1a\x1f.loyalty.v1.PutPropertyResponse\x12T\n" +
+	"\rCreatePartner\x12 .loyalty.v1.CreatePartnerRequest\x1a!.loyalty.v1.CreatePartnerResponse\x12W\n" +
+	"\x0eSuspendPartner\x12!.loyalty.v1.SuspendPartnerRequest\x1a\".loyalty.v1.SuspendPartnerResponse\x12]\n" +
+	"\x10ReinstatePartner\x12#.loyalty.v1.ReinstatePartnerRequest\x1a$.loyalty.v1.ReinstatePartnerResponse\x12Z\n" +
+	"\x0fSetPartnerRates\x12\".loyalty.v1.SetPartnerRatesRequest\x1a#.loyalty.v1.SetPartnerRatesResponse\x12P\n" +
+	"\n" +
+	"GetPartner\x12\x1d.loyalty.v1.GetPartnerRequest\x1a\x1e.loyalty.v1.GetPartnerResponse\"\x03\x90\x02\x01\x12V\n" +
+	"\fListPartners\x12\x1f.loyalty.v1.ListPartnersRequest\x1a .loyalty.v1.ListPartnersResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_admin_service_proto_rawDescOnce sync.Once
@@ -1279,70 +2296,115 @@ func file_loyalty_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_admin_service_proto_rawDescData
 }
 
-var file_loyalty_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_loyalty_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_loyalty_v1_admin_service_proto_goTypes = []any{
 	(AdjustmentCategory)(0),          // 0: loyalty.v1.AdjustmentCategory
 	(ApiKeyRole)(0),                  // 1: loyalty.v1.ApiKeyRole
-	(*AdjustPointsRequest)(nil),      // 2: loyalty.v1.AdjustPointsRequest
-	(*AdjustPointsResponse)(nil),     // 3: loyalty.v1.AdjustPointsResponse
-	(*ApiKey)(nil),                   // 4: loyalty.v1.ApiKey
-	(*CreateApiKeyRequest)(nil),      // 5: loyalty.v1.CreateApiKeyRequest
-	(*CreateApiKeyResponse)(nil),     // 6: loyalty.v1.CreateApiKeyResponse
-	(*RevokeApiKeyRequest)(nil),      // 7: loyalty.v1.RevokeApiKeyRequest
-	(*RevokeApiKeyResponse)(nil),     // 8: loyalty.v1.RevokeApiKeyResponse
-	(*PublishProgrammeRequest)(nil),  // 9: loyalty.v1.PublishProgrammeRequest
-	(*PublishProgrammeResponse)(nil), // 10: loyalty.v1.PublishProgrammeResponse
-	(*GetProgrammeRequest)(nil),      // 11: loyalty.v1.GetProgrammeRequest
-	(*GetProgrammeResponse)(nil),     // 12: loyalty.v1.GetProgrammeResponse
-	(*Property)(nil),                 // 13: loyalty.v1.Property
-	(*PutPropertyRequest)(nil),       // 14: loyalty.v1.PutPropertyRequest
-	(*PutPropertyResponse)(nil),      // 15: loyalty.v1.PutPropertyResponse
-	(*SetTierRequest)(nil),           // 16: loyalty.v1.SetTierRequest
-	(*SetTierResponse)(nil),          // 17: loyalty.v1.SetTierResponse
-	(*Transaction)(nil),              // 18: loyalty.v1.Transaction
-	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
-	(Tier)(0),                        // 20: loyalty.v1.Tier
+	(PartnerStatus)(0),               // 2: loyalty.v1.PartnerStatus
+	(*AdjustPointsRequest)(nil),      // 3: loyalty.v1.AdjustPointsRequest
+	(*AdjustPointsResponse)(nil),     // 4: loyalty.v1.AdjustPointsResponse
+	(*ApiKey)(nil),                   // 5: loyalty.v1.ApiKey
+	(*CreateApiKeyRequest)(nil),      // 6: loyalty.v1.CreateApiKeyRequest
+	(*CreateApiKeyResponse)(nil),     // 7: loyalty.v1.CreateApiKeyResponse
+	(*RevokeApiKeyRequest)(nil),      // 8: loyalty.v1.RevokeApiKeyRequest
+	(*RevokeApiKeyResponse)(nil),     // 9: loyalty.v1.RevokeApiKeyResponse
+	(*PublishProgrammeRequest)(nil),  // 10: loyalty.v1.PublishProgrammeRequest
+	(*PublishProgrammeResponse)(nil), // 11: loyalty.v1.PublishProgrammeResponse
+	(*GetProgrammeRequest)(nil),      // 12: loyalty.v1.GetProgrammeRequest
+	(*GetProgrammeResponse)(nil),     // 13: loyalty.v1.GetProgrammeResponse
+	(*Property)(nil),                 // 14: loyalty.v1.Property
+	(*PutPropertyRequest)(nil),       // 15: loyalty.v1.PutPropertyRequest
+	(*PutPropertyResponse)(nil),      // 16: loyalty.v1.PutPropertyResponse
+	(*SetTierRequest)(nil),           // 17: loyalty.v1.SetTierRequest
+	(*SetTierResponse)(nil),          // 18: loyalty.v1.SetTierResponse
+	(*RateCard)(nil),                 // 19: loyalty.v1.RateCard
+	(*PartnerRates)(nil),             // 20: loyalty.v1.PartnerRates
+	(*Partner)(nil),                  // 21: loyalty.v1.Partner
+	(*CreatePartnerRequest)(nil),     // 22: loyalty.v1.CreatePartnerRequest
+	(*CreatePartnerResponse)(nil),    // 23: loyalty.v1.CreatePartnerResponse
+	(*SuspendPartnerRequest)(nil),    // 24: loyalty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),   // 25: loyalty.v1.SuspendPartnerResponse
+	(*ReinstatePartnerRequest)(nil),  // 26: loyalty.v1.ReinstatePartnerRequest
+	(*ReinstatePartnerResponse)(nil), // 27: loyalty.v1.ReinstatePartnerResponse
+	(*SetPartnerRatesRequest)(nil),   // 28: loyalty.v1.SetPartnerRatesRequest
+	(*SetPartnerRatesResponse)(nil),  // 29: loyalty.v1.SetPartnerRatesResponse
+	(*GetPartnerRequest)(nil),        // 30: loyalty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),       // 31: loyalty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),      // 32: loyalty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),     // 33: loyalty.v1.ListPartnersResponse
+	nil,                              // 34: loyalty.v1.RateCard.TierMultiplierEntry
+	(*Transaction)(nil),              // 35: loyalty.v1.Transaction
+	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
+	(Tier)(0),                        // 37: loyalty.v1.Tier
 }
 var file_loyalty_v1_admin_service_proto_depIdxs = []int32{
 	0,  // 0: loyalty.v1.AdjustPointsRequest.category:type_name -> loyalty.v1.AdjustmentCategory
-	18, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
 	1,  // 2: loyalty.v1.ApiKey.role:type_name -> loyalty.v1.ApiKeyRole
-	19, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	19, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	36, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	36, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	36, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: loyalty.v1.CreateApiKeyRequest.role:type_name -> loyalty.v1.ApiKeyRole
-	19, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	4,  // 8: loyalty.v1.CreateApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
-	4,  // 9: loyalty.v1.RevokeApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
-	19, // 10: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
-	19, // 11: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
-	19, // 12: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
-	13, // 13: loyalty.v1.PutPropertyRequest.property:type_name -> loyalty.v1.Property
-	13, // 14: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
-	20, // 15: loyalty.v1.SetTierRequest.tier:type_name -> loyalty.v1.Tier
-	19, // 16: loyalty.v1.SetTierRequest.until:type_name -> google.protobuf.Timestamp
-	20, // 17: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
-	19, // 18: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
-	2,  // 19: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
-	5,  // 20: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
-	7,  // 21: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
-	9,  // 22: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
-	11, // 23: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
-	16, // 24: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
-	14, // 25: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
-	3,  // 26: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
-	6,  // 27: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
-	8,  // 28: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
-	10, // 29: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
-	12, // 30: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
-	17, // 31: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
-	15, // 32: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
-	26, // [26:33] is the sub-list for method output_type
-	19, // [19:26] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	36, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	5,  // 8: loyalty.v1.CreateApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
+	5,  // 9: loyalty.v1.RevokeApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
+	36, // 10: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
+	36, // 11: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	36, // 12: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	14, // 13: loyalty.v1.PutPropertyRequest.property:type_name -> loyalty.v1.Property
+	14, // 14: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
+	37, // 15: loyalty.v1.SetTierRequest.tier:type_name -> loyalty.v1.Tier
+	36, // 16: loyalty.v1.SetTierRequest.until:type_name -> google.protobuf.Timestamp
+	37, // 17: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
+	36, // 18: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
+	34, // 19: loyalty.v1.RateCard.tier_multiplier:type_name -> loyalty.v1.RateCard.TierMultiplierEntry
+	36, // 20: loyalty.v1.PartnerRates.effective_at:type_name -> google.protobuf.Timestamp
+	19, // 21: loyalty.v1.PartnerRates.rate_card:type_name -> loyalty.v1.RateCard
+	36, // 22: loyalty.v1.PartnerRates.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 23: loyalty.v1.Partner.status:type_name -> loyalty.v1.PartnerStatus
+	36, // 24: loyalty.v1.Partner.status_changed_at:type_name -> google.protobuf.Timestamp
+	36, // 25: loyalty.v1.Partner.created_at:type_name -> google.protobuf.Timestamp
+	20, // 26: loyalty.v1.Partner.rates:type_name -> loyalty.v1.PartnerRates
+	20, // 27: loyalty.v1.CreatePartnerRequest.rates:type_name -> loyalty.v1.PartnerRates
+	21, // 28: loyalty.v1.CreatePartnerResponse.partner:type_name -> loyalty.v1.Partner
+	21, // 29: loyalty.v1.SuspendPartnerResponse.partner:type_name -> loyalty.v1.Partner
+	21, // 30: loyalty.v1.ReinstatePartnerResponse.partner:type_name -> loyalty.v1.Partner
+	20, // 31: loyalty.v1.SetPartnerRatesRequest.rates:type_name -> loyalty.v1.PartnerRates
+	20, // 32: loyalty.v1.SetPartnerRatesResponse.rates:type_name -> loyalty.v1.PartnerRates
+	21, // 33: loyalty.v1.GetPartnerResponse.partner:type_name -> loyalty.v1.Partner
+	21, // 34: loyalty.v1.ListPartnersResponse.partners:type_name -> loyalty.v1.Partner
+	3,  // 35: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
+	6,  // 36: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
+	8,  // 37: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
+	10, // 38: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
+	12, // 39: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
+	17, // 40: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
+	15, // 41: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
+	22, // 42: loyalty.v1.AdminService.CreatePartner:input_type -> loyalty.v1.CreatePartnerRequest
+	24, // 43: loyalty.v1.AdminService.SuspendPartner:input_type -> loyalty.v1.SuspendPartnerRequest
+	26, // 44: loyalty.v1.AdminService.ReinstatePartner:input_type -> loyalty.v1.ReinstatePartnerRequest
+	28, // 45: loyalty.v1.AdminService.SetPartnerRates:input_type -> loyalty.v1.SetPartnerRatesRequest
+	30, // 46: loyalty.v1.AdminService.GetPartner:input_type -> loyalty.v1.GetPartnerRequest
+	32, // 47: loyalty.v1.AdminService.ListPartners:input_type -> loyalty.v1.ListPartnersRequest
+	4,  // 48: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
+	7,  // 49: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
+	9,  // 50: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
+	11, // 51: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
+	13, // 52: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
+	18, // 53: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
+	16, // 54: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
+	23, // 55: loyalty.v1.AdminService.CreatePartner:output_type -> loyalty.v1.CreatePartnerResponse
+	25, // 56: loyalty.v1.AdminService.SuspendPartner:output_type -> loyalty.v1.SuspendPartnerResponse
+	27, // 57: loyalty.v1.AdminService.ReinstatePartner:output_type -> loyalty.v1.ReinstatePartnerResponse
+	29, // 58: loyalty.v1.AdminService.SetPartnerRates:output_type -> loyalty.v1.SetPartnerRatesResponse
+	31, // 59: loyalty.v1.AdminService.GetPartner:output_type -> loyalty.v1.GetPartnerResponse
+	33, // 60: loyalty.v1.AdminService.ListPartners:output_type -> loyalty.v1.ListPartnersResponse
+	48, // [48:61] is the sub-list for method output_type
+	35, // [35:48] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_admin_service_proto_init() }
@@ -1356,8 +2418,8 @@ func file_loyalty_v1_admin_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_admin_service_proto_rawDesc), len(file_loyalty_v1_admin_service_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   16,
+			NumEnums:      3,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -53,6 +53,23 @@ const (
 	// AdminServicePutPropertyProcedure is the fully-qualified name of the AdminService's PutProperty
 	// RPC.
 	AdminServicePutPropertyProcedure = "/loyalty.v1.AdminService/PutProperty"
+	// AdminServiceCreatePartnerProcedure is the fully-qualified name of the AdminService's
+	// CreatePartner RPC.
+	AdminServiceCreatePartnerProcedure = "/loyalty.v1.AdminService/CreatePartner"
+	// AdminServiceSuspendPartnerProcedure is the fully-qualified name of the AdminService's
+	// SuspendPartner RPC.
+	AdminServiceSuspendPartnerProcedure = "/loyalty.v1.AdminService/SuspendPartner"
+	// AdminServiceReinstatePartnerProcedure is the fully-qualified name of the AdminService's
+	// ReinstatePartner RPC.
+	AdminServiceReinstatePartnerProcedure = "/loyalty.v1.AdminService/ReinstatePartner"
+	// AdminServiceSetPartnerRatesProcedure is the fully-qualified name of the AdminService's
+	// SetPartnerRates RPC.
+	AdminServiceSetPartnerRatesProcedure = "/loyalty.v1.AdminService/SetPartnerRates"
+	// AdminServiceGetPartnerProcedure is the fully-qualified name of the AdminService's GetPartner RPC.
+	AdminServiceGetPartnerProcedure = "/loyalty.v1.AdminService/GetPartner"
+	// AdminServiceListPartnersProcedure is the fully-qualified name of the AdminService's ListPartners
+	// RPC.
+	AdminServiceListPartnersProcedure = "/loyalty.v1.AdminService/ListPartners"
 )
 
 // AdminServiceClient is a client for the loyalty.v1.AdminService service.
@@ -78,6 +95,22 @@ type AdminServiceClient interface {
 	// Bookings name properties the service knows; every cut-off time of the
 	// rules is evaluated in the property's time zone.
 	PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error)
+	// Creates an alliance partner with its first rates, in force at once, and
+	// its ledger accounts. A property is the partner's when PutProperty names
+	// it as partner_id; partner keys come from CreateApiKey.
+	CreatePartner(context.Context, *connect.Request[v1.CreatePartnerRequest]) (*connect.Response[v1.CreatePartnerResponse], error)
+	// Suspends a partner: its keys' writes are refused from the next call on
+	// (reads continue). Suspending a suspended partner changes nothing.
+	SuspendPartner(context.Context, *connect.Request[v1.SuspendPartnerRequest]) (*connect.Response[v1.SuspendPartnerResponse], error)
+	// Lifts a suspension.
+	ReinstatePartner(context.Context, *connect.Request[v1.ReinstatePartnerRequest]) (*connect.Response[v1.ReinstatePartnerResponse], error)
+	// Adds a rate version from effective_at, which must not be in the past: a
+	// rate change never reprices a transaction already recorded.
+	SetPartnerRates(context.Context, *connect.Request[v1.SetPartnerRatesRequest]) (*connect.Response[v1.SetPartnerRatesResponse], error)
+	// A partner with every rate version.
+	GetPartner(context.Context, *connect.Request[v1.GetPartnerRequest]) (*connect.Response[v1.GetPartnerResponse], error)
+	// Every partner, by id, without rates.
+	ListPartners(context.Context, *connect.Request[v1.ListPartnersRequest]) (*connect.Response[v1.ListPartnersResponse], error)
 }
 
 // NewAdminServiceClient constructs a client for the loyalty.v1.AdminService service. By default, it
@@ -134,6 +167,44 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			connect.WithSchema(adminServiceMethods.ByName("PutProperty")),
 			connect.WithClientOptions(opts...),
 		),
+		createPartner: connect.NewClient[v1.CreatePartnerRequest, v1.CreatePartnerResponse](
+			httpClient,
+			baseURL+AdminServiceCreatePartnerProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("CreatePartner")),
+			connect.WithClientOptions(opts...),
+		),
+		suspendPartner: connect.NewClient[v1.SuspendPartnerRequest, v1.SuspendPartnerResponse](
+			httpClient,
+			baseURL+AdminServiceSuspendPartnerProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SuspendPartner")),
+			connect.WithClientOptions(opts...),
+		),
+		reinstatePartner: connect.NewClient[v1.ReinstatePartnerRequest, v1.ReinstatePartnerResponse](
+			httpClient,
+			baseURL+AdminServiceReinstatePartnerProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ReinstatePartner")),
+			connect.WithClientOptions(opts...),
+		),
+		setPartnerRates: connect.NewClient[v1.SetPartnerRatesRequest, v1.SetPartnerRatesResponse](
+			httpClient,
+			baseURL+AdminServiceSetPartnerRatesProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("SetPartnerRates")),
+			connect.WithClientOptions(opts...),
+		),
+		getPartner: connect.NewClient[v1.GetPartnerRequest, v1.GetPartnerResponse](
+			httpClient,
+			baseURL+AdminServiceGetPartnerProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("GetPartner")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listPartners: connect.NewClient[v1.ListPartnersRequest, v1.ListPartnersResponse](
+			httpClient,
+			baseURL+AdminServiceListPartnersProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListPartners")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -146,6 +217,12 @@ type adminServiceClient struct {
 	getProgramme     *connect.Client[v1.GetProgrammeRequest, v1.GetProgrammeResponse]
 	setTier          *connect.Client[v1.SetTierRequest, v1.SetTierResponse]
 	putProperty      *connect.Client[v1.PutPropertyRequest, v1.PutPropertyResponse]
+	createPartner    *connect.Client[v1.CreatePartnerRequest, v1.CreatePartnerResponse]
+	suspendPartner   *connect.Client[v1.SuspendPartnerRequest, v1.SuspendPartnerResponse]
+	reinstatePartner *connect.Client[v1.ReinstatePartnerRequest, v1.ReinstatePartnerResponse]
+	setPartnerRates  *connect.Client[v1.SetPartnerRatesRequest, v1.SetPartnerRatesResponse]
+	getPartner       *connect.Client[v1.GetPartnerRequest, v1.GetPartnerResponse]
+	listPartners     *connect.Client[v1.ListPartnersRequest, v1.ListPartnersResponse]
 }
 
 // AdjustPoints calls loyalty.v1.AdminService.AdjustPoints.
@@ -183,6 +260,36 @@ func (c *adminServiceClient) PutProperty(ctx context.Context, req *connect.Reque
 	return c.putProperty.CallUnary(ctx, req)
 }
 
+// CreatePartner calls loyalty.v1.AdminService.CreatePartner.
+func (c *adminServiceClient) CreatePartner(ctx context.Context, req *connect.Request[v1.CreatePartnerRequest]) (*connect.Response[v1.CreatePartnerResponse], error) {
+	return c.createPartner.CallUnary(ctx, req)
+}
+
+// SuspendPartner calls loyalty.v1.AdminService.SuspendPartner.
+func (c *adminServiceClient) SuspendPartner(ctx context.Context, req *connect.Request[v1.SuspendPartnerRequest]) (*connect.Response[v1.SuspendPartnerResponse], error) {
+	return c.suspendPartner.CallUnary(ctx, req)
+}
+
+// ReinstatePartner calls loyalty.v1.AdminService.ReinstatePartner.
+func (c *adminServiceClient) ReinstatePartner(ctx context.Context, req *connect.Request[v1.ReinstatePartnerRequest]) (*connect.Response[v1.ReinstatePartnerResponse], error) {
+	return c.reinstatePartner.CallUnary(ctx, req)
+}
+
+// SetPartnerRates calls loyalty.v1.AdminService.SetPartnerRates.
+func (c *adminServiceClient) SetPartnerRates(ctx context.Context, req *connect.Request[v1.SetPartnerRatesRequest]) (*connect.Response[v1.SetPartnerRatesResponse], error) {
+	return c.setPartnerRates.CallUnary(ctx, req)
+}
+
+// GetPartner calls loyalty.v1.AdminService.GetPartner.
+func (c *adminServiceClient) GetPartner(ctx context.Context, req *connect.Request[v1.GetPartnerRequest]) (*connect.Response[v1.GetPartnerResponse], error) {
+	return c.getPartner.CallUnary(ctx, req)
+}
+
+// ListPartners calls loyalty.v1.AdminService.ListPartners.
+func (c *adminServiceClient) ListPartners(ctx context.Context, req *connect.Request[v1.ListPartnersRequest]) (*connect.Response[v1.ListPartnersResponse], error) {
+	return c.listPartners.CallUnary(ctx, req)
+}
+
 // AdminServiceHandler is an implementation of the loyalty.v1.AdminService service.
 type AdminServiceHandler interface {
 	// Credits or debits a member's points by hand (goodwill, adopted
@@ -206,6 +313,22 @@ type AdminServiceHandler interface {
 	// Bookings name properties the service knows; every cut-off time of the
 	// rules is evaluated in the property's time zone.
 	PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error)
+	// Creates an alliance partner with its first rates, in force at once, and
+	// its ledger accounts. A property is the partner's when PutProperty names
+	// it as partner_id; partner keys come from CreateApiKey.
+	CreatePartner(context.Context, *connect.Request[v1.CreatePartnerRequest]) (*connect.Response[v1.CreatePartnerResponse], error)
+	// Suspends a partner: its keys' writes are refused from the next call on
+	// (reads continue). Suspending a suspended partner changes nothing.
+	SuspendPartner(context.Context, *connect.Request[v1.SuspendPartnerRequest]) (*connect.Response[v1.SuspendPartnerResponse], error)
+	// Lifts a suspension.
+	ReinstatePartner(context.Context, *connect.Request[v1.ReinstatePartnerRequest]) (*connect.Response[v1.ReinstatePartnerResponse], error)
+	// Adds a rate version from effective_at, which must not be in the past: a
+	// rate change never reprices a transaction already recorded.
+	SetPartnerRates(context.Context, *connect.Request[v1.SetPartnerRatesRequest]) (*connect.Response[v1.SetPartnerRatesResponse], error)
+	// A partner with every rate version.
+	GetPartner(context.Context, *connect.Request[v1.GetPartnerRequest]) (*connect.Response[v1.GetPartnerResponse], error)
+	// Every partner, by id, without rates.
+	ListPartners(context.Context, *connect.Request[v1.ListPartnersRequest]) (*connect.Response[v1.ListPartnersResponse], error)
 }
 
 // NewAdminServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -258,6 +381,44 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		connect.WithSchema(adminServiceMethods.ByName("PutProperty")),
 		connect.WithHandlerOptions(opts...),
 	)
+	adminServiceCreatePartnerHandler := connect.NewUnaryHandler(
+		AdminServiceCreatePartnerProcedure,
+		svc.CreatePartner,
+		connect.WithSchema(adminServiceMethods.ByName("CreatePartner")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceSuspendPartnerHandler := connect.NewUnaryHandler(
+		AdminServiceSuspendPartnerProcedure,
+		svc.SuspendPartner,
+		connect.WithSchema(adminServiceMethods.ByName("SuspendPartner")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceReinstatePartnerHandler := connect.NewUnaryHandler(
+		AdminServiceReinstatePartnerProcedure,
+		svc.ReinstatePartner,
+		connect.WithSchema(adminServiceMethods.ByName("ReinstatePartner")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceSetPartnerRatesHandler := connect.NewUnaryHandler(
+		AdminServiceSetPartnerRatesProcedure,
+		svc.SetPartnerRates,
+		connect.WithSchema(adminServiceMethods.ByName("SetPartnerRates")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceGetPartnerHandler := connect.NewUnaryHandler(
+		AdminServiceGetPartnerProcedure,
+		svc.GetPartner,
+		connect.WithSchema(adminServiceMethods.ByName("GetPartner")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListPartnersHandler := connect.NewUnaryHandler(
+		AdminServiceListPartnersProcedure,
+		svc.ListPartners,
+		connect.WithSchema(adminServiceMethods.ByName("ListPartners")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.AdminService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AdminServiceAdjustPointsProcedure:
@@ -274,6 +435,18 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceSetTierHandler.ServeHTTP(w, r)
 		case AdminServicePutPropertyProcedure:
 			adminServicePutPropertyHandler.ServeHTTP(w, r)
+		case AdminServiceCreatePartnerProcedure:
+			adminServiceCreatePartnerHandler.ServeHTTP(w, r)
+		case AdminServiceSuspendPartnerProcedure:
+			adminServiceSuspendPartnerHandler.ServeHTTP(w, r)
+		case AdminServiceReinstatePartnerProcedure:
+			adminServiceReinstatePartnerHandler.ServeHTTP(w, r)
+		case AdminServiceSetPartnerRatesProcedure:
+			adminServiceSetPartnerRatesHandler.ServeHTTP(w, r)
+		case AdminServiceGetPartnerProcedure:
+			adminServiceGetPartnerHandler.ServeHTTP(w, r)
+		case AdminServiceListPartnersProcedure:
+			adminServiceListPartnersHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -309,4 +482,28 @@ func (UnimplementedAdminServiceHandler) SetTier(context.Context, *connect.Reques
 
 func (UnimplementedAdminServiceHandler) PutProperty(context.Context, *connect.Request[v1.PutPropertyRequest]) (*connect.Response[v1.PutPropertyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.PutProperty is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) CreatePartner(context.Context, *connect.Request[v1.CreatePartnerRequest]) (*connect.Response[v1.CreatePartnerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.CreatePartner is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SuspendPartner(context.Context, *connect.Request[v1.SuspendPartnerRequest]) (*connect.Response[v1.SuspendPartnerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.SuspendPartner is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ReinstatePartner(context.Context, *connect.Request[v1.ReinstatePartnerRequest]) (*connect.Response[v1.ReinstatePartnerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.ReinstatePartner is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) SetPartnerRates(context.Context, *connect.Request[v1.SetPartnerRatesRequest]) (*connect.Response[v1.SetPartnerRatesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.SetPartnerRates is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) GetPartner(context.Context, *connect.Request[v1.GetPartnerRequest]) (*connect.Response[v1.GetPartnerResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.GetPartner is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListPartners(context.Context, *connect.Request[v1.ListPartnersRequest]) (*connect.Response[v1.ListPartnersResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.ListPartners is not implemented"))
 }

@@ -1,0 +1,152 @@
+package partners
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/shopspring/decimal"
+)
+
+// MaxSettlementPeriod bounds a settlement's period.
+const MaxSettlementPeriod = 366 * 24 * time.Hour
+
+// Settlement is what a partner and the programme owe each other for a
+// period of effective time [From, To).
+//
+// Rounding rule: every amount is exact until the end. The exact sums over
+// the period (each rate version's points x its rate, added up) are rounded
+// once, half away from zero, to 2 decimal places: OwedToProgramme and
+// OwedToPartner. Net is OwedToProgramme - OwedToPartner, the difference of
+// the two rounded amounts, so the three figures always agree.
+type Settlement struct {
+	PartnerID string
+	Currency  string
+	From, To  time.Time
+	// Signed sums over the period: reversals count negative.
+	PointsIssued    int64
+	PointsRedeemed  int64
+	OwedToProgramme decimal.Decimal // the partner owes, for points issued at its hotels
+	OwedToPartner   decimal.Decimal // the programme owes, for points redeemed at its hotels
+	Net             decimal.Decimal // positive: the partner pays
+	// Lines are per rate version, oldest first, exact.
+	Lines []SettlementLine
+}
+
+// SettlementLine is one rate version's share of a settlement, exact.
+type SettlementLine struct {
+	RateVersion       int
+	IssueRate         decimal.Decimal
+	ReimbursementRate decimal.Decimal
+	PointsIssued      int64
+	PointsRedeemed    int64
+	OwedToProgramme   decimal.Decimal
+	OwedToPartner     decimal.Decimal
+}
+
+// SettlementDecimalPlaces is where a settlement's amounts are rounded.
+const SettlementDecimalPlaces = 2
+
+// Settlement computes a partner's settlement for [from, to): over the
+// partner's transactions whose effective time is in the period (reversals
+// included, negative, at the rates of the transaction they reverse), the
+// points are summed in SQL per rate version, and each sum is multiplied
+// by that version's rate here, exactly. This is the one computation both
+// the partner's preview and finance use.
+func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.Time) (Settlement, error) {
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return Settlement{}, fieldError("to", "the period needs from < to")
+	}
+	if to.Sub(from) > MaxSettlementPeriod {
+		return Settlement{}, fieldError("to", "a period is at most 366 days")
+	}
+	out := Settlement{PartnerID: partnerID, From: from.UTC(), To: to.UTC(),
+		OwedToProgramme: decimal.Zero, OwedToPartner: decimal.Zero}
+	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		p, err := scanPartner(tx.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID))
+		if err != nil {
+			return err
+		}
+		out.Currency = p.Currency
+		rows, err := tx.Query(ctx, `SELECT t.rate_version, r.issue_rate::TEXT, r.reimbursement_rate::TEXT,
+				sum(t.points_issued)::BIGINT, sum(t.points_redeemed)::BIGINT
+			FROM partner_transactions AS t
+			JOIN partner_rates AS r ON r.partner_id = t.partner_id AND r.version = t.rate_version
+			WHERE t.partner_id = $1 AND t.effective_at >= $2 AND t.effective_at < $3
+			GROUP BY t.rate_version, r.issue_rate, r.reimbursement_rate
+			ORDER BY t.rate_version`, partnerID, out.From, out.To)
+		if err != nil {
+			return err
+		}
+		out.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (SettlementLine, error) {
+			var l SettlementLine
+			var issue, reimburse string
+			if err := r.Scan(&l.RateVersion, &issue, &reimburse, &l.PointsIssued, &l.PointsRedeemed); err != nil {
+				return l, err
+			}
+			var err error
+			if l.IssueRate, err = decimal.NewFromString(issue); err != nil {
+				return l, err
+			}
+			if l.ReimbursementRate, err = decimal.NewFromString(reimburse); err != nil {
+				return l, err
+			}
+			l.OwedToProgramme = l.IssueRate.Mul(decimal.NewFromInt(l.PointsIssued))
+			l.OwedToPartner = l.ReimbursementRate.Mul(decimal.NewFromInt(l.PointsRedeemed))
+			return l, nil
+		})
+		return err
+	})
+	if err != nil {
+		return Settlement{}, fmt.Errorf("settlement of partner %s: %w", partnerID, err)
+	}
+	for _, l := range out.Lines {
+		out.PointsIssued += l.PointsIssued
+		out.PointsRedeemed += l.PointsRedeemed
+		out.OwedToProgramme = out.OwedToProgramme.Add(l.OwedToProgramme)
+		out.OwedToPartner = out.OwedToPartner.Add(l.OwedToPartner)
+	}
+	out.OwedToProgramme = out.OwedToProgramme.Round(SettlementDecimalPlaces)
+	out.OwedToPartner = out.OwedToPartner.Round(SettlementDecimalPlaces)
+	out.Net = out.OwedToProgramme.Sub(out.OwedToPartner)
+	return out, nil
+}
+
+// Verify checks, per partner, that the points its settlement counts (the
+// index rows) are the points on its ledger accounts: an award or a
+// redemption recorded without its row, or the other way round, would
+// misstate a settlement. It returns one line per discrepancy.
+func (s *Store) Verify(ctx context.Context) ([]string, error) {
+	var found []string
+	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT p.partner_id,
+				COALESCE((SELECT sum(points_issued) FROM partner_transactions t WHERE t.partner_id = p.partner_id), 0)::BIGINT,
+				COALESCE((SELECT sum(points_redeemed) FROM partner_transactions t WHERE t.partner_id = p.partner_id), 0)::BIGINT,
+				COALESCE((SELECT -sum(balance) FROM account_balances b WHERE b.account_code = 'partner:' || p.partner_id || ':issued'), 0)::BIGINT,
+				COALESCE((SELECT sum(balance) FROM account_balances b WHERE b.account_code = 'partner:' || p.partner_id || ':redeemed'), 0)::BIGINT
+			FROM partners p ORDER BY p.partner_id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var issued, redeemed, ledgerIssued, ledgerRedeemed int64
+			if err := rows.Scan(&id, &issued, &redeemed, &ledgerIssued, &ledgerRedeemed); err != nil {
+				return err
+			}
+			if issued != ledgerIssued {
+				found = append(found, fmt.Sprintf("partner %s: %d points issued in its transactions, %d on %s", id, issued, ledgerIssued, IssuedAccount(id).Code))
+			}
+			if redeemed != ledgerRedeemed {
+				found = append(found, fmt.Sprintf("partner %s: %d points redeemed in its transactions, %d on %s", id, redeemed, ledgerRedeemed, RedeemedAccount(id).Code))
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify partners: %w", err)
+	}
+	return found, nil
+}

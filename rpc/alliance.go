@@ -1,0 +1,541 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+)
+
+// allianceService serves partner keys. Its one rule: the partner scope of a
+// call is the key's partner, never a field of the request, and anything
+// outside it answers exactly like something that does not exist.
+type allianceService struct{ *Server }
+
+var _ loyaltyv1connect.AllianceServiceHandler = allianceService{}
+
+// maxFamilyName bounds GetMemberStatus's second factor.
+const maxFamilyName = 100
+
+// scope is the partner the calling key is bound to.
+func scope(ctx context.Context) (string, error) {
+	id := caller(ctx).PartnerID
+	if id == "" {
+		// apikeys guarantees a partner key has one; be safe anyway.
+		return "", connect.NewError(connect.CodePermissionDenied, errors.New("the key is bound to no partner"))
+	}
+	return id, nil
+}
+
+// writableScope is the caller's partner, checked to be active now: one
+// single-row read per write, so a suspension applies from the next call.
+func (s allianceService) writableScope(ctx context.Context, proc string) (partners.Partner, error) {
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return partners.Partner{}, err
+	}
+	p, err := s.partners.Writable(ctx, partnerID)
+	switch {
+	case errors.Is(err, partners.ErrSuspended):
+		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s is suspended: its writes are refused", partnerID))
+	case errors.Is(err, partners.ErrNotFound):
+		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s does not exist", partnerID))
+	case err != nil:
+		return p, s.toConnect(ctx, proc, err)
+	}
+	return p, nil
+}
+
+// errNoSuchProperty answers an unknown property and another owner's alike.
+func errNoSuchProperty(id string) error {
+	return connect.NewError(connect.CodeNotFound, fmt.Errorf("no property %q among this partner's hotels", clip(id)))
+}
+
+// ownProperty returns one of the partner's own properties.
+func (s allianceService) ownProperty(ctx context.Context, proc, partnerID, propertyID string) (programmes.Property, error) {
+	if err := checkID("property_id", propertyID, true); err != nil {
+		return programmes.Property{}, err
+	}
+	p, err := s.programmes.Property(ctx, propertyID)
+	if errors.Is(err, programmes.ErrUnknownProperty) || (err == nil && p.Owner != partnerID) {
+		return programmes.Property{}, errNoSuchProperty(propertyID)
+	}
+	if err != nil {
+		return programmes.Property{}, s.toConnect(ctx, proc, err)
+	}
+	return p, nil
+}
+
+// partnerErr maps errors of a partner's writes: like toConnect, but a
+// refusal for want of points says nothing of the member's balance.
+func (s allianceService) partnerErr(ctx context.Context, proc string, err error) error {
+	var short *ledger.InsufficientPointsError
+	if errors.As(err, &short) {
+		e := connect.NewError(connect.CodeFailedPrecondition, errors.New("the member does not have enough points for this redemption"))
+		addInfo(e, "INSUFFICIENT_POINTS", nil)
+		return e
+	}
+	return s.toConnect(ctx, proc, err)
+}
+
+func (s allianceService) GetMemberStatus(ctx context.Context, req *connect.Request[loyaltyv1.GetMemberStatusRequest]) (*connect.Response[loyaltyv1.GetMemberStatusResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	if err := checkFamilyName(msg.GetFamilyName()); err != nil {
+		return nil, err
+	}
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	p := v.Programme
+	benefits := &loyaltyv1.TierBenefits{
+		StayPointsMultiplier:  p.TierMultiplier[member.Tier].String(),
+		FreeLateCheckout:      slices.Contains(p.FreeLateCheckoutTiers, member.Tier),
+		FreeCancellationUntil: p.FreeCancellationUntil[member.Tier].String(),
+	}
+	if rates, err := s.partners.RatesAt(ctx, partnerID, s.now()); err == nil {
+		benefits.PartnerRateCardMultiplier = rates.Card.TierMultiplier[member.Tier].String()
+	} else if !errors.Is(err, partners.ErrNoRates) {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.GetMemberStatusResponse{MemberNumber: member.Number, Tier: tierOf(member.Tier), Benefits: benefits}), nil
+}
+
+func checkFamilyName(name string) error {
+	if n := len([]rune(strings.TrimSpace(name))); n == 0 || n > maxFamilyName {
+		return badField("family_name", "1 to %d characters", maxFamilyName)
+	}
+	return nil
+}
+
+// recognise finds a member by number and family name. An unknown member
+// and a wrong name are one answer: a partner learns nothing of a member
+// without both factors.
+func (s allianceService) recognise(ctx context.Context, proc, number, family string) (members.Member, error) {
+	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
+	member, err := s.members.Get(ctx, number)
+	if errors.Is(err, members.ErrNotFound) {
+		return members.Member{}, unknown
+	}
+	if err != nil {
+		return members.Member{}, s.toConnect(ctx, proc, err)
+	}
+	if !strings.EqualFold(familyName(member.FullName), strings.TrimSpace(family)) {
+		return members.Member{}, unknown
+	}
+	return member, nil
+}
+
+// familyName is the last word of a registered full name.
+func familyName(fullName string) string {
+	words := strings.Fields(fullName)
+	if len(words) == 0 {
+		return ""
+	}
+	return words[len(words)-1]
+}
+
+func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loyaltyv1.AwardStayRequest]) (*connect.Response[loyaltyv1.AwardStayResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	arrival, departure, charges, err := partnerStay(v.Programme, msg)
+	if err != nil {
+		return nil, err
+	}
+	partner, err := s.writableScope(ctx, proc)
+	if err != nil {
+		return nil, err
+	}
+	partnerID := partner.ID
+	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
+	if err != nil {
+		return nil, err
+	}
+	completedAt := atLocal(departure, 12, property.Location)
+	if completedAt.After(s.now()) {
+		return nil, badField("departure_date", "check-out is in the future: award a stay once it is completed")
+	}
+	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
+	if err != nil {
+		return nil, err
+	}
+	// The tier in force when the stay began, as for the chain's own stays.
+	tier, err := s.members.TierAt(ctx, member, atLocal(arrival, 0, property.Location))
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	rates, err := s.partners.RatesAt(ctx, partnerID, completedAt)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	points, lines, err := partners.StayPoints(rates.Card, tier, charges, v.Programme.PartnerMaxPointsPerUnit)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.AwardStayResponse{Tier: tierOf(tier)}
+	if points == 0 {
+		return connect.NewResponse(out), nil
+	}
+	amount := partners.Amount(rates, points, 0)
+	m := meta{Kind: kindPartnerStay, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
+		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(charges), msg.GetArrivalDate()),
+		Breakdown:   linesOf(lines), ProgrammeVersion: v.Number,
+		PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency}
+	key := msg.GetIdempotencyKey()
+	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
+		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: ledger.KindEarn, EffectiveAt: completedAt,
+		Postings: []ledger.Posting{
+			{Account: member.Account(), Amount: points},
+			{Account: partners.IssuedAccount(partnerID).Code, Amount: -points},
+		},
+		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
+		Effects: []ledger.Statement{partners.Record(caller(ctx).ID, key, partners.Entry{
+			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: member.Number,
+			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsIssued: points, Amount: amount})},
+		Lots: v.LotPolicy(completedAt, true),
+	})
+	if err != nil {
+		return nil, s.partnerErr(ctx, proc, err)
+	}
+	out.Transaction = partnerTransaction(txn)
+	return connect.NewResponse(out), nil
+}
+
+// currency is the partner's settlement currency.
+func (s allianceService) currency(ctx context.Context, partnerID string) (string, error) {
+	p, err := s.partners.Get(ctx, partnerID)
+	return p.Currency, err
+}
+
+// partnerStay validates an award's stay: dates, one room charge per night
+// in the programme's currency.
+func partnerStay(rules programme.Programme, msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []decimal.Decimal, error) {
+	fail := func(err error) (time.Time, time.Time, []decimal.Decimal, error) {
+		return time.Time{}, time.Time{}, nil, err
+	}
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return fail(err)
+	}
+	if err := checkFamilyName(msg.GetFamilyName()); err != nil {
+		return fail(err)
+	}
+	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
+		return fail(err)
+	}
+	if err := checkID("stay_id", msg.GetStayId(), true); err != nil {
+		return fail(err)
+	}
+	arrival, err := localDate("arrival_date", msg.GetArrivalDate())
+	if err != nil {
+		return fail(err)
+	}
+	departure, err := localDate("departure_date", msg.GetDepartureDate())
+	if err != nil {
+		return fail(err)
+	}
+	nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
+	if nights < 1 || nights > maxNights {
+		return fail(badField("departure_date", "must be 1 to %d days after arrival_date", maxNights))
+	}
+	if len(msg.GetNights()) != nights {
+		return fail(badField("nights", "has %d entries for a stay of %d nights", len(msg.GetNights()), nights))
+	}
+	charges := make([]decimal.Decimal, 0, nights)
+	for i, n := range msg.GetNights() {
+		field := fmt.Sprintf("nights[%d].room_charge", i)
+		c := n.GetRoomCharge()
+		if c == nil {
+			return fail(badField(field, "is required"))
+		}
+		if c.GetCurrencyCode() != rules.Currency {
+			return fail(badField(field+".currency_code", "must be %q, the programme's currency", rules.Currency))
+		}
+		if !moneyAmount.MatchString(c.GetAmount()) {
+			return fail(badField(field+".amount", "must be a decimal like \"388.00\", got %q", clip(c.GetAmount())))
+		}
+		amount, err := decimal.NewFromString(c.GetAmount())
+		if err != nil || !amount.IsPositive() {
+			return fail(badField(field+".amount", "must be a positive decimal"))
+		}
+		charges = append(charges, amount)
+	}
+	return arrival, departure, charges, nil
+}
+
+func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyaltyv1.AllianceServiceRedeemRequest]) (*connect.Response[loyaltyv1.AllianceServiceRedeemResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkMember(msg.GetMemberNumber()); err != nil {
+		return nil, err
+	}
+	if err := checkFamilyName(msg.GetFamilyName()); err != nil {
+		return nil, err
+	}
+	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
+		return nil, err
+	}
+	reward, ok := rewards[msg.GetReward()]
+	if !ok {
+		return nil, badField("reward", "is required: one of the catalogue's rewards")
+	}
+	quantity := int(msg.GetQuantity())
+	if quantity == 0 {
+		quantity = 1
+	}
+	if quantity < 1 || quantity > maxQuantity {
+		return nil, badField("quantity", "must be between 1 and %d", maxQuantity)
+	}
+	if err := checkID("stay_id", msg.GetStayId(), false); err != nil {
+		return nil, err
+	}
+	partner, err := s.writableScope(ctx, proc)
+	if err != nil {
+		return nil, err
+	}
+	partnerID := partner.ID
+	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	points, lines, err := v.Programme.RewardPrice(reward, quantity)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	price := -points
+	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	rates, err := s.partners.RatesAt(ctx, partnerID, now)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	amount := partners.Amount(rates, 0, price)
+	m := meta{Kind: kindPartnerRedemption, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
+		Description: fmt.Sprintf("Redeemed %d x %s at %s", quantity, reward, property.Name), Breakdown: linesOf(lines),
+		ProgrammeVersion: v.Number, PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsRedeemed: price,
+		Money: amount.String(), Currency: partner.Currency}
+	key := msg.GetIdempotencyKey()
+	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
+		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: ledger.KindRedeem, EffectiveAt: now,
+		Postings: []ledger.Posting{
+			{Account: member.Account(), Amount: -price},
+			{Account: partners.RedeemedAccount(partnerID).Code, Amount: price},
+		},
+		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
+		Effects: []ledger.Statement{partners.Record(caller(ctx).ID, key, partners.Entry{
+			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindRedemption, MemberNumber: member.Number,
+			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsRedeemed: price, Amount: amount})},
+		Lots: v.LotPolicy(now, true),
+	})
+	if err != nil {
+		return nil, s.partnerErr(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.AllianceServiceRedeemResponse{Transaction: partnerTransaction(txn)}), nil
+}
+
+func (s allianceService) ReverseTransaction(ctx context.Context, req *connect.Request[loyaltyv1.AllianceServiceReverseTransactionRequest]) (*connect.Response[loyaltyv1.AllianceServiceReverseTransactionResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	id, err := uuid.Parse(msg.GetTransactionId())
+	if err != nil {
+		return nil, badField("transaction_id", "is not a transaction id")
+	}
+	if err := checkReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
+	partner, err := s.writableScope(ctx, proc)
+	if err != nil {
+		return nil, err
+	}
+	entry, err := s.partners.Transaction(ctx, partner.ID, id)
+	if errors.Is(err, partners.ErrNotFound) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no transaction of this partner with this transaction_id"))
+	}
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	reversal, err := s.reversePartnerTransaction(ctx, msg.GetIdempotencyKey(), entry, msg.GetReason())
+	if err != nil {
+		return nil, s.partnerErr(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.AllianceServiceReverseTransactionResponse{Transaction: partnerTransaction(reversal)}), nil
+}
+
+// reversePartnerTransaction reverses a transaction at a partner's hotel
+// and indexes the reversal for the partner's settlement: it counts in the
+// period it is recorded in (a closed period is never rewritten), negative,
+// at the rate version of the transaction it reverses, so that the money
+// reversed is exactly the money first counted.
+func (s *Server) reversePartnerTransaction(ctx context.Context, key string, e partners.Entry, reason string) (ledger.Transaction, error) {
+	if e.Kind == partners.KindReversal {
+		return ledger.Transaction{}, ledger.ErrNotReversible
+	}
+	currency := ""
+	if p, err := s.partners.Get(ctx, e.PartnerID); err == nil {
+		currency = p.Currency
+	}
+	amount := e.Amount.Neg()
+	m := meta{Kind: kindReversal, Member: e.MemberNumber, PropertyID: e.PropertyID, StayID: e.StayID, Reason: reason,
+		Description: fmt.Sprintf("Reversal of %s %s: %s", e.Kind, e.TransactionID, reason),
+		Breakdown:   []metaLine{{Rule: "reversal", Description: "Reverses " + e.TransactionID.String(), Points: e.PointsRedeemed - e.PointsIssued}},
+		PartnerID:   e.PartnerID, RateVersion: e.RateVersion, PartnerPointsIssued: -e.PointsIssued, PartnerPointsRedeemed: -e.PointsRedeemed,
+		Money: amount.String(), Currency: currency}
+	callerID := caller(ctx).ID
+	v, err := s.rules(ctx)
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: callerID, IdempotencyKey: key, TransactionID: e.TransactionID,
+		Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Lots: v.LotPolicy(s.now(), false),
+		Effects: []ledger.Statement{partners.Record(callerID, key, partners.Entry{
+			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
+			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
+			Amount: amount, ReversesID: e.TransactionID})},
+	})
+}
+
+func (s allianceService) ListPartnerActivity(ctx context.Context, req *connect.Request[loyaltyv1.ListPartnerActivityRequest]) (*connect.Response[loyaltyv1.ListPartnerActivityResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkID("property_id", msg.GetPropertyId(), false); err != nil {
+		return nil, err
+	}
+	if msg.GetPageSize() < 0 || msg.GetPageSize() > partners.MaxPageSize {
+		return nil, badField("page_size", "must be 0 (the default, %d) to %d", partners.DefaultPageSize, partners.MaxPageSize)
+	}
+	if len(msg.GetPageToken()) > 300 {
+		return nil, badField("page_token", "is not a token this service returned")
+	}
+	q := partners.ActivityQuery{PropertyID: msg.GetPropertyId(), PageSize: int(msg.GetPageSize()), PageToken: msg.GetPageToken()}
+	if msg.GetFrom() != nil {
+		q.From = msg.GetFrom().AsTime()
+	}
+	if msg.GetTo() != nil {
+		q.To = msg.GetTo().AsTime()
+	}
+	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
+		return nil, badField("to", "must be after from")
+	}
+	entries, next, err := s.partners.Activity(ctx, partnerID, q)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	currency, err := s.currency(ctx, partnerID)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.ListPartnerActivityResponse{NextPageToken: next}
+	for _, e := range entries {
+		out.Transactions = append(out.Transactions, entryTransaction(e, currency))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s allianceService) GetSettlementPreview(ctx context.Context, req *connect.Request[loyaltyv1.GetSettlementPreviewRequest]) (*connect.Response[loyaltyv1.GetSettlementPreviewResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if msg.GetFrom() == nil {
+		return nil, badField("from", "is required")
+	}
+	if msg.GetTo() == nil {
+		return nil, badField("to", "is required")
+	}
+	st, err := s.partners.Settlement(ctx, partnerID, msg.GetFrom().AsTime(), msg.GetTo().AsTime())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	return connect.NewResponse(&loyaltyv1.GetSettlementPreviewResponse{Settlement: protoSettlement(st)}), nil
+}
+
+func protoSettlement(st partners.Settlement) *loyaltyv1.Settlement {
+	money := func(d decimal.Decimal) *loyaltyv1.Money {
+		return &loyaltyv1.Money{CurrencyCode: st.Currency, Amount: d.StringFixed(partners.SettlementDecimalPlaces)}
+	}
+	out := &loyaltyv1.Settlement{PartnerId: st.PartnerID, From: timestamppb.New(st.From), To: timestamppb.New(st.To),
+		CurrencyCode: st.Currency, PointsIssued: st.PointsIssued, PointsRedeemed: st.PointsRedeemed,
+		OwedToProgramme: money(st.OwedToProgramme), OwedToPartner: money(st.OwedToPartner), Net: money(st.Net)}
+	for _, l := range st.Lines {
+		out.Lines = append(out.Lines, &loyaltyv1.SettlementLine{RateVersion: int32(l.RateVersion),
+			IssueRate: l.IssueRate.String(), ReimbursementRate: l.ReimbursementRate.String(),
+			PointsIssued: l.PointsIssued, PointsRedeemed: l.PointsRedeemed,
+			OwedToProgramme: l.OwedToProgramme.String(), OwedToPartner: l.OwedToPartner.String()})
+	}
+	return out
+}
+
+// partnerTransaction shows a ledger transaction at a partner's hotel as
+// the partner sees it: no balance, no other accounts.
+func partnerTransaction(txn ledger.Transaction) *loyaltyv1.PartnerTransaction {
+	m := decodeMeta(txn.Metadata)
+	out := &loyaltyv1.PartnerTransaction{
+		TransactionId: txn.ID.String(), Kind: protoKinds[m.Kind], MemberNumber: m.Member, PropertyId: m.PropertyID,
+		StayId: m.StayID, PointsIssued: m.PartnerPointsIssued, PointsRedeemed: m.PartnerPointsRedeemed,
+		RateVersion: int32(m.RateVersion), Amount: &loyaltyv1.Money{CurrencyCode: m.Currency, Amount: m.Money},
+		EffectiveAt: timestamppb.New(txn.EffectiveAt), RecordedAt: timestamppb.New(txn.RecordedAt), Description: m.Description,
+	}
+	for _, l := range m.Breakdown {
+		out.Breakdown = append(out.Breakdown, &loyaltyv1.BreakdownLine{Rule: l.Rule, Description: l.Description, Points: l.Points})
+	}
+	if txn.ReversesID != uuid.Nil {
+		out.ReversesTransactionId = txn.ReversesID.String()
+	}
+	return out
+}
+
+var entryKinds = map[partners.Kind]loyaltyv1.TransactionKind{
+	partners.KindAward:      loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY,
+	partners.KindRedemption: loyaltyv1.TransactionKind_TRANSACTION_KIND_REDEMPTION,
+	partners.KindReversal:   loyaltyv1.TransactionKind_TRANSACTION_KIND_REVERSAL,
+}
+
+func entryTransaction(e partners.Entry, currency string) *loyaltyv1.PartnerTransaction {
+	out := &loyaltyv1.PartnerTransaction{
+		TransactionId: e.TransactionID.String(), Kind: entryKinds[e.Kind], MemberNumber: e.MemberNumber, PropertyId: e.PropertyID,
+		StayId: e.StayID, PointsIssued: e.PointsIssued, PointsRedeemed: e.PointsRedeemed, RateVersion: int32(e.RateVersion),
+		Amount:      &loyaltyv1.Money{CurrencyCode: currency, Amount: e.Amount.String()},
+		EffectiveAt: timestamppb.New(e.EffectiveAt), RecordedAt: timestamppb.New(e.RecordedAt),
+	}
+	if e.ReversesID != uuid.Nil {
+		out.ReversesTransactionId = e.ReversesID.String()
+	}
+	return out
+}

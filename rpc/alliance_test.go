@@ -1,0 +1,315 @@
+package rpc_test
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/loyalty-ledger/loyalty/partners"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+)
+
+func (e *env) alliance(key string) loyaltyv1connect.AllianceServiceClient {
+	return loyaltyv1connect.NewAllianceServiceClient(e.server.Client(), e.server.URL, connect.WithInterceptors(bearer(key)))
+}
+
+// familyNames are the family names of the members enrollNamed enrolled,
+// by member number (numbers are random, so tests never share one): the
+// requests below recognise a member as a partner does, with both factors.
+var familyNames sync.Map
+
+func familyOf(number string) string {
+	name, _ := familyNames.Load(number)
+	s, _ := name.(string)
+	return s
+}
+
+// award asks for a stay's points from arrival (YYYY-MM-DD), one night per
+// room charge.
+func award(key, member, property, stay, arrival string, charges ...string) *connect.Request[loyaltyv1.AwardStayRequest] {
+	a, err := time.Parse(time.DateOnly, arrival)
+	if err != nil {
+		panic(err)
+	}
+	req := &loyaltyv1.AwardStayRequest{IdempotencyKey: key, MemberNumber: member, FamilyName: familyOf(member), PropertyId: property, StayId: stay,
+		ArrivalDate: arrival, DepartureDate: a.AddDate(0, 0, len(charges)).Format(time.DateOnly)}
+	for _, c := range charges {
+		req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: c}})
+	}
+	return connect.NewRequest(req)
+}
+
+func redeem(key, member, property string, reward loyaltyv1.Reward) *connect.Request[loyaltyv1.AllianceServiceRedeemRequest] {
+	return connect.NewRequest(&loyaltyv1.AllianceServiceRedeemRequest{IdempotencyKey: key, MemberNumber: member, FamilyName: familyOf(member), PropertyId: property, Reward: reward})
+}
+
+func (e *env) enrollNamed(t *testing.T, key, name string) string {
+	t.Helper()
+	res, err := e.clients(e.bookingKey).members.EnrollMember(e.ctx, connect.NewRequest(&loyaltyv1.EnrollMemberRequest{
+		IdempotencyKey: key, FullName: name, Email: key + "@example.com", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	number := res.Msg.GetMember().GetMemberNumber()
+	familyNames.Store(number, name[strings.LastIndex(name, " ")+1:])
+	return number
+}
+
+// alliance is two partners and the programme's own hotels: ALPHA (hotels
+// two keys) and BETA (hotel B-1), rates in force since October.
+type allianceWorld struct {
+	*env
+	alphaKey, alpha2Key, betaKey string
+	m1, m2                       string
+}
+
+func newAllianceWorld(t *testing.T) *allianceWorld {
+	e := newEnv(t)
+	october := timestamppb.New(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))
+	e.createPartner(t, "ALPHA", "0.0085", "0.0061", october)
+	e.createPartner(t, "BETA", "0.0093", "0.0057", october)
+	e.putProperty(t, "A-1", "ALPHA")
+	e.putProperty(t, "A-2", "ALPHA")
+	e.putProperty(t, "B-1", "BETA")
+	w := &allianceWorld{env: e}
+	w.alphaKey, _ = e.partnerKey(t, "ALPHA", "alpha-pms")
+	w.alpha2Key, _ = e.partnerKey(t, "ALPHA", "alpha-crs")
+	w.betaKey, _ = e.partnerKey(t, "BETA", "beta-pms")
+	w.m1 = e.enrollNamed(t, "enrol-m1", "Li Wei")
+	w.m2 = e.enrollNamed(t, "enrol-m2", "Zhang Min")
+	return w
+}
+
+var november = &loyaltyv1.GetSettlementPreviewRequest{
+	From: timestamppb.New(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)),
+	To:   timestamppb.New(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)),
+}
+
+func (w *allianceWorld) settlement(t *testing.T, key string) *loyaltyv1.Settlement {
+	t.Helper()
+	res, err := w.alliance(key).GetSettlementPreview(w.ctx, connect.NewRequest(november))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg.GetSettlement()
+}
+
+func mustTxn[T any, PT interface {
+	*T
+	GetTransaction() *loyaltyv1.PartnerTransaction
+}](t *testing.T, res *connect.Response[T], err error) *loyaltyv1.PartnerTransaction {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return PT(res.Msg).GetTransaction()
+}
+
+// TestAllianceEndToEnd: awards and redemptions at two partners' hotels and
+// the programme's own, reversals, a suspended partner, a rate change in
+// the middle of the period applied by effective time, and the settlement
+// previews to the cent.
+func TestAllianceEndToEnd(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha, alpha2, beta := w.alliance(w.alphaKey), w.alliance(w.alpha2Key), w.alliance(w.betaKey)
+	booking := w.clients(w.bookingKey).booking
+
+	// Two partners use the same idempotency key: keys are scoped per
+	// caller, so both are recorded, as different transactions.
+	a1, err := alpha.AwardStay(w.ctx, award("stay-1", w.m1, "A-1", "ALPHA-100", "2026-11-10", "388.00", "412.50"))
+	aStay1 := mustTxn(t, a1, err)
+	b1, err := beta.AwardStay(w.ctx, award("stay-1", w.m1, "B-1", "BETA-100", "2026-11-15", "1000.00"))
+	bStay1 := mustTxn(t, b1, err)
+	if aStay1.GetTransactionId() == bStay1.GetTransactionId() {
+		t.Fatal("two partners' requests with the same idempotency key share a transaction")
+	}
+	if aStay1.GetPointsIssued() != 800 || aStay1.GetRateVersion() != 1 || aStay1.GetAmount().GetAmount() != "6.8" {
+		t.Errorf("ALPHA's first award: %d points at rates v%d for %s, want 800 at v1 for 6.8",
+			aStay1.GetPointsIssued(), aStay1.GetRateVersion(), aStay1.GetAmount().GetAmount())
+	}
+	if bStay1.GetPointsIssued() != 1000 || bStay1.GetAmount().GetAmount() != "9.3" {
+		t.Errorf("BETA's award: %d points for %s, want 1000 for 9.3", bStay1.GetPointsIssued(), bStay1.GetAmount().GetAmount())
+	}
+	// A replay returns the first answer.
+	again, err := alpha.AwardStay(w.ctx, award("stay-1", w.m1, "A-1", "ALPHA-100", "2026-11-10", "388.00", "412.50"))
+	if mustTxn(t, again, err).GetTransactionId() != aStay1.GetTransactionId() {
+		t.Error("a replay of ALPHA's award recorded a new transaction")
+	}
+
+	a2, err := alpha.AwardStay(w.ctx, award("stay-2", w.m2, "A-2", "ALPHA-101", "2026-11-14", "299.99"))
+	aStay2 := mustTxn(t, a2, err)
+
+	// The programme's own hotel: recorded by a booking channel, in no
+	// partner's settlement.
+	if _, err := booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("own-stay", w.m1, "OWN-STAY-1", "100.00"))); err != nil {
+		t.Fatal(err)
+	}
+
+	// m1 has 800 + 1000 + 227 (own hotel: 100 + first stay 50 + app 77).
+	r1, err := alpha.Redeem(w.ctx, redeem("night-1", w.m1, "A-1", loyaltyv1.Reward_REWARD_FREE_NIGHT))
+	if got := mustTxn(t, r1, err); got.GetPointsRedeemed() != 2000 || got.GetAmount().GetAmount() != "12.2" {
+		t.Errorf("free night at A-1: %d points for %s, want 2000 for 12.2", got.GetPointsRedeemed(), got.GetAmount().GetAmount())
+	}
+	// Not enough points: refused without telling the partner the balance.
+	_, err = beta.Redeem(w.ctx, redeem("kit-1", w.m2, "B-1", loyaltyv1.Reward_REWARD_TRAVEL_KIT))
+	ce := wantCode(t, err, connect.CodeFailedPrecondition)
+	if strings.ContainsAny(ce.Message(), "0123456789") || len(errorInfo(t, ce).GetMetadata()) != 0 {
+		t.Errorf("a partner's refusal tells the member's points: %v", ce)
+	}
+	if _, err := beta.Redeem(w.ctx, redeem("milk-1", w.m2, "B-1", loyaltyv1.Reward_REWARD_BEDTIME_MILK)); err != nil {
+		t.Fatal(err)
+	}
+
+	// ALPHA's rates change from a minute from now; a day later, a stay
+	// that checked out before the change keeps the old rates, one after it
+	// gets the new ones.
+	_, err = w.clients(w.adminKey).admin.SetPartnerRates(w.ctx, connect.NewRequest(&loyaltyv1.SetPartnerRatesRequest{
+		IdempotencyKey: "alpha-v2", PartnerId: "ALPHA", Rates: &loyaltyv1.PartnerRates{
+			EffectiveAt: timestamppb.New(w.clock.Now().Add(time.Minute)), IssueRate: "0.0120", ReimbursementRate: "0.0075", RateCard: standardCard()}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.clock.Advance(26 * time.Hour) // 2026-11-23 11:00 UTC
+	a3, err := alpha.AwardStay(w.ctx, award("stay-3", w.m2, "A-1", "ALPHA-102", "2026-11-22", "500.00"))
+	if got := mustTxn(t, a3, err); got.GetRateVersion() != 2 || got.GetAmount().GetAmount() != "6" {
+		t.Errorf("a stay after the change: rates v%d, %s; want v2, 6", got.GetRateVersion(), got.GetAmount().GetAmount())
+	}
+	a4, err := alpha2.AwardStay(w.ctx, award("stay-4", w.m1, "A-2", "ALPHA-103", "2026-11-20", "423.45"))
+	if got := mustTxn(t, a4, err); got.GetRateVersion() != 1 || got.GetPointsIssued() != 423 {
+		t.Errorf("a stay that checked out before the change: rates v%d, %d points; want v1, 423", got.GetRateVersion(), got.GetPointsIssued())
+	}
+	// Another key of the same partner reverses the first key's award.
+	rev, err := alpha2.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.AllianceServiceReverseTransactionRequest{
+		IdempotencyKey: "rev-1", TransactionId: aStay2.GetTransactionId(), Reason: "guest checked out early, stay re-sent"}))
+	if got := mustTxn(t, rev, err); got.GetPointsIssued() != -299 || got.GetRateVersion() != 1 || got.GetReversesTransactionId() != aStay2.GetTransactionId() {
+		t.Errorf("reversal: %d points at v%d reversing %s", got.GetPointsIssued(), got.GetRateVersion(), got.GetReversesTransactionId())
+	}
+	_, err = alpha.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.AllianceServiceReverseTransactionRequest{
+		IdempotencyKey: "rev-2", TransactionId: aStay2.GetTransactionId(), Reason: "again"}))
+	wantCode(t, err, connect.CodeFailedPrecondition)
+	if _, err := alpha.Redeem(w.ctx, redeem("milk-2", w.m1, "A-2", loyaltyv1.Reward_REWARD_BEDTIME_MILK)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := booking.Redeem(w.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "own-card", MemberNumber: w.m1,
+		Reward: loyaltyv1.Reward_REWARD_MEMBER_CARD, PropertyId: "SH-HQ-001"})); err != nil {
+		t.Fatal(err)
+	}
+
+	// A suspended partner: writes refused at once, reads continue.
+	admin := w.clients(w.adminKey).admin
+	if _, err := admin.SuspendPartner(w.ctx, connect.NewRequest(&loyaltyv1.SuspendPartnerRequest{IdempotencyKey: "suspend-beta",
+		PartnerId: "BETA", Reason: "unpaid settlement"})); err != nil {
+		t.Fatal(err)
+	}
+	_, err = beta.AwardStay(w.ctx, award("stay-b2", w.m2, "B-1", "BETA-101", "2026-11-20", "100.00"))
+	if ce := wantCode(t, err, connect.CodePermissionDenied); !strings.Contains(ce.Message(), "suspended") {
+		t.Errorf("the refusal does not say the partner is suspended: %v", ce)
+	}
+	_, err = beta.Redeem(w.ctx, redeem("milk-b2", w.m1, "B-1", loyaltyv1.Reward_REWARD_BEDTIME_MILK))
+	wantCode(t, err, connect.CodePermissionDenied)
+	_, err = beta.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.AllianceServiceReverseTransactionRequest{
+		IdempotencyKey: "rev-b", TransactionId: bStay1.GetTransactionId(), Reason: "x"}))
+	wantCode(t, err, connect.CodePermissionDenied)
+	if _, err := beta.GetMemberStatus(w.ctx, connect.NewRequest(&loyaltyv1.GetMemberStatusRequest{MemberNumber: w.m1, FamilyName: "Wei"})); err != nil {
+		t.Errorf("a suspended partner may still read: %v", err)
+	}
+	w.settlement(t, w.betaKey)
+	if _, err := admin.ReinstatePartner(w.ctx, connect.NewRequest(&loyaltyv1.ReinstatePartnerRequest{IdempotencyKey: "reinstate-beta",
+		PartnerId: "BETA", Reason: "paid"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := beta.AwardStay(w.ctx, award("stay-b2", w.m2, "B-1", "BETA-101", "2026-11-20", "100.00")); err != nil {
+		t.Fatalf("a reinstated partner may write again: %v", err)
+	}
+
+	// ALPHA, November: v1 issued 800 + 299 + 423 - 299 = 1223 x 0.0085 =
+	// 10.3955, redeemed 2000 x 0.0061 = 12.2; v2 issued 500 x 0.0120 = 6,
+	// redeemed 200 x 0.0075 = 1.5. Owed to the programme 16.3955 -> 16.40,
+	// to ALPHA 13.70, net 2.70.
+	checkSettlement(t, w.settlement(t, w.alphaKey), "ALPHA", 1723, 2200, "16.40", "13.70", "2.70", []string{
+		"v1 1223 2000 10.3955 12.2", "v2 500 200 6 1.5"})
+	// BETA: issued 1000 + 100 = 1100 x 0.0093 = 10.23, redeemed 200 x
+	// 0.0057 = 1.14, net 9.09.
+	checkSettlement(t, w.settlement(t, w.betaKey), "BETA", 1100, 200, "10.23", "1.14", "9.09", []string{"v1 1100 200 10.23 1.14"})
+	// finance's function is the same computation.
+	st, err := partners.New(w.ledger, w.clock.Now).Settlement(w.ctx, "ALPHA", november.GetFrom().AsTime(), november.GetTo().AsTime())
+	if err != nil || st.Net.StringFixed(2) != "2.70" {
+		t.Errorf("partners.Store.Settlement: net %s, %v", st.Net.StringFixed(2), err)
+	}
+	// October has nothing.
+	oct, err := alpha.GetSettlementPreview(w.ctx, connect.NewRequest(&loyaltyv1.GetSettlementPreviewRequest{
+		From: timestamppb.New(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)), To: november.GetFrom()}))
+	if err != nil || oct.Msg.GetSettlement().GetNet().GetAmount() != "0.00" || len(oct.Msg.GetSettlement().GetLines()) != 0 {
+		t.Errorf("October: %v, %v", oct, err)
+	}
+
+	// The ledger's partner accounts say the same points.
+	for code, want := range map[string]int64{"partner:ALPHA:issued": 1723, "partner:ALPHA:redeemed": 2200,
+		"partner:BETA:issued": 1100, "partner:BETA:redeemed": 200} {
+		b, err := w.ledger.Balance(w.ctx, code)
+		if err != nil || b.Posted != want {
+			t.Errorf("%s: %d, %v; want %d", code, b.Posted, err, want)
+		}
+	}
+
+	// ALPHA's activity at A-2, newest first, two per page.
+	var seen []string
+	token := ""
+	for range 5 {
+		res, err := alpha.ListPartnerActivity(w.ctx, connect.NewRequest(&loyaltyv1.ListPartnerActivityRequest{PropertyId: "A-2", PageSize: 2, PageToken: token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tx := range res.Msg.GetTransactions() {
+			seen = append(seen, tx.GetKind().String()+" "+tx.GetMemberNumber())
+		}
+		if token = res.Msg.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	want := []string{"TRANSACTION_KIND_REDEMPTION " + w.m1, "TRANSACTION_KIND_REVERSAL " + w.m2, "TRANSACTION_KIND_STAY " + w.m1, "TRANSACTION_KIND_STAY " + w.m2}
+	if strings.Join(seen, ",") != strings.Join(want, ",") {
+		t.Errorf("ALPHA's activity at A-2:\n got %v\nwant %v", seen, want)
+	}
+	// By period: from 2026-11-23 00:00 UTC, the stay that checked out that
+	// day, the reversal and the redemption recorded then.
+	since, err := alpha.ListPartnerActivity(w.ctx, connect.NewRequest(&loyaltyv1.ListPartnerActivityRequest{
+		From: timestamppb.New(time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)), To: november.GetTo()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, tx := range since.Msg.GetTransactions() {
+		kinds = append(kinds, tx.GetKind().String()+"@"+tx.GetPropertyId())
+	}
+	if got, want := strings.Join(kinds, ","), "TRANSACTION_KIND_REDEMPTION@A-2,TRANSACTION_KIND_REVERSAL@A-2,TRANSACTION_KIND_STAY@A-1"; got != want {
+		t.Errorf("ALPHA's activity since 23 November:\n got %s\nwant %s", got, want)
+	}
+	w.verify(t)
+}
+
+func checkSettlement(t *testing.T, s *loyaltyv1.Settlement, partner string, issued, redeemed int64, toProgramme, toPartner, net string, lines []string) {
+	t.Helper()
+	if s.GetPartnerId() != partner || s.GetCurrencyCode() != "CNY" || s.GetPointsIssued() != issued || s.GetPointsRedeemed() != redeemed ||
+		s.GetOwedToProgramme().GetAmount() != toProgramme || s.GetOwedToPartner().GetAmount() != toPartner || s.GetNet().GetAmount() != net {
+		t.Errorf("%s settlement: %s %d issued, %d redeemed, owed to programme %s, to partner %s, net %s; want %d, %d, %s, %s, %s",
+			partner, s.GetPartnerId(), s.GetPointsIssued(), s.GetPointsRedeemed(), s.GetOwedToProgramme().GetAmount(),
+			s.GetOwedToPartner().GetAmount(), s.GetNet().GetAmount(), issued, redeemed, toProgramme, toPartner, net)
+	}
+	var got []string
+	for _, l := range s.GetLines() {
+		got = append(got, strings.Join([]string{"v" + itoa(int64(l.GetRateVersion())), itoa(l.GetPointsIssued()), itoa(l.GetPointsRedeemed()),
+			l.GetOwedToProgramme(), l.GetOwedToPartner()}, " "))
+	}
+	if strings.Join(got, "|") != strings.Join(lines, "|") {
+		t.Errorf("%s settlement lines:\n got %v\nwant %v", partner, got, lines)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

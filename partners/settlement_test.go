@@ -37,7 +37,7 @@ func post(t *testing.T, l *ledger.Ledger, key string, at time.Time, r partners.R
 	member := programme.MemberAccount("1000000001").Code
 	e := partners.Entry{PartnerID: "P", PropertyID: "P-1", MemberNumber: "1000000001", RateVersion: r.Version,
 		PointsIssued: issued, PointsRedeemed: redeemed, Amount: partners.Amount(r, issued, redeemed)}
-	req := ledger.PostRequest{CallerID: "test", IdempotencyKey: key, EffectiveAt: at}
+	req := ledger.PostRequest{CallerID: "test", IdempotencyKey: key, EffectiveAt: at, Lots: ledger.LotPolicy{ExpiresAt: at.AddDate(2, 0, 0)}}
 	if issued > 0 {
 		e.Kind, req.Kind = partners.KindAward, ledger.KindEarn
 		req.Postings = []ledger.Posting{{Account: member, Amount: issued}, {Account: partners.IssuedAccount("P").Code, Amount: -issued}}
@@ -177,6 +177,7 @@ func TestVerify(t *testing.T) {
 	}
 	// A transaction on the partner's account that bypassed the index.
 	if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: "bypass", Kind: ledger.KindEarn, EffectiveAt: from,
+		Lots:     ledger.LotPolicy{ExpiresAt: from.AddDate(2, 0, 0)},
 		Postings: []ledger.Posting{{Account: programme.MemberAccount("1000000001").Code, Amount: 5}, {Account: partners.IssuedAccount("P").Code, Amount: -5}}}); err != nil {
 		t.Fatal(err)
 	}

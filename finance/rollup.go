@@ -1,0 +1,116 @@
+package finance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// JobProgress is what a run of a finance job did.
+type JobProgress struct {
+	Days  int       // days written by this run
+	Until time.Time // end of the last day done (zero: nothing to do yet)
+}
+
+// errMoved is a job run finding that another run did the day first.
+var errMoved = errors.New("another run moved the checkpoint")
+
+// firstDay is the day of the oldest transaction; ok is false when there is
+// none.
+func firstDay(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (time.Time, bool, error) {
+	var first *time.Time
+	if err := q.QueryRow(ctx, `SELECT MIN(recorded_at) FROM transactions`).Scan(&first); err != nil {
+		return time.Time{}, false, fmt.Errorf("find the first transaction: %w", err)
+	}
+	if first == nil {
+		return time.Time{}, false, nil
+	}
+	return dayOf(*first), true, nil
+}
+
+// RollUp writes the totals of every closed day that is not rolled up yet,
+// oldest first, one day per transaction together with the checkpoint. It
+// reads each day in a snapshot (no writer waits for it) and writes only
+// finance tables, so it is off the write path. It resumes after the last
+// day it committed, and a run with nothing closed to do does nothing:
+// running it again, or twice at once, is harmless.
+func (r *Reports) RollUp(ctx context.Context) (JobProgress, error) {
+	var p JobProgress
+	closed := closedUntil(r.clock())
+	for {
+		day, ok, err := rolledUntil(ctx, r.db.Pool)
+		if err != nil {
+			return p, err
+		}
+		if !ok {
+			if day, ok, err = firstDay(ctx, r.db.Pool); err != nil || !ok {
+				return p, err
+			}
+		}
+		p.Until = day
+		end := day.AddDate(0, 0, 1)
+		if end.After(closed) {
+			return p, nil
+		}
+		var dayTotals totals
+		err = r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+			dayTotals, err = rawTotals(ctx, tx, day, end)
+			return err
+		})
+		if err != nil {
+			return p, fmt.Errorf("roll up %s: %w", fmtDay(day), err)
+		}
+		err = r.db.WriteTx(ctx, func(tx pgx.Tx) error {
+			current, ok, err := rolledUntil(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if ok && !current.Equal(day) {
+				return errMoved
+			}
+			return writeDayTotals(ctx, tx, day, dayTotals, r.clock())
+		})
+		if errors.Is(err, errMoved) {
+			continue
+		}
+		if err != nil {
+			return p, fmt.Errorf("roll up %s: %w", fmtDay(day), err)
+		}
+		p.Days++
+		p.Until = end
+	}
+}
+
+func writeDayTotals(ctx context.Context, tx pgx.Tx, day time.Time, t totals, now time.Time) error {
+	n := len(t)
+	accounts, kinds, properties, partners := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	touches, points, postings := make([]bool, 0, n), make([]int64, 0, n), make([]int64, 0, n)
+	for k, s := range t {
+		accounts, kinds, properties, partners = append(accounts, k.Account), append(kinds, k.Kind), append(properties, k.PropertyID), append(partners, k.PartnerID)
+		touches, points, postings = append(touches, k.TouchesMember), append(points, s.Points), append(postings, s.Postings)
+	}
+	b := &pgx.Batch{}
+	if n > 0 {
+		b.Queue(`INSERT INTO finance_daily_totals
+				(day, account_code, kind, property_id, partner_id, touches_member, points, postings)
+			SELECT $1::DATE, a, k, pr, pa, tm, pt, ps
+			FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BOOL[], $7::INT8[], $8::INT8[])
+				AS u (a, k, pr, pa, tm, pt, ps)`,
+			fmtDay(day), accounts, kinds, properties, partners, touches, points, postings)
+	}
+	b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
+		VALUES ($1, $2, false, 1, $3, $4)
+		ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor,
+			processed = job_checkpoints.processed + 1,
+			changed = job_checkpoints.changed + excluded.changed, updated_at = excluded.updated_at`,
+		rollupJob, fmtDay(day.AddDate(0, 0, 1)), int64(n), now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write totals of %s: %w", fmtDay(day), err)
+	}
+	return nil
+}

@@ -1,0 +1,179 @@
+package finance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// totalKey is the grain of the rollups: an account (members collapsed to
+// MemberAggregate), the transaction kind, the property and partner the
+// transaction's metadata names, and whether the transaction moved a
+// member's points.
+type totalKey struct {
+	Account       string
+	Kind          string
+	PropertyID    string
+	PartnerID     string
+	TouchesMember bool
+}
+
+// sum is the raw (credit-positive) sum of postings and their count.
+type sum struct {
+	Points   int64
+	Postings int64
+}
+
+type totals map[totalKey]sum
+
+func (t totals) add(k totalKey, s sum) {
+	cur := t[k]
+	cur.Points += s.Points
+	cur.Postings += s.Postings
+	t[k] = cur
+}
+
+func (t totals) merge(o totals) {
+	for k, s := range o {
+		t.add(k, s)
+	}
+}
+
+// rawTotalsSQL sums the postings of the transactions recorded in a period,
+// at the grain of finance_daily_totals. %s is the period's condition on
+// transactions t. The rollup job writes exactly what this returns for a
+// day, so a rolled-up day and a raw one add up the same way.
+const rawTotalsSQL = `
+	WITH tp AS (
+		SELECT t.id, t.kind,
+			COALESCE(t.metadata->>'property_id', '') AS property_id,
+			COALESCE(t.metadata->>'partner_id', '') AS partner_id,
+			p.account_code, p.amount
+		FROM transactions t JOIN postings p ON p.transaction_id = t.id
+		WHERE %s
+	), touched AS (
+		SELECT DISTINCT id FROM tp WHERE account_code LIKE 'member:%%'
+	)
+	SELECT CASE WHEN tp.account_code LIKE 'member:%%' THEN 'member:*' ELSE tp.account_code END AS account,
+		tp.kind, tp.property_id, tp.partner_id, touched.id IS NOT NULL AS touches_member,
+		SUM(tp.amount)::INT8, COUNT(*)::INT8
+	FROM tp LEFT JOIN touched ON touched.id = tp.id
+	GROUP BY 1, 2, 3, 4, 5`
+
+// rawTotals sums the postings recorded in (after, upTo]; a zero after
+// means from the beginning.
+func rawTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals, error) {
+	cond, args := `t.recorded_at <= $1`, []any{upTo}
+	if !after.IsZero() {
+		cond, args = `t.recorded_at > $2 AND t.recorded_at <= $1`, []any{upTo, after}
+	}
+	rows, err := q.Query(ctx, fmt.Sprintf(rawTotalsSQL, cond), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sum postings in (%s, %s]: %w", fmtTime(after), fmtTime(upTo), err)
+	}
+	return collectTotals(rows)
+}
+
+// rolledTotals sums the rollups of the days in [fromDay, toDay); a zero
+// fromDay means from the first.
+func rolledTotals(ctx context.Context, q pgx.Tx, fromDay, toDay time.Time) (totals, error) {
+	cond, args := `day < $1`, []any{toDay}
+	if !fromDay.IsZero() {
+		cond, args = `day >= $2 AND day < $1`, []any{toDay, fromDay}
+	}
+	rows, err := q.Query(ctx, `SELECT account_code, kind, property_id, partner_id, touches_member,
+			SUM(points)::INT8, SUM(postings)::INT8
+		FROM finance_daily_totals WHERE `+cond+`
+		GROUP BY account_code, kind, property_id, partner_id, touches_member`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sum rollups of days before %s: %w", fmtDay(toDay), err)
+	}
+	return collectTotals(rows)
+}
+
+func collectTotals(rows pgx.Rows) (totals, error) {
+	out := totals{}
+	var k totalKey
+	var s sum
+	_, err := pgx.ForEachRow(rows, []any{&k.Account, &k.Kind, &k.PropertyID, &k.PartnerID, &k.TouchesMember, &s.Points, &s.Postings}, func() error {
+		out.add(k, s)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read totals: %w", err)
+	}
+	return out, nil
+}
+
+// rollupJob names the rollup job's checkpoint: its cursor is the end of the
+// last rolled-up day (every day ending at or before it is in
+// finance_daily_totals).
+const rollupJob = "finance-rollup"
+
+// rolledUntil reads the rollup frontier; ok is false before the first run.
+func rolledUntil(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) (until time.Time, ok bool, err error) {
+	var cursor string
+	err = q.QueryRow(ctx, `SELECT cursor FROM job_checkpoints WHERE job = $1`, rollupJob).Scan(&cursor)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("read rollup checkpoint: %w", err)
+	}
+	until, err = time.Parse(time.DateOnly, cursor)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("rollup checkpoint %q: %w", cursor, err)
+	}
+	return until, true, nil
+}
+
+// periodTotals sums the postings recorded in (after, upTo] (zero after:
+// from the beginning): the rollups of the whole closed days inside the
+// period plus the raw postings of the rest.
+func periodTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals, error) {
+	if !after.IsZero() && !upTo.After(after) {
+		return totals{}, nil
+	}
+	frontier, ok, err := rolledUntil(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return rawTotals(ctx, q, after, upTo)
+	}
+	var lo time.Time // first whole day; zero: from the first day
+	if !after.IsZero() {
+		lo = ceilDay(after)
+	}
+	hi := floorDay(upTo) // end of the last whole day
+	if frontier.Before(hi) {
+		hi = frontier
+	}
+	if !lo.IsZero() && !lo.Before(hi) {
+		return rawTotals(ctx, q, after, upTo)
+	}
+	out, err := rolledTotals(ctx, q, lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	if !lo.IsZero() && lo.After(after) {
+		head, err := rawTotals(ctx, q, after, lo)
+		if err != nil {
+			return nil, err
+		}
+		out.merge(head)
+	}
+	if upTo.After(hi) {
+		tail, err := rawTotals(ctx, q, hi, upTo)
+		if err != nil {
+			return nil, err
+		}
+		out.merge(tail)
+	}
+	return out, nil
+}

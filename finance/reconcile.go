@@ -74,7 +74,7 @@ func (r *Reports) Reconcile(ctx context.Context) (Reconciliation, error) {
 			Account: d.Account, Expected: d.Expected, Actual: d.Actual, Detail: d.Detail})
 	}
 	err = r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
-		all, err := periodTotals(ctx, tx, time.Time{}, asOf)
+		all, err := periodTotals(ctx, tx, accountGrain, time.Time{}, asOf)
 		if err != nil {
 			return err
 		}
@@ -149,28 +149,35 @@ func rollupChecks(ctx context.Context, tx pgx.Tx, rec *Reconciliation) error {
 			WHERE t.recorded_at <= $1
 			GROUP BY 1, 2
 		), rolled AS (
-			SELECT day, account_code, SUM(points)::INT8 AS points, SUM(postings)::INT8 AS postings
+			SELECT 'finance_daily_totals' AS tbl, day, account_code, SUM(points)::INT8 AS points, SUM(postings)::INT8 AS postings
 			FROM finance_daily_totals GROUP BY day, account_code
+			UNION ALL
+			SELECT 'finance_daily_property_totals', day, account_code, SUM(points)::INT8, SUM(postings)::INT8
+			FROM finance_daily_property_totals GROUP BY day, account_code
+		), expected AS (
+			SELECT g.tbl, raw.* FROM raw
+			CROSS JOIN (VALUES ('finance_daily_totals'), ('finance_daily_property_totals')) AS g (tbl)
 		)
-		SELECT COALESCE(r.day, d.day)::TEXT, COALESCE(r.account_code, d.account_code),
+		SELECT COALESCE(r.tbl, d.tbl), COALESCE(r.day, d.day)::TEXT, COALESCE(r.account_code, d.account_code),
 			COALESCE(r.points, 0)::INT8, COALESCE(d.points, 0)::INT8, COALESCE(r.postings, 0)::INT8, COALESCE(d.postings, 0)::INT8
-		FROM raw r FULL OUTER JOIN rolled d ON d.day = r.day AND d.account_code = r.account_code
+		FROM expected r FULL OUTER JOIN rolled d ON d.tbl = r.tbl AND d.day = r.day AND d.account_code = r.account_code
 		WHERE COALESCE(r.points, 0) <> COALESCE(d.points, 0) OR COALESCE(r.postings, 0) <> COALESCE(d.postings, 0)
-		ORDER BY 1, 2
+		ORDER BY 2, 3, 1
 		LIMIT 1000`, frontier)
 	if err != nil {
 		return fmt.Errorf("compare rollups with postings: %w", err)
 	}
-	var day, account string
+	var table, day, account string
 	var rawPoints, rolledPoints, rawCount, rolledCount int64
-	_, err = pgx.ForEachRow(rows, []any{&day, &account, &rawPoints, &rolledPoints, &rawCount, &rolledCount}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&table, &day, &account, &rawPoints, &rolledPoints, &rawCount, &rolledCount}, func() error {
 		d, err := time.Parse(time.DateOnly, day)
 		if err != nil {
 			return err
 		}
 		rec.Discrepancies = append(rec.Discrepancies, Discrepancy{Check: CheckRollupEqualsPostings, Day: d, Account: account,
 			Expected: rawPoints, Actual: rolledPoints,
-			Detail: fmt.Sprintf("postings recorded that day: %d (rolled up: %d); a write landed in a closed day or a rollup row changed", rawCount, rolledCount)})
+			Detail: fmt.Sprintf("%s: postings recorded that day: %d (rolled up: %d); a write landed in a closed day or a rollup row changed",
+				table, rawCount, rolledCount)})
 		return nil
 	})
 	if err != nil {

@@ -170,7 +170,7 @@ func rollForward(ctx context.Context, tx pgx.Tx, from, to time.Time, groupBy Gro
 	}
 	rf := RollForward{From: from, To: to, GroupBy: groupBy, Currency: values[0].Currency, Basis: Basis}
 	if !from.IsZero() {
-		opening, err := periodTotals(ctx, tx, time.Time{}, from)
+		opening, err := periodTotals(ctx, tx, accountGrain, time.Time{}, from)
 		if err != nil {
 			return RollForward{}, err
 		}
@@ -189,13 +189,17 @@ func rollForward(ctx context.Context, tx pgx.Tx, from, to time.Time, groupBy Gro
 		}
 	}
 	cuts = append(cuts, to)
+	g := accountGrain
+	if groupBy == GroupByProperty {
+		g = propertyGrain
+	}
 	lines := map[lineKey]*RollLine{}
 	outstanding := rf.OpeningPoints
 	rf.RevaluationMoney = decimal.Zero
 	rf.MovementMoney = decimal.Zero
 	a := from
 	for _, b := range cuts {
-		t, err := periodTotals(ctx, tx, a, b)
+		t, err := periodTotals(ctx, tx, g, a, b)
 		if err != nil {
 			return RollForward{}, err
 		}

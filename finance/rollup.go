@@ -57,9 +57,12 @@ func (r *Reports) RollUp(ctx context.Context) (JobProgress, error) {
 		if end.After(closed) {
 			return p, nil
 		}
-		var dayTotals totals
+		var byAccount, byProperty totals
 		err = r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
-			dayTotals, err = rawTotals(ctx, tx, day, end)
+			if byAccount, err = rawTotals(ctx, tx, accountGrain, day, end); err != nil {
+				return err
+			}
+			byProperty, err = rawTotals(ctx, tx, propertyGrain, day, end)
 			return err
 		})
 		if err != nil {
@@ -73,7 +76,7 @@ func (r *Reports) RollUp(ctx context.Context) (JobProgress, error) {
 			if ok && !current.Equal(day) {
 				return errMoved
 			}
-			return writeDayTotals(ctx, tx, day, dayTotals, r.clock())
+			return writeDayTotals(ctx, tx, day, byAccount, byProperty, r.clock())
 		})
 		if errors.Is(err, errMoved) {
 			continue
@@ -86,31 +89,37 @@ func (r *Reports) RollUp(ctx context.Context) (JobProgress, error) {
 	}
 }
 
-func writeDayTotals(ctx context.Context, tx pgx.Tx, day time.Time, t totals, now time.Time) error {
+func writeDayTotals(ctx context.Context, tx pgx.Tx, day time.Time, byAccount, byProperty totals, now time.Time) error {
+	b := &pgx.Batch{}
+	queueTotals(b, accountGrain, day, byAccount)
+	queueTotals(b, propertyGrain, day, byProperty)
+	b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
+		VALUES ($1, $2, false, 1, $3, $4)
+		ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor,
+			processed = job_checkpoints.processed + 1,
+			changed = job_checkpoints.changed + excluded.changed, updated_at = excluded.updated_at`,
+		rollupJob, fmtDay(day.AddDate(0, 0, 1)), int64(len(byAccount)+len(byProperty)), now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write totals of %s: %w", fmtDay(day), err)
+	}
+	return nil
+}
+
+func queueTotals(b *pgx.Batch, g grain, day time.Time, t totals) {
 	n := len(t)
+	if n == 0 {
+		return
+	}
 	accounts, kinds, properties, partners := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 	touches, points, postings := make([]bool, 0, n), make([]int64, 0, n), make([]int64, 0, n)
 	for k, s := range t {
 		accounts, kinds, properties, partners = append(accounts, k.Account), append(kinds, k.Kind), append(properties, k.PropertyID), append(partners, k.PartnerID)
 		touches, points, postings = append(touches, k.TouchesMember), append(points, s.Points), append(postings, s.Postings)
 	}
-	b := &pgx.Batch{}
-	if n > 0 {
-		b.Queue(`INSERT INTO finance_daily_totals
-				(day, account_code, kind, property_id, partner_id, touches_member, points, postings)
-			SELECT $1::DATE, a, k, pr, pa, tm, pt, ps
-			FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BOOL[], $7::INT8[], $8::INT8[])
-				AS u (a, k, pr, pa, tm, pt, ps)`,
-			fmtDay(day), accounts, kinds, properties, partners, touches, points, postings)
-	}
-	b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
-		VALUES ($1, $2, false, 1, $3, $4)
-		ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor,
-			processed = job_checkpoints.processed + 1,
-			changed = job_checkpoints.changed + excluded.changed, updated_at = excluded.updated_at`,
-		rollupJob, fmtDay(day.AddDate(0, 0, 1)), int64(n), now)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("write totals of %s: %w", fmtDay(day), err)
-	}
-	return nil
+	b.Queue(`INSERT INTO `+g.table+`
+			(day, account_code, kind, property_id, partner_id, touches_member, points, postings)
+		SELECT $1::DATE, a, k, pr, pa, tm, pt, ps
+		FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BOOL[], $7::INT8[], $8::INT8[])
+			AS u (a, k, pr, pa, tm, pt, ps)`,
+		fmtDay(day), accounts, kinds, properties, partners, touches, points, postings)
 }

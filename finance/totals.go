@@ -42,14 +42,30 @@ func (t totals) merge(o totals) {
 	}
 }
 
+// grain is the detail a set of totals keeps, and the rollup table that
+// holds it.
+type grain struct {
+	table      string
+	byProperty bool
+}
+
+var (
+	// accountGrain leaves the property out (property_id ''): a few dozen
+	// rows a day, what the trial balance and most roll-forwards read.
+	accountGrain = grain{table: "finance_daily_totals"}
+	// propertyGrain keeps the property: for the roll-forward by property.
+	propertyGrain = grain{table: "finance_daily_property_totals", byProperty: true}
+)
+
 // rawTotalsSQL sums the postings of the transactions recorded in a period,
 // at the grain of finance_daily_totals. %s is the period's condition on
 // transactions t. The rollup job writes exactly what this returns for a
-// day, so a rolled-up day and a raw one add up the same way.
+// day, so a rolled-up day and a raw one add up the same way. The second %s
+// is the property expression (” at accountGrain).
 const rawTotalsSQL = `
 	WITH tp AS (
 		SELECT t.id, t.kind,
-			COALESCE(t.metadata->>'property_id', '') AS property_id,
+			%s AS property_id,
 			COALESCE(t.metadata->>'partner_id', '') AS partner_id,
 			p.account_code, p.amount
 		FROM transactions t JOIN postings p ON p.transaction_id = t.id
@@ -65,12 +81,16 @@ const rawTotalsSQL = `
 
 // rawTotals sums the postings recorded in (after, upTo]; a zero after
 // means from the beginning.
-func rawTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals, error) {
+func rawTotals(ctx context.Context, q pgx.Tx, g grain, after, upTo time.Time) (totals, error) {
 	cond, args := `t.recorded_at <= $1`, []any{upTo}
 	if !after.IsZero() {
 		cond, args = `t.recorded_at > $2 AND t.recorded_at <= $1`, []any{upTo, after}
 	}
-	rows, err := q.Query(ctx, fmt.Sprintf(rawTotalsSQL, cond), args...)
+	property := `''`
+	if g.byProperty {
+		property = `COALESCE(t.metadata->>'property_id', '')`
+	}
+	rows, err := q.Query(ctx, fmt.Sprintf(rawTotalsSQL, property, cond), args...)
 	if err != nil {
 		return nil, fmt.Errorf("sum postings in (%s, %s]: %w", fmtTime(after), fmtTime(upTo), err)
 	}
@@ -79,14 +99,14 @@ func rawTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals, er
 
 // rolledTotals sums the rollups of the days in [fromDay, toDay); a zero
 // fromDay means from the first.
-func rolledTotals(ctx context.Context, q pgx.Tx, fromDay, toDay time.Time) (totals, error) {
+func rolledTotals(ctx context.Context, q pgx.Tx, g grain, fromDay, toDay time.Time) (totals, error) {
 	cond, args := `day < $1`, []any{toDay}
 	if !fromDay.IsZero() {
 		cond, args = `day >= $2 AND day < $1`, []any{toDay, fromDay}
 	}
 	rows, err := q.Query(ctx, `SELECT account_code, kind, property_id, partner_id, touches_member,
 			SUM(points)::INT8, SUM(postings)::INT8
-		FROM finance_daily_totals WHERE `+cond+`
+		FROM `+g.table+` WHERE `+cond+`
 		GROUP BY account_code, kind, property_id, partner_id, touches_member`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sum rollups of days before %s: %w", fmtDay(toDay), err)
@@ -135,7 +155,7 @@ func rolledUntil(ctx context.Context, q interface {
 // periodTotals sums the postings recorded in (after, upTo] (zero after:
 // from the beginning): the rollups of the whole closed days inside the
 // period plus the raw postings of the rest.
-func periodTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals, error) {
+func periodTotals(ctx context.Context, q pgx.Tx, g grain, after, upTo time.Time) (totals, error) {
 	if !after.IsZero() && !upTo.After(after) {
 		return totals{}, nil
 	}
@@ -144,7 +164,7 @@ func periodTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals,
 		return nil, err
 	}
 	if !ok {
-		return rawTotals(ctx, q, after, upTo)
+		return rawTotals(ctx, q, g, after, upTo)
 	}
 	var lo time.Time // first whole day; zero: from the first day
 	if !after.IsZero() {
@@ -155,21 +175,21 @@ func periodTotals(ctx context.Context, q pgx.Tx, after, upTo time.Time) (totals,
 		hi = frontier
 	}
 	if !lo.IsZero() && !lo.Before(hi) {
-		return rawTotals(ctx, q, after, upTo)
+		return rawTotals(ctx, q, g, after, upTo)
 	}
-	out, err := rolledTotals(ctx, q, lo, hi)
+	out, err := rolledTotals(ctx, q, g, lo, hi)
 	if err != nil {
 		return nil, err
 	}
 	if !lo.IsZero() && lo.After(after) {
-		head, err := rawTotals(ctx, q, after, lo)
+		head, err := rawTotals(ctx, q, g, after, lo)
 		if err != nil {
 			return nil, err
 		}
 		out.merge(head)
 	}
 	if upTo.After(hi) {
-		tail, err := rawTotals(ctx, q, hi, upTo)
+		tail, err := rawTotals(ctx, q, g, hi, upTo)
 		if err != nil {
 			return nil, err
 		}

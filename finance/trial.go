@@ -110,7 +110,7 @@ func (r *Reports) TrialBalance(ctx context.Context, asOf time.Time, opts TrialOp
 	tb := TrialBalance{AsOf: asOf}
 	err := r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
 		tb = TrialBalance{AsOf: asOf}
-		t, err := periodTotals(ctx, tx, time.Time{}, asOf)
+		t, err := periodTotals(ctx, tx, accountGrain, time.Time{}, asOf)
 		if err != nil {
 			return err
 		}

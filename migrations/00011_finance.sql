@@ -5,16 +5,31 @@
 -- +goose NO TRANSACTION
 -- +goose Up
 
--- One row per (day, account, kind, property, partner, touches_member): the
--- sum and count of that day's postings. A day D holds the transactions
+-- One row per (day, account, kind, partner, touches_member): the sum and
+-- count of that day's postings. A day D holds the transactions
 -- recorded in (D 00:00 UTC, D+1 00:00 UTC], the same "recorded_at <= as of"
 -- basis as ledger.BalanceAt. Members are collapsed into one account code,
 -- 'member:*' (the liability in aggregate). touches_member says whether the
 -- posting's transaction moved a member's points: the roll-forward reads
--- only those. property_id and partner_id are '' when the transaction's
--- metadata names none. Rows of a day are written once, in one transaction,
+-- only those. partner_id is '' when the transaction's metadata names none;
+-- property_id is always '' here (see finance_daily_property_totals). Rows of a day are written once, in one transaction,
 -- after the day has closed.
 CREATE TABLE IF NOT EXISTS finance_daily_totals (
+    day            DATE NOT NULL,
+    account_code   TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    property_id    TEXT NOT NULL,
+    partner_id     TEXT NOT NULL,
+    touches_member BOOLEAN NOT NULL,
+    points         BIGINT NOT NULL,
+    postings       BIGINT NOT NULL,
+    PRIMARY KEY (day, account_code, kind, property_id, partner_id, touches_member)
+);
+
+-- The same by property as well: what the roll-forward by property reads.
+-- Kept apart because it has a thousand times the rows (one set per hotel),
+-- which every other report would otherwise scan.
+CREATE TABLE IF NOT EXISTS finance_daily_property_totals (
     day            DATE NOT NULL,
     account_code   TEXT NOT NULL,
     kind           TEXT NOT NULL,
@@ -51,4 +66,5 @@ CREATE TABLE IF NOT EXISTS finance_seals (
 -- +goose Down
 DROP TABLE IF EXISTS finance_seals;
 DROP TABLE IF EXISTS finance_point_values;
+DROP TABLE IF EXISTS finance_daily_property_totals;
 DROP TABLE IF EXISTS finance_daily_totals;

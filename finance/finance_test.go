@@ -3,6 +3,7 @@ package finance_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -328,16 +329,16 @@ func TestMoneyRollForwardRevaluesAtAChangeOfValue(t *testing.T) {
 	f := newFixture(t, dbtest.New(t))
 	f.earn(1, issuedStay, 1000, "H1") // 2026-03-01 09:00, at 0.01
 	change := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-	if _, err := f.reports.SetPointValue(f.ctx, "finance", change, decimal.RequireFromString("0.012"), "CNY"); err != nil {
+	if _, err := f.reports.SetPointValue(f.ctx, "finance", "v1", change, decimal.RequireFromString("0.012"), "CNY"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.reports.SetPointValue(f.ctx, "finance", change, decimal.RequireFromString("0.012"), "CNY"); err != nil {
+	if _, err := f.reports.SetPointValue(f.ctx, "finance", "v1-again", change, decimal.RequireFromString("0.012"), "CNY"); err != nil {
 		t.Fatalf("the same version again: %v", err)
 	}
-	if _, err := f.reports.SetPointValue(f.ctx, "finance", change, decimal.RequireFromString("0.02"), "CNY"); err == nil {
+	if _, err := f.reports.SetPointValue(f.ctx, "finance", "v2", change, decimal.RequireFromString("0.02"), "CNY"); !errors.Is(err, finance.ErrValueConflict) {
 		t.Fatal("another value for the same date was accepted")
 	}
-	if _, err := f.reports.SetPointValue(f.ctx, "finance", change.Add(time.Hour), decimal.RequireFromString("0.02"), "CNY"); err == nil {
+	if _, err := f.reports.SetPointValue(f.ctx, "finance", "v3", change.Add(time.Hour), decimal.RequireFromString("0.02"), "CNY"); !errors.Is(err, ledger.ErrInvalid) {
 		t.Fatal("a value effective mid-day was accepted")
 	}
 	f.clock.Advance(24 * time.Hour) // 2026-03-02 09:00, at 0.012

@@ -8,16 +8,18 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
 // PointValue is the book value of one point from a UTC date on, until the
 // next version.
 type PointValue struct {
-	EffectiveOn time.Time       // a UTC midnight
-	Value       decimal.Decimal // money per point
-	Currency    string          // ISO 4217
-	CreatedAt   time.Time
-	CreatedBy   string
+	EffectiveOn time.Time       `json:"effective_on"` // a UTC midnight
+	Value       decimal.Decimal `json:"value_per_point"`
+	Currency    string          `json:"currency"` // ISO 4217
+	CreatedAt   time.Time       `json:"created_at,omitzero"`
+	CreatedBy   string          `json:"created_by,omitempty"`
 }
 
 // DefaultPointValue is in force from the beginning of time until the first
@@ -35,43 +37,49 @@ const (
 var ErrValueConflict = errors.New("a point value for this date exists with another value")
 
 // SetPointValue adds a version of the book value taking effect at the start
-// of effectiveOn (UTC). Setting the same value for the same date again is a
-// no-op, so a retry is safe; another value for an existing date is
-// ErrValueConflict. Every version has the currency of the default.
-func (r *Reports) SetPointValue(ctx context.Context, caller string, effectiveOn time.Time, value decimal.Decimal, currency string) (PointValue, error) {
+// of effectiveOn (UTC), guarded by the caller's idempotency key: a retry
+// returns the first answer. A version is never changed: another value for
+// a date that has one is ErrValueConflict (the same value again is a no-op).
+// Every version has the currency of the default.
+func (r *Reports) SetPointValue(ctx context.Context, caller, idempotencyKey string, effectiveOn time.Time, value decimal.Decimal, currency string) (PointValue, error) {
 	switch {
-	case caller == "":
-		return PointValue{}, invalid("caller", "is required")
 	case effectiveOn.IsZero() || !floorDay(effectiveOn).Equal(effectiveOn.UTC()):
 		return PointValue{}, invalid("effective_on", "must be a date (a UTC midnight)")
 	case value.IsNegative():
-		return PointValue{}, invalid("value", "must not be negative, got %s", value)
-	case -value.Exponent() > MaxValueScale && !value.Equal(value.Round(MaxValueScale)):
-		return PointValue{}, invalid("value", "has more than %d decimal places", MaxValueScale)
-	case value.Abs().GreaterThanOrEqual(decimal.New(1, maxValueIntegers)):
-		return PointValue{}, invalid("value", "must be below 10^%d", maxValueIntegers)
+		return PointValue{}, invalid("value_per_point", "must not be negative, got %s", value)
+	case !value.Equal(value.Round(MaxValueScale)):
+		return PointValue{}, invalid("value_per_point", "has more than %d decimal places", MaxValueScale)
+	case value.GreaterThanOrEqual(decimal.New(1, maxValueIntegers)):
+		return PointValue{}, invalid("value_per_point", "must be below 10^%d", maxValueIntegers)
 	case currency != DefaultPointValue.Currency:
-		return PointValue{}, invalid("currency", "must be %s, the currency of every version, got %q", DefaultPointValue.Currency, currency)
+		return PointValue{}, invalid("currency_code", "must be %s, the currency of every version, got %q", DefaultPointValue.Currency, currency)
 	}
-	v := PointValue{EffectiveOn: floorDay(effectiveOn), Value: value, Currency: currency, CreatedAt: r.clock(), CreatedBy: caller}
-	err := r.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		var existing decimal.Decimal
-		err := tx.QueryRow(ctx, `SELECT value_per_point FROM finance_point_values WHERE effective_on = $1::DATE`, fmtDay(v.EffectiveOn)).Scan(&existing)
-		if err == nil {
-			if !existing.Equal(value) {
-				return fmt.Errorf("%w: %s on %s", ErrValueConflict, existing, fmtDay(v.EffectiveOn))
+	request := PointValue{EffectiveOn: floorDay(effectiveOn), Value: value, Currency: currency}
+	v, err := ledger.KeyedWriteOf(ctx, r.ledger, caller, idempotencyKey, "set_point_value", request,
+		func(ctx context.Context, tx pgx.Tx) (PointValue, error) {
+			v := request
+			v.CreatedAt, v.CreatedBy = r.clock(), caller
+			var existing PointValue
+			var day string
+			err := tx.QueryRow(ctx, `SELECT effective_on::TEXT, value_per_point, currency, created_at, created_by
+				FROM finance_point_values WHERE effective_on = $1::DATE`, fmtDay(v.EffectiveOn)).
+				Scan(&day, &existing.Value, &existing.Currency, &existing.CreatedAt, &existing.CreatedBy)
+			if err == nil {
+				if !existing.Value.Equal(value) {
+					return v, fmt.Errorf("%w: %s on %s", ErrValueConflict, existing.Value, fmtDay(v.EffectiveOn))
+				}
+				existing.EffectiveOn, existing.CreatedAt = v.EffectiveOn, existing.CreatedAt.UTC()
+				return existing, nil
 			}
-			return nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO finance_point_values (effective_on, value_per_point, currency, created_at, created_by)
-			VALUES ($1::DATE, $2, $3, $4, $5)`, fmtDay(v.EffectiveOn), value, currency, v.CreatedAt, caller)
-		return err
-	})
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return v, err
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO finance_point_values (effective_on, value_per_point, currency, created_at, created_by)
+				VALUES ($1::DATE, $2, $3, $4, $5)`, fmtDay(v.EffectiveOn), value, currency, v.CreatedAt, caller)
+			return v, err
+		})
 	if err != nil {
-		return PointValue{}, fmt.Errorf("set point value on %s: %w", fmtDay(v.EffectiveOn), err)
+		return PointValue{}, fmt.Errorf("set point value on %s: %w", fmtDay(request.EffectiveOn), err)
 	}
 	return v, nil
 }

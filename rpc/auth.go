@@ -40,6 +40,13 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.AdminServiceGetProgrammeProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServicePutPropertyProcedure:      {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceSetTierProcedure:          {apikeys.RoleAdmin},
+
+	loyaltyv1connect.FinanceServiceGetTrialBalanceProcedure: {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceGetRollForwardProcedure:  {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceReconcileProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceSetPointValueProcedure:   {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceListPointValuesProcedure: {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceListSealsProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
 }
 
 type callerKey struct{}

@@ -2,6 +2,9 @@
 // service's database directly, outside any API call.
 //
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
+//	loyaltyctl report trial-balance [-as-of T] [-members] [-o file.csv]
+//	loyaltyctl report roll-forward -to T [-from T] [-group-by source|property|partner] [-o file.csv]
+//	loyaltyctl reconcile | rollup | seal | verify-seals
 //
 // It never migrates the database: loyaltyd does that when it starts, so
 // loyaltyd must have been started once against the database first.
@@ -21,6 +24,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/loyalty-ledger/loyalty/finance"
 )
 
 const (
@@ -41,10 +46,12 @@ type env struct {
 	signals        <-chan os.Signal
 }
 
-// command is a group of subcommands: "tiers", later "report", "expire".
+// command is a group of subcommands: "tiers", "report", later "expire";
+// or, with run, a command of its own ("reconcile").
 type command struct {
 	name, summary string
 	subcommands   []subcommand
+	run           func(e env, args []string) int
 }
 
 // subcommand is one job; run gets the arguments after its name and returns
@@ -59,6 +66,16 @@ var commands = []command{
 	{name: "tiers", summary: "members' tiers", subcommands: []subcommand{
 		{name: "review", summary: "review every member due at -as-of: anniversary downgrades, resumable", run: tiersReview},
 	}},
+	{name: "report", summary: "finance reports as CSV", subcommands: []subcommand{
+		{name: "trial-balance", summary: "every account's balance as of a time; the total is zero", run: reportTrialBalance},
+		{name: "roll-forward", summary: "the points liability over a period, in points and money", run: reportRollForward},
+	}},
+	{name: "reconcile", summary: "prove the books; exit 1 on any discrepancy", run: reconcile},
+	{name: "rollup", summary: "roll up the closed days not rolled up yet (resumable)",
+		run: job("rollup", "Writes the per-day totals of every closed day not rolled up yet: what reports read.", (*finance.Reports).RollUp)},
+	{name: "seal", summary: "seal the closed days not sealed yet (resumable)",
+		run: job("seal", "Seals every closed day not sealed yet: a hash of its transactions chained to the previous day's.", (*finance.Reports).SealDays)},
+	{name: "verify-seals", summary: "recompute the seals; name the first day that changed", run: verifySeals},
 }
 
 // run is the whole program; it returns the exit code.
@@ -83,6 +100,9 @@ func dispatch(e env, args []string) int {
 	if !ok {
 		fmt.Fprintf(e.stderr, "loyaltyctl: unknown command %q\n\n%s", args[0], usage())
 		return exitUsage
+	}
+	if cmd.run != nil {
+		return cmd.run(e, args[1:])
 	}
 	if len(args) == 1 {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: a subcommand is required\n\n%s", cmd.name, cmd.usage())
@@ -129,8 +149,11 @@ database before using it here.
 Commands:
 `)
 	for _, c := range commands {
+		if c.run != nil {
+			fmt.Fprintf(&b, "  %-26s %s\n", c.name, c.summary)
+		}
 		for _, s := range c.subcommands {
-			fmt.Fprintf(&b, "  %-16s %s\n", c.name+" "+s.name, s.summary)
+			fmt.Fprintf(&b, "  %-26s %s\n", c.name+" "+s.name, s.summary)
 		}
 	}
 	b.WriteString(`
@@ -144,7 +167,7 @@ func (c command) usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: loyaltyctl %s <subcommand> [flags]\n\nSubcommands of %s (%s):\n", c.name, c.name, c.summary)
 	for _, s := range c.subcommands {
-		fmt.Fprintf(&b, "  %-10s %s\n", s.name, s.summary)
+		fmt.Fprintf(&b, "  %-14s %s\n", s.name, s.summary)
 	}
 	fmt.Fprintf(&b, "\n'loyaltyctl %s <subcommand> -h' lists its flags.\n", c.name)
 	return b.String()

@@ -32,6 +32,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
+	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
@@ -63,6 +64,8 @@ type config struct {
 	pprofListen string // empty: no profiling endpoint
 	// tierReviewEvery runs the tier review job this often (0: never).
 	tierReviewEvery time.Duration
+	// financeJobsEvery runs the finance rollup and seal jobs this often (0: never).
+	financeJobsEvery time.Duration
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -87,6 +90,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	reviewEvery := env("LOYALTY_TIER_REVIEW_EVERY", "24h")
 	fs.Func("tier-review-every", "run the tier review job this often, first a minute after start; 0 turns it off (env LOYALTY_TIER_REVIEW_EVERY, default 24h)", func(v string) error {
 		reviewEvery = v
+		return nil
+	})
+	financeEvery := env("LOYALTY_FINANCE_JOBS_EVERY", "1h")
+	fs.Func("finance-jobs-every", "roll up and seal the closed days this often, first two minutes after start; 0 turns it off (env LOYALTY_FINANCE_JOBS_EVERY, default 1h)", func(v string) error {
+		financeEvery = v
 		return nil
 	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
@@ -127,6 +135,11 @@ Flags:
 		return config{}, fmt.Errorf("-tier-review-every: %q is not 0 or a duration of at least 1m", reviewEvery)
 	} else {
 		cfg.tierReviewEvery = every
+	}
+	if every, err := time.ParseDuration(financeEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
+		return config{}, fmt.Errorf("-finance-jobs-every: %q is not 0 or a duration of at least 1m", financeEvery)
+	} else {
+		cfg.financeJobsEvery = every
 	}
 	if cfg.listen == "" {
 		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
@@ -295,6 +308,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if cfg.tierReviewEvery > 0 {
 		go reviewTiersEvery(ctx, memberStore, progs, cfg.tierReviewEvery, logger)
 	}
+	if cfg.financeJobsEvery > 0 {
+		go financeJobsEvery(ctx, finance.New(l, finance.Options{}), cfg.financeJobsEvery, logger)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
 
@@ -411,6 +427,36 @@ func logInterceptor(logger *slog.Logger) connect.Interceptor {
 			return resp, err
 		}
 	})
+}
+
+// financeJobsEvery rolls up and then seals the closed days two minutes
+// after start and then every interval, until ctx ends. Both jobs resume
+// from their checkpoints and do nothing when every closed day is done, so
+// a restart or a second instance doing the same is harmless; both read in
+// snapshots and write only finance tables, so no ledger write waits.
+func financeJobsEvery(ctx context.Context, reports *finance.Reports, every time.Duration, logger *slog.Logger) {
+	timer := time.NewTimer(2 * time.Minute)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		for _, job := range []struct {
+			name string
+			run  func(context.Context) (finance.JobProgress, error)
+		}{{"finance rollup", reports.RollUp}, {"finance seal", reports.SealDays}} {
+			started := time.Now()
+			p, err := job.run(ctx)
+			if err != nil {
+				logger.Error(job.name+" stopped", "error", err.Error(), "days", p.Days)
+				continue
+			}
+			logger.Info(job.name+" done", "days", p.Days, "until", p.Until.Format(time.DateOnly), "duration", time.Since(started).String())
+		}
+		timer.Reset(every)
+	}
 }
 
 // reviewTiersEvery runs the tier review job a minute after start and then

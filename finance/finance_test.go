@@ -306,6 +306,9 @@ func TestTrialBalanceIsZeroAndMembersAddUp(t *testing.T) {
 	if l := byAccount[suspense]; l.Class != finance.ClassOther || l.Balance != 28 {
 		t.Errorf("unknown account line %+v, want class other, balance 28", l)
 	}
+	if l, ok := byAccount[programme.AccountIssuedSuggestion]; !ok || l.Balance != 0 || l.Postings != 0 {
+		t.Errorf("an account nothing was posted to: %+v (listed %v), want a zero line", l, ok)
+	}
 	members := tb.Members
 	for tb.NextPageToken != "" {
 		if tb, err = f.reports.TrialBalance(f.ctx, asOf, finance.TrialOptions{IndividualMembers: true, PageSize: 2, PageToken: tb.NextPageToken}); err != nil {

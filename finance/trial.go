@@ -128,26 +128,30 @@ func (r *Reports) TrialBalance(ctx context.Context, asOf time.Time, opts TrialOp
 	return tb, nil
 }
 
+// trialLines lists every account but the members one by one: each
+// programme, partner or other account the ledger knows (with a zero
+// balance if nothing was posted to it), any code postings name that the
+// ledger does not know, and the members in aggregate.
 func trialLines(ctx context.Context, tx pgx.Tx, t totals, tb *TrialBalance) error {
-	byAccount := map[string]sum{}
-	var codes []string
+	byAccount := map[string]sum{MemberAggregate: {}}
 	for k, s := range t {
-		cur, seen := byAccount[k.Account]
-		if !seen && k.Account != MemberAggregate {
-			codes = append(codes, k.Account)
-		}
+		cur := byAccount[k.Account]
 		cur.Points += s.Points
 		cur.Postings += s.Postings
 		byAccount[k.Account] = cur
 	}
 	sides := map[string]string{MemberAggregate: "credit"}
-	rows, err := tx.Query(ctx, `SELECT code, normal_side FROM accounts WHERE code = ANY($1)`, codes)
+	// Both ranges of the primary key around the member codes.
+	rows, err := tx.Query(ctx, `SELECT code, normal_side FROM accounts WHERE code < 'member:' OR code >= 'member;'`)
 	if err != nil {
 		return fmt.Errorf("read accounts: %w", err)
 	}
 	var code, side string
 	if _, err := pgx.ForEachRow(rows, []any{&code, &side}, func() error {
 		sides[code] = side
+		if _, ok := byAccount[code]; !ok {
+			byAccount[code] = sum{}
+		}
 		return nil
 	}); err != nil {
 		return fmt.Errorf("read accounts: %w", err)

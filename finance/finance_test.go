@@ -221,56 +221,57 @@ func activity(f *fixture) {
 	}
 }
 
-func TestRollupsGiveTheSameFiguresAsPostings(t *testing.T) {
-	f := newFixture(t, dbtest.New(t))
-	activity(f)
-	now := f.clock.Now()
-	periods := []struct{ from, to time.Time }{
-		{time.Time{}, now},
-		{start.Add(-time.Hour), now},
-		{start.Add(5 * time.Hour), start.Add(53 * time.Hour)}, // partial days on both edges
-		{time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)}, // midnight to midnight
+// sameFiguresWithRollups computes the roll-forward and trial balance of
+// every period from the postings alone, runs the rollup job, and checks that
+// the figures are the same from the rollups, and that Reconcile finds
+// nothing. It returns the rollup job's progress.
+func sameFiguresWithRollups(t *testing.T, f *fixture, periods [][2]time.Time) finance.JobProgress {
+	t.Helper()
+	type figures struct {
+		rf map[finance.GroupBy]finance.RollForward
+		tb finance.TrialBalance
 	}
-	before := map[int]finance.RollForward{}
-	trial := map[int]finance.TrialBalance{}
-	for i, p := range periods {
-		rf, err := f.reports.RollForward(f.ctx, p.from, p.to, finance.GroupByProperty)
-		if err != nil {
-			t.Fatal(err)
+	compute := func() []figures {
+		var out []figures
+		for _, p := range periods {
+			fig := figures{rf: map[finance.GroupBy]finance.RollForward{}}
+			for _, g := range []finance.GroupBy{finance.GroupBySource, finance.GroupByProperty, finance.GroupByPartner} {
+				rf, err := f.reports.RollForward(f.ctx, p[0], p[1], g)
+				if err != nil {
+					t.Fatal(err)
+				}
+				assertBalanced(t, rf)
+				fig.rf[g] = rf
+			}
+			tb, err := f.reports.TrialBalance(f.ctx, p[1], finance.TrialOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			fig.tb = tb
+			out = append(out, fig)
 		}
-		assertBalanced(t, rf)
-		before[i] = rf
-		if trial[i], err = f.reports.TrialBalance(f.ctx, p.to, finance.TrialOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		return out
 	}
-	f.clock.Advance(24 * time.Hour)
+	before := compute()
 	progress, err := f.reports.RollUp(f.ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if progress.Days != 5 {
-		t.Errorf("rolled up %d days, want 5 (2026-03-01 through 2026-03-05, closed at 03-06 00:10)", progress.Days)
 	}
 	again, err := f.reports.RollUp(f.ctx)
 	if err != nil || again.Days != 0 {
 		t.Fatalf("second run rolled up %d days (err %v), want 0", again.Days, err)
 	}
-	for i, p := range periods {
-		rf, err := f.reports.RollForward(f.ctx, p.from, p.to, finance.GroupByProperty)
-		if err != nil {
-			t.Fatal(err)
+	after := compute()
+	for i := range periods {
+		for g, rf := range after[i].rf {
+			b := before[i].rf[g]
+			if fmt.Sprint(rf.Lines, rf.OpeningPoints, rf.ClosingPoints) != fmt.Sprint(b.Lines, b.OpeningPoints, b.ClosingPoints) {
+				t.Errorf("period %v by %s: with rollups\n%v %d %d\nwithout\n%v %d %d", periods[i], g,
+					rf.Lines, rf.OpeningPoints, rf.ClosingPoints, b.Lines, b.OpeningPoints, b.ClosingPoints)
+			}
 		}
-		if fmt.Sprint(rf.Lines, rf.OpeningPoints, rf.ClosingPoints) != fmt.Sprint(before[i].Lines, before[i].OpeningPoints, before[i].ClosingPoints) {
-			t.Errorf("period %d: with rollups\n%v %d %d\nwithout\n%v %d %d", i, rf.Lines, rf.OpeningPoints, rf.ClosingPoints,
-				before[i].Lines, before[i].OpeningPoints, before[i].ClosingPoints)
-		}
-		tb, err := f.reports.TrialBalance(f.ctx, p.to, finance.TrialOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if fmt.Sprint(tb.Lines) != fmt.Sprint(trial[i].Lines) {
-			t.Errorf("period %d: trial balance with rollups %v, without %v", i, tb.Lines, trial[i].Lines)
+		if fmt.Sprint(after[i].tb.Lines) != fmt.Sprint(before[i].tb.Lines) {
+			t.Errorf("period %v: trial balance with rollups %v, without %v", periods[i], after[i].tb.Lines, before[i].tb.Lines)
 		}
 	}
 	rec, err := f.reports.Reconcile(f.ctx)
@@ -279,6 +280,52 @@ func TestRollupsGiveTheSameFiguresAsPostings(t *testing.T) {
 	}
 	if !rec.OK() {
 		t.Errorf("reconcile found %v", rec.Discrepancies)
+	}
+	return progress
+}
+
+func TestRollupsGiveTheSameFiguresAsPostings(t *testing.T) {
+	f := newFixture(t, dbtest.New(t))
+	activity(f)
+	now := f.clock.Now()
+	f.clock.Advance(24 * time.Hour)
+	progress := sameFiguresWithRollups(t, f, [][2]time.Time{
+		{{}, now},
+		{start.Add(-time.Hour), now},
+		{start.Add(5 * time.Hour), start.Add(53 * time.Hour)},                                      // partial days on both edges
+		{time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), time.Date(2026, 3, 4, 0, 0, 0, 0, time.UTC)}, // midnight to midnight
+	})
+	if progress.Days != 5 {
+		t.Errorf("rolled up %d days, want 5 (2026-03-01 through 2026-03-05, closed at 03-06 00:10)", progress.Days)
+	}
+}
+
+// TestMonthlyRollupsGiveTheSameFigures: over two and a half months, periods
+// that start and end inside months, on month boundaries, and span whole
+// months read monthly rows, daily rows and raw postings, and add up the
+// same as the postings alone.
+func TestMonthlyRollupsGiveTheSameFigures(t *testing.T) {
+	f := newFixture(t, dbtest.New(t))
+	for day := 0; day < 75; day++ { // 2026-03-01 to 2026-05-14
+		f.earn(1+day%3, issuedStay, int64(100+day), fmt.Sprint("H", day%4))
+		f.post(ledger.KindRedeem, member(1+day%3), freeNight, 30, map[string]string{"property_id": "H1"})
+		f.post(ledger.KindEarn, partnerIssue, member(4), 20, map[string]string{"partner_id": "P1"})
+		f.clock.Advance(24 * time.Hour)
+	}
+	now := f.clock.Now()
+	progress := sameFiguresWithRollups(t, f, [][2]time.Time{
+		{{}, now},
+		{time.Date(2026, 3, 10, 13, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 10, 5, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 4, 30, 23, 0, 0, 0, time.UTC)},
+	})
+	var months int
+	if err := f.db.Pool.QueryRow(f.ctx, `SELECT COUNT(DISTINCT month) FROM finance_monthly_totals`).Scan(&months); err != nil {
+		t.Fatal(err)
+	}
+	if months != 2 || progress.Until.Format(time.DateOnly) != "2026-05-15" {
+		t.Errorf("%d months rolled up, days until %s; want March and April, until 2026-05-15 (the clock is at 05-15 09:00)", months, progress.Until.Format(time.DateOnly))
 	}
 }
 

@@ -183,5 +183,62 @@ func rollupChecks(ctx context.Context, tx pgx.Tx, rec *Reconciliation) error {
 	if err != nil {
 		return fmt.Errorf("compare rollups with postings: %w", err)
 	}
+	for _, g := range []grain{accountGrain, propertyGrain} {
+		if err := monthChecks(ctx, tx, g, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type monthAccount struct {
+	month   time.Time
+	account string
+}
+
+// monthChecks compares each monthly rollup with the sum of its days.
+func monthChecks(ctx context.Context, tx pgx.Tx, g grain, rec *Reconciliation) error {
+	sums := func(table, col string) (map[monthAccount]sum, error) {
+		rows, err := tx.Query(ctx, `SELECT `+col+`::TEXT, account_code, SUM(points)::INT8, SUM(postings)::INT8
+			FROM `+table+` GROUP BY `+col+`, account_code`)
+		if err != nil {
+			return nil, fmt.Errorf("sum %s: %w", table, err)
+		}
+		out := map[monthAccount]sum{}
+		var day, account string
+		var s sum
+		_, err = pgx.ForEachRow(rows, []any{&day, &account, &s.Points, &s.Postings}, func() error {
+			d, err := time.Parse(time.DateOnly, day)
+			if err != nil {
+				return err
+			}
+			k := monthAccount{floorMonth(d), account}
+			cur := out[k]
+			cur.Points += s.Points
+			cur.Postings += s.Postings
+			out[k] = cur
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sum %s: %w", table, err)
+		}
+		return out, nil
+	}
+	days, err := sums(g.table, "day")
+	if err != nil {
+		return err
+	}
+	months, err := sums(g.monthTable, "month")
+	if err != nil {
+		return err
+	}
+	for k, m := range months {
+		d := days[k]
+		if d != m {
+			rec.Discrepancies = append(rec.Discrepancies, Discrepancy{Check: CheckRollupEqualsPostings, Day: k.month, Account: k.account,
+				Expected: d.Points, Actual: m.Points,
+				Detail: fmt.Sprintf("%s: the month starting that day differs from the sum of its days in %s (%d postings, %d)", g.monthTable, g.table, d.Postings, m.Postings)})
+		}
+	}
 	return nil
 }

@@ -93,6 +93,19 @@ func writeDayTotals(ctx context.Context, tx pgx.Tx, day time.Time, byAccount, by
 	b := &pgx.Batch{}
 	queueTotals(b, accountGrain, day, byAccount)
 	queueTotals(b, propertyGrain, day, byProperty)
+	if end := day.AddDate(0, 0, 1); end.Day() == 1 {
+		// The month's last day: its days are all in the daily tables now
+		// (days are rolled up in order, this one just above).
+		month := floorMonth(day)
+		for _, g := range []grain{accountGrain, propertyGrain} {
+			b.Queue(`INSERT INTO `+g.monthTable+`
+					(month, account_code, kind, property_id, partner_id, touches_member, points, postings)
+				SELECT $1::DATE, account_code, kind, property_id, partner_id, touches_member, SUM(points)::INT8, SUM(postings)::INT8
+				FROM `+g.table+` WHERE day >= $1::DATE AND day < $2::DATE
+				GROUP BY account_code, kind, property_id, partner_id, touches_member`,
+				fmtDay(month), fmtDay(end))
+		}
+	}
 	b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
 		VALUES ($1, $2, false, 1, $3, $4)
 		ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor,

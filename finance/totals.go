@@ -45,17 +45,32 @@ func (t totals) merge(o totals) {
 // grain is the detail a set of totals keeps, and the rollup table that
 // holds it.
 type grain struct {
-	table      string
+	table      string // per day
+	monthTable string // per calendar month
 	byProperty bool
 }
 
 var (
 	// accountGrain leaves the property out (property_id ''): a few dozen
 	// rows a day, what the trial balance and most roll-forwards read.
-	accountGrain = grain{table: "finance_daily_totals"}
+	accountGrain = grain{table: "finance_daily_totals", monthTable: "finance_monthly_totals"}
 	// propertyGrain keeps the property: for the roll-forward by property.
-	propertyGrain = grain{table: "finance_daily_property_totals", byProperty: true}
+	propertyGrain = grain{table: "finance_daily_property_totals", monthTable: "finance_monthly_property_totals", byProperty: true}
 )
+
+// floorMonth is the first day of t's month; ceilMonth the first day of the
+// month at or after the day t.
+func floorMonth(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+}
+
+func ceilMonth(t time.Time) time.Time {
+	m := floorMonth(t)
+	if m.Equal(t) {
+		return m
+	}
+	return m.AddDate(0, 1, 0)
+}
 
 // rawTotalsSQL sums the postings of the transactions recorded in a period,
 // at the grain of finance_daily_totals. %s is the period's condition on
@@ -97,19 +112,53 @@ func rawTotals(ctx context.Context, q pgx.Tx, g grain, after, upTo time.Time) (t
 	return collectTotals(rows)
 }
 
-// rolledTotals sums the rollups of the days in [fromDay, toDay); a zero
-// fromDay means from the first.
+// rolledTotals sums the rollups of the days in [fromDay, toDay) (zero
+// fromDay: from the first): the monthly rows of the whole months inside,
+// the daily rows of the days at either end. Every day before toDay is
+// rolled up, so is every month that ends by then.
 func rolledTotals(ctx context.Context, q pgx.Tx, g grain, fromDay, toDay time.Time) (totals, error) {
-	cond, args := `day < $1`, []any{toDay}
+	lastMonth := floorMonth(toDay)
+	firstMonth := time.Time{}
 	if !fromDay.IsZero() {
-		cond, args = `day >= $2 AND day < $1`, []any{toDay, fromDay}
+		firstMonth = ceilMonth(fromDay)
+		if !firstMonth.Before(lastMonth) {
+			return sumRows(ctx, q, g.table, "day", fromDay, toDay)
+		}
+	}
+	out, err := sumRows(ctx, q, g.monthTable, "month", firstMonth, lastMonth)
+	if err != nil {
+		return nil, err
+	}
+	if !fromDay.IsZero() && fromDay.Before(firstMonth) {
+		head, err := sumRows(ctx, q, g.table, "day", fromDay, firstMonth)
+		if err != nil {
+			return nil, err
+		}
+		out.merge(head)
+	}
+	if lastMonth.Before(toDay) {
+		tail, err := sumRows(ctx, q, g.table, "day", lastMonth, toDay)
+		if err != nil {
+			return nil, err
+		}
+		out.merge(tail)
+	}
+	return out, nil
+}
+
+// sumRows sums a rollup table's rows whose column col is in [from, to)
+// (zero from: unbounded).
+func sumRows(ctx context.Context, q pgx.Tx, table, col string, from, to time.Time) (totals, error) {
+	cond, args := col+` < $1::DATE`, []any{fmtDay(to)}
+	if !from.IsZero() {
+		cond, args = col+` >= $2::DATE AND `+col+` < $1::DATE`, []any{fmtDay(to), fmtDay(from)}
 	}
 	rows, err := q.Query(ctx, `SELECT account_code, kind, property_id, partner_id, touches_member,
 			SUM(points)::INT8, SUM(postings)::INT8
-		FROM `+g.table+` WHERE `+cond+`
+		FROM `+table+` WHERE `+cond+`
 		GROUP BY account_code, kind, property_id, partner_id, touches_member`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sum rollups of days before %s: %w", fmtDay(toDay), err)
+		return nil, fmt.Errorf("sum %s before %s: %w", table, fmtDay(to), err)
 	}
 	return collectTotals(rows)
 }

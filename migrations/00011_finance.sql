@@ -41,6 +41,33 @@ CREATE TABLE IF NOT EXISTS finance_daily_property_totals (
     PRIMARY KEY (day, account_code, kind, property_id, partner_id, touches_member)
 );
 
+-- The same two grains summed by calendar month (month is its first day),
+-- written when a month's last day is rolled up: a report over a year reads
+-- twelve months of rows instead of 365 days of them.
+CREATE TABLE IF NOT EXISTS finance_monthly_totals (
+    month          DATE NOT NULL,
+    account_code   TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    property_id    TEXT NOT NULL,
+    partner_id     TEXT NOT NULL,
+    touches_member BOOLEAN NOT NULL,
+    points         BIGINT NOT NULL,
+    postings       BIGINT NOT NULL,
+    PRIMARY KEY (month, account_code, kind, property_id, partner_id, touches_member)
+);
+
+CREATE TABLE IF NOT EXISTS finance_monthly_property_totals (
+    month          DATE NOT NULL,
+    account_code   TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    property_id    TEXT NOT NULL,
+    partner_id     TEXT NOT NULL,
+    touches_member BOOLEAN NOT NULL,
+    points         BIGINT NOT NULL,
+    postings       BIGINT NOT NULL,
+    PRIMARY KEY (month, account_code, kind, property_id, partner_id, touches_member)
+);
+
 -- The book value of one point, versioned by the UTC date it takes effect
 -- on. Append-only: a version is never changed. Without any row the value
 -- is 0.01 CNY from the beginning of time (package finance).
@@ -66,5 +93,7 @@ CREATE TABLE IF NOT EXISTS finance_seals (
 -- +goose Down
 DROP TABLE IF EXISTS finance_seals;
 DROP TABLE IF EXISTS finance_point_values;
+DROP TABLE IF EXISTS finance_monthly_property_totals;
+DROP TABLE IF EXISTS finance_monthly_totals;
 DROP TABLE IF EXISTS finance_daily_property_totals;
 DROP TABLE IF EXISTS finance_daily_totals;

@@ -18,6 +18,11 @@
 // Consistency. Every report reads one snapshot (database.SnapshotTx): its
 // rollups, its raw postings and its stored balances all belong to the same
 // moment, and no writer waits for it.
+//
+// Extending. A new report is a function over periodTotals (the sums of a
+// period at the grain of the rollups, partner included) run in a snapshot:
+// the partner settlement statement, for one, is the partner's issued and
+// redeemed lines of a period priced at the partner's rates.
 package finance
 
 import (

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
 
 	"github.com/loyalty-ledger/loyalty/database"
@@ -517,5 +519,80 @@ func TestVerifySealsNamesTheFirstChangedDay(t *testing.T) {
 	}
 	if check.OK() || check.FirstBad.Format(time.DateOnly) != "2026-03-02" {
 		t.Errorf("first bad day %s (%s), want 2026-03-02", check.FirstBad.Format(time.DateOnly), check.Problem)
+	}
+}
+
+// TestReportsReadASnapshotThatBlocksNoWriter: inside a snapshot a report
+// keeps its figures while a writer commits a transaction meanwhile, and the
+// writer does not wait for the snapshot to end.
+func TestReportsReadASnapshotThatBlocksNoWriter(t *testing.T) {
+	f := newFixture(t, dbtest.New(t))
+	f.earn(1, issuedStay, 100, "H1")
+	count := func(tx pgx.Tx) int64 {
+		var n int64
+		if err := tx.QueryRow(f.ctx, `SELECT COALESCE(SUM(amount), 0) FROM postings WHERE account_code = $1`, member(1)).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	err := f.db.SnapshotTx(f.ctx, func(tx pgx.Tx) error {
+		before := count(tx)
+		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+		defer cancel()
+		f.key++
+		if _, err := f.ledger.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprint("k", f.key), Kind: ledger.KindEarn,
+			EffectiveAt: f.clock.Now(), Postings: []ledger.Posting{{Account: issuedStay, Amount: -50}, {Account: member(1), Amount: 50}}}); err != nil {
+			return fmt.Errorf("a write while a snapshot is open: %w", err)
+		}
+		if after := count(tx); after != before || before != 100 {
+			return fmt.Errorf("inside the snapshot: %d then %d, want 100 both times", before, after)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.SnapshotTx(f.ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(f.ctx, `DELETE FROM finance_seals`)
+		return err
+	}); err == nil {
+		t.Error("a snapshot accepted a write")
+	}
+	var n int64
+	if err := f.db.Pool.QueryRow(f.ctx, `SELECT SUM(amount) FROM postings WHERE account_code = $1`, member(1)).Scan(&n); err != nil || n != 150 {
+		t.Fatalf("after the snapshot: %d (err %v), want 150", n, err)
+	}
+}
+
+// TestJobsRunTwiceAtOnce: two rollup and two seal runs at the same time
+// do each day once between them, and the books reconcile.
+func TestJobsRunTwiceAtOnce(t *testing.T) {
+	f := newFixture(t, dbtest.New(t))
+	activity(f)
+	f.clock.Advance(24 * time.Hour)
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	days := make([]int, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			var p finance.JobProgress
+			if i%2 == 0 {
+				p, errs[i] = f.reports.RollUp(f.ctx)
+			} else {
+				p, errs[i] = f.reports.SealDays(f.ctx)
+			}
+			days[i] = p.Days
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if days[0]+days[2] != 5 || days[1]+days[3] != 5 {
+		t.Errorf("days done: rollups %d+%d, seals %d+%d; want 5 each", days[0], days[2], days[1], days[3])
+	}
+	rec, err := f.reports.Reconcile(f.ctx)
+	if err != nil || !rec.OK() || rec.SealsChecked != 5 {
+		t.Errorf("reconcile: %v, %d seals (err %v)", rec.Discrepancies, rec.SealsChecked, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // JobProgress is what a run of a finance job did.
@@ -17,6 +18,14 @@ type JobProgress struct {
 
 // errMoved is a job run finding that another run did the day first.
 var errMoved = errors.New("another run moved the checkpoint")
+
+// isUniqueViolation is the other way a run finds that another one did the
+// day first: both read the old checkpoint, the other committed the day's
+// rows first.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
 
 // firstDay is the day of the oldest transaction; ok is false when there is
 // none.
@@ -78,8 +87,8 @@ func (r *Reports) RollUp(ctx context.Context) (JobProgress, error) {
 			}
 			return writeDayTotals(ctx, tx, day, byAccount, byProperty, r.clock())
 		})
-		if errors.Is(err, errMoved) {
-			continue
+		if errors.Is(err, errMoved) || isUniqueViolation(err) {
+			continue // another run did this day: go on from where it is
 		}
 		if err != nil {
 			return p, fmt.Errorf("roll up %s: %w", fmtDay(day), err)

@@ -221,8 +221,8 @@ func (r *Reports) SealDays(ctx context.Context) (JobProgress, error) {
 				VALUES ($1::DATE, $2, $3, $4, $5)`, fmtDay(day), count, content, seal, r.clock())
 			return err
 		})
-		if errors.Is(err, errMoved) {
-			continue
+		if errors.Is(err, errMoved) || isUniqueViolation(err) {
+			continue // another run sealed this day: go on from where it is
 		}
 		if err != nil {
 			return p, fmt.Errorf("seal %s: %w", fmtDay(day), err)

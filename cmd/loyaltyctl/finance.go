@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/shopspring/decimal"
+
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
@@ -314,5 +316,91 @@ matches; exits 1 then.
 		return exitError
 	}
 	fmt.Fprintf(e.stdout, "%d seals match\n", c.Checked)
+	return exitOK
+}
+
+// pointValueSet adds a version of the book value of a point.
+func pointValueSet(e env, args []string) int {
+	const name = "point-value set"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	onText := fs.String("on", "", "the UTC date the value applies from, e.g. 2027-01-01; required")
+	valueText := fs.String("value", "", "money per point, e.g. 0.012 (at most 8 decimal places); required")
+	currency := fs.String("currency", finance.DefaultPointValue.Currency, "ISO 4217 currency; every version has the default's")
+	financeUsage(fs, `Usage: loyaltyctl point-value set -on DATE -value DECIMAL [-currency CNY] [-database-url URL]
+
+Adds a version of the book value of a point from -on (00:00 UTC) on. A
+version is never changed: the same value again does nothing, another value
+for a date that has one fails.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	on, err := time.Parse(time.DateOnly, *onText)
+	if err != nil {
+		return usageError(e, name, fmt.Errorf("-on %q: give a date like 2027-01-01", *onText))
+	}
+	value, err := decimal.NewFromString(*valueText)
+	if err != nil || *valueText == "" {
+		return usageError(e, name, fmt.Errorf("-value %q: give a decimal like 0.012", *valueText))
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	// The request is its own idempotency key: setting it again is harmless.
+	key := "point-value:" + *onText + ":" + value.String() + ":" + *currency
+	v, err := reports.SetPointValue(ctx, "loyaltyctl", key, on, value, *currency)
+	var field *ledger.FieldError
+	if errors.As(err, &field) {
+		return usageError(e, name, err)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	fmt.Fprintf(e.stdout, "from %s a point is worth %s %s\n", v.EffectiveOn.Format(time.DateOnly), v.Value, v.Currency)
+	return exitOK
+}
+
+// pointValueList writes every version of the book value as CSV.
+func pointValueList(e env, args []string) int {
+	const name = "point-value list"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	financeUsage(fs, "Usage: loyaltyctl point-value list [-database-url URL]\n\nWrites every version of the book value of a point as CSV, oldest first.\n")
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	values, err := reports.PointValues(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	c := csv.NewWriter(e.stdout)
+	_ = c.Write([]string{"effective_on", "value_per_point", "currency", "created_at", "created_by"})
+	for _, v := range values {
+		on, at := "", ""
+		if !v.EffectiveOn.IsZero() {
+			on = v.EffectiveOn.Format(time.DateOnly)
+		}
+		if !v.CreatedAt.IsZero() {
+			at = v.CreatedAt.Format(time.RFC3339)
+		}
+		_ = c.Write([]string{on, v.Value.String(), v.Currency, at, v.CreatedBy})
+	}
+	c.Flush()
+	if err := c.Error(); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
+		return exitError
+	}
 	return exitOK
 }

@@ -97,6 +97,35 @@ func TestFinanceCommands(t *testing.T) {
 		t.Errorf("unknown -group-by: exit %d, want %d", code, exitUsage)
 	}
 
+	// A new book value from June 3: the no-show is valued at it, the
+	// closing too, and what was outstanding then is revalued.
+	for range 2 { // the second time is a no-op
+		if code, _, stderr := runCLI(t, "point-value", "set", "-on", "2026-06-03", "-value", "0.02"); code != exitOK {
+			t.Fatalf("point-value set: exit %d: %s", code, stderr)
+		}
+	}
+	if code, _, _ := runCLI(t, "point-value", "set", "-on", "2026-06-03", "-value", "0.03"); code != exitError {
+		t.Errorf("another value for the same date: exit %d, want 1", code)
+	}
+	if code, _, _ := runCLI(t, "point-value", "set", "-on", "2026-06-04", "-value", "-1"); code != exitUsage {
+		t.Errorf("a negative value: exit %d, want 2", code)
+	}
+	if code, stdout, _ := runCLI(t, "point-value", "list"); code != exitOK || !strings.Contains(stdout, "2026-06-03,0.02,CNY") {
+		t.Errorf("point-value list: exit %d, %q", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
+		t.Fatalf("roll-forward: exit %d: %s", code, stderr)
+	}
+	lines = nil
+	for _, row := range readCSV(t, roll)[1:] {
+		lines = append(lines, strings.Join([]string{row[0], row[2], row[3], row[4], row[5]}, " "))
+	}
+	// 400 outstanding at the change (00:00 on 06-03) x 0.01 more.
+	want = []string{"opening   800 8", "movement redeemed travel_kit -400 -4", "movement penalty no_show -300 -6", "revaluation    4", "closing   100 2"}
+	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
+		t.Errorf("roll-forward rows after a change of value\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+
 	if _, err := db.Pool.Exec(ctx, `UPDATE postings SET amount = -401 WHERE account_code = $1 AND amount = -400`, member.Code); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
 //	loyaltyctl report trial-balance [-as-of T] [-members] [-o file.csv]
 //	loyaltyctl report roll-forward -to T [-from T] [-group-by source|property|partner] [-o file.csv]
+//	loyaltyctl point-value set -on 2027-01-01 -value 0.012 | point-value list
 //	loyaltyctl reconcile | rollup | seal | verify-seals
 //
 // It never migrates the database: loyaltyd does that when it starts, so
@@ -69,6 +70,10 @@ var commands = []command{
 	{name: "report", summary: "finance reports as CSV", subcommands: []subcommand{
 		{name: "trial-balance", summary: "every account's balance as of a time; the total is zero", run: reportTrialBalance},
 		{name: "roll-forward", summary: "the points liability over a period, in points and money", run: reportRollForward},
+	}},
+	{name: "point-value", summary: "the book value of a point, versioned by date", subcommands: []subcommand{
+		{name: "set", summary: "add a version from a date on", run: pointValueSet},
+		{name: "list", summary: "every version as CSV", run: pointValueList},
 	}},
 	{name: "reconcile", summary: "prove the books; exit 1 on any discrepancy", run: reconcile},
 	{name: "rollup", summary: "roll up the closed days not rolled up yet (resumable)",

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/google/uuid"
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -130,7 +131,7 @@ func (s financeService) Reconcile(ctx context.Context, req *connect.Request[loya
 		if !d.Day.IsZero() {
 			pd.Day = d.Day.Format(time.DateOnly)
 		}
-		if d.TransactionID.String() != "00000000-0000-0000-0000-000000000000" {
+		if d.TransactionID != uuid.Nil {
 			pd.TransactionId = d.TransactionID.String()
 		}
 		out.Discrepancies = append(out.Discrepancies, pd)

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test run bench bench-ledger bench-tiers bench-expiry proto proto-check fmt-check deps postgres
+.PHONY: test run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres
 
 # Everything CI runs: formatting, vet, and every test with the race detector.
 test: deps postgres fmt-check
@@ -57,6 +57,14 @@ bench-tiers: deps postgres
 # setup time; the ledger is verified afterwards (a discrepancy fails it).
 bench-expiry: deps postgres
 	$(GO) test ./expiry -run '^$$' -bench BenchmarkExpiry1M -benchtime 1x -count 1 -timeout 60m
+
+# The finance reports over a ledger of 10,000,000 postings (400 days,
+# bulk-loaded with COPY) on PostgreSQL with fsync on: load and rollup times,
+# then ms/call of the trial balance and of the roll-forward over a month and
+# over the whole ledger. FINANCE_BENCH_POSTINGS=n for another size.
+bench-finance: deps postgres
+	$(GO) test ./finance -run '^$$' -bench BenchmarkFinance10M -benchtime 5x -count 1 -timeout 60m -v 2>&1 \
+		| grep -v ' INFO ' | tee /tmp/bench-finance.txt
 
 # Regenerate the Go code from proto/ with the tool versions pinned in tools/go.mod.
 proto:

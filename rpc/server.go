@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/grpcreflect"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/partners"
@@ -46,6 +47,7 @@ type Server struct {
 	keys       *apikeys.Store
 	programmes *programmes.Store
 	partners   *partners.Store
+	finance    *finance.Reports
 	now        func() time.Time
 	log        *slog.Logger
 }
@@ -66,6 +68,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.finance = finance.New(cfg.Ledger, finance.Options{Clock: s.now})
 	return s, nil
 }
 
@@ -75,6 +78,7 @@ var Services = []string{
 	loyaltyv1connect.BookingServiceName,
 	loyaltyv1connect.AdminServiceName,
 	loyaltyv1connect.AllianceServiceName,
+	loyaltyv1connect.FinanceServiceName,
 }
 
 // Handler routes the services, gRPC health checking and server reflection.
@@ -91,6 +95,7 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	mux.Handle(loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...))
 	mux.Handle(loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...))
 	mux.Handle(loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...))
+	mux.Handle(loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...))
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(Services...)))
 	reflector := grpcreflect.NewStaticReflector(Services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

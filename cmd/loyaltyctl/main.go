@@ -4,6 +4,10 @@
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
 //	loyaltyctl points expire -as-of 2028-03-16 [-batch 1000] [-database-url URL]
 //	loyaltyctl partners create|suspend|reinstate|set-rates|add-property|get|list [flags]
+//	loyaltyctl report trial-balance [-as-of T] [-members] [-o file.csv]
+//	loyaltyctl report roll-forward -to T [-from T] [-group-by source|property|partner] [-o file.csv]
+//	loyaltyctl point-value set -on 2027-01-01 -value 0.012 | point-value list
+//	loyaltyctl reconcile | rollup | seal | verify-seals
 //
 // The partners commands call AdminService with an admin key (-url, -key or
 // LOYALTY_URL, LOYALTY_KEY); the others work on the database. It never
@@ -25,6 +29,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/loyalty-ledger/loyalty/finance"
 )
 
 const (
@@ -45,10 +51,12 @@ type env struct {
 	signals        <-chan os.Signal
 }
 
-// command is a group of subcommands: "tiers", later "report", "expire".
+// command is a group of subcommands: "tiers", "report", later "expire";
+// or, with run, a command of its own ("reconcile").
 type command struct {
 	name, summary string
 	subcommands   []subcommand
+	run           func(e env, args []string) int
 }
 
 // subcommand is one job; run gets the arguments after its name and returns
@@ -67,6 +75,20 @@ var commands = []command{
 		{name: "expire", summary: "expire every lot due at -as-of into breakage, resumable", run: pointsExpire},
 	}},
 	{name: "partners", summary: "the alliance's partners, through AdminService", subcommands: partnerSubcommands},
+	{name: "report", summary: "finance reports as CSV", subcommands: []subcommand{
+		{name: "trial-balance", summary: "every account's balance as of a time; the total is zero", run: reportTrialBalance},
+		{name: "roll-forward", summary: "the points liability over a period, in points and money", run: reportRollForward},
+	}},
+	{name: "point-value", summary: "the book value of a point, versioned by date", subcommands: []subcommand{
+		{name: "set", summary: "add a version from a date on", run: pointValueSet},
+		{name: "list", summary: "every version as CSV", run: pointValueList},
+	}},
+	{name: "reconcile", summary: "prove the books; exit 1 on any discrepancy", run: reconcile},
+	{name: "rollup", summary: "roll up the closed days not rolled up yet (resumable)",
+		run: job("rollup", "Writes the per-day totals of every closed day not rolled up yet: what reports read.", (*finance.Reports).RollUp)},
+	{name: "seal", summary: "seal the closed days not sealed yet (resumable)",
+		run: job("seal", "Seals every closed day not sealed yet: a hash of its transactions chained to the previous day's.", (*finance.Reports).SealDays)},
+	{name: "verify-seals", summary: "recompute the seals; name the first day that changed", run: verifySeals},
 }
 
 // run is the whole program; it returns the exit code.
@@ -91,6 +113,9 @@ func dispatch(e env, args []string) int {
 	if !ok {
 		fmt.Fprintf(e.stderr, "loyaltyctl: unknown command %q\n\n%s", args[0], usage())
 		return exitUsage
+	}
+	if cmd.run != nil {
+		return cmd.run(e, args[1:])
 	}
 	if len(args) == 1 {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: a subcommand is required\n\n%s", cmd.name, cmd.usage())
@@ -137,8 +162,11 @@ database before using it here.
 Commands:
 `)
 	for _, c := range commands {
+		if c.run != nil {
+			fmt.Fprintf(&b, "  %-26s %s\n", c.name, c.summary)
+		}
 		for _, s := range c.subcommands {
-			fmt.Fprintf(&b, "  %-16s %s\n", c.name+" "+s.name, s.summary)
+			fmt.Fprintf(&b, "  %-26s %s\n", c.name+" "+s.name, s.summary)
 		}
 	}
 	b.WriteString(`
@@ -152,7 +180,7 @@ func (c command) usage() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Usage: loyaltyctl %s <subcommand> [flags]\n\nSubcommands of %s (%s):\n", c.name, c.name, c.summary)
 	for _, s := range c.subcommands {
-		fmt.Fprintf(&b, "  %-10s %s\n", s.name, s.summary)
+		fmt.Fprintf(&b, "  %-14s %s\n", s.name, s.summary)
 	}
 	fmt.Fprintf(&b, "\n'loyaltyctl %s <subcommand> -h' lists its flags.\n", c.name)
 	return b.String()

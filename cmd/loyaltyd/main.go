@@ -33,6 +33,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
 	"github.com/loyalty-ledger/loyalty/expiry"
+	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
@@ -67,6 +68,8 @@ type config struct {
 	tierReviewEvery time.Duration
 	// expireEvery runs the points expiry job this often (0: never).
 	expireEvery time.Duration
+	// financeJobsEvery runs the finance rollup and seal jobs this often (0: never).
+	financeJobsEvery time.Duration
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -96,6 +99,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	expireEvery := env("LOYALTY_EXPIRE_EVERY", "1h")
 	fs.Func("expire-every", "run the points expiry job this often, as of the start of the hour, first two minutes after start; 0 turns it off (env LOYALTY_EXPIRE_EVERY, default 1h)", func(v string) error {
 		expireEvery = v
+		return nil
+	})
+	financeEvery := env("LOYALTY_FINANCE_JOBS_EVERY", "1h")
+	fs.Func("finance-jobs-every", "roll up and seal the closed days this often, first two minutes after start; 0 turns it off (env LOYALTY_FINANCE_JOBS_EVERY, default 1h)", func(v string) error {
+		financeEvery = v
 		return nil
 	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
@@ -141,6 +149,11 @@ Flags:
 		return config{}, fmt.Errorf("-expire-every: %q is not 0 or a duration of at least 1m", expireEvery)
 	} else {
 		cfg.expireEvery = every
+	}
+	if every, err := time.ParseDuration(financeEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
+		return config{}, fmt.Errorf("-finance-jobs-every: %q is not 0 or a duration of at least 1m", financeEvery)
+	} else {
+		cfg.financeJobsEvery = every
 	}
 	if cfg.listen == "" {
 		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
@@ -313,6 +326,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if cfg.expireEvery > 0 {
 		go expirePointsEvery(ctx, expiry.New(l, progs, nil), cfg.expireEvery, logger)
 	}
+	if cfg.financeJobsEvery > 0 {
+		go financeJobsEvery(ctx, finance.New(l, finance.Options{}), cfg.financeJobsEvery, logger)
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
 
@@ -429,6 +445,36 @@ func logInterceptor(logger *slog.Logger) connect.Interceptor {
 			return resp, err
 		}
 	})
+}
+
+// financeJobsEvery rolls up and then seals the closed days two minutes
+// after start and then every interval, until ctx ends. Both jobs resume
+// from their checkpoints and do nothing when every closed day is done, so
+// a restart or a second instance doing the same is harmless; both read in
+// snapshots and write only finance tables, so no ledger write waits.
+func financeJobsEvery(ctx context.Context, reports *finance.Reports, every time.Duration, logger *slog.Logger) {
+	timer := time.NewTimer(2 * time.Minute)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		for _, job := range []struct {
+			name string
+			run  func(context.Context) (finance.JobProgress, error)
+		}{{"finance rollup", reports.RollUp}, {"finance seal", reports.SealDays}} {
+			started := time.Now()
+			p, err := job.run(ctx)
+			if err != nil {
+				logger.Error(job.name+" stopped", "error", err.Error(), "days", p.Days)
+				continue
+			}
+			logger.Info(job.name+" done", "days", p.Days, "until", p.Until.Format(time.DateOnly), "duration", time.Since(started).String())
+		}
+		timer.Reset(every)
+	}
 }
 
 // reviewTiersEvery runs the tier review job a minute after start and then

@@ -14,7 +14,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"LOYALTY_DATABASE_URL", "LOYALTY_DATA_DIR", "LOYALTY_LISTEN", "LOYALTY_LOG_LEVEL", "LOYALTY_TIER_REVIEW_EVERY"} {
+	for _, name := range []string{"LOYALTY_DATABASE_URL", "LOYALTY_DATA_DIR", "LOYALTY_LISTEN", "LOYALTY_LOG_LEVEL", "LOYALTY_TIER_REVIEW_EVERY", "LOYALTY_FINANCE_JOBS_EVERY"} {
 		t.Setenv(name, "")
 	}
 
@@ -22,7 +22,7 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{dataDir: filepath.Join(wd, ".data", "postgres"), listen: "127.0.0.1:8080", logLevel: slog.LevelInfo, tierReviewEvery: 24 * time.Hour, expireEvery: time.Hour}
+	want := config{dataDir: filepath.Join(wd, ".data", "postgres"), listen: "127.0.0.1:8080", logLevel: slog.LevelInfo, tierReviewEvery: 24 * time.Hour, expireEvery: time.Hour, financeJobsEvery: time.Hour}
 	if cfg != want {
 		t.Errorf("defaults: got %+v, want %+v", cfg, want)
 	}
@@ -32,18 +32,19 @@ func TestFlags(t *testing.T) {
 	t.Setenv("LOYALTY_LISTEN", "127.0.0.1:9000")
 	t.Setenv("LOYALTY_LOG_LEVEL", "debug")
 	t.Setenv("LOYALTY_TIER_REVIEW_EVERY", "6h")
+	t.Setenv("LOYALTY_FINANCE_JOBS_EVERY", "30m")
 	cfg, err = parseFlags(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = config{dataDir: filepath.Join(wd, "pg"), listen: "127.0.0.1:9000", logLevel: slog.LevelDebug, tierReviewEvery: 6 * time.Hour, expireEvery: time.Hour}
+	want = config{dataDir: filepath.Join(wd, "pg"), listen: "127.0.0.1:9000", logLevel: slog.LevelDebug, tierReviewEvery: 6 * time.Hour, expireEvery: time.Hour, financeJobsEvery: 30 * time.Minute}
 	if cfg != want {
 		t.Errorf("environment: got %+v, want %+v", cfg, want)
 	}
 
 	// ...and a flag wins over the environment.
 	t.Setenv("LOYALTY_DATABASE_URL", "postgresql://env@localhost/loyalty")
-	cfg, err = parseFlags([]string{"-database-url", "postgresql://flag@localhost/loyalty", "-listen", ":9001", "-log-level", "WARN", "-tier-review-every", "0", "-expire-every", "0"}, io.Discard)
+	cfg, err = parseFlags([]string{"-database-url", "postgresql://flag@localhost/loyalty", "-listen", ":9001", "-log-level", "WARN", "-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestFlags(t *testing.T) {
 		t.Errorf("flags: got %+v, want %+v", cfg, want)
 	}
 
-	for _, args := range [][]string{{"-log-level", "loud"}, {"-listen", ""}, {"extra"}, {"-no-such-flag"}, {"-tier-review-every", "5s"}, {"-expire-every", "-1h"}} {
+	for _, args := range [][]string{{"-log-level", "loud"}, {"-listen", ""}, {"extra"}, {"-no-such-flag"}, {"-tier-review-every", "5s"}, {"-finance-jobs-every", "10s"}, {"-expire-every", "-1h"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
 		}

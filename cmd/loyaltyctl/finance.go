@@ -1,0 +1,406 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/shopspring/decimal"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/finance"
+	"github.com/loyalty-ledger/loyalty/ledger"
+)
+
+// The finance commands: reports written as CSV, the reconciliation, and the
+// jobs loyaltyd also runs on a schedule (rollup, seal). Each reads the
+// database directly, in a snapshot for the reports.
+
+// financeFlags are the flags every finance command has.
+type financeFlags struct {
+	databaseURL *string
+}
+
+func newFinanceFlags(fs *flag.FlagSet) financeFlags {
+	return financeFlags{databaseURL: fs.String("database-url", "",
+		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")}
+}
+
+// open connects to the database the flags or the environment name.
+func (f financeFlags) open(ctx context.Context, e env, name string) (*finance.Reports, func(), int) {
+	url := *f.databaseURL
+	if url == "" {
+		url = e.getenv("LOYALTY_DATABASE_URL")
+	}
+	if url == "" {
+		return nil, nil, usageError(e, name, errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses"))
+	}
+	db, err := database.Open(ctx, url, database.Options{MaxConns: 4})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: open the database: %v\n", name, err)
+		return nil, nil, exitError
+	}
+	return finance.New(ledger.New(db, ledger.Options{}), finance.Options{}), db.Close, exitOK
+}
+
+// output opens -o: "-" (the default) is stdout.
+func output(e env, path string) (io.Writer, func() error, error) {
+	if path == "" || path == "-" {
+		return e.stdout, func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, f.Close, nil
+}
+
+func financeUsage(fs *flag.FlagSet, text string) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), text+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+}
+
+func i64(n int64) string { return strconv.FormatInt(n, 10) }
+
+// reportTrialBalance writes the trial balance as CSV.
+func reportTrialBalance(e env, args []string) int {
+	const name = "report trial-balance"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	asOfText := fs.String("as-of", "", "balances as of this time: RFC 3339 or a date (midnight UTC); default now")
+	members := fs.Bool("members", false, "also list every member account (after the totals)")
+	out := fs.String("o", "-", "CSV file to write; - is stdout")
+	financeUsage(fs, `Usage: loyaltyctl report trial-balance [-as-of TIME] [-members] [-o FILE.csv] [-database-url URL]
+
+Writes every account's balance as of -as-of as CSV: programme, partner and
+other accounts one by one, members in aggregate ("member:*"), a total row
+(zero when the books balance), and with -members each member account.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	var asOf time.Time
+	if *asOfText != "" {
+		var err error
+		if asOf, err = parseAsOf(*asOfText); err != nil {
+			return usageError(e, name, err)
+		}
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	tb, err := reports.TrialBalance(ctx, asOf, finance.TrialOptions{IndividualMembers: *members, PageSize: finance.MaxPageSize})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	w, closeOut, err := output(e, *out)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	c := csv.NewWriter(w)
+	line := func(kind string, l finance.TrialLine) {
+		_ = c.Write([]string{kind, l.Account, l.Class, l.NormalSide, i64(l.Debit), i64(l.Credit), i64(l.Balance), i64(l.Postings)})
+	}
+	_ = c.Write([]string{"line", "account", "class", "normal_side", "debit", "credit", "balance", "postings"})
+	for _, l := range tb.Lines {
+		line("account", l)
+	}
+	_ = c.Write([]string{"total", "", "", "", i64(tb.TotalDebit), i64(tb.TotalCredit), i64(tb.Total), ""})
+	for {
+		for _, l := range tb.Members {
+			line("member", l)
+		}
+		if tb.NextPageToken == "" {
+			break
+		}
+		if tb, err = reports.TrialBalance(ctx, tb.AsOf, finance.TrialOptions{IndividualMembers: true,
+			PageSize: finance.MaxPageSize, PageToken: tb.NextPageToken}); err != nil {
+			fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+			return exitError
+		}
+	}
+	c.Flush()
+	if err := errors.Join(c.Error(), closeOut()); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
+		return exitError
+	}
+	fmt.Fprintf(e.stderr, "loyaltyctl: trial balance as of %s: debits %d, credits %d, total %d (%s)\n",
+		tb.AsOf.Format(time.RFC3339Nano), tb.TotalDebit, tb.TotalCredit, tb.Total, finance.Basis)
+	if tb.Total != 0 {
+		return exitError
+	}
+	return exitOK
+}
+
+// reportRollForward writes the liability roll-forward as CSV.
+func reportRollForward(e env, args []string) int {
+	const name = "report roll-forward"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	fromText := fs.String("from", "", "start of the period (exclusive): RFC 3339 or a date (midnight UTC); default the beginning")
+	toText := fs.String("to", "", "end of the period (inclusive): RFC 3339 or a date (midnight UTC); required")
+	groupBy := fs.String("group-by", "source", "source, property or partner")
+	out := fs.String("o", "-", "CSV file to write; - is stdout")
+	financeUsage(fs, `Usage: loyaltyctl report roll-forward -to TIME [-from TIME] [-group-by source|property|partner] [-o FILE.csv]
+
+Writes the points liability over (-from, -to] as CSV: the opening, one row
+per movement (issued, redeemed, penalty, expired, adjustment, reversal,
+other), the revaluation, and the closing, in points and in money at the
+book value of a point. Exits 1 if opening + movements != closing.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	var from, to time.Time
+	var err error
+	if *fromText != "" {
+		if from, err = parseAsOf(*fromText); err != nil {
+			return usageError(e, name, err)
+		}
+	}
+	if *toText == "" {
+		return usageError(e, name, errors.New("-to is required, e.g. -to 2026-12-01"))
+	}
+	if to, err = parseAsOf(*toText); err != nil {
+		return usageError(e, name, err)
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	rf, err := reports.RollForward(ctx, from, to, finance.GroupBy(*groupBy))
+	var field *ledger.FieldError
+	if errors.As(err, &field) {
+		return usageError(e, name, err)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	w, closeOut, err := output(e, *out)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	c := csv.NewWriter(w)
+	_ = c.Write([]string{"line", "dimension", "category", "detail", "points", "money", "currency", "postings"})
+	_ = c.Write([]string{"opening", "", "", "", i64(rf.OpeningPoints), rf.OpeningMoney.String(), rf.Currency, ""})
+	for _, l := range rf.Lines {
+		_ = c.Write([]string{"movement", l.Dimension, l.Category, l.Detail, i64(l.Points), l.Money.String(), rf.Currency, i64(l.Postings)})
+	}
+	_ = c.Write([]string{"revaluation", "", "", "", "", rf.RevaluationMoney.String(), rf.Currency, ""})
+	_ = c.Write([]string{"closing", "", "", "", i64(rf.ClosingPoints), rf.ClosingMoney.String(), rf.Currency, ""})
+	c.Flush()
+	if err := errors.Join(c.Error(), closeOut()); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
+		return exitError
+	}
+	fmt.Fprintf(e.stderr, "loyaltyctl: roll-forward: opening %d + movements %d = closing %d: balanced %v (%s)\n",
+		rf.OpeningPoints, rf.MovementPoints, rf.ClosingPoints, rf.Balanced, finance.Basis)
+	if !rf.Balanced {
+		return exitError
+	}
+	return exitOK
+}
+
+// reconcile prints every discrepancy and exits 1 when there is any.
+func reconcile(e env, args []string) int {
+	const name = "reconcile"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	financeUsage(fs, `Usage: loyaltyctl reconcile [-database-url URL]
+
+Re-derives the books: every transaction sums to zero and has its postings,
+every stored balance equals its postings, the trial balance is zero, the
+roll-forward balances and matches the members' balances, every rolled-up day
+equals its postings, and the seal chain holds. Prints each discrepancy with
+the ids to look at; exits 1 when there is any.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	rec, err := reports.Reconcile(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	for _, d := range rec.Discrepancies {
+		fmt.Fprintln(e.stdout, d.String())
+	}
+	if !rec.OK() {
+		fmt.Fprintf(e.stderr, "loyaltyctl: %d discrepancies as of %s\n", len(rec.Discrepancies), rec.AsOf.Format(time.RFC3339))
+		return exitError
+	}
+	fmt.Fprintf(e.stdout, "the books balance as of %s (%d seals verified)\n", rec.AsOf.Format(time.RFC3339), rec.SealsChecked)
+	return exitOK
+}
+
+// job runs a finance job (rollup, seal) once.
+func job(name, summary string, run func(*finance.Reports, context.Context) (finance.JobProgress, error)) func(e env, args []string) int {
+	return func(e env, args []string) int {
+		fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+		db := newFinanceFlags(fs)
+		financeUsage(fs, "Usage: loyaltyctl "+name+" [-database-url URL]\n\n"+summary+"\n")
+		if err := parseFlags(e, fs, args); err != nil {
+			return usageError(e, name, err)
+		}
+		ctx := context.Background()
+		reports, closeDB, code := db.open(ctx, e, name)
+		if reports == nil {
+			return code
+		}
+		defer closeDB()
+		p, err := run(reports, ctx)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "loyaltyctl %s: %v (%d days done before it; run it again to resume)\n", name, err, p.Days)
+			return exitError
+		}
+		until := "nothing to do yet: no transaction"
+		if !p.Until.IsZero() {
+			until = "done up to " + p.Until.Format(time.DateOnly)
+		}
+		fmt.Fprintf(e.stdout, "%s: %d days, %s\n", name, p.Days, until)
+		return exitOK
+	}
+}
+
+// verifySeals recomputes the seals and names the first day that no longer
+// matches.
+func verifySeals(e env, args []string) int {
+	const name = "verify-seals"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	financeUsage(fs, `Usage: loyaltyctl verify-seals [-database-url URL]
+
+Recomputes the seal of every sealed day from its transactions and postings,
+oldest first, and names the first day whose content or chain no longer
+matches; exits 1 then.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	c, err := reports.VerifySeals(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	if !c.OK() {
+		fmt.Fprintf(e.stdout, "seal of %s does not match: %s (%d seals checked)\n", c.FirstBad.Format(time.DateOnly), c.Problem, c.Checked)
+		return exitError
+	}
+	fmt.Fprintf(e.stdout, "%d seals match\n", c.Checked)
+	return exitOK
+}
+
+// pointValueSet adds a version of the book value of a point.
+func pointValueSet(e env, args []string) int {
+	const name = "point-value set"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	onText := fs.String("on", "", "the UTC date the value applies from, e.g. 2027-01-01; required")
+	valueText := fs.String("value", "", "money per point, e.g. 0.012 (at most 8 decimal places); required")
+	currency := fs.String("currency", finance.DefaultPointValue.Currency, "ISO 4217 currency; every version has the default's")
+	financeUsage(fs, `Usage: loyaltyctl point-value set -on DATE -value DECIMAL [-currency CNY] [-database-url URL]
+
+Adds a version of the book value of a point from -on (00:00 UTC) on. A
+version is never changed: the same value again does nothing, another value
+for a date that has one fails.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	on, err := time.Parse(time.DateOnly, *onText)
+	if err != nil {
+		return usageError(e, name, fmt.Errorf("-on %q: give a date like 2027-01-01", *onText))
+	}
+	value, err := decimal.NewFromString(*valueText)
+	if err != nil || *valueText == "" {
+		return usageError(e, name, fmt.Errorf("-value %q: give a decimal like 0.012", *valueText))
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	// The request is its own idempotency key: setting it again is harmless.
+	key := "point-value:" + *onText + ":" + value.String() + ":" + *currency
+	v, err := reports.SetPointValue(ctx, "loyaltyctl", key, on, value, *currency)
+	var field *ledger.FieldError
+	if errors.As(err, &field) {
+		return usageError(e, name, err)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	fmt.Fprintf(e.stdout, "from %s a point is worth %s %s\n", v.EffectiveOn.Format(time.DateOnly), v.Value, v.Currency)
+	return exitOK
+}
+
+// pointValueList writes every version of the book value as CSV.
+func pointValueList(e env, args []string) int {
+	const name = "point-value list"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	financeUsage(fs, "Usage: loyaltyctl point-value list [-database-url URL]\n\nWrites every version of the book value of a point as CSV, oldest first.\n")
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	values, err := reports.PointValues(ctx)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	c := csv.NewWriter(e.stdout)
+	_ = c.Write([]string{"effective_on", "value_per_point", "currency", "created_at", "created_by"})
+	for _, v := range values {
+		on, at := "", ""
+		if !v.EffectiveOn.IsZero() {
+			on = v.EffectiveOn.Format(time.DateOnly)
+		}
+		if !v.CreatedAt.IsZero() {
+			at = v.CreatedAt.Format(time.RFC3339)
+		}
+		_ = c.Write([]string{on, v.Value.String(), v.Currency, at, v.CreatedBy})
+	}
+	c.Flush()
+	if err := c.Error(); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
+		return exitError
+	}
+	return exitOK
+}

@@ -1,0 +1,116 @@
+package rpc_test
+
+import (
+	"testing"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+)
+
+// financeClient is a FinanceService client with a key of the given role,
+// created through AdminService.
+func (e *env) financeClient(t *testing.T, role loyaltyv1.ApiKeyRole, opts ...connect.ClientOption) loyaltyv1connect.FinanceServiceClient {
+	t.Helper()
+	key := e.bookingKey
+	if role != loyaltyv1.ApiKeyRole_API_KEY_ROLE_BOOKING_CHANNEL {
+		res, err := e.clients(e.adminKey).admin.CreateApiKey(e.ctx, connect.NewRequest(&loyaltyv1.CreateApiKeyRequest{
+			IdempotencyKey: "key-" + role.String(), Name: role.String(), Role: role}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key = res.Msg.GetSecret()
+	}
+	opts = append(opts, connect.WithInterceptors(bearer(key)))
+	return loyaltyv1connect.NewFinanceServiceClient(e.server.Client(), e.server.URL, opts...)
+}
+
+// TestFinanceService: a finance key reads a trial balance that is zero and
+// a roll-forward that balances after a stay and a redemption, sets a point
+// value (a retry answers the same), and reconciles; a booking key is
+// refused; bad input names its field.
+func TestFinanceService(t *testing.T) {
+	for _, p := range protocols {
+		t.Run(p.name, func(t *testing.T) {
+			e := newEnv(t)
+			c := e.clients(e.bookingKey, p.opts...)
+			member := e.enroll(t, c, "enrol-1")
+			if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "388.00"))); err != nil {
+				t.Fatal(err)
+			}
+			from := e.clock.Now()
+			if _, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "redeem-1",
+				MemberNumber: member, Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, PropertyId: "SH-HQ-001"})); err != nil {
+				t.Fatal(err)
+			}
+			to := e.clock.Now()
+			fin := e.financeClient(t, loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE, p.opts...)
+
+			tb, err := fin.GetTrialBalance(e.ctx, connect.NewRequest(&loyaltyv1.GetTrialBalanceRequest{IndividualMembers: true}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tb.Msg.GetTotal() != 0 || tb.Msg.GetTotalDebit() == 0 || len(tb.Msg.GetMemberLines()) != 1 {
+				t.Errorf("trial balance: total %d, debits %d, %d member lines", tb.Msg.GetTotal(), tb.Msg.GetTotalDebit(), len(tb.Msg.GetMemberLines()))
+			}
+
+			rf, err := fin.GetRollForward(e.ctx, connect.NewRequest(&loyaltyv1.GetRollForwardRequest{
+				From: timestamppb.New(from), To: timestamppb.New(to), GroupBy: loyaltyv1.RollForwardGrouping_ROLL_FORWARD_GROUPING_PROPERTY}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := rf.Msg
+			if !m.GetBalanced() || len(m.GetLines()) != 1 || m.GetLines()[0].GetDimension() != "SH-HQ-001" ||
+				m.GetLines()[0].GetCategory() != "redeemed" || m.GetOpeningPoints()+m.GetMovementPoints() != m.GetClosingPoints() ||
+				m.GetCurrencyCode() != "CNY" || m.GetClosingMoney() == "" {
+				t.Errorf("roll-forward %v", m)
+			}
+
+			set := &loyaltyv1.SetPointValueRequest{IdempotencyKey: "value-1", EffectiveOn: "2027-01-01", ValuePerPoint: "0.012", CurrencyCode: "CNY"}
+			first, err := fin.SetPointValue(e.ctx, connect.NewRequest(set))
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := fin.SetPointValue(e.ctx, connect.NewRequest(set))
+			if err != nil || again.Msg.GetPointValue().GetCreatedAt().AsTime() != first.Msg.GetPointValue().GetCreatedAt().AsTime() {
+				t.Errorf("retry: %v, %v", again, err)
+			}
+			_, err = fin.SetPointValue(e.ctx, connect.NewRequest(&loyaltyv1.SetPointValueRequest{IdempotencyKey: "value-2",
+				EffectiveOn: "2027-01-01", ValuePerPoint: "0.02", CurrencyCode: "CNY"}))
+			wantCode(t, err, connect.CodeFailedPrecondition)
+			values, err := fin.ListPointValues(e.ctx, connect.NewRequest(&loyaltyv1.ListPointValuesRequest{}))
+			if err != nil || len(values.Msg.GetPointValues()) != 2 || values.Msg.GetPointValues()[1].GetValuePerPoint() != "0.012" {
+				t.Errorf("point values %v, %v", values, err)
+			}
+
+			rec, err := fin.Reconcile(e.ctx, connect.NewRequest(&loyaltyv1.ReconcileRequest{}))
+			if err != nil || !rec.Msg.GetOk() {
+				t.Errorf("reconcile: %v, %v", rec, err)
+			}
+			if _, err := fin.ListSeals(e.ctx, connect.NewRequest(&loyaltyv1.ListSealsRequest{})); err != nil {
+				t.Error(err)
+			}
+
+			for field, req := range map[string]*loyaltyv1.SetPointValueRequest{
+				"effective_on":    {IdempotencyKey: "v3", EffectiveOn: "1 Jan", ValuePerPoint: "0.01", CurrencyCode: "CNY"},
+				"value_per_point": {IdempotencyKey: "v4", EffectiveOn: "2027-02-01", ValuePerPoint: "1e-2", CurrencyCode: "CNY"},
+				"currency_code":   {IdempotencyKey: "v5", EffectiveOn: "2027-02-01", ValuePerPoint: "0.01", CurrencyCode: "USD"},
+			} {
+				_, err := fin.SetPointValue(e.ctx, connect.NewRequest(req))
+				if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != field {
+					t.Errorf("bad %s: field %q", field, got)
+				}
+			}
+			_, err = fin.GetRollForward(e.ctx, connect.NewRequest(&loyaltyv1.GetRollForwardRequest{From: timestamppb.New(to), To: timestamppb.New(from)}))
+			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "to" {
+				t.Errorf("period backwards: field %q", got)
+			}
+
+			booking := e.financeClient(t, loyaltyv1.ApiKeyRole_API_KEY_ROLE_BOOKING_CHANNEL, p.opts...)
+			_, err = booking.GetTrialBalance(e.ctx, connect.NewRequest(&loyaltyv1.GetTrialBalanceRequest{}))
+			wantCode(t, err, connect.CodePermissionDenied)
+		})
+	}
+}

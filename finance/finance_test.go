@@ -86,7 +86,7 @@ func (f *fixture) post(kind ledger.Kind, from, to string, points int64, meta map
 	txn, err := f.ledger.Post(f.ctx, ledger.PostRequest{
 		CallerID: "test", IdempotencyKey: fmt.Sprint("k", f.key), Kind: kind, EffectiveAt: f.clock.Now(),
 		Postings: []ledger.Posting{{Account: from, Amount: -points}, {Account: to, Amount: points}},
-		Metadata: raw,
+		Metadata: raw, Lots: ledger.LotPolicy{ExpiresAt: f.clock.Now().AddDate(2, 0, 0)},
 	})
 	if err != nil {
 		f.t.Fatal(err)
@@ -541,7 +541,8 @@ func TestReportsReadASnapshotThatBlocksNoWriter(t *testing.T) {
 		defer cancel()
 		f.key++
 		if _, err := f.ledger.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprint("k", f.key), Kind: ledger.KindEarn,
-			EffectiveAt: f.clock.Now(), Postings: []ledger.Posting{{Account: issuedStay, Amount: -50}, {Account: member(1), Amount: 50}}}); err != nil {
+			EffectiveAt: f.clock.Now(), Postings: []ledger.Posting{{Account: issuedStay, Amount: -50}, {Account: member(1), Amount: 50}},
+			Lots: ledger.LotPolicy{ExpiresAt: f.clock.Now().AddDate(2, 0, 0)}}); err != nil {
 			return fmt.Errorf("a write while a snapshot is open: %w", err)
 		}
 		if after := count(tx); after != before || before != 100 {

@@ -53,7 +53,8 @@ func TestFinanceCommands(t *testing.T) {
 		{ledger.KindPenalty, member.Code, programme.AccountPenaltyNoShow, 300, 0},
 	} {
 		if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprint("k", i), Kind: p.kind,
-			EffectiveAt: clock.Now(), Postings: []ledger.Posting{{Account: p.from, Amount: -p.points}, {Account: p.to, Amount: p.points}}}); err != nil {
+			EffectiveAt: clock.Now(), Postings: []ledger.Posting{{Account: p.from, Amount: -p.points}, {Account: p.to, Amount: p.points}},
+			Lots: ledger.LotPolicy{ExpiresAt: clock.Now().AddDate(2, 0, 0)}}); err != nil {
 			t.Fatal(err)
 		}
 		clock.Advance(p.nextDayIn)

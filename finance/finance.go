@@ -31,6 +31,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/partners"
 )
 
 // ClosedDayLag is how long after its end (midnight UTC) a day is closed: the
@@ -62,9 +63,10 @@ type Options struct {
 
 // Reports reads the finance reports of one database and runs their jobs.
 type Reports struct {
-	db     *database.DB
-	ledger *ledger.Ledger
-	now    func() time.Time
+	db       *database.DB
+	ledger   *ledger.Ledger
+	partners *partners.Store
+	now      func() time.Time
 }
 
 // New returns the reports over l's database, whose schema must be migrated.
@@ -73,7 +75,7 @@ func New(l *ledger.Ledger, opts Options) *Reports {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Reports{db: l.DB(), ledger: l, now: clock}
+	return &Reports{db: l.DB(), ledger: l, partners: partners.New(l, clock), now: clock}
 }
 
 func (r *Reports) clock() time.Time { return dbTime(r.now()) }

@@ -122,6 +122,15 @@ func (r *Reports) Reconcile(ctx context.Context) (Reconciliation, error) {
 	if err != nil {
 		return rec, fmt.Errorf("reconcile: %w", err)
 	}
+	// Every partner's settlement rows against its ledger accounts: what
+	// ties each partner statement to the roll-forward.
+	partnerFound, err := r.partners.Verify(ctx)
+	if err != nil {
+		return rec, fmt.Errorf("reconcile: %w", err)
+	}
+	for _, d := range partnerFound {
+		rec.Discrepancies = append(rec.Discrepancies, Discrepancy{Check: CheckPartnersTie, Detail: d})
+	}
 	seals, err := r.VerifySeals(ctx)
 	if err != nil {
 		return rec, fmt.Errorf("reconcile: %w", err)

@@ -63,16 +63,28 @@ func partnerTransactionsByTime(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	ddl := `CREATE INDEX IF NOT EXISTS partner_transactions_by_time
-		ON partner_transactions (partner_id, effective_at DESC, transaction_id DESC)`
-	if cockroach {
-		ddl += ` USING HASH`
+	// By business time for a partner's activity; by recording time for its
+	// settlements, which use the books' time basis.
+	for _, ddl := range []string{
+		`CREATE INDEX IF NOT EXISTS partner_transactions_by_time
+			ON partner_transactions (partner_id, effective_at DESC, transaction_id DESC)`,
+		`CREATE INDEX IF NOT EXISTS partner_transactions_by_recorded_at
+			ON partner_transactions (partner_id, recorded_at)`,
+	} {
+		if cockroach {
+			ddl += ` USING HASH`
+		}
+		if _, err := db.ExecContext(ctx, ddl); err != nil {
+			return err
+		}
 	}
-	_, err = db.ExecContext(ctx, ddl)
-	return err
+	return nil
 }
 
 func dropPartnerTransactionsByTime(ctx context.Context, db *sql.DB) error {
+	if _, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS partner_transactions_by_recorded_at`); err != nil {
+		return err
+	}
 	_, err := db.ExecContext(ctx, `DROP INDEX IF EXISTS partner_transactions_by_time`)
 	return err
 }

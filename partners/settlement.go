@@ -13,7 +13,11 @@ import (
 const MaxSettlementPeriod = 366 * 24 * time.Hour
 
 // Settlement is what a partner and the programme owe each other for a
-// period of effective time [From, To).
+// period (From, To] of recording time: the transactions the ledger
+// recorded after From and up to To, the same basis as finance's reports
+// (a balance as of T includes what was recorded at T), so the settlements
+// of all partners tie to the liability roll-forward, and a closed period
+// never changes however late a stay is reported.
 //
 // Rounding rule: every amount is exact until the end. The exact sums over
 // the period (each rate version's points x its rate, added up) are rounded
@@ -25,14 +29,27 @@ type Settlement struct {
 	Currency  string
 	From, To  time.Time
 	// Signed sums over the period: reversals count negative.
-	PointsIssued    int64
-	PointsRedeemed  int64
-	OwedToProgramme decimal.Decimal // the partner owes, for points issued at its hotels
-	OwedToPartner   decimal.Decimal // the programme owes, for points redeemed at its hotels
-	Net             decimal.Decimal // positive: the partner pays
+	PointsIssued   int64
+	PointsRedeemed int64
+	// Of those, the reversals' share (zero or negative).
+	ReversedPointsIssued   int64
+	ReversedPointsRedeemed int64
+	OwedToProgramme        decimal.Decimal // the partner owes, for points issued at its hotels
+	OwedToPartner          decimal.Decimal // the programme owes, for points redeemed at its hotels
+	Net                    decimal.Decimal // positive: the partner pays
+	// DueTo says who the net amount is due to: DueToProgramme (the
+	// partner pays), DueToPartner (the programme pays) or DueToNobody.
+	DueTo string
 	// Lines are per rate version, oldest first, exact.
 	Lines []SettlementLine
 }
+
+// Who a settlement's net amount is due to.
+const (
+	DueToProgramme = "programme"
+	DueToPartner   = "partner"
+	DueToNobody    = ""
+)
 
 // SettlementLine is one rate version's share of a settlement, exact.
 type SettlementLine struct {
@@ -41,16 +58,19 @@ type SettlementLine struct {
 	ReimbursementRate decimal.Decimal
 	PointsIssued      int64
 	PointsRedeemed    int64
-	OwedToProgramme   decimal.Decimal
-	OwedToPartner     decimal.Decimal
+	// Of those, the reversals' share (zero or negative).
+	ReversedPointsIssued   int64
+	ReversedPointsRedeemed int64
+	OwedToProgramme        decimal.Decimal
+	OwedToPartner          decimal.Decimal
 }
 
 // SettlementDecimalPlaces is where a settlement's amounts are rounded.
 const SettlementDecimalPlaces = 2
 
-// Settlement computes a partner's settlement for [from, to): over the
-// partner's transactions whose effective time is in the period (reversals
-// included, negative, at the rates of the transaction they reverse), the
+// Settlement computes a partner's settlement for (from, to]: over the
+// partner's transactions recorded in the period (reversals included,
+// negative, at the rates of the transaction they reverse), the
 // points are summed in SQL per rate version, and each sum is multiplied
 // by that version's rate here, exactly. This is the one computation both
 // the partner's preview and finance use.
@@ -70,10 +90,12 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 		}
 		out.Currency = p.Currency
 		rows, err := tx.Query(ctx, `SELECT t.rate_version, r.issue_rate::TEXT, r.reimbursement_rate::TEXT,
-				sum(t.points_issued)::BIGINT, sum(t.points_redeemed)::BIGINT
+				sum(t.points_issued)::BIGINT, sum(t.points_redeemed)::BIGINT,
+				sum(CASE WHEN t.kind = 'reversal' THEN t.points_issued ELSE 0 END)::BIGINT,
+				sum(CASE WHEN t.kind = 'reversal' THEN t.points_redeemed ELSE 0 END)::BIGINT
 			FROM partner_transactions AS t
 			JOIN partner_rates AS r ON r.partner_id = t.partner_id AND r.version = t.rate_version
-			WHERE t.partner_id = $1 AND t.effective_at >= $2 AND t.effective_at < $3
+			WHERE t.partner_id = $1 AND t.recorded_at > $2 AND t.recorded_at <= $3
 			GROUP BY t.rate_version, r.issue_rate, r.reimbursement_rate
 			ORDER BY t.rate_version`, partnerID, out.From, out.To)
 		if err != nil {
@@ -82,7 +104,8 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 		out.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (SettlementLine, error) {
 			var l SettlementLine
 			var issue, reimburse string
-			if err := r.Scan(&l.RateVersion, &issue, &reimburse, &l.PointsIssued, &l.PointsRedeemed); err != nil {
+			if err := r.Scan(&l.RateVersion, &issue, &reimburse, &l.PointsIssued, &l.PointsRedeemed,
+				&l.ReversedPointsIssued, &l.ReversedPointsRedeemed); err != nil {
 				return l, err
 			}
 			var err error
@@ -104,12 +127,20 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 	for _, l := range out.Lines {
 		out.PointsIssued += l.PointsIssued
 		out.PointsRedeemed += l.PointsRedeemed
+		out.ReversedPointsIssued += l.ReversedPointsIssued
+		out.ReversedPointsRedeemed += l.ReversedPointsRedeemed
 		out.OwedToProgramme = out.OwedToProgramme.Add(l.OwedToProgramme)
 		out.OwedToPartner = out.OwedToPartner.Add(l.OwedToPartner)
 	}
 	out.OwedToProgramme = out.OwedToProgramme.Round(SettlementDecimalPlaces)
 	out.OwedToPartner = out.OwedToPartner.Round(SettlementDecimalPlaces)
 	out.Net = out.OwedToProgramme.Sub(out.OwedToPartner)
+	switch out.Net.Sign() {
+	case 1:
+		out.DueTo = DueToProgramme
+	case -1:
+		out.DueTo = DueToPartner
+	}
 	return out, nil
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -53,8 +54,15 @@ func post(t *testing.T, l *ledger.Ledger, key string, at time.Time, r partners.R
 
 func setup(t *testing.T, db *database.DB, issue, reimburse string) (*ledger.Ledger, *partners.Store, partners.Rates) {
 	t.Helper()
+	return setupAt(t, db, issue, reimburse, nil)
+}
+
+// setupAt is setup with the ledger's clock: what stamps recorded_at, the
+// time a settlement's period is of.
+func setupAt(t *testing.T, db *database.DB, issue, reimburse string, clock func() time.Time) (*ledger.Ledger, *partners.Store, partners.Rates) {
+	t.Helper()
 	ctx := context.Background()
-	l := ledger.New(db, ledger.Options{})
+	l := ledger.New(db, ledger.Options{Clock: clock})
 	if err := l.CreateAccount(ctx, programme.MemberAccount("1000000001")); err != nil {
 		t.Fatal(err)
 	}
@@ -104,19 +112,34 @@ func TestSettlementRoundsOnceAtTheEnd(t *testing.T) {
 	}
 }
 
-// TestSettlementPeriod: from is included, to is not, and a period is sane.
+// TestSettlementPeriod: a period (from, to] is of recording time, the
+// books' basis: what was recorded at from belongs to the period before,
+// what was recorded at to to this one, whatever the business time; and a
+// period is sane.
 func TestSettlementPeriod(t *testing.T) {
-	l, s, r := setup(t, dbtest.New(t), "0.01", "0.01")
-	post(t, l, "at-from", from, r, 100, 0)
-	post(t, l, "before", from.Add(-time.Microsecond), r, 10, 0)
-	post(t, l, "at-to", to, r, 1, 0)
+	clock := testclock.New(from.Add(-time.Hour))
+	l, s, r := setupAt(t, dbtest.New(t), "0.01", "0.01", clock.Now)
+	for _, p := range []struct {
+		key        string
+		recordedAt time.Time
+		points     int64
+	}{
+		{"at-from", from, 10},
+		{"just-after-from", from.Add(time.Microsecond), 100},
+		{"at-to", to, 1},
+		{"after-to", to.Add(time.Microsecond), 1000},
+	} {
+		clock.Advance(p.recordedAt.Sub(clock.Now()))
+		// Check-out a week earlier: business time does not decide the period.
+		post(t, l, p.key, p.recordedAt.AddDate(0, 0, -7), r, p.points, 0)
+	}
 	ctx := context.Background()
 	st, err := s.Settlement(ctx, "P", from, to)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.PointsIssued != 100 || len(st.Lines) != 1 || st.Lines[0].RateVersion != 1 {
-		t.Errorf("November: %d points in %d lines, want 100 in 1", st.PointsIssued, len(st.Lines))
+	if st.PointsIssued != 101 || len(st.Lines) != 1 || st.Lines[0].RateVersion != 1 {
+		t.Errorf("November: %d points in %d lines, want 101 in 1", st.PointsIssued, len(st.Lines))
 	}
 	var fe *ledger.FieldError
 	if _, err := s.Settlement(ctx, "P", to, from); !errors.As(err, &fe) {

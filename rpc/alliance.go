@@ -492,11 +492,14 @@ func protoSettlement(st partners.Settlement) *loyaltyv1.Settlement {
 	}
 	out := &loyaltyv1.Settlement{PartnerId: st.PartnerID, From: timestamppb.New(st.From), To: timestamppb.New(st.To),
 		CurrencyCode: st.Currency, PointsIssued: st.PointsIssued, PointsRedeemed: st.PointsRedeemed,
+		ReversedPointsIssued: st.ReversedPointsIssued, ReversedPointsRedeemed: st.ReversedPointsRedeemed,
 		OwedToProgramme: money(st.OwedToProgramme), OwedToPartner: money(st.OwedToPartner), Net: money(st.Net)}
+	out.DueTo = st.DueTo
 	for _, l := range st.Lines {
 		out.Lines = append(out.Lines, &loyaltyv1.SettlementLine{RateVersion: int32(l.RateVersion),
 			IssueRate: l.IssueRate.String(), ReimbursementRate: l.ReimbursementRate.String(),
 			PointsIssued: l.PointsIssued, PointsRedeemed: l.PointsRedeemed,
+			ReversedPointsIssued: l.ReversedPointsIssued, ReversedPointsRedeemed: l.ReversedPointsRedeemed,
 			OwedToProgramme: l.OwedToProgramme.String(), OwedToPartner: l.OwedToPartner.String()})
 	}
 	return out

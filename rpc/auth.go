@@ -56,12 +56,14 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.AllianceServiceListPartnerActivityProcedure:  {apikeys.RolePartner},
 	loyaltyv1connect.AllianceServiceGetSettlementPreviewProcedure: {apikeys.RolePartner},
 
-	loyaltyv1connect.FinanceServiceGetTrialBalanceProcedure: {apikeys.RoleFinance, apikeys.RoleAdmin},
-	loyaltyv1connect.FinanceServiceGetRollForwardProcedure:  {apikeys.RoleFinance, apikeys.RoleAdmin},
-	loyaltyv1connect.FinanceServiceReconcileProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
-	loyaltyv1connect.FinanceServiceSetPointValueProcedure:   {apikeys.RoleFinance, apikeys.RoleAdmin},
-	loyaltyv1connect.FinanceServiceListPointValuesProcedure: {apikeys.RoleFinance, apikeys.RoleAdmin},
-	loyaltyv1connect.FinanceServiceListSealsProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceGetTrialBalanceProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceGetRollForwardProcedure:        {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceReconcileProcedure:             {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceSetPointValueProcedure:         {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceListPointValuesProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceListSealsProcedure:             {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceGetPartnerStatementProcedure:   {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceListPartnerStatementsProcedure: {apikeys.RoleFinance, apikeys.RoleAdmin},
 }
 
 type callerKey struct{}

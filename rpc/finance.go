@@ -127,14 +127,72 @@ func (s financeService) Reconcile(ctx context.Context, req *connect.Request[loya
 	}
 	out := &loyaltyv1.ReconcileResponse{AsOf: timestamppb.New(rec.AsOf), Ok: rec.OK(), SealsChecked: int32(rec.SealsChecked)}
 	for _, d := range rec.Discrepancies {
-		pd := &loyaltyv1.Discrepancy{Check: d.Check, Account: d.Account, Expected: d.Expected, Actual: d.Actual, Detail: d.Detail}
-		if !d.Day.IsZero() {
-			pd.Day = d.Day.Format(time.DateOnly)
-		}
-		if d.TransactionID != uuid.Nil {
-			pd.TransactionId = d.TransactionID.String()
-		}
-		out.Discrepancies = append(out.Discrepancies, pd)
+		out.Discrepancies = append(out.Discrepancies, toProtoDiscrepancy(d))
+	}
+	return connect.NewResponse(out), nil
+}
+
+func toProtoDiscrepancy(d finance.Discrepancy) *loyaltyv1.Discrepancy {
+	pd := &loyaltyv1.Discrepancy{Check: d.Check, Account: d.Account, Expected: d.Expected, Actual: d.Actual, Detail: d.Detail}
+	if !d.Day.IsZero() {
+		pd.Day = d.Day.Format(time.DateOnly)
+	}
+	if d.TransactionID != uuid.Nil {
+		pd.TransactionId = d.TransactionID.String()
+	}
+	return pd
+}
+
+// settlementPeriod reads a required period (from, to].
+func settlementPeriod(fromTS, toTS *timestamppb.Timestamp) (time.Time, time.Time, error) {
+	if fromTS == nil {
+		return time.Time{}, time.Time{}, badField("from", "is required")
+	}
+	if toTS == nil {
+		return time.Time{}, time.Time{}, badField("to", "is required")
+	}
+	from, err := optionalTime("from", fromTS)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	to, err := optionalTime("to", toTS)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	return from, to, nil
+}
+
+func (s financeService) GetPartnerStatement(ctx context.Context, req *connect.Request[loyaltyv1.GetPartnerStatementRequest]) (*connect.Response[loyaltyv1.GetPartnerStatementResponse], error) {
+	msg := req.Msg
+	if err := checkID("partner_id", msg.GetPartnerId(), true); err != nil {
+		return nil, err
+	}
+	from, to, err := settlementPeriod(msg.GetFrom(), msg.GetTo())
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.finance.PartnerStatement(ctx, msg.GetPartnerId(), from, to)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	return connect.NewResponse(&loyaltyv1.GetPartnerStatementResponse{Statement: protoSettlement(st)}), nil
+}
+
+func (s financeService) ListPartnerStatements(ctx context.Context, req *connect.Request[loyaltyv1.ListPartnerStatementsRequest]) (*connect.Response[loyaltyv1.ListPartnerStatementsResponse], error) {
+	from, to, err := settlementPeriod(req.Msg.GetFrom(), req.Msg.GetTo())
+	if err != nil {
+		return nil, err
+	}
+	all, err := s.finance.PartnerStatements(ctx, from, to)
+	if err != nil {
+		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+	}
+	out := &loyaltyv1.ListPartnerStatementsResponse{TiesToRollForward: all.Ties}
+	for _, st := range all.Statements {
+		out.Statements = append(out.Statements, protoSettlement(st))
+	}
+	for _, d := range all.Discrepancies {
+		out.Discrepancies = append(out.Discrepancies, toProtoDiscrepancy(d))
 	}
 	return connect.NewResponse(out), nil
 }

@@ -924,8 +924,10 @@ func (x *ListPartnerActivityResponse) GetNextPageToken() string {
 
 type GetSettlementPreviewRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The period of effective time [from, to) (both required, from < to, at
-	// most 366 days).
+	// The period (from, to] of recording time: the transactions the ledger
+	// recorded after `from` and up to and including `to` (both required,
+	// from < to, at most 366 days). This is finance's basis, so a closed
+	// period never changes, however late a stay is reported.
 	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -989,8 +991,12 @@ type SettlementLine struct {
 	// exact (not rounded).
 	OwedToProgramme string `protobuf:"bytes,6,opt,name=owed_to_programme,json=owedToProgramme,proto3" json:"owed_to_programme,omitempty"`
 	OwedToPartner   string `protobuf:"bytes,7,opt,name=owed_to_partner,json=owedToPartner,proto3" json:"owed_to_partner,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Of points_issued and points_redeemed, the reversals' share (zero or
+	// negative).
+	ReversedPointsIssued   int64 `protobuf:"varint,8,opt,name=reversed_points_issued,json=reversedPointsIssued,proto3" json:"reversed_points_issued,omitempty"`
+	ReversedPointsRedeemed int64 `protobuf:"varint,9,opt,name=reversed_points_redeemed,json=reversedPointsRedeemed,proto3" json:"reversed_points_redeemed,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *SettlementLine) Reset() {
@@ -1072,6 +1078,20 @@ func (x *SettlementLine) GetOwedToPartner() string {
 	return ""
 }
 
+func (x *SettlementLine) GetReversedPointsIssued() int64 {
+	if x != nil {
+		return x.ReversedPointsIssued
+	}
+	return 0
+}
+
+func (x *SettlementLine) GetReversedPointsRedeemed() int64 {
+	if x != nil {
+		return x.ReversedPointsRedeemed
+	}
+	return 0
+}
+
 // A partner's settlement for a period. Rounding: the exact sums over the
 // period are rounded half away from zero to 2 decimal places, once, for
 // owed_to_programme and owed_to_partner; net is the difference of the two
@@ -1089,8 +1109,15 @@ type Settlement struct {
 	// What the programme owes the partner for points redeemed at its hotels.
 	OwedToPartner *Money `protobuf:"bytes,8,opt,name=owed_to_partner,json=owedToPartner,proto3" json:"owed_to_partner,omitempty"`
 	// owed_to_programme - owed_to_partner: positive, the partner pays.
-	Net           *Money            `protobuf:"bytes,9,opt,name=net,proto3" json:"net,omitempty"`
-	Lines         []*SettlementLine `protobuf:"bytes,10,rep,name=lines,proto3" json:"lines,omitempty"`
+	Net   *Money            `protobuf:"bytes,9,opt,name=net,proto3" json:"net,omitempty"`
+	Lines []*SettlementLine `protobuf:"bytes,10,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Of points_issued and points_redeemed, the reversals' share (zero or
+	// negative).
+	ReversedPointsIssued   int64 `protobuf:"varint,11,opt,name=reversed_points_issued,json=reversedPointsIssued,proto3" json:"reversed_points_issued,omitempty"`
+	ReversedPointsRedeemed int64 `protobuf:"varint,12,opt,name=reversed_points_redeemed,json=reversedPointsRedeemed,proto3" json:"reversed_points_redeemed,omitempty"`
+	// Who the net amount is due to: "programme" (the partner pays),
+	// "partner" (the programme pays), or "" when nothing is due.
+	DueTo         string `protobuf:"bytes,13,opt,name=due_to,json=dueTo,proto3" json:"due_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1193,6 +1220,27 @@ func (x *Settlement) GetLines() []*SettlementLine {
 		return x.Lines
 	}
 	return nil
+}
+
+func (x *Settlement) GetReversedPointsIssued() int64 {
+	if x != nil {
+		return x.ReversedPointsIssued
+	}
+	return 0
+}
+
+func (x *Settlement) GetReversedPointsRedeemed() int64 {
+	if x != nil {
+		return x.ReversedPointsRedeemed
+	}
+	return 0
+}
+
+func (x *Settlement) GetDueTo() string {
+	if x != nil {
+		return x.DueTo
+	}
+	return ""
 }
 
 type GetSettlementPreviewResponse struct {
@@ -1321,7 +1369,7 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"y\n" +
 	"\x1bGetSettlementPreviewRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
-	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xa3\x02\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\x93\x03\n" +
 	"\x0eSettlementLine\x12!\n" +
 	"\frate_version\x18\x01 \x01(\x05R\vrateVersion\x12\x1d\n" +
 	"\n" +
@@ -1330,7 +1378,9 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\rpoints_issued\x18\x04 \x01(\x03R\fpointsIssued\x12'\n" +
 	"\x0fpoints_redeemed\x18\x05 \x01(\x03R\x0epointsRedeemed\x12*\n" +
 	"\x11owed_to_programme\x18\x06 \x01(\tR\x0fowedToProgramme\x12&\n" +
-	"\x0fowed_to_partner\x18\a \x01(\tR\rowedToPartner\"\xcb\x03\n" +
+	"\x0fowed_to_partner\x18\a \x01(\tR\rowedToPartner\x124\n" +
+	"\x16reversed_points_issued\x18\b \x01(\x03R\x14reversedPointsIssued\x128\n" +
+	"\x18reversed_points_redeemed\x18\t \x01(\x03R\x16reversedPointsRedeemed\"\xd2\x04\n" +
 	"\n" +
 	"Settlement\x12\x1d\n" +
 	"\n" +
@@ -1344,7 +1394,10 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x0fowed_to_partner\x18\b \x01(\v2\x11.loyalty.v1.MoneyR\rowedToPartner\x12#\n" +
 	"\x03net\x18\t \x01(\v2\x11.loyalty.v1.MoneyR\x03net\x120\n" +
 	"\x05lines\x18\n" +
-	" \x03(\v2\x1a.loyalty.v1.SettlementLineR\x05lines\"V\n" +
+	" \x03(\v2\x1a.loyalty.v1.SettlementLineR\x05lines\x124\n" +
+	"\x16reversed_points_issued\x18\v \x01(\x03R\x14reversedPointsIssued\x128\n" +
+	"\x18reversed_points_redeemed\x18\f \x01(\x03R\x16reversedPointsRedeemed\x12\x15\n" +
+	"\x06due_to\x18\r \x01(\tR\x05dueTo\"V\n" +
 	"\x1cGetSettlementPreviewResponse\x126\n" +
 	"\n" +
 	"settlement\x18\x01 \x01(\v2\x16.loyalty.v1.SettlementR\n" +

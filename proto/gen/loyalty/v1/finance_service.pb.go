@@ -80,6 +80,230 @@ func (RollForwardGrouping) EnumDescriptor() ([]byte, []int) {
 	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{0}
 }
 
+type GetPartnerStatementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The partner (required).
+	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
+	// The period (from, to] of recording time, as the roll-forward (both
+	// required, from < to, at most 366 days).
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPartnerStatementRequest) Reset() {
+	*x = GetPartnerStatementRequest{}
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPartnerStatementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPartnerStatementRequest) ProtoMessage() {}
+
+func (x *GetPartnerStatementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPartnerStatementRequest.ProtoReflect.Descriptor instead.
+func (*GetPartnerStatementRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GetPartnerStatementRequest) GetPartnerId() string {
+	if x != nil {
+		return x.PartnerId
+	}
+	return ""
+}
+
+func (x *GetPartnerStatementRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *GetPartnerStatementRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+type GetPartnerStatementResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Statement     *Settlement            `protobuf:"bytes,1,opt,name=statement,proto3" json:"statement,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPartnerStatementResponse) Reset() {
+	*x = GetPartnerStatementResponse{}
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPartnerStatementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPartnerStatementResponse) ProtoMessage() {}
+
+func (x *GetPartnerStatementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPartnerStatementResponse.ProtoReflect.Descriptor instead.
+func (*GetPartnerStatementResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *GetPartnerStatementResponse) GetStatement() *Settlement {
+	if x != nil {
+		return x.Statement
+	}
+	return nil
+}
+
+type ListPartnerStatementsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The period (from, to] of recording time (both required, from < to, at
+	// most 366 days).
+	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartnerStatementsRequest) Reset() {
+	*x = ListPartnerStatementsRequest{}
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartnerStatementsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartnerStatementsRequest) ProtoMessage() {}
+
+func (x *ListPartnerStatementsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartnerStatementsRequest.ProtoReflect.Descriptor instead.
+func (*ListPartnerStatementsRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListPartnerStatementsRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ListPartnerStatementsRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+type ListPartnerStatementsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per partner, by partner id.
+	Statements []*Settlement `protobuf:"bytes,1,rep,name=statements,proto3" json:"statements,omitempty"`
+	// True when every partner's points equal its roll-forward lines.
+	TiesToRollForward bool `protobuf:"varint,2,opt,name=ties_to_roll_forward,json=tiesToRollForward,proto3" json:"ties_to_roll_forward,omitempty"`
+	// Each partner whose statement does not tie, and by how much.
+	Discrepancies []*Discrepancy `protobuf:"bytes,3,rep,name=discrepancies,proto3" json:"discrepancies,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListPartnerStatementsResponse) Reset() {
+	*x = ListPartnerStatementsResponse{}
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListPartnerStatementsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListPartnerStatementsResponse) ProtoMessage() {}
+
+func (x *ListPartnerStatementsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListPartnerStatementsResponse.ProtoReflect.Descriptor instead.
+func (*ListPartnerStatementsResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListPartnerStatementsResponse) GetStatements() []*Settlement {
+	if x != nil {
+		return x.Statements
+	}
+	return nil
+}
+
+func (x *ListPartnerStatementsResponse) GetTiesToRollForward() bool {
+	if x != nil {
+		return x.TiesToRollForward
+	}
+	return false
+}
+
+func (x *ListPartnerStatementsResponse) GetDiscrepancies() []*Discrepancy {
+	if x != nil {
+		return x.Discrepancies
+	}
+	return nil
+}
+
 type GetTrialBalanceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Balances as of this instant; unset means now.
@@ -96,7 +320,7 @@ type GetTrialBalanceRequest struct {
 
 func (x *GetTrialBalanceRequest) Reset() {
 	*x = GetTrialBalanceRequest{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[0]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -108,7 +332,7 @@ func (x *GetTrialBalanceRequest) String() string {
 func (*GetTrialBalanceRequest) ProtoMessage() {}
 
 func (x *GetTrialBalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[0]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -121,7 +345,7 @@ func (x *GetTrialBalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTrialBalanceRequest.ProtoReflect.Descriptor instead.
 func (*GetTrialBalanceRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{0}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetTrialBalanceRequest) GetAsOf() *timestamppb.Timestamp {
@@ -173,7 +397,7 @@ type TrialBalanceLine struct {
 
 func (x *TrialBalanceLine) Reset() {
 	*x = TrialBalanceLine{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[1]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -185,7 +409,7 @@ func (x *TrialBalanceLine) String() string {
 func (*TrialBalanceLine) ProtoMessage() {}
 
 func (x *TrialBalanceLine) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[1]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -198,7 +422,7 @@ func (x *TrialBalanceLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrialBalanceLine.ProtoReflect.Descriptor instead.
 func (*TrialBalanceLine) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{1}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TrialBalanceLine) GetAccount() string {
@@ -271,7 +495,7 @@ type GetTrialBalanceResponse struct {
 
 func (x *GetTrialBalanceResponse) Reset() {
 	*x = GetTrialBalanceResponse{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[2]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -283,7 +507,7 @@ func (x *GetTrialBalanceResponse) String() string {
 func (*GetTrialBalanceResponse) ProtoMessage() {}
 
 func (x *GetTrialBalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[2]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -296,7 +520,7 @@ func (x *GetTrialBalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTrialBalanceResponse.ProtoReflect.Descriptor instead.
 func (*GetTrialBalanceResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{2}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetTrialBalanceResponse) GetAsOf() *timestamppb.Timestamp {
@@ -368,7 +592,7 @@ type GetRollForwardRequest struct {
 
 func (x *GetRollForwardRequest) Reset() {
 	*x = GetRollForwardRequest{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +604,7 @@ func (x *GetRollForwardRequest) String() string {
 func (*GetRollForwardRequest) ProtoMessage() {}
 
 func (x *GetRollForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +617,7 @@ func (x *GetRollForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRollForwardRequest.ProtoReflect.Descriptor instead.
 func (*GetRollForwardRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{3}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GetRollForwardRequest) GetFrom() *timestamppb.Timestamp {
@@ -437,7 +661,7 @@ type RollForwardLine struct {
 
 func (x *RollForwardLine) Reset() {
 	*x = RollForwardLine{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -449,7 +673,7 @@ func (x *RollForwardLine) String() string {
 func (*RollForwardLine) ProtoMessage() {}
 
 func (x *RollForwardLine) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -462,7 +686,7 @@ func (x *RollForwardLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollForwardLine.ProtoReflect.Descriptor instead.
 func (*RollForwardLine) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{4}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RollForwardLine) GetCategory() string {
@@ -537,7 +761,7 @@ type GetRollForwardResponse struct {
 
 func (x *GetRollForwardResponse) Reset() {
 	*x = GetRollForwardResponse{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +773,7 @@ func (x *GetRollForwardResponse) String() string {
 func (*GetRollForwardResponse) ProtoMessage() {}
 
 func (x *GetRollForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +786,7 @@ func (x *GetRollForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRollForwardResponse.ProtoReflect.Descriptor instead.
 func (*GetRollForwardResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{5}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetRollForwardResponse) GetFrom() *timestamppb.Timestamp {
@@ -685,7 +909,7 @@ type ReconcileRequest struct {
 
 func (x *ReconcileRequest) Reset() {
 	*x = ReconcileRequest{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +921,7 @@ func (x *ReconcileRequest) String() string {
 func (*ReconcileRequest) ProtoMessage() {}
 
 func (x *ReconcileRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +934,7 @@ func (x *ReconcileRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileRequest.ProtoReflect.Descriptor instead.
 func (*ReconcileRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{6}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{10}
 }
 
 type Discrepancy struct {
@@ -733,7 +957,7 @@ type Discrepancy struct {
 
 func (x *Discrepancy) Reset() {
 	*x = Discrepancy{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +969,7 @@ func (x *Discrepancy) String() string {
 func (*Discrepancy) ProtoMessage() {}
 
 func (x *Discrepancy) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +982,7 @@ func (x *Discrepancy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Discrepancy.ProtoReflect.Descriptor instead.
 func (*Discrepancy) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{7}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Discrepancy) GetCheck() string {
@@ -823,7 +1047,7 @@ type ReconcileResponse struct {
 
 func (x *ReconcileResponse) Reset() {
 	*x = ReconcileResponse{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -835,7 +1059,7 @@ func (x *ReconcileResponse) String() string {
 func (*ReconcileResponse) ProtoMessage() {}
 
 func (x *ReconcileResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -848,7 +1072,7 @@ func (x *ReconcileResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReconcileResponse.ProtoReflect.Descriptor instead.
 func (*ReconcileResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{8}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReconcileResponse) GetAsOf() *timestamppb.Timestamp {
@@ -895,7 +1119,7 @@ type PointValue struct {
 
 func (x *PointValue) Reset() {
 	*x = PointValue{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -907,7 +1131,7 @@ func (x *PointValue) String() string {
 func (*PointValue) ProtoMessage() {}
 
 func (x *PointValue) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -920,7 +1144,7 @@ func (x *PointValue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PointValue.ProtoReflect.Descriptor instead.
 func (*PointValue) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{9}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PointValue) GetEffectiveOn() string {
@@ -977,7 +1201,7 @@ type SetPointValueRequest struct {
 
 func (x *SetPointValueRequest) Reset() {
 	*x = SetPointValueRequest{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1213,7 @@ func (x *SetPointValueRequest) String() string {
 func (*SetPointValueRequest) ProtoMessage() {}
 
 func (x *SetPointValueRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1226,7 @@ func (x *SetPointValueRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPointValueRequest.ProtoReflect.Descriptor instead.
 func (*SetPointValueRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{10}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetPointValueRequest) GetIdempotencyKey() string {
@@ -1042,7 +1266,7 @@ type SetPointValueResponse struct {
 
 func (x *SetPointValueResponse) Reset() {
 	*x = SetPointValueResponse{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1278,7 @@ func (x *SetPointValueResponse) String() string {
 func (*SetPointValueResponse) ProtoMessage() {}
 
 func (x *SetPointValueResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1291,7 @@ func (x *SetPointValueResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPointValueResponse.ProtoReflect.Descriptor instead.
 func (*SetPointValueResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{11}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SetPointValueResponse) GetPointValue() *PointValue {
@@ -1085,7 +1309,7 @@ type ListPointValuesRequest struct {
 
 func (x *ListPointValuesRequest) Reset() {
 	*x = ListPointValuesRequest{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1321,7 @@ func (x *ListPointValuesRequest) String() string {
 func (*ListPointValuesRequest) ProtoMessage() {}
 
 func (x *ListPointValuesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1334,7 @@ func (x *ListPointValuesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPointValuesRequest.ProtoReflect.Descriptor instead.
 func (*ListPointValuesRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{12}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{16}
 }
 
 type ListPointValuesResponse struct {
@@ -1122,7 +1346,7 @@ type ListPointValuesResponse struct {
 
 func (x *ListPointValuesResponse) Reset() {
 	*x = ListPointValuesResponse{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1134,7 +1358,7 @@ func (x *ListPointValuesResponse) String() string {
 func (*ListPointValuesResponse) ProtoMessage() {}
 
 func (x *ListPointValuesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1147,7 +1371,7 @@ func (x *ListPointValuesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPointValuesResponse.ProtoReflect.Descriptor instead.
 func (*ListPointValuesResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{13}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListPointValuesResponse) GetPointValues() []*PointValue {
@@ -1171,7 +1395,7 @@ type ListSealsRequest struct {
 
 func (x *ListSealsRequest) Reset() {
 	*x = ListSealsRequest{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1407,7 @@ func (x *ListSealsRequest) String() string {
 func (*ListSealsRequest) ProtoMessage() {}
 
 func (x *ListSealsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1420,7 @@ func (x *ListSealsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSealsRequest.ProtoReflect.Descriptor instead.
 func (*ListSealsRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{14}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListSealsRequest) GetFromDay() string {
@@ -1236,7 +1460,7 @@ type Seal struct {
 
 func (x *Seal) Reset() {
 	*x = Seal{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1472,7 @@ func (x *Seal) String() string {
 func (*Seal) ProtoMessage() {}
 
 func (x *Seal) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1485,7 @@ func (x *Seal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Seal.ProtoReflect.Descriptor instead.
 func (*Seal) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{15}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Seal) GetDay() string {
@@ -1308,7 +1532,7 @@ type ListSealsResponse struct {
 
 func (x *ListSealsResponse) Reset() {
 	*x = ListSealsResponse{}
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1544,7 @@ func (x *ListSealsResponse) String() string {
 func (*ListSealsResponse) ProtoMessage() {}
 
 func (x *ListSealsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_finance_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_finance_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1557,7 @@ func (x *ListSealsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSealsResponse.ProtoReflect.Descriptor instead.
 func (*ListSealsResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{16}
+	return file_loyalty_v1_finance_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListSealsResponse) GetSeals() []*Seal {
@@ -1348,7 +1572,23 @@ var File_loyalty_v1_finance_service_proto protoreflect.FileDescriptor
 const file_loyalty_v1_finance_service_proto_rawDesc = "" +
 	"\n" +
 	" loyalty/v1/finance_service.proto\x12\n" +
-	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n" +
+	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!loyalty/v1/alliance_service.proto\"\x97\x01\n" +
+	"\x1aGetPartnerStatementRequest\x12\x1d\n" +
+	"\n" +
+	"partner_id\x18\x01 \x01(\tR\tpartnerId\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"S\n" +
+	"\x1bGetPartnerStatementResponse\x124\n" +
+	"\tstatement\x18\x01 \x01(\v2\x16.loyalty.v1.SettlementR\tstatement\"z\n" +
+	"\x1cListPartnerStatementsRequest\x12.\n" +
+	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\"\xc7\x01\n" +
+	"\x1dListPartnerStatementsResponse\x126\n" +
+	"\n" +
+	"statements\x18\x01 \x03(\v2\x16.loyalty.v1.SettlementR\n" +
+	"statements\x12/\n" +
+	"\x14ties_to_roll_forward\x18\x02 \x01(\bR\x11tiesToRollForward\x12=\n" +
+	"\rdiscrepancies\x18\x03 \x03(\v2\x17.loyalty.v1.DiscrepancyR\rdiscrepancies\"\xb4\x01\n" +
 	"\x16GetTrialBalanceRequest\x12/\n" +
 	"\x05as_of\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04asOf\x12-\n" +
 	"\x12individual_members\x18\x02 \x01(\bR\x11individualMembers\x12\x1b\n" +
@@ -1453,14 +1693,16 @@ const file_loyalty_v1_finance_service_proto_rawDesc = "" +
 	"!ROLL_FORWARD_GROUPING_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cROLL_FORWARD_GROUPING_SOURCE\x10\x01\x12\"\n" +
 	"\x1eROLL_FORWARD_GROUPING_PROPERTY\x10\x02\x12!\n" +
-	"\x1dROLL_FORWARD_GROUPING_PARTNER\x10\x032\xa4\x04\n" +
+	"\x1dROLL_FORWARD_GROUPING_PARTNER\x10\x032\x84\x06\n" +
 	"\x0eFinanceService\x12_\n" +
 	"\x0fGetTrialBalance\x12\".loyalty.v1.GetTrialBalanceRequest\x1a#.loyalty.v1.GetTrialBalanceResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\x0eGetRollForward\x12!.loyalty.v1.GetRollForwardRequest\x1a\".loyalty.v1.GetRollForwardResponse\"\x03\x90\x02\x01\x12M\n" +
 	"\tReconcile\x12\x1c.loyalty.v1.ReconcileRequest\x1a\x1d.loyalty.v1.ReconcileResponse\"\x03\x90\x02\x01\x12T\n" +
 	"\rSetPointValue\x12 .loyalty.v1.SetPointValueRequest\x1a!.loyalty.v1.SetPointValueResponse\x12_\n" +
 	"\x0fListPointValues\x12\".loyalty.v1.ListPointValuesRequest\x1a#.loyalty.v1.ListPointValuesResponse\"\x03\x90\x02\x01\x12M\n" +
-	"\tListSeals\x12\x1c.loyalty.v1.ListSealsRequest\x1a\x1d.loyalty.v1.ListSealsResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\tListSeals\x12\x1c.loyalty.v1.ListSealsRequest\x1a\x1d.loyalty.v1.ListSealsResponse\"\x03\x90\x02\x01\x12k\n" +
+	"\x13GetPartnerStatement\x12&.loyalty.v1.GetPartnerStatementRequest\x1a'.loyalty.v1.GetPartnerStatementResponse\"\x03\x90\x02\x01\x12q\n" +
+	"\x15ListPartnerStatements\x12(.loyalty.v1.ListPartnerStatementsRequest\x1a).loyalty.v1.ListPartnerStatementsResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_finance_service_proto_rawDescOnce sync.Once
@@ -1475,64 +1717,80 @@ func file_loyalty_v1_finance_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loyalty_v1_finance_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_loyalty_v1_finance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_loyalty_v1_finance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_loyalty_v1_finance_service_proto_goTypes = []any{
-	(RollForwardGrouping)(0),        // 0: loyalty.v1.RollForwardGrouping
-	(*GetTrialBalanceRequest)(nil),  // 1: loyalty.v1.GetTrialBalanceRequest
-	(*TrialBalanceLine)(nil),        // 2: loyalty.v1.TrialBalanceLine
-	(*GetTrialBalanceResponse)(nil), // 3: loyalty.v1.GetTrialBalanceResponse
-	(*GetRollForwardRequest)(nil),   // 4: loyalty.v1.GetRollForwardRequest
-	(*RollForwardLine)(nil),         // 5: loyalty.v1.RollForwardLine
-	(*GetRollForwardResponse)(nil),  // 6: loyalty.v1.GetRollForwardResponse
-	(*ReconcileRequest)(nil),        // 7: loyalty.v1.ReconcileRequest
-	(*Discrepancy)(nil),             // 8: loyalty.v1.Discrepancy
-	(*ReconcileResponse)(nil),       // 9: loyalty.v1.ReconcileResponse
-	(*PointValue)(nil),              // 10: loyalty.v1.PointValue
-	(*SetPointValueRequest)(nil),    // 11: loyalty.v1.SetPointValueRequest
-	(*SetPointValueResponse)(nil),   // 12: loyalty.v1.SetPointValueResponse
-	(*ListPointValuesRequest)(nil),  // 13: loyalty.v1.ListPointValuesRequest
-	(*ListPointValuesResponse)(nil), // 14: loyalty.v1.ListPointValuesResponse
-	(*ListSealsRequest)(nil),        // 15: loyalty.v1.ListSealsRequest
-	(*Seal)(nil),                    // 16: loyalty.v1.Seal
-	(*ListSealsResponse)(nil),       // 17: loyalty.v1.ListSealsResponse
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(RollForwardGrouping)(0),              // 0: loyalty.v1.RollForwardGrouping
+	(*GetPartnerStatementRequest)(nil),    // 1: loyalty.v1.GetPartnerStatementRequest
+	(*GetPartnerStatementResponse)(nil),   // 2: loyalty.v1.GetPartnerStatementResponse
+	(*ListPartnerStatementsRequest)(nil),  // 3: loyalty.v1.ListPartnerStatementsRequest
+	(*ListPartnerStatementsResponse)(nil), // 4: loyalty.v1.ListPartnerStatementsResponse
+	(*GetTrialBalanceRequest)(nil),        // 5: loyalty.v1.GetTrialBalanceRequest
+	(*TrialBalanceLine)(nil),              // 6: loyalty.v1.TrialBalanceLine
+	(*GetTrialBalanceResponse)(nil),       // 7: loyalty.v1.GetTrialBalanceResponse
+	(*GetRollForwardRequest)(nil),         // 8: loyalty.v1.GetRollForwardRequest
+	(*RollForwardLine)(nil),               // 9: loyalty.v1.RollForwardLine
+	(*GetRollForwardResponse)(nil),        // 10: loyalty.v1.GetRollForwardResponse
+	(*ReconcileRequest)(nil),              // 11: loyalty.v1.ReconcileRequest
+	(*Discrepancy)(nil),                   // 12: loyalty.v1.Discrepancy
+	(*ReconcileResponse)(nil),             // 13: loyalty.v1.ReconcileResponse
+	(*PointValue)(nil),                    // 14: loyalty.v1.PointValue
+	(*SetPointValueRequest)(nil),          // 15: loyalty.v1.SetPointValueRequest
+	(*SetPointValueResponse)(nil),         // 16: loyalty.v1.SetPointValueResponse
+	(*ListPointValuesRequest)(nil),        // 17: loyalty.v1.ListPointValuesRequest
+	(*ListPointValuesResponse)(nil),       // 18: loyalty.v1.ListPointValuesResponse
+	(*ListSealsRequest)(nil),              // 19: loyalty.v1.ListSealsRequest
+	(*Seal)(nil),                          // 20: loyalty.v1.Seal
+	(*ListSealsResponse)(nil),             // 21: loyalty.v1.ListSealsResponse
+	(*timestamppb.Timestamp)(nil),         // 22: google.protobuf.Timestamp
+	(*Settlement)(nil),                    // 23: loyalty.v1.Settlement
 }
 var file_loyalty_v1_finance_service_proto_depIdxs = []int32{
-	18, // 0: loyalty.v1.GetTrialBalanceRequest.as_of:type_name -> google.protobuf.Timestamp
-	18, // 1: loyalty.v1.GetTrialBalanceResponse.as_of:type_name -> google.protobuf.Timestamp
-	2,  // 2: loyalty.v1.GetTrialBalanceResponse.lines:type_name -> loyalty.v1.TrialBalanceLine
-	2,  // 3: loyalty.v1.GetTrialBalanceResponse.member_lines:type_name -> loyalty.v1.TrialBalanceLine
-	18, // 4: loyalty.v1.GetRollForwardRequest.from:type_name -> google.protobuf.Timestamp
-	18, // 5: loyalty.v1.GetRollForwardRequest.to:type_name -> google.protobuf.Timestamp
-	0,  // 6: loyalty.v1.GetRollForwardRequest.group_by:type_name -> loyalty.v1.RollForwardGrouping
-	18, // 7: loyalty.v1.GetRollForwardResponse.from:type_name -> google.protobuf.Timestamp
-	18, // 8: loyalty.v1.GetRollForwardResponse.to:type_name -> google.protobuf.Timestamp
-	0,  // 9: loyalty.v1.GetRollForwardResponse.group_by:type_name -> loyalty.v1.RollForwardGrouping
-	5,  // 10: loyalty.v1.GetRollForwardResponse.lines:type_name -> loyalty.v1.RollForwardLine
-	18, // 11: loyalty.v1.ReconcileResponse.as_of:type_name -> google.protobuf.Timestamp
-	8,  // 12: loyalty.v1.ReconcileResponse.discrepancies:type_name -> loyalty.v1.Discrepancy
-	18, // 13: loyalty.v1.PointValue.created_at:type_name -> google.protobuf.Timestamp
-	10, // 14: loyalty.v1.SetPointValueResponse.point_value:type_name -> loyalty.v1.PointValue
-	10, // 15: loyalty.v1.ListPointValuesResponse.point_values:type_name -> loyalty.v1.PointValue
-	18, // 16: loyalty.v1.Seal.sealed_at:type_name -> google.protobuf.Timestamp
-	16, // 17: loyalty.v1.ListSealsResponse.seals:type_name -> loyalty.v1.Seal
-	1,  // 18: loyalty.v1.FinanceService.GetTrialBalance:input_type -> loyalty.v1.GetTrialBalanceRequest
-	4,  // 19: loyalty.v1.FinanceService.GetRollForward:input_type -> loyalty.v1.GetRollForwardRequest
-	7,  // 20: loyalty.v1.FinanceService.Reconcile:input_type -> loyalty.v1.ReconcileRequest
-	11, // 21: loyalty.v1.FinanceService.SetPointValue:input_type -> loyalty.v1.SetPointValueRequest
-	13, // 22: loyalty.v1.FinanceService.ListPointValues:input_type -> loyalty.v1.ListPointValuesRequest
-	15, // 23: loyalty.v1.FinanceService.ListSeals:input_type -> loyalty.v1.ListSealsRequest
-	3,  // 24: loyalty.v1.FinanceService.GetTrialBalance:output_type -> loyalty.v1.GetTrialBalanceResponse
-	6,  // 25: loyalty.v1.FinanceService.GetRollForward:output_type -> loyalty.v1.GetRollForwardResponse
-	9,  // 26: loyalty.v1.FinanceService.Reconcile:output_type -> loyalty.v1.ReconcileResponse
-	12, // 27: loyalty.v1.FinanceService.SetPointValue:output_type -> loyalty.v1.SetPointValueResponse
-	14, // 28: loyalty.v1.FinanceService.ListPointValues:output_type -> loyalty.v1.ListPointValuesResponse
-	17, // 29: loyalty.v1.FinanceService.ListSeals:output_type -> loyalty.v1.ListSealsResponse
-	24, // [24:30] is the sub-list for method output_type
-	18, // [18:24] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	22, // 0: loyalty.v1.GetPartnerStatementRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 1: loyalty.v1.GetPartnerStatementRequest.to:type_name -> google.protobuf.Timestamp
+	23, // 2: loyalty.v1.GetPartnerStatementResponse.statement:type_name -> loyalty.v1.Settlement
+	22, // 3: loyalty.v1.ListPartnerStatementsRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 4: loyalty.v1.ListPartnerStatementsRequest.to:type_name -> google.protobuf.Timestamp
+	23, // 5: loyalty.v1.ListPartnerStatementsResponse.statements:type_name -> loyalty.v1.Settlement
+	12, // 6: loyalty.v1.ListPartnerStatementsResponse.discrepancies:type_name -> loyalty.v1.Discrepancy
+	22, // 7: loyalty.v1.GetTrialBalanceRequest.as_of:type_name -> google.protobuf.Timestamp
+	22, // 8: loyalty.v1.GetTrialBalanceResponse.as_of:type_name -> google.protobuf.Timestamp
+	6,  // 9: loyalty.v1.GetTrialBalanceResponse.lines:type_name -> loyalty.v1.TrialBalanceLine
+	6,  // 10: loyalty.v1.GetTrialBalanceResponse.member_lines:type_name -> loyalty.v1.TrialBalanceLine
+	22, // 11: loyalty.v1.GetRollForwardRequest.from:type_name -> google.protobuf.Timestamp
+	22, // 12: loyalty.v1.GetRollForwardRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 13: loyalty.v1.GetRollForwardRequest.group_by:type_name -> loyalty.v1.RollForwardGrouping
+	22, // 14: loyalty.v1.GetRollForwardResponse.from:type_name -> google.protobuf.Timestamp
+	22, // 15: loyalty.v1.GetRollForwardResponse.to:type_name -> google.protobuf.Timestamp
+	0,  // 16: loyalty.v1.GetRollForwardResponse.group_by:type_name -> loyalty.v1.RollForwardGrouping
+	9,  // 17: loyalty.v1.GetRollForwardResponse.lines:type_name -> loyalty.v1.RollForwardLine
+	22, // 18: loyalty.v1.ReconcileResponse.as_of:type_name -> google.protobuf.Timestamp
+	12, // 19: loyalty.v1.ReconcileResponse.discrepancies:type_name -> loyalty.v1.Discrepancy
+	22, // 20: loyalty.v1.PointValue.created_at:type_name -> google.protobuf.Timestamp
+	14, // 21: loyalty.v1.SetPointValueResponse.point_value:type_name -> loyalty.v1.PointValue
+	14, // 22: loyalty.v1.ListPointValuesResponse.point_values:type_name -> loyalty.v1.PointValue
+	22, // 23: loyalty.v1.Seal.sealed_at:type_name -> google.protobuf.Timestamp
+	20, // 24: loyalty.v1.ListSealsResponse.seals:type_name -> loyalty.v1.Seal
+	5,  // 25: loyalty.v1.FinanceService.GetTrialBalance:input_type -> loyalty.v1.GetTrialBalanceRequest
+	8,  // 26: loyalty.v1.FinanceService.GetRollForward:input_type -> loyalty.v1.GetRollForwardRequest
+	11, // 27: loyalty.v1.FinanceService.Reconcile:input_type -> loyalty.v1.ReconcileRequest
+	15, // 28: loyalty.v1.FinanceService.SetPointValue:input_type -> loyalty.v1.SetPointValueRequest
+	17, // 29: loyalty.v1.FinanceService.ListPointValues:input_type -> loyalty.v1.ListPointValuesRequest
+	19, // 30: loyalty.v1.FinanceService.ListSeals:input_type -> loyalty.v1.ListSealsRequest
+	1,  // 31: loyalty.v1.FinanceService.GetPartnerStatement:input_type -> loyalty.v1.GetPartnerStatementRequest
+	3,  // 32: loyalty.v1.FinanceService.ListPartnerStatements:input_type -> loyalty.v1.ListPartnerStatementsRequest
+	7,  // 33: loyalty.v1.FinanceService.GetTrialBalance:output_type -> loyalty.v1.GetTrialBalanceResponse
+	10, // 34: loyalty.v1.FinanceService.GetRollForward:output_type -> loyalty.v1.GetRollForwardResponse
+	13, // 35: loyalty.v1.FinanceService.Reconcile:output_type -> loyalty.v1.ReconcileResponse
+	16, // 36: loyalty.v1.FinanceService.SetPointValue:output_type -> loyalty.v1.SetPointValueResponse
+	18, // 37: loyalty.v1.FinanceService.ListPointValues:output_type -> loyalty.v1.ListPointValuesResponse
+	21, // 38: loyalty.v1.FinanceService.ListSeals:output_type -> loyalty.v1.ListSealsResponse
+	2,  // 39: loyalty.v1.FinanceService.GetPartnerStatement:output_type -> loyalty.v1.GetPartnerStatementResponse
+	4,  // 40: loyalty.v1.FinanceService.ListPartnerStatements:output_type -> loyalty.v1.ListPartnerStatementsResponse
+	33, // [33:41] is the sub-list for method output_type
+	25, // [25:33] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_finance_service_proto_init() }
@@ -1540,13 +1798,14 @@ func file_loyalty_v1_finance_service_proto_init() {
 	if File_loyalty_v1_finance_service_proto != nil {
 		return
 	}
+	file_loyalty_v1_alliance_service_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_finance_service_proto_rawDesc), len(file_loyalty_v1_finance_service_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,12 @@ const (
 	// FinanceServiceListSealsProcedure is the fully-qualified name of the FinanceService's ListSeals
 	// RPC.
 	FinanceServiceListSealsProcedure = "/loyalty.v1.FinanceService/ListSeals"
+	// FinanceServiceGetPartnerStatementProcedure is the fully-qualified name of the FinanceService's
+	// GetPartnerStatement RPC.
+	FinanceServiceGetPartnerStatementProcedure = "/loyalty.v1.FinanceService/GetPartnerStatement"
+	// FinanceServiceListPartnerStatementsProcedure is the fully-qualified name of the FinanceService's
+	// ListPartnerStatements RPC.
+	FinanceServiceListPartnerStatementsProcedure = "/loyalty.v1.FinanceService/ListPartnerStatements"
 )
 
 // FinanceServiceClient is a client for the loyalty.v1.FinanceService service.
@@ -74,6 +80,16 @@ type FinanceServiceClient interface {
 	ListPointValues(context.Context, *connect.Request[v1.ListPointValuesRequest]) (*connect.Response[v1.ListPointValuesResponse], error)
 	// The seals of closed days, oldest first.
 	ListSeals(context.Context, *connect.Request[v1.ListSealsRequest]) (*connect.Response[v1.ListSealsResponse], error)
+	// One partner's settlement statement for a period: points issued at its
+	// hotels x the issue rate, points redeemed there x the reimbursement rate,
+	// per rate version, the reversals' share, and the net amount due and to
+	// whom, in the partner's currency, to the cent. The partner's own
+	// AllianceService.GetSettlementPreview shows exactly the same.
+	GetPartnerStatement(context.Context, *connect.Request[v1.GetPartnerStatementRequest]) (*connect.Response[v1.GetPartnerStatementResponse], error)
+	// Every partner's statement for a period, tied to the liability
+	// roll-forward by partner: per partner, the points of its statement are
+	// the points its roll-forward lines moved.
+	ListPartnerStatements(context.Context, *connect.Request[v1.ListPartnerStatementsRequest]) (*connect.Response[v1.ListPartnerStatementsResponse], error)
 }
 
 // NewFinanceServiceClient constructs a client for the loyalty.v1.FinanceService service. By
@@ -128,17 +144,33 @@ func NewFinanceServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		getPartnerStatement: connect.NewClient[v1.GetPartnerStatementRequest, v1.GetPartnerStatementResponse](
+			httpClient,
+			baseURL+FinanceServiceGetPartnerStatementProcedure,
+			connect.WithSchema(financeServiceMethods.ByName("GetPartnerStatement")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		listPartnerStatements: connect.NewClient[v1.ListPartnerStatementsRequest, v1.ListPartnerStatementsResponse](
+			httpClient,
+			baseURL+FinanceServiceListPartnerStatementsProcedure,
+			connect.WithSchema(financeServiceMethods.ByName("ListPartnerStatements")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // financeServiceClient implements FinanceServiceClient.
 type financeServiceClient struct {
-	getTrialBalance *connect.Client[v1.GetTrialBalanceRequest, v1.GetTrialBalanceResponse]
-	getRollForward  *connect.Client[v1.GetRollForwardRequest, v1.GetRollForwardResponse]
-	reconcile       *connect.Client[v1.ReconcileRequest, v1.ReconcileResponse]
-	setPointValue   *connect.Client[v1.SetPointValueRequest, v1.SetPointValueResponse]
-	listPointValues *connect.Client[v1.ListPointValuesRequest, v1.ListPointValuesResponse]
-	listSeals       *connect.Client[v1.ListSealsRequest, v1.ListSealsResponse]
+	getTrialBalance       *connect.Client[v1.GetTrialBalanceRequest, v1.GetTrialBalanceResponse]
+	getRollForward        *connect.Client[v1.GetRollForwardRequest, v1.GetRollForwardResponse]
+	reconcile             *connect.Client[v1.ReconcileRequest, v1.ReconcileResponse]
+	setPointValue         *connect.Client[v1.SetPointValueRequest, v1.SetPointValueResponse]
+	listPointValues       *connect.Client[v1.ListPointValuesRequest, v1.ListPointValuesResponse]
+	listSeals             *connect.Client[v1.ListSealsRequest, v1.ListSealsResponse]
+	getPartnerStatement   *connect.Client[v1.GetPartnerStatementRequest, v1.GetPartnerStatementResponse]
+	listPartnerStatements *connect.Client[v1.ListPartnerStatementsRequest, v1.ListPartnerStatementsResponse]
 }
 
 // GetTrialBalance calls loyalty.v1.FinanceService.GetTrialBalance.
@@ -171,6 +203,16 @@ func (c *financeServiceClient) ListSeals(ctx context.Context, req *connect.Reque
 	return c.listSeals.CallUnary(ctx, req)
 }
 
+// GetPartnerStatement calls loyalty.v1.FinanceService.GetPartnerStatement.
+func (c *financeServiceClient) GetPartnerStatement(ctx context.Context, req *connect.Request[v1.GetPartnerStatementRequest]) (*connect.Response[v1.GetPartnerStatementResponse], error) {
+	return c.getPartnerStatement.CallUnary(ctx, req)
+}
+
+// ListPartnerStatements calls loyalty.v1.FinanceService.ListPartnerStatements.
+func (c *financeServiceClient) ListPartnerStatements(ctx context.Context, req *connect.Request[v1.ListPartnerStatementsRequest]) (*connect.Response[v1.ListPartnerStatementsResponse], error) {
+	return c.listPartnerStatements.CallUnary(ctx, req)
+}
+
 // FinanceServiceHandler is an implementation of the loyalty.v1.FinanceService service.
 type FinanceServiceHandler interface {
 	// Every account with its balance as of a time: programme, partner and
@@ -192,6 +234,16 @@ type FinanceServiceHandler interface {
 	ListPointValues(context.Context, *connect.Request[v1.ListPointValuesRequest]) (*connect.Response[v1.ListPointValuesResponse], error)
 	// The seals of closed days, oldest first.
 	ListSeals(context.Context, *connect.Request[v1.ListSealsRequest]) (*connect.Response[v1.ListSealsResponse], error)
+	// One partner's settlement statement for a period: points issued at its
+	// hotels x the issue rate, points redeemed there x the reimbursement rate,
+	// per rate version, the reversals' share, and the net amount due and to
+	// whom, in the partner's currency, to the cent. The partner's own
+	// AllianceService.GetSettlementPreview shows exactly the same.
+	GetPartnerStatement(context.Context, *connect.Request[v1.GetPartnerStatementRequest]) (*connect.Response[v1.GetPartnerStatementResponse], error)
+	// Every partner's statement for a period, tied to the liability
+	// roll-forward by partner: per partner, the points of its statement are
+	// the points its roll-forward lines moved.
+	ListPartnerStatements(context.Context, *connect.Request[v1.ListPartnerStatementsRequest]) (*connect.Response[v1.ListPartnerStatementsResponse], error)
 }
 
 // NewFinanceServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -242,6 +294,20 @@ func NewFinanceServiceHandler(svc FinanceServiceHandler, opts ...connect.Handler
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	financeServiceGetPartnerStatementHandler := connect.NewUnaryHandler(
+		FinanceServiceGetPartnerStatementProcedure,
+		svc.GetPartnerStatement,
+		connect.WithSchema(financeServiceMethods.ByName("GetPartnerStatement")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	financeServiceListPartnerStatementsHandler := connect.NewUnaryHandler(
+		FinanceServiceListPartnerStatementsProcedure,
+		svc.ListPartnerStatements,
+		connect.WithSchema(financeServiceMethods.ByName("ListPartnerStatements")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.FinanceService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case FinanceServiceGetTrialBalanceProcedure:
@@ -256,6 +322,10 @@ func NewFinanceServiceHandler(svc FinanceServiceHandler, opts ...connect.Handler
 			financeServiceListPointValuesHandler.ServeHTTP(w, r)
 		case FinanceServiceListSealsProcedure:
 			financeServiceListSealsHandler.ServeHTTP(w, r)
+		case FinanceServiceGetPartnerStatementProcedure:
+			financeServiceGetPartnerStatementHandler.ServeHTTP(w, r)
+		case FinanceServiceListPartnerStatementsProcedure:
+			financeServiceListPartnerStatementsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -287,4 +357,12 @@ func (UnimplementedFinanceServiceHandler) ListPointValues(context.Context, *conn
 
 func (UnimplementedFinanceServiceHandler) ListSeals(context.Context, *connect.Request[v1.ListSealsRequest]) (*connect.Response[v1.ListSealsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.FinanceService.ListSeals is not implemented"))
+}
+
+func (UnimplementedFinanceServiceHandler) GetPartnerStatement(context.Context, *connect.Request[v1.GetPartnerStatementRequest]) (*connect.Response[v1.GetPartnerStatementResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.FinanceService.GetPartnerStatement is not implemented"))
+}
+
+func (UnimplementedFinanceServiceHandler) ListPartnerStatements(context.Context, *connect.Request[v1.ListPartnerStatementsRequest]) (*connect.Response[v1.ListPartnerStatementsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.FinanceService.ListPartnerStatements is not implemented"))
 }

@@ -1,6 +1,7 @@
 package rpc_test
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loyalty-ledger/loyalty/partners"
@@ -292,6 +294,51 @@ func TestAllianceEndToEnd(t *testing.T) {
 		t.Errorf("ALPHA's activity since 23 November:\n got %s\nwant %s", got, want)
 	}
 	w.verify(t)
+
+	// Finance closes November: the same statements as the partners'
+	// previews, each tied to the roll-forward by partner.
+	fin := w.financeClient(t, loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE)
+	period := &loyaltyv1.ListPartnerStatementsRequest{From: november.GetFrom(), To: november.GetTo()}
+	all, err := fin.ListPartnerStatements(w.ctx, connect.NewRequest(period))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !all.Msg.GetTiesToRollForward() || len(all.Msg.GetDiscrepancies()) != 0 || len(all.Msg.GetStatements()) != 2 {
+		t.Fatalf("partner statements: %v", all.Msg)
+	}
+	for i, key := range []string{w.alphaKey, w.betaKey} {
+		if preview := w.settlement(t, key); !proto.Equal(preview, all.Msg.GetStatements()[i]) {
+			t.Errorf("finance's statement differs from the partner's preview:\n%v\n%v", all.Msg.GetStatements()[i], preview)
+		}
+	}
+	alphaStatement, err := fin.GetPartnerStatement(w.ctx, connect.NewRequest(&loyaltyv1.GetPartnerStatementRequest{
+		PartnerId: "ALPHA", From: november.GetFrom(), To: november.GetTo()}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := alphaStatement.Msg.GetStatement(); s.GetDueTo() != "programme" || s.GetNet().GetAmount() != "2.70" ||
+		s.GetReversedPointsIssued() != -299 || s.GetReversedPointsRedeemed() != 0 {
+		t.Errorf("ALPHA's statement: due to %q, net %s, reversed %d issued and %d redeemed; want programme, 2.70, -299 and 0",
+			s.GetDueTo(), s.GetNet().GetAmount(), s.GetReversedPointsIssued(), s.GetReversedPointsRedeemed())
+	}
+	if _, err := fin.GetPartnerStatement(w.ctx, connect.NewRequest(&loyaltyv1.GetPartnerStatementRequest{PartnerId: "ALPHA", From: november.GetFrom()})); err == nil {
+		t.Error("a statement without the end of its period was given")
+	}
+
+	// A settlement row that no longer matches its ledger transaction
+	// breaks the tie, and Reconcile names the partner's account.
+	if _, err := w.db.Pool.Exec(w.ctx, `UPDATE partner_transactions SET points_issued = points_issued + 1
+		WHERE transaction_id = (SELECT transaction_id FROM partner_transactions WHERE partner_id = 'ALPHA' AND kind = 'award' LIMIT 1)`); err != nil {
+		t.Fatal(err)
+	}
+	all, err = fin.ListPartnerStatements(w.ctx, connect.NewRequest(period))
+	if err != nil || all.Msg.GetTiesToRollForward() || len(all.Msg.GetDiscrepancies()) != 1 || all.Msg.GetDiscrepancies()[0].GetAccount() != "partner:ALPHA:issued" {
+		t.Errorf("after tampering with a settlement row: %v, %v", all, err)
+	}
+	rec, err := fin.Reconcile(w.ctx, connect.NewRequest(&loyaltyv1.ReconcileRequest{}))
+	if err != nil || rec.Msg.GetOk() || !strings.Contains(fmt.Sprint(rec.Msg.GetDiscrepancies()), "partner ALPHA") {
+		t.Errorf("Reconcile after tampering with a settlement row: %v, %v", rec, err)
+	}
 }
 
 func checkSettlement(t *testing.T, s *loyaltyv1.Settlement, partner string, issued, redeemed int64, toProgramme, toPartner, net string, lines []string) {

@@ -404,3 +404,94 @@ func pointValueList(e env, args []string) int {
 	}
 	return exitOK
 }
+
+// reportPartnerStatements writes the settlement statements of every
+// partner (or one, -partner) for a period as CSV, one row per partner and
+// rate version and one total row per partner, and checks that each ties
+// to the roll-forward by partner.
+func reportPartnerStatements(e env, args []string) int {
+	const name = "report partner-statements"
+	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
+	db := newFinanceFlags(fs)
+	partnerID := fs.String("partner", "", "only this partner's statement; default every partner")
+	fromText := fs.String("from", "", "start of the period (exclusive): RFC 3339 or a date (midnight UTC); required")
+	toText := fs.String("to", "", "end of the period (inclusive): RFC 3339 or a date (midnight UTC); required")
+	out := fs.String("o", "-", "CSV file to write; - is stdout")
+	financeUsage(fs, `Usage: loyaltyctl report partner-statements -from TIME -to TIME [-partner ID] [-o FILE.csv]
+
+Writes each partner's settlement statement for the transactions recorded in
+(-from, -to] as CSV: per rate version, the points issued at its hotels x the
+issue rate and the points redeemed there x the reimbursement rate (exact),
+the reversals' share, then a total row with the amounts rounded to the cent,
+the net and who it is due to, in the partner's currency. Exits 1 when a
+partner's points do not tie to the roll-forward by partner.
+`)
+	if err := parseFlags(e, fs, args); err != nil {
+		return usageError(e, name, err)
+	}
+	if *fromText == "" || *toText == "" {
+		return usageError(e, name, errors.New("-from and -to are required, e.g. -from 2026-11-01 -to 2026-12-01"))
+	}
+	from, err := parseAsOf(*fromText)
+	if err != nil {
+		return usageError(e, name, err)
+	}
+	to, err := parseAsOf(*toText)
+	if err != nil {
+		return usageError(e, name, err)
+	}
+	ctx := context.Background()
+	reports, closeDB, code := db.open(ctx, e, name)
+	if reports == nil {
+		return code
+	}
+	defer closeDB()
+	all, err := reports.PartnerStatements(ctx, from, to)
+	var field *ledger.FieldError
+	if errors.As(err, &field) {
+		return usageError(e, name, err)
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	w, closeOut, err := output(e, *out)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	c := csv.NewWriter(w)
+	_ = c.Write([]string{"partner", "row", "rate_version", "issue_rate", "reimbursement_rate", "points_issued", "points_redeemed",
+		"reversed_points_issued", "reversed_points_redeemed", "owed_to_programme", "owed_to_partner", "net", "due_to", "currency"})
+	found := false
+	for _, st := range all.Statements {
+		if *partnerID != "" && st.PartnerID != *partnerID {
+			continue
+		}
+		found = true
+		for _, l := range st.Lines {
+			_ = c.Write([]string{st.PartnerID, "rate", strconv.Itoa(l.RateVersion), l.IssueRate.String(), l.ReimbursementRate.String(),
+				i64(l.PointsIssued), i64(l.PointsRedeemed), i64(l.ReversedPointsIssued), i64(l.ReversedPointsRedeemed),
+				l.OwedToProgramme.String(), l.OwedToPartner.String(), "", "", st.Currency})
+		}
+		_ = c.Write([]string{st.PartnerID, "total", "", "", "", i64(st.PointsIssued), i64(st.PointsRedeemed),
+			i64(st.ReversedPointsIssued), i64(st.ReversedPointsRedeemed), st.OwedToProgramme.StringFixed(2),
+			st.OwedToPartner.StringFixed(2), st.Net.StringFixed(2), st.DueTo, st.Currency})
+	}
+	c.Flush()
+	if err := errors.Join(c.Error(), closeOut()); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	if *partnerID != "" && !found {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: no partner %q\n", name, *partnerID)
+		return exitError
+	}
+	if !all.Ties {
+		for _, d := range all.Discrepancies {
+			fmt.Fprintf(e.stderr, "loyaltyctl %s: does not tie: %s\n", name, d)
+		}
+		return exitError
+	}
+	return exitOK
+}

@@ -78,6 +78,7 @@ var commands = []command{
 	{name: "report", summary: "finance reports as CSV", subcommands: []subcommand{
 		{name: "trial-balance", summary: "every account's balance as of a time; the total is zero", run: reportTrialBalance},
 		{name: "roll-forward", summary: "the points liability over a period, in points and money", run: reportRollForward},
+		{name: "partner-statements", summary: "each partner's settlement for a period, tied to the roll-forward", run: reportPartnerStatements},
 	}},
 	{name: "point-value", summary: "the book value of a point, versioned by date", subcommands: []subcommand{
 		{name: "set", summary: "add a version from a date on", run: pointValueSet},

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loyalty-ledger/loyalty/expiry"
+	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
@@ -159,6 +160,20 @@ func TestTwoYearsOfPointsExpiry(t *testing.T) {
 	}
 	if want := int64(450 + 200 + caiPoints - 300); breakage() != want {
 		t.Fatalf("breakage %d, want %d", breakage(), want)
+	}
+	// Finance sees the breakage as the roll-forward's expired line.
+	rf, err := finance.New(e.ledger, finance.Options{Clock: e.clock.Now}).RollForward(e.ctx, time.Time{}, e.clock.Now(), finance.GroupBySource)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var expiredPoints int64
+	for _, l := range rf.Lines {
+		if l.Category == finance.CategoryExpired {
+			expiredPoints += l.Points
+		}
+	}
+	if expiredPoints != -breakage() || !rf.Balanced || rf.ClosingPoints != 0 {
+		t.Fatalf("roll-forward: expired %d (want %d), balanced %v, closing %d", expiredPoints, -breakage(), rf.Balanced, rf.ClosingPoints)
 	}
 	e.verify(t)
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/database"
@@ -70,28 +67,8 @@ Flags:
 		return usageError(e, name, fmt.Errorf("-batch %d: must be 1 to %d", *batch, expiry.MaxBatch))
 	}
 	stderr := &lockedWriter{w: e.stderr}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stopping atomic.Bool
-	finished := make(chan struct{})
-	var watcher sync.WaitGroup
-	defer watcher.Wait()
-	defer close(finished)
-	watcher.Go(func() {
-		select {
-		case sig := <-e.signals:
-			fmt.Fprintf(stderr, "loyaltyctl: %v: stopping after the current batch (send it again to stop at once)\n", sig)
-			stopping.Store(true)
-		case <-finished:
-			return
-		}
-		select {
-		case sig := <-e.signals:
-			fmt.Fprintf(stderr, "loyaltyctl: %v again: stopping now\n", sig)
-			cancel()
-		case <-finished:
-		}
-	})
+	ctx, stopping, cancel, stopWatching := watchSignals(e, stderr, "stopping now")
+	defer stopWatching()
 
 	db, err := database.Open(ctx, url, database.Options{MaxConns: 8})
 	if err != nil {
@@ -108,7 +85,7 @@ Flags:
 	calls := 0
 	final, err := job.Run(ctx, asOf, *batch, func(p expiry.Progress) {
 		calls++
-		if stopping.Load() {
+		if stopping() {
 			cancel()
 		}
 		if now := time.Now(); !p.Done && now.Sub(lastPrint) >= progressEvery {
@@ -118,7 +95,7 @@ Flags:
 	})
 	elapsed := time.Since(start)
 	if err != nil {
-		if stopping.Load() && ctx.Err() != nil {
+		if stopping() && ctx.Err() != nil {
 			fmt.Fprintf(stderr, "loyaltyctl: interrupted after %s; run the same command again (-as-of %s) to resume\n", final.Cursor, asOfFlag)
 			return exitError
 		}

@@ -21,6 +21,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +29,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/loyalty-ledger/loyalty/finance"
@@ -221,3 +224,35 @@ func usageError(e env, name string, err error) int {
 
 // flagParseError is an error the flag package has printed already.
 type flagParseError struct{ error }
+
+// watchSignals lets a batch job be stopped cleanly: the first SIGINT or
+// SIGTERM asks it to stop after the current batch (stopping reports it;
+// the job cancels ctx once the batch is saved), a second cancels ctx at
+// once (atNextSignal says what that means for the job). stop ends the
+// watcher, so that nothing is written to stderr once the command returns.
+func watchSignals(e env, stderr io.Writer, atNextSignal string) (ctx context.Context, stopping func() bool, cancel context.CancelFunc, stop func()) {
+	ctx, cancel = context.WithCancel(context.Background())
+	var asked atomic.Bool
+	finished := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case sig := <-e.signals:
+			fmt.Fprintf(stderr, "loyaltyctl: %v: stopping after the current batch (send it again to stop at once)\n", sig)
+			asked.Store(true)
+		case <-finished:
+			return
+		}
+		select {
+		case sig := <-e.signals:
+			fmt.Fprintf(stderr, "loyaltyctl: %v again: %s\n", sig, atNextSignal)
+			cancel()
+		case <-finished:
+		}
+	})
+	return ctx, asked.Load, cancel, func() {
+		close(finished)
+		watcher.Wait()
+		cancel()
+	}
+}

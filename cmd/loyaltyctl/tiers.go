@@ -1,13 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -80,31 +78,8 @@ Flags:
 	stderr := &lockedWriter{w: e.stderr} // the signal watcher writes too
 	asOfFlag := asOf.Format(time.RFC3339Nano)
 
-	// The first signal asks the job to stop at the next batch boundary
-	// (the progress callback cancels ctx once the batch has committed); a
-	// second cancels ctx at once.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stopping atomic.Bool
-	finished := make(chan struct{})
-	var watcher sync.WaitGroup
-	defer watcher.Wait() // after close(finished): nothing is written once we return
-	defer close(finished)
-	watcher.Go(func() {
-		select {
-		case sig := <-e.signals:
-			fmt.Fprintf(stderr, "loyaltyctl: %v: stopping after the current batch (send it again to stop at once)\n", sig)
-			stopping.Store(true)
-		case <-finished:
-			return
-		}
-		select {
-		case sig := <-e.signals:
-			fmt.Fprintf(stderr, "loyaltyctl: %v again: stopping now; the batch in progress is rolled back\n", sig)
-			cancel()
-		case <-finished:
-		}
-	})
+	ctx, stopping, cancel, stopWatching := watchSignals(e, stderr, "stopping now; the batch in progress is rolled back")
+	defer stopWatching()
 
 	db, err := database.Open(ctx, url, database.Options{MaxConns: 2})
 	if err != nil {
@@ -112,7 +87,7 @@ Flags:
 		return exitError
 	}
 	defer db.Close()
-	if stopping.Load() {
+	if stopping() {
 		fmt.Fprintf(stderr, "loyaltyctl: interrupted before the review started; nothing was changed\n")
 		return exitError
 	}
@@ -146,7 +121,7 @@ Flags:
 		if calls == 1 {
 			base = reviewedBefore(p, *batch)
 		}
-		if stopping.Load() {
+		if stopping() {
 			cancel() // the batch has committed; the next one does not start
 		}
 		if now := time.Now(); !p.Done && now.Sub(lastPrint) >= progressEvery {
@@ -157,7 +132,7 @@ Flags:
 	})
 	elapsed := time.Since(start)
 	if err != nil {
-		if stopping.Load() && ctx.Err() != nil {
+		if stopping() && ctx.Err() != nil {
 			return interrupted(final)
 		}
 		fmt.Fprintf(stderr, "loyaltyctl %s: %v\n", name, err)

@@ -321,13 +321,15 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	if cfg.tierReviewEvery > 0 {
-		go reviewTiersEvery(ctx, memberStore, progs, cfg.tierReviewEvery, logger)
+		go repeat(ctx, time.Minute, cfg.tierReviewEvery, func(ctx context.Context) { reviewTiers(ctx, memberStore, progs, logger) })
 	}
 	if cfg.expireEvery > 0 {
-		go expirePointsEvery(ctx, expiry.New(l, progs, nil), cfg.expireEvery, logger)
+		job := expiry.New(l, progs, nil)
+		go repeat(ctx, 2*time.Minute, cfg.expireEvery, func(ctx context.Context) { expirePoints(ctx, job, logger) })
 	}
 	if cfg.financeJobsEvery > 0 {
-		go financeJobsEvery(ctx, finance.New(l, finance.Options{}), cfg.financeJobsEvery, logger)
+		reports := finance.New(l, finance.Options{})
+		go repeat(ctx, 2*time.Minute, cfg.financeJobsEvery, func(ctx context.Context) { financeJobs(ctx, reports, logger) })
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
@@ -447,13 +449,11 @@ func logInterceptor(logger *slog.Logger) connect.Interceptor {
 	})
 }
 
-// financeJobsEvery rolls up and then seals the closed days two minutes
-// after start and then every interval, until ctx ends. Both jobs resume
-// from their checkpoints and do nothing when every closed day is done, so
-// a restart or a second instance doing the same is harmless; both read in
-// snapshots and write only finance tables, so no ledger write waits.
-func financeJobsEvery(ctx context.Context, reports *finance.Reports, every time.Duration, logger *slog.Logger) {
-	timer := time.NewTimer(2 * time.Minute)
+// repeat runs a background job first after start and then every
+// interval, until ctx ends. Each job resumes from its own checkpoints, so
+// a restart, or a second instance doing the same, is harmless.
+func repeat(ctx context.Context, first, every time.Duration, run func(context.Context)) {
+	timer := time.NewTimer(first)
 	defer timer.Stop()
 	for {
 		select {
@@ -461,76 +461,58 @@ func financeJobsEvery(ctx context.Context, reports *finance.Reports, every time.
 			return
 		case <-timer.C:
 		}
-		for _, job := range []struct {
-			name string
-			run  func(context.Context) (finance.JobProgress, error)
-		}{{"finance rollup", reports.RollUp}, {"finance seal", reports.SealDays}} {
-			started := time.Now()
-			p, err := job.run(ctx)
-			if err != nil {
-				logger.Error(job.name+" stopped", "error", err.Error(), "days", p.Days)
-				continue
-			}
-			logger.Info(job.name+" done", "days", p.Days, "until", p.Until.Format(time.DateOnly), "duration", time.Since(started).String())
-		}
+		run(ctx)
 		timer.Reset(every)
 	}
 }
 
-// reviewTiersEvery runs the tier review job a minute after start and then
-// every interval, until ctx ends. Each run reviews as of the start of its
-// hour: a restart within the hour resumes that run from its checkpoint,
-// and members already reviewed are not due again.
-func reviewTiersEvery(ctx context.Context, store *members.Store, progs *programmes.Store, every time.Duration, logger *slog.Logger) {
-	timer := time.NewTimer(time.Minute)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		asOf := time.Now().UTC().Truncate(time.Hour)
+// financeJobs rolls up and then seals the closed days. Both read in
+// snapshots and write only finance tables, so no ledger write waits.
+func financeJobs(ctx context.Context, reports *finance.Reports, logger *slog.Logger) {
+	for _, job := range []struct {
+		name string
+		run  func(context.Context) (finance.JobProgress, error)
+	}{{"finance rollup", reports.RollUp}, {"finance seal", reports.SealDays}} {
 		started := time.Now()
-		version, err := progs.At(ctx, asOf)
+		p, err := job.run(ctx)
 		if err != nil {
-			logger.Error("tier review: no programme version", "as_of", asOf, "error", err.Error())
-			timer.Reset(every)
+			logger.Error(job.name+" stopped", "error", err.Error(), "days", p.Days)
 			continue
 		}
-		p, err := store.ReviewTiers(ctx, tiers.FromProgramme(version.Programme), asOf, 1000, nil)
-		if err != nil {
-			logger.Error("tier review stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
-		} else {
-			logger.Info("tier review done", "as_of", asOf, "processed", p.Processed, "changed", p.Changed,
-				"duration", time.Since(started).String())
-		}
-		timer.Reset(every)
+		logger.Info(job.name+" done", "days", p.Days, "until", p.Until.Format(time.DateOnly), "duration", time.Since(started).String())
 	}
 }
 
-// expirePointsEvery runs the points expiry job two minutes after start and
-// then every interval, until ctx ends. Each run expires the lots due at the
-// start of its hour: a restart within the hour resumes that run from its
-// checkpoint.
-func expirePointsEvery(ctx context.Context, job *expiry.Job, every time.Duration, logger *slog.Logger) {
-	timer := time.NewTimer(2 * time.Minute)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		asOf := time.Now().UTC().Truncate(time.Hour)
-		started := time.Now()
-		p, err := job.Run(ctx, asOf, 1000, nil)
-		if err != nil {
-			logger.Error("points expiry stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
-		} else {
-			logger.Info("points expiry done", "as_of", asOf, "members_due", p.Processed, "expired", p.Expired,
-				"points", p.Points, "duration", time.Since(started).String())
-		}
-		timer.Reset(every)
+// reviewTiers reviews the tiers as of the start of the hour: a restart
+// within the hour resumes that run from its checkpoint, and members
+// already reviewed are not due again.
+func reviewTiers(ctx context.Context, store *members.Store, progs *programmes.Store, logger *slog.Logger) {
+	asOf := time.Now().UTC().Truncate(time.Hour)
+	started := time.Now()
+	version, err := progs.At(ctx, asOf)
+	if err != nil {
+		logger.Error("tier review: no programme version", "as_of", asOf, "error", err.Error())
+		return
 	}
+	p, err := store.ReviewTiers(ctx, tiers.FromProgramme(version.Programme), asOf, 1000, nil)
+	if err != nil {
+		logger.Error("tier review stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
+		return
+	}
+	logger.Info("tier review done", "as_of", asOf, "processed", p.Processed, "changed", p.Changed,
+		"duration", time.Since(started).String())
+}
+
+// expirePoints expires the lots due at the start of the hour: a restart
+// within the hour resumes that run from its checkpoint.
+func expirePoints(ctx context.Context, job *expiry.Job, logger *slog.Logger) {
+	asOf := time.Now().UTC().Truncate(time.Hour)
+	started := time.Now()
+	p, err := job.Run(ctx, asOf, 1000, nil)
+	if err != nil {
+		logger.Error("points expiry stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
+		return
+	}
+	logger.Info("points expiry done", "as_of", asOf, "members_due", p.Processed, "expired", p.Expired,
+		"points", p.Points, "duration", time.Since(started).String())
 }

@@ -421,16 +421,9 @@ func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyalty
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return nil, err
 	}
-	reward, ok := rewards[msg.GetReward()]
-	if !ok {
-		return nil, badField("reward", "is required: one of the catalogue's rewards")
-	}
-	quantity := int(msg.GetQuantity())
-	if quantity == 0 {
-		quantity = 1
-	}
-	if quantity < 1 || quantity > maxQuantity {
-		return nil, badField("quantity", "must be between 1 and %d", maxQuantity)
+	reward, quantity, err := rewardOf(msg.GetReward(), msg.GetQuantity())
+	if err != nil {
+		return nil, err
 	}
 	if err := checkID("property_id", msg.GetPropertyId(), false); err != nil {
 		return nil, err

@@ -123,3 +123,19 @@ func invert[K, V comparable](m map[K]V) map[V]K {
 	}
 	return out
 }
+
+// rewardOf reads a redemption's reward and quantity (0 means one).
+func rewardOf(r loyaltyv1.Reward, q int32) (programme.Reward, int, error) {
+	reward, ok := rewards[r]
+	if !ok {
+		return "", 0, badField("reward", "is required: one of the catalogue's rewards")
+	}
+	quantity := int(q)
+	if quantity == 0 {
+		quantity = 1
+	}
+	if quantity < 1 || quantity > maxQuantity {
+		return "", 0, badField("quantity", "must be between 1 and %d", maxQuantity)
+	}
+	return reward, quantity, nil
+}

@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -199,7 +202,7 @@ func TestAccess(t *testing.T) {
 			if tc.status == http.StatusUnauthorized {
 				want["WWW-Authenticate"] = `Basic realm="loyalty finance", charset="UTF-8"`
 			}
-			if tc.status == http.StatusOK && tc.method == "GET" && strings.HasPrefix(tc.path, "/finance/?") || tc.path == "/finance/" {
+			if tc.status == http.StatusOK {
 				want["Content-Type"] = "text/html; charset=utf-8"
 			}
 			for k, v := range want {
@@ -322,5 +325,44 @@ func TestCSVDownloads(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPageLinksDownloadEveryReport: the page links to each report of its
+// period, and every link, followed as a browser would (relative to the
+// page, same credentials), is a CSV file.
+func TestPageLinksDownloadEveryReport(t *testing.T) {
+	f := newFixture(t)
+	const page = "/finance/?from=2026-06-01&to=2026-07-01"
+	r := f.get(t, "GET", page, f.finance)
+	if r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	base, err := url.Parse(f.url + page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, m := range regexp.MustCompile(`<a href="([^"]+)" download>`).FindAllStringSubmatch(r.body, -1) {
+		link, err := base.Parse(html.UnescapeString(m[1]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, link.RequestURI())
+		d := f.get(t, "GET", link.RequestURI(), f.finance)
+		if d.status != http.StatusOK || d.header.Get("Content-Type") != "text/csv; charset=utf-8; header=present" {
+			t.Errorf("%s: %d %s %q", link.RequestURI(), d.status, d.header.Get("Content-Type"), d.body)
+		}
+	}
+	want := []string{
+		"/finance/trial-balance.csv?as_of=2026-07-01",
+		"/finance/roll-forward.csv?from=2026-06-01&group_by=source&to=2026-07-01",
+		"/finance/roll-forward.csv?from=2026-06-01&group_by=property&to=2026-07-01",
+		"/finance/roll-forward.csv?from=2026-06-01&group_by=partner&to=2026-07-01",
+		"/finance/partner-statements.csv?from=2026-06-01&to=2026-07-01",
+		"/finance/point-values.csv",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("links\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

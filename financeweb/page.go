@@ -46,7 +46,6 @@ type pageData struct {
 	Balanced       bool
 	Basis          string
 	Chart          chart
-	Colours        [2]string
 	PlotColour     string
 	Downloads      []download
 	Generated      string
@@ -85,7 +84,6 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) error {
 		OpeningValue: rf.OpeningValue.String(), ClosingValue: rf.ClosingValue.String(),
 		Balanced: rf.Balanced, Basis: rf.Basis,
 		Chart:      buildChart(samples, from, to, step),
-		Colours:    [2]string{PointsColour, LiabilityColour},
 		PlotColour: PlotColour,
 		Generated:  now.Format(time.RFC3339),
 	}

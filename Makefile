@@ -2,10 +2,11 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres
+.PHONY: test run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
 
 # Everything CI runs: formatting, vet, and every test with the race detector.
-test: deps postgres fmt-check
+# The finance page's test renders it in headless Chromium (chromium).
+test: deps postgres chromium fmt-check
 	$(GO) vet ./...
 	@echo "Database engines under test: PostgreSQL (embedded, always)$${COCKROACH_BINARY:+; CockroachDB from COCKROACH_BINARY=$$COCKROACH_BINARY}$${COCKROACH_URL:+; CockroachDB at COCKROACH_URL}"
 	$(GO) test -race -count=1 ./...
@@ -15,6 +16,9 @@ deps:
 
 postgres:
 	@scripts/ensure-postgres.sh
+
+chromium:
+	@scripts/ensure-chromium.sh
 
 # The loyaltyd server on an embedded PostgreSQL (data in .data/postgres).
 # Extra flags: make run ARGS='-listen 127.0.0.1:9090 -log-level debug'

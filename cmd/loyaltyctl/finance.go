@@ -2,19 +2,18 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/shopspring/decimal"
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/finance"
+	"github.com/loyalty-ledger/loyalty/financecsv"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -68,8 +67,6 @@ func financeUsage(fs *flag.FlagSet, text string) {
 	}
 }
 
-func i64(n int64) string { return strconv.FormatInt(n, 10) }
-
 // reportTrialBalance writes the trial balance as CSV.
 func reportTrialBalance(e env, args []string) int {
 	const name = "report trial-balance"
@@ -110,33 +107,19 @@ other accounts one by one, members in aggregate ("member:*"), a total row
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}
-	c := csv.NewWriter(w)
-	line := func(kind string, l finance.TrialLine) {
-		_ = c.Write([]string{kind, l.Account, l.Class, l.NormalSide, i64(l.Debit), i64(l.Credit), i64(l.Balance), i64(l.Postings)})
+	// The last page read: its AsOf and totals are the summary's.
+	last := tb
+	next := func(token string) (finance.TrialBalance, error) {
+		var err error
+		last, err = reports.TrialBalance(ctx, tb.AsOf, finance.TrialOptions{IndividualMembers: true,
+			PageSize: finance.MaxPageSize, PageToken: token})
+		return last, err
 	}
-	_ = c.Write([]string{"line", "account", "class", "normal_side", "debit", "credit", "balance", "postings"})
-	for _, l := range tb.Lines {
-		line("account", l)
-	}
-	_ = c.Write([]string{"total", "", "", "", i64(tb.TotalDebit), i64(tb.TotalCredit), i64(tb.Total), ""})
-	for {
-		for _, l := range tb.Members {
-			line("member", l)
-		}
-		if tb.NextPageToken == "" {
-			break
-		}
-		if tb, err = reports.TrialBalance(ctx, tb.AsOf, finance.TrialOptions{IndividualMembers: true,
-			PageSize: finance.MaxPageSize, PageToken: tb.NextPageToken}); err != nil {
-			fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-			return exitError
-		}
-	}
-	c.Flush()
-	if err := errors.Join(c.Error(), closeOut()); err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
+	if err := errors.Join(financecsv.TrialBalance(w, tb, next), closeOut()); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}
+	tb = last
 	fmt.Fprintf(e.stderr, "loyaltyctl: trial balance as of %s: debits %d, credits %d, total %d (%s)\n",
 		tb.AsOf.Format(time.RFC3339Nano), tb.TotalDebit, tb.TotalCredit, tb.Total, finance.Basis)
 	if tb.Total != 0 {
@@ -197,16 +180,7 @@ book value of a point. Exits 1 if opening + movements != closing.
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}
-	c := csv.NewWriter(w)
-	_ = c.Write([]string{"line", "dimension", "category", "detail", "points", "money", "currency", "postings"})
-	_ = c.Write([]string{"opening", "", "", "", i64(rf.OpeningPoints), rf.OpeningMoney.String(), rf.Currency, ""})
-	for _, l := range rf.Lines {
-		_ = c.Write([]string{"movement", l.Dimension, l.Category, l.Detail, i64(l.Points), l.Money.String(), rf.Currency, i64(l.Postings)})
-	}
-	_ = c.Write([]string{"revaluation", "", "", "", "", rf.RevaluationMoney.String(), rf.Currency, ""})
-	_ = c.Write([]string{"closing", "", "", "", i64(rf.ClosingPoints), rf.ClosingMoney.String(), rf.Currency, ""})
-	c.Flush()
-	if err := errors.Join(c.Error(), closeOut()); err != nil {
+	if err := errors.Join(financecsv.RollForward(w, rf), closeOut()); err != nil {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
 		return exitError
 	}
@@ -385,21 +359,8 @@ func pointValueList(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}
-	c := csv.NewWriter(e.stdout)
-	_ = c.Write([]string{"effective_on", "value_per_point", "currency", "created_at", "created_by"})
-	for _, v := range values {
-		on, at := "", ""
-		if !v.EffectiveOn.IsZero() {
-			on = v.EffectiveOn.Format(time.DateOnly)
-		}
-		if !v.CreatedAt.IsZero() {
-			at = v.CreatedAt.Format(time.RFC3339)
-		}
-		_ = c.Write([]string{on, v.Value.String(), v.Currency, at, v.CreatedBy})
-	}
-	c.Flush()
-	if err := c.Error(); err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
+	if err := financecsv.PointValues(e.stdout, values); err != nil {
+		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}
 	return exitOK
@@ -460,26 +421,17 @@ partner's points do not tie to the roll-forward by partner.
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}
-	c := csv.NewWriter(w)
-	_ = c.Write([]string{"partner", "row", "rate_version", "issue_rate", "reimbursement_rate", "points_issued", "points_redeemed",
-		"reversed_points_issued", "reversed_points_redeemed", "owed_to_programme", "owed_to_partner", "net", "due_to", "currency"})
-	found := false
-	for _, st := range all.Statements {
-		if *partnerID != "" && st.PartnerID != *partnerID {
-			continue
+	statements := all.Statements
+	if *partnerID != "" {
+		statements = nil
+		for _, st := range all.Statements {
+			if st.PartnerID == *partnerID {
+				statements = append(statements, st)
+			}
 		}
-		found = true
-		for _, l := range st.Lines {
-			_ = c.Write([]string{st.PartnerID, "rate", strconv.Itoa(l.RateVersion), l.IssueRate.String(), l.ReimbursementRate.String(),
-				i64(l.PointsIssued), i64(l.PointsRedeemed), i64(l.ReversedPointsIssued), i64(l.ReversedPointsRedeemed),
-				l.OwedToProgramme.String(), l.OwedToPartner.String(), "", "", st.Currency})
-		}
-		_ = c.Write([]string{st.PartnerID, "total", "", "", "", i64(st.PointsIssued), i64(st.PointsRedeemed),
-			i64(st.ReversedPointsIssued), i64(st.ReversedPointsRedeemed), st.OwedToProgramme.StringFixed(2),
-			st.OwedToPartner.StringFixed(2), st.Net.StringFixed(2), st.DueTo, st.Currency})
 	}
-	c.Flush()
-	if err := errors.Join(c.Error(), closeOut()); err != nil {
+	found := len(statements) > 0
+	if err := errors.Join(financecsv.PartnerStatements(w, statements), closeOut()); err != nil {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
 		return exitError
 	}

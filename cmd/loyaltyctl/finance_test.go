@@ -86,11 +86,18 @@ func TestFinanceCommands(t *testing.T) {
 	if code, _, stderr := runCLI(t, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
 		t.Fatalf("roll-forward: exit %d: %s", code, stderr)
 	}
+	// RFC 4180: every record ends in CRLF, money has two decimal places.
+	if raw, err := os.ReadFile(roll); err != nil {
+		t.Fatal(err)
+	} else if !strings.HasPrefix(string(raw), "line,dimension,category,detail,points,money,currency,postings\r\nopening,,,,800,8.00,CNY,\r\n") ||
+		strings.Count(string(raw), "\n") != strings.Count(string(raw), "\r\n") {
+		t.Errorf("roll-forward CSV is not CRLF with a header:\n%q", raw)
+	}
 	var lines []string
 	for _, row := range readCSV(t, roll)[1:] {
 		lines = append(lines, strings.Join([]string{row[0], row[2], row[3], row[4], row[5]}, " "))
 	}
-	want := []string{"opening   800 8", "movement redeemed travel_kit -400 -4", "movement penalty no_show -300 -3", "revaluation    0", "closing   100 1"}
+	want := []string{"opening   800 8.00", "movement redeemed travel_kit -400 -4.00", "movement penalty no_show -300 -3.00", "revaluation    0.00", "closing   100 1.00"}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("roll-forward rows\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
@@ -111,7 +118,7 @@ func TestFinanceCommands(t *testing.T) {
 	if code, _, _ := runCLI(t, "point-value", "set", "-on", "2026-06-04", "-value", "-1"); code != exitUsage {
 		t.Errorf("a negative value: exit %d, want 2", code)
 	}
-	if code, stdout, _ := runCLI(t, "point-value", "list"); code != exitOK || !strings.Contains(stdout, "2026-06-03,0.02,CNY") {
+	if code, stdout, _ := runCLI(t, "point-value", "list"); code != exitOK || !strings.Contains(stdout, "\r\n2026-06-03,0.02,CNY,") {
 		t.Errorf("point-value list: exit %d, %q", code, stdout)
 	}
 	if code, _, stderr := runCLI(t, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
@@ -122,7 +129,7 @@ func TestFinanceCommands(t *testing.T) {
 		lines = append(lines, strings.Join([]string{row[0], row[2], row[3], row[4], row[5]}, " "))
 	}
 	// 400 outstanding at the change (00:00 on 06-03) x 0.01 more.
-	want = []string{"opening   800 8", "movement redeemed travel_kit -400 -4", "movement penalty no_show -300 -6", "revaluation    4", "closing   100 2"}
+	want = []string{"opening   800 8.00", "movement redeemed travel_kit -400 -4.00", "movement penalty no_show -300 -6.00", "revaluation    4.00", "closing   100 2.00"}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("roll-forward rows after a change of value\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}

@@ -69,7 +69,7 @@ func TestReportPartnerStatements(t *testing.T) {
 	// the partner: the partner pays 6.06.
 	want := []string{
 		"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency",
-		"P,rate,1,0.0085,0.0061,1000,400,0,0,8.5,2.44,,,CNY",
+		"P,rate,1,0.0085,0.0061,1000,400,0,0,8.50,2.44,,,CNY",
 		"P,total,,,,1000,400,0,0,8.50,2.44,6.06,programme,CNY",
 	}
 	var got []string

@@ -1,6 +1,7 @@
 // Command loyaltyd serves the loyalty.v1 Connect/gRPC services over one
 // HTTP port (HTTP/1.1 and unencrypted HTTP/2), with gRPC health checking,
-// server reflection and Prometheus metrics at /metrics.
+// server reflection, Prometheus metrics at /metrics and the read-only
+// finance page at /finance/.
 //
 // Without a database URL it runs its own PostgreSQL (embedded mode, for
 // development: `make run`) whose data lives in -data-dir and survives
@@ -34,6 +35,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
 	"github.com/loyalty-ledger/loyalty/expiry"
 	"github.com/loyalty-ledger/loyalty/finance"
+	"github.com/loyalty-ledger/loyalty/financeweb"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
@@ -281,9 +283,17 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		return fmt.Errorf("rpc: %w", err)
 	}
 
+	reports := finance.New(l, finance.Options{})
+	financePage, err := financeweb.New(financeweb.Config{Reports: reports, Keys: keys, Logger: logger})
+	if err != nil {
+		return err
+	}
+
 	m := newMetrics(db)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
+	// More specific than "/", so it wins over the Connect services.
+	mux.Handle(financeweb.Path, financePage)
 	mux.Handle("/", srv.Handler(m.Interceptor(), logInterceptor(logger)))
 
 	protocols := new(http.Protocols)
@@ -328,7 +338,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		go repeat(ctx, 2*time.Minute, cfg.expireEvery, func(ctx context.Context) { expirePoints(ctx, job, logger) })
 	}
 	if cfg.financeJobsEvery > 0 {
-		reports := finance.New(l, finance.Options{})
 		go repeat(ctx, 2*time.Minute, cfg.financeJobsEvery, func(ctx context.Context) { financeJobs(ctx, reports, logger) })
 	}
 	serveErr := make(chan error, 1)
@@ -425,6 +434,7 @@ func printBanner(w io.Writer, url, secret string) {
 	}
 	b.WriteString("\nTry it:\n\n")
 	b.WriteString(exampleCurl + "\n\n")
+	fmt.Fprintf(&b, "Finance page (read-only; sign in with any user name and a finance or admin key as the password):\n\n%s%s\n\n", url, financeweb.Path)
 	io.WriteString(w, b.String())
 }
 

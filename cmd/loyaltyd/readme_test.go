@@ -149,6 +149,21 @@ func TestREADME(t *testing.T) {
 		}
 	}
 
+	// The finance page is mounted beside the services: the admin key opens
+	// it (Basic auth), nothing else does, and the banner says where it is.
+	if !strings.Contains(srv.stdout(), srv.url+"/finance/") {
+		t.Errorf("the banner does not give the finance page's URL %s/finance/:\n%s", srv.url, srv.stdout())
+	}
+	for _, tc := range []struct {
+		key    string
+		status int
+	}{{key, http.StatusOK}, {"", http.StatusUnauthorized}} {
+		status, ctype := getFinancePage(t, srv.url, tc.key)
+		if status != tc.status || (status == http.StatusOK && ctype != "text/html; charset=utf-8") {
+			t.Errorf("GET /finance/ with key %v: HTTP %d %s, want %d", tc.key != "", status, ctype, tc.status)
+		}
+	}
+
 	srv.stop(t)
 	if strings.Contains(srv.stderr(), key) {
 		t.Errorf("the admin key's secret is in the log")
@@ -516,6 +531,25 @@ func httpGet(t *testing.T, url string) string {
 		t.Fatalf("GET %s: HTTP %d, %v", url, resp.StatusCode, err)
 	}
 	return string(body)
+}
+
+// getFinancePage GETs /finance/ with key as the Basic auth password.
+func getFinancePage(t *testing.T, url, key string) (status int, contentType string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url+"/finance/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.SetBasicAuth("finance", key)
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Content-Type")
 }
 
 func getMemberPOST(t *testing.T, url, key, member string) (int, string) {

@@ -100,6 +100,33 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// TestPacedLoad: with -rate the clients together start no more operations
+// than the schedule allows, however fast the service answers.
+func TestPacedLoad(t *testing.T) {
+	_, _, ts, key := testServer(t)
+	m, err := parseMix(defaultMix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate, count = 40.0, 40
+	cfg := runConfig{URL: ts.URL, Key: key, Clients: 4, Count: count, Members: 20, Mix: m,
+		Dist: "uniform", Mode: modeSpread, Seed: 7, Rate: rate}
+	rep, err := runLoad(t.Context(), cfg, func() *http.Client { return ts.Client() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Operation n starts no earlier than (n-1)/rate: the last at 39/40 s.
+	if earliest := time.Duration(float64(count-1) / rate * float64(time.Second)); rep.Ops != count || rep.Elapsed < earliest {
+		t.Fatalf("%d operations in %s at %g/s; want %d, in no less than %s", rep.Ops, rep.Elapsed, rate, count, earliest)
+	}
+	if rep.modeText() != "spread@40/s" {
+		t.Errorf("mode shown as %q", rep.modeText())
+	}
+	if n := rep.errorCount(); n != 0 {
+		t.Errorf("%d errors: %q", n, rep.Examples)
+	}
+}
+
 // TestBaseline runs the raw-SQL baseline briefly in both modes; its own
 // check of the books must pass.
 func TestBaseline(t *testing.T) {

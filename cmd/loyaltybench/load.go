@@ -113,6 +113,9 @@ func (m mix) String() string {
 	return strings.Join(parts, ",")
 }
 
+// maxRate bounds -rate (operations per second).
+const maxRate = 100_000
+
 // runConfig is one load run against the service.
 type runConfig struct {
 	URL        string
@@ -126,6 +129,10 @@ type runConfig struct {
 	Duplicates float64
 	Mode       string // "spread" or "hot"
 	Seed       uint64
+	// Rate paces the operations: at most this many start per second, all
+	// clients together (0: each client as fast as the service answers).
+	// Latency then shows the service below its peak.
+	Rate float64
 
 	MetricsURL   string // optional: scrape loyalty_db_transaction_retries_total before and after
 	ServerPID    int    // optional: read the server's VmHWM at the end
@@ -156,6 +163,8 @@ func (cfg *runConfig) check() error {
 		return fmt.Errorf("-mode %q: spread or hot", cfg.Mode)
 	case cfg.Mix.total == 0:
 		return errors.New("-mix: no operations")
+	case cfg.Rate < 0 || cfg.Rate > maxRate:
+		return fmt.Errorf("-rate %g: between 0 (unpaced) and %d operations/s", cfg.Rate, maxRate)
 	}
 	return nil
 }
@@ -213,7 +222,7 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	if progress == nil {
 		progress = io.Discard
 	}
-	rep := &report{Target: targetService, Mode: cfg.Mode, Clients: cfg.Clients, Retries: -1,
+	rep := &report{Target: targetService, Mode: cfg.Mode, Clients: cfg.Clients, Retries: -1, Rate: cfg.Rate,
 		KeyPrefix: fmt.Sprintf("lb-%08x-", rand.Uint32())}
 
 	setupStart := time.Now()
@@ -283,8 +292,24 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	for _, w := range workers {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				if cfg.Count > 0 && started.Add(1) > cfg.Count {
+				n := started.Add(1)
+				if cfg.Count > 0 && n > cfg.Count {
 					return
+				}
+				if cfg.Rate > 0 {
+					// Operation n starts at its slot of the schedule, not
+					// earlier: the clients together keep to the rate.
+					slot := start.Add(time.Duration(float64(n-1) / cfg.Rate * float64(time.Second)))
+					if !end.IsZero() && !slot.Before(end) {
+						return
+					}
+					if wait := time.Until(slot); wait > 0 {
+						select {
+						case <-time.After(wait):
+						case <-ctx.Done():
+							return
+						}
+					}
 				}
 				if !end.IsZero() && !time.Now().Before(end) {
 					return

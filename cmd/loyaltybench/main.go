@@ -78,6 +78,7 @@ type loadFlags struct {
 	dist       string
 	duplicates float64
 	seed       uint64
+	rate       float64
 	csv        string
 }
 
@@ -90,6 +91,7 @@ func (f *loadFlags) register(fs *flag.FlagSet, defaultDuration time.Duration, de
 	fs.StringVar(&f.dist, "members-dist", "uniform", "how members are picked: uniform or zipf (s=1.1)")
 	fs.Float64Var(&f.duplicates, "duplicates", 0.05, "share of writes that re-send an earlier acknowledged write with its idempotency key")
 	fs.Uint64Var(&f.seed, "seed", 1, "random seed of the operation stream")
+	fs.Float64Var(&f.rate, "rate", 0, "operations started per second, all clients together; 0: as fast as the service answers (run-all: its half-peak phase sets its own)")
 	fs.StringVar(&f.csv, "csv", defaultCSV, "append one CSV row per run to this file")
 }
 
@@ -99,7 +101,7 @@ func (f *loadFlags) runConfig(mode string) (runConfig, error) {
 		return runConfig{}, err
 	}
 	return runConfig{Clients: f.clients, Duration: f.duration, Count: f.count, Members: f.members, Mix: m,
-		Dist: f.dist, Duplicates: f.duplicates, Mode: mode, Seed: f.seed}, nil
+		Dist: f.dist, Duplicates: f.duplicates, Mode: mode, Seed: f.seed, Rate: f.rate}, nil
 }
 
 func loadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {

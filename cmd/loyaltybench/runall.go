@@ -113,10 +113,17 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 	}
 	defer pool.Close()
 
-	// (c) The four phases.
-	type phase struct{ target, mode string }
-	phases := []phase{{targetBaseline, modeSpread}, {targetService, modeSpread}, {targetBaseline, modeHot}, {targetService, modeHot}}
+	// (c) The phases. The third runs the service in spread mode again,
+	// paced to half the operations/s the second reached: the latency the
+	// service gives when it is not the bottleneck.
+	type phase struct {
+		target, mode string
+		halfPeak     bool
+	}
+	phases := []phase{{targetBaseline, modeSpread, false}, {targetService, modeSpread, false}, {targetService, modeSpread, true},
+		{targetBaseline, modeHot, false}, {targetService, modeHot, false}}
 	var reports []*report
+	var peakOps float64 // operations/s of the unpaced service spread phase
 	failed := false
 	for i, ph := range phases {
 		if ctx.Err() != nil {
@@ -139,7 +146,18 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 			}
 			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.url+"/metrics"
 			cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, stdout
+			cfg.Rate = 0
+			if ph.halfPeak {
+				if peakOps <= 0 {
+					return errors.New("the half-peak phase needs the unpaced service phase before it")
+				}
+				cfg.Rate = peakOps / 2
+				fmt.Fprintf(stdout, "paced to %.0f operations/s, half the %.0f/s of the unpaced phase\n", cfg.Rate, peakOps)
+			}
 			rep, err = runLoad(ctx, cfg, h2cClients(srv.url))
+			if err == nil && !ph.halfPeak && ph.mode == modeSpread && rep.Elapsed > 0 {
+				peakOps = float64(rep.Ops) / rep.Elapsed.Seconds()
+			}
 			if err == nil {
 				var problems []string
 				if problems, err = checkAcknowledged(ctx, pool, rep); err == nil {
@@ -186,7 +204,7 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 	printSummary(stdout, reports)
 	byPhase := func(target, mode string) *report {
 		for _, r := range reports {
-			if r.Target == target && r.Mode == mode {
+			if r.Target == target && r.Mode == mode && r.Rate == 0 {
 				return r
 			}
 		}
@@ -201,6 +219,11 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 	fmt.Fprintf(stdout, "\nservice/baseline (spread) = %s\n", ratio(byPhase(targetService, modeSpread), byPhase(targetBaseline, modeSpread)))
 	fmt.Fprintf(stdout, "hot/spread (service)      = %s\n", ratio(byPhase(targetService, modeHot), byPhase(targetService, modeSpread)))
 	fmt.Fprintf(stdout, "hot/spread (baseline)     = %s\n", ratio(byPhase(targetBaseline, modeHot), byPhase(targetBaseline, modeSpread)))
+	for _, r := range reports {
+		if r.Target == targetService && r.Rate > 0 {
+			fmt.Fprintf(stdout, "p99 at half the peak (service %s) = %s ms (target 25 ms)\n", r.modeText(), ms(r.headline().percentile(.99)))
+		}
+	}
 	if lf.csv != "" {
 		if err := appendCSV(lf.csv, startedAt, reports); err != nil {
 			return fmt.Errorf("csv: %w", err)

@@ -82,6 +82,7 @@ type report struct {
 	Target  string // "service" or "baseline"
 	Mode    string // "spread" or "hot"
 	Clients int
+	Rate    float64 // operations/s the run was paced to; 0: unpaced
 	Elapsed time.Duration // of the measured phase, setup excluded
 	Setup   time.Duration
 
@@ -214,7 +215,7 @@ func (r *report) rssText() string {
 // print writes the human-readable report of one run.
 func (r *report) print(w io.Writer) {
 	fmt.Fprintf(w, "\n== %s, %s mode, %d clients, %s measured (setup %s) ==\n",
-		r.Target, r.Mode, r.Clients, r.Elapsed.Round(time.Millisecond), r.Setup.Round(time.Millisecond))
+		r.Target, r.modeText(), r.Clients, r.Elapsed.Round(time.Millisecond), r.Setup.Round(time.Millisecond))
 	if r.Target == targetService {
 		fmt.Fprintf(w, "committed writes/s: %.1f   (%d writes: stays, redemptions, guarantee places and releases)\n",
 			r.committedPerSecond(), r.Committed)
@@ -255,12 +256,20 @@ func (r *report) print(w io.Writer) {
 }
 
 // printSummary writes one line per run, the figures the CSV keeps.
+// modeText is the mode, with the pace of a paced run ("spread@280/s").
+func (r *report) modeText() string {
+	if r.Rate > 0 {
+		return fmt.Sprintf("%s@%.0f/s", r.Mode, r.Rate)
+	}
+	return r.Mode
+}
+
 func printSummary(w io.Writer, reports []*report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "run\tmode\tclients\tsecs\tops\tcommitted/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\terrors\tretries\tpeak RSS MiB\t")
 	for _, r := range reports {
 		h := r.headline()
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Target, r.Mode, r.Clients,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Target, r.modeText(), r.Clients,
 			r.Elapsed.Seconds(), r.Ops, r.committedPerSecond(),
 			ms(h.percentile(.50)), ms(h.percentile(.90)), ms(h.percentile(.99)), ms(h.Max),
 			formatCodes(r.errorsByCode()), r.retriesText(), r.rssText())

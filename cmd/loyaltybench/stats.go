@@ -82,7 +82,7 @@ type report struct {
 	Target  string // "service" or "baseline"
 	Mode    string // "spread" or "hot"
 	Clients int
-	Rate    float64 // operations/s the run was paced to; 0: unpaced
+	Rate    float64       // operations/s the run was paced to; 0: unpaced
 	Elapsed time.Duration // of the measured phase, setup excluded
 	Setup   time.Duration
 

@@ -35,7 +35,7 @@ type expireSpec struct {
 
 // Expire posts one transaction of kind KindExpiry that moves the points of
 // the account's lots due at AsOf to Destination, drawing exactly those
-// lots. The amount is decided once the account is locked, so a redemption
+// lots; points on hold are left until the hold ends. The amount is decided once the account is locked, so a redemption
 // that spent the same points a moment before is never expired twice. No
 // lot due is ErrNothingDue, and writes nothing. A retry with the same
 // idempotency key returns the first transaction.
@@ -152,14 +152,17 @@ func (l *Ledger) expireResult(ctx context.Context, job *postJob, r postResult) (
 }
 
 // expiryPostings move the points of the lots due to the destination; nil
-// when none is due.
-func expiryPostings(e expireSpec, accounts map[string]Account, book map[string][]Lot) []Posting {
-	due := dueLots(book[e.account], e.asOf)
-	if due == 0 {
+// when none is due. Points on hold stay: they are promised to a guarantee,
+// whose capture draws the due lot first; whatever of it the hold's release
+// gives back expires at the next run.
+func expiryPostings(e expireSpec, accounts map[string]Account, book map[string][]Lot, raw, held map[string]int64) []Posting {
+	available := accounts[e.account].normal(raw[e.account]) - held[e.account]
+	due := min(dueLots(book[e.account], e.asOf), available)
+	if due <= 0 {
 		return nil
 	}
-	raw := accounts[e.account].normal(-due)
-	return []Posting{{Account: e.account, Amount: raw}, {Account: e.destination, Amount: -raw}}
+	amount := accounts[e.account].normal(-due) // raw, credit-positive
+	return []Posting{{Account: e.account, Amount: amount}, {Account: e.destination, Amount: -amount}}
 }
 
 // Lots returns an account's open lots, nearest expiry first.

@@ -269,7 +269,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 		}
 		txn := txns[i]
 		if job.expire != nil {
-			if txn.Postings = expiryPostings(*job.expire, accounts, book); txn.Postings == nil {
+			if txn.Postings = expiryPostings(*job.expire, accounts, book, raw, held); txn.Postings == nil {
 				results[i] = postResult{err: ErrNothingDue}
 				unclaim = append(unclaim, groupJob{postJob: job, txn: txn})
 				continue

@@ -17,7 +17,7 @@ import (
 // Each batch ends with a checkpoint, so an interrupted run resumes when run
 // again with the same -as-of, and a finished one does nothing again.
 func pointsExpire(e env, args []string) int {
-	const name = "points expire"
+	const name = "expire"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
 	databaseURL := fs.String("database-url", "",
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
@@ -26,7 +26,7 @@ func pointsExpire(e env, args []string) int {
 			"A run with the same -as-of resumes or repeats the same run")
 	batch := fs.Int("batch", 1000, fmt.Sprintf("members per batch, each followed by a checkpoint (1 to %d)", expiry.MaxBatch))
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl points expire -as-of TIME [-batch N] [-database-url URL]
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl expire -as-of TIME [-batch N] [-database-url URL]
 
 Expires the points of every lot due at -as-of under the programme's expiry
 rule: one expiry transaction per member, moving the points to the breakage

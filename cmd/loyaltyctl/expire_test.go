@@ -36,7 +36,7 @@ func TestPointsExpire(t *testing.T) {
 	url := db.Pool.Config().ConnString()
 	t.Setenv("LOYALTY_DATABASE_URL", "")
 
-	code, stdout, stderr := runCLI(t, "points", "expire", "-as-of", "2026-06-01", "-batch", "2", "-database-url", url)
+	code, stdout, stderr := runCLI(t, "expire", "--as-of", "2026-06-01", "-batch", "2", "-database-url", url)
 	if code != exitOK || !strings.HasPrefix(stdout, "expired 300 points of 3 members (3 found due)") {
 		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
@@ -44,15 +44,15 @@ func TestPointsExpire(t *testing.T) {
 	if err != nil || breakage.Posted != 300 {
 		t.Fatalf("breakage %+v, %v; want 300", breakage, err)
 	}
-	code, stdout, _ = runCLI(t, "points", "expire", "-as-of", "2026-06-01", "-database-url", url)
+	code, stdout, _ = runCLI(t, "expire", "-as-of", "2026-06-01", "-database-url", url)
 	if code != exitOK || !strings.Contains(stdout, "had already finished") {
 		t.Fatalf("second run: exit %d, stdout %q", code, stdout)
 	}
 	for _, args := range [][]string{
-		{"points", "expire", "-database-url", url},                         // no -as-of
-		{"points", "expire", "-as-of", "2999-01-01", "-database-url", url}, // in the future
-		{"points", "expire", "-as-of", "2026-06-01", "-batch", "0", "-database-url", url},
-		{"points", "expire", "-as-of", "2026-06-01"}, // no database
+		{"expire", "-database-url", url},                         // no -as-of
+		{"expire", "-as-of", "2999-01-01", "-database-url", url}, // in the future
+		{"expire", "-as-of", "2026-06-01", "-batch", "0", "-database-url", url},
+		{"expire", "-as-of", "2026-06-01"}, // no database
 	} {
 		if code, _, _ := runCLI(t, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)

@@ -2,7 +2,7 @@
 // service's database directly, outside any API call.
 //
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
-//	loyaltyctl points expire -as-of 2028-03-16 [-batch 1000] [-database-url URL]
+//	loyaltyctl expire -as-of 2028-03-16 [-batch 1000] [-database-url URL]
 //	loyaltyctl partners create|suspend|reinstate|set-rates|add-property|get|list [flags]
 //	loyaltyctl report trial-balance [-as-of T] [-members] [-o file.csv]
 //	loyaltyctl report roll-forward -to T [-from T] [-group-by source|property|partner] [-o file.csv]
@@ -74,9 +74,7 @@ var commands = []command{
 	{name: "tiers", summary: "members' tiers", subcommands: []subcommand{
 		{name: "review", summary: "review every member due at -as-of: anniversary downgrades, resumable", run: tiersReview},
 	}},
-	{name: "points", summary: "members' points", subcommands: []subcommand{
-		{name: "expire", summary: "expire every lot due at -as-of into breakage, resumable", run: pointsExpire},
-	}},
+	{name: "expire", summary: "expire every lot due at -as-of into breakage (resumable)", run: pointsExpire},
 	{name: "partners", summary: "the alliance's partners, through AdminService", subcommands: partnerSubcommands},
 	{name: "report", summary: "finance reports as CSV", subcommands: []subcommand{
 		{name: "trial-balance", summary: "every account's balance as of a time; the total is zero", run: reportTrialBalance},

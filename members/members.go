@@ -305,15 +305,17 @@ func (s *Store) ClaimFirstStay(ctx context.Context, number, stay string) (bool, 
 // [from, to]: stays recorded, less stays reversed.
 func (s *Store) QualifyingActivity(ctx context.Context, number string, from, to time.Time) (tiers.Activity, error) {
 	a := tiers.Activity{WindowStart: from, WindowEnd: to}
-	err := s.db.Pool.QueryRow(ctx, `SELECT COALESCE(SUM(nights), 0)::INT8, COALESCE(SUM(points), 0)::INT8,
-			COALESCE(SUM(CASE WHEN nights > 0 THEN 1 WHEN nights < 0 THEN -1 ELSE 0 END), 0)::INT8
-		FROM qualifying_stays WHERE member_number = $1 AND completed_at >= $2 AND completed_at <= $3`,
-		number, from, to).Scan(&a.Nights, &a.Points, &a.Stays)
+	err := s.db.Pool.QueryRow(ctx, qualifyingActivitySQL, number, from, to).Scan(&a.Nights, &a.Points, &a.Stays)
 	if err != nil {
 		return a, fmt.Errorf("qualifying activity of %s: %w", number, err)
 	}
 	return a, nil
 }
+
+// qualifyingActivitySQL sums a member's qualifying stays in [$2, $3].
+const qualifyingActivitySQL = `SELECT COALESCE(SUM(nights), 0)::INT8, COALESCE(SUM(points), 0)::INT8,
+		COALESCE(SUM(CASE WHEN nights > 0 THEN 1 WHEN nights < 0 THEN -1 ELSE 0 END), 0)::INT8
+	FROM qualifying_stays WHERE member_number = $1 AND completed_at >= $2 AND completed_at <= $3`
 
 // QualifyingStay is the effect that records a stay's qualifying figures
 // with the stay's transaction; a reversal records them negated.
@@ -418,14 +420,22 @@ func (s *Store) TierAt(ctx context.Context, m Member, t time.Time) (programme.Ti
 	if !m.TierSince.After(t) {
 		return m.Tier, nil // no change since t
 	}
+	return tierFromRow(s.db.Pool.QueryRow(ctx, tierAtSQL, m.Number, t), m, t)
+}
+
+// tierAtSQL is the tier a member had at $2: the last change at or before
+// it, else what the first change after it changed from.
+const tierAtSQL = `SELECT tier FROM (
+		(SELECT to_tier AS tier, 0 AS pref FROM tier_changes WHERE member_number = $1 AND effective_at <= $2
+			ORDER BY effective_at DESC LIMIT 1)
+		UNION ALL
+		(SELECT from_tier, 1 FROM tier_changes WHERE member_number = $1 AND effective_at > $2
+			ORDER BY effective_at ASC LIMIT 1)
+	) AS candidates ORDER BY pref LIMIT 1`
+
+func tierFromRow(row pgx.Row, m Member, t time.Time) (programme.Tier, error) {
 	var tier string
-	err := s.db.Pool.QueryRow(ctx, `SELECT tier FROM (
-			(SELECT to_tier AS tier, 0 AS pref FROM tier_changes WHERE member_number = $1 AND effective_at <= $2
-				ORDER BY effective_at DESC LIMIT 1)
-			UNION ALL
-			(SELECT from_tier, 1 FROM tier_changes WHERE member_number = $1 AND effective_at > $2
-				ORDER BY effective_at ASC LIMIT 1)
-		) AS candidates ORDER BY pref LIMIT 1`, m.Number, t).Scan(&tier)
+	err := row.Scan(&tier)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m.Tier, nil
 	}
@@ -433,4 +443,37 @@ func (s *Store) TierAt(ctx context.Context, m Member, t time.Time) (programme.Ti
 		return "", fmt.Errorf("tier of %s at %s: %w", m.Number, t.Format(time.RFC3339), err)
 	}
 	return programme.Tier(tier), nil
+}
+
+// StayView is what recording a stay needs to know of its member, read in
+// one round trip instead of three: the member, the tier in force at
+// arrival, and the qualifying activity in [from, to].
+func (s *Store) StayView(ctx context.Context, number string, arrival, from, to time.Time) (Member, programme.Tier, tiers.Activity, error) {
+	if err := ValidateNumber(number); err != nil {
+		return Member{}, "", tiers.Activity{}, err
+	}
+	b := &pgx.Batch{}
+	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	b.Queue(tierAtSQL, number, arrival)
+	b.Queue(qualifyingActivitySQL, number, from, to)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	m, err := scanMember(br.QueryRow(), number)
+	if err != nil {
+		return Member{}, "", tiers.Activity{}, err
+	}
+	tier := m.Tier
+	if t, err := tierFromRow(br.QueryRow(), m, arrival); err != nil {
+		return Member{}, "", tiers.Activity{}, err
+	} else if m.TierSince.After(arrival) { // changed since arrival: the history says which tier it was
+		tier = t
+	}
+	a := tiers.Activity{WindowStart: from, WindowEnd: to}
+	if err := br.QueryRow().Scan(&a.Nights, &a.Points, &a.Stays); err != nil {
+		return Member{}, "", tiers.Activity{}, fmt.Errorf("qualifying activity of %s: %w", number, err)
+	}
+	if err := br.Close(); err != nil {
+		return Member{}, "", tiers.Activity{}, fmt.Errorf("read member %s: %w", number, err)
+	}
+	return m, tier, a, nil
 }

@@ -49,15 +49,18 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	// The member, the tier in force when the stay began (it decides the
+	// stay's rules, even if the member has moved up since, by another stay
+	// recorded meanwhile) and the qualifying activity of the tier window,
+	// in one round trip.
+	now := s.now()
+	rules := tierrules.FromProgramme(v.Programme)
+	member, tierAtArrival, activity, err := s.members.StayView(ctx, msg.GetMemberNumber(),
+		atLocal(arrival, 0, property.Location), rules.WindowStart(now), now)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	// The tier in force when the stay began decides its rules, even if the
-	// member has moved up since (by another stay recorded meanwhile).
-	if stay.Tier, err = s.members.TierAt(ctx, member, atLocal(arrival, 0, property.Location)); err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
+	stay.Tier = tierAtArrival
 	if _, _, err := v.Programme.StayPoints(stay); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -87,10 +90,7 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 			q.points += l.Points
 		}
 	}
-	effects, decision, err := s.tierEffects(ctx, v, member, q)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
+	effects, decision := s.tierEffects(ctx, rules, member, activity, q, now)
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
 	for _, source := range issuedBySource(lines) {
@@ -126,14 +126,8 @@ type qualifyingStay struct {
 
 // tierEffects are the writes that commit with a stay: its qualifying
 // figures, and the upgrade they earn, decided on the member's activity in
-// the window with this stay.
-func (s *Server) tierEffects(ctx context.Context, v programmes.Version, member members.Member, q qualifyingStay) ([]ledger.Statement, tierrules.Decision, error) {
-	now := s.now()
-	rules := tierrules.FromProgramme(v.Programme)
-	activity, err := s.members.QualifyingActivity(ctx, member.Number, rules.WindowStart(now), now)
-	if err != nil {
-		return nil, tierrules.Decision{}, err
-	}
+// the window (read at now) with this stay.
+func (s *Server) tierEffects(ctx context.Context, rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, now time.Time) ([]ledger.Statement, tierrules.Decision) {
 	if !q.completedAt.Before(activity.WindowStart) {
 		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
 	}
@@ -143,7 +137,7 @@ func (s *Server) tierEffects(ctx context.Context, v programmes.Version, member m
 		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
 			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: caller(ctx).ID}))
 	}
-	return effects, decision, nil
+	return effects, decision
 }
 
 func tierOf(t programme.Tier) loyaltyv1.Tier { return tiers[t] }

@@ -50,15 +50,7 @@ func i64(n int64) string { return strconv.FormatInt(n, 10) }
 // money is an amount to the cent, rounded half away from zero.
 func money(d decimal.Decimal) string { return d.StringFixed(MoneyPlaces) }
 
-// exactMoney is an amount that must not be rounded (a partner statement's
-// per-rate-version share, which the statement documents as exact): at
-// least two places, and every further one it has.
-func exactMoney(d decimal.Decimal) string {
-	if d.Equal(d.Round(MoneyPlaces)) {
-		return d.StringFixed(MoneyPlaces)
-	}
-	return d.String()
-}
+
 
 // NextMembers returns the trial balance page after pageToken, for the
 // individual member lines.
@@ -114,16 +106,21 @@ func RollForward(w io.Writer, rf finance.RollForward) error {
 func PartnerStatements(w io.Writer, statements []partners.Settlement) error {
 	c := newWriter(w)
 	_ = c.Write([]string{"partner", "row", "rate_version", "issue_rate", "reimbursement_rate", "points_issued", "points_redeemed",
-		"reversed_points_issued", "reversed_points_redeemed", "owed_to_programme", "owed_to_partner", "net", "due_to", "currency"})
+		"reversed_points_issued", "reversed_points_redeemed", "owed_to_programme", "owed_to_partner", "net", "due_to", "currency",
+		"owed_to_programme_exact", "owed_to_partner_exact"})
 	for _, st := range statements {
+		exactToProgramme, exactToPartner := decimal.Zero, decimal.Zero
 		for _, l := range st.Lines {
 			_ = c.Write([]string{st.PartnerID, "rate", strconv.Itoa(l.RateVersion), l.IssueRate.String(), l.ReimbursementRate.String(),
 				i64(l.PointsIssued), i64(l.PointsRedeemed), i64(l.ReversedPointsIssued), i64(l.ReversedPointsRedeemed),
-				exactMoney(l.OwedToProgramme), exactMoney(l.OwedToPartner), "", "", st.Currency})
+				money(l.OwedToProgramme), money(l.OwedToPartner), "", "", st.Currency,
+				l.OwedToProgramme.String(), l.OwedToPartner.String()})
+			exactToProgramme, exactToPartner = exactToProgramme.Add(l.OwedToProgramme), exactToPartner.Add(l.OwedToPartner)
 		}
 		_ = c.Write([]string{st.PartnerID, "total", "", "", "", i64(st.PointsIssued), i64(st.PointsRedeemed),
 			i64(st.ReversedPointsIssued), i64(st.ReversedPointsRedeemed), money(st.OwedToProgramme),
-			money(st.OwedToPartner), money(st.Net), st.DueTo, st.Currency})
+			money(st.OwedToPartner), money(st.Net), st.DueTo, st.Currency,
+			exactToProgramme.String(), exactToPartner.String()})
 	}
 	return finish(c)
 }

@@ -50,10 +50,10 @@ func TestFormats(t *testing.T) {
 			"revaluation,,,,,0.00,CNY,",
 			"closing,,,,1235168,12351.68,CNY,",
 		}},
-		{"partner statements: exact shares per rate, totals to the cent", func(b *bytes.Buffer) error { return PartnerStatements(b, []partners.Settlement{st}) }, []string{
-			"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency",
-			"P,rate,1,0.0085,0.0061,1001,400,0,0,8.5085,2.44,,,CNY",
-			"P,total,,,,1001,400,0,0,8.51,2.44,6.07,programme,CNY",
+		{"partner statements: money to the cent, the exact shares beside it", func(b *bytes.Buffer) error { return PartnerStatements(b, []partners.Settlement{st}) }, []string{
+			"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency,owed_to_programme_exact,owed_to_partner_exact",
+			"P,rate,1,0.0085,0.0061,1001,400,0,0,8.51,2.44,,,CNY,8.5085,2.44",
+			"P,total,,,,1001,400,0,0,8.51,2.44,6.07,programme,CNY,8.5085,2.44",
 		}},
 		{"point values keep every decimal", func(b *bytes.Buffer) error { return PointValues(b, values) }, []string{
 			"effective_on,value_per_point,currency,created_at,created_by",

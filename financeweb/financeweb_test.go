@@ -283,8 +283,8 @@ func TestCSVDownloads(t *testing.T) {
 			}
 			return financecsv.PartnerStatements(b, ps.Statements)
 		}, []string{
-			"P,rate,1,0.0085,0.0061,1000,0,0,0,8.50,0.00,,,CNY",
-			"P,total,,,,1000,0,0,0,8.50,0.00,8.50,programme,CNY",
+			"P,rate,1,0.0085,0.0061,1000,0,0,0,8.50,0.00,,,CNY,8.5,0",
+			"P,total,,,,1000,0,0,0,8.50,0.00,8.50,programme,CNY,8.5,0",
 		}},
 		{"point values", "/finance/point-values.csv", "point-values-2026-07-01.csv", func(b *bytes.Buffer) error {
 			v, err := f.reports.PointValues(ctx)

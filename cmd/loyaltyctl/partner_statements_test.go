@@ -68,9 +68,9 @@ func TestReportPartnerStatements(t *testing.T) {
 	// 1000 x 0.0085 = 8.50 owed to the programme, 400 x 0.0061 = 2.44 to
 	// the partner: the partner pays 6.06.
 	want := []string{
-		"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency",
-		"P,rate,1,0.0085,0.0061,1000,400,0,0,8.50,2.44,,,CNY",
-		"P,total,,,,1000,400,0,0,8.50,2.44,6.06,programme,CNY",
+		"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency,owed_to_programme_exact,owed_to_partner_exact",
+		"P,rate,1,0.0085,0.0061,1000,400,0,0,8.50,2.44,,,CNY,8.5,2.44",
+		"P,total,,,,1000,400,0,0,8.50,2.44,6.06,programme,CNY,8.5,2.44",
 	}
 	var got []string
 	for _, r := range rows {

@@ -50,8 +50,6 @@ func i64(n int64) string { return strconv.FormatInt(n, 10) }
 // money is an amount to the cent, rounded half away from zero.
 func money(d decimal.Decimal) string { return d.StringFixed(MoneyPlaces) }
 
-
-
 // NextMembers returns the trial balance page after pageToken, for the
 // individual member lines.
 type NextMembers func(pageToken string) (finance.TrialBalance, error)

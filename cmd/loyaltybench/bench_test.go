@@ -56,6 +56,12 @@ func testServer(t *testing.T) (*database.DB, *ledger.Ledger, *httptest.Server, s
 // answered with the first answer, every acknowledged write in the ledger
 // under its key and nothing more, and books that balance.
 func TestLoad(t *testing.T) {
+	for _, mode := range []string{modeSpread, modeHot} {
+		t.Run(mode, func(t *testing.T) { testLoad(t, mode) })
+	}
+}
+
+func testLoad(t *testing.T, mode string) {
 	db, l, ts, key := testServer(t)
 	ctx := t.Context()
 	m, err := parseMix(defaultMix)
@@ -63,10 +69,20 @@ func TestLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := runConfig{URL: ts.URL, Key: key, Clients: 8, Duration: 3 * time.Second, Members: 200, Mix: m,
-		Dist: "uniform", Duplicates: 0.05, Mode: modeSpread, Seed: 7, TrackAcks: true}
+		Dist: "uniform", Duplicates: 0.05, Mode: mode, Seed: 7, TrackAcks: true}
 	rep, err := runLoad(ctx, cfg, func() *http.Client { return ts.Client() })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if mode == modeHot {
+		// Half of hot mode's stays are at the partner's hotel.
+		var awards int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM partner_transactions WHERE kind = 'award'`).Scan(&awards); err != nil {
+			t.Fatal(err)
+		}
+		if awards == 0 {
+			t.Error("hot mode awarded no stay at its partner's hotel")
+		}
 	}
 	var out strings.Builder
 	rep.print(&out)

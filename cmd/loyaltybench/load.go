@@ -177,17 +177,22 @@ type api struct {
 }
 
 func newAPI(hc *http.Client, url, key string) api {
-	auth := connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+key)
-			return next(ctx, req)
-		}
-	}))
+	auth := bearerAuth(key)
 	return api{
 		members: loyaltyv1connect.NewMemberServiceClient(hc, url, auth),
 		booking: loyaltyv1connect.NewBookingServiceClient(hc, url, auth),
 		admin:   loyaltyv1connect.NewAdminServiceClient(hc, url, auth),
 	}
+}
+
+// bearerAuth sends key as the bearer credential of every call.
+func bearerAuth(key string) connect.ClientOption {
+	return connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+key)
+			return next(ctx, req)
+		}
+	}))
 }
 
 // h2cClients returns a factory of HTTP clients that speak HTTP/2 without
@@ -246,6 +251,14 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	if err != nil {
 		return nil, err
 	}
+	var partner *benchPartner
+	if cfg.Mode == modeHot {
+		p, err := setUpPartner(ctx, setupAPI, rep.KeyPrefix)
+		if err != nil {
+			return nil, err
+		}
+		partner = &p
+	}
 	rep.Setup = time.Since(setupStart)
 	fmt.Fprintf(progress, "setup: %d properties, %d members enrolled in %s\n", len(properties), len(members), rep.Setup.Round(time.Millisecond))
 
@@ -270,11 +283,15 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	perWorkerSamples := maxSamples/cfg.Clients + 1
 	for i := range workers {
 		r := rand.New(rand.NewPCG(cfg.Seed, uint64(i)+1))
-		w := &worker{id: i, cfg: &cfg, api: newAPI(newClient(), cfg.URL, cfg.Key), rng: r,
+		hc := newClient()
+		w := &worker{id: i, cfg: &cfg, api: newAPI(hc, cfg.URL, cfg.Key), rng: r, partner: partner,
 			members: members, properties: properties, prefix: rep.KeyPrefix, stays: stays,
 			lat: map[string]*latencies{}, refused: map[string]int64{}, errs: map[string]map[string]int64{}}
 		if cfg.Dist == "zipf" {
 			w.zipf = rand.NewZipf(r, 1.1, 1, uint64(len(members)-1))
+		}
+		if partner != nil {
+			w.alliance = partner.allianceClient(hc, cfg.URL)
 		}
 		for _, k := range []string{kindWrite, kindStay, kindRedeem, kindGuarantee, kindGet, kindReplay} {
 			w.lat[k] = &latencies{limit: perWorkerSamples}
@@ -489,6 +506,9 @@ type worker struct {
 	prefix     string
 	stays      stayDates
 	seq        int64
+	// partner and alliance: hot mode's partner, and its client.
+	partner  *benchPartner
+	alliance loyaltyv1connect.AllianceServiceClient
 
 	lat     map[string]*latencies
 	refused map[string]int64
@@ -504,10 +524,20 @@ type worker struct {
 }
 
 func (w *worker) member() string {
+	number, _ := w.memberAndFamily()
+	return number
+}
+
+// memberAndFamily picks a member and gives its family name too (member i
+// was enrolled as "Bench Member i"), which partners ask for.
+func (w *worker) memberAndFamily() (string, string) {
+	var i int
 	if w.zipf != nil {
-		return w.members[w.zipf.Uint64()]
+		i = int(w.zipf.Uint64())
+	} else {
+		i = w.rng.IntN(len(w.members))
 	}
-	return w.members[w.rng.IntN(len(w.members))]
+	return w.members[i], strconv.Itoa(i)
 }
 
 func (w *worker) nextKey(kind string) string {
@@ -588,6 +618,10 @@ func (w *worker) step(ctx context.Context) {
 }
 
 func (w *worker) stay(ctx context.Context) {
+	if w.partner != nil && w.rng.IntN(2) == 0 {
+		w.partnerStay(ctx)
+		return
+	}
 	nights := 1 + w.rng.IntN(3)
 	arrival := w.stays.first.AddDate(0, 0, w.rng.IntN(w.stays.days))
 	key := w.nextKey("stay")
@@ -630,6 +664,10 @@ func (w *worker) stay(ctx context.Context) {
 }
 
 func (w *worker) redeem(ctx context.Context) {
+	if w.partner != nil && w.rng.IntN(2) == 0 {
+		w.partnerRedeem(ctx)
+		return
+	}
 	req := &loyaltyv1.RedeemRequest{
 		IdempotencyKey: w.nextKey("redeem"),
 		MemberNumber:   w.member(),

@@ -111,7 +111,7 @@ func loadCommand(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	lf.register(fs, 30*time.Second, "")
 	url := fs.String("url", env("LOYALTY_URL", "http://127.0.0.1:8080"), "the service's URL (env LOYALTY_URL)")
 	key := fs.String("key", "", "an admin API key (default: env LOYALTY_KEY; never shown here)")
-	mode := fs.String("mode", modeSpread, "spread: stays at 50 hotels on varied channels; hot: every stay at BENCH-1 on the app")
+	mode := fs.String("mode", modeSpread, "spread: stays at 50 hotels on varied channels; hot: half the stays and redemptions at BENCH-1 on the app (the programme's accounts), half at one partner's hotel through AllianceService (that partner's accounts)")
 	serverPID := fs.Int("server-pid", 0, "the server's pid, to report its peak RSS (VmHWM from /proc/<pid>/status, since it started)")
 	metricsURL := fs.String("metrics-url", "", "the server's /metrics URL, to report database transaction retries")
 	verify := fs.Bool("verify", false, "instead of generating load, run ledger.Verify on -database-url and exit 1 on any discrepancy")

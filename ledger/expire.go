@@ -35,23 +35,17 @@ type expireSpec struct {
 
 // Expire posts one transaction of kind KindExpiry that moves the points of
 // the account's lots due at AsOf to Destination, drawing exactly those
-// lots; points on hold are left until the hold ends. The amount is decided once the account is locked, so a redemption
-// that spent the same points a moment before is never expired twice. No
-// lot due is ErrNothingDue, and writes nothing. A retry with the same
-// idempotency key returns the first transaction.
+// lots; points on hold are left until the hold ends. The amount is
+// decided once the account is locked, so a redemption that spent the same
+// points a moment before is never expired twice. No lot due is
+// ErrNothingDue, and writes nothing. A retry with the same idempotency key
+// returns the first transaction. It is ExpireMany of one request.
 func (l *Ledger) Expire(ctx context.Context, req ExpireRequest) (Transaction, error) {
-	job, err := l.expireJob(ctx, req)
+	results, err := l.ExpireMany(ctx, []ExpireRequest{req})
 	if err != nil {
 		return Transaction{}, err
 	}
-	l.submit(job)
-	var r postResult
-	select {
-	case r = <-job.done:
-	case <-ctx.Done():
-		return Transaction{}, fmt.Errorf("expire lots of %s: outcome unknown, retry with the same idempotency key: %w", req.Account, ctx.Err())
-	}
-	return l.expireResult(ctx, job, r)
+	return results[0].Transaction, results[0].Err
 }
 
 // MaxExpireBatch bounds ExpireMany.
@@ -137,7 +131,6 @@ func (l *Ledger) expireJob(ctx context.Context, req ExpireRequest) (*postJob, er
 		req:  PostRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: KindExpiry, Metadata: metadata},
 		hash: hash, metadata: metadata, effectiveAt: asOf, accounts: accounts,
 		expire: &expireSpec{account: req.Account, destination: req.Destination, asOf: asOf},
-		done:   make(chan postResult, 1),
 	}, nil
 }
 

@@ -236,7 +236,11 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("claim idempotency keys: %w", err)
 		}
-		if err := scanBalancesAndLots(br, accounts, raw, book); err != nil {
+		rows, err = br.Query()
+		if err != nil {
+			return fmt.Errorf("lock balances: %w", err)
+		}
+		if err := scanBalancesAndLots(rows, accounts, raw, book); err != nil {
 			return fmt.Errorf("lock balances: %w", err)
 		}
 		if err := scanPairs(br, func(code string, v int64) { held[code] = v }); err != nil {
@@ -457,13 +461,10 @@ func checkBalanced(txn Transaction, moves []balanceMove) error {
 	return nil
 }
 
-// scanBalancesAndLots reads the locked single-row balances, and the open
-// lots of the accounts that track them.
-func scanBalancesAndLots(br pgx.BatchResults, accounts map[string]Account, raw map[string]int64, book map[string][]Lot) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
+// scanBalancesAndLots reads locked single-row balances (account_code,
+// balance, lots), and the open lots of the accounts that track them.
+func scanBalancesAndLots(rows pgx.Rows, accounts map[string]Account, raw map[string]int64, book map[string][]Lot) error {
+	defer rows.Close()
 	for rows.Next() {
 		var code string
 		var balance int64
@@ -473,8 +474,8 @@ func scanBalancesAndLots(br pgx.BatchResults, accounts map[string]Account, raw m
 		}
 		raw[code] = balance
 		if accounts[code].TracksLots {
+			var err error
 			if book[code], err = decodeLots(code, lots); err != nil {
-				rows.Close()
 				return err
 			}
 		}

@@ -350,20 +350,7 @@ func playTransactionLots(ctx context.Context, tx pgx.Tx, txn *Transaction, moves
 	if err != nil {
 		return nil, fmt.Errorf("lock lots: %w", err)
 	}
-	for rows.Next() {
-		var code string
-		var balance int64
-		var lots []byte
-		if err := rows.Scan(&code, &balance, &lots); err != nil {
-			return nil, fmt.Errorf("lock lots: %w", err)
-		}
-		raw[code] = balance
-		if current[code], err = decodeLots(code, lots); err != nil {
-			rows.Close()
-			return nil, err
-		}
-	}
-	if err := rows.Err(); err != nil {
+	if err := scanBalancesAndLots(rows, accounts, raw, current); err != nil {
 		return nil, fmt.Errorf("lock lots: %w", err)
 	}
 	book := map[string][]Lot{}

@@ -129,6 +129,12 @@ func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // MaxAttempts), for a caller that has a better plan than retrying, such as
 // splitting a group of requests that keeps conflicting.
 func (db *DB) WriteTxAttempts(ctx context.Context, maxAttempts int, fn func(pgx.Tx) error) error {
+	return db.retry(ctx, maxAttempts, func() error { return db.tryWrite(ctx, fn) })
+}
+
+// retry runs try until it succeeds, fails for good, or has run
+// maxAttempts times (at most MaxAttempts), with jittered backoff.
+func (db *DB) retry(ctx context.Context, maxAttempts int, try func() error) error {
 	maxAttempts = min(max(maxAttempts, 1), db.maxAttempts)
 	var last error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
@@ -139,7 +145,7 @@ func (db *DB) WriteTxAttempts(ctx context.Context, maxAttempts int, fn func(pgx.
 			}
 		}
 		db.attempts.Add(1)
-		err := db.tryWrite(ctx, fn)
+		err := try()
 		if err == nil {
 			return nil
 		}

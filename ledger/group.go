@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
 )
 
 // Group commit: concurrent Post calls of one process are written together,
@@ -21,7 +23,8 @@ import (
 // key is already used is answered from the first result. A request is
 // acknowledged only after the group's COMMIT succeeded.
 //
-// How a group is written, in two round trips and a commit:
+// How a group is written, in two round trips (BEGIN travels with the first,
+// COMMIT with the second: database.BatchTx):
 //  1. claim the group's idempotency keys (an INSERT that skips keys in use:
 //     those requests replay), then lock the single-row balances the group
 //     touches (members), in account order, and read them with their active
@@ -41,7 +44,7 @@ const (
 	// maxGroup bounds a group: its statements and parameters stay small.
 	maxGroup = 64
 	// groupFlushers is how many groups may be in flight at once.
-	groupFlushers = 4
+	groupFlushers = 1
 	// groupAttempts is how often a group of several requests is tried
 	// before it is split in two.
 	groupAttempts = 3
@@ -148,7 +151,7 @@ func (l *Ledger) writeGroup(ctx context.Context, jobs []*postJob) []postResult {
 	if len(jobs) > 1 {
 		attempts = groupAttempts
 	}
-	err := l.db.WriteTxAttempts(ctx, attempts, func(tx pgx.Tx) error {
+	err := l.db.WriteBatches(ctx, attempts, func(tx *database.BatchTx) error {
 		clear(results)
 		return l.writeGroupTx(ctx, tx, jobs, accounts, shards, results)
 	})
@@ -177,7 +180,7 @@ type groupJob struct {
 	txn Transaction
 }
 
-func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, accounts map[string]Account, shards map[string]int, results []postResult) error {
+func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []*postJob, accounts map[string]Account, shards map[string]int, results []postResult) error {
 	now := l.clock()
 	// Each job's transaction, and which jobs claim a key: a second job
 	// with the same key in this group replays the first.
@@ -211,17 +214,16 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	b := &pgx.Batch{}
 	claimText, claimArgs := claimsSQL(claiming, now)
 	b.Queue(claimText+` RETURNING caller_id, idempotency_key`, claimArgs...)
-	b.Queue(`SELECT account_code, balance, lots FROM account_balances
-		WHERE account_code = ANY($1) AND shard = 0 ORDER BY account_code FOR UPDATE`, singles)
-	b.Queue(`SELECT account_code, COALESCE(SUM(points), 0)::INT8 FROM holds
-		WHERE account_code = ANY($1) AND status = 'active' AND expires_at > $2 GROUP BY account_code`, singles, now)
+	b.Queue(`SELECT b.account_code, b.balance, b.lots,
+			(SELECT COALESCE(SUM(h.points), 0)::INT8 FROM holds AS h
+			 WHERE h.account_code = b.account_code AND h.status = 'active' AND h.expires_at > $2)
+		FROM account_balances AS b
+		WHERE b.account_code = ANY($1) AND b.shard = 0 ORDER BY b.account_code FOR UPDATE`, singles, now)
 	raw := map[string]int64{}
 	held := map[string]int64{}
 	book := map[string][]Lot{} // open lots of the accounts that track them
 	claimed := map[[2]string]bool{}
-	err := func() error {
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
+	err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("claim idempotency keys: %w", err)
@@ -240,14 +242,11 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 		if err != nil {
 			return fmt.Errorf("lock balances: %w", err)
 		}
-		if err := scanBalancesAndLots(rows, accounts, raw, book); err != nil {
+		if err := scanBalances(rows, accounts, raw, held, book); err != nil {
 			return fmt.Errorf("lock balances: %w", err)
 		}
-		if err := scanPairs(br, func(code string, v int64) { held[code] = v }); err != nil {
-			return fmt.Errorf("read holds: %w", err)
-		}
-		return br.Close()
-	}()
+		return nil
+	})
 	if err != nil {
 		return err
 	}
@@ -338,7 +337,14 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 			(SELECT * FROM unnest($1::TEXT[], $2::TEXT[], $3::UUID[]))`, callers, keys, ids)
 	}
 	if len(written) == 0 {
-		return tx.SendBatch(ctx, b).Close()
+		return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
+			if len(unclaim) > 0 {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("take back claims: %w", err)
+				}
+			}
+			return nil
+		})
 	}
 	singleRowsAfter, sharded := singleRowUpdate(groupMoves(written, accounts, shards), lotsMoved, book)
 	if len(singleRowsAfter.codes) > 0 {
@@ -360,50 +366,54 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx pgx.Tx, jobs []*postJob, a
 	b.Queue(txText, txArgs...)
 	postText, postArgs := groupPostingsSQL(written, accounts)
 	b.Queue(postText, postArgs...)
-	effects := 0
+	var effects []Statement
 	for _, j := range written {
 		for _, e := range j.req.Effects {
 			b.Queue(e.SQL, e.Args...)
-			effects++
+			effects = append(effects, e)
 		}
 	}
-	br := tx.SendBatch(ctx, b)
-	defer br.Close()
-	if len(unclaim) > 0 {
+	return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
+		if len(unclaim) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("take back claims: %w", err)
+			}
+		}
+		if len(singleRowsAfter.codes) > 0 {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("move balances: %w", err)
+			}
+			if tag.RowsAffected() != int64(len(singleRowsAfter.codes)) {
+				return fmt.Errorf("moved %d of %d single-row balances: a balance row is missing", tag.RowsAffected(), len(singleRowsAfter.codes))
+			}
+		}
+		for range sharded {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("move balances: %w", err)
+			}
+			if tag.RowsAffected() != 1 {
+				return errors.New("a balance row is missing")
+			}
+		}
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("take back claims: %w", err)
+			return fmt.Errorf("insert transactions: %w", err)
 		}
-	}
-	if len(singleRowsAfter.codes) > 0 {
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("move balances: %w", err)
-		}
-		if tag.RowsAffected() != int64(len(singleRowsAfter.codes)) {
-			return fmt.Errorf("moved %d of %d single-row balances: a balance row is missing", tag.RowsAffected(), len(singleRowsAfter.codes))
-		}
-	}
-	for range sharded {
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("move balances: %w", err)
-		}
-		if tag.RowsAffected() != 1 {
-			return errors.New("a balance row is missing")
-		}
-	}
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("insert transactions: %w", err)
-	}
-	if _, err := br.Exec(); err != nil {
-		return fmt.Errorf("insert postings: %w", err)
-	}
-	for range effects {
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("effects of a transaction: %w", err)
+			return fmt.Errorf("insert postings: %w", err)
 		}
-	}
-	return br.Close()
+		for _, e := range effects {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("effects of a transaction: %w", err)
+			}
+			if err := e.check(tag); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // singleRowState is the new state of a group's single-row accounts, as
@@ -464,37 +474,34 @@ func checkBalanced(txn Transaction, moves []balanceMove) error {
 // scanBalancesAndLots reads locked single-row balances (account_code,
 // balance, lots), and the open lots of the accounts that track them.
 func scanBalancesAndLots(rows pgx.Rows, accounts map[string]Account, raw map[string]int64, book map[string][]Lot) error {
+	return scanBalances(rows, accounts, raw, nil, book)
+}
+
+// scanBalances is scanBalancesAndLots of rows that, when held is not nil,
+// carry each account's active holds in a fourth column.
+func scanBalances(rows pgx.Rows, accounts map[string]Account, raw, held map[string]int64, book map[string][]Lot) error {
 	defer rows.Close()
 	for rows.Next() {
 		var code string
-		var balance int64
+		var balance, heldPoints int64
 		var lots []byte
-		if err := rows.Scan(&code, &balance, &lots); err != nil {
+		dest := []any{&code, &balance, &lots}
+		if held != nil {
+			dest = append(dest, &heldPoints)
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
 		raw[code] = balance
+		if held != nil && heldPoints != 0 {
+			held[code] = heldPoints
+		}
 		if accounts[code].TracksLots {
 			var err error
 			if book[code], err = decodeLots(code, lots); err != nil {
 				return err
 			}
 		}
-	}
-	return rows.Err()
-}
-
-func scanPairs(br pgx.BatchResults, put func(string, int64)) error {
-	rows, err := br.Query()
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var code string
-		var v int64
-		if err := rows.Scan(&code, &v); err != nil {
-			return err
-		}
-		put(code, v)
 	}
 	return rows.Err()
 }

@@ -247,16 +247,30 @@ func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string
 		}
 		a.NormalSide = Side(side)
 		out[a.Code] = a
-		if l.cachedAccounts.Add(1) > maxCachedAccounts {
-			l.accounts.Clear()
-			l.cachedAccounts.Store(1)
-		}
-		l.accounts.Store(a.Code, a)
+		l.cache(a)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
 	return out, nil
+}
+
+// Remember caches accounts whose creation the caller has seen commit (a
+// member enrolled in this process), so that their first posting need not
+// read them.
+func (l *Ledger) Remember(accounts ...Account) {
+	for _, a := range accounts {
+		l.cache(a)
+	}
+}
+
+// cache keeps a committed account's settings, which never change.
+func (l *Ledger) cache(a Account) {
+	if l.cachedAccounts.Add(1) > maxCachedAccounts {
+		l.accounts.Clear()
+		l.cachedAccounts.Store(1)
+	}
+	l.accounts.Store(a.Code, a)
 }
 
 // normal converts a raw (credit-positive) amount to the account's normal side.

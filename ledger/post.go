@@ -361,8 +361,16 @@ func runEffects(ctx context.Context, tx pgx.Tx, effects []Statement) error {
 	for _, e := range effects {
 		b.Queue(e.SQL, e.Args...)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("effects of a transaction: %w", err)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	for _, e := range effects {
+		tag, err := br.Exec()
+		if err != nil {
+			return fmt.Errorf("effects of a transaction: %w", err)
+		}
+		if err := e.check(tag); err != nil {
+			return err
+		}
 	}
-	return nil
+	return br.Close()
 }

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Side is an account's normal side: the side its balance grows on.
@@ -128,6 +129,18 @@ type PostRequest struct {
 type Statement struct {
 	SQL  string
 	Args []any
+	// OnRows, when set, judges how many rows the statement affected; an
+	// error fails the transaction with it (the ledger writes nothing). It
+	// lets an effect claim something only if nobody has yet.
+	OnRows func(rows int64) error
+}
+
+// check applies OnRows to a statement's command tag.
+func (s Statement) check(tag pgconn.CommandTag) error {
+	if s.OnRows == nil {
+		return nil
+	}
+	return s.OnRows(tag.RowsAffected())
 }
 
 // Transaction is a posted, immutable transaction.

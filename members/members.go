@@ -136,6 +136,7 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 	if err != nil {
 		return Member{}, fmt.Errorf("enroll member: %w", err)
 	}
+	s.ledger.Remember(programme.MemberAccount(out.Number))
 	return out, nil
 }
 
@@ -284,21 +285,27 @@ func clip(s string) string {
 	return s
 }
 
-// ClaimFirstStay remembers stay as the member's first completed stay
-// unless one is remembered already (it earns the first-stay bonus), in one
-// statement, and reports whether stay is the first. Asking again for the
-// same stay answers true again, so a retried request keeps its bonus.
-func (s *Store) ClaimFirstStay(ctx context.Context, number, stay string) (bool, error) {
-	var first string
-	err := s.db.Pool.QueryRow(ctx, `UPDATE members SET first_stay = COALESCE(first_stay, $2)
-		WHERE member_number = $1 RETURNING first_stay`, number, stay).Scan(&first)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("member %s: %w", number, ErrNotFound)
+// ErrFirstStayTaken: another stay became the member's first while this one
+// was being recorded. Read the member again and recompute the stay.
+var ErrFirstStayTaken = errors.New("another stay became the member's first stay meanwhile")
+
+// ClaimFirstStay is the effect that remembers stay as the member's first
+// completed stay (it earns the first-stay bonus). It commits with the stay's
+// transaction, and fails it with ErrFirstStayTaken if another stay was
+// remembered first; claiming the same stay again succeeds, so a retried
+// request keeps its bonus.
+func ClaimFirstStay(number, stay string) ledger.Statement {
+	return ledger.Statement{
+		SQL: `UPDATE members SET first_stay = $2
+			WHERE member_number = $1 AND (first_stay IS NULL OR first_stay = $2)`,
+		Args: []any{number, stay},
+		OnRows: func(rows int64) error {
+			if rows != 1 {
+				return fmt.Errorf("member %s: %w", number, ErrFirstStayTaken)
+			}
+			return nil
+		},
 	}
-	if err != nil {
-		return false, fmt.Errorf("claim first stay of %s: %w", number, err)
-	}
-	return first == stay, nil
 }
 
 // QualifyingActivity sums the member's qualifying stays completed in

@@ -49,6 +49,29 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
+	// Two stays of a new member recorded at once may both find no first
+	// stay; the one that commits second finds the claim taken and is
+	// computed again, without the bonus.
+	for attempt := 1; ; attempt++ {
+		out, err := s.recordStay(ctx, v, msg, stay, arrival, departure, property)
+		if errors.Is(err, members.ErrFirstStayTaken) && attempt < maxStayAttempts {
+			continue
+		}
+		if err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
+		return connect.NewResponse(out), nil
+	}
+}
+
+// maxStayAttempts bounds how often RecordStay computes a stay again after
+// losing the member's first stay to another.
+const maxStayAttempts = 3
+
+// recordStay computes a valid stay's points and tier effects on the
+// member as now read, and posts them.
+func (s bookingService) recordStay(ctx context.Context, v programmes.Version, msg *loyaltyv1.RecordStayRequest, stay programme.Stay,
+	arrival, departure time.Time, property programmes.Property) (*loyaltyv1.RecordStayResponse, error) {
 	// The member, the tier in force when the stay began (it decides the
 	// stay's rules, even if the member has moved up since, by another stay
 	// recorded meanwhile) and the qualifying activity of the tier window,
@@ -58,28 +81,21 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	member, tierAtArrival, activity, err := s.members.StayView(ctx, msg.GetMemberNumber(),
 		atLocal(arrival, 0, property.Location), rules.WindowStart(now), now)
 	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+		return nil, err
 	}
 	stay.Tier = tierAtArrival
-	if _, _, err := v.Programme.StayPoints(stay); err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	// Only a valid stay may claim the member's first stay; once one has,
-	// the answer is on the member's record and costs no write.
+	// The first stay a member completes earns the bonus; which stay that
+	// is, is claimed with this stay's transaction (an effect below).
 	ref := stayRef(msg.GetPropertyId(), msg.GetStayId())
-	stay.FirstStay = member.FirstStay == ref
-	if member.FirstStay == "" {
-		if stay.FirstStay, err = s.members.ClaimFirstStay(ctx, member.Number, ref); err != nil {
-			return nil, s.toConnect(ctx, proc, err)
-		}
-	}
+	claimFirst := member.FirstStay == ""
+	stay.FirstStay = claimFirst || member.FirstStay == ref
 	points, lines, err := v.Programme.StayPoints(stay)
 	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+		return nil, err
 	}
 	out := &loyaltyv1.RecordStayResponse{Tier: tierOf(member.Tier)}
 	if points == 0 {
-		return connect.NewResponse(out), nil
+		return out, nil
 	}
 
 	nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
@@ -91,6 +107,9 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 		}
 	}
 	effects, decision := s.tierEffects(ctx, rules, member, activity, q, now)
+	if claimFirst {
+		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
+	}
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
 	for _, source := range issuedBySource(lines) {
@@ -106,13 +125,13 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 		Lots: v.LotPolicy(completedAt, true),
 	})
 	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+		return nil, err
 	}
 	out.Transaction = toProtoTransaction(txn)
 	// The tier this stay left the member at, as first answered (a replay
 	// returns the first transaction, and its metadata).
 	out.Tier = tierOf(programme.Tier(decodeMeta(txn.Metadata).TierAfter))
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // qualifyingStay is what a stay counts for tiers: its nights and base stay

@@ -278,3 +278,58 @@ func TestIdempotentReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestOnlyOneOfConcurrentFirstStaysEarnsTheBonus: a new member's stays
+// recorded at the same moment each find no first stay; exactly one of them
+// is the first and earns the 1.5x bonus, and the others are computed again
+// without it.
+func TestOnlyOneOfConcurrentFirstStaysEarnsTheBonus(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-first")
+	const stays = 12
+	type result struct {
+		stayID string
+		bonus  int64
+		err    error
+	}
+	results := make(chan result, stays)
+	for i := range stays {
+		go func() {
+			id := fmt.Sprintf("FS-%d", i)
+			res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("first-"+id, member, id, "388.00")))
+			r := result{stayID: id, err: err}
+			if err == nil {
+				for _, l := range res.Msg.GetTransaction().GetBreakdown() {
+					if l.GetRule() == "first_stay_bonus" {
+						r.bonus += l.GetPoints()
+					}
+				}
+			}
+			results <- r
+		}()
+	}
+	var first []string
+	for range stays {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("stay %s: %v", r.stayID, r.err)
+		}
+		if r.bonus > 0 {
+			if r.bonus != 194 {
+				t.Errorf("stay %s: first-stay bonus %d, want 194", r.stayID, r.bonus)
+			}
+			first = append(first, r.stayID)
+		}
+	}
+	if len(first) != 1 {
+		t.Fatalf("stays with the first-stay bonus: %v, want exactly one", first)
+	}
+	// A retry of the first stay keeps its bonus; a retry of another does
+	// not gain one.
+	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("first-"+first[0], member, first[0], "388.00")))
+	if err != nil || again.Msg.GetTransaction().GetAvailablePointsDelta() != 659 {
+		t.Fatalf("retry of the first stay: %v, %v", again, err)
+	}
+	e.verify(t)
+}

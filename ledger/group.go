@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -515,64 +514,66 @@ func groupMoves(jobs []groupJob, accounts map[string]Account, shards map[string]
 	return netMoves(all, accounts, shards)
 }
 
+// The group's three inserts take one array per column, so each is one
+// statement text whatever the group's size: prepared once per connection,
+// planned generically.
+
 func claimsSQL(jobs []groupJob, now time.Time) (string, []any) {
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO idempotency_keys (caller_id, idempotency_key, operation, request_hash, transaction_id, created_at) VALUES `)
-	args := []any{now, opPost}
+	callers, keys, hashes, ids := make([]string, len(jobs)), make([]string, len(jobs)), make([][]byte, len(jobs)), make([]uuid.UUID, len(jobs))
 	for i, j := range jobs {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&sb, "($%d, $%d, $2, $%d, $%d, $1)", n+1, n+2, n+3, n+4)
-		args = append(args, j.req.CallerID, j.req.IdempotencyKey, j.hash, j.txn.ID)
+		callers[i], keys[i], hashes[i], ids[i] = j.req.CallerID, j.req.IdempotencyKey, j.hash, j.txn.ID
 	}
-	sb.WriteString(` ON CONFLICT (caller_id, idempotency_key) DO NOTHING`)
-	return sb.String(), args
+	return `INSERT INTO idempotency_keys (caller_id, idempotency_key, operation, request_hash, transaction_id, created_at)
+		SELECT v.caller_id, v.idempotency_key, $1, v.request_hash, v.transaction_id, $2
+		FROM unnest($3::TEXT[], $4::TEXT[], $5::BYTEA[], $6::UUID[]) AS v (caller_id, idempotency_key, request_hash, transaction_id)
+		ON CONFLICT (caller_id, idempotency_key) DO NOTHING`, []any{opPost, now, callers, keys, hashes, ids}
 }
 
 func transactionsSQL(jobs []groupJob) (string, []any) {
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO transactions (id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, metadata, lots) VALUES `)
-	var args []any
+	n := len(jobs)
+	ids, kinds, callers, keys := make([]uuid.UUID, n), make([]string, n), make([]string, n), make([]string, n)
+	effective, recorded, counts := make([]time.Time, n), make([]time.Time, n), make([]int32, n)
+	metadata, lots := make([]string, n), make([]*string, n)
 	for i, j := range jobs {
-		if i > 0 {
-			sb.WriteString(", ")
-		}
-		n := len(args)
-		fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9)
 		t := j.txn
-		args = append(args, t.ID, string(t.Kind), t.CallerID, t.IdempotencyKey, t.EffectiveAt, t.RecordedAt, len(t.Postings), string(t.Metadata), encodeLotMoves(t.Lots))
+		ids[i], kinds[i], callers[i], keys[i] = t.ID, string(t.Kind), t.CallerID, t.IdempotencyKey
+		effective[i], recorded[i], counts[i], metadata[i] = t.EffectiveAt, t.RecordedAt, int32(len(t.Postings)), string(t.Metadata)
+		if moves, ok := encodeLotMoves(t.Lots).(string); ok {
+			lots[i] = &moves
+		}
 	}
-	return sb.String(), args
+	return `INSERT INTO transactions (id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, metadata, lots)
+		SELECT v.id, v.kind, v.caller_id, v.idempotency_key, v.effective_at, v.recorded_at, v.posting_count, v.metadata::JSONB, v.lots::JSONB
+		FROM unnest($1::UUID[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::TIMESTAMPTZ[], $7::INT4[], $8::TEXT[], $9::TEXT[])
+			AS v (id, kind, caller_id, idempotency_key, effective_at, recorded_at, posting_count, metadata, lots)`,
+		[]any{ids, kinds, callers, keys, effective, recorded, counts, metadata, lots}
 }
 
 // groupPostingsSQL inserts every posting of the group, with the balance and
 // held points after its transaction for single-row accounts, as played.
 func groupPostingsSQL(jobs []groupJob, accounts map[string]Account) (string, []any) {
-	var sb strings.Builder
-	sb.WriteString(`INSERT INTO postings (transaction_id, seq, account_code, amount, recorded_at, balance_after, held_after) VALUES `)
-	var args []any
-	first := true
+	var ids []uuid.UUID
+	var seqs []int32
+	var codes []string
+	var amounts []int64
+	var recorded []time.Time
+	var balancesAfter, heldAfter []*int64
 	for _, j := range jobs {
 		after := map[string]Balance{}
 		for _, b := range j.txn.BalancesAfter {
 			after[b.Account] = b
 		}
 		for seq, p := range j.txn.Postings {
-			if !first {
-				sb.WriteString(", ")
-			}
-			first = false
-			var balanceAfter, heldAfter *int64
+			var balance, held *int64
 			if b, ok := after[p.Account]; ok {
 				r, h := accounts[p.Account].normal(b.Posted), b.Held // normal is its own inverse
-				balanceAfter, heldAfter = &r, &h
+				balance, held = &r, &h
 			}
-			n := len(args)
-			fmt.Fprintf(&sb, "($%d, $%d, $%d, $%d, $%d, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7)
-			args = append(args, j.txn.ID, seq, p.Account, p.Amount, j.txn.RecordedAt, balanceAfter, heldAfter)
+			ids, seqs, codes, amounts = append(ids, j.txn.ID), append(seqs, int32(seq)), append(codes, p.Account), append(amounts, p.Amount)
+			recorded, balancesAfter, heldAfter = append(recorded, j.txn.RecordedAt), append(balancesAfter, balance), append(heldAfter, held)
 		}
 	}
-	return sb.String(), args
+	return `INSERT INTO postings (transaction_id, seq, account_code, amount, recorded_at, balance_after, held_after)
+		SELECT * FROM unnest($1::UUID[], $2::INT4[], $3::TEXT[], $4::INT8[], $5::TIMESTAMPTZ[], $6::INT8[], $7::INT8[])`,
+		[]any{ids, seqs, codes, amounts, recorded, balancesAfter, heldAfter}
 }

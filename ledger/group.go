@@ -43,7 +43,7 @@ const (
 	// maxGroup bounds a group: its statements and parameters stay small.
 	maxGroup = 64
 	// groupFlushers is how many groups may be in flight at once.
-	groupFlushers = 1
+	groupFlushers = 2
 	// groupAttempts is how often a group of several requests is tried
 	// before it is split in two.
 	groupAttempts = 3

@@ -32,13 +32,17 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 		return Transaction{}, err
 	}
 	effectiveAt := dbTime(req.EffectiveAt)
-	hash := requestHash(opPost, struct {
-		Kind        Kind      `json:"kind"`
-		EffectiveAt time.Time `json:"effective_at"`
-		Postings    []Posting `json:"postings"`
-		Metadata    any       `json:"metadata"`
-	}{req.Kind, effectiveAt, req.Postings, metadata})
-	hash = fingerprinted(opPost, req.Fingerprint, hash)
+	// A caller's fingerprint stands for the whole request: hashing the
+	// postings too would be work thrown away.
+	hash := fingerprinted(opPost, req.Fingerprint, nil)
+	if len(req.Fingerprint) == 0 {
+		hash = requestHash(opPost, struct {
+			Kind        Kind      `json:"kind"`
+			EffectiveAt time.Time `json:"effective_at"`
+			Postings    []Posting `json:"postings"`
+			Metadata    any       `json:"metadata"`
+		}{req.Kind, effectiveAt, req.Postings, metadata})
+	}
 
 	job := &postJob{req: req, metadata: metadata, hash: hash, effectiveAt: effectiveAt, accounts: accounts,
 		done: make(chan postResult, 1)}

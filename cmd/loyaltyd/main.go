@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -187,6 +188,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
 	slog.SetDefault(logger)
+	tuneGC()
 
 	// Signals stop start-up too (initdb, migrations): nothing is left
 	// half-done that the next start cannot finish.
@@ -199,6 +201,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	logger.Info("loyaltyd stopped cleanly")
 	return 0
+}
+
+// tuneGC trades memory the server has to spare for CPU it has not: the
+// live heap under load is about 20 MiB, so collecting at 4x instead of 2x
+// halves the collector's work, and the soft limit keeps the heap well
+// under the 200 MiB budget. GOGC and GOMEMLIMIT, when set, win.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(300)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(128 << 20)
+	}
 }
 
 // serve starts everything, serves until ctx is cancelled, then shuts down

@@ -99,10 +99,16 @@ func commitError(ctx context.Context, err error) error {
 }
 
 // WriteBatches runs fn in a BatchTx, which fn must end with SendAndCommit,
-// and retries it as WriteTxAttempts does, at most maxAttempts times. The
-// transaction restarts as a whole on both engines: the savepoint protocol
-// would cost CockroachDB round trips that this path exists to save.
-func (db *DB) WriteBatches(ctx context.Context, maxAttempts int, fn func(*BatchTx) error) error {
+// and retries it as WriteTx does. The transaction restarts as a whole on
+// both engines: the savepoint protocol would cost CockroachDB round trips
+// that this path exists to save.
+func (db *DB) WriteBatches(ctx context.Context, fn func(*BatchTx) error) error {
+	return db.WriteBatchesAttempts(ctx, db.maxAttempts, fn)
+}
+
+// WriteBatchesAttempts is WriteBatches with its own bound on attempts (at
+// most MaxAttempts).
+func (db *DB) WriteBatchesAttempts(ctx context.Context, maxAttempts int, fn func(*BatchTx) error) error {
 	return db.retry(ctx, maxAttempts, func() error { return db.tryBatches(ctx, fn) })
 }
 

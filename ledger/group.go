@@ -150,7 +150,7 @@ func (l *Ledger) writeGroup(ctx context.Context, jobs []*postJob) []postResult {
 	if len(jobs) > 1 {
 		attempts = groupAttempts
 	}
-	err := l.db.WriteBatches(ctx, attempts, func(tx *database.BatchTx) error {
+	err := l.db.WriteBatchesAttempts(ctx, attempts, func(tx *database.BatchTx) error {
 		clear(results)
 		return l.writeGroupTx(ctx, tx, jobs, accounts, shards, results)
 	})

@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/loyalty-ledger/loyalty/database"
 )
 
 // PlaceHold sets points aside on an account until ExpiresAt. It fails with
@@ -42,7 +44,9 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 	_, done := l.queue(map[string]Account{account.Code: account})
 	defer done()
 	var hold Hold
-	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+	// Two round trips: BEGIN, the claim, the locked balance, the holds and
+	// the new hold; then the stored response and COMMIT.
+	err = l.db.WriteBatches(ctx, func(tx *database.BatchTx) error {
 		now := l.clock()
 		hold = Hold{
 			ID: uuid.New(), Account: account.Code, Points: req.Points, CallerID: req.CallerID,
@@ -64,40 +68,52 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		b.Queue(`INSERT INTO holds (id, account_code, points, caller_id, created_at, expires_at, status, reference, metadata)
 			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)`,
 			hold.ID, hold.Account, hold.Points, hold.CallerID, hold.CreatedAt, hold.ExpiresAt, reference, string(metadata))
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
-		}
-		if err := claimed(tag.RowsAffected()); err != nil {
-			return err
-		}
 		var raw, held int64
-		if err := br.QueryRow().Scan(&raw); err != nil {
-			return fmt.Errorf("lock balance of %s: %w", account.Code, err)
-		}
-		if err := br.QueryRow().Scan(&held); err != nil {
-			return fmt.Errorf("read holds of %s: %w", account.Code, err)
-		}
-		if _, err := br.Exec(); err != nil {
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-				return fmt.Errorf("%w: reference %q", ErrHoldExists, req.Reference)
+		err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("claim idempotency key: %w", err)
 			}
-			return fmt.Errorf("insert hold: %w", err)
+			if err := claimed(tag.RowsAffected()); err != nil {
+				return err
+			}
+			if err := br.QueryRow().Scan(&raw); err != nil {
+				return fmt.Errorf("lock balance of %s: %w", account.Code, err)
+			}
+			if err := br.QueryRow().Scan(&held); err != nil {
+				return fmt.Errorf("read holds of %s: %w", account.Code, err)
+			}
+			if _, err := br.Exec(); err != nil {
+				var pgErr *pgconn.PgError
+				if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+					return fmt.Errorf("%w: reference %q", ErrHoldExists, req.Reference)
+				}
+				return fmt.Errorf("insert hold: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		posted := account.normal(raw)
 		if available := posted - held; available < req.Points {
 			return &InsufficientPointsError{Account: account.Code, Posted: posted, Held: held,
 				Available: available, Requested: req.Points, Shortfall: req.Points - available}
 		}
-		if err := br.Close(); err != nil {
-			return err
-		}
 		after := posted - held - req.Points
 		hold.BalanceAfter = &Balance{Account: account.Code, Posted: posted, Held: held + req.Points, Available: after, AsOf: now}
-		return storeResponse(ctx, tx, req.CallerID, req.IdempotencyKey, hold)
+		store, err := storeResponseStatement(req.CallerID, req.IdempotencyKey, hold)
+		if err != nil {
+			return err
+		}
+		b = &pgx.Batch{}
+		b.Queue(store.SQL, store.Args...)
+		return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("store response: %w", err)
+			}
+			return nil
+		})
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayHold(ctx, req.CallerID, req.IdempotencyKey, opHold, hash)
@@ -206,10 +222,36 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 	hash = fingerprinted(opRelease, req.Fingerprint, hash)
 
 	var released Hold
-	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+	// Two round trips: BEGIN, the claim, the locked hold with its account's
+	// balance and holds; then the release, the stored response and COMMIT.
+	err := l.db.WriteBatches(ctx, func(tx *database.BatchTx) error {
 		now := l.clock()
 		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opRelease, hash: hash, holdID: req.HoldID}
-		hold, err := claimAndLockHold(ctx, tx, claim, now, req.HoldID)
+		b := &pgx.Batch{}
+		b.Queue(claimSQL, claim.args(now)...)
+		b.Queue(`SELECT `+holdColumns+`,
+				(SELECT COALESCE(SUM(a.balance), 0)::INT8 FROM account_balances AS a WHERE a.account_code = h.account_code),
+				(SELECT COALESCE(SUM(o.points), 0)::INT8 FROM holds AS o
+				 WHERE o.account_code = h.account_code AND o.status = 'active' AND o.expires_at > $2),
+				(SELECT c.normal_side FROM accounts AS c WHERE c.code = h.account_code)
+			FROM holds AS h WHERE h.id = $1 FOR UPDATE`, req.HoldID, now)
+		var hold Hold
+		var raw, held int64
+		var side string
+		err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
+			tag, err := br.Exec()
+			if err != nil {
+				return fmt.Errorf("claim idempotency key: %w", err)
+			}
+			if err := claimed(tag.RowsAffected()); err != nil {
+				return err
+			}
+			hold, err = scanHold(br.QueryRow(), &raw, &held, &side)
+			if isNoRows(err) {
+				return fmt.Errorf("hold %s: %w", req.HoldID, ErrNotFound)
+			}
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -218,23 +260,27 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 		}
 		released = hold
 		released.Status, released.ClosedAt = HoldReleased, now
-		if _, err := tx.Exec(ctx, `UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1`, hold.ID, now); err != nil {
-			return fmt.Errorf("release: %w", err)
-		}
-		// Everything through tx: a second connection could wait for a pool
-		// whose connections all hold transactions like this one.
-		var raw, held int64
-		var side string
-		if err := tx.QueryRow(ctx, `SELECT
-				(SELECT COALESCE(SUM(balance), 0)::INT8 FROM account_balances WHERE account_code = $1),
-				(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds WHERE account_code = $1 AND status = 'active' AND expires_at > $2),
-				(SELECT normal_side FROM accounts WHERE code = $1)`,
-			hold.Account, now).Scan(&raw, &held, &side); err != nil {
-			return fmt.Errorf("read balance after release: %w", err)
-		}
+		// The hold is active and unexpired, so it is among the held points
+		// read; releasing it leaves the posted balance alone.
 		posted := Account{NormalSide: Side(side)}.normal(raw)
+		held -= hold.Points
 		released.BalanceAfter = &Balance{Account: hold.Account, Posted: posted, Held: held, Available: posted - held, AsOf: now}
-		return storeResponse(ctx, tx, req.CallerID, req.IdempotencyKey, released)
+		store, err := storeResponseStatement(req.CallerID, req.IdempotencyKey, released)
+		if err != nil {
+			return err
+		}
+		b = &pgx.Batch{}
+		b.Queue(`UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1`, hold.ID, now)
+		b.Queue(store.SQL, store.Args...)
+		return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("release: %w", err)
+			}
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("store response: %w", err)
+			}
+			return nil
+		})
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayHold(ctx, req.CallerID, req.IdempotencyKey, opRelease, hash)
@@ -280,18 +326,23 @@ func holdUsable(h Hold, now time.Time, op string) error {
 	return nil
 }
 
-const holdSelect = `SELECT id, account_code, points, caller_id, created_at, expires_at, status,
-	closed_at, capture_transaction_id, captured_points, COALESCE(reference, ''), metadata FROM holds`
+const holdColumns = `id, account_code, points, caller_id, created_at, expires_at, status,
+	closed_at, capture_transaction_id, captured_points, COALESCE(reference, ''), metadata`
 
-func scanHold(row pgx.Row) (Hold, error) {
+const holdSelect = `SELECT ` + holdColumns + ` FROM holds`
+
+// scanHold reads a hold's columns (holdColumns), then any extra columns
+// into extra.
+func scanHold(row pgx.Row, extra ...any) (Hold, error) {
 	var h Hold
 	var status string
 	var closedAt *time.Time
 	var captureID *uuid.UUID
 	var captured *int64
 	var metadata []byte
-	if err := row.Scan(&h.ID, &h.Account, &h.Points, &h.CallerID, &h.CreatedAt, &h.ExpiresAt, &status,
-		&closedAt, &captureID, &captured, &h.Reference, &metadata); err != nil {
+	dest := append([]any{&h.ID, &h.Account, &h.Points, &h.CallerID, &h.CreatedAt, &h.ExpiresAt, &status,
+		&closedAt, &captureID, &captured, &h.Reference, &metadata}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return Hold{}, err
 	}
 	h.Status = HoldStatus(status)
@@ -329,13 +380,13 @@ func (l *Ledger) HoldByReference(ctx context.Context, reference string) (Hold, e
 	return h, err
 }
 
-// storeResponse keeps the first response of a hold operation with its key.
-func storeResponse(ctx context.Context, tx pgx.Tx, callerID, key string, h Hold) error {
+// storeResponseStatement keeps a hold operation's first response with its
+// idempotency key, for replays.
+func storeResponseStatement(callerID, key string, h Hold) (Statement, error) {
 	response, err := json.Marshal(h)
 	if err != nil {
-		return err
+		return Statement{}, err
 	}
-	_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
-		callerID, key, string(response))
-	return err
+	return Statement{SQL: `UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
+		Args: []any{callerID, key, string(response)}}, nil
 }

@@ -209,21 +209,17 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 	return out, nil
 }
 
-const memberColumns = `member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
+const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
 	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, ''),
-	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, '')`
+	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, '') FROM members`
 
-const memberSelect = `SELECT ` + memberColumns + ` FROM members`
-
-// scanMember reads a member's columns (memberColumns), then any extra
-// columns into extra.
-func scanMember(row pgx.Row, number string, extra ...any) (Member, error) {
+func scanMember(row pgx.Row, number string) (Member, error) {
 	var m Member
 	var tier, channel, manualReason string
 	var manualTier *string
 	var manualUntil *time.Time
-	err := row.Scan(append([]any{&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy,
-		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason}, extra...)...)
+	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy,
+		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
@@ -457,34 +453,34 @@ func tierFromRow(row pgx.Row, m Member, t time.Time) (programme.Tier, error) {
 }
 
 // StayView is what recording a stay needs to know of its member, read in
-// one statement instead of three: the member, the tier in force at arrival,
-// and the qualifying activity in [from, to].
+// one round trip instead of three: the member, the tier in force at
+// arrival, and the qualifying activity in [from, to].
 func (s *Store) StayView(ctx context.Context, number string, arrival, from, to time.Time) (Member, programme.Tier, tiers.Activity, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, "", tiers.Activity{}, err
 	}
-	a := tiers.Activity{WindowStart: from, WindowEnd: to}
-	var tierAtArrival *string
-	m, err := scanMember(s.db.Pool.QueryRow(ctx, stayViewSQL, number, arrival, from, to), number,
-		&tierAtArrival, &a.Nights, &a.Points, &a.Stays)
+	b := &pgx.Batch{}
+	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	b.Queue(tierAtSQL, number, arrival)
+	b.Queue(qualifyingActivitySQL, number, from, to)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	m, err := scanMember(br.QueryRow(), number)
 	if err != nil {
 		return Member{}, "", tiers.Activity{}, err
 	}
 	tier := m.Tier
-	if tierAtArrival != nil && m.TierSince.After(arrival) { // changed since arrival: the history says which tier it was
-		tier = programme.Tier(*tierAtArrival)
+	if t, err := tierFromRow(br.QueryRow(), m, arrival); err != nil {
+		return Member{}, "", tiers.Activity{}, err
+	} else if m.TierSince.After(arrival) { // changed since arrival: the history says which tier it was
+		tier = t
+	}
+	a := tiers.Activity{WindowStart: from, WindowEnd: to}
+	if err := br.QueryRow().Scan(&a.Nights, &a.Points, &a.Stays); err != nil {
+		return Member{}, "", tiers.Activity{}, fmt.Errorf("qualifying activity of %s: %w", number, err)
+	}
+	if err := br.Close(); err != nil {
+		return Member{}, "", tiers.Activity{}, fmt.Errorf("read member %s: %w", number, err)
 	}
 	return m, tier, a, nil
 }
-
-// stayViewSQL is memberSelect, tierAtSQL and qualifyingActivitySQL in one
-// statement: $1 the member, $2 the arrival, [$3, $4] the activity window.
-const stayViewSQL = `SELECT ` + memberColumns + `,
-		(` + tierAtSQL + `),
-		q.nights, q.points, q.stays
-	FROM members CROSS JOIN (
-		SELECT COALESCE(SUM(nights), 0)::INT8 AS nights, COALESCE(SUM(points), 0)::INT8 AS points,
-			COALESCE(SUM(CASE WHEN nights > 0 THEN 1 WHEN nights < 0 THEN -1 ELSE 0 END), 0)::INT8 AS stays
-		FROM qualifying_stays WHERE member_number = $1 AND completed_at >= $3 AND completed_at <= $4
-	) AS q
-	WHERE members.member_number = $1`

@@ -218,6 +218,21 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			 WHERE h.account_code = b.account_code AND h.status = 'active' AND h.expires_at > $2)
 		FROM account_balances AS b
 		WHERE b.account_code = ANY($1) AND b.shard = 0 ORDER BY b.account_code FOR UPDATE`, singles, now)
+	// COMMIT travels with round trip 2, before its results are read: every
+	// row it moves is known to exist by then. Single-row balances are
+	// locked above; the sharded rows this group was leased are counted
+	// here (reading rows the group writes anyway adds no conflicts).
+	var shardCodes []string
+	var shardIndexes []int64
+	for code, a := range accounts {
+		if a.Shards > 1 {
+			shardCodes, shardIndexes = append(shardCodes, code), append(shardIndexes, int64(shards[code]))
+		}
+	}
+	if len(shardCodes) > 0 {
+		b.Queue(`SELECT COUNT(*) FROM account_balances WHERE (account_code, shard) IN
+			(SELECT * FROM unnest($1::TEXT[], $2::INT8[]))`, shardCodes, shardIndexes)
+	}
 	raw := map[string]int64{}
 	held := map[string]int64{}
 	book := map[string][]Lot{} // open lots of the accounts that track them
@@ -243,6 +258,16 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 		}
 		if err := scanBalances(rows, accounts, raw, held, book); err != nil {
 			return fmt.Errorf("lock balances: %w", err)
+		}
+		if len(shardCodes) > 0 {
+			var found int
+			if err := br.QueryRow().Scan(&found); err != nil {
+				return fmt.Errorf("count shard rows: %w", err)
+			}
+			if found != len(shardCodes) {
+				// Accounts are never deleted: the books are damaged. Stop.
+				return fmt.Errorf("%d of %d leased shard rows exist", found, len(shardCodes))
+			}
 		}
 		return nil
 	})
@@ -372,7 +397,15 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			effects = append(effects, e)
 		}
 	}
-	return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
+	// An effect whose result decides whether the group may commit (a
+	// claim on the member's first stay) is checked before COMMIT is sent,
+	// at the cost of a third round trip; otherwise COMMIT rides along.
+	checked := slices.ContainsFunc(effects, func(e Statement) bool { return e.OnRows != nil })
+	send := tx.SendAndCommit
+	if checked {
+		send = tx.Send
+	}
+	err = send(ctx, b, func(br pgx.BatchResults) error {
 		if len(unclaim) > 0 {
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("take back claims: %w", err)
@@ -413,6 +446,10 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 		}
 		return nil
 	})
+	if err != nil || !checked {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // singleRowState is the new state of a group's single-row accounts, as

@@ -38,23 +38,24 @@ func TestFirstStayIsClaimedOnceWithItsTransaction(t *testing.T) {
 	steps := []struct {
 		name, key, ref string
 		taken          bool
+		balance        int64 // after the step: only claims that held posted
 	}{
-		{"the first stay claims", "k-1", "stay:H:1", false},
-		{"another stay may not", "k-2", "stay:H:2", true},
-		{"the first stay may again (a recomputed retry)", "k-3", "stay:H:1", false},
-		{"the refused stay's key is still free", "k-2", "stay:H:1", false},
+		{"the first stay claims", "k-1", "stay:H:1", false, 100},
+		{"another stay may not", "k-2", "stay:H:2", true, 100},
+		{"the first stay may again (a recomputed retry)", "k-3", "stay:H:1", false, 200},
+		{"the refused stay's key is still free", "k-2", "stay:H:1", false, 300},
 	}
 	for _, s := range steps {
 		err := stay(s.key, s.ref)
 		if taken := errors.Is(err, members.ErrFirstStayTaken); taken != s.taken || (!s.taken && err != nil) {
 			t.Fatalf("%s: %v", s.name, err)
 		}
+		if b, err := l.Balance(ctx, m.Account()); err != nil || b.Posted != s.balance {
+			t.Fatalf("%s: balance %+v, %v, want %d", s.name, b, err, s.balance)
+		}
 	}
 	got, err := store.Get(ctx, m.Number)
 	if err != nil || got.FirstStay != "stay:H:1" {
 		t.Fatalf("first stay %q, %v", got.FirstStay, err)
-	}
-	if b, err := l.Balance(ctx, m.Account()); err != nil || b.Posted != 300 {
-		t.Fatalf("balance %+v, %v: want the three claims that held, 300", b, err)
 	}
 }

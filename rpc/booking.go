@@ -463,16 +463,20 @@ func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyalty
 		addInfo(e, "PRICE_CHANGED", map[string]string{"points": fmt.Sprint(price)})
 		return nil, e
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	m := meta{Kind: kindRedemption, Member: member.Number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
+	// Nothing of the member but its account is needed, and the ledger
+	// knows whether that exists: no read of the member first.
+	number := msg.GetMemberNumber()
+	memberAccount := programme.MemberAccount(number).Code
+	m := meta{Kind: kindRedemption, Member: number, PropertyID: msg.GetPropertyId(), StayID: msg.GetStayId(),
 		Description: fmt.Sprintf("Redeemed %d x %s", quantity, reward), Breakdown: linesOf(lines), ProgrammeVersion: v.Number}
 	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindRedeem, s.now(), []ledger.Posting{
-		{Account: member.Account(), Amount: -price},
+		{Account: memberAccount, Amount: -price},
 		{Account: programme.RedeemedAccount(reward), Amount: price},
 	}, m)
+	var unknown *ledger.UnknownAccountError
+	if errors.As(err, &unknown) && unknown.Account == memberAccount {
+		err = fmt.Errorf("member %s: %w", number, members.ErrNotFound)
+	}
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

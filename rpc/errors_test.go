@@ -187,6 +187,11 @@ func TestHostileInput(t *testing.T) {
 			_, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "r", MemberNumber: member, Reward: 77}))
 			return err
 		}, connect.CodeInvalidArgument, "reward"},
+		{"a redemption for an unknown member", func() error {
+			_, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "r", MemberNumber: "1000000000",
+				Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK}))
+			return err
+		}, connect.CodeNotFound, ""},
 		{"a thousand rewards at once", func() error {
 			_, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "r", MemberNumber: member,
 				Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, Quantity: 1000}))

@@ -36,15 +36,11 @@ func (t *BatchTx) Send(ctx context.Context, b *pgx.Batch, read func(pgx.BatchRes
 //
 // COMMIT travels with the batch, so read cannot stop it: an error read
 // returns for a statement that failed on the server is a rollback, but a
-// check of a result in Go comes too late. A result that must hold for the
-// transaction to commit is checked after Send, before Commit.
+// check of a result in Go comes too late. A condition the commit depends
+// on must fail a statement on the server (a constraint), or be checked
+// after an earlier Send.
 func (t *BatchTx) SendAndCommit(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error) error {
 	return t.send(ctx, b, true, read)
-}
-
-// Commit commits the transaction in a round trip of its own.
-func (t *BatchTx) Commit(ctx context.Context) error {
-	return t.send(ctx, &pgx.Batch{}, true, func(pgx.BatchResults) error { return nil })
 }
 
 func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func(pgx.BatchResults) error) error {

@@ -397,15 +397,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			effects = append(effects, e)
 		}
 	}
-	// An effect whose result decides whether the group may commit (a
-	// claim on the member's first stay) is checked before COMMIT is sent,
-	// at the cost of a third round trip; otherwise COMMIT rides along.
-	checked := slices.ContainsFunc(effects, func(e Statement) bool { return e.OnRows != nil })
-	send := tx.SendAndCommit
-	if checked {
-		send = tx.Send
-	}
-	err = send(ctx, b, func(br pgx.BatchResults) error {
+	return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
 		if len(unclaim) > 0 {
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("take back claims: %w", err)
@@ -436,20 +428,12 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			return fmt.Errorf("insert postings: %w", err)
 		}
 		for _, e := range effects {
-			tag, err := br.Exec()
-			if err != nil {
-				return fmt.Errorf("effects of a transaction: %w", err)
-			}
-			if err := e.check(tag); err != nil {
-				return err
+			if _, err := br.Exec(); err != nil {
+				return e.failed(err)
 			}
 		}
 		return nil
 	})
-	if err != nil || !checked {
-		return err
-	}
-	return tx.Commit(ctx)
 }
 
 // singleRowState is the new state of a group's single-row accounts, as

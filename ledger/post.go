@@ -368,12 +368,8 @@ func runEffects(ctx context.Context, tx pgx.Tx, effects []Statement) error {
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
 	for _, e := range effects {
-		tag, err := br.Exec()
-		if err != nil {
-			return fmt.Errorf("effects of a transaction: %w", err)
-		}
-		if err := e.check(tag); err != nil {
-			return err
+		if _, err := br.Exec(); err != nil {
+			return e.failed(err)
 		}
 	}
 	return br.Close()

@@ -21,6 +21,8 @@ package ledger
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/google/uuid"
@@ -129,18 +131,20 @@ type PostRequest struct {
 type Statement struct {
 	SQL  string
 	Args []any
-	// OnRows, when set, judges how many rows the statement affected; an
-	// error fails the transaction with it (the ledger writes nothing). It
-	// lets an effect claim something only if nobody has yet.
-	OnRows func(rows int64) error
+	// Conflict, when set, is what a unique violation by this statement
+	// means: the transaction fails with it and writes nothing. It lets an
+	// effect claim something only if nobody has yet, and be refused by the
+	// database itself, before COMMIT.
+	Conflict error
 }
 
-// check applies OnRows to a statement's command tag.
-func (s Statement) check(tag pgconn.CommandTag) error {
-	if s.OnRows == nil {
-		return nil
+// failed names a statement's error: its Conflict for a unique violation.
+func (s Statement) failed(err error) error {
+	var pgErr *pgconn.PgError
+	if s.Conflict != nil && errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		return s.Conflict
 	}
-	return s.OnRows(tag.RowsAffected())
+	return fmt.Errorf("effects of a transaction: %w", err)
 }
 
 // Transaction is a posted, immutable transaction.

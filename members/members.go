@@ -289,22 +289,18 @@ func clip(s string) string {
 // was being recorded. Read the member again and recompute the stay.
 var ErrFirstStayTaken = errors.New("another stay became the member's first stay meanwhile")
 
-// ClaimFirstStay is the effect that remembers stay as the member's first
-// completed stay (it earns the first-stay bonus). It commits with the stay's
-// transaction, and fails it with ErrFirstStayTaken if another stay was
-// remembered first; claiming the same stay again succeeds, so a retried
-// request keeps its bonus.
-func ClaimFirstStay(number, stay string) ledger.Statement {
-	return ledger.Statement{
-		SQL: `UPDATE members SET first_stay = $2
-			WHERE member_number = $1 AND (first_stay IS NULL OR first_stay = $2)`,
-		Args: []any{number, stay},
-		OnRows: func(rows int64) error {
-			if rows != 1 {
-				return fmt.Errorf("member %s: %w", number, ErrFirstStayTaken)
-			}
-			return nil
+// ClaimFirstStay are the effects that remember stay as the member's first
+// completed stay (it earns the first-stay bonus). They commit with the
+// stay's transaction, and fail it with ErrFirstStayTaken if another stay
+// claimed first. Ask only when the member's record shows no first stay.
+func ClaimFirstStay(number, stay string) []ledger.Statement {
+	return []ledger.Statement{
+		{
+			SQL:      `INSERT INTO first_stay_claims (member_number, stay_ref) VALUES ($1, $2)`,
+			Args:     []any{number, stay},
+			Conflict: fmt.Errorf("member %s: %w", number, ErrFirstStayTaken),
 		},
+		{SQL: `UPDATE members SET first_stay = $2 WHERE member_number = $1`, Args: []any{number, stay}},
 	}
 }
 

@@ -32,7 +32,7 @@ func TestFirstStayIsClaimedOnceWithItsTransaction(t *testing.T) {
 	stay := func(key, ref string) error {
 		var claim []ledger.Statement
 		if ref != "" {
-			claim = members.ClaimFirstStay(m.Number, ref)
+			claim = []ledger.Statement{members.ClaimFirstStay(m.Number, ref)}
 		}
 		_, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: key, Kind: ledger.KindEarn, EffectiveAt: enrolled,
 			Postings: []ledger.Posting{{Account: m.Account(), Amount: 100}, {Account: programme.AccountIssuedStay, Amount: -100}},

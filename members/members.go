@@ -289,18 +289,17 @@ func clip(s string) string {
 // was being recorded. Read the member again and recompute the stay.
 var ErrFirstStayTaken = errors.New("another stay became the member's first stay meanwhile")
 
-// ClaimFirstStay are the effects that remember stay as the member's first
-// completed stay (it earns the first-stay bonus). They commit with the
-// stay's transaction, and fail it with ErrFirstStayTaken if another stay
+// ClaimFirstStay is the effect that remembers stay as the member's first
+// completed stay (it earns the first-stay bonus). It commits with the
+// stay's transaction, and fails it with ErrFirstStayTaken if another stay
 // claimed first. Ask only when the member's record shows no first stay.
-func ClaimFirstStay(number, stay string) []ledger.Statement {
-	return []ledger.Statement{
-		{
-			SQL:      `INSERT INTO first_stay_claims (member_number, stay_ref) VALUES ($1, $2)`,
-			Args:     []any{number, stay},
-			Conflict: fmt.Errorf("member %s: %w", number, ErrFirstStayTaken),
-		},
-		{SQL: `UPDATE members SET first_stay = $2 WHERE member_number = $1`, Args: []any{number, stay}},
+func ClaimFirstStay(number, stay string) ledger.Statement {
+	return ledger.Statement{
+		SQL: `WITH claim AS (
+				INSERT INTO first_stay_claims (member_number, stay_ref) VALUES ($1, $2) RETURNING member_number, stay_ref)
+			UPDATE members SET first_stay = claim.stay_ref FROM claim WHERE members.member_number = claim.member_number`,
+		Args:     []any{number, stay},
+		Conflict: fmt.Errorf("member %s: %w", number, ErrFirstStayTaken),
 	}
 }
 

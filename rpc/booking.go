@@ -108,7 +108,7 @@ func (s bookingService) recordStay(ctx context.Context, v programmes.Version, ms
 	}
 	effects, decision := s.tierEffects(ctx, rules, member, activity, q, now)
 	if claimFirst {
-		effects = append(effects, members.ClaimFirstStay(member.Number, ref)...)
+		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
 	}
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}

@@ -390,12 +390,13 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	b.Queue(txText, txArgs...)
 	postText, postArgs := groupPostingsSQL(written, accounts)
 	b.Queue(postText, postArgs...)
-	var effects []Statement
+	var all []Statement
 	for _, j := range written {
-		for _, e := range j.req.Effects {
-			b.Queue(e.SQL, e.Args...)
-			effects = append(effects, e)
-		}
+		all = append(all, j.req.Effects...)
+	}
+	effects := mergeRowInserts(all)
+	for _, e := range effects {
+		b.Queue(e.Text(), e.Args...)
 	}
 	return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
 		if len(unclaim) > 0 {

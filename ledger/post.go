@@ -363,7 +363,7 @@ func runEffects(ctx context.Context, tx pgx.Tx, effects []Statement) error {
 	}
 	b := &pgx.Batch{}
 	for _, e := range effects {
-		b.Queue(e.SQL, e.Args...)
+		b.Queue(e.Text(), e.Args...)
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()

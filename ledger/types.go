@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -127,15 +128,75 @@ type PostRequest struct {
 	Lots LotPolicy
 }
 
-// Statement is one SQL statement with its arguments.
+// Statement is one SQL statement with its arguments, or one row to insert.
 type Statement struct {
 	SQL  string
 	Args []any
+	// Into, when set instead of SQL, makes the statement an insert of one
+	// row (Args) into a table and its columns, such as "qualifying_stays
+	// (id, member_number)". A group commit writes the rows of all its
+	// effects with the same Into in one statement, before its other
+	// effects: such an effect must not depend on another.
+	Into string
 	// Conflict, when set, is what a unique violation by this statement
 	// means: the transaction fails with it and writes nothing. It lets an
 	// effect claim something only if nobody has yet, and be refused by the
 	// database itself, before COMMIT.
 	Conflict error
+}
+
+// Text is the statement's SQL, or the insert of its one row.
+func (s Statement) Text() string {
+	if s.Into == "" {
+		return s.SQL
+	}
+	return insertRowsSQL(s.Into, 1, len(s.Args))
+}
+
+// insertRowsSQL inserts rows of columns values each into into.
+func insertRowsSQL(into string, rows, columns int) string {
+	var sb strings.Builder
+	sb.WriteString("INSERT INTO " + into + " VALUES ")
+	for r := range rows {
+		if r > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteByte('(')
+		for c := range columns {
+			if c > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "$%d", r*columns+c+1)
+		}
+		sb.WriteByte(')')
+	}
+	return sb.String()
+}
+
+// mergeRowInserts returns a group's effects with the row inserts of the
+// same Into (and no Conflict of their own) merged into one statement each,
+// first, and the other effects after, in order.
+func mergeRowInserts(effects []Statement) []Statement {
+	var merged, others []Statement
+	at := map[string]int{} // Into -> index in merged
+	for _, e := range effects {
+		if e.Into == "" || e.Conflict != nil {
+			others = append(others, e)
+			continue
+		}
+		i, ok := at[e.Into]
+		if !ok {
+			i = len(merged)
+			at[e.Into] = i
+			merged = append(merged, Statement{Into: e.Into})
+		}
+		merged[i].Args = append(merged[i].Args, e.Args...)
+		merged[i].SQL = insertRowsSQL(e.Into, len(merged[i].Args)/len(e.Args), len(e.Args))
+	}
+	for i := range merged {
+		merged[i].Into = "" // SQL says it all now
+	}
+	return append(merged, others...)
 }
 
 // failed names a statement's error: its Conflict for a unique violation.

@@ -3,6 +3,7 @@ package ledger
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -151,6 +152,34 @@ func TestStatementCursorRoundTrips(t *testing.T) {
 	for _, bad := range []string{"!!", "AAAA", encodeCursor(c) + "A"} {
 		if _, err := decodeCursor(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("token %q: got %v, want refused", bad, err)
+		}
+	}
+}
+
+// Row inserts of a group's effects into the same table become one
+// statement, ahead of the other effects, which keep their order.
+func TestGroupEffectsMergeRowInserts(t *testing.T) {
+	taken := errors.New("taken")
+	effects := []Statement{
+		{Into: "a (x, y)", Args: []any{1, 2}},
+		{SQL: "UPDATE b SET z = $1", Args: []any{9}},
+		{Into: "c (x)", Args: []any{5}},
+		{Into: "a (x, y)", Args: []any{3, 4}},
+		{Into: "a (x, y)", Args: []any{7, 8}, Conflict: taken},
+	}
+	got := mergeRowInserts(effects)
+	want := []Statement{
+		{SQL: "INSERT INTO a (x, y) VALUES ($1, $2), ($3, $4)", Args: []any{1, 2, 3, 4}},
+		{SQL: "INSERT INTO c (x) VALUES ($1)", Args: []any{5}},
+		{SQL: "UPDATE b SET z = $1", Args: []any{9}},
+		{Into: "a (x, y)", Args: []any{7, 8}, Conflict: taken},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d statements, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if got[i].Text() != want[i].Text() || fmt.Sprint(got[i].Args) != fmt.Sprint(want[i].Args) || got[i].Conflict != want[i].Conflict {
+			t.Errorf("statement %d: %q %v, want %q %v", i, got[i].Text(), got[i].Args, want[i].Text(), want[i].Args)
 		}
 	}
 }

@@ -323,8 +323,7 @@ const qualifyingActivitySQL = `SELECT COALESCE(SUM(nights), 0)::INT8, COALESCE(S
 // with the stay's transaction; a reversal records them negated.
 func QualifyingStay(number, stayRef string, completedAt time.Time, nights int, points int64) ledger.Statement {
 	return ledger.Statement{
-		SQL: `INSERT INTO qualifying_stays (id, member_number, stay_ref, completed_at, nights, points)
-			VALUES ($1, $2, $3, $4, $5, $6)`,
+		Into: "qualifying_stays (id, member_number, stay_ref, completed_at, nights, points)",
 		Args: []any{uuid.New(), number, stayRef, completedAt, nights, points},
 	}
 }

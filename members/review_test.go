@@ -38,7 +38,7 @@ func TestTierReviewDowngradesOneStepOnceAndResumes(t *testing.T) {
 		return m
 	}
 	exec := func(s ledger.Statement) {
-		if _, err := db.Pool.Exec(ctx, s.SQL, s.Args...); err != nil {
+		if _, err := db.Pool.Exec(ctx, s.Text(), s.Args...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -31,7 +31,7 @@ func TestStayViewAgreesWithItsParts(t *testing.T) {
 		members.ChangeTier(m.Number, members.TierChange{From: programme.TierRegular, To: programme.TierSilver, Reason: "first stay",
 			EffectiveAt: upgradedAt, ChangedBy: "test"}),
 	} {
-		if _, err := db.Pool.Exec(ctx, s.SQL, s.Args...); err != nil {
+		if _, err := db.Pool.Exec(ctx, s.Text(), s.Args...); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,7 +21,7 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 	if err := validatePost(req); err != nil {
 		return Transaction{}, err
 	}
-	metadata, err := canonicalMetadata(req.Metadata)
+	metadata, err := postMetadata(req)
 	if err != nil {
 		return Transaction{}, err
 	}
@@ -61,6 +62,16 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 		return Transaction{}, fmt.Errorf("post %s transaction: %w", req.Kind, r.err)
 	}
 	return r.txn, nil
+}
+
+// postMetadata checks a request's metadata. Its canonical form (keys
+// sorted) is only needed to hash the request; a request whose caller's
+// fingerprint stands for it keeps the caller's bytes, once checked.
+func postMetadata(req PostRequest) (json.RawMessage, error) {
+	if len(req.Fingerprint) == 0 {
+		return canonicalMetadata(req.Metadata)
+	}
+	return checkMetadata(req.Metadata)
 }
 
 func postingAccounts(postings []Posting) []string {

@@ -104,11 +104,17 @@ func TestMetadataIsCanonicalJSONObject(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := canonicalMetadata(json.RawMessage(tc.in))
+			// A fingerprinted request's metadata is checked the same way,
+			// and kept as given.
+			kept, keptErr := checkMetadata(json.RawMessage(tc.in))
 			if tc.bad {
-				if !errors.Is(err, ErrInvalid) {
-					t.Fatalf("got %s, %v; want refused", got, err)
+				if !errors.Is(err, ErrInvalid) || !errors.Is(keptErr, ErrInvalid) {
+					t.Fatalf("got %s, %v and %s, %v; want refused", got, err, kept, keptErr)
 				}
 				return
+			}
+			if keptErr != nil || (tc.in != "" && string(kept) != tc.in) {
+				t.Fatalf("checkMetadata: got %s, %v; want %s kept", kept, keptErr, tc.in)
 			}
 			if err != nil || string(got) != tc.want {
 				t.Fatalf("got %s, %v; want %s", got, err, tc.want)

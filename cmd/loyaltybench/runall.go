@@ -266,7 +266,11 @@ func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*serve
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-database-url", dbURL, "-listen", "127.0.0.1:0", "-log-level", "warn")
+	// The background jobs (tier review, expiry, finance rollups) would
+	// first run a minute or two after start, in the middle of a phase, and
+	// make that phase's figures depend on where it fell: off while measuring.
+	cmd := exec.Command(bin, "-database-url", dbURL, "-listen", "127.0.0.1:0", "-log-level", "warn",
+		"-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0")
 	cmd.Stdout = w
 	cmd.Stderr = logs
 	// If we die, so does it.

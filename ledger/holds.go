@@ -70,11 +70,7 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 			hold.ID, hold.Account, hold.Points, hold.CallerID, hold.CreatedAt, hold.ExpiresAt, reference, string(metadata))
 		var raw, held int64
 		err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
-			tag, err := br.Exec()
-			if err != nil {
-				return fmt.Errorf("claim idempotency key: %w", err)
-			}
-			if err := claimed(tag.RowsAffected()); err != nil {
+			if err := readClaim(br); err != nil {
 				return err
 			}
 			if err := br.QueryRow().Scan(&raw); err != nil {
@@ -239,13 +235,10 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 		var raw, held int64
 		var side string
 		err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
-			tag, err := br.Exec()
-			if err != nil {
-				return fmt.Errorf("claim idempotency key: %w", err)
-			}
-			if err := claimed(tag.RowsAffected()); err != nil {
+			if err := readClaim(br); err != nil {
 				return err
 			}
+			var err error
 			hold, err = scanHold(br.QueryRow(), &raw, &held, &side)
 			if isNoRows(err) {
 				return fmt.Errorf("hold %s: %w", req.HoldID, ErrNotFound)
@@ -299,11 +292,7 @@ func claimAndLockHold(ctx context.Context, tx pgx.Tx, claim keyClaim, now time.T
 	b.Queue(holdSelect+` WHERE id = $1 FOR UPDATE`, holdID)
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()
-	tag, err := br.Exec()
-	if err != nil {
-		return Hold{}, fmt.Errorf("claim idempotency key: %w", err)
-	}
-	if err := claimed(tag.RowsAffected()); err != nil {
+	if err := readClaim(br); err != nil {
 		return Hold{}, err
 	}
 	hold, err := scanHold(br.QueryRow())
@@ -314,6 +303,16 @@ func claimAndLockHold(ctx context.Context, tx pgx.Tx, claim keyClaim, now time.T
 		return Hold{}, err
 	}
 	return hold, br.Close()
+}
+
+// readClaim reads the result of claimSQL in a batch: errKeyTaken when the
+// key is in use already.
+func readClaim(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return fmt.Errorf("claim idempotency key: %w", err)
+	}
+	return claimed(tag.RowsAffected())
 }
 
 func holdUsable(h Hold, now time.Time, op string) error {

@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -382,9 +381,16 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			WHERE b.account_code = v.code AND b.shard = 0`,
 			singleRowsAfter.codes, singleRowsAfter.deltas, singleRowsAfter.lots, singleRowsAfter.nextExpiry)
 	}
-	for _, m := range sharded {
-		b.Queue(`UPDATE account_balances SET balance = balance + $3 WHERE account_code = $1 AND shard = $2`,
-			m.account.Code, m.shard, m.raw)
+	if len(sharded) > 0 {
+		// One statement for the leased shard rows of every sharded account:
+		// one row each, as the group nets its moves per account.
+		codes, shardIndexes, deltas := make([]string, len(sharded)), make([]int64, len(sharded)), make([]int64, len(sharded))
+		for i, m := range sharded {
+			codes[i], shardIndexes[i], deltas[i] = m.account.Code, int64(m.shard), m.raw
+		}
+		b.Queue(`UPDATE account_balances AS b SET balance = b.balance + v.delta
+			FROM unnest($1::TEXT[], $2::INT8[], $3::INT8[]) AS v (code, shard, delta)
+			WHERE b.account_code = v.code AND b.shard = v.shard`, codes, shardIndexes, deltas)
 	}
 	txText, txArgs := transactionsSQL(written)
 	b.Queue(txText, txArgs...)
@@ -413,13 +419,13 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 				return fmt.Errorf("moved %d of %d single-row balances: a balance row is missing", tag.RowsAffected(), len(singleRowsAfter.codes))
 			}
 		}
-		for range sharded {
+		if len(sharded) > 0 {
 			tag, err := br.Exec()
 			if err != nil {
-				return fmt.Errorf("move balances: %w", err)
+				return fmt.Errorf("move sharded balances: %w", err)
 			}
-			if tag.RowsAffected() != 1 {
-				return errors.New("a balance row is missing")
+			if tag.RowsAffected() != int64(len(sharded)) {
+				return fmt.Errorf("moved %d of %d shard rows: a balance row is missing", tag.RowsAffected(), len(sharded))
 			}
 		}
 		if _, err := br.Exec(); err != nil {

@@ -296,3 +296,134 @@ func postAsAClient(ctx context.Context, l *ledger.Ledger, req ledger.PostRequest
 	}
 	return txn, err
 }
+
+// TestHoldsAndRedemptionsNeverOverdraw races guarantees (holds placed and
+// released) against redemptions of the same members from two ledgers on
+// one database: no acknowledged hold or redemption may take a member's
+// available points (posted - held) below zero, every answer's balance
+// after is what the books say once the race is over, and every
+// acknowledged hold is stored in the state it was left in.
+func TestHoldsAndRedemptionsNeverOverdraw(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		const (
+			members    = 4
+			workers    = 12
+			operations = 1500
+			seedPoints = 2000
+		)
+		f := newFixture(t, db, members)
+		for m := 1; m <= members; m++ {
+			f.earn(t, member(m), seedPoints)
+		}
+		processes := [2]*ledger.Ledger{ledger.New(db, ledger.Options{Clock: f.clock.Now}), ledger.New(db, ledger.Options{Clock: f.clock.Now})}
+		var (
+			mu       sync.Mutex
+			redeemed = map[string]int64{}
+			earned   = map[string]int64{}
+			placed   atomic.Int64
+			active   = map[uuid.UUID]ledger.Hold{} // acknowledged and not released
+			released = map[uuid.UUID]bool{}
+			next     atomic.Int64
+		)
+		var wg sync.WaitGroup
+		for w := range workers {
+			wg.Go(func() {
+				l := processes[w%len(processes)]
+				rng := rand.New(rand.NewPCG(uint64(w), 7))
+				var mine []uuid.UUID // this worker's active holds
+				for i := 0; next.Add(1) <= operations; i++ {
+					key := fmt.Sprintf("h%d-%d", w, i)
+					account := member(1 + rng.IntN(members))
+					switch r := rng.IntN(100); {
+					case r < 40 && len(mine) > 0:
+						id := mine[0]
+						h, err := l.ReleaseHold(f.ctx, ledger.ReleaseRequest{CallerID: caller, IdempotencyKey: key, HoldID: id})
+						if err != nil {
+							t.Errorf("release %s: %v", id, err)
+							return
+						}
+						if h.Status != ledger.HoldReleased || h.BalanceAfter == nil || h.BalanceAfter.Available < 0 {
+							t.Errorf("release %s answered %+v", id, h)
+						}
+						mine = mine[1:]
+						mu.Lock()
+						delete(active, id)
+						released[id] = true
+						mu.Unlock()
+					case r < 70:
+						h, err := l.PlaceHold(f.ctx, ledger.HoldRequest{CallerID: caller, IdempotencyKey: key, Account: account,
+							Points: int64(1 + rng.IntN(600)), ExpiresAt: f.clock.Now().Add(24 * time.Hour)})
+						if errors.Is(err, ledger.ErrInsufficientPoints) || errors.Is(err, database.ErrContention) {
+							continue
+						}
+						if err != nil {
+							t.Errorf("place hold: %v", err)
+							return
+						}
+						if h.BalanceAfter == nil || h.BalanceAfter.Available < 0 {
+							t.Errorf("hold %s answered %+v", h.ID, h.BalanceAfter)
+						}
+						mine = append(mine, h.ID)
+						placed.Add(1)
+						mu.Lock()
+						active[h.ID] = h
+						mu.Unlock()
+					case r < 85:
+						points := int64(1 + rng.IntN(300))
+						if _, err := postAsAClient(f.ctx, l, earnRequest(key, account, points)); err != nil {
+							t.Errorf("earn: %v", err)
+							return
+						}
+						mu.Lock()
+						earned[account] += points
+						mu.Unlock()
+					default:
+						points := int64(1 + rng.IntN(400))
+						txn, err := postAsAClient(f.ctx, l, redeemRequest(key, account, points))
+						if errors.Is(err, ledger.ErrInsufficientPoints) {
+							continue
+						}
+						if err != nil {
+							t.Errorf("redeem: %v", err)
+							return
+						}
+						for _, b := range txn.BalancesAfter {
+							if b.Available < 0 {
+								t.Errorf("redemption %s left %s at %+v", txn.ID, b.Account, b)
+							}
+						}
+						mu.Lock()
+						redeemed[account] += points
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		held := map[string]int64{}
+		for _, h := range active {
+			held[h.Account] += h.Points
+		}
+		for m := 1; m <= members; m++ {
+			b := f.balance(t, member(m))
+			posted := seedPoints + earned[member(m)] - redeemed[member(m)]
+			if b.Posted != posted || b.Held != held[member(m)] || b.Available < 0 {
+				t.Errorf("%s: %+v; acknowledged writes say posted %d, held %d", member(m), b, posted, held[member(m)])
+			}
+		}
+		for id := range released {
+			h, err := f.ledger.GetHold(f.ctx, id)
+			if err != nil || h.Status != ledger.HoldReleased {
+				t.Errorf("released hold %s is stored as %+v, %v", id, h, err)
+			}
+		}
+		f.mustVerify(t)
+		t.Logf("%d holds placed, %d left active, %d released; earned %v, redeemed %v", placed.Load(), len(active), len(released), earned, redeemed)
+		if placed.Load() < operations/10 {
+			t.Fatalf("only %d holds were placed: the race did not happen", placed.Load())
+		}
+	})
+}

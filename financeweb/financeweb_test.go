@@ -98,7 +98,7 @@ func newFixture(t *testing.T) fixture {
 	rates := p.Rates[0]
 	award := partners.Entry{PartnerID: "P", PropertyID: "P-1", MemberNumber: "100000001", RateVersion: rates.Version, Kind: partners.KindAward,
 		PointsIssued: 1000, Amount: partners.Amount(rates, 1000, 0)}
-	post("award", ledger.KindEarn, partners.IssuedAccount("P").Code, member.Code, 1000, partners.Record("test", "award", award))
+	post("award", ledger.KindEarn, partners.IssuedAccount("P").Code, member.Code, 1000, partners.Record(award))
 	at(25)
 	post("adjust", ledger.KindAdjustment, member.Code, programme.AccountAdjustmentDebit, 300)
 	clock.Advance(july.Add(time.Hour).Sub(clock.Now()))

@@ -398,7 +398,9 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	b.Queue(postText, postArgs...)
 	var all []Statement
 	for _, j := range written {
-		all = append(all, j.req.Effects...)
+		for _, e := range j.req.Effects {
+			all = append(all, e.forTransaction(j.txn))
+		}
 	}
 	effects := mergeRowInserts(all)
 	for _, e := range effects {

@@ -350,7 +350,7 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		if err := writeTransaction(ctx, tx, &reversal, accounts, shards, lotInput{policy: req.Lots, reverses: original.Lots}); err != nil {
 			return err
 		}
-		return runEffects(ctx, tx, req.Effects)
+		return runEffects(ctx, tx, reversal, req.Effects)
 	})
 	switch {
 	case errors.Is(err, errKeyTaken):
@@ -368,13 +368,14 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 }
 
 // runEffects runs a transaction's effects in its database transaction.
-func runEffects(ctx context.Context, tx pgx.Tx, effects []Statement) error {
+func runEffects(ctx context.Context, tx pgx.Tx, txn Transaction, effects []Statement) error {
 	if len(effects) == 0 {
 		return nil
 	}
 	b := &pgx.Batch{}
-	for _, e := range effects {
-		b.Queue(e.Text(), e.Args...)
+	for i, e := range effects {
+		effects[i] = e.forTransaction(txn)
+		b.Queue(effects[i].Text(), effects[i].Args...)
 	}
 	br := tx.SendBatch(ctx, b)
 	defer br.Close()

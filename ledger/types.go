@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,11 +139,28 @@ type Statement struct {
 	// effects with the same Into in one statement, before its other
 	// effects: such an effect must not depend on another.
 	Into string
+	// WithTransaction appends the transaction's id, effective time and
+	// recorded time to Args, as the statement's last three parameters: an
+	// effect that records the transaction need not read it back (a read
+	// inside a serializable transaction takes predicate locks that make
+	// concurrent inserts conflict).
+	WithTransaction bool
 	// Conflict, when set, is what a unique violation by this statement
 	// means: the transaction fails with it and writes nothing. It lets an
 	// effect claim something only if nobody has yet, and be refused by the
 	// database itself, before COMMIT.
 	Conflict error
+}
+
+// forTransaction is the statement with txn's parameters appended, when it
+// asks for them.
+func (s Statement) forTransaction(txn Transaction) Statement {
+	if !s.WithTransaction {
+		return s
+	}
+	s.Args = append(slices.Clip(s.Args), txn.ID, txn.EffectiveAt, txn.RecordedAt)
+	s.WithTransaction = false
+	return s
 }
 
 // Text is the statement's SQL, or the insert of its one row.

@@ -189,3 +189,25 @@ func TestGroupEffectsMergeRowInserts(t *testing.T) {
 		}
 	}
 }
+
+// An effect that records its transaction gets the transaction's id and
+// times as its last parameters, and the request's own statement is left as
+// it was (a group may be tried again).
+func TestEffectWithTransactionGetsItsParameters(t *testing.T) {
+	txn := Transaction{ID: uuid.New(), EffectiveAt: time.Unix(100, 0).UTC(), RecordedAt: time.Unix(200, 0).UTC()}
+	args := make([]any, 1, 8) // room to append in place, which must not happen
+	args[0] = "P"
+	e := Statement{Into: "t (partner, id, effective_at, recorded_at)", Args: args, WithTransaction: true}
+	got := e.forTransaction(txn)
+	want := fmt.Sprint([]any{"P", txn.ID, txn.EffectiveAt, txn.RecordedAt})
+	if fmt.Sprint(got.Args) != want || got.WithTransaction || got.Text() != "INSERT INTO t (partner, id, effective_at, recorded_at) VALUES ($1, $2, $3, $4)" {
+		t.Fatalf("got %q %v", got.Text(), got.Args)
+	}
+	if len(e.Args) != 1 || !e.WithTransaction || fmt.Sprint(args[:cap(args)][1]) != "<nil>" {
+		t.Fatalf("the request's statement changed: %+v", e)
+	}
+	plain := Statement{SQL: "UPDATE x SET y = $1", Args: []any{1}}
+	if got := plain.forTransaction(txn); len(got.Args) != 1 {
+		t.Fatalf("a statement that did not ask got %v", got.Args)
+	}
+}

@@ -56,23 +56,20 @@ func Amount(r Rates, pointsIssued, pointsRedeemed int64) decimal.Decimal {
 
 // Record is the ledger effect that indexes a transaction at a partner's
 // hotel: it commits with the transaction or not at all (ledger
-// PostRequest.Effects). The transaction is found by the caller's
-// idempotency key, claimed in the same database transaction, so the row
-// carries the ledger's own id and times. TransactionID, EffectiveAt and
+// PostRequest.Effects). The ledger gives the row its transaction's own id
+// and times (Statement.WithTransaction); TransactionID, EffectiveAt and
 // RecordedAt of e are ignored.
-func Record(callerID, idempotencyKey string, e Entry) ledger.Statement {
+func Record(e Entry) ledger.Statement {
 	var reverses *uuid.UUID
 	if e.ReversesID != uuid.Nil {
 		reverses = &e.ReversesID
 	}
 	return ledger.Statement{
-		SQL: `INSERT INTO partner_transactions (transaction_id, partner_id, property_id, kind, member_number, stay_id,
-				rate_version, points_issued, points_redeemed, amount, reverses_id, effective_at, recorded_at)
-			SELECT t.id, $3, $4, $5, $6, $7, $8, $9, $10, $11::DECIMAL, $12, t.effective_at, t.recorded_at
-			FROM idempotency_keys k JOIN transactions t ON t.id = k.transaction_id
-			WHERE k.caller_id = $1 AND k.idempotency_key = $2`,
-		Args: []any{callerID, idempotencyKey, e.PartnerID, e.PropertyID, string(e.Kind), e.MemberNumber, e.StayID,
+		Into: `partner_transactions (partner_id, property_id, kind, member_number, stay_id, rate_version,
+			points_issued, points_redeemed, amount, reverses_id, transaction_id, effective_at, recorded_at)`,
+		Args: []any{e.PartnerID, e.PropertyID, string(e.Kind), e.MemberNumber, e.StayID,
 			e.RateVersion, e.PointsIssued, e.PointsRedeemed, e.Amount.String(), reverses},
+		WithTransaction: true,
 	}
 }
 

@@ -46,7 +46,7 @@ func post(t *testing.T, l *ledger.Ledger, key string, at time.Time, r partners.R
 		e.Kind, req.Kind = partners.KindRedemption, ledger.KindRedeem
 		req.Postings = []ledger.Posting{{Account: member, Amount: -redeemed}, {Account: partners.RedeemedAccount("P").Code, Amount: redeemed}}
 	}
-	req.Effects = []ledger.Statement{partners.Record("test", key, e)}
+	req.Effects = []ledger.Statement{partners.Record(e)}
 	if _, err := l.Post(context.Background(), req); err != nil {
 		t.Fatal(err)
 	}

@@ -218,7 +218,7 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 			{Account: partners.IssuedAccount(partnerID).Code, Amount: -points},
 		},
 		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
-		Effects: []ledger.Statement{partners.Record(caller(ctx).ID, key, partners.Entry{
+		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: member.Number,
 			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsIssued: points, Amount: amount})},
 		Lots: v.LotPolicy(completedAt, true),
@@ -349,7 +349,7 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 			{Account: partners.RedeemedAccount(partnerID).Code, Amount: price},
 		},
 		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
-		Effects: []ledger.Statement{partners.Record(caller(ctx).ID, key, partners.Entry{
+		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindRedemption, MemberNumber: member.Number,
 			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsRedeemed: price, Amount: amount})},
 		Lots: v.LotPolicy(now, true),
@@ -413,7 +413,7 @@ func (s *Server) reversePartnerTransaction(ctx context.Context, key string, e pa
 	}
 	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: callerID, IdempotencyKey: key, TransactionID: e.TransactionID,
 		Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Lots: v.LotPolicy(s.now(), false),
-		Effects: []ledger.Statement{partners.Record(callerID, key, partners.Entry{
+		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
 			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
 			Amount: amount, ReversesID: e.TransactionID})},

@@ -46,7 +46,7 @@ func TestReportPartnerStatements(t *testing.T) {
 			PointsIssued: issued, PointsRedeemed: redeemed, Amount: partners.Amount(rates, issued, redeemed)}
 		req := ledger.PostRequest{CallerID: "test", IdempotencyKey: key, Kind: ledger.KindEarn, EffectiveAt: clock.Now(),
 			Postings: []ledger.Posting{{Account: member.Code, Amount: issued}, {Account: partners.IssuedAccount("P").Code, Amount: -issued}},
-			Effects:  []ledger.Statement{partners.Record("test", key, e)}, Lots: ledger.LotPolicy{ExpiresAt: june.AddDate(2, 0, 0)}}
+			Effects:  []ledger.Statement{partners.Record(e)}, Lots: ledger.LotPolicy{ExpiresAt: june.AddDate(2, 0, 0)}}
 		if redeemed > 0 {
 			req.Kind = ledger.KindRedeem
 			req.Postings = []ledger.Posting{{Account: member.Code, Amount: -redeemed}, {Account: partners.RedeemedAccount("P").Code, Amount: redeemed}}

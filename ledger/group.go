@@ -219,8 +219,9 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 		WHERE b.account_code = ANY($1) AND b.shard = 0 ORDER BY b.account_code FOR UPDATE`, singles, now)
 	// COMMIT travels with round trip 2, before its results are read: every
 	// row it moves is known to exist by then. Single-row balances are
-	// locked above; the sharded rows this group was leased are counted
-	// here (reading rows the group writes anyway adds no conflicts).
+	// locked above; the shard rows this process leased to the group are
+	// counted here (a read that can meet only another process writing the
+	// same shard, which the group's own update would meet anyway).
 	var shardCodes []string
 	var shardIndexes []int64
 	for code, a := range accounts {

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,6 +76,20 @@ type groupCommitter struct {
 	mu      sync.Mutex
 	pending []*postJob
 	slots   chan struct{}
+	// groups and requests count the groups flushed and the requests in
+	// them: their ratio is the mean group size.
+	groups, requests atomic.Uint64
+}
+
+// GroupStats counts what the group commit did since the ledger was made.
+type GroupStats struct {
+	Groups   uint64 // groups flushed (a group split in two counts once)
+	Requests uint64 // Post requests and expiries in them
+}
+
+// GroupStats returns the group commit's counters.
+func (l *Ledger) GroupStats() GroupStats {
+	return GroupStats{Groups: l.group.groups.Load(), Requests: l.group.requests.Load()}
 }
 
 func newGroupCommitter() *groupCommitter {
@@ -130,6 +145,8 @@ func (l *Ledger) flushLoop() {
 
 // flush writes one group and answers each of its jobs.
 func (l *Ledger) flush(jobs []*postJob) {
+	l.group.groups.Add(1)
+	l.group.requests.Add(uint64(len(jobs)))
 	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
 	defer cancel()
 	results := l.writeGroup(ctx, jobs)

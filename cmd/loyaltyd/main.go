@@ -304,7 +304,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		return err
 	}
 
-	m := newMetrics(db)
+	m := newMetrics(db, l)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	// More specific than "/", so it wins over the Connect services.

@@ -11,11 +11,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
 // metrics is the server's Prometheus registry: RPC counts and latencies,
-// the database's transaction retries, the pool, and the Go runtime and
-// process. It has its own registry, so nothing registered globally by a
+// the database's transaction retries, the group commit, the pool, and the
+// Go runtime and process. It has its own registry, so nothing registered globally by a
 // dependency leaks into /metrics.
 type metrics struct {
 	registry *prometheus.Registry
@@ -23,7 +24,7 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newMetrics(db *database.DB) *metrics {
+func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -62,6 +63,14 @@ func newMetrics(db *database.DB) *metrics {
 			Name: "loyalty_db_ambiguous_commits_total",
 			Help: "Commits whose outcome was unknown (connection lost during COMMIT) and were retried.",
 		}, stats(func(s database.Stats) uint64 { return s.AmbiguousCommits })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_ledger_groups_total",
+			Help: "Groups the ledger's group commit wrote, each in one database transaction (mean size: requests / groups).",
+		}, func() float64 { return float64(l.GroupStats().Groups) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_ledger_group_requests_total",
+			Help: "Post requests and expiries the group commit wrote in those groups.",
+		}, func() float64 { return float64(l.GroupStats().Requests) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "loyalty_db_pool_acquired_conns",
 			Help: "Connections of the pool in use.",

@@ -139,6 +139,9 @@ func TestREADME(t *testing.T) {
 		`(?m)^loyalty_db_transaction_attempts_total [1-9][0-9]*$`,
 		`(?m)^loyalty_db_transaction_retries_total [0-9]+$`,
 		`(?m)^loyalty_db_ambiguous_commits_total 0$`,
+		// The stay was written by the group commit.
+		`(?m)^loyalty_ledger_groups_total [1-9][0-9]*$`,
+		`(?m)^loyalty_ledger_group_requests_total [1-9][0-9]*$`,
 		`(?m)^loyalty_db_pool_max_conns [1-9][0-9]*$`,
 		`(?m)^loyalty_db_pool_total_conns [0-9]+$`,
 		`(?m)^go_goroutines [0-9]+$`,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -191,5 +192,25 @@ func TestPercentile(t *testing.T) {
 	}
 	if percentile(nil, .5) != 0 {
 		t.Error("percentile of nothing is not 0")
+	}
+}
+
+// A phase reads the server's counters by name from its Prometheus text:
+// labelled series and other metrics are skipped, and a missing counter is
+// an error rather than a zero.
+func TestScrapeCountersReadsNamedCounters(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "# HELP loyalty_ledger_groups_total Groups.\n# TYPE loyalty_ledger_groups_total counter\n"+
+			"loyalty_ledger_groups_total 12\n"+
+			"loyalty_rpc_requests_total{code=\"ok\",procedure=\"/x\"} 99\n"+
+			"loyalty_ledger_group_requests_total 42\n")
+	}))
+	defer srv.Close()
+	got, err := scrapeCounters(context.Background(), srv.URL, metricGroups, metricGroupRequests)
+	if err != nil || got[metricGroups] != 12 || got[metricGroupRequests] != 42 {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	if _, err := scrapeCounters(context.Background(), srv.URL, metricRetries); err == nil {
+		t.Fatal("a missing counter read as zero")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -134,7 +135,7 @@ type runConfig struct {
 	// Latency then shows the service below its peak.
 	Rate float64
 
-	MetricsURL   string // optional: scrape loyalty_db_transaction_retries_total before and after
+	MetricsURL   string // optional: scrape the retries and group-commit counters before and after
 	ServerPID    int    // optional: read the server's VmHWM at the end
 	ResetPeakRSS bool   // reset the server's VmHWM after setup, so the peak is the load's
 	TrackAcks    bool   // keep every acknowledged stay and redemption in the report
@@ -270,11 +271,10 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 			rssReset = true
 		}
 	}
-	retriesBefore := -1.0
+	var countersBefore map[string]float64
 	if cfg.MetricsURL != "" {
-		if retriesBefore, err = scrapeRetries(ctx, cfg.MetricsURL); err != nil {
-			fmt.Fprintf(progress, "note: no retries from %s: %v\n", cfg.MetricsURL, err)
-			retriesBefore = -1
+		if countersBefore, err = scrapeCounters(ctx, cfg.MetricsURL, metricRetries, metricGroups, metricGroupRequests); err != nil {
+			fmt.Fprintf(progress, "note: no retries or group sizes from %s: %v\n", cfg.MetricsURL, err)
 		}
 	}
 
@@ -338,11 +338,13 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
 
-	if retriesBefore >= 0 {
-		if after, err := scrapeRetries(ctx, cfg.MetricsURL); err == nil {
-			rep.Retries = int64(after - retriesBefore)
+	if countersBefore != nil {
+		if after, err := scrapeCounters(ctx, cfg.MetricsURL, metricRetries, metricGroups, metricGroupRequests); err == nil {
+			rep.Retries = int64(after[metricRetries] - countersBefore[metricRetries])
+			rep.Groups = int64(after[metricGroups] - countersBefore[metricGroups])
+			rep.GroupRequests = int64(after[metricGroupRequests] - countersBefore[metricGroupRequests])
 		} else {
-			fmt.Fprintf(progress, "note: no retries from %s: %v\n", cfg.MetricsURL, err)
+			fmt.Fprintf(progress, "note: no retries or group sizes from %s: %v\n", cfg.MetricsURL, err)
 		}
 	}
 	if cfg.ServerPID > 0 {
@@ -815,40 +817,53 @@ func withoutBalance(m proto.Message) proto.Message {
 	return nil
 }
 
-// scrapeRetries reads loyalty_db_transaction_retries_total from a
-// Prometheus text endpoint.
-func scrapeRetries(ctx context.Context, url string) (float64, error) {
+// The server's counters a phase reports, read before and after it.
+const (
+	metricRetries       = "loyalty_db_transaction_retries_total"
+	metricGroups        = "loyalty_ledger_groups_total"
+	metricGroupRequests = "loyalty_ledger_group_requests_total"
+)
+
+// scrapeCounters reads the named unlabelled counters from a Prometheus
+// text endpoint; each must be there.
+func scrapeCounters(ctx context.Context, url string, names ...string) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: %s", url, res.Status)
+		return nil, fmt.Errorf("%s: %s", url, res.Status)
 	}
-	const name = "loyalty_db_transaction_retries_total"
+	out := make(map[string]float64, len(names))
 	sc := bufio.NewScanner(res.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, name); ok && (strings.HasPrefix(rest, " ") || strings.HasPrefix(rest, "{")) {
-			fields := strings.Fields(line)
-			if len(fields) < 2 {
-				continue
-			}
-			return strconv.ParseFloat(fields[len(fields)-1], 64)
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 || !slices.Contains(names, fields[0]) {
+			continue
 		}
+		v, err := strconv.ParseFloat(fields[1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", url, fields[0], err)
+		}
+		out[fields[0]] = v
 	}
 	if err := sc.Err(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return 0, fmt.Errorf("%s has no %s", url, name)
+	for _, name := range names {
+		if _, ok := out[name]; !ok {
+			return nil, fmt.Errorf("%s has no %s", url, name)
+		}
+	}
+	return out, nil
 }
 
 // peakRSS is a process's peak resident set size (VmHWM) in MiB.

@@ -101,6 +101,10 @@ type report struct {
 	PeakRSS   float64 // MiB; 0 unknown
 	RSSSource string
 
+	// Groups the server's group commit wrote during the phase, and the
+	// requests in them (0 and 0: unknown).
+	Groups, GroupRequests int64
+
 	// Acknowledged stays and redemptions, when the run tracked them.
 	KeyPrefix string
 	Acked     []ack
@@ -242,6 +246,9 @@ func (r *report) print(w io.Writer) {
 			r.Replays, r.Mismatches, r.BalanceDrifts)
 	}
 	fmt.Fprintf(w, "db retries:         %s\n", r.retriesText())
+	if r.Groups > 0 {
+		fmt.Fprintf(w, "group commit:       %d groups, %.1f requests each\n", r.Groups, float64(r.GroupRequests)/float64(r.Groups))
+	}
 	rss := r.rssText()
 	if r.RSSSource != "" && r.PeakRSS > 0 {
 		rss += " MiB (" + r.RSSSource + ")"

@@ -25,8 +25,8 @@ type BatchTx struct {
 const beginSerializable = "BEGIN ISOLATION LEVEL SERIALIZABLE"
 
 // Send sends b in one round trip (beginning the transaction first, if this
-// is the first batch) and hands its results to read, which reads them in
-// queue order.
+// is the first batch) and hands its results to read, which must read every
+// one of them, in queue order, or return an error.
 func (t *BatchTx) Send(ctx context.Context, b *pgx.Batch, read func(pgx.BatchResults) error) error {
 	return t.send(ctx, b, false, read)
 }

@@ -122,14 +122,7 @@ func (db *DB) Stats() Stats {
 // fn may run several times; it must not keep state between attempts except
 // what it recomputes. A nil return means the transaction committed.
 func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return db.WriteTxAttempts(ctx, db.maxAttempts, fn)
-}
-
-// WriteTxAttempts is WriteTx with its own bound on attempts (at most
-// MaxAttempts), for a caller that has a better plan than retrying, such as
-// splitting a group of requests that keeps conflicting.
-func (db *DB) WriteTxAttempts(ctx context.Context, maxAttempts int, fn func(pgx.Tx) error) error {
-	return db.retry(ctx, maxAttempts, func() error { return db.tryWrite(ctx, fn) })
+	return db.retry(ctx, db.maxAttempts, func() error { return db.tryWrite(ctx, fn) })
 }
 
 // retry runs try until it succeeds, fails for good, or has run

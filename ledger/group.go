@@ -518,14 +518,9 @@ func checkBalanced(txn Transaction, moves []balanceMove) error {
 	return nil
 }
 
-// scanBalancesAndLots reads locked single-row balances (account_code,
-// balance, lots), and the open lots of the accounts that track them.
-func scanBalancesAndLots(rows pgx.Rows, accounts map[string]Account, raw map[string]int64, book map[string][]Lot) error {
-	return scanBalances(rows, accounts, raw, nil, book)
-}
-
-// scanBalances is scanBalancesAndLots of rows that, when held is not nil,
-// carry each account's active holds in a fourth column.
+// scanBalances reads locked single-row balances (account_code, balance,
+// lots and, when held is not nil, the active holds), and the open lots of
+// the accounts that track them.
 func scanBalances(rows pgx.Rows, accounts map[string]Account, raw, held map[string]int64, book map[string][]Lot) error {
 	defer rows.Close()
 	for rows.Next() {

@@ -229,9 +229,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	b := &pgx.Batch{}
 	claimText, claimArgs := claimsSQL(claiming, now)
 	b.Queue(claimText+` RETURNING caller_id, idempotency_key`, claimArgs...)
-	b.Queue(`SELECT b.account_code, b.balance, b.lots,
-			(SELECT COALESCE(SUM(h.points), 0)::INT8 FROM holds AS h
-			 WHERE h.account_code = b.account_code AND h.status = 'active' AND h.expires_at > $2)
+	b.Queue(`SELECT b.account_code, b.balance, b.lots, `+heldSQL("b", "$2")+`
 		FROM account_balances AS b
 		WHERE b.account_code = ANY($1) AND b.shard = 0 ORDER BY b.account_code FOR UPDATE`, singles, now)
 	// COMMIT travels with round trip 2, before its results are read: every

@@ -532,6 +532,56 @@ func TestReversal(t *testing.T) {
 	})
 }
 
+// TestAnExpiredHoldFreesItsPointsOnEveryPath: once a hold's time is up
+// its points are available to redemptions, new holds and the balances
+// every answer reports, although nobody closed it.
+func TestAnExpiredHoldFreesItsPointsOnEveryPath(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 1)
+	f.earn(t, member(1), 1000)
+	place := func(points int64, lasts time.Duration) (ledger.Hold, error) {
+		return f.ledger.PlaceHold(f.ctx, ledger.HoldRequest{CallerID: caller, IdempotencyKey: f.nextKey(),
+			Account: member(1), Points: points, ExpiresAt: f.clock.Now().Add(lasts)})
+	}
+	if _, err := place(600, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	later, err := place(100, 3*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ledger.Post(f.ctx, redeemRequest(f.nextKey(), member(1), 400)); !errors.Is(err, ledger.ErrInsufficientPoints) {
+		t.Fatalf("redeeming 400 of 300 available: %v", err)
+	}
+
+	f.clock.Advance(2 * time.Hour)
+	want := func(what string, got ledger.Balance, posted, held int64) {
+		t.Helper()
+		if got.Posted != posted || got.Held != held || got.Available != posted-held {
+			t.Errorf("%s: %+v, want posted %d, held %d", what, got, posted, held)
+		}
+	}
+	txn, err := f.ledger.Post(f.ctx, redeemRequest(f.nextKey(), member(1), 900))
+	if err != nil {
+		t.Fatalf("redeeming the 900 available once the first hold expired: %v", err)
+	}
+	want("redemption's balance after", txn.BalancesAfter[0], 100, 100)
+	if _, err := place(1, time.Hour); !errors.Is(err, ledger.ErrInsufficientPoints) {
+		t.Fatalf("a hold beyond the available points: %v", err)
+	}
+	released, err := f.ledger.ReleaseHold(f.ctx, ledger.ReleaseRequest{CallerID: caller, IdempotencyKey: f.nextKey(), HoldID: later.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("release's balance after", *released.BalanceAfter, 100, 0)
+	want("balance", f.balance(t, member(1)), 100, 0)
+	h, err := place(100, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want("new hold's balance after", *h.BalanceAfter, 100, 100)
+	f.mustVerify(t)
+}
+
 func TestBalanceAsOfPastTime(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
 		f := newFixture(t, db, 1)
@@ -664,6 +714,10 @@ func TestVerifyFindsInjectedDiscrepancies(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
 		f := newFixture(t, db, 1)
 		txn := f.earn(t, member(1), 100)
+		if _, err := f.ledger.PlaceHold(f.ctx, ledger.HoldRequest{CallerID: caller, IdempotencyKey: f.nextKey(),
+			Account: member(1), Points: 30, ExpiresAt: start.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
 		f.mustVerify(t)
 
 		// Damage the books behind the ledger's back, as a bad migration or a
@@ -674,16 +728,20 @@ func TestVerifyFindsInjectedDiscrepancies(t *testing.T) {
 		if _, err := db.Pool.Exec(f.ctx, `UPDATE postings SET amount = amount + 1 WHERE transaction_id = $1 AND seq = 0`, txn.ID); err != nil {
 			t.Fatal(err)
 		}
+		if _, err := db.Pool.Exec(f.ctx, `UPDATE account_balances SET held_points = held_points + 7 WHERE account_code = $1`, member(1)); err != nil {
+			t.Fatal(err)
+		}
 		found, err := f.ledger.Verify(f.ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var sawBalance, sawSum bool
+		var sawBalance, sawSum, sawHeld bool
 		for _, d := range found {
 			sawBalance = sawBalance || d.Check == ledger.CheckStoredBalance && d.Account == member(1) && d.Expected == 100 && d.Actual == 105
 			sawSum = sawSum || d.Check == ledger.CheckTransactionSum && d.TransactionID == txn.ID && d.Actual == 1
+			sawHeld = sawHeld || d.Check == ledger.CheckHeldPoints && d.Account == member(1) && d.Expected == 30 && d.Actual == 37
 		}
-		if !sawBalance || !sawSum {
+		if !sawBalance || !sawSum || !sawHeld {
 			t.Fatalf("verification reported %v", found)
 		}
 	})

@@ -245,8 +245,8 @@ func insertPostingsSQL(txn Transaction, accounts map[string]Account) (string, []
 		if accounts[p.Account].Shards == 1 {
 			fmt.Fprintf(&sb, `($1, %d, $%d, $%d, $2,
 				(SELECT balance FROM account_balances WHERE account_code = $%[2]d AND shard = 0),
-				(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
-					WHERE account_code = $%[2]d AND status = 'active' AND expires_at > $2))`, i, n+1, n+2)
+				(SELECT %[4]s FROM account_balances AS b WHERE b.account_code = $%[2]d AND b.shard = 0))`,
+				i, n+1, n+2, heldSQL("b", "$2"))
 		} else {
 			fmt.Fprintf(&sb, "($1, %d, $%d, $%d, $2, NULL, NULL)", i, n+1, n+2)
 		}

@@ -32,6 +32,7 @@ const (
 	CheckStoredBalance    = "stored_balance_equals_postings"
 	CheckHoldCaptureMatch = "captured_hold_has_transaction"
 	CheckLotBook          = "open_lots_equal_balance_above_zero"
+	CheckHeldPoints       = "held_points_equal_active_holds"
 )
 
 // maxDiscrepancies bounds each check's report: past it, the books are
@@ -43,7 +44,8 @@ const maxDiscrepancies = 1000
 // to zero or whose postings are missing, a stored balance that differs
 // from the sum of its account's postings, a captured hold without its
 // transaction, an account whose open lots do not add up to its balance
-// above zero. An empty result means the books balance.
+// above zero, held points that differ from the account's active holds.
+// An empty result means the books balance.
 func (l *Ledger) Verify(ctx context.Context) ([]Discrepancy, error) {
 	var found []Discrepancy
 	err := l.db.ReadTx(ctx, func(tx pgx.Tx) error {
@@ -98,6 +100,18 @@ func (l *Ledger) Verify(ctx context.Context) ([]Discrepancy, error) {
 				) AS lot_books WHERE expected <> actual LIMIT $1`,
 				func(r pgx.Rows) (Discrepancy, error) {
 					d := Discrepancy{Check: CheckLotBook, Detail: "open lots do not sum to the balance above zero"}
+					return d, r.Scan(&d.Account, &d.Expected, &d.Actual)
+				}},
+			{CheckHeldPoints, `SELECT b.account_code, COALESCE(h.points, 0)::INT8, b.held_points
+				FROM account_balances AS b LEFT JOIN (
+					SELECT account_code, SUM(points) AS points, MIN(expires_at) AS first_expiry
+					FROM holds WHERE status = 'active' GROUP BY account_code
+				) AS h ON h.account_code = b.account_code
+				WHERE b.shard = 0 AND (b.held_points <> COALESCE(h.points, 0)
+					OR (h.first_expiry IS NOT NULL AND (b.holds_expire_from IS NULL OR b.holds_expire_from > h.first_expiry)))
+				LIMIT $1`,
+				func(r pgx.Rows) (Discrepancy, error) {
+					d := Discrepancy{Check: CheckHeldPoints, Detail: "stored held points (or their expiry bound) do not match the active holds"}
 					return d, r.Scan(&d.Account, &d.Expected, &d.Actual)
 				}},
 		}

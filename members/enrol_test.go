@@ -1,0 +1,58 @@
+package members_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+)
+
+// Enrolment is idempotent under concurrency: requests racing with one key
+// enrol one member, and every one of them answers with that member. Each
+// runs its enrolment before it claims the key, so the losers' members
+// must be rolled back.
+func TestEnrolmentsRacingWithOneKeyEnrolOneMember(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	clock := testclock.New(enrolled)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	store := members.New(l, clock.Now)
+	const racers = 8
+	numbers := make([]string, racers)
+	var wg sync.WaitGroup
+	for i := range racers {
+		wg.Go(func() {
+			m, err := store.Enroll(ctx, "test", "enrol-once", members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			numbers[i] = m.Number
+		})
+	}
+	wg.Wait()
+	for i, n := range numbers {
+		if n != numbers[0] {
+			t.Fatalf("racer %d enrolled %s, racer 0 %s", i, n, numbers[0])
+		}
+	}
+	var memberRows, accountRows int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM members), (SELECT count(*) FROM accounts WHERE code LIKE 'member:%')`).
+		Scan(&memberRows, &accountRows); err != nil {
+		t.Fatal(err)
+	}
+	if memberRows != 1 || accountRows != 1 {
+		t.Fatalf("%d members and %d member accounts stored, want 1 and 1", memberRows, accountRows)
+	}
+	if _, err := store.Get(ctx, numbers[0]); err != nil {
+		t.Fatal(err)
+	}
+	if found, err := l.Verify(ctx); err != nil || len(found) > 0 {
+		t.Fatalf("verify: %v %v", found, err)
+	}
+}

@@ -259,6 +259,10 @@ func (s *Server) ConnString(database string) string {
 		quoteValue(s.socketDir), s.port, superuser, quoteValue(database))
 }
 
+// PID returns the process id of the postmaster; the backends are its
+// children.
+func (s *Server) PID() int { return s.proc.cmd.Process.Pid }
+
 // Version returns the server version string from the binaries (e.g. "15.18").
 func (s *Server) Version() string { return s.version }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ type baselineConfig struct {
 	Mode     string // spread: two random accounts; hot: one side is always account 0
 	Accounts int
 	Seed     uint64
+	// PostgresPID is the database server's postmaster, for its CPU time
+	// (0: only the client's is measured).
+	PostgresPID int
 }
 
 func (cfg *baselineConfig) check() error {
@@ -91,6 +95,8 @@ func runBaseline(ctx context.Context, cfg baselineConfig, pool *pgxpool.Pool) (*
 	states := make([]*state, cfg.Clients)
 	var started atomic.Int64
 	var wg sync.WaitGroup
+	meter := cpuMeter{postgresPID: cfg.PostgresPID}
+	cpuBefore, cpuErr := meter.read()
 	start := time.Now()
 	var end time.Time
 	if cfg.Duration > 0 {
@@ -129,6 +135,7 @@ func runBaseline(ctx context.Context, cfg baselineConfig, pool *pgxpool.Pool) (*
 	}
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
+	rep.measureCPU(meter, cpuBefore, cpuErr, io.Discard)
 
 	k := &kindStats{Name: kindTransfer, Errors: map[string]int64{}}
 	for _, st := range states {

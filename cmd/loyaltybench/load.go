@@ -136,7 +136,8 @@ type runConfig struct {
 	Rate float64
 
 	MetricsURL   string // optional: scrape the retries and group-commit counters before and after
-	ServerPID    int    // optional: read the server's VmHWM at the end
+	ServerPID    int    // optional: read the server's VmHWM at the end, and its CPU time
+	PostgresPID  int    // optional: the database server's postmaster, for its CPU time
 	ResetPeakRSS bool   // reset the server's VmHWM after setup, so the peak is the load's
 	TrackAcks    bool   // keep every acknowledged stay and redemption in the report
 
@@ -301,6 +302,8 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 
 	var started atomic.Int64
 	var wg sync.WaitGroup
+	meter := cpuMeter{postgresPID: cfg.PostgresPID, serverPID: cfg.ServerPID}
+	cpuBefore, cpuErr := meter.read()
 	start := time.Now()
 	var end time.Time
 	if cfg.Duration > 0 {
@@ -337,6 +340,7 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	}
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
+	rep.measureCPU(meter, cpuBefore, cpuErr, progress)
 
 	if countersBefore != nil {
 		if after, err := scrapeCounters(ctx, cfg.MetricsURL, metricRetries, metricGroups, metricGroupRequests); err == nil {

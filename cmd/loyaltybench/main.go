@@ -158,8 +158,8 @@ Flags:
 	}
 	rep.print(stdout)
 	if lf.csv != "" {
-		if err := appendCSV(lf.csv, startedAt, []*report{rep}); err != nil {
-			fmt.Fprintf(stderr, "loyaltybench: csv: %v\n", err)
+		if err := saveCSV(stdout, lf.csv, startedAt, []*report{rep}); err != nil {
+			fmt.Fprintf(stderr, "loyaltybench: %v\n", err)
 			return 1
 		}
 	}
@@ -236,8 +236,8 @@ Flags:
 	}
 	rep.print(stdout)
 	if *csvPath != "" {
-		if err := appendCSV(*csvPath, startedAt, []*report{rep}); err != nil {
-			fmt.Fprintf(stderr, "loyaltybench baseline: csv: %v\n", err)
+		if err := saveCSV(stdout, *csvPath, startedAt, []*report{rep}); err != nil {
+			fmt.Fprintf(stderr, "loyaltybench baseline: %v\n", err)
 			return 1
 		}
 	}

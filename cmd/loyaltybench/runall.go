@@ -138,7 +138,7 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 		var rep *report
 		if ph.target == targetBaseline {
 			rep, err = runBaseline(ctx, baselineConfig{Clients: lf.clients, Duration: lf.duration, Count: lf.count,
-				Mode: ph.mode, Accounts: accounts, Seed: lf.seed}, pool)
+				Mode: ph.mode, Accounts: accounts, Seed: lf.seed, PostgresPID: pg.PID()}, pool)
 		} else {
 			cfg, cerr := lf.runConfig(ph.mode)
 			if cerr != nil {
@@ -146,6 +146,7 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 			}
 			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.url+"/metrics"
 			cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, stdout
+			cfg.PostgresPID = pg.PID()
 			cfg.Rate = 0
 			if ph.halfPeak {
 				if peakOps <= 0 {
@@ -216,7 +217,12 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 		}
 		return fmt.Sprintf("%.3f", a.committedPerSecond()/b.committedPerSecond())
 	}
+	printCPUSummary(stdout, reports)
 	fmt.Fprintf(stdout, "\nservice/baseline (spread) = %s\n", ratio(byPhase(targetService, modeSpread), byPhase(targetBaseline, modeSpread)))
+	if cpu, busy, ok := cpuRatios(byPhase(targetService, modeSpread), byPhase(targetBaseline, modeSpread)); ok {
+		fmt.Fprintf(stdout, "  = cores busy %.3f / CPU per committed %.3f (service/baseline): each committed write costs %.2fx a transfer's CPU\n",
+			busy, cpu, cpu)
+	}
 	fmt.Fprintf(stdout, "hot/spread (service)      = %s\n", ratio(byPhase(targetService, modeHot), byPhase(targetService, modeSpread)))
 	fmt.Fprintf(stdout, "hot/spread (baseline)     = %s\n", ratio(byPhase(targetBaseline, modeHot), byPhase(targetBaseline, modeSpread)))
 	for _, r := range reports {
@@ -225,10 +231,9 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 		}
 	}
 	if lf.csv != "" {
-		if err := appendCSV(lf.csv, startedAt, reports); err != nil {
-			return fmt.Errorf("csv: %w", err)
+		if err := saveCSV(stdout, lf.csv, startedAt, reports); err != nil {
+			return err
 		}
-		fmt.Fprintf(stdout, "CSV rows appended to %s\n", lf.csv)
 	}
 	if failed {
 		return errors.New("the run found problems (see INVARIANT VIOLATED, replay mismatches or LEDGER DISCREPANCY above)")

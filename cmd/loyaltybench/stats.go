@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -104,6 +107,11 @@ type report struct {
 	// Groups the server's group commit wrote during the phase, and the
 	// requests in them (0 and 0: unknown).
 	Groups, GroupRequests int64
+
+	// CPU time used during the measured phase (CPUKnown false: unknown).
+	CPU      cpuTimes
+	CPUKnown bool
+	cpuParts cpuMeter // which parts were measured
 
 	// Acknowledged stays and redemptions, when the run tracked them.
 	KeyPrefix string
@@ -249,6 +257,10 @@ func (r *report) print(w io.Writer) {
 	if r.Groups > 0 {
 		fmt.Fprintf(w, "group commit:       %d groups, %.1f requests each\n", r.Groups, float64(r.GroupRequests)/float64(r.Groups))
 	}
+	if r.CPUKnown && r.Committed > 0 {
+		fmt.Fprintf(w, "CPU per %s: %s (%.2f of %d cores busy)\n", r.committedUnit(), r.cpuPerCommittedText(),
+			r.CPU.total().Seconds()/r.Elapsed.Seconds(), runtime.NumCPU())
+	}
 	rss := r.rssText()
 	if r.RSSSource != "" && r.PeakRSS > 0 {
 		rss += " MiB (" + r.RSSSource + ")"
@@ -285,19 +297,27 @@ func printSummary(w io.Writer, reports []*report) {
 }
 
 var csvHeader = []string{"started_at", "target", "mode", "clients", "duration_s", "ops", "committed_tx_per_s",
-	"p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "retries", "peak_rss_mib"}
+	"p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "retries", "peak_rss_mib",
+	"cpu_postgres_ms", "cpu_server_ms", "cpu_client_ms", "cores_busy"}
 
 // appendCSV appends one row per report to path, with a header when the
-// file is new or empty.
-func appendCSV(path string, started time.Time, reports []*report) error {
+// file is new or empty. A file with other columns (from an older
+// loyaltybench) is first moved aside to path.old, which it returns.
+func appendCSV(path string, started time.Time, reports []*report) (movedTo string, err error) {
+	if first, err := firstLine(path); err == nil && first != "" && first != strings.Join(csvHeader, ",") {
+		movedTo = path + ".old"
+		if err := os.Rename(path, movedTo); err != nil {
+			return "", err
+		}
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return err
+		return movedTo, err
 	}
 	info, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return err
+		return movedTo, err
 	}
 	w := csv.NewWriter(f)
 	if info.Size() == 0 {
@@ -315,12 +335,41 @@ func appendCSV(path string, started time.Time, reports []*report) error {
 			fmt.Sprintf("%.1f", r.committedPerSecond()),
 			ms(h.percentile(.50)), ms(h.percentile(.90)), ms(h.percentile(.99)), ms(h.Max),
 			errs, r.retriesText(), r.rssText(),
+			r.cpuCSV(r.cpuParts.postgresPID > 0, r.CPU.Postgres), r.cpuCSV(r.cpuParts.serverPID > 0, r.CPU.Server),
+			r.cpuCSV(true, r.CPU.Client), r.coresBusyCSV(),
 		})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
 		f.Close()
-		return err
+		return movedTo, err
 	}
-	return f.Close()
+	return movedTo, f.Close()
+}
+
+// saveCSV appends the reports to the CSV file at path and says so on w.
+func saveCSV(w io.Writer, path string, started time.Time, reports []*report) error {
+	movedTo, err := appendCSV(path, started, reports)
+	if movedTo != "" {
+		fmt.Fprintf(w, "%s had the columns of an older loyaltybench: moved to %s\n", path, movedTo)
+	}
+	if err != nil {
+		return fmt.Errorf("csv: %w", err)
+	}
+	fmt.Fprintf(w, "CSV rows appended to %s\n", path)
+	return nil
+}
+
+// firstLine returns the first line of the file at path ("" when empty).
+func firstLine(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	line, err := bufio.NewReader(f).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
 }

@@ -119,6 +119,7 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 	if err != nil {
 		return Hold{}, fmt.Errorf("place hold on %s: %w", req.Account, err)
 	}
+	l.holdAccounts.store(hold.ID, hold.Account)
 	return hold, nil
 }
 
@@ -223,13 +224,18 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 	hash = fingerprinted(opRelease, req.Fingerprint, hash)
 
 	// Queue behind this process's other writers of the account, as
-	// PlaceHold does: the release reads the balance they write, and they
-	// read the holds it writes, so overlapping they fail to serialize.
-	current, err := l.GetHold(ctx, req.HoldID)
-	if err != nil {
-		return Hold{}, fmt.Errorf("release hold: %w", err)
+	// PlaceHold does: they write the same balance row. A hold's account
+	// never changes; it is known here when this process placed or read
+	// the hold.
+	code, known := l.holdAccounts.load(req.HoldID)
+	if !known {
+		current, err := l.GetHold(ctx, req.HoldID)
+		if err != nil {
+			return Hold{}, fmt.Errorf("release hold: %w", err)
+		}
+		code = current.Account
 	}
-	account, err := l.Account(ctx, current.Account)
+	account, err := l.Account(ctx, code)
 	if err != nil {
 		return Hold{}, fmt.Errorf("release hold %s: %w", req.HoldID, err)
 	}
@@ -409,6 +415,9 @@ func (l *Ledger) GetHold(ctx context.Context, id uuid.UUID) (Hold, error) {
 	if isNoRows(err) {
 		return Hold{}, fmt.Errorf("hold %s: %w", id, ErrNotFound)
 	}
+	if err == nil {
+		l.holdAccounts.store(h.ID, h.Account)
+	}
 	return h, err
 }
 
@@ -418,6 +427,9 @@ func (l *Ledger) HoldByReference(ctx context.Context, reference string) (Hold, e
 	h, err := scanHold(l.db.Pool.QueryRow(ctx, holdSelect+` WHERE reference = $1 ORDER BY created_at DESC, id LIMIT 1`, reference))
 	if isNoRows(err) {
 		return Hold{}, fmt.Errorf("hold %q: %w", reference, ErrNotFound)
+	}
+	if err == nil {
+		l.holdAccounts.store(h.ID, h.Account)
 	}
 	return h, err
 }

@@ -5,10 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loyalty-ledger/loyalty/database"
@@ -18,16 +17,15 @@ import (
 type Ledger struct {
 	db  *database.DB
 	now func() time.Time
-	// accounts caches account settings, which never change once created,
-	// so a posting costs no lookup round trip. It is emptied whenever it
-	// would pass maxCachedAccounts: a programme of millions of members must
-	// not keep them all in memory, and the hot programme accounts come back
-	// at their next use.
-	accounts       sync.Map // code -> Account
-	cachedAccounts atomic.Int64
-	shards         shardLeases
-	rows           *rowQueues
-	group          *groupCommitter
+	// accounts caches account settings by code, and holdAccounts the
+	// account of each hold by the hold's id: neither changes once
+	// committed, and a write that knows them early queues behind the
+	// right rows without a round trip.
+	accounts     immutableCache[string, Account]
+	holdAccounts immutableCache[uuid.UUID, string]
+	shards       shardLeases
+	rows         *rowQueues
+	group        *groupCommitter
 }
 
 // Options configure a Ledger.
@@ -43,7 +41,9 @@ func New(db *database.DB, opts Options) *Ledger {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Ledger{db: db, now: clock, rows: newRowQueues(), group: newGroupCommitter()}
+	return &Ledger{db: db, now: clock, rows: newRowQueues(), group: newGroupCommitter(),
+		accounts:     immutableCache[string, Account]{limit: maxCachedAccounts},
+		holdAccounts: immutableCache[uuid.UUID, string]{limit: maxCachedHolds}}
 }
 
 // queue waits until this process has no other transaction in flight on
@@ -74,8 +74,12 @@ func (l *Ledger) CreateAccount(ctx context.Context, a Account) error {
 	return l.CreateAccounts(ctx, []Account{a})
 }
 
-// maxCachedAccounts bounds the account cache (about 200 bytes an entry).
-const maxCachedAccounts = 100_000
+// maxCachedAccounts bounds the account cache (about 200 bytes an entry),
+// maxCachedHolds the cache of holds' accounts (about 100).
+const (
+	maxCachedAccounts = 100_000
+	maxCachedHolds    = 100_000
+)
 
 // maxAccountsPerInsert keeps one INSERT's parameters well under the
 // protocol's 65,535.
@@ -218,8 +222,8 @@ func (l *Ledger) accountsByCode(ctx context.Context, codes []string) (map[string
 	out := make(map[string]Account, len(codes))
 	var missing []string
 	for _, c := range codes {
-		if a, ok := l.accounts.Load(c); ok {
-			out[c] = a.(Account)
+		if a, ok := l.accounts.load(c); ok {
+			out[c] = a
 		} else if _, seen := out[c]; !seen {
 			missing = append(missing, c)
 		}
@@ -283,13 +287,7 @@ func (l *Ledger) Remember(accounts ...Account) {
 }
 
 // cache keeps a committed account's settings, which never change.
-func (l *Ledger) cache(a Account) {
-	if l.cachedAccounts.Add(1) > maxCachedAccounts {
-		l.accounts.Clear()
-		l.cachedAccounts.Store(1)
-	}
-	l.accounts.Store(a.Code, a)
-}
+func (l *Ledger) cache(a Account) { l.accounts.store(a.Code, a) }
 
 // normal converts a raw (credit-positive) amount to the account's normal side.
 func (a Account) normal(raw int64) int64 {

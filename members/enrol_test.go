@@ -1,13 +1,9 @@
 package members_test
 
 import (
-	"context"
 	"sync"
 	"testing"
 
-	"github.com/loyalty-ledger/loyalty/dbtest"
-	"github.com/loyalty-ledger/loyalty/internal/testclock"
-	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
 )
@@ -17,11 +13,8 @@ import (
 // runs its enrolment before it claims the key, so the losers' members
 // must be rolled back.
 func TestEnrolmentsRacingWithOneKeyEnrolOneMember(t *testing.T) {
-	ctx := context.Background()
-	db := dbtest.New(t)
-	clock := testclock.New(enrolled)
-	l := ledger.New(db, ledger.Options{Clock: clock.Now})
-	store := members.New(l, clock.Now)
+	f := newStoreFixture(t)
+	ctx, db, store := f.ctx, f.db, f.store
 	const racers = 8
 	numbers := make([]string, racers)
 	var wg sync.WaitGroup
@@ -52,7 +45,7 @@ func TestEnrolmentsRacingWithOneKeyEnrolOneMember(t *testing.T) {
 	if _, err := store.Get(ctx, numbers[0]); err != nil {
 		t.Fatal(err)
 	}
-	if found, err := l.Verify(ctx); err != nil || len(found) > 0 {
+	if found, err := f.ledger.Verify(ctx); err != nil || len(found) > 0 {
 		t.Fatalf("verify: %v %v", found, err)
 	}
 }

@@ -1,12 +1,9 @@
 package members_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 
-	"github.com/loyalty-ledger/loyalty/dbtest"
-	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -16,18 +13,12 @@ import (
 // or not at all: a second claim fails its whole transaction (nothing is
 // posted, its key stays free).
 func TestFirstStayIsClaimedOnceWithItsTransaction(t *testing.T) {
-	ctx := context.Background()
-	db := dbtest.New(t)
-	clock := testclock.New(enrolled)
-	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	f := newStoreFixture(t)
+	ctx, l, store := f.ctx, f.ledger, f.store
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		t.Fatal(err)
 	}
-	store := members.New(l, clock.Now)
-	m, err := store.Enroll(ctx, "test", "enrol", members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := f.enrol(t, "enrol")
 	// stay posts 100 points, claiming the first stay ref unless ref is "".
 	stay := func(key, ref string) error {
 		var claim []ledger.Statement

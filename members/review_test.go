@@ -7,17 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loyalty-ledger/loyalty/dbtest"
-	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/tiers"
 )
-
-func TestMain(m *testing.M) { dbtest.Main(m) }
-
-var enrolled = time.Date(2025, 1, 10, 9, 0, 0, 0, time.UTC)
 
 // TestTierReviewDowngradesOneStepOnceAndResumes: platinum and gold
 // members without activity go down one step at their review date, a
@@ -25,18 +19,9 @@ var enrolled = time.Date(2025, 1, 10, 9, 0, 0, 0, time.UTC)
 // alone; a review that stops half-way resumes, and a second run changes
 // nothing.
 func TestTierReviewDowngradesOneStepOnceAndResumes(t *testing.T) {
-	ctx := context.Background()
-	db := dbtest.New(t)
-	clock := testclock.New(enrolled)
-	l := ledger.New(db, ledger.Options{Clock: clock.Now})
-	store := members.New(l, clock.Now)
-	enrol := func(i int) members.Member {
-		m, err := store.Enroll(ctx, "test", fmt.Sprintf("enrol-%d", i), members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	f := newStoreFixture(t)
+	ctx, db, store := f.ctx, f.db, f.store
+	enrol := func(i int) members.Member { return f.enrol(t, fmt.Sprintf("enrol-%d", i)) }
 	exec := func(s ledger.Statement) {
 		if _, err := db.Pool.Exec(ctx, s.Text(), s.Args...); err != nil {
 			t.Fatal(err)

@@ -1,12 +1,9 @@
 package members_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
-	"github.com/loyalty-ledger/loyalty/dbtest"
-	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -16,14 +13,9 @@ import (
 // QualifyingActivity read one by one, and gives the same answers: before
 // a tier change, after it, and for an unknown member.
 func TestStayViewAgreesWithItsParts(t *testing.T) {
-	ctx := context.Background()
-	db := dbtest.New(t)
-	clock := testclock.New(enrolled)
-	store := members.New(ledger.New(db, ledger.Options{Clock: clock.Now}), clock.Now)
-	m, err := store.Enroll(ctx, "test", "enrol", members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
-	if err != nil {
-		t.Fatal(err)
-	}
+	f := newStoreFixture(t)
+	ctx, db, store := f.ctx, f.db, f.store
+	m := f.enrol(t, "enrol")
 	upgradedAt := enrolled.AddDate(0, 3, 0)
 	for _, s := range []ledger.Statement{
 		members.QualifyingStay(m.Number, "s-1", enrolled.AddDate(0, 1, 0), 3, 900),

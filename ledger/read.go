@@ -112,6 +112,36 @@ func (l *Ledger) Balance(ctx context.Context, code string) (Balance, error) {
 	return Balance{Account: code, Posted: posted, Held: held, Available: posted - held, AsOf: now}, nil
 }
 
+// QueueHoldings queues on b the read of a single-row account's balance
+// (as Balance gives it) and open lots (as Lots gives them), and returns
+// what reads the result once b is sent: one statement a caller can send
+// with its own reads, such as a member's profile, in one round trip.
+func (l *Ledger) QueueHoldings(b *pgx.Batch, account Account) func(pgx.BatchResults) (Balance, []Lot, error) {
+	now := l.clock()
+	b.Queue(`SELECT b.balance, `+heldSQL("b", "$2")+`, b.lots FROM account_balances AS b
+		WHERE b.account_code = $1 AND b.shard = 0`, account.Code, now)
+	return func(br pgx.BatchResults) (Balance, []Lot, error) {
+		var raw, held int64
+		var lots []byte
+		err := br.QueryRow().Scan(&raw, &held, &lots)
+		if isNoRows(err) {
+			return Balance{}, nil, &UnknownAccountError{Account: account.Code}
+		}
+		if err != nil {
+			return Balance{}, nil, fmt.Errorf("read holdings of %s: %w", account.Code, err)
+		}
+		if account.Shards != 1 {
+			return Balance{}, nil, invalid("account", "%s is spread over %d shards; holdings are read for single-row accounts", account.Code, account.Shards)
+		}
+		open, err := decodeLots(account.Code, lots)
+		if err != nil {
+			return Balance{}, nil, err
+		}
+		posted := account.normal(raw)
+		return Balance{Account: account.Code, Posted: posted, Held: held, Available: posted - held, AsOf: now}, open, nil
+	}
+}
+
 // BalanceAt returns an account's balance as it stood at a past time: the
 // postings recorded by then and the holds that were counting then.
 func (l *Ledger) BalanceAt(ctx context.Context, code string, at time.Time) (Balance, error) {

@@ -22,6 +22,7 @@ var enrolled = time.Date(2025, 1, 10, 9, 0, 0, 0, time.UTC)
 type storeFixture struct {
 	ctx    context.Context
 	db     *database.DB
+	clock  *testclock.Clock
 	ledger *ledger.Ledger
 	store  *members.Store
 }
@@ -30,7 +31,7 @@ func newStoreFixture(t *testing.T) storeFixture {
 	clock := testclock.New(enrolled)
 	db := dbtest.New(t)
 	l := ledger.New(db, ledger.Options{Clock: clock.Now})
-	return storeFixture{ctx: context.Background(), db: db, ledger: l, store: members.New(l, clock.Now)}
+	return storeFixture{ctx: context.Background(), db: db, clock: clock, ledger: l, store: members.New(l, clock.Now)}
 }
 
 // enrol enrols a member with the idempotency key key.

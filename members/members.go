@@ -446,6 +446,53 @@ func tierFromRow(row pgx.Row, m Member, t time.Time) (programme.Tier, error) {
 	return programme.Tier(tier), nil
 }
 
+// View is what a member's page shows: the profile, the points (posted,
+// on hold, available) with their open lots, and the qualifying activity
+// in the tier window.
+type View struct {
+	Member   Member
+	Balance  ledger.Balance
+	Lots     []ledger.Lot
+	Activity tiers.Activity
+}
+
+// View reads a member's page in one round trip (two the first time this
+// process sees the member's account). from and to bound the qualifying
+// activity.
+func (s *Store) View(ctx context.Context, number string, from, to time.Time) (View, error) {
+	if err := ValidateNumber(number); err != nil {
+		return View{}, err
+	}
+	account, err := s.ledger.Account(ctx, programme.MemberAccount(number).Code)
+	var unknown *ledger.UnknownAccountError
+	if errors.As(err, &unknown) {
+		return View{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
+	}
+	if err != nil {
+		return View{}, fmt.Errorf("read member %s: %w", number, err)
+	}
+	b := &pgx.Batch{}
+	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	b.Queue(qualifyingActivitySQL, number, from, to)
+	holdings := s.ledger.QueueHoldings(b, account)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	v := View{Activity: tiers.Activity{WindowStart: from, WindowEnd: to}}
+	if v.Member, err = scanMember(br.QueryRow(), number); err != nil {
+		return View{}, err
+	}
+	if err := br.QueryRow().Scan(&v.Activity.Nights, &v.Activity.Points, &v.Activity.Stays); err != nil {
+		return View{}, fmt.Errorf("qualifying activity of %s: %w", number, err)
+	}
+	if v.Balance, v.Lots, err = holdings(br); err != nil {
+		return View{}, err
+	}
+	if err := br.Close(); err != nil {
+		return View{}, fmt.Errorf("read member %s: %w", number, err)
+	}
+	return v, nil
+}
+
 // StayView is what recording a stay needs to know of its member, read in
 // one round trip instead of three: the member, the tier in force at
 // arrival, and the qualifying activity in [from, to].

@@ -1,6 +1,9 @@
 package members_test
 
 import (
+	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -51,5 +54,67 @@ func TestStayViewAgreesWithItsParts(t *testing.T) {
 	}
 	if _, _, _, err := store.StayView(ctx, "9999999999", upgradedAt, from, to); err == nil {
 		t.Error("an unknown member was found")
+	}
+}
+
+// View reads in one round trip what Get, the ledger's Balance and Lots
+// and QualifyingActivity read one by one, and gives the same answers;
+// an unknown member is ErrNotFound.
+func TestViewAgreesWithItsParts(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx, db, store, l := f.ctx, f.db, f.store, f.ledger
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	m := f.enrol(t, "enrol")
+	for i, points := range []int64{300, 200} {
+		if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprintf("earn-%d", i), Kind: ledger.KindEarn,
+			EffectiveAt: enrolled, Postings: []ledger.Posting{{Account: m.Account(), Amount: points}, {Account: programme.AccountIssuedStay, Amount: -points}},
+			Lots: ledger.LotPolicy{ExpiresAt: enrolled.AddDate(0, 1+i, 0)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := l.PlaceHold(ctx, ledger.HoldRequest{CallerID: "test", IdempotencyKey: "hold", Account: m.Account(), Points: 120,
+		ExpiresAt: enrolled.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	stay := members.QualifyingStay(m.Number, "s-1", enrolled.AddDate(0, 1, 0), 3, 900)
+	if _, err := db.Pool.Exec(ctx, stay.Text(), stay.Args...); err != nil {
+		t.Fatal(err)
+	}
+	from, to := enrolled, enrolled.AddDate(1, 0, 0)
+
+	// A process that has not seen the member's account yet, and one that has.
+	for _, s := range []*members.Store{members.New(ledger.New(db, ledger.Options{Clock: f.clock.Now}), f.clock.Now), store} {
+		view, err := s.View(ctx, m.Number, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantMember, err := store.Get(ctx, m.Number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantBalance, err := l.Balance(ctx, m.Account())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLots, err := l.Lots(ctx, m.Account())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantActivity, err := store.QualifyingActivity(ctx, m.Number, from, to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if view.Member.Number != wantMember.Number || view.Member.Tier != wantMember.Tier || view.Balance != wantBalance ||
+			!reflect.DeepEqual(view.Lots, wantLots) || view.Activity != wantActivity {
+			t.Errorf("View: %+v\nparts: %+v %+v %+v %+v", view, wantMember, wantBalance, wantLots, wantActivity)
+		}
+		if view.Balance.Posted != 500 || view.Balance.Held != 120 || len(view.Lots) != 2 || view.Activity.Nights != 3 {
+			t.Errorf("View: %+v, want 500 posted, 120 held, 2 lots, 3 nights", view)
+		}
+	}
+	if _, err := store.View(ctx, "9999999999", from, to); !errors.Is(err, members.ErrNotFound) {
+		t.Errorf("an unknown member: %v", err)
 	}
 }

@@ -45,35 +45,26 @@ func (s memberService) EnrollMember(ctx context.Context, req *connect.Request[lo
 }
 
 func (s memberService) GetMember(ctx context.Context, req *connect.Request[loyaltyv1.GetMemberRequest]) (*connect.Response[loyaltyv1.GetMemberResponse], error) {
-	m, err := s.members.Get(ctx, req.Msg.GetMemberNumber())
+	proc := req.Spec().Procedure
+	v, err := s.rules(ctx)
 	if err != nil {
-		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+		return nil, s.toConnect(ctx, proc, err)
 	}
-	member, err := s.protoMember(ctx, m)
+	rules, now := tierrules.FromProgramme(v.Programme), s.now()
+	view, err := s.members.View(ctx, req.Msg.GetMemberNumber(), rules.WindowStart(now), now)
 	if err != nil {
-		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+		return nil, s.toConnect(ctx, proc, err)
 	}
-	if member.TierStatus, err = s.tierStatus(ctx, m); err != nil {
-		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
-	}
-	if member.PointsExpiry, err = s.pointsExpiry(ctx, m); err != nil {
-		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
-	}
+	member := profile(view.Member)
+	member.Balance = toProtoBalance(view.Balance)
+	member.TierStatus = tierStatus(view.Member, view.Activity, rules)
+	member.PointsExpiry = pointsExpiry(view.Lots, v.Programme.Expiry, now)
 	return connect.NewResponse(&loyaltyv1.GetMemberResponse{Member: member}), nil
 }
 
 // pointsExpiry sums the member's open lots by when they expire.
-func (s *Server) pointsExpiry(ctx context.Context, m members.Member) (*loyaltyv1.PointsExpiry, error) {
-	v, err := s.rules(ctx)
-	if err != nil {
-		return nil, err
-	}
-	lots, err := s.ledger.Lots(ctx, m.Account())
-	if err != nil {
-		return nil, err
-	}
-	now := s.now()
-	out := &loyaltyv1.PointsExpiry{Rule: v.Programme.Expiry.Rule, Months: int32(v.Programme.Expiry.Months)}
+func pointsExpiry(lots []ledger.Lot, rules programme.ExpiryRules, now time.Time) *loyaltyv1.PointsExpiry {
+	out := &loyaltyv1.PointsExpiry{Rule: rules.Rule, Months: int32(rules.Months)}
 	for _, l := range lots { // nearest expiry first
 		if l.ExpiresAt.IsZero() {
 			continue
@@ -95,7 +86,7 @@ func (s *Server) pointsExpiry(ctx context.Context, m members.Member) (*loyaltyv1
 			out.ExpiringWithin_30Days += l.Open
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (s memberService) UpdateMember(ctx context.Context, req *connect.Request[loyaltyv1.UpdateMemberRequest]) (*connect.Response[loyaltyv1.UpdateMemberResponse], error) {
@@ -131,16 +122,6 @@ func (s memberService) ListActivity(ctx context.Context, req *connect.Request[lo
 }
 
 // protoMember is a member's profile with the points on their account now.
-func (s *Server) protoMember(ctx context.Context, m members.Member) (*loyaltyv1.Member, error) {
-	balance, err := s.ledger.Balance(ctx, m.Account())
-	if err != nil {
-		return nil, err
-	}
-	out := profile(m)
-	out.Balance = toProtoBalance(balance)
-	return out, nil
-}
-
 func profile(m members.Member) *loyaltyv1.Member {
 	return &loyaltyv1.Member{
 		MemberNumber: m.Number,
@@ -222,18 +203,9 @@ func (s memberService) GetTierHistory(ctx context.Context, req *connect.Request[
 	return connect.NewResponse(out), nil
 }
 
-// tierStatus is where the member stands with the tier rules now.
-func (s *Server) tierStatus(ctx context.Context, m members.Member) (*loyaltyv1.TierStatus, error) {
-	now := s.now()
-	v, err := s.rules(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rules := tierrules.FromProgramme(v.Programme)
-	activity, err := s.members.QualifyingActivity(ctx, m.Number, rules.WindowStart(now), now)
-	if err != nil {
-		return nil, err
-	}
+// tierStatus is where the member stands with the tier rules, given the
+// qualifying activity in the window up to now.
+func tierStatus(m members.Member, activity tierrules.Activity, rules tierrules.Settings) *loyaltyv1.TierStatus {
 	member := tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: m.FirstStay != "", Manual: m.Manual}
 	out := &loyaltyv1.TierStatus{
 		QualifyingNights: int32(activity.Nights), QualifyingPoints: activity.Points,
@@ -249,5 +221,5 @@ func (s *Server) tierStatus(ctx context.Context, m members.Member) (*loyaltyv1.T
 			out.ManualUntil = timestamppb.New(m.Manual.Until)
 		}
 	}
-	return out, nil
+	return out
 }

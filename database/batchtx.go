@@ -18,6 +18,7 @@ import (
 // committer writes every group this way.
 type BatchTx struct {
 	conn  *pgxpool.Conn
+	setup []string // run after BEGIN (Dialect.batchTxSetup)
 	begun bool
 	ended bool
 }
@@ -50,6 +51,9 @@ func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func
 	wire := &pgx.Batch{}
 	if !t.begun {
 		wire.Queue(beginSerializable)
+		for _, sql := range t.setup {
+			wire.Queue(sql)
+		}
 	}
 	wire.QueuedQueries = append(wire.QueuedQueries, b.QueuedQueries...)
 	if commit {
@@ -57,9 +61,11 @@ func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func
 	}
 	br := t.conn.SendBatch(ctx, wire)
 	if !t.begun {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return fmt.Errorf("begin: %w", err)
+		for range 1 + len(t.setup) {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return fmt.Errorf("begin: %w", err)
+			}
 		}
 		t.begun = true
 	}
@@ -124,7 +130,7 @@ func (db *DB) tryBatches(ctx context.Context, fn func(*BatchTx) error) error {
 		return err
 	}
 	defer conn.Release()
-	t := &BatchTx{conn: conn}
+	t := &BatchTx{conn: conn, setup: db.Dialect.batchTxSetup()}
 	err = fn(t)
 	if err == nil && !t.ended {
 		err = errors.New("batch transaction: fn returned without committing")

@@ -162,8 +162,8 @@ func (l *Ledger) replayHold(ctx context.Context, callerID, key, op string, hash 
 // caller's idempotency key, for the service's writes that are not postings
 // (enrolling a member, creating an API key). The response write returns is
 // stored with the key in the same transaction; a retry with the same key
-// and request returns it (whatever write did again is rolled back), and
-// the same key with a different request is IdempotencyConflictError.
+// and request returns it without running write again, and the same key
+// with a different request is IdempotencyConflictError.
 //
 // write may run more than once (the transaction is retried on conflicts);
 // it must do all its work through tx.
@@ -177,24 +177,26 @@ func (l *Ledger) KeyedWrite(ctx context.Context, callerID, key, operation string
 	var response json.RawMessage
 	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
 		now := l.clock()
-		var err error
+		// The key is claimed before write runs, never after: a retry must
+		// not run write again, whose checks the first run may have changed
+		// the answer to (a programme version must come after the last).
+		claim := keyClaim{callerID: callerID, key: key, op: op, hash: hash}
+		tag, err := tx.Exec(ctx, claimSQL, claim.args(now)...)
+		if err != nil {
+			return fmt.Errorf("claim idempotency key: %w", err)
+		}
+		if err := claimed(tag.RowsAffected()); err != nil {
+			return err
+		}
 		if response, err = write(ctx, tx); err != nil {
 			return err
 		}
 		if response, err = canonicalMetadata(response); err != nil {
 			return fmt.Errorf("%s response: %w", operation, err)
 		}
-		// The key is claimed last, with the response: claiming it first
-		// and storing the response with an UPDATE would read the key's
-		// index page, which concurrent writers' claims land on, and at
-		// SERIALIZABLE such reads fail to serialize with those inserts.
-		// A retry whose key is taken rolls its write back and replays.
-		claim := keyClaim{callerID: callerID, key: key, op: op, hash: hash, response: response}
-		tag, err := tx.Exec(ctx, claimSQL, claim.args(now)...)
-		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
-		}
-		return claimed(tag.RowsAffected())
+		_, err = tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
+			callerID, key, string(response))
+		return err
 	})
 	if errors.Is(err, errKeyTaken) {
 		c, err := l.loadClaim(ctx, callerID, key, op, hash)

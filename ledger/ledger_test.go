@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
@@ -814,4 +815,45 @@ func TestAFailingRequestFailsAlone(t *testing.T) {
 		t.Fatalf("%d transactions, want %d", got, n-1)
 	}
 	f.mustVerify(t)
+}
+
+// TestKeyedWriteReplaysWhatTheWriteWouldNowRefuse: a retry returns the
+// first answer even when its write, run again, would refuse, because the
+// first one changed what it checks (a programme version must come after
+// the last one, and after the first answer the last one is its own).
+func TestKeyedWriteReplaysWhatTheWriteWouldNowRefuse(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 0)
+	if _, err := f.db.Pool.Exec(f.ctx, `CREATE TABLE singletons (name TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	create := func(key, name string) (json.RawMessage, error) {
+		return f.ledger.KeyedWrite(f.ctx, caller, key, "create_singleton", name, func(ctx context.Context, tx pgx.Tx) (json.RawMessage, error) {
+			tag, err := tx.Exec(ctx, `INSERT INTO singletons (name) VALUES ($1) ON CONFLICT DO NOTHING`, name)
+			if err != nil {
+				return nil, err
+			}
+			if tag.RowsAffected() == 0 {
+				return nil, &ledger.FieldError{Field: "name", Problem: "exists already"}
+			}
+			return json.RawMessage(fmt.Sprintf(`{"created": %q}`, name)), nil
+		})
+	}
+	first, err := create("k-1", "only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conflict *ledger.IdempotencyConflictError
+	var field *ledger.FieldError
+	for _, c := range []struct {
+		rule, key, name string
+		check           func(json.RawMessage, error) bool
+	}{
+		{"a retry returns the first answer", "k-1", "only", func(r json.RawMessage, err error) bool { return err == nil && string(r) == string(first) }},
+		{"a new key is refused by the write", "k-2", "only", func(_ json.RawMessage, err error) bool { return errors.As(err, &field) }},
+		{"the key with another request is a conflict", "k-1", "other", func(_ json.RawMessage, err error) bool { return errors.As(err, &conflict) }},
+	} {
+		if r, err := create(c.key, c.name); !c.check(r, err) {
+			t.Errorf("%s: got %s, %v", c.rule, r, err)
+		}
+	}
 }

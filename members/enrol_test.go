@@ -9,9 +9,7 @@ import (
 )
 
 // Enrolment is idempotent under concurrency: requests racing with one key
-// enrol one member, and every one of them answers with that member. Each
-// runs its enrolment before it claims the key, so the losers' members
-// must be rolled back.
+// enrol one member, and every one of them answers with that member.
 func TestEnrolmentsRacingWithOneKeyEnrolOneMember(t *testing.T) {
 	f := newStoreFixture(t)
 	ctx, db, store := f.ctx, f.db, f.store

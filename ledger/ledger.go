@@ -104,6 +104,9 @@ func (l *Ledger) CreateAccounts(ctx context.Context, accounts []Account) error {
 
 func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error {
 	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		if err := l.checkAccountSettings(ctx, tx, chunk); err != nil {
+			return err
+		}
 		return l.insertAccounts(ctx, tx, chunk)
 	})
 	if err != nil {
@@ -114,8 +117,8 @@ func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error 
 
 // CreateAccountsTx creates accounts inside a transaction the caller runs,
 // so that an account and what it belongs to (a member) commit together.
-// At most 1,000 accounts. An account that already exists with other
-// settings fails the call (and so the caller's transaction).
+// At most 1,000 accounts. Settings are checked against existing accounts
+// with the same code before anything is written.
 func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Account) error {
 	if len(accounts) > maxAccountsPerInsert {
 		return invalid("accounts", "at most %d per transaction, got %d", maxAccountsPerInsert, len(accounts))
@@ -125,17 +128,17 @@ func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Acc
 			return fmt.Errorf("account %d: %w", i, err)
 		}
 	}
+	// Checked through tx: a second connection would wait for one of the
+	// pool's, all of which may be held by transactions like this one.
+	if err := l.checkAccountSettings(ctx, tx, accounts); err != nil {
+		return err
+	}
 	if err := l.insertAccounts(ctx, tx, accounts); err != nil {
 		return fmt.Errorf("create accounts: %w", err)
 	}
 	return nil
 }
 
-// insertAccounts inserts the accounts that do not exist yet and checks
-// the settings of those that do. Only those are read: a read of the
-// accounts index at SERIALIZABLE locks its pages on PostgreSQL, and
-// concurrent enrolments inserting their members' accounts there would
-// fail to serialize.
 func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account) error {
 	now := l.clock()
 	var accountRows, shardRows strings.Builder
@@ -153,31 +156,10 @@ func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account)
 		fmt.Fprintf(&shardRows, "($%d::TEXT, $%d::INT8)", m+1, m+2)
 		shardArgs = append(shardArgs, a.Code, a.Shards)
 	}
-	rows, err := tx.Query(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, tracks_lots, created_at)
-		VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING RETURNING code`, accountArgs...)
+	_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, tracks_lots, created_at)
+		VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING`, accountArgs...)
 	if err != nil {
 		return err
-	}
-	inserted, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
-	}
-	if len(inserted) < len(chunk) {
-		isNew := make(map[string]bool, len(inserted))
-		for _, code := range inserted {
-			isNew[code] = true
-		}
-		existing := make([]Account, 0, len(chunk)-len(inserted))
-		for _, a := range chunk {
-			if !isNew[a.Code] {
-				existing = append(existing, a)
-			}
-		}
-		// Through tx: a second connection would wait for one of the
-		// pool's, all of which may be held by transactions like this one.
-		if err := l.checkAccountSettings(ctx, tx, existing); err != nil {
-			return err
-		}
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO account_balances (account_code, shard, balance)
 		SELECT a.code, s.shard, 0

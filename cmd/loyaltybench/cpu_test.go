@@ -3,9 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -141,5 +143,42 @@ func TestSaveCSVMovesAsideAFileWithOlderColumns(t *testing.T) {
 	}
 	if !strings.HasSuffix(lines[1], ",2.000,1.000,0.500,0.04") {
 		t.Fatalf("CPU columns: %s", lines[1])
+	}
+}
+
+// The summary splits service/baseline into cores busy over CPU per
+// committed unit: throughput is the one over the other.
+func TestCPURatiosExplainTheThroughputRatio(t *testing.T) {
+	baseline := &report{Target: targetBaseline, Mode: modeSpread, Elapsed: 10 * time.Second, Committed: 20_000,
+		CPU: cpuTimes{Postgres: 12 * time.Second, Client: 6 * time.Second}, CPUKnown: true, cpuParts: cpuMeter{postgresPID: 1}}
+	service := &report{Target: targetService, Mode: modeSpread, Elapsed: 10 * time.Second, Committed: 6_000,
+		CPU: cpuTimes{Postgres: 8 * time.Second, Server: 7 * time.Second, Client: 3 * time.Second}, CPUKnown: true,
+		cpuParts: cpuMeter{postgresPID: 1, serverPID: 2}}
+	cpu, busy, ok := cpuRatios(service, baseline)
+	if !ok {
+		t.Fatal("no ratios")
+	}
+	throughput := service.committedPerSecond() / baseline.committedPerSecond()
+	if math.Abs(busy/cpu-throughput) > 1e-9 || math.Abs(cpu-3.0/0.9) > 1e-9 || busy != 1 {
+		t.Fatalf("cpu %v, busy %v: busy/cpu %v, throughput ratio %v", cpu, busy, busy/cpu, throughput)
+	}
+	if _, _, ok := cpuRatios(service, &report{Target: targetBaseline}); ok {
+		t.Fatal("ratios from a phase without CPU times")
+	}
+
+	var out strings.Builder
+	printCPUSummary(&out, []*report{baseline, service, {Target: targetService, Mode: modeHot}})
+	var rows []string // each line's fields, one space apart
+	for _, line := range strings.Split(out.String(), "\n") {
+		rows = append(rows, strings.Join(strings.Fields(line), " "))
+	}
+	for _, want := range []string{
+		"baseline spread 0.60 - 0.30 0.90 1.80",
+		"service spread 1.33 1.17 0.50 3.00 1.80",
+		"service hot n/a n/a n/a n/a n/a",
+	} {
+		if !slices.Contains(rows, want) {
+			t.Errorf("summary lacks the row %q:\n%s", want, out.String())
+		}
 	}
 }

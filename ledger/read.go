@@ -102,8 +102,8 @@ func (l *Ledger) Balance(ctx context.Context, code string) (Balance, error) {
 	var raw, held int64
 	err = l.db.Pool.QueryRow(ctx, `SELECT
 			(SELECT COALESCE(SUM(balance), 0)::INT8 FROM account_balances WHERE account_code = $1),
-			(SELECT COALESCE(MAX(`+heldSQL("b", "$2")+`), 0)::INT8 FROM account_balances AS b
-			 WHERE b.account_code = $1 AND b.shard = 0)`,
+			COALESCE((SELECT `+heldSQL("b", "$2")+` FROM account_balances AS b
+			 WHERE b.account_code = $1 AND b.shard = 0), 0)`,
 		code, now).Scan(&raw, &held)
 	if err != nil {
 		return Balance{}, fmt.Errorf("read balance of %s: %w", code, err)

@@ -104,6 +104,10 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	} else if cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
 	}
+	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
+		encodeUUIDsAsBytes(conn.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)

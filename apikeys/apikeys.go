@@ -80,9 +80,10 @@ type CreateRequest struct {
 
 // Store keeps keys.
 type Store struct {
-	db     *database.DB
-	ledger *ledger.Ledger
-	now    func() time.Time
+	db      *database.DB
+	ledger  *ledger.Ledger
+	now     func() time.Time
+	trusted trustCache
 }
 
 // New returns a store; clock nil means time.Now.
@@ -90,7 +91,7 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{db: l.DB(), ledger: l, now: clock}
+	return &Store{db: l.DB(), ledger: l, now: clock, trusted: trustCache{limit: maxTrusted}}
 }
 
 // Create issues a key and returns it with its secret. The secret is not
@@ -133,9 +134,10 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, callerID string, req Crea
 	if !k.ExpiresAt.IsZero() {
 		expires = &k.ExpiresAt
 	}
+	secretHash := hashSecret(secret)
 	_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_id, secret_hash, name, role, partner_id, created_at, created_by, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, hashSecret(secret), k.Name, string(k.Role), partner, k.CreatedAt, callerID, expires)
+		k.ID, secretHash[:], k.Name, string(k.Role), partner, k.CreatedAt, callerID, expires)
 	if err != nil {
 		return Key{}, "", fmt.Errorf("insert API key: %w", err)
 	}
@@ -143,25 +145,43 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, callerID string, req Crea
 }
 
 // Authenticate returns the active key whose secret this is.
+//
+// A key read from the database is trusted, without being read again, for
+// TrustFor; Revoke waits longer than that before it answers, so a revoked
+// key stops on every server by the time its revocation is acknowledged.
+// Expiry is checked at every call. Unknown secrets are never remembered:
+// a new key works at once.
 func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 	if !strings.HasPrefix(secret, secretPrefix) || len(secret) > MaxSecretLength {
 		return Key{}, ErrUnauthenticated
 	}
-	k, err := scanKey(s.db.Pool.QueryRow(ctx, keySelect+` WHERE secret_hash = $1`, hashSecret(secret)))
-	if errors.Is(err, ErrNotFound) {
-		return Key{}, ErrUnauthenticated
+	hash := hashSecret(secret)
+	k, ok := s.trusted.get(hash, time.Now())
+	if !ok {
+		// Stamped before the read is sent: a read that cannot see a
+		// revocation began before the revocation committed.
+		readAt := time.Now()
+		var err error
+		k, err = scanKey(s.db.Pool.QueryRow(ctx, keySelect+` WHERE secret_hash = $1`, hash[:]))
+		if errors.Is(err, ErrNotFound) {
+			return Key{}, ErrUnauthenticated
+		}
+		if err != nil {
+			return Key{}, fmt.Errorf("authenticate: %w", err)
+		}
+		if k.RevokedAt.IsZero() {
+			s.trusted.put(hash, k, readAt)
+		}
 	}
-	if err != nil {
-		return Key{}, fmt.Errorf("authenticate: %w", err)
-	}
-	now := s.now()
-	if !k.RevokedAt.IsZero() || (!k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)) {
+	if !k.RevokedAt.IsZero() || (!k.ExpiresAt.IsZero() && !s.now().Before(k.ExpiresAt)) {
 		return Key{}, ErrUnauthenticated
 	}
 	return k, nil
 }
 
-// Revoke stops a key from working, at once.
+// Revoke stops a key from working: once it has answered, no server accepts
+// the key. It waits out TrustFor after the revocation commits (a replay
+// waits too), so it takes a little over a second.
 func (s *Store) Revoke(ctx context.Context, callerID, idempotencyKey, keyID string) (Key, error) {
 	if keyID == "" || len(keyID) > 64 {
 		return Key{}, &ledger.FieldError{Field: "key_id", Problem: "is required (at most 64 bytes)"}
@@ -183,6 +203,15 @@ func (s *Store) Revoke(ctx context.Context, callerID, idempotencyKey, keyID stri
 		})
 	if err != nil {
 		return Key{}, fmt.Errorf("revoke API key %s: %w", keyID, err)
+	}
+	wait := time.NewTimer(revocationWait)
+	defer wait.Stop()
+	select {
+	case <-wait.C:
+	case <-ctx.Done():
+		// Committed, but servers may trust the key a moment longer; a
+		// retry with the same idempotency key waits again.
+		return Key{}, fmt.Errorf("revoke API key %s: revoked, but interrupted while servers stop trusting it: %w", keyID, ctx.Err())
 	}
 	return out, nil
 }
@@ -257,9 +286,8 @@ func validateCreate(req CreateRequest, now time.Time) error {
 
 // hashSecret: the secrets are 256 random bits, so a plain SHA-256 is
 // enough; a slow password hash would only slow every request.
-func hashSecret(secret string) []byte {
-	sum := sha256.Sum256([]byte(secret))
-	return sum[:]
+func hashSecret(secret string) [sha256.Size]byte {
+	return sha256.Sum256([]byte(secret))
 }
 
 func randomBytes(n int) []byte {

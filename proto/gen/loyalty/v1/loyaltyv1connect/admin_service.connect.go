@@ -79,7 +79,9 @@ type AdminServiceClient interface {
 	AdjustPoints(context.Context, *connect.Request[v1.AdjustPointsRequest]) (*connect.Response[v1.AdjustPointsResponse], error)
 	// Creates an API key and returns its secret, once.
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
-	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on.
+	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on,
+	// on every server. It answers a little over a second after the revocation
+	// is written: a server trusts a key it has read for up to a second.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
 	// Publishes a new version of the programme's rules, in force from
 	// effective_at (in the future): transactions recorded from then on use it;
@@ -297,7 +299,9 @@ type AdminServiceHandler interface {
 	AdjustPoints(context.Context, *connect.Request[v1.AdjustPointsRequest]) (*connect.Response[v1.AdjustPointsResponse], error)
 	// Creates an API key and returns its secret, once.
 	CreateApiKey(context.Context, *connect.Request[v1.CreateApiKeyRequest]) (*connect.Response[v1.CreateApiKeyResponse], error)
-	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on.
+	// Revokes an API key; calls with it fail with UNAUTHENTICATED from then on,
+	// on every server. It answers a little over a second after the revocation
+	// is written: a server trusts a key it has read for up to a second.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
 	// Publishes a new version of the programme's rules, in force from
 	// effective_at (in the future): transactions recorded from then on use it;

@@ -493,6 +493,48 @@ func (s *Store) View(ctx context.Context, number string, from, to time.Time) (Vi
 	return v, nil
 }
 
+// MemberAt returns a member and the tier in force at t, in one round trip.
+func (s *Store) MemberAt(ctx context.Context, number string, t time.Time) (Member, programme.Tier, error) {
+	if err := ValidateNumber(number); err != nil {
+		return Member{}, "", err
+	}
+	b := &pgx.Batch{}
+	queueMemberAt(b, number, t)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	m, tier, err := readMemberAt(br, number, t)
+	if err != nil {
+		return Member{}, "", err
+	}
+	if err := br.Close(); err != nil {
+		return Member{}, "", fmt.Errorf("read member %s: %w", number, err)
+	}
+	return m, tier, nil
+}
+
+// queueMemberAt queues the reads readMemberAt reads back: the member, and
+// the tier history around t (needed only if the tier changed after t, but
+// cheaper than a second round trip).
+func queueMemberAt(b *pgx.Batch, number string, t time.Time) {
+	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	b.Queue(tierAtSQL, number, t)
+}
+
+func readMemberAt(br pgx.BatchResults, number string, t time.Time) (Member, programme.Tier, error) {
+	m, err := scanMember(br.QueryRow(), number)
+	if err != nil {
+		return Member{}, "", err
+	}
+	tier, err := tierFromRow(br.QueryRow(), m, t)
+	if err != nil {
+		return Member{}, "", err
+	}
+	if !m.TierSince.After(t) { // no change since t: the tier now is the tier then
+		tier = m.Tier
+	}
+	return m, tier, nil
+}
+
 // StayView is what recording a stay needs to know of its member, read in
 // one round trip instead of three: the member, the tier in force at
 // arrival, and the qualifying activity in [from, to].
@@ -501,20 +543,13 @@ func (s *Store) StayView(ctx context.Context, number string, arrival, from, to t
 		return Member{}, "", tiers.Activity{}, err
 	}
 	b := &pgx.Batch{}
-	b.Queue(memberSelect+` WHERE member_number = $1`, number)
-	b.Queue(tierAtSQL, number, arrival)
+	queueMemberAt(b, number, arrival)
 	b.Queue(qualifyingActivitySQL, number, from, to)
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
-	m, err := scanMember(br.QueryRow(), number)
+	m, tier, err := readMemberAt(br, number, arrival)
 	if err != nil {
 		return Member{}, "", tiers.Activity{}, err
-	}
-	tier := m.Tier
-	if t, err := tierFromRow(br.QueryRow(), m, arrival); err != nil {
-		return Member{}, "", tiers.Activity{}, err
-	} else if m.TierSince.After(arrival) { // changed since arrival: the history says which tier it was
-		tier = t
 	}
 	a := tiers.Activity{WindowStart: from, WindowEnd: to}
 	if err := br.QueryRow().Scan(&a.Nights, &a.Points, &a.Stays); err != nil {

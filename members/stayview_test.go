@@ -13,9 +13,10 @@ import (
 )
 
 // StayView reads in one round trip what Get, TierAt and
-// QualifyingActivity read one by one, and gives the same answers: before
-// a tier change, after it, and for an unknown member.
-func TestStayViewAgreesWithItsParts(t *testing.T) {
+// QualifyingActivity read one by one, and MemberAt what Get and TierAt
+// read, and they give the same answers: before a tier change, after it,
+// and for an unknown member.
+func TestStayViewAndMemberAtAgreeWithTheirParts(t *testing.T) {
 	f := newStoreFixture(t)
 	ctx, db, store := f.ctx, f.db, f.store
 	m := f.enrol(t, "enrol")
@@ -51,9 +52,19 @@ func TestStayViewAgreesWithItsParts(t *testing.T) {
 		if member.Tier != wantMember.Tier || tier != wantTier || activity != wantActivity {
 			t.Errorf("arrival %s: StayView %s, %s, %+v; parts %s, %s, %+v", arrival, member.Tier, tier, activity, wantMember.Tier, wantTier, wantActivity)
 		}
+		member, tier, err = store.MemberAt(ctx, m.Number, arrival)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if member.Tier != wantMember.Tier || tier != wantTier {
+			t.Errorf("arrival %s: MemberAt %s, %s; parts %s, %s", arrival, member.Tier, tier, wantMember.Tier, wantTier)
+		}
 	}
-	if _, _, _, err := store.StayView(ctx, "9999999999", upgradedAt, from, to); err == nil {
-		t.Error("an unknown member was found")
+	if _, _, _, err := store.StayView(ctx, "9999999999", upgradedAt, from, to); !errors.Is(err, members.ErrNotFound) {
+		t.Errorf("StayView of an unknown member: %v", err)
+	}
+	if _, _, err := store.MemberAt(ctx, "9999999999", upgradedAt); !errors.Is(err, members.ErrNotFound) {
+		t.Errorf("MemberAt of an unknown member: %v", err)
 	}
 }
 

@@ -383,6 +383,34 @@ func (s *Store) Writable(ctx context.Context, partnerID string) (Partner, error)
 	return p, nil
 }
 
+// WritableAt reads, in one round trip, what a write at a partner's hotel
+// needs: the partner, which must be active (ErrSuspended, ErrNotFound), and
+// its rates in force at t. A partner without rates at t comes back with
+// an error wrapping ErrNoRates, so that the caller may report the
+// partner's other problems first.
+func (s *Store) WritableAt(ctx context.Context, partnerID string, t time.Time) (Partner, Rates, error) {
+	b := &pgx.Batch{}
+	b.Queue(partnerSelect+` WHERE partner_id = $1`, partnerID)
+	b.Queue(ratesAtSQL, partnerID, t.UTC())
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	p, err := scanPartner(br.QueryRow())
+	if err != nil {
+		return Partner{}, Rates{}, err
+	}
+	if p.Status != StatusActive {
+		return Partner{}, Rates{}, fmt.Errorf("%w: %s", ErrSuspended, partnerID)
+	}
+	r, err := ratesAt(br.QueryRow(), partnerID, t)
+	if err != nil && !errors.Is(err, ErrNoRates) {
+		return Partner{}, Rates{}, err
+	}
+	if err := br.Close(); err != nil {
+		return Partner{}, Rates{}, fmt.Errorf("read partner %s: %w", partnerID, err)
+	}
+	return p, r, err
+}
+
 const ratesSelect = `SELECT version, effective_at, issue_rate::TEXT, reimbursement_rate::TEXT, rate_card, created_at, created_by
 	FROM partner_rates`
 
@@ -409,8 +437,14 @@ func scanRates(row pgx.Row) (Rates, error) {
 
 // RatesAt returns the partner's rate version in force at t.
 func (s *Store) RatesAt(ctx context.Context, partnerID string, t time.Time) (Rates, error) {
-	r, err := scanRates(s.db.Pool.QueryRow(ctx, ratesSelect+` WHERE partner_id = $1 AND effective_at <= $2
-		ORDER BY effective_at DESC LIMIT 1`, partnerID, t.UTC()))
+	return ratesAt(s.db.Pool.QueryRow(ctx, ratesAtSQL, partnerID, t.UTC()), partnerID, t)
+}
+
+// ratesAtSQL is partner $1's rate version in force at $2.
+const ratesAtSQL = ratesSelect + ` WHERE partner_id = $1 AND effective_at <= $2 ORDER BY effective_at DESC LIMIT 1`
+
+func ratesAt(row pgx.Row, partnerID string, t time.Time) (Rates, error) {
+	r, err := scanRates(row)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Rates{}, fmt.Errorf("%w for %s at %s", ErrNoRates, partnerID, t.UTC().Format(time.RFC3339))
 	}

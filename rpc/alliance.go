@@ -50,15 +50,36 @@ func (s allianceService) writableScope(ctx context.Context, proc string) (partne
 		return partners.Partner{}, err
 	}
 	p, err := s.partners.Writable(ctx, partnerID)
-	switch {
-	case errors.Is(err, partners.ErrSuspended):
-		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s is suspended: its writes are refused", partnerID))
-	case errors.Is(err, partners.ErrNotFound):
-		return p, connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s does not exist", partnerID))
-	case err != nil:
-		return p, s.toConnect(ctx, proc, err)
+	return p, s.scopeError(ctx, proc, partnerID, err)
+}
+
+// writableAt is writableScope with the partner's rates in force at t, read
+// in the same round trip. Without rates at t, the partner comes back with
+// an error wrapping partners.ErrNoRates, for the caller to report once the
+// request's other checks have passed.
+func (s allianceService) writableAt(ctx context.Context, proc string, t time.Time) (partners.Partner, partners.Rates, error) {
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return partners.Partner{}, partners.Rates{}, err
 	}
-	return p, nil
+	p, rates, err := s.partners.WritableAt(ctx, partnerID, t)
+	if errors.Is(err, partners.ErrNoRates) {
+		return p, rates, err
+	}
+	return p, rates, s.scopeError(ctx, proc, partnerID, err)
+}
+
+// scopeError is how a partner that may not write is answered.
+func (s allianceService) scopeError(ctx context.Context, proc, partnerID string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, partners.ErrSuspended):
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s is suspended: its writes are refused", partnerID))
+	case errors.Is(err, partners.ErrNotFound):
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("partner %s does not exist", partnerID))
+	}
+	return s.toConnect(ctx, proc, err)
 }
 
 // errNoSuchProperty answers an unknown property and another owner's alike.
@@ -138,18 +159,29 @@ func checkFamilyName(name string) error {
 // and a wrong name are one answer: a partner learns nothing of a member
 // without both factors.
 func (s allianceService) recognise(ctx context.Context, proc, number, family string) (members.Member, error) {
-	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
 	member, err := s.members.Get(ctx, number)
+	return member, s.recogniseError(ctx, proc, member, family, err)
+}
+
+// recogniseAt is recognise with the member's tier in force at t, read in
+// the same round trip.
+func (s allianceService) recogniseAt(ctx context.Context, proc, number, family string, t time.Time) (members.Member, programme.Tier, error) {
+	member, tier, err := s.members.MemberAt(ctx, number, t)
+	return member, tier, s.recogniseError(ctx, proc, member, family, err)
+}
+
+func (s allianceService) recogniseError(ctx context.Context, proc string, member members.Member, family string, err error) error {
+	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
 	if errors.Is(err, members.ErrNotFound) {
-		return members.Member{}, unknown
+		return unknown
 	}
 	if err != nil {
-		return members.Member{}, s.toConnect(ctx, proc, err)
+		return s.toConnect(ctx, proc, err)
 	}
 	if !strings.EqualFold(familyName(member.FullName), strings.TrimSpace(family)) {
-		return members.Member{}, unknown
+		return unknown
 	}
-	return member, nil
+	return nil
 }
 
 // familyName is the last word of a registered full name.
@@ -171,31 +203,36 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, err
 	}
-	partner, err := s.writableScope(ctx, proc)
+	// Two round trips: the partner with its rates, then the member with
+	// the tier. The property comes from memory.
+	partnerID, err := scope(ctx)
 	if err != nil {
 		return nil, err
 	}
-	partnerID := partner.ID
 	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
 	if err != nil {
+		// A partner that may not write hears that first.
+		if _, scopeErr := s.writableScope(ctx, proc); scopeErr != nil {
+			return nil, scopeErr
+		}
 		return nil, err
 	}
 	completedAt := atLocal(departure, 12, property.Location)
+	partner, rates, err := s.writableAt(ctx, proc, completedAt)
+	noRates := err
+	if err != nil && !errors.Is(err, partners.ErrNoRates) {
+		return nil, err
+	}
 	if completedAt.After(s.now()) {
 		return nil, badField("departure_date", "check-out is in the future: award a stay once it is completed")
 	}
-	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
+	// The tier in force when the stay began, as for the chain's own stays.
+	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), atLocal(arrival, 0, property.Location))
 	if err != nil {
 		return nil, err
 	}
-	// The tier in force when the stay began, as for the chain's own stays.
-	tier, err := s.members.TierAt(ctx, member, atLocal(arrival, 0, property.Location))
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	rates, err := s.partners.RatesAt(ctx, partnerID, completedAt)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+	if noRates != nil {
+		return nil, s.toConnect(ctx, proc, noRates)
 	}
 	points, lines, err := partners.StayPoints(rates.Card, tier, charges, v.Programme.PartnerMaxPointsPerUnit)
 	if err != nil {
@@ -309,8 +346,10 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if err := checkID("stay_id", msg.GetStayId(), false); err != nil {
 		return nil, err
 	}
-	partner, err := s.writableScope(ctx, proc)
-	if err != nil {
+	now := s.now()
+	partner, rates, err := s.writableAt(ctx, proc, now)
+	noRates := err
+	if err != nil && !errors.Is(err, partners.ErrNoRates) {
 		return nil, err
 	}
 	partnerID := partner.ID
@@ -331,10 +370,8 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
-	rates, err := s.partners.RatesAt(ctx, partnerID, now)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
+	if noRates != nil {
+		return nil, s.toConnect(ctx, proc, noRates)
 	}
 	amount := partners.Amount(rates, 0, price)
 	m := meta{Kind: kindPartnerRedemption, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),

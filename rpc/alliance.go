@@ -160,14 +160,20 @@ func checkFamilyName(name string) error {
 // without both factors.
 func (s allianceService) recognise(ctx context.Context, proc, number, family string) (members.Member, error) {
 	member, err := s.members.Get(ctx, number)
-	return member, s.recogniseError(ctx, proc, member, family, err)
+	if err := s.recogniseError(ctx, proc, member, family, err); err != nil {
+		return members.Member{}, err // nothing of a member the caller did not name right
+	}
+	return member, nil
 }
 
 // recogniseAt is recognise with the member's tier in force at t, read in
 // the same round trip.
 func (s allianceService) recogniseAt(ctx context.Context, proc, number, family string, t time.Time) (members.Member, programme.Tier, error) {
 	member, tier, err := s.members.MemberAt(ctx, number, t)
-	return member, tier, s.recogniseError(ctx, proc, member, family, err)
+	if err := s.recogniseError(ctx, proc, member, family, err); err != nil {
+		return members.Member{}, "", err
+	}
+	return member, tier, nil
 }
 
 func (s allianceService) recogniseError(ctx context.Context, proc string, member members.Member, family string, err error) error {

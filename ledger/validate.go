@@ -198,23 +198,6 @@ func validateCapture(req CaptureRequest) error {
 // and returns it in one canonical form (object keys sorted, no spaces), so
 // that the first response and every replay carry the same bytes whatever
 // form the database keeps JSON in. Empty means {}.
-// checkMetadata is canonicalMetadata without the re-encoding: the same
-// checks, the bytes as given.
-func checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
-	trimmed := bytes.TrimSpace(raw)
-	switch {
-	case len(trimmed) == 0:
-		return json.RawMessage(`{}`), nil
-	case len(raw) > MaxMetadataBytes:
-		return nil, invalid("metadata", "is %d bytes, at most %d", len(raw), MaxMetadataBytes)
-	case !json.Valid(trimmed):
-		return nil, invalid("metadata", "is not valid JSON")
-	case trimmed[0] != '{':
-		return nil, invalid("metadata", "must be a JSON object")
-	}
-	return json.RawMessage(trimmed), nil
-}
-
 func canonicalMetadata(raw json.RawMessage) (json.RawMessage, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return json.RawMessage(`{}`), nil
@@ -239,4 +222,21 @@ func canonicalMetadata(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, invalid("metadata", "cannot be encoded: %v", err)
 	}
 	return out, nil
+}
+
+// checkMetadata is canonicalMetadata without the re-encoding: the same
+// checks, the bytes as given.
+func checkMetadata(raw json.RawMessage) (json.RawMessage, error) {
+	trimmed := bytes.TrimSpace(raw)
+	switch {
+	case len(trimmed) == 0:
+		return json.RawMessage(`{}`), nil
+	case len(raw) > MaxMetadataBytes:
+		return nil, invalid("metadata", "is %d bytes, at most %d", len(raw), MaxMetadataBytes)
+	case !json.Valid(trimmed):
+		return nil, invalid("metadata", "is not valid JSON")
+	case trimmed[0] != '{':
+		return nil, invalid("metadata", "must be a JSON object")
+	}
+	return json.RawMessage(trimmed), nil
 }

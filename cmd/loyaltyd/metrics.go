@@ -16,8 +16,8 @@ import (
 
 // metrics is the server's Prometheus registry: RPC counts and latencies,
 // the database's transaction retries, the group commit, the pool, and the
-// Go runtime and process. It has its own registry, so nothing registered globally by a
-// dependency leaks into /metrics.
+// Go runtime and process. It has its own registry, so nothing registered
+// globally by a dependency leaks into /metrics.
 type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec

@@ -46,23 +46,41 @@ func DetectDialect(version string) Dialect {
 	return Dialect{Engine: PostgreSQL, Version: version}
 }
 
-// batchTxSetup is what a BatchTx runs right after BEGIN.
+// writeTxSetup is what every write transaction runs right after BEGIN.
 //
-// PostgreSQL: generic plans. Its plan cache re-plans a statement with
-// array parameters (the group commit's = ANY($1), UPDATE ... FROM unnest)
-// at every execution: measured with pg_stat_statements at the peak of
-// loyaltybench, planning took a third as long as executing, and forcing
-// generic plans in these transactions raised committed writes/s by 13%
-// (764 to 864 in one setup). A write transaction's statements look rows
-// up by key, so one plan serves every parameter. SET LOCAL ends with the
-// transaction; reports keep their custom plans.
+// PostgreSQL: no sequential scans. At SERIALIZABLE a sequential scan locks
+// the whole table for the serializability check, so any other transaction
+// writing any row of it conflicts with this one, and one of the two is
+// aborted. The planner picks sequential scans for small tables (a new
+// programme's, a test's): there TestLoad saw most write transactions
+// retried and some give up after every attempt. A write transaction looks
+// rows up by key, so with sequential scans off it reads through the index
+// and locks only what it reads. SET LOCAL ends with the transaction;
+// reports keep their plans.
 //
-// CockroachDB plans and caches its own way: nothing to run.
-func (d Dialect) batchTxSetup() []string {
+// CockroachDB locks the key spans a query reads, whatever the plan chose:
+// nothing to run.
+func (d Dialect) writeTxSetup() []string {
 	if d.Engine == PostgreSQL {
-		return []string{"SET LOCAL plan_cache_mode = force_generic_plan"}
+		return []string{"SET LOCAL enable_seqscan = off"}
 	}
 	return nil
+}
+
+// batchTxSetup is what a BatchTx runs right after BEGIN: writeTxSetup,
+// and on PostgreSQL generic plans. Its plan cache re-plans a statement
+// with array parameters (the group commit's = ANY($1), UPDATE ... FROM
+// unnest) at every execution: measured with pg_stat_statements at the
+// peak of loyaltybench, planning took a third as long as executing, and
+// forcing generic plans in these transactions raised committed writes/s
+// by 13% (764 to 864 in one setup). A write transaction's statements look
+// rows up by key, so one plan serves every parameter.
+func (d Dialect) batchTxSetup() []string {
+	setup := d.writeTxSetup()
+	if d.Engine == PostgreSQL {
+		setup = append(setup, "SET LOCAL plan_cache_mode = force_generic_plan")
+	}
+	return setup
 }
 
 // Options tune a DB. Zero values take the defaults.
@@ -89,6 +107,8 @@ type DB struct {
 	Pool        *pgxpool.Pool
 	Dialect     Dialect
 	maxAttempts int
+	// beginWrite begins a WriteTx transaction on PostgreSQL.
+	beginWrite pgx.TxOptions
 
 	attempts, retries, ambiguous atomic.Uint64
 }
@@ -118,6 +138,8 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("detect database engine: %w", err)
 	}
 	db := &DB{Pool: pool, Dialect: DetectDialect(version), maxAttempts: opts.MaxAttempts}
+	// BEGIN and the setup go in one simple-protocol message: one round trip.
+	db.beginWrite = pgx.TxOptions{BeginQuery: strings.Join(append([]string{beginSerializable}, db.Dialect.writeTxSetup()...), "; ")}
 	if db.maxAttempts <= 0 {
 		db.maxAttempts = 12
 	}
@@ -200,7 +222,7 @@ func (db *DB) tryWrite(ctx context.Context, fn func(pgx.Tx) error) error {
 	// PostgreSQL: a plain transaction restarted as a whole. RELEASE SAVEPOINT
 	// is not a commit here, so the savepoint protocol would acknowledge
 	// writes that COMMIT then rejects.
-	tx, err := db.Pool.BeginTx(ctx, txOptions)
+	tx, err := db.Pool.BeginTx(ctx, db.beginWrite)
 	if err != nil {
 		return err
 	}

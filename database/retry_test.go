@@ -1,0 +1,93 @@
+package database_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/dbtest"
+)
+
+// A write transaction that read a row another transaction then changed
+// and committed fails to serialize (40001); it is run again as a whole,
+// reads the committed value and commits. Nothing of the failed attempt
+// remains.
+func TestAWriteThatLosesARaceIsRunAgainAsAWhole(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		if _, err := db.Pool.Exec(ctx, `CREATE TABLE counters (k INT8 PRIMARY KEY, n INT8 NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO counters VALUES (1, 0), (2, 0)`); err != nil {
+			t.Fatal(err)
+		}
+		// increment reads counter k, lets the other writer in on the first
+		// attempt, then writes what it read plus one.
+		increment := func(k int64, attempts *int, read func(string, ...any) (int64, error), write func(string, ...any) error) error {
+			*attempts++
+			n, err := read(`SELECT n FROM counters WHERE k = $1`, k)
+			if err != nil {
+				return err
+			}
+			if *attempts == 1 {
+				if _, err := db.Pool.Exec(ctx, `UPDATE counters SET n = n + 10 WHERE k = $1`, k); err != nil {
+					return err
+				}
+			}
+			return write(`UPDATE counters SET n = $2 WHERE k = $1`, k, n+1)
+		}
+		for _, tc := range []struct {
+			name string
+			k    int64
+			run  func(attempts *int) error
+		}{
+			{"WriteTx", 1, func(attempts *int) error {
+				return db.WriteTx(ctx, func(tx pgx.Tx) error {
+					return increment(1, attempts,
+						func(sql string, args ...any) (n int64, err error) { return n, tx.QueryRow(ctx, sql, args...).Scan(&n) },
+						func(sql string, args ...any) error { _, err := tx.Exec(ctx, sql, args...); return err })
+				})
+			}},
+			{"WriteBatches", 2, func(attempts *int) error {
+				return db.WriteBatches(ctx, func(tx *database.BatchTx) error {
+					var written bool
+					err := increment(2, attempts,
+						func(sql string, args ...any) (n int64, err error) {
+							b := &pgx.Batch{}
+							b.Queue(sql, args...)
+							return n, tx.Send(ctx, b, func(br pgx.BatchResults) error { return br.QueryRow().Scan(&n) })
+						},
+						func(sql string, args ...any) error {
+							b := &pgx.Batch{}
+							b.Queue(sql, args...)
+							written = true
+							return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error { _, err := br.Exec(); return err })
+						})
+					if err == nil && !written {
+						t.Error("the increment did not write")
+					}
+					return err
+				})
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var attempts int
+				if err := tc.run(&attempts); err != nil {
+					t.Fatalf("the write did not commit: %v", err)
+				}
+				if attempts != 2 {
+					t.Errorf("the write ran %d times; want 2 (a conflict, then a clean run)", attempts)
+				}
+				var n int64
+				if err := db.Pool.QueryRow(ctx, `SELECT n FROM counters WHERE k = $1`, tc.k).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n != 11 {
+					t.Errorf("counter %d is %d; want 11 (the other writer's 10, then our 1 on top)", tc.k, n)
+				}
+			})
+		}
+	})
+}

@@ -18,7 +18,7 @@ import (
 // committer writes every group this way.
 type BatchTx struct {
 	conn  *pgxpool.Conn
-	setup []string // run after BEGIN (Dialect.batchTxSetup)
+	setup string // run after BEGIN, if not "" (Dialect.batchTxSettings)
 	begun bool
 	ended bool
 }
@@ -51,17 +51,18 @@ func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func
 	wire := &pgx.Batch{}
 	if !t.begun {
 		wire.Queue(beginSerializable)
-		for _, sql := range t.setup {
-			wire.Queue(sql)
+		if t.setup != "" {
+			wire.Queue(t.setup)
 		}
 	}
+	beginning := len(wire.QueuedQueries)
 	wire.QueuedQueries = append(wire.QueuedQueries, b.QueuedQueries...)
 	if commit {
 		wire.Queue("COMMIT")
 	}
 	br := t.conn.SendBatch(ctx, wire)
 	if !t.begun {
-		for range 1 + len(t.setup) {
+		for range beginning {
 			if _, err := br.Exec(); err != nil {
 				_ = br.Close()
 				return fmt.Errorf("begin: %w", err)
@@ -130,7 +131,7 @@ func (db *DB) tryBatches(ctx context.Context, fn func(*BatchTx) error) error {
 		return err
 	}
 	defer conn.Release()
-	t := &BatchTx{conn: conn, setup: db.Dialect.batchTxSetup()}
+	t := &BatchTx{conn: conn, setup: db.setupBatch}
 	err = fn(t)
 	if err == nil && !t.ended {
 		err = errors.New("batch transaction: fn returned without committing")

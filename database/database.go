@@ -46,7 +46,7 @@ func DetectDialect(version string) Dialect {
 	return Dialect{Engine: PostgreSQL, Version: version}
 }
 
-// writeTxSetup is what every write transaction runs right after BEGIN.
+// writeTxSettings are set for every write transaction, right after BEGIN.
 //
 // PostgreSQL: no sequential scans. At SERIALIZABLE a sequential scan locks
 // the whole table for the serializability check, so any other transaction
@@ -55,32 +55,46 @@ func DetectDialect(version string) Dialect {
 // programme's, a test's): there TestLoad saw most write transactions
 // retried and some give up after every attempt. A write transaction looks
 // rows up by key, so with sequential scans off it reads through the index
-// and locks only what it reads. SET LOCAL ends with the transaction;
-// reports keep their plans.
+// and locks only what it reads.
 //
 // CockroachDB locks the key spans a query reads, whatever the plan chose:
-// nothing to run.
-func (d Dialect) writeTxSetup() []string {
+// nothing to set.
+func (d Dialect) writeTxSettings() [][2]string {
 	if d.Engine == PostgreSQL {
-		return []string{"SET LOCAL enable_seqscan = off"}
+		return [][2]string{{"enable_seqscan", "off"}}
 	}
 	return nil
 }
 
-// batchTxSetup is what a BatchTx runs right after BEGIN: writeTxSetup,
-// and on PostgreSQL generic plans. Its plan cache re-plans a statement
-// with array parameters (the group commit's = ANY($1), UPDATE ... FROM
-// unnest) at every execution: measured with pg_stat_statements at the
-// peak of loyaltybench, planning took a third as long as executing, and
-// forcing generic plans in these transactions raised committed writes/s
-// by 13% (764 to 864 in one setup). A write transaction's statements look
-// rows up by key, so one plan serves every parameter.
-func (d Dialect) batchTxSetup() []string {
-	setup := d.writeTxSetup()
+// batchTxSettings are writeTxSettings and, on PostgreSQL, generic plans.
+// Its plan cache re-plans a statement with array parameters (the group
+// commit's = ANY($1), UPDATE ... FROM unnest) at every execution: measured
+// with pg_stat_statements at the peak of loyaltybench, planning took a
+// third as long as executing, and forcing generic plans in these
+// transactions raised committed writes/s by 13% (764 to 864 in one
+// setup). A write transaction's statements look rows up by key, so one
+// plan serves every parameter.
+func (d Dialect) batchTxSettings() [][2]string {
+	settings := d.writeTxSettings()
 	if d.Engine == PostgreSQL {
-		setup = append(setup, "SET LOCAL plan_cache_mode = force_generic_plan")
+		settings = append(settings, [2]string{"plan_cache_mode", "force_generic_plan"})
 	}
-	return setup
+	return settings
+}
+
+// setLocal is one statement that makes settings for the rest of the
+// transaction only (set_config's is_local: SET LOCAL), or "" for none:
+// one statement however many there are, as each costs the server a
+// parse and an execution per transaction. Names and values are constants.
+func setLocal(settings [][2]string) string {
+	if len(settings) == 0 {
+		return ""
+	}
+	calls := make([]string, len(settings))
+	for i, s := range settings {
+		calls[i] = fmt.Sprintf("set_config('%s', '%s', true)", s[0], s[1])
+	}
+	return "SELECT " + strings.Join(calls, ", ")
 }
 
 // Options tune a DB. Zero values take the defaults.
@@ -107,8 +121,10 @@ type DB struct {
 	Pool        *pgxpool.Pool
 	Dialect     Dialect
 	maxAttempts int
-	// beginWrite begins a WriteTx transaction on PostgreSQL.
+	// beginWrite begins a WriteTx transaction on PostgreSQL; setupBatch
+	// follows BEGIN in a BatchTx.
 	beginWrite pgx.TxOptions
+	setupBatch string
 
 	attempts, retries, ambiguous atomic.Uint64
 }
@@ -138,8 +154,12 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("detect database engine: %w", err)
 	}
 	db := &DB{Pool: pool, Dialect: DetectDialect(version), maxAttempts: opts.MaxAttempts}
-	// BEGIN and the setup go in one simple-protocol message: one round trip.
-	db.beginWrite = pgx.TxOptions{BeginQuery: strings.Join(append([]string{beginSerializable}, db.Dialect.writeTxSetup()...), "; ")}
+	db.setupBatch = setLocal(db.Dialect.batchTxSettings())
+	db.beginWrite = pgx.TxOptions{BeginQuery: beginSerializable}
+	if set := setLocal(db.Dialect.writeTxSettings()); set != "" {
+		// One simple-protocol message: BEGIN and the settings in one round trip.
+		db.beginWrite.BeginQuery += "; " + set
+	}
 	if db.maxAttempts <= 0 {
 		db.maxAttempts = 12
 	}

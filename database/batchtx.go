@@ -115,6 +115,17 @@ func commitError(ctx context.Context, err error) error {
 // and retries it as WriteTx does. The transaction restarts as a whole on
 // both engines: the savepoint protocol would cost CockroachDB round trips
 // that this path exists to save.
+//
+// A retry runs alone among this process's batch transactions: it waits
+// for those in flight to end, and new ones wait for it. The ledger never
+// has two writes of one process on the same rows in flight, yet on
+// PostgreSQL they can fail each other's serializability check, whose
+// predicate locks cover whole index pages: a small programme's balances
+// and the newest idempotency keys share a few. Two such writes in flight
+// together conflict again and again (TestLoad saw eight attempts of one
+// stay in a row, and twelve in CI); alone, a retry can only meet other
+// processes' writes. Retries are rare at scale, so the wait costs little.
+// fn must not start another batch transaction.
 func (db *DB) WriteBatches(ctx context.Context, fn func(*BatchTx) error) error {
 	return db.WriteBatchesAttempts(ctx, db.maxAttempts, fn)
 }
@@ -122,7 +133,7 @@ func (db *DB) WriteBatches(ctx context.Context, fn func(*BatchTx) error) error {
 // WriteBatchesAttempts is WriteBatches with its own bound on attempts (at
 // most MaxAttempts).
 func (db *DB) WriteBatchesAttempts(ctx context.Context, maxAttempts int, fn func(*BatchTx) error) error {
-	return db.retry(ctx, maxAttempts, func() error { return db.tryBatches(ctx, fn) })
+	return db.retry(ctx, maxAttempts, &db.batchGate, func() error { return db.tryBatches(ctx, fn) })
 }
 
 func (db *DB) tryBatches(ctx context.Context, fn func(*BatchTx) error) error {

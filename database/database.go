@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -126,6 +127,10 @@ type DB struct {
 	beginWrite pgx.TxOptions
 	setupBatch string
 
+	// batchGate makes a retried BatchTx the only one of this process in
+	// flight (WriteBatches).
+	batchGate sync.RWMutex
+
 	attempts, retries, ambiguous atomic.Uint64
 }
 
@@ -187,12 +192,14 @@ func (db *DB) Stats() Stats {
 // fn may run several times; it must not keep state between attempts except
 // what it recomputes. A nil return means the transaction committed.
 func (db *DB) WriteTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return db.retry(ctx, db.maxAttempts, func() error { return db.tryWrite(ctx, fn) })
+	return db.retry(ctx, db.maxAttempts, nil, func() error { return db.tryWrite(ctx, fn) })
 }
 
 // retry runs try until it succeeds, fails for good, or has run
-// maxAttempts times (at most MaxAttempts), with jittered backoff.
-func (db *DB) retry(ctx context.Context, maxAttempts int, try func() error) error {
+// maxAttempts times (at most MaxAttempts), with jittered backoff. With a
+// gate, the first attempt runs as one of its readers and every retry as
+// its only writer.
+func (db *DB) retry(ctx context.Context, maxAttempts int, gate *sync.RWMutex, try func() error) error {
 	maxAttempts = min(max(maxAttempts, 1), db.maxAttempts)
 	var last error
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
@@ -203,7 +210,7 @@ func (db *DB) retry(ctx context.Context, maxAttempts int, try func() error) erro
 			}
 		}
 		db.attempts.Add(1)
-		err := try()
+		err := gated(gate, attempt == 1, try)
 		if err == nil {
 			return nil
 		}
@@ -219,6 +226,19 @@ func (db *DB) retry(ctx context.Context, maxAttempts int, try func() error) erro
 		last = err
 	}
 	return fmt.Errorf("%w: %d attempts: %v", ErrContention, maxAttempts, last)
+}
+
+func gated(gate *sync.RWMutex, shared bool, try func() error) error {
+	switch {
+	case gate == nil:
+	case shared:
+		gate.RLock()
+		defer gate.RUnlock()
+	default:
+		gate.Lock()
+		defer gate.Unlock()
+	}
+	return try()
 }
 
 var txOptions = pgx.TxOptions{IsoLevel: pgx.Serializable}

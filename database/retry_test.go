@@ -2,9 +2,14 @@ package database_test
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
@@ -90,4 +95,65 @@ func TestAWriteThatLosesARaceIsRunAgainAsAWhole(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A retried batch transaction runs alone among the process's batch
+// transactions: it waits for those in flight, so that two writes which
+// keep failing each other's serializability check (PostgreSQL's predicate
+// locks cover whole index pages) do not meet again on the retry.
+func TestARetriedBatchTransactionWaitsForTheOthersInFlight(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	var mu sync.Mutex
+	var events []string
+	event := func(e string) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, e)
+	}
+	commit := func(tx *database.BatchTx) error {
+		return tx.SendAndCommit(ctx, &pgx.Batch{}, func(pgx.BatchResults) error { return nil })
+	}
+
+	// other is in flight (its first attempt) until it is let go.
+	otherStarted, letOtherGo, otherDone := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		otherDone <- db.WriteBatches(ctx, func(tx *database.BatchTx) error {
+			close(otherStarted)
+			<-letOtherGo
+			event("other ends")
+			return commit(tx)
+		})
+	}()
+	<-otherStarted
+
+	// retried fails its first attempt with a serialization failure.
+	retriedDone := make(chan error, 1)
+	var attempts atomic.Int32
+	go func() {
+		retriedDone <- db.WriteBatches(ctx, func(tx *database.BatchTx) error {
+			if attempts.Add(1) == 1 {
+				event("retried fails")
+				return &pgconn.PgError{Code: "40001", Message: "could not serialize access"}
+			}
+			event("retried runs again")
+			return commit(tx)
+		})
+	}()
+	// However long other stays in flight, the retry waits for it.
+	for attempts.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(letOtherGo)
+	if err := <-otherDone; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-retriedDone; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"retried fails", "other ends", "retried runs again"}
+	if !slices.Equal(events, want) {
+		t.Errorf("events %q; want %q", events, want)
+	}
 }

@@ -15,6 +15,22 @@ import (
 	"github.com/loyalty-ledger/loyalty/dbtest"
 )
 
+// createCounters creates the table counters (k, n) with counters 1 to
+// count at 0, and its statistics.
+func createCounters(t *testing.T, db *database.DB, count int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE counters (k INT8 PRIMARY KEY, n INT8 NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO counters SELECT k, 0 FROM generate_series(1, $1) AS k`, count); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `ANALYZE counters`); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A write transaction that read a row another transaction then changed
 // and committed fails to serialize (40001); it is run again as a whole,
 // reads the committed value and commits. Nothing of the failed attempt
@@ -22,12 +38,7 @@ import (
 func TestAWriteThatLosesARaceIsRunAgainAsAWhole(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		if _, err := db.Pool.Exec(ctx, `CREATE TABLE counters (k INT8 PRIMARY KEY, n INT8 NOT NULL)`); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Pool.Exec(ctx, `INSERT INTO counters VALUES (1, 0), (2, 0)`); err != nil {
-			t.Fatal(err)
-		}
+		createCounters(t, db, 2)
 		// increment reads counter k, lets the other writer in on the first
 		// attempt, then writes what it read plus one.
 		increment := func(k int64, attempts *int, read func(string, ...any) (int64, error), write func(string, ...any) error) error {

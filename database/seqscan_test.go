@@ -20,15 +20,7 @@ import (
 func TestWritesToDifferentRowsOfASmallTableDoNotConflict(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, shared *database.DB) {
 		ctx := context.Background()
-		if _, err := shared.Pool.Exec(ctx, `CREATE TABLE counters (k INT8 PRIMARY KEY, n INT8 NOT NULL)`); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := shared.Pool.Exec(ctx, `INSERT INTO counters VALUES (1, 0), (2, 0), (3, 0)`); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := shared.Pool.Exec(ctx, `ANALYZE counters`); err != nil {
-			t.Fatal(err)
-		}
+		createCounters(t, shared, 3)
 		// One attempt each: a conflict is an error, not a retry.
 		db, err := database.Open(ctx, shared.Pool.Config().ConnString(), database.Options{MaxAttempts: 1})
 		if err != nil {

@@ -103,12 +103,7 @@ func (l *Ledger) CreateAccounts(ctx context.Context, accounts []Account) error {
 }
 
 func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error {
-	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		if err := l.checkAccountSettings(ctx, tx, chunk); err != nil {
-			return err
-		}
-		return l.insertAccounts(ctx, tx, chunk)
-	})
+	err := l.db.WriteTx(ctx, func(tx pgx.Tx) error { return l.writeAccounts(ctx, tx, chunk) })
 	if err != nil {
 		return fmt.Errorf("create accounts: %w", err)
 	}
@@ -117,8 +112,8 @@ func (l *Ledger) createAccountChunk(ctx context.Context, chunk []Account) error 
 
 // CreateAccountsTx creates accounts inside a transaction the caller runs,
 // so that an account and what it belongs to (a member) commit together.
-// At most 1,000 accounts. Settings are checked against existing accounts
-// with the same code before anything is written.
+// At most 1,000 accounts. An account that exists with other settings fails
+// the call (ErrAccountExists), and the caller's transaction must not commit.
 func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Account) error {
 	if len(accounts) > maxAccountsPerInsert {
 		return invalid("accounts", "at most %d per transaction, got %d", maxAccountsPerInsert, len(accounts))
@@ -128,18 +123,39 @@ func (l *Ledger) CreateAccountsTx(ctx context.Context, tx pgx.Tx, accounts []Acc
 			return fmt.Errorf("account %d: %w", i, err)
 		}
 	}
-	// Checked through tx: a second connection would wait for one of the
-	// pool's, all of which may be held by transactions like this one.
-	if err := l.checkAccountSettings(ctx, tx, accounts); err != nil {
-		return err
-	}
-	if err := l.insertAccounts(ctx, tx, accounts); err != nil {
-		return fmt.Errorf("create accounts: %w", err)
-	}
-	return nil
+	return l.writeAccounts(ctx, tx, accounts)
 }
 
-func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account) error {
+// writeAccounts inserts the accounts that do not exist yet, then checks
+// the settings of those that did, through tx (a second connection would
+// wait for one of the pool's, all of which may be held by transactions
+// like this one). A mismatch fails the transaction, so nothing is written.
+//
+// Inserting first, and reading only what existed, is what lets enrolments
+// run side by side on PostgreSQL: at SERIALIZABLE, reading the new codes
+// first locked the index page they go into, and each of two enrolments
+// then inserted into the page the other had read: one of them failed to
+// serialize, a third of them in the load generator's enrolment.
+func (l *Ledger) writeAccounts(ctx context.Context, tx pgx.Tx, accounts []Account) error {
+	created, err := l.insertAccounts(ctx, tx, accounts)
+	if err != nil {
+		return fmt.Errorf("insert accounts: %w", err)
+	}
+	var existed []Account
+	for _, a := range accounts {
+		if !created[a.Code] {
+			existed = append(existed, a)
+		}
+	}
+	if len(existed) == 0 {
+		return nil
+	}
+	return l.checkAccountSettings(ctx, tx, existed)
+}
+
+// insertAccounts inserts the accounts whose codes are not taken, with
+// their balance rows, and returns the codes it inserted.
+func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account) (map[string]bool, error) {
 	now := l.clock()
 	var accountRows, shardRows strings.Builder
 	accountArgs := make([]any, 0, len(chunk)*6)
@@ -156,10 +172,15 @@ func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account)
 		fmt.Fprintf(&shardRows, "($%d::TEXT, $%d::INT8)", m+1, m+2)
 		shardArgs = append(shardArgs, a.Code, a.Shards)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, tracks_lots, created_at)
-		VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING`, accountArgs...)
+	rows, err := tx.Query(ctx, `INSERT INTO accounts (code, normal_side, allow_negative, shards, tracks_lots, created_at)
+		VALUES `+accountRows.String()+` ON CONFLICT (code) DO NOTHING RETURNING code`, accountArgs...)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	created := make(map[string]bool, len(chunk))
+	var code string
+	if _, err := pgx.ForEachRow(rows, []any{&code}, func() error { created[code] = true; return nil }); err != nil {
+		return nil, err
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO account_balances (account_code, shard, balance)
 		SELECT a.code, s.shard, 0
@@ -167,7 +188,7 @@ func (l *Ledger) insertAccounts(ctx context.Context, tx pgx.Tx, chunk []Account)
 		     generate_series(0, 255) AS s (shard)
 		WHERE s.shard < a.shards
 		ON CONFLICT (account_code, shard) DO NOTHING`, shardArgs...)
-	return err
+	return created, err
 }
 
 // checkAccountSettings fails when an account that already exists has

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -116,16 +117,9 @@ func commitError(ctx context.Context, err error) error {
 // both engines: the savepoint protocol would cost CockroachDB round trips
 // that this path exists to save.
 //
-// A retry runs alone among this process's batch transactions: it waits
-// for those in flight to end, and new ones wait for it. The ledger never
-// has two writes of one process on the same rows in flight, yet on
-// PostgreSQL they can fail each other's serializability check, whose
-// predicate locks cover whole index pages: a small programme's balances
-// and the newest idempotency keys share a few. Two such writes in flight
-// together conflict again and again (TestLoad saw eight attempts of one
-// stay in a row, and twelve in CI); alone, a retry can only meet other
-// processes' writes. Retries are rare at scale, so the wait costs little.
-// fn must not start another batch transaction.
+// On PostgreSQL a retry runs alone among this process's batch
+// transactions (Dialect.retriesAlone). fn must not start another batch
+// transaction.
 func (db *DB) WriteBatches(ctx context.Context, fn func(*BatchTx) error) error {
 	return db.WriteBatchesAttempts(ctx, db.maxAttempts, fn)
 }
@@ -133,7 +127,11 @@ func (db *DB) WriteBatches(ctx context.Context, fn func(*BatchTx) error) error {
 // WriteBatchesAttempts is WriteBatches with its own bound on attempts (at
 // most MaxAttempts).
 func (db *DB) WriteBatchesAttempts(ctx context.Context, maxAttempts int, fn func(*BatchTx) error) error {
-	return db.retry(ctx, maxAttempts, &db.batchGate, func() error { return db.tryBatches(ctx, fn) })
+	var gate *sync.RWMutex
+	if db.Dialect.retriesAlone() {
+		gate = &db.batchGate
+	}
+	return db.retry(ctx, maxAttempts, gate, func() error { return db.tryBatches(ctx, fn) })
 }
 
 func (db *DB) tryBatches(ctx context.Context, fn func(*BatchTx) error) error {

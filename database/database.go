@@ -83,6 +83,23 @@ func (d Dialect) batchTxSettings() [][2]string {
 	return settings
 }
 
+// retriesAlone reports whether a retried BatchTx waits until it is the
+// only one of this process in flight (and new ones wait for it).
+//
+// PostgreSQL: yes. The ledger never has two writes of one process on the
+// same rows in flight, yet on PostgreSQL they can fail each other's
+// serializability check, whose predicate locks cover whole index pages: a
+// small programme's balances share a few. Two such writes in flight
+// together can conflict again and again (TestLoad saw eight attempts of
+// one stay in a row, and twelve in CI); alone, a retry can only meet
+// other processes' writes. Retries are rare at scale (about one write in
+// a thousand at the peak of make bench), so the wait costs little.
+//
+// CockroachDB tracks what a transaction read by key, so writes on other
+// rows do not fail each other: a retry has no one in this process to wait
+// for, and waiting would only slow the others.
+func (d Dialect) retriesAlone() bool { return d.Engine == PostgreSQL }
+
 // setLocal is one statement that makes settings for the rest of the
 // transaction only (set_config's is_local: SET LOCAL), or "" for none:
 // one statement however many there are, as each costs the server a
@@ -128,7 +145,7 @@ type DB struct {
 	setupBatch string
 
 	// batchGate makes a retried BatchTx the only one of this process in
-	// flight (WriteBatches).
+	// flight (Dialect.retriesAlone).
 	batchGate sync.RWMutex
 
 	attempts, retries, ambiguous atomic.Uint64

@@ -108,13 +108,13 @@ func TestAWriteThatLosesARaceIsRunAgainAsAWhole(t *testing.T) {
 	})
 }
 
-// A retried batch transaction runs alone among the process's batch
-// transactions: it waits for those in flight, so that two writes which
-// keep failing each other's serializability check (PostgreSQL's predicate
-// locks cover whole index pages) do not meet again on the retry.
+// On PostgreSQL a retried batch transaction runs alone among the
+// process's batch transactions: it waits for those in flight, so that two
+// writes which keep failing each other's serializability check (its
+// predicate locks cover whole index pages) do not meet again on the retry.
 func TestARetriedBatchTransactionWaitsForTheOthersInFlight(t *testing.T) {
 	ctx := context.Background()
-	db := dbtest.New(t)
+	db := dbtest.New(t) // PostgreSQL: the wait is its own
 	var mu sync.Mutex
 	var events []string
 	event := func(e string) {

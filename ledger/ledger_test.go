@@ -197,8 +197,8 @@ func TestAccountSettingsNeverChange(t *testing.T) {
 // PostgreSQL, the index page they all go into, and here a third to a half
 // of the creations failed their first attempt. What remains is the foreign
 // key check of the new balance rows, which reads that page after the
-// account's own insert: about one in a hundred here. Chains of three
-// creations can still make one fail.
+// account's own insert, which chains of three creations can still trip:
+// one or two in a hundred here.
 func TestNewAccountsCreatedSideBySideSeldomConflict(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, shared *database.DB) {
 		ctx := context.Background()
@@ -231,8 +231,9 @@ func TestNewAccountsCreatedSideBySideSeldomConflict(t *testing.T) {
 				failed, example = failed+1, err
 			}
 		}
-		if failed*10 > creators*each {
-			t.Errorf("%d of %d account creations failed their only attempt (more than one in ten), such as: %v", failed, creators*each, example)
+		// Here 0-6 fail, 50-88 before: the bound keeps clear of both.
+		if failed*5 > creators*each {
+			t.Errorf("%d of %d account creations failed their only attempt (more than one in five), such as: %v", failed, creators*each, example)
 		}
 	})
 }

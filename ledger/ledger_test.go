@@ -196,9 +196,9 @@ func TestAccountSettingsNeverChange(t *testing.T) {
 // exists. Reading the new codes before inserting them locked, on
 // PostgreSQL, the index page they all go into, and here a third to a half
 // of the creations failed their first attempt. What remains is the foreign
-// key check of the new balance rows, which reads that page after the
-// account's own insert, which chains of three creations can still trip:
-// one or two in a hundred here.
+// key check of the new balance rows: it reads that page after the
+// account's own insert, and chains of three creations can still trip on
+// it, one or two in a hundred here.
 func TestNewAccountsCreatedSideBySideSeldomConflict(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, shared *database.DB) {
 		ctx := context.Background()

@@ -46,11 +46,9 @@ const (
 	ringSize = 64
 	// maxExamples bounds the error and mismatch messages a report keeps.
 	maxExamples = 8
-	// enrolParallel is how many enrolments are in flight at once. It is
-	// kept at half of loyaltyd's pool (16 connections): an enrolment holds
-	// a connection for its transaction and, inside it, takes a second one
-	// (ledger.CreateAccountsTx reads the accounts through the pool), so 16
-	// enrolments at once wait for each other's connections for ever.
+	// enrolParallel is how many enrolments are in flight at once: half of
+	// loyaltyd's pool (16 connections), so that the setup leaves
+	// connections to other callers of a shared server.
 	enrolParallel = 8
 )
 

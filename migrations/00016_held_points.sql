@@ -14,9 +14,7 @@
 --
 -- +goose NO TRANSACTION
 -- +goose Up
--- Never below zero: a release of more than is held would be a bug that
--- makes points available twice, so the database refuses it.
-ALTER TABLE account_balances ADD COLUMN IF NOT EXISTS held_points BIGINT NOT NULL DEFAULT 0 CHECK (held_points >= 0);
+ALTER TABLE account_balances ADD COLUMN IF NOT EXISTS held_points BIGINT NOT NULL DEFAULT 0;
 
 ALTER TABLE account_balances ADD COLUMN IF NOT EXISTS holds_expire_from TIMESTAMPTZ;
 

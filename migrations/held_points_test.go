@@ -4,10 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -102,7 +104,7 @@ func TestHeldPointsAreFilledFromTheActiveHolds(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// newProvider runs this directory's SQL migrations (migration 16 is one).
+// newProvider runs this directory's SQL migrations (16 and 17 are).
 func newProvider(t *testing.T, db *sql.DB) *goose.Provider {
 	t.Helper()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("."), goose.WithDisableGlobalRegistry(true))
@@ -110,4 +112,38 @@ func newProvider(t *testing.T, db *sql.DB) *goose.Provider {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestHeldPointsNeverGoBelowZero: the database refuses a balance row whose
+// held points are negative, on a new database and on one that ran
+// migration 16 before migration 17 existed.
+func TestHeldPointsNeverGoBelowZero(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		l := ledger.New(db, ledger.Options{})
+		const member = "member:carol:points"
+		if err := l.CreateAccount(ctx, ledger.Account{Code: member, NormalSide: ledger.Credit, Shards: 1}); err != nil {
+			t.Fatal(err)
+		}
+		refused := func(t *testing.T) {
+			t.Helper()
+			_, err := db.Pool.Exec(ctx, `UPDATE account_balances SET held_points = -1 WHERE account_code = $1`, member)
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "23514" {
+				t.Errorf("negative held points: got %v, want a check violation (23514)", err)
+			}
+		}
+		refused(t)
+
+		sqlDB := stdlib.OpenDBFromPool(db.Pool)
+		defer sqlDB.Close()
+		provider := newProvider(t, sqlDB)
+		if _, err := provider.DownTo(ctx, 16); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := provider.UpTo(ctx, 17); err != nil {
+			t.Fatal(err)
+		}
+		refused(t)
+	})
 }

@@ -373,12 +373,17 @@ func (s *Store) Status(ctx context.Context, partnerID string) (Status, error) {
 // made on every write at a partner's hotels, so that a suspension applies
 // from the next call.
 func (s *Store) Writable(ctx context.Context, partnerID string) (Partner, error) {
-	p, err := scanPartner(s.db.Pool.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID))
+	return writable(scanPartner(s.db.Pool.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID)))
+}
+
+// writable passes on a partner read that found an active partner, and
+// fails one that found a suspended partner with ErrSuspended.
+func writable(p Partner, err error) (Partner, error) {
 	if err != nil {
 		return Partner{}, err
 	}
 	if p.Status != StatusActive {
-		return Partner{}, fmt.Errorf("%w: %s", ErrSuspended, partnerID)
+		return Partner{}, fmt.Errorf("%w: %s", ErrSuspended, p.ID)
 	}
 	return p, nil
 }
@@ -394,12 +399,9 @@ func (s *Store) WritableAt(ctx context.Context, partnerID string, t time.Time) (
 	b.Queue(ratesAtSQL, partnerID, t.UTC())
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
-	p, err := scanPartner(br.QueryRow())
+	p, err := writable(scanPartner(br.QueryRow()))
 	if err != nil {
 		return Partner{}, Rates{}, err
-	}
-	if p.Status != StatusActive {
-		return Partner{}, Rates{}, fmt.Errorf("%w: %s", ErrSuspended, partnerID)
 	}
 	r, err := ratesAt(br.QueryRow(), partnerID, t)
 	if err != nil && !errors.Is(err, ErrNoRates) {

@@ -121,7 +121,7 @@ func (s memberService) ListActivity(ctx context.Context, req *connect.Request[lo
 	return connect.NewResponse(out), nil
 }
 
-// protoMember is a member's profile with the points on their account now.
+// profile is a member's profile, without the points on their account.
 func profile(m members.Member) *loyaltyv1.Member {
 	return &loyaltyv1.Member{
 		MemberNumber: m.Number,

@@ -643,28 +643,13 @@ func (w *worker) stay(ctx context.Context) {
 		req.Nights = append(req.Nights, &loyaltyv1.StayNight{
 			RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: fmt.Sprintf("%d.%02d", cents/100, cents%100)}})
 	}
-	send := func(ctx context.Context) (proto.Message, error) {
+	w.write(ctx, kindStay, key, func(ctx context.Context) (proto.Message, string, error) {
 		res, err := w.api.booking.RecordStay(ctx, connect.NewRequest(req))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return res.Msg, nil
-	}
-	rctx, cancel := w.reqCtx(ctx)
-	defer cancel()
-	msg, err := send(rctx)
-	if err != nil {
-		w.fail(kindStay, err)
-		return
-	}
-	w.committed++
-	if id := msg.(*loyaltyv1.RecordStayResponse).GetTransaction().GetTransactionId(); id != "" {
-		w.ledgerTx++
-		if w.cfg.TrackAcks {
-			w.acked = append(w.acked, ack{Key: req.IdempotencyKey, TransactionID: id})
-		}
-	}
-	w.remember(replayable{kind: kindStay, send: send, first: msg})
+		return res.Msg, res.Msg.GetTransaction().GetTransactionId(), nil
+	})
 }
 
 func (w *worker) redeem(ctx context.Context) {
@@ -679,32 +664,43 @@ func (w *worker) redeem(ctx context.Context) {
 		Quantity:       1,
 		PropertyId:     w.property(),
 	}
-	send := func(ctx context.Context) (proto.Message, error) {
+	w.write(ctx, kindRedeem, req.IdempotencyKey, func(ctx context.Context) (proto.Message, string, error) {
 		res, err := w.api.booking.Redeem(ctx, connect.NewRequest(req))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return res.Msg, nil
+		return res.Msg, res.Msg.GetTransaction().GetTransactionId(), nil
+	})
+}
+
+// write sends one stay or redemption (call returns the response and its
+// transaction id) and books its outcome: a redemption refused for want of
+// points is refused, not an error; an acknowledged write is counted, with
+// its transaction when it posted one, and remembered for a replay.
+func (w *worker) write(ctx context.Context, kind, key string, call func(context.Context) (proto.Message, string, error)) {
+	send := func(ctx context.Context) (proto.Message, error) {
+		msg, _, err := call(ctx)
+		return msg, err
 	}
 	rctx, cancel := w.reqCtx(ctx)
 	defer cancel()
-	msg, err := send(rctx)
-	if connect.CodeOf(err) == connect.CodeFailedPrecondition {
-		w.refused[kindRedeem]++ // not enough points: the member's answer, not an error
+	msg, id, err := call(rctx)
+	if connect.CodeOf(err) == connect.CodeFailedPrecondition && kind == kindRedeem {
+		w.refused[kind]++
 		return
 	}
 	if err != nil {
-		w.fail(kindRedeem, err)
+		w.fail(kind, err)
 		return
 	}
 	w.committed++
-	if id := msg.(*loyaltyv1.RedeemResponse).GetTransaction().GetTransactionId(); id != "" {
+	if id != "" {
 		w.ledgerTx++
 		if w.cfg.TrackAcks {
-			w.acked = append(w.acked, ack{Key: req.IdempotencyKey, TransactionID: id})
+			w.acked = append(w.acked, ack{Key: key, TransactionID: id})
 		}
 	}
-	w.remember(replayable{kind: kindRedeem, send: send, first: msg})
+	w.remember(replayable{kind: kind, send: send, first: msg})
 }
 
 // guarantee places a late-arrival guarantee for a coming stay and releases

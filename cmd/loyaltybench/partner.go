@@ -75,7 +75,7 @@ func (w *worker) partnerStay(ctx context.Context) {
 		req.Nights = append(req.Nights, &loyaltyv1.StayNight{
 			RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: fmt.Sprintf("%d.%02d", cents/100, cents%100)}})
 	}
-	w.partnerWrite(ctx, kindStay, req.IdempotencyKey, func(ctx context.Context) (proto.Message, string, error) {
+	w.write(ctx, kindStay, req.IdempotencyKey, func(ctx context.Context) (proto.Message, string, error) {
 		res, err := w.alliance.AwardStay(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, "", err
@@ -89,40 +89,11 @@ func (w *worker) partnerRedeem(ctx context.Context) {
 	number, family := w.memberAndFamily()
 	req := &loyaltyv1.AllianceServiceRedeemRequest{IdempotencyKey: w.nextKey("predeem"), MemberNumber: number, FamilyName: family,
 		PropertyId: w.partner.property, Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, Quantity: 1}
-	w.partnerWrite(ctx, kindRedeem, req.IdempotencyKey, func(ctx context.Context) (proto.Message, string, error) {
+	w.write(ctx, kindRedeem, req.IdempotencyKey, func(ctx context.Context) (proto.Message, string, error) {
 		res, err := w.alliance.Redeem(ctx, connect.NewRequest(req))
 		if err != nil {
 			return nil, "", err
 		}
 		return res.Msg, res.Msg.GetTransaction().GetTransactionId(), nil
 	})
-}
-
-// partnerWrite sends one partner write and books its outcome like the
-// programme's own: refused when the member lacks the points, acknowledged
-// with its transaction, remembered for a replay.
-func (w *worker) partnerWrite(ctx context.Context, kind, key string, call func(context.Context) (proto.Message, string, error)) {
-	send := func(ctx context.Context) (proto.Message, error) {
-		msg, _, err := call(ctx)
-		return msg, err
-	}
-	rctx, cancel := w.reqCtx(ctx)
-	defer cancel()
-	msg, id, err := call(rctx)
-	if connect.CodeOf(err) == connect.CodeFailedPrecondition && kind == kindRedeem {
-		w.refused[kind]++
-		return
-	}
-	if err != nil {
-		w.fail(kind, err)
-		return
-	}
-	w.committed++
-	if id != "" {
-		w.ledgerTx++
-		if w.cfg.TrackAcks {
-			w.acked = append(w.acked, ack{Key: key, TransactionID: id})
-		}
-	}
-	w.remember(replayable{kind: kind, send: send, first: msg})
 }

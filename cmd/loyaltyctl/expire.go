@@ -19,7 +19,7 @@ import (
 func pointsExpire(e env, args []string) int {
 	const name = "expire"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
-	databaseURL := fs.String("database-url", "",
+	dbFlag := fs.String("database-url", "",
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
 	asOfText := fs.String("as-of", "",
 		"expire the lots due at this time: RFC 3339 (2028-03-16T00:00:00Z) or a date (2028-03-16, midnight UTC); not in the future; required.\n"+
@@ -46,12 +46,9 @@ Flags:
 	if err := parseFlags(e, fs, args); err != nil {
 		return usageError(e, name, err)
 	}
-	url := *databaseURL
-	if url == "" {
-		url = e.getenv("LOYALTY_DATABASE_URL")
-	}
-	if url == "" {
-		return usageError(e, name, errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses"))
+	url, err := databaseURL(e, *dbFlag)
+	if err != nil {
+		return usageError(e, name, err)
 	}
 	if *asOfText == "" {
 		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of 2028-03-16"))

@@ -33,12 +33,9 @@ func newFinanceFlags(fs *flag.FlagSet) financeFlags {
 
 // open connects to the database the flags or the environment name.
 func (f financeFlags) open(ctx context.Context, e env, name string) (*finance.Reports, func(), int) {
-	url := *f.databaseURL
-	if url == "" {
-		url = e.getenv("LOYALTY_DATABASE_URL")
-	}
-	if url == "" {
-		return nil, nil, usageError(e, name, errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses"))
+	url, err := databaseURL(e, *f.databaseURL)
+	if err != nil {
+		return nil, nil, usageError(e, name, err)
 	}
 	db, err := database.Open(ctx, url, database.Options{MaxConns: 4})
 	if err != nil {
@@ -99,13 +96,11 @@ other accounts one by one, members in aggregate ("member:*"), a total row
 	defer closeDB()
 	tb, err := reports.TrialBalance(ctx, asOf, finance.TrialOptions{IndividualMembers: *members, PageSize: finance.MaxPageSize})
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	w, closeOut, err := output(e, *out)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	// The last page read: its AsOf and totals are the summary's.
 	last := tb
@@ -116,8 +111,7 @@ other accounts one by one, members in aggregate ("member:*"), a total row
 		return last, err
 	}
 	if err := errors.Join(financecsv.TrialBalance(w, tb, next), closeOut()); err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	tb = last
 	fmt.Fprintf(e.stderr, "loyaltyctl: trial balance as of %s: debits %d, credits %d, total %d (%s)\n",
@@ -172,13 +166,11 @@ book value of a point. Exits 1 if opening + movements != closing.
 		return usageError(e, name, err)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	w, closeOut, err := output(e, *out)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	if err := errors.Join(financecsv.RollForward(w, rf), closeOut()); err != nil {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: write: %v\n", name, err)
@@ -216,8 +208,7 @@ the ids to look at; exits 1 when there is any.
 	defer closeDB()
 	rec, err := reports.Reconcile(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	for _, d := range rec.Discrepancies {
 		fmt.Fprintln(e.stdout, d.String())
@@ -282,8 +273,7 @@ matches; exits 1 then.
 	defer closeDB()
 	c, err := reports.VerifySeals(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	if !c.OK() {
 		fmt.Fprintf(e.stdout, "seal of %s does not match: %s (%d seals checked)\n", c.FirstBad.Format(time.DateOnly), c.Problem, c.Checked)
@@ -332,8 +322,7 @@ for a date that has one fails.
 		return usageError(e, name, err)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	fmt.Fprintf(e.stdout, "from %s a point is worth %s %s\n", v.EffectiveOn.Format(time.DateOnly), v.Value, v.Currency)
 	return exitOK
@@ -356,12 +345,10 @@ func pointValueList(e env, args []string) int {
 	defer closeDB()
 	values, err := reports.PointValues(ctx)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	if err := financecsv.PointValues(e.stdout, values); err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	return exitOK
 }
@@ -413,13 +400,11 @@ partner's points do not tie to the roll-forward by partner.
 		return usageError(e, name, err)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	w, closeOut, err := output(e, *out)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	statements := all.Statements
 	if *partnerID != "" {
@@ -432,8 +417,7 @@ partner's points do not tie to the roll-forward by partner.
 	}
 	found := len(statements) > 0
 	if err := errors.Join(financecsv.PartnerStatements(w, statements), closeOut()); err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	if *partnerID != "" && !found {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: no partner %q\n", name, *partnerID)

@@ -220,6 +220,24 @@ func usageError(e env, name string, err error) int {
 	return exitUsage
 }
 
+// failed reports an error of the named subcommand and returns 1.
+func failed(e env, name string, err error) int {
+	fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
+	return exitError
+}
+
+// databaseURL is the database a subcommand works on: its -database-url
+// flag, else LOYALTY_DATABASE_URL.
+func databaseURL(e env, flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if url := e.getenv("LOYALTY_DATABASE_URL"); url != "" {
+		return url, nil
+	}
+	return "", errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses")
+}
+
 // flagParseError is an error the flag package has printed already.
 type flagParseError struct{ error }
 

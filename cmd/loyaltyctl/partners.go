@@ -139,8 +139,7 @@ func adminCall(e env, name string, fs *flag.FlagSet, args []string, api apiFlags
 	}
 	out, err := protojson.MarshalOptions{Multiline: true}.Marshal(res)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		return exitError
+		return failed(e, name, err)
 	}
 	fmt.Fprintf(e.stdout, "%s\n", out)
 	return exitOK

@@ -29,7 +29,7 @@ var progressEvery = 2 * time.Second
 func tiersReview(e env, args []string) int {
 	const name = "tiers review"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
-	databaseURL := fs.String("database-url", "",
+	dbFlag := fs.String("database-url", "",
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
 	asOfText := fs.String("as-of", "",
 		"the review's time: RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01, midnight UTC); required.\n"+
@@ -58,12 +58,9 @@ Flags:
 	if err := parseFlags(e, fs, args); err != nil {
 		return usageError(e, name, err)
 	}
-	url := *databaseURL
-	if url == "" {
-		url = e.getenv("LOYALTY_DATABASE_URL")
-	}
-	if url == "" {
-		return usageError(e, name, errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses"))
+	url, err := databaseURL(e, *dbFlag)
+	if err != nil {
+		return usageError(e, name, err)
 	}
 	if *asOfText == "" {
 		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of 2026-12-01"))

@@ -59,15 +59,7 @@ func TestHeldPointsAreFilledFromTheActiveHolds(t *testing.T) {
 
 		// Back to the schema before migration 16, then up again: the
 		// holds are all the migration has to go by.
-		sqlDB := stdlib.OpenDBFromPool(db.Pool)
-		defer sqlDB.Close()
-		provider := newProvider(t, sqlDB)
-		if _, err := provider.DownTo(ctx, 15); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := provider.UpTo(ctx, 16); err != nil {
-			t.Fatal(err)
-		}
+		migrateDownAndUp(t, db, 15, 16)
 
 		for _, want := range []struct {
 			account      string
@@ -105,6 +97,22 @@ func TestHeldPointsAreFilledFromTheActiveHolds(t *testing.T) {
 func ptr[T any](v T) *T { return &v }
 
 // newProvider runs this directory's SQL migrations (16 and 17 are).
+// migrateDownAndUp takes db's schema down to version down, then up to
+// version up.
+func migrateDownAndUp(t *testing.T, db *database.DB, down, up int64) {
+	t.Helper()
+	ctx := context.Background()
+	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	defer sqlDB.Close()
+	provider := newProvider(t, sqlDB)
+	if _, err := provider.DownTo(ctx, down); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provider.UpTo(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func newProvider(t *testing.T, db *sql.DB) *goose.Provider {
 	t.Helper()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("."), goose.WithDisableGlobalRegistry(true))
@@ -135,15 +143,7 @@ func TestHeldPointsNeverGoBelowZero(t *testing.T) {
 		}
 		refused(t)
 
-		sqlDB := stdlib.OpenDBFromPool(db.Pool)
-		defer sqlDB.Close()
-		provider := newProvider(t, sqlDB)
-		if _, err := provider.DownTo(ctx, 16); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := provider.UpTo(ctx, 17); err != nil {
-			t.Fatal(err)
-		}
+		migrateDownAndUp(t, db, 16, 17)
 		refused(t)
 	})
 }

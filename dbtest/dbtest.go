@@ -25,6 +25,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/migrations"
 )
 
@@ -57,6 +58,10 @@ func Main(m *testing.M) {
 
 func run(m *testing.M) int {
 	flag.Parse()
+	if err := testclock.Check(); err != nil {
+		fmt.Fprintf(os.Stderr, "dbtest: %v\n", err)
+		return 2
+	}
 	ctx := context.Background()
 	Durable = benchmarking()
 
@@ -96,6 +101,7 @@ func run(m *testing.M) int {
 		mode = "fsync on"
 	}
 	fmt.Printf("dbtest: engines: %s (%s); %s\n", pgEngine.Name, mode, crdbNote)
+	fmt.Printf("dbtest: calendar: %s\n", testclock.Describe())
 	return m.Run()
 }
 

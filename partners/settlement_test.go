@@ -52,21 +52,17 @@ func post(t *testing.T, l *ledger.Ledger, key string, at time.Time, r partners.R
 	}
 }
 
-func setup(t *testing.T, db *database.DB, issue, reimburse string) (*ledger.Ledger, *partners.Store, partners.Rates) {
-	t.Helper()
-	return setupAt(t, db, issue, reimburse, nil)
-}
-
-// setupAt is setup with the ledger's clock: what stamps recorded_at, the
-// time a settlement's period is of.
-func setupAt(t *testing.T, db *database.DB, issue, reimburse string, clock func() time.Time) (*ledger.Ledger, *partners.Store, partners.Rates) {
+// setup creates partner P, with rates in force from a month before the
+// period, on a ledger and a store that read clock: the ledger stamps
+// recorded_at with it, the time a settlement's period is of.
+func setup(t *testing.T, db *database.DB, issue, reimburse string, clock *testclock.Clock) (*ledger.Ledger, *partners.Store, partners.Rates) {
 	t.Helper()
 	ctx := context.Background()
-	l := ledger.New(db, ledger.Options{Clock: clock})
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
 	if err := l.CreateAccount(ctx, programme.MemberAccount("1000000001")); err != nil {
 		t.Fatal(err)
 	}
-	s := partners.New(l, nil)
+	s := partners.New(l, clock.Now)
 	p, err := s.Create(ctx, "test", "create-P", partners.NewPartner{ID: "P", Name: "P", Currency: "CNY", Rates: partners.Rates{
 		IssueRate: decimal.RequireFromString(issue), ReimbursementRate: decimal.RequireFromString(reimburse), Card: standard(),
 		EffectiveAt: from.AddDate(0, -1, 0)}})
@@ -92,8 +88,9 @@ func TestSettlementRoundsOnceAtTheEnd(t *testing.T) {
 		{"each side is rounded, then the difference taken", "0.00125", "0.00125", []int64{4}, []int64{3}, "0.01", "0.00", "0.01"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l, s, r := setup(t, dbtest.New(t), tc.issue, tc.reimburse)
-			at := from.Add(time.Hour)
+			clock := testclock.New(from.Add(time.Hour))
+			l, s, r := setup(t, dbtest.New(t), tc.issue, tc.reimburse, clock)
+			at := clock.Now()
 			for i, n := range tc.issued {
 				post(t, l, fmt.Sprintf("award-%d", i), at, r, n, 0)
 			}
@@ -118,7 +115,7 @@ func TestSettlementRoundsOnceAtTheEnd(t *testing.T) {
 // period is sane.
 func TestSettlementPeriod(t *testing.T) {
 	clock := testclock.New(from.Add(-time.Hour))
-	l, s, r := setupAt(t, dbtest.New(t), "0.01", "0.01", clock.Now)
+	l, s, r := setup(t, dbtest.New(t), "0.01", "0.01", clock)
 	for _, p := range []struct {
 		key        string
 		recordedAt time.Time
@@ -156,15 +153,20 @@ func TestSettlementPeriod(t *testing.T) {
 // TestRatesAreAppendOnly: a new version starts after the latest and not in
 // the past; the version in force at a time is the latest started by then.
 func TestRatesAreAppendOnly(t *testing.T) {
-	_, s, _ := setup(t, dbtest.New(t), "0.01", "0.01")
+	clock := testclock.New(from)
+	_, s, _ := setup(t, dbtest.New(t), "0.01", "0.01", clock)
 	ctx := context.Background()
 	next := partners.Rates{IssueRate: decimal.RequireFromString("0.02"), ReimbursementRate: decimal.RequireFromString("0.02"), Card: standard()}
 	var fe *ledger.FieldError
-	next.EffectiveAt = time.Now().Add(-time.Hour)
+	next.EffectiveAt = clock.Now().Add(-time.Hour)
 	if _, err := s.SetRates(ctx, "test", "past", "P", next); !errors.As(err, &fe) || fe.Field != "rates.effective_at" {
 		t.Errorf("rates from the past: %v", err)
 	}
-	start := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	next.EffectiveAt = clock.Now().Add(partners.RateLead - time.Microsecond)
+	if _, err := s.SetRates(ctx, "test", "too-soon", "P", next); !errors.As(err, &fe) || fe.Field != "rates.effective_at" {
+		t.Errorf("rates starting sooner than RateLead from now: %v", err)
+	}
+	start := clock.Now().Add(time.Hour)
 	next.EffectiveAt = start
 	v2, err := s.SetRates(ctx, "test", "v2", "P", next)
 	if err != nil || v2.Version != 2 {
@@ -192,7 +194,7 @@ func TestRatesAreAppendOnly(t *testing.T) {
 // partner's account without its row is found.
 func TestVerify(t *testing.T) {
 	db := dbtest.New(t)
-	l, s, r := setup(t, db, "0.01", "0.01")
+	l, s, r := setup(t, db, "0.01", "0.01", testclock.New(from.Add(time.Hour)))
 	post(t, l, "award", from, r, 100, 0)
 	ctx := context.Background()
 	if found, err := s.Verify(ctx); err != nil || len(found) != 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/partners"
 )
 
@@ -16,9 +17,10 @@ import (
 // before the first version (with the partner, for the caller to report
 // later), a suspended partner and an unknown one refused.
 func TestWritableAtAgreesWithWritableAndRatesAt(t *testing.T) {
-	_, s, first := setup(t, dbtest.New(t), "0.01", "0.01")
+	clock := testclock.New(from.Add(time.Hour))
+	_, s, first := setup(t, dbtest.New(t), "0.01", "0.01", clock)
 	ctx := context.Background()
-	for _, at := range []time.Time{first.EffectiveAt, first.EffectiveAt.AddDate(0, 1, 0), time.Now()} {
+	for _, at := range []time.Time{first.EffectiveAt, first.EffectiveAt.AddDate(0, 1, 0), clock.Now()} {
 		p, rates, err := s.WritableAt(ctx, "P", at)
 		if err != nil {
 			t.Fatalf("at %s: %v", at, err)
@@ -39,13 +41,13 @@ func TestWritableAtAgreesWithWritableAndRatesAt(t *testing.T) {
 	if !errors.Is(err, partners.ErrNoRates) || p.ID != "P" {
 		t.Errorf("before the first rates: %+v, %v; want the partner and ErrNoRates", p, err)
 	}
-	if _, _, err := s.WritableAt(ctx, "NOBODY", time.Now()); !errors.Is(err, partners.ErrNotFound) {
+	if _, _, err := s.WritableAt(ctx, "NOBODY", clock.Now()); !errors.Is(err, partners.ErrNotFound) {
 		t.Errorf("an unknown partner: %v", err)
 	}
 	if _, err := s.SetStatus(ctx, "test", "suspend", "P", partners.StatusSuspended, "audit"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.WritableAt(ctx, "P", time.Now()); !errors.Is(err, partners.ErrSuspended) {
+	if _, _, err := s.WritableAt(ctx, "P", clock.Now()); !errors.Is(err, partners.ErrSuspended) {
 		t.Errorf("a suspended partner: %v", err)
 	}
 }

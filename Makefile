@@ -2,14 +2,49 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
+.PHONY: test test-shifted test-dates tidy-check run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
 
-# Everything CI runs: formatting, vet, and every test with the race detector.
-# The finance page's test renders it in headless Chromium (chromium).
-test: deps postgres chromium fmt-check
+# Everything CI runs: formatting, a tidy go.mod, vet, every test with the
+# race detector, then the date-sensitive packages again on another day in
+# another time zone (test-shifted). The finance page's test renders it in
+# headless Chromium (chromium).
+test: deps postgres chromium fmt-check tidy-check
 	$(GO) vet ./...
 	@echo "Database engines under test: PostgreSQL (embedded, always)$${COCKROACH_BINARY:+; CockroachDB from COCKROACH_BINARY=$$COCKROACH_BINARY}$${COCKROACH_URL:+; CockroachDB at COCKROACH_URL}"
 	$(GO) test -race -count=1 ./...
+	@$(MAKE) --no-print-directory test-shifted
+
+# The date-sensitive packages (those whose tests read the calendar through
+# internal/testclock) as if now were SHIFTED_NOW in SHIFTED_TZ. The default
+# is a leap day two minutes before midnight in New York, already 1 March in
+# UTC: a day, a month and a UTC date that all change during the run.
+SHIFTED_NOW ?= 2028-02-29T23:58:00-05:00
+SHIFTED_TZ  ?= America/New_York
+test-shifted:
+	@pkgs=$$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... \
+		| awk '/internal\/testclock( |$$)/ && $$1 !~ /internal\/testclock$$/ {print $$1}'); \
+	echo "Date-sensitive packages as of LOYALTY_TEST_NOW=$(SHIFTED_NOW) TZ=$(SHIFTED_TZ):" $$pkgs; \
+	LOYALTY_TEST_NOW=$(SHIFTED_NOW) TZ=$(SHIFTED_TZ) $(GO) test -count=1 $$pkgs
+
+# The whole suite once per date of TEST_DATES, in New York's time zone: what
+# to run after touching anything that reads a clock. The dates: a year on, a
+# leap day at midnight, a new year at midnight in Shanghai, and both sides
+# of the 2027 spring-forward in New York plus a run that crosses it.
+TEST_DATES ?= 2027-12-06 2028-02-29T23:58:00-05:00 2031-01-01T00:00:00+08:00 \
+	2027-03-13T12:00:00-05:00 2027-03-14T01:58:00-05:00 2027-03-15T12:00:00-04:00
+test-dates: deps postgres chromium
+	@for d in $(TEST_DATES); do \
+		echo "== LOYALTY_TEST_NOW=$$d TZ=America/New_York"; \
+		LOYALTY_TEST_NOW=$$d TZ=America/New_York $(GO) test -count=1 ./... || exit 1; \
+	done
+
+# go.mod and go.sum say exactly what the code imports (the tools module's too).
+tidy-check:
+	@for dir in . tools; do \
+		if ! out=$$(cd $$dir && $(GO) mod tidy -diff 2>&1); then \
+			echo "$$out"; echo "$$dir/go.mod is not tidy: run 'go mod tidy' in $$dir and commit go.mod and go.sum"; exit 1; \
+		fi; \
+	done
 
 deps:
 	$(GO) mod download

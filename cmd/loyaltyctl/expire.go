@@ -57,7 +57,7 @@ Flags:
 	if err != nil {
 		return usageError(e, name, err)
 	}
-	if asOf.After(time.Now()) {
+	if asOf.After(e.now()) {
 		return usageError(e, name, fmt.Errorf("-as-of %s is in the future: points expire only once their day has passed", asOf.Format(time.RFC3339)))
 	}
 	if *batch < 1 || *batch > expiry.MaxBatch {
@@ -73,8 +73,8 @@ Flags:
 		return exitError
 	}
 	defer db.Close()
-	l := ledger.New(db, ledger.Options{})
-	job := expiry.New(l, programmes.New(l, nil), nil)
+	l := ledger.New(db, ledger.Options{Clock: e.now})
+	job := expiry.New(l, programmes.New(l, e.now), e.now)
 	asOfFlag := asOf.Format(time.RFC3339Nano)
 	fmt.Fprintf(stderr, "loyaltyctl: points expiry as of %s in batches of %d, on %s\n", asOfFlag, *batch, db.Dialect.Engine)
 	start := time.Now()

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 )
@@ -18,7 +20,7 @@ func TestPointsExpire(t *testing.T) {
 	ctx := context.Background()
 	db := dbtest.New(t)
 	all := enrolMembers(t, db, 4, 0)
-	l := ledger.New(db, ledger.Options{})
+	l := ledger.New(db, ledger.Options{Clock: testclock.Ticking(asOf.AddDate(0, 0, -7), time.Millisecond).Now})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +38,7 @@ func TestPointsExpire(t *testing.T) {
 	url := db.Pool.Config().ConnString()
 	t.Setenv("LOYALTY_DATABASE_URL", "")
 
-	code, stdout, stderr := runCLI(t, "expire", "--as-of", "2026-06-01", "-batch", "2", "-database-url", url)
+	code, stdout, stderr := runCLI(t, afterAsOf, "expire", "--as-of", "2026-06-01", "-batch", "2", "-database-url", url)
 	if code != exitOK || !strings.HasPrefix(stdout, "expired 300 points of 3 members (3 found due)") {
 		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
 	}
@@ -44,17 +46,17 @@ func TestPointsExpire(t *testing.T) {
 	if err != nil || breakage.Posted != 300 {
 		t.Fatalf("breakage %+v, %v; want 300", breakage, err)
 	}
-	code, stdout, _ = runCLI(t, "expire", "-as-of", "2026-06-01", "-database-url", url)
+	code, stdout, _ = runCLI(t, afterAsOf, "expire", "-as-of", "2026-06-01", "-database-url", url)
 	if code != exitOK || !strings.Contains(stdout, "had already finished") {
 		t.Fatalf("second run: exit %d, stdout %q", code, stdout)
 	}
 	for _, args := range [][]string{
 		{"expire", "-database-url", url},                         // no -as-of
-		{"expire", "-as-of", "2999-01-01", "-database-url", url}, // in the future
+		{"expire", "-as-of", "2026-06-02", "-database-url", url}, // in the future: the operator's clock is at asOf + 1h
 		{"expire", "-as-of", "2026-06-01", "-batch", "0", "-database-url", url},
 		{"expire", "-as-of", "2026-06-01"}, // no database
 	} {
-		if code, _, _ := runCLI(t, args...); code != exitUsage {
+		if code, _, _ := runCLI(t, afterAsOf, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d", args, code, exitUsage)
 		}
 	}

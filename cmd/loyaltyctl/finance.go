@@ -42,7 +42,7 @@ func (f financeFlags) open(ctx context.Context, e env, name string) (*finance.Re
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: open the database: %v\n", name, err)
 		return nil, nil, exitError
 	}
-	return finance.New(ledger.New(db, ledger.Options{}), finance.Options{}), db.Close, exitOK
+	return finance.New(ledger.New(db, ledger.Options{Clock: e.now}), finance.Options{Clock: e.now}), db.Close, exitOK
 }
 
 // output opens -o: "-" (the default) is stdout.

@@ -59,17 +59,19 @@ func TestFinanceCommands(t *testing.T) {
 		}
 		clock.Advance(p.nextDayIn)
 	}
+	// The operator closes June on the morning of 1 July.
+	clock.Advance(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC).Sub(clock.Now()))
 	url := db.Pool.Config().ConnString()
 	t.Setenv("LOYALTY_DATABASE_URL", url)
 	dir := t.TempDir()
 
 	for _, args := range [][]string{{"rollup"}, {"seal"}, {"reconcile"}, {"verify-seals"}} {
-		if code, _, stderr := runCLI(t, args...); code != exitOK {
+		if code, _, stderr := runCLI(t, clock.Now, args...); code != exitOK {
 			t.Fatalf("%v: exit %d: %s", args, code, stderr)
 		}
 	}
 	trial := filepath.Join(dir, "trial.csv")
-	if code, _, stderr := runCLI(t, "report", "trial-balance", "-as-of", "2026-06-02T12:00:00Z", "-members", "-o", trial); code != exitOK {
+	if code, _, stderr := runCLI(t, clock.Now, "report", "trial-balance", "-as-of", "2026-06-02T12:00:00Z", "-members", "-o", trial); code != exitOK {
 		t.Fatalf("trial balance: exit %d: %s", code, stderr)
 	}
 	got := map[string][]string{}
@@ -83,7 +85,7 @@ func TestFinanceCommands(t *testing.T) {
 		t.Errorf("member row %v, want balance 400 (the no-show came later)", row)
 	}
 	roll := filepath.Join(dir, "roll.csv")
-	if code, _, stderr := runCLI(t, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
+	if code, _, stderr := runCLI(t, clock.Now, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
 		t.Fatalf("roll-forward: exit %d: %s", code, stderr)
 	}
 	// RFC 4180: every record ends in CRLF, money has two decimal places.
@@ -101,27 +103,27 @@ func TestFinanceCommands(t *testing.T) {
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("roll-forward rows\n%s\nwant\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
-	if code, _, _ := runCLI(t, "report", "roll-forward", "-to", "2026-07-01", "-group-by", "hotel"); code != exitUsage {
+	if code, _, _ := runCLI(t, clock.Now, "report", "roll-forward", "-to", "2026-07-01", "-group-by", "hotel"); code != exitUsage {
 		t.Errorf("unknown -group-by: exit %d, want %d", code, exitUsage)
 	}
 
 	// A new book value from June 3: the no-show is valued at it, the
 	// closing too, and what was outstanding then is revalued.
 	for range 2 { // the second time is a no-op
-		if code, _, stderr := runCLI(t, "point-value", "set", "-on", "2026-06-03", "-value", "0.02"); code != exitOK {
+		if code, _, stderr := runCLI(t, clock.Now, "point-value", "set", "-on", "2026-06-03", "-value", "0.02"); code != exitOK {
 			t.Fatalf("point-value set: exit %d: %s", code, stderr)
 		}
 	}
-	if code, _, _ := runCLI(t, "point-value", "set", "-on", "2026-06-03", "-value", "0.03"); code != exitError {
+	if code, _, _ := runCLI(t, clock.Now, "point-value", "set", "-on", "2026-06-03", "-value", "0.03"); code != exitError {
 		t.Errorf("another value for the same date: exit %d, want 1", code)
 	}
-	if code, _, _ := runCLI(t, "point-value", "set", "-on", "2026-06-04", "-value", "-1"); code != exitUsage {
+	if code, _, _ := runCLI(t, clock.Now, "point-value", "set", "-on", "2026-06-04", "-value", "-1"); code != exitUsage {
 		t.Errorf("a negative value: exit %d, want 2", code)
 	}
-	if code, stdout, _ := runCLI(t, "point-value", "list"); code != exitOK || !strings.Contains(stdout, "\r\n2026-06-03,0.02,CNY,") {
+	if code, stdout, _ := runCLI(t, clock.Now, "point-value", "list"); code != exitOK || !strings.Contains(stdout, "\r\n2026-06-03,0.02,CNY,") {
 		t.Errorf("point-value list: exit %d, %q", code, stdout)
 	}
-	if code, _, stderr := runCLI(t, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
+	if code, _, stderr := runCLI(t, clock.Now, "report", "roll-forward", "-from", "2026-06-02", "-to", "2026-07-01", "-o", roll); code != exitOK {
 		t.Fatalf("roll-forward: exit %d: %s", code, stderr)
 	}
 	lines = nil
@@ -137,11 +139,11 @@ func TestFinanceCommands(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `UPDATE postings SET amount = -401 WHERE account_code = $1 AND amount = -400`, member.Code); err != nil {
 		t.Fatal(err)
 	}
-	code, stdout, _ := runCLI(t, "verify-seals")
+	code, stdout, _ := runCLI(t, clock.Now, "verify-seals")
 	if code != exitError || !strings.Contains(stdout, "seal of 2026-06-02 does not match") {
 		t.Errorf("verify-seals after tampering: exit %d, %q; want 1 naming 2026-06-02", code, stdout)
 	}
-	code, stdout, _ = runCLI(t, "reconcile")
+	code, stdout, _ = runCLI(t, clock.Now, "reconcile")
 	if code != exitError || !strings.Contains(stdout, "transaction_sums_to_zero") {
 		t.Errorf("reconcile after tampering: exit %d, %q; want 1 with the transaction", code, stdout)
 	}

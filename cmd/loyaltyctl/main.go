@@ -32,6 +32,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/loyalty-ledger/loyalty/finance"
 )
@@ -43,15 +44,19 @@ const (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, time.Now))
 }
 
 // env is what a subcommand gets from the process: its output, its
-// environment, and SIGINT/SIGTERM as they arrive (tests pass their own).
+// environment, the calendar, and SIGINT/SIGTERM as they arrive (tests
+// pass their own).
 type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
-	signals        <-chan os.Signal
+	// now is the time jobs and reports take as "now", and the clock of
+	// the ledger they write with.
+	now     func() time.Time
+	signals <-chan os.Signal
 }
 
 // command is a group of subcommands: "tiers", "report", later "expire";
@@ -93,12 +98,12 @@ var commands = []command{
 	{name: "verify-seals", summary: "recompute the seals; name the first day that changed", run: verifySeals},
 }
 
-// run is the whole program; it returns the exit code.
-func run(args []string, stdout, stderr io.Writer) int {
+// run is the whole program on the clock now; it returns the exit code.
+func run(args []string, stdout, stderr io.Writer, now func() time.Time) int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	return dispatch(env{stdout: stdout, stderr: stderr, getenv: os.Getenv, signals: signals}, args)
+	return dispatch(env{stdout: stdout, stderr: stderr, getenv: os.Getenv, now: now, signals: signals}, args)
 }
 
 // dispatch finds the command and subcommand named by args and runs it.

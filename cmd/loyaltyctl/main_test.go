@@ -15,6 +15,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -23,20 +24,26 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
+// asOf is the day the jobs run as of.
 var asOf = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
-// enrolMembers enrols n members and makes the first `gold` of them gold
-// since 13 months before asOf, with a stay behind them: due for review,
-// with no activity in the window, so the review takes them down to silver.
+// afterAsOf is the operator's clock: an hour after asOf.
+func afterAsOf() time.Time { return asOf.Add(time.Hour) }
+
+// enrolMembers enrols n members 14 months before asOf and makes the first
+// `gold` of them gold since 13 months before asOf, with a stay behind
+// them: due for review, with no activity in the window, so the review
+// takes them down to silver.
 func enrolMembers(t *testing.T, db *database.DB, n, gold int) []members.Member {
 	t.Helper()
 	ctx := context.Background()
-	l := ledger.New(db, ledger.Options{})
+	clock := testclock.Ticking(asOf.AddDate(0, -14, 0), time.Millisecond)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
 	// The default programme, as loyaltyd publishes it on its first start.
-	if err := programmes.New(l, nil).EnsureDefault(ctx); err != nil {
+	if err := programmes.New(l, clock.Now).EnsureDefault(ctx); err != nil {
 		t.Fatal(err)
 	}
-	store := members.New(l, nil)
+	store := members.New(l, clock.Now)
 	var all []members.Member
 	for i := range n {
 		m, err := store.Enroll(ctx, "test", fmt.Sprintf("enrol-%d", i), members.Enrollment{FullName: "M", Phone: "+86 1", Channel: programme.ChannelApp})
@@ -72,11 +79,11 @@ func tierChanges(t *testing.T, db *database.DB) int {
 	return n
 }
 
-// runCLI runs the command in-process, as main does.
-func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// runCLI runs the command in-process, as main does, on the clock now.
+func runCLI(t *testing.T, now func() time.Time, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(args, &out, &errOut)
+	code = run(args, &out, &errOut, now)
 	t.Logf("loyaltyctl %s: exit %d\nstdout:\n%sstderr:\n%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String(), errOut.String()
 }
@@ -94,7 +101,7 @@ func TestTiersReview(t *testing.T) {
 	defer func(every time.Duration) { progressEvery = every }(progressEvery)
 	progressEvery = 0 // a progress line after every batch but the last
 
-	code, stdout, stderr := runCLI(t, "tiers", "review", "-as-of", "2026-06-01", "-batch", "2", "-database-url", url)
+	code, stdout, stderr := runCLI(t, afterAsOf, "tiers", "review", "-as-of", "2026-06-01", "-batch", "2", "-database-url", url)
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
@@ -121,7 +128,7 @@ func TestTiersReview(t *testing.T) {
 	// Again, with the URL from the environment and the same time spelt
 	// differently: the same review, already finished.
 	t.Setenv("LOYALTY_DATABASE_URL", url)
-	code, stdout, stderr = runCLI(t, "tiers", "review", "-as-of", "2026-06-01T08:00:00+08:00")
+	code, stdout, stderr = runCLI(t, afterAsOf, "tiers", "review", "-as-of", "2026-06-01T08:00:00+08:00")
 	if code != 0 {
 		t.Fatalf("second run: exit %d, want 0; stderr:\n%s", code, stderr)
 	}
@@ -169,7 +176,7 @@ func TestTiersReviewInterruptedResumes(t *testing.T) {
 	signals := make(chan os.Signal, 2)
 	stderr := &signalOnStart{signals: signals}
 	var stdout bytes.Buffer
-	code := dispatch(env{stdout: &stdout, stderr: stderr, getenv: func(string) string { return "" }, signals: signals}, args)
+	code := dispatch(env{stdout: &stdout, stderr: stderr, getenv: func(string) string { return "" }, now: afterAsOf, signals: signals}, args)
 	t.Logf("interrupted run: exit %d\nstdout:\n%sstderr:\n%s", code, stdout.String(), stderr.buf.String())
 	if code != 1 {
 		t.Fatalf("interrupted run: exit %d, want 1", code)
@@ -182,7 +189,7 @@ func TestTiersReviewInterruptedResumes(t *testing.T) {
 		t.Fatalf("interrupted after %d members, want at least one batch and not all %d", n, total)
 	}
 
-	code, out, errOut := runCLI(t, args...)
+	code, out, errOut := runCLI(t, afterAsOf, args...)
 	if code != 0 {
 		t.Fatalf("resumed run: exit %d, want 0", code)
 	}
@@ -205,7 +212,7 @@ func TestTiersReviewWithoutSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := db.Pool.Config().ConnString() + " search_path=empty"
-	code, _, stderr := runCLI(t, "tiers", "review", "-as-of", "2026-06-01", "-database-url", url)
+	code, _, stderr := runCLI(t, afterAsOf, "tiers", "review", "-as-of", "2026-06-01", "-database-url", url)
 	if code != 1 || !strings.Contains(stderr, "does not exist") || !strings.Contains(stderr, "start loyaltyd once") {
 		t.Fatalf("exit %d, stderr %q; want 1 with the database's error and the hint to start loyaltyd once", code, stderr)
 	}
@@ -241,8 +248,9 @@ func TestUsage(t *testing.T) {
 		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "2026-06-01", "-batch", "5001"}, code: 2, errs: "must be 1 to 5000"},
 		{args: []string{"tiers", "review", "-no-such-flag"}, code: 2, errs: "flag provided but not defined"},
 		{args: []string{"tiers", "review", "-as-of", "2026-06-01", "extra"}, code: 2, errs: "unexpected arguments"},
+		{args: []string{"expire", "-database-url", "postgres://x/y", "-as-of", "2026-06-02"}, code: 2, errs: "-as-of 2026-06-02T00:00:00Z is in the future"},
 	} {
-		code, stdout, stderr := runCLI(t, tc.args...)
+		code, stdout, stderr := runCLI(t, afterAsOf, tc.args...)
 		if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.errs) {
 			t.Errorf("loyaltyctl %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
 				tc.args, code, stdout, stderr, tc.code, tc.stdout, tc.errs)

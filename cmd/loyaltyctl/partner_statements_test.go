@@ -57,10 +57,12 @@ func TestReportPartnerStatements(t *testing.T) {
 	}
 	post("award", partners.KindAward, 1000, 0)
 	post("redeem", partners.KindRedemption, 0, 400)
+	// The statements for June are made on the morning of 1 July.
+	clock.Advance(time.Date(2026, 7, 1, 9, 0, 0, 0, time.UTC).Sub(clock.Now()))
 	url := db.Pool.Config().ConnString()
 	t.Setenv("LOYALTY_DATABASE_URL", "")
 	out := filepath.Join(t.TempDir(), "statements.csv")
-	code, _, stderr := runCLI(t, "report", "partner-statements", "-from", "2026-06-01", "-to", "2026-07-01", "-o", out, "-database-url", url)
+	code, _, stderr := runCLI(t, clock.Now, "report", "partner-statements", "-from", "2026-06-01", "-to", "2026-07-01", "-o", out, "-database-url", url)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -83,10 +85,10 @@ func TestReportPartnerStatements(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `UPDATE partner_transactions SET points_redeemed = 401 WHERE kind = 'redemption'`); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, stderr := runCLI(t, "report", "partner-statements", "-from", "2026-06-01", "-to", "2026-07-01", "-o", out, "-database-url", url); code != exitError || !strings.Contains(stderr, "partner:P:redeemed") {
+	if code, _, stderr := runCLI(t, clock.Now, "report", "partner-statements", "-from", "2026-06-01", "-to", "2026-07-01", "-o", out, "-database-url", url); code != exitError || !strings.Contains(stderr, "partner:P:redeemed") {
 		t.Fatalf("after tampering: exit %d, stderr %s", code, stderr)
 	}
-	if code, _, _ := runCLI(t, "report", "partner-statements", "-to", "2026-07-01", "-database-url", url); code != exitUsage {
+	if code, _, _ := runCLI(t, clock.Now, "report", "partner-statements", "-to", "2026-07-01", "-database-url", url); code != exitUsage {
 		t.Fatalf("without -from: exit %d", code)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -16,22 +17,22 @@ import (
 	"github.com/loyalty-ledger/loyalty/rpc"
 )
 
-// serve starts the service on a fresh database and returns its URL and
-// an admin key.
-func serve(t *testing.T) (string, string) {
+// serve starts the service on a fresh database, on clock, and returns its
+// URL and an admin key.
+func serve(t *testing.T, clock func() time.Time) (string, string) {
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	l := ledger.New(db, ledger.Options{})
+	l := ledger.New(db, ledger.Options{Clock: clock})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		t.Fatal(err)
 	}
-	progs := programmes.New(l, nil)
+	progs := programmes.New(l, clock)
 	if err := progs.EnsureDefault(ctx); err != nil {
 		t.Fatal(err)
 	}
-	keys := apikeys.New(l, nil)
-	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, nil), Keys: keys, Programmes: progs})
+	keys := apikeys.New(l, clock)
+	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, clock), Keys: keys, Programmes: progs, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,8 @@ func serve(t *testing.T) (string, string) {
 // TestPartnersCommands: create a partner, give it a hotel and new rates,
 // suspend and reinstate it, read it back; refusals exit 1, usage errors 2.
 func TestPartnersCommands(t *testing.T) {
-	url, key := serve(t)
+	clock := testclock.Ticking(time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC), time.Millisecond)
+	url, key := serve(t, clock.Now)
 	api := []string{"-url", url, "-key", key}
 	for _, tc := range []struct {
 		name   string
@@ -59,7 +61,7 @@ func TestPartnersCommands(t *testing.T) {
 		{"a property of the partner", []string{"partners", "add-property", "-id", "ALPHA", "-property", "A-1", "-name", "Alpha Shanghai"}, 0, `"partnerId": "ALPHA"`},
 		{"a property of an unknown partner is refused", []string{"partners", "add-property", "-id", "NOBODY", "-property", "N-1", "-name", "N"}, 1, ""},
 		{"new rates from tomorrow", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.012", "-reimbursement-rate", "0.0075",
-			"-effective-at", time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)}, 0, `"version": 2`},
+			"-effective-at", "2026-06-02T09:00:00Z"}, 0, `"version": 2`},
 		{"rates in the past are refused", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.012", "-reimbursement-rate", "0.0075",
 			"-effective-at", "2020-01-01T00:00:00Z"}, 1, ""},
 		{"suspend", []string{"partners", "suspend", "-id", "ALPHA", "-reason", "unpaid"}, 0, `"PARTNER_STATUS_SUSPENDED"`},
@@ -69,7 +71,7 @@ func TestPartnersCommands(t *testing.T) {
 		{"a missing flag is a usage error", []string{"partners", "suspend", "-id", "ALPHA"}, 2, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, _ := runCLI(t, append(tc.args, api...)...)
+			code, stdout, _ := runCLI(t, clock.Now, append(tc.args, api...)...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d", code, tc.code)
 			}

@@ -91,13 +91,13 @@ Flags:
 	conn := db.Pool.Config().ConnConfig
 	fmt.Fprintf(stderr, "loyaltyctl: tier review as of %s in batches of %d, on %s database %q at %s\n",
 		asOfFlag, *batch, db.Dialect.Engine, conn.Database, conn.Host)
-	if asOf.After(time.Now()) {
+	if asOf.After(e.now()) {
 		fmt.Fprintf(stderr, "loyaltyctl: note: -as-of %s is in the future: members due by then are reviewed now, on the stays recorded so far\n", asOfFlag)
 	}
-	l := ledger.New(db, ledger.Options{})
-	store := members.New(l, nil)
+	l := ledger.New(db, ledger.Options{Clock: e.now})
+	store := members.New(l, e.now)
 	// The tier rules of the programme version in force at -as-of.
-	version, err := programmes.New(l, nil).At(ctx, asOf)
+	version, err := programmes.New(l, e.now).At(ctx, asOf)
 	if err != nil {
 		fmt.Fprintf(stderr, "loyaltyctl: %v (start loyaltyd once against this database: it publishes the default programme)\n", err)
 		return exitError

@@ -23,7 +23,7 @@ func server(db *database.DB, clock func() time.Time) *apikeys.Store {
 func TestARevokedKeyStopsOnEveryServerOnceTheRevocationAnswers(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		admin, frontDesk := server(db, nil), server(db, nil)
+		admin, frontDesk := server(db, testclock.Wall), server(db, testclock.Wall)
 		key, secret, err := admin.Create(ctx, "admin", "create-desk", apikeys.CreateRequest{Name: "front desk", Role: apikeys.RoleBookingChannel})
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +61,7 @@ func TestARevokedKeyStopsOnEveryServerOnceTheRevocationAnswers(t *testing.T) {
 func TestAServerTrustsAKeyItHasReadForAtMostTrustFor(t *testing.T) {
 	ctx := context.Background()
 	db := dbtest.New(t)
-	s := server(db, nil)
+	s := server(db, testclock.Wall)
 	_, secret, err := s.Create(ctx, "admin", "create", apikeys.CreateRequest{Name: "web", Role: apikeys.RoleBookingChannel})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestAServerTrustsAKeyItHasReadForAtMostTrustFor(t *testing.T) {
 		t.Fatal(err)
 	}
 	after := time.Now() // the server read the key between before and after
-	if _, err := db.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = now(), revoked_by = 'operator'`); err != nil {
+	if _, err := db.Pool.Exec(ctx, `UPDATE api_keys SET revoked_at = $1, revoked_by = 'operator'`, testclock.Wall()); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.Authenticate(ctx, secret)
@@ -108,7 +108,7 @@ func TestATrustedKeyStillExpiresOnTime(t *testing.T) {
 // hears an error and retries with the same idempotency key.
 func TestAnInterruptedRevocationSaysSo(t *testing.T) {
 	db := dbtest.New(t)
-	s := server(db, nil)
+	s := server(db, testclock.Wall)
 	key, secret, err := s.Create(context.Background(), "admin", "create", apikeys.CreateRequest{Name: "web", Role: apikeys.RoleBookingChannel})
 	if err != nil {
 		t.Fatal(err)

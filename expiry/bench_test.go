@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/expiry"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -37,8 +38,10 @@ func BenchmarkExpiry1M(b *testing.B) {
 	asOf := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	setupStart := time.Now()
 	db := dbtest.New(b)
-	l := ledger.New(db, ledger.Options{})
-	progs := programmes.New(l, nil)
+	// The job runs an hour after asOf, as the daily job would.
+	clock := testclock.Ticking(asOf.Add(time.Hour), time.Microsecond)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	progs := programmes.New(l, clock.Now)
 	if err := progs.EnsureDefault(ctx); err != nil {
 		b.Fatal(err)
 	}
@@ -93,7 +96,7 @@ func BenchmarkExpiry1M(b *testing.B) {
 	}
 	runtime.GC()
 	sample()
-	job := expiry.New(l, progs, nil)
+	job := expiry.New(l, progs, clock.Now)
 	b.ResetTimer()
 	start := time.Now()
 	got, err := job.Run(ctx, asOf, benchBatch, func(expiry.Progress) { sample() })

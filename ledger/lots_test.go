@@ -163,7 +163,7 @@ func TestLotRules(t *testing.T) {
 }
 
 func TestLotBookRefusesToDisagreeWithTheBalance(t *testing.T) {
-	lots := []Lot{{ID: uuid.New(), ExpiresAt: time.Now(), Open: 100}}
+	lots := []Lot{{ID: uuid.New(), ExpiresAt: time.Date(2028, 1, 1, 16, 0, 0, 0, time.UTC), Open: 100}}
 	if _, _, err := playLots(lots, lotPlay{account: "m", before: 150, move: -10}); err == nil {
 		t.Fatal("lots of 100 against a balance of 150 were accepted")
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/tiers"
@@ -68,7 +69,9 @@ func BenchmarkTierReview1M(b *testing.B) {
 	setup := time.Since(setupStart)
 	b.Logf("setup: %d members and %d%% of them with a stay in %s", benchMembers, 20, setup.Round(time.Millisecond))
 
-	store := members.New(ledger.New(db, ledger.Options{}), nil)
+	// The review runs an hour after asOf, as the daily job would.
+	clock := testclock.Ticking(asOf.Add(time.Hour), time.Microsecond)
+	store := members.New(ledger.New(db, ledger.Options{Clock: clock.Now}), clock.Now)
 	var mem runtime.MemStats
 	var peakHeap uint64
 	sample := func() {

@@ -136,7 +136,7 @@ func (e *env) verify(t *testing.T) {
 	for _, d := range found {
 		t.Errorf("discrepancy: %s", d)
 	}
-	partnerFound, err := partners.New(e.ledger, nil).Verify(e.ctx)
+	partnerFound, err := partners.New(e.ledger, e.clock.Now).Verify(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

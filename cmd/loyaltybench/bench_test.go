@@ -12,6 +12,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -22,22 +23,23 @@ import (
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
 // testServer is a real server (HTTP/2 over TLS) on a fresh database, set
-// up as rpc's tests set theirs up, but on the real clock: guarantees are
-// for arrivals to come, and the load generator's dates are the calendar's.
+// up as rpc's tests set theirs up, but on the run's wall clock
+// (testclock.Wall), which the load generator's dates follow too
+// (runConfig.Now): guarantees are for arrivals to come, stays are over.
 func testServer(t *testing.T) (*database.DB, *ledger.Ledger, *httptest.Server, string) {
 	t.Helper()
 	ctx := context.Background()
 	db := dbtest.New(t)
-	l := ledger.New(db, ledger.Options{})
+	l := ledger.New(db, ledger.Options{Clock: testclock.Wall})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		t.Fatal(err)
 	}
-	keys := apikeys.New(l, nil)
-	progs := programmes.New(l, nil)
+	keys := apikeys.New(l, testclock.Wall)
+	progs := programmes.New(l, testclock.Wall)
 	if err := progs.EnsureDefault(ctx); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, nil), Keys: keys, Programmes: progs})
+	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, testclock.Wall), Keys: keys, Programmes: progs, Clock: testclock.Wall})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +72,7 @@ func testLoad(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	cfg := runConfig{URL: ts.URL, Key: key, Clients: 8, Duration: 3 * time.Second, Members: 200, Mix: m,
-		Dist: "uniform", Duplicates: 0.05, Mode: mode, Seed: 7, TrackAcks: true}
+		Dist: "uniform", Duplicates: 0.05, Mode: mode, Seed: 7, TrackAcks: true, Now: testclock.Wall}
 	rep, err := runLoad(ctx, cfg, func() *http.Client { return ts.Client() })
 	if err != nil {
 		t.Fatal(err)
@@ -127,7 +129,7 @@ func TestPacedLoad(t *testing.T) {
 	}
 	const rate, count = 40.0, 40
 	cfg := runConfig{URL: ts.URL, Key: key, Clients: 4, Count: count, Members: 20, Mix: m,
-		Dist: "uniform", Mode: modeSpread, Seed: 7, Rate: rate}
+		Dist: "uniform", Mode: modeSpread, Seed: 7, Rate: rate, Now: testclock.Wall}
 	rep, err := runLoad(t.Context(), cfg, func() *http.Client { return ts.Client() })
 	if err != nil {
 		t.Fatal(err)
@@ -212,5 +214,37 @@ func TestScrapeCountersReadsNamedCounters(t *testing.T) {
 	}
 	if _, err := scrapeCounters(context.Background(), srv.URL, metricRetries); err == nil {
 		t.Fatal("a missing counter read as zero")
+	}
+}
+
+// TestStayDatesAreOverAndRecent: on any day, whatever the machine's time
+// zone, every stay drawn (up to three nights) is over at noon on its
+// departure day in every time zone, none is more than a year and a week
+// old, and a guarantee's arrival, two days on at the earliest, is a day
+// ahead in every time zone.
+func TestStayDatesAreOverAndRecent(t *testing.T) {
+	newYork, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, now := range []time.Time{
+		time.Date(2028, 2, 29, 23, 58, 0, 0, newYork),
+		time.Date(2031, 1, 1, 0, 0, 0, 0, time.FixedZone("Asia/Shanghai", 8*3600)),
+		time.Date(2027, 3, 14, 1, 58, 0, 0, newYork),
+		time.Date(2026, 12, 31, 23, 59, 59, 0, time.UTC),
+		testclock.Wall(),
+	} {
+		d := newStayDates(now)
+		lastArrival := d.first.AddDate(0, 0, d.days-1)
+		// Noon at UTC-12 is the last noon of a day: 00:00 UTC the day after.
+		if latestDeparture := lastArrival.AddDate(0, 0, 3); latestDeparture.AddDate(0, 0, 1).After(now) {
+			t.Errorf("at %s: a stay can depart on %s, not over everywhere", now, latestDeparture.Format(time.DateOnly))
+		}
+		if d.first.Before(now.AddDate(-1, 0, -7)) {
+			t.Errorf("at %s: stays from %s, more than a year back", now, d.first.Format(time.DateOnly))
+		}
+		if arrival := d.today.AddDate(0, 0, 2); !arrival.After(now.Add(24 * time.Hour)) {
+			t.Errorf("at %s: a guarantee for %s is not a day ahead", now, arrival.Format(time.DateOnly))
+		}
 	}
 }

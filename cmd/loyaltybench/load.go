@@ -141,6 +141,9 @@ type runConfig struct {
 
 	RequestTimeout time.Duration // per request; default 30 s
 	Progress       io.Writer     // setup progress; nil: none
+	// Now is the calendar the stays, the guarantees and the partner's
+	// rates are dated by: the server's; nil means time.Now.
+	Now func() time.Time
 }
 
 func (cfg *runConfig) check() error {
@@ -251,9 +254,14 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	if err != nil {
 		return nil, err
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	stays := newStayDates(now())
 	var partner *benchPartner
 	if cfg.Mode == modeHot {
-		p, err := setUpPartner(ctx, setupAPI, rep.KeyPrefix)
+		p, err := setUpPartner(ctx, setupAPI, rep.KeyPrefix, stays.first)
 		if err != nil {
 			return nil, err
 		}
@@ -277,7 +285,6 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 		}
 	}
 
-	stays := newStayDates(time.Now())
 	workers := make([]*worker, cfg.Clients)
 	perWorkerSamples := maxSamples/cfg.Clients + 1
 	for i := range workers {
@@ -463,9 +470,9 @@ func enrolMembers(ctx context.Context, a api, n, parallel int, prefix string, ti
 	return numbers, nil
 }
 
-// stayDates are the arrival dates stays are drawn from: from 2026-01-01
-// (or a year back, if that is too recent) to four days ago, so that every
-// stay, up to three nights, is over.
+// stayDates are the arrival dates stays are drawn from: the year up to
+// four days ago, so that every stay, up to three nights, is over, and none
+// is old enough for its points to have expired.
 type stayDates struct {
 	first time.Time
 	days  int
@@ -473,12 +480,10 @@ type stayDates struct {
 }
 
 func newStayDates(now time.Time) stayDates {
-	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	utc := now.UTC()
+	today := time.Date(utc.Year(), utc.Month(), utc.Day(), 0, 0, 0, 0, time.UTC)
 	last := today.AddDate(0, 0, -4)
-	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if last.Before(first.AddDate(0, 0, 30)) {
-		first = last.AddDate(-1, 0, 0)
-	}
+	first := last.AddDate(-1, 0, 0)
 	return stayDates{first: first, days: int(last.Sub(first).Hours()/24) + 1, today: today}
 }
 

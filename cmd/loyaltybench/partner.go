@@ -23,16 +23,16 @@ type benchPartner struct {
 	id, property, key string
 }
 
-// setUpPartner creates the run's partner (rates in force for the stays'
-// whole past), its hotel and a key bound to it.
-func setUpPartner(ctx context.Context, a api, prefix string) (benchPartner, error) {
+// setUpPartner creates the run's partner, with rates in force from a day
+// before firstStay, its hotel and a key bound to it.
+func setUpPartner(ctx context.Context, a api, prefix string, firstStay time.Time) (benchPartner, error) {
 	suffix := strings.Trim(strings.TrimPrefix(prefix, "lb-"), "-")
 	p := benchPartner{id: "BENCH-P-" + suffix, property: "BENCH-P-" + suffix + "-1"}
 	one := "1"
 	if _, err := a.admin.CreatePartner(ctx, connect.NewRequest(&loyaltyv1.CreatePartnerRequest{
 		IdempotencyKey: prefix + "partner", PartnerId: p.id, Name: "Bench Partner", SettlementCurrency: "CNY",
 		Rates: &loyaltyv1.PartnerRates{IssueRate: "0.0085", ReimbursementRate: "0.0061",
-			EffectiveAt: timestamppb.New(time.Now().AddDate(-2, 0, 0)),
+			EffectiveAt: timestamppb.New(firstStay.AddDate(0, 0, -1)),
 			RateCard: &loyaltyv1.RateCard{PointsPerCurrencyUnit: one,
 				TierMultiplier: map[string]string{"regular": one, "silver": one, "gold": "1.2", "platinum": "1.5"}}},
 	})); err != nil {

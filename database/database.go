@@ -164,6 +164,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	}
 	cfg.AfterConnect = func(_ context.Context, conn *pgx.Conn) error {
 		encodeUUIDsAsBytes(conn.TypeMap())
+		scanTimestampsInUTC(conn.TypeMap())
 		return nil
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)

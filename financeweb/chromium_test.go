@@ -181,11 +181,15 @@ func keep(t *testing.T, path string) string {
 	if err != nil {
 		return path
 	}
-	out := filepath.Join(os.TempDir(), fmt.Sprintf("financeweb-%d.png", time.Now().UnixNano()))
-	if err := os.WriteFile(out, b, 0o644); err != nil {
+	out, err := os.CreateTemp("", "financeweb-*.png")
+	if err != nil {
 		return path
 	}
-	return out
+	defer out.Close()
+	if _, err := out.Write(b); err != nil {
+		return path
+	}
+	return out.Name()
 }
 
 func readPNG(t *testing.T, path string) image.Image {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -28,7 +29,7 @@ var benchSetup struct {
 func benchLedger(b *testing.B) (*database.DB, *ledger.Ledger) {
 	benchSetup.once.Do(func() {
 		db := dbtest.Engines()[0].NewDatabase(b)
-		l := ledger.New(db, ledger.Options{})
+		l := ledger.New(db, ledger.Options{Clock: testclock.Wall})
 		accounts := []ledger.Account{{Code: stayPoints, NormalSide: ledger.Debit, AllowNegative: true, Shards: 32}}
 		for i := range benchMembers {
 			accounts = append(accounts,

@@ -208,7 +208,7 @@ func TestNewAccountsCreatedSideBySideSeldomConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
-		l := ledger.New(db, ledger.Options{})
+		l := ledger.New(db, ledger.Options{Clock: testclock.New(start).Now})
 		const creators, each = 8, 20
 		var wg sync.WaitGroup
 		errs := make(chan error, creators*each)

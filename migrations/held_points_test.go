@@ -15,6 +15,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -128,7 +129,7 @@ func newProvider(t *testing.T, db *sql.DB) *goose.Provider {
 func TestHeldPointsNeverGoBelowZero(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
 		ctx := context.Background()
-		l := ledger.New(db, ledger.Options{})
+		l := ledger.New(db, ledger.Options{Clock: testclock.New(time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC)).Now})
 		const member = "member:carol:points"
 		if err := l.CreateAccount(ctx, ledger.Account{Code: member, NormalSide: ledger.Credit, Shards: 1}); err != nil {
 			t.Fatal(err)

@@ -155,7 +155,10 @@ func (s Settings) ActivityAt(stays []Stay, asOf time.Time) Activity {
 // WindowStart is where the qualifying window that ends at asOf begins.
 func (s Settings) WindowStart(asOf time.Time) time.Time { return s.windowStart(asOf) }
 
+// windowStart counts months and years in UTC, whatever time zone asOf is
+// in, so that the window is the same on every server.
 func (s Settings) windowStart(asOf time.Time) time.Time {
+	asOf = asOf.UTC()
 	if s.Window == CalendarYear {
 		return time.Date(asOf.Year(), 1, 1, 0, 0, 0, 0, asOf.Location())
 	}
@@ -198,11 +201,13 @@ func (s Settings) OnActivity(m Member, a Activity, now time.Time) Decision {
 
 // ReviewDate is when a member's tier is next reviewed: the first
 // anniversary (every ReviewMonths) of the tier taking effect, or of a
-// manual tier ending, that is after the last review.
+// manual tier ending, that is after the last review. Anniversaries are
+// counted in UTC, whatever time zone the member's times are in, so that
+// every server finds the same date.
 func (s Settings) ReviewDate(m Member) time.Time {
-	since := m.Since
+	since := m.Since.UTC()
 	if m.Manual != nil && !m.Manual.Until.IsZero() && m.Manual.Until.After(since) {
-		since = m.Manual.Until
+		since = m.Manual.Until.UTC()
 	}
 	date := since.AddDate(0, s.ReviewMonths, 0)
 	for i := 1; !date.After(m.LastReview) && i < 1000; i++ {

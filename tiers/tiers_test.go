@@ -157,3 +157,50 @@ func TestTierSettingsComeFromTheProgramme(t *testing.T) {
 		t.Fatal("thresholds out of ladder order must be refused")
 	}
 }
+
+// TestDatesDoNotDependOnTheTimeZoneOfTheirInput: the window and the review
+// date are counted in UTC, so a server in Shanghai or New York (whose
+// clock and database answer in local time) finds the same ones as a
+// server in UTC, across a leap day, a new year and a change to summer time.
+func TestDatesDoNotDependOnTheTimeZoneOfTheirInput(t *testing.T) {
+	newYork, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	zones := []*time.Location{time.FixedZone("Asia/Shanghai", 8*3600), newYork, time.FixedZone("UTC-12", -12*3600)}
+	calendarYear := Default()
+	calendarYear.Window = CalendarYear
+	for _, tc := range []struct {
+		name                  string
+		at                    time.Time // in UTC
+		windowStart           time.Time
+		calendarYearStart     time.Time
+		reviewDateOfTierSince time.Time
+	}{
+		// A year before or after 29 February is 1 March.
+		{"a leap day's evening", time.Date(2024, 2, 29, 20, 0, 0, 0, time.UTC),
+			time.Date(2023, 3, 1, 20, 0, 0, 0, time.UTC), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(2025, 3, 1, 20, 0, 0, 0, time.UTC)},
+		{"new year's eve", time.Date(2026, 12, 31, 20, 0, 0, 0, time.UTC),
+			time.Date(2025, 12, 31, 20, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(2027, 12, 31, 20, 0, 0, 0, time.UTC)},
+		{"the night New York moves to summer time", time.Date(2027, 3, 14, 6, 30, 0, 0, time.UTC),
+			time.Date(2026, 3, 14, 6, 30, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+			time.Date(2028, 3, 14, 6, 30, 0, 0, time.UTC)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, zone := range append(zones, time.UTC) {
+				at := tc.at.In(zone)
+				if got := Default().WindowStart(at); !got.Equal(tc.windowStart) {
+					t.Errorf("in %s: 12-month window from %s, want %s", zone, got.UTC(), tc.windowStart)
+				}
+				if got := calendarYear.WindowStart(at); !got.Equal(tc.calendarYearStart) {
+					t.Errorf("in %s: calendar-year window from %s, want %s", zone, got.UTC(), tc.calendarYearStart)
+				}
+				if got := Default().ReviewDate(Member{Tier: programme.TierGold, Since: at}); !got.Equal(tc.reviewDateOfTierSince) {
+					t.Errorf("in %s: review date %s, want %s", zone, got.UTC(), tc.reviewDateOfTierSince)
+				}
+			}
+		})
+	}
+}

@@ -195,7 +195,10 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 		if _, err := tx.Exec(ctx, releaseHeldSQL, hold.Account, hold.Points); err != nil {
 			return fmt.Errorf("release held points: %w", err)
 		}
-		return writeTransaction(ctx, tx, &capture, accounts, shards, lotInput{})
+		if err := writeTransaction(ctx, tx, &capture, accounts, shards, lotInput{}); err != nil {
+			return err
+		}
+		return runEffects(ctx, tx, capture, req.Effects)
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opCapture, hash)

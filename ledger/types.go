@@ -324,6 +324,8 @@ type CaptureRequest struct {
 	Kind           Kind // KindHoldCapture when empty
 	EffectiveAt    time.Time
 	Metadata       json.RawMessage
+	// Effects commit with the capture or not at all (see PostRequest).
+	Effects []Statement
 	// Fingerprint, when set, identifies the caller's own request for
 	// idempotency instead of the fields above: a service that derives the
 	// postings from state that may change (a member's tier) still answers a

@@ -188,6 +188,9 @@ func validateCapture(req CaptureRequest) error {
 	if req.Kind != "" && !kinds[req.Kind] {
 		return invalid("kind", "unknown kind %q", req.Kind)
 	}
+	if len(req.Effects) > MaxEffects {
+		return invalid("effects", "at most %d, got %d", MaxEffects, len(req.Effects))
+	}
 	if !req.EffectiveAt.IsZero() {
 		return validateTime("effective_at", req.EffectiveAt)
 	}

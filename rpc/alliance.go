@@ -13,6 +13,7 @@ import (
 	"github.com/shopspring/decimal"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/loyalty-ledger/loyalty/bookings"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/partners"
@@ -245,7 +246,11 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	out := &loyaltyv1.AwardStayResponse{Tier: tierOf(tier)}
-	if points == 0 {
+	claim := s.outcomeClaim(ctx, property.ID, msg.GetStayId(), bookings.Stayed, member.Number, msg.GetIdempotencyKey(), completedAt)
+	if points == 0 { // nothing to post, but the booking has its outcome
+		if _, err := s.bookings.Claim(ctx, claim); err != nil {
+			return nil, s.partnerErr(ctx, proc, err)
+		}
 		return connect.NewResponse(out), nil
 	}
 	amount := partners.Amount(rates, points, 0)
@@ -263,7 +268,8 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
 		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: member.Number,
-			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsIssued: points, Amount: amount})},
+			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
+			bookings.ClaimWith(claim)},
 		Lots: v.LotPolicy(completedAt, true),
 	})
 	if err != nil {
@@ -459,7 +465,9 @@ func (s *Server) reversePartnerTransaction(ctx context.Context, key string, e pa
 		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
 			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
-			Amount: amount, ReversesID: e.TransactionID})},
+			Amount: amount, ReversesID: e.TransactionID}),
+			// A reversed award frees its booking.
+			bookings.Release(e.TransactionID)},
 	})
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/bookings"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -94,12 +95,14 @@ func (s bookingService) recordStay(ctx context.Context, v programmes.Version, ms
 		return nil, err
 	}
 	out := &loyaltyv1.RecordStayResponse{Tier: tierOf(member.Tier)}
-	if points == 0 {
-		return out, nil
-	}
-
 	nights := int(departure.Sub(arrival).Hours()/24 + 0.5)
 	completedAt := atLocal(departure, 12, property.Location)
+	claim := s.outcomeClaim(ctx, msg.GetPropertyId(), msg.GetStayId(), bookings.Stayed, member.Number, msg.GetIdempotencyKey(), completedAt)
+	if points == 0 { // nothing to post, but the booking has its outcome
+		_, err := s.bookings.Claim(ctx, claim)
+		return out, err
+	}
+
 	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
 	for _, l := range lines {
 		if l.Rule == programme.RuleStayPoints {
@@ -110,6 +113,7 @@ func (s bookingService) recordStay(ctx context.Context, v programmes.Version, ms
 	if claimFirst {
 		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
 	}
+	effects = append(effects, bookings.ClaimWith(claim))
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
 	for _, source := range issuedBySource(lines) {
@@ -233,7 +237,7 @@ func (s bookingService) RecordNoShow(ctx context.Context, req *connect.Request[l
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	txn, exempted, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindNoShow, v, property, member, msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), exempt)
+	txn, exempted, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindNoShow, v, property, member, msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), exempt, time.Time{})
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -257,6 +261,12 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	if free {
+		// The booking's outcome first: a booking that already has one is
+		// refused before its guarantee is touched.
+		if _, err := s.bookings.Claim(ctx, s.outcomeClaim(ctx, msg.GetPropertyId(), msg.GetStayId(), bookings.CancelledFree,
+			member.Number, msg.GetIdempotencyKey(), msg.GetCancelledAt().AsTime())); err != nil {
+			return nil, s.toConnect(ctx, proc, err)
+		}
 		hold, err := s.ledger.HoldByReference(ctx, stayRef(msg.GetPropertyId(), msg.GetStayId()))
 		if err == nil && hold.Account == member.Account() {
 			_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), HoldID: hold.ID, Fingerprint: requestFingerprint(ctx)})
@@ -269,7 +279,7 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 		}
 		return connect.NewResponse(&loyaltyv1.RecordCancellationResponse{FreeCancellation: true}), nil
 	}
-	txn, _, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindCancellation, v, property, member, msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), false)
+	txn, _, err := s.chargeMissedStay(ctx, msg.GetIdempotencyKey(), kindCancellation, v, property, member, msg.GetStayId(), msg.GetArrivalDate(), int(msg.GetNights()), false, msg.GetCancelledAt().AsTime())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -295,13 +305,20 @@ func (s bookingService) checkMissedStay(member, property, stay, arrival string, 
 	return nil
 }
 
-// chargeMissedStay charges a no-show or a late cancellation: it captures
-// the stay's open guarantee, the charge the member agreed to in advance, or
-// else posts the no-show penalty unless exempt. It returns nil when nothing
-// was posted, and whether the penalty was waived.
-func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, v programmes.Version, property programmes.Property, member members.Member, stayID, arrivalDate string, nights int, exempt bool) (*loyaltyv1.Transaction, bool, error) {
+// chargeMissedStay charges a no-show or a late cancellation (made at
+// cancelledAt): it captures the stay's open guarantee, the charge the
+// member agreed to in advance, or else posts the no-show penalty unless
+// exempt. Either way it records the booking's outcome. It returns nil when
+// nothing was posted, and whether the penalty was waived.
+func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, v programmes.Version, property programmes.Property, member members.Member, stayID, arrivalDate string, nights int, exempt bool, cancelledAt time.Time) (*loyaltyv1.Transaction, bool, error) {
 	propertyID := property.ID
 	m := meta{Kind: kind, Member: member.Number, PropertyID: propertyID, StayID: stayID, ProgrammeVersion: v.Number}
+	arrival, _ := programme.ParseLocalDate(arrivalDate)
+	noShowAt := atLocal(arrival, 18, property.Location)
+	claim := s.outcomeClaim(ctx, propertyID, stayID, bookings.NoShow, member.Number, key, noShowAt)
+	if kind == kindCancellation {
+		claim.Outcome, claim.EffectiveAt = bookings.CancelledCharged, cancelledAt
+	}
 	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
 	switch {
 	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased:
@@ -312,7 +329,7 @@ func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, v progr
 		txn, err := s.ledger.CaptureHold(ctx, ledger.CaptureRequest{
 			CallerID: caller(ctx).ID, IdempotencyKey: key, HoldID: hold.ID, Points: hold.Points,
 			Destination: programme.AccountPenaltyGuarantee, Kind: ledger.KindHoldCapture, Metadata: m.json(),
-			Fingerprint: requestFingerprint(ctx),
+			Fingerprint: requestFingerprint(ctx), Effects: []ledger.Statement{bookings.ClaimWith(claim)},
 		})
 		if err != nil {
 			return nil, false, err
@@ -323,18 +340,18 @@ func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, v progr
 	}
 	points, lines := v.Programme.NoShowPenalty(nights, exempt)
 	if points == 0 {
-		return nil, true, nil
+		_, err := s.bookings.Claim(ctx, claim)
+		return nil, true, err
 	}
 	m.Description = fmt.Sprintf("No-show penalty for %s at %s, arrival %s", stayID, propertyID, arrivalDate)
 	if kind == kindCancellation {
 		m.Description = fmt.Sprintf("Late cancellation of %s at %s, arrival %s", stayID, propertyID, arrivalDate)
 	}
 	m.Breakdown = linesOf(lines)
-	arrival, _ := programme.ParseLocalDate(arrivalDate)
-	txn, err := s.post(ctx, key, ledger.KindPenalty, atLocal(arrival, 18, property.Location), []ledger.Posting{
+	txn, err := s.post(ctx, key, ledger.KindPenalty, noShowAt, []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountPenaltyNoShow, Amount: -points},
-	}, m)
+	}, m, bookings.ClaimWith(claim))
 	return txn, false, err
 }
 
@@ -512,11 +529,13 @@ func (s bookingService) RecordLateCheckout(ctx context.Context, req *connect.Req
 	if points == 0 { // free for the member's tier: nothing to post
 		return connect.NewResponse(&loyaltyv1.RecordLateCheckoutResponse{}), nil
 	}
-	// A charge for a service, like a redemption: it never overdraws.
-	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindRedeem, atLocal(departure, 12, property.Location), []ledger.Posting{
+	// A charge for a service, like a redemption: it never overdraws. One
+	// charge per stay: more hours are a correction of it.
+	checkout := atLocal(departure, 12, property.Location)
+	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindRedeem, checkout, []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountPenaltyLateCheckout, Amount: -points},
-	}, m)
+	}, m, bookings.ClaimWith(s.outcomeClaim(ctx, msg.GetPropertyId(), msg.GetStayId(), bookings.LateCheckout, member.Number, msg.GetIdempotencyKey(), checkout)))
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -564,6 +583,10 @@ func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Req
 		Description: fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, msg.GetReason()),
 		Breakdown:   []metaLine{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
 	var effects []ledger.Statement
+	if om.StayID != "" {
+		// The booking's outcome (or late check-out) goes with it.
+		effects = append(effects, bookings.Release(id))
+	}
 	if om.Kind == kindStay {
 		// A reversed stay no longer qualifies for tiers. (A tier it earned
 		// stays until the review date, like any tier.)
@@ -580,6 +603,12 @@ func (s bookingService) ReverseTransaction(ctx context.Context, req *connect.Req
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	return connect.NewResponse(&loyaltyv1.ReverseTransactionResponse{Transaction: toProtoTransaction(reversal)}), nil
+}
+
+// outcomeClaim is the claim of a booking's outcome by the calling request.
+func (s *Server) outcomeClaim(ctx context.Context, propertyID, stayID string, outcome bookings.Outcome, memberNumber, key string, effectiveAt time.Time) bookings.Claim {
+	return bookings.Claim{PropertyID: propertyID, StayID: stayID, Outcome: outcome, MemberNumber: memberNumber,
+		CallerID: caller(ctx).ID, IdempotencyKey: key, EffectiveAt: effectiveAt}
 }
 
 // bookingContext is what most booking events need: the rules in force, the

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/bookings"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
@@ -51,6 +53,7 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		reversed    *ledger.AlreadyReversedError
 		holdState   *ledger.HoldStateError
 		unknownAcct *ledger.UnknownAccountError
+		recorded    *bookings.RecordedError
 	)
 	switch {
 	case errors.As(err, &connectErr):
@@ -76,6 +79,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 			"idempotency key %q was already used for a different request", conflict.Key))
 		addInfo(e, "IDEMPOTENCY_KEY_REUSED", map[string]string{"idempotency_key": conflict.Key})
 		return e
+	case errors.As(err, &recorded):
+		return s.outcomeRecorded(ctx, err)
 	case errors.As(err, &reversed):
 		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
 			"transaction %s was already reversed by %s", reversed.TransactionID, reversed.ReversedByID))
@@ -113,6 +118,31 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeCanceled, errors.New("request canceled"))
 	}
 	return s.internal(ctx, procedure, err)
+}
+
+// outcomeRecorded answers a second outcome of a booking: ALREADY_EXISTS,
+// with the outcome that took the booking and its transaction, so that a
+// client that lost its first answer can find it.
+func (s *Server) outcomeRecorded(ctx context.Context, err error) error {
+	var recorded *bookings.RecordedError
+	errors.As(s.bookings.Explain(ctx, err), &recorded)
+	info := map[string]string{"property_id": recorded.PropertyID, "stay_id": recorded.StayID}
+	msg := fmt.Sprintf("booking %s at %s already has an outcome", recorded.StayID, recorded.PropertyID)
+	if recorded.Asked == bookings.LateCheckout {
+		msg = fmt.Sprintf("a late check-out of booking %s at %s was already charged", recorded.StayID, recorded.PropertyID)
+	}
+	if existing := recorded.Existing; existing != nil {
+		info["outcome"] = string(existing.Outcome)
+		info["recorded_at"] = existing.RecordedAt.UTC().Format(time.RFC3339Nano)
+		msg += fmt.Sprintf(": %s, recorded %s", existing.Outcome, existing.RecordedAt.UTC().Format(time.RFC3339))
+		if existing.TransactionID != uuid.Nil {
+			info["transaction_id"] = existing.TransactionID.String()
+			msg += ", transaction " + existing.TransactionID.String() + " (to correct it, reverse that transaction first)"
+		}
+	}
+	e := connect.NewError(connect.CodeAlreadyExists, errors.New(msg))
+	addInfo(e, "BOOKING_OUTCOME_RECORDED", info)
+	return e
 }
 
 // internal logs an unexpected error under a reference the client sees.

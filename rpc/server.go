@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/grpcreflect"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/bookings"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
@@ -35,6 +36,8 @@ type Config struct {
 	Programmes *programmes.Store
 	// Partners nil means a store on Ledger.
 	Partners *partners.Store
+	// Bookings nil means a store on Ledger.
+	Bookings *bookings.Store
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -47,6 +50,7 @@ type Server struct {
 	keys       *apikeys.Store
 	programmes *programmes.Store
 	partners   *partners.Store
+	bookings   *bookings.Store
 	finance    *finance.Reports
 	now        func() time.Time
 	log        *slog.Logger
@@ -58,12 +62,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
-		partners: cfg.Partners, now: cfg.Clock, log: cfg.Logger}
+		partners: cfg.Partners, bookings: cfg.Bookings, now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.partners == nil {
 		s.partners = partners.New(cfg.Ledger, cfg.Clock)
+	}
+	if s.bookings == nil {
+		s.bookings = bookings.New(cfg.Ledger, cfg.Clock)
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -104,7 +104,7 @@ func decodeMeta(raw json.RawMessage) meta {
 
 // post records a transaction for the caller and returns it as the API
 // shows it.
-func (s *Server) post(ctx context.Context, key string, kind ledger.Kind, effectiveAt time.Time, postings []ledger.Posting, m meta) (*loyaltyv1.Transaction, error) {
+func (s *Server) post(ctx context.Context, key string, kind ledger.Kind, effectiveAt time.Time, postings []ledger.Posting, m meta, effects ...ledger.Statement) (*loyaltyv1.Transaction, error) {
 	v, err := s.rules(ctx)
 	if err != nil {
 		return nil, err
@@ -112,7 +112,7 @@ func (s *Server) post(ctx context.Context, key string, kind ledger.Kind, effecti
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: kind, EffectiveAt: effectiveAt,
 		Postings: postings, Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
-		Lots: v.LotPolicy(effectiveAt, isActivity(kind)),
+		Lots: v.LotPolicy(effectiveAt, isActivity(kind)), Effects: effects,
 	})
 	if err != nil {
 		return nil, err

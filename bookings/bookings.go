@@ -1,0 +1,206 @@
+// Package bookings is the booking lifecycle: a booking, identified by its
+// property and stay id across every API, has at most one final outcome
+// (stayed, no-show, cancelled) and at most one late check-out charge,
+// whatever idempotency keys its requests carry. The database enforces it:
+// an outcome is claimed by a row that commits with the outcome's ledger
+// transaction (Claim, an effect), or on its own when nothing is posted
+// (Store.Claim), and a second claim of the same booking fails on a unique
+// index. Reversing the outcome's transaction releases the booking
+// (Release, an effect of the reversal).
+package bookings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/ledger"
+)
+
+// Outcome is what became of a booking, or the late check-out charged on it.
+type Outcome string
+
+const (
+	Stayed           Outcome = "stayed"
+	NoShow           Outcome = "no_show"
+	CancelledFree    Outcome = "cancelled_free"
+	CancelledCharged Outcome = "cancelled_charged"
+	LateCheckout     Outcome = "late_checkout"
+)
+
+// slot is what an outcome takes: the booking's one final outcome, or its
+// one late check-out charge.
+func (o Outcome) slot() string {
+	if o == LateCheckout {
+		return "late_checkout"
+	}
+	return "outcome"
+}
+
+// Claim is an outcome of a booking, asked for by a caller's request.
+type Claim struct {
+	PropertyID, StayID string
+	Outcome            Outcome
+	MemberNumber       string
+	// CallerID and IdempotencyKey identify the request, so that its retry
+	// finds its own claim (Store.Claim) rather than a conflict.
+	CallerID, IdempotencyKey string
+	// EffectiveAt is the outcome's business time, for an outcome that
+	// posts nothing (Store.Claim); ClaimWith takes its transaction's.
+	EffectiveAt time.Time
+}
+
+// Record is a claimed outcome.
+type Record struct {
+	Claim
+	ID uuid.UUID
+	// TransactionID is the outcome's ledger transaction; uuid.Nil when
+	// nothing was posted.
+	TransactionID uuid.UUID
+	RecordedAt    time.Time
+}
+
+// ErrRecorded is what a second outcome of a booking is.
+var ErrRecorded = errors.New("the booking already has this kind of outcome")
+
+// RecordedError is a claim refused because the booking has an outcome
+// already. Existing is that outcome when it could be read (Store.Explain).
+type RecordedError struct {
+	PropertyID, StayID string
+	Asked              Outcome
+	Existing           *Record
+}
+
+func (e *RecordedError) Error() string {
+	if e.Existing != nil {
+		return fmt.Sprintf("booking %s/%s: %s refused: %s already recorded (transaction %s)",
+			e.PropertyID, e.StayID, e.Asked, e.Existing.Outcome, e.Existing.TransactionID)
+	}
+	return fmt.Sprintf("booking %s/%s: %s refused: an outcome is already recorded", e.PropertyID, e.StayID, e.Asked)
+}
+
+func (e *RecordedError) Is(target error) bool { return target == ErrRecorded }
+
+const insertColumns = `booking_outcomes (id, property_id, stay_id, slot, outcome, member_number, caller_id, idempotency_key,
+	transaction_id, effective_at, recorded_at)`
+
+// ClaimWith is the effect that records c with its ledger transaction: the
+// transaction fails with a RecordedError, and writes nothing, when the
+// booking has such an outcome already.
+func ClaimWith(c Claim) ledger.Statement {
+	return ledger.Statement{
+		SQL: `INSERT INTO ` + insertColumns + ` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		// $9..$11: the transaction's id, effective and recorded times.
+		Args:            []any{uuid.New(), c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey},
+		WithTransaction: true,
+		Conflict:        &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome},
+	}
+}
+
+// Release is the effect of a reversal that frees the booking whose outcome
+// the reversed transaction recorded, if it recorded one, so that the
+// booking can be recorded again.
+func Release(reversed uuid.UUID) ledger.Statement {
+	return ledger.Statement{
+		// $2..$4: the reversal's id, effective and recorded times.
+		SQL: `WITH reversal (id, effective_at, recorded_at) AS (VALUES ($2::UUID, $3::TIMESTAMPTZ, $4::TIMESTAMPTZ))
+			UPDATE booking_outcomes SET released_by = reversal.id, released_at = reversal.recorded_at
+			FROM reversal WHERE booking_outcomes.transaction_id = $1 AND booking_outcomes.released_by IS NULL`,
+		Args:            []any{reversed},
+		WithTransaction: true,
+	}
+}
+
+// Store reads booking outcomes, and claims those that post nothing.
+type Store struct {
+	db  *database.DB
+	now func() time.Time
+}
+
+// New returns a store; clock nil means time.Now.
+func New(l *ledger.Ledger, clock func() time.Time) *Store {
+	if clock == nil {
+		clock = time.Now
+	}
+	return &Store{db: l.DB(), now: clock}
+}
+
+// Claim records an outcome that posts no transaction (a free
+// cancellation, an exempt no-show). The retry of the same request (same
+// caller and idempotency key, same outcome) returns the first record; any
+// other claim of the booking's slot is a RecordedError.
+func (s *Store) Claim(ctx context.Context, c Claim) (Record, error) {
+	if c.EffectiveAt.IsZero() {
+		return Record{}, fmt.Errorf("claim %s of booking %s/%s: no effective time", c.Outcome, c.PropertyID, c.StayID)
+	}
+	r := Record{Claim: c, ID: uuid.New(), RecordedAt: s.now().UTC().Truncate(time.Microsecond)}
+	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO `+insertColumns+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)`,
+			r.ID, c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey,
+			c.EffectiveAt, r.RecordedAt)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+		existing, err := s.Current(ctx, c.PropertyID, c.StayID, c.Outcome)
+		if err != nil {
+			return Record{}, err
+		}
+		if existing.CallerID == c.CallerID && existing.IdempotencyKey == c.IdempotencyKey && existing.Outcome == c.Outcome {
+			return existing, nil
+		}
+		return Record{}, &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome, Existing: &existing}
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("claim %s of booking %s/%s: %w", c.Outcome, c.PropertyID, c.StayID, err)
+	}
+	return r, nil
+}
+
+// ErrNotFound: the booking has no such outcome.
+var ErrNotFound = errors.New("no such booking outcome")
+
+// Current is the booking's outcome in the slot of outcome (its final
+// outcome, or its late check-out), not released; ErrNotFound if none.
+func (s *Store) Current(ctx context.Context, propertyID, stayID string, outcome Outcome) (Record, error) {
+	var r Record
+	var txn *uuid.UUID
+	err := s.db.Pool.QueryRow(ctx, `SELECT id, property_id, stay_id, outcome, member_number, caller_id, idempotency_key,
+			transaction_id, effective_at, recorded_at
+		FROM booking_outcomes WHERE property_id = $1 AND stay_id = $2 AND slot = $3 AND released_by IS NULL`,
+		propertyID, stayID, outcome.slot()).
+		Scan(&r.ID, &r.PropertyID, &r.StayID, &r.Outcome, &r.MemberNumber, &r.CallerID, &r.IdempotencyKey, &txn, &r.EffectiveAt, &r.RecordedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Record{}, fmt.Errorf("booking %s/%s: %w", propertyID, stayID, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
+	}
+	if txn != nil {
+		r.TransactionID = *txn
+	}
+	return r, nil
+}
+
+// Explain fills a RecordedError in err with the outcome that took the
+// booking, for the client that lost its answer; err is returned as it is
+// otherwise, or when the outcome cannot be read (it was released since).
+func (s *Store) Explain(ctx context.Context, err error) error {
+	var recorded *RecordedError
+	if !errors.As(err, &recorded) || recorded.Existing != nil {
+		return err
+	}
+	existing, rerr := s.Current(ctx, recorded.PropertyID, recorded.StayID, recorded.Asked)
+	if rerr != nil {
+		return err
+	}
+	explained := *recorded
+	explained.Existing = &existing
+	return &explained
+}

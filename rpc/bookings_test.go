@@ -1,0 +1,248 @@
+package rpc_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+)
+
+// outcomeRecorded asserts the answer to a second outcome of a booking:
+// ALREADY_EXISTS, naming the outcome that holds the booking and its
+// transaction (empty when that outcome posted nothing).
+func outcomeRecorded(t *testing.T, err error, outcome, transactionID string) {
+	t.Helper()
+	info := errorInfo(t, wantCode(t, err, connect.CodeAlreadyExists))
+	if info.GetReason() != "BOOKING_OUTCOME_RECORDED" || info.GetMetadata()["outcome"] != outcome ||
+		info.GetMetadata()["transaction_id"] != transactionID {
+		t.Fatalf("ErrorInfo %v, want BOOKING_OUTCOME_RECORDED with outcome %s and transaction %q", info, outcome, transactionID)
+	}
+}
+
+func (e *env) qualifyingNights(t *testing.T, member string) int {
+	t.Helper()
+	var nights int
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT COALESCE(SUM(nights), 0) FROM qualifying_stays WHERE member_number = $1`, member).Scan(&nights); err != nil {
+		t.Fatal(err)
+	}
+	return nights
+}
+
+func (e *env) available(t *testing.T, c clients, member string) int64 {
+	t.Helper()
+	res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg.GetMember().GetBalance().GetAvailablePoints()
+}
+
+func noShow(key, member, stayID, arrival string) *connect.Request[loyaltyv1.RecordNoShowRequest] {
+	return connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: key, MemberNumber: member, PropertyId: "SH-HQ-001",
+		StayId: stayID, ArrivalDate: arrival, Nights: 1, BookedAt: timestamppb.New(time.Date(2026, 10, 1, 2, 0, 0, 0, time.UTC))})
+}
+
+// TestABookingHasOneOutcome: whatever the idempotency key, a booking
+// (property, stay id) is recorded once: a stay re-sent under a new key, a
+// no-show after the stay, a second no-show, a late cancellation after a
+// no-show, a second late check-out are refused with the outcome that holds
+// the booking; points, tier nights and the first-stay bonus count once; a
+// retry under the same key still replays; a reversed outcome frees the
+// booking.
+func TestABookingHasOneOutcome(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+
+	// A five-night stay, a new member's first: 5 x 300, x1.5, +77.
+	first, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00", "300.00", "300.00", "300.00", "300.00")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stayTxn := first.Msg.GetTransaction().GetTransactionId()
+	points := first.Msg.GetTransaction().GetAvailablePointsDelta()
+	if points != 2327 {
+		t.Fatalf("the stay earned %d points, want 2327", points)
+	}
+
+	// The hotel's system re-sends its check-out after a crash, under a new key.
+	_, err = c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1-resent", member, "B-1", "300.00", "300.00", "300.00", "300.00", "300.00")))
+	outcomeRecorded(t, err, "stayed", stayTxn)
+	// The same request under its own key is a retry: the first answer.
+	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00", "300.00", "300.00", "300.00", "300.00")))
+	if err != nil || again.Msg.GetTransaction().GetTransactionId() != stayTxn {
+		t.Fatalf("retry under the same key: %v, %v; want the first transaction %s", again, err, stayTxn)
+	}
+	for _, tc := range []struct {
+		name    string
+		call    func() error
+		outcome string
+	}{
+		{"a no-show after the stay", func() error {
+			_, err := c.booking.RecordNoShow(e.ctx, noShow("ns-1", member, "B-1", "2026-11-01"))
+			return err
+		}, "stayed"},
+		{"a late cancellation after the stay", func() error {
+			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx-1",
+				MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-1", ArrivalDate: "2026-11-01", Nights: 1,
+				CancelledAt: timestamppb.New(time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC))}))
+			return err
+		}, "stayed"},
+		{"a free cancellation after the stay", func() error {
+			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx-2",
+				MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-1", ArrivalDate: "2026-11-01", Nights: 1,
+				CancelledAt: timestamppb.New(time.Date(2026, 10, 30, 12, 0, 0, 0, time.UTC))}))
+			return err
+		}, "stayed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { outcomeRecorded(t, tc.call(), tc.outcome, stayTxn) })
+	}
+	if got := e.available(t, c, member); got != points {
+		t.Errorf("available %d after the refused outcomes, want %d: the stay counted once", got, points)
+	}
+	if nights := e.qualifyingNights(t, member); nights != 5 {
+		t.Errorf("%d qualifying nights, want 5", nights)
+	}
+
+	// A no-show, then the same no-show again and a late cancellation of it.
+	ns, err := c.booking.RecordNoShow(e.ctx, noShow("ns-2", member, "B-2", "2026-11-10"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsTxn := ns.Msg.GetTransaction().GetTransactionId()
+	_, err = c.booking.RecordNoShow(e.ctx, noShow("ns-2-again", member, "B-2", "2026-11-10"))
+	outcomeRecorded(t, err, "no_show", nsTxn)
+	_, err = c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx-3",
+		MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-2", ArrivalDate: "2026-11-10", Nights: 1,
+		CancelledAt: timestamppb.New(time.Date(2026, 11, 10, 13, 0, 0, 0, time.UTC))}))
+	outcomeRecorded(t, err, "no_show", nsTxn)
+	if got, want := e.available(t, c, member), points-300; got != want {
+		t.Errorf("available %d after one no-show, want %d", got, want)
+	}
+
+	// A free cancellation posts nothing, and still holds its booking.
+	if _, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx-4",
+		MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-3", ArrivalDate: "2026-11-20", Nights: 1,
+		CancelledAt: timestamppb.New(time.Date(2026, 11, 19, 12, 0, 0, 0, time.UTC))})); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.booking.RecordNoShow(e.ctx, noShow("ns-3", member, "B-3", "2026-11-20"))
+	outcomeRecorded(t, err, "cancelled_free", "")
+
+	// One late check-out charge per stay.
+	late := func(key string, hours int32) error {
+		_, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: key,
+			MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-1", DepartureDate: "2026-11-06", Hours: hours}))
+		return err
+	}
+	if err := late("late-1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := late("late-2", 2); err == nil {
+		t.Fatal("a second late check-out of the same stay was charged")
+	} else if info := errorInfo(t, wantCode(t, err, connect.CodeAlreadyExists)); info.GetMetadata()["outcome"] != "late_checkout" {
+		t.Errorf("second late check-out: %v", info)
+	}
+
+	// Reversing the stay frees the booking: the corrected stay is recorded.
+	if _, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{
+		IdempotencyKey: "reverse-1", TransactionId: stayTxn, Reason: "folio corrected"})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1-corrected", member, "B-1", "300.00", "300.00", "300.00", "300.00"))); err != nil {
+		t.Fatalf("the corrected stay after the reversal: %v", err)
+	}
+	if nights := e.qualifyingNights(t, member); nights != 4 {
+		t.Errorf("%d qualifying nights after the correction, want 4", nights)
+	}
+	e.verify(t)
+}
+
+// TestAPartnerAwardAndAChainStayShareTheBooking: at a partner's hotel the
+// booking is the same whichever API records it: the second is refused.
+func TestAPartnerAwardAndAChainStayShareTheBooking(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha := w.alliance(w.alphaKey)
+	a, err := alpha.AwardStay(w.ctx, award("award-1", w.m1, "A-1", "ALPHA-7", "2026-11-10", "300.00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := stayRequest("chain-1", w.m1, "ALPHA-7", "300.00")
+	chain.PropertyId, chain.ArrivalDate, chain.DepartureDate = "A-1", "2026-11-10", "2026-11-11"
+	_, err = w.clients(w.bookingKey).booking.RecordStay(w.ctx, connect.NewRequest(chain))
+	outcomeRecorded(t, err, "stayed", a.Msg.GetTransaction().GetTransactionId())
+	// And the other way round, on another booking.
+	chain.IdempotencyKey, chain.StayId = "chain-2", "ALPHA-8"
+	s, err := w.clients(w.bookingKey).booking.RecordStay(w.ctx, connect.NewRequest(chain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = alpha.AwardStay(w.ctx, award("award-2", w.m1, "A-1", "ALPHA-8", "2026-11-10", "300.00"))
+	outcomeRecorded(t, err, "stayed", s.Msg.GetTransaction().GetTransactionId())
+	if st := w.settlement(t, w.alphaKey); st.GetPointsIssued() != 300 {
+		t.Errorf("ALPHA issued %d points, want 300: the refused award is not settled", st.GetPointsIssued())
+	}
+	w.verify(t)
+}
+
+// TestConflictingOutcomesRaceToOne: a stay and a no-show of the same
+// booking sent at the same moment, round after round: exactly one of
+// them is committed, and the booking's record names it.
+func TestConflictingOutcomesRaceToOne(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	const rounds = 8
+	for round := range rounds {
+		stayID := fmt.Sprintf("R-%d", round)
+		var wg sync.WaitGroup
+		var stayErr, noShowErr error
+		var stayTxn, noShowTxn string
+		wg.Go(func() {
+			res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-"+stayID, member, stayID, "200.00")))
+			if stayErr = err; err == nil {
+				stayTxn = res.Msg.GetTransaction().GetTransactionId()
+			}
+		})
+		wg.Go(func() {
+			res, err := c.booking.RecordNoShow(e.ctx, noShow("ns-"+stayID, member, stayID, "2026-11-01"))
+			if noShowErr = err; err == nil {
+				noShowTxn = res.Msg.GetTransaction().GetTransactionId()
+			}
+		})
+		wg.Wait()
+		if (stayErr == nil) == (noShowErr == nil) {
+			t.Fatalf("round %d: stay %v, no-show %v: want exactly one to succeed", round, stayErr, noShowErr)
+		}
+		winner, loser, outcome := stayTxn, noShowErr, "stayed"
+		if noShowErr == nil {
+			winner, loser, outcome = noShowTxn, stayErr, "no_show"
+		}
+		var ce *connect.Error
+		if !errors.As(loser, &ce) || ce.Code() != connect.CodeAlreadyExists {
+			t.Fatalf("round %d: the loser's answer %v, want ALREADY_EXISTS", round, loser)
+		}
+		var recorded, txn string
+		if err := e.db.Pool.QueryRow(e.ctx, `SELECT outcome, transaction_id::TEXT FROM booking_outcomes
+			WHERE property_id = 'SH-HQ-001' AND stay_id = $1 AND released_by IS NULL`, stayID).Scan(&recorded, &txn); err != nil {
+			t.Fatal(err)
+		}
+		if recorded != outcome || txn != winner {
+			t.Errorf("round %d: booking holds %s %s, want %s %s", round, recorded, txn, outcome, winner)
+		}
+		var outcomes int
+		if err := e.db.Pool.QueryRow(e.ctx, `SELECT count(*) FROM transactions WHERE metadata->>'stay_id' = $1`, stayID).Scan(&outcomes); err != nil {
+			t.Fatal(err)
+		}
+		if outcomes != 1 {
+			t.Errorf("round %d: %d transactions for the booking, want 1", round, outcomes)
+		}
+	}
+	e.verify(t)
+}

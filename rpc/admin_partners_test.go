@@ -38,24 +38,24 @@ func TestPartnerManagementRefusals(t *testing.T) {
 		code  connect.Code
 		field string
 	}{
-		{"a partner id is part of account codes", create("bad id!", rates(func(*loyaltyv1.PartnerRates) {})), connect.CodeInvalidArgument, "partner_id"},
-		{"no partner may be called programme", create("programme", rates(func(*loyaltyv1.PartnerRates) {})), connect.CodeInvalidArgument, "partner_id"},
+		{"a partner id is part of account codes", create("bad id!", rates(func(*loyaltyv1.PartnerRates) {})), connect.CodeInvalidArgument, "partnerId"},
+		{"no partner may be called programme", create("programme", rates(func(*loyaltyv1.PartnerRates) {})), connect.CodeInvalidArgument, "partnerId"},
 		{"a partner id is taken once", create("ALPHA", rates(func(r *loyaltyv1.PartnerRates) { r.IssueRate = "0.02" })), connect.CodeAlreadyExists, ""},
-		{"a rate is not negative", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { r.IssueRate = "-0.01" })), connect.CodeInvalidArgument, "rates.issue_rate"},
-		{"a rate is a decimal", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { r.ReimbursementRate = "1e-3x" })), connect.CodeInvalidArgument, "rates.reimbursement_rate"},
-		{"the rate card prices every tier", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { delete(r.RateCard.TierMultiplier, "gold") })), connect.CodeInvalidArgument, "rates.rate_card.tier_multiplier.gold"},
-		{"new rates are not in the past", setRates(rates(func(r *loyaltyv1.PartnerRates) { r.EffectiveAt = timestamppb.New(e.clock.Now().Add(-time.Minute)) })), connect.CodeInvalidArgument, "rates.effective_at"},
-		{"new rates have a start", setRates(rates(func(r *loyaltyv1.PartnerRates) { r.EffectiveAt = nil })), connect.CodeInvalidArgument, "rates.effective_at"},
+		{"a rate is not negative", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { r.IssueRate = "-0.01" })), connect.CodeInvalidArgument, "rates.issueRate"},
+		{"a rate is a decimal", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { r.ReimbursementRate = "1e-3x" })), connect.CodeInvalidArgument, "rates.reimbursementRate"},
+		{"the rate card prices every tier", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { delete(r.RateCard.TierMultiplier, "gold") })), connect.CodeInvalidArgument, "rates.rateCard.tierMultiplier.gold"},
+		{"new rates are not in the past", setRates(rates(func(r *loyaltyv1.PartnerRates) { r.EffectiveAt = timestamppb.New(e.clock.Now().Add(-time.Minute)) })), connect.CodeInvalidArgument, "rates.effectiveAt"},
+		{"new rates have a start", setRates(rates(func(r *loyaltyv1.PartnerRates) { r.EffectiveAt = nil })), connect.CodeInvalidArgument, "rates.effectiveAt"},
 		{"a property's partner exists", func() error {
 			_, err := admin.PutProperty(e.ctx, connect.NewRequest(&loyaltyv1.PutPropertyRequest{IdempotencyKey: "p-x",
 				Property: &loyaltyv1.Property{PropertyId: "X-1", Name: "X", PartnerId: "NOBODY"}}))
 			return err
-		}(), connect.CodeInvalidArgument, "property.partner_id"},
+		}(), connect.CodeInvalidArgument, "property.partnerId"},
 		{"a partner key's partner exists", func() error {
 			_, err := admin.CreateApiKey(e.ctx, connect.NewRequest(&loyaltyv1.CreateApiKeyRequest{IdempotencyKey: "k-x", Name: "x",
 				Role: loyaltyv1.ApiKeyRole_API_KEY_ROLE_PARTNER, PartnerId: "NOBODY"}))
 			return err
-		}(), connect.CodeInvalidArgument, "partner_id"},
+		}(), connect.CodeInvalidArgument, "partnerId"},
 		{"an unknown partner is not found", func() error {
 			_, err := admin.GetPartner(e.ctx, connect.NewRequest(&loyaltyv1.GetPartnerRequest{PartnerId: "NOBODY"}))
 			return err

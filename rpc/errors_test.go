@@ -122,10 +122,10 @@ func TestHostileInput(t *testing.T) {
 		code  connect.Code
 		field string
 	}{
-		{"an enrolment without a name", func() error { return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.FullName = " " }) }, connect.CodeInvalidArgument, "full_name"},
+		{"an enrolment without a name", func() error { return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.FullName = " " }) }, connect.CodeInvalidArgument, "fullName"},
 		{"an enrolment with a 1,000-character name", func() error {
 			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.FullName = strings.Repeat("名", 1000) })
-		}, connect.CodeInvalidArgument, "full_name"},
+		}, connect.CodeInvalidArgument, "fullName"},
 		{"an enrolment on an unknown channel", func() error {
 			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.Channel = 99 })
 		}, connect.CodeInvalidArgument, "channel"},
@@ -134,45 +134,45 @@ func TestHostileInput(t *testing.T) {
 		}, connect.CodeInvalidArgument, "email"},
 		{"an enrolment without an idempotency key", func() error {
 			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.IdempotencyKey = "" })
-		}, connect.CodeInvalidArgument, "idempotency_key"},
+		}, connect.CodeInvalidArgument, "idempotencyKey"},
 		{"an idempotency key too long", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.IdempotencyKey = strings.Repeat("k", 129) })
-		}, connect.CodeInvalidArgument, "idempotency_key"},
+		}, connect.CodeInvalidArgument, "idempotencyKey"},
 		{"an idempotency key with a space", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.IdempotencyKey = "stay 1" })
-		}, connect.CodeInvalidArgument, "idempotency_key"},
+		}, connect.CodeInvalidArgument, "idempotencyKey"},
 		{"a malformed member number", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.MemberNumber = "1; DROP TABLE members" })
-		}, connect.CodeInvalidArgument, "member_number"},
+		}, connect.CodeInvalidArgument, "memberNumber"},
 		{"an unknown member", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.MemberNumber = "1000000000" }) }, connect.CodeNotFound, ""},
 		{"fewer nights than the dates say", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = "2026-11-05" })
 		}, connect.CodeInvalidArgument, "nights"},
 		{"a stay of zero nights", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = r.ArrivalDate; r.Nights = nil })
-		}, connect.CodeInvalidArgument, "departure_date"},
+		}, connect.CodeInvalidArgument, "departureDate"},
 		{"a stay at an unknown property", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.PropertyId = "NOWHERE-1" })
-		}, connect.CodeInvalidArgument, "property_id"},
+		}, connect.CodeInvalidArgument, "propertyId"},
 		{"a departure before the arrival", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = "2026-10-01" })
-		}, connect.CodeInvalidArgument, "departure_date"},
-		{"an impossible date", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.ArrivalDate = "2026-13-01" }) }, connect.CodeInvalidArgument, "arrival_date"},
+		}, connect.CodeInvalidArgument, "departureDate"},
+		{"an impossible date", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.ArrivalDate = "2026-13-01" }) }, connect.CodeInvalidArgument, "arrivalDate"},
 		{"a negative room charge", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "-388.00" })
-		}, connect.CodeInvalidArgument, "nights[0].room_charge"},
+		}, connect.CodeInvalidArgument, "nights[0].roomCharge"},
 		{"a room charge in exponent form", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "1e9" })
-		}, connect.CodeInvalidArgument, "nights[0].room_charge.amount"},
+		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},
 		{"a room charge with a tenth of a fen", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "388.001" })
-		}, connect.CodeInvalidArgument, "nights[0].room_charge.amount"},
+		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},
 		{"a room charge in another currency", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.CurrencyCode = "USD" })
-		}, connect.CodeInvalidArgument, "nights[0].room_charge.currency_code"},
-		{"a night without a charge", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge = nil }) }, connect.CodeInvalidArgument, "nights[0].room_charge"},
+		}, connect.CodeInvalidArgument, "nights[0].roomCharge.currencyCode"},
+		{"a night without a charge", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge = nil }) }, connect.CodeInvalidArgument, "nights[0].roomCharge"},
 		{"an unknown booking channel", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.Channel = 42 }) }, connect.CodeInvalidArgument, "channel"},
-		{"a stay id with control characters", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.StayId = "B-1\n" }) }, connect.CodeInvalidArgument, "stay_id"},
+		{"a stay id with control characters", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.StayId = "B-1\n" }) }, connect.CodeInvalidArgument, "stayId"},
 		{"a no-show of minus one night", func() error {
 			_, err := c.booking.RecordNoShow(e.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "ns", MemberNumber: member,
 				PropertyId: "P1", StayId: "N1", ArrivalDate: "2026-11-20", Nights: -1}))
@@ -182,7 +182,7 @@ func TestHostileInput(t *testing.T) {
 			_, err := c.booking.RecordNoShow(e.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "ns", MemberNumber: member,
 				PropertyId: "P1", StayId: "N1", ArrivalDate: "2026-11-20", Nights: 1}))
 			return err
-		}, connect.CodeInvalidArgument, "booked_at"},
+		}, connect.CodeInvalidArgument, "bookedAt"},
 		{"an unknown reward", func() error {
 			_, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "r", MemberNumber: member, Reward: 77}))
 			return err
@@ -217,12 +217,12 @@ func TestHostileInput(t *testing.T) {
 			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g", MemberNumber: member,
 				PropertyId: "P1", StayId: "G1", ArrivalDate: "2026-11-23", HoldUntil: "23:30"}))
 			return err
-		}, connect.CodeInvalidArgument, "hold_until"},
+		}, connect.CodeInvalidArgument, "holdUntil"},
 		{"a guarantee at 25 o'clock", func() error {
 			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g", MemberNumber: member,
 				PropertyId: "P1", StayId: "G1", ArrivalDate: "2026-11-23", HoldUntil: "25:00"}))
 			return err
-		}, connect.CodeInvalidArgument, "hold_until"},
+		}, connect.CodeInvalidArgument, "holdUntil"},
 		{"releasing a guarantee that does not exist", func() error {
 			_, err := c.booking.ReleaseGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.ReleaseGuaranteeRequest{IdempotencyKey: "rg",
 				PropertyId: "P1", StayId: "nothing", Reason: loyaltyv1.GuaranteeReleaseReason_GUARANTEE_RELEASE_REASON_ARRIVED}))
@@ -231,7 +231,7 @@ func TestHostileInput(t *testing.T) {
 		{"reversing something that is not a transaction id", func() error {
 			_, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{IdempotencyKey: "rv", TransactionId: "../../etc", Reason: "x"}))
 			return err
-		}, connect.CodeInvalidArgument, "transaction_id"},
+		}, connect.CodeInvalidArgument, "transactionId"},
 		{"reversing an unknown transaction", func() error {
 			_, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{IdempotencyKey: "rv",
 				TransactionId: "00000000-0000-4000-8000-000000000000", Reason: "x"}))
@@ -240,11 +240,11 @@ func TestHostileInput(t *testing.T) {
 		{"a statement page of a million", func() error {
 			_, err := c.members.ListActivity(e.ctx, connect.NewRequest(&loyaltyv1.ListActivityRequest{MemberNumber: member, PageSize: 1_000_000}))
 			return err
-		}, connect.CodeInvalidArgument, "page_size"},
+		}, connect.CodeInvalidArgument, "pageSize"},
 		{"a forged page token", func() error {
 			_, err := c.members.ListActivity(e.ctx, connect.NewRequest(&loyaltyv1.ListActivityRequest{MemberNumber: member, PageToken: "AAAA"}))
 			return err
-		}, connect.CodeInvalidArgument, "page_token"},
+		}, connect.CodeInvalidArgument, "pageToken"},
 		{"an adjustment without a category", func() error {
 			_, err := admin.admin.AdjustPoints(e.ctx, connect.NewRequest(&loyaltyv1.AdjustPointsRequest{IdempotencyKey: "a", MemberNumber: member, Points: 5, Reason: "x"}))
 			return err

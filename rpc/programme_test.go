@@ -40,13 +40,14 @@ func TestANewProgrammeVersionChangesNewTransactionsOnly(t *testing.T) {
 	// A version may not start in the past, nor be malformed.
 	_, err = admin.admin.PublishProgramme(e.ctx, connect.NewRequest(&loyaltyv1.PublishProgrammeRequest{IdempotencyKey: "v-past",
 		EffectiveAt: timestamppb.New(effective.AddDate(0, -1, 0)), DefinitionJson: string(changed)}))
-	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "effective_at" {
+	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "effectiveAt" {
 		t.Fatalf("a version in the past: field %s", got)
 	}
 	broken := strings.Replace(string(changed), `"points_per_currency_unit":"2"`, `"points_per_currency_unit":"-2"`, 1)
 	_, err = admin.admin.PublishProgramme(e.ctx, connect.NewRequest(&loyaltyv1.PublishProgrammeRequest{IdempotencyKey: "v-broken",
 		EffectiveAt: timestamppb.New(effective), DefinitionJson: broken}))
-	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); !strings.HasPrefix(got, "definition_json.") {
+	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "definitionJson.points_per_currency_unit" {
+		// The path into the definition is spelt as the definition spells it.
 		t.Fatalf("a negative rate: field %s", got)
 	}
 
@@ -101,7 +102,7 @@ func TestSuggestionsAndUnknownProperties(t *testing.T) {
 	req := stayRequest("stay-1", member, "B-1", "388.00")
 	req.PropertyId = "NOWHERE-1"
 	_, err = c.booking.RecordStay(e.ctx, connect.NewRequest(req))
-	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "property_id" {
+	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "propertyId" {
 		t.Fatalf("an unknown property: field %s", got)
 	}
 	if e.transactionCount(t) != before {

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
@@ -66,5 +67,65 @@ func TestHealthAndReflectionNeedNoKey(t *testing.T) {
 		if !slices.ContainsFunc(names, func(n protoreflect.FullName) bool { return string(n) == want }) {
 			t.Fatalf("reflection lists %v, missing %s", names, want)
 		}
+	}
+}
+
+// TestWritesRefuseUnknownFields: a misspelt field in a write is refused
+// with INVALID_ARGUMENT naming it, in JSON as the client spelt it and in
+// binary by its number, and nothing is written; a read stays lenient.
+func TestWritesRefuseUnknownFields(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	before := e.transactionCount(t)
+
+	post := func(procedure, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, e.server.URL+procedure, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.bookingKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := e.server.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(raw)
+	}
+	stay := `{"idempotencyKey":"stay-1","memberNumber":"` + member + `","propertyId":"SH-HQ-001","stayId":"B-1",` +
+		`"arrivalDate":"2026-11-01","departureDate":"2026-11-02","nights":[{"roomCharge":{"currencyCode":"CNY","amount":"388.00"}}],` +
+		`"channel":"BOOKING_CHANNEL_APP"`
+	for _, tc := range []struct{ name, body, field string }{
+		{"a misspelt field", stay + `,"bookedForSomeoneElse":true}`, "bookedForSomeoneElse"},
+		{"a misspelt field in a nested message", strings.Replace(stay, `"amount":"388.00"`, `"amount":"388.00","currency":"CNY"`, 1) + `}`, "currency"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := post("/loyalty.v1.BookingService/RecordStay", tc.body)
+			if status != http.StatusBadRequest || !strings.Contains(body, `"code":"invalid_argument"`) ||
+				!strings.Contains(body, `unknown field \"`+tc.field+`\"`) {
+				t.Fatalf("%d %s; want 400 invalid_argument naming %s", status, body, tc.field)
+			}
+		})
+	}
+	// Over gRPC, in binary: a field number the contract does not have.
+	req := stayRequest("stay-2", member, "B-2", "388.00")
+	req.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
+	_, err := e.clients(e.bookingKey, connect.WithGRPC()).booking.RecordStay(e.ctx, connect.NewRequest(req))
+	if ce := wantCode(t, err, connect.CodeInvalidArgument); !strings.Contains(ce.Message(), "unknown field number 99") {
+		t.Fatalf("binary unknown field: %v", ce)
+	}
+	if n := e.transactionCount(t); n != before {
+		t.Fatalf("%d transactions written by refused requests", n-before)
+	}
+	// The same stay spelt right is recorded.
+	if status, body := post("/loyalty.v1.BookingService/RecordStay", stay+`,"bookedForOther":true}`); status != http.StatusOK {
+		t.Fatalf("the stay spelt right: %d %s", status, body)
+	}
+	// A read with a field it does not know answers.
+	if status, body := post("/loyalty.v1.MemberService/GetMember", `{"memberNumber":"`+member+`","includeEverything":true}`); status != http.StatusOK {
+		t.Fatalf("a lenient read: %d %s", status, body)
 	}
 }

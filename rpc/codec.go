@@ -1,0 +1,185 @@
+package rpc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sync"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// The codecs are Connect's own, except that a write refuses fields it does
+// not know: a misspelt "bookedForSomeoneElse" must not be dropped in
+// silence while the stay earns full points. A write is a request with an
+// idempotency_key, as every mutating request has. Reads stay lenient, so
+// that a client built on a newer contract can still read.
+//
+// The refusal is INVALID_ARGUMENT ("unmarshal message: unknown field ...",
+// Connect's wording around ours): Connect decodes a request before any
+// handler or interceptor runs, so the codec's error is the answer.
+
+// codecs are the handler options that install the strict codecs.
+func codecs() []connect.HandlerOption {
+	return []connect.HandlerOption{
+		connect.WithCodec(strictJSON{name: "json"}),
+		connect.WithCodec(strictJSON{name: "json; charset=utf-8"}),
+		connect.WithCodec(strictProto{}),
+	}
+}
+
+// isWrite reports whether messages of this type are writes.
+func isWrite(m protoreflect.Message) bool {
+	d := m.Descriptor()
+	if w, ok := writes.Load(d.FullName()); ok {
+		return w.(bool)
+	}
+	w := d.Fields().ByName("idempotency_key") != nil
+	writes.Store(d.FullName(), w)
+	return w
+}
+
+var writes sync.Map // protoreflect.FullName -> bool
+
+type strictJSON struct{ name string }
+
+func (c strictJSON) Name() string { return c.name }
+
+func (strictJSON) Marshal(message any) ([]byte, error) {
+	m, ok := message.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a protobuf message", message)
+	}
+	return protojson.MarshalOptions{}.Marshal(m)
+}
+
+func (strictJSON) MarshalStable(message any) ([]byte, error) {
+	b, err := strictJSON{}.Marshal(message)
+	if err != nil {
+		return nil, err
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, b); err != nil {
+		return nil, err
+	}
+	return compact.Bytes(), nil
+}
+
+func (strictJSON) IsBinary() bool { return false }
+
+// unknownJSONField finds the field's name in protojson's error.
+var unknownJSONField = regexp.MustCompile(`unknown field "([^"]*)"`)
+
+func (strictJSON) Unmarshal(data []byte, message any) error {
+	m, ok := message.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a protobuf message", message)
+	}
+	if len(data) == 0 {
+		return errors.New("an empty body is not a JSON object")
+	}
+	write := isWrite(m.ProtoReflect())
+	err := protojson.UnmarshalOptions{DiscardUnknown: !write}.Unmarshal(data, m)
+	if err == nil {
+		return nil
+	}
+	if f := unknownJSONField.FindStringSubmatch(err.Error()); write && f != nil {
+		return fmt.Errorf("unknown field %q: %s has no such field, and a write refuses what it does not know (check the spelling)",
+			clip(f[1]), m.ProtoReflect().Descriptor().Name())
+	}
+	return fmt.Errorf("not a %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+}
+
+type strictProto struct{}
+
+func (strictProto) Name() string { return "proto" }
+
+func (strictProto) Marshal(message any) ([]byte, error) {
+	m, ok := message.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a protobuf message", message)
+	}
+	return proto.Marshal(m)
+}
+
+func (strictProto) MarshalAppend(dst []byte, message any) ([]byte, error) {
+	m, ok := message.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a protobuf message", message)
+	}
+	return proto.MarshalOptions{}.MarshalAppend(dst, m)
+}
+
+func (strictProto) MarshalStable(message any) ([]byte, error) {
+	m, ok := message.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("%T is not a protobuf message", message)
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(m)
+}
+
+func (strictProto) IsBinary() bool { return true }
+
+func (strictProto) Unmarshal(data []byte, message any) error {
+	m, ok := message.(proto.Message)
+	if !ok {
+		return fmt.Errorf("%T is not a protobuf message", message)
+	}
+	if err := proto.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("not a %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	if r := m.ProtoReflect(); isWrite(r) {
+		if path := unknownField(r, ""); path != "" {
+			return fmt.Errorf("unknown field %s: a write refuses fields it does not know (is the client's contract newer than the server's?)", path)
+		}
+	}
+	return nil
+}
+
+// unknownField names the first field number in m (or a message in it)
+// that its type does not define, as "number 12 in nights[0]"; "" if none.
+func unknownField(m protoreflect.Message, at string) string {
+	if unknown := m.GetUnknown(); len(unknown) > 0 {
+		number, _, _ := protowire.ConsumeTag(unknown)
+		where := string(m.Descriptor().Name())
+		if at != "" {
+			where = at
+		}
+		return fmt.Sprintf("number %d in %s", number, where)
+	}
+	var found string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Message() == nil {
+			return true
+		}
+		name := fd.JSONName()
+		if at != "" {
+			name = at + "." + name
+		}
+		switch {
+		case fd.IsList():
+			for i := range v.List().Len() {
+				if found = unknownField(v.List().Get(i).Message(), fmt.Sprintf("%s[%d]", name, i)); found != "" {
+					return false
+				}
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if fd.MapValue().Message() != nil {
+					found = unknownField(mv.Message(), fmt.Sprintf("%s[%v]", name, k.Interface()))
+				}
+				return found == ""
+			})
+		default:
+			found = unknownField(v.Message(), name)
+		}
+		return found == ""
+	})
+	return found
+}

@@ -94,9 +94,9 @@ func TestFinanceService(t *testing.T) {
 			}
 
 			for field, req := range map[string]*loyaltyv1.SetPointValueRequest{
-				"effectiveOn":    {IdempotencyKey: "v3", EffectiveOn: "1 Jan", ValuePerPoint: "0.01", CurrencyCode: "CNY"},
+				"effectiveOn":   {IdempotencyKey: "v3", EffectiveOn: "1 Jan", ValuePerPoint: "0.01", CurrencyCode: "CNY"},
 				"valuePerPoint": {IdempotencyKey: "v4", EffectiveOn: "2027-02-01", ValuePerPoint: "1e-2", CurrencyCode: "CNY"},
-				"currencyCode":   {IdempotencyKey: "v5", EffectiveOn: "2027-02-01", ValuePerPoint: "0.01", CurrencyCode: "USD"},
+				"currencyCode":  {IdempotencyKey: "v5", EffectiveOn: "2027-02-01", ValuePerPoint: "0.01", CurrencyCode: "USD"},
 			} {
 				_, err := fin.SetPointValue(e.ctx, connect.NewRequest(req))
 				if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != field {

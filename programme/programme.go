@@ -178,8 +178,9 @@ type Programme struct {
 	Promotions []Promotion `json:"promotions"`
 	// NoShowPenaltyPerNight is deducted per room-night of a no-show (300).
 	NoShowPenaltyPerNight int64 `json:"no_show_penalty_per_night"`
-	// SameDayBookingExemptAfter: a booking made on the arrival day at or
-	// after this local time is not penalised for a no-show (18:00).
+	// SameDayBookingExemptAfter: a booking made on the arrival day after
+	// this local time (18:00:00 itself is not after it) is not penalised
+	// for a no-show (18:00).
 	SameDayBookingExemptAfter Clock `json:"same_day_booking_exempt_after"`
 	// FreeCancellationUntil is, per tier, the local time on the arrival
 	// day before which a cancellation is free: regular and silver 18:00,
@@ -312,7 +313,7 @@ func Default() Programme {
 
 // NoShowPenalty is the penalty for a no-show of the given number of
 // room-nights (booked, did not arrive, did not cancel): −NoShowPenaltyPerNight
-// per room-night, as a negative number. A same-day booking made at or after
+// per room-night, as a negative number. A same-day booking made after
 // SameDayBookingExemptAfter (see SameDayLateBooking) is exempt: 0 points, with
 // a line that says why. Fewer than one room-night is nothing to penalise:
 // 0 points (callers validate the count).
@@ -321,7 +322,7 @@ func (p Programme) NoShowPenalty(nights int, sameDayBookingAfterCutoff bool) (in
 	case sameDayBookingAfterCutoff:
 		return 0, []Line{{
 			Rule: RuleNoShowPenalty,
-			Description: fmt.Sprintf("same-day booking made at or after %s local time: no-show not penalised",
+			Description: fmt.Sprintf("same-day booking made after %s local time: no-show not penalised",
 				p.SameDayBookingExemptAfter),
 		}}
 	case nights < 1:

@@ -328,15 +328,17 @@ func TestSameDayLateBooking(t *testing.T) {
 		want     bool
 	}{
 		{name: "a same-day booking made at 17:59 local time is penalised", bookedAt: time.Date(2025, 3, 10, 17, 59, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
-		{name: "a same-day booking made at 18:00 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 18, 0, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: true},
+		{name: "a same-day booking made at 18:00:00 local time is penalised: it is not after 18:00", bookedAt: time.Date(2025, 3, 10, 18, 0, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
+		{name: "a same-day booking made a millisecond after 18:00 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 18, 0, 0, 1e6, sh), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "a same-day booking made at 18:01 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 18, 1, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "a same-day booking made at 23:59 local time is not penalised", bookedAt: time.Date(2025, 3, 10, 23, 59, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "a same-day booking made at 17:59:59 local time is penalised", bookedAt: time.Date(2025, 3, 10, 17, 59, 59, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
-		{name: "a booking given in UTC is read in the hotel's local time (10:00Z is 18:00 in Shanghai)", bookedAt: time.Date(2025, 3, 10, 10, 0, 0, 0, time.UTC), arrival: "2025-03-10", loc: sh, want: true},
+		{name: "a booking given in UTC is read in the hotel's local time (10:00:01Z is 18:00:01 in Shanghai)", bookedAt: time.Date(2025, 3, 10, 10, 0, 1, 0, time.UTC), arrival: "2025-03-10", loc: sh, want: true},
 		{name: "a booking at 18:00 UTC the day before is 02:00 local on the arrival day: penalised", bookedAt: time.Date(2025, 3, 9, 18, 0, 0, 0, time.UTC), arrival: "2025-03-10", loc: sh, want: false},
 		{name: "a booking made the evening before arrival is penalised", bookedAt: time.Date(2025, 3, 9, 20, 0, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
 		{name: "a booking after the arrival date is not a same-day booking", bookedAt: time.Date(2025, 3, 11, 19, 0, 0, 0, sh), arrival: "2025-03-10", loc: sh, want: false},
-		{name: "on a spring-forward day, 18:00 EDT (22:00Z) is the cutoff", bookedAt: time.Date(2025, 3, 9, 22, 0, 0, 0, time.UTC), arrival: "2025-03-09", loc: ny, want: true},
+		{name: "on a spring-forward day, 18:00 EDT (22:00Z) is the cutoff", bookedAt: time.Date(2025, 3, 9, 22, 0, 0, 0, time.UTC), arrival: "2025-03-09", loc: ny, want: false},
+		{name: "on a spring-forward day, 18:00:01 EDT (22:00:01Z) is after the cutoff", bookedAt: time.Date(2025, 3, 9, 22, 0, 1, 0, time.UTC), arrival: "2025-03-09", loc: ny, want: true},
 		{name: "on a spring-forward day, 17:59 EDT (21:59Z) is before the cutoff", bookedAt: time.Date(2025, 3, 9, 21, 59, 0, 0, time.UTC), arrival: "2025-03-09", loc: ny, want: false},
 	}
 	for _, tc := range tests {
@@ -458,10 +460,11 @@ func TestGuaranteeHold(t *testing.T) {
 		field  string
 	}{
 		{name: "guaranteeing until 19:00 holds one hour, 500 points", until: Clock{19, 0}, hours: 1, points: 500},
-		{name: "a started hour counts as a whole hour", until: Clock{18, 1}, hours: 1, points: 500},
-		{name: "guaranteeing until 20:15 holds three hours", until: Clock{20, 15}, hours: 3, points: 1500},
+		{name: "a guarantee is on the hour: 18:01 is refused", until: Clock{18, 1}, field: "hold_until"},
+		{name: "a guarantee is on the hour: 20:15 is refused", until: Clock{20, 15}, field: "hold_until"},
+		{name: "guaranteeing until 21:00 holds three hours", until: Clock{21, 0}, hours: 3, points: 1500},
 		{name: "guaranteeing until 23:00, the latest, is allowed and holds five hours", until: Clock{23, 0}, hours: 5, points: 2500},
-		{name: "guaranteeing until 22:59 holds five hours", until: Clock{22, 59}, hours: 5, points: 2500},
+		{name: "a guarantee is on the hour: 22:59 is refused", until: Clock{22, 59}, field: "hold_until"},
 		{name: "no guarantee is needed until 18:00: rooms are held until then anyway", until: Clock{18, 0}, field: "hold_until"},
 		{name: "a guarantee before the normal hold time is refused", until: Clock{17, 0}, field: "hold_until"},
 		{name: "a guarantee until 23:01, past 23:00, is refused", until: Clock{23, 1}, field: "hold_until"},

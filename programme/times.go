@@ -91,10 +91,11 @@ func ParseLocalDate(s string) (time.Time, error) {
 
 // onLocalDay places instant t on the wall clock of loc relative to the
 // calendar date day ("YYYY-MM-DD"): cmp is -1 when t falls on an earlier
-// local date, 0 on that date, +1 on a later one; minute is t's local
-// minute of the day. Wall-clock reading makes daylight-saving changes
-// harmless: 19:00 is 19:00 local whatever the UTC offset that day.
-func onLocalDay(t time.Time, day string, loc *time.Location) (cmp, minute int, err error) {
+// local date, 0 on that date, +1 on a later one; sinceMidnight is t's
+// local time of day, to the nanosecond. Wall-clock reading makes
+// daylight-saving changes harmless: 19:00 is 19:00 local whatever the UTC
+// offset that day.
+func onLocalDay(t time.Time, day string, loc *time.Location) (cmp int, sinceMidnight time.Duration, err error) {
 	d, err := ParseLocalDate(day)
 	if err != nil {
 		return 0, 0, fieldErr("arrival_date", "is %q, want YYYY-MM-DD", day)
@@ -111,20 +112,26 @@ func onLocalDay(t time.Time, day string, loc *time.Location) (cmp, minute int, e
 	case local.After(d):
 		cmp = 1
 	}
-	return cmp, lt.Hour()*60 + lt.Minute(), nil
+	clock := time.Duration(lt.Hour())*time.Hour + time.Duration(lt.Minute())*time.Minute +
+		time.Duration(lt.Second())*time.Second + time.Duration(lt.Nanosecond())
+	return cmp, clock, nil
 }
+
+// since is the clock's time of day.
+func (c Clock) since() time.Duration { return time.Duration(c.minutes()) * time.Minute }
 
 // SameDayLateBooking reports whether a booking made at bookedAt is a
 // same-day booking made late enough to be exempt from the no-show penalty:
 // in loc (the property's zone), bookedAt falls on arrivalDate
-// ("YYYY-MM-DD") at or after SameDayBookingExemptAfter. Errors are
+// ("YYYY-MM-DD") after SameDayBookingExemptAfter: "after 18:00" leaves
+// 18:00:00 itself penalised, and exempts 18:00:00.001. Errors are
 // *FieldError "arrival_date" (not a date) or "time_zone" (nil loc).
 func (p Programme) SameDayLateBooking(bookedAt time.Time, arrivalDate string, loc *time.Location) (bool, error) {
-	cmp, minute, err := onLocalDay(bookedAt, arrivalDate, loc)
+	cmp, clock, err := onLocalDay(bookedAt, arrivalDate, loc)
 	if err != nil {
 		return false, err
 	}
-	return cmp == 0 && minute >= p.SameDayBookingExemptAfter.minutes(), nil
+	return cmp == 0 && clock > p.SameDayBookingExemptAfter.since(), nil
 }
 
 // FreeCancellation reports whether a cancellation made at cancelledAt is
@@ -141,7 +148,7 @@ func (p Programme) FreeCancellation(tier Tier, cancelledAt time.Time, arrivalDat
 	if !ok {
 		return false, fieldErr("tier", "the programme sets no free-cancellation time for tier %q", tier)
 	}
-	cmp, minute, err := onLocalDay(cancelledAt, arrivalDate, loc)
+	cmp, clock, err := onLocalDay(cancelledAt, arrivalDate, loc)
 	if err != nil {
 		return false, err
 	}
@@ -149,7 +156,7 @@ func (p Programme) FreeCancellation(tier Tier, cancelledAt time.Time, arrivalDat
 	case -1:
 		return true, nil
 	case 0:
-		return minute < cutoff.minutes(), nil
+		return clock < cutoff.since(), nil
 	}
 	return false, nil
 }
@@ -174,6 +181,12 @@ func (p Programme) GuaranteeHold(holdUntil Clock) (hours int, points int64, err 
 			holdUntil, p.GuaranteeLatest)
 	}
 	extra := holdUntil.minutes() - p.GuaranteeNormalHoldUntil.minutes()
-	hours = (extra + 59) / 60
+	if extra%60 != 0 {
+		// The contract guarantees whole hours: 20:15 would charge for a
+		// quarter-hour nobody asked to pay a full hour for.
+		return 0, 0, fieldErr("hold_until", "is %s, must be whole hours after %s, such as %s",
+			holdUntil, p.GuaranteeNormalHoldUntil, Clock{Hour: (holdUntil.minutes() + 59) / 60 % 24, Minute: p.GuaranteeNormalHoldUntil.Minute})
+	}
+	hours = extra / 60
 	return hours, int64(hours) * p.GuaranteePointsPerHour, nil
 }

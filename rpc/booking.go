@@ -50,6 +50,9 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
+	if err := notAfterToday("departure_date", departure, s.now(), property.Location, "a stay is recorded at or after check-out"); err != nil {
+		return nil, err
+	}
 	// Two stays of a new member recorded at once may both find no first
 	// stay; the one that commits second finds the claim taken and is
 	// computed again, without the bonus.
@@ -226,14 +229,20 @@ func (s bookingService) RecordNoShow(ctx context.Context, req *connect.Request[l
 	if err := s.checkMissedStay(msg.GetMemberNumber(), msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), msg.GetNights()); err != nil {
 		return nil, err
 	}
-	if msg.GetBookedAt() == nil {
-		return nil, badField("booked_at", "is required")
+	bookedAt, err := pastInstant("booked_at", msg.GetBookedAt(), s.now())
+	if err != nil {
+		return nil, err
 	}
 	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	exempt, err := v.Programme.SameDayLateBooking(msg.GetBookedAt().AsTime(), msg.GetArrivalDate(), property.Location)
+	arrival, _ := programme.ParseLocalDate(msg.GetArrivalDate())
+	if booked := localToday(bookedAt, property.Location); booked.After(arrival) {
+		return nil, badField("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
+			booked.Format(time.DateOnly), msg.GetArrivalDate())
+	}
+	exempt, err := v.Programme.SameDayLateBooking(bookedAt, msg.GetArrivalDate(), property.Location)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -249,8 +258,8 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 	if err := s.checkMissedStay(msg.GetMemberNumber(), msg.GetPropertyId(), msg.GetStayId(), msg.GetArrivalDate(), msg.GetNights()); err != nil {
 		return nil, err
 	}
-	if msg.GetCancelledAt() == nil {
-		return nil, badField("cancelled_at", "is required")
+	if _, err := pastInstant("cancelled_at", msg.GetCancelledAt(), s.now()); err != nil {
+		return nil, err
 	}
 	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
@@ -320,6 +329,25 @@ func (s *Server) chargeMissedStay(ctx context.Context, key, kind string, v progr
 		claim.Outcome, claim.EffectiveAt = bookings.CancelledCharged, cancelledAt
 	}
 	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
+	if kind == kindNoShow {
+		// A guest is a no-show only once the room is no longer held: after
+		// the normal hold time, or the open guarantee's.
+		heldUntil := atLocalClock(arrival, v.Programme.GuaranteeNormalHoldUntil, property.Location)
+		if err == nil && hold.Status == ledger.HoldActive {
+			var gm guaranteeMeta
+			if json.Unmarshal(hold.Metadata, &gm) == nil {
+				if c, perr := programme.ParseClock(gm.HoldUntil); perr == nil {
+					heldUntil = atLocalClock(arrival, c, property.Location)
+				}
+			}
+		}
+		if s.now().Before(heldUntil) {
+			e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+				"the room of %s is held until %s at the hotel: a no-show is recorded after that", stayID, heldUntil.Format("2006-01-02 15:04")))
+			addInfo(e, "NO_SHOW_TOO_EARLY", map[string]string{"recordable_from": heldUntil.UTC().Format(time.RFC3339)})
+			return nil, false, e
+		}
+	}
 	switch {
 	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased:
 		// Active: capture it. Captured already: the ledger replays our own
@@ -518,6 +546,9 @@ func (s bookingService) RecordLateCheckout(ctx context.Context, req *connect.Req
 	v, property, member, err := s.bookingContext(ctx, msg.GetPropertyId(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := notAfterToday("departure_date", departure, s.now(), property.Location, "late check-out is charged at check-out"); err != nil {
+		return nil, err
 	}
 	points, lines, err := v.Programme.LateCheckoutCharge(int(msg.GetHours()), member.Tier)
 	if err != nil {

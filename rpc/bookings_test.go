@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -242,6 +243,113 @@ func TestConflictingOutcomesRaceToOne(t *testing.T) {
 		}
 		if outcomes != 1 {
 			t.Errorf("round %d: %d transactions for the booking, want 1", round, outcomes)
+		}
+	}
+	e.verify(t)
+}
+
+// TestDatesAreCheckedAgainstTheHotelsClock: the service's clock stands at
+// 17:00 on 22 November in Shanghai (09:00 UTC, 04:00 in New York). A stay
+// is recorded at or after check-out, a no-show after the room's hold
+// time, a cancellation or a booking once made; nothing is written when
+// refused.
+func TestDatesAreCheckedAgainstTheHotelsClock(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	shanghai, _ := time.LoadLocation("Asia/Shanghai")
+	local := func(s string) *timestamppb.Timestamp {
+		ts, err := time.ParseInLocation("2006-01-02 15:04:05", s, shanghai)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return timestamppb.New(ts)
+	}
+	stayAt := func(property, arrival, departure string) error {
+		req := stayRequest("stay-"+property+arrival, member, "S-"+property+arrival, "100.00")
+		req.PropertyId, req.ArrivalDate, req.DepartureDate = property, arrival, departure
+		_, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req))
+		return err
+	}
+	noShowOf := func(key, arrival string, bookedAt *timestamppb.Timestamp) error {
+		req := noShow(key, member, key, arrival)
+		req.Msg.BookedAt = bookedAt
+		_, err := c.booking.RecordNoShow(e.ctx, req)
+		return err
+	}
+	before := e.transactionCount(t)
+	for _, tc := range []struct {
+		name   string
+		call   func() error
+		code   connect.Code
+		field  string
+		reason string
+	}{
+		{"a stay departing tomorrow is refused", func() error { return stayAt("SH-HQ-001", "2026-11-22", "2026-11-23") },
+			connect.CodeInvalidArgument, "departureDate", ""},
+		{"a stay departing next week is refused", func() error { return stayAt("SH-HQ-001", "2026-11-28", "2026-11-29") },
+			connect.CodeInvalidArgument, "departureDate", ""},
+		{"in New York it is still the 22nd's early morning: the 23rd is refused", func() error { return stayAt("NYC-1", "2026-11-22", "2026-11-23") },
+			connect.CodeInvalidArgument, "departureDate", ""},
+		{"a no-show for an arrival next week is refused", func() error { return noShowOf("N-next-week", "2026-11-29", local("2026-11-01 10:00:00")) },
+			connect.CodeFailedPrecondition, "", "NO_SHOW_TOO_EARLY"},
+		{"a no-show at 17:00 on the arrival day, before the 18:00 hold time, is refused", func() error {
+			return noShowOf("N-today", "2026-11-22", local("2026-11-01 10:00:00"))
+		}, connect.CodeFailedPrecondition, "", "NO_SHOW_TOO_EARLY"},
+		{"a booking made in the future is refused", func() error { return noShowOf("N-future-booking", "2026-11-20", local("2026-11-23 10:00:00")) },
+			connect.CodeInvalidArgument, "bookedAt", ""},
+		{"a booking made after the arrival date is refused", func() error { return noShowOf("N-late-booking", "2026-11-20", local("2026-11-21 09:00:00")) },
+			connect.CodeInvalidArgument, "bookedAt", ""},
+		{"a booking made before 2000 is refused", func() error { return noShowOf("N-old-booking", "2026-11-20", timestamppb.New(time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC))) },
+			connect.CodeInvalidArgument, "bookedAt", ""},
+		{"a cancellation made tomorrow is refused", func() error {
+			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx", MemberNumber: member,
+				PropertyId: "SH-HQ-001", StayId: "C-1", ArrivalDate: "2026-11-23", Nights: 1, CancelledAt: local("2026-11-23 18:30:00")}))
+			return err
+		}, connect.CodeInvalidArgument, "cancelledAt", ""},
+		{"a late check-out of a stay departing in 2027 is refused", func() error {
+			_, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late", MemberNumber: member,
+				PropertyId: "SH-HQ-001", StayId: "L-1", DepartureDate: "2027-01-02", Hours: 1}))
+			return err
+		}, connect.CodeInvalidArgument, "departureDate", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := wantCode(t, tc.call(), tc.code)
+			if tc.field != "" {
+				if got := badRequestField(t, ce); got != tc.field {
+					t.Fatalf("field %q, want %q (%v)", got, tc.field, ce)
+				}
+			}
+			if tc.reason != "" {
+				if got := errorInfo(t, ce).GetReason(); got != tc.reason {
+					t.Fatalf("reason %q, want %q", got, tc.reason)
+				}
+			}
+		})
+	}
+	if n := e.transactionCount(t); n != before {
+		t.Fatalf("%d transactions written by refused requests", n-before)
+	}
+	// What is in time is recorded: a stay checking out today, a no-show
+	// once the hold time has passed, a booking a second after 18:00 on the
+	// arrival day exempt from the penalty, one at 18:00:00 not.
+	if err := stayAt("SH-HQ-001", "2026-11-21", "2026-11-22"); err != nil {
+		t.Fatalf("a stay checking out today: %v", err)
+	}
+	e.advanceTo(time.Date(2026, 11, 22, 10, 0, 1, 0, time.UTC)) // 18:00:01 in Shanghai
+	if err := noShowOf("N-today", "2026-11-22", local("2026-11-01 10:00:00")); err != nil {
+		t.Fatalf("a no-show after the hold time: %v", err)
+	}
+	for _, tc := range []struct {
+		bookedAt string
+		exempt   bool
+	}{{"2026-11-20 18:00:00", false}, {"2026-11-20 18:00:01", true}} {
+		stayID := "N-" + strings.ReplaceAll(tc.bookedAt[11:], ":", "")
+		req := noShow(stayID, member, stayID, "2026-11-20")
+		req.Msg.BookedAt = local(tc.bookedAt)
+		res, err := c.booking.RecordNoShow(e.ctx, req)
+		if err != nil || res.Msg.GetPenaltyExempt() != tc.exempt {
+			t.Errorf("a same-day booking made at %s: %v, %v; want exempt %v", tc.bookedAt, res, err, tc.exempt)
 		}
 	}
 	e.verify(t)

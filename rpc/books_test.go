@@ -121,12 +121,17 @@ func TestBooksOfEveryKindOfTransaction(t *testing.T) {
 		PropertyId: "SH-HQ-001", StayId: "G-2", ArrivalDate: "2026-11-24", HoldUntil: "19:00"})); err != nil {
 		t.Fatal(err)
 	}
+	// 20:00 on the 24th in Shanghai: the guaranteed room was held until
+	// 19:00, and the hold lasts until noon the next day.
+	w.clock.Advance(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC).Sub(w.clock.Now()))
 	captured, err := c.booking.RecordNoShow(w.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "ns-g", MemberNumber: w.m2,
 		PropertyId: "SH-HQ-001", StayId: "G-2", ArrivalDate: "2026-11-24", Nights: 1, BookedAt: at("2026-11-10", "09:00")}))
 	record("no-show with a guarantee", captured.Msg.GetTransaction(), err)
 	noShow, err := c.booking.RecordNoShow(w.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "ns", MemberNumber: w.m1,
 		PropertyId: "SH-HQ-001", StayId: "N-1", ArrivalDate: "2026-11-20", Nights: 1, BookedAt: at("2026-11-10", "09:00")}))
 	record("no-show", noShow.Msg.GetTransaction(), err)
+	// 20:00 on the 25th in Shanghai: a cancellation recorded after it was made.
+	w.clock.Advance(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC).Sub(w.clock.Now()))
 	cancel, err := c.booking.RecordCancellation(w.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cancel", MemberNumber: w.m1,
 		PropertyId: "SH-HQ-001", StayId: "C-1", ArrivalDate: "2026-11-25", Nights: 1, CancelledAt: at("2026-11-25", "18:30")}))
 	record("late cancellation", cancel.Msg.GetTransaction(), err)

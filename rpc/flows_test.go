@@ -87,7 +87,9 @@ func TestMemberLifecycle(t *testing.T) {
 				t.Fatalf("release: %v, %v", released, err)
 			}
 
-			// Two hours of late check-out cost 1,000 points.
+			// Two hours of late check-out cost 1,000 points, charged on the
+			// departure day.
+			e.advanceTo(time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC))
 			late, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late-1", MemberNumber: member,
 				PropertyId: "SH-HQ-001", StayId: "B-2", DepartureDate: "2026-11-24", Hours: 2}))
 			if err != nil || late.Msg.GetTransaction().GetAvailablePointsDelta() != -1000 {
@@ -183,6 +185,7 @@ func TestMissedStays(t *testing.T) {
 			PropertyId: "P1", StayId: "N-3", ArrivalDate: "2026-11-22", HoldUntil: "21:00"})); err != nil {
 			t.Fatal(err)
 		}
+		e.advanceTo(time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)) // 21:00 in Shanghai: the guarantee's hold time
 		req := &loyaltyv1.RecordNoShowRequest{IdempotencyKey: "ns-3", MemberNumber: member,
 			PropertyId: "P1", StayId: "N-3", ArrivalDate: "2026-11-22", Nights: 1, BookedAt: at("2026-11-01", "10:00")}
 		res, err := c.booking.RecordNoShow(e.ctx, connect.NewRequest(req))
@@ -200,6 +203,7 @@ func TestMissedStays(t *testing.T) {
 		}
 	})
 	t.Run("a silver member cancelling at 18:30 on arrival day pays the no-show penalty", func(t *testing.T) {
+		e.advanceTo(time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC)) // 19:00 in Shanghai: the cancellation is recorded
 		res, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "c-1", MemberNumber: member,
 			PropertyId: "P1", StayId: "C-1", ArrivalDate: "2026-11-25", Nights: 1, CancelledAt: at("2026-11-25", "18:30")}))
 		if err != nil || res.Msg.GetFreeCancellation() || res.Msg.GetTransaction().GetAvailablePointsDelta() != -300 ||
@@ -212,6 +216,7 @@ func TestMissedStays(t *testing.T) {
 			PropertyId: "P1", StayId: "C-2", ArrivalDate: "2026-11-26", HoldUntil: "19:00"})); err != nil {
 			t.Fatal(err)
 		}
+		e.advanceTo(time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)) // 18:00 in Shanghai
 		res, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "c-2", MemberNumber: member,
 			PropertyId: "P1", StayId: "C-2", ArrivalDate: "2026-11-26", Nights: 1, CancelledAt: at("2026-11-26", "17:59")}))
 		if err != nil || !res.Msg.GetFreeCancellation() || res.Msg.GetTransaction() != nil {

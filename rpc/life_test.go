@@ -63,12 +63,14 @@ func TestWholeLifeOfAMember(t *testing.T) {
 	_, err = c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-2", MemberNumber: member,
 		PropertyId: "SH-HQ-001", StayId: "B-3", ArrivalDate: "2026-11-24", HoldUntil: "19:00"}))
 	must("second guarantee", err)
+	e.advanceTo(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)) // 20:00 in Shanghai, past the guarantee
 	_, err = c.booking.RecordNoShow(e.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "ns-1", MemberNumber: member,
 		PropertyId: "SH-HQ-001", StayId: "B-3", ArrivalDate: "2026-11-24", Nights: 1, BookedAt: local("2026-11-20 10:00")}))
 	must("no-show", err)
 
 	// 5. A cancellation at 18:30 on the arrival day: late for a silver
 	// member (free until 18:00): the no-show penalty, 300 for one night.
+	e.advanceTo(time.Date(2026, 11, 25, 11, 0, 0, 0, time.UTC))
 	_, err = c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "c-1", MemberNumber: member,
 		PropertyId: "SH-HQ-001", StayId: "B-4", ArrivalDate: "2026-11-25", Nights: 1, CancelledAt: local("2026-11-25 18:30")}))
 	must("late cancellation", err)

@@ -82,6 +82,13 @@ func newEnv(t *testing.T) *env {
 	return &env{ctx: ctx, db: db, ledger: l, server: ts, adminKey: adminSecret, bookingKey: bookingSecret, bookingID: booking.ID, clock: clock}
 }
 
+// advanceTo moves the service's clock forward to at (never back).
+func (e *env) advanceTo(at time.Time) {
+	if d := at.Sub(e.clock.Now()); d > 0 {
+		e.clock.Advance(d)
+	}
+}
+
 type clients struct {
 	members loyaltyv1connect.MemberServiceClient
 	booking loyaltyv1connect.BookingServiceClient

@@ -56,6 +56,7 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	// again for booking direct.
 	req := stayRequest("stay-6", member, "B-6", "100.00")
 	req.ArrivalDate, req.DepartureDate = "2026-11-23", "2026-11-24"
+	e.advanceTo(time.Date(2026, 11, 24, 6, 0, 0, 0, time.UTC)) // its departure day
 	late, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req))
 	if err != nil {
 		t.Fatal(err)
@@ -78,10 +79,10 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 11 nights and 1,500 base stay points so far (the stay departing
-	// tomorrow does not count yet); platinum needs 25 nights or 8,000 points.
-	if ts := status.Msg.GetMember().GetTierStatus(); ts.GetQualifyingNights() != 11 || ts.GetQualifyingPoints() != 1500 ||
-		ts.GetNextTier() != loyaltyv1.Tier_TIER_PLATINUM || ts.GetNightsToNextTier() != 14 || ts.GetPointsToNextTier() != 6500 ||
+	// 12 nights and 1,600 base stay points so far (the stay that checked
+	// out this morning counts); platinum needs 25 nights or 8,000 points.
+	if ts := status.Msg.GetMember().GetTierStatus(); ts.GetQualifyingNights() != 12 || ts.GetQualifyingPoints() != 1600 ||
+		ts.GetNextTier() != loyaltyv1.Tier_TIER_PLATINUM || ts.GetNightsToNextTier() != 13 || ts.GetPointsToNextTier() != 6400 ||
 		ts.GetNextReviewAt().AsTime().Sub(history.Msg.GetChanges()[0].GetEffectiveAt().AsTime()) < 365*24*time.Hour {
 		t.Fatalf("tier status %v", ts)
 	}

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -138,4 +140,48 @@ func rewardOf(r loyaltyv1.Reward, q int32) (programme.Reward, int, error) {
 		return "", 0, badField("quantity", "must be between 1 and %d", maxQuantity)
 	}
 	return reward, quantity, nil
+}
+
+// clockSkew is how far ahead of the service's clock a caller's timestamp
+// may be: hotel systems' clocks drift, and a cancellation stamped a minute
+// "in the future" is still a cancellation.
+const clockSkew = 5 * time.Minute
+
+// pastInstant is a caller's timestamp of something that has happened: a
+// valid time, not before 2000, not after now (give or take clockSkew).
+func pastInstant(field string, ts *timestamppb.Timestamp, now time.Time) (time.Time, error) {
+	if ts == nil {
+		return time.Time{}, badField(field, "is required")
+	}
+	if err := ts.CheckValid(); err != nil {
+		return time.Time{}, badField(field, "is not a valid time")
+	}
+	t := ts.AsTime()
+	if t.Year() < 2000 {
+		return time.Time{}, badField(field, "is %s, before 2000", t.Format(time.RFC3339))
+	}
+	if t.After(now.Add(clockSkew)) {
+		return time.Time{}, badField(field, "is %s, in the future: it records something that has happened", t.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// localToday is today's date at a hotel in loc, as ParseLocalDate gives
+// dates.
+func localToday(now time.Time, loc *time.Location) time.Time {
+	y, m, d := now.In(loc).Date()
+	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// notAfterToday refuses a local date after today at the hotel.
+func notAfterToday(field string, day, now time.Time, loc *time.Location, why string) error {
+	if today := localToday(now, loc); day.After(today) {
+		return badField(field, "is %s, after today (%s) at the hotel: %s", day.Format(time.DateOnly), today.Format(time.DateOnly), why)
+	}
+	return nil
+}
+
+// atLocalClock is a local date's wall-clock time c in loc.
+func atLocalClock(day time.Time, c programme.Clock, loc *time.Location) time.Time {
+	return time.Date(day.Year(), day.Month(), day.Day(), c.Hour, c.Minute, 0, 0, loc)
 }

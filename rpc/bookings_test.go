@@ -300,7 +300,9 @@ func TestDatesAreCheckedAgainstTheHotelsClock(t *testing.T) {
 			connect.CodeInvalidArgument, "bookedAt", ""},
 		{"a booking made after the arrival date is refused", func() error { return noShowOf("N-late-booking", "2026-11-20", local("2026-11-21 09:00:00")) },
 			connect.CodeInvalidArgument, "bookedAt", ""},
-		{"a booking made before 2000 is refused", func() error { return noShowOf("N-old-booking", "2026-11-20", timestamppb.New(time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC))) },
+		{"a booking made before 2000 is refused", func() error {
+			return noShowOf("N-old-booking", "2026-11-20", timestamppb.New(time.Date(1999, 12, 31, 0, 0, 0, 0, time.UTC)))
+		},
 			connect.CodeInvalidArgument, "bookedAt", ""},
 		{"a cancellation made tomorrow is refused", func() error {
 			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx", MemberNumber: member,

@@ -265,7 +265,13 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	free, err := v.Programme.FreeCancellation(member.Tier, msg.GetCancelledAt().AsTime(), msg.GetArrivalDate(), property.Location)
+	// The tier in force when the guest cancelled decides the deadline, not
+	// the tier the member has reached since.
+	tierThen, err := s.members.TierAt(ctx, member, msg.GetCancelledAt().AsTime())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	free, err := v.Programme.FreeCancellation(tierThen, msg.GetCancelledAt().AsTime(), msg.GetArrivalDate(), property.Location)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -356,3 +356,27 @@ func TestDatesAreCheckedAgainstTheHotelsClock(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestACancellationUsesTheTierInForceWhenItWasMade: a regular member
+// cancels at 18:30 on the arrival day (free until 18:00 for regular
+// members, 19:00 for gold), becomes gold before the cancellation is
+// recorded, and still pays: the deadline is the tier's at cancellation.
+func TestACancellationUsesTheTierInForceWhenItWasMade(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	e.advanceTo(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
+	// Ten nights make the member gold, on the 23rd.
+	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1",
+		"100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00")))
+	if err != nil || res.Msg.GetTier() != loyaltyv1.Tier_TIER_GOLD {
+		t.Fatalf("ten nights: %v, %v; want gold", res, err)
+	}
+	shanghai, _ := time.LoadLocation("Asia/Shanghai")
+	cancelled, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx",
+		MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "C-1", ArrivalDate: "2026-11-22", Nights: 1,
+		CancelledAt: timestamppb.New(time.Date(2026, 11, 22, 18, 30, 0, 0, shanghai))}))
+	if err != nil || cancelled.Msg.GetFreeCancellation() || cancelled.Msg.GetTransaction().GetAvailablePointsDelta() != -300 {
+		t.Fatalf("cancelled at 18:30 while regular: %v, %v; want charged 300", cancelled, err)
+	}
+}

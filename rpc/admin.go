@@ -15,6 +15,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/txmeta"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
 
@@ -68,9 +69,9 @@ func (s adminService) AdjustPoints(ctx context.Context, req *connect.Request[loy
 		// Taking points back is not un-issuing them: the debit is kept apart.
 		postings[1] = ledger.Posting{Account: programme.AccountAdjustmentDebit, Amount: -points}
 	}
-	m := meta{Kind: kindAdjustment, Member: member.Number, Reason: msg.GetReason(),
+	m := txmeta.Metadata{Kind: txmeta.KindAdjustment, Member: member.Number, Reason: msg.GetReason(),
 		Description: fmt.Sprintf("%s adjustment: %s", rule, msg.GetReason()),
-		Breakdown:   []metaLine{{Rule: rule, Description: msg.GetReason(), Points: points}}}
+		Breakdown:   []txmeta.Line{{Rule: rule, Description: msg.GetReason(), Points: points}}}
 	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindAdjustment, s.now(), postings, m)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/txmeta"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
 
@@ -224,7 +225,7 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		}
 		return nil, err
 	}
-	completedAt := atLocal(departure, 12, property.Location)
+	completedAt := bookings.CompletedAt(departure, property)
 	partner, rates, err := s.writableAt(ctx, proc, completedAt)
 	noRates := err
 	if err != nil && !errors.Is(err, partners.ErrNoRates) {
@@ -234,7 +235,7 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		return nil, badField("departure_date", "check-out is in the future: award a stay once it is completed")
 	}
 	// The tier in force when the stay began, as for the chain's own stays.
-	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), atLocal(arrival, 0, property.Location))
+	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), bookings.StayBegins(arrival, property))
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +247,8 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	out := &loyaltyv1.AwardStayResponse{Tier: tierOf(tier)}
-	claim := s.outcomeClaim(ctx, property.ID, msg.GetStayId(), bookings.Stayed, member.Number, msg.GetIdempotencyKey(), completedAt)
+	claim := bookings.Claim{PropertyID: property.ID, StayID: msg.GetStayId(), Outcome: bookings.Stayed, MemberNumber: member.Number,
+		CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), EffectiveAt: completedAt}
 	if points == 0 { // nothing to post, but the booking has its outcome
 		if _, err := s.bookings.Claim(ctx, claim); err != nil {
 			return nil, s.partnerErr(ctx, proc, err)
@@ -254,9 +256,9 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 		return connect.NewResponse(out), nil
 	}
 	amount := partners.Amount(rates, points, 0)
-	m := meta{Kind: kindPartnerStay, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
+	m := txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
 		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(charges), msg.GetArrivalDate()),
-		Breakdown:   linesOf(lines), ProgrammeVersion: v.Number,
+		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
 		PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency}
 	key := msg.GetIdempotencyKey()
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
@@ -265,7 +267,7 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 			{Account: member.Account(), Amount: points},
 			{Account: partners.IssuedAccount(partnerID).Code, Amount: -points},
 		},
-		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
+		Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx),
 		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: member.Number,
 			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
@@ -386,8 +388,8 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 		return nil, s.toConnect(ctx, proc, noRates)
 	}
 	amount := partners.Amount(rates, 0, price)
-	m := meta{Kind: kindPartnerRedemption, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
-		Description: fmt.Sprintf("Redeemed %d x %s at %s", quantity, reward, property.Name), Breakdown: linesOf(lines),
+	m := txmeta.Metadata{Kind: txmeta.KindPartnerRedemption, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
+		Description: fmt.Sprintf("Redeemed %d x %s at %s", quantity, reward, property.Name), Breakdown: txmeta.LinesOf(lines),
 		ProgrammeVersion: v.Number, PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsRedeemed: price,
 		Money: amount.String(), Currency: partner.Currency}
 	key := msg.GetIdempotencyKey()
@@ -397,7 +399,7 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 			{Account: member.Account(), Amount: -price},
 			{Account: partners.RedeemedAccount(partnerID).Code, Amount: price},
 		},
-		Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
+		Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx),
 		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindRedemption, MemberNumber: member.Number,
 			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsRedeemed: price, Amount: amount})},
@@ -450,9 +452,9 @@ func (s *Server) reversePartnerTransaction(ctx context.Context, key string, e pa
 		currency = p.Currency
 	}
 	amount := e.Amount.Neg()
-	m := meta{Kind: kindReversal, Member: e.MemberNumber, PropertyID: e.PropertyID, StayID: e.StayID, Reason: reason,
+	m := txmeta.Metadata{Kind: txmeta.KindReversal, Member: e.MemberNumber, PropertyID: e.PropertyID, StayID: e.StayID, Reason: reason,
 		Description: fmt.Sprintf("Reversal of %s %s: %s", e.Kind, e.TransactionID, reason),
-		Breakdown:   []metaLine{{Rule: "reversal", Description: "Reverses " + e.TransactionID.String(), Points: e.PointsRedeemed - e.PointsIssued}},
+		Breakdown:   []txmeta.Line{{Rule: "reversal", Description: "Reverses " + e.TransactionID.String(), Points: e.PointsRedeemed - e.PointsIssued}},
 		PartnerID:   e.PartnerID, RateVersion: e.RateVersion, PartnerPointsIssued: -e.PointsIssued, PartnerPointsRedeemed: -e.PointsRedeemed,
 		Money: amount.String(), Currency: currency}
 	callerID := caller(ctx).ID
@@ -461,7 +463,7 @@ func (s *Server) reversePartnerTransaction(ctx context.Context, key string, e pa
 		return ledger.Transaction{}, err
 	}
 	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: callerID, IdempotencyKey: key, TransactionID: e.TransactionID,
-		Metadata: m.json(), Fingerprint: requestFingerprint(ctx), Lots: v.LotPolicy(s.now(), false),
+		Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx), Lots: v.LotPolicy(s.now(), false),
 		Effects: []ledger.Statement{partners.Record(partners.Entry{
 			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
 			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
@@ -552,7 +554,7 @@ func protoSettlement(st partners.Settlement) *loyaltyv1.Settlement {
 // partnerTransaction shows a ledger transaction at a partner's hotel as
 // the partner sees it: no balance, no other accounts.
 func partnerTransaction(txn ledger.Transaction) *loyaltyv1.PartnerTransaction {
-	m := decodeMeta(txn.Metadata)
+	m := txmeta.Decode(txn.Metadata)
 	out := &loyaltyv1.PartnerTransaction{
 		TransactionId: txn.ID.String(), Kind: protoKinds[m.Kind], MemberNumber: m.Member, PropertyId: m.PropertyID,
 		StayId: m.StayID, PointsIssued: m.PartnerPointsIssued, PointsRedeemed: m.PartnerPointsRedeemed,

@@ -54,6 +54,9 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		holdState   *ledger.HoldStateError
 		unknownAcct *ledger.UnknownAccountError
 		recorded    *bookings.RecordedError
+		bookField   *bookings.FieldError
+		tooEarly    *bookings.TooEarlyError
+		price       *bookings.PriceChangedError
 	)
 	switch {
 	case errors.As(err, &connectErr):
@@ -81,6 +84,18 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return e
 	case errors.As(err, &recorded):
 		return s.outcomeRecorded(ctx, err)
+	case errors.As(err, &bookField):
+		return badField(bookField.Field, "%s", bookField.Problem)
+	case errors.As(err, &tooEarly):
+		e := connect.NewError(connect.CodeFailedPrecondition, errors.New(tooEarly.Error()))
+		addInfo(e, "NO_SHOW_TOO_EARLY", map[string]string{"recordable_from": tooEarly.From.UTC().Format(time.RFC3339)})
+		return e
+	case errors.As(err, &price):
+		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the price is %d points, not the one shown", price.Points))
+		addInfo(e, "PRICE_CHANGED", map[string]string{"points": fmt.Sprint(price.Points)})
+		return e
+	case errors.Is(err, bookings.ErrNoGuarantee):
+		return connect.NewError(connect.CodeNotFound, errors.New("no guarantee for this stay"))
 	case errors.As(err, &reversed):
 		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
 			"transaction %s was already reversed by %s", reversed.TransactionID, reversed.ReversedByID))

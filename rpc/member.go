@@ -14,6 +14,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/txmeta"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 	tierrules "github.com/loyalty-ledger/loyalty/tiers"
 )
@@ -163,8 +164,8 @@ func (s memberService) AwardSuggestion(ctx context.Context, req *connect.Request
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	points, lines := v.Programme.AdoptedSuggestion()
-	m := meta{Kind: kindAdjustment, Member: member.Number, Reason: suggestion, ProgrammeVersion: v.Number,
-		Description: "Adopted suggestion: " + suggestion, Breakdown: linesOf(lines)}
+	m := txmeta.Metadata{Kind: txmeta.KindAdjustment, Member: member.Number, Reason: suggestion, ProgrammeVersion: v.Number,
+		Description: "Adopted suggestion: " + suggestion, Breakdown: txmeta.LinesOf(lines)}
 	txn, err := s.post(ctx, msg.GetIdempotencyKey(), ledger.KindEarn, s.now(), []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountIssuedSuggestion, Amount: -points},

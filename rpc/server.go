@@ -51,6 +51,7 @@ type Server struct {
 	programmes *programmes.Store
 	partners   *partners.Store
 	bookings   *bookings.Store
+	service    *bookings.Service
 	finance    *finance.Reports
 	now        func() time.Time
 	log        *slog.Logger
@@ -72,6 +73,7 @@ func New(cfg Config) (*Server, error) {
 	if s.bookings == nil {
 		s.bookings = bookings.New(cfg.Ledger, cfg.Clock)
 	}
+	s.service = bookings.NewService(cfg.Ledger, cfg.Members, s.bookings, s.now)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

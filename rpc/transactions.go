@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -12,106 +11,34 @@ import (
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
-)
-
-// meta is what the service keeps in a ledger transaction's metadata so that
-// the transaction explains itself later: in statements, to auditors, after
-// the rules have changed.
-type meta struct {
-	Kind        string     `json:"kind"`
-	Member      string     `json:"member_number"`
-	PropertyID  string     `json:"property_id,omitempty"`
-	StayID      string     `json:"stay_id,omitempty"`
-	Description string     `json:"description"`
-	Breakdown   []metaLine `json:"breakdown"`
-	Reason      string     `json:"reason,omitempty"`
-	// ProgrammeVersion computed the transaction (0: no rule did).
-	ProgrammeVersion int `json:"programme_version,omitempty"`
-	// For a stay: what it counts for tiers, and the tier it left the
-	// member at.
-	Nights           int    `json:"nights,omitempty"`
-	QualifyingPoints int64  `json:"qualifying_points,omitempty"`
-	TierAfter        string `json:"tier_after,omitempty"`
-	// At a partner's hotel: the partner, the rate version that priced the
-	// transaction, the points it moved on the partner's accounts and the
-	// money they are worth (points x rate, exact decimal string).
-	PartnerID             string `json:"partner_id,omitempty"`
-	RateVersion           int    `json:"rate_version,omitempty"`
-	PartnerPointsIssued   int64  `json:"partner_points_issued,omitempty"`
-	PartnerPointsRedeemed int64  `json:"partner_points_redeemed,omitempty"`
-	Money                 string `json:"money_amount,omitempty"`
-	Currency              string `json:"money_currency,omitempty"`
-}
-
-type metaLine struct {
-	Rule        string `json:"rule"`
-	Description string `json:"description"`
-	Points      int64  `json:"points"`
-	HeldPoints  int64  `json:"held_points,omitempty"`
-}
-
-// The kinds of meta, one per loyalty.v1.TransactionKind.
-const (
-	kindStay         = "stay"
-	kindNoShow       = "no_show"
-	kindCancellation = "cancellation"
-	kindRedemption   = "redemption"
-	kindLateCheckout = "late_checkout"
-	kindAdjustment   = "adjustment"
-	kindReversal     = "reversal"
-	kindExpiry       = "expiry"
-	// At a partner's hotel (AllianceService).
-	kindPartnerStay       = "partner_stay"
-	kindPartnerRedemption = "partner_redemption"
+	"github.com/loyalty-ledger/loyalty/txmeta"
 )
 
 var protoKinds = map[string]loyaltyv1.TransactionKind{
-	kindStay:         loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY,
-	kindNoShow:       loyaltyv1.TransactionKind_TRANSACTION_KIND_NO_SHOW,
-	kindCancellation: loyaltyv1.TransactionKind_TRANSACTION_KIND_CANCELLATION,
-	kindRedemption:   loyaltyv1.TransactionKind_TRANSACTION_KIND_REDEMPTION,
-	kindLateCheckout: loyaltyv1.TransactionKind_TRANSACTION_KIND_LATE_CHECKOUT,
-	kindAdjustment:   loyaltyv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT,
-	kindReversal:     loyaltyv1.TransactionKind_TRANSACTION_KIND_REVERSAL,
-	kindExpiry:       loyaltyv1.TransactionKind_TRANSACTION_KIND_EXPIRY,
+	txmeta.KindStay:         loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY,
+	txmeta.KindNoShow:       loyaltyv1.TransactionKind_TRANSACTION_KIND_NO_SHOW,
+	txmeta.KindCancellation: loyaltyv1.TransactionKind_TRANSACTION_KIND_CANCELLATION,
+	txmeta.KindRedemption:   loyaltyv1.TransactionKind_TRANSACTION_KIND_REDEMPTION,
+	txmeta.KindLateCheckout: loyaltyv1.TransactionKind_TRANSACTION_KIND_LATE_CHECKOUT,
+	txmeta.KindAdjustment:   loyaltyv1.TransactionKind_TRANSACTION_KIND_ADJUSTMENT,
+	txmeta.KindReversal:     loyaltyv1.TransactionKind_TRANSACTION_KIND_REVERSAL,
+	txmeta.KindExpiry:       loyaltyv1.TransactionKind_TRANSACTION_KIND_EXPIRY,
 	// A member's statement shows a partner's award and redemption as a
 	// stay and a redemption.
-	kindPartnerStay:       loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY,
-	kindPartnerRedemption: loyaltyv1.TransactionKind_TRANSACTION_KIND_REDEMPTION,
-}
-
-func linesOf(lines []programme.Line) []metaLine {
-	out := make([]metaLine, len(lines))
-	for i, l := range lines {
-		out[i] = metaLine{Rule: l.Rule, Description: l.Description, Points: l.Points}
-	}
-	return out
-}
-
-func (m meta) json() json.RawMessage {
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("rpc: encode metadata: %v", err)) // plain data
-	}
-	return b
-}
-
-func decodeMeta(raw json.RawMessage) meta {
-	var m meta
-	_ = json.Unmarshal(raw, &m) // transactions posted outside the service may carry none
-	return m
+	txmeta.KindPartnerStay:       loyaltyv1.TransactionKind_TRANSACTION_KIND_STAY,
+	txmeta.KindPartnerRedemption: loyaltyv1.TransactionKind_TRANSACTION_KIND_REDEMPTION,
 }
 
 // post records a transaction for the caller and returns it as the API
 // shows it.
-func (s *Server) post(ctx context.Context, key string, kind ledger.Kind, effectiveAt time.Time, postings []ledger.Posting, m meta, effects ...ledger.Statement) (*loyaltyv1.Transaction, error) {
+func (s *Server) post(ctx context.Context, key string, kind ledger.Kind, effectiveAt time.Time, postings []ledger.Posting, m txmeta.Metadata, effects ...ledger.Statement) (*loyaltyv1.Transaction, error) {
 	v, err := s.rules(ctx)
 	if err != nil {
 		return nil, err
 	}
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: kind, EffectiveAt: effectiveAt,
-		Postings: postings, Metadata: m.json(), Fingerprint: requestFingerprint(ctx),
+		Postings: postings, Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx),
 		Lots: v.LotPolicy(effectiveAt, isActivity(kind)), Effects: effects,
 	})
 	if err != nil {
@@ -127,7 +54,7 @@ func isActivity(kind ledger.Kind) bool { return kind == ledger.KindEarn || kind 
 
 // toProtoTransaction shows a ledger transaction from its member's side.
 func toProtoTransaction(txn ledger.Transaction) *loyaltyv1.Transaction {
-	m := decodeMeta(txn.Metadata)
+	m := txmeta.Decode(txn.Metadata)
 	account := programme.MemberAccount(m.Member).Code
 	var posted int64
 	for _, p := range txn.Postings {
@@ -153,7 +80,7 @@ func toProtoTransaction(txn ledger.Transaction) *loyaltyv1.Transaction {
 
 // statementTransaction shows one entry of a member's statement.
 func statementTransaction(e ledger.StatementEntry) *loyaltyv1.Transaction {
-	m := decodeMeta(e.Metadata)
+	m := txmeta.Decode(e.Metadata)
 	out := baseTransaction(e.TransactionID, m, e.Amount, e.RecordedAt, e.CallerID)
 	addLots(out, programme.MemberAccount(m.Member).Code, e.Lots)
 	if e.After != nil {
@@ -165,7 +92,7 @@ func statementTransaction(e ledger.StatementEntry) *loyaltyv1.Transaction {
 	return out
 }
 
-func baseTransaction(id uuid.UUID, m meta, posted int64, recordedAt time.Time, keyID string) *loyaltyv1.Transaction {
+func baseTransaction(id uuid.UUID, m txmeta.Metadata, posted int64, recordedAt time.Time, keyID string) *loyaltyv1.Transaction {
 	var held int64
 	out := &loyaltyv1.Transaction{
 		TransactionId:    id.String(),

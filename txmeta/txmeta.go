@@ -1,0 +1,89 @@
+// Package txmeta is what the service keeps in a ledger transaction's
+// metadata so that the transaction explains itself later: in statements,
+// to auditors, after the rules have changed. The application services
+// write it; the API reads it back to show a transaction.
+package txmeta
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/loyalty-ledger/loyalty/programme"
+)
+
+// Metadata is a transaction's explanation.
+type Metadata struct {
+	Kind        string `json:"kind"`
+	Member      string `json:"member_number"`
+	PropertyID  string `json:"property_id,omitempty"`
+	StayID      string `json:"stay_id,omitempty"`
+	Description string `json:"description"`
+	Breakdown   []Line `json:"breakdown"`
+	Reason      string `json:"reason,omitempty"`
+	// ProgrammeVersion computed the transaction (0: no rule did).
+	ProgrammeVersion int `json:"programme_version,omitempty"`
+	// For a stay: what it counts for tiers, and the tier it left the
+	// member at.
+	Nights           int    `json:"nights,omitempty"`
+	QualifyingPoints int64  `json:"qualifying_points,omitempty"`
+	TierAfter        string `json:"tier_after,omitempty"`
+	// At a partner's hotel: the partner, the rate version that priced the
+	// transaction, the points it moved on the partner's accounts and the
+	// money they are worth (points x rate, exact decimal string).
+	PartnerID             string `json:"partner_id,omitempty"`
+	RateVersion           int    `json:"rate_version,omitempty"`
+	PartnerPointsIssued   int64  `json:"partner_points_issued,omitempty"`
+	PartnerPointsRedeemed int64  `json:"partner_points_redeemed,omitempty"`
+	Money                 string `json:"money_amount,omitempty"`
+	Currency              string `json:"money_currency,omitempty"`
+}
+
+// Line is one line of a breakdown: a rule and the points it gave or took
+// (HeldPoints: the points on hold it moved).
+type Line struct {
+	Rule        string `json:"rule"`
+	Description string `json:"description"`
+	Points      int64  `json:"points"`
+	HeldPoints  int64  `json:"held_points,omitempty"`
+}
+
+// The kinds of Metadata, one per loyalty.v1.TransactionKind.
+const (
+	KindStay         = "stay"
+	KindNoShow       = "no_show"
+	KindCancellation = "cancellation"
+	KindRedemption   = "redemption"
+	KindLateCheckout = "late_checkout"
+	KindAdjustment   = "adjustment"
+	KindReversal     = "reversal"
+	KindExpiry       = "expiry"
+	// At a partner's hotel (AllianceService).
+	KindPartnerStay       = "partner_stay"
+	KindPartnerRedemption = "partner_redemption"
+)
+
+// LinesOf is a rule's breakdown as Metadata keeps it.
+func LinesOf(lines []programme.Line) []Line {
+	out := make([]Line, len(lines))
+	for i, l := range lines {
+		out[i] = Line{Rule: l.Rule, Description: l.Description, Points: l.Points}
+	}
+	return out
+}
+
+// JSON is the metadata as the ledger keeps it.
+func (m Metadata) JSON() json.RawMessage {
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("txmeta: encode metadata: %v", err)) // plain data
+	}
+	return b
+}
+
+// Decode reads a transaction's metadata; one posted outside the service
+// may carry none, and reads as empty.
+func Decode(raw json.RawMessage) Metadata {
+	var m Metadata
+	_ = json.Unmarshal(raw, &m)
+	return m
+}

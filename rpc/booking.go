@@ -19,8 +19,8 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
-	"github.com/loyalty-ledger/loyalty/txmeta"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	"github.com/loyalty-ledger/loyalty/txmeta"
 )
 
 type bookingService struct{ *Server }

@@ -14,9 +14,9 @@ import (
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
-	"github.com/loyalty-ledger/loyalty/txmeta"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 	tierrules "github.com/loyalty-ledger/loyalty/tiers"
+	"github.com/loyalty-ledger/loyalty/txmeta"
 )
 
 type memberService struct{ *Server }

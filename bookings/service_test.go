@@ -14,6 +14,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 )
@@ -60,7 +61,7 @@ func newWorld(t *testing.T) world {
 		t.Fatal(err)
 	}
 	return world{ctx: ctx, clock: clock, ledger: l, version: v, property: property, member: m.Number,
-		service: bookings.NewService(l, store, bookings.New(l, clock.Now), clock.Now)}
+		service: bookings.NewService(l, store, partners.New(l, clock.Now), bookings.New(l, clock.Now), clock.Now)}
 }
 
 func date(s string) time.Time {

@@ -231,8 +231,8 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 	if err != nil && !errors.Is(err, partners.ErrNoRates) {
 		return nil, err
 	}
-	if completedAt.After(s.now()) {
-		return nil, badField("departure_date", "check-out is in the future: award a stay once it is completed")
+	if err := bookings.PartnerStayOver(departure, property, s.now()); err != nil {
+		return nil, s.toConnect(ctx, proc, err)
 	}
 	// The tier in force when the stay began, as for the chain's own stays.
 	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), bookings.StayBegins(arrival, property))
@@ -242,42 +242,15 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 	if noRates != nil {
 		return nil, s.toConnect(ctx, proc, noRates)
 	}
-	points, lines, err := partners.StayPoints(rates.Card, tier, charges, v.Programme.PartnerMaxPointsPerUnit)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	out := &loyaltyv1.AwardStayResponse{Tier: tierOf(tier)}
-	claim := bookings.Claim{PropertyID: property.ID, StayID: msg.GetStayId(), Outcome: bookings.Stayed, MemberNumber: member.Number,
-		CallerID: caller(ctx).ID, IdempotencyKey: msg.GetIdempotencyKey(), EffectiveAt: completedAt}
-	if points == 0 { // nothing to post, but the booking has its outcome
-		if _, err := s.bookings.Claim(ctx, claim); err != nil {
-			return nil, s.partnerErr(ctx, proc, err)
-		}
-		return connect.NewResponse(out), nil
-	}
-	amount := partners.Amount(rates, points, 0)
-	m := txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
-		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(charges), msg.GetArrivalDate()),
-		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
-		PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency}
-	key := msg.GetIdempotencyKey()
-	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
-		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: ledger.KindEarn, EffectiveAt: completedAt,
-		Postings: []ledger.Posting{
-			{Account: member.Account(), Amount: points},
-			{Account: partners.IssuedAccount(partnerID).Code, Amount: -points},
-		},
-		Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx),
-		Effects: []ledger.Statement{partners.Record(partners.Entry{
-			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: member.Number,
-			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
-			bookings.ClaimWith(claim)},
-		Lots: v.LotPolicy(completedAt, true),
-	})
+	res, err := s.service.AwardPartnerStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, partner, rates, property, bookings.PartnerStay{
+		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Charges: charges})
 	if err != nil {
 		return nil, s.partnerErr(ctx, proc, err)
 	}
-	out.Transaction = partnerTransaction(txn)
+	out := &loyaltyv1.AwardStayResponse{Tier: tierOf(res.Tier)}
+	if res.Transaction != nil {
+		out.Transaction = partnerTransaction(*res.Transaction)
+	}
 	return connect.NewResponse(out), nil
 }
 
@@ -375,11 +348,9 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	points, lines, err := v.Programme.RewardPrice(reward, quantity)
-	if err != nil {
+	if _, _, err := v.Programme.RewardPrice(reward, quantity); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	price := -points
 	member, err := s.recognise(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName())
 	if err != nil {
 		return nil, err
@@ -387,24 +358,8 @@ func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyalt
 	if noRates != nil {
 		return nil, s.toConnect(ctx, proc, noRates)
 	}
-	amount := partners.Amount(rates, 0, price)
-	m := txmeta.Metadata{Kind: txmeta.KindPartnerRedemption, Member: member.Number, PropertyID: property.ID, StayID: msg.GetStayId(),
-		Description: fmt.Sprintf("Redeemed %d x %s at %s", quantity, reward, property.Name), Breakdown: txmeta.LinesOf(lines),
-		ProgrammeVersion: v.Number, PartnerID: partnerID, RateVersion: rates.Version, PartnerPointsRedeemed: price,
-		Money: amount.String(), Currency: partner.Currency}
-	key := msg.GetIdempotencyKey()
-	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
-		CallerID: caller(ctx).ID, IdempotencyKey: key, Kind: ledger.KindRedeem, EffectiveAt: now,
-		Postings: []ledger.Posting{
-			{Account: member.Account(), Amount: -price},
-			{Account: partners.RedeemedAccount(partnerID).Code, Amount: price},
-		},
-		Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx),
-		Effects: []ledger.Statement{partners.Record(partners.Entry{
-			PartnerID: partnerID, PropertyID: property.ID, Kind: partners.KindRedemption, MemberNumber: member.Number,
-			StayID: msg.GetStayId(), RateVersion: rates.Version, PointsRedeemed: price, Amount: amount})},
-		Lots: v.LotPolicy(now, true),
-	})
+	txn, err := s.service.RedeemAtPartner(ctx, request(ctx, msg.GetIdempotencyKey()), v, partner, rates, property, bookings.PartnerRedemption{
+		Member: member, Reward: reward, Quantity: quantity, StayID: msg.GetStayId()})
 	if err != nil {
 		return nil, s.partnerErr(ctx, proc, err)
 	}
@@ -439,38 +394,13 @@ func (s allianceService) ReverseTransaction(ctx context.Context, req *connect.Re
 }
 
 // reversePartnerTransaction reverses a transaction at a partner's hotel
-// and indexes the reversal for the partner's settlement: it counts in the
-// period it is recorded in (a closed period is never rewritten), negative,
-// at the rate version of the transaction it reverses, so that the money
-// reversed is exactly the money first counted.
+// (see bookings.Service.ReverseAtPartner), for the calling request.
 func (s *Server) reversePartnerTransaction(ctx context.Context, key string, e partners.Entry, reason string) (ledger.Transaction, error) {
-	if e.Kind == partners.KindReversal {
-		return ledger.Transaction{}, ledger.ErrNotReversible
-	}
-	currency := ""
-	if p, err := s.partners.Get(ctx, e.PartnerID); err == nil {
-		currency = p.Currency
-	}
-	amount := e.Amount.Neg()
-	m := txmeta.Metadata{Kind: txmeta.KindReversal, Member: e.MemberNumber, PropertyID: e.PropertyID, StayID: e.StayID, Reason: reason,
-		Description: fmt.Sprintf("Reversal of %s %s: %s", e.Kind, e.TransactionID, reason),
-		Breakdown:   []txmeta.Line{{Rule: "reversal", Description: "Reverses " + e.TransactionID.String(), Points: e.PointsRedeemed - e.PointsIssued}},
-		PartnerID:   e.PartnerID, RateVersion: e.RateVersion, PartnerPointsIssued: -e.PointsIssued, PartnerPointsRedeemed: -e.PointsRedeemed,
-		Money: amount.String(), Currency: currency}
-	callerID := caller(ctx).ID
 	v, err := s.rules(ctx)
 	if err != nil {
 		return ledger.Transaction{}, err
 	}
-	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: callerID, IdempotencyKey: key, TransactionID: e.TransactionID,
-		Metadata: m.JSON(), Fingerprint: requestFingerprint(ctx), Lots: v.LotPolicy(s.now(), false),
-		Effects: []ledger.Statement{partners.Record(partners.Entry{
-			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
-			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
-			Amount: amount, ReversesID: e.TransactionID}),
-			// A reversed award frees its booking.
-			bookings.Release(e.TransactionID)},
-	})
+	return s.service.ReverseAtPartner(ctx, request(ctx, key), v, e, reason)
 }
 
 func (s allianceService) ListPartnerActivity(ctx context.Context, req *connect.Request[loyaltyv1.ListPartnerActivityRequest]) (*connect.Response[loyaltyv1.ListPartnerActivityResponse], error) {

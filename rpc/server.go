@@ -73,7 +73,7 @@ func New(cfg Config) (*Server, error) {
 	if s.bookings == nil {
 		s.bookings = bookings.New(cfg.Ledger, cfg.Clock)
 	}
-	s.service = bookings.NewService(cfg.Ledger, cfg.Members, s.bookings, s.now)
+	s.service = bookings.NewService(cfg.Ledger, cfg.Members, s.partners, s.bookings, s.now)
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -1,12 +1,21 @@
-// Package bookings is the booking lifecycle: a booking, identified by its
-// property and stay id across every API, has at most one final outcome
-// (stayed, no-show, cancelled) and at most one late check-out charge,
-// whatever idempotency keys its requests carry. The database enforces it:
-// an outcome is claimed by a row that commits with the outcome's ledger
-// transaction (Claim, an effect), or on its own when nothing is posted
-// (Store.Claim), and a second claim of the same booking fails on a unique
-// index. Reversing the outcome's transaction releases the booking
-// (Release, an effect of the reversal).
+// Package bookings is the booking lifecycle, and the application service
+// that turns a booking's events into the ledger's transactions.
+//
+// A booking, identified by its property and stay id across every API, has
+// at most one final outcome (stayed, no-show, cancelled) and at most one
+// late check-out charge, whatever idempotency keys its requests carry. The
+// database enforces it: an outcome is claimed by a row that commits with
+// the outcome's ledger transaction (ClaimWith, an effect), or on its own
+// when nothing is posted (Store.Claim), and a second claim of the same
+// booking fails on a unique index. Reversing the outcome's transaction
+// releases the booking (Release, an effect of the reversal).
+//
+// Service decides what each event is worth and writes it: a stay's points
+// and tier qualification (stays.go), no-shows and cancellations
+// (missed.go), guarantees, late check-outs and redemptions, partners'
+// awards and redemptions (partners.go), reversals, and the booking as a
+// whole (view.go). Every entry point shares it; the RPC layer
+// authenticates, validates shapes and maps errors.
 package bookings
 
 import (
@@ -64,6 +73,10 @@ type Record struct {
 	// nothing was posted.
 	TransactionID uuid.UUID
 	RecordedAt    time.Time
+	// ReleasedBy is the reversal that freed the booking from this outcome
+	// (uuid.Nil while it holds).
+	ReleasedBy uuid.UUID
+	ReleasedAt time.Time
 }
 
 // ErrRecorded is what a second outcome of a booking is.
@@ -166,24 +179,60 @@ func (s *Store) Claim(ctx context.Context, c Claim) (Record, error) {
 // ErrNotFound: the booking has no such outcome.
 var ErrNotFound = errors.New("no such booking outcome")
 
+// MaxHistory bounds a booking's history: outcomes recorded and reversed
+// again and again are a mistake to investigate, not to page through.
+const MaxHistory = 100
+
+// History is every outcome and late check-out recorded for a booking,
+// released ones too, oldest first.
+func (s *Store) History(ctx context.Context, propertyID, stayID string) ([]Record, error) {
+	rows, err := s.db.Pool.Query(ctx, recordSelect+` WHERE property_id = $1 AND stay_id = $2 ORDER BY recorded_at, id LIMIT $3`,
+		propertyID, stayID, MaxHistory)
+	if err != nil {
+		return nil, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+const recordSelect = `SELECT id, property_id, stay_id, outcome, member_number, caller_id, idempotency_key,
+	transaction_id, effective_at, recorded_at, released_by, released_at FROM booking_outcomes`
+
+func scanRecord(row pgx.Row) (Record, error) {
+	var r Record
+	var txn, releasedBy *uuid.UUID
+	var releasedAt *time.Time
+	if err := row.Scan(&r.ID, &r.PropertyID, &r.StayID, &r.Outcome, &r.MemberNumber, &r.CallerID, &r.IdempotencyKey,
+		&txn, &r.EffectiveAt, &r.RecordedAt, &releasedBy, &releasedAt); err != nil {
+		return Record{}, err
+	}
+	if txn != nil {
+		r.TransactionID = *txn
+	}
+	if releasedBy != nil {
+		r.ReleasedBy, r.ReleasedAt = *releasedBy, *releasedAt
+	}
+	return r, nil
+}
+
 // Current is the booking's outcome in the slot of outcome (its final
 // outcome, or its late check-out), not released; ErrNotFound if none.
 func (s *Store) Current(ctx context.Context, propertyID, stayID string, outcome Outcome) (Record, error) {
-	var r Record
-	var txn *uuid.UUID
-	err := s.db.Pool.QueryRow(ctx, `SELECT id, property_id, stay_id, outcome, member_number, caller_id, idempotency_key,
-			transaction_id, effective_at, recorded_at
-		FROM booking_outcomes WHERE property_id = $1 AND stay_id = $2 AND slot = $3 AND released_by IS NULL`,
-		propertyID, stayID, outcome.slot()).
-		Scan(&r.ID, &r.PropertyID, &r.StayID, &r.Outcome, &r.MemberNumber, &r.CallerID, &r.IdempotencyKey, &txn, &r.EffectiveAt, &r.RecordedAt)
+	r, err := scanRecord(s.db.Pool.QueryRow(ctx, recordSelect+` WHERE property_id = $1 AND stay_id = $2 AND slot = $3 AND released_by IS NULL`,
+		propertyID, stayID, outcome.slot()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Record{}, fmt.Errorf("booking %s/%s: %w", propertyID, stayID, ErrNotFound)
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
-	}
-	if txn != nil {
-		r.TransactionID = *txn
 	}
 	return r, nil
 }

@@ -424,6 +424,28 @@ func (l *Ledger) GetHold(ctx context.Context, id uuid.UUID) (Hold, error) {
 	return h, err
 }
 
+// MaxHoldsByReference bounds HoldsByReference.
+const MaxHoldsByReference = 100
+
+// HoldsByReference returns the holds with this reference, oldest first, at
+// most MaxHoldsByReference.
+func (l *Ledger) HoldsByReference(ctx context.Context, reference string) ([]Hold, error) {
+	rows, err := l.db.Pool.Query(ctx, holdSelect+` WHERE reference = $1 ORDER BY created_at, id LIMIT $2`, reference, MaxHoldsByReference)
+	if err != nil {
+		return nil, fmt.Errorf("holds %q: %w", reference, err)
+	}
+	defer rows.Close()
+	var holds []Hold
+	for rows.Next() {
+		h, err := scanHold(rows)
+		if err != nil {
+			return nil, fmt.Errorf("holds %q: %w", reference, err)
+		}
+		holds = append(holds, h)
+	}
+	return holds, rows.Err()
+}
+
 // HoldByReference returns the latest hold with this reference, in
 // whatever state it is, or ErrNotFound.
 func (l *Ledger) HoldByReference(ctx context.Context, reference string) (Hold, error) {

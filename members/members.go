@@ -368,10 +368,13 @@ func (s *Store) TierHistory(ctx context.Context, number string, limit int) ([]Ti
 	})
 }
 
-// SetManualTier fixes a member's tier by hand until until (zero: until
-// changed again), with a reason, and records the change in the tier
-// history. Automatic upgrades and downgrades respect it until it ends.
-func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, number string, tier programme.Tier, reason string, until time.Time) (Member, error) {
+// SetManualTier fixes a member's tier by hand from effectiveAt (zero: now)
+// until until (zero: until changed again), with a reason, and records the
+// change in the tier history. Automatic upgrades and downgrades respect it
+// until it ends. A backdated tier is not in the future, not before the
+// member enrolled, and not before the member's latest tier change: the
+// history after it would no longer hold.
+func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, number string, tier programme.Tier, reason string, effectiveAt, until time.Time) (Member, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, err
 	}
@@ -380,7 +383,8 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 		Tier   programme.Tier `json:"tier"`
 		Reason string         `json:"reason"`
 		Until  time.Time      `json:"until"`
-	}{number, tier, reason, until.UTC()}
+		From   time.Time      `json:"effective_at"`
+	}{number, tier, reason, until.UTC(), effectiveAt.UTC()}
 	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "set_manual_tier", request,
 		func(ctx context.Context, tx pgx.Tx) (Member, error) {
 			m, err := scanMember(tx.QueryRow(ctx, memberSelect+` WHERE member_number = $1 FOR UPDATE`, number), number)
@@ -388,6 +392,18 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 				return Member{}, err
 			}
 			now := s.now().UTC().Truncate(time.Microsecond)
+			from := now
+			if !effectiveAt.IsZero() {
+				from = effectiveAt.UTC().Truncate(time.Microsecond)
+				switch {
+				case from.After(now):
+					return Member{}, &ledger.FieldError{Field: "effective_at", Problem: "is in the future: a tier is set from now or backdated"}
+				case from.Before(m.EnrolledAt):
+					return Member{}, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf("is before the member enrolled (%s)", m.EnrolledAt.Format(time.RFC3339))}
+				case from.Before(m.TierSince):
+					return Member{}, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf("is before the member's latest tier change (%s)", m.TierSince.Format(time.RFC3339))}
+				}
+			}
 			var untilArg *time.Time
 			if !until.IsZero() {
 				u := until.UTC().Truncate(time.Microsecond)
@@ -399,11 +415,11 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 				return Member{}, fmt.Errorf("set manual tier: %w", err)
 			}
 			if m.Tier != tier {
-				c := ChangeTier(number, TierChange{From: m.Tier, To: tier, Reason: "set by hand: " + reason, EffectiveAt: now, ChangedBy: callerID})
+				c := ChangeTier(number, TierChange{From: m.Tier, To: tier, Reason: "set by hand: " + reason, EffectiveAt: from, ChangedBy: callerID})
 				if _, err := tx.Exec(ctx, c.SQL, c.Args...); err != nil {
 					return Member{}, fmt.Errorf("set manual tier: %w", err)
 				}
-				m.Tier, m.TierSince = tier, now
+				m.Tier, m.TierSince = tier, from
 			}
 			m.Manual = &tiers.Manual{Tier: tier, Until: until.UTC(), Reason: reason}
 			return m, nil

@@ -233,7 +233,15 @@ func (s adminService) SetTier(ctx context.Context, req *connect.Request[loyaltyv
 			return nil, badField("until", "must be in the future")
 		}
 	}
-	m, err := s.members.SetManualTier(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber(), tier, msg.GetReason(), until)
+	var effectiveAt time.Time // zero: now
+	if msg.GetEffectiveAt() != nil {
+		at, err := pastInstant("effective_at", msg.GetEffectiveAt(), s.now())
+		if err != nil {
+			return nil, err
+		}
+		effectiveAt = at
+	}
+	m, err := s.members.SetManualTier(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber(), tier, msg.GetReason(), effectiveAt, until)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -352,3 +352,41 @@ func (s *Server) rulesAndProperty(ctx context.Context, propertyID string) (progr
 	property, err := s.property(ctx, propertyID)
 	return v, property, err
 }
+
+var bookingOutcomes = map[bookings.Outcome]loyaltyv1.BookingOutcome{
+	bookings.Stayed:           loyaltyv1.BookingOutcome_BOOKING_OUTCOME_STAYED,
+	bookings.NoShow:           loyaltyv1.BookingOutcome_BOOKING_OUTCOME_NO_SHOW,
+	bookings.CancelledFree:    loyaltyv1.BookingOutcome_BOOKING_OUTCOME_CANCELLED_FREE,
+	bookings.CancelledCharged: loyaltyv1.BookingOutcome_BOOKING_OUTCOME_CANCELLED_CHARGED,
+}
+
+func (s bookingService) GetBooking(ctx context.Context, req *connect.Request[loyaltyv1.GetBookingRequest]) (*connect.Response[loyaltyv1.GetBookingResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
+		return nil, err
+	}
+	if err := checkID("stay_id", msg.GetStayId(), true); err != nil {
+		return nil, err
+	}
+	b, err := s.service.Booking(ctx, msg.GetPropertyId(), msg.GetStayId())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.Booking{PropertyId: b.PropertyID, StayId: b.StayID, MemberNumber: b.MemberNumber}
+	if o := b.Outcome; o != nil {
+		out.Outcome, out.OutcomeRecordedAt = bookingOutcomes[o.Outcome], timestamppb.New(o.RecordedAt)
+		if o.TransactionID != uuid.Nil {
+			out.OutcomeTransactionId = o.TransactionID.String()
+		}
+	}
+	if l := b.LateCheckout; l != nil && l.TransactionID != uuid.Nil {
+		out.LateCheckoutTransactionId = l.TransactionID.String()
+	}
+	for _, h := range b.Guarantees {
+		out.Guarantees = append(out.Guarantees, protoGuarantee(h))
+	}
+	for _, txn := range b.Transactions {
+		out.Transactions = append(out.Transactions, toProtoTransaction(txn))
+	}
+	return connect.NewResponse(&loyaltyv1.GetBookingResponse{Booking: out}), nil
+}

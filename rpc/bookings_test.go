@@ -380,3 +380,71 @@ func TestACancellationUsesTheTierInForceWhenItWasMade(t *testing.T) {
 		t.Fatalf("cancelled at 18:30 while regular: %v, %v; want charged 300", cancelled, err)
 	}
 }
+
+// TestGetBookingShowsWhatBecameOfIt: a client that lost its answers reads
+// the booking: the outcome in force and its transaction, the reversed one
+// and its reversal, the guarantee and its capture; an unknown booking is
+// NOT_FOUND.
+func TestGetBookingShowsWhatBecameOfIt(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	get := func(stayID string) (*loyaltyv1.Booking, error) {
+		res, err := c.booking.GetBooking(e.ctx, connect.NewRequest(&loyaltyv1.GetBookingRequest{PropertyId: "SH-HQ-001", StayId: stayID}))
+		if err != nil {
+			return nil, err
+		}
+		return res.Msg.GetBooking(), nil
+	}
+	_, err := get("B-1")
+	wantCode(t, err, connect.CodeNotFound)
+
+	first, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstID := first.Msg.GetTransaction().GetTransactionId()
+	b, err := get("B-1")
+	if err != nil || b.GetOutcome() != loyaltyv1.BookingOutcome_BOOKING_OUTCOME_STAYED || b.GetOutcomeTransactionId() != firstID ||
+		b.GetMemberNumber() != member || len(b.GetTransactions()) != 1 {
+		t.Fatalf("after the stay: %v, %v", b, err)
+	}
+	reversal, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{
+		IdempotencyKey: "reverse-1", TransactionId: firstID, Reason: "wrong folio"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = get("B-1"); err != nil || b.GetOutcome() != loyaltyv1.BookingOutcome_BOOKING_OUTCOME_UNSPECIFIED || len(b.GetTransactions()) != 2 {
+		t.Fatalf("after the reversal: %v, %v", b, err)
+	}
+	second, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1-corrected", member, "B-1", "380.00")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = get("B-1")
+	var ids []string
+	for _, txn := range b.GetTransactions() {
+		ids = append(ids, txn.GetTransactionId())
+	}
+	if want := []string{firstID, reversal.Msg.GetTransaction().GetTransactionId(), second.Msg.GetTransaction().GetTransactionId()}; err != nil ||
+		b.GetOutcomeTransactionId() != want[2] || fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("after the correction: %v, %v; want transactions %v", b, err, want)
+	}
+
+	// A guarantee captured by a no-show.
+	if _, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-1", MemberNumber: member,
+		PropertyId: "SH-HQ-001", StayId: "G-1", ArrivalDate: "2026-11-22", HoldUntil: "19:00"})); err != nil {
+		t.Fatal(err)
+	}
+	e.advanceTo(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)) // 20:00 in Shanghai
+	ns, err := c.booking.RecordNoShow(e.ctx, noShow("ns-1", member, "G-1", "2026-11-22"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = get("G-1")
+	if err != nil || b.GetOutcome() != loyaltyv1.BookingOutcome_BOOKING_OUTCOME_NO_SHOW || len(b.GetGuarantees()) != 1 ||
+		b.GetGuarantees()[0].GetState() != loyaltyv1.GuaranteeState_GUARANTEE_STATE_CAPTURED ||
+		len(b.GetTransactions()) != 1 || b.GetTransactions()[0].GetTransactionId() != ns.Msg.GetTransaction().GetTransactionId() {
+		t.Fatalf("a captured guarantee: %v, %v", b, err)
+	}
+}

@@ -204,3 +204,53 @@ func TestTwoYearsOfTiers(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestABackdatedTierCorrection: an admin corrects a member's tier from a
+// past moment; outcomes recorded afterwards whose stay began, or whose
+// cancellation was made, after it use it. A tier is not backdated into the
+// future, before enrolment or before the latest tier change.
+func TestABackdatedTierCorrection(t *testing.T) {
+	e := newEnv(t)
+	c, admin := e.clients(e.bookingKey), e.clients(e.adminKey).admin
+	member := e.enroll(t, c, "enrol-1") // 2026-11-22 09:00 UTC
+	shanghai, _ := time.LoadLocation("Asia/Shanghai")
+	e.advanceTo(time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
+	set := func(key string, at time.Time) error {
+		_, err := admin.SetTier(e.ctx, connect.NewRequest(&loyaltyv1.SetTierRequest{IdempotencyKey: key, MemberNumber: member,
+			Tier: loyaltyv1.Tier_TIER_GOLD, Reason: "status match from another chain", EffectiveAt: timestamppb.New(at)}))
+		return err
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+	}{
+		{"in the future", time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)},
+		{"before enrolment", time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)},
+	} {
+		if got := badRequestField(t, wantCode(t, set(fmt.Sprint("bad-", len(tc.name)), tc.at), connect.CodeInvalidArgument)); got != "effectiveAt" {
+			t.Errorf("%s: field %q", tc.name, got)
+		}
+	}
+	if err := set("gold", time.Date(2026, 11, 23, 0, 0, 0, 0, shanghai)); err != nil {
+		t.Fatal(err)
+	}
+	// Before the change just made: refused.
+	if got := badRequestField(t, wantCode(t, set("before-latest", time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)), connect.CodeInvalidArgument)); got != "effectiveAt" {
+		t.Errorf("before the latest change: field %q", got)
+	}
+	// Cancelled at 18:30 on the 24th: gold cancels free until 19:00.
+	cancelled, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx",
+		MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "C-1", ArrivalDate: "2026-11-24", Nights: 1,
+		CancelledAt: timestamppb.New(time.Date(2026, 11, 24, 18, 30, 0, 0, shanghai))}))
+	if err != nil || !cancelled.Msg.GetFreeCancellation() {
+		t.Fatalf("a gold member's cancellation at 18:30: %v, %v; want free", cancelled, err)
+	}
+	// A stay that began on the 23rd earns at gold.
+	req := stayRequest("stay-1", member, "B-1", "100.00")
+	req.ArrivalDate, req.DepartureDate = "2026-11-23", "2026-11-24"
+	stayed, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLines(t, stayed.Msg.GetTransaction(), "stay_points", 100, "tier_bonus", 20, "first_stay_bonus", 60, "direct_booking_bonus", 100)
+}

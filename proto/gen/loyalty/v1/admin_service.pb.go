@@ -1088,7 +1088,14 @@ type SetTierRequest struct {
 	// Why, for the tier history (required, 1-500 characters).
 	Reason string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	// When the manual tier ends (optional; in the future).
-	Until         *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=until,proto3" json:"until,omitempty"`
+	// When the tier took effect (optional; default now): a correction can be
+	// backdated. Not in the future, not before the member enrolled, and not
+	// before the member's latest tier change (the history after it would no
+	// longer hold). Outcomes recorded from now on whose stay began, or whose
+	// cancellation was made, after it use this tier; outcomes already
+	// recorded change only if corrected.
+	EffectiveAt   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1154,6 +1161,13 @@ func (x *SetTierRequest) GetReason() string {
 func (x *SetTierRequest) GetUntil() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Until
+	}
+	return nil
+}
+
+func (x *SetTierRequest) GetEffectiveAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.EffectiveAt
 	}
 	return nil
 }
@@ -2176,13 +2190,14 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x120\n" +
 	"\bproperty\x18\x02 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty\"G\n" +
 	"\x13PutPropertyResponse\x120\n" +
-	"\bproperty\x18\x01 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty\"\xce\x01\n" +
+	"\bproperty\x18\x01 \x01(\v2\x14.loyalty.v1.PropertyR\bproperty\"\x8d\x02\n" +
 	"\x0eSetTierRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12$\n" +
 	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x120\n" +
-	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x8e\x01\n" +
+	"\x05until\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12=\n" +
+	"\feffective_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\"\x8e\x01\n" +
 	"\x0fSetTierResponse\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12$\n" +
 	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\x120\n" +
@@ -2356,55 +2371,56 @@ var file_loyalty_v1_admin_service_proto_depIdxs = []int32{
 	14, // 14: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
 	37, // 15: loyalty.v1.SetTierRequest.tier:type_name -> loyalty.v1.Tier
 	36, // 16: loyalty.v1.SetTierRequest.until:type_name -> google.protobuf.Timestamp
-	37, // 17: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
-	36, // 18: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
-	34, // 19: loyalty.v1.RateCard.tier_multiplier:type_name -> loyalty.v1.RateCard.TierMultiplierEntry
-	36, // 20: loyalty.v1.PartnerRates.effective_at:type_name -> google.protobuf.Timestamp
-	19, // 21: loyalty.v1.PartnerRates.rate_card:type_name -> loyalty.v1.RateCard
-	36, // 22: loyalty.v1.PartnerRates.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 23: loyalty.v1.Partner.status:type_name -> loyalty.v1.PartnerStatus
-	36, // 24: loyalty.v1.Partner.status_changed_at:type_name -> google.protobuf.Timestamp
-	36, // 25: loyalty.v1.Partner.created_at:type_name -> google.protobuf.Timestamp
-	20, // 26: loyalty.v1.Partner.rates:type_name -> loyalty.v1.PartnerRates
-	20, // 27: loyalty.v1.CreatePartnerRequest.rates:type_name -> loyalty.v1.PartnerRates
-	21, // 28: loyalty.v1.CreatePartnerResponse.partner:type_name -> loyalty.v1.Partner
-	21, // 29: loyalty.v1.SuspendPartnerResponse.partner:type_name -> loyalty.v1.Partner
-	21, // 30: loyalty.v1.ReinstatePartnerResponse.partner:type_name -> loyalty.v1.Partner
-	20, // 31: loyalty.v1.SetPartnerRatesRequest.rates:type_name -> loyalty.v1.PartnerRates
-	20, // 32: loyalty.v1.SetPartnerRatesResponse.rates:type_name -> loyalty.v1.PartnerRates
-	21, // 33: loyalty.v1.GetPartnerResponse.partner:type_name -> loyalty.v1.Partner
-	21, // 34: loyalty.v1.ListPartnersResponse.partners:type_name -> loyalty.v1.Partner
-	3,  // 35: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
-	6,  // 36: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
-	8,  // 37: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
-	10, // 38: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
-	12, // 39: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
-	17, // 40: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
-	15, // 41: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
-	22, // 42: loyalty.v1.AdminService.CreatePartner:input_type -> loyalty.v1.CreatePartnerRequest
-	24, // 43: loyalty.v1.AdminService.SuspendPartner:input_type -> loyalty.v1.SuspendPartnerRequest
-	26, // 44: loyalty.v1.AdminService.ReinstatePartner:input_type -> loyalty.v1.ReinstatePartnerRequest
-	28, // 45: loyalty.v1.AdminService.SetPartnerRates:input_type -> loyalty.v1.SetPartnerRatesRequest
-	30, // 46: loyalty.v1.AdminService.GetPartner:input_type -> loyalty.v1.GetPartnerRequest
-	32, // 47: loyalty.v1.AdminService.ListPartners:input_type -> loyalty.v1.ListPartnersRequest
-	4,  // 48: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
-	7,  // 49: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
-	9,  // 50: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
-	11, // 51: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
-	13, // 52: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
-	18, // 53: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
-	16, // 54: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
-	23, // 55: loyalty.v1.AdminService.CreatePartner:output_type -> loyalty.v1.CreatePartnerResponse
-	25, // 56: loyalty.v1.AdminService.SuspendPartner:output_type -> loyalty.v1.SuspendPartnerResponse
-	27, // 57: loyalty.v1.AdminService.ReinstatePartner:output_type -> loyalty.v1.ReinstatePartnerResponse
-	29, // 58: loyalty.v1.AdminService.SetPartnerRates:output_type -> loyalty.v1.SetPartnerRatesResponse
-	31, // 59: loyalty.v1.AdminService.GetPartner:output_type -> loyalty.v1.GetPartnerResponse
-	33, // 60: loyalty.v1.AdminService.ListPartners:output_type -> loyalty.v1.ListPartnersResponse
-	48, // [48:61] is the sub-list for method output_type
-	35, // [35:48] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	36, // 17: loyalty.v1.SetTierRequest.effective_at:type_name -> google.protobuf.Timestamp
+	37, // 18: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
+	36, // 19: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
+	34, // 20: loyalty.v1.RateCard.tier_multiplier:type_name -> loyalty.v1.RateCard.TierMultiplierEntry
+	36, // 21: loyalty.v1.PartnerRates.effective_at:type_name -> google.protobuf.Timestamp
+	19, // 22: loyalty.v1.PartnerRates.rate_card:type_name -> loyalty.v1.RateCard
+	36, // 23: loyalty.v1.PartnerRates.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 24: loyalty.v1.Partner.status:type_name -> loyalty.v1.PartnerStatus
+	36, // 25: loyalty.v1.Partner.status_changed_at:type_name -> google.protobuf.Timestamp
+	36, // 26: loyalty.v1.Partner.created_at:type_name -> google.protobuf.Timestamp
+	20, // 27: loyalty.v1.Partner.rates:type_name -> loyalty.v1.PartnerRates
+	20, // 28: loyalty.v1.CreatePartnerRequest.rates:type_name -> loyalty.v1.PartnerRates
+	21, // 29: loyalty.v1.CreatePartnerResponse.partner:type_name -> loyalty.v1.Partner
+	21, // 30: loyalty.v1.SuspendPartnerResponse.partner:type_name -> loyalty.v1.Partner
+	21, // 31: loyalty.v1.ReinstatePartnerResponse.partner:type_name -> loyalty.v1.Partner
+	20, // 32: loyalty.v1.SetPartnerRatesRequest.rates:type_name -> loyalty.v1.PartnerRates
+	20, // 33: loyalty.v1.SetPartnerRatesResponse.rates:type_name -> loyalty.v1.PartnerRates
+	21, // 34: loyalty.v1.GetPartnerResponse.partner:type_name -> loyalty.v1.Partner
+	21, // 35: loyalty.v1.ListPartnersResponse.partners:type_name -> loyalty.v1.Partner
+	3,  // 36: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
+	6,  // 37: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
+	8,  // 38: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
+	10, // 39: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
+	12, // 40: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
+	17, // 41: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
+	15, // 42: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
+	22, // 43: loyalty.v1.AdminService.CreatePartner:input_type -> loyalty.v1.CreatePartnerRequest
+	24, // 44: loyalty.v1.AdminService.SuspendPartner:input_type -> loyalty.v1.SuspendPartnerRequest
+	26, // 45: loyalty.v1.AdminService.ReinstatePartner:input_type -> loyalty.v1.ReinstatePartnerRequest
+	28, // 46: loyalty.v1.AdminService.SetPartnerRates:input_type -> loyalty.v1.SetPartnerRatesRequest
+	30, // 47: loyalty.v1.AdminService.GetPartner:input_type -> loyalty.v1.GetPartnerRequest
+	32, // 48: loyalty.v1.AdminService.ListPartners:input_type -> loyalty.v1.ListPartnersRequest
+	4,  // 49: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
+	7,  // 50: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
+	9,  // 51: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
+	11, // 52: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
+	13, // 53: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
+	18, // 54: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
+	16, // 55: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
+	23, // 56: loyalty.v1.AdminService.CreatePartner:output_type -> loyalty.v1.CreatePartnerResponse
+	25, // 57: loyalty.v1.AdminService.SuspendPartner:output_type -> loyalty.v1.SuspendPartnerResponse
+	27, // 58: loyalty.v1.AdminService.ReinstatePartner:output_type -> loyalty.v1.ReinstatePartnerResponse
+	29, // 59: loyalty.v1.AdminService.SetPartnerRates:output_type -> loyalty.v1.SetPartnerRatesResponse
+	31, // 60: loyalty.v1.AdminService.GetPartner:output_type -> loyalty.v1.GetPartnerResponse
+	33, // 61: loyalty.v1.AdminService.ListPartners:output_type -> loyalty.v1.ListPartnersResponse
+	49, // [49:62] is the sub-list for method output_type
+	36, // [36:49] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_admin_service_proto_init() }

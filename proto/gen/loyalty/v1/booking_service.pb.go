@@ -195,6 +195,67 @@ func (Reward) EnumDescriptor() ([]byte, []int) {
 	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{2}
 }
 
+// What became of a booking.
+type BookingOutcome int32
+
+const (
+	// No outcome recorded (yet).
+	BookingOutcome_BOOKING_OUTCOME_UNSPECIFIED BookingOutcome = 0
+	// The guest stayed: RecordStay, or AwardStay at a partner's hotel.
+	BookingOutcome_BOOKING_OUTCOME_STAYED BookingOutcome = 1
+	// The guest did not arrive.
+	BookingOutcome_BOOKING_OUTCOME_NO_SHOW BookingOutcome = 2
+	// Cancelled before the deadline: nothing charged.
+	BookingOutcome_BOOKING_OUTCOME_CANCELLED_FREE BookingOutcome = 3
+	// Cancelled late: charged like a no-show.
+	BookingOutcome_BOOKING_OUTCOME_CANCELLED_CHARGED BookingOutcome = 4
+)
+
+// Enum value maps for BookingOutcome.
+var (
+	BookingOutcome_name = map[int32]string{
+		0: "BOOKING_OUTCOME_UNSPECIFIED",
+		1: "BOOKING_OUTCOME_STAYED",
+		2: "BOOKING_OUTCOME_NO_SHOW",
+		3: "BOOKING_OUTCOME_CANCELLED_FREE",
+		4: "BOOKING_OUTCOME_CANCELLED_CHARGED",
+	}
+	BookingOutcome_value = map[string]int32{
+		"BOOKING_OUTCOME_UNSPECIFIED":       0,
+		"BOOKING_OUTCOME_STAYED":            1,
+		"BOOKING_OUTCOME_NO_SHOW":           2,
+		"BOOKING_OUTCOME_CANCELLED_FREE":    3,
+		"BOOKING_OUTCOME_CANCELLED_CHARGED": 4,
+	}
+)
+
+func (x BookingOutcome) Enum() *BookingOutcome {
+	p := new(BookingOutcome)
+	*p = x
+	return p
+}
+
+func (x BookingOutcome) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (BookingOutcome) Descriptor() protoreflect.EnumDescriptor {
+	return file_loyalty_v1_booking_service_proto_enumTypes[3].Descriptor()
+}
+
+func (BookingOutcome) Type() protoreflect.EnumType {
+	return &file_loyalty_v1_booking_service_proto_enumTypes[3]
+}
+
+func (x BookingOutcome) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use BookingOutcome.Descriptor instead.
+func (BookingOutcome) EnumDescriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{3}
+}
+
 // One night of a stay, in order from the arrival date.
 type StayNight struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1551,6 +1612,224 @@ func (x *ReverseTransactionResponse) GetTransaction() *Transaction {
 	return nil
 }
 
+type GetBookingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The hotel of the booking (required).
+	PropertyId string `protobuf:"bytes,1,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
+	// The booking reference (required).
+	StayId        string `protobuf:"bytes,2,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBookingRequest) Reset() {
+	*x = GetBookingRequest{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBookingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBookingRequest) ProtoMessage() {}
+
+func (x *GetBookingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBookingRequest.ProtoReflect.Descriptor instead.
+func (*GetBookingRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *GetBookingRequest) GetPropertyId() string {
+	if x != nil {
+		return x.PropertyId
+	}
+	return ""
+}
+
+func (x *GetBookingRequest) GetStayId() string {
+	if x != nil {
+		return x.StayId
+	}
+	return ""
+}
+
+// A booking as the service knows it.
+type Booking struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PropertyId string                 `protobuf:"bytes,1,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
+	StayId     string                 `protobuf:"bytes,2,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
+	// The member of the booking's outcome, or of its guarantee.
+	MemberNumber string `protobuf:"bytes,3,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	// The outcome in force; UNSPECIFIED when none is recorded, or the one
+	// recorded was reversed.
+	Outcome BookingOutcome `protobuf:"varint,4,opt,name=outcome,proto3,enum=loyalty.v1.BookingOutcome" json:"outcome,omitempty"`
+	// The outcome's transaction; empty when it posted nothing (a free
+	// cancellation, an exempt no-show) or there is no outcome.
+	OutcomeTransactionId string `protobuf:"bytes,5,opt,name=outcome_transaction_id,json=outcomeTransactionId,proto3" json:"outcome_transaction_id,omitempty"`
+	// When the outcome was recorded.
+	OutcomeRecordedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=outcome_recorded_at,json=outcomeRecordedAt,proto3" json:"outcome_recorded_at,omitempty"`
+	// The late check-out charge in force, if any.
+	LateCheckoutTransactionId string `protobuf:"bytes,7,opt,name=late_checkout_transaction_id,json=lateCheckoutTransactionId,proto3" json:"late_checkout_transaction_id,omitempty"`
+	// The booking's guarantees, oldest first.
+	Guarantees []*Guarantee `protobuf:"bytes,8,rep,name=guarantees,proto3" json:"guarantees,omitempty"`
+	// Every transaction that touched the booking, oldest first: outcomes and
+	// late check-outs (reversed ones too), their reversals, captured
+	// guarantees.
+	Transactions  []*Transaction `protobuf:"bytes,9,rep,name=transactions,proto3" json:"transactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Booking) Reset() {
+	*x = Booking{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Booking) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Booking) ProtoMessage() {}
+
+func (x *Booking) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Booking.ProtoReflect.Descriptor instead.
+func (*Booking) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *Booking) GetPropertyId() string {
+	if x != nil {
+		return x.PropertyId
+	}
+	return ""
+}
+
+func (x *Booking) GetStayId() string {
+	if x != nil {
+		return x.StayId
+	}
+	return ""
+}
+
+func (x *Booking) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *Booking) GetOutcome() BookingOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return BookingOutcome_BOOKING_OUTCOME_UNSPECIFIED
+}
+
+func (x *Booking) GetOutcomeTransactionId() string {
+	if x != nil {
+		return x.OutcomeTransactionId
+	}
+	return ""
+}
+
+func (x *Booking) GetOutcomeRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.OutcomeRecordedAt
+	}
+	return nil
+}
+
+func (x *Booking) GetLateCheckoutTransactionId() string {
+	if x != nil {
+		return x.LateCheckoutTransactionId
+	}
+	return ""
+}
+
+func (x *Booking) GetGuarantees() []*Guarantee {
+	if x != nil {
+		return x.Guarantees
+	}
+	return nil
+}
+
+func (x *Booking) GetTransactions() []*Transaction {
+	if x != nil {
+		return x.Transactions
+	}
+	return nil
+}
+
+type GetBookingResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Booking       *Booking               `protobuf:"bytes,1,opt,name=booking,proto3" json:"booking,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBookingResponse) Reset() {
+	*x = GetBookingResponse{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBookingResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBookingResponse) ProtoMessage() {}
+
+func (x *GetBookingResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBookingResponse.ProtoReflect.Descriptor instead.
+func (*GetBookingResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetBookingResponse) GetBooking() *Booking {
+	if x != nil {
+		return x.Booking
+	}
+	return nil
+}
+
 var File_loyalty_v1_booking_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_booking_service_proto_rawDesc = "" +
@@ -1660,7 +1939,26 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"W\n" +
 	"\x1aReverseTransactionResponse\x129\n" +
-	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction*\x87\x01\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\"M\n" +
+	"\x11GetBookingRequest\x12\x1f\n" +
+	"\vproperty_id\x18\x01 \x01(\tR\n" +
+	"propertyId\x12\x17\n" +
+	"\astay_id\x18\x02 \x01(\tR\x06stayId\"\xd5\x03\n" +
+	"\aBooking\x12\x1f\n" +
+	"\vproperty_id\x18\x01 \x01(\tR\n" +
+	"propertyId\x12\x17\n" +
+	"\astay_id\x18\x02 \x01(\tR\x06stayId\x12#\n" +
+	"\rmember_number\x18\x03 \x01(\tR\fmemberNumber\x124\n" +
+	"\aoutcome\x18\x04 \x01(\x0e2\x1a.loyalty.v1.BookingOutcomeR\aoutcome\x124\n" +
+	"\x16outcome_transaction_id\x18\x05 \x01(\tR\x14outcomeTransactionId\x12J\n" +
+	"\x13outcome_recorded_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x11outcomeRecordedAt\x12?\n" +
+	"\x1clate_checkout_transaction_id\x18\a \x01(\tR\x19lateCheckoutTransactionId\x125\n" +
+	"\n" +
+	"guarantees\x18\b \x03(\v2\x15.loyalty.v1.GuaranteeR\n" +
+	"guarantees\x12;\n" +
+	"\ftransactions\x18\t \x03(\v2\x17.loyalty.v1.TransactionR\ftransactions\"C\n" +
+	"\x12GetBookingResponse\x12-\n" +
+	"\abooking\x18\x01 \x01(\v2\x13.loyalty.v1.BookingR\abooking*\x87\x01\n" +
 	"\x0eGuaranteeState\x12\x1f\n" +
 	"\x1bGUARANTEE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GUARANTEE_STATE_HELD\x10\x01\x12\x1c\n" +
@@ -1676,7 +1974,13 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x19REWARD_LATE_CHECKOUT_HOUR\x10\x02\x12\x15\n" +
 	"\x11REWARD_TRAVEL_KIT\x10\x03\x12\x17\n" +
 	"\x13REWARD_BEDTIME_MILK\x10\x04\x12\x16\n" +
-	"\x12REWARD_MEMBER_CARD\x10\x052\xd8\x05\n" +
+	"\x12REWARD_MEMBER_CARD\x10\x05*\xb5\x01\n" +
+	"\x0eBookingOutcome\x12\x1f\n" +
+	"\x1bBOOKING_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16BOOKING_OUTCOME_STAYED\x10\x01\x12\x1b\n" +
+	"\x17BOOKING_OUTCOME_NO_SHOW\x10\x02\x12\"\n" +
+	"\x1eBOOKING_OUTCOME_CANCELLED_FREE\x10\x03\x12%\n" +
+	"!BOOKING_OUTCOME_CANCELLED_CHARGED\x10\x042\xaa\x06\n" +
 	"\x0eBookingService\x12K\n" +
 	"\n" +
 	"RecordStay\x12\x1d.loyalty.v1.RecordStayRequest\x1a\x1e.loyalty.v1.RecordStayResponse\x12Q\n" +
@@ -1686,7 +1990,9 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x10ReleaseGuarantee\x12#.loyalty.v1.ReleaseGuaranteeRequest\x1a$.loyalty.v1.ReleaseGuaranteeResponse\x12?\n" +
 	"\x06Redeem\x12\x19.loyalty.v1.RedeemRequest\x1a\x1a.loyalty.v1.RedeemResponse\x12c\n" +
 	"\x12RecordLateCheckout\x12%.loyalty.v1.RecordLateCheckoutRequest\x1a&.loyalty.v1.RecordLateCheckoutResponse\x12c\n" +
-	"\x12ReverseTransaction\x12%.loyalty.v1.ReverseTransactionRequest\x1a&.loyalty.v1.ReverseTransactionResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\x12ReverseTransaction\x12%.loyalty.v1.ReverseTransactionRequest\x1a&.loyalty.v1.ReverseTransactionResponse\x12P\n" +
+	"\n" +
+	"GetBooking\x12\x1d.loyalty.v1.GetBookingRequest\x1a\x1e.loyalty.v1.GetBookingResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_booking_service_proto_rawDescOnce sync.Once
@@ -1700,79 +2006,90 @@ func file_loyalty_v1_booking_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_booking_service_proto_rawDescData
 }
 
-var file_loyalty_v1_booking_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_loyalty_v1_booking_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_loyalty_v1_booking_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_loyalty_v1_booking_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_loyalty_v1_booking_service_proto_goTypes = []any{
 	(GuaranteeState)(0),                // 0: loyalty.v1.GuaranteeState
 	(GuaranteeReleaseReason)(0),        // 1: loyalty.v1.GuaranteeReleaseReason
 	(Reward)(0),                        // 2: loyalty.v1.Reward
-	(*StayNight)(nil),                  // 3: loyalty.v1.StayNight
-	(*RecordStayRequest)(nil),          // 4: loyalty.v1.RecordStayRequest
-	(*RecordStayResponse)(nil),         // 5: loyalty.v1.RecordStayResponse
-	(*RecordNoShowRequest)(nil),        // 6: loyalty.v1.RecordNoShowRequest
-	(*RecordNoShowResponse)(nil),       // 7: loyalty.v1.RecordNoShowResponse
-	(*RecordCancellationRequest)(nil),  // 8: loyalty.v1.RecordCancellationRequest
-	(*RecordCancellationResponse)(nil), // 9: loyalty.v1.RecordCancellationResponse
-	(*Guarantee)(nil),                  // 10: loyalty.v1.Guarantee
-	(*PlaceGuaranteeRequest)(nil),      // 11: loyalty.v1.PlaceGuaranteeRequest
-	(*PlaceGuaranteeResponse)(nil),     // 12: loyalty.v1.PlaceGuaranteeResponse
-	(*ReleaseGuaranteeRequest)(nil),    // 13: loyalty.v1.ReleaseGuaranteeRequest
-	(*ReleaseGuaranteeResponse)(nil),   // 14: loyalty.v1.ReleaseGuaranteeResponse
-	(*RedeemRequest)(nil),              // 15: loyalty.v1.RedeemRequest
-	(*RedeemResponse)(nil),             // 16: loyalty.v1.RedeemResponse
-	(*RecordLateCheckoutRequest)(nil),  // 17: loyalty.v1.RecordLateCheckoutRequest
-	(*RecordLateCheckoutResponse)(nil), // 18: loyalty.v1.RecordLateCheckoutResponse
-	(*ReverseTransactionRequest)(nil),  // 19: loyalty.v1.ReverseTransactionRequest
-	(*ReverseTransactionResponse)(nil), // 20: loyalty.v1.ReverseTransactionResponse
-	(*Money)(nil),                      // 21: loyalty.v1.Money
-	(BookingChannel)(0),                // 22: loyalty.v1.BookingChannel
-	(*Transaction)(nil),                // 23: loyalty.v1.Transaction
-	(Tier)(0),                          // 24: loyalty.v1.Tier
-	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
-	(*PointsBalance)(nil),              // 26: loyalty.v1.PointsBalance
+	(BookingOutcome)(0),                // 3: loyalty.v1.BookingOutcome
+	(*StayNight)(nil),                  // 4: loyalty.v1.StayNight
+	(*RecordStayRequest)(nil),          // 5: loyalty.v1.RecordStayRequest
+	(*RecordStayResponse)(nil),         // 6: loyalty.v1.RecordStayResponse
+	(*RecordNoShowRequest)(nil),        // 7: loyalty.v1.RecordNoShowRequest
+	(*RecordNoShowResponse)(nil),       // 8: loyalty.v1.RecordNoShowResponse
+	(*RecordCancellationRequest)(nil),  // 9: loyalty.v1.RecordCancellationRequest
+	(*RecordCancellationResponse)(nil), // 10: loyalty.v1.RecordCancellationResponse
+	(*Guarantee)(nil),                  // 11: loyalty.v1.Guarantee
+	(*PlaceGuaranteeRequest)(nil),      // 12: loyalty.v1.PlaceGuaranteeRequest
+	(*PlaceGuaranteeResponse)(nil),     // 13: loyalty.v1.PlaceGuaranteeResponse
+	(*ReleaseGuaranteeRequest)(nil),    // 14: loyalty.v1.ReleaseGuaranteeRequest
+	(*ReleaseGuaranteeResponse)(nil),   // 15: loyalty.v1.ReleaseGuaranteeResponse
+	(*RedeemRequest)(nil),              // 16: loyalty.v1.RedeemRequest
+	(*RedeemResponse)(nil),             // 17: loyalty.v1.RedeemResponse
+	(*RecordLateCheckoutRequest)(nil),  // 18: loyalty.v1.RecordLateCheckoutRequest
+	(*RecordLateCheckoutResponse)(nil), // 19: loyalty.v1.RecordLateCheckoutResponse
+	(*ReverseTransactionRequest)(nil),  // 20: loyalty.v1.ReverseTransactionRequest
+	(*ReverseTransactionResponse)(nil), // 21: loyalty.v1.ReverseTransactionResponse
+	(*GetBookingRequest)(nil),          // 22: loyalty.v1.GetBookingRequest
+	(*Booking)(nil),                    // 23: loyalty.v1.Booking
+	(*GetBookingResponse)(nil),         // 24: loyalty.v1.GetBookingResponse
+	(*Money)(nil),                      // 25: loyalty.v1.Money
+	(BookingChannel)(0),                // 26: loyalty.v1.BookingChannel
+	(*Transaction)(nil),                // 27: loyalty.v1.Transaction
+	(Tier)(0),                          // 28: loyalty.v1.Tier
+	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
+	(*PointsBalance)(nil),              // 30: loyalty.v1.PointsBalance
 }
 var file_loyalty_v1_booking_service_proto_depIdxs = []int32{
-	21, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
-	3,  // 1: loyalty.v1.RecordStayRequest.nights:type_name -> loyalty.v1.StayNight
-	22, // 2: loyalty.v1.RecordStayRequest.channel:type_name -> loyalty.v1.BookingChannel
-	23, // 3: loyalty.v1.RecordStayResponse.transaction:type_name -> loyalty.v1.Transaction
-	24, // 4: loyalty.v1.RecordStayResponse.tier:type_name -> loyalty.v1.Tier
-	25, // 5: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
-	23, // 6: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
-	25, // 7: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
-	23, // 8: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
+	25, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
+	4,  // 1: loyalty.v1.RecordStayRequest.nights:type_name -> loyalty.v1.StayNight
+	26, // 2: loyalty.v1.RecordStayRequest.channel:type_name -> loyalty.v1.BookingChannel
+	27, // 3: loyalty.v1.RecordStayResponse.transaction:type_name -> loyalty.v1.Transaction
+	28, // 4: loyalty.v1.RecordStayResponse.tier:type_name -> loyalty.v1.Tier
+	29, // 5: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
+	27, // 6: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
+	29, // 7: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
+	27, // 8: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
 	0,  // 9: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
-	25, // 10: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
-	10, // 11: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	26, // 12: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	29, // 10: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
+	11, // 11: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
+	30, // 12: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
 	1,  // 13: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
-	10, // 14: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	26, // 15: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	11, // 14: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
+	30, // 15: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
 	2,  // 16: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
-	23, // 17: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
-	23, // 18: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
-	23, // 19: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	4,  // 20: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
-	6,  // 21: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
-	8,  // 22: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
-	11, // 23: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
-	13, // 24: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
-	15, // 25: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
-	17, // 26: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
-	19, // 27: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
-	5,  // 28: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
-	7,  // 29: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
-	9,  // 30: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
-	12, // 31: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
-	14, // 32: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
-	16, // 33: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
-	18, // 34: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
-	20, // 35: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
-	28, // [28:36] is the sub-list for method output_type
-	20, // [20:28] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	27, // 17: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
+	27, // 18: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
+	27, // 19: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	3,  // 20: loyalty.v1.Booking.outcome:type_name -> loyalty.v1.BookingOutcome
+	29, // 21: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
+	11, // 22: loyalty.v1.Booking.guarantees:type_name -> loyalty.v1.Guarantee
+	27, // 23: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
+	23, // 24: loyalty.v1.GetBookingResponse.booking:type_name -> loyalty.v1.Booking
+	5,  // 25: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
+	7,  // 26: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
+	9,  // 27: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
+	12, // 28: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
+	14, // 29: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
+	16, // 30: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
+	18, // 31: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
+	20, // 32: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
+	22, // 33: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
+	6,  // 34: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
+	8,  // 35: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
+	10, // 36: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
+	13, // 37: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
+	15, // 38: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
+	17, // 39: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
+	19, // 40: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
+	21, // 41: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
+	24, // 42: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
+	34, // [34:43] is the sub-list for method output_type
+	25, // [25:34] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_booking_service_proto_init() }
@@ -1787,8 +2104,8 @@ func file_loyalty_v1_booking_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_booking_service_proto_rawDesc), len(file_loyalty_v1_booking_service_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   18,
+			NumEnums:      4,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

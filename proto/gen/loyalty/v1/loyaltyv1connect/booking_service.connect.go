@@ -56,6 +56,9 @@ const (
 	// BookingServiceReverseTransactionProcedure is the fully-qualified name of the BookingService's
 	// ReverseTransaction RPC.
 	BookingServiceReverseTransactionProcedure = "/loyalty.v1.BookingService/ReverseTransaction"
+	// BookingServiceGetBookingProcedure is the fully-qualified name of the BookingService's GetBooking
+	// RPC.
+	BookingServiceGetBookingProcedure = "/loyalty.v1.BookingService/GetBooking"
 )
 
 // BookingServiceClient is a client for the loyalty.v1.BookingService service.
@@ -81,8 +84,13 @@ type BookingServiceClient interface {
 	// Deducts points for hours of late check-out (default 500 points per hour).
 	RecordLateCheckout(context.Context, *connect.Request[v1.RecordLateCheckoutRequest]) (*connect.Response[v1.RecordLateCheckoutResponse], error)
 	// Reverses one of the caller's own transactions with an exactly opposite
-	// transaction.
+	// transaction. Reversing a booking's outcome (or its late check-out)
+	// frees the booking, so that the corrected outcome can be recorded.
 	ReverseTransaction(context.Context, *connect.Request[v1.ReverseTransactionRequest]) (*connect.Response[v1.ReverseTransactionResponse], error)
+	// Returns a booking: its outcome, its late check-out, its guarantees and
+	// every transaction that touched it. A client that lost the answer to an
+	// outcome finds it here.
+	GetBooking(context.Context, *connect.Request[v1.GetBookingRequest]) (*connect.Response[v1.GetBookingResponse], error)
 }
 
 // NewBookingServiceClient constructs a client for the loyalty.v1.BookingService service. By
@@ -144,6 +152,13 @@ func NewBookingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(bookingServiceMethods.ByName("ReverseTransaction")),
 			connect.WithClientOptions(opts...),
 		),
+		getBooking: connect.NewClient[v1.GetBookingRequest, v1.GetBookingResponse](
+			httpClient,
+			baseURL+BookingServiceGetBookingProcedure,
+			connect.WithSchema(bookingServiceMethods.ByName("GetBooking")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -157,6 +172,7 @@ type bookingServiceClient struct {
 	redeem             *connect.Client[v1.RedeemRequest, v1.RedeemResponse]
 	recordLateCheckout *connect.Client[v1.RecordLateCheckoutRequest, v1.RecordLateCheckoutResponse]
 	reverseTransaction *connect.Client[v1.ReverseTransactionRequest, v1.ReverseTransactionResponse]
+	getBooking         *connect.Client[v1.GetBookingRequest, v1.GetBookingResponse]
 }
 
 // RecordStay calls loyalty.v1.BookingService.RecordStay.
@@ -199,6 +215,11 @@ func (c *bookingServiceClient) ReverseTransaction(ctx context.Context, req *conn
 	return c.reverseTransaction.CallUnary(ctx, req)
 }
 
+// GetBooking calls loyalty.v1.BookingService.GetBooking.
+func (c *bookingServiceClient) GetBooking(ctx context.Context, req *connect.Request[v1.GetBookingRequest]) (*connect.Response[v1.GetBookingResponse], error) {
+	return c.getBooking.CallUnary(ctx, req)
+}
+
 // BookingServiceHandler is an implementation of the loyalty.v1.BookingService service.
 type BookingServiceHandler interface {
 	// Records a completed stay at check-out and awards its points.
@@ -222,8 +243,13 @@ type BookingServiceHandler interface {
 	// Deducts points for hours of late check-out (default 500 points per hour).
 	RecordLateCheckout(context.Context, *connect.Request[v1.RecordLateCheckoutRequest]) (*connect.Response[v1.RecordLateCheckoutResponse], error)
 	// Reverses one of the caller's own transactions with an exactly opposite
-	// transaction.
+	// transaction. Reversing a booking's outcome (or its late check-out)
+	// frees the booking, so that the corrected outcome can be recorded.
 	ReverseTransaction(context.Context, *connect.Request[v1.ReverseTransactionRequest]) (*connect.Response[v1.ReverseTransactionResponse], error)
+	// Returns a booking: its outcome, its late check-out, its guarantees and
+	// every transaction that touched it. A client that lost the answer to an
+	// outcome finds it here.
+	GetBooking(context.Context, *connect.Request[v1.GetBookingRequest]) (*connect.Response[v1.GetBookingResponse], error)
 }
 
 // NewBookingServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -281,6 +307,13 @@ func NewBookingServiceHandler(svc BookingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(bookingServiceMethods.ByName("ReverseTransaction")),
 		connect.WithHandlerOptions(opts...),
 	)
+	bookingServiceGetBookingHandler := connect.NewUnaryHandler(
+		BookingServiceGetBookingProcedure,
+		svc.GetBooking,
+		connect.WithSchema(bookingServiceMethods.ByName("GetBooking")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.BookingService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case BookingServiceRecordStayProcedure:
@@ -299,6 +332,8 @@ func NewBookingServiceHandler(svc BookingServiceHandler, opts ...connect.Handler
 			bookingServiceRecordLateCheckoutHandler.ServeHTTP(w, r)
 		case BookingServiceReverseTransactionProcedure:
 			bookingServiceReverseTransactionHandler.ServeHTTP(w, r)
+		case BookingServiceGetBookingProcedure:
+			bookingServiceGetBookingHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -338,4 +373,8 @@ func (UnimplementedBookingServiceHandler) RecordLateCheckout(context.Context, *c
 
 func (UnimplementedBookingServiceHandler) ReverseTransaction(context.Context, *connect.Request[v1.ReverseTransactionRequest]) (*connect.Response[v1.ReverseTransactionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.BookingService.ReverseTransaction is not implemented"))
+}
+
+func (UnimplementedBookingServiceHandler) GetBooking(context.Context, *connect.Request[v1.GetBookingRequest]) (*connect.Response[v1.GetBookingResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.BookingService.GetBooking is not implemented"))
 }

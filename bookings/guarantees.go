@@ -1,0 +1,61 @@
+package bookings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+)
+
+// GuaranteeMetadata is kept with a guarantee's hold.
+type GuaranteeMetadata struct {
+	Member      string `json:"member_number"`
+	PropertyID  string `json:"property_id"`
+	StayID      string `json:"stay_id"`
+	ArrivalDate string `json:"arrival_date"`
+	HoldUntil   string `json:"hold_until"`
+	Hours       int    `json:"hours"`
+	Reason      string `json:"release_reason,omitempty"`
+}
+
+// PlaceGuarantee puts points on hold to keep a booking's room past the
+// normal hold time, until holdUntil on the arrival day. The hold lasts
+// until noon the day after arrival, so that a no-show recorded the next
+// morning can still capture it.
+func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.Version, property programmes.Property, memberNumber, stayID string, arrival time.Time, holdUntil programme.Clock) (ledger.Hold, error) {
+	member, err := s.members.Get(ctx, memberNumber)
+	if err != nil {
+		return ledger.Hold{}, err
+	}
+	hours, points, err := v.Programme.GuaranteeHold(holdUntil)
+	if err != nil {
+		return ledger.Hold{}, err
+	}
+	expiresAt := AtLocal(arrival.AddDate(0, 0, 1), 12, property)
+	if !expiresAt.After(s.now()) {
+		return ledger.Hold{}, fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
+	}
+	gm := GuaranteeMetadata{Member: member.Number, PropertyID: property.ID, StayID: stayID,
+		ArrivalDate: arrival.Format(time.DateOnly), HoldUntil: holdUntil.String(), Hours: hours}
+	metadata, _ := json.Marshal(gm)
+	return s.ledger.PlaceHold(ctx, ledger.HoldRequest{
+		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Account: member.Account(), Points: points,
+		ExpiresAt: expiresAt, Reference: StayRef(property.ID, stayID), Metadata: metadata, Fingerprint: req.Fingerprint,
+	})
+}
+
+// ReleaseGuarantee gives a booking's guarantee hold back to the member.
+func (s *Service) ReleaseGuarantee(ctx context.Context, req Request, propertyID, stayID string) (ledger.Hold, error) {
+	hold, err := s.ledger.HoldByReference(ctx, StayRef(propertyID, stayID))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return ledger.Hold{}, ErrNoGuarantee
+	}
+	if err != nil {
+		return ledger.Hold{}, err
+	}
+	return s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint})
+}

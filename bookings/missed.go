@@ -1,0 +1,171 @@
+package bookings
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+	"github.com/loyalty-ledger/loyalty/txmeta"
+)
+
+// MissedStay is a booking whose guest did not come: a no-show, or a
+// cancellation.
+type MissedStay struct {
+	MemberNumber, StayID string
+	// Arrival is the booked arrival date, as programme.ParseLocalDate
+	// gives it.
+	Arrival time.Time
+	Nights  int
+}
+
+// NoShowResult is a recorded no-show: its transaction (nil when nothing
+// was posted) and whether the penalty was waived.
+type NoShowResult struct {
+	Transaction *ledger.Transaction
+	Exempt      bool
+}
+
+// RecordNoShow records that the guest of a booking made at bookedAt did
+// not arrive: the booking's open guarantee is captured, or else the
+// no-show penalty is charged unless the booking was a late same-day one.
+// It is refused while the room is still held.
+func (s *Service) RecordNoShow(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, bookedAt time.Time) (NoShowResult, error) {
+	if booked := localToday(bookedAt, property); booked.After(ms.Arrival) {
+		return NoShowResult{}, fieldError("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
+			booked.Format(time.DateOnly), ms.Arrival.Format(time.DateOnly))
+	}
+	if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, NoShow); err != nil {
+		return NoShowResult{}, err
+	}
+	member, err := s.members.Get(ctx, ms.MemberNumber)
+	if err != nil {
+		return NoShowResult{}, err
+	}
+	exempt, err := v.Programme.SameDayLateBooking(bookedAt, ms.Arrival.Format(time.DateOnly), property.Location)
+	if err != nil {
+		return NoShowResult{}, err
+	}
+	txn, exempted, err := s.chargeMissedStay(ctx, req, txmeta.KindNoShow, v, property, member, ms, exempt, time.Time{})
+	return NoShowResult{Transaction: txn, Exempt: exempted}, err
+}
+
+// CancellationResult is a recorded cancellation: free (nothing posted, an
+// open guarantee released), or charged by its transaction.
+type CancellationResult struct {
+	Transaction *ledger.Transaction
+	Free        bool
+}
+
+// RecordCancellation records a cancellation made at cancelledAt: free
+// before the deadline of the member's tier in force then (an open
+// guarantee is released), otherwise charged like a no-show.
+func (s *Service) RecordCancellation(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, cancelledAt time.Time) (CancellationResult, error) {
+	if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, CancelledCharged); err != nil {
+		return CancellationResult{}, err
+	}
+	member, err := s.members.Get(ctx, ms.MemberNumber)
+	if err != nil {
+		return CancellationResult{}, err
+	}
+	// The tier in force when the guest cancelled decides the deadline, not
+	// the tier the member has reached since.
+	tierThen, err := s.members.TierAt(ctx, member, cancelledAt)
+	if err != nil {
+		return CancellationResult{}, err
+	}
+	free, err := v.Programme.FreeCancellation(tierThen, cancelledAt, ms.Arrival.Format(time.DateOnly), property.Location)
+	if err != nil {
+		return CancellationResult{}, err
+	}
+	if !free {
+		txn, _, err := s.chargeMissedStay(ctx, req, txmeta.KindCancellation, v, property, member, ms, false, cancelledAt)
+		return CancellationResult{Transaction: txn}, err
+	}
+	// The booking's outcome first: a booking that already has one is
+	// refused before its guarantee is touched.
+	if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt)); err != nil {
+		return CancellationResult{}, err
+	}
+	hold, err := s.ledger.HoldByReference(ctx, StayRef(property.ID, ms.StayID))
+	if err == nil && hold.Account == member.Account() {
+		_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint})
+		if errors.Is(err, ledger.ErrHoldNotActive) || errors.Is(err, ledger.ErrHoldExpired) {
+			err = nil // nothing left to release
+		}
+	}
+	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return CancellationResult{}, err
+	}
+	return CancellationResult{Free: true}, nil
+}
+
+// chargeMissedStay charges a no-show or a late cancellation (made at
+// cancelledAt): it captures the stay's open guarantee, the charge the
+// member agreed to in advance, or else posts the no-show penalty unless
+// exempt. Either way it records the booking's outcome. It returns nil when
+// nothing was posted, and whether the penalty was waived.
+func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string, v programmes.Version, property programmes.Property, member members.Member, ms MissedStay, exempt bool, cancelledAt time.Time) (*ledger.Transaction, bool, error) {
+	m := txmeta.Metadata{Kind: kind, Member: member.Number, PropertyID: property.ID, StayID: ms.StayID, ProgrammeVersion: v.Number}
+	noShowAt := AtLocal(ms.Arrival, 18, property)
+	claim := s.claim(req, property.ID, ms.StayID, NoShow, member.Number, noShowAt)
+	if kind == txmeta.KindCancellation {
+		claim.Outcome, claim.EffectiveAt = CancelledCharged, cancelledAt
+	}
+	hold, err := s.ledger.HoldByReference(ctx, StayRef(property.ID, ms.StayID))
+	if kind == txmeta.KindNoShow {
+		// A guest is a no-show only once the room is no longer held: after
+		// the normal hold time, or the open guarantee's.
+		heldUntil := atClock(ms.Arrival, v.Programme.GuaranteeNormalHoldUntil, property)
+		if err == nil && hold.Status == ledger.HoldActive {
+			var gm GuaranteeMetadata
+			if json.Unmarshal(hold.Metadata, &gm) == nil {
+				if c, perr := programme.ParseClock(gm.HoldUntil); perr == nil {
+					heldUntil = atClock(ms.Arrival, c, property)
+				}
+			}
+		}
+		if s.now().Before(heldUntil) {
+			return nil, false, &TooEarlyError{StayID: ms.StayID, From: heldUntil}
+		}
+	}
+	switch {
+	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased:
+		// Active: capture it. Captured already: the ledger replays our own
+		// capture, or says it was captured by another request.
+		m.Description = fmt.Sprintf("Guarantee for %s at %s captured: %d points", ms.StayID, property.ID, hold.Points)
+		m.Breakdown = []txmeta.Line{{Rule: "guarantee_capture", Description: m.Description, Points: 0, HeldPoints: -hold.Points}}
+		txn, err := s.ledger.CaptureHold(ctx, ledger.CaptureRequest{
+			CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Points: hold.Points,
+			Destination: programme.AccountPenaltyGuarantee, Kind: ledger.KindHoldCapture, Metadata: m.JSON(),
+			Fingerprint: req.Fingerprint, Effects: []ledger.Statement{ClaimWith(claim)},
+		})
+		if err != nil {
+			return nil, false, err
+		}
+		return &txn, false, nil
+	case err != nil && !errors.Is(err, ledger.ErrNotFound):
+		return nil, false, err
+	}
+	points, lines := v.Programme.NoShowPenalty(ms.Nights, exempt)
+	if points == 0 {
+		_, err := s.bookings.Claim(ctx, claim)
+		return nil, true, err
+	}
+	arrival := ms.Arrival.Format(time.DateOnly)
+	m.Description = fmt.Sprintf("No-show penalty for %s at %s, arrival %s", ms.StayID, property.ID, arrival)
+	if kind == txmeta.KindCancellation {
+		m.Description = fmt.Sprintf("Late cancellation of %s at %s, arrival %s", ms.StayID, property.ID, arrival)
+	}
+	m.Breakdown = txmeta.LinesOf(lines)
+	txn, err := s.post(ctx, req, ledger.KindPenalty, v, noShowAt, []ledger.Posting{
+		{Account: member.Account(), Amount: points},
+		{Account: programme.AccountPenaltyNoShow, Amount: -points},
+	}, m, ClaimWith(claim))
+	return txn, false, err
+}

@@ -1,0 +1,133 @@
+package bookings
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/partners"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+	"github.com/loyalty-ledger/loyalty/txmeta"
+	"github.com/shopspring/decimal"
+)
+
+// PartnerStayOver refuses to award a stay at a partner's hotel before its
+// check-out time (noon on the departure day at the hotel).
+func PartnerStayOver(departure time.Time, property programmes.Property, now time.Time) error {
+	if CompletedAt(departure, property).After(now) {
+		return fieldError("departure_date", "check-out is in the future: award a stay once it is completed")
+	}
+	return nil
+}
+
+// PartnerStay is a completed stay at a partner's hotel, for the member the
+// partner recognised, whose tier when the stay began is Tier.
+type PartnerStay struct {
+	Member             members.Member
+	Tier               programme.Tier
+	StayID             string
+	Arrival, Departure time.Time
+	// Charges are the nights' room charges, one per night.
+	Charges []decimal.Decimal
+}
+
+// AwardPartnerStay awards a stay at a partner's hotel by the partner's rate
+// card in force at check-out (rates), capped by the programme: the points,
+// the partner's settlement entry and the booking's outcome in one
+// transaction. A stay at a partner's hotel does not count for tiers.
+func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programmes.Version, partner partners.Partner, rates partners.Rates,
+	property programmes.Property, st PartnerStay) (StayResult, error) {
+	points, lines, err := partners.StayPoints(rates.Card, st.Tier, st.Charges, v.Programme.PartnerMaxPointsPerUnit)
+	if err != nil {
+		return StayResult{}, err
+	}
+	out := StayResult{Tier: st.Tier}
+	completedAt := CompletedAt(st.Departure, property)
+	claim := s.claim(req, property.ID, st.StayID, Stayed, st.Member.Number, completedAt)
+	if points == 0 { // nothing to post, but the booking has its outcome
+		_, err := s.bookings.Claim(ctx, claim)
+		return out, err
+	}
+	amount := partners.Amount(rates, points, 0)
+	m := txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: st.Member.Number, PropertyID: property.ID, StayID: st.StayID,
+		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Charges), st.Arrival.Format(time.DateOnly)),
+		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
+		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency}
+	txn, err := s.post(ctx, req, ledger.KindEarn, v, completedAt, []ledger.Posting{
+		{Account: st.Member.Account(), Amount: points},
+		{Account: partners.IssuedAccount(partner.ID).Code, Amount: -points},
+	}, m, partners.Record(partners.Entry{
+		PartnerID: partner.ID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: st.Member.Number,
+		StayID: st.StayID, RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
+		ClaimWith(claim))
+	out.Transaction = txn
+	return out, err
+}
+
+// PartnerRedemption is a reward a member the partner recognised spends
+// points on at one of the partner's hotels.
+type PartnerRedemption struct {
+	Member   members.Member
+	Reward   programme.Reward
+	Quantity int
+	StayID   string
+}
+
+// RedeemAtPartner spends a member's points on a reward at a partner's
+// hotel, owed to the partner at its reimbursement rate in force now
+// (rates).
+func (s *Service) RedeemAtPartner(ctx context.Context, req Request, v programmes.Version, partner partners.Partner, rates partners.Rates,
+	property programmes.Property, r PartnerRedemption) (ledger.Transaction, error) {
+	points, lines, err := v.Programme.RewardPrice(r.Reward, r.Quantity)
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	price := -points
+	amount := partners.Amount(rates, 0, price)
+	m := txmeta.Metadata{Kind: txmeta.KindPartnerRedemption, Member: r.Member.Number, PropertyID: property.ID, StayID: r.StayID,
+		Description: fmt.Sprintf("Redeemed %d x %s at %s", r.Quantity, r.Reward, property.Name), Breakdown: txmeta.LinesOf(lines),
+		ProgrammeVersion: v.Number, PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsRedeemed: price,
+		Money: amount.String(), Currency: partner.Currency}
+	txn, err := s.post(ctx, req, ledger.KindRedeem, v, s.now(), []ledger.Posting{
+		{Account: r.Member.Account(), Amount: -price},
+		{Account: partners.RedeemedAccount(partner.ID).Code, Amount: price},
+	}, m, partners.Record(partners.Entry{
+		PartnerID: partner.ID, PropertyID: property.ID, Kind: partners.KindRedemption, MemberNumber: r.Member.Number,
+		StayID: r.StayID, RateVersion: rates.Version, PointsRedeemed: price, Amount: amount}))
+	if err != nil {
+		return ledger.Transaction{}, err
+	}
+	return *txn, nil
+}
+
+// ReverseAtPartner reverses a transaction at a partner's hotel and indexes
+// the reversal for the partner's settlement: it counts in the period it is
+// recorded in (a closed period is never rewritten), negative, at the rate
+// version of the transaction it reverses, so that the money reversed is
+// exactly the money first counted. A reversed award frees its booking.
+func (s *Service) ReverseAtPartner(ctx context.Context, req Request, v programmes.Version, e partners.Entry, reason string) (ledger.Transaction, error) {
+	if e.Kind == partners.KindReversal {
+		return ledger.Transaction{}, ledger.ErrNotReversible
+	}
+	currency := ""
+	if p, err := s.partners.Get(ctx, e.PartnerID); err == nil {
+		currency = p.Currency
+	}
+	amount := e.Amount.Neg()
+	m := txmeta.Metadata{Kind: txmeta.KindReversal, Member: e.MemberNumber, PropertyID: e.PropertyID, StayID: e.StayID, Reason: reason,
+		Description: fmt.Sprintf("Reversal of %s %s: %s", e.Kind, e.TransactionID, reason),
+		Breakdown:   []txmeta.Line{{Rule: "reversal", Description: "Reverses " + e.TransactionID.String(), Points: e.PointsRedeemed - e.PointsIssued}},
+		PartnerID:   e.PartnerID, RateVersion: e.RateVersion, PartnerPointsIssued: -e.PointsIssued, PartnerPointsRedeemed: -e.PointsRedeemed,
+		Money: amount.String(), Currency: currency}
+	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, TransactionID: e.TransactionID,
+		Metadata: m.JSON(), Fingerprint: req.Fingerprint, Lots: v.LotPolicy(s.now(), false),
+		Effects: []ledger.Statement{partners.Record(partners.Entry{
+			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
+			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
+			Amount: amount, ReversesID: e.TransactionID}),
+			Release(e.TransactionID)},
+	})
+}

@@ -1,0 +1,186 @@
+package bookings
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+	tierrules "github.com/loyalty-ledger/loyalty/tiers"
+	"github.com/loyalty-ledger/loyalty/txmeta"
+)
+
+// Stay is a completed stay at one of the chain's hotels.
+type Stay struct {
+	MemberNumber, StayID string
+	// Arrival and Departure are local dates, as programme.ParseLocalDate
+	// gives them.
+	Arrival, Departure time.Time
+	// Rules is the stay as the programme's rules read it (nights, channel,
+	// booked for someone else); its Tier and FirstStay are the service's.
+	Rules programme.Stay
+}
+
+// StayResult is a recorded stay: its transaction (nil when it earned
+// nothing) and the tier it left the member at.
+type StayResult struct {
+	Transaction *ledger.Transaction
+	Tier        programme.Tier
+}
+
+// maxStayAttempts bounds how often a stay is computed again after losing
+// the member's first stay to another.
+const maxStayAttempts = 3
+
+// RecordStay records a completed stay at check-out under the rules of v:
+// its points (tier of its arrival day, first-stay bonus, booking bonus,
+// promotions), its tier qualification and the upgrade it earns, and the
+// booking's outcome, in one transaction.
+func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stay Stay) (StayResult, error) {
+	if err := notAfterToday("departure_date", stay.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
+		return StayResult{}, err
+	}
+	// Two stays of a new member recorded at once may both find no first
+	// stay; the one that commits second finds the claim taken and is
+	// computed again, without the bonus.
+	for attempt := 1; ; attempt++ {
+		out, err := s.recordStay(ctx, req, v, property, stay)
+		if errors.Is(err, members.ErrFirstStayTaken) && attempt < maxStayAttempts {
+			continue
+		}
+		return out, err
+	}
+}
+
+// recordStay computes a stay's points and tier effects on the member as
+// now read, and posts them.
+func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay) (StayResult, error) {
+	// The member, the tier in force when the stay began (it decides the
+	// stay's rules, even if the member has moved up since, by another stay
+	// recorded meanwhile) and the qualifying activity of the tier window,
+	// in one round trip.
+	now := s.now()
+	rules := tierrules.FromProgramme(v.Programme)
+	member, tierAtArrival, activity, err := s.members.StayView(ctx, st.MemberNumber, StayBegins(st.Arrival, property), rules.WindowStart(now), now)
+	if err != nil {
+		return StayResult{}, err
+	}
+	stay := st.Rules
+	stay.Tier = tierAtArrival
+	// The first stay a member completes earns the bonus; which stay that
+	// is, is claimed with this stay's transaction (an effect below).
+	ref := StayRef(property.ID, st.StayID)
+	claimFirst := member.FirstStay == ""
+	stay.FirstStay = claimFirst || member.FirstStay == ref
+	points, lines, err := v.Programme.StayPoints(stay)
+	if err != nil {
+		return StayResult{}, err
+	}
+	out := StayResult{Tier: member.Tier}
+	nights := int(st.Departure.Sub(st.Arrival).Hours()/24 + 0.5)
+	completedAt := CompletedAt(st.Departure, property)
+	claim := s.claim(req, property.ID, st.StayID, Stayed, member.Number, completedAt)
+	if points == 0 { // nothing to post, but the booking has its outcome
+		_, err := s.bookings.Claim(ctx, claim)
+		return out, err
+	}
+
+	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
+	for _, l := range lines {
+		if l.Rule == programme.RuleStayPoints {
+			q.points += l.Points
+		}
+	}
+	effects, decision := tierEffects(rules, member, activity, q, now, req.CallerID)
+	if claimFirst {
+		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
+	}
+	effects = append(effects, ClaimWith(claim))
+
+	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
+	for _, source := range issuedBySource(lines) {
+		postings = append(postings, ledger.Posting{Account: source.account, Amount: -source.points})
+	}
+	m := txmeta.Metadata{Kind: txmeta.KindStay, Member: member.Number, PropertyID: property.ID, StayID: st.StayID,
+		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, nights, st.Arrival.Format(time.DateOnly)),
+		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
+		Nights: nights, QualifyingPoints: q.points, TierAfter: string(decision.To)}
+	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
+		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: ledger.KindEarn, EffectiveAt: completedAt,
+		Postings: postings, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: effects,
+		Lots: v.LotPolicy(completedAt, true),
+	})
+	if err != nil {
+		return StayResult{}, err
+	}
+	out.Transaction = &txn
+	// The tier this stay left the member at, as first answered (a replay
+	// returns the first transaction, and its metadata).
+	out.Tier = programme.Tier(txmeta.Decode(txn.Metadata).TierAfter)
+	return out, nil
+}
+
+// qualifyingStay is what a stay counts for tiers: its nights and base stay
+// points.
+type qualifyingStay struct {
+	ref         string
+	completedAt time.Time
+	nights      int
+	points      int64
+}
+
+// tierEffects are the writes that commit with a stay: its qualifying
+// figures, and the upgrade they earn, decided on the member's activity in
+// the window (read at now) with this stay.
+func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, now time.Time, callerID string) ([]ledger.Statement, tierrules.Decision) {
+	if !q.completedAt.Before(activity.WindowStart) {
+		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
+	}
+	decision := rules.OnActivity(TiersMember(member), activity, now)
+	effects := []ledger.Statement{members.QualifyingStay(member.Number, q.ref, q.completedAt, q.nights, q.points)}
+	if decision.Changed {
+		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
+			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: callerID}))
+	}
+	return effects, decision
+}
+
+// TiersMember is a member as the tier rules see one who has stayed.
+func TiersMember(m members.Member) tierrules.Member {
+	return tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: true, Manual: m.Manual}
+}
+
+type issued struct {
+	account string
+	points  int64
+}
+
+// issuedBySource splits a stay's points by the programme account they are
+// issued from, as finance reports them: stay points (with the tier and
+// first-stay bonuses and the booked-for-someone-else cut), direct-booking
+// bonus, promotions.
+func issuedBySource(lines []programme.Line) []issued {
+	var stay, bonus, promotion int64
+	for _, l := range lines {
+		switch {
+		case l.Rule == programme.RuleDirectBookingBonus:
+			bonus += l.Points
+		case strings.HasPrefix(l.Rule, programme.PromotionRule("")):
+			promotion += l.Points
+		default:
+			stay += l.Points
+		}
+	}
+	var out []issued
+	for _, s := range []issued{{programme.AccountIssuedStay, stay}, {programme.AccountIssuedBookingBonus, bonus}, {programme.AccountIssuedPromotion, promotion}} {
+		if s.points != 0 {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -130,6 +130,20 @@ func Release(reversed uuid.UUID) ledger.Statement {
 	}
 }
 
+// releaseRecord is the effect of a transaction that takes the place of an
+// outcome which posted nothing (record id): the booking's row is released
+// by that transaction.
+func releaseRecord(id uuid.UUID) ledger.Statement {
+	return ledger.Statement{
+		// $2..$4: the transaction's id, effective and recorded times.
+		SQL: `WITH replacement (id, effective_at, recorded_at) AS (VALUES ($2::UUID, $3::TIMESTAMPTZ, $4::TIMESTAMPTZ))
+			UPDATE booking_outcomes SET released_by = replacement.id, released_at = replacement.recorded_at
+			FROM replacement WHERE booking_outcomes.id = $1 AND booking_outcomes.released_by IS NULL`,
+		Args:            []any{id},
+		WithTransaction: true,
+	}
+}
+
 // Store reads booking outcomes, and claims those that post nothing.
 type Store struct {
 	db  *database.DB

@@ -60,6 +60,38 @@ func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Vers
 // recordStay computes a stay's points and tier effects on the member as
 // now read, and posts them.
 func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay) (StayResult, error) {
+	plan, err := s.planStay(ctx, req, v, property, st, nil)
+	if err != nil {
+		return StayResult{}, err
+	}
+	out := StayResult{Tier: plan.member.Tier}
+	if plan.post.Postings == nil { // nothing to post, but the booking has its outcome
+		_, err := s.bookings.Claim(ctx, plan.claim)
+		return out, err
+	}
+	txn, err := s.ledger.Post(ctx, plan.post)
+	if err != nil {
+		return StayResult{}, err
+	}
+	out.Transaction = &txn
+	// The tier this stay left the member at, as first answered (a replay
+	// returns the first transaction, and its metadata).
+	out.Tier = programme.Tier(txmeta.Decode(txn.Metadata).TierAfter)
+	return out, nil
+}
+
+// stayPlan is a stay computed: the transaction to post (no postings when
+// it earns nothing) and the booking's claim.
+type stayPlan struct {
+	member members.Member
+	post   ledger.PostRequest
+	claim  Claim
+}
+
+// planStay computes a stay's points and tier effects on the member as now
+// read. replaced, when set, is the stay this one corrects, reversed in the
+// same commit: its figures no longer count in the tier window.
+func (s *Service) planStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, replaced *ledger.Transaction) (stayPlan, error) {
 	// The member, the tier in force when the stay began (it decides the
 	// stay's rules, even if the member has moved up since, by another stay
 	// recorded meanwhile) and the qualifying activity of the tier window,
@@ -68,7 +100,12 @@ func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Vers
 	rules := tierrules.FromProgramme(v.Programme)
 	member, tierAtArrival, activity, err := s.members.StayView(ctx, st.MemberNumber, StayBegins(st.Arrival, property), rules.WindowStart(now), now)
 	if err != nil {
-		return StayResult{}, err
+		return stayPlan{}, err
+	}
+	if replaced != nil {
+		if old := txmeta.Decode(replaced.Metadata); old.Kind == txmeta.KindStay && !replaced.EffectiveAt.Before(activity.WindowStart) {
+			activity.Nights, activity.Points, activity.Stays = activity.Nights-old.Nights, activity.Points-old.QualifyingPoints, activity.Stays-1
+		}
 	}
 	stay := st.Rules
 	stay.Tier = tierAtArrival
@@ -79,15 +116,13 @@ func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Vers
 	stay.FirstStay = claimFirst || member.FirstStay == ref
 	points, lines, err := v.Programme.StayPoints(stay)
 	if err != nil {
-		return StayResult{}, err
+		return stayPlan{}, err
 	}
-	out := StayResult{Tier: member.Tier}
 	nights := int(st.Departure.Sub(st.Arrival).Hours()/24 + 0.5)
 	completedAt := CompletedAt(st.Departure, property)
-	claim := s.claim(req, property.ID, st.StayID, Stayed, member.Number, completedAt)
-	if points == 0 { // nothing to post, but the booking has its outcome
-		_, err := s.bookings.Claim(ctx, claim)
-		return out, err
+	plan := stayPlan{member: member, claim: s.claim(req, property.ID, st.StayID, Stayed, member.Number, completedAt)}
+	if points == 0 {
+		return plan, nil
 	}
 
 	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
@@ -100,7 +135,7 @@ func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Vers
 	if claimFirst {
 		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
 	}
-	effects = append(effects, ClaimWith(claim))
+	effects = append(effects, ClaimWith(plan.claim))
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
 	for _, source := range issuedBySource(lines) {
@@ -110,19 +145,12 @@ func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Vers
 		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, nights, st.Arrival.Format(time.DateOnly)),
 		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
 		Nights: nights, QualifyingPoints: q.points, TierAfter: string(decision.To)}
-	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
+	plan.post = ledger.PostRequest{
 		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: ledger.KindEarn, EffectiveAt: completedAt,
 		Postings: postings, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: effects,
 		Lots: v.LotPolicy(completedAt, true),
-	})
-	if err != nil {
-		return StayResult{}, err
 	}
-	out.Transaction = &txn
-	// The tier this stay left the member at, as first answered (a replay
-	// returns the first transaction, and its metadata).
-	out.Tier = programme.Tier(txmeta.Decode(txn.Metadata).TierAfter)
-	return out, nil
+	return plan, nil
 }
 
 // qualifyingStay is what a stay counts for tiers: its nights and base stay

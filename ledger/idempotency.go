@@ -19,6 +19,7 @@ const (
 	opHold    = "hold"
 	opCapture = "capture"
 	opRelease = "release"
+	opCorrect = "correct"
 )
 
 // errKeyTaken aborts an attempt whose idempotency key another committed

@@ -33,6 +33,7 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.BookingServiceRecordLateCheckoutProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceReverseTransactionProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceGetBookingProcedure:         {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.BookingServiceCorrectStayProcedure:        {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 
 	loyaltyv1connect.AdminServiceAdjustPointsProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceCreateApiKeyProcedure:     {apikeys.RoleAdmin},

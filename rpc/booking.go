@@ -390,3 +390,34 @@ func (s bookingService) GetBooking(ctx context.Context, req *connect.Request[loy
 	}
 	return connect.NewResponse(&loyaltyv1.GetBookingResponse{Booking: out}), nil
 }
+
+func (s bookingService) CorrectStay(ctx context.Context, req *connect.Request[loyaltyv1.CorrectStayRequest]) (*connect.Response[loyaltyv1.CorrectStayResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if err := checkReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
+	v, err := s.rules(ctx)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	// The stay's fields are RecordStay's, validated alike.
+	stay, arrival, departure, err := s.stayFromRequest(v.Programme, &loyaltyv1.RecordStayRequest{
+		MemberNumber: msg.GetMemberNumber(), PropertyId: msg.GetPropertyId(), StayId: msg.GetStayId(),
+		ArrivalDate: msg.GetArrivalDate(), DepartureDate: msg.GetDepartureDate(), Nights: msg.GetNights(),
+		Channel: msg.GetChannel(), BookedForOther: msg.GetBookedForOther()})
+	if err != nil {
+		return nil, err
+	}
+	property, err := s.property(ctx, msg.GetPropertyId())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	res, err := s.service.CorrectStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, bookings.Stay{
+		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: stay}, msg.GetReason())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.CorrectStayResponse{Transaction: protoTransactionOrNil(res.Stay.Transaction),
+		Reversal: protoTransactionOrNil(res.Reversal), Tier: tierOf(res.Stay.Tier)}
+	return connect.NewResponse(out), nil
+}

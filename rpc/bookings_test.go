@@ -448,3 +448,129 @@ func TestGetBookingShowsWhatBecameOfIt(t *testing.T) {
 		t.Fatalf("a captured guarantee: %v, %v", b, err)
 	}
 }
+
+func correctStay(key, member, stayID, reason string, charges ...string) *loyaltyv1.CorrectStayRequest {
+	s := stayRequest(key, member, stayID, charges...)
+	return &loyaltyv1.CorrectStayRequest{IdempotencyKey: key, Reason: reason, MemberNumber: s.MemberNumber, PropertyId: s.PropertyId,
+		StayId: s.StayId, ArrivalDate: s.ArrivalDate, DepartureDate: s.DepartureDate, Nights: s.Nights, Channel: s.Channel}
+}
+
+// memberBooks is what a member's books show: points, tier qualification
+// and the first stay.
+type memberBooks struct {
+	available, qualifyingPoints int64
+	qualifyingNights            int
+	firstStay                   string
+}
+
+func (e *env) books(t *testing.T, c clients, member string) memberBooks {
+	t.Helper()
+	b := memberBooks{available: e.available(t, c, member)}
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT COALESCE(SUM(nights), 0), COALESCE(SUM(points), 0) FROM qualifying_stays WHERE member_number = $1`,
+		member).Scan(&b.qualifyingNights, &b.qualifyingPoints); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT COALESCE(first_stay, '') FROM members WHERE member_number = $1`, member).Scan(&b.firstStay); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestACorrectedOutcomeLeavesTheBooksAsIfOnlyTheStayHappened: a stay whose
+// folio changed, a no-show who did arrive, a captured guarantee, a free
+// cancellation: each corrected into the stay leaves the member's points,
+// tier qualification and first stay exactly as a member's who only had
+// that stay; the two transactions name each other; a retry answers the
+// same; a booking with no outcome has nothing to correct.
+func TestACorrectedOutcomeLeavesTheBooksAsIfOnlyTheStayHappened(t *testing.T) {
+	e := newEnv(t)
+	c, admin := e.clients(e.bookingKey), e.clients(e.adminKey).admin
+	shanghai, _ := time.LoadLocation("Asia/Shanghai")
+	for i, tc := range []struct {
+		name  string
+		first func(member string) error
+	}{
+		{"a stay whose folio changed", func(member string) error {
+			_, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("first-"+member, member, "B-"+member, "300.00", "300.00", "300.00")))
+			return err
+		}},
+		{"a no-show who did arrive", func(member string) error {
+			_, err := c.booking.RecordNoShow(e.ctx, noShow("first-"+member, member, "B-"+member, "2026-11-01"))
+			return err
+		}},
+		{"a captured guarantee of a guest who did arrive", func(member string) error {
+			if _, err := admin.AdjustPoints(e.ctx, connect.NewRequest(&loyaltyv1.AdjustPointsRequest{IdempotencyKey: "gw-" + member, MemberNumber: member,
+				Points: 600, Category: loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_GOODWILL, Reason: "welcome"})); err != nil {
+				return err
+			}
+			if _, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-" + member,
+				MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-" + member, ArrivalDate: "2026-11-22", HoldUntil: "19:00"})); err != nil {
+				return err
+			}
+			e.advanceTo(time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC))
+			_, err := c.booking.RecordNoShow(e.ctx, noShow("first-"+member, member, "B-"+member, "2026-11-22"))
+			return err
+		}},
+		{"a free cancellation of a guest who came anyway", func(member string) error {
+			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "first-" + member,
+				MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-" + member, ArrivalDate: "2026-11-01", Nights: 1,
+				CancelledAt: timestamppb.New(time.Date(2026, 10, 30, 12, 0, 0, 0, shanghai))}))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			corrected := e.enroll(t, c, fmt.Sprint("enrol-corrected-", i))
+			control := e.enroll(t, c, fmt.Sprint("enrol-control-", i))
+			if err := tc.first(corrected); err != nil {
+				t.Fatal(err)
+			}
+			// The stay as it was: one night at 250 (the control member's
+			// only outcome).
+			req := correctStay("fix-"+corrected, corrected, "B-"+corrected, "guest stayed one night", "250.00")
+			if tc.name == "a captured guarantee of a guest who did arrive" {
+				req.ArrivalDate, req.DepartureDate = "2026-11-22", "2026-11-23"
+				e.advanceTo(time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC))
+				if _, err := admin.AdjustPoints(e.ctx, connect.NewRequest(&loyaltyv1.AdjustPointsRequest{IdempotencyKey: "gw-" + control, MemberNumber: control,
+					Points: 600, Category: loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_GOODWILL, Reason: "welcome"})); err != nil {
+					t.Fatal(err)
+				}
+			}
+			res, err := c.booking.CorrectStay(e.ctx, connect.NewRequest(req))
+			if err != nil {
+				t.Fatal(err)
+			}
+			only := stayRequest("only-"+control, control, "B-"+control, "250.00")
+			only.ArrivalDate, only.DepartureDate = req.ArrivalDate, req.DepartureDate
+			if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(only)); err != nil {
+				t.Fatal(err)
+			}
+			got, want := e.books(t, c, corrected), e.books(t, c, control)
+			want.firstStay = strings.Replace(want.firstStay, control, corrected, 1)
+			if got != want {
+				t.Errorf("corrected member's books %+v, want those of a member with only the stay: %+v", got, want)
+			}
+			stay, reversal := res.Msg.GetTransaction(), res.Msg.GetReversal()
+			if reversal != nil && (stay.GetCorrectsTransactionId() != reversal.GetReversesTransactionId() ||
+				reversal.GetCorrectedByTransactionId() != stay.GetTransactionId()) {
+				t.Errorf("links: stay corrects %q, reversal reverses %q and is corrected by %q (stay %s)", stay.GetCorrectsTransactionId(),
+					reversal.GetReversesTransactionId(), reversal.GetCorrectedByTransactionId(), stay.GetTransactionId())
+			}
+			if (reversal == nil) != (tc.name == "a free cancellation of a guest who came anyway") {
+				t.Errorf("reversal %v", reversal)
+			}
+			again, err := c.booking.CorrectStay(e.ctx, connect.NewRequest(req))
+			if err != nil || again.Msg.GetTransaction().GetTransactionId() != stay.GetTransactionId() ||
+				again.Msg.GetReversal().GetTransactionId() != reversal.GetTransactionId() {
+				t.Fatalf("retry: %v, %v; want the first correction", again, err)
+			}
+			b, err := c.booking.GetBooking(e.ctx, connect.NewRequest(&loyaltyv1.GetBookingRequest{PropertyId: "SH-HQ-001", StayId: "B-" + corrected}))
+			if err != nil || b.Msg.GetBooking().GetOutcome() != loyaltyv1.BookingOutcome_BOOKING_OUTCOME_STAYED ||
+				b.Msg.GetBooking().GetOutcomeTransactionId() != stay.GetTransactionId() {
+				t.Fatalf("the booking after the correction: %v, %v", b, err)
+			}
+		})
+	}
+	_, err := c.booking.CorrectStay(e.ctx, connect.NewRequest(correctStay("fix-none", e.enroll(t, c, "enrol-none"), "NEVER", "no such stay", "100.00")))
+	wantCode(t, err, connect.CodeNotFound)
+	e.verify(t)
+}

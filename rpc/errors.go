@@ -94,6 +94,10 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the price is %d points, not the one shown", price.Points))
 		addInfo(e, "PRICE_CHANGED", map[string]string{"points": fmt.Sprint(price.Points)})
 		return e
+	case errors.Is(err, bookings.ErrNothingToCorrect):
+		return connect.NewError(connect.CodeNotFound, errors.New("the booking has no outcome to correct: record the stay with RecordStay"))
+	case errors.Is(err, bookings.ErrPartnersOutcome):
+		return connect.NewError(connect.CodeFailedPrecondition, errors.New(bookings.ErrPartnersOutcome.Error()))
 	case errors.Is(err, bookings.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("nothing is recorded of a booking with this property_id and stay_id"))
 	case errors.Is(err, bookings.ErrNoGuarantee):

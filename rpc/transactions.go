@@ -104,6 +104,9 @@ func baseTransaction(id uuid.UUID, m txmeta.Metadata, posted int64, recordedAt t
 		StayId:           m.StayID,
 		RecordedByKeyId:  keyID,
 		ProgrammeVersion: int32(m.ProgrammeVersion),
+
+		CorrectsTransactionId:    m.Corrects,
+		CorrectedByTransactionId: m.CorrectedBy,
 	}
 	for _, l := range m.Breakdown {
 		out.Breakdown = append(out.Breakdown, &loyaltyv1.BreakdownLine{

@@ -20,6 +20,10 @@ type Metadata struct {
 	Description string `json:"description"`
 	Breakdown   []Line `json:"breakdown"`
 	Reason      string `json:"reason,omitempty"`
+	// A correction links both ways: the replacement names the transaction
+	// it corrects, the reversal of that transaction names its replacement.
+	Corrects    string `json:"corrects,omitempty"`
+	CorrectedBy string `json:"corrected_by,omitempty"`
 	// ProgrammeVersion computed the transaction (0: no rule did).
 	ProgrammeVersion int `json:"programme_version,omitempty"`
 	// For a stay: what it counts for tiers, and the tier it left the

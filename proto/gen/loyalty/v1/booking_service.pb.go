@@ -1830,6 +1830,192 @@ func (x *GetBookingResponse) GetBooking() *Booking {
 	return nil
 }
 
+type CorrectStayRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// Why, for the audit trail (required, 1-500 characters).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The stay as it was, as in RecordStayRequest: the member, the booking
+	// (property_id, stay_id), the dates, one entry per night, the channel.
+	MemberNumber   string         `protobuf:"bytes,3,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	PropertyId     string         `protobuf:"bytes,4,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
+	StayId         string         `protobuf:"bytes,5,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
+	ArrivalDate    string         `protobuf:"bytes,6,opt,name=arrival_date,json=arrivalDate,proto3" json:"arrival_date,omitempty"`
+	DepartureDate  string         `protobuf:"bytes,7,opt,name=departure_date,json=departureDate,proto3" json:"departure_date,omitempty"`
+	Nights         []*StayNight   `protobuf:"bytes,8,rep,name=nights,proto3" json:"nights,omitempty"`
+	Channel        BookingChannel `protobuf:"varint,9,opt,name=channel,proto3,enum=loyalty.v1.BookingChannel" json:"channel,omitempty"`
+	BookedForOther bool           `protobuf:"varint,10,opt,name=booked_for_other,json=bookedForOther,proto3" json:"booked_for_other,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CorrectStayRequest) Reset() {
+	*x = CorrectStayRequest{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CorrectStayRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CorrectStayRequest) ProtoMessage() {}
+
+func (x *CorrectStayRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CorrectStayRequest.ProtoReflect.Descriptor instead.
+func (*CorrectStayRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CorrectStayRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetPropertyId() string {
+	if x != nil {
+		return x.PropertyId
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetStayId() string {
+	if x != nil {
+		return x.StayId
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetArrivalDate() string {
+	if x != nil {
+		return x.ArrivalDate
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetDepartureDate() string {
+	if x != nil {
+		return x.DepartureDate
+	}
+	return ""
+}
+
+func (x *CorrectStayRequest) GetNights() []*StayNight {
+	if x != nil {
+		return x.Nights
+	}
+	return nil
+}
+
+func (x *CorrectStayRequest) GetChannel() BookingChannel {
+	if x != nil {
+		return x.Channel
+	}
+	return BookingChannel_BOOKING_CHANNEL_UNSPECIFIED
+}
+
+func (x *CorrectStayRequest) GetBookedForOther() bool {
+	if x != nil {
+		return x.BookedForOther
+	}
+	return false
+}
+
+type CorrectStayResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stay recorded in place of the outcome.
+	Transaction *Transaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	// The reversal of the outcome's transaction; unset when that outcome
+	// posted nothing (a free cancellation, an exempt no-show).
+	Reversal *Transaction `protobuf:"bytes,2,opt,name=reversal,proto3" json:"reversal,omitempty"`
+	// The member's tier after the stay.
+	Tier          Tier `protobuf:"varint,3,opt,name=tier,proto3,enum=loyalty.v1.Tier" json:"tier,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CorrectStayResponse) Reset() {
+	*x = CorrectStayResponse{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CorrectStayResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CorrectStayResponse) ProtoMessage() {}
+
+func (x *CorrectStayResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CorrectStayResponse.ProtoReflect.Descriptor instead.
+func (*CorrectStayResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CorrectStayResponse) GetTransaction() *Transaction {
+	if x != nil {
+		return x.Transaction
+	}
+	return nil
+}
+
+func (x *CorrectStayResponse) GetReversal() *Transaction {
+	if x != nil {
+		return x.Reversal
+	}
+	return nil
+}
+
+func (x *CorrectStayResponse) GetTier() Tier {
+	if x != nil {
+		return x.Tier
+	}
+	return Tier_TIER_UNSPECIFIED
+}
+
 var File_loyalty_v1_booking_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_booking_service_proto_rawDesc = "" +
@@ -1958,7 +2144,24 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"guarantees\x12;\n" +
 	"\ftransactions\x18\t \x03(\v2\x17.loyalty.v1.TransactionR\ftransactions\"C\n" +
 	"\x12GetBookingResponse\x12-\n" +
-	"\abooking\x18\x01 \x01(\v2\x13.loyalty.v1.BookingR\abooking*\x87\x01\n" +
+	"\abooking\x18\x01 \x01(\v2\x13.loyalty.v1.BookingR\abooking\"\x8d\x03\n" +
+	"\x12CorrectStayRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12#\n" +
+	"\rmember_number\x18\x03 \x01(\tR\fmemberNumber\x12\x1f\n" +
+	"\vproperty_id\x18\x04 \x01(\tR\n" +
+	"propertyId\x12\x17\n" +
+	"\astay_id\x18\x05 \x01(\tR\x06stayId\x12!\n" +
+	"\farrival_date\x18\x06 \x01(\tR\varrivalDate\x12%\n" +
+	"\x0edeparture_date\x18\a \x01(\tR\rdepartureDate\x12-\n" +
+	"\x06nights\x18\b \x03(\v2\x15.loyalty.v1.StayNightR\x06nights\x124\n" +
+	"\achannel\x18\t \x01(\x0e2\x1a.loyalty.v1.BookingChannelR\achannel\x12(\n" +
+	"\x10booked_for_other\x18\n" +
+	" \x01(\bR\x0ebookedForOther\"\xab\x01\n" +
+	"\x13CorrectStayResponse\x129\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x123\n" +
+	"\breversal\x18\x02 \x01(\v2\x17.loyalty.v1.TransactionR\breversal\x12$\n" +
+	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier*\x87\x01\n" +
 	"\x0eGuaranteeState\x12\x1f\n" +
 	"\x1bGUARANTEE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GUARANTEE_STATE_HELD\x10\x01\x12\x1c\n" +
@@ -1980,7 +2183,7 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x16BOOKING_OUTCOME_STAYED\x10\x01\x12\x1b\n" +
 	"\x17BOOKING_OUTCOME_NO_SHOW\x10\x02\x12\"\n" +
 	"\x1eBOOKING_OUTCOME_CANCELLED_FREE\x10\x03\x12%\n" +
-	"!BOOKING_OUTCOME_CANCELLED_CHARGED\x10\x042\xaa\x06\n" +
+	"!BOOKING_OUTCOME_CANCELLED_CHARGED\x10\x042\xfa\x06\n" +
 	"\x0eBookingService\x12K\n" +
 	"\n" +
 	"RecordStay\x12\x1d.loyalty.v1.RecordStayRequest\x1a\x1e.loyalty.v1.RecordStayResponse\x12Q\n" +
@@ -1990,7 +2193,8 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x10ReleaseGuarantee\x12#.loyalty.v1.ReleaseGuaranteeRequest\x1a$.loyalty.v1.ReleaseGuaranteeResponse\x12?\n" +
 	"\x06Redeem\x12\x19.loyalty.v1.RedeemRequest\x1a\x1a.loyalty.v1.RedeemResponse\x12c\n" +
 	"\x12RecordLateCheckout\x12%.loyalty.v1.RecordLateCheckoutRequest\x1a&.loyalty.v1.RecordLateCheckoutResponse\x12c\n" +
-	"\x12ReverseTransaction\x12%.loyalty.v1.ReverseTransactionRequest\x1a&.loyalty.v1.ReverseTransactionResponse\x12P\n" +
+	"\x12ReverseTransaction\x12%.loyalty.v1.ReverseTransactionRequest\x1a&.loyalty.v1.ReverseTransactionResponse\x12N\n" +
+	"\vCorrectStay\x12\x1e.loyalty.v1.CorrectStayRequest\x1a\x1f.loyalty.v1.CorrectStayResponse\x12P\n" +
 	"\n" +
 	"GetBooking\x12\x1d.loyalty.v1.GetBookingRequest\x1a\x1e.loyalty.v1.GetBookingResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
@@ -2007,7 +2211,7 @@ func file_loyalty_v1_booking_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loyalty_v1_booking_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_loyalty_v1_booking_service_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_loyalty_v1_booking_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_loyalty_v1_booking_service_proto_goTypes = []any{
 	(GuaranteeState)(0),                // 0: loyalty.v1.GuaranteeState
 	(GuaranteeReleaseReason)(0),        // 1: loyalty.v1.GuaranteeReleaseReason
@@ -2034,62 +2238,71 @@ var file_loyalty_v1_booking_service_proto_goTypes = []any{
 	(*GetBookingRequest)(nil),          // 22: loyalty.v1.GetBookingRequest
 	(*Booking)(nil),                    // 23: loyalty.v1.Booking
 	(*GetBookingResponse)(nil),         // 24: loyalty.v1.GetBookingResponse
-	(*Money)(nil),                      // 25: loyalty.v1.Money
-	(BookingChannel)(0),                // 26: loyalty.v1.BookingChannel
-	(*Transaction)(nil),                // 27: loyalty.v1.Transaction
-	(Tier)(0),                          // 28: loyalty.v1.Tier
-	(*timestamppb.Timestamp)(nil),      // 29: google.protobuf.Timestamp
-	(*PointsBalance)(nil),              // 30: loyalty.v1.PointsBalance
+	(*CorrectStayRequest)(nil),         // 25: loyalty.v1.CorrectStayRequest
+	(*CorrectStayResponse)(nil),        // 26: loyalty.v1.CorrectStayResponse
+	(*Money)(nil),                      // 27: loyalty.v1.Money
+	(BookingChannel)(0),                // 28: loyalty.v1.BookingChannel
+	(*Transaction)(nil),                // 29: loyalty.v1.Transaction
+	(Tier)(0),                          // 30: loyalty.v1.Tier
+	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
+	(*PointsBalance)(nil),              // 32: loyalty.v1.PointsBalance
 }
 var file_loyalty_v1_booking_service_proto_depIdxs = []int32{
-	25, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
+	27, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
 	4,  // 1: loyalty.v1.RecordStayRequest.nights:type_name -> loyalty.v1.StayNight
-	26, // 2: loyalty.v1.RecordStayRequest.channel:type_name -> loyalty.v1.BookingChannel
-	27, // 3: loyalty.v1.RecordStayResponse.transaction:type_name -> loyalty.v1.Transaction
-	28, // 4: loyalty.v1.RecordStayResponse.tier:type_name -> loyalty.v1.Tier
-	29, // 5: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
-	27, // 6: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
-	29, // 7: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
-	27, // 8: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
+	28, // 2: loyalty.v1.RecordStayRequest.channel:type_name -> loyalty.v1.BookingChannel
+	29, // 3: loyalty.v1.RecordStayResponse.transaction:type_name -> loyalty.v1.Transaction
+	30, // 4: loyalty.v1.RecordStayResponse.tier:type_name -> loyalty.v1.Tier
+	31, // 5: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
+	29, // 6: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
+	31, // 7: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
+	29, // 8: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
 	0,  // 9: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
-	29, // 10: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
+	31, // 10: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
 	11, // 11: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	30, // 12: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	32, // 12: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
 	1,  // 13: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
 	11, // 14: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	30, // 15: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	32, // 15: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
 	2,  // 16: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
-	27, // 17: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
-	27, // 18: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
-	27, // 19: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	29, // 17: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
+	29, // 18: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
+	29, // 19: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
 	3,  // 20: loyalty.v1.Booking.outcome:type_name -> loyalty.v1.BookingOutcome
-	29, // 21: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
+	31, // 21: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
 	11, // 22: loyalty.v1.Booking.guarantees:type_name -> loyalty.v1.Guarantee
-	27, // 23: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
+	29, // 23: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
 	23, // 24: loyalty.v1.GetBookingResponse.booking:type_name -> loyalty.v1.Booking
-	5,  // 25: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
-	7,  // 26: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
-	9,  // 27: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
-	12, // 28: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
-	14, // 29: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
-	16, // 30: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
-	18, // 31: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
-	20, // 32: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
-	22, // 33: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
-	6,  // 34: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
-	8,  // 35: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
-	10, // 36: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
-	13, // 37: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
-	15, // 38: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
-	17, // 39: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
-	19, // 40: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
-	21, // 41: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
-	24, // 42: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
-	34, // [34:43] is the sub-list for method output_type
-	25, // [25:34] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	4,  // 25: loyalty.v1.CorrectStayRequest.nights:type_name -> loyalty.v1.StayNight
+	28, // 26: loyalty.v1.CorrectStayRequest.channel:type_name -> loyalty.v1.BookingChannel
+	29, // 27: loyalty.v1.CorrectStayResponse.transaction:type_name -> loyalty.v1.Transaction
+	29, // 28: loyalty.v1.CorrectStayResponse.reversal:type_name -> loyalty.v1.Transaction
+	30, // 29: loyalty.v1.CorrectStayResponse.tier:type_name -> loyalty.v1.Tier
+	5,  // 30: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
+	7,  // 31: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
+	9,  // 32: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
+	12, // 33: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
+	14, // 34: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
+	16, // 35: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
+	18, // 36: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
+	20, // 37: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
+	25, // 38: loyalty.v1.BookingService.CorrectStay:input_type -> loyalty.v1.CorrectStayRequest
+	22, // 39: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
+	6,  // 40: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
+	8,  // 41: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
+	10, // 42: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
+	13, // 43: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
+	15, // 44: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
+	17, // 45: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
+	19, // 46: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
+	21, // 47: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
+	26, // 48: loyalty.v1.BookingService.CorrectStay:output_type -> loyalty.v1.CorrectStayResponse
+	24, // 49: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_booking_service_proto_init() }
@@ -2105,7 +2318,7 @@ func file_loyalty_v1_booking_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_booking_service_proto_rawDesc), len(file_loyalty_v1_booking_service_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -572,9 +572,15 @@ type Transaction struct {
 	// The member's point lots this transaction opened or gave back (positive
 	// points) or drew from (negative), nearest expiry first for draws. For an
 	// EXPIRY: exactly the lots it expired.
-	Lots          []*LotMove `protobuf:"bytes,16,rep,name=lots,proto3" json:"lots,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Lots []*LotMove `protobuf:"bytes,16,rep,name=lots,proto3" json:"lots,omitempty"`
+	// Set on a stay that corrected a booking's outcome (CorrectStay): the
+	// transaction it replaced, reversed in the same commit.
+	CorrectsTransactionId string `protobuf:"bytes,17,opt,name=corrects_transaction_id,json=correctsTransactionId,proto3" json:"corrects_transaction_id,omitempty"`
+	// Set on the reversal a correction made: the transaction that replaced
+	// the one reversed.
+	CorrectedByTransactionId string `protobuf:"bytes,18,opt,name=corrected_by_transaction_id,json=correctedByTransactionId,proto3" json:"corrected_by_transaction_id,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Transaction) Reset() {
@@ -719,6 +725,20 @@ func (x *Transaction) GetLots() []*LotMove {
 	return nil
 }
 
+func (x *Transaction) GetCorrectsTransactionId() string {
+	if x != nil {
+		return x.CorrectsTransactionId
+	}
+	return ""
+}
+
+func (x *Transaction) GetCorrectedByTransactionId() string {
+	if x != nil {
+		return x.CorrectedByTransactionId
+	}
+	return ""
+}
+
 // A change to one lot: the points one earning transaction added, which expire
 // together. Redemptions, penalties and expiries draw the lot nearest expiry
 // first.
@@ -808,7 +828,7 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"heldPoints\";\n" +
 	"\aPosting\x12\x18\n" +
 	"\aaccount\x18\x01 \x01(\tR\aaccount\x12\x16\n" +
-	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\xea\x05\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\"\xe1\x06\n" +
 	"\vTransaction\x12%\n" +
 	"\x0etransaction_id\x18\x01 \x01(\tR\rtransactionId\x12/\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1b.loyalty.v1.TransactionKindR\x04kind\x12#\n" +
@@ -828,7 +848,9 @@ const file_loyalty_v1_common_proto_rawDesc = "" +
 	"\x17reverses_transaction_id\x18\r \x01(\tR\x15reversesTransactionId\x12+\n" +
 	"\x12recorded_by_key_id\x18\x0e \x01(\tR\x0frecordedByKeyId\x12+\n" +
 	"\x11programme_version\x18\x0f \x01(\x05R\x10programmeVersion\x12'\n" +
-	"\x04lots\x18\x10 \x03(\v2\x13.loyalty.v1.LotMoveR\x04lots\"s\n" +
+	"\x04lots\x18\x10 \x03(\v2\x13.loyalty.v1.LotMoveR\x04lots\x126\n" +
+	"\x17corrects_transaction_id\x18\x11 \x01(\tR\x15correctsTransactionId\x12=\n" +
+	"\x1bcorrected_by_transaction_id\x18\x12 \x01(\tR\x18correctedByTransactionId\"s\n" +
 	"\aLotMove\x12\x15\n" +
 	"\x06lot_id\x18\x01 \x01(\tR\x05lotId\x12\x16\n" +
 	"\x06points\x18\x02 \x01(\x03R\x06points\x129\n" +

@@ -56,6 +56,9 @@ const (
 	// BookingServiceReverseTransactionProcedure is the fully-qualified name of the BookingService's
 	// ReverseTransaction RPC.
 	BookingServiceReverseTransactionProcedure = "/loyalty.v1.BookingService/ReverseTransaction"
+	// BookingServiceCorrectStayProcedure is the fully-qualified name of the BookingService's
+	// CorrectStay RPC.
+	BookingServiceCorrectStayProcedure = "/loyalty.v1.BookingService/CorrectStay"
 	// BookingServiceGetBookingProcedure is the fully-qualified name of the BookingService's GetBooking
 	// RPC.
 	BookingServiceGetBookingProcedure = "/loyalty.v1.BookingService/GetBooking"
@@ -87,6 +90,17 @@ type BookingServiceClient interface {
 	// transaction. Reversing a booking's outcome (or its late check-out)
 	// frees the booking, so that the corrected outcome can be recorded.
 	ReverseTransaction(context.Context, *connect.Request[v1.ReverseTransactionRequest]) (*connect.Response[v1.ReverseTransactionResponse], error)
+	// Records the stay a booking actually had, in place of the outcome
+	// recorded for it: a stay whose folio changed (charges, nights, channel),
+	// or a no-show or charged cancellation of a guest who did arrive. The old
+	// outcome's transaction is reversed and the stay recorded in one commit,
+	// each naming the other (Transaction.corrects_transaction_id and
+	// corrected_by_transaction_id), with the caller's reason: balances, tier
+	// qualification and the first-stay bonus end as if only the stay had
+	// happened. NOT_FOUND when the booking has no outcome (record it with
+	// RecordStay); FAILED_PRECONDITION for a stay a partner awarded (the
+	// partner reverses its award and awards again).
+	CorrectStay(context.Context, *connect.Request[v1.CorrectStayRequest]) (*connect.Response[v1.CorrectStayResponse], error)
 	// Returns a booking: its outcome, its late check-out, its guarantees and
 	// every transaction that touched it. A client that lost the answer to an
 	// outcome finds it here.
@@ -152,6 +166,12 @@ func NewBookingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			connect.WithSchema(bookingServiceMethods.ByName("ReverseTransaction")),
 			connect.WithClientOptions(opts...),
 		),
+		correctStay: connect.NewClient[v1.CorrectStayRequest, v1.CorrectStayResponse](
+			httpClient,
+			baseURL+BookingServiceCorrectStayProcedure,
+			connect.WithSchema(bookingServiceMethods.ByName("CorrectStay")),
+			connect.WithClientOptions(opts...),
+		),
 		getBooking: connect.NewClient[v1.GetBookingRequest, v1.GetBookingResponse](
 			httpClient,
 			baseURL+BookingServiceGetBookingProcedure,
@@ -172,6 +192,7 @@ type bookingServiceClient struct {
 	redeem             *connect.Client[v1.RedeemRequest, v1.RedeemResponse]
 	recordLateCheckout *connect.Client[v1.RecordLateCheckoutRequest, v1.RecordLateCheckoutResponse]
 	reverseTransaction *connect.Client[v1.ReverseTransactionRequest, v1.ReverseTransactionResponse]
+	correctStay        *connect.Client[v1.CorrectStayRequest, v1.CorrectStayResponse]
 	getBooking         *connect.Client[v1.GetBookingRequest, v1.GetBookingResponse]
 }
 
@@ -215,6 +236,11 @@ func (c *bookingServiceClient) ReverseTransaction(ctx context.Context, req *conn
 	return c.reverseTransaction.CallUnary(ctx, req)
 }
 
+// CorrectStay calls loyalty.v1.BookingService.CorrectStay.
+func (c *bookingServiceClient) CorrectStay(ctx context.Context, req *connect.Request[v1.CorrectStayRequest]) (*connect.Response[v1.CorrectStayResponse], error) {
+	return c.correctStay.CallUnary(ctx, req)
+}
+
 // GetBooking calls loyalty.v1.BookingService.GetBooking.
 func (c *bookingServiceClient) GetBooking(ctx context.Context, req *connect.Request[v1.GetBookingRequest]) (*connect.Response[v1.GetBookingResponse], error) {
 	return c.getBooking.CallUnary(ctx, req)
@@ -246,6 +272,17 @@ type BookingServiceHandler interface {
 	// transaction. Reversing a booking's outcome (or its late check-out)
 	// frees the booking, so that the corrected outcome can be recorded.
 	ReverseTransaction(context.Context, *connect.Request[v1.ReverseTransactionRequest]) (*connect.Response[v1.ReverseTransactionResponse], error)
+	// Records the stay a booking actually had, in place of the outcome
+	// recorded for it: a stay whose folio changed (charges, nights, channel),
+	// or a no-show or charged cancellation of a guest who did arrive. The old
+	// outcome's transaction is reversed and the stay recorded in one commit,
+	// each naming the other (Transaction.corrects_transaction_id and
+	// corrected_by_transaction_id), with the caller's reason: balances, tier
+	// qualification and the first-stay bonus end as if only the stay had
+	// happened. NOT_FOUND when the booking has no outcome (record it with
+	// RecordStay); FAILED_PRECONDITION for a stay a partner awarded (the
+	// partner reverses its award and awards again).
+	CorrectStay(context.Context, *connect.Request[v1.CorrectStayRequest]) (*connect.Response[v1.CorrectStayResponse], error)
 	// Returns a booking: its outcome, its late check-out, its guarantees and
 	// every transaction that touched it. A client that lost the answer to an
 	// outcome finds it here.
@@ -307,6 +344,12 @@ func NewBookingServiceHandler(svc BookingServiceHandler, opts ...connect.Handler
 		connect.WithSchema(bookingServiceMethods.ByName("ReverseTransaction")),
 		connect.WithHandlerOptions(opts...),
 	)
+	bookingServiceCorrectStayHandler := connect.NewUnaryHandler(
+		BookingServiceCorrectStayProcedure,
+		svc.CorrectStay,
+		connect.WithSchema(bookingServiceMethods.ByName("CorrectStay")),
+		connect.WithHandlerOptions(opts...),
+	)
 	bookingServiceGetBookingHandler := connect.NewUnaryHandler(
 		BookingServiceGetBookingProcedure,
 		svc.GetBooking,
@@ -332,6 +375,8 @@ func NewBookingServiceHandler(svc BookingServiceHandler, opts ...connect.Handler
 			bookingServiceRecordLateCheckoutHandler.ServeHTTP(w, r)
 		case BookingServiceReverseTransactionProcedure:
 			bookingServiceReverseTransactionHandler.ServeHTTP(w, r)
+		case BookingServiceCorrectStayProcedure:
+			bookingServiceCorrectStayHandler.ServeHTTP(w, r)
 		case BookingServiceGetBookingProcedure:
 			bookingServiceGetBookingHandler.ServeHTTP(w, r)
 		default:
@@ -373,6 +418,10 @@ func (UnimplementedBookingServiceHandler) RecordLateCheckout(context.Context, *c
 
 func (UnimplementedBookingServiceHandler) ReverseTransaction(context.Context, *connect.Request[v1.ReverseTransactionRequest]) (*connect.Response[v1.ReverseTransactionResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.BookingService.ReverseTransaction is not implemented"))
+}
+
+func (UnimplementedBookingServiceHandler) CorrectStay(context.Context, *connect.Request[v1.CorrectStayRequest]) (*connect.Response[v1.CorrectStayResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.BookingService.CorrectStay is not implemented"))
 }
 
 func (UnimplementedBookingServiceHandler) GetBooking(context.Context, *connect.Request[v1.GetBookingRequest]) (*connect.Response[v1.GetBookingResponse], error) {

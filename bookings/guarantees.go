@@ -22,6 +22,9 @@ type GuaranteeMetadata struct {
 	Reason      string `json:"release_reason,omitempty"`
 }
 
+// MaxGuaranteeDaysAhead bounds how far ahead a guarantee holds points.
+const MaxGuaranteeDaysAhead = 366
+
 // PlaceGuarantee puts points on hold to keep a booking's room past the
 // normal hold time, until holdUntil on the arrival day. The hold lasts
 // until noon the day after arrival, so that a no-show recorded the next
@@ -38,6 +41,10 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 	expiresAt := AtLocal(arrival.AddDate(0, 0, 1), 12, property)
 	if !expiresAt.After(s.now()) {
 		return ledger.Hold{}, fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
+	}
+	if latest := localToday(s.now(), property).AddDate(0, 0, MaxGuaranteeDaysAhead); arrival.After(latest) {
+		return ledger.Hold{}, fieldError("arrival_date", "is more than %d days ahead (after %s): points are held for arrivals to come, not for years",
+			MaxGuaranteeDaysAhead, latest.Format(time.DateOnly))
 	}
 	gm := GuaranteeMetadata{Member: member.Number, PropertyID: property.ID, StayID: stayID,
 		ArrivalDate: arrival.Format(time.DateOnly), HoldUntil: holdUntil.String(), Hours: hours}

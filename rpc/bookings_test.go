@@ -309,6 +309,11 @@ func TestDatesAreCheckedAgainstTheHotelsClock(t *testing.T) {
 				PropertyId: "SH-HQ-001", StayId: "C-1", ArrivalDate: "2026-11-23", Nights: 1, CancelledAt: local("2026-11-23 18:30:00")}))
 			return err
 		}, connect.CodeInvalidArgument, "cancelledAt", ""},
+		{"a guarantee for an arrival two years ahead is refused", func() error {
+			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-far", MemberNumber: member,
+				PropertyId: "SH-HQ-001", StayId: "G-far", ArrivalDate: "2028-11-22", HoldUntil: "19:00"}))
+			return err
+		}, connect.CodeInvalidArgument, "arrivalDate", ""},
 		{"a late check-out of a stay departing in 2027 is refused", func() error {
 			_, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late", MemberNumber: member,
 				PropertyId: "SH-HQ-001", StayId: "L-1", DepartureDate: "2027-01-02", Hours: 1}))
@@ -573,4 +578,39 @@ func TestACorrectedOutcomeLeavesTheBooksAsIfOnlyTheStayHappened(t *testing.T) {
 	_, err := c.booking.CorrectStay(e.ctx, connect.NewRequest(correctStay("fix-none", e.enroll(t, c, "enrol-none"), "NEVER", "no such stay", "100.00")))
 	wantCode(t, err, connect.CodeNotFound)
 	e.verify(t)
+}
+
+// TestAPartnersCorrectionReachesItsSettlement: a partner reverses an award
+// whose folio changed and awards the stay again: the booking takes the new
+// award, and the settlement counts the new one, the old one reversed.
+func TestAPartnersCorrectionReachesItsSettlement(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha := w.alliance(w.alphaKey)
+	first, err := alpha.AwardStay(w.ctx, award("award-1", w.m1, "A-1", "ALPHA-9", "2026-11-10", "300.00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alpha.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.AllianceServiceReverseTransactionRequest{IdempotencyKey: "reverse-1",
+		TransactionId: first.Msg.GetTransaction().GetTransactionId(), Reason: "folio corrected"})); err != nil {
+		t.Fatal(err)
+	}
+	second, err := alpha.AwardStay(w.ctx, award("award-2", w.m1, "A-1", "ALPHA-9", "2026-11-10", "250.00"))
+	if err != nil {
+		t.Fatalf("the corrected award: %v", err)
+	}
+	st := w.settlement(t, w.alphaKey)
+	// points_issued is net of the reversals' share, which is shown too.
+	if st.GetPointsIssued() != 250 || st.GetReversedPointsIssued() != -300 {
+		t.Errorf("settlement issued %d, of which reversed %d; want 250 net, of which -300 reversed", st.GetPointsIssued(), st.GetReversedPointsIssued())
+	}
+	b, err := w.clients(w.bookingKey).booking.GetBooking(w.ctx, connect.NewRequest(&loyaltyv1.GetBookingRequest{PropertyId: "A-1", StayId: "ALPHA-9"}))
+	if err != nil || b.Msg.GetBooking().GetOutcomeTransactionId() != second.Msg.GetTransaction().GetTransactionId() {
+		t.Fatalf("the booking: %v, %v", b, err)
+	}
+	// The chain's CorrectStay leaves a partner's award to the partner.
+	req := correctStay("fix", w.m1, "ALPHA-9", "wrong folio", "200.00")
+	req.PropertyId, req.ArrivalDate, req.DepartureDate = "A-1", "2026-11-10", "2026-11-11"
+	_, err = w.clients(w.bookingKey).booking.CorrectStay(w.ctx, connect.NewRequest(req))
+	wantCode(t, err, connect.CodeFailedPrecondition)
+	w.verify(t)
 }

@@ -120,26 +120,24 @@ func ClaimWith(c Claim) ledger.Statement {
 // the reversed transaction recorded, if it recorded one, so that the
 // booking can be recorded again.
 func Release(reversed uuid.UUID) ledger.Statement {
-	return ledger.Statement{
-		// $2..$4: the reversal's id, effective and recorded times.
-		SQL: `WITH reversal (id, effective_at, recorded_at) AS (VALUES ($2::UUID, $3::TIMESTAMPTZ, $4::TIMESTAMPTZ))
-			UPDATE booking_outcomes SET released_by = reversal.id, released_at = reversal.recorded_at
-			FROM reversal WHERE booking_outcomes.transaction_id = $1 AND booking_outcomes.released_by IS NULL`,
-		Args:            []any{reversed},
-		WithTransaction: true,
-	}
+	return release("booking_outcomes.transaction_id = $1", reversed)
 }
 
 // releaseRecord is the effect of a transaction that takes the place of an
-// outcome which posted nothing (record id): the booking's row is released
-// by that transaction.
+// outcome which posted nothing (record id).
 func releaseRecord(id uuid.UUID) ledger.Statement {
+	return release("booking_outcomes.id = $1", id)
+}
+
+// release frees the booking rows that match where (on arg, $1): the
+// transaction the statement commits with releases them.
+func release(where string, arg any) ledger.Statement {
 	return ledger.Statement{
-		// $2..$4: the transaction's id, effective and recorded times.
-		SQL: `WITH replacement (id, effective_at, recorded_at) AS (VALUES ($2::UUID, $3::TIMESTAMPTZ, $4::TIMESTAMPTZ))
-			UPDATE booking_outcomes SET released_by = replacement.id, released_at = replacement.recorded_at
-			FROM replacement WHERE booking_outcomes.id = $1 AND booking_outcomes.released_by IS NULL`,
-		Args:            []any{id},
+		// $2..$4: the releasing transaction's id, effective and recorded times.
+		SQL: `WITH releasing (id, effective_at, recorded_at) AS (VALUES ($2::UUID, $3::TIMESTAMPTZ, $4::TIMESTAMPTZ))
+			UPDATE booking_outcomes SET released_by = releasing.id, released_at = releasing.recorded_at
+			FROM releasing WHERE ` + where + ` AND booking_outcomes.released_by IS NULL`,
+		Args:            []any{arg},
 		WithTransaction: true,
 	}
 }

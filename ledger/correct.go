@@ -104,23 +104,8 @@ func (l *Ledger) Correct(ctx context.Context, req CorrectRequest) (Correction, e
 		c.Replacement = Transaction{ID: req.ReplacementID, Kind: repl.Kind, CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
 			EffectiveAt: dbTime(repl.EffectiveAt), RecordedAt: now, Postings: append([]Posting(nil), repl.Postings...), Metadata: replacementMetadata}
 		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opCorrect, hash: hash, transactionID: c.Replacement.ID}
-		tag, err := tx.Exec(ctx, claimSQL, claim.args(now)...)
-		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
-		}
-		if err := claimed(tag.RowsAffected()); err != nil {
+		if err := claimReversal(ctx, tx, claim, now, original); err != nil {
 			return err
-		}
-		if original.Kind == KindReversal {
-			return fmt.Errorf("%w: %s is itself a reversal", ErrNotReversible, original.ID)
-		}
-		var reversedBy uuid.UUID
-		err = tx.QueryRow(ctx, `SELECT id FROM transactions WHERE reverses_id = $1`, original.ID).Scan(&reversedBy)
-		if err == nil {
-			return &AlreadyReversedError{TransactionID: original.ID, ReversedByID: reversedBy}
-		}
-		if !isNoRows(err) {
-			return fmt.Errorf("find reversal: %w", err)
 		}
 		if err := writeTransaction(ctx, tx, &c.Reversal, accounts, shards, lotInput{policy: req.ReversalLots, reverses: original.Lots}); err != nil {
 			return err

@@ -329,23 +329,8 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 			reversal.Postings[i] = Posting{Account: p.Account, Amount: -p.Amount}
 		}
 		claim := keyClaim{callerID: req.CallerID, key: req.IdempotencyKey, op: opReverse, hash: hash, transactionID: reversal.ID}
-		tag, err := tx.Exec(ctx, claimSQL, claim.args(now)...)
-		if err != nil {
-			return fmt.Errorf("claim idempotency key: %w", err)
-		}
-		if err := claimed(tag.RowsAffected()); err != nil {
+		if err := claimReversal(ctx, tx, claim, now, original); err != nil {
 			return err
-		}
-		if original.Kind == KindReversal {
-			return fmt.Errorf("%w: %s is itself a reversal", ErrNotReversible, original.ID)
-		}
-		var reversedBy uuid.UUID
-		err = tx.QueryRow(ctx, `SELECT id FROM transactions WHERE reverses_id = $1`, original.ID).Scan(&reversedBy)
-		if err == nil {
-			return &AlreadyReversedError{TransactionID: original.ID, ReversedByID: reversedBy}
-		}
-		if !isNoRows(err) {
-			return fmt.Errorf("find reversal: %w", err)
 		}
 		if err := writeTransaction(ctx, tx, &reversal, accounts, shards, lotInput{policy: req.Lots, reverses: original.Lots}); err != nil {
 			return err
@@ -365,6 +350,32 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		return Transaction{}, fmt.Errorf("reverse %s: %w", req.TransactionID, err)
 	}
 	return reversal, nil
+}
+
+// claimReversal claims the idempotency key of a request that reverses
+// original, and checks that original may be reversed: not a reversal, not
+// reversed yet (the unique reverses_id is the guard against a concurrent
+// one; this names the reversal that got there first).
+func claimReversal(ctx context.Context, tx pgx.Tx, claim keyClaim, now time.Time, original Transaction) error {
+	tag, err := tx.Exec(ctx, claimSQL, claim.args(now)...)
+	if err != nil {
+		return fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if err := claimed(tag.RowsAffected()); err != nil {
+		return err
+	}
+	if original.Kind == KindReversal {
+		return fmt.Errorf("%w: %s is itself a reversal", ErrNotReversible, original.ID)
+	}
+	var reversedBy uuid.UUID
+	err = tx.QueryRow(ctx, `SELECT id FROM transactions WHERE reverses_id = $1`, original.ID).Scan(&reversedBy)
+	if err == nil {
+		return &AlreadyReversedError{TransactionID: original.ID, ReversedByID: reversedBy}
+	}
+	if !isNoRows(err) {
+		return fmt.Errorf("find reversal: %w", err)
+	}
+	return nil
 }
 
 // runEffects runs a transaction's effects in its database transaction.

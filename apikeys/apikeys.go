@@ -49,6 +49,8 @@ const (
 	MaxNameLength   = 100
 	MaxPartnerID    = 64
 	MaxSecretLength = 100
+	// MaxLifetimeYears bounds a key's expiry.
+	MaxLifetimeYears = 5
 )
 
 var (
@@ -280,6 +282,10 @@ func validateCreate(req CreateRequest, now time.Time) error {
 	}
 	if !req.ExpiresAt.IsZero() && !req.ExpiresAt.After(now) {
 		return &ledger.FieldError{Field: "expires_at", Problem: "must be in the future"}
+	}
+	if latest := now.AddDate(MaxLifetimeYears, 0, 0); req.ExpiresAt.After(latest) {
+		return &ledger.FieldError{Field: "expires_at", Problem: fmt.Sprintf("is after %s: a key expires within %d years (omit it for a key that never expires)",
+			latest.UTC().Format(time.RFC3339), MaxLifetimeYears)}
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ const (
 	// rate change never reprices a transaction already recorded or in
 	// flight.
 	RateLead = time.Second
+	// MaxRatesAheadYears bounds how far ahead a rate version may start:
+	// each starts after the last, so one set for 9999 would be the last.
+	MaxRatesAheadYears = 2
 	// maxPartners bounds List.
 	maxPartners = 1000
 )
@@ -183,6 +186,9 @@ func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, p N
 	}
 	if !p.Rates.EffectiveAt.IsZero() {
 		p.Rates.EffectiveAt = p.Rates.EffectiveAt.UTC().Truncate(time.Microsecond)
+		if err := s.notTooFarAhead(p.Rates.EffectiveAt); err != nil {
+			return Partner{}, err
+		}
 	}
 	created, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "create_partner", p,
 		func(ctx context.Context, tx pgx.Tx) (Partner, error) {
@@ -269,6 +275,16 @@ func (s *Store) SetStatus(ctx context.Context, callerID, idempotencyKey, partner
 	return s.Get(ctx, partnerID)
 }
 
+// notTooFarAhead refuses rates that start more than MaxRatesAheadYears
+// from now.
+func (s *Store) notTooFarAhead(effectiveAt time.Time) error {
+	if latest := s.now().AddDate(MaxRatesAheadYears, 0, 0); effectiveAt.After(latest) {
+		return fieldError("rates.effective_at", fmt.Sprintf("is after %s: rates start at most %d years ahead (each version starts after the last, so a far one would be the last)",
+			latest.UTC().Format(time.RFC3339), MaxRatesAheadYears))
+	}
+	return nil
+}
+
 // SetRates adds a rate version from r.EffectiveAt, which must be at least
 // RateLead from now and after the latest version's: a rate change never
 // reprices a recorded transaction or a closed period.
@@ -285,6 +301,9 @@ func (s *Store) SetRates(ctx context.Context, callerID, idempotencyKey, partnerI
 	r.EffectiveAt = r.EffectiveAt.UTC().Truncate(time.Microsecond)
 	if r.EffectiveAt.Before(s.now().Add(RateLead)) {
 		return Rates{}, fieldError("rates.effective_at", fmt.Sprintf("must be at least %s from now: a rate change applies to transactions from then on, never to recorded ones", RateLead))
+	}
+	if err := s.notTooFarAhead(r.EffectiveAt); err != nil {
+		return Rates{}, err
 	}
 	request := struct {
 		ID    string `json:"partner_id"`

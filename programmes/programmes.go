@@ -95,6 +95,10 @@ type scheduled struct {
 const (
 	scheduleTTL = time.Second
 	publishLead = 2 * scheduleTTL
+	// MaxPublishAheadYears bounds how far ahead a version may start: each
+	// version starts after the last, so one published for 9999 would be
+	// the last ever.
+	MaxPublishAheadYears = 2
 )
 
 type cachedProperty struct {
@@ -147,6 +151,11 @@ func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, ef
 	if effectiveAt.Before(s.now().Add(publishLead)) {
 		return Version{}, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf(
 			"must be at least %s from now: a new version applies to new transactions only, and every server must know it first", publishLead)}
+	}
+	if latest := s.now().AddDate(MaxPublishAheadYears, 0, 0); effectiveAt.After(latest) {
+		return Version{}, &ledger.FieldError{Field: "effective_at", Problem: fmt.Sprintf(
+			"is after %s: a version starts at most %d years ahead (each starts after the last, so a far one would be the last)",
+			latest.UTC().Format(time.RFC3339), MaxPublishAheadYears)}
 	}
 	definition, err := json.Marshal(p)
 	if err != nil {

@@ -232,6 +232,10 @@ func (s adminService) SetTier(ctx context.Context, req *connect.Request[loyaltyv
 		if until = msg.GetUntil().AsTime(); !until.After(s.now()) {
 			return nil, badField("until", "must be in the future")
 		}
+		if latest := s.now().AddDate(maxManualTierYears, 0, 0); until.After(latest) {
+			return nil, badField("until", "is after %s: a manual tier ends within %d years (omit until for one that lasts until changed)",
+				latest.UTC().Format(time.RFC3339), maxManualTierYears)
+		}
 	}
 	var effectiveAt time.Time // zero: now
 	if msg.GetEffectiveAt() != nil {

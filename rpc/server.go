@@ -94,7 +94,8 @@ var Services = []string{
 // Health and reflection need no credentials; every service call does.
 func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	opts := []connect.HandlerOption{
-		connect.WithInterceptors(append(interceptors, connect.UnaryInterceptorFunc(jsonFieldNames), connect.UnaryInterceptorFunc(s.authenticate))...),
+		connect.WithInterceptors(append(interceptors, connect.UnaryInterceptorFunc(jsonFieldNames), connect.UnaryInterceptorFunc(s.authenticate),
+			connect.UnaryInterceptorFunc(saneRequest))...),
 		connect.WithReadMaxBytes(MaxRequestBytes),
 		// Answers are small: compressing them costs more CPU than it saves.
 		connect.WithCompressMinBytes(4 << 10),

@@ -17,8 +17,10 @@ import (
 const (
 	maxIDLength     = 64  // property_id, stay_id
 	maxReasonLength = 500 // characters
-	maxQuantity     = 10
-	maxNights       = 90
+	// maxManualTierYears bounds how long a tier set by hand lasts.
+	maxManualTierYears = 5
+	maxQuantity        = 10
+	maxNights          = 90
 )
 
 func checkMember(number string) error {

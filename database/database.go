@@ -243,6 +243,9 @@ func (db *DB) retry(ctx context.Context, maxAttempts int, gate *sync.RWMutex, tr
 		}
 		last = err
 	}
+	if Unavailable(last) {
+		return fmt.Errorf("%w: %d attempts: %w", ErrUnavailable, maxAttempts, last)
+	}
 	return fmt.Errorf("%w: %d attempts: %v", ErrContention, maxAttempts, last)
 }
 

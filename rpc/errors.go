@@ -131,6 +131,9 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeNotFound, errors.New("no such account"))
 	case errors.Is(err, ledger.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
+	case database.Unavailable(err):
+		return connect.NewError(connect.CodeUnavailable, errors.New(
+			"the database cannot be reached or the outcome is unknown: retry with the same idempotency key"))
 	case errors.Is(err, database.ErrContention):
 		return connect.NewError(connect.CodeAborted, errors.New("too much contention on these accounts; retry with the same idempotency key"))
 	case errors.Is(err, context.DeadlineExceeded):

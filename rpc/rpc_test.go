@@ -41,9 +41,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvOn(t, dbtest.New(t))
+}
+
+// newEnvOn is newEnv on the database db.
+func newEnvOn(t *testing.T, db *database.DB) *env {
+	t.Helper()
 	ctx := context.Background()
 	clock := testclock.Ticking(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), time.Millisecond)
-	db := dbtest.New(t)
 	l := ledger.New(db, ledger.Options{Clock: clock.Now})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,9 @@ type LateCheckoutResult struct {
 // on departure, at check-out: like a redemption it never overdraws; one
 // charge per stay (more hours are a correction of it).
 func (s *Service) RecordLateCheckout(ctx context.Context, req Request, v programmes.Version, property programmes.Property, memberNumber, stayID string, departure time.Time, hours int) (LateCheckoutResult, error) {
+	if err := ChainHotel(property); err != nil {
+		return LateCheckoutResult{}, err
+	}
 	if err := s.refuseIfRecorded(ctx, req, property.ID, stayID, LateCheckout); err != nil {
 		return LateCheckoutResult{}, err
 	}

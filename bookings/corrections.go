@@ -37,6 +37,9 @@ type CorrectionResult struct {
 // qualification and the first-stay claim end as if only the stay had
 // happened. A retry under the same key returns the first correction.
 func (s *Service) CorrectStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, reason string) (CorrectionResult, error) {
+	if err := ChainHotel(property); err != nil {
+		return CorrectionResult{}, err
+	}
 	if err := notAfterToday("departure_date", st.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
 		return CorrectionResult{}, err
 	}

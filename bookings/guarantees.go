@@ -30,6 +30,9 @@ const MaxGuaranteeDaysAhead = 366
 // until noon the day after arrival, so that a no-show recorded the next
 // morning can still capture it.
 func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.Version, property programmes.Property, memberNumber, stayID string, arrival time.Time, holdUntil programme.Clock) (ledger.Hold, error) {
+	if err := ChainHotel(property); err != nil {
+		return ledger.Hold{}, err
+	}
 	member, err := s.members.Get(ctx, memberNumber)
 	if err != nil {
 		return ledger.Hold{}, err

@@ -36,6 +36,9 @@ type NoShowResult struct {
 // no-show penalty is charged unless the booking was a late same-day one.
 // It is refused while the room is still held.
 func (s *Service) RecordNoShow(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, bookedAt time.Time) (NoShowResult, error) {
+	if err := ChainHotel(property); err != nil {
+		return NoShowResult{}, err
+	}
 	if booked := localToday(bookedAt, property); booked.After(ms.Arrival) {
 		return NoShowResult{}, fieldError("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
 			booked.Format(time.DateOnly), ms.Arrival.Format(time.DateOnly))
@@ -66,6 +69,9 @@ type CancellationResult struct {
 // before the deadline of the member's tier in force then (an open
 // guarantee is released), otherwise charged like a no-show.
 func (s *Service) RecordCancellation(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, cancelledAt time.Time) (CancellationResult, error) {
+	if err := ChainHotel(property); err != nil {
+		return CancellationResult{}, err
+	}
 	if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, CancelledCharged); err != nil {
 		return CancellationResult{}, err
 	}

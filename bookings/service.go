@@ -99,6 +99,18 @@ func CompletedAt(departure time.Time, property programmes.Property) time.Time {
 	return AtLocal(departure, 12, property)
 }
 
+// ChainHotel refuses a partner's hotel for the chain's own booking events:
+// every movement of points at a partner's hotel is the partner's, booked to
+// its accounts and in its settlement, so it goes through the partner's API
+// (AwardStay, the alliance's Redeem), never the chain's.
+func ChainHotel(property programmes.Property) error {
+	if property.Owner != "" && property.Owner != programmes.OwnerProgramme {
+		return fieldError("property_id", "%q is a hotel of partner %s: its stays and redemptions are the partner's, recorded through AllianceService so that they settle",
+			property.ID, property.Owner)
+	}
+	return nil
+}
+
 // localToday is today's date at the hotel, as programme.ParseLocalDate
 // gives dates.
 func localToday(now time.Time, property programmes.Property) time.Time {

@@ -42,6 +42,9 @@ const maxStayAttempts = 3
 // promotions), its tier qualification and the upgrade it earns, and the
 // booking's outcome, in one transaction.
 func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stay Stay) (StayResult, error) {
+	if err := ChainHotel(property); err != nil {
+		return StayResult{}, err
+	}
 	if err := notAfterToday("departure_date", stay.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
 		return StayResult{}, err
 	}

@@ -263,7 +263,11 @@ func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyalty
 		return nil, s.toConnect(ctx, proc, err)
 	}
 	if msg.GetPropertyId() != "" {
-		if _, err := s.property(ctx, msg.GetPropertyId()); err != nil {
+		property, err := s.property(ctx, msg.GetPropertyId())
+		if err == nil {
+			err = bookings.ChainHotel(property)
+		}
+		if err != nil {
 			return nil, s.toConnect(ctx, proc, err)
 		}
 	}

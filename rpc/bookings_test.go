@@ -165,29 +165,60 @@ func TestABookingHasOneOutcome(t *testing.T) {
 	e.verify(t)
 }
 
-// TestAPartnerAwardAndAChainStayShareTheBooking: at a partner's hotel the
-// booking is the same whichever API records it: the second is refused.
-func TestAPartnerAwardAndAChainStayShareTheBooking(t *testing.T) {
+// TestAPartnersHotelIsThePartners: at a partner's hotel the booking is
+// the partner's. A second award of the same booking, under another key, is
+// refused with the first; the chain's own booking events at the partner's
+// hotel are refused, pointing to the alliance API, so that every point
+// moved there is booked to the partner and settles.
+func TestAPartnersHotelIsThePartners(t *testing.T) {
 	w := newAllianceWorld(t)
 	alpha := w.alliance(w.alphaKey)
 	a, err := alpha.AwardStay(w.ctx, award("award-1", w.m1, "A-1", "ALPHA-7", "2026-11-10", "300.00"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain := stayRequest("chain-1", w.m1, "ALPHA-7", "300.00")
-	chain.PropertyId, chain.ArrivalDate, chain.DepartureDate = "A-1", "2026-11-10", "2026-11-11"
-	_, err = w.clients(w.bookingKey).booking.RecordStay(w.ctx, connect.NewRequest(chain))
+	_, err = alpha.AwardStay(w.ctx, award("award-1-resent", w.m1, "A-1", "ALPHA-7", "2026-11-10", "300.00"))
 	outcomeRecorded(t, err, "stayed", a.Msg.GetTransaction().GetTransactionId())
-	// And the other way round, on another booking.
-	chain.IdempotencyKey, chain.StayId = "chain-2", "ALPHA-8"
-	s, err := w.clients(w.bookingKey).booking.RecordStay(w.ctx, connect.NewRequest(chain))
-	if err != nil {
-		t.Fatal(err)
+
+	booking := w.clients(w.bookingKey).booking
+	chain := stayRequest("chain-1", w.m1, "ALPHA-8", "300.00")
+	chain.PropertyId = "A-1"
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"a stay", func() error { _, err := booking.RecordStay(w.ctx, connect.NewRequest(chain)); return err }},
+		{"a redemption", func() error {
+			_, err := booking.Redeem(w.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "milk", MemberNumber: w.m1,
+				Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, PropertyId: "A-1"}))
+			return err
+		}},
+		{"a late check-out", func() error {
+			_, err := booking.RecordLateCheckout(w.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late",
+				MemberNumber: w.m1, PropertyId: "A-1", StayId: "ALPHA-7", DepartureDate: "2026-11-11", Hours: 1}))
+			return err
+		}},
+		{"a no-show", func() error {
+			req := noShow("ns", w.m1, "ALPHA-9", "2026-11-10")
+			req.Msg.PropertyId = "A-1"
+			_, err := booking.RecordNoShow(w.ctx, req)
+			return err
+		}},
+		{"a guarantee", func() error {
+			_, err := booking.PlaceGuarantee(w.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g",
+				MemberNumber: w.m1, PropertyId: "A-1", StayId: "ALPHA-10", ArrivalDate: "2026-11-25", HoldUntil: "19:00"}))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := wantCode(t, tc.call(), connect.CodeInvalidArgument)
+			if field := badRequestField(t, ce); field != "propertyId" || !strings.Contains(ce.Message(), "AllianceService") {
+				t.Fatalf("%v: want a refusal of propertyId pointing to AllianceService", ce)
+			}
+		})
 	}
-	_, err = alpha.AwardStay(w.ctx, award("award-2", w.m1, "A-1", "ALPHA-8", "2026-11-10", "300.00"))
-	outcomeRecorded(t, err, "stayed", s.Msg.GetTransaction().GetTransactionId())
 	if st := w.settlement(t, w.alphaKey); st.GetPointsIssued() != 300 {
-		t.Errorf("ALPHA issued %d points, want 300: the refused award is not settled", st.GetPointsIssued())
+		t.Errorf("ALPHA issued %d points, want 300: the award once", st.GetPointsIssued())
 	}
 	w.verify(t)
 }
@@ -611,6 +642,6 @@ func TestAPartnersCorrectionReachesItsSettlement(t *testing.T) {
 	req := correctStay("fix", w.m1, "ALPHA-9", "wrong folio", "200.00")
 	req.PropertyId, req.ArrivalDate, req.DepartureDate = "A-1", "2026-11-10", "2026-11-11"
 	_, err = w.clients(w.bookingKey).booking.CorrectStay(w.ctx, connect.NewRequest(req))
-	wantCode(t, err, connect.CodeFailedPrecondition)
+	wantCode(t, err, connect.CodeInvalidArgument)
 	w.verify(t)
 }

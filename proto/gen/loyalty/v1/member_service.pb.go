@@ -728,8 +728,7 @@ func (x *UpdateMemberResponse) GetMember() *Member {
 
 type ListActivityRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The member whose statement to list (required). A partner key sees only
-	// transactions at its own properties.
+	// The member whose statement to list (required).
 	MemberNumber string `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
 	// Maximum number of transactions to return: 0 means the default (50);
 	// larger values are capped at 200.

@@ -61,7 +61,7 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.FinanceServiceGetTrialBalanceProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
 	loyaltyv1connect.FinanceServiceGetRollForwardProcedure:        {apikeys.RoleFinance, apikeys.RoleAdmin},
 	loyaltyv1connect.FinanceServiceReconcileProcedure:             {apikeys.RoleFinance, apikeys.RoleAdmin},
-	loyaltyv1connect.FinanceServiceSetPointValueProcedure:         {apikeys.RoleFinance, apikeys.RoleAdmin},
+	loyaltyv1connect.FinanceServiceSetPointValueProcedure:         {apikeys.RoleAdmin}, // finance reads; a book value is an admin's write
 	loyaltyv1connect.FinanceServiceListPointValuesProcedure:       {apikeys.RoleFinance, apikeys.RoleAdmin},
 	loyaltyv1connect.FinanceServiceListSealsProcedure:             {apikeys.RoleFinance, apikeys.RoleAdmin},
 	loyaltyv1connect.FinanceServiceGetPartnerStatementProcedure:   {apikeys.RoleFinance, apikeys.RoleAdmin},

@@ -68,7 +68,11 @@ func TestFinanceService(t *testing.T) {
 				t.Errorf("roll-forward %v", m)
 			}
 
+			// A book value is an admin's write: finance reads.
 			set := &loyaltyv1.SetPointValueRequest{IdempotencyKey: "value-1", EffectiveOn: "2027-01-01", ValuePerPoint: "0.012", CurrencyCode: "CNY"}
+			_, err = fin.SetPointValue(e.ctx, connect.NewRequest(set))
+			wantCode(t, err, connect.CodePermissionDenied)
+			fin = loyaltyv1connect.NewFinanceServiceClient(e.server.Client(), e.server.URL, append(p.opts, connect.WithInterceptors(bearer(e.adminKey)))...)
 			first, err := fin.SetPointValue(e.ctx, connect.NewRequest(set))
 			if err != nil {
 				t.Fatal(err)

@@ -102,11 +102,17 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	}
 	opts = append(opts, codecs()...)
 	mux := http.NewServeMux()
-	mux.Handle(loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...))
-	mux.Handle(loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...))
-	mux.Handle(loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...))
-	mux.Handle(loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...))
-	mux.Handle(loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...))
+	errs := connect.NewErrorWriter(opts...)
+	for _, service := range []func() (string, http.Handler){
+		func() (string, http.Handler) { return loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...) },
+		func() (string, http.Handler) { return loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...) },
+		func() (string, http.Handler) { return loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...) },
+		func() (string, http.Handler) { return loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...) },
+		func() (string, http.Handler) { return loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...) },
+	} {
+		path, h := service()
+		mux.Handle(path, s.requireKey(errs, h))
+	}
 	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(Services...)))
 	reflector := grpcreflect.NewStaticReflector(Services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

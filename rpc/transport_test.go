@@ -129,3 +129,38 @@ func TestWritesRefuseUnknownFields(t *testing.T) {
 		t.Fatalf("a lenient read: %d %s", status, body)
 	}
 }
+
+// TestNoKeyIsRefusedBeforeTheBodyIsRead: without a valid key a request is
+// UNAUTHENTICATED, however malformed or large its body: the key is checked
+// from the headers before anything is decoded.
+func TestNoKeyIsRefusedBeforeTheBodyIsRead(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct{ name, key, body string }{
+		{"malformed JSON, no key", "", "{not json"},
+		{"over 64 KiB, no key", "", `{"stayId":"` + strings.Repeat("x", 70<<10) + `"}`},
+		{"malformed JSON, a wrong key", "lk_wrong", "{not json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.BookingService/RecordStay", strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			if tc.key != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.key)
+			}
+			res, err := e.server.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), `"code":"unauthenticated"`) {
+				t.Fatalf("%d %s; want 401 unauthenticated", res.StatusCode, body)
+			}
+		})
+	}
+	// Over gRPC too, in the protocol's own way.
+	_, err := e.clients("", connect.WithGRPC()).members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: "1000000001"}))
+	wantCode(t, err, connect.CodeUnauthenticated)
+}

@@ -106,6 +106,9 @@ func (s *Server) requireKey(errs *connect.ErrorWriter, next http.Handler) http.H
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := s.keyOf(r.Context(), r.URL.Path, r.Header.Get("Authorization"))
 		if err != nil {
+			if s.refused != nil {
+				s.refused(r.URL.Path, connect.CodeOf(err))
+			}
 			_ = errs.Write(w, r, err)
 			return
 		}

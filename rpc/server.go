@@ -41,6 +41,9 @@ type Config struct {
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// Refused, when set, hears of every call refused for its key before
+	// its body was read (the interceptors never see those), for metrics.
+	Refused func(procedure string, code connect.Code)
 }
 
 // Server implements the loyalty.v1 services.
@@ -53,6 +56,7 @@ type Server struct {
 	bookings   *bookings.Store
 	service    *bookings.Service
 	finance    *finance.Reports
+	refused    func(procedure string, code connect.Code)
 	now        func() time.Time
 	log        *slog.Logger
 }
@@ -63,7 +67,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
-		partners: cfg.Partners, bookings: cfg.Bookings, now: cfg.Clock, log: cfg.Logger}
+		partners: cfg.Partners, bookings: cfg.Bookings, refused: cfg.Refused, now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -104,11 +108,21 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	mux := http.NewServeMux()
 	errs := connect.NewErrorWriter(opts...)
 	for _, service := range []func() (string, http.Handler){
-		func() (string, http.Handler) { return loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...) },
-		func() (string, http.Handler) { return loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...) },
-		func() (string, http.Handler) { return loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...) },
-		func() (string, http.Handler) { return loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...) },
-		func() (string, http.Handler) { return loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...) },
+		func() (string, http.Handler) {
+			return loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...)
+		},
+		func() (string, http.Handler) {
+			return loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...)
+		},
+		func() (string, http.Handler) {
+			return loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...)
+		},
+		func() (string, http.Handler) {
+			return loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...)
+		},
+		func() (string, http.Handler) {
+			return loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...)
+		},
 	} {
 		path, h := service()
 		mux.Handle(path, s.requireKey(errs, h))

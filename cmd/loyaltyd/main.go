@@ -286,6 +286,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		logger.Info("first admin API key created", "key_id", adminKey.ID)
 	}
 
+	m := newMetrics(db, l)
 	srv, err := rpc.New(rpc.Config{
 		Ledger:     l,
 		Members:    memberStore,
@@ -293,6 +294,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		Programmes: progs,
 		Partners:   partners.New(l, nil),
 		Logger:     logger,
+		Refused:    m.Refused,
 	})
 	if err != nil {
 		return fmt.Errorf("rpc: %w", err)
@@ -304,7 +306,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		return err
 	}
 
-	m := newMetrics(db, l)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	// More specific than "/", so it wins over the Connect services.

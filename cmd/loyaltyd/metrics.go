@@ -97,10 +97,10 @@ func (m *metrics) Handler() http.Handler {
 }
 
 // Interceptor counts and times unary RPCs. It sees every call that reaches
-// a service handler, including those refused by authentication (it runs
-// before it); requests Connect itself rejects earlier (unknown content
-// type, undecodable message) never get this far, and streaming calls
-// (server reflection) are not counted.
+// a service handler; calls refused for their key before their body is read
+// are counted by Refused; requests Connect itself rejects earlier (unknown
+// content type, undecodable message) never get this far, and streaming
+// calls (server reflection) are not counted.
 func (m *metrics) Interceptor() connect.Interceptor {
 	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
@@ -112,6 +112,11 @@ func (m *metrics) Interceptor() connect.Interceptor {
 			return resp, err
 		}
 	})
+}
+
+// Refused counts a call refused for its key before its body was read.
+func (m *metrics) Refused(procedure string, code connect.Code) {
+	m.requests.WithLabelValues(procedure, code.String()).Inc()
 }
 
 // codeLabel is "ok" for success, else the Connect code ("not_found", ...).

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-shifted test-dates tidy-check run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
+.PHONY: test test-shifted test-dates tidy-check fuzz-short run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
 
 # Everything CI runs: formatting, a tidy go.mod, vet, every test with the
 # race detector, then the date-sensitive packages again on another day in
@@ -13,6 +13,17 @@ test: deps postgres chromium fmt-check tidy-check
 	@echo "Database engines under test: PostgreSQL (embedded, always)$${COCKROACH_BINARY:+; CockroachDB from COCKROACH_BINARY=$$COCKROACH_BINARY}$${COCKROACH_URL:+; CockroachDB at COCKROACH_URL}"
 	$(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory test-shifted
+	@$(MAKE) --no-print-directory fuzz-short
+
+# Each fuzz target for FUZZTIME (make fuzz-short FUZZTIME=5m for a longer
+# hunt); the seeds in the targets run with every plain go test too.
+FUZZTIME ?= 5s
+FUZZ_TARGETS ?= ./rpc:FuzzWriteDecoding ./rpc:FuzzMoneyAmount
+fuzz-short:
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== go test -fuzz $${t#*:} -fuzztime $(FUZZTIME) $${t%%:*}"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) $${t%%:*} || exit 1; \
+	done
 
 # The date-sensitive packages (those whose tests read the calendar through
 # internal/testclock) as if now were SHIFTED_NOW in SHIFTED_TZ. The default

@@ -144,7 +144,7 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 			if cerr != nil {
 				return cerr
 			}
-			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.url+"/metrics"
+			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.metricsURL
 			cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, stdout
 			cfg.PostgresPID = pg.PID()
 			cfg.Rate = 0
@@ -257,8 +257,10 @@ func createDatabase(ctx context.Context, adminURL, name string) error {
 type server struct {
 	cmd      *exec.Cmd
 	url, key string
-	done     chan struct{} // closed when the process has exited
-	err      error         // its exit status, once done
+	// metricsURL is loyaltyd's Prometheus endpoint, on its own port.
+	metricsURL string
+	done       chan struct{} // closed when the process has exited
+	err        error         // its exit status, once done
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }
@@ -274,7 +276,7 @@ func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*serve
 	// The background jobs (tier review, expiry, finance rollups) would
 	// first run a minute or two after start, in the middle of a phase, and
 	// make that phase's figures depend on where it fell: off while measuring.
-	cmd := exec.Command(bin, "-database-url", dbURL, "-listen", "127.0.0.1:0", "-log-level", "warn",
+	cmd := exec.Command(bin, "-database-url", dbURL, "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0", "-log-level", "warn",
 		"-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0")
 	cmd.Stdout = w
 	cmd.Stderr = logs
@@ -292,7 +294,7 @@ func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*serve
 		close(s.done)
 	}()
 
-	type banner struct{ url, key string }
+	type banner struct{ url, key, metrics string }
 	found := make(chan banner, 1)
 	go func() {
 		defer r.Close()
@@ -307,7 +309,10 @@ func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*serve
 			if v, ok := strings.CutPrefix(line, "export LOYALTY_KEY="); ok {
 				b.key = v
 			}
-			if !sent && b.url != "" && b.key != "" {
+			if v, ok := strings.CutPrefix(line, "Prometheus metrics (operators' port): "); ok {
+				b.metrics = v
+			}
+			if !sent && b.url != "" && b.key != "" && b.metrics != "" {
 				found <- b
 				sent = true
 			}
@@ -318,7 +323,7 @@ func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*serve
 	defer timer.Stop()
 	select {
 	case b := <-found:
-		s.url, s.key = b.url, b.key
+		s.url, s.key, s.metricsURL = b.url, b.key, b.metrics
 		return s, nil
 	case <-s.done:
 		return nil, fmt.Errorf("loyaltyd exited before printing its URL and admin key: %v", s.err)

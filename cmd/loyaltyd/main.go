@@ -1,7 +1,8 @@
 // Command loyaltyd serves the loyalty.v1 Connect/gRPC services over one
 // HTTP port (HTTP/1.1 and unencrypted HTTP/2), with gRPC health checking,
-// server reflection, Prometheus metrics at /metrics and the read-only
-// finance page at /finance/.
+// server reflection and the read-only finance page at /finance/; Prometheus
+// metrics and Go's profiles on ports of their own (-metrics-listen,
+// -pprof-listen), never the public one.
 //
 // Without a database URL it runs its own PostgreSQL (embedded mode, for
 // development: `make run`) whose data lives in -data-dir and survives
@@ -67,6 +68,10 @@ type config struct {
 	listen      string
 	logLevel    slog.Level
 	pprofListen string // empty: no profiling endpoint
+	// metricsListen is the address of the Prometheus endpoint; empty: none.
+	// Never the service's port: request counts by procedure and code are
+	// for operators.
+	metricsListen string
 	// tierReviewEvery runs the tier review job this often (0: never).
 	tierReviewEvery time.Duration
 	// expireEvery runs the points expiry job this often (0: never).
@@ -111,13 +116,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
 		"address of a separate port serving Go's /debug/pprof profiles, e.g. 127.0.0.1:6060 (env LOYALTY_PPROF_LISTEN); off when empty")
+	fs.StringVar(&cfg.metricsListen, "metrics-listen", env("LOYALTY_METRICS_LISTEN", ""),
+		"address of a separate port serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9100 (env LOYALTY_METRICS_LISTEN); off when empty")
 	fs.StringVar(&level, "log-level", env("LOYALTY_LOG_LEVEL", "info"),
 		"debug, info, warn or error (env LOYALTY_LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: loyaltyd [flags]
 
 Serves the loyalty.v1 Connect/gRPC services, gRPC health and reflection, and
-Prometheus metrics at /metrics. Without a database URL it runs an embedded
+(with -metrics-listen, on a port of its own) Prometheus metrics. Without a database URL it runs an embedded
 PostgreSQL whose data lives in -data-dir. A flag wins over its environment
 variable. SIGTERM or SIGINT shuts it down gracefully.
 
@@ -307,7 +314,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", m.Handler())
 	// More specific than "/", so it wins over the Connect services.
 	mux.Handle(financeweb.Path, financePage)
 	mux.Handle("/", srv.Handler(m.Interceptor(), logInterceptor(logger)))
@@ -342,6 +348,25 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		cleanups = append(cleanups, func() error { return pprofServer.Close() })
 		logger.Info("profiling endpoint on", "pprof_listen", cfg.pprofListen)
 	}
+	metricsURL := ""
+	if cfg.metricsListen != "" {
+		// A port of its own, as pprof's: the public port shows no counts.
+		metricsLn, err := net.Listen("tcp", cfg.metricsListen)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", cfg.metricsListen, err)
+		}
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("/metrics", m.Handler())
+		metricsServer := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := metricsServer.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("metrics listener stopped", "error", err.Error())
+			}
+		}()
+		cleanups = append(cleanups, func() error { return metricsServer.Close() })
+		metricsURL = listenURL(metricsLn.Addr()) + "/metrics"
+		logger.Info("metrics endpoint on", "metrics_url", metricsURL)
+	}
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
@@ -368,7 +393,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		"embedded", cfg.databaseURL == "",
 		"admin_key_created", adminSecret != "",
 	)
-	printBanner(stdout, url, adminSecret)
+	printBanner(stdout, url, metricsURL, adminSecret)
 
 	select {
 	case <-ctx.Done():
@@ -435,7 +460,7 @@ const exampleCurl = `curl -s -X POST "$LOYALTY_URL/loyalty.v1.MemberService/Enro
 // printBanner tells the operator, on stdout rather than in the log, where
 // the server is and how to call it. secret is non-empty only when the first
 // admin key was just created: this is the only time it is ever shown.
-func printBanner(w io.Writer, url, secret string) {
+func printBanner(w io.Writer, url, metricsURL, secret string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nloyaltyd is listening on %s\n\n", url)
 	if secret != "" {
@@ -451,6 +476,9 @@ func printBanner(w io.Writer, url, secret string) {
 	b.WriteString("\nTry it:\n\n")
 	b.WriteString(exampleCurl + "\n\n")
 	fmt.Fprintf(&b, "Finance page (read-only; sign in with any user name and a finance or admin key as the password):\n\n%s%s\n\n", url, financeweb.Path)
+	if metricsURL != "" {
+		fmt.Fprintf(&b, "Prometheus metrics (operators' port): %s\n\n", metricsURL)
+	}
 	io.WriteString(w, b.String())
 }
 

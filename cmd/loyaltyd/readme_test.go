@@ -129,8 +129,12 @@ func TestREADME(t *testing.T) {
 		t.Errorf("GetMember answers (GET and POST): got %+v, want two: %+v", members, wantMember)
 	}
 
-	// Metrics: the calls just made, by procedure and code.
-	metrics := httpGet(t, srv.url+"/metrics")
+	// Metrics: the calls just made, by procedure and code, on the
+	// operators' port; the public port shows none.
+	if status, _ := httpStatus(t, srv.url+"/metrics"); status == http.StatusOK {
+		t.Errorf("the public port serves /metrics")
+	}
+	metrics := httpGet(t, srv.metricsURL)
 	for _, re := range []string{
 		`(?m)^loyalty_rpc_requests_total\{code="ok",procedure="/loyalty.v1.MemberService/EnrollMember"\} 1$`,
 		`(?m)^loyalty_rpc_requests_total\{code="ok",procedure="/loyalty.v1.BookingService/RecordStay"\} 1$`,
@@ -190,7 +194,7 @@ func TestREADME(t *testing.T) {
 		t.Errorf("GetMember without a key: want HTTP 401, got %d %s", status, body)
 	}
 	re := `(?m)^loyalty_rpc_requests_total\{code="unauthenticated",procedure="/loyalty.v1.MemberService/GetMember"\} 1$`
-	if !regexp.MustCompile(re).MatchString(httpGet(t, srv.url+"/metrics")) {
+	if !regexp.MustCompile(re).MatchString(httpGet(t, srv.metricsURL)) {
 		t.Errorf("/metrics does not match %s", re)
 	}
 
@@ -293,12 +297,14 @@ type (
 
 // server is a running loyaltyd.
 type server struct {
-	cmd       *exec.Cmd
-	url       string
-	out, errs lockedBuffer
-	done      chan struct{} // closed when the process has exited
-	waitErr   error         // read after done is closed
-	stopped   bool
+	cmd *exec.Cmd
+	url string
+	// metricsURL is the operators' port's /metrics.
+	metricsURL string
+	out, errs  lockedBuffer
+	done       chan struct{} // closed when the process has exited
+	waitErr    error         // read after done is closed
+	stopped    bool
 }
 
 func (s *server) stdout() string { return s.out.String() }
@@ -309,8 +315,9 @@ func (s *server) stderr() string { return s.errs.String() }
 func startServer(t *testing.T, bin, dataDir string) *server {
 	t.Helper()
 	url := "http://" + freeAddr(t)
-	s := &server{url: url, done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "-data-dir", dataDir, "-listen", strings.TrimPrefix(url, "http://"), "-log-level", "info")
+	metricsAddr := freeAddr(t)
+	s := &server{url: url, metricsURL: "http://" + metricsAddr + "/metrics", done: make(chan struct{})}
+	s.cmd = exec.Command(bin, "-data-dir", dataDir, "-listen", strings.TrimPrefix(url, "http://"), "-metrics-listen", metricsAddr, "-log-level", "info")
 	s.cmd.Env = childEnv()
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.errs
 	s.cmd.WaitDelay = 5 * time.Second
@@ -609,4 +616,16 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// httpStatus GETs url and returns its status and body.
+func httpStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }

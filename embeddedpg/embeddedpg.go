@@ -173,6 +173,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err != nil {
 			return nil, s.fail(err)
 		}
+		// A run killed a moment ago leaves its postmaster shutting down.
+		if err := waitForPreviousPostmaster(ctx, s.logger, s.dataDir, previousPostmasterWait); err != nil {
+			return nil, s.fail(err)
+		}
 	}
 
 	// Throwaway clusters (and temporary data directories) are not worth a
@@ -341,9 +345,14 @@ func (s *Server) makeRunDir(who runAs) error {
 	if len(base)+36 >= maxSocketPath || (who.changed && who.cannotReach(base) != "") {
 		base = "/tmp"
 	}
+	sweepRunDirs(s.logger, base, time.Now())
 	dir, err := os.MkdirTemp(base, "epg-")
 	if err != nil {
 		return fmt.Errorf("embeddedpg: create run directory: %w", err)
+	}
+	if err := claimRunDir(dir); err != nil {
+		os.RemoveAll(dir)
+		return fmt.Errorf("embeddedpg: %w", err)
 	}
 	s.runDir = dir
 	s.socketDir = filepath.Join(dir, "sock")

@@ -629,3 +629,22 @@ func httpStatus(t *testing.T, url string) (int, string) {
 	body, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body)
 }
+
+// TestARestartRightAfterKill9JustWorks: loyaltyd killed with SIGKILL
+// leaves its embedded PostgreSQL stopping for a moment; started again at
+// once on the same data, it waits for it and serves, and the run directory
+// the killed run left is swept.
+func TestARestartRightAfterKill9JustWorks(t *testing.T) {
+	bin := buildServer(t)
+	dataDir := postgresDataDir(t)
+	first := startServer(t, bin, dataDir)
+	first.stopped = true
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	second := startServer(t, bin, dataDir) // fails the test if it does not become healthy
+	if !healthy(second.url) {
+		t.Fatal("the restarted loyaltyd is not healthy")
+	}
+}

@@ -27,8 +27,12 @@ func hostileValues(fd protoreflect.FieldDescriptor) []hostile {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		values := []hostile{{"a\u0000b", true}, {"bell\u0007", true}, {json.RawMessage(`"\ud800"`), false}, {strings.Repeat("x", 70<<10), false}}
-		if name := string(fd.Name()); strings.HasSuffix(name, "_date") || strings.HasSuffix(name, "_on") {
+		name := string(fd.Name())
+		if strings.HasSuffix(name, "_date") || strings.HasSuffix(name, "_on") {
 			values = append(values, hostile{"2026-02-30", false}, hostile{"0001-01-01", false})
+		}
+		if name == "amount" || strings.HasSuffix(name, "_rate") || strings.HasSuffix(name, "_per_point") || strings.HasSuffix(name, "_unit") {
+			values = append(values, hostile{"-1", false}, hostile{"0", false}, hostile{"1e400", false}, hostile{"99999999999999999999.999", false})
 		}
 		return values
 	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:

@@ -106,18 +106,11 @@ func (s *Service) correctStay(ctx context.Context, req Request, v programmes.Ver
 	replacementID := uuid.New()
 	m.Corrects = original.ID.String()
 	m.Description += fmt.Sprintf(", correcting %s %s: %s", om.Kind, original.ID, reason)
-	var posted int64
-	for _, p := range original.Postings {
-		if p.Account == programme.MemberAccount(om.Member).Code {
-			posted += p.Amount
-		}
-	}
-	rm := txmeta.Metadata{Kind: txmeta.KindReversal, Member: om.Member, PropertyID: om.PropertyID, StayID: om.StayID, Reason: reason,
-		CorrectedBy: replacementID.String(),
-		Description: fmt.Sprintf("Reversal of %s %s, corrected by %s: %s", om.Kind, original.ID, replacementID, reason),
-		Breakdown:   []txmeta.Line{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
+	rm := reversalMetadata(*original, om, reason)
+	rm.CorrectedBy = replacementID.String()
+	rm.Description = fmt.Sprintf("Reversal of %s %s, corrected by %s: %s", om.Kind, original.ID, replacementID, reason)
 	c, err := s.ledger.Correct(ctx, ledger.CorrectRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Fingerprint: req.Fingerprint,
-		TransactionID: original.ID, ReversalMetadata: rm.JSON(), ReversalEffects: ReversalEffects(*original, om),
+		TransactionID: original.ID, ReversalMetadata: rm.JSON(), ReversalEffects: reversalEffects(*original, om),
 		ReversalLots: v.LotPolicy(s.now(), false), ReplacementID: replacementID, Replacement: ledger.PostRequest{
 			Kind: plan.post.Kind, EffectiveAt: plan.post.EffectiveAt, Postings: plan.post.Postings, Metadata: m.JSON(),
 			Effects: plan.post.Effects, Lots: plan.post.Lots}})

@@ -41,7 +41,7 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 	if err != nil {
 		return ledger.Hold{}, err
 	}
-	expiresAt := AtLocal(arrival.AddDate(0, 0, 1), 12, property)
+	expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, property)
 	if !expiresAt.After(s.now()) {
 		return ledger.Hold{}, fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
 	}
@@ -54,13 +54,13 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 	metadata, _ := json.Marshal(gm)
 	return s.ledger.PlaceHold(ctx, ledger.HoldRequest{
 		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Account: member.Account(), Points: points,
-		ExpiresAt: expiresAt, Reference: StayRef(property.ID, stayID), Metadata: metadata, Fingerprint: req.Fingerprint,
+		ExpiresAt: expiresAt, Reference: stayRef(property.ID, stayID), Metadata: metadata, Fingerprint: req.Fingerprint,
 	})
 }
 
 // ReleaseGuarantee gives a booking's guarantee hold back to the member.
 func (s *Service) ReleaseGuarantee(ctx context.Context, req Request, propertyID, stayID string) (ledger.Hold, error) {
-	hold, err := s.ledger.HoldByReference(ctx, StayRef(propertyID, stayID))
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
 	if errors.Is(err, ledger.ErrNotFound) {
 		return ledger.Hold{}, ErrNoGuarantee
 	}

@@ -98,7 +98,7 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 	if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt)); err != nil {
 		return CancellationResult{}, err
 	}
-	hold, err := s.ledger.HoldByReference(ctx, StayRef(property.ID, ms.StayID))
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
 	if err == nil && hold.Account == member.Account() {
 		_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint})
 		if errors.Is(err, ledger.ErrHoldNotActive) || errors.Is(err, ledger.ErrHoldExpired) {
@@ -118,12 +118,12 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 // nothing was posted, and whether the penalty was waived.
 func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string, v programmes.Version, property programmes.Property, member members.Member, ms MissedStay, exempt bool, cancelledAt time.Time) (*ledger.Transaction, bool, error) {
 	m := txmeta.Metadata{Kind: kind, Member: member.Number, PropertyID: property.ID, StayID: ms.StayID, ProgrammeVersion: v.Number}
-	noShowAt := AtLocal(ms.Arrival, 18, property)
+	noShowAt := atLocal(ms.Arrival, 18, property)
 	claim := s.claim(req, property.ID, ms.StayID, NoShow, member.Number, noShowAt)
 	if kind == txmeta.KindCancellation {
 		claim.Outcome, claim.EffectiveAt = CancelledCharged, cancelledAt
 	}
-	hold, err := s.ledger.HoldByReference(ctx, StayRef(property.ID, ms.StayID))
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
 	if kind == txmeta.KindNoShow {
 		// A guest is a no-show only once the room is no longer held: after
 		// the normal hold time, or the open guarantee's.

@@ -11,35 +11,41 @@ import (
 	"github.com/loyalty-ledger/loyalty/txmeta"
 )
 
-// ReversalEffects are the effects that go with the reversal of a
+// reversalEffects are the effects that go with the reversal of a
 // transaction the service recorded, as its metadata m describes it: the
 // booking it recorded is freed, and a stay no longer qualifies for tiers
 // (a tier it earned stays until the review date, like any tier).
-func ReversalEffects(original ledger.Transaction, m txmeta.Metadata) []ledger.Statement {
+func reversalEffects(original ledger.Transaction, m txmeta.Metadata) []ledger.Statement {
 	var effects []ledger.Statement
 	if m.StayID != "" {
 		effects = append(effects, Release(original.ID))
 	}
 	if m.Kind == txmeta.KindStay {
-		effects = append(effects, members.QualifyingStay(m.Member, StayRef(m.PropertyID, m.StayID), original.EffectiveAt, -m.Nights, -m.QualifyingPoints))
+		effects = append(effects, members.QualifyingStay(m.Member, stayRef(m.PropertyID, m.StayID), original.EffectiveAt, -m.Nights, -m.QualifyingPoints))
 	}
 	return effects
 }
 
 // Reverse reverses a transaction the service recorded, with its effects
-// (ReversalEffects), for reason.
+// (reversalEffects), for reason.
 func (s *Service) Reverse(ctx context.Context, req Request, v programmes.Version, original ledger.Transaction, reason string) (ledger.Transaction, error) {
 	om := txmeta.Decode(original.Metadata)
+	m := reversalMetadata(original, om, reason)
+	m.Description = fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, reason)
+	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
+		TransactionID: original.ID, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: reversalEffects(original, om),
+		Lots: v.LotPolicy(s.now(), false)})
+}
+
+// reversalMetadata explains the reversal of original (whose metadata is
+// om) from its member's side: the points it takes back, and why.
+func reversalMetadata(original ledger.Transaction, om txmeta.Metadata, reason string) txmeta.Metadata {
 	var posted int64
 	for _, p := range original.Postings {
 		if p.Account == programme.MemberAccount(om.Member).Code {
 			posted += p.Amount
 		}
 	}
-	m := txmeta.Metadata{Kind: txmeta.KindReversal, Member: om.Member, PropertyID: om.PropertyID, StayID: om.StayID, Reason: reason,
-		Description: fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, reason),
-		Breakdown:   []txmeta.Line{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
-	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
-		TransactionID: original.ID, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: ReversalEffects(original, om),
-		Lots: v.LotPolicy(s.now(), false)})
+	return txmeta.Metadata{Kind: txmeta.KindReversal, Member: om.Member, PropertyID: om.PropertyID, StayID: om.StayID, Reason: reason,
+		Breakdown: []txmeta.Line{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
 }

@@ -73,12 +73,12 @@ func (e *TooEarlyError) Error() string {
 // ErrNoGuarantee: the stay has no guarantee.
 var ErrNoGuarantee = errors.New("no guarantee for this stay")
 
-// StayRef names a stay for the holds that guarantee it and the qualifying
+// stayRef names a stay for the holds that guarantee it and the qualifying
 // stays it counts for.
-func StayRef(propertyID, stayID string) string { return "stay:" + propertyID + ":" + stayID }
+func stayRef(propertyID, stayID string) string { return "stay:" + propertyID + ":" + stayID }
 
-// AtLocal is a local date's wall-clock time hour:00 at the hotel.
-func AtLocal(day time.Time, hour int, property programmes.Property) time.Time {
+// atLocal is a local date's wall-clock time hour:00 at the hotel.
+func atLocal(day time.Time, hour int, property programmes.Property) time.Time {
 	return time.Date(day.Year(), day.Month(), day.Day(), hour, 0, 0, 0, property.Location)
 }
 
@@ -90,13 +90,13 @@ func atClock(day time.Time, c programme.Clock, property programmes.Property) tim
 // StayBegins is when a stay's rules are decided: the start of its arrival
 // day at the hotel; the member's tier then is the stay's tier.
 func StayBegins(arrival time.Time, property programmes.Property) time.Time {
-	return AtLocal(arrival, 0, property)
+	return atLocal(arrival, 0, property)
 }
 
 // CompletedAt is when a stay counts as completed: noon, check-out time,
 // on its departure day at the hotel.
 func CompletedAt(departure time.Time, property programmes.Property) time.Time {
-	return AtLocal(departure, 12, property)
+	return atLocal(departure, 12, property)
 }
 
 // ChainHotel refuses a partner's hotel for the chain's own booking events:

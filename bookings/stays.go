@@ -114,7 +114,7 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 	stay.Tier = tierAtArrival
 	// The first stay a member completes earns the bonus; which stay that
 	// is, is claimed with this stay's transaction (an effect below).
-	ref := StayRef(property.ID, st.StayID)
+	ref := stayRef(property.ID, st.StayID)
 	claimFirst := member.FirstStay == ""
 	stay.FirstStay = claimFirst || member.FirstStay == ref
 	points, lines, err := v.Programme.StayPoints(stay)
@@ -172,7 +172,7 @@ func tierEffects(rules tierrules.Settings, member members.Member, activity tierr
 	if !q.completedAt.Before(activity.WindowStart) {
 		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
 	}
-	decision := rules.OnActivity(TiersMember(member), activity, now)
+	decision := rules.OnActivity(tiersMember(member), activity, now)
 	effects := []ledger.Statement{members.QualifyingStay(member.Number, q.ref, q.completedAt, q.nights, q.points)}
 	if decision.Changed {
 		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
@@ -181,8 +181,8 @@ func tierEffects(rules tierrules.Settings, member members.Member, activity tierr
 	return effects, decision
 }
 
-// TiersMember is a member as the tier rules see one who has stayed.
-func TiersMember(m members.Member) tierrules.Member {
+// tiersMember is a member as the tier rules see one who has stayed.
+func tiersMember(m members.Member) tierrules.Member {
 	return tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: true, Manual: m.Manual}
 }
 

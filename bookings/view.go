@@ -34,7 +34,7 @@ func (s *Service) Booking(ctx context.Context, propertyID, stayID string) (Booki
 	if err != nil {
 		return Booking{}, err
 	}
-	holds, err := s.ledger.HoldsByReference(ctx, StayRef(propertyID, stayID))
+	holds, err := s.ledger.HoldsByReference(ctx, stayRef(propertyID, stayID))
 	if err != nil {
 		return Booking{}, err
 	}

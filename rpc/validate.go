@@ -74,11 +74,6 @@ func localDate(field, s string) (time.Time, error) {
 	return d, nil
 }
 
-// atLocal is a local date's wall-clock time in loc.
-func atLocal(day time.Time, hour int, loc *time.Location) time.Time {
-	return time.Date(day.Year(), day.Month(), day.Day(), hour, 0, 0, 0, loc)
-}
-
 var channels = map[loyaltyv1.BookingChannel]programme.Channel{
 	loyaltyv1.BookingChannel_BOOKING_CHANNEL_WEB:           programme.ChannelWeb,
 	loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP:           programme.ChannelApp,
@@ -166,24 +161,4 @@ func pastInstant(field string, ts *timestamppb.Timestamp, now time.Time) (time.T
 		return time.Time{}, badField(field, "is %s, in the future: it records something that has happened", t.Format(time.RFC3339))
 	}
 	return t, nil
-}
-
-// localToday is today's date at a hotel in loc, as ParseLocalDate gives
-// dates.
-func localToday(now time.Time, loc *time.Location) time.Time {
-	y, m, d := now.In(loc).Date()
-	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
-}
-
-// notAfterToday refuses a local date after today at the hotel.
-func notAfterToday(field string, day, now time.Time, loc *time.Location, why string) error {
-	if today := localToday(now, loc); day.After(today) {
-		return badField(field, "is %s, after today (%s) at the hotel: %s", day.Format(time.DateOnly), today.Format(time.DateOnly), why)
-	}
-	return nil
-}
-
-// atLocalClock is a local date's wall-clock time c in loc.
-func atLocalClock(day time.Time, c programme.Clock, loc *time.Location) time.Time {
-	return time.Date(day.Year(), day.Month(), day.Day(), c.Hour, c.Minute, 0, 0, loc)
 }

@@ -23,7 +23,7 @@ func createCounters(t *testing.T, db *database.DB, count int) {
 	if _, err := db.Pool.Exec(ctx, `CREATE TABLE counters (k INT8 PRIMARY KEY, n INT8 NOT NULL)`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Pool.Exec(ctx, `INSERT INTO counters SELECT k, 0 FROM generate_series(1, $1) AS k`, count); err != nil {
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO counters SELECT k.id, 0 FROM generate_series(1, $1) AS k (id)`, count); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.Pool.Exec(ctx, `ANALYZE counters`); err != nil {

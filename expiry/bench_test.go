@@ -54,7 +54,7 @@ func BenchmarkExpiry1M(b *testing.B) {
 		// the same in every statement.
 		member := `'member:' || (1000000000 + g) || ':points'`
 		lot := `md5('seed-' || g)::UUID`
-		series := ` FROM generate_series($1::INT8, $2::INT8) AS g`
+		series := ` FROM generate_series($1::INT8, $2::INT8) AS s (g)`
 		for _, stmt := range []struct {
 			sql  string
 			args []any

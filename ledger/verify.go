@@ -94,7 +94,7 @@ func (l *Ledger) Verify(ctx context.Context) ([]Discrepancy, error) {
 			{CheckLotBook, `SELECT account_code, expected, actual FROM (
 					SELECT b.account_code,
 						GREATEST(CASE WHEN a.normal_side = 'debit' THEN -b.balance ELSE b.balance END, 0)::INT8 AS expected,
-						COALESCE((SELECT SUM((e.value->>'open')::INT8) FROM jsonb_array_elements(COALESCE(b.lots, '[]'::JSONB)) AS e), 0)::INT8 AS actual
+						COALESCE((SELECT SUM((e.value->>'open')::INT8) FROM jsonb_array_elements(COALESCE(b.lots, '[]'::JSONB)) AS e (value)), 0)::INT8 AS actual
 					FROM account_balances b JOIN accounts a ON a.code = b.account_code
 					WHERE a.tracks_lots AND b.shard = 0
 				) AS lot_books WHERE expected <> actual LIMIT $1`,

@@ -49,7 +49,7 @@ func BenchmarkTierReview1M(b *testing.B) {
 			SELECT (1000000000 + g)::TEXT, 'M', '+86 1',
 				CASE WHEN g % 10 = 0 THEN 'platinum' WHEN g % 4 = 0 THEN 'gold' ELSE 'silver' END,
 				'app', $1, 'bench', $1, 'bench', $1, 'x'
-			FROM generate_series($2::INT8, $3::INT8) AS g`, tierSince, lo, hi); err != nil {
+			FROM generate_series($2::INT8, $3::INT8) AS s (g)`, tierSince, lo, hi); err != nil {
 			b.Fatalf("insert members %d-%d: %v", lo, hi, err)
 		}
 		// Every fifth member (all platinum ones, and silver ones) stayed
@@ -59,7 +59,7 @@ func BenchmarkTierReview1M(b *testing.B) {
 			INSERT INTO qualifying_stays (id, member_number, stay_ref, completed_at, nights, points)
 			SELECT gen_random_uuid(), (1000000000 + g)::TEXT, 'bench-' || g, $1,
 				1 + (g / 5 * 7) % 30, (1 + (g / 5 * 7) % 30) * 300
-			FROM generate_series($2::INT8, $3::INT8) AS g WHERE g % 5 = 0`, asOf.AddDate(0, -2, 0), lo, hi); err != nil {
+			FROM generate_series($2::INT8, $3::INT8) AS s (g) WHERE g % 5 = 0`, asOf.AddDate(0, -2, 0), lo, hi); err != nil {
 			b.Fatalf("insert stays %d-%d: %v", lo, hi, err)
 		}
 	}

@@ -62,7 +62,7 @@ func setupBaseline(ctx context.Context, pool *pgxpool.Pool, accounts int) error 
 			return fmt.Errorf("baseline setup: %s: %w", stmt, err)
 		}
 	}
-	if _, err := pool.Exec(ctx, `INSERT INTO bench_accounts (id, balance) SELECT g, 0 FROM generate_series(0, $1::BIGINT - 1) g`, accounts); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO bench_accounts (id, balance) SELECT g.id, 0 FROM generate_series(0, $1::BIGINT - 1) AS g (id)`, accounts); err != nil {
 		return fmt.Errorf("baseline setup: accounts: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE bench_accounts`); err != nil {

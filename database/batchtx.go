@@ -66,6 +66,9 @@ func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func
 		for range beginning {
 			if _, err := br.Exec(); err != nil {
 				_ = br.Close()
+				if commit && (connectionLost(err) || ambiguous(err)) {
+					return &ambiguousCommitError{fmt.Errorf("begin: %w", err)}
+				}
 				return fmt.Errorf("begin: %w", err)
 			}
 		}
@@ -73,7 +76,7 @@ func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func
 	}
 	if err := read(br); err != nil {
 		_ = br.Close()
-		if commit && connectionLost(err) {
+		if commit && (connectionLost(err) || ambiguous(err)) {
 			// COMMIT went out with the batch: it may have committed.
 			return &ambiguousCommitError{err}
 		}
@@ -104,7 +107,11 @@ func (t *BatchTx) send(ctx context.Context, b *pgx.Batch, commit bool, read func
 
 // commitError tells a refused commit (the server answered: nothing was
 // written) from one whose outcome is unknown (the connection broke).
+// SQLSTATE 40003 is the server saying it does not know either.
 func commitError(ctx context.Context, err error) error {
+	if ambiguous(err) {
+		return &ambiguousCommitError{err}
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) || ctx.Err() != nil {
 		return err

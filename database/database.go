@@ -232,8 +232,7 @@ func (db *DB) retry(ctx context.Context, maxAttempts int, gate *sync.RWMutex, tr
 		if err == nil {
 			return nil
 		}
-		var amb *ambiguousCommitError
-		if errors.As(err, &amb) {
+		if ambiguous(err) {
 			db.ambiguous.Add(1)
 			last = err
 			continue
@@ -292,28 +291,24 @@ func (db *DB) tryWrite(ctx context.Context, fn func(pgx.Tx) error) error {
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback) {
-			return err // the server answered: the transaction did not commit
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		return &ambiguousCommitError{err}
+		return commitError(ctx, err)
 	}
 	return nil
 }
 
-// ReadTx runs fn in a read-only transaction that sees one consistent
-// snapshot: REPEATABLE READ on PostgreSQL (never blocks writers, never
-// aborts), a read-only serializable transaction on CockroachDB.
-func (db *DB) ReadTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	opts := pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}
-	if db.Dialect.Engine == CockroachDB {
-		opts = pgx.TxOptions{IsoLevel: pgx.Serializable, AccessMode: pgx.ReadOnly}
-	}
-	return pgx.BeginTxFunc(ctx, db.Pool, opts, fn)
+// ambiguous reports whether err leaves a transaction's outcome unknown: a
+// commit whose answer was lost, or SQLSTATE 40003 (result is ambiguous),
+// which CockroachDB can answer to COMMIT, to RELEASE and to any statement
+// sent with them. The write may have committed: it is retried, and its
+// idempotency claim returns the first result if it did.
+func ambiguous(err error) bool {
+	var amb *ambiguousCommitError
+	var pgErr *pgconn.PgError
+	return errors.As(err, &amb) || errors.As(err, &pgErr) && pgErr.Code == ambiguousResult
 }
+
+// ambiguousResult is SQLSTATE 40003, statement_completion_unknown.
+const ambiguousResult = "40003"
 
 type ambiguousCommitError struct{ err error }
 

@@ -17,7 +17,10 @@
 //
 // Consistency. Every report reads one snapshot (database.SnapshotTx): its
 // rollups, its raw postings and its stored balances all belong to the same
-// moment, and no writer waits for it.
+// moment, and no writer waits for it. On CockroachDB a report of a time at
+// least database.SnapshotStaleness old reads that far back; a report of a
+// more recent time reads the present, so that it includes what was written
+// just before it was asked for, and says the time it read.
 //
 // Extending. A new report is a function over periodTotals (the sums of a
 // period at the grain of the rollups, partner included) run in a snapshot:
@@ -47,6 +50,10 @@ import (
 // minutes between service instances. Should anything still land in a
 // rolled-up or sealed day, Reconcile and VerifySeals name that day.
 const ClosedDayLag = 10 * time.Minute
+
+// endOfRecords bounds a period that takes every transaction a snapshot
+// holds, whenever it was recorded.
+var endOfRecords = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
 // MemberAggregate is the account code every member account is collapsed to
 // in the rollups and the trial balance: the points liability in aggregate.

@@ -535,7 +535,7 @@ func TestReportsReadASnapshotThatBlocksNoWriter(t *testing.T) {
 		}
 		return n
 	}
-	err := f.db.SnapshotTx(f.ctx, func(tx pgx.Tx) error {
+	_, err := f.db.SnapshotTx(f.ctx, f.clock.Now(), f.clock.Now(), func(tx pgx.Tx) error {
 		before := count(tx)
 		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 		defer cancel()
@@ -553,7 +553,7 @@ func TestReportsReadASnapshotThatBlocksNoWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.db.SnapshotTx(f.ctx, func(tx pgx.Tx) error {
+	if _, err := f.db.SnapshotTx(f.ctx, f.clock.Now(), f.clock.Now(), func(tx pgx.Tx) error {
 		_, err := tx.Exec(f.ctx, `DELETE FROM finance_seals`)
 		return err
 	}); err == nil {

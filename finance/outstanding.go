@@ -44,7 +44,7 @@ func (r *Reports) Outstanding(ctx context.Context, at []time.Time) ([]Outstandin
 		}
 	}
 	out := make([]OutstandingSample, 0, len(times))
-	err := r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+	_, err := r.db.SnapshotTx(ctx, times[len(times)-1], r.clock(), func(tx pgx.Tx) error {
 		out = out[:0]
 		values, err := pointValues(ctx, tx)
 		if err != nil {

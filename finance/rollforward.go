@@ -150,7 +150,7 @@ func (r *Reports) RollForward(ctx context.Context, from, to time.Time, groupBy G
 		return RollForward{}, invalid("to", "must be after from (%s), got %s", fmtTime(from), fmtTime(to))
 	}
 	var rf RollForward
-	err := r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+	_, err := r.db.SnapshotTx(ctx, to, r.clock(), func(tx pgx.Tx) error {
 		var err error
 		rf, err = rollForward(ctx, tx, from, to, groupBy)
 		return err

@@ -67,7 +67,7 @@ func (r *Reports) RollUp(ctx context.Context) (JobProgress, error) {
 			return p, nil
 		}
 		var byAccount, byProperty totals
-		err = r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+		_, err = r.db.SnapshotTx(ctx, end, r.clock(), func(tx pgx.Tx) error {
 			if byAccount, err = rawTotals(ctx, tx, accountGrain, day, end); err != nil {
 				return err
 			}

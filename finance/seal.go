@@ -201,7 +201,7 @@ func (r *Reports) SealDays(ctx context.Context) (JobProgress, error) {
 		}
 		var content []byte
 		var count int64
-		err = r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+		_, err = r.db.SnapshotTx(ctx, day.AddDate(0, 0, 1), r.clock(), func(tx pgx.Tx) error {
 			content, count, err = dayContent(ctx, tx, day)
 			return err
 		})
@@ -288,7 +288,8 @@ func (c SealCheck) OK() bool { return c.FirstBad.IsZero() }
 // stops at the first day whose content or chain no longer matches.
 func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 	var c SealCheck
-	err := r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+	now := r.clock()
+	_, err := r.db.SnapshotTx(ctx, now, now, func(tx pgx.Tx) error {
 		c = SealCheck{}
 		rows, err := tx.Query(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at FROM finance_seals ORDER BY day`)
 		if err != nil {

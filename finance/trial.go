@@ -108,7 +108,7 @@ func (r *Reports) TrialBalance(ctx context.Context, asOf time.Time, opts TrialOp
 	}
 	asOf = dbTime(asOf)
 	tb := TrialBalance{AsOf: asOf}
-	err := r.db.SnapshotTx(ctx, func(tx pgx.Tx) error {
+	readAt, err := r.db.SnapshotTx(ctx, asOf, r.clock(), func(tx pgx.Tx) error {
 		tb = TrialBalance{AsOf: asOf}
 		t, err := periodTotals(ctx, tx, accountGrain, time.Time{}, asOf)
 		if err != nil {
@@ -124,6 +124,10 @@ func (r *Reports) TrialBalance(ctx context.Context, asOf time.Time, opts TrialOp
 	})
 	if err != nil {
 		return TrialBalance{}, fmt.Errorf("trial balance as of %s: %w", fmtTime(asOf), err)
+	}
+	if readAt.Before(tb.AsOf) {
+		// Asked of the future: it shows what was written when it was read.
+		tb.AsOf = dbTime(readAt)
 	}
 	return tb, nil
 }

@@ -1,12 +1,10 @@
 package ledger_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +14,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/pgfault"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -164,122 +163,54 @@ func TestAcknowledgedWritesAreCommitted(t *testing.T) {
 	})
 }
 
-// TestAmbiguousCommitIsRetriedSafely cuts the connection right after the
-// COMMIT reaches the server, before its answer reaches the ledger: the
-// transaction is committed but the ledger cannot know. The ledger retries
-// with the same idempotency key and must return the committed transaction,
-// not post a second one.
+// TestAmbiguousCommitIsRetriedSafely makes the outcome of a post's COMMIT
+// unknown to the ledger after the server committed it: the connection dies
+// before the answer arrives, or the answer is SQLSTATE 40003 (result is
+// ambiguous, as CockroachDB can answer). The ledger retries with the same
+// idempotency key and must return the committed transaction, not post a
+// second one.
 func TestAmbiguousCommitIsRetriedSafely(t *testing.T) {
-	direct := dbtest.New(t)
-	cfg := direct.Pool.Config().ConnConfig
-	proxy := startCommitDropper(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-	viaProxy, err := database.Open(context.Background(),
-		fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", proxy.port, cfg.User, cfg.Database),
-		database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Closing a pool whose connection died mid-commit waits 15 s for that
-	// connection's cleanup (pgxpool's destructor timeout); do not make the
-	// test wait for it.
-	t.Cleanup(func() { go viaProxy.Close() })
-	f := newFixture(t, viaProxy, 1)
-
-	proxy.armed.Store(true)
-	txn, err := f.ledger.Post(f.ctx, earnRequest("stay-after-blackout", member(1), 250))
-	if err != nil {
-		t.Fatalf("post across a lost commit answer: %v", err)
-	}
-	if proxy.dropped.Load() != 1 {
-		t.Fatalf("the proxy dropped %d commit answers, want 1", proxy.dropped.Load())
-	}
-	if s := viaProxy.Stats(); s.AmbiguousCommits != 1 {
-		t.Fatalf("stats %+v, want one ambiguous commit", s)
-	}
-	var n int
-	var id uuid.UUID
-	if err := direct.Pool.QueryRow(f.ctx, `SELECT count(*), min(id::TEXT)::UUID FROM transactions WHERE idempotency_key = 'stay-after-blackout'`).Scan(&n, &id); err != nil {
-		t.Fatal(err)
-	}
-	if n != 1 || id != txn.ID {
-		t.Fatalf("%d transactions in the database (first %s); the ledger returned %s", n, id, txn.ID)
-	}
-	if b := f.balance(t, member(1)); b.Posted != 250 {
-		t.Fatalf("balance %d, want 250", b.Posted)
-	}
-	f.mustVerify(t)
-}
-
-// commitDropper is a TCP proxy to PostgreSQL that, when armed, forwards the
-// next COMMIT to the server and then closes the connection without passing
-// the server's answer back.
-type commitDropper struct {
-	port    int
-	armed   atomic.Bool
-	dropped atomic.Int32
-}
-
-func startCommitDropper(t *testing.T, socketPath string) *commitDropper {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	p := &commitDropper{port: ln.Addr().(*net.TCPAddr).Port}
-	go func() {
-		for {
-			client, err := ln.Accept()
+	for _, fault := range []pgfault.Fault{pgfault.DropAnswer, pgfault.AmbiguousResult} {
+		t.Run(fault.String(), func(t *testing.T) {
+			direct := dbtest.New(t)
+			cfg := direct.Pool.Config().ConnConfig
+			proxy := pgfault.Start(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
+			viaProxy, err := database.Open(context.Background(),
+				fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", proxy.Port, cfg.User, cfg.Database),
+				database.Options{})
 			if err != nil {
-				return
+				t.Fatal(err)
 			}
-			server, err := net.Dial("unix", socketPath)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			go p.serve(client, server)
-		}
-	}()
-	return p
-}
+			// Closing a pool whose connection died mid-commit waits 15 s for
+			// that connection's cleanup (pgxpool's destructor timeout); do
+			// not make the test wait for it.
+			t.Cleanup(func() { go viaProxy.Close() })
+			f := newFixture(t, viaProxy, 1)
 
-func (p *commitDropper) serve(client, server net.Conn) {
-	defer client.Close()
-	defer server.Close()
-	var blackout atomic.Bool
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := server.Read(buf)
-			if n > 0 && !blackout.Load() {
-				if _, werr := client.Write(buf[:n]); werr != nil {
-					return
-				}
-			}
+			proxy.Arm(fault)
+			txn, err := f.ledger.Post(f.ctx, earnRequest("stay-after-blackout", member(1), 250))
 			if err != nil {
-				return
+				t.Fatalf("post across a commit of unknown outcome: %v", err)
 			}
-		}
-	}()
-	buf := make([]byte, 64<<10)
-	for {
-		n, err := client.Read(buf)
-		if n > 0 {
-			if bytes.Contains(bytes.ToLower(buf[:n]), []byte("commit")) && p.armed.CompareAndSwap(true, false) {
-				blackout.Store(true)
-				_, _ = server.Write(buf[:n])
-				time.Sleep(200 * time.Millisecond) // let the server commit
-				p.dropped.Add(1)
-				return
+			if proxy.Injected() != 1 {
+				t.Fatalf("the proxy applied %d faults, want 1", proxy.Injected())
 			}
-			if _, werr := server.Write(buf[:n]); werr != nil {
-				return
+			if s := viaProxy.Stats(); s.AmbiguousCommits != 1 {
+				t.Fatalf("stats %+v, want one ambiguous commit", s)
 			}
-		}
-		if err != nil {
-			return
-		}
+			var n int
+			var id uuid.UUID
+			if err := direct.Pool.QueryRow(f.ctx, `SELECT count(*), min(id::TEXT)::UUID FROM transactions WHERE idempotency_key = 'stay-after-blackout'`).Scan(&n, &id); err != nil {
+				t.Fatal(err)
+			}
+			if n != 1 || id != txn.ID {
+				t.Fatalf("%d transactions in the database (first %s); the ledger returned %s", n, id, txn.ID)
+			}
+			if b := f.balance(t, member(1)); b.Posted != 250 {
+				t.Fatalf("balance %d, want 250", b.Posted)
+			}
+			f.mustVerify(t)
+		})
 	}
 }
 

@@ -175,19 +175,24 @@ func (l *Ledger) Lots(ctx context.Context, code string) ([]Lot, error) {
 const MaxDueAccountsPage = 10_000
 
 // DueAccounts returns, in code order, up to limit accounts after the code
-// after that have a lot due at asOf. It reads without locks: Expire checks
-// again under the account's lock.
+// after that have a lot due at asOf. It reads a few seconds back
+// (StaleReadTx), without locks: Expire checks again under the account's
+// lock, and a lot earned in those seconds is not due for months.
 func (l *Ledger) DueAccounts(ctx context.Context, after string, asOf time.Time, limit int) ([]string, error) {
 	if limit < 1 || limit > MaxDueAccountsPage {
 		return nil, invalid("limit", "must be between 1 and %d, got %d", MaxDueAccountsPage, limit)
 	}
-	rows, err := l.db.Pool.Query(ctx, `SELECT account_code FROM account_balances
-		WHERE account_code > $1 AND shard = 0 AND next_lot_expiry <= $2
-		ORDER BY account_code LIMIT $3`, after, dbTime(asOf), limit)
-	if err != nil {
-		return nil, fmt.Errorf("find accounts with lots due: %w", err)
-	}
-	codes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	var codes []string
+	err := l.db.StaleReadTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT account_code FROM account_balances
+			WHERE account_code > $1 AND shard = 0 AND next_lot_expiry <= $2
+			ORDER BY account_code LIMIT $3`, after, dbTime(asOf), limit)
+		if err != nil {
+			return err
+		}
+		codes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("find accounts with lots due: %w", err)
 	}

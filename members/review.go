@@ -42,10 +42,27 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 	}
 	windowStart := settings.WindowStart(asOf)
 	for !p.Done {
+		// The scan for the next batch reads a few seconds back, so that on
+		// CockroachDB it neither waits on nor pushes the writes in its
+		// range; the members it finds are then read again by key in the
+		// transaction that changes them. A member enrolled in those few
+		// seconds has nothing to review yet.
+		var numbers []string
+		err := s.db.StaleReadTx(ctx, func(tx pgx.Tx) error {
+			var err error
+			numbers, err = nextMembers(ctx, tx, p.Cursor, batchSize)
+			return err
+		})
+		if err != nil {
+			return p, fmt.Errorf("review tiers at %s after member %q: %w", asOf.Format(time.RFC3339), p.Cursor, err)
+		}
 		next := p
-		err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		err = s.db.WriteTx(ctx, func(tx pgx.Tx) error {
 			next = p
-			batch, err := reviewBatch(ctx, tx, p.Cursor, batchSize, windowStart, asOf)
+			if len(numbers) > 0 {
+				next.Cursor = numbers[len(numbers)-1]
+			}
+			batch, err := reviewBatch(ctx, tx, numbers, windowStart, asOf)
 			if err != nil {
 				return err
 			}
@@ -69,7 +86,7 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 			if len(requalified) > 0 {
 				b.Queue(`UPDATE members SET reviewed_at = $2 WHERE member_number = ANY($1)`, requalified, asOf)
 			}
-			next.Done = len(batch) < batchSize
+			next.Done = len(numbers) < batchSize
 			b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
 				VALUES ($1, $2, $3, $4, $5, $6)
 				ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, done = excluded.done,
@@ -94,21 +111,30 @@ type reviewed struct {
 	activity tiers.Activity
 }
 
-// reviewBatch reads the next members after cursor with their qualifying
-// activity in the window, in one query.
-func reviewBatch(ctx context.Context, tx pgx.Tx, cursor string, limit int, windowStart, asOf time.Time) ([]reviewed, error) {
+// nextMembers returns, in order, up to limit member numbers after cursor.
+func nextMembers(ctx context.Context, tx pgx.Tx, cursor string, limit int) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT member_number FROM members WHERE member_number > $1 ORDER BY member_number LIMIT $2`, cursor, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find the next members to review: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// reviewBatch reads the members numbered with their qualifying activity in
+// the window, in one query, by key.
+func reviewBatch(ctx context.Context, tx pgx.Tx, numbers []string, windowStart, asOf time.Time) ([]reviewed, error) {
 	rows, err := tx.Query(ctx, `
 		WITH batch AS (
 			SELECT member_number, tier, COALESCE(tier_since, enrolled_at) AS since, first_stay IS NOT NULL AS stayed,
 				manual_tier, manual_until, COALESCE(manual_reason, '') AS manual_reason, reviewed_at
-			FROM members WHERE member_number > $1 ORDER BY member_number LIMIT $2
+			FROM members WHERE member_number = ANY($1::TEXT[])
 		)
 		SELECT b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason, b.reviewed_at,
 			COALESCE(SUM(q.nights), 0)::INT8, COALESCE(SUM(q.points), 0)::INT8
 		FROM batch b LEFT JOIN qualifying_stays q
-			ON q.member_number = b.member_number AND q.completed_at >= $3 AND q.completed_at <= $4
+			ON q.member_number = b.member_number AND q.completed_at >= $2 AND q.completed_at <= $3
 		GROUP BY b.member_number, b.tier, b.since, b.stayed, b.manual_tier, b.manual_until, b.manual_reason, b.reviewed_at
-		ORDER BY b.member_number`, cursor, limit, windowStart, asOf)
+		ORDER BY b.member_number`, numbers, windowStart, asOf)
 	if err != nil {
 		return nil, fmt.Errorf("read review batch: %w", err)
 	}

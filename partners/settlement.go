@@ -150,7 +150,8 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 // misstate a settlement. It returns one line per discrepancy.
 func (s *Store) Verify(ctx context.Context) ([]string, error) {
 	var found []string
-	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+	err := s.db.StaleReadTx(ctx, func(tx pgx.Tx) error {
+		found = found[:0]
 		rows, err := tx.Query(ctx, `SELECT p.partner_id,
 				COALESCE((SELECT sum(points_issued) FROM partner_transactions t WHERE t.partner_id = p.partner_id), 0)::BIGINT,
 				COALESCE((SELECT sum(points_redeemed) FROM partner_transactions t WHERE t.partner_id = p.partner_id), 0)::BIGINT,

@@ -124,10 +124,19 @@ func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, req
 }
 
 func (s *Store) insert(ctx context.Context, tx pgx.Tx, callerID string, req CreateRequest) (Key, string, error) {
+	k, secret := s.newKey(callerID, req)
+	return k, secret, insertKey(ctx, tx, k, secret)
+}
+
+// newKey draws a key's id and secret.
+func (s *Store) newKey(callerID string, req CreateRequest) (Key, string) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	k := Key{ID: "key_" + randomHex(8), Name: req.Name, Role: req.Role, PartnerID: req.PartnerID,
 		CreatedAt: now, CreatedBy: callerID, ExpiresAt: req.ExpiresAt.UTC().Truncate(time.Microsecond)}
-	secret := secretPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+	return k, secretPrefix + base64.RawURLEncoding.EncodeToString(randomBytes(32))
+}
+
+func insertKey(ctx context.Context, tx pgx.Tx, k Key, secret string) error {
 	var partner *string
 	if k.PartnerID != "" {
 		partner = &k.PartnerID
@@ -139,11 +148,11 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, callerID string, req Crea
 	secretHash := hashSecret(secret)
 	_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_id, secret_hash, name, role, partner_id, created_at, created_by, expires_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		k.ID, secretHash[:], k.Name, string(k.Role), partner, k.CreatedAt, callerID, expires)
+		k.ID, secretHash[:], k.Name, string(k.Role), partner, k.CreatedAt, k.CreatedBy, expires)
 	if err != nil {
-		return Key{}, "", fmt.Errorf("insert API key: %w", err)
+		return fmt.Errorf("insert API key: %w", err)
 	}
-	return k, secret, nil
+	return nil
 }
 
 // Authenticate returns the active key whose secret this is.
@@ -221,27 +230,34 @@ func (s *Store) Revoke(ctx context.Context, callerID, idempotencyKey, keyID stri
 // EnsureAdmin creates a first admin key when no active admin key exists,
 // and returns its secret (empty when one existed). It is how a new
 // installation gets its first credentials.
+//
+// The key and its secret are drawn once, before the transaction: when a
+// commit's answer is lost and the retry finds the key this call inserted,
+// it returns that key's secret rather than taking it for someone else's
+// and losing the installation's only credentials.
 func (s *Store) EnsureAdmin(ctx context.Context) (Key, string, error) {
-	var k Key
-	var secret string
+	candidate, candidateSecret := s.newKey("bootstrap", CreateRequest{Name: "first admin (created at start-up)", Role: RoleAdmin})
+	var created bool
 	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		k, secret = Key{}, ""
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM api_keys
-			WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1))`, s.now()).Scan(&exists); err != nil {
+		var ours, active bool
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(bool_or(key_id = $2), false), count(*) > 0 FROM api_keys
+			WHERE role = 'admin' AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $1)`,
+			s.now(), candidate.ID).Scan(&ours, &active); err != nil {
 			return err
 		}
-		if exists {
+		created = ours || !active
+		if ours || active {
 			return nil
 		}
-		var err error
-		k, secret, err = s.insert(ctx, tx, "bootstrap", CreateRequest{Name: "first admin (created at start-up)", Role: RoleAdmin})
-		return err
+		return insertKey(ctx, tx, candidate, candidateSecret)
 	})
 	if err != nil {
 		return Key{}, "", fmt.Errorf("ensure an admin key: %w", err)
 	}
-	return k, secret, nil
+	if !created {
+		return Key{}, "", nil
+	}
+	return candidate, candidateSecret, nil
 }
 
 const keySelect = `SELECT key_id, name, role, COALESCE(partner_id, ''), created_at, created_by, expires_at, revoked_at FROM api_keys`

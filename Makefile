@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-shifted test-dates tidy-check fuzz-short run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
+.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
 
 # Everything CI runs: formatting, a tidy go.mod, vet, every test with the
 # race detector, then the date-sensitive packages again on another day in
@@ -14,6 +14,27 @@ test: deps postgres chromium fmt-check tidy-check
 	$(GO) test -race -count=1 ./...
 	@$(MAKE) --no-print-directory test-shifted
 	@$(MAKE) --no-print-directory fuzz-short
+	@$(MAKE) --no-print-directory test-cockroach
+
+# The whole suite once more with dbtest.New on CockroachDB
+# (DBTEST_ENGINE=cockroachdb): every test that touches the database, not only
+# the ForEachEngine ones, then runs on the production engine. It runs when
+# COCKROACH_BINARY or COCKROACH_URL is set; without either it says it was
+# skipped and succeeds, since CI and these machines have no CockroachDB.
+# Schema changes are slow on CockroachDB, hence the long timeout. Under
+# COCKROACH_BINARY each test binary starts a node of its own (a share of the
+# machine's memory each), hence at most COCKROACH_TEST_P binaries at once. No
+# -race: the first go test of `test` already raced the same Go code.
+COCKROACH_TEST_TIMEOUT ?= 90m
+COCKROACH_TEST_P       ?= 2
+test-cockroach:
+	@if [ -z "$(strip $(COCKROACH_BINARY)$(COCKROACH_URL))" ]; then \
+		echo "test-cockroach: SKIPPED (no CockroachDB configured): set COCKROACH_BINARY=/path/to/cockroach or COCKROACH_URL='postgresql://root@host:26257/?sslmode=disable' to run the whole suite on CockroachDB"; \
+	else \
+		echo "== DBTEST_ENGINE=cockroachdb $(GO) test -count=1 -p $(COCKROACH_TEST_P) -timeout $(COCKROACH_TEST_TIMEOUT) ./..."; \
+		COCKROACH_BINARY='$(COCKROACH_BINARY)' COCKROACH_URL='$(COCKROACH_URL)' DBTEST_ENGINE=cockroachdb \
+			$(GO) test -count=1 -p $(COCKROACH_TEST_P) -timeout $(COCKROACH_TEST_TIMEOUT) ./...; \
+	fi
 
 # Each fuzz target for FUZZTIME (make fuzz-short FUZZTIME=5m for a longer
 # hunt); the seeds in the targets run with every plain go test too.

@@ -129,8 +129,8 @@ var ErrContention = errors.New("transaction aborted by contention after all retr
 
 // Stats counts what the retry loop did since the DB was opened.
 type Stats struct {
-	Attempts         uint64 // transaction attempts started
-	Retries          uint64 // attempts that were retried (serialization, deadlock, lost connection)
+	Attempts         uint64 // transaction attempts started, writes and reads
+	Retries          uint64 // attempts that were retried (serialization, deadlock, lost connection, unknown outcome)
 	AmbiguousCommits uint64 // commits whose outcome was unknown and were retried
 }
 
@@ -201,7 +201,8 @@ func (db *DB) Stats() Stats {
 // whole transaction on serialization failures (40001), deadlocks (40P01) and
 // lost connections, at most MaxAttempts times with jittered backoff.
 //
-// A commit whose outcome is unknown (the connection died during COMMIT) is
+// A commit whose outcome is unknown (the connection died during COMMIT, or
+// CockroachDB answered 40003, result is ambiguous) is
 // retried too. That is only safe because fn must be idempotent across
 // attempts: every ledger write claims an idempotency key in the same
 // transaction, so a retry of a write that did commit finds its key and

@@ -12,6 +12,11 @@
 -- passes, no active hold has expired, and the held points are
 -- held_points with no look at the holds table.
 --
+-- Outside a transaction: each statement commits on its own, and each can
+-- run again after a partial apply. The columns are added only when
+-- missing, and the UPDATE sets absolute values from the holds, the same
+-- however often it runs.
+--
 -- +goose NO TRANSACTION
 -- +goose Up
 ALTER TABLE account_balances ADD COLUMN IF NOT EXISTS held_points BIGINT NOT NULL DEFAULT 0;

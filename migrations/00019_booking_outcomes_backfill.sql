@@ -6,8 +6,11 @@
 -- stay in the ledger, to be reversed by hand. Free cancellations and
 -- exempt no-shows posted nothing and left nothing to find.
 --
--- Data only, in one transaction with goose's record of it: an interrupted
--- run leaves neither, and the next run does it all.
+-- Data only, so it keeps its transaction with goose's record of it: with
+-- no DDL in it, the transaction is atomic on CockroachDB too, and an
+-- interrupted run leaves neither. Should it run again all the same (the
+-- record lost, a schema taken down and up), the NOT EXISTS finds the rows
+-- of the first run and adds nothing.
 --
 -- +goose Up
 INSERT INTO booking_outcomes (id, property_id, stay_id, slot, outcome, member_number, caller_id, idempotency_key,

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/dbtest"
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/migrations"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -97,9 +97,8 @@ func TestHeldPointsAreFilledFromTheActiveHolds(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// newProvider runs this directory's SQL migrations (16 and 17 are).
 // migrateDownAndUp takes db's schema down to version down, then up to
-// version up.
+// version up, with the goose set-up Apply uses (SQL and Go migrations).
 func migrateDownAndUp(t *testing.T, db *database.DB, down, up int64) {
 	t.Helper()
 	ctx := context.Background()
@@ -116,7 +115,7 @@ func migrateDownAndUp(t *testing.T, db *database.DB, down, up int64) {
 
 func newProvider(t *testing.T, db *sql.DB) *goose.Provider {
 	t.Helper()
-	p, err := goose.NewProvider(goose.DialectPostgres, db, os.DirFS("."), goose.WithDisableGlobalRegistry(true))
+	p, err := migrations.NewProvider(db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

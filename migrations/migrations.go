@@ -1,11 +1,30 @@
 // Package migrations holds the database schema as ordered migrations,
-// embedded in the binary and applied with goose.
+// embedded in the binary and applied with goose at every start of loyaltyd.
 //
-// SQL files are portable between PostgreSQL and CockroachDB; each runs
-// outside a transaction with idempotent statements (IF NOT EXISTS), so a
-// migration interrupted half-way is simply run again. The few statements
-// whose DDL differs by engine are Go migrations below that ask the
-// database which engine it is.
+// The rule: every migration must be safe to run again after a partial
+// apply. On CockroachDB a schema change is not transactional with the rest
+// of its transaction: from v25.1 (autocommit_before_ddl) each DDL statement
+// commits on its own, and before that a DDL whose validation failed at
+// COMMIT left the transaction's other writes committed. So goose's record
+// of a migration (its row in goose_db_version) and the schema change it
+// records can part: a crash between them leaves the change without the
+// record, and the next start runs the migration again over it. Therefore:
+//
+//   - one schema change per statement;
+//   - IF NOT EXISTS (IF EXISTS on the way down) wherever the engine allows;
+//   - a catalogue check before a DDL statement that has no such form and
+//     fails when repeated (ADD CONSTRAINT, renames): those are Go
+//     migrations, since PostgreSQL has no ADD CONSTRAINT IF NOT EXISTS;
+//   - no DDL and data writes in one transaction: SQL files with DDL run
+//     outside one (-- +goose NO TRANSACTION), and data writes are written
+//     so that a second run changes nothing (absolute values, NOT EXISTS);
+//   - DDL that differs by engine lives in a Go migration that asks the
+//     database which engine it is.
+//
+// Several instances may start at once. Apply holds goose's table lock, a
+// lease on one row of goose_lock (CockroachDB has no advisory locks), while
+// it migrates: one instance migrates, the others wait and then find
+// nothing to do.
 package migrations
 
 import (
@@ -24,20 +43,18 @@ import (
 //go:embed *.sql
 var sqlFiles embed.FS
 
-// Apply brings the schema of the database behind pool up to date.
+// Apply brings the schema of the database behind pool up to date. While
+// another instance migrates the same database it waits (at most lockWait,
+// 5 minutes), then finds that instance's work done.
 func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	defer sqlDB.Close()
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, sqlFiles,
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithGoMigrations(dialectMigrations...),
-		goose.WithSlog(logger),
-	)
+	provider, err := newProvider(sqlDB, logger)
 	if err != nil {
-		return fmt.Errorf("load migrations: %w", err)
+		return err
 	}
 	results, err := provider.Up(ctx)
 	if err != nil {
@@ -47,6 +64,28 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 		logger.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
 	}
 	return nil
+}
+
+// newProvider is the one goose set-up of this package, for Apply and for
+// the tests that take a schema down and up again.
+func newProvider(db *sql.DB, logger *slog.Logger) (*goose.Provider, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	locker, err := newClusterLocker(logger)
+	if err != nil {
+		return nil, err
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, sqlFiles,
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithGoMigrations(dialectMigrations...),
+		goose.WithSlog(logger),
+		goose.WithLocker(locker),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("load migrations: %w", err)
+	}
+	return provider, nil
 }
 
 var dialectMigrations = []*goose.Migration{

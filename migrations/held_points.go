@@ -14,10 +14,19 @@ import (
 // later start's ADD CONSTRAINT then failed on the name). Databases that
 // ran the SQL file keep their record of version 17 and never run this;
 // one that runs it over the constraint finds it and does nothing.
+//
+// Migration 20 runs the same check again, for a CockroachDB database older
+// than v25.1 that ran the SQL file: there a failed validation of the
+// constraint committed goose's record of 17 without the constraint.
 func init() {
 	dialectMigrations = append(dialectMigrations,
-		goose.NewGoMigration(17, &goose.GoFunc{RunDB: heldPointsNeverNegative}, &goose.GoFunc{RunDB: dropHeldPointsNeverNegative}))
+		goose.NewGoMigration(17, &goose.GoFunc{RunDB: heldPointsNeverNegative}, &goose.GoFunc{RunDB: dropHeldPointsNeverNegative}),
+		goose.NewGoMigration(20, &goose.GoFunc{RunDB: heldPointsNeverNegative}, &goose.GoFunc{RunDB: nothingToUndo}))
 }
+
+// nothingToUndo is the down step of a migration that only ensures what an
+// earlier one made: the earlier one's down step undoes it.
+func nothingToUndo(context.Context, *sql.DB) error { return nil }
 
 // heldPointsNeverNegative: held points never go below zero. A release of
 // more than is held would be a bug that makes points available twice, so

@@ -2,10 +2,8 @@ package apikeys_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 
-	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
 	"github.com/loyalty-ledger/loyalty/internal/pgfault"
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
@@ -20,15 +18,7 @@ func TestTheFirstAdminKeySurvivesACommitOfUnknownOutcome(t *testing.T) {
 		t.Run(fault.String(), func(t *testing.T) {
 			ctx := context.Background()
 			direct := dbtest.New(t)
-			cfg := direct.Pool.Config().ConnConfig
-			proxy := pgfault.Start(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-			viaProxy, err := database.Open(ctx,
-				fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", proxy.Port, cfg.User, cfg.Database),
-				database.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { go viaProxy.Close() })
+			viaProxy, proxy := pgfault.Open(t, direct)
 
 			proxy.Arm(fault)
 			key, secret, err := server(viaProxy, testclock.Wall).EnsureAdmin(ctx)

@@ -14,24 +14,6 @@ import (
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 )
 
-// viaFaultProxy opens a second pool on db's database through a pgfault
-// proxy.
-func viaFaultProxy(t *testing.T, db *database.DB) (*database.DB, *pgfault.Proxy) {
-	t.Helper()
-	cfg := db.Pool.Config().ConnConfig
-	proxy := pgfault.Start(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-	via, err := database.Open(context.Background(),
-		fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", proxy.Port, cfg.User, cfg.Database),
-		database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Closing a pool whose connection died mid-commit waits 15 s for that
-	// connection's cleanup (pgxpool's destructor timeout): not the test.
-	t.Cleanup(func() { go via.Close() })
-	return via, proxy
-}
-
 // A commit whose outcome the service cannot know, because the connection
 // died after the server committed or because the server answered 40003
 // (result is ambiguous, as CockroachDB can), is counted as ambiguous and
@@ -46,7 +28,7 @@ func TestACommitWithAnUnknownOutcomeIsRetriedAndWritesOnce(t *testing.T) {
 	for _, fault := range []pgfault.Fault{pgfault.DropAnswer, pgfault.AmbiguousResult} {
 		for _, path := range []string{"WriteTx", "WriteBatches"} {
 			t.Run(fmt.Sprintf("%s/%s", path, fault), func(t *testing.T) {
-				db, proxy := viaFaultProxy(t, direct)
+				db, proxy := pgfault.Open(t, direct)
 				key := fmt.Sprintf("%s-%d", path, fault)
 				attempts := 0
 				// Claims the key on the first attempt; a later attempt finds

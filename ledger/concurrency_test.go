@@ -173,18 +173,7 @@ func TestAmbiguousCommitIsRetriedSafely(t *testing.T) {
 	for _, fault := range []pgfault.Fault{pgfault.DropAnswer, pgfault.AmbiguousResult} {
 		t.Run(fault.String(), func(t *testing.T) {
 			direct := dbtest.New(t)
-			cfg := direct.Pool.Config().ConnConfig
-			proxy := pgfault.Start(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-			viaProxy, err := database.Open(context.Background(),
-				fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", proxy.Port, cfg.User, cfg.Database),
-				database.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Closing a pool whose connection died mid-commit waits 15 s for
-			// that connection's cleanup (pgxpool's destructor timeout); do
-			// not make the test wait for it.
-			t.Cleanup(func() { go viaProxy.Close() })
+			viaProxy, proxy := pgfault.Open(t, direct)
 			f := newFixture(t, viaProxy, 1)
 
 			proxy.Arm(fault)

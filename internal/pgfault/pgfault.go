@@ -9,13 +9,17 @@ package pgfault
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/loyalty-ledger/loyalty/database"
 )
 
 // Fault is what an armed proxy does to the next COMMIT.
@@ -78,6 +82,24 @@ func Start(tb testing.TB, socketPath string) *Proxy {
 		}
 	}()
 	return p
+}
+
+// Open opens a second pool on db's database (a PostgreSQL that listens on
+// a Unix socket, as dbtest's does) through a new proxy.
+func Open(tb testing.TB, db *database.DB) (*database.DB, *Proxy) {
+	tb.Helper()
+	cfg := db.Pool.Config().ConnConfig
+	p := Start(tb, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
+	via, err := database.Open(context.Background(),
+		fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable", p.Port, cfg.User, cfg.Database),
+		database.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Closing a pool whose connection died mid-commit waits 15 s for that
+	// connection's cleanup (pgxpool's destructor timeout): not the test's.
+	tb.Cleanup(func() { go via.Close() })
+	return via, p
 }
 
 // Arm makes the proxy apply f to the next COMMIT any client sends.

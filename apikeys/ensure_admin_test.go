@@ -17,7 +17,7 @@ func TestTheFirstAdminKeySurvivesACommitOfUnknownOutcome(t *testing.T) {
 	for _, fault := range []pgfault.Fault{pgfault.DropAnswer, pgfault.AmbiguousResult} {
 		t.Run(fault.String(), func(t *testing.T) {
 			ctx := context.Background()
-			direct := dbtest.New(t)
+			direct := dbtest.PostgreSQL(t) // the proxy speaks to its Unix socket
 			viaProxy, proxy := pgfault.Open(t, direct)
 
 			proxy.Arm(fault)

@@ -20,7 +20,7 @@ import (
 // the transaction is run again: an idempotent write then finds what the
 // first attempt committed, and the row is written once.
 func TestACommitWithAnUnknownOutcomeIsRetriedAndWritesOnce(t *testing.T) {
-	direct := dbtest.New(t) // the proxy speaks to PostgreSQL's socket
+	direct := dbtest.PostgreSQL(t) // the proxy speaks to its Unix socket
 	ctx := context.Background()
 	if _, err := direct.Pool.Exec(ctx, `CREATE TABLE claims (k TEXT PRIMARY KEY, attempt INT8 NOT NULL)`); err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestACommitWithAnUnknownOutcomeIsRetriedAndWritesOnce(t *testing.T) {
 // PostgreSQL never fails a read-only snapshot that way, so the server is
 // made to raise that very error on the first attempt.
 func TestAReadThatFailsToSerializeIsRunAgain(t *testing.T) {
-	db := dbtest.New(t)
+	db := dbtest.PostgreSQL(t) // it raises the error with a DO block
 	ctx := context.Background()
 	if _, err := db.Pool.Exec(ctx, `CREATE TABLE facts (k INT8 PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { dbtest.Main(m) }
 // with the server's default, which reports rely on.
 func TestBatchTxPlansGenericallyAndLeavesTheConnectionAsItWas(t *testing.T) {
 	ctx := context.Background()
-	db := dbtest.New(t) // PostgreSQL: the setting is its own
+	db := dbtest.PostgreSQL(t) // the setting is its own
 	var before, inside string
 	if err := db.Pool.QueryRow(ctx, `SHOW plan_cache_mode`).Scan(&before); err != nil {
 		t.Fatal(err)

@@ -114,7 +114,7 @@ func TestAWriteThatLosesARaceIsRunAgainAsAWhole(t *testing.T) {
 // predicate locks cover whole index pages) do not meet again on the retry.
 func TestARetriedBatchTransactionWaitsForTheOthersInFlight(t *testing.T) {
 	ctx := context.Background()
-	db := dbtest.New(t) // PostgreSQL: the wait is its own
+	db := dbtest.PostgreSQL(t) // the wait is its own
 	var mu sync.Mutex
 	var events []string
 	event := func(e string) {

@@ -409,6 +409,17 @@ func New(tb testing.TB) *database.DB {
 	return defaultEngine.NewDatabase(tb)
 }
 
+// PostgreSQL returns a fresh, migrated PostgreSQL database whatever
+// DBTEST_ENGINE says: for tests of what only PostgreSQL does (its
+// settings, its Unix socket for a fault-injecting proxy).
+func PostgreSQL(tb testing.TB) *database.DB {
+	tb.Helper()
+	if len(engines) == 0 {
+		tb.Fatal("dbtest: no engines: call dbtest.Main from TestMain")
+	}
+	return engines[0].NewDatabase(tb)
+}
+
 // ForEachEngine runs fn as a subtest on every engine, each with a fresh
 // database.
 func ForEachEngine(t *testing.T, fn func(t *testing.T, db *database.DB)) {

@@ -172,7 +172,7 @@ func TestAcknowledgedWritesAreCommitted(t *testing.T) {
 func TestAmbiguousCommitIsRetriedSafely(t *testing.T) {
 	for _, fault := range []pgfault.Fault{pgfault.DropAnswer, pgfault.AmbiguousResult} {
 		t.Run(fault.String(), func(t *testing.T) {
-			direct := dbtest.New(t)
+			direct := dbtest.PostgreSQL(t) // the proxy speaks to its Unix socket
 			viaProxy, proxy := pgfault.Open(t, direct)
 			f := newFixture(t, viaProxy, 1)
 

@@ -80,7 +80,7 @@ func (o *outage) down() {
 // is back the service serves again without a restart, and a write retried
 // with its key is recorded once.
 func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
-	direct := dbtest.New(t)
+	direct := dbtest.PostgreSQL(t) // the proxy speaks to its Unix socket
 	cfg := direct.Pool.Config().ConnConfig
 	proxy := startOutage(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
 	host, port, _ := net.SplitHostPort(proxy.addr)

@@ -110,13 +110,13 @@ func (l *Ledger) Correct(ctx context.Context, req CorrectRequest) (Correction, e
 		if err := writeTransaction(ctx, tx, &c.Reversal, accounts, shards, lotInput{policy: req.ReversalLots, reverses: original.Lots}); err != nil {
 			return err
 		}
-		if err := runEffects(ctx, tx, c.Reversal, req.ReversalEffects); err != nil {
+		if err := runEffects(ctx, tx, c.Reversal, l.announce(c.Reversal, req.ReversalEffects)); err != nil {
 			return err
 		}
 		if err := writeTransaction(ctx, tx, &c.Replacement, accounts, shards, lotInput{policy: repl.Lots}); err != nil {
 			return err
 		}
-		return runEffects(ctx, tx, c.Replacement, repl.Effects)
+		return runEffects(ctx, tx, c.Replacement, l.announce(c.Replacement, repl.Effects))
 	})
 	switch {
 	case errors.Is(err, errKeyTaken):

@@ -422,7 +422,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	b.Queue(postText, postArgs...)
 	var all []Statement
 	for _, j := range written {
-		for _, e := range j.req.Effects {
+		for _, e := range l.announce(j.txn, j.req.Effects) {
 			all = append(all, e.forTransaction(j.txn))
 		}
 	}

@@ -198,7 +198,7 @@ func (l *Ledger) CaptureHold(ctx context.Context, req CaptureRequest) (Transacti
 		if err := writeTransaction(ctx, tx, &capture, accounts, shards, lotInput{}); err != nil {
 			return err
 		}
-		return runEffects(ctx, tx, capture, req.Effects)
+		return runEffects(ctx, tx, capture, l.announce(capture, req.Effects))
 	})
 	if errors.Is(err, errKeyTaken) {
 		return l.replayTransaction(ctx, req.CallerID, req.IdempotencyKey, opCapture, hash)

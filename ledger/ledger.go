@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ type Ledger struct {
 	shards       shardLeases
 	rows         *rowQueues
 	group        *groupCommitter
+	outbox       func(Transaction) []Statement
 }
 
 // Options configure a Ledger.
@@ -33,6 +35,11 @@ type Options struct {
 	// Clock gives the time transactions are recorded at and holds expire
 	// against. Nil means time.Now.
 	Clock func() time.Time
+	// Outbox, when set, gives the statements that announce a transaction
+	// (events.OfTransaction): they run in the transaction's own database
+	// transaction, after its effects, so that the announcement commits
+	// with the transaction or not at all. Nil announces nothing.
+	Outbox func(Transaction) []Statement
 }
 
 // New returns a ledger over db, whose schema must be migrated.
@@ -43,7 +50,16 @@ func New(db *database.DB, opts Options) *Ledger {
 	}
 	return &Ledger{db: db, now: clock, rows: newRowQueues(), group: newGroupCommitter(),
 		accounts:     immutableCache[string, Account]{limit: maxCachedAccounts},
-		holdAccounts: immutableCache[uuid.UUID, string]{limit: maxCachedHolds}}
+		holdAccounts: immutableCache[uuid.UUID, string]{limit: maxCachedHolds}, outbox: opts.Outbox}
+}
+
+// announce is what the ledger writes with txn besides it: its effects,
+// then its announcements (Options.Outbox).
+func (l *Ledger) announce(txn Transaction, effects []Statement) []Statement {
+	if l.outbox == nil {
+		return effects
+	}
+	return append(slices.Clip(effects), l.outbox(txn)...)
 }
 
 // queue waits until this process has no other transaction in flight on

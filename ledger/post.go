@@ -335,7 +335,7 @@ func (l *Ledger) Reverse(ctx context.Context, req ReverseRequest) (Transaction, 
 		if err := writeTransaction(ctx, tx, &reversal, accounts, shards, lotInput{policy: req.Lots, reverses: original.Lots}); err != nil {
 			return err
 		}
-		return runEffects(ctx, tx, reversal, req.Effects)
+		return runEffects(ctx, tx, reversal, l.announce(reversal, req.Effects))
 	})
 	switch {
 	case errors.Is(err, errKeyTaken):

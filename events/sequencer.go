@@ -1,0 +1,173 @@
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
+)
+
+// MaxSequenceBatch bounds the outbox rows one step moves.
+const MaxSequenceBatch = 5000
+
+// SequencerLease is how long a process keeps the sequencer once it took
+// it without stepping again: another process takes over after that.
+const SequencerLease = 10 * time.Second
+
+// Sequencer moves committed outbox rows to events. Several processes may
+// run one; one at a time sequences (a lease on the event_sequencer row),
+// and each step is one serializable transaction over that row, so two
+// steps never give out the same position even when leases overlap.
+type Sequencer struct {
+	db     *database.DB
+	now    func() time.Time
+	holder string
+}
+
+// NewSequencer returns a sequencer that holds the lease as holder (unique
+// per process: host, pid, a random part).
+func NewSequencer(db *database.DB, now func() time.Time, holder string) *Sequencer {
+	if now == nil {
+		now = time.Now
+	}
+	return &Sequencer{db: db, now: now, holder: holder}
+}
+
+// errNotHolder: another process holds the sequencer's lease.
+var errNotHolder = errors.New("another process sequences")
+
+// Step moves up to batch outbox rows, oldest recorded first, to events,
+// and returns how many it moved: 0 when the outbox is empty or another
+// process holds the lease.
+func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
+	if batch < 1 || batch > MaxSequenceBatch {
+		return 0, fmt.Errorf("sequence batch %d: must be 1 to %d", batch, MaxSequenceBatch)
+	}
+	var moved int
+	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		moved = 0
+		now := s.now().UTC()
+		var last int64
+		err := tx.QueryRow(ctx, `UPDATE event_sequencer SET holder = $1, lease_until = $2
+			WHERE id = 1 AND (holder = $1 OR lease_until IS NULL OR lease_until < $3)
+			RETURNING last_position`, s.holder, now.Add(SequencerLease), now).Scan(&last)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errNotHolder
+		}
+		if err != nil {
+			return fmt.Errorf("take the sequencer: %w", err)
+		}
+		rows, err := tx.Query(ctx, `SELECT id, type, subject, occurred_at, recorded_at, partner_id, property_id, transaction_id, data::TEXT
+			FROM event_outbox ORDER BY recorded_at, ordinal, id LIMIT $1`, batch)
+		if err != nil {
+			return fmt.Errorf("read the outbox: %w", err)
+		}
+		pending, err := pgx.CollectRows(rows, scanOutboxRow)
+		if err != nil {
+			return fmt.Errorf("read the outbox: %w", err)
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		seqs, err := lastSeqs(ctx, tx, pending)
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		queueSequenced(b, pending, seqs, last, now)
+		br := tx.SendBatch(ctx, b)
+		for range b.Len() {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return fmt.Errorf("sequence %d events: %w", len(pending), err)
+			}
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		moved = len(pending)
+		return nil
+	})
+	if errors.Is(err, errNotHolder) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sequence events: %w", err)
+	}
+	return moved, nil
+}
+
+type outboxRow struct {
+	id                     uuid.UUID
+	typ, subject           string
+	occurredAt, recordedAt time.Time
+	partnerID, propertyID  *string
+	transactionID          *uuid.UUID
+	data                   string
+}
+
+func scanOutboxRow(r pgx.CollectableRow) (outboxRow, error) {
+	var o outboxRow
+	err := r.Scan(&o.id, &o.typ, &o.subject, &o.occurredAt, &o.recordedAt, &o.partnerID, &o.propertyID, &o.transactionID, &o.data)
+	return o, err
+}
+
+// lastSeqs reads the last sequence number of each subject of pending.
+func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]int64, error) {
+	seqs := map[string]int64{}
+	var subjects []string
+	for _, o := range pending {
+		if _, ok := seqs[o.subject]; !ok {
+			seqs[o.subject] = 0
+			subjects = append(subjects, o.subject)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT subject, last_seq FROM event_subjects WHERE subject = ANY($1::TEXT[])`, subjects)
+	if err != nil {
+		return nil, fmt.Errorf("read subjects' sequences: %w", err)
+	}
+	var subject string
+	var last int64
+	_, err = pgx.ForEachRow(rows, []any{&subject, &last}, func() error { seqs[subject] = last; return nil })
+	if err != nil {
+		return nil, fmt.Errorf("read subjects' sequences: %w", err)
+	}
+	return seqs, nil
+}
+
+// queueSequenced queues the writes of one step: the events with their
+// positions after last and their subjects' next numbers, the subjects'
+// new last numbers, the outbox rows gone, and the last position.
+func queueSequenced(b *pgx.Batch, pending []outboxRow, seqs map[string]int64, last int64, now time.Time) {
+	n := len(pending)
+	positions, seq := make([]int64, n), make([]int64, n)
+	ids, types, subjects := make([]uuid.UUID, n), make([]string, n), make([]string, n)
+	occurred, recorded := make([]time.Time, n), make([]time.Time, n)
+	partners, properties, transactions, data := make([]*string, n), make([]*string, n), make([]*uuid.UUID, n), make([]string, n)
+	for i, o := range pending {
+		seqs[o.subject]++
+		positions[i], seq[i] = last+int64(i)+1, seqs[o.subject]
+		ids[i], types[i], subjects[i] = o.id, o.typ, o.subject
+		occurred[i], recorded[i] = o.occurredAt, o.recordedAt
+		partners[i], properties[i], transactions[i], data[i] = o.partnerID, o.propertyID, o.transactionID, o.data
+	}
+	b.Queue(`INSERT INTO events (position, id, type, subject, seq, occurred_at, recorded_at, sequenced_at, partner_id, property_id, transaction_id, data)
+		SELECT v.position, v.id, v.type, v.subject, v.seq, v.occurred_at, v.recorded_at, $12, v.partner_id, v.property_id, v.transaction_id, v.data::JSONB
+		FROM unnest($1::INT8[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::INT8[], $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[], $10::UUID[], $11::TEXT[])
+			AS v (position, id, type, subject, seq, occurred_at, recorded_at, partner_id, property_id, transaction_id, data)`,
+		positions, ids, types, subjects, seq, occurred, recorded, partners, properties, transactions, data, now)
+	names, lasts := make([]string, 0, len(seqs)), make([]int64, 0, len(seqs))
+	for subject, s := range seqs {
+		names, lasts = append(names, subject), append(lasts, s)
+	}
+	b.Queue(`INSERT INTO event_subjects (subject, last_seq)
+		SELECT v.subject, v.last_seq FROM unnest($1::TEXT[], $2::INT8[]) AS v (subject, last_seq)
+		ON CONFLICT (subject) DO UPDATE SET last_seq = excluded.last_seq`, names, lasts)
+	b.Queue(`DELETE FROM event_outbox WHERE id = ANY($1::UUID[])`, ids)
+	b.Queue(`UPDATE event_sequencer SET last_position = $1 WHERE id = 1`, last+int64(n))
+}

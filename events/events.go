@@ -91,7 +91,7 @@ const MaxDataBytes = 16 << 10
 type Record struct {
 	// ID is the event's id, also the webhook-id of its deliveries. Derive
 	// it from the fact (NewID) so that a retried write writes the same.
-	ID uuid.UUID
+	ID   uuid.UUID
 	Type string
 	// Subject is a member number, PartnerSubject(id) or SubjectProgramme.
 	Subject string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -74,12 +75,17 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 		if len(pending) == 0 {
 			return nil
 		}
-		seqs, err := lastSeqs(ctx, tx, pending)
+		fresh, err := notYetSequenced(ctx, tx, pending)
+		if err != nil {
+			return err
+		}
+		seqs, err := lastSeqs(ctx, tx, fresh)
 		if err != nil {
 			return err
 		}
 		b := &pgx.Batch{}
-		queueSequenced(b, pending, seqs, last, now)
+		queueSequenced(b, fresh, seqs, last, now)
+		b.Queue(`DELETE FROM event_outbox WHERE id = ANY($1::UUID[])`, outboxIDs(pending))
 		br := tx.SendBatch(ctx, b)
 		for range b.Len() {
 			if _, err := br.Exec(); err != nil {
@@ -117,6 +123,32 @@ func scanOutboxRow(r pgx.CollectableRow) (outboxRow, error) {
 	return o, err
 }
 
+// notYetSequenced is pending without the events already sequenced: a
+// fact announced again under the id it had (a notice a job wrote twice)
+// is announced once.
+func notYetSequenced(ctx context.Context, tx pgx.Tx, pending []outboxRow) ([]outboxRow, error) {
+	rows, err := tx.Query(ctx, `SELECT id FROM events WHERE id = ANY($1::UUID[])`, outboxIDs(pending))
+	if err != nil {
+		return nil, fmt.Errorf("find events sequenced already: %w", err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, fmt.Errorf("find events sequenced already: %w", err)
+	}
+	if len(done) == 0 {
+		return pending, nil
+	}
+	return slices.DeleteFunc(slices.Clone(pending), func(o outboxRow) bool { return slices.Contains(done, o.id) }), nil
+}
+
+func outboxIDs(rows []outboxRow) []uuid.UUID {
+	ids := make([]uuid.UUID, len(rows))
+	for i, o := range rows {
+		ids[i] = o.id
+	}
+	return ids
+}
+
 // lastSeqs reads the last sequence number of each subject of pending.
 func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]int64, error) {
 	seqs := map[string]int64{}
@@ -142,7 +174,7 @@ func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]i
 
 // queueSequenced queues the writes of one step: the events with their
 // positions after last and their subjects' next numbers, the subjects'
-// new last numbers, the outbox rows gone, and the last position.
+// new last numbers, and the last position.
 func queueSequenced(b *pgx.Batch, pending []outboxRow, seqs map[string]int64, last int64, now time.Time) {
 	n := len(pending)
 	positions, seq := make([]int64, n), make([]int64, n)
@@ -168,6 +200,5 @@ func queueSequenced(b *pgx.Batch, pending []outboxRow, seqs map[string]int64, la
 	b.Queue(`INSERT INTO event_subjects (subject, last_seq)
 		SELECT v.subject, v.last_seq FROM unnest($1::TEXT[], $2::INT8[]) AS v (subject, last_seq)
 		ON CONFLICT (subject) DO UPDATE SET last_seq = excluded.last_seq`, names, lasts)
-	b.Queue(`DELETE FROM event_outbox WHERE id = ANY($1::UUID[])`, ids)
 	b.Queue(`UPDATE event_sequencer SET last_position = $1 WHERE id = 1`, last+int64(n))
 }

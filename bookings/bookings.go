@@ -29,6 +29,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -103,28 +104,107 @@ func (e *RecordedError) Is(target error) bool { return target == ErrRecorded }
 const insertColumns = `booking_outcomes (id, property_id, stay_id, slot, outcome, member_number, caller_id, idempotency_key,
 	transaction_id, effective_at, recorded_at)`
 
-// ClaimWith is the effect that records c with its ledger transaction: the
-// transaction fails with a RecordedError, and writes nothing, when the
-// booking has such an outcome already.
-func ClaimWith(c Claim) ledger.Statement {
+// ClaimEvent is what the event of a claim (loyalty.booking.recorded.v1,
+// or loyalty.booking.corrected.v1 for a claim that replaces an outcome)
+// says besides the claim.
+type ClaimEvent struct {
+	// Points the claim's transaction moves on the member's account.
+	Points int64
+	// PartnerID is the partner whose hotel it is, if any.
+	PartnerID string
+	// Replaces is the outcome the claim takes the place of, with the
+	// reason: the event is then a correction.
+	Replaces *Record
+	Reason   string
+}
+
+// record is the event of claim c, stored as row id.
+func (e ClaimEvent) record(c Claim, id uuid.UUID, recordedAt time.Time) events.Record {
+	d := events.BookingData{MemberNumber: c.MemberNumber, PropertyID: c.PropertyID, StayID: c.StayID, Outcome: string(c.Outcome),
+		Points: e.Points, PartnerID: e.PartnerID}
+	if e.Replaces == nil {
+		return events.BookingRecorded(d, c.EffectiveAt, recordedAt, id)
+	}
+	d.PreviousOutcome, d.Reason = string(e.Replaces.Outcome), e.Reason
+	if e.Replaces.TransactionID != uuid.Nil {
+		d.PreviousTransactionID = e.Replaces.TransactionID.String()
+	}
+	return events.BookingCorrected(d, c.EffectiveAt, recordedAt, id)
+}
+
+// ClaimWith is the effect that records c with its ledger transaction, and
+// announces it (e): the transaction fails with a RecordedError, and writes
+// nothing, when the booking has such an outcome already.
+func ClaimWith(c Claim, e ClaimEvent) ledger.Statement {
+	id := uuid.New()
+	args := []any{id, c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey}
+	// The event's values but its recorded time and transaction (8) follow
+	// the claim's; the transaction's id, effective and recorded times come
+	// last (WithTransaction). The event occurs at the claim's business
+	// time.
+	txn := len(args) + 8 + 1
+	recorded := c.EffectiveAt // the transaction's, in SQL: r needs a value
+	insert, eventArgs := events.InsertSelect(e.record(c, id, recorded), len(args)+1, events.Fill{
+		RecordedAt:    fmt.Sprintf("$%d::TIMESTAMPTZ", txn+2),
+		TransactionID: fmt.Sprintf("$%d::UUID", txn), Data: fmt.Sprintf("jsonb_build_object('transaction_id', $%d::UUID::TEXT)", txn),
+	}, "claimed")
+	if len(args)+len(eventArgs)+1 != txn {
+		panic("bookings: the parameters of a claim's event are miscounted")
+	}
 	return ledger.Statement{
-		SQL: `INSERT INTO ` + insertColumns + ` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-		// $9..$11: the transaction's id, effective and recorded times.
-		Args:            []any{uuid.New(), c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey},
+		SQL: fmt.Sprintf(`WITH claimed AS (
+				INSERT INTO `+insertColumns+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $%d, $%d, $%d) RETURNING id)
+			`, txn, txn+1, txn+2) + insert,
+		Args:            append(args, eventArgs...),
 		WithTransaction: true,
 		Conflict:        &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome},
 	}
 }
 
+// Released is what the event of a booking freed by a reversal says:
+// whose booking, where, the points the reversal moves, and why.
+type Released struct {
+	MemberNumber, PropertyID, StayID, PartnerID string
+	Points                                      int64
+	Reason                                      string
+}
+
 // Release is the effect of a reversal that frees the booking whose outcome
 // the reversed transaction recorded, if it recorded one, so that the
-// booking can be recorded again.
-func Release(reversed uuid.UUID) ledger.Statement {
+// booking can be recorded again; the booking then has no outcome, and its
+// event (loyalty.booking.corrected.v1, r) says so.
+func Release(reversed uuid.UUID, r Released) ledger.Statement {
+	d := events.BookingData{MemberNumber: r.MemberNumber, PropertyID: r.PropertyID, StayID: r.StayID, Points: r.Points,
+		PartnerID: r.PartnerID, PreviousTransactionID: reversed.String(), Reason: r.Reason}
+	record := events.BookingCorrected(d, time.Unix(0, 0), time.Unix(0, 0), reversed) // times: the reversal's, in SQL
+	args := []any{reversed}
+	insert, eventArgs := events.InsertSelect(record, len(args)+1, events.Fill{
+		OccurredAt: "releasing.effective_at", RecordedAt: "releasing.recorded_at", TransactionID: "releasing.id",
+		Data: "jsonb_build_object('previous_outcome', released.outcome, 'transaction_id', releasing.id::TEXT)",
+	}, "released, releasing")
+	args = append(args, eventArgs...)
+	n := len(args)
+	return ledger.Statement{
+		// $n+1..$n+3: the reversal's id, effective and recorded times.
+		SQL: fmt.Sprintf(`WITH releasing (id, effective_at, recorded_at) AS (VALUES ($%d::UUID, $%d::TIMESTAMPTZ, $%d::TIMESTAMPTZ)),
+			released AS (
+				UPDATE booking_outcomes SET released_by = releasing.id, released_at = releasing.recorded_at
+				FROM releasing WHERE booking_outcomes.transaction_id = $1 AND booking_outcomes.released_by IS NULL
+				RETURNING booking_outcomes.outcome)
+			`, n+1, n+2, n+3) + insert,
+		Args:            args,
+		WithTransaction: true,
+	}
+}
+
+// releaseQuietly is Release without an event: for a correction, whose
+// new outcome's claim announces the change.
+func releaseQuietly(reversed uuid.UUID) ledger.Statement {
 	return release("booking_outcomes.transaction_id = $1", reversed)
 }
 
 // releaseRecord is the effect of a transaction that takes the place of an
-// outcome which posted nothing (record id).
+// outcome which posted nothing (record id); the new outcome announces it.
 func releaseRecord(id uuid.UUID) ledger.Statement {
 	return release("booking_outcomes.id = $1", id)
 }
@@ -157,19 +237,22 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 }
 
 // Claim records an outcome that posts no transaction (a free
-// cancellation, an exempt no-show). The retry of the same request (same
-// caller and idempotency key, same outcome) returns the first record; any
-// other claim of the booking's slot is a RecordedError.
-func (s *Store) Claim(ctx context.Context, c Claim) (Record, error) {
+// cancellation, an exempt no-show), and announces it (e). The retry of the
+// same request (same caller and idempotency key, same outcome) returns the
+// first record; any other claim of the booking's slot is a RecordedError.
+func (s *Store) Claim(ctx context.Context, c Claim, e ClaimEvent) (Record, error) {
 	if c.EffectiveAt.IsZero() {
 		return Record{}, fmt.Errorf("claim %s of booking %s/%s: no effective time", c.Outcome, c.PropertyID, c.StayID)
 	}
 	r := Record{Claim: c, ID: uuid.New(), RecordedAt: s.now().UTC().Truncate(time.Microsecond)}
+	event := events.Row(e.record(c, r.ID, r.RecordedAt))
 	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO `+insertColumns+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)`,
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO `+insertColumns+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)`,
 			r.ID, c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey,
 			c.EffectiveAt, r.RecordedAt)
-		return err
+		b.Queue(event.Text(), event.Args...)
+		return tx.SendBatch(ctx, b).Close()
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" {

@@ -50,7 +50,7 @@ func (f fixture) post(c bookings.Claim, points int64) (ledger.Transaction, error
 	return f.ledger.Post(f.ctx, ledger.PostRequest{CallerID: c.CallerID, IdempotencyKey: c.IdempotencyKey, Kind: ledger.KindEarn,
 		EffectiveAt: checkout, Lots: ledger.LotPolicy{ExpiresAt: checkout.AddDate(2, 0, 0)},
 		Postings: []ledger.Posting{{Account: programme.MemberAccount(member).Code, Amount: points}, {Account: programme.AccountIssuedStay, Amount: -points}},
-		Effects:  []ledger.Statement{bookings.ClaimWith(c)}})
+		Effects:  []ledger.Statement{bookings.ClaimWith(c, bookings.ClaimEvent{})}})
 }
 
 // TestABookingTakesOneFinalOutcomeAndOneLateCheckout: the rule of the
@@ -89,7 +89,7 @@ func TestABookingTakesOneFinalOutcomeAndOneLateCheckout(t *testing.T) {
 					t.Fatalf("explained: %v, want the first outcome %s in %s", explained, tc.first, firstTxn.ID)
 				}
 				// Without a transaction, the same.
-				if _, err := f.store.Claim(f.ctx, claim("B1", tc.second, "third")); !errors.Is(err, bookings.ErrRecorded) {
+				if _, err := f.store.Claim(f.ctx, claim("B1", tc.second, "third"), bookings.ClaimEvent{}); !errors.Is(err, bookings.ErrRecorded) {
 					t.Fatalf("the same outcome claimed alone: %v", err)
 				}
 			}
@@ -105,15 +105,15 @@ func TestABookingTakesOneFinalOutcomeAndOneLateCheckout(t *testing.T) {
 // retry under its own key finds its record; another key is refused.
 func TestAnOutcomeWithoutTransactionReplaysUnderItsKey(t *testing.T) {
 	f := newFixture(t, dbtest.New(t))
-	first, err := f.store.Claim(f.ctx, claim("B1", bookings.CancelledFree, "cancel"))
+	first, err := f.store.Claim(f.ctx, claim("B1", bookings.CancelledFree, "cancel"), bookings.ClaimEvent{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := f.store.Claim(f.ctx, claim("B1", bookings.CancelledFree, "cancel"))
+	again, err := f.store.Claim(f.ctx, claim("B1", bookings.CancelledFree, "cancel"), bookings.ClaimEvent{})
 	if err != nil || again.ID != first.ID || !again.EffectiveAt.Equal(checkout) {
 		t.Fatalf("retry: %+v, %v; want %+v", again, err, first)
 	}
-	if _, err := f.store.Claim(f.ctx, claim("B1", bookings.CancelledFree, "cancel-again")); !errors.Is(err, bookings.ErrRecorded) {
+	if _, err := f.store.Claim(f.ctx, claim("B1", bookings.CancelledFree, "cancel-again"), bookings.ClaimEvent{}); !errors.Is(err, bookings.ErrRecorded) {
 		t.Fatalf("the same cancellation under another key: %v", err)
 	}
 	if _, err := f.store.Current(f.ctx, "H1", "B2", bookings.Stayed); !errors.Is(err, bookings.ErrNotFound) {
@@ -130,7 +130,7 @@ func TestAReversalFreesTheBooking(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := f.ledger.Reverse(f.ctx, ledger.ReverseRequest{CallerID: "desk", IdempotencyKey: "reverse", TransactionID: stay.ID,
-		Effects: []ledger.Statement{bookings.Release(stay.ID)}}); err != nil {
+		Effects: []ledger.Statement{bookings.Release(stay.ID, bookings.Released{MemberNumber: member, PropertyID: "H1", StayID: "B1"})}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := f.store.Current(f.ctx, "H1", "B1", bookings.Stayed); !errors.Is(err, bookings.ErrNotFound) {

@@ -50,7 +50,7 @@ func (s *Service) RecordLateCheckout(ctx context.Context, req Request, v program
 	txn, err := s.post(ctx, req, ledger.KindRedeem, v, checkout, []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountPenaltyLateCheckout, Amount: -points},
-	}, m, ClaimWith(s.claim(req, property.ID, stayID, LateCheckout, member.Number, checkout)))
+	}, m, ClaimWith(s.claim(req, property.ID, stayID, LateCheckout, member.Number, checkout), ClaimEvent{Points: points}))
 	return LateCheckoutResult{Transaction: txn}, err
 }
 

@@ -79,7 +79,7 @@ func (s *Service) CorrectStay(ctx context.Context, req Request, v programmes.Ver
 
 func (s *Service) correctStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, reason string,
 	current Record, original *ledger.Transaction) (CorrectionResult, error) {
-	plan, err := s.planStay(ctx, req, v, property, st, original)
+	plan, err := s.planStay(ctx, req, v, property, st, original, ClaimEvent{Replaces: &current, Reason: reason})
 	if err != nil {
 		return CorrectionResult{}, err
 	}
@@ -110,7 +110,7 @@ func (s *Service) correctStay(ctx context.Context, req Request, v programmes.Ver
 	rm.CorrectedBy = replacementID.String()
 	rm.Description = fmt.Sprintf("Reversal of %s %s, corrected by %s: %s", om.Kind, original.ID, replacementID, reason)
 	c, err := s.ledger.Correct(ctx, ledger.CorrectRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Fingerprint: req.Fingerprint,
-		TransactionID: original.ID, ReversalMetadata: rm.JSON(), ReversalEffects: reversalEffects(*original, om),
+		TransactionID: original.ID, ReversalMetadata: rm.JSON(), ReversalEffects: reversalEffects(*original, om, false, reason),
 		ReversalLots: v.LotPolicy(s.now(), false), ReplacementID: replacementID, Replacement: ledger.PostRequest{
 			Kind: plan.post.Kind, EffectiveAt: plan.post.EffectiveAt, Postings: plan.post.Postings, Metadata: m.JSON(),
 			Effects: plan.post.Effects, Lots: plan.post.Lots}})

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
@@ -52,10 +54,31 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 	gm := GuaranteeMetadata{Member: member.Number, PropertyID: property.ID, StayID: stayID,
 		ArrivalDate: arrival.Format(time.DateOnly), HoldUntil: holdUntil.String(), Hours: hours}
 	metadata, _ := json.Marshal(gm)
+	placed := events.GuaranteePlaced(guaranteeData(gm, points, expiresAt), s.now(), req.key())
 	return s.ledger.PlaceHold(ctx, ledger.HoldRequest{
 		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Account: member.Account(), Points: points,
 		ExpiresAt: expiresAt, Reference: stayRef(property.ID, stayID), Metadata: metadata, Fingerprint: req.Fingerprint,
+		Effects: []ledger.Statement{placed},
 	})
+}
+
+// guaranteeData is what a guarantee's events say of it.
+func guaranteeData(gm GuaranteeMetadata, points int64, expiresAt time.Time) events.GuaranteeData {
+	return events.GuaranteeData{MemberNumber: gm.Member, PropertyID: gm.PropertyID, StayID: gm.StayID, ArrivalDate: gm.ArrivalDate,
+		HoldUntil: gm.HoldUntil, Hours: gm.Hours, Points: points, ExpiresAt: events.Time(expiresAt)}
+}
+
+// guaranteeReleased is the effect that announces the release of a
+// guarantee's hold, for reason (events.ReleaseAsked, ...).
+func guaranteeReleased(hold ledger.Hold, reason string, now time.Time) ledger.Statement {
+	var gm GuaranteeMetadata
+	_ = json.Unmarshal(hold.Metadata, &gm) // a hold placed by PlaceGuarantee; another says less
+	if gm.Member == "" {
+		gm.Member = strings.TrimSuffix(strings.TrimPrefix(hold.Account, "member:"), ":points")
+	}
+	d := guaranteeData(gm, hold.Points, hold.ExpiresAt)
+	d.Reason = reason
+	return events.GuaranteeReleased(d, hold.ID, now)
 }
 
 // ReleaseGuarantee gives a booking's guarantee hold back to the member.
@@ -67,5 +90,6 @@ func (s *Service) ReleaseGuarantee(ctx context.Context, req Request, propertyID,
 	if err != nil {
 		return ledger.Hold{}, err
 	}
-	return s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint})
+	return s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint,
+		Effects: []ledger.Statement{guaranteeReleased(hold, events.ReleaseAsked, s.now())}})
 }

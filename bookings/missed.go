@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -95,12 +96,13 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 	}
 	// The booking's outcome first: a booking that already has one is
 	// refused before its guarantee is touched.
-	if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt)); err != nil {
+	if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt), ClaimEvent{}); err != nil {
 		return CancellationResult{}, err
 	}
 	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
 	if err == nil && hold.Account == member.Account() {
-		_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint})
+		_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint,
+			Effects: []ledger.Statement{guaranteeReleased(hold, events.ReleaseFreeCancellation, s.now())}})
 		if errors.Is(err, ledger.ErrHoldNotActive) || errors.Is(err, ledger.ErrHoldExpired) {
 			err = nil // nothing left to release
 		}
@@ -149,7 +151,7 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 		txn, err := s.ledger.CaptureHold(ctx, ledger.CaptureRequest{
 			CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Points: hold.Points,
 			Destination: programme.AccountPenaltyGuarantee, Kind: ledger.KindHoldCapture, Metadata: m.JSON(),
-			Fingerprint: req.Fingerprint, Effects: []ledger.Statement{ClaimWith(claim)},
+			Fingerprint: req.Fingerprint, Effects: []ledger.Statement{ClaimWith(claim, ClaimEvent{Points: -hold.Points})},
 		})
 		if err != nil {
 			return nil, false, err
@@ -160,7 +162,7 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 	}
 	points, lines := v.Programme.NoShowPenalty(ms.Nights, exempt)
 	if points == 0 {
-		_, err := s.bookings.Claim(ctx, claim)
+		_, err := s.bookings.Claim(ctx, claim, ClaimEvent{})
 		return nil, true, err
 	}
 	arrival := ms.Arrival.Format(time.DateOnly)
@@ -172,6 +174,6 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 	txn, err := s.post(ctx, req, ledger.KindPenalty, v, noShowAt, []ledger.Posting{
 		{Account: member.Account(), Amount: points},
 		{Account: programme.AccountPenaltyNoShow, Amount: -points},
-	}, m, ClaimWith(claim))
+	}, m, ClaimWith(claim, ClaimEvent{Points: points}))
 	return txn, false, err
 }

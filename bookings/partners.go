@@ -48,7 +48,7 @@ func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programme
 	completedAt := CompletedAt(st.Departure, property)
 	claim := s.claim(req, property.ID, st.StayID, Stayed, st.Member.Number, completedAt)
 	if points == 0 { // nothing to post, but the booking has its outcome
-		_, err := s.bookings.Claim(ctx, claim)
+		_, err := s.bookings.Claim(ctx, claim, ClaimEvent{PartnerID: partner.ID})
 		return out, err
 	}
 	amount := partners.Amount(rates, points, 0)
@@ -62,7 +62,7 @@ func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programme
 	}, m, partners.Record(partners.Entry{
 		PartnerID: partner.ID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: st.Member.Number,
 		StayID: st.StayID, RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
-		ClaimWith(claim))
+		ClaimWith(claim, ClaimEvent{Points: points, PartnerID: partner.ID}))
 	out.Transaction = txn
 	return out, err
 }
@@ -128,6 +128,7 @@ func (s *Service) ReverseAtPartner(ctx context.Context, req Request, v programme
 			PartnerID: e.PartnerID, PropertyID: e.PropertyID, Kind: partners.KindReversal, MemberNumber: e.MemberNumber,
 			StayID: e.StayID, RateVersion: e.RateVersion, PointsIssued: -e.PointsIssued, PointsRedeemed: -e.PointsRedeemed,
 			Amount: amount, ReversesID: e.TransactionID}),
-			Release(e.TransactionID)},
+			Release(e.TransactionID, Released{MemberNumber: e.MemberNumber, PropertyID: e.PropertyID, StayID: e.StayID,
+				PartnerID: e.PartnerID, Points: e.PointsRedeemed - e.PointsIssued, Reason: reason})},
 	})
 }

@@ -47,6 +47,10 @@ type Request struct {
 	Fingerprint []byte
 }
 
+// key names the request in an event's id: the same request names the
+// same event.
+func (r Request) key() string { return r.CallerID + "\x00" + r.IdempotencyKey }
+
 // FieldError is a request that the rules refuse for one of its fields.
 type FieldError struct {
 	Field, Problem string

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -63,13 +64,13 @@ func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Vers
 // recordStay computes a stay's points and tier effects on the member as
 // now read, and posts them.
 func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay) (StayResult, error) {
-	plan, err := s.planStay(ctx, req, v, property, st, nil)
+	plan, err := s.planStay(ctx, req, v, property, st, nil, ClaimEvent{})
 	if err != nil {
 		return StayResult{}, err
 	}
 	out := StayResult{Tier: plan.member.Tier}
 	if plan.post.Postings == nil { // nothing to post, but the booking has its outcome
-		_, err := s.bookings.Claim(ctx, plan.claim)
+		_, err := s.bookings.Claim(ctx, plan.claim, ClaimEvent{})
 		return out, err
 	}
 	txn, err := s.ledger.Post(ctx, plan.post)
@@ -93,8 +94,9 @@ type stayPlan struct {
 
 // planStay computes a stay's points and tier effects on the member as now
 // read. replaced, when set, is the stay this one corrects, reversed in the
-// same commit: its figures no longer count in the tier window.
-func (s *Service) planStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, replaced *ledger.Transaction) (stayPlan, error) {
+// same commit: its figures no longer count in the tier window. event is
+// what the booking's event says besides the stay (a correction's).
+func (s *Service) planStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, replaced *ledger.Transaction, event ClaimEvent) (stayPlan, error) {
 	// The member, the tier in force when the stay began (it decides the
 	// stay's rules, even if the member has moved up since, by another stay
 	// recorded meanwhile) and the qualifying activity of the tier window,
@@ -134,11 +136,12 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 			q.points += l.Points
 		}
 	}
-	effects, decision := tierEffects(rules, member, activity, q, now, req.CallerID)
+	effects, decision := tierEffects(rules, member, activity, q, now, req, property.ID, st.StayID)
 	if claimFirst {
 		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
 	}
-	effects = append(effects, ClaimWith(plan.claim))
+	event.Points = points
+	effects = append(effects, ClaimWith(plan.claim, event))
 
 	postings := []ledger.Posting{{Account: member.Account(), Amount: points}}
 	for _, source := range issuedBySource(lines) {
@@ -166,17 +169,18 @@ type qualifyingStay struct {
 }
 
 // tierEffects are the writes that commit with a stay: its qualifying
-// figures, and the upgrade they earn, decided on the member's activity in
-// the window (read at now) with this stay.
-func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, now time.Time, callerID string) ([]ledger.Statement, tierrules.Decision) {
+// figures, and the upgrade they earn (announced), decided on the member's
+// activity in the window (read at now) with this stay, at propertyID.
+func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, now time.Time, req Request, propertyID, stayID string) ([]ledger.Statement, tierrules.Decision) {
 	if !q.completedAt.Before(activity.WindowStart) {
 		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
 	}
 	decision := rules.OnActivity(tiersMember(member), activity, now)
 	effects := []ledger.Statement{members.QualifyingStay(member.Number, q.ref, q.completedAt, q.nights, q.points)}
 	if decision.Changed {
-		effects = append(effects, members.ChangeTier(member.Number, members.TierChange{From: decision.From, To: decision.To,
-			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: callerID}))
+		effects = append(effects, members.ChangeTierWith(member.Number, members.TierChange{From: decision.From, To: decision.To,
+			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: req.CallerID,
+			Cause: events.TierCauseStay, EventKey: req.key(), PropertyID: propertyID, StayID: stayID}))
 	}
 	return effects, decision
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/txmeta"
 )
 
@@ -20,19 +21,53 @@ type PointsData struct {
 	Kind string `json:"kind"`
 	// Points moved on the member's account: positive earned, negative
 	// taken.
-	Points       int64        `json:"points"`
+	Points int64 `json:"points"`
+	// Source is where the points came from or went to, by the accounts on
+	// the other side (see sourceOf): stay, suggestion, goodwill,
+	// adjustment, partner_award, partner_redemption, reward, no_show,
+	// guarantee_capture, late_checkout, expiry, transfer; empty when none
+	// is known. A reversal has the source of what it reverses.
+	Source string `json:"source,omitempty"`
+	// Reward is what a redemption bought (free_night, ...).
+	Reward       string       `json:"reward,omitempty"`
 	BalanceAfter BalanceAfter `json:"balance_after"`
-	Description  string       `json:"description,omitempty"`
-	Reason       string       `json:"reason,omitempty"`
-	PropertyID   string       `json:"property_id,omitempty"`
-	StayID       string       `json:"stay_id,omitempty"`
-	PartnerID    string       `json:"partner_id,omitempty"`
+	// Description and Reason are at most MaxTextBytes each.
+	Description string `json:"description,omitempty"`
+	Reason      string `json:"reason,omitempty"`
+	PropertyID  string `json:"property_id,omitempty"`
+	StayID      string `json:"stay_id,omitempty"`
+	PartnerID   string `json:"partner_id,omitempty"`
 	// ReversesTransactionID is the transaction a reversal reverses;
-	// CorrectsTransactionID the one a correction's replacement corrects.
-	ReversesTransactionID string `json:"reverses_transaction_id,omitempty"`
-	CorrectsTransactionID string `json:"corrects_transaction_id,omitempty"`
-	EffectiveAt           string `json:"effective_at"`
+	// CorrectsTransactionID the one a correction's replacement corrects;
+	// CorrectedByTransactionID, on a correction's reversal, its
+	// replacement.
+	ReversesTransactionID    string `json:"reverses_transaction_id,omitempty"`
+	CorrectsTransactionID    string `json:"corrects_transaction_id,omitempty"`
+	CorrectedByTransactionID string `json:"corrected_by_transaction_id,omitempty"`
+	// ProgrammeVersion is the version of the rules that computed the
+	// points (0: no rule did).
+	ProgrammeVersion int `json:"programme_version,omitempty"`
+	// Breakdown is why: each rule and the points it gave or took, at most
+	// MaxBreakdownLines (the transaction's statement has them all).
+	Breakdown []BreakdownLine `json:"breakdown,omitempty"`
+	// At a partner's hotel: the rate version that priced the transaction
+	// and the money its points are worth in the partner's settlement
+	// (exact decimal string, in Currency).
+	RateVersion int    `json:"rate_version,omitempty"`
+	Money       string `json:"money_amount,omitempty"`
+	Currency    string `json:"money_currency,omitempty"`
+	EffectiveAt string `json:"effective_at"`
 }
+
+// BreakdownLine is one rule of a transaction's breakdown.
+type BreakdownLine struct {
+	Rule       string `json:"rule"`
+	Points     int64  `json:"points"`
+	HeldPoints int64  `json:"held_points,omitempty"`
+}
+
+// MaxBreakdownLines bounds PointsData.Breakdown.
+const MaxBreakdownLines = 20
 
 // BalanceAfter is a member's balance right after the transaction.
 type BalanceAfter struct {
@@ -91,6 +126,13 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 	if txn.Kind == ledger.KindHoldCapture {
 		kind = "guarantee_capture"
 	}
+	var breakdown []BreakdownLine
+	for i, l := range meta.Breakdown {
+		if i == MaxBreakdownLines {
+			break
+		}
+		breakdown = append(breakdown, BreakdownLine{Rule: l.Rule, Points: l.Points, HeldPoints: l.HeldPoints})
+	}
 	moved := map[string]int64{}
 	var order []string
 	for _, p := range txn.Postings {
@@ -106,9 +148,14 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 	for _, account := range order {
 		member, _ := memberOf(account)
 		typ := pointsType(txn.Kind)
+		source, reward := sourceOf(txn.Postings, account)
 		d := PointsData{TransactionID: txn.ID.String(), MemberNumber: member, Kind: kind, Points: moved[account],
-			Description: meta.Description, Reason: meta.Reason, PropertyID: meta.PropertyID, StayID: meta.StayID,
-			PartnerID: meta.PartnerID, CorrectsTransactionID: meta.Corrects, EffectiveAt: txn.EffectiveAt.UTC().Format(timeLayout)}
+			Source: source, Reward: reward, Description: clip(meta.Description), Reason: clip(meta.Reason),
+			PropertyID: meta.PropertyID, StayID: meta.StayID, PartnerID: meta.PartnerID,
+			CorrectsTransactionID: meta.Corrects, CorrectedByTransactionID: meta.CorrectedBy,
+			ProgrammeVersion: meta.ProgrammeVersion, Breakdown: breakdown,
+			RateVersion: meta.RateVersion, Money: meta.Money, Currency: meta.Currency,
+			EffectiveAt: txn.EffectiveAt.UTC().Format(timeLayout)}
 		if txn.ReversesID != uuid.Nil {
 			d.ReversesTransactionID = txn.ReversesID.String()
 		}
@@ -124,6 +171,67 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 		}))
 	}
 	return out
+}
+
+// sources name the programme accounts on the other side of a member's
+// points by where the points came from or went to.
+var sources = map[string]string{
+	programme.AccountIssuedStay:          "stay",
+	programme.AccountIssuedBookingBonus:  "stay",
+	programme.AccountIssuedPromotion:     "stay",
+	programme.AccountIssuedSuggestion:    "suggestion",
+	programme.AccountIssuedGoodwill:      "goodwill",
+	programme.AccountAdjustmentDebit:     "adjustment",
+	programme.AccountPenaltyNoShow:       "no_show",
+	programme.AccountPenaltyGuarantee:    "guarantee_capture",
+	programme.AccountPenaltyLateCheckout: "late_checkout",
+	programme.AccountBreakage:            "expiry",
+}
+
+// sourceOf is where the points of member account moved by postings came
+// from or went to: the source of the account on the other side that moved
+// the most points (the first of equals), and the reward of a redemption.
+func sourceOf(postings []ledger.Posting, account string) (source, reward string) {
+	var most int64
+	for _, p := range postings {
+		if p.Account == account {
+			continue
+		}
+		amount := p.Amount
+		if amount < 0 {
+			amount = -amount
+		}
+		if amount <= most {
+			continue
+		}
+		s, r := sourceOfAccount(p.Account)
+		if s == "" {
+			continue
+		}
+		most, source, reward = amount, s, r
+	}
+	return source, reward
+}
+
+func sourceOfAccount(code string) (source, reward string) {
+	if s, ok := sources[code]; ok {
+		return s, ""
+	}
+	if r, ok := strings.CutPrefix(code, programme.RedeemedAccount("")); ok {
+		return "reward", r
+	}
+	if _, ok := memberOf(code); ok {
+		return "transfer", ""
+	}
+	if rest, ok := strings.CutPrefix(code, "partner:"); ok {
+		switch {
+		case strings.HasSuffix(rest, ":issued"):
+			return "partner_award", ""
+		case strings.HasSuffix(rest, ":redeemed"):
+			return "partner_redemption", ""
+		}
+	}
+	return "", ""
 }
 
 // timeLayout is how times appear in event data: RFC 3339 in UTC, to the

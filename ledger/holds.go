@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -19,6 +20,9 @@ import (
 func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 	if err := validateHold(req, l.clock()); err != nil {
 		return Hold{}, err
+	}
+	if len(req.Effects) > MaxEffects {
+		return Hold{}, invalid("effects", "at most %d, got %d", MaxEffects, len(req.Effects))
 	}
 	metadata, err := canonicalMetadata(req.Metadata)
 	if err != nil {
@@ -105,8 +109,12 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 			return err
 		}
 		b = &pgx.Batch{}
+		effects := queueHoldEffects(b, req.Effects, hold)
 		b.Queue(store.SQL, store.Args...)
 		return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
+			if err := readHoldEffects(br, effects); err != nil {
+				return err
+			}
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("store response: %w", err)
 			}
@@ -221,6 +229,9 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 	if err := validateFingerprint(req.Fingerprint); err != nil {
 		return Hold{}, err
 	}
+	if len(req.Effects) > MaxEffects {
+		return Hold{}, invalid("effects", "at most %d, got %d", MaxEffects, len(req.Effects))
+	}
 	hash := requestHash(opRelease, struct {
 		HoldID uuid.UUID `json:"hold_id"`
 	}{req.HoldID})
@@ -290,6 +301,7 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 		b = &pgx.Batch{}
 		b.Queue(`UPDATE holds SET status = 'released', closed_at = $2 WHERE id = $1`, hold.ID, now)
 		b.Queue(releaseHeldSQL, hold.Account, hold.Points)
+		effects := queueHoldEffects(b, req.Effects, released)
 		b.Queue(store.SQL, store.Args...)
 		return tx.SendAndCommit(ctx, b, func(br pgx.BatchResults) error {
 			if _, err := br.Exec(); err != nil {
@@ -297,6 +309,9 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 			}
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("release held points: %w", err)
+			}
+			if err := readHoldEffects(br, effects); err != nil {
+				return err
 			}
 			if _, err := br.Exec(); err != nil {
 				return fmt.Errorf("store response: %w", err)
@@ -311,6 +326,52 @@ func (l *Ledger) ReleaseHold(ctx context.Context, req ReleaseRequest) (Hold, err
 		return Hold{}, fmt.Errorf("release hold %s: %w", req.HoldID, err)
 	}
 	return released, nil
+}
+
+// HoldEffectParameters is how many parameters a hold's effect that asks
+// WithTransaction gets appended: the hold's id, the time of the placing or
+// releasing, and the account's posted, held and available points right
+// after it.
+const HoldEffectParameters = 5
+
+// forHold is the statement with h's parameters appended, when it asks for
+// them (WithTransaction). h carries the balance after the operation.
+func (s Statement) forHold(h Hold) Statement {
+	if !s.WithTransaction {
+		return s
+	}
+	at := h.CreatedAt
+	if h.Status == HoldReleased {
+		at = h.ClosedAt
+	}
+	var after Balance
+	if h.BalanceAfter != nil {
+		after = *h.BalanceAfter
+	}
+	s.Args = append(slices.Clip(s.Args), h.ID, at, after.Posted, after.Held, after.Available)
+	s.WithTransaction = false
+	return s
+}
+
+// queueHoldEffects queues a hold operation's effects, with h's parameters,
+// and returns them as queued, for readHoldEffects.
+func queueHoldEffects(b *pgx.Batch, effects []Statement, h Hold) []Statement {
+	queued := make([]Statement, len(effects))
+	for i, e := range effects {
+		queued[i] = e.forHold(h)
+		b.Queue(queued[i].Text(), queued[i].Args...)
+	}
+	return queued
+}
+
+// readHoldEffects reads the results of queueHoldEffects' statements.
+func readHoldEffects(br pgx.BatchResults, effects []Statement) error {
+	for _, e := range effects {
+		if _, err := br.Exec(); err != nil {
+			return e.failed(err)
+		}
+	}
+	return nil
 }
 
 // heldSQL is the points on hold, at the time in parameter now, of the

@@ -305,6 +305,15 @@ type HoldRequest struct {
 	// reference. HoldByReference finds it.
 	Reference string
 	Metadata  json.RawMessage
+	// Effects are the service's own writes that must commit with the hold
+	// or not at all, such as the event that announces it. They run in the
+	// hold's database transaction once it is placed, and only then (not on
+	// a replay, not when refused). At most MaxEffects; not part of the
+	// request's identity. A statement that asks WithTransaction gets, as
+	// its last five parameters, the hold's id, the time it was placed, and
+	// the account's posted, held and available points right after (see
+	// HoldEffectParameters).
+	Effects []Statement
 	// Fingerprint, when set, identifies the caller's own request for
 	// idempotency instead of the fields above: a service that derives the
 	// postings from state that may change (a member's tier) still answers a
@@ -338,6 +347,11 @@ type ReleaseRequest struct {
 	CallerID       string
 	IdempotencyKey string
 	HoldID         uuid.UUID
+	// Effects commit with the release or not at all, as HoldRequest's do
+	// with the hold: the parameters a WithTransaction statement gets are
+	// the hold's id, the time it was released, and the account's balance
+	// right after.
+	Effects []Statement
 	// Fingerprint, when set, identifies the caller's own request for
 	// idempotency instead of the fields above: a service that derives the
 	// postings from state that may change (a member's tier) still answers a

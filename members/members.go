@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/tiers"
@@ -131,6 +133,18 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 			if err := s.ledger.CreateAccountsTx(ctx, tx, []ledger.Account{programme.MemberAccount(m.Number)}); err != nil {
 				return Member{}, err
 			}
+			contact := []string{}
+			if m.Email != "" {
+				contact = append(contact, "email")
+			}
+			if m.Phone != "" {
+				contact = append(contact, "phone")
+			}
+			event := events.Row(events.MemberEnrolled(events.MemberEnrolledData{MemberNumber: m.Number, Tier: string(m.Tier),
+				EnrolmentChannel: string(m.EnrolmentChannel), EnrolmentPropertyID: m.EnrolmentProperty, ContactFields: contact}, now))
+			if _, err := tx.Exec(ctx, event.Text(), event.Args...); err != nil {
+				return Member{}, fmt.Errorf("announce the enrolment: %w", err)
+			}
 			return m, nil
 		})
 	if err != nil {
@@ -176,14 +190,18 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 				return Member{}, err
 			}
 			changes := map[string]string{}
+			var changed []string // in the order of the profile's fields
 			if u.FullName != nil && *u.FullName != m.FullName {
 				m.FullName, changes["full_name"] = *u.FullName, *u.FullName
+				changed = append(changed, "full_name")
 			}
 			if u.Email != nil && *u.Email != m.Email {
 				m.Email, changes["email"] = *u.Email, *u.Email
+				changed = append(changed, "email")
 			}
 			if u.Phone != nil && *u.Phone != m.Phone {
 				m.Phone, changes["phone"] = *u.Phone, *u.Phone
+				changed = append(changed, "phone")
 			}
 			if err := validateProfile(m.FullName, m.Email, m.Phone); err != nil {
 				return Member{}, err
@@ -194,9 +212,12 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 				b.Queue(`UPDATE members SET full_name = $2, email = NULLIF($3, ''), phone = NULLIF($4, ''),
 					updated_at = $5, updated_by = $6 WHERE member_number = $1`,
 					m.Number, m.FullName, m.Email, m.Phone, now, callerID)
-				changed, _ := json.Marshal(changes)
+				values, _ := json.Marshal(changes)
 				b.Queue(`INSERT INTO member_changes (id, member_number, changed_at, changed_by, changes)
-					VALUES ($1, $2, $3, $4, $5)`, uuid.New(), m.Number, now, callerID, string(changed))
+					VALUES ($1, $2, $3, $4, $5)`, uuid.New(), m.Number, now, callerID, string(values))
+				event := events.Row(events.MemberUpdated(events.MemberUpdatedData{MemberNumber: m.Number, ChangedFields: changed,
+					Tier: string(m.Tier)}, now, requestKey(callerID, idempotencyKey)))
+				b.Queue(event.Text(), event.Args...)
 				if err := tx.SendBatch(ctx, b).Close(); err != nil {
 					return Member{}, fmt.Errorf("update member: %w", err)
 				}
@@ -336,20 +357,83 @@ type TierChange struct {
 	Nights      int
 	Points      int64
 	ChangedBy   string
+
+	// The writer's account of the change, for its event
+	// (loyalty.tier.changed.v1); not kept in the history. Cause is
+	// events.TierCauseStay, TierCauseReview or TierCauseManual; EventKey
+	// names the request or review run that made the change, so that the
+	// same one names the same event (empty: the effective time does);
+	// PropertyID and StayID are the stay that earned an upgrade;
+	// ManualUntil is when a manual tier ends.
+	Cause              string
+	EventKey           string
+	PropertyID, StayID string
+	ManualUntil        time.Time
 }
 
-// ChangeTier is the effect that moves a member from c.From to c.To and
-// records it in the history, only if the member is still at c.From: of two
-// concurrent decisions, the second changes nothing.
-func ChangeTier(number string, c TierChange) ledger.Statement {
-	return ledger.Statement{
-		SQL: `WITH moved AS (
-				UPDATE members SET tier = $3, tier_since = $5, updated_at = $5, updated_by = $8
-				WHERE member_number = $1 AND tier = $2 RETURNING member_number)
-			INSERT INTO tier_changes (id, member_number, from_tier, to_tier, reason, effective_at, nights, points, changed_by)
-			SELECT $9, member_number, $2, $3, $4, $5, $6, $7, $8 FROM moved`,
-		Args: []any{number, string(c.From), string(c.To), c.Reason, c.EffectiveAt, c.Nights, c.Points, c.ChangedBy, uuid.New()},
+// requestKey names a caller's request in an event's id.
+func requestKey(callerID, idempotencyKey string) string { return callerID + "\x00" + idempotencyKey }
+
+// changeTierSQL moves a member ($1) from $2 to $3 and records it, only if
+// the member is still at $2; its final INSERT ... SELECT, which follows,
+// announces the change from the rows of changed, so that the event is
+// written exactly when the change is.
+const changeTierSQL = `WITH moved AS (
+		UPDATE members SET tier = $3, tier_since = $5, updated_at = $5, updated_by = $8
+		WHERE member_number = $1 AND tier = $2 RETURNING member_number),
+	changed AS (
+		INSERT INTO tier_changes (id, member_number, from_tier, to_tier, reason, effective_at, nights, points, changed_by)
+		SELECT $9, member_number, $2, $3, $4, $5, $6, $7, $8 FROM moved RETURNING member_number)`
+
+// changeTierArgs are changeTierSQL's arguments, $1 to $9.
+func changeTierArgs(number string, c TierChange) []any {
+	return []any{number, string(c.From), string(c.To), c.Reason, c.EffectiveAt, c.Nights, c.Points, c.ChangedBy, uuid.New()}
+}
+
+// tierEvent is the event of c.
+func tierEvent(number string, c TierChange, recordedAt time.Time) events.Record {
+	direction := "up"
+	if ladder := tiers.Default().Ladder; slices.Index(ladder, c.To) < slices.Index(ladder, c.From) {
+		direction = "down"
 	}
+	key := c.EventKey
+	if key == "" {
+		key = c.EffectiveAt.UTC().Format(time.RFC3339Nano)
+	}
+	return events.TierChanged(events.TierChangedData{MemberNumber: number, From: string(c.From), To: string(c.To),
+		Direction: direction, Cause: c.Cause, Reason: c.Reason, Nights: c.Nights, Points: c.Points,
+		ManualUntil: events.Time(c.ManualUntil), PropertyID: c.PropertyID, StayID: c.StayID}, c.EffectiveAt, recordedAt, key)
+}
+
+// ChangeTier is the statement that moves a member from c.From to c.To,
+// records it in the history and announces it (loyalty.tier.changed.v1),
+// only if the member is still at c.From: of two concurrent decisions, the
+// second changes and announces nothing. recordedAt is when it is written.
+func ChangeTier(number string, c TierChange, recordedAt time.Time) ledger.Statement {
+	args := changeTierArgs(number, c)
+	insert, eventArgs := events.InsertSelect(tierEvent(number, c, recordedAt), len(args)+1, events.Fill{}, "changed")
+	return ledger.Statement{SQL: changeTierSQL + "\n" + insert, Args: append(args, eventArgs...)}
+}
+
+// ChangeTierWith is ChangeTier as an effect of a ledger transaction (the
+// stay that earned an upgrade): the event names the transaction and is
+// recorded with it.
+func ChangeTierWith(number string, c TierChange) ledger.Statement {
+	args := changeTierArgs(number, c)
+	// The event's values but its recorded time and transaction (8) follow
+	// the change's; the transaction's id, effective and recorded times
+	// come last (WithTransaction).
+	txn := len(args) + 8 + 1
+	insert, eventArgs := events.InsertSelect(tierEvent(number, c, c.EffectiveAt), len(args)+1, events.Fill{
+		RecordedAt: "txn.recorded_at", TransactionID: "txn.id",
+		Data: "jsonb_build_object('transaction_id', txn.id::TEXT)"}, "changed, txn")
+	if len(args)+len(eventArgs)+1 != txn {
+		panic("members: the parameters of a tier change's event are miscounted")
+	}
+	sql := changeTierSQL + fmt.Sprintf(`,
+	txn (id, effective_at, recorded_at) AS (VALUES ($%d::UUID, $%d::TIMESTAMPTZ, $%d::TIMESTAMPTZ))
+`, txn, txn+1, txn+2) + insert
+	return ledger.Statement{SQL: sql, Args: append(args, eventArgs...), WithTransaction: true}
 }
 
 // TierHistory returns a member's tier changes, newest first, at most limit.
@@ -415,7 +499,8 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 				return Member{}, fmt.Errorf("set manual tier: %w", err)
 			}
 			if m.Tier != tier {
-				c := ChangeTier(number, TierChange{From: m.Tier, To: tier, Reason: "set by hand: " + reason, EffectiveAt: from, ChangedBy: callerID})
+				c := ChangeTier(number, TierChange{From: m.Tier, To: tier, Reason: "set by hand: " + reason, EffectiveAt: from, ChangedBy: callerID,
+					Cause: events.TierCauseManual, EventKey: requestKey(callerID, idempotencyKey), ManualUntil: until.UTC()}, now)
 				if _, err := tx.Exec(ctx, c.SQL, c.Args...); err != nil {
 					return Member{}, fmt.Errorf("set manual tier: %w", err)
 				}

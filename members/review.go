@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/tiers"
 )
@@ -59,6 +60,7 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 		next := p
 		err = s.db.WriteTx(ctx, func(tx pgx.Tx) error {
 			next = p
+			now := s.now().UTC().Truncate(time.Microsecond)
 			if len(numbers) > 0 {
 				next.Cursor = numbers[len(numbers)-1]
 			}
@@ -80,7 +82,8 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 				}
 				next.Changed++
 				c := ChangeTier(m.number, TierChange{From: d.From, To: d.To, Reason: d.Reason, EffectiveAt: asOf,
-					Nights: m.activity.Nights, Points: m.activity.Points, ChangedBy: "tier-review"})
+					Nights: m.activity.Nights, Points: m.activity.Points, ChangedBy: "tier-review",
+					Cause: events.TierCauseReview, EventKey: job}, now)
 				b.Queue(c.SQL, c.Args...)
 			}
 			if len(requalified) > 0 {
@@ -91,7 +94,7 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 				VALUES ($1, $2, $3, $4, $5, $6)
 				ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, done = excluded.done,
 					processed = excluded.processed, changed = excluded.changed, updated_at = excluded.updated_at`,
-				job, next.Cursor, next.Done, next.Processed, next.Changed, s.now().UTC())
+				job, next.Cursor, next.Done, next.Processed, next.Changed, now)
 			return tx.SendBatch(ctx, b).Close()
 		})
 		if err != nil {

@@ -25,7 +25,7 @@ func TestStayViewAndMemberAtAgreeWithTheirParts(t *testing.T) {
 		members.QualifyingStay(m.Number, "s-1", enrolled.AddDate(0, 1, 0), 3, 900),
 		members.QualifyingStay(m.Number, "s-2", enrolled.AddDate(0, 2, 0), 2, 400),
 		members.ChangeTier(m.Number, members.TierChange{From: programme.TierRegular, To: programme.TierSilver, Reason: "first stay",
-			EffectiveAt: upgradedAt, ChangedBy: "test"}),
+			EffectiveAt: upgradedAt, ChangedBy: "test"}, upgradedAt),
 	} {
 		if _, err := db.Pool.Exec(ctx, s.Text(), s.Args...); err != nil {
 			t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 )
@@ -235,8 +236,10 @@ func insertRates(ctx context.Context, tx pgx.Tx, partnerID string, r Rates) erro
 	return err
 }
 
-// SetStatus suspends or reinstates a partner, with a reason. Setting the
-// status it has changes nothing and returns the partner.
+// SetStatus suspends or reinstates a partner, with a reason, and
+// announces it (loyalty.partner.suspended.v1, .reinstated.v1) in the same
+// transaction. Setting the status it has changes and announces nothing,
+// and returns the partner.
 func (s *Store) SetStatus(ctx context.Context, callerID, idempotencyKey, partnerID string, status Status, reason string) (Partner, error) {
 	reason = strings.TrimSpace(reason)
 	if err := ValidateID(partnerID); err != nil {
@@ -266,6 +269,12 @@ func (s *Store) SetStatus(ctx context.Context, callerID, idempotencyKey, partner
 				if _, err := scanPartner(tx.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID)); err != nil {
 					return struct{}{}, err
 				}
+				return struct{}{}, nil
+			}
+			event := events.Row(events.PartnerStatusChanged(events.PartnerStatusData{PartnerID: partnerID, Status: string(status), Reason: reason},
+				now, callerID+"\x00"+idempotencyKey))
+			if _, err := tx.Exec(ctx, event.Text(), event.Args...); err != nil {
+				return struct{}{}, fmt.Errorf("announce the status: %w", err)
 			}
 			return struct{}{}, nil
 		})

@@ -17,6 +17,7 @@ import (
 	_ "time/tzdata" // properties may name any zone; do not depend on the host's zone files
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 )
@@ -139,7 +140,9 @@ func (s *Store) EnsureDefault(ctx context.Context) error {
 
 // Publish makes p the next version, in force from effectiveAt, which must
 // not be in the past: a change of the rules applies to new transactions
-// only. A retry with the same idempotency key returns the same version.
+// only. It announces the version (loyalty.programme.published.v1) in the
+// same transaction. A retry with the same idempotency key returns the same
+// version.
 func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, effectiveAt time.Time, p programme.Programme) (Version, error) {
 	if err := p.Validate(); err != nil {
 		return Version{}, err
@@ -180,6 +183,11 @@ func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, ef
 			if _, err := tx.Exec(ctx, `INSERT INTO programme_versions (version, effective_at, definition, created_at, created_by)
 				VALUES ($1, $2, $3, $4, $5)`, v.Number, v.EffectiveAt, string(definition), v.CreatedAt, callerID); err != nil {
 				return publishedVersion{}, err
+			}
+			event := events.Row(events.ProgrammePublished(events.ProgrammePublishedData{Version: v.Number, TimeZone: p.TimeZone},
+				v.EffectiveAt, v.CreatedAt))
+			if _, err := tx.Exec(ctx, event.Text(), event.Args...); err != nil {
+				return publishedVersion{}, fmt.Errorf("announce version %d: %w", v.Number, err)
 			}
 			return publishedVersion{Number: v.Number}, nil
 		})

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"connectrpc.com/connect"
@@ -67,6 +68,10 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.FinanceServiceListSealsProcedure:             {apikeys.RoleFinance, apikeys.RoleAdmin},
 	loyaltyv1connect.FinanceServiceGetPartnerStatementProcedure:   {apikeys.RoleFinance, apikeys.RoleAdmin},
 	loyaltyv1connect.FinanceServiceListPartnerStatementsProcedure: {apikeys.RoleFinance, apikeys.RoleAdmin},
+
+	// Events name members and show every partner's activity: admins only.
+	loyaltyv1connect.EventServiceListEventsProcedure:      {apikeys.RoleAdmin},
+	loyaltyv1connect.EventServiceSubscribeEventsProcedure: {apikeys.RoleAdmin},
 }
 
 type callerKey struct{}
@@ -121,25 +126,53 @@ func (s *Server) requireKey(errs *connect.ErrorWriter, next http.Handler) http.H
 func (s *Server) authenticate(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		procedure := req.Spec().Procedure
-		allowed, known := roles[procedure]
-		if !known {
-			return nil, connect.NewError(connect.CodePermissionDenied, errors.New("this procedure is not open to any key"))
+		key, err := s.permitted(ctx, procedure, req.Header())
+		if err != nil {
+			return nil, err
 		}
-		key, ok := ctx.Value(authenticatedKey{}).(apikeys.Key)
-		if !ok {
-			var err error
-			if key, err = s.keyOf(ctx, procedure, req.Header().Get("Authorization")); err != nil {
-				return nil, err
-			}
+		ctx = context.WithValue(ctx, callerKey{}, key)
+		return next(context.WithValue(ctx, fingerprintKey{}, fingerprint(procedure, req.Any())), req)
+	}
+}
+
+// permitted returns the caller's key if its role may call the procedure.
+func (s *Server) permitted(ctx context.Context, procedure string, header http.Header) (apikeys.Key, error) {
+	allowed, known := roles[procedure]
+	if !known {
+		return apikeys.Key{}, connect.NewError(connect.CodePermissionDenied, errors.New("this procedure is not open to any key"))
+	}
+	key, ok := ctx.Value(authenticatedKey{}).(apikeys.Key)
+	if !ok {
+		var err error
+		if key, err = s.keyOf(ctx, procedure, header.Get("Authorization")); err != nil {
+			return apikeys.Key{}, err
 		}
-		for _, role := range allowed {
-			if key.Role == role {
-				ctx = context.WithValue(ctx, callerKey{}, key)
-				return next(context.WithValue(ctx, fingerprintKey{}, fingerprint(procedure, req.Any())), req)
-			}
+	}
+	if slices.Contains(allowed, key.Role) {
+		return key, nil
+	}
+	return apikeys.Key{}, connect.NewError(connect.CodePermissionDenied,
+		errors.New("a "+string(key.Role)+" key may not call "+procedure))
+}
+
+// streamRoles does for streams what authenticate does for unary calls,
+// whose interceptors Connect does not run on streams. A stream's request
+// is read by its handler, which checks it (saneMessage) itself.
+type streamRoles struct{ s *Server }
+
+func (streamRoles) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc { return next }
+
+func (streamRoles) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return next
+}
+
+func (r streamRoles) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return func(ctx context.Context, conn connect.StreamingHandlerConn) error {
+		key, err := r.s.permitted(ctx, conn.Spec().Procedure, conn.RequestHeader())
+		if err != nil {
+			return err
 		}
-		return nil, connect.NewError(connect.CodePermissionDenied,
-			errors.New("a "+string(key.Role)+" key may not call "+procedure))
+		return next(context.WithValue(ctx, callerKey{}, key), conn)
 	}
 }
 

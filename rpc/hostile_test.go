@@ -1,12 +1,16 @@
 package rpc_test
 
 import (
+	"bytes"
+	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -146,18 +150,29 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				req, err := http.NewRequest(http.MethodPost, e.server.URL+"/"+service+"/"+string(m.Name()), strings.NewReader(string(raw)))
+				// A stream's request is one enveloped message; its error
+				// comes in the envelope that ends the stream.
+				payload, contentType := raw, "application/json"
+				if m.IsStreamingServer() {
+					payload, contentType = append(binary.BigEndian.AppendUint32([]byte{0}, uint32(len(raw))), raw...), "application/connect+json"
+				}
+				ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.server.URL+"/"+service+"/"+string(m.Name()), bytes.NewReader(payload))
 				if err != nil {
 					t.Fatal(err)
 				}
 				req.Header.Set("Authorization", "Bearer "+key)
-				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Content-Type", contentType)
 				res, err := e.server.Client().Do(req)
 				if err != nil {
 					t.Fatal(err)
 				}
 				answer, _ := io.ReadAll(res.Body)
 				res.Body.Close()
+				cancel()
+				if m.IsStreamingServer() {
+					answer = streamError(answer)
+				}
 				calls++
 				var wireErr struct {
 					Code    string
@@ -182,6 +197,27 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 		t.Errorf("only %d hostile calls: the contract's fields were not all reached", calls)
 	}
 	t.Logf("%d hostile requests, every one refused cleanly", calls)
+}
+
+// streamError is the error of the envelope that ends a Connect stream
+// (flag 0x02, {"error": {...}}); nil if it has none.
+func streamError(body []byte) []byte {
+	for len(body) >= 5 {
+		flags, size := body[0], binary.BigEndian.Uint32(body[1:5])
+		if uint32(len(body)-5) < size {
+			return nil
+		}
+		message := body[5 : 5+size]
+		body = body[5+size:]
+		if flags&0x02 != 0 {
+			var end struct{ Error json.RawMessage }
+			if json.Unmarshal(message, &end) != nil {
+				return nil
+			}
+			return end.Error
+		}
+	}
+	return nil
 }
 
 func clipBody(b []byte) string {

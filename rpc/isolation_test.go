@@ -1,8 +1,10 @@
 package rpc_test
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -37,10 +39,29 @@ func allProcedures(t *testing.T) map[string]protoreflect.ServiceDescriptor {
 }
 
 // call sends an empty request message (valid for every request type) to
-// a procedure with a key.
+// a procedure with a key; a stream answers with its first message or its
+// error.
 func (e *env) call(procedure, key string) error {
 	c := connect.NewClient[emptypb.Empty, emptypb.Empty](e.server.Client(), e.server.URL+procedure, connect.WithInterceptors(bearer(key)))
-	_, err := c.CallUnary(e.ctx, connect.NewRequest(&emptypb.Empty{}))
+	service, method, _ := strings.Cut(strings.TrimPrefix(procedure, "/"), "/")
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		return err
+	}
+	if m := d.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(method)); m != nil && m.IsStreamingServer() {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		stream, err := c.CallServerStream(ctx, connect.NewRequest(&emptypb.Empty{}))
+		if err != nil {
+			return err
+		}
+		defer stream.Close()
+		if stream.Receive() {
+			return nil
+		}
+		return stream.Err()
+	}
+	_, err = c.CallUnary(e.ctx, connect.NewRequest(&emptypb.Empty{}))
 	return err
 }
 

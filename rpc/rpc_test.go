@@ -13,6 +13,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
@@ -33,6 +34,7 @@ type env struct {
 	db         *database.DB
 	ledger     *ledger.Ledger
 	server     *httptest.Server
+	rpc        *rpc.Server
 	adminKey   string
 	bookingKey string
 	bookingID  string
@@ -47,9 +49,17 @@ func newEnv(t *testing.T) *env {
 // newEnvOn is newEnv on the database db.
 func newEnvOn(t *testing.T, db *database.DB) *env {
 	t.Helper()
+	return newEnvWith(t, db, nil)
+}
+
+// newEnvWith is newEnvOn with the server's Config changed by configure
+// (nil: as it is).
+func newEnvWith(t *testing.T, db *database.DB, configure func(*rpc.Config)) *env {
+	t.Helper()
 	ctx := context.Background()
 	clock := testclock.Ticking(time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC), time.Millisecond)
-	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	// Every write announces itself, as in loyaltyd.
+	l := ledger.New(db, ledger.Options{Clock: clock.Now, Outbox: events.OfTransaction})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		t.Fatal(err)
 	}
@@ -67,8 +77,11 @@ func newEnvOn(t *testing.T, db *database.DB) *env {
 			t.Fatal(err)
 		}
 	}
-	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, clock.Now), Keys: keys,
-		Programmes: progs, Clock: clock.Now})
+	cfg := rpc.Config{Ledger: l, Members: members.New(l, clock.Now), Keys: keys, Programmes: progs, Clock: clock.Now}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := rpc.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +97,7 @@ func newEnvOn(t *testing.T, db *database.DB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{ctx: ctx, db: db, ledger: l, server: ts, adminKey: adminSecret, bookingKey: bookingSecret, bookingID: booking.ID, clock: clock}
+	return &env{ctx: ctx, db: db, ledger: l, server: ts, rpc: srv, adminKey: adminSecret, bookingKey: bookingSecret, bookingID: booking.ID, clock: clock}
 }
 
 // advanceTo moves the service's clock forward to at (never back).
@@ -121,13 +134,28 @@ func (e *env) clients(key string, opts ...connect.ClientOption) clients {
 	}
 }
 
-func bearer(key string) connect.UnaryInterceptorFunc {
-	return func(next connect.UnaryFunc) connect.UnaryFunc {
-		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
-			req.Header().Set("Authorization", "Bearer "+key)
-			return next(ctx, req)
-		}
+// bearer sends key with every call, unary or streaming.
+func bearer(key string) connect.Interceptor { return bearerKey(key) }
+
+type bearerKey string
+
+func (k bearerKey) WrapUnary(next connect.UnaryFunc) connect.UnaryFunc {
+	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+		req.Header().Set("Authorization", "Bearer "+string(k))
+		return next(ctx, req)
 	}
+}
+
+func (k bearerKey) WrapStreamingClient(next connect.StreamingClientFunc) connect.StreamingClientFunc {
+	return func(ctx context.Context, spec connect.Spec) connect.StreamingClientConn {
+		conn := next(ctx, spec)
+		conn.RequestHeader().Set("Authorization", "Bearer "+string(k))
+		return conn
+	}
+}
+
+func (bearerKey) WrapStreamingHandler(next connect.StreamingHandlerFunc) connect.StreamingHandlerFunc {
+	return next
 }
 
 func (e *env) transactionCount(t *testing.T) int {

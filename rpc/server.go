@@ -17,6 +17,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/bookings"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
@@ -38,6 +39,10 @@ type Config struct {
 	Partners *partners.Store
 	// Bookings nil means a store on Ledger.
 	Bookings *bookings.Store
+	// Events nil means a store on Ledger's database.
+	Events *events.Store
+	// Streams tunes SubscribeEvents.
+	Streams StreamOptions
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
@@ -56,6 +61,10 @@ type Server struct {
 	bookings   *bookings.Store
 	service    *bookings.Service
 	finance    *finance.Reports
+	events     *events.Store
+	streamOpts StreamOptions
+	streams    *streams
+	tail       *tail
 	refused    func(procedure string, code connect.Code)
 	now        func() time.Time
 	log        *slog.Logger
@@ -67,7 +76,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
-		partners: cfg.Partners, bookings: cfg.Bookings, refused: cfg.Refused, now: cfg.Clock, log: cfg.Logger}
+		partners: cfg.Partners, bookings: cfg.Bookings, events: cfg.Events, streamOpts: cfg.Streams.withDefaults(),
+		refused: cfg.Refused, now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -82,6 +92,11 @@ func New(cfg Config) (*Server, error) {
 		s.log = slog.Default()
 	}
 	s.finance = finance.New(cfg.Ledger, finance.Options{Clock: s.now})
+	if s.events == nil {
+		s.events = events.NewStore(cfg.Ledger.DB())
+	}
+	s.streams = newStreams(s.streamOpts.MaxStreams)
+	s.tail = newTail(s.events, s.streamOpts.Poll, s.log)
 	return s, nil
 }
 
@@ -92,6 +107,7 @@ var Services = []string{
 	loyaltyv1connect.AdminServiceName,
 	loyaltyv1connect.AllianceServiceName,
 	loyaltyv1connect.FinanceServiceName,
+	loyaltyv1connect.EventServiceName,
 }
 
 // Handler routes the services, gRPC health checking and server reflection.
@@ -99,7 +115,7 @@ var Services = []string{
 func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(append(interceptors, connect.UnaryInterceptorFunc(jsonFieldNames), connect.UnaryInterceptorFunc(s.authenticate),
-			connect.UnaryInterceptorFunc(saneRequest))...),
+			connect.UnaryInterceptorFunc(saneRequest), streamRoles{s})...),
 		connect.WithReadMaxBytes(MaxRequestBytes),
 		// Answers are small: compressing them costs more CPU than it saves.
 		connect.WithCompressMinBytes(4 << 10),
@@ -122,6 +138,10 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 		},
 		func() (string, http.Handler) {
 			return loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...)
+		},
+		func() (string, http.Handler) {
+			path, h := loyaltyv1connect.NewEventServiceHandler(eventService{s}, opts...)
+			return path, noDeadlines(loyaltyv1connect.EventServiceSubscribeEventsProcedure, h)
 		},
 	} {
 		path, h := service()

@@ -72,6 +72,15 @@ var roles = map[string][]apikeys.Role{
 	// Events name members and show every partner's activity: admins only.
 	loyaltyv1connect.EventServiceListEventsProcedure:      {apikeys.RoleAdmin},
 	loyaltyv1connect.EventServiceSubscribeEventsProcedure: {apikeys.RoleAdmin},
+
+	loyaltyv1connect.WebhookServiceCreateWebhookEndpointProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceListWebhookEndpointsProcedure:  {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceGetWebhookEndpointProcedure:    {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceUpdateWebhookEndpointProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceDeleteWebhookEndpointProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceRotateWebhookSecretProcedure:   {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceListWebhookDeliveriesProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.WebhookServiceRedeliverWebhookEventProcedure: {apikeys.RoleAdmin},
 }
 
 type callerKey struct{}

@@ -19,6 +19,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
+	"github.com/loyalty-ledger/loyalty/webhooks"
 )
 
 // errorDomain names this service in ErrorInfo details.
@@ -123,6 +124,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodePermissionDenied, errors.New("the partner is suspended: its writes are refused"))
 	case errors.Is(err, partners.ErrExists):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("a partner with this partner_id exists already"))
+	case errors.Is(err, webhooks.ErrNotFound):
+		return connect.NewError(connect.CodeNotFound, errors.New("no webhook endpoint with this endpoint_id, or no delivery of this event to it"))
 	case errors.Is(err, partners.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("no partner with this partner_id"))
 	case errors.Is(err, partners.ErrNoRates):

@@ -117,7 +117,7 @@ func TestHostileInputIsRefusedCleanly(t *testing.T) {
 	counts := func() string {
 		var b strings.Builder
 		for _, table := range []string{"transactions", "members", "holds", "api_keys", "partners", "partner_rates",
-			"programme_versions", "properties", "booking_outcomes", "tier_changes", "finance_point_values"} {
+			"programme_versions", "properties", "booking_outcomes", "tier_changes", "finance_point_values", "webhook_endpoints", "webhook_deliveries"} {
 			var n int
 			if err := e.db.Pool.QueryRow(e.ctx, `SELECT count(*) FROM `+table).Scan(&n); err != nil {
 				t.Fatal(err)

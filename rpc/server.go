@@ -24,6 +24,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	"github.com/loyalty-ledger/loyalty/webhooks"
 )
 
 // MaxRequestBytes bounds every request message.
@@ -41,6 +42,8 @@ type Config struct {
 	Bookings *bookings.Store
 	// Events nil means a store on Ledger's database.
 	Events *events.Store
+	// Webhooks nil means a store on Ledger.
+	Webhooks *webhooks.Store
 	// Streams tunes SubscribeEvents.
 	Streams StreamOptions
 	// Clock is the time the rules are evaluated at; nil means time.Now.
@@ -62,6 +65,7 @@ type Server struct {
 	service    *bookings.Service
 	finance    *finance.Reports
 	events     *events.Store
+	webhooks   *webhooks.Store
 	streamOpts StreamOptions
 	streams    *streams
 	tail       *tail
@@ -76,7 +80,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("rpc: Config needs Ledger, Members, Keys and Programmes")
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
-		partners: cfg.Partners, bookings: cfg.Bookings, events: cfg.Events, streamOpts: cfg.Streams.withDefaults(),
+		partners: cfg.Partners, bookings: cfg.Bookings, events: cfg.Events, webhooks: cfg.Webhooks, streamOpts: cfg.Streams.withDefaults(),
 		refused: cfg.Refused, now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
@@ -95,6 +99,9 @@ func New(cfg Config) (*Server, error) {
 	if s.events == nil {
 		s.events = events.NewStore(cfg.Ledger.DB())
 	}
+	if s.webhooks == nil {
+		s.webhooks = webhooks.NewStore(cfg.Ledger, cfg.Clock)
+	}
 	s.streams = newStreams(s.streamOpts.MaxStreams)
 	s.tail = newTail(s.events, s.streamOpts.Poll, s.log)
 	return s, nil
@@ -108,6 +115,7 @@ var Services = []string{
 	loyaltyv1connect.AllianceServiceName,
 	loyaltyv1connect.FinanceServiceName,
 	loyaltyv1connect.EventServiceName,
+	loyaltyv1connect.WebhookServiceName,
 }
 
 // Handler routes the services, gRPC health checking and server reflection.
@@ -142,6 +150,9 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 		func() (string, http.Handler) {
 			path, h := loyaltyv1connect.NewEventServiceHandler(eventService{s}, opts...)
 			return path, noDeadlines(loyaltyv1connect.EventServiceSubscribeEventsProcedure, h)
+		},
+		func() (string, http.Handler) {
+			return loyaltyv1connect.NewWebhookServiceHandler(webhookService{s}, opts...)
 		},
 	} {
 		path, h := service()

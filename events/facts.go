@@ -19,16 +19,22 @@ import (
 // event's data must stay within MaxDataBytes whatever the fact says.
 const MaxTextBytes = 1000
 
+// maxNameBytes bounds a name copied into an event from a record that
+// bounds it more loosely (a rule, a stay id in a transaction's metadata).
+const maxNameBytes = 200
+
 // clip cuts s to at most MaxTextBytes, at a character boundary.
-func clip(s string) string {
-	if len(s) <= MaxTextBytes {
+func clip(s string) string { return clipTo(s, MaxTextBytes) }
+
+// clipTo cuts s to at most n bytes, at a character boundary.
+func clipTo(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	cut := MaxTextBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return s[:cut]
+	return s[:n]
 }
 
 // Time is how a time appears in event data (RFC 3339, UTC, microseconds);

@@ -131,7 +131,7 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 		if i == MaxBreakdownLines {
 			break
 		}
-		breakdown = append(breakdown, BreakdownLine{Rule: l.Rule, Points: l.Points, HeldPoints: l.HeldPoints})
+		breakdown = append(breakdown, BreakdownLine{Rule: clipTo(l.Rule, maxNameBytes), Points: l.Points, HeldPoints: l.HeldPoints})
 	}
 	moved := map[string]int64{}
 	var order []string
@@ -149,12 +149,15 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 		member, _ := memberOf(account)
 		typ := pointsType(txn.Kind)
 		source, reward := sourceOf(txn.Postings, account)
-		d := PointsData{TransactionID: txn.ID.String(), MemberNumber: member, Kind: kind, Points: moved[account],
-			Source: source, Reward: reward, Description: clip(meta.Description), Reason: clip(meta.Reason),
-			PropertyID: meta.PropertyID, StayID: meta.StayID, PartnerID: meta.PartnerID,
-			CorrectsTransactionID: meta.Corrects, CorrectedByTransactionID: meta.CorrectedBy,
+		// Every text comes from the transaction's metadata, which any
+		// writer of the ledger may fill (up to ledger.MaxMetadataBytes):
+		// each is bounded, so that the data always fits in MaxDataBytes.
+		d := PointsData{TransactionID: txn.ID.String(), MemberNumber: member, Kind: clipTo(kind, maxNameBytes), Points: moved[account],
+			Source: source, Reward: clipTo(reward, maxNameBytes), Description: clip(meta.Description), Reason: clip(meta.Reason),
+			PropertyID: clipTo(meta.PropertyID, maxNameBytes), StayID: clipTo(meta.StayID, maxNameBytes), PartnerID: clipTo(meta.PartnerID, maxNameBytes),
+			CorrectsTransactionID: clipTo(meta.Corrects, maxNameBytes), CorrectedByTransactionID: clipTo(meta.CorrectedBy, maxNameBytes),
 			ProgrammeVersion: meta.ProgrammeVersion, Breakdown: breakdown,
-			RateVersion: meta.RateVersion, Money: meta.Money, Currency: meta.Currency,
+			RateVersion: meta.RateVersion, Money: clipTo(meta.Money, maxNameBytes), Currency: clipTo(meta.Currency, maxNameBytes),
 			EffectiveAt: txn.EffectiveAt.UTC().Format(timeLayout)}
 		if txn.ReversesID != uuid.Nil {
 			d.ReversesTransactionID = txn.ReversesID.String()
@@ -167,7 +170,7 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 		out = append(out, Row(Record{
 			ID: NewID(typ, txn.ID.String(), member), Type: typ, Subject: member,
 			OccurredAt: txn.EffectiveAt, RecordedAt: txn.RecordedAt,
-			PartnerID: meta.PartnerID, PropertyID: meta.PropertyID, TransactionID: txn.ID, Data: d,
+			PartnerID: d.PartnerID, PropertyID: d.PropertyID, TransactionID: txn.ID, Data: d,
 		}))
 	}
 	return out

@@ -59,6 +59,17 @@ func TestEveryKindOfTransactionSaysWhereItsPointsWent(t *testing.T) {
 					t.Errorf("%+v", d)
 				}
 			}},
+		{name: "a transaction whose metadata is as large as the ledger takes", typ: events.TypePointsEarned, kind: "stay", source: "stay", points: 1,
+			do: func() (ledger.Transaction, error) {
+				big := strings.Repeat("x", 3600) // with the rule, near ledger.MaxMetadataBytes
+				return post("big", ledger.KindEarn, txmeta.Metadata{Kind: txmeta.KindStay, StayID: big, PropertyID: big, Description: big,
+					Reason: big, Breakdown: []txmeta.Line{{Rule: big[:1400], Points: 1}}}, 1, ledger.Posting{Account: programme.AccountIssuedStay, Amount: -1})
+			},
+			check: func(t *testing.T, d events.PointsData) {
+				if b, _ := json.Marshal(d); len(b) > events.MaxDataBytes || len(d.StayID) > 200 || len(d.Breakdown[0].Rule) > 200 {
+					t.Errorf("data of %d bytes", len(b))
+				}
+			}},
 		{name: "an adopted suggestion", typ: events.TypePointsEarned, kind: "adjustment", source: "suggestion", points: 50,
 			do: func() (ledger.Transaction, error) {
 				return post("suggestion", ledger.KindEarn, txmeta.Metadata{Kind: txmeta.KindAdjustment, Reason: "more towels"}, 50,

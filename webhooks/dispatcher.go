@@ -1,0 +1,848 @@
+package webhooks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
+)
+
+// The delivery schedule and the dispatcher's bounds.
+const (
+	DefaultWorkers = 32
+	MaxWorkers     = 256
+	// DefaultAttemptTimeout bounds an attempt when the dispatcher's client
+	// has no timeout of its own.
+	DefaultAttemptTimeout = 10 * time.Second
+	// RetryFor: a delivery still failing this long after its first
+	// attempt is dead.
+	RetryFor = 72 * time.Hour
+	// Retries wait a random time (full jitter) up to a ceiling that
+	// starts at FirstRetry and doubles at every attempt up to MaxRetry.
+	FirstRetry = 5 * time.Second
+	MaxRetry   = time.Hour
+	// MaxErrorBytes bounds the error text kept of an attempt.
+	MaxErrorBytes = 500
+	// DefaultPollInterval is how long Run waits when nothing is due.
+	DefaultPollInterval = 500 * time.Millisecond
+
+	// leaseMargin is how much longer than an attempt's timeout a lease
+	// lasts: time to record the outcome.
+	leaseMargin = 30 * time.Second
+	// fanOutBatch is the events one fan-out transaction reads;
+	// fanOutBatches bounds the transactions per endpoint and round.
+	fanOutBatch   = 1000
+	fanOutBatches = 10
+	// recordTimeout bounds the recording of an attempt's outcome, which
+	// goes on when Run is stopped mid-way (a 2xx must not be lost).
+	recordTimeout = 15 * time.Second
+	// drainBytes is how much of an answer is read, so that its connection
+	// can serve the next delivery.
+	drainBytes = 64 << 10
+	// maxErrorBackoff bounds Run's wait after a failed round.
+	maxErrorBackoff = 30 * time.Second
+	userAgent       = "loyalty-ledger-webhooks/1"
+)
+
+// DispatcherOptions tune a Dispatcher. Zero values take the defaults.
+type DispatcherOptions struct {
+	// Clock dates attempts, leases and retries (default: the store's).
+	Clock func() time.Time
+	// Client sends the deliveries; nil: a client with a 10 s timeout that
+	// follows no redirect (a 3xx is a failed attempt).
+	Client *http.Client
+	// Holder is this process's name on its leases (default: host, pid and
+	// a random part).
+	Holder string
+	// Workers is how many deliveries are in flight at once (default 32,
+	// at most 256).
+	Workers int
+	Logger  *slog.Logger
+	// PollInterval is how long Run waits when nothing was due (default
+	// 500 ms).
+	PollInterval time.Duration
+}
+
+// DispatcherStats are a dispatcher's counters since it was made, for
+// metrics.
+type DispatcherStats struct {
+	// Attempts started; Delivered answered 2xx; Failed did not (a timeout,
+	// a refused connection, another status); Dead are deliveries whose
+	// last failure came three days after their first attempt.
+	Attempts, Delivered, Failed, Dead uint64
+	// FannedOut counts the deliveries this dispatcher created.
+	FannedOut uint64
+	// BacklogAge is how long the oldest due delivery left after the last
+	// round has been due: 0 when the dispatchers keep up.
+	BacklogAge time.Duration
+}
+
+// Dispatcher fans events out to deliveries and sends them. Several
+// processes may run one on the same database: they lease deliveries, so
+// one delivery is never in flight twice at once (unless a lease runs out,
+// and then the receiver sees it again with the same webhook-id: at least
+// once).
+type Dispatcher struct {
+	db             *database.DB
+	store          *Store
+	now            func() time.Time
+	client         *http.Client
+	holder         string
+	workers        int
+	log            *slog.Logger
+	poll           time.Duration
+	attemptTimeout time.Duration
+	lease          time.Duration
+
+	attempts, delivered, failed, dead, fannedOut atomic.Uint64
+	backlogAge                                   atomic.Int64
+	// turn rotates which endpoint is served first in a round.
+	turn atomic.Uint64
+}
+
+// NewDispatcher returns a dispatcher over db and store's endpoints.
+func NewDispatcher(db *database.DB, store *Store, opts DispatcherOptions) *Dispatcher {
+	d := &Dispatcher{db: db, store: store, now: opts.Clock, client: opts.Client, holder: opts.Holder,
+		workers: opts.Workers, log: opts.Logger, poll: opts.PollInterval}
+	if d.now == nil {
+		d.now = store.now
+	}
+	if d.workers <= 0 {
+		d.workers = DefaultWorkers
+	}
+	d.workers = min(d.workers, MaxWorkers)
+	if d.client == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.MaxIdleConnsPerHost = d.workers
+		d.client = &http.Client{Timeout: DefaultAttemptTimeout, Transport: transport,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	d.attemptTimeout = DefaultAttemptTimeout
+	if d.client.Timeout > 0 {
+		d.attemptTimeout = d.client.Timeout
+	}
+	d.lease = d.attemptTimeout + leaseMargin
+	if d.holder == "" {
+		host, _ := os.Hostname()
+		d.holder = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), randomBytes(4))
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.poll <= 0 {
+		d.poll = DefaultPollInterval
+	}
+	return d
+}
+
+// Stats returns the dispatcher's counters.
+func (d *Dispatcher) Stats() DispatcherStats {
+	return DispatcherStats{Attempts: d.attempts.Load(), Delivered: d.delivered.Load(), Failed: d.failed.Load(),
+		Dead: d.dead.Load(), FannedOut: d.fannedOut.Load(), BacklogAge: time.Duration(d.backlogAge.Load())}
+}
+
+// Step runs one round: fans new events out, leases up to Workers due
+// deliveries, attempts them all and records their outcomes. It returns
+// how many it attempted.
+func (d *Dispatcher) Step(ctx context.Context) (int, error) {
+	jobs, _, err := d.round(ctx, d.workers)
+	if err != nil {
+		return 0, err
+	}
+	results := make([]result, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		wg.Go(func() { results[i] = result{job: j, outcome: d.send(ctx, j)} })
+	}
+	wg.Wait()
+	d.commit(ctx, results)
+	return len(jobs), ctx.Err()
+}
+
+// Run dispatches until ctx ends, then waits for the attempts in flight to
+// stop, records those that got an answer, and returns nil. An attempt cut
+// short is not recorded: its lease runs out and it is attempted again,
+// here or in another process. A failed round is logged and tried again
+// after a backoff.
+//
+// Attempts run on Workers goroutines; one goroutine records their
+// outcomes, many in one transaction (on PostgreSQL, concurrent
+// serializable transactions over the same index pages would fail each
+// other). An attempt's worker is free again once its outcome is recorded,
+// which is also when the next delivery of its subject may go.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	results := make(chan result, d.workers)
+	recorded := make(chan int, d.workers)
+	var senders sync.WaitGroup
+	recorder := make(chan struct{})
+	go func() {
+		defer close(recorder)
+		for r := range results {
+			batch := append(make([]result, 0, d.workers), r)
+			for more := true; more && len(batch) < d.workers; {
+				select {
+				case r, ok := <-results:
+					if !ok {
+						more = false
+						break
+					}
+					batch = append(batch, r)
+				default:
+					more = false
+				}
+			}
+			d.commit(ctx, batch)
+			recorded <- len(batch)
+		}
+	}()
+	defer func() {
+		senders.Wait()
+		close(results)
+		<-recorder
+	}()
+	inFlight, failures := 0, 0
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		var jobs []job
+		var fanned int
+		if free := d.workers - inFlight; free > 0 {
+			var err error
+			jobs, fanned, err = d.round(ctx, free)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				failures++
+				wait := min(time.Second<<min(failures-1, 5), maxErrorBackoff)
+				d.log.Warn("webhook dispatch round failed", "error", err, "retry_in", wait)
+				inFlight -= waitFor(ctx, recorded, wait)
+				continue
+			}
+			failures = 0
+		}
+		for _, j := range jobs {
+			inFlight++
+			senders.Go(func() { results <- result{job: j, outcome: d.send(ctx, j)} })
+		}
+		if (len(jobs) > 0 || fanned > 0) && inFlight < d.workers {
+			// More may be due at once.
+			inFlight -= drain(recorded)
+			continue
+		}
+		// Nothing due, or no free worker: wait for outcomes to be recorded
+		// (which may let their subjects' next deliveries go) or for the
+		// poll.
+		inFlight -= waitFor(ctx, recorded, d.poll)
+	}
+}
+
+// waitFor waits until outcomes are recorded, wait passes or ctx ends, and
+// returns how many outcomes were recorded.
+func waitFor(ctx context.Context, recorded chan int, wait time.Duration) int {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return drain(recorded)
+	case <-t.C:
+		return drain(recorded)
+	case n := <-recorded:
+		return n + drain(recorded)
+	}
+}
+
+func drain(recorded chan int) int {
+	total := 0
+	for {
+		select {
+		case n := <-recorded:
+			total += n
+		default:
+			return total
+		}
+	}
+}
+
+// target is an endpoint as the dispatcher serves it.
+type target struct {
+	id, url       string
+	types         []string
+	partnerID     string
+	paused        bool
+	secret        string
+	previous      string
+	previousUntil time.Time
+	fannedOut     int64
+}
+
+// job is one leased attempt.
+type job struct {
+	target         *target
+	eventID        uuid.UUID
+	position       int64
+	subject        string
+	attempts       int
+	firstAttemptAt time.Time
+	event          events.Event
+}
+
+// round fans out, then leases up to free due deliveries and reads their
+// events. It returns the leased attempts and how many deliveries it fanned
+// out.
+func (d *Dispatcher) round(ctx context.Context, free int) ([]job, int, error) {
+	targets, err := d.targets(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	fanned, err := d.fanOut(ctx, targets)
+	if err != nil {
+		return nil, fanned, err
+	}
+	jobs, saturated, err := d.claim(ctx, targets, free)
+	if err != nil {
+		return nil, fanned, err
+	}
+	if jobs, err = d.readEvents(ctx, jobs); err != nil {
+		return nil, fanned, err
+	}
+	if err := d.measureBacklog(ctx, saturated); err != nil {
+		d.log.Warn("webhook backlog not measured", "error", err)
+	}
+	return jobs, fanned, nil
+}
+
+// targets reads the endpoints not deleted.
+func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
+	rows, err := d.db.Pool.Query(ctx, `SELECT id, url, event_types, COALESCE(partner_id, ''), paused, secret,
+			COALESCE(previous_secret, ''), previous_secret_until, fanned_out
+		FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id LIMIT $1`, 2*MaxEndpoints)
+	if err != nil {
+		return nil, fmt.Errorf("read webhook endpoints: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*target, error) {
+		t := &target{}
+		var until *time.Time
+		err := r.Scan(&t.id, &t.url, &t.types, &t.partnerID, &t.paused, &t.secret, &t.previous, &until, &t.fannedOut)
+		if until != nil {
+			t.previousUntil = *until
+		}
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read webhook endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// fanOut gives every endpoint behind the last sequenced event its
+// deliveries (paused ones too: their deliveries wait), a bounded number of
+// batches per endpoint, and returns how many deliveries it created.
+func (d *Dispatcher) fanOut(ctx context.Context, targets []*target) (int, error) {
+	var last int64
+	if err := d.db.Pool.QueryRow(ctx, `SELECT last_position FROM event_sequencer WHERE id = 1`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read the last event position: %w", err)
+	}
+	total := 0
+	for _, t := range targets {
+		for range fanOutBatches {
+			if t.fannedOut >= last {
+				break
+			}
+			n, cursor, err := d.fanOutBatch(ctx, t.id)
+			if err != nil {
+				return total, err
+			}
+			total += n
+			if cursor <= t.fannedOut {
+				break // deleted meanwhile, or nothing more visible yet
+			}
+			t.fannedOut = cursor
+		}
+	}
+	d.fannedOut.Add(uint64(total))
+	return total, nil
+}
+
+// fanOutBatch creates the deliveries of up to fanOutBatch events after
+// the endpoint's cursor and moves the cursor past them, in one
+// transaction: an event is fanned out once, however many dispatchers try
+// at once. It returns the deliveries created and the new cursor.
+func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, int64, error) {
+	var created int
+	var cursor int64
+	err := d.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		created = 0
+		var types []string
+		var partnerID string
+		var deleted bool
+		err := tx.QueryRow(ctx, `SELECT fanned_out, event_types, COALESCE(partner_id, ''), deleted_at IS NOT NULL
+			FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, endpointID).Scan(&cursor, &types, &partnerID, &deleted)
+		if err != nil {
+			return fmt.Errorf("read the endpoint's cursor: %w", err)
+		}
+		if deleted {
+			return nil
+		}
+		rows, err := tx.Query(ctx, `SELECT position, id, type, subject, COALESCE(partner_id, '')
+			FROM events WHERE position > $1 ORDER BY position LIMIT $2`, cursor, fanOutBatch)
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		type ev struct {
+			position                     int64
+			id                           uuid.UUID
+			typ, subject, eventPartnerID string
+		}
+		read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
+			var e ev
+			err := r.Scan(&e.position, &e.id, &e.typ, &e.subject, &e.eventPartnerID)
+			return e, err
+		})
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		if len(read) == 0 {
+			return nil
+		}
+		var matched []ev
+		var subjects []string
+		for _, e := range read {
+			if (len(types) > 0 && !slices.Contains(types, e.typ)) || (partnerID != "" && e.eventPartnerID != partnerID) {
+				continue
+			}
+			matched = append(matched, e)
+			if !slices.Contains(subjects, e.subject) {
+				subjects = append(subjects, e.subject)
+			}
+		}
+		cursor = read[len(read)-1].position
+		if len(matched) > 0 {
+			// A delivery waits for the pending ones of its subject before
+			// it, here or already queued.
+			rows, err := tx.Query(ctx, `SELECT DISTINCT subject FROM webhook_deliveries
+				WHERE endpoint_id = $1 AND status = 'pending' AND subject = ANY($2::TEXT[])`, endpointID, subjects)
+			if err != nil {
+				return fmt.Errorf("read pending subjects: %w", err)
+			}
+			waiting, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("read pending subjects: %w", err)
+			}
+			n := len(matched)
+			ids, positions, types, subjects, blocked := make([]uuid.UUID, n), make([]int64, n), make([]string, n), make([]string, n), make([]bool, n)
+			for i, e := range matched {
+				ids[i], positions[i], types[i], subjects[i] = e.id, e.position, e.typ, e.subject
+				blocked[i] = slices.Contains(waiting, e.subject)
+				if !blocked[i] {
+					waiting = append(waiting, e.subject)
+				}
+			}
+			now := d.now().UTC()
+			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id, position, event_type, subject, status,
+					blocked, attempts, next_attempt_at, last_status_code, last_error, last_latency_us, created_at)
+				SELECT $1, v.event_id, v.position, v.event_type, v.subject, 'pending', v.blocked, 0, $2, 0, '', 0, $2
+				FROM unnest($3::UUID[], $4::INT8[], $5::TEXT[], $6::TEXT[], $7::BOOL[]) AS v (event_id, position, event_type, subject, blocked)`,
+				endpointID, now, ids, positions, types, subjects, blocked); err != nil {
+				return fmt.Errorf("insert %d deliveries: %w", n, err)
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET fanned_out = $2 WHERE id = $1`, endpointID, cursor); err != nil {
+			return fmt.Errorf("move the endpoint's cursor: %w", err)
+		}
+		created = len(matched)
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("fan events out to %s: %w", endpointID, err)
+	}
+	return created, cursor, nil
+}
+
+// claimSQL leases up to $5 due deliveries of endpoint $1, oldest due
+// first: each gets holder $2 and a lease until $3, which is also its next
+// attempt if this one is lost. One statement, in its own transaction:
+// SKIP LOCKED lets dispatchers leasing at the same moment take different
+// rows, and the conditions repeated on the updated row make a row that
+// another dispatcher leased meanwhile (its next_attempt_at moved) drop
+// out, so one delivery is never leased twice. The candidates are
+// MATERIALIZED so that they are chosen once: a subquery that the plan
+// runs again per row could lease more than $5. Only the first pending
+// delivery of a subject is unblocked: order per subject holds.
+const claimSQL = `WITH due AS MATERIALIZED (
+		SELECT event_id FROM webhook_deliveries
+		WHERE endpoint_id = $1 AND status = 'pending' AND NOT blocked AND next_attempt_at <= $4
+		ORDER BY next_attempt_at LIMIT $5
+		FOR UPDATE SKIP LOCKED)
+	UPDATE webhook_deliveries AS d
+	SET leased_by = $2, lease_until = $3, next_attempt_at = $3, attempts = d.attempts + 1,
+		first_attempt_at = COALESCE(d.first_attempt_at, $4), last_attempt_at = $4
+	FROM due
+	WHERE d.endpoint_id = $1 AND d.event_id = due.event_id
+	  AND d.status = 'pending' AND NOT d.blocked AND d.next_attempt_at <= $4
+	RETURNING d.event_id, d.position, d.subject, d.attempts, d.first_attempt_at`
+
+// claim leases up to free due deliveries of the endpoints that are not
+// paused, sharing them out: every endpoint gets its share first, then
+// those with more due take what is left. It returns the leases and the
+// endpoints that may have more due.
+func (d *Dispatcher) claim(ctx context.Context, targets []*target, free int) ([]job, []*target, error) {
+	var active []*target
+	for _, t := range targets {
+		if !t.paused {
+			active = append(active, t)
+		}
+	}
+	if len(active) == 0 || free <= 0 {
+		return nil, nil, nil
+	}
+	start := int(d.turn.Add(1) % uint64(len(active)))
+	active = append(active[start:], active[:start]...)
+	share := max(1, free/len(active))
+	var jobs []job
+	// full are the endpoints whose claim got all it asked for: they may
+	// have more due.
+	var full []*target
+	for _, t := range active {
+		limit := min(share, free)
+		if limit == 0 {
+			full = append(full, t)
+			continue
+		}
+		got, err := d.claimFrom(ctx, t, limit)
+		if err != nil {
+			return jobs, nil, err
+		}
+		jobs, free = append(jobs, got...), max(free-len(got), 0)
+		if len(got) >= limit {
+			full = append(full, t)
+		}
+	}
+	var more []*target
+	for _, t := range full {
+		if free == 0 {
+			more = append(more, t)
+			continue
+		}
+		limit := free
+		got, err := d.claimFrom(ctx, t, limit)
+		if err != nil {
+			return jobs, nil, err
+		}
+		jobs, free = append(jobs, got...), max(free-len(got), 0)
+		if len(got) >= limit {
+			more = append(more, t)
+		}
+	}
+	return jobs, more, nil
+}
+
+func (d *Dispatcher) claimFrom(ctx context.Context, t *target, limit int) ([]job, error) {
+	now := d.now().UTC()
+	rows, err := d.db.Pool.Query(ctx, claimSQL, t.id, d.holder, now.Add(d.lease), now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("lease deliveries of %s: %w", t.id, err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (job, error) {
+		j := job{target: t}
+		err := r.Scan(&j.eventID, &j.position, &j.subject, &j.attempts, &j.firstAttemptAt)
+		return j, err
+	})
+	if err != nil {
+		// Leases that committed run out: nothing is lost.
+		return nil, fmt.Errorf("lease deliveries of %s: %w", t.id, err)
+	}
+	return jobs, nil
+}
+
+// readEvents reads the events of the leased deliveries, and returns those
+// it found.
+func (d *Dispatcher) readEvents(ctx context.Context, jobs []job) ([]job, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	positions := make([]int64, len(jobs))
+	for i, j := range jobs {
+		positions[i] = j.position
+	}
+	rows, err := d.db.Pool.Query(ctx, `SELECT position, id, type, subject, seq, occurred_at, recorded_at, sequenced_at,
+			COALESCE(partner_id, ''), COALESCE(property_id, ''), transaction_id, data::TEXT
+		FROM events WHERE position = ANY($1::INT8[])`, positions)
+	if err != nil {
+		return nil, fmt.Errorf("read the events of %d deliveries: %w", len(jobs), err)
+	}
+	read, err := pgx.CollectRows(rows, events.ScanEvent)
+	if err != nil {
+		return nil, fmt.Errorf("read the events of %d deliveries: %w", len(jobs), err)
+	}
+	byPosition := make(map[int64]events.Event, len(read))
+	for _, e := range read {
+		byPosition[e.Position] = e
+	}
+	kept := jobs[:0]
+	for _, j := range jobs {
+		e, ok := byPosition[j.position]
+		if !ok || e.ID != j.eventID {
+			// events.Prune keeps the events of the pending deliveries of
+			// endpoints not deleted: this one's endpoint was deleted since
+			// it was leased, or it is a bug. Its lease runs out.
+			d.log.Error("webhook delivery without its event", "endpoint_id", j.target.id, "event_id", j.eventID, "position", j.position)
+			continue
+		}
+		j.event = e
+		kept = append(kept, j)
+	}
+	return kept, nil
+}
+
+// measureBacklog records how long the oldest due delivery of the
+// endpoints that may have more has been due.
+func (d *Dispatcher) measureBacklog(ctx context.Context, saturated []*target) error {
+	now := d.now().UTC()
+	var oldest time.Time
+	for _, t := range saturated {
+		var due time.Time
+		err := d.db.Pool.QueryRow(ctx, `SELECT next_attempt_at FROM webhook_deliveries
+			WHERE endpoint_id = $1 AND status = 'pending' AND NOT blocked AND next_attempt_at <= $2
+			ORDER BY next_attempt_at LIMIT 1`, t.id, now).Scan(&due)
+		if errors.Is(err, pgx.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read the oldest due delivery of %s: %w", t.id, err)
+		}
+		if oldest.IsZero() || due.Before(oldest) {
+			oldest = due
+		}
+	}
+	age := time.Duration(0)
+	if !oldest.IsZero() {
+		age = max(0, now.Sub(oldest))
+	}
+	d.backlogAge.Store(int64(age))
+	return nil
+}
+
+// outcome is what an attempt got.
+type outcome struct {
+	ok         bool
+	statusCode int
+	errText    string
+	latency    time.Duration
+	// interrupted: the dispatcher was stopped during the attempt.
+	interrupted bool
+}
+
+// result is an attempt and what it got.
+type result struct {
+	job
+	outcome
+}
+
+// send POSTs the event's envelope, signed as Standard Webhooks says.
+func (d *Dispatcher) send(ctx context.Context, j job) outcome {
+	d.attempts.Add(1)
+	body, err := json.Marshal(j.event.Envelope())
+	if err != nil {
+		return outcome{errText: boundedText("encode the envelope: " + err.Error())}
+	}
+	at := d.now()
+	msgID := j.eventID.String()
+	signature := Sign(j.target.secret, msgID, at, body)
+	if j.target.previous != "" && at.Before(j.target.previousUntil) {
+		signature += " " + Sign(j.target.previous, msgID, at, body)
+	}
+	actx, cancel := context.WithTimeout(ctx, d.attemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, j.target.url, bytes.NewReader(body))
+	if err != nil {
+		return outcome{errText: boundedText("build the request: " + err.Error())}
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", userAgent)
+	req.Header.Set("Webhook-Id", msgID)
+	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(at.Unix(), 10))
+	req.Header.Set("Webhook-Signature", signature)
+	start := time.Now()
+	resp, err := d.client.Do(req)
+	latency := time.Since(start)
+	if err != nil {
+		if ctx.Err() != nil {
+			return outcome{interrupted: true}
+		}
+		return outcome{latency: latency, errText: boundedText(attemptError(err, d.attemptTimeout))}
+	}
+	defer resp.Body.Close()
+	o := outcome{ok: resp.StatusCode >= 200 && resp.StatusCode < 300, statusCode: resp.StatusCode, latency: latency}
+	if !o.ok {
+		head, _ := io.ReadAll(io.LimitReader(resp.Body, MaxErrorBytes))
+		o.errText = boundedText(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, head))
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainBytes))
+	return o
+}
+
+// attemptError says why an attempt got no answer, without the URL (the
+// delivery log names the endpoint).
+func attemptError(err error, timeout time.Duration) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return fmt.Sprintf("no answer within %s", timeout)
+		}
+		err = ue.Err
+	}
+	return err.Error()
+}
+
+// boundedText is s as valid UTF-8 of at most MaxErrorBytes bytes.
+func boundedText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= MaxErrorBytes {
+		return s
+	}
+	cut := MaxErrorBytes
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}
+
+// commit records the outcomes of attempts in one transaction: each where
+// this dispatcher still holds the delivery's lease (else the lease ran out
+// and another attempt's outcome is the one that counts). A delivery that
+// is done (delivered or dead) lets the next pending delivery of its
+// subject go. It runs on after ctx ends (a 2xx must not be lost), for at
+// most recordTimeout; what it cannot record is attempted again once the
+// leases run out.
+func (d *Dispatcher) commit(ctx context.Context, results []result) {
+	var recorded []result
+	for _, r := range results {
+		if !r.interrupted {
+			recorded = append(recorded, r)
+		}
+	}
+	if len(recorded) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	n := len(recorded)
+	type key struct {
+		endpointID string
+		eventID    uuid.UUID
+	}
+	statuses := map[key]string{}
+	err := d.db.WriteTx(cctx, func(tx pgx.Tx) error {
+		clear(statuses)
+		now := d.now().UTC()
+		endpoints, events, attempts := make([]string, n), make([]uuid.UUID, n), make([]int32, n)
+		status, next, codes := make([]string, n), make([]time.Time, n), make([]int32, n)
+		errTexts, latencies, deliveredAt := make([]string, n), make([]int64, n), make([]*time.Time, n)
+		for i, r := range recorded {
+			endpoints[i], events[i], attempts[i] = r.target.id, r.eventID, int32(r.attempts)
+			codes[i], errTexts[i], latencies[i] = int32(r.statusCode), r.errText, r.latency.Microseconds()
+			status[i], next[i] = StatusPending, now
+			switch deadline := r.firstAttemptAt.Add(RetryFor); {
+			case r.ok:
+				status[i], deliveredAt[i] = StatusDelivered, &now
+			case !now.Before(deadline):
+				status[i] = StatusDead
+			default:
+				next[i] = now.Add(backoff(r.attempts))
+				if next[i].After(deadline) {
+					next[i] = deadline // the last attempt comes at the deadline
+				}
+			}
+		}
+		rows, err := tx.Query(cctx, `UPDATE webhook_deliveries AS d SET status = v.status, next_attempt_at = v.next_attempt_at,
+				last_status_code = v.status_code, last_error = v.error, last_latency_us = v.latency_us, delivered_at = v.delivered_at,
+				leased_by = NULL, lease_until = NULL
+			FROM unnest($1::TEXT[], $2::UUID[], $3::INT4[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::INT4[], $7::TEXT[], $8::INT8[], $9::TIMESTAMPTZ[])
+				AS v (endpoint_id, event_id, attempts, status, next_attempt_at, status_code, error, latency_us, delivered_at)
+			WHERE d.endpoint_id = v.endpoint_id AND d.event_id = v.event_id AND d.attempts = v.attempts
+			  AND d.leased_by = $10 AND d.status = 'pending'
+			RETURNING d.endpoint_id, d.event_id, d.subject, d.status`,
+			endpoints, events, attempts, status, next, codes, errTexts, latencies, deliveredAt, d.holder)
+		if err != nil {
+			return fmt.Errorf("record %d attempts: %w", n, err)
+		}
+		type chain struct{ endpointID, subject string }
+		var done []chain
+		var endpointID, subject, st string
+		var eventID uuid.UUID
+		if _, err := pgx.ForEachRow(rows, []any{&endpointID, &eventID, &subject, &st}, func() error {
+			statuses[key{endpointID, eventID}] = st
+			if c := (chain{endpointID, subject}); st != StatusPending && !slices.Contains(done, c) {
+				done = append(done, c)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("record %d attempts: %w", n, err)
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		b := &pgx.Batch{}
+		for _, c := range done {
+			b.Queue(`UPDATE webhook_deliveries SET blocked = false
+				WHERE endpoint_id = $1 AND blocked AND event_id = (
+					SELECT event_id FROM webhook_deliveries
+					WHERE endpoint_id = $1 AND subject = $2 AND status = 'pending'
+					ORDER BY position LIMIT 1)`, c.endpointID, c.subject)
+		}
+		if err := tx.SendBatch(cctx, b).Close(); err != nil {
+			return fmt.Errorf("let the next deliveries of %d subjects go: %w", len(done), err)
+		}
+		return nil
+	})
+	if err != nil {
+		// The leases run out and the deliveries are attempted again: at
+		// least once.
+		d.log.Warn("webhook attempts not recorded", "attempts", n, "error", err)
+		return
+	}
+	for _, r := range recorded {
+		switch statuses[key{r.target.id, r.eventID}] {
+		case StatusDelivered:
+			d.delivered.Add(1)
+		case StatusDead:
+			d.failed.Add(1)
+			d.dead.Add(1)
+		case StatusPending:
+			d.failed.Add(1)
+		}
+	}
+}
+
+// backoff is the wait after the attempts-th failed attempt: uniform
+// between 1 s and a ceiling of FirstRetry doubled per attempt, at most
+// MaxRetry (full jitter, so that failing deliveries spread out).
+func backoff(attempts int) time.Duration {
+	ceiling := MaxRetry
+	if attempts <= 20 {
+		ceiling = min(FirstRetry<<max(attempts-1, 0), MaxRetry)
+	}
+	return time.Second + rand.N(ceiling)
+}

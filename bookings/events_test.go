@@ -554,7 +554,9 @@ func TestARefusedBookingFactWritesNoEvent(t *testing.T) {
 // few members (stays, no-shows, cancellations, guarantees placed and
 // released, some on the same bookings so that the database refuses them),
 // then every committed fact (an outcome, a hold, a release, a tier change,
-// a transaction) has exactly one event, and every event a committed fact.
+// a transaction) has exactly one event, every event a committed fact, and
+// every fact a request was told of committed. Two stays of a member at
+// once may both find it gold: one change, one event.
 func TestEveryCommittedBookingFactHasOneEvent(t *testing.T) {
 	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
 		w := newAnnouncing(t, db)
@@ -575,6 +577,15 @@ func TestEveryCommittedBookingFactHasOneEvent(t *testing.T) {
 			return errors.Is(err, bookings.ErrRecorded) || errors.Is(err, ledger.ErrHoldExists) || errors.Is(err, bookings.ErrNoGuarantee) ||
 				errors.As(err, &insufficient) || errors.As(err, &hold) || errors.Is(err, ledger.ErrHoldNotActive)
 		}
+		// acknowledged are the facts whose requests succeeded, as the
+		// index below names them: each must have committed.
+		var mu sync.Mutex
+		var acknowledged []string
+		ack := func(fact string) {
+			mu.Lock()
+			defer mu.Unlock()
+			acknowledged = append(acknowledged, fact)
+		}
 		var wg sync.WaitGroup
 		for wk := range workers {
 			wg.Go(func() {
@@ -586,14 +597,20 @@ func TestEveryCommittedBookingFactHasOneEvent(t *testing.T) {
 					key := fmt.Sprintf("w%d-%d", wk, i)
 					var err error
 					switch i % 6 {
-					case 0:
-						_, err = w.stay(m, stayID, "2026-11-20", "2026-11-21", key)
+					case 0: // three nights: a few of them make a member gold, some at once
+						var r bookings.StayResult
+						if r, err = w.stay(m, stayID, "2026-11-18", "2026-11-21", key); err == nil {
+							ack("points:" + r.Transaction.ID.String() + "/" + m)
+						}
 					case 1:
 						_, err = w.noShow(m, stayID, "2026-11-21", booked, key)
 					case 2:
 						_, err = w.cancel(m, stayID, "2026-11-21", time.Date(2026, 11, 21, 20, 0, 0, 0, shanghai), key)
 					case 3:
-						_, err = w.guarantee(m, stayID, "2026-11-24", key)
+						var h ledger.Hold
+						if h, err = w.guarantee(m, stayID, "2026-11-24", key); err == nil {
+							ack(events.TypeGuaranteePlaced + ":" + h.ID.String())
+						}
 					case 4:
 						_, err = w.service.ReleaseGuarantee(w.ctx, req(key), "SH-1", fmt.Sprintf("B-%d-%d", (wk/2)%memberCount, i-1))
 					case 5:
@@ -637,6 +654,11 @@ func TestEveryCommittedBookingFactHasOneEvent(t *testing.T) {
 			byID[key] = append(byID[key], e)
 		}
 		facts := committedFacts(t, w)
+		for _, f := range acknowledged {
+			if !slices.Contains(facts, f) {
+				t.Errorf("fact %s was acknowledged and did not commit", f)
+			}
+		}
 		for _, f := range facts {
 			if n := len(byID[f]); n != 1 {
 				t.Errorf("fact %s has %d events", f, n)

@@ -48,7 +48,9 @@ func TestBadRequestsAreRefusedNamingTheirField(t *testing.T) {
 		{"an event type twice", "event_types", func() error {
 			return create(webhooks.CreateRequest{URL: "https://example.com/", EventTypes: []string{events.TypePointsEarned, events.TypePointsEarned}})
 		}},
-		{"a malformed partner id", "partner_id", func() error { return create(webhooks.CreateRequest{URL: "https://example.com/", PartnerID: "no such!"}) }},
+		{"a malformed partner id", "partner_id", func() error {
+			return create(webhooks.CreateRequest{URL: "https://example.com/", PartnerID: "no such!"})
+		}},
 		{"a partner that does not exist", "partner_id", func() error {
 			return create(webhooks.CreateRequest{URL: "https://example.com/", PartnerID: "P9"})
 		}},

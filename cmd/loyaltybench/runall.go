@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
 )
@@ -42,6 +44,7 @@ func runAllCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	lf.register(fs, defaultDuration, "bin/bench.csv")
 	bin := fs.String("loyaltyd", "bin/loyaltyd", "the loyaltyd binary to start")
 	accounts := fs.Int("accounts", 100000, "accounts of the baseline")
+	events := fs.Bool("events", true, "run loyaltyd with its event sequencer and webhook dispatcher; -events=false runs it with them off (every write still writes its events to the outbox), to compare")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loyaltybench run-all -loyaltyd bin/loyaltyd [flags]
 
@@ -67,14 +70,14 @@ Flags:
 		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
 		return 2
 	}
-	if err := runAll(ctx, lf, *bin, *accounts, stdout, stderr); err != nil {
+	if err := runAll(ctx, lf, *bin, *accounts, *events, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout, stderr io.Writer) (err error) {
+func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events bool, stdout, stderr io.Writer) (err error) {
 	startedAt := time.Now()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -100,12 +103,12 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 	fmt.Fprintf(stdout, "PostgreSQL %s started (fsync=%s), database %q\n", pg.Version(), fsync, benchDatabase)
 
 	// (b) loyaltyd on it.
-	srv, err := startServer(ctx, bin, dbURL, stderr)
+	srv, err := startServer(ctx, bin, dbURL, events, stderr)
 	if err != nil {
 		return err
 	}
 	defer srv.kill()
-	fmt.Fprintf(stdout, "loyaltyd (pid %d) listening on %s\n", srv.pid(), srv.url)
+	fmt.Fprintf(stdout, "loyaltyd (pid %d) listening on %s, events %s\n", srv.pid(), srv.url, onOff(events))
 
 	pool, err := openPool(ctx, dbURL, lf.clients)
 	if err != nil {
@@ -160,6 +163,8 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 				peakOps = float64(rep.Ops) / rep.Elapsed.Seconds()
 			}
 			if err == nil {
+				rep.Events = onOff(events)
+				printEventBacklog(ctx, stdout, pool)
 				var problems []string
 				if problems, err = checkAcknowledged(ctx, pool, rep); err == nil {
 					rep.Problems = append(rep.Problems, problems...)
@@ -241,6 +246,27 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, stdout,
 	return nil
 }
 
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
+}
+
+// printEventBacklog says how far the event sequencer is behind the writes
+// at the end of a phase: with events off, the outbox holds every event the
+// phase wrote.
+func printEventBacklog(ctx context.Context, w io.Writer, pool *pgxpool.Pool) {
+	var waiting, sequenced int64
+	err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM event_outbox), (SELECT last_position FROM event_sequencer WHERE id = 1)`).
+		Scan(&waiting, &sequenced)
+	if err != nil {
+		fmt.Fprintf(w, "events: backlog unknown: %v\n", err)
+		return
+	}
+	fmt.Fprintf(w, "events: %d sequenced so far, %d written and waiting in the outbox\n", sequenced, waiting)
+}
+
 func createDatabase(ctx context.Context, adminURL, name string) error {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
@@ -268,7 +294,7 @@ func (s *server) pid() int { return s.cmd.Process.Pid }
 // startServer starts loyaltyd on dbURL on a free loopback port and reads
 // the URL and the admin key it prints on its first start. Its log (JSON,
 // warnings and errors only) goes to logs.
-func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*server, error) {
+func startServer(ctx context.Context, bin, dbURL string, events bool, logs io.Writer) (*server, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -277,7 +303,8 @@ func startServer(ctx context.Context, bin, dbURL string, logs io.Writer) (*serve
 	// first run a minute or two after start, in the middle of a phase, and
 	// make that phase's figures depend on where it fell: off while measuring.
 	cmd := exec.Command(bin, "-database-url", dbURL, "-listen", "127.0.0.1:0", "-metrics-listen", "127.0.0.1:0", "-log-level", "warn",
-		"-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0")
+		"-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0", "-events-prune-every", "0",
+		"-events="+strconv.FormatBool(events))
 	cmd.Stdout = w
 	cmd.Stderr = logs
 	// If we die, so does it.

@@ -82,8 +82,12 @@ func (k *kindStats) errorCount() int64 {
 // report is what one run measured: a load run against the service or a
 // baseline run against plain SQL.
 type report struct {
-	Target  string // "service" or "baseline"
-	Mode    string // "spread" or "hot"
+	Target string // "service" or "baseline"
+	Mode   string // "spread" or "hot"
+	// Events is "on" or "off": whether the server sequenced and delivered
+	// its events during the run (run-all); "" for the baseline and for a
+	// server run-all did not start.
+	Events  string
 	Clients int
 	Rate    float64       // operations/s the run was paced to; 0: unpaced
 	Elapsed time.Duration // of the measured phase, setup excluded
@@ -296,7 +300,7 @@ func printSummary(w io.Writer, reports []*report) {
 	tw.Flush()
 }
 
-var csvHeader = []string{"started_at", "target", "mode", "clients", "duration_s", "ops", "committed_tx_per_s",
+var csvHeader = []string{"started_at", "target", "mode", "events", "clients", "duration_s", "ops", "committed_tx_per_s",
 	"p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "retries", "peak_rss_mib",
 	"cpu_postgres_ms", "cpu_server_ms", "cpu_client_ms", "cores_busy"}
 
@@ -330,7 +334,7 @@ func appendCSV(path string, started time.Time, reports []*report) (movedTo strin
 			errs += fmt.Sprintf(";replay_mismatch:%d", r.Mismatches)
 		}
 		_ = w.Write([]string{
-			started.UTC().Format(time.RFC3339), r.Target, r.Mode, strconv.Itoa(r.Clients),
+			started.UTC().Format(time.RFC3339), r.Target, r.Mode, r.Events, strconv.Itoa(r.Clients),
 			fmt.Sprintf("%.1f", r.Elapsed.Seconds()), strconv.FormatInt(r.Ops, 10),
 			fmt.Sprintf("%.1f", r.committedPerSecond()),
 			ms(h.percentile(.50)), ms(h.percentile(.90)), ms(h.percentile(.99)), ms(h.Max),

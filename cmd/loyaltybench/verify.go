@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -53,5 +54,5 @@ func verifyLedger(ctx context.Context, url string) ([]ledger.Discrepancy, error)
 		return nil, err
 	}
 	defer db.Close()
-	return ledger.New(db, ledger.Options{}).Verify(ctx)
+	return ledger.New(db, ledger.Options{Outbox: events.OfTransaction}).Verify(ctx)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/expiry"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programmes"
@@ -73,7 +74,8 @@ Flags:
 		return exitError
 	}
 	defer db.Close()
-	l := ledger.New(db, ledger.Options{Clock: e.now})
+	// Expiries announce themselves, as loyaltyd's own writes do.
+	l := ledger.New(db, ledger.Options{Clock: e.now, Outbox: events.OfTransaction})
 	job := expiry.New(l, programmes.New(l, e.now), e.now)
 	asOfFlag := asOf.Format(time.RFC3339Nano)
 	fmt.Fprintf(stderr, "loyaltyctl: points expiry as of %s in batches of %d, on %s\n", asOfFlag, *batch, db.Dialect.Engine)

@@ -12,6 +12,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/financecsv"
 	"github.com/loyalty-ledger/loyalty/ledger"
@@ -42,7 +43,7 @@ func (f financeFlags) open(ctx context.Context, e env, name string) (*finance.Re
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: open the database: %v\n", name, err)
 		return nil, nil, exitError
 	}
-	return finance.New(ledger.New(db, ledger.Options{Clock: e.now}), finance.Options{Clock: e.now}), db.Close, exitOK
+	return finance.New(ledger.New(db, ledger.Options{Clock: e.now, Outbox: events.OfTransaction}), finance.Options{Clock: e.now}), db.Close, exitOK
 }
 
 // output opens -o: "-" (the default) is stdout.

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programmes"
@@ -94,7 +95,8 @@ Flags:
 	if asOf.After(e.now()) {
 		fmt.Fprintf(stderr, "loyaltyctl: note: -as-of %s is in the future: members due by then are reviewed now, on the stays recorded so far\n", asOfFlag)
 	}
-	l := ledger.New(db, ledger.Options{Clock: e.now})
+	// Tier changes announce themselves, as loyaltyd's own writes do.
+	l := ledger.New(db, ledger.Options{Clock: e.now, Outbox: events.OfTransaction})
 	store := members.New(l, e.now)
 	// The tier rules of the programme version in force at -as-of.
 	version, err := programmes.New(l, e.now).At(ctx, asOf)

@@ -2,7 +2,9 @@
 // HTTP port (HTTP/1.1 and unencrypted HTTP/2), with gRPC health checking,
 // server reflection and the read-only finance page at /finance/; Prometheus
 // metrics and Go's profiles on ports of their own (-metrics-listen,
-// -pprof-listen), never the public one.
+// -pprof-listen), never the public one. Every write announces its events
+// (the outbox); unless -events=false, this process also sequences them and
+// delivers them to webhooks.
 //
 // Without a database URL it runs its own PostgreSQL (embedded mode, for
 // development: `make run`) whose data lives in -data-dir and survives
@@ -18,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -25,7 +28,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,6 +40,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/embeddedpg"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/expiry"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/financeweb"
@@ -46,6 +52,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/rpc"
 	"github.com/loyalty-ledger/loyalty/tiers"
+	"github.com/loyalty-ledger/loyalty/webhooks"
 )
 
 const (
@@ -55,6 +62,12 @@ const (
 	embeddedDatabase = "loyalty"
 	// shutdownGrace is how long in-flight requests get to finish after SIGTERM/SIGINT.
 	shutdownGrace = 30 * time.Second
+	// backgroundGrace is how long the sequencer and the dispatcher get to
+	// stop after the server: the dispatcher's attempts in flight take up to
+	// their 10 s timeout, then record their outcome.
+	backgroundGrace = 30 * time.Second
+	// pruneBatch is the events one pruning transaction deletes at most.
+	pruneBatch = 1000
 )
 
 func main() {
@@ -78,6 +91,14 @@ type config struct {
 	expireEvery time.Duration
 	// financeJobsEvery runs the finance rollup and seal jobs this often (0: never).
 	financeJobsEvery time.Duration
+	// events runs the event sequencer and the webhook dispatcher in this
+	// process. Off, the outbox is still written: another process (or a
+	// later start) sequences and delivers.
+	events bool
+	// eventsRetention is how long sequenced events are kept.
+	eventsRetention time.Duration
+	// pruneEventsEvery runs the events' pruning job this often (0: never).
+	pruneEventsEvery time.Duration
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -112,6 +133,25 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	financeEvery := env("LOYALTY_FINANCE_JOBS_EVERY", "1h")
 	fs.Func("finance-jobs-every", "roll up and seal the closed days this often, first two minutes after start; 0 turns it off (env LOYALTY_FINANCE_JOBS_EVERY, default 1h)", func(v string) error {
 		financeEvery = v
+		return nil
+	})
+	eventsOn := env("LOYALTY_EVENTS", "true")
+	fs.Func("events", "sequence events and deliver webhooks in this process: true or false; the outbox is written either way (env LOYALTY_EVENTS, default true)", func(v string) error {
+		eventsOn = v
+		return nil
+	})
+	// A boolean flag: -events alone means true.
+	if f := fs.Lookup("events"); f != nil {
+		f.Value = boolFlag{f.Value}
+	}
+	retention := env("LOYALTY_EVENTS_RETENTION", "720h")
+	fs.Func("events-retention", "keep sequenced events (and their webhook delivery log) this long, at least 24h; older ones an endpoint still needs stay (env LOYALTY_EVENTS_RETENTION, default 720h)", func(v string) error {
+		retention = v
+		return nil
+	})
+	pruneEvery := env("LOYALTY_EVENTS_PRUNE_EVERY", "1h")
+	fs.Func("events-prune-every", "delete the events older than -events-retention this often, first three minutes after start; 0 turns it off (env LOYALTY_EVENTS_PRUNE_EVERY, default 1h)", func(v string) error {
+		pruneEvery = v
 		return nil
 	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
@@ -164,6 +204,21 @@ Flags:
 		return config{}, fmt.Errorf("-finance-jobs-every: %q is not 0 or a duration of at least 1m", financeEvery)
 	} else {
 		cfg.financeJobsEvery = every
+	}
+	if on, err := strconv.ParseBool(strings.TrimSpace(eventsOn)); err != nil {
+		return config{}, fmt.Errorf("-events: %q is not true or false", eventsOn)
+	} else {
+		cfg.events = on
+	}
+	if keep, err := time.ParseDuration(retention); err != nil || keep < 24*time.Hour {
+		return config{}, fmt.Errorf("-events-retention: %q is not a duration of at least 24h", retention)
+	} else {
+		cfg.eventsRetention = keep
+	}
+	if every, err := time.ParseDuration(pruneEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
+		return config{}, fmt.Errorf("-events-prune-every: %q is not 0 or a duration of at least 1m", pruneEvery)
+	} else {
+		cfg.pruneEventsEvery = every
 	}
 	if cfg.listen == "" {
 		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
@@ -274,7 +329,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if err := migrations.Apply(ctx, db.Pool, logger); err != nil {
 		return err
 	}
-	l := ledger.New(db, ledger.Options{})
+	// Every write announces itself in its own transaction, whether or not
+	// this process sequences (-events).
+	l := ledger.New(db, ledger.Options{Outbox: events.OfTransaction})
 	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
 		return fmt.Errorf("create the programme's accounts: %w", err)
 	}
@@ -294,12 +351,16 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 
 	m := newMetrics(db, l)
+	eventStore := events.NewStore(db)
+	webhookStore := webhooks.NewStore(l, nil)
 	srv, err := rpc.New(rpc.Config{
 		Ledger:     l,
 		Members:    memberStore,
 		Keys:       keys,
 		Programmes: progs,
 		Partners:   partners.New(l, nil),
+		Events:     eventStore,
+		Webhooks:   webhookStore,
 		Logger:     logger,
 		Refused:    m.Refused,
 	})
@@ -331,6 +392,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Event streams never finish by themselves: they end (and their
+	// clients resume elsewhere) when the shutdown begins.
+	httpServer.RegisterOnShutdown(srv.StopStreams)
 	if cfg.pprofListen != "" {
 		// A port of its own, never the service's: profiles are for operators.
 		profiles := http.NewServeMux()
@@ -380,6 +444,25 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 	if cfg.financeJobsEvery > 0 {
 		go repeat(ctx, 2*time.Minute, cfg.financeJobsEvery, func(ctx context.Context) { financeJobs(ctx, reports, logger) })
+	}
+	if cfg.pruneEventsEvery > 0 {
+		go repeat(ctx, 3*time.Minute, cfg.pruneEventsEvery, func(ctx context.Context) { pruneEvents(ctx, db, cfg.eventsRetention, logger) })
+	}
+	// The sequencer and the dispatcher outlive the HTTP server: the writes
+	// still in flight when it stops announce events to sequence and deliver.
+	backgroundCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	cleanups = append(cleanups, func() error { return stopInTime(stopBackground, &background, backgroundGrace, logger) })
+	if cfg.events {
+		holder := processName()
+		sequencer := events.NewSequencer(db, nil, holder)
+		dispatcher := webhooks.NewDispatcher(db, webhookStore, webhooks.DispatcherOptions{Holder: holder, Logger: logger})
+		m.watchDispatcher(dispatcher)
+		background.Go(func() { _ = events.RunSequencer(backgroundCtx, sequencer, 0) })
+		background.Go(func() { _ = dispatcher.Run(backgroundCtx) })
+		logger.Info("events: sequencing and delivering webhooks in this process", "holder", holder)
+	} else {
+		logger.Info("events: -events=false: this process writes events but neither sequences nor delivers them")
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpServer.Serve(ln) }()
@@ -569,4 +652,48 @@ func expirePoints(ctx context.Context, job *expiry.Job, logger *slog.Logger) {
 	}
 	logger.Info("points expiry done", "as_of", asOf, "members_due", p.Processed, "expired", p.Expired,
 		"points", p.Points, "duration", time.Since(started).String())
+}
+
+// boolFlag makes a flag.Func a boolean flag: "-events" alone is "true".
+type boolFlag struct{ flag.Value }
+
+func (boolFlag) IsBoolFlag() bool { return true }
+
+// processName names this process on the sequencer's and the dispatcher's
+// leases: host, pid and a random part, unique across restarts.
+func processName() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%08x", host, os.Getpid(), rand.Uint32())
+}
+
+// stopInTime cancels the background work and waits for it, at most
+// grace: an attempt cut off is retried by whoever runs next (its lease
+// runs out), so a stuck one never holds up the shutdown for longer.
+func stopInTime(stop context.CancelFunc, wg *sync.WaitGroup, grace time.Duration, logger *slog.Logger) error {
+	stop()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		logger.Info("events: sequencer and webhook dispatcher stopped")
+		return nil
+	case <-time.After(grace):
+		return fmt.Errorf("events: the sequencer or the webhook dispatcher was still running %s after the server stopped", grace)
+	}
+}
+
+// pruneEvents deletes the events older than the retention that no webhook
+// endpoint still needs, a batch per transaction.
+func pruneEvents(ctx context.Context, db *database.DB, retention time.Duration, logger *slog.Logger) {
+	started := time.Now()
+	olderThan := started.Add(-retention)
+	n, err := events.Prune(ctx, db, olderThan, pruneBatch)
+	if err != nil {
+		logger.Error("events pruning stopped", "older_than", olderThan, "error", err.Error(), "deleted", n)
+		return
+	}
+	logger.Info("events pruning done", "older_than", olderThan, "deleted", n, "duration", time.Since(started).String())
 }

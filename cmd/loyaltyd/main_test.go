@@ -14,7 +14,8 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"LOYALTY_DATABASE_URL", "LOYALTY_DATA_DIR", "LOYALTY_LISTEN", "LOYALTY_LOG_LEVEL", "LOYALTY_TIER_REVIEW_EVERY", "LOYALTY_FINANCE_JOBS_EVERY"} {
+	for _, name := range []string{"LOYALTY_DATABASE_URL", "LOYALTY_DATA_DIR", "LOYALTY_LISTEN", "LOYALTY_LOG_LEVEL", "LOYALTY_TIER_REVIEW_EVERY", "LOYALTY_FINANCE_JOBS_EVERY",
+		"LOYALTY_EVENTS", "LOYALTY_EVENTS_RETENTION", "LOYALTY_EVENTS_PRUNE_EVERY"} {
 		t.Setenv(name, "")
 	}
 
@@ -22,7 +23,8 @@ func TestFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{dataDir: filepath.Join(wd, ".data", "postgres"), listen: "127.0.0.1:8080", logLevel: slog.LevelInfo, tierReviewEvery: 24 * time.Hour, expireEvery: time.Hour, financeJobsEvery: time.Hour}
+	want := config{dataDir: filepath.Join(wd, ".data", "postgres"), listen: "127.0.0.1:8080", logLevel: slog.LevelInfo, tierReviewEvery: 24 * time.Hour, expireEvery: time.Hour, financeJobsEvery: time.Hour,
+		events: true, eventsRetention: 720 * time.Hour, pruneEventsEvery: time.Hour}
 	if cfg != want {
 		t.Errorf("defaults: got %+v, want %+v", cfg, want)
 	}
@@ -33,28 +35,35 @@ func TestFlags(t *testing.T) {
 	t.Setenv("LOYALTY_LOG_LEVEL", "debug")
 	t.Setenv("LOYALTY_TIER_REVIEW_EVERY", "6h")
 	t.Setenv("LOYALTY_FINANCE_JOBS_EVERY", "30m")
+	t.Setenv("LOYALTY_EVENTS", "false")
+	t.Setenv("LOYALTY_EVENTS_RETENTION", "48h")
+	t.Setenv("LOYALTY_EVENTS_PRUNE_EVERY", "10m")
 	cfg, err = parseFlags(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = config{dataDir: filepath.Join(wd, "pg"), listen: "127.0.0.1:9000", logLevel: slog.LevelDebug, tierReviewEvery: 6 * time.Hour, expireEvery: time.Hour, financeJobsEvery: 30 * time.Minute}
+	want = config{dataDir: filepath.Join(wd, "pg"), listen: "127.0.0.1:9000", logLevel: slog.LevelDebug, tierReviewEvery: 6 * time.Hour, expireEvery: time.Hour, financeJobsEvery: 30 * time.Minute,
+		eventsRetention: 48 * time.Hour, pruneEventsEvery: 10 * time.Minute}
 	if cfg != want {
 		t.Errorf("environment: got %+v, want %+v", cfg, want)
 	}
 
 	// ...and a flag wins over the environment.
 	t.Setenv("LOYALTY_DATABASE_URL", "postgresql://env@localhost/loyalty")
-	cfg, err = parseFlags([]string{"-database-url", "postgresql://flag@localhost/loyalty", "-listen", ":9001", "-log-level", "WARN", "-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0"}, io.Discard)
+	cfg, err = parseFlags([]string{"-database-url", "postgresql://flag@localhost/loyalty", "-listen", ":9001", "-log-level", "WARN", "-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0",
+		"-events", "-events-retention", "168h", "-events-prune-every", "0"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// With a database URL there is no embedded data directory.
-	want = config{databaseURL: "postgresql://flag@localhost/loyalty", listen: ":9001", logLevel: slog.LevelWarn}
+	want = config{databaseURL: "postgresql://flag@localhost/loyalty", listen: ":9001", logLevel: slog.LevelWarn,
+		events: true, eventsRetention: 168 * time.Hour}
 	if cfg != want {
 		t.Errorf("flags: got %+v, want %+v", cfg, want)
 	}
 
-	for _, args := range [][]string{{"-log-level", "loud"}, {"-listen", ""}, {"extra"}, {"-no-such-flag"}, {"-tier-review-every", "5s"}, {"-finance-jobs-every", "10s"}, {"-expire-every", "-1h"}} {
+	for _, args := range [][]string{{"-log-level", "loud"}, {"-listen", ""}, {"extra"}, {"-no-such-flag"}, {"-tier-review-every", "5s"}, {"-finance-jobs-every", "10s"}, {"-expire-every", "-1h"},
+		{"-events=maybe"}, {"-events-retention", "1h"}, {"-events-retention", "0"}, {"-events-prune-every", "30s"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
 		}

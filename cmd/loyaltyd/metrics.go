@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -11,7 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/webhooks"
 )
 
 // metrics is the server's Prometheus registry: RPC counts and latencies,
@@ -87,8 +90,95 @@ func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
 			Name: "loyalty_db_pool_max_conns",
 			Help: "Most connections the pool opens.",
 		}, pool(func(_, _, _, max int32) int32 { return max })),
+		&eventLog{db: db, store: events.NewStore(db)},
 	)
 	return m
+}
+
+// watchDispatcher adds the webhook dispatcher's counters: this process's
+// attempts and their outcomes, and how far behind its deliveries are.
+func (m *metrics) watchDispatcher(d *webhooks.Dispatcher) {
+	stat := func(field func(webhooks.DispatcherStats) uint64) func() float64 {
+		return func() float64 { return float64(field(d.Stats())) }
+	}
+	m.registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_webhook_attempts_total",
+			Help: "Webhook delivery attempts this process started.",
+		}, stat(func(s webhooks.DispatcherStats) uint64 { return s.Attempts })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_webhook_delivered_total",
+			Help: "Webhook delivery attempts answered 2xx.",
+		}, stat(func(s webhooks.DispatcherStats) uint64 { return s.Delivered })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_webhook_failed_total",
+			Help: "Webhook delivery attempts that failed (no answer in time, a refused connection, a status other than 2xx).",
+		}, stat(func(s webhooks.DispatcherStats) uint64 { return s.Failed })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_webhook_dead_total",
+			Help: "Webhook deliveries that became dead letters (still failing three days after their first attempt).",
+		}, stat(func(s webhooks.DispatcherStats) uint64 { return s.Dead })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "loyalty_webhook_fanned_out_total",
+			Help: "Webhook deliveries this process created from sequenced events.",
+		}, stat(func(s webhooks.DispatcherStats) uint64 { return s.FannedOut })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "loyalty_webhook_backlog_age_seconds",
+			Help: "How long the oldest due webhook delivery has waited, as of the dispatcher's last round: 0 when it keeps up.",
+		}, func() float64 { return d.Stats().BacklogAge.Seconds() }),
+	)
+}
+
+// maxOutboxCount bounds the rows the outbox gauge counts: past it, the
+// backlog is reported as this, and the age says the rest.
+const maxOutboxCount = 100_000
+
+// eventLog reports, at each scrape, the events written but not yet
+// sequenced (the outbox: how far the sequencer is behind) and the newest
+// position. Two small reads, bounded: a count stopped at maxOutboxCount,
+// and the oldest row by the sequencer's own index.
+type eventLog struct {
+	db    *database.DB
+	store *events.Store
+}
+
+var (
+	outboxRowsDesc = prometheus.NewDesc("loyalty_events_outbox_rows",
+		"Events written but not yet sequenced (counted up to 100000).", nil, nil)
+	outboxAgeDesc = prometheus.NewDesc("loyalty_events_outbox_oldest_age_seconds",
+		"How long the oldest event not yet sequenced has waited: 0 when the outbox is empty.", nil, nil)
+	lastPositionDesc = prometheus.NewDesc("loyalty_events_last_position",
+		"The position of the newest sequenced event.", nil, nil)
+)
+
+func (l *eventLog) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxRowsDesc
+	ch <- outboxAgeDesc
+	ch <- lastPositionDesc
+}
+
+func (l *eventLog) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var rows int64
+	err := l.db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM event_outbox LIMIT $1) AS o`, maxOutboxCount).Scan(&rows)
+	if err != nil {
+		slog.Warn("metrics: count the event outbox", "error", err.Error())
+		return
+	}
+	age := 0.0
+	if rows > 0 {
+		var oldest time.Time
+		// The sequencer's order, so that its index answers on both engines.
+		if err := l.db.Pool.QueryRow(ctx, `SELECT recorded_at FROM event_outbox ORDER BY recorded_at, ordinal, id LIMIT 1`).Scan(&oldest); err == nil {
+			age = max(0, time.Since(oldest).Seconds())
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(outboxRowsDesc, prometheus.GaugeValue, float64(rows))
+	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
+	if last, err := l.store.LastPosition(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(lastPositionDesc, prometheus.GaugeValue, float64(last))
+	}
 }
 
 // Handler serves the registry in the Prometheus exposition format.

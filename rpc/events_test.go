@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -490,4 +491,40 @@ func TestStreamsEndCleanly(t *testing.T) {
 		}
 		wantCode(t, err, connect.CodeUnavailable)
 	})
+}
+
+// TestAStreamOutlivesTheServersTimeouts: an http.Server's ReadTimeout and
+// WriteTimeout (loyaltyd's are 30 s) would cut a stream; the stream lifts
+// them for itself, over HTTP/1.1 and HTTP/2, and MaxDuration bounds it
+// instead.
+func TestAStreamOutlivesTheServersTimeouts(t *testing.T) {
+	e := streamEnv(t, rpc.StreamOptions{Poll: 10 * time.Millisecond, Heartbeat: 100 * time.Millisecond})
+	const timeout = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name string
+		tls  bool
+	}{{"HTTP/1.1", false}, {"HTTP/2", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := httptest.NewUnstartedServer(e.rpc.Handler())
+			ts.Config.ReadTimeout, ts.Config.WriteTimeout = timeout, timeout
+			if tc.tls {
+				ts.EnableHTTP2 = true
+				ts.StartTLS()
+			} else {
+				ts.Start()
+			}
+			defer ts.Close()
+			client := loyaltyv1connect.NewEventServiceClient(ts.Client(), ts.URL, connect.WithInterceptors(bearer(e.adminKey)))
+			ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+			defer cancel()
+			stream, err := client.SubscribeEvents(ctx, connect.NewRequest(&loyaltyv1.SubscribeEventsRequest{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stream.Close()
+			// Ten heartbeats: over three times the server's timeouts.
+			var got received
+			receiveUntil(t, stream, &got, func(r *received) bool { return len(r.heartbeats) >= 10 })
+		})
+	}
 }

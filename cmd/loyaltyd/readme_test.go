@@ -20,6 +20,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
 
 const (
@@ -171,7 +176,21 @@ func TestREADME(t *testing.T) {
 		}
 	}
 
+	// The Events section: its lines create an endpoint for its receiver,
+	// built from the README and run here, which gets the goodwill event
+	// the lines then write, signed. The goodwill is the member's from now.
+	checkEventsExample(t, bash, srv, key, member)
+	wantMember.Member.Balance = balance{PostedPoints: "759", AvailablePoints: "759"}
+
+	// An event stream open at SIGTERM ends, cleanly, when the shutdown
+	// begins (it would otherwise hold the server for its 30 s grace).
+	stream := openEventStream(t, srv.url, key)
 	srv.stop(t)
+	for stream.Receive() {
+	}
+	if err := stream.Err(); err != nil {
+		t.Errorf("an event stream open at SIGTERM ended with %v, want a clean end", err)
+	}
 	if strings.Contains(srv.stderr(), key) {
 		t.Errorf("the admin key's secret is in the log")
 	}
@@ -395,6 +414,167 @@ func (s *server) kill(t *testing.T) {
 		_ = s.cmd.Process.Kill()
 		<-s.done
 	}
+}
+
+// checkEventsExample runs the README's Events lines against srv with the
+// README's receiver: the endpoint's secret is in their output, the
+// receiver verifies and prints the goodwill event (after a retry, as it
+// starts after the event is written), and the metrics count the events
+// and the delivery.
+func checkEventsExample(t *testing.T, bash string, srv *server, key, member string) {
+	t.Helper()
+	receiverAddr := freeAddr(t)
+	receiver := buildReceiver(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bash, "-euo", "pipefail", "-c", readmeBlock(t, readmeEventsBegin, readmeEventsEnd))
+	cmd.Env = append(childEnv(), "LOYALTY_URL="+srv.url, "LOYALTY_KEY="+key, "MEMBER="+member,
+		"WEBHOOK_URL=http://"+receiverAddr+"/loyalty-events")
+	out, err := cmd.CombinedOutput()
+	t.Logf("README Events lines' output:\n%s", out)
+	if err != nil {
+		t.Fatalf("the README Events lines failed: %v", err)
+	}
+	m := regexp.MustCompile(`"secret":\s*"(whsec_[A-Za-z0-9+/=]+)"`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("CreateWebhookEndpoint's answer has no secret")
+	}
+	if !strings.Contains(string(out), `"nextPageToken"`) || !strings.Contains(string(out), `"loyalty.points.earned.v1"`) {
+		t.Errorf("ListEvents did not answer with the member's events and a next page token")
+	}
+
+	var printed lockedBuffer
+	rcv := exec.Command(receiver)
+	rcv.Env = append(childEnv(), "WEBHOOK_SECRET="+string(m[1]), "LISTEN="+receiverAddr)
+	rcv.Stdout, rcv.Stderr = &printed, &printed
+	if err := rcv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = rcv.Process.Kill()
+		_ = rcv.Wait()
+	})
+	// The first attempt found no receiver; the retry comes within seconds.
+	deadline := time.After(30 * time.Second)
+	for !strings.Contains(printed.String(), `"type":"loyalty.points.adjusted.v1"`) {
+		select {
+		case <-deadline:
+			t.Fatalf("the README receiver got no goodwill event within 30 s; it printed:\n%s\nloyaltyd's log:\n%s", printed.String(), srv.stderr())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	line, _, _ := strings.Cut(printed.String()[strings.Index(printed.String(), `{"specversion"`):], "\n")
+	var envelope struct {
+		ID, Type, Subject string
+		Data              struct{ Points int64 }
+	}
+	if err := json.Unmarshal([]byte(line), &envelope); err != nil || envelope.Subject != member || envelope.Data.Points != 100 ||
+		!strings.Contains(printed.String(), envelope.ID+" {") {
+		t.Errorf("the receiver printed %q (%v); want the member's 100 goodwill points under their webhook-id", line, err)
+	}
+	for deadline := time.After(10 * time.Second); ; {
+		metrics := httpGet(t, srv.metricsURL)
+		missing := ""
+		for _, re := range []string{
+			`(?m)^loyalty_events_last_position [1-9][0-9]*$`,
+			`(?m)^loyalty_events_outbox_rows [0-9]+$`,
+			`(?m)^loyalty_events_outbox_oldest_age_seconds [0-9.e+-]+$`,
+			`(?m)^loyalty_webhook_delivered_total [1-9][0-9]*$`,
+			`(?m)^loyalty_webhook_attempts_total [1-9][0-9]*$`,
+			`(?m)^loyalty_webhook_dead_total 0$`,
+			`(?m)^loyalty_webhook_backlog_age_seconds [0-9.e+-]+$`,
+		} {
+			if !regexp.MustCompile(re).MatchString(metrics) {
+				missing = re
+			}
+		}
+		if missing == "" {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Errorf("/metrics does not match %s", missing)
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// openEventStream subscribes to the events from the beginning and
+// returns the stream once its first event has arrived.
+func openEventStream(t *testing.T, url, key string) *connect.ServerStreamForClient[loyaltyv1.SubscribeEventsResponse] {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	t.Cleanup(cancel)
+	req := connect.NewRequest(&loyaltyv1.SubscribeEventsRequest{FromBeginning: true})
+	req.Header().Set("Authorization", "Bearer "+key)
+	stream, err := loyaltyv1connect.NewEventServiceClient(http.DefaultClient, url).SubscribeEvents(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stream.Close() })
+	if !stream.Receive() || stream.Msg().GetEvent().GetPosition() != 1 {
+		t.Fatalf("the event stream's first message: %v, %v", stream.Msg(), stream.Err())
+	}
+	return stream
+}
+
+const (
+	readmeEventsBegin   = "<!-- readme-events:begin -->"
+	readmeEventsEnd     = "<!-- readme-events:end -->"
+	readmeReceiverBegin = "<!-- readme-receiver:begin -->"
+	readmeReceiverEnd   = "<!-- readme-receiver:end -->"
+)
+
+// readmeBlock returns the one fenced block between the README markers.
+func readmeBlock(t *testing.T, begin, end string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), begin+"\n")
+	block, _, ok2 := strings.Cut(rest, end)
+	if !ok || !ok2 {
+		t.Fatalf("README.md has no %s ... %s", begin, end)
+	}
+	var lines []string
+	fences := 0
+	for line := range strings.Lines(block) {
+		if strings.HasPrefix(line, "```") {
+			fences++
+			continue
+		}
+		lines = append(lines, line)
+	}
+	if fences != 2 {
+		t.Fatalf("between %s and %s: want one fenced block, found %d fence lines", begin, end, fences)
+	}
+	return strings.Join(lines, "")
+}
+
+// buildReceiver builds the README's webhook receiver, as a reader would
+// (a module of its own, the standard library only).
+func buildReceiver(t *testing.T) string {
+	t.Helper()
+	goTool := requireTool(t, "go")
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"receiver.go": readmeBlock(t, readmeReceiverBegin, readmeReceiverEnd),
+		"go.mod":      "module receiver\n\ngo 1.22\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "receiver")
+	build := exec.Command(goTool, "build", "-o", bin, ".")
+	build.Dir = dir
+	build.Env = append(childEnv(), "GOWORK=off", "GOFLAGS=-mod=mod", "GOTOOLCHAIN=local")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("the README's receiver does not build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // readmeScript returns the lines between the README markers, without the

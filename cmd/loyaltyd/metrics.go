@@ -190,7 +190,7 @@ func (m *metrics) Handler() http.Handler {
 // a service handler; calls refused for their key before their body is read
 // are counted by Refused; requests Connect itself rejects earlier (unknown
 // content type, undecodable message) never get this far, and streaming
-// calls (server reflection) are not counted.
+// calls (server reflection, event streams) are not counted.
 func (m *metrics) Interceptor() connect.Interceptor {
 	return connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
 		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {

@@ -109,6 +109,18 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 	}
 	defer srv.kill()
 	fmt.Fprintf(stdout, "loyaltyd (pid %d) listening on %s, events %s\n", srv.pid(), srv.url, onOff(events))
+	var hooks *receiver
+	if events {
+		// One webhook endpoint, every event type: what "events on" costs.
+		if hooks, err = startReceiver(); err != nil {
+			return err
+		}
+		defer hooks.stop()
+		if err := hooks.subscribe(ctx, srv.url, srv.key, h2cClients(srv.url)()); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "webhook endpoint %s receives every event\n", hooks.url)
+	}
 
 	pool, err := openPool(ctx, dbURL, lf.clients)
 	if err != nil {
@@ -165,6 +177,9 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			if err == nil {
 				rep.Events = onOff(events)
 				printEventBacklog(ctx, stdout, pool)
+				if hooks != nil {
+					fmt.Fprintf(stdout, "webhook deliveries received so far: %d\n", hooks.deliveries.Load())
+				}
 				var problems []string
 				if problems, err = checkAcknowledged(ctx, pool, rep); err == nil {
 					rep.Problems = append(rep.Problems, problems...)

@@ -18,7 +18,8 @@ const MaxPruneBatch = 5000
 // webhook endpoint needs any more, with their deliveries, and returns how
 // many events it deleted. An endpoint that is not deleted needs an event
 // it has not been given yet (past its fan-out cursor) and one whose
-// delivery to it is pending; a delivered or dead delivery, an event the
+// delivery to it is pending (or done, but the next delivery of its subject
+// is not yet released); a delivered or dead delivery, an event the
 // endpoint does not take, or one from before it existed, it does not. A
 // deleted endpoint needs nothing: its log goes with the events, and the
 // endpoint itself once nothing of it is left and it was deleted before
@@ -129,8 +130,10 @@ func pruneBatch(ctx context.Context, tx pgx.Tx, after int64, olderThan time.Time
 	}
 	needed := map[uuid.UUID]bool{}
 	if len(live) > 0 {
+		// A done delivery not yet released still has its subject's next
+		// delivery to let go.
 		rows, err := tx.Query(ctx, `SELECT DISTINCT event_id FROM webhook_deliveries
-			WHERE endpoint_id = ANY($1::TEXT[]) AND event_id = ANY($2::UUID[]) AND status = 'pending'`, live, ids)
+			WHERE endpoint_id = ANY($1::TEXT[]) AND event_id = ANY($2::UUID[]) AND (status = 'pending' OR NOT released)`, live, ids)
 		if err != nil {
 			return 0, 0, false, fmt.Errorf("read pending deliveries: %w", err)
 		}

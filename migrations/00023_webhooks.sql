@@ -6,10 +6,12 @@
 -- in the same transaction as the deliveries it creates, so no event is
 -- skipped or given twice. Deliveries of one endpoint and one subject (a
 -- member) are sent in position order: every pending delivery but the
--- earliest of its subject waits (blocked), and is released when the one
--- before it is delivered or dead. Dispatchers lease due deliveries
--- (leased_by, lease_until; next_attempt_at moves to the lease's end, so a
--- lease that runs out makes the delivery due again).
+-- earliest of its subject waits (blocked). A delivery that is done
+-- (delivered or dead) is marked not yet released; the next fan-out of its
+-- endpoint, which holds the endpoint's row, releases (unblocks) the
+-- subject's next pending delivery and marks it released. Dispatchers lease
+-- due deliveries (leased_by, lease_until; next_attempt_at moves to the
+-- lease's end, so a lease that runs out makes the delivery due again).
 --
 -- The indexes whose second column only grows within an endpoint are
 -- hash-sharded on CockroachDB (Go migration 24).
@@ -54,6 +56,9 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
     status           TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'dead')),
     -- Waits for an earlier pending delivery of the same endpoint and subject.
     blocked          BOOL NOT NULL,
+    -- False while a delivery that is done has not yet let its subject's
+    -- next delivery go.
+    released         BOOL NOT NULL,
     -- Attempts started (counted when leased).
     attempts         INT4 NOT NULL,
     next_attempt_at  TIMESTAMPTZ NOT NULL,
@@ -74,6 +79,10 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 -- A subject's pending deliveries in order: which one is next.
 CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_by_subject
     ON webhook_deliveries (endpoint_id, subject, position) WHERE status = 'pending';
+
+-- The done deliveries whose subjects' next deliveries are to be released.
+CREATE INDEX IF NOT EXISTS webhook_deliveries_unreleased
+    ON webhook_deliveries (endpoint_id) WHERE status <> 'pending' AND NOT released;
 
 -- The dead letters, listed apart from the many delivered.
 CREATE INDEX IF NOT EXISTS webhook_deliveries_dead

@@ -191,8 +191,10 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 // other). An attempt's worker is free again once its outcome is recorded,
 // which is also when the next delivery of its subject may go.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	results := make(chan result, d.workers)
-	recorded := make(chan int, d.workers)
+	// Room for every attempt in flight, and more: neither channel blocks
+	// its sender for long.
+	results := make(chan result, 2*d.workers)
+	recorded := make(chan int, 2*d.workers)
 	var senders sync.WaitGroup
 	recorder := make(chan struct{})
 	go func() {
@@ -295,6 +297,8 @@ type target struct {
 	previous      string
 	previousUntil time.Time
 	fannedOut     int64
+	// unreleased: done deliveries wait to let their subjects' next go.
+	unreleased bool
 }
 
 // job is one leased attempt.
@@ -333,18 +337,20 @@ func (d *Dispatcher) round(ctx context.Context, free int) ([]job, int, error) {
 	return jobs, fanned, nil
 }
 
-// targets reads the endpoints not deleted.
+// targets reads the endpoints not deleted, and whether each has done
+// deliveries whose subjects' next deliveries wait to be released.
 func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
-	rows, err := d.db.Pool.Query(ctx, `SELECT id, url, event_types, COALESCE(partner_id, ''), paused, secret,
-			COALESCE(previous_secret, ''), previous_secret_until, fanned_out
-		FROM webhook_endpoints WHERE deleted_at IS NULL ORDER BY id LIMIT $1`, 2*MaxEndpoints)
+	rows, err := d.db.Pool.Query(ctx, `SELECT e.id, e.url, e.event_types, COALESCE(e.partner_id, ''), e.paused, e.secret,
+			COALESCE(e.previous_secret, ''), e.previous_secret_until, e.fanned_out,
+			EXISTS (SELECT 1 FROM webhook_deliveries AS d WHERE d.endpoint_id = e.id AND d.status <> 'pending' AND NOT d.released)
+		FROM webhook_endpoints AS e WHERE e.deleted_at IS NULL ORDER BY e.id LIMIT $1`, 2*MaxEndpoints)
 	if err != nil {
 		return nil, fmt.Errorf("read webhook endpoints: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*target, error) {
 		t := &target{}
 		var until *time.Time
-		err := r.Scan(&t.id, &t.url, &t.types, &t.partnerID, &t.paused, &t.secret, &t.previous, &until, &t.fannedOut)
+		err := r.Scan(&t.id, &t.url, &t.types, &t.partnerID, &t.paused, &t.secret, &t.previous, &until, &t.fannedOut, &t.unreleased)
 		if until != nil {
 			t.previousUntil = *until
 		}
@@ -356,9 +362,11 @@ func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
 	return out, nil
 }
 
-// fanOut gives every endpoint behind the last sequenced event its
-// deliveries (paused ones too: their deliveries wait), a bounded number of
-// batches per endpoint, and returns how many deliveries it created.
+// fanOut brings every endpoint up to date (paused ones too: their
+// deliveries wait), a bounded number of transactions per endpoint: it
+// releases the next deliveries of subjects whose delivery is done, and
+// gives the endpoint the deliveries of the events after its cursor. It
+// returns how many deliveries it created or released.
 func (d *Dispatcher) fanOut(ctx context.Context, targets []*target) (int, error) {
 	var last int64
 	if err := d.db.Pool.QueryRow(ctx, `SELECT last_position FROM event_sequencer WHERE id = 1`).Scan(&last); err != nil {
@@ -367,33 +375,43 @@ func (d *Dispatcher) fanOut(ctx context.Context, targets []*target) (int, error)
 	total := 0
 	for _, t := range targets {
 		for range fanOutBatches {
-			if t.fannedOut >= last {
+			if t.fannedOut >= last && !t.unreleased {
 				break
 			}
-			n, cursor, err := d.fanOutBatch(ctx, t.id)
+			created, released, cursor, err := d.fanOutBatch(ctx, t.id)
 			if err != nil {
 				return total, err
 			}
-			total += n
-			if cursor <= t.fannedOut {
+			d.fannedOut.Add(uint64(created))
+			total += created + released
+			t.unreleased = released == fanOutBatch
+			if cursor <= t.fannedOut && !t.unreleased {
 				break // deleted meanwhile, or nothing more visible yet
 			}
 			t.fannedOut = cursor
 		}
 	}
-	d.fannedOut.Add(uint64(total))
 	return total, nil
 }
 
-// fanOutBatch creates the deliveries of up to fanOutBatch events after
-// the endpoint's cursor and moves the cursor past them, in one
-// transaction: an event is fanned out once, however many dispatchers try
-// at once. It returns the deliveries created and the new cursor.
-func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, int64, error) {
-	var created int
+// fanOutBatch brings an endpoint up to date in one transaction that holds
+// its row, so that one dispatcher at a time does it. It releases (up to
+// fanOutBatch) the next pending delivery of each subject whose delivery is
+// done, then creates the deliveries of up to fanOutBatch events after the
+// endpoint's cursor and moves the cursor past them: an event is fanned out
+// once, however many dispatchers try at once. It returns the deliveries
+// created and released, and the new cursor.
+//
+// Order per subject rests on this: only here are deliveries unblocked, and
+// only the earliest pending one of a subject. The recording of an attempt
+// marks a done delivery unreleased and reads nothing else, so it needs no
+// transaction of its own; a delivery fanned out here behind one that is
+// done meanwhile is released by the next fan-out.
+func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, int, int64, error) {
+	var created, released int
 	var cursor int64
 	err := d.db.WriteTx(ctx, func(tx pgx.Tx) error {
-		created = 0
+		created, released = 0, 0
 		var types []string
 		var partnerID string
 		var deleted bool
@@ -405,79 +423,137 @@ func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, i
 		if deleted {
 			return nil
 		}
-		rows, err := tx.Query(ctx, `SELECT position, id, type, subject, COALESCE(partner_id, '')
-			FROM events WHERE position > $1 ORDER BY position LIMIT $2`, cursor, fanOutBatch)
+		if released, err = release(ctx, tx, endpointID); err != nil {
+			return err
+		}
+		created, cursor, err = d.createDeliveries(ctx, tx, endpointID, cursor, types, partnerID)
 		if err != nil {
-			return fmt.Errorf("read events: %w", err)
-		}
-		type ev struct {
-			position                     int64
-			id                           uuid.UUID
-			typ, subject, eventPartnerID string
-		}
-		read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
-			var e ev
-			err := r.Scan(&e.position, &e.id, &e.typ, &e.subject, &e.eventPartnerID)
-			return e, err
-		})
-		if err != nil {
-			return fmt.Errorf("read events: %w", err)
-		}
-		if len(read) == 0 {
-			return nil
-		}
-		var matched []ev
-		var subjects []string
-		for _, e := range read {
-			if (len(types) > 0 && !slices.Contains(types, e.typ)) || (partnerID != "" && e.eventPartnerID != partnerID) {
-				continue
-			}
-			matched = append(matched, e)
-			if !slices.Contains(subjects, e.subject) {
-				subjects = append(subjects, e.subject)
-			}
-		}
-		cursor = read[len(read)-1].position
-		if len(matched) > 0 {
-			// A delivery waits for the pending ones of its subject before
-			// it, here or already queued.
-			rows, err := tx.Query(ctx, `SELECT DISTINCT subject FROM webhook_deliveries
-				WHERE endpoint_id = $1 AND status = 'pending' AND subject = ANY($2::TEXT[])`, endpointID, subjects)
-			if err != nil {
-				return fmt.Errorf("read pending subjects: %w", err)
-			}
-			waiting, err := pgx.CollectRows(rows, pgx.RowTo[string])
-			if err != nil {
-				return fmt.Errorf("read pending subjects: %w", err)
-			}
-			n := len(matched)
-			ids, positions, types, subjects, blocked := make([]uuid.UUID, n), make([]int64, n), make([]string, n), make([]string, n), make([]bool, n)
-			for i, e := range matched {
-				ids[i], positions[i], types[i], subjects[i] = e.id, e.position, e.typ, e.subject
-				blocked[i] = slices.Contains(waiting, e.subject)
-				if !blocked[i] {
-					waiting = append(waiting, e.subject)
-				}
-			}
-			now := d.now().UTC()
-			if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id, position, event_type, subject, status,
-					blocked, attempts, next_attempt_at, last_status_code, last_error, last_latency_us, created_at)
-				SELECT $1, v.event_id, v.position, v.event_type, v.subject, 'pending', v.blocked, 0, $2, 0, '', 0, $2
-				FROM unnest($3::UUID[], $4::INT8[], $5::TEXT[], $6::TEXT[], $7::BOOL[]) AS v (event_id, position, event_type, subject, blocked)`,
-				endpointID, now, ids, positions, types, subjects, blocked); err != nil {
-				return fmt.Errorf("insert %d deliveries: %w", n, err)
-			}
+			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET fanned_out = $2 WHERE id = $1`, endpointID, cursor); err != nil {
 			return fmt.Errorf("move the endpoint's cursor: %w", err)
 		}
-		created = len(matched)
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("fan events out to %s: %w", endpointID, err)
+		return 0, 0, 0, fmt.Errorf("fan events out to %s: %w", endpointID, err)
 	}
-	return created, cursor, nil
+	return created, released, cursor, nil
+}
+
+// release unblocks the earliest pending delivery of each subject that has
+// a done delivery not yet released, marks those released, and returns how
+// many done deliveries it handled.
+func release(ctx context.Context, tx pgx.Tx, endpointID string) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT event_id, subject FROM webhook_deliveries
+		WHERE endpoint_id = $1 AND status <> 'pending' AND NOT released LIMIT $2`, endpointID, fanOutBatch)
+	if err != nil {
+		return 0, fmt.Errorf("read done deliveries: %w", err)
+	}
+	var done []uuid.UUID
+	var subjects []string
+	var id uuid.UUID
+	var subject string
+	if _, err := pgx.ForEachRow(rows, []any{&id, &subject}, func() error {
+		done = append(done, id)
+		if !slices.Contains(subjects, subject) {
+			subjects = append(subjects, subject)
+		}
+		return nil
+	}); err != nil {
+		return 0, fmt.Errorf("read done deliveries: %w", err)
+	}
+	if len(done) == 0 {
+		return 0, nil
+	}
+	b := &pgx.Batch{}
+	for _, subject := range subjects {
+		b.Queue(`UPDATE webhook_deliveries SET blocked = false
+			WHERE endpoint_id = $1 AND blocked AND event_id = (
+				SELECT event_id FROM webhook_deliveries
+				WHERE endpoint_id = $1 AND subject = $2 AND status = 'pending'
+				ORDER BY position LIMIT 1)`, endpointID, subject)
+	}
+	b.Queue(`UPDATE webhook_deliveries SET released = true WHERE endpoint_id = $1 AND event_id = ANY($2::UUID[])`, endpointID, done)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("release the next deliveries of %d subjects: %w", len(subjects), err)
+	}
+	return len(done), nil
+}
+
+// createDeliveries creates the deliveries of the events after cursor
+// (up to fanOutBatch) that the endpoint takes, and returns how many it
+// created and the new cursor.
+func (d *Dispatcher) createDeliveries(ctx context.Context, tx pgx.Tx, endpointID string, cursor int64, types []string, partnerID string) (int, int64, error) {
+	rows, err := tx.Query(ctx, `SELECT position, id, type, subject, COALESCE(partner_id, '')
+		FROM events WHERE position > $1 ORDER BY position LIMIT $2`, cursor, fanOutBatch)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read events: %w", err)
+	}
+	type ev struct {
+		position                     int64
+		id                           uuid.UUID
+		typ, subject, eventPartnerID string
+	}
+	read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
+		var e ev
+		err := r.Scan(&e.position, &e.id, &e.typ, &e.subject, &e.eventPartnerID)
+		return e, err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("read events: %w", err)
+	}
+	if len(read) == 0 {
+		return 0, cursor, nil
+	}
+	var matched []ev
+	var subjects []string
+	seen := map[string]bool{}
+	for _, e := range read {
+		if (len(types) > 0 && !slices.Contains(types, e.typ)) || (partnerID != "" && e.eventPartnerID != partnerID) {
+			continue
+		}
+		matched = append(matched, e)
+		if !seen[e.subject] {
+			seen[e.subject] = true
+			subjects = append(subjects, e.subject)
+		}
+	}
+	cursor = read[len(read)-1].position
+	if len(matched) == 0 {
+		return 0, cursor, nil
+	}
+	// A delivery waits for the pending ones of its subject before it,
+	// already queued or in this batch.
+	rows, err = tx.Query(ctx, `SELECT DISTINCT subject FROM webhook_deliveries
+		WHERE endpoint_id = $1 AND status = 'pending' AND subject = ANY($2::TEXT[])`, endpointID, subjects)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read pending subjects: %w", err)
+	}
+	pending, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return 0, 0, fmt.Errorf("read pending subjects: %w", err)
+	}
+	waiting := map[string]bool{}
+	for _, s := range pending {
+		waiting[s] = true
+	}
+	n := len(matched)
+	ids, positions, eventTypes, eventSubjects, blocked := make([]uuid.UUID, n), make([]int64, n), make([]string, n), make([]string, n), make([]bool, n)
+	for i, e := range matched {
+		ids[i], positions[i], eventTypes[i], eventSubjects[i] = e.id, e.position, e.typ, e.subject
+		blocked[i] = waiting[e.subject]
+		waiting[e.subject] = true
+	}
+	now := d.now().UTC()
+	if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id, position, event_type, subject, status,
+			blocked, released, attempts, next_attempt_at, last_status_code, last_error, last_latency_us, created_at)
+		SELECT $1, v.event_id, v.position, v.event_type, v.subject, 'pending', v.blocked, true, 0, $2, 0, '', 0, $2
+		FROM unnest($3::UUID[], $4::INT8[], $5::TEXT[], $6::TEXT[], $7::BOOL[]) AS v (event_id, position, event_type, subject, blocked)`,
+		endpointID, now, ids, positions, eventTypes, eventSubjects, blocked); err != nil {
+		return 0, 0, fmt.Errorf("insert %d deliveries: %w", n, err)
+	}
+	return n, cursor, nil
 }
 
 // claimSQL leases up to $5 due deliveries of endpoint $1, oldest due
@@ -489,10 +565,12 @@ func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, i
 // out, so one delivery is never leased twice. The candidates are
 // MATERIALIZED so that they are chosen once: a subquery that the plan
 // runs again per row could lease more than $5. Only the first pending
-// delivery of a subject is unblocked: order per subject holds.
+// delivery of a subject is unblocked: order per subject holds. An
+// endpoint paused or deleted since the round read it gets nothing more.
 const claimSQL = `WITH due AS MATERIALIZED (
 		SELECT event_id FROM webhook_deliveries
 		WHERE endpoint_id = $1 AND status = 'pending' AND NOT blocked AND next_attempt_at <= $4
+		  AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $1 AND NOT paused AND deleted_at IS NULL)
 		ORDER BY next_attempt_at LIMIT $5
 		FOR UPDATE SKIP LOCKED)
 	UPDATE webhook_deliveries AS d
@@ -729,13 +807,20 @@ func boundedText(s string) string {
 	return s[:cut]
 }
 
-// commit records the outcomes of attempts in one transaction: each where
+// commit records the outcomes of attempts, in one statement: each where
 // this dispatcher still holds the delivery's lease (else the lease ran out
 // and another attempt's outcome is the one that counts). A delivery that
-// is done (delivered or dead) lets the next pending delivery of its
-// subject go. It runs on after ctx ends (a 2xx must not be lost), for at
-// most recordTimeout; what it cannot record is attempted again once the
-// leases run out.
+// is done (delivered or dead) is marked unreleased: the next fan-out of
+// its endpoint lets its subject's next delivery go.
+//
+// One statement, in a transaction of its own, because it reads nothing
+// but the rows it writes, guarded by their leases: on PostgreSQL,
+// serializable transactions of several dispatchers over the same index
+// pages would fail each other again and again. A statement that fails is
+// tried again (the guards make a second run that finds its work done
+// change nothing). It runs on after ctx ends (a 2xx must not be lost),
+// for at most recordTimeout; what it cannot record is attempted again once
+// the leases run out.
 func (d *Dispatcher) commit(ctx context.Context, results []result) {
 	var recorded []result
 	for _, r := range results {
@@ -749,74 +834,46 @@ func (d *Dispatcher) commit(ctx context.Context, results []result) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 	defer cancel()
 	n := len(recorded)
+	now := d.now().UTC()
+	endpoints, events, attempts := make([]string, n), make([]uuid.UUID, n), make([]int32, n)
+	status, next, codes := make([]string, n), make([]time.Time, n), make([]int32, n)
+	errTexts, latencies, deliveredAt := make([]string, n), make([]int64, n), make([]*time.Time, n)
+	for i, r := range recorded {
+		endpoints[i], events[i], attempts[i] = r.target.id, r.eventID, int32(r.attempts)
+		codes[i], errTexts[i], latencies[i] = int32(r.statusCode), r.errText, r.latency.Microseconds()
+		status[i], next[i] = StatusPending, now
+		switch deadline := r.firstAttemptAt.Add(RetryFor); {
+		case r.ok:
+			status[i], deliveredAt[i] = StatusDelivered, &now
+		case !now.Before(deadline):
+			status[i] = StatusDead
+		default:
+			next[i] = now.Add(backoff(r.attempts))
+			if next[i].After(deadline) {
+				next[i] = deadline // the last attempt comes at the deadline
+			}
+		}
+	}
 	type key struct {
 		endpointID string
 		eventID    uuid.UUID
 	}
 	statuses := map[key]string{}
-	err := d.db.WriteTx(cctx, func(tx pgx.Tx) error {
+	var err error
+	for try := 1; ; try++ {
+		err = d.recordOutcomes(cctx, func(endpointID string, eventID uuid.UUID, st string) { statuses[key{endpointID, eventID}] = st },
+			endpoints, events, attempts, status, next, codes, errTexts, latencies, deliveredAt)
+		if err == nil || try == recordTries || cctx.Err() != nil {
+			break
+		}
 		clear(statuses)
-		now := d.now().UTC()
-		endpoints, events, attempts := make([]string, n), make([]uuid.UUID, n), make([]int32, n)
-		status, next, codes := make([]string, n), make([]time.Time, n), make([]int32, n)
-		errTexts, latencies, deliveredAt := make([]string, n), make([]int64, n), make([]*time.Time, n)
-		for i, r := range recorded {
-			endpoints[i], events[i], attempts[i] = r.target.id, r.eventID, int32(r.attempts)
-			codes[i], errTexts[i], latencies[i] = int32(r.statusCode), r.errText, r.latency.Microseconds()
-			status[i], next[i] = StatusPending, now
-			switch deadline := r.firstAttemptAt.Add(RetryFor); {
-			case r.ok:
-				status[i], deliveredAt[i] = StatusDelivered, &now
-			case !now.Before(deadline):
-				status[i] = StatusDead
-			default:
-				next[i] = now.Add(backoff(r.attempts))
-				if next[i].After(deadline) {
-					next[i] = deadline // the last attempt comes at the deadline
-				}
-			}
+		wait := time.NewTimer(time.Duration(rand.Int64N(int64(10*time.Millisecond<<try))) + time.Millisecond)
+		select {
+		case <-cctx.Done():
+		case <-wait.C:
 		}
-		rows, err := tx.Query(cctx, `UPDATE webhook_deliveries AS d SET status = v.status, next_attempt_at = v.next_attempt_at,
-				last_status_code = v.status_code, last_error = v.error, last_latency_us = v.latency_us, delivered_at = v.delivered_at,
-				leased_by = NULL, lease_until = NULL
-			FROM unnest($1::TEXT[], $2::UUID[], $3::INT4[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::INT4[], $7::TEXT[], $8::INT8[], $9::TIMESTAMPTZ[])
-				AS v (endpoint_id, event_id, attempts, status, next_attempt_at, status_code, error, latency_us, delivered_at)
-			WHERE d.endpoint_id = v.endpoint_id AND d.event_id = v.event_id AND d.attempts = v.attempts
-			  AND d.leased_by = $10 AND d.status = 'pending'
-			RETURNING d.endpoint_id, d.event_id, d.subject, d.status`,
-			endpoints, events, attempts, status, next, codes, errTexts, latencies, deliveredAt, d.holder)
-		if err != nil {
-			return fmt.Errorf("record %d attempts: %w", n, err)
-		}
-		type chain struct{ endpointID, subject string }
-		var done []chain
-		var endpointID, subject, st string
-		var eventID uuid.UUID
-		if _, err := pgx.ForEachRow(rows, []any{&endpointID, &eventID, &subject, &st}, func() error {
-			statuses[key{endpointID, eventID}] = st
-			if c := (chain{endpointID, subject}); st != StatusPending && !slices.Contains(done, c) {
-				done = append(done, c)
-			}
-			return nil
-		}); err != nil {
-			return fmt.Errorf("record %d attempts: %w", n, err)
-		}
-		if len(done) == 0 {
-			return nil
-		}
-		b := &pgx.Batch{}
-		for _, c := range done {
-			b.Queue(`UPDATE webhook_deliveries SET blocked = false
-				WHERE endpoint_id = $1 AND blocked AND event_id = (
-					SELECT event_id FROM webhook_deliveries
-					WHERE endpoint_id = $1 AND subject = $2 AND status = 'pending'
-					ORDER BY position LIMIT 1)`, c.endpointID, c.subject)
-		}
-		if err := tx.SendBatch(cctx, b).Close(); err != nil {
-			return fmt.Errorf("let the next deliveries of %d subjects go: %w", len(done), err)
-		}
-		return nil
-	})
+		wait.Stop()
+	}
 	if err != nil {
 		// The leases run out and the deliveries are attempted again: at
 		// least once.
@@ -834,6 +891,32 @@ func (d *Dispatcher) commit(ctx context.Context, results []result) {
 			d.failed.Add(1)
 		}
 	}
+}
+
+// recordTries bounds the runs of the statement that records outcomes.
+const recordTries = 6
+
+func (d *Dispatcher) recordOutcomes(ctx context.Context, recorded func(endpointID string, eventID uuid.UUID, status string), args ...any) error {
+	rows, err := d.db.Pool.Query(ctx, `UPDATE webhook_deliveries AS d SET status = v.status, released = (v.status = 'pending'),
+			next_attempt_at = v.next_attempt_at, last_status_code = v.status_code, last_error = v.error,
+			last_latency_us = v.latency_us, delivered_at = v.delivered_at, leased_by = NULL, lease_until = NULL
+		FROM unnest($1::TEXT[], $2::UUID[], $3::INT4[], $4::TEXT[], $5::TIMESTAMPTZ[], $6::INT4[], $7::TEXT[], $8::INT8[], $9::TIMESTAMPTZ[])
+			AS v (endpoint_id, event_id, attempts, status, next_attempt_at, status_code, error, latency_us, delivered_at)
+		WHERE d.endpoint_id = v.endpoint_id AND d.event_id = v.event_id AND d.attempts = v.attempts
+		  AND d.leased_by = $10 AND d.status = 'pending'
+		RETURNING d.endpoint_id, d.event_id, d.status`, append(args, d.holder)...)
+	if err != nil {
+		return fmt.Errorf("record attempts: %w", err)
+	}
+	var endpointID, status string
+	var eventID uuid.UUID
+	if _, err := pgx.ForEachRow(rows, []any{&endpointID, &eventID, &status}, func() error {
+		recorded(endpointID, eventID, status)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("record attempts: %w", err)
+	}
+	return nil
 }
 
 // backoff is the wait after the attempts-th failed attempt: uniform

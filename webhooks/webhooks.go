@@ -618,7 +618,7 @@ func (s *Store) Redeliver(ctx context.Context, callerID, idempotencyKey, endpoin
 				return Delivery{}, ErrNotFound
 			}
 			d, err := scanDelivery(tx.QueryRow(ctx, `UPDATE webhook_deliveries SET
-					status = 'pending', blocked = false, next_attempt_at = $3, leased_by = NULL, lease_until = NULL,
+					status = 'pending', blocked = false, released = true, next_attempt_at = $3, leased_by = NULL, lease_until = NULL,
 					first_attempt_at = CASE WHEN status = 'pending' THEN first_attempt_at END,
 					delivered_at = NULL
 				WHERE endpoint_id = $1 AND event_id = $2

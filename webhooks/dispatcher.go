@@ -186,10 +186,9 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 // after a backoff.
 //
 // Attempts run on Workers goroutines; one goroutine records their
-// outcomes, many in one transaction (on PostgreSQL, concurrent
-// serializable transactions over the same index pages would fail each
-// other). An attempt's worker is free again once its outcome is recorded,
-// which is also when the next delivery of its subject may go.
+// outcomes, as many at once as have come (one statement). An attempt's
+// worker is free again once its outcome is recorded; the next round then
+// lets its subject's next delivery go.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	// Room for every attempt in flight, and more: neither channel blocks
 	// its sender for long.

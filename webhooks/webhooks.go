@@ -8,6 +8,22 @@
 // out to one delivery per matching endpoint, sends the due ones, and
 // retries failures with backoff for three days before a delivery is dead
 // (a dead letter, sent again by Redeliver).
+//
+// How a round of the dispatcher keeps its promises:
+//
+//   - Fan-out: one serializable transaction per endpoint holds the
+//     endpoint's row, creates the deliveries of the events after the
+//     endpoint's cursor and moves the cursor: no event is skipped or given
+//     twice, whoever runs it.
+//   - Order: of an endpoint's pending deliveries of one subject, only the
+//     earliest is unblocked; the others wait. When a delivery is done
+//     (delivered or dead), the same fan-out transaction unblocks the next.
+//   - Leases: a due delivery is leased by one statement (FOR UPDATE SKIP
+//     LOCKED, and the lease's own conditions on the updated row), so one
+//     delivery is in flight in one process at a time. Its next attempt moves
+//     to the lease's end: a process that dies mid-attempt loses nothing,
+//     the delivery comes due again when the lease runs out.
+//   - Outcomes are written only under the lease that made the attempt.
 package webhooks
 
 import (

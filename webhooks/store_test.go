@@ -39,6 +39,7 @@ func TestBadRequestsAreRefusedNamingTheirField(t *testing.T) {
 		{"an FTP URL", "url", func() error { return create(webhooks.CreateRequest{URL: "ftp://example.com/"}) }},
 		{"a URL without a host", "url", func() error { return create(webhooks.CreateRequest{URL: "https:///hook"}) }},
 		{"a URL with credentials", "url", func() error { return create(webhooks.CreateRequest{URL: "https://me:secret@example.com/"}) }},
+		{"an http URL to another machine", "url", func() error { return create(webhooks.CreateRequest{URL: "http://hooks.example.com/loyalty"}) }},
 		{"a URL too long", "url", func() error {
 			return create(webhooks.CreateRequest{URL: "https://example.com/" + strings.Repeat("a", webhooks.MaxURLBytes)})
 		}},

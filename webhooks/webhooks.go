@@ -33,10 +33,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -179,6 +181,15 @@ func validateEndpointID(id string) error {
 	return nil
 }
 
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func validateURL(raw string) error {
 	if raw == "" || len(raw) > MaxURLBytes {
 		return fieldError("url", "is required, at most %d bytes", MaxURLBytes)
@@ -192,6 +203,11 @@ func validateURL(raw string) error {
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return fieldError("url", "has no host")
+	}
+	if u.Scheme == "http" && !loopback(u.Hostname()) {
+		// Signed events carry member numbers and balances: in clear text
+		// only to a receiver on the same machine.
+		return fieldError("url", "http:// only for a local receiver (localhost, 127.0.0.1, ::1); use https://")
 	}
 	if u.User != nil {
 		// Credentials in a URL end up in logs and in the admin API's

@@ -50,7 +50,9 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 		return 0, fmt.Errorf("sequence batch %d: must be 1 to %d", batch, MaxSequenceBatch)
 	}
 	var moved int
-	err := s.db.WriteTx(ctx, func(tx pgx.Tx) error {
+	// The lease's UPDATE locks the one row every step updates, which orders
+	// the steps; they need no more than that (database.LockedTx).
+	err := s.db.LockedTx(ctx, func(tx pgx.Tx) error {
 		moved = 0
 		now := s.now().UTC()
 		var last int64

@@ -409,7 +409,11 @@ func (d *Dispatcher) fanOut(ctx context.Context, targets []*target) (int, error)
 func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, int, int64, error) {
 	var created, released int
 	var cursor int64
-	err := d.db.WriteTx(ctx, func(tx pgx.Tx) error {
+	// The endpoint's row, locked first, orders the fan-outs of an endpoint
+	// (database.LockedTx): the events it reads are sequenced and never
+	// change, and nothing else writes what it writes but the recording of
+	// attempts, which leaves the released deliveries alone.
+	err := d.db.LockedTx(ctx, func(tx pgx.Tx) error {
 		created, released = 0, 0
 		var types []string
 		var partnerID string

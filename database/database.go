@@ -235,20 +235,8 @@ func (db *DB) LockedTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	if db.Dialect.Engine == CockroachDB {
 		return db.WriteTx(ctx, fn)
 	}
-	return db.retry(ctx, db.maxAttempts, nil, func() error {
-		tx, err := db.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
-		if err != nil {
-			return err
-		}
-		if err := fn(tx); err != nil {
-			_ = tx.Rollback(context.WithoutCancel(ctx))
-			return err
-		}
-		if err := tx.Commit(ctx); err != nil {
-			return commitError(ctx, err)
-		}
-		return nil
-	})
+	readCommitted := pgx.TxOptions{IsoLevel: pgx.ReadCommitted}
+	return db.retry(ctx, db.maxAttempts, nil, func() error { return db.tryOnce(ctx, readCommitted, fn) })
 }
 
 // retry runs try until it succeeds, fails for good, or has run
@@ -320,7 +308,13 @@ func (db *DB) tryWrite(ctx context.Context, fn func(pgx.Tx) error) error {
 	// PostgreSQL: a plain transaction restarted as a whole. RELEASE SAVEPOINT
 	// is not a commit here, so the savepoint protocol would acknowledge
 	// writes that COMMIT then rejects.
-	tx, err := db.Pool.BeginTx(ctx, db.beginWrite)
+	return db.tryOnce(ctx, db.beginWrite, fn)
+}
+
+// tryOnce runs fn in one plain transaction and commits it; a commit whose
+// outcome is unknown is an ambiguousCommitError.
+func (db *DB) tryOnce(ctx context.Context, opts pgx.TxOptions, fn func(pgx.Tx) error) error {
+	tx, err := db.Pool.BeginTx(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -46,8 +46,24 @@ const (
 	// DefaultPollInterval is how long Run waits when nothing is due.
 	DefaultPollInterval = 500 * time.Millisecond
 
+	// DefaultLease is how long a dispatcher with the default client keeps
+	// a delivery it attempts: the attempt's timeout, and time to record
+	// its outcome. A process that dies mid-attempt leaves the delivery to
+	// the others (or to its own next start) once the lease runs out.
+	DefaultLease = DefaultAttemptTimeout + leaseMargin
+	// MinLeaseMargin is how much longer than an attempt's timeout a lease
+	// lasts at least: the attempt starts a moment after its lease (its
+	// event is read first), and the processes' clocks differ a little.
+	MinLeaseMargin = 2 * time.Second
+	// MinLease is the shortest lease with the default client.
+	MinLease = DefaultAttemptTimeout + MinLeaseMargin
+	// MaxLease bounds a lease: a dead process's deliveries wait at most
+	// this long.
+	MaxLease = 10 * time.Minute
+
 	// leaseMargin is how much longer than an attempt's timeout a lease
-	// lasts: time to record the outcome.
+	// lasts by default: time to record the outcome, so that a slow
+	// recording is not mistaken for a dead process.
 	leaseMargin = 30 * time.Second
 	// fanOutBatch is the events one fan-out transaction reads;
 	// fanOutBatches bounds the transactions per endpoint and round.
@@ -81,6 +97,16 @@ type DispatcherOptions struct {
 	// PollInterval is how long Run waits when nothing was due (default
 	// 500 ms).
 	PollInterval time.Duration
+	// Lease is how long a delivery being attempted stays this
+	// dispatcher's (default: the attempt's timeout and 30 s more, 40 s
+	// with the default client). A shorter lease gets the deliveries of a
+	// process that died mid-attempt out sooner. It must outlast the
+	// attempt's timeout (Client's, else DefaultAttemptTimeout): a lease
+	// that ran out while its attempt still waited for an answer would let
+	// another process (or this one) send the same delivery at the same
+	// time. A lease shorter than the timeout and MinLeaseMargin is raised
+	// to that; one longer than MaxLease is lowered to it.
+	Lease time.Duration
 }
 
 // DispatcherStats are a dispatcher's counters since it was made, for
@@ -141,18 +167,33 @@ func NewDispatcher(db *database.DB, store *Store, opts DispatcherOptions) *Dispa
 	if d.client.Timeout > 0 {
 		d.attemptTimeout = d.client.Timeout
 	}
-	d.lease = d.attemptTimeout + leaseMargin
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	d.lease = leaseFor(opts.Lease, d.attemptTimeout)
+	if opts.Lease != 0 && d.lease != opts.Lease {
+		d.log.Warn("webhook lease out of bounds: a lease must outlast an attempt's timeout and last at most "+MaxLease.String(),
+			"lease", opts.Lease.String(), "attempt_timeout", d.attemptTimeout.String(), "lease_used", d.lease.String())
+	}
 	if d.holder == "" {
 		host, _ := os.Hostname()
 		d.holder = fmt.Sprintf("%s-%d-%x", host, os.Getpid(), randomBytes(4))
-	}
-	if d.log == nil {
-		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.poll <= 0 {
 		d.poll = DefaultPollInterval
 	}
 	return d
+}
+
+// leaseFor is the lease a dispatcher whose attempts time out after
+// attemptTimeout uses when asked for lease (0: the default). Outlasting
+// the attempt wins over MaxLease: a client that waits longer gets a
+// longer lease, never two attempts of one delivery at once.
+func leaseFor(lease, attemptTimeout time.Duration) time.Duration {
+	if lease == 0 {
+		return attemptTimeout + leaseMargin
+	}
+	return max(min(lease, MaxLease), attemptTimeout+MinLeaseMargin)
 }
 
 // Stats returns the dispatcher's counters.

@@ -99,6 +99,10 @@ type config struct {
 	eventsRetention time.Duration
 	// pruneEventsEvery runs the events' pruning job this often (0: never).
 	pruneEventsEvery time.Duration
+	// webhookLease is how long the dispatcher keeps a delivery it
+	// attempts: a killed process's deliveries go out again (from another
+	// process, or the next start) once their leases run out.
+	webhookLease time.Duration
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -152,6 +156,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	pruneEvery := env("LOYALTY_EVENTS_PRUNE_EVERY", "1h")
 	fs.Func("events-prune-every", "delete the events older than -events-retention this often, first three minutes after start; 0 turns it off (env LOYALTY_EVENTS_PRUNE_EVERY, default 1h)", func(v string) error {
 		pruneEvery = v
+		return nil
+	})
+	lease := env("LOYALTY_WEBHOOK_LEASE", webhooks.DefaultLease.String())
+	fs.Func("webhook-lease", fmt.Sprintf("keep a webhook delivery being attempted this long, from %s (it must outlast the attempt's %s timeout, or two processes could send it at once) to %s; a killed process's deliveries go out again once their leases run out (env LOYALTY_WEBHOOK_LEASE, default %s)",
+		webhooks.MinLease, webhooks.DefaultAttemptTimeout, webhooks.MaxLease, webhooks.DefaultLease), func(v string) error {
+		lease = v
 		return nil
 	})
 	fs.StringVar(&cfg.pprofListen, "pprof-listen", env("LOYALTY_PPROF_LISTEN", ""),
@@ -219,6 +229,14 @@ Flags:
 		return config{}, fmt.Errorf("-events-prune-every: %q is not 0 or a duration of at least 1m", pruneEvery)
 	} else {
 		cfg.pruneEventsEvery = every
+	}
+	// Refused rather than raised as the dispatcher would: an operator who
+	// asks for a lease shorter than an attempt gets told why not.
+	if d, err := time.ParseDuration(lease); err != nil || d < webhooks.MinLease || d > webhooks.MaxLease {
+		return config{}, fmt.Errorf("-webhook-lease: %q is not a duration from %s to %s (a lease must outlast an attempt's %s timeout)",
+			lease, webhooks.MinLease, webhooks.MaxLease, webhooks.DefaultAttemptTimeout)
+	} else {
+		cfg.webhookLease = d
 	}
 	if cfg.listen == "" {
 		return config{}, errors.New("-listen: an address is required, e.g. " + defaultListen)
@@ -456,11 +474,11 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if cfg.events {
 		holder := processName()
 		sequencer := events.NewSequencer(db, nil, holder)
-		dispatcher := webhooks.NewDispatcher(db, webhookStore, webhooks.DispatcherOptions{Holder: holder, Logger: logger})
+		dispatcher := webhooks.NewDispatcher(db, webhookStore, webhooks.DispatcherOptions{Holder: holder, Logger: logger, Lease: cfg.webhookLease})
 		m.watchDispatcher(dispatcher)
 		background.Go(func() { _ = events.RunSequencer(backgroundCtx, sequencer, 0) })
 		background.Go(func() { _ = dispatcher.Run(backgroundCtx) })
-		logger.Info("events: sequencing and delivering webhooks in this process", "holder", holder)
+		logger.Info("events: sequencing and delivering webhooks in this process", "holder", holder, "webhook_lease", cfg.webhookLease.String())
 	} else {
 		logger.Info("events: -events=false: this process writes events but neither sequences nor delivers them")
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/events"
@@ -74,7 +73,7 @@ func guaranteeReleased(hold ledger.Hold, reason string, now time.Time) ledger.St
 	var gm GuaranteeMetadata
 	_ = json.Unmarshal(hold.Metadata, &gm) // a hold placed by PlaceGuarantee; another says less
 	if gm.Member == "" {
-		gm.Member = strings.TrimSuffix(strings.TrimPrefix(hold.Account, "member:"), ":points")
+		gm.Member, _ = programme.MemberOfAccount(hold.Account)
 	}
 	d := guaranteeData(gm, hold.Points, hold.ExpiresAt)
 	d.Reason = reason

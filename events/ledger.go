@@ -76,20 +76,6 @@ type BalanceAfter struct {
 	Available int64 `json:"available"`
 }
 
-const (
-	memberAccountPrefix = "member:"
-	memberAccountSuffix = ":points"
-)
-
-// memberOf returns the member number of a member's points account.
-func memberOf(account string) (string, bool) {
-	if !strings.HasPrefix(account, memberAccountPrefix) || !strings.HasSuffix(account, memberAccountSuffix) {
-		return "", false
-	}
-	n := account[len(memberAccountPrefix) : len(account)-len(memberAccountSuffix)]
-	return n, n != ""
-}
-
 // pointsType is the event type of a transaction of kind k.
 func pointsType(k ledger.Kind) string {
 	switch k {
@@ -136,7 +122,7 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 	moved := map[string]int64{}
 	var order []string
 	for _, p := range txn.Postings {
-		if _, ok := memberOf(p.Account); !ok {
+		if _, ok := programme.MemberOfAccount(p.Account); !ok {
 			continue
 		}
 		if _, seen := moved[p.Account]; !seen {
@@ -146,7 +132,7 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 	}
 	var out []ledger.Statement
 	for _, account := range order {
-		member, _ := memberOf(account)
+		member, _ := programme.MemberOfAccount(account)
 		typ := pointsType(txn.Kind)
 		source, reward := sourceOf(txn.Postings, account)
 		// Every text comes from the transaction's metadata, which any
@@ -223,7 +209,7 @@ func sourceOfAccount(code string) (source, reward string) {
 	if r, ok := strings.CutPrefix(code, programme.RedeemedAccount("")); ok {
 		return "reward", r
 	}
-	if _, ok := memberOf(code); ok {
+	if _, ok := programme.MemberOfAccount(code); ok {
 		return "transfer", ""
 	}
 	if rest, ok := strings.CutPrefix(code, "partner:"); ok {

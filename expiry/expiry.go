@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -148,9 +147,9 @@ func (j *Job) expireChunk(ctx context.Context, accounts []string, asOf time.Time
 	reqs := make([]ledger.ExpireRequest, len(accounts))
 	for i, account := range accounts {
 		reqs[i] = ledger.ExpireRequest{
-			CallerID: CallerID, IdempotencyKey: "expiry:" + asOf.Format(time.RFC3339Nano) + ":" + memberNumber(account),
+			CallerID: CallerID, IdempotencyKey: "expiry:" + asOf.Format(time.RFC3339Nano) + ":" + memberNumberOf(account),
 			Account: account, Destination: programme.AccountBreakage, AsOf: asOf,
-			Metadata: metadata(memberNumber(account)),
+			Metadata: metadata(memberNumberOf(account)),
 		}
 	}
 	results, err := j.ledger.ExpireMany(ctx, reqs)
@@ -173,9 +172,11 @@ func (j *Job) expireChunk(ctx context.Context, accounts []string, asOf time.Time
 	return expired, points, nil
 }
 
-// memberNumber is the member of a points account ("member:<n>:points").
-func memberNumber(account string) string {
-	return strings.TrimSuffix(strings.TrimPrefix(account, "member:"), ":points")
+// memberNumberOf is the member of a points account: every account with
+// lots is a member's.
+func memberNumberOf(account string) string {
+	number, _ := programme.MemberOfAccount(account)
+	return number
 }
 
 // expiryMetadata explains an expiry the way the service explains every

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
 )
 
 // NoticeDays is how far ahead a member hears of points about to expire.
@@ -68,13 +69,13 @@ func (j *Job) Notices(ctx context.Context, asOf time.Time, batchSize int, progre
 		}
 		now := j.now().UTC().Truncate(time.Microsecond)
 		next := p
+		holdings, err := j.lotsOf(ctx, accounts)
+		if err != nil {
+			return p, fmt.Errorf("points expiring notices of %s: %w", p.Date, err)
+		}
 		var records []events.Record
-		for _, account := range accounts {
-			lots, err := j.ledger.Lots(ctx, account)
-			if err != nil {
-				return p, fmt.Errorf("points expiring notices of %s: %w", p.Date, err)
-			}
-			d, ok := expiring(memberNumber(account), p.Date, lots, asOf, until)
+		for i, account := range accounts {
+			d, ok := expiring(memberNumberOf(account), p.Date, holdings[i], asOf, until)
 			if !ok {
 				continue
 			}
@@ -109,6 +110,29 @@ func (j *Job) Notices(ctx context.Context, asOf time.Time, batchSize int, progre
 		}
 	}
 	return p, nil
+}
+
+// lotsOf reads the open lots of member accounts, in one round trip.
+func (j *Job) lotsOf(ctx context.Context, accounts []string) ([][]ledger.Lot, error) {
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	b := &pgx.Batch{}
+	reads := make([]func(pgx.BatchResults) (ledger.Balance, []ledger.Lot, error), len(accounts))
+	for i, account := range accounts {
+		reads[i] = j.ledger.QueueHoldings(b, programme.MemberAccount(memberNumberOf(account)))
+	}
+	br := j.ledger.DB().Pool.SendBatch(ctx, b)
+	defer br.Close()
+	lots := make([][]ledger.Lot, len(accounts))
+	for i, read := range reads {
+		_, open, err := read(br)
+		if err != nil {
+			return nil, err
+		}
+		lots[i] = open
+	}
+	return lots, br.Close()
 }
 
 // expiring is the notice of a member whose lots are lots: the points of

@@ -39,12 +39,28 @@ const (
 // expire.
 func MemberAccount(memberNumber string) ledger.Account {
 	return ledger.Account{
-		Code:          "member:" + memberNumber + ":points",
+		Code:          memberAccountPrefix + memberNumber + memberAccountSuffix,
 		NormalSide:    ledger.Credit,
 		AllowNegative: false,
 		Shards:        1,
 		TracksLots:    true,
 	}
+}
+
+const (
+	memberAccountPrefix = "member:"
+	memberAccountSuffix = ":points"
+)
+
+// MemberOfAccount is the member number of a member's points account
+// (MemberAccount's code); false for any other account.
+func MemberOfAccount(code string) (string, bool) {
+	rest, ok := strings.CutPrefix(code, memberAccountPrefix)
+	if !ok {
+		return "", false
+	}
+	number, ok := strings.CutSuffix(rest, memberAccountSuffix)
+	return number, ok && number != ""
 }
 
 // RedeemedAccount is the code of the credit-normal account that receives

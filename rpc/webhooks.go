@@ -51,7 +51,8 @@ func (s webhookService) CreateWebhookEndpoint(ctx context.Context, req *connect.
 		}
 	}
 	ep, secret, err := s.webhooks.Create(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), webhooks.CreateRequest{
-		URL: msg.GetUrl(), EventTypes: msg.GetEventTypes(), PartnerID: msg.GetPartnerId(), Description: msg.GetDescription()})
+		URL: msg.GetUrl(), EventTypes: msg.GetEventTypes(), PartnerID: msg.GetPartnerId(), Description: msg.GetDescription(),
+		BatchSize: int(msg.GetBatchSize())})
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -84,6 +85,10 @@ func (s webhookService) GetWebhookEndpoint(ctx context.Context, req *connect.Req
 func (s webhookService) UpdateWebhookEndpoint(ctx context.Context, req *connect.Request[loyaltyv1.UpdateWebhookEndpointRequest]) (*connect.Response[loyaltyv1.UpdateWebhookEndpointResponse], error) {
 	msg, proc := req.Msg, req.Spec().Procedure
 	update := webhooks.UpdateRequest{URL: msg.Url, Description: msg.Description, Paused: msg.Paused}
+	if msg.BatchSize != nil {
+		size := int(msg.GetBatchSize())
+		update.BatchSize = &size
+	}
 	if msg.GetEventTypes() != nil {
 		types := msg.GetEventTypes().GetEventTypes()
 		if err := checkEventTypes("event_types.event_types", types); err != nil {
@@ -167,8 +172,8 @@ func (s webhookService) RedeliverWebhookEvent(ctx context.Context, req *connect.
 
 func protoEndpoint(ep webhooks.Endpoint) *loyaltyv1.WebhookEndpoint {
 	out := &loyaltyv1.WebhookEndpoint{EndpointId: ep.ID, Url: ep.URL, EventTypes: ep.EventTypes, PartnerId: ep.PartnerID,
-		Description: ep.Description, Paused: ep.Paused, CreatedAt: timestamppb.New(ep.CreatedAt), UpdatedAt: timestamppb.New(ep.UpdatedAt),
-		CreatedByKeyId: ep.CreatedBy}
+		Description: ep.Description, Paused: ep.Paused, BatchSize: int32(ep.BatchSize), CreatedAt: timestamppb.New(ep.CreatedAt),
+		UpdatedAt: timestamppb.New(ep.UpdatedAt), CreatedByKeyId: ep.CreatedBy}
 	if !ep.SecretRotatedAt.IsZero() {
 		out.SecretRotatedAt = timestamppb.New(ep.SecretRotatedAt)
 	}

@@ -337,6 +337,71 @@ func TestAPartnersEndpointReceivesOnlyItsHotelsEvents(t *testing.T) {
 	}
 }
 
+// TestWebhookBatchSizeRoundTrips: an endpoint's batch_size is what it was
+// created with (0: 1, one event per request) in every answer, until an
+// update that sets it; an update that leaves it unset keeps it.
+func TestWebhookBatchSizeRoundTrips(t *testing.T) {
+	e := newEnv(t)
+	hooks := e.webhooks(e.adminKey)
+	check := func(t *testing.T, what string, ep *loyaltyv1.WebhookEndpoint, want int32) {
+		t.Helper()
+		if ep.GetBatchSize() != want {
+			t.Fatalf("%s: batch size %d, want %d: %v", what, ep.GetBatchSize(), want, ep)
+		}
+		got, err := hooks.GetWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.GetWebhookEndpointRequest{EndpointId: ep.GetEndpointId()}))
+		if err != nil || got.Msg.GetEndpoint().GetBatchSize() != want {
+			t.Fatalf("Get after %s: %v, %v: want batch size %d", what, got, err, want)
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		create int32
+		want   int32
+	}{
+		{"0 is one event per request", 0, 1},
+		{"1 is kept", 1, 1},
+		{"500 is kept", 500, 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := hooks.CreateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
+				IdempotencyKey: fmt.Sprintf("hook-%d", tc.create), Url: fmt.Sprintf("https://crm.example.com/%d", tc.create), BatchSize: tc.create}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(t, "create", res.Msg.GetEndpoint(), tc.want)
+		})
+	}
+
+	res, err := hooks.CreateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
+		IdempotencyKey: "hook-batch", Url: "https://crm.example.com/batch", BatchSize: 25}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Msg.GetEndpoint().GetEndpointId()
+	check(t, "create", res.Msg.GetEndpoint(), 25)
+	updated, err := hooks.UpdateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.UpdateWebhookEndpointRequest{
+		IdempotencyKey: "batch-7", EndpointId: id, BatchSize: new(int32(7))}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "an update to 7", updated.Msg.GetEndpoint(), 7)
+	untouched, err := hooks.UpdateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.UpdateWebhookEndpointRequest{
+		IdempotencyKey: "describe", EndpointId: id, Description: new("CRM")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, "an update without batch_size", untouched.Msg.GetEndpoint(), 7)
+	list, err := hooks.ListWebhookEndpoints(e.ctx, connect.NewRequest(&loyaltyv1.ListWebhookEndpointsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range list.Msg.GetEndpoints() {
+		if ep.GetEndpointId() == id && ep.GetBatchSize() != 7 {
+			t.Fatalf("List: %v, want batch size 7", ep)
+		}
+	}
+}
+
 // TestWebhookRequestsNameTheFieldTheyRefuse: malformed webhook requests
 // are INVALID_ARGUMENT naming their field; an unknown endpoint is
 // NOT_FOUND; only admin keys may call the service.
@@ -374,6 +439,17 @@ func TestWebhookRequestsNameTheFieldTheyRefuse(t *testing.T) {
 		{"an unknown partner", func() error {
 			return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "https://a.example.com", PartnerId: "NOPE"})
 		}, connect.CodeInvalidArgument, "partnerId"},
+		{"a batch size over 500", func() error {
+			return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "https://batch.example.com", BatchSize: 501})
+		}, connect.CodeInvalidArgument, "batchSize"},
+		{"a negative batch size", func() error {
+			return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "https://negative.example.com", BatchSize: -1})
+		}, connect.CodeInvalidArgument, "batchSize"},
+		{"an update to a batch size of 0", func() error {
+			_, err := hooks.UpdateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.UpdateWebhookEndpointRequest{IdempotencyKey: "u-3", EndpointId: id,
+				BatchSize: new(int32(0))}))
+			return err
+		}, connect.CodeInvalidArgument, "batchSize"},
 		{"an unknown type in an update", func() error {
 			_, err := hooks.UpdateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.UpdateWebhookEndpointRequest{IdempotencyKey: "u-1", EndpointId: id,
 				EventTypes: &loyaltyv1.WebhookEventTypes{EventTypes: []string{"nope"}}}))

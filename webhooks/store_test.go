@@ -31,6 +31,7 @@ func TestBadRequestsAreRefusedNamingTheirField(t *testing.T) {
 		return err
 	}
 	ptr := func(s string) *string { return &s }
+	size := func(n int) *int { return &n }
 	for _, tc := range []struct {
 		name, field string
 		call        func() error
@@ -58,6 +59,12 @@ func TestBadRequestsAreRefusedNamingTheirField(t *testing.T) {
 		{"a description too long", "description", func() error {
 			return create(webhooks.CreateRequest{URL: "https://example.com/", Description: strings.Repeat("é", webhooks.MaxDescription+1)})
 		}},
+		{"a negative batch size", "batch_size", func() error {
+			return create(webhooks.CreateRequest{URL: "https://example.com/", BatchSize: -1})
+		}},
+		{"a batch size over the most", "batch_size", func() error {
+			return create(webhooks.CreateRequest{URL: "https://example.com/", BatchSize: webhooks.MaxBatchSize + 1})
+		}},
 		{"an update of a malformed id", "endpoint_id", func() error { return update("wh_nothex", webhooks.UpdateRequest{}) }},
 		{"an update to a bad URL", "url", func() error { return update(ep.ID, webhooks.UpdateRequest{URL: ptr("mailto:me@example.com")}) }},
 		{"an update to an unknown type", "event_types", func() error {
@@ -65,6 +72,10 @@ func TestBadRequestsAreRefusedNamingTheirField(t *testing.T) {
 		}},
 		{"an update to a description too long", "description", func() error {
 			return update(ep.ID, webhooks.UpdateRequest{Description: ptr(strings.Repeat("x", webhooks.MaxDescription+1))})
+		}},
+		{"an update to a batch size of 0", "batch_size", func() error { return update(ep.ID, webhooks.UpdateRequest{BatchSize: size(0)}) }},
+		{"an update to a batch size over the most", "batch_size", func() error {
+			return update(ep.ID, webhooks.UpdateRequest{BatchSize: size(webhooks.MaxBatchSize + 1)})
 		}},
 		{"a negative overlap", "overlap", func() error {
 			_, _, err := f.store.RotateSecret(f.ctx, "admin", uuid.NewString(), ep.ID, -time.Second)
@@ -193,6 +204,63 @@ func TestEndpointsAreKeptListedAndReplayed(t *testing.T) {
 	}
 	if _, err := f.store.Get(f.ctx, "wh_0123456789abcdef"); !errors.Is(err, webhooks.ErrNotFound) {
 		t.Fatalf("Get of an unknown endpoint: %v", err)
+	}
+}
+
+// An endpoint's batch size is kept as created (0: one event per request)
+// and as updated; an update that does not name it leaves it as it is.
+func TestBatchSizeIsKeptAsCreatedAndUpdated(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 0)
+	size := func(n int) *int { return &n }
+	for _, tc := range []struct {
+		name   string
+		create int
+		update *int
+		want   int
+	}{
+		{"0 is one event per request", 0, nil, webhooks.DefaultBatchSize},
+		{"1 is kept", 1, nil, 1},
+		{"the most is kept", webhooks.MaxBatchSize, nil, webhooks.MaxBatchSize},
+		{"an update to 7 is kept", 0, size(7), 7},
+		{"an update to 1 is kept", webhooks.MaxBatchSize, size(1), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			created, _, err := f.store.Create(f.ctx, "admin", uuid.NewString(),
+				webhooks.CreateRequest{URL: "https://example.com/" + strings.ReplaceAll(tc.name, " ", "-"), BatchSize: tc.create})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := tc.want
+			if tc.update != nil {
+				if created.BatchSize == *tc.update {
+					t.Fatalf("created with batch size %d already: the update proves nothing", created.BatchSize)
+				}
+				updated, err := f.store.Update(f.ctx, "admin", uuid.NewString(), created.ID, webhooks.UpdateRequest{BatchSize: tc.update})
+				if err != nil || updated.BatchSize != want || updated.URL != created.URL {
+					t.Fatalf("update: %+v, %v: want batch size %d and the rest as it was", updated, err, want)
+				}
+			} else if created.BatchSize != want {
+				t.Fatalf("created with batch size %d, want %d", created.BatchSize, want)
+			}
+			// Another update leaves the batch size as it is.
+			description := "touched"
+			if _, err := f.store.Update(f.ctx, "admin", uuid.NewString(), created.ID, webhooks.UpdateRequest{Description: &description}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := f.store.Get(f.ctx, created.ID)
+			if err != nil || got.BatchSize != want {
+				t.Fatalf("Get: %+v, %v: want batch size %d", got, err, want)
+			}
+			listed, _, err := f.store.List(f.ctx, webhooks.MaxPageSize, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range listed {
+				if e.ID == created.ID && e.BatchSize != want {
+					t.Fatalf("List: batch size %d, want %d", e.BatchSize, want)
+				}
+			}
+		})
 	}
 }
 

@@ -67,6 +67,12 @@ const (
 	// rotation when the caller gives no overlap; MaxOverlap bounds it.
 	DefaultOverlap = 24 * time.Hour
 	MaxOverlap     = 7 * 24 * time.Hour
+	// MaxBatchSize bounds the events of one request: a batch is one
+	// request body, held in memory and read by the receiver at once, and
+	// must go out within one attempt's timeout. DefaultBatchSize, one event
+	// per request, is a batch size of 0 on create.
+	MaxBatchSize     = 500
+	DefaultBatchSize = 1
 )
 
 // Delivery statuses.
@@ -96,7 +102,12 @@ type Endpoint struct {
 	Description string
 	// Paused: its deliveries are queued, not attempted; resumed, they go
 	// out in order.
-	Paused    bool
+	Paused bool
+	// BatchSize is how many events one request carries, 1 to MaxBatchSize:
+	// 1 sends each event as its own CloudEvent (application/json), more
+	// sends the CloudEvents JSON batch format
+	// (application/cloudevents-batch+json), signed as a whole.
+	BatchSize int
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	CreatedBy string
@@ -110,6 +121,8 @@ type CreateRequest struct {
 	EventTypes  []string
 	PartnerID   string
 	Description string
+	// BatchSize is Endpoint.BatchSize; 0 means DefaultBatchSize.
+	BatchSize int
 }
 
 // UpdateRequest changes an endpoint; nil fields are left as they are. A
@@ -119,12 +132,15 @@ type UpdateRequest struct {
 	EventTypes  *[]string
 	Description *string
 	Paused      *bool
+	// BatchSize, when set, is 1 to MaxBatchSize.
+	BatchSize *int
 }
 
 // Delivery is one event's delivery to one endpoint.
 type Delivery struct {
 	EndpointID string
-	// EventID is the webhook-id of every attempt.
+	// EventID is the webhook-id of every request that carries the event
+	// alone (batch size 1, and every retry).
 	EventID   uuid.UUID
 	EventType string
 	Position  int64
@@ -239,6 +255,16 @@ func validateDescription(d string) error {
 	return nil
 }
 
+func validateBatchSize(n, least int) error {
+	if n < least || n > MaxBatchSize {
+		if least == 0 {
+			return fieldError("batch_size", "must be 0 to %d (0: %d, one event per request)", MaxBatchSize, DefaultBatchSize)
+		}
+		return fieldError("batch_size", "must be %d to %d", least, MaxBatchSize)
+	}
+	return nil
+}
+
 func validateCreate(req CreateRequest) error {
 	if err := validateURL(req.URL); err != nil {
 		return err
@@ -250,6 +276,9 @@ func validateCreate(req CreateRequest) error {
 		if err := partners.ValidateID(req.PartnerID); err != nil {
 			return err
 		}
+	}
+	if err := validateBatchSize(req.BatchSize, 0); err != nil {
+		return err
 	}
 	return validateDescription(req.Description)
 }
@@ -266,6 +295,10 @@ func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, req
 	if len(req.EventTypes) == 0 {
 		req.EventTypes = nil
 	}
+	batchSize := req.BatchSize
+	if batchSize == 0 {
+		batchSize = DefaultBatchSize
+	}
 	// What the last attempt that ran created; it is the committed endpoint
 	// only if the one returned is it (not a replay).
 	var created Endpoint
@@ -281,13 +314,14 @@ func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, req
 				return Endpoint{}, fmt.Errorf("read the last event position: %w", err)
 			}
 			created = Endpoint{ID: "wh_" + hex.EncodeToString(randomBytes(8)), URL: req.URL, EventTypes: req.EventTypes,
-				PartnerID: req.PartnerID, Description: req.Description, CreatedAt: now, UpdatedAt: now, CreatedBy: callerID}
+				PartnerID: req.PartnerID, Description: req.Description, BatchSize: batchSize, CreatedAt: now, UpdatedAt: now,
+				CreatedBy: callerID}
 			secret = newSecret()
 			_, err := tx.Exec(ctx, `INSERT INTO webhook_endpoints (id, url, event_types, partner_id, description, paused,
-					secret, fanned_out, created_at, created_by, updated_at)
-				VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9, $8)`,
+					batch_size, secret, fanned_out, created_at, created_by, updated_at)
+				VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9, $10, $9)`,
 				created.ID, created.URL, typesArg(created.EventTypes), nullable(created.PartnerID), created.Description,
-				secret, last, now, callerID)
+				created.BatchSize, secret, last, now, callerID)
 			if err != nil {
 				return Endpoint{}, fmt.Errorf("insert endpoint: %w", err)
 			}
@@ -324,7 +358,7 @@ func checkRoom(ctx context.Context, tx pgx.Tx, partnerID string) error {
 	return nil
 }
 
-const endpointColumns = `id, url, event_types, COALESCE(partner_id, ''), description, paused,
+const endpointColumns = `id, url, event_types, COALESCE(partner_id, ''), description, paused, batch_size,
 	created_at, updated_at, created_by, secret_rotated_at`
 
 const endpointSelect = `SELECT ` + endpointColumns + ` FROM webhook_endpoints`
@@ -332,7 +366,7 @@ const endpointSelect = `SELECT ` + endpointColumns + ` FROM webhook_endpoints`
 func scanEndpoint(row pgx.Row) (Endpoint, error) {
 	var e Endpoint
 	var rotated *time.Time
-	err := row.Scan(&e.ID, &e.URL, &e.EventTypes, &e.PartnerID, &e.Description, &e.Paused,
+	err := row.Scan(&e.ID, &e.URL, &e.EventTypes, &e.PartnerID, &e.Description, &e.Paused, &e.BatchSize,
 		&e.CreatedAt, &e.UpdatedAt, &e.CreatedBy, &rotated)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Endpoint{}, ErrNotFound
@@ -426,6 +460,11 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, id string,
 			return Endpoint{}, err
 		}
 	}
+	if req.BatchSize != nil {
+		if err := validateBatchSize(*req.BatchSize, 1); err != nil {
+			return Endpoint{}, err
+		}
+	}
 	request := struct {
 		ID      string
 		Request UpdateRequest
@@ -451,9 +490,13 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, id string,
 			if req.Paused != nil {
 				e.Paused = *req.Paused
 			}
+			if req.BatchSize != nil {
+				e.BatchSize = *req.BatchSize
+			}
 			e.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
-			_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET url = $2, event_types = $3, description = $4, paused = $5, updated_at = $6
-				WHERE id = $1`, id, e.URL, typesArg(e.EventTypes), e.Description, e.Paused, e.UpdatedAt)
+			_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET url = $2, event_types = $3, description = $4, paused = $5,
+					batch_size = $6, updated_at = $7
+				WHERE id = $1`, id, e.URL, typesArg(e.EventTypes), e.Description, e.Paused, e.BatchSize, e.UpdatedAt)
 			if err != nil {
 				return Endpoint{}, fmt.Errorf("update: %w", err)
 			}

@@ -103,8 +103,12 @@ type WebhookEndpoint struct {
 	CreatedByKeyId string `protobuf:"bytes,9,opt,name=created_by_key_id,json=createdByKeyId,proto3" json:"created_by_key_id,omitempty"`
 	// When the secret was last rotated; unset if never.
 	SecretRotatedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=secret_rotated_at,json=secretRotatedAt,proto3" json:"secret_rotated_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Events per request, 1 to 500: 1 sends each event alone, as its
+	// CloudEvents envelope (application/json); more sends up to that many in
+	// the CloudEvents JSON batch format (application/cloudevents-batch+json).
+	BatchSize     int32 `protobuf:"varint,11,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WebhookEndpoint) Reset() {
@@ -207,6 +211,13 @@ func (x *WebhookEndpoint) GetSecretRotatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *WebhookEndpoint) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
+}
+
 type CreateWebhookEndpointRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
@@ -223,7 +234,12 @@ type CreateWebhookEndpointRequest struct {
 	// endpoint stays that partner's.
 	PartnerId string `protobuf:"bytes,4,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
 	// Free text for people (optional, at most 200 characters).
-	Description   string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
+	// Events per request: 0 or 1 sends one event per request; 2 to 500 sends
+	// the CloudEvents JSON batch format (a JSON array of up to that many
+	// envelopes, application/cloudevents-batch+json), each request signed as
+	// a whole.
+	BatchSize     int32 `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -291,6 +307,13 @@ func (x *CreateWebhookEndpointRequest) GetDescription() string {
 		return x.Description
 	}
 	return ""
+}
+
+func (x *CreateWebhookEndpointRequest) GetBatchSize() int32 {
+	if x != nil {
+		return x.BatchSize
+	}
+	return 0
 }
 
 type CreateWebhookEndpointResponse struct {
@@ -610,7 +633,10 @@ type UpdateWebhookEndpointRequest struct {
 	Description *string `protobuf:"bytes,5,opt,name=description,proto3,oneof" json:"description,omitempty"`
 	// true pauses the endpoint, false resumes it: the events that waited are
 	// delivered, in order.
-	Paused        *bool `protobuf:"varint,6,opt,name=paused,proto3,oneof" json:"paused,omitempty"`
+	Paused *bool `protobuf:"varint,6,opt,name=paused,proto3,oneof" json:"paused,omitempty"`
+	// A new number of events per request, 1 to 500 (see
+	// CreateWebhookEndpointRequest.batch_size).
+	BatchSize     *int32 `protobuf:"varint,7,opt,name=batch_size,json=batchSize,proto3,oneof" json:"batch_size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -685,6 +711,13 @@ func (x *UpdateWebhookEndpointRequest) GetPaused() bool {
 		return *x.Paused
 	}
 	return false
+}
+
+func (x *UpdateWebhookEndpointRequest) GetBatchSize() int32 {
+	if x != nil && x.BatchSize != nil {
+		return *x.BatchSize
+	}
+	return 0
 }
 
 type UpdateWebhookEndpointResponse struct {
@@ -950,7 +983,9 @@ func (x *RotateWebhookSecretResponse) GetSecret() string {
 type WebhookDelivery struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	EndpointId string                 `protobuf:"bytes,1,opt,name=endpoint_id,json=endpointId,proto3" json:"endpoint_id,omitempty"`
-	// The event (its id is the webhook-id header of every attempt).
+	// The event: its id is the webhook-id of every request that carries it
+	// alone (every request of an endpoint with batch_size 1, and every
+	// retry).
 	EventId   string `protobuf:"bytes,2,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	EventType string `protobuf:"bytes,3,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
 	// The event's position (see EventService).
@@ -1351,7 +1386,7 @@ var File_loyalty_v1_webhook_service_proto protoreflect.FileDescriptor
 const file_loyalty_v1_webhook_service_proto_rawDesc = "" +
 	"\n" +
 	" loyalty/v1/webhook_service.proto\x12\n" +
-	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa7\x03\n" +
+	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc6\x03\n" +
 	"\x0fWebhookEndpoint\x12\x1f\n" +
 	"\vendpoint_id\x18\x01 \x01(\tR\n" +
 	"endpointId\x12\x10\n" +
@@ -1368,7 +1403,9 @@ const file_loyalty_v1_webhook_service_proto_rawDesc = "" +
 	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12)\n" +
 	"\x11created_by_key_id\x18\t \x01(\tR\x0ecreatedByKeyId\x12F\n" +
 	"\x11secret_rotated_at\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fsecretRotatedAt\"\xbb\x01\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x0fsecretRotatedAt\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\v \x01(\x05R\tbatchSize\"\xda\x01\n" +
 	"\x1cCreateWebhookEndpointRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x10\n" +
 	"\x03url\x18\x02 \x01(\tR\x03url\x12\x1f\n" +
@@ -1376,7 +1413,9 @@ const file_loyalty_v1_webhook_service_proto_rawDesc = "" +
 	"eventTypes\x12\x1d\n" +
 	"\n" +
 	"partner_id\x18\x04 \x01(\tR\tpartnerId\x12 \n" +
-	"\vdescription\x18\x05 \x01(\tR\vdescription\"p\n" +
+	"\vdescription\x18\x05 \x01(\tR\vdescription\x12\x1d\n" +
+	"\n" +
+	"batch_size\x18\x06 \x01(\x05R\tbatchSize\"p\n" +
 	"\x1dCreateWebhookEndpointResponse\x127\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x1b.loyalty.v1.WebhookEndpointR\bendpoint\x12\x16\n" +
 	"\x06secret\x18\x02 \x01(\tR\x06secret\"Y\n" +
@@ -1394,7 +1433,7 @@ const file_loyalty_v1_webhook_service_proto_rawDesc = "" +
 	"\bendpoint\x18\x01 \x01(\v2\x1b.loyalty.v1.WebhookEndpointR\bendpoint\"4\n" +
 	"\x11WebhookEventTypes\x12\x1f\n" +
 	"\vevent_types\x18\x01 \x03(\tR\n" +
-	"eventTypes\"\xa6\x02\n" +
+	"eventTypes\"\xd9\x02\n" +
 	"\x1cUpdateWebhookEndpointRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12\x1f\n" +
 	"\vendpoint_id\x18\x02 \x01(\tR\n" +
@@ -1403,10 +1442,13 @@ const file_loyalty_v1_webhook_service_proto_rawDesc = "" +
 	"\vevent_types\x18\x04 \x01(\v2\x1d.loyalty.v1.WebhookEventTypesR\n" +
 	"eventTypes\x12%\n" +
 	"\vdescription\x18\x05 \x01(\tH\x01R\vdescription\x88\x01\x01\x12\x1b\n" +
-	"\x06paused\x18\x06 \x01(\bH\x02R\x06paused\x88\x01\x01B\x06\n" +
+	"\x06paused\x18\x06 \x01(\bH\x02R\x06paused\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"batch_size\x18\a \x01(\x05H\x03R\tbatchSize\x88\x01\x01B\x06\n" +
 	"\x04_urlB\x0e\n" +
 	"\f_descriptionB\t\n" +
-	"\a_paused\"X\n" +
+	"\a_pausedB\r\n" +
+	"\v_batch_size\"X\n" +
 	"\x1dUpdateWebhookEndpointResponse\x127\n" +
 	"\bendpoint\x18\x01 \x01(\v2\x1b.loyalty.v1.WebhookEndpointR\bendpoint\"h\n" +
 	"\x1cDeleteWebhookEndpointRequest\x12'\n" +

@@ -69,10 +69,10 @@ type WebhookServiceClient interface {
 	ListWebhookEndpoints(context.Context, *connect.Request[v1.ListWebhookEndpointsRequest]) (*connect.Response[v1.ListWebhookEndpointsResponse], error)
 	// Returns an endpoint (without its secret); a deleted one is NOT_FOUND.
 	GetWebhookEndpoint(context.Context, *connect.Request[v1.GetWebhookEndpointRequest]) (*connect.Response[v1.GetWebhookEndpointResponse], error)
-	// Changes an endpoint's URL, event types, description, or pauses or
-	// resumes it. A paused endpoint's deliveries are queued, not attempted:
-	// resumed, they go out in order. New event types apply to the events
-	// sequenced after the change.
+	// Changes an endpoint's URL, event types, description or batch size, or
+	// pauses or resumes it. A paused endpoint's deliveries are queued, not
+	// attempted: resumed, they go out in order. New event types apply to the
+	// events sequenced after the change.
 	UpdateWebhookEndpoint(context.Context, *connect.Request[v1.UpdateWebhookEndpointRequest]) (*connect.Response[v1.UpdateWebhookEndpointResponse], error)
 	// Deletes an endpoint: nothing more is delivered to it (an attempt in
 	// flight finishes).
@@ -222,10 +222,10 @@ type WebhookServiceHandler interface {
 	ListWebhookEndpoints(context.Context, *connect.Request[v1.ListWebhookEndpointsRequest]) (*connect.Response[v1.ListWebhookEndpointsResponse], error)
 	// Returns an endpoint (without its secret); a deleted one is NOT_FOUND.
 	GetWebhookEndpoint(context.Context, *connect.Request[v1.GetWebhookEndpointRequest]) (*connect.Response[v1.GetWebhookEndpointResponse], error)
-	// Changes an endpoint's URL, event types, description, or pauses or
-	// resumes it. A paused endpoint's deliveries are queued, not attempted:
-	// resumed, they go out in order. New event types apply to the events
-	// sequenced after the change.
+	// Changes an endpoint's URL, event types, description or batch size, or
+	// pauses or resumes it. A paused endpoint's deliveries are queued, not
+	// attempted: resumed, they go out in order. New event types apply to the
+	// events sequenced after the change.
 	UpdateWebhookEndpoint(context.Context, *connect.Request[v1.UpdateWebhookEndpointRequest]) (*connect.Response[v1.UpdateWebhookEndpointResponse], error)
 	// Deletes an endpoint: nothing more is delivered to it (an attempt in
 	// flight finishes).

@@ -243,8 +243,10 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		if n := len(rcv.received()); n != 3 {
 			t.Fatalf("a paused endpoint received a delivery (%d)", n)
 		}
-		if pending := e.deliveries(t, ep.GetEndpointId(), loyaltyv1.WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_PENDING); len(pending) != 1 {
-			t.Fatalf("pending while paused: %v", pending)
+		// Its queue is the events after its cursor: nothing is written
+		// for it while it is paused.
+		if pending := e.deliveries(t, ep.GetEndpointId(), loyaltyv1.WebhookDeliveryStatus_WEBHOOK_DELIVERY_STATUS_PENDING); len(pending) != 0 {
+			t.Fatalf("deliveries written while paused: %v", pending)
 		}
 		pause("resume-1", false)
 		e.dispatch(t, dispatcher)

@@ -116,10 +116,12 @@ type DispatcherStats struct {
 	// a refused connection, another status); Dead are deliveries whose
 	// last failure came three days after their first attempt.
 	Attempts, Delivered, Failed, Dead uint64
-	// FannedOut counts the deliveries this dispatcher created.
+	// FannedOut counts the deliveries this dispatcher recorded from its
+	// streams: delivered, failed and blocked.
 	FannedOut uint64
-	// BacklogAge is how long the oldest due delivery left after the last
-	// round has been due: 0 when the dispatchers keep up.
+	// BacklogAge is how long the oldest event not yet sent has waited: in
+	// a stream, since it was recorded; among retries, since it was due. 0
+	// when the dispatchers keep up.
 	BacklogAge time.Duration
 }
 
@@ -141,7 +143,12 @@ type Dispatcher struct {
 	lease          time.Duration
 
 	attempts, delivered, failed, dead, fannedOut atomic.Uint64
-	backlogAge                                   atomic.Int64
+	// backlogAge is the retries' (dispatcher.go); streamAges each
+	// endpoint's stream's (stream.go).
+	backlogAge atomic.Int64
+	streamsMu  sync.Mutex
+	streams    map[string]streamState
+	streamAges map[string]time.Duration
 	// turn rotates which endpoint is served first in a round.
 	turn atomic.Uint64
 }
@@ -149,7 +156,8 @@ type Dispatcher struct {
 // NewDispatcher returns a dispatcher over db and store's endpoints.
 func NewDispatcher(db *database.DB, store *Store, opts DispatcherOptions) *Dispatcher {
 	d := &Dispatcher{db: db, store: store, now: opts.Clock, client: opts.Client, holder: opts.Holder,
-		workers: opts.Workers, log: opts.Logger, poll: opts.PollInterval}
+		workers: opts.Workers, log: opts.Logger, poll: opts.PollInterval,
+		streams: map[string]streamState{}, streamAges: map[string]time.Duration{}}
 	if d.now == nil {
 		d.now = store.now
 	}
@@ -198,17 +206,35 @@ func leaseFor(lease, attemptTimeout time.Duration) time.Duration {
 
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() DispatcherStats {
+	age := time.Duration(d.backlogAge.Load())
+	d.streamsMu.Lock()
+	for _, a := range d.streamAges {
+		age = max(age, a)
+	}
+	d.streamsMu.Unlock()
 	return DispatcherStats{Attempts: d.attempts.Load(), Delivered: d.delivered.Load(), Failed: d.failed.Load(),
-		Dead: d.dead.Load(), FannedOut: d.fannedOut.Load(), BacklogAge: time.Duration(d.backlogAge.Load())}
+		Dead: d.dead.Load(), FannedOut: d.fannedOut.Load(), BacklogAge: age}
 }
 
-// Step runs one round: fans new events out, leases up to Workers due
-// deliveries, attempts them all and records their outcomes. It returns
-// how many it attempted.
+// Step runs one round: streams each endpoint up to date (a bounded number
+// of windows), then leases up to Workers due retries, attempts them all
+// and records their outcomes. It returns how many deliveries it
+// attempted.
 func (d *Dispatcher) Step(ctx context.Context) (int, error) {
+	streamed := 0
+	for range fanOutBatches {
+		attempted, windows, err := d.streamRound(ctx)
+		if err != nil {
+			return streamed, err
+		}
+		streamed += attempted
+		if windows == 0 {
+			break
+		}
+	}
 	jobs, _, err := d.round(ctx, d.workers)
 	if err != nil {
-		return 0, err
+		return streamed, err
 	}
 	results := make([]result, len(jobs))
 	var wg sync.WaitGroup
@@ -217,7 +243,50 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	}
 	wg.Wait()
 	d.commit(ctx, results)
-	return len(jobs), ctx.Err()
+	return streamed + len(jobs), ctx.Err()
+}
+
+// streamRound sends a window to each endpoint with events after its
+// cursor. It returns how many deliveries it attempted and how many windows
+// it recorded.
+func (d *Dispatcher) streamRound(ctx context.Context) (int, int, error) {
+	targets, err := d.targets(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	var last int64
+	if err := d.db.Pool.QueryRow(ctx, `SELECT last_position FROM event_sequencer WHERE id = 1`).Scan(&last); err != nil {
+		return 0, 0, fmt.Errorf("read the last event position: %w", err)
+	}
+	return d.stream(ctx, targets, last)
+}
+
+// runStreams streams until ctx ends: at once again after a round that
+// recorded a window, after the poll interval otherwise, after a backoff
+// when a round failed.
+func (d *Dispatcher) runStreams(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		wait := d.poll
+		_, windows, err := d.streamRound(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			failures++
+			wait = min(time.Second<<min(failures-1, 5), maxErrorBackoff)
+			d.log.Warn("webhook stream round failed", "error", err, "retry_in", wait)
+		case err == nil:
+			failures = 0
+			if windows > 0 {
+				continue
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
 }
 
 // Run dispatches until ctx ends, then waits for the attempts in flight to
@@ -236,6 +305,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	results := make(chan result, 2*d.workers)
 	recorded := make(chan int, 2*d.workers)
 	var senders sync.WaitGroup
+	streaming := make(chan struct{})
+	go func() {
+		defer close(streaming)
+		d.runStreams(ctx)
+	}()
+	defer func() { <-streaming }()
 	recorder := make(chan struct{})
 	go func() {
 		defer close(recorder)
@@ -337,6 +412,7 @@ type target struct {
 	previous      string
 	previousUntil time.Time
 	fannedOut     int64
+	batchSize     int
 	// unreleased: done deliveries wait to let their subjects' next go.
 	unreleased bool
 }
@@ -360,7 +436,7 @@ func (d *Dispatcher) round(ctx context.Context, free int) ([]job, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	fanned, err := d.fanOut(ctx, targets)
+	fanned, err := d.releaseDone(ctx, targets)
 	if err != nil {
 		return nil, fanned, err
 	}
@@ -381,7 +457,7 @@ func (d *Dispatcher) round(ctx context.Context, free int) ([]job, int, error) {
 // deliveries whose subjects' next deliveries wait to be released.
 func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
 	rows, err := d.db.Pool.Query(ctx, `SELECT e.id, e.url, e.event_types, COALESCE(e.partner_id, ''), e.paused, e.secret,
-			COALESCE(e.previous_secret, ''), e.previous_secret_until, e.fanned_out,
+			COALESCE(e.previous_secret, ''), e.previous_secret_until, e.fanned_out, e.batch_size,
 			EXISTS (SELECT 1 FROM webhook_deliveries AS d WHERE d.endpoint_id = e.id AND d.status <> 'pending' AND NOT d.released)
 		FROM webhook_endpoints AS e WHERE e.deleted_at IS NULL ORDER BY e.id LIMIT $1`, 2*MaxEndpoints)
 	if err != nil {
@@ -390,7 +466,7 @@ func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*target, error) {
 		t := &target{}
 		var until *time.Time
-		err := r.Scan(&t.id, &t.url, &t.types, &t.partnerID, &t.paused, &t.secret, &t.previous, &until, &t.fannedOut, &t.unreleased)
+		err := r.Scan(&t.id, &t.url, &t.types, &t.partnerID, &t.paused, &t.secret, &t.previous, &until, &t.fannedOut, &t.batchSize, &t.unreleased)
 		if until != nil {
 			t.previousUntil = *until
 		}
@@ -402,87 +478,57 @@ func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
 	return out, nil
 }
 
-// fanOut brings every endpoint up to date (paused ones too: their
-// deliveries wait), a bounded number of transactions per endpoint: it
-// releases the next deliveries of subjects whose delivery is done, and
-// gives the endpoint the deliveries of the events after its cursor. It
-// returns how many deliveries it created or released.
-func (d *Dispatcher) fanOut(ctx context.Context, targets []*target) (int, error) {
-	var last int64
-	if err := d.db.Pool.QueryRow(ctx, `SELECT last_position FROM event_sequencer WHERE id = 1`).Scan(&last); err != nil {
-		return 0, fmt.Errorf("read the last event position: %w", err)
-	}
+// releaseDone lets the next pending delivery of each subject whose
+// delivery is done go, a bounded number of transactions per endpoint, and
+// returns how many done deliveries it handled.
+func (d *Dispatcher) releaseDone(ctx context.Context, targets []*target) (int, error) {
 	total := 0
 	for _, t := range targets {
 		for range fanOutBatches {
-			if t.fannedOut >= last && !t.unreleased {
+			if !t.unreleased {
 				break
 			}
-			created, released, cursor, err := d.fanOutBatch(ctx, t.id)
+			released, err := d.releaseBatch(ctx, t.id)
 			if err != nil {
 				return total, err
 			}
-			d.fannedOut.Add(uint64(created))
-			total += created + released
+			total += released
 			t.unreleased = released == fanOutBatch
-			if cursor <= t.fannedOut && !t.unreleased {
-				break // deleted meanwhile, or nothing more visible yet
-			}
-			t.fannedOut = cursor
 		}
 	}
 	return total, nil
 }
 
-// fanOutBatch brings an endpoint up to date in one transaction that holds
-// its row, so that one dispatcher at a time does it. It releases (up to
-// fanOutBatch) the next pending delivery of each subject whose delivery is
-// done, then creates the deliveries of up to fanOutBatch events after the
-// endpoint's cursor and moves the cursor past them: an event is fanned out
-// once, however many dispatchers try at once. It returns the deliveries
-// created and released, and the new cursor.
+// releaseBatch releases up to fanOutBatch done deliveries of an endpoint
+// in one transaction that holds its row, as the stream's recording does:
+// only these two make deliveries of a subject wait or go, one at a time.
 //
 // Order per subject rests on this: only here are deliveries unblocked, and
 // only the earliest pending one of a subject. The recording of an attempt
 // marks a done delivery unreleased and reads nothing else, so it needs no
-// transaction of its own; a delivery fanned out here behind one that is
-// done meanwhile is released by the next fan-out.
-func (d *Dispatcher) fanOutBatch(ctx context.Context, endpointID string) (int, int, int64, error) {
-	var created, released int
-	var cursor int64
-	// The endpoint's row, locked first, orders the fan-outs of an endpoint
-	// (database.LockedTx): the events it reads are sequenced and never
-	// change, and nothing else writes what it writes but the recording of
-	// attempts, which leaves the released deliveries alone.
+// transaction of its own; a delivery that a window records blocked behind
+// one that is done meanwhile is released by the next round.
+func (d *Dispatcher) releaseBatch(ctx context.Context, endpointID string) (int, error) {
+	var released int
+	// The endpoint's row, locked first, orders this with the stream's
+	// recording (database.LockedTx).
 	err := d.db.LockedTx(ctx, func(tx pgx.Tx) error {
-		created, released = 0, 0
-		var types []string
-		var partnerID string
+		released = 0
 		var deleted bool
-		err := tx.QueryRow(ctx, `SELECT fanned_out, event_types, COALESCE(partner_id, ''), deleted_at IS NOT NULL
-			FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, endpointID).Scan(&cursor, &types, &partnerID, &deleted)
+		err := tx.QueryRow(ctx, `SELECT deleted_at IS NOT NULL FROM webhook_endpoints WHERE id = $1 FOR UPDATE`, endpointID).Scan(&deleted)
 		if err != nil {
-			return fmt.Errorf("read the endpoint's cursor: %w", err)
+			return fmt.Errorf("lock the endpoint: %w", err)
 		}
 		if deleted {
 			return nil
 		}
-		if released, err = release(ctx, tx, endpointID); err != nil {
-			return err
-		}
-		created, cursor, err = d.createDeliveries(ctx, tx, endpointID, cursor, types, partnerID)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE webhook_endpoints SET fanned_out = $2 WHERE id = $1`, endpointID, cursor); err != nil {
-			return fmt.Errorf("move the endpoint's cursor: %w", err)
-		}
-		return nil
+		released, err = release(ctx, tx, endpointID)
+		return err
 	})
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("fan events out to %s: %w", endpointID, err)
+		return 0, fmt.Errorf("release deliveries of %s: %w", endpointID, err)
 	}
-	return created, released, cursor, nil
+	return released, nil
 }
 
 // release unblocks the earliest pending delivery of each subject that has
@@ -523,81 +569,6 @@ func release(ctx context.Context, tx pgx.Tx, endpointID string) (int, error) {
 		return 0, fmt.Errorf("release the next deliveries of %d subjects: %w", len(subjects), err)
 	}
 	return len(done), nil
-}
-
-// createDeliveries creates the deliveries of the events after cursor
-// (up to fanOutBatch) that the endpoint takes, and returns how many it
-// created and the new cursor.
-func (d *Dispatcher) createDeliveries(ctx context.Context, tx pgx.Tx, endpointID string, cursor int64, types []string, partnerID string) (int, int64, error) {
-	rows, err := tx.Query(ctx, `SELECT position, id, type, subject, COALESCE(partner_id, '')
-		FROM events WHERE position > $1 ORDER BY position LIMIT $2`, cursor, fanOutBatch)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read events: %w", err)
-	}
-	type ev struct {
-		position                     int64
-		id                           uuid.UUID
-		typ, subject, eventPartnerID string
-	}
-	read, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ev, error) {
-		var e ev
-		err := r.Scan(&e.position, &e.id, &e.typ, &e.subject, &e.eventPartnerID)
-		return e, err
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("read events: %w", err)
-	}
-	if len(read) == 0 {
-		return 0, cursor, nil
-	}
-	var matched []ev
-	var subjects []string
-	seen := map[string]bool{}
-	for _, e := range read {
-		if (len(types) > 0 && !slices.Contains(types, e.typ)) || (partnerID != "" && e.eventPartnerID != partnerID) {
-			continue
-		}
-		matched = append(matched, e)
-		if !seen[e.subject] {
-			seen[e.subject] = true
-			subjects = append(subjects, e.subject)
-		}
-	}
-	cursor = read[len(read)-1].position
-	if len(matched) == 0 {
-		return 0, cursor, nil
-	}
-	// A delivery waits for the pending ones of its subject before it,
-	// already queued or in this batch.
-	rows, err = tx.Query(ctx, `SELECT DISTINCT subject FROM webhook_deliveries
-		WHERE endpoint_id = $1 AND status = 'pending' AND subject = ANY($2::TEXT[])`, endpointID, subjects)
-	if err != nil {
-		return 0, 0, fmt.Errorf("read pending subjects: %w", err)
-	}
-	pending, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return 0, 0, fmt.Errorf("read pending subjects: %w", err)
-	}
-	waiting := map[string]bool{}
-	for _, s := range pending {
-		waiting[s] = true
-	}
-	n := len(matched)
-	ids, positions, eventTypes, eventSubjects, blocked := make([]uuid.UUID, n), make([]int64, n), make([]string, n), make([]string, n), make([]bool, n)
-	for i, e := range matched {
-		ids[i], positions[i], eventTypes[i], eventSubjects[i] = e.id, e.position, e.typ, e.subject
-		blocked[i] = waiting[e.subject]
-		waiting[e.subject] = true
-	}
-	now := d.now().UTC()
-	if _, err := tx.Exec(ctx, `INSERT INTO webhook_deliveries (endpoint_id, event_id, position, event_type, subject, status,
-			blocked, released, attempts, next_attempt_at, last_status_code, last_error, last_latency_us, created_at)
-		SELECT $1, v.event_id, v.position, v.event_type, v.subject, 'pending', v.blocked, true, 0, $2, 0, '', 0, $2
-		FROM unnest($3::UUID[], $4::INT8[], $5::TEXT[], $6::TEXT[], $7::BOOL[]) AS v (event_id, position, event_type, subject, blocked)`,
-		endpointID, now, ids, positions, eventTypes, eventSubjects, blocked); err != nil {
-		return 0, 0, fmt.Errorf("insert %d deliveries: %w", n, err)
-	}
-	return n, cursor, nil
 }
 
 // claimSQL leases up to $5 due deliveries of endpoint $1, oldest due
@@ -782,26 +753,48 @@ type result struct {
 	outcome
 }
 
-// send POSTs the event's envelope, signed as Standard Webhooks says.
+// send POSTs a retry's event.
 func (d *Dispatcher) send(ctx context.Context, j job) outcome {
-	d.attempts.Add(1)
-	body, err := json.Marshal(j.event.Envelope())
+	return d.post(ctx, j.target, []events.Event{j.event})
+}
+
+// batchContentType is the CloudEvents JSON batch format's media type.
+const batchContentType = "application/cloudevents-batch+json"
+
+// post POSTs one message, signed as Standard Webhooks says: the event's
+// envelope to an endpoint of batch size 1, else the events' envelopes in
+// the CloudEvents JSON batch format (a batch of one for a retry).
+func (d *Dispatcher) post(ctx context.Context, t *target, evs []events.Event) outcome {
+	d.attempts.Add(uint64(len(evs)))
+	var body []byte
+	var err error
+	contentType := "application/json"
+	if t.batchSize > 1 {
+		envelopes := make([]events.Envelope, len(evs))
+		for i, e := range evs {
+			envelopes[i] = e.Envelope()
+		}
+		body, err = json.Marshal(envelopes)
+		contentType = batchContentType
+	} else {
+		body, err = json.Marshal(evs[0].Envelope())
+	}
 	if err != nil {
 		return outcome{errText: boundedText("encode the envelope: " + err.Error())}
 	}
 	at := d.now()
-	msgID := j.eventID.String()
-	signature := Sign(j.target.secret, msgID, at, body)
-	if j.target.previous != "" && at.Before(j.target.previousUntil) {
-		signature += " " + Sign(j.target.previous, msgID, at, body)
+	msgID := messageID(evs)
+	signature := Sign(t.secret, msgID, at, body)
+	if t.previous != "" && at.Before(t.previousUntil) {
+		signature += " " + Sign(t.previous, msgID, at, body)
 	}
 	actx, cancel := context.WithTimeout(ctx, d.attemptTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, j.target.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, t.url, bytes.NewReader(body))
 	if err != nil {
 		return outcome{errText: boundedText("build the request: " + err.Error())}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Webhook-Id", msgID)
 	req.Header.Set("Webhook-Timestamp", strconv.FormatInt(at.Unix(), 10))

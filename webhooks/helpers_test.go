@@ -152,6 +152,22 @@ func (f *fixture) dispatcher(holder string, opts webhooks.DispatcherOptions) *we
 	return webhooks.NewDispatcher(f.db, f.store, opts)
 }
 
+// stream reads who holds an endpoint's stream, and until when ("" and
+// zero: nobody).
+func (f *fixture) stream(endpointID string) (string, time.Time) {
+	f.t.Helper()
+	var holder *string
+	var until *time.Time
+	if err := f.db.Pool.QueryRow(f.ctx, `SELECT stream_holder, stream_until FROM webhook_endpoints WHERE id = $1`, endpointID).
+		Scan(&holder, &until); err != nil {
+		f.t.Fatal(err)
+	}
+	if holder == nil || until == nil {
+		return "", time.Time{}
+	}
+	return *holder, *until
+}
+
 // step runs one round and returns how many deliveries it attempted.
 func (f *fixture) step(d *webhooks.Dispatcher) int {
 	f.t.Helper()
@@ -209,7 +225,10 @@ func (f *fixture) delivery(endpointID string, eventID uuid.UUID) webhooks.Delive
 type call struct {
 	ID, Timestamp, Signature, ContentType string
 	Body                                  []byte
-	Envelope                              events.Envelope
+	// Envelope is a single event's; Envelopes a batch's (Content-Type
+	// application/cloudevents-batch+json).
+	Envelope  events.Envelope
+	Envelopes []events.Envelope
 	// Nth: this is the Nth request with this webhook-id at this path
 	// (from 1).
 	Nth int
@@ -242,7 +261,11 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	c := call{ID: r.Header.Get("webhook-id"), Timestamp: r.Header.Get("webhook-timestamp"),
 		Signature: r.Header.Get("webhook-signature"), ContentType: r.Header.Get("content-type"), Body: body}
-	_ = json.Unmarshal(body, &c.Envelope)
+	if c.ContentType == "application/cloudevents-batch+json" {
+		_ = json.Unmarshal(body, &c.Envelopes)
+	} else {
+		_ = json.Unmarshal(body, &c.Envelope)
+	}
 	// Two endpoints may share a receiver (at two paths): they each get
 	// the event, at the same time as the other.
 	key := r.URL.Path + " " + c.ID

@@ -12,7 +12,7 @@ import (
 // A lease always outlasts its attempt's timeout, so that one delivery is
 // never sent by two dispatchers at once: a shorter one asked for is
 // raised to the timeout and MinLeaseMargin; a longer one is kept, up to
-// MaxLease. The lease shows as the delivery's next attempt while the
+// MaxLease. The lease shows as the endpoint's stream lease while the
 // attempt waits for its answer.
 func TestALeaseOutlastsItsAttempt(t *testing.T) {
 	withTimeout := func(timeout time.Duration) *http.Client { return &http.Client{Timeout: timeout} }
@@ -39,7 +39,7 @@ func TestALeaseOutlastsItsAttempt(t *testing.T) {
 			release := make(chan struct{})
 			rc := newReceiver(t, func(_ call, _ http.ResponseWriter, r *http.Request) int { return hang(r, release) })
 			ep, _ := f.endpoint(rc.url(), webhooks.CreateRequest{})
-			id := f.earn("earn", 1, 10)
+			f.earn("earn", 1, 10)
 			f.sequence()
 
 			d := f.dispatcher("d", tc.opts)
@@ -49,13 +49,14 @@ func TestALeaseOutlastsItsAttempt(t *testing.T) {
 				stepped <- err
 			}()
 			<-rc.arrived
-			got := f.delivery(ep.ID, id).NextAttemptAt.Sub(start)
+			holder, until := f.stream(ep.ID)
+			got := until.Sub(start)
 			close(release)
 			if err := <-stepped; err != nil {
 				t.Fatal(err)
 			}
-			if got != tc.want {
-				t.Errorf("the attempt's lease is %s, want %s", got, tc.want)
+			if holder != "d" || got != tc.want {
+				t.Errorf("the stream's lease is %s held by %q, want %s held by d", got, holder, tc.want)
 			}
 		})
 	}

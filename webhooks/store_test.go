@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,22 +307,40 @@ func TestTheDeliveryLogListsByStatusNewestFirst(t *testing.T) {
 	}
 }
 
-// BacklogAge is how long the oldest due delivery left after a round has
-// been due: 0 once the dispatcher has caught up.
-func TestBacklogAgeIsHowLongTheOldestDueDeliveryWaits(t *testing.T) {
+// BacklogAge is how long the oldest event not yet sent to an endpoint has
+// waited since it was recorded: 0 once the dispatcher has caught up.
+func TestBacklogAgeIsHowLongTheOldestEventNotYetSentWaits(t *testing.T) {
 	f := newFixture(t, dbtest.New(t), 3)
-	rc := newReceiver(t, nil)
+	release := make(chan struct{})
+	var once sync.Once
+	rc := newReceiver(t, func(_ call, _ http.ResponseWriter, r *http.Request) int {
+		hold := false
+		once.Do(func() { hold = true })
+		if hold {
+			return hang(r, release)
+		}
+		return 0
+	})
 	f.endpoint(rc.url(), webhooks.CreateRequest{})
 	for m := 1; m <= 3; m++ {
 		f.earn(fmt.Sprintf("e%d", m), m, 10)
 	}
 	f.sequence()
-	d := f.dispatcher("d", webhooks.DispatcherOptions{Workers: 1})
-	f.step(d) // fans out at start, delivers one
 	f.clock.Advance(10 * time.Second)
-	f.step(d)
-	if age := d.Stats().BacklogAge; age != 10*time.Second {
-		t.Fatalf("backlog age %s, want 10s: one delivery due since the fan-out is left", age)
+	d := f.dispatcher("d", webhooks.DispatcherOptions{Workers: 1})
+	stepped := make(chan error, 1)
+	go func() {
+		_, err := d.Step(f.ctx)
+		stepped <- err
+	}()
+	<-rc.arrived
+	age := d.Stats().BacklogAge
+	close(release)
+	if err := <-stepped; err != nil {
+		t.Fatal(err)
+	}
+	if age != 10*time.Second {
+		t.Fatalf("backlog age %s while the first event is in flight, want 10s: the events were recorded 10 s ago", age)
 	}
 	f.drain(d)
 	if age := d.Stats().BacklogAge; age != 0 {

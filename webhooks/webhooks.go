@@ -107,7 +107,7 @@ type Endpoint struct {
 	// 1 sends each event as its own CloudEvent (application/json), more
 	// sends the CloudEvents JSON batch format
 	// (application/cloudevents-batch+json), signed as a whole.
-	BatchSize int
+	BatchSize int `json:",omitempty"`
 	CreatedAt time.Time
 	UpdatedAt time.Time
 	CreatedBy string
@@ -122,7 +122,7 @@ type CreateRequest struct {
 	PartnerID   string
 	Description string
 	// BatchSize is Endpoint.BatchSize; 0 means DefaultBatchSize.
-	BatchSize int
+	BatchSize int `json:",omitempty"`
 }
 
 // UpdateRequest changes an endpoint; nil fields are left as they are. A
@@ -133,7 +133,7 @@ type UpdateRequest struct {
 	Description *string
 	Paused      *bool
 	// BatchSize, when set, is 1 to MaxBatchSize.
-	BatchSize *int
+	BatchSize *int `json:",omitempty"`
 }
 
 // Delivery is one event's delivery to one endpoint.

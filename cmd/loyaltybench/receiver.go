@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -15,14 +20,17 @@ import (
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
 
-// receiver is a webhook endpoint in the bench's own process: it answers
-// every delivery 204 at once and counts them, so that a run with events on
-// pays for signing and sending every event, and says how far delivery
-// kept up.
+// receiver is a webhook endpoint in the bench's own process: it checks
+// every request's signature as a receiver would, answers 204 and counts
+// the events, so that a run with events on pays for signing, sending and
+// receiving every event, and says how far delivery kept up.
 type receiver struct {
-	srv        *http.Server
-	url        string
-	deliveries atomic.Int64
+	srv    *http.Server
+	url    string
+	secret atomic.Pointer[[]byte]
+	// deliveries counts events received (a batch's each); requests the
+	// requests; forged the requests whose signature did not verify.
+	deliveries, requests, forged atomic.Int64
 }
 
 func startReceiver() (*receiver, error) {
@@ -31,27 +39,105 @@ func startReceiver() (*receiver, error) {
 		return nil, fmt.Errorf("webhook receiver: %w", err)
 	}
 	r := &receiver{url: "http://" + ln.Addr().String() + "/hook"}
-	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		_, _ = io.Copy(io.Discard, io.LimitReader(req.Body, 1<<20))
-		if req.Header.Get("webhook-id") != "" {
-			r.deliveries.Add(1)
-		}
-		w.WriteHeader(http.StatusNoContent)
-	})}
+	r.srv = &http.Server{ReadHeaderTimeout: 5 * time.Second, Handler: http.HandlerFunc(r.serve)}
 	go func() { _ = r.srv.Serve(ln) }()
 	return r, nil
 }
 
+func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(req.Body, 16<<20))
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r.requests.Add(1)
+	if !r.verified(req.Header, body) {
+		r.forged.Add(1)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	events := int64(1)
+	if req.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(body, &batch); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		events = int64(len(batch))
+	}
+	r.deliveries.Add(events)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// verified checks the Standard Webhooks signature: HMAC-SHA256 of
+// "id.timestamp.body" with the secret's bytes, one of the header's "v1,".
+func (r *receiver) verified(h http.Header, body []byte) bool {
+	key := r.secret.Load()
+	if key == nil {
+		return false
+	}
+	mac := hmac.New(sha256.New, *key)
+	mac.Write([]byte(h.Get("webhook-id") + "." + h.Get("webhook-timestamp") + "."))
+	mac.Write(body)
+	want := mac.Sum(nil)
+	for _, sig := range strings.Fields(h.Get("webhook-signature")) {
+		if got, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sig, "v1,")); err == nil && hmac.Equal(got, want) {
+			return true
+		}
+	}
+	return false
+}
+
 func (r *receiver) stop() { _ = r.srv.Close() }
 
-// subscribe creates the one endpoint of the run, for every event type.
-func (r *receiver) subscribe(ctx context.Context, serverURL, key string, client *http.Client) error {
+// subscribe creates the one endpoint of the run, for every event type,
+// batchSize events per request.
+func (r *receiver) subscribe(ctx context.Context, serverURL, key string, batchSize int, client *http.Client) error {
 	c := loyaltyv1connect.NewWebhookServiceClient(client, serverURL)
 	req := connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
-		IdempotencyKey: "bench-endpoint", Url: r.url, Description: "loyaltybench receiver"})
+		IdempotencyKey: "bench-endpoint", Url: r.url, Description: "loyaltybench receiver", BatchSize: int32(batchSize)})
 	req.Header().Set("Authorization", "Bearer "+key)
-	if _, err := c.CreateWebhookEndpoint(ctx, req); err != nil {
+	res, err := c.CreateWebhookEndpoint(ctx, req)
+	if err != nil {
 		return fmt.Errorf("create the bench's webhook endpoint: %w", err)
 	}
+	secret, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(res.Msg.GetSecret(), "whsec_"))
+	if err != nil {
+		return fmt.Errorf("the bench's webhook secret: %w", err)
+	}
+	r.secret.Store(&secret)
 	return nil
 }
+
+// sampleBacklogAge reads loyaltyd's webhook backlog age every interval
+// until the returned function is called, which returns the largest and
+// the last age read, in seconds.
+func sampleBacklogAge(ctx context.Context, metricsURL string, interval time.Duration) func() (float64, float64) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	var largest, last float64
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if m, err := scrapeCounters(ctx, metricsURL, metricBacklogAge); err == nil {
+				last = m[metricBacklogAge]
+				largest = max(largest, last)
+			}
+		}
+	}()
+	return func() (float64, float64) {
+		cancel()
+		<-done
+		return largest, last
+	}
+}
+
+// metricBacklogAge is loyaltyd's gauge of its webhook backlog's age.
+const metricBacklogAge = "loyalty_webhook_backlog_age_seconds"

@@ -45,6 +45,7 @@ func runAllCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 	bin := fs.String("loyaltyd", "bin/loyaltyd", "the loyaltyd binary to start")
 	accounts := fs.Int("accounts", 100000, "accounts of the baseline")
 	events := fs.Bool("events", true, "run loyaltyd with its event sequencer and webhook dispatcher; -events=false runs it with them off (every write still writes its events to the outbox), to compare")
+	batchSize := fs.Int("webhook-batch", 100, "events per request to the run's webhook endpoint (1 to 500; 1: one event per request)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loyaltybench run-all -loyaltyd bin/loyaltyd [flags]
 
@@ -70,14 +71,18 @@ Flags:
 		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
 		return 2
 	}
-	if err := runAll(ctx, lf, *bin, *accounts, *events, stdout, stderr); err != nil {
+	if *batchSize < 1 || *batchSize > 500 {
+		fmt.Fprintln(stderr, "loyaltybench run-all: -webhook-batch must be 1 to 500")
+		return 2
+	}
+	if err := runAll(ctx, lf, *bin, *accounts, *events, *batchSize, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events bool, stdout, stderr io.Writer) (err error) {
+func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events bool, batchSize int, stdout, stderr io.Writer) (err error) {
 	startedAt := time.Now()
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
@@ -116,10 +121,10 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			return err
 		}
 		defer hooks.stop()
-		if err := hooks.subscribe(ctx, srv.url, srv.key, h2cClients(srv.url)()); err != nil {
+		if err := hooks.subscribe(ctx, srv.url, srv.key, batchSize, h2cClients(srv.url)()); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "webhook endpoint %s receives every event\n", hooks.url)
+		fmt.Fprintf(stdout, "webhook endpoint %s receives every event, %d per request at most\n", hooks.url, batchSize)
 	}
 
 	pool, err := openPool(ctx, dbURL, lf.clients)
@@ -170,7 +175,15 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 				cfg.Rate = peakOps / 2
 				fmt.Fprintf(stdout, "paced to %.0f operations/s, half the %.0f/s of the unpaced phase\n", cfg.Rate, peakOps)
 			}
+			var backlogAge func() (float64, float64)
+			if hooks != nil {
+				backlogAge = sampleBacklogAge(ctx, srv.metricsURL, 500*time.Millisecond)
+			}
 			rep, err = runLoad(ctx, cfg, h2cClients(srv.url))
+			var largestAge, lastAge float64
+			if backlogAge != nil {
+				largestAge, lastAge = backlogAge()
+			}
 			if err == nil && !ph.halfPeak && ph.mode == modeSpread && rep.Elapsed > 0 {
 				peakOps = float64(rep.Ops) / rep.Elapsed.Seconds()
 			}
@@ -178,7 +191,9 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 				rep.Events = onOff(events)
 				printEventBacklog(ctx, stdout, pool)
 				if hooks != nil {
-					fmt.Fprintf(stdout, "webhook deliveries received so far: %d\n", hooks.deliveries.Load())
+					fmt.Fprintf(stdout, "webhook deliveries received so far: %d events in %d requests (%d with a bad signature)\n",
+						hooks.deliveries.Load(), hooks.requests.Load(), hooks.forged.Load())
+					fmt.Fprintf(stdout, "webhook backlog age during the phase: at most %.1f s (read every 500 ms), %.1f s at its end\n", largestAge, lastAge)
 				}
 				var problems []string
 				if problems, err = checkAcknowledged(ctx, pool, rep); err == nil {

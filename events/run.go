@@ -19,10 +19,11 @@ const (
 )
 
 // RunSequencer steps s until ctx ends, then returns nil. It steps again at
-// once while rows move, and waits idle (0: DefaultSequencerIdle) when
-// nothing moved (the outbox is empty, or another process holds the
-// sequencer: idle should stay well under SequencerLease, so that the
-// holder keeps it). A failed step is logged and tried again after a
+// once while steps move full batches, and otherwise waits idle (0:
+// DefaultSequencerIdle): the outbox is empty or nearly (a step per write
+// would cost a commit per write), or another process holds the sequencer
+// (idle should stay well under SequencerLease, so that the holder keeps
+// it). A failed step is logged and tried again after a
 // backoff that doubles from 100 ms to 30 s, with jitter.
 func RunSequencer(ctx context.Context, s *Sequencer, idle time.Duration) error {
 	if idle <= 0 {
@@ -41,7 +42,7 @@ func RunSequencer(ctx context.Context, s *Sequencer, idle time.Duration) error {
 			ceiling := min(100*time.Millisecond<<min(failures-1, 9), maxRunBackoff)
 			wait = ceiling/2 + rand.N(ceiling/2+1)
 			slog.Warn("events: sequencing failed", "error", err, "failures", failures, "retry_in", wait)
-		case moved == 0:
+		case moved < runBatch:
 			failures = 0
 			wait = idle
 		default:

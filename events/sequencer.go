@@ -65,8 +65,9 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 		if err != nil {
 			return fmt.Errorf("take the sequencer: %w", err)
 		}
-		rows, err := tx.Query(ctx, `SELECT id, type, subject, occurred_at, recorded_at, partner_id, property_id, transaction_id, data::TEXT
-			FROM event_outbox ORDER BY recorded_at, ordinal, id LIMIT $1`, batch)
+		// Only what orders and numbers the rows: the statement that
+		// sequences them copies the rest from the outbox in the database.
+		rows, err := tx.Query(ctx, `SELECT id, subject FROM event_outbox ORDER BY recorded_at, ordinal, id LIMIT $1`, batch)
 		if err != nil {
 			return fmt.Errorf("read the outbox: %w", err)
 		}
@@ -89,10 +90,17 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 		queueSequenced(b, fresh, seqs, last, now)
 		b.Queue(`DELETE FROM event_outbox WHERE id = ANY($1::UUID[])`, outboxIDs(pending))
 		br := tx.SendBatch(ctx, b)
-		for range b.Len() {
-			if _, err := br.Exec(); err != nil {
+		for i := range b.Len() {
+			tag, err := br.Exec()
+			if err != nil {
 				_ = br.Close()
 				return fmt.Errorf("sequence %d events: %w", len(pending), err)
+			}
+			// The outbox rows read are locked out of every other step by
+			// the lease's row: each must have been copied.
+			if i == 0 && tag.RowsAffected() != int64(len(fresh)) {
+				_ = br.Close()
+				return fmt.Errorf("sequence %d events: %d copied from the outbox", len(fresh), tag.RowsAffected())
 			}
 		}
 		if err := br.Close(); err != nil {
@@ -111,17 +119,13 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 }
 
 type outboxRow struct {
-	id                     uuid.UUID
-	typ, subject           string
-	occurredAt, recordedAt time.Time
-	partnerID, propertyID  *string
-	transactionID          *uuid.UUID
-	data                   string
+	id      uuid.UUID
+	subject string
 }
 
 func scanOutboxRow(r pgx.CollectableRow) (outboxRow, error) {
 	var o outboxRow
-	err := r.Scan(&o.id, &o.typ, &o.subject, &o.occurredAt, &o.recordedAt, &o.partnerID, &o.propertyID, &o.transactionID, &o.data)
+	err := r.Scan(&o.id, &o.subject)
 	return o, err
 }
 
@@ -175,26 +179,20 @@ func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]i
 }
 
 // queueSequenced queues the writes of one step: the events with their
-// positions after last and their subjects' next numbers, the subjects'
-// new last numbers, and the last position.
+// positions after last and their subjects' next numbers, copied from the
+// outbox, the subjects' new last numbers, and the last position.
 func queueSequenced(b *pgx.Batch, pending []outboxRow, seqs map[string]int64, last int64, now time.Time) {
 	n := len(pending)
-	positions, seq := make([]int64, n), make([]int64, n)
-	ids, types, subjects := make([]uuid.UUID, n), make([]string, n), make([]string, n)
-	occurred, recorded := make([]time.Time, n), make([]time.Time, n)
-	partners, properties, transactions, data := make([]*string, n), make([]*string, n), make([]*uuid.UUID, n), make([]string, n)
+	ids, positions, seq := make([]uuid.UUID, n), make([]int64, n), make([]int64, n)
 	for i, o := range pending {
 		seqs[o.subject]++
-		positions[i], seq[i] = last+int64(i)+1, seqs[o.subject]
-		ids[i], types[i], subjects[i] = o.id, o.typ, o.subject
-		occurred[i], recorded[i] = o.occurredAt, o.recordedAt
-		partners[i], properties[i], transactions[i], data[i] = o.partnerID, o.propertyID, o.transactionID, o.data
+		ids[i], positions[i], seq[i] = o.id, last+int64(i)+1, seqs[o.subject]
 	}
 	b.Queue(`INSERT INTO events (position, id, type, subject, seq, occurred_at, recorded_at, sequenced_at, partner_id, property_id, transaction_id, data)
-		SELECT v.position, v.id, v.type, v.subject, v.seq, v.occurred_at, v.recorded_at, $12, v.partner_id, v.property_id, v.transaction_id, v.data::JSONB
-		FROM unnest($1::INT8[], $2::UUID[], $3::TEXT[], $4::TEXT[], $5::INT8[], $6::TIMESTAMPTZ[], $7::TIMESTAMPTZ[], $8::TEXT[], $9::TEXT[], $10::UUID[], $11::TEXT[])
-			AS v (position, id, type, subject, seq, occurred_at, recorded_at, partner_id, property_id, transaction_id, data)`,
-		positions, ids, types, subjects, seq, occurred, recorded, partners, properties, transactions, data, now)
+		SELECT v.position, o.id, o.type, o.subject, v.seq, o.occurred_at, o.recorded_at, $4, o.partner_id, o.property_id, o.transaction_id, o.data
+		FROM unnest($1::UUID[], $2::INT8[], $3::INT8[]) AS v (id, position, seq)
+		JOIN event_outbox AS o ON o.id = v.id`,
+		ids, positions, seq, now)
 	names, lasts := make([]string, 0, len(seqs)), make([]int64, 0, len(seqs))
 	for subject, s := range seqs {
 		names, lasts = append(names, subject), append(lasts, s)

@@ -223,12 +223,12 @@ func (d *Dispatcher) Stats() DispatcherStats {
 func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	streamed := 0
 	for range fanOutBatches {
-		attempted, windows, err := d.streamRound(ctx)
+		attempted, backlogged, err := d.streamRound(ctx)
 		if err != nil {
 			return streamed, err
 		}
 		streamed += attempted
-		if windows == 0 {
+		if backlogged == 0 {
 			break
 		}
 	}
@@ -247,8 +247,8 @@ func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 }
 
 // streamRound sends a window to each endpoint with events after its
-// cursor. It returns how many deliveries it attempted and how many windows
-// it recorded.
+// cursor. It returns how many deliveries it attempted and how many
+// endpoints have more waiting at once.
 func (d *Dispatcher) streamRound(ctx context.Context) (int, int, error) {
 	targets, err := d.targets(ctx)
 	if err != nil {
@@ -262,13 +262,14 @@ func (d *Dispatcher) streamRound(ctx context.Context) (int, int, error) {
 }
 
 // runStreams streams until ctx ends: at once again after a round that
-// recorded a window, after the poll interval otherwise, after a backoff
-// when a round failed.
+// left an endpoint with more waiting, after the poll interval otherwise
+// (so that a steady flow goes out in windows of many events, a commit
+// each, not one per event), after a backoff when a round failed.
 func (d *Dispatcher) runStreams(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		wait := d.poll
-		_, windows, err := d.streamRound(ctx)
+		_, backlogged, err := d.streamRound(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			failures++
@@ -276,7 +277,7 @@ func (d *Dispatcher) runStreams(ctx context.Context) {
 			d.log.Warn("webhook stream round failed", "error", err, "retry_in", wait)
 		case err == nil:
 			failures = 0
-			if windows > 0 {
+			if backlogged > 0 {
 				continue
 			}
 		}
@@ -531,6 +532,14 @@ func (d *Dispatcher) releaseBatch(ctx context.Context, endpointID string) (int, 
 	return released, nil
 }
 
+// unblockFirstSQL unblocks the earliest pending delivery of endpoint $1
+// and subject $2, if it is blocked.
+const unblockFirstSQL = `UPDATE webhook_deliveries SET blocked = false
+	WHERE endpoint_id = $1 AND blocked AND event_id = (
+		SELECT event_id FROM webhook_deliveries
+		WHERE endpoint_id = $1 AND subject = $2 AND status = 'pending'
+		ORDER BY position LIMIT 1)`
+
 // release unblocks the earliest pending delivery of each subject that has
 // a done delivery not yet released, marks those released, and returns how
 // many done deliveries it handled.
@@ -558,11 +567,7 @@ func release(ctx context.Context, tx pgx.Tx, endpointID string) (int, error) {
 	}
 	b := &pgx.Batch{}
 	for _, subject := range subjects {
-		b.Queue(`UPDATE webhook_deliveries SET blocked = false
-			WHERE endpoint_id = $1 AND blocked AND event_id = (
-				SELECT event_id FROM webhook_deliveries
-				WHERE endpoint_id = $1 AND subject = $2 AND status = 'pending'
-				ORDER BY position LIMIT 1)`, endpointID, subject)
+		b.Queue(unblockFirstSQL, endpointID, subject)
 	}
 	b.Queue(`UPDATE webhook_deliveries SET released = true WHERE endpoint_id = $1 AND event_id = ANY($2::UUID[])`, endpointID, done)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

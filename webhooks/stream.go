@@ -55,9 +55,10 @@ type streamState struct {
 
 // stream sends a window of events to each endpoint that has events after
 // its cursor, is not paused and is not waiting after failures. It returns
-// how many deliveries it attempted and how many windows it recorded.
+// how many deliveries it attempted and how many endpoints have more
+// waiting at once (their window was full).
 func (d *Dispatcher) stream(ctx context.Context, targets []*target, last int64) (int, int, error) {
-	attempted, windows := 0, 0
+	attempted, backlogged := 0, 0
 	for _, t := range targets {
 		if t.fannedOut >= last {
 			d.noteStreamAge(t.id, 0)
@@ -71,16 +72,16 @@ func (d *Dispatcher) stream(ctx context.Context, targets []*target, last int64) 
 		if d.now().Before(st.retryAt) {
 			continue
 		}
-		n, recorded, err := d.streamWindow(ctx, t)
+		n, more, err := d.streamWindow(ctx, t)
 		attempted += n
 		if err != nil {
-			return attempted, windows, err
+			return attempted, backlogged, err
 		}
-		if recorded {
-			windows++
+		if more {
+			backlogged++
 		}
 	}
-	return attempted, windows, nil
+	return attempted, backlogged, nil
 }
 
 // windowEvent is an event of a window and what became of it.
@@ -107,8 +108,8 @@ const (
 )
 
 // streamWindow takes the endpoint's stream lease, sends one window and
-// records it. It returns how many deliveries it attempted and whether it
-// recorded the window.
+// records it. It returns how many deliveries it attempted and whether the
+// endpoint has more waiting at once: the window was full, and recorded.
 func (d *Dispatcher) streamWindow(ctx context.Context, t *target) (int, bool, error) {
 	takenAt := d.now().UTC()
 	var cursor int64
@@ -153,7 +154,7 @@ func (d *Dispatcher) streamWindow(ctx context.Context, t *target) (int, bool, er
 	}
 	d.streams[t.id] = st
 	d.streamsMu.Unlock()
-	return attempted, moved > cursor, nil
+	return attempted, moved > cursor && len(window) == streamWindow, nil
 }
 
 // dropStream gives the endpoint's stream lease back.
@@ -237,7 +238,9 @@ func (d *Dispatcher) sendWindow(ctx context.Context, t *target, window []windowE
 	if len(taken) == 0 {
 		return 0
 	}
-	lanes := make([][]int, min(d.workers, len(subjects)))
+	// As many lanes as fill their messages, up to one per worker: a lane
+	// sends one message at a time.
+	lanes := make([][]int, min(d.workers, len(subjects), (len(taken)+t.batchSize-1)/t.batchSize))
 	for _, i := range taken {
 		h := fnv.New32a()
 		h.Write([]byte(window[i].event.Subject))
@@ -325,6 +328,9 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 	now := d.now().UTC()
 	var rows deliveryRows
 	waiting := map[string]bool{}
+	// heldBack are the subjects whose events were blocked by deliveries
+	// pending when the window was read.
+	var heldBack []string
 	deliveredCount, failedCount := 0, 0
 	for _, w := range window {
 		if w.event.Position > cursor {
@@ -344,6 +350,9 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 			waiting[w.event.Subject] = true
 		case blocked:
 			rows.add(w.event, StatusPending, true, 0, time.Time{}, now, outcome{}, now)
+			if !waiting[w.event.Subject] {
+				heldBack = append(heldBack, w.event.Subject)
+			}
 			waiting[w.event.Subject] = true
 		}
 	}
@@ -363,6 +372,12 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 		b := &pgx.Batch{}
 		if len(rows.eventIDs) > 0 {
 			rows.queue(b, t.id)
+		}
+		// The deliveries that held these subjects back may have been done,
+		// and released, since the window was read: then the first of
+		// what this window queued goes now.
+		for _, subject := range heldBack {
+			b.Queue(unblockFirstSQL, t.id, subject)
 		}
 		b.Queue(`UPDATE webhook_endpoints SET fanned_out = $2, stream_holder = NULL, stream_until = NULL WHERE id = $1`, t.id, cursor)
 		if err := tx.SendBatch(cctx, b).Close(); err != nil {

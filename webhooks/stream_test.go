@@ -194,3 +194,63 @@ func TestAnEndpointThatFailsEverythingIsLeftAloneUntilItsBackoffEnds(t *testing.
 		}
 	}
 }
+
+// A window that queues a member's event behind a retry still pending when
+// it was read, and records it after that retry was delivered and let its
+// member go, lets the event go itself: it is not left blocked with nothing
+// before it.
+func TestAnEventQueuedBehindARetryDoneMeanwhileIsNotLeftBlocked(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 2)
+	release := make(chan struct{})
+	var failOnce sync.Once
+	var mu sync.Mutex
+	var hold string
+	rc := newReceiver(t, func(c call, _ http.ResponseWriter, r *http.Request) int {
+		mu.Lock()
+		held := c.ID == hold
+		mu.Unlock()
+		if held && c.Nth == 1 {
+			return hang(r, release)
+		}
+		status := 0
+		if c.Envelope.Subject == member(1) {
+			failOnce.Do(func() { status = http.StatusInternalServerError })
+		}
+		return status
+	})
+	ep, _ := f.endpoint(rc.url(), webhooks.CreateRequest{})
+	a, b := f.dispatcher("a", webhooks.DispatcherOptions{}), f.dispatcher("b", webhooks.DispatcherOptions{})
+	first := f.earn("first", 1, 10)
+	f.sequence()
+	f.step(a) // first fails: a retry is pending
+	f.clock.Advance(2 * time.Hour)
+
+	second, other := f.earn("second", 1, 10), f.earn("other", 2, 10)
+	mu.Lock()
+	hold = other.String()
+	mu.Unlock()
+	f.sequence()
+	stepped := make(chan error, 1)
+	go func() {
+		_, err := a.Step(f.ctx) // its window: second waits behind first's retry, other hangs
+		stepped <- err
+	}()
+	for c := range rc.arrived {
+		if c.ID == other.String() {
+			break
+		}
+	}
+	f.step(b) // first's retry, delivered
+	f.step(b) // lets member 1 go: nothing of it is pending yet
+	if dl := f.delivery(ep.ID, first); dl.Status != webhooks.StatusDelivered {
+		t.Fatalf("first's retry: %+v", dl)
+	}
+	close(release)
+	if err := <-stepped; err != nil {
+		t.Fatal(err)
+	}
+	f.drain(a)
+	if dl := f.delivery(ep.ID, second); dl.Status != webhooks.StatusDelivered {
+		t.Fatalf("second is %+v, want delivered once first was", dl)
+	}
+}

@@ -1,28 +1,33 @@
 // Package webhooks delivers the events of package events to HTTP
 // endpoints as signed webhooks (Standard Webhooks headers, the CloudEvents
-// envelope as body): at least once, and in order per member (subject) per
-// endpoint.
+// envelope as body, or a CloudEvents JSON batch): at least once, and in
+// order per member (subject) per endpoint.
 //
 // The Store keeps the endpoints (created by admins) and their delivery log;
-// the Dispatcher, which several processes may run at once, fans new events
-// out to one delivery per matching endpoint, sends the due ones, and
-// retries failures with backoff for three days before a delivery is dead
-// (a dead letter, sent again by Redeliver).
+// the Dispatcher, which several processes may run at once, streams each
+// endpoint its events and retries failures with backoff for three days
+// before a delivery is dead (a dead letter, sent again by Redeliver).
 //
-// How a round of the dispatcher keeps its promises:
+// How the dispatcher keeps its promises:
 //
-//   - Fan-out: one serializable transaction per endpoint holds the
-//     endpoint's row, creates the deliveries of the events after the
-//     endpoint's cursor and moves the cursor: no event is skipped or given
-//     twice, whoever runs it.
-//   - Order: of an endpoint's pending deliveries of one subject, only the
-//     earliest is unblocked; the others wait. When a delivery is done
-//     (delivered or dead), the same fan-out transaction unblocks the next.
-//   - Leases: a due delivery is leased by one statement (FOR UPDATE SKIP
+//   - Streams (stream.go): one process at a time holds an endpoint's stream
+//     (a lease on its row), sends a window of the events after its cursor
+//     and records the window in one transaction that holds the row and
+//     checks the cursor has not moved: no event is skipped, and none is
+//     recorded twice, whoever runs it. A process that dies mid-window
+//     records nothing: the next holder sends the window again, with the
+//     same ids.
+//   - Order: a member's events of a window go out one after another. A
+//     failed attempt's events become pending deliveries, and the member's
+//     later events follow them, blocked; of an endpoint's pending
+//     deliveries of one subject only the earliest is unblocked. When a
+//     delivery is done (delivered or dead), a transaction that holds the
+//     endpoint's row unblocks the next.
+//   - Leases: a due retry is leased by one statement (FOR UPDATE SKIP
 //     LOCKED, and the lease's own conditions on the updated row), so one
-//     delivery is in flight in one process at a time. Its next attempt moves
-//     to the lease's end: a process that dies mid-attempt loses nothing,
-//     the delivery comes due again when the lease runs out.
+//     delivery is in flight in one process at a time. Its next attempt
+//     moves to the lease's end: a process that dies mid-attempt loses
+//     nothing, the delivery comes due again when the lease runs out.
 //   - Outcomes are written only under the lease that made the attempt.
 package webhooks
 

@@ -136,6 +136,9 @@ type runConfig struct {
 	MetricsURL   string // optional: scrape the retries and group-commit counters before and after
 	ServerPID    int    // optional: read the server's VmHWM at the end, and its CPU time
 	PostgresPID  int    // optional: the database server's postmaster, for its CPU time
+	// WALPosition, optional, reads the database's write-ahead log position
+	// in bytes, for the WAL written per committed write.
+	WALPosition func(context.Context) (int64, error)
 	ResetPeakRSS bool   // reset the server's VmHWM after setup, so the peak is the load's
 	TrackAcks    bool   // keep every acknowledged stay and redemption in the report
 
@@ -309,6 +312,10 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	var wg sync.WaitGroup
 	meter := cpuMeter{postgresPID: cfg.PostgresPID, serverPID: cfg.ServerPID}
 	cpuBefore, cpuErr := meter.read()
+	walBefore, walErr := int64(0), errors.New("no WAL position")
+	if cfg.WALPosition != nil {
+		walBefore, walErr = cfg.WALPosition(ctx)
+	}
 	start := time.Now()
 	var end time.Time
 	if cfg.Duration > 0 {
@@ -346,6 +353,10 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	wg.Wait()
 	rep.Elapsed = time.Since(start)
 	rep.measureCPU(meter, cpuBefore, cpuErr, progress)
+	walAfter := int64(0)
+	if walErr == nil {
+		walAfter, walErr = cfg.WALPosition(ctx)
+	}
 
 	if countersBefore != nil {
 		if after, err := scrapeCounters(ctx, cfg.MetricsURL, metricRetries, metricGroups, metricGroupRequests); err == nil {
@@ -394,6 +405,10 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 				rep.Examples = append(rep.Examples, e)
 			}
 		}
+	}
+	if walErr == nil && rep.Committed > 0 {
+		fmt.Fprintf(progress, "WAL written: %.1f MiB, %.1f KiB per committed write\n",
+			float64(walAfter-walBefore)/(1<<20), float64(walAfter-walBefore)/1024/float64(rep.Committed))
 	}
 	return rep, nil
 }

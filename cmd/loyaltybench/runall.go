@@ -167,6 +167,11 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.metricsURL
 			cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, stdout
 			cfg.PostgresPID = pg.PID()
+			cfg.WALPosition = func(ctx context.Context) (int64, error) {
+				var at int64
+				err := pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::INT8`).Scan(&at)
+				return at, err
+			}
 			cfg.Rate = 0
 			if ph.halfPeak {
 				if peakOps <= 0 {

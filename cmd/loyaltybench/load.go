@@ -133,14 +133,14 @@ type runConfig struct {
 	// Latency then shows the service below its peak.
 	Rate float64
 
-	MetricsURL   string // optional: scrape the retries and group-commit counters before and after
-	ServerPID    int    // optional: read the server's VmHWM at the end, and its CPU time
-	PostgresPID  int    // optional: the database server's postmaster, for its CPU time
+	MetricsURL  string // optional: scrape the retries and group-commit counters before and after
+	ServerPID   int    // optional: read the server's VmHWM at the end, and its CPU time
+	PostgresPID int    // optional: the database server's postmaster, for its CPU time
 	// WALPosition, optional, reads the database's write-ahead log position
 	// in bytes, for the WAL written per committed write.
-	WALPosition func(context.Context) (int64, error)
-	ResetPeakRSS bool   // reset the server's VmHWM after setup, so the peak is the load's
-	TrackAcks    bool   // keep every acknowledged stay and redemption in the report
+	WALPosition  func(context.Context) (int64, error)
+	ResetPeakRSS bool // reset the server's VmHWM after setup, so the peak is the load's
+	TrackAcks    bool // keep every acknowledged stay and redemption in the report
 
 	RequestTimeout time.Duration // per request; default 30 s
 	Progress       io.Writer     // setup progress; nil: none

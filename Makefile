@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
+.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-events bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
 
 # Everything CI runs: formatting, a tidy go.mod, vet, every test with the
 # race detector, then the date-sensitive packages again on another day in
@@ -111,6 +111,14 @@ bench: deps postgres
 	bin/loyaltybench run-all -loyaltyd bin/loyaltyd -duration $(BENCH_DURATION) -csv bin/bench.csv
 
 # The ledger's throughput in its two modes, on PostgreSQL with fsync on.
+# What the event pipeline costs the write path: service phases with it off
+# and on (one webhook endpoint, 100 events per request), alternating on one
+# PostgreSQL, two pairs per mode; prints on/off per pair and the median.
+bench-events: deps postgres
+	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
+	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
+	bin/loyaltybench events-ab -loyaltyd bin/loyaltyd -duration $(BENCH_DURATION)
+
 bench-ledger: deps postgres
 	$(GO) test ./ledger -run '^$$' -bench BenchmarkEarn -benchtime 20000x -count 1 | tee /tmp/bench-ledger.txt
 	@awk '/BenchmarkEarn\/spread/ {for (i=1;i<=NF;i++) if ($$(i+1)=="tx/s") s=$$i} \

@@ -14,14 +14,23 @@ import (
 
 // BenchmarkDispatch measures deliveries per second from sequenced events
 // to a local receiver that answers 200 at once: b.N events of 1,000
-// members, one endpoint, one dispatcher (Run, 32 workers). The events are
-// written and sequenced before the timer starts; the time covers fan-out,
-// leases, the HTTP requests and the recording of their outcomes.
+// members, one endpoint, one dispatcher (Run, 32 workers), one event per
+// request and 100. The events are written and sequenced before the timer
+// starts; the time covers the windows' reads, the HTTP requests and the
+// recording of the windows.
+//
+//	go test ./webhooks -run '^$' -bench Dispatch -benchtime 50000x
 func BenchmarkDispatch(b *testing.B) {
+	for _, batchSize := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", batchSize), func(b *testing.B) { benchmarkDispatch(b, batchSize) })
+	}
+}
+
+func benchmarkDispatch(b *testing.B, batchSize int) {
 	const members, perTransaction = 1000, 500
 	f := newFixture(b, dbtest.New(b), 0)
 	rc := newReceiver(b, nil)
-	f.endpoint(rc.url(), webhooks.CreateRequest{})
+	f.endpoint(rc.url(), webhooks.CreateRequest{BatchSize: batchSize})
 	for written := 0; written < b.N; {
 		var batch []events.Record
 		for ; written < b.N && len(batch) < perTransaction; written++ {

@@ -4,6 +4,7 @@
 //	loyaltybench -verify ...       run ledger.Verify on the service's database
 //	loyaltybench baseline [flags]  the same hardware's raw-SQL figure: two-posting transfers
 //	loyaltybench run-all [flags]   PostgreSQL + loyaltyd + all four phases + verification (make bench)
+//	loyaltybench events-ab [flags] service phases with the event pipeline off and on, alternating (make bench-events)
 //
 // The load generator enrols its members and creates its hotels, then runs
 // a mix of stays, redemptions, late-arrival guarantees and member reads
@@ -39,6 +40,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return baselineCommand(ctx, args[1:], stdout, stderr)
 		case "run-all":
 			return runAllCommand(ctx, args[1:], stdout, stderr)
+		case "events-ab":
+			return eventsABCommand(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return loadCommand(ctx, args, stdout, stderr)

@@ -108,7 +108,7 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 	fmt.Fprintf(stdout, "PostgreSQL %s started (fsync=%s), database %q\n", pg.Version(), fsync, benchDatabase)
 
 	// (b) loyaltyd on it.
-	srv, err := startServer(ctx, bin, dbURL, events, stderr)
+	srv, err := startServer(ctx, bin, dbURL, events, "", stderr)
 	if err != nil {
 		return err
 	}
@@ -160,19 +160,10 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			rep, err = runBaseline(ctx, baselineConfig{Clients: lf.clients, Duration: lf.duration, Count: lf.count,
 				Mode: ph.mode, Accounts: accounts, Seed: lf.seed, PostgresPID: pg.PID()}, pool)
 		} else {
-			cfg, cerr := lf.runConfig(ph.mode)
+			cfg, cerr := serviceConfig(lf, ph.mode, srv, pg.PID(), pool, stdout)
 			if cerr != nil {
 				return cerr
 			}
-			cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.metricsURL
-			cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, stdout
-			cfg.PostgresPID = pg.PID()
-			cfg.WALPosition = func(ctx context.Context) (int64, error) {
-				var at int64
-				err := pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::INT8`).Scan(&at)
-				return at, err
-			}
-			cfg.Rate = 0
 			if ph.halfPeak {
 				if peakOps <= 0 {
 					return errors.New("the half-peak phase needs the unpaced service phase before it")
@@ -281,6 +272,25 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 	return nil
 }
 
+// serviceConfig is a phase of load on srv, measured with its database's
+// CPU and WAL.
+func serviceConfig(lf loadFlags, mode string, srv *server, postgresPID int, pool *pgxpool.Pool, progress io.Writer) (runConfig, error) {
+	cfg, err := lf.runConfig(mode)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.URL, cfg.Key, cfg.MetricsURL = srv.url, srv.key, srv.metricsURL
+	cfg.ServerPID, cfg.ResetPeakRSS, cfg.TrackAcks, cfg.Progress = srv.pid(), true, true, progress
+	cfg.PostgresPID = postgresPID
+	cfg.WALPosition = func(ctx context.Context) (int64, error) {
+		var at int64
+		err := pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::INT8`).Scan(&at)
+		return at, err
+	}
+	cfg.Rate = 0
+	return cfg, nil
+}
+
 func onOff(on bool) string {
 	if on {
 		return "on"
@@ -327,9 +337,10 @@ type server struct {
 func (s *server) pid() int { return s.cmd.Process.Pid }
 
 // startServer starts loyaltyd on dbURL on a free loopback port and reads
-// the URL and the admin key it prints on its first start. Its log (JSON,
-// warnings and errors only) goes to logs.
-func startServer(ctx context.Context, bin, dbURL string, events bool, logs io.Writer) (*server, error) {
+// the URL and the admin key it prints on its first start (adminKey, when
+// not empty, is the key of an earlier start on the same database). Its
+// log (JSON, warnings and errors only) goes to logs.
+func startServer(ctx context.Context, bin, dbURL string, events bool, adminKey string, logs io.Writer) (*server, error) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -361,7 +372,8 @@ func startServer(ctx context.Context, bin, dbURL string, events bool, logs io.Wr
 	go func() {
 		defer r.Close()
 		sc := bufio.NewScanner(r)
-		var b banner
+		// A restart on the same database prints no key: the caller has it.
+		b := banner{key: adminKey}
 		sent := false
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())

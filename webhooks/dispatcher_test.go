@@ -495,7 +495,7 @@ func TestAPartnerEndpointReceivesOnlyItsPartnersEvents(t *testing.T) {
 	}
 }
 
-// Two dispatchers on one database share the deliveries: together they
+// Two dispatchers on one database share the endpoints: together they
 // deliver every event once, and never have one delivery in flight twice
 // at once (the receiver counts requests per webhook-id in flight).
 func TestTwoDispatchersNeverSendOneDeliveryTwiceAtOnce(t *testing.T) {
@@ -551,8 +551,11 @@ func TestTwoDispatchersNeverSendOneDeliveryTwiceAtOnce(t *testing.T) {
 		}
 		a, b := dispatchers[0].Stats(), dispatchers[1].Stats()
 		t.Logf("dispatcher a: %+v; b: %+v", a, b)
-		if a.Delivered == 0 || b.Delivered == 0 || a.Delivered+b.Delivered != uint64(2*len(want)) || a.FannedOut+b.FannedOut != uint64(2*len(want)) {
-			t.Errorf("a delivered %d, b %d (fanned out %d and %d): want both to share %d", a.Delivered, b.Delivered, a.FannedOut, b.FannedOut, 2*len(want))
+		// Which dispatcher streams which endpoint is a race (each window
+		// goes to whichever takes the endpoint's lease first): together
+		// they record every delivery once.
+		if a.Delivered+b.Delivered != uint64(2*len(want)) || a.FannedOut+b.FannedOut != uint64(2*len(want)) {
+			t.Errorf("a delivered %d, b %d (fanned out %d and %d): want %d together", a.Delivered, b.Delivered, a.FannedOut, b.FannedOut, 2*len(want))
 		}
 	})
 }

@@ -57,6 +57,16 @@ type Member struct {
 	TierSince time.Time `json:"tier_since"`
 	// Manual is the tier an admin set, if any.
 	Manual *tiers.Manual `json:"manual,omitempty"`
+	// LastReview is when a tier review last found the member due and left
+	// the tier as it was (zero: never); the next review date counts from
+	// the anniversary after it. A review that changes the tier moves
+	// TierSince instead.
+	LastReview time.Time `json:"last_review,omitzero"`
+}
+
+// ForTierRules is what the tier rules need to know of the member.
+func (m Member) ForTierRules() tiers.Member {
+	return tiers.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: m.FirstStay != "", Manual: m.Manual, LastReview: m.LastReview}
 }
 
 // Account is the ledger account of the member's points.
@@ -232,15 +242,15 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 
 const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
 	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, ''),
-	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, '') FROM members`
+	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, ''), reviewed_at FROM members`
 
 func scanMember(row pgx.Row, number string) (Member, error) {
 	var m Member
 	var tier, channel, manualReason string
 	var manualTier *string
-	var manualUntil *time.Time
+	var manualUntil, reviewedAt *time.Time
 	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy,
-		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason)
+		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason, &reviewedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
@@ -253,6 +263,9 @@ func scanMember(row pgx.Row, number string) (Member, error) {
 		if manualUntil != nil {
 			m.Manual.Until = manualUntil.UTC()
 		}
+	}
+	if reviewedAt != nil {
+		m.LastReview = reviewedAt.UTC()
 	}
 	return m, nil
 }

@@ -12,12 +12,30 @@ import (
 	"github.com/loyalty-ledger/loyalty/tiers"
 )
 
-// ReviewProgress is reported after every batch of a review.
+// ReviewProgress is reported after every batch of a review, with the
+// counts of the whole review at its as-of (earlier runs it resumed
+// included).
 type ReviewProgress struct {
-	Processed, Changed int64
-	Cursor             string // the last member number reviewed
-	Done               bool
+	// Processed is the members scanned, due or not.
+	Processed int64
+	// Changed is the members whose tier the review changed: down one step
+	// at their review date, or up (a member whose stays reach a higher
+	// tier goes up at any review, due or not).
+	Changed int64
+	// Unchanged is the members due (their review date had come by the
+	// as-of) who kept their tier; they are marked reviewed at the as-of,
+	// so that their next review is a year on.
+	Unchanged int64
+	Cursor    string // the last member number reviewed
+	Done      bool
 }
+
+// Due is the members the review decided on: those whose review date had
+// come by the as-of, and any member it moved up before that date.
+func (p ReviewProgress) Due() int64 { return p.Changed + p.Unchanged }
+
+// NotDue is the members scanned whose review date had not come.
+func (p ReviewProgress) NotDue() int64 { return p.Processed - p.Due() }
 
 // MaxReviewBatch bounds one batch of the review job.
 const MaxReviewBatch = 5000
@@ -27,8 +45,10 @@ const MaxReviewBatch = 5000
 // checkpoint: a run that stops (a crash, a deploy) resumes after the last
 // committed batch when started again with the same asOf, and a finished
 // run does nothing when started again. A member whose tier changes gets
-// tier_since = asOf, so a second review at the same asOf does not find
-// them due: running it twice changes nothing the second time.
+// tier_since = asOf, and a member due who keeps the tier gets reviewed_at
+// = asOf, so a second review at the same asOf does not find them due:
+// running it twice changes nothing the second time, and their next review
+// date (Member.ForTierRules, tiers.Settings.ReviewDate) is a year on.
 func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf time.Time, batchSize int, progress func(ReviewProgress)) (ReviewProgress, error) {
 	if batchSize < 1 || batchSize > MaxReviewBatch {
 		return ReviewProgress{}, fmt.Errorf("review batch size %d: must be 1 to %d", batchSize, MaxReviewBatch)
@@ -36,8 +56,10 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 	asOf = asOf.UTC().Truncate(time.Microsecond)
 	job := "tier-review:" + asOf.Format(time.RFC3339Nano)
 	var p ReviewProgress
-	err := s.db.Pool.QueryRow(ctx, `SELECT cursor, done, processed, changed FROM job_checkpoints WHERE job = $1`, job).
-		Scan(&p.Cursor, &p.Done, &p.Processed, &p.Changed)
+	// The checkpoint's amount, the job's running total besides its
+	// counts, is the unchanged members.
+	err := s.db.Pool.QueryRow(ctx, `SELECT cursor, done, processed, changed, amount FROM job_checkpoints WHERE job = $1`, job).
+		Scan(&p.Cursor, &p.Done, &p.Processed, &p.Changed, &p.Unchanged)
 	if err != nil && err != pgx.ErrNoRows {
 		return p, fmt.Errorf("read checkpoint of %s: %w", job, err)
 	}
@@ -87,14 +109,16 @@ func (s *Store) ReviewTiers(ctx context.Context, settings tiers.Settings, asOf t
 				b.Queue(c.SQL, c.Args...)
 			}
 			if len(requalified) > 0 {
+				next.Unchanged += int64(len(requalified))
 				b.Queue(`UPDATE members SET reviewed_at = $2 WHERE member_number = ANY($1)`, requalified, asOf)
 			}
 			next.Done = len(numbers) < batchSize
-			b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6)
+			b.Queue(`INSERT INTO job_checkpoints (job, cursor, done, processed, changed, amount, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7)
 				ON CONFLICT (job) DO UPDATE SET cursor = excluded.cursor, done = excluded.done,
-					processed = excluded.processed, changed = excluded.changed, updated_at = excluded.updated_at`,
-				job, next.Cursor, next.Done, next.Processed, next.Changed, now)
+					processed = excluded.processed, changed = excluded.changed, amount = excluded.amount,
+					updated_at = excluded.updated_at`,
+				job, next.Cursor, next.Done, next.Processed, next.Changed, next.Unchanged, now)
 			return tx.SendBatch(ctx, b).Close()
 		})
 		if err != nil {

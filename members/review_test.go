@@ -16,8 +16,10 @@ import (
 // TestTierReviewDowngradesOneStepOnceAndResumes: platinum and gold
 // members without activity go down one step at their review date, a
 // member still qualifying keeps the tier, a member not yet due is left
-// alone; a review that stops half-way resumes, and a second run changes
-// nothing.
+// alone; a review that stops half-way resumes with its counts (due,
+// changed, unchanged) carried over, and a second run changes nothing. A
+// review an hour later finds nobody due: the changed members' tiers and
+// the unchanged members' reviews are an hour old.
 func TestTierReviewDowngradesOneStepOnceAndResumes(t *testing.T) {
 	f := newStoreFixture(t)
 	ctx, db, store := f.ctx, f.db, f.store
@@ -66,16 +68,25 @@ func TestTierReviewDowngradesOneStepOnceAndResumes(t *testing.T) {
 			t.Fatalf("member %s is %s (%v), want %s", number, m.Tier, err, tier)
 		}
 	}
-	if got.Changed != 2 {
-		t.Fatalf("%d changes, want 2", got.Changed)
+	// Due: platinum and gold (changed), busy and the fillers enrolled more
+	// than a year ago (their anniversary has come; unchanged); fresh is not.
+	if got.Changed != 2 || got.Unchanged != 1+int64(len(filler)) || got.Due() != 3+int64(len(filler)) || got.NotDue() != 1 {
+		t.Fatalf("review %+v (due %d, not due %d), want 2 changed, %d unchanged, %d due, 1 not due",
+			got, got.Due(), got.NotDue(), 1+len(filler), 3+len(filler))
 	}
 	again, err := store.ReviewTiers(ctx, tiers.Default(), asOf, 3, nil)
-	if err != nil || again.Changed != 2 || again.Processed != got.Processed {
-		t.Fatalf("a second run at the same time: %+v, %v; want nothing new", again, err)
+	if err != nil || again != got {
+		t.Fatalf("a second run at the same time: %+v, %v; want the finished review's counts %+v and nothing new", again, err, got)
 	}
 	later, err := store.ReviewTiers(ctx, tiers.Default(), asOf.Add(time.Hour), 3, nil)
-	if err != nil || later.Changed != 0 {
-		t.Fatalf("a new run an hour later: %+v, %v; want no change (nobody is due again)", later, err)
+	if err != nil || later.Changed != 0 || later.Due() != 0 || later.NotDue() != got.Processed {
+		t.Fatalf("a new run an hour later: %+v, %v; want nobody due again and no change", later, err)
+	}
+	if m, err := store.Get(ctx, busy.Number); err != nil || !m.LastReview.Equal(asOf) {
+		t.Fatalf("the member who kept gold was last reviewed at %s (%v), want %s", m.LastReview, err, asOf)
+	}
+	if m, err := store.Get(ctx, fresh.Number); err != nil || !m.LastReview.IsZero() {
+		t.Fatalf("the member not due was last reviewed at %s (%v), want never", m.LastReview, err)
 	}
 	history, err := store.TierHistory(ctx, platinum.Number, 10)
 	if err != nil || len(history) != 1 || history[0].To != programme.TierGold || history[0].ChangedBy != "tier-review" {

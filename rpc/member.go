@@ -207,11 +207,10 @@ func (s memberService) GetTierHistory(ctx context.Context, req *connect.Request[
 // tierStatus is where the member stands with the tier rules, given the
 // qualifying activity in the window up to now.
 func tierStatus(m members.Member, activity tierrules.Activity, rules tierrules.Settings) *loyaltyv1.TierStatus {
-	member := tierrules.Member{Tier: m.Tier, Since: m.TierSince, EverStayed: m.FirstStay != "", Manual: m.Manual}
 	out := &loyaltyv1.TierStatus{
 		QualifyingNights: int32(activity.Nights), QualifyingPoints: activity.Points,
 		WindowStart: timestamppb.New(activity.WindowStart), WindowEnd: timestamppb.New(activity.WindowEnd),
-		NextReviewAt: timestamppb.New(rules.ReviewDate(member)),
+		NextReviewAt: timestamppb.New(rules.ReviewDate(m.ForTierRules())),
 	}
 	if next, nights, points, ok := rules.Needed(m.Tier, activity); ok {
 		out.NextTier, out.NightsToNextTier, out.PointsToNextTier = tiers[next], int32(nights), points

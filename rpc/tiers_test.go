@@ -254,3 +254,90 @@ func TestABackdatedTierCorrection(t *testing.T) {
 	}
 	wantLines(t, stayed.Msg.GetTransaction(), "stay_points", 100, "tier_bonus", 20, "first_stay_bonus", 60, "direct_booking_bonus", 100)
 }
+
+// TestGetMemberShowsTheNextReviewAYearOnAfterAReviewThatKeepsTheTier: a
+// gold member who still qualifies at the review date keeps gold, and
+// GetMember's next review moves from the date just passed to a year on
+// (the review marks the member reviewed; the store reads it back). A
+// review the next day finds the member not due.
+func TestGetMemberShowsTheNextReviewAYearOnAfterAReviewThatKeepsTheTier(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	n := 0
+	// stay records a stay of nights that ends today.
+	stay := func(nights int) {
+		t.Helper()
+		n++
+		today := e.clock.Now()
+		req := &loyaltyv1.RecordStayRequest{IdempotencyKey: fmt.Sprintf("stay-%d", n), MemberNumber: member, PropertyId: "SH-HQ-001",
+			StayId: fmt.Sprintf("K-%d", n), ArrivalDate: today.AddDate(0, 0, -nights).Format(time.DateOnly),
+			DepartureDate: today.Format(time.DateOnly), Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_FRONT_DESK}
+		for range nights {
+			req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: "200.00"}})
+		}
+		if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func() (loyaltyv1.Tier, time.Time) {
+		t.Helper()
+		res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := res.Msg.GetMember()
+		return m.GetTier(), m.GetTierStatus().GetNextReviewAt().AsTime()
+	}
+	changes := func() int {
+		t.Helper()
+		res, err := c.members.GetTierHistory(e.ctx, connect.NewRequest(&loyaltyv1.GetTierHistoryRequest{MemberNumber: member}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(res.Msg.GetChanges())
+	}
+
+	stay(10) // 10 nights: gold at once
+	tier, anniversary := status()
+	if tier != loyaltyv1.Tier_TIER_GOLD {
+		t.Fatalf("after 10 nights: %s, want GOLD", tier)
+	}
+	history, err := c.members.GetTierHistory(e.ctx, connect.NewRequest(&loyaltyv1.GetTierHistoryRequest{MemberNumber: member}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upgraded := history.Msg.GetChanges()[0].GetEffectiveAt().AsTime(); !anniversary.Equal(upgraded.AddDate(1, 0, 0)) {
+		t.Fatalf("next review %s, want the upgrade's anniversary %s", anniversary, upgraded.AddDate(1, 0, 0))
+	}
+	e.clock.Advance(300 * 24 * time.Hour)
+	stay(10) // in the window at the review: gold is kept
+
+	e.advanceTo(anniversary.Add(24 * time.Hour)) // the job runs a day after the anniversary
+	if _, next := status(); !next.Equal(anniversary) {
+		t.Fatalf("due but not yet reviewed: next review %s, want the anniversary %s", next, anniversary)
+	}
+	before := changes()
+	review := members.New(e.ledger, e.clock.Now)
+	p, err := review.ReviewTiers(e.ctx, tierrules.Default(), e.clock.Now(), 100, nil)
+	if err != nil || p.Processed != 1 || p.Due() != 1 || p.Changed != 0 || p.Unchanged != 1 {
+		t.Fatalf("the review: %+v, %v; want the member due and unchanged", p, err)
+	}
+	tier, next := status()
+	if want := anniversary.AddDate(1, 0, 0); tier != loyaltyv1.Tier_TIER_GOLD || !next.Equal(want) {
+		t.Fatalf("after a review that kept the tier: %s, next review %s; want GOLD and %s", tier, next, want)
+	}
+	if after := changes(); after != before {
+		t.Fatalf("%d tier changes after the review, want still %d", after, before)
+	}
+
+	e.clock.Advance(24 * time.Hour)
+	p, err = review.ReviewTiers(e.ctx, tierrules.Default(), e.clock.Now(), 100, nil)
+	if err != nil || p.Processed != 1 || p.Due() != 0 || p.NotDue() != 1 {
+		t.Fatalf("a review the next day: %+v, %v; want the member not due", p, err)
+	}
+	if _, again := status(); !again.Equal(next) {
+		t.Fatalf("after a review that did not find the member due: next review %s, want still %s", again, next)
+	}
+	e.verify(t)
+}

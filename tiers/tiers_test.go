@@ -204,3 +204,54 @@ func TestDatesDoNotDependOnTheTimeZoneOfTheirInput(t *testing.T) {
 		})
 	}
 }
+
+// TestTheNextReviewIsTheFirstAnniversaryAfterTheLastReview: a member's
+// review date is the anniversary (every ReviewMonths) of the tier taking
+// effect, or of a manual tier ending; once a review has found the member
+// due and left the tier as it was, it is the first anniversary after that
+// review, so a member who kept the tier is next reviewed a year on, not
+// again at the date just passed.
+func TestTheNextReviewIsTheFirstAnniversaryAfterTheLastReview(t *testing.T) {
+	since := time.Date(2025, 11, 3, 0, 0, 0, 0, time.UTC)
+	shanghai := time.FixedZone("Asia/Shanghai", 8*3600)
+	leapDay := time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name       string
+		since      time.Time
+		lastReview time.Time // zero: never reviewed
+		manual     *Manual
+		want       time.Time
+	}{
+		{"never reviewed: the first anniversary of the tier", since, time.Time{}, nil,
+			time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"reviewed on the anniversary and kept: a year on", since, time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC), nil,
+			time.Date(2027, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"reviewed late (the job ran weeks after the anniversary): still the tier's anniversary a year on", since,
+			time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), nil, time.Date(2027, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"reviewed a microsecond before the anniversary: the anniversary is still to come", since,
+			time.Date(2026, 11, 2, 23, 59, 59, 999999000, time.UTC), nil, time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"a review written in Shanghai time is the same instant", since,
+			time.Date(2026, 11, 3, 8, 0, 0, 0, shanghai), nil, time.Date(2027, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"reviews missed for years: the first anniversary after the last one", since,
+			time.Date(2029, 1, 15, 0, 0, 0, 0, time.UTC), nil, time.Date(2029, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"a review before the current tier took effect does not count", since,
+			time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), nil, time.Date(2026, 11, 3, 0, 0, 0, 0, time.UTC)},
+		{"a tier since a leap day, reviewed and kept: 1 March two years on", leapDay,
+			time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC), nil, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{"a manual tier that ended: its end's anniversary", since, time.Time{},
+			&Manual{Tier: programme.TierGold, Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)},
+			time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)},
+		{"a manual tier that ended, reviewed at its end's anniversary and kept: a year on", since,
+			time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC),
+			&Manual{Tier: programme.TierGold, Until: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)},
+			time.Date(2028, 2, 1, 0, 0, 0, 0, time.UTC)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := Member{Tier: programme.TierGold, Since: tc.since, EverStayed: true, Manual: tc.manual, LastReview: tc.lastReview}
+			if got := Default().ReviewDate(m); !got.Equal(tc.want) {
+				t.Fatalf("review date %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

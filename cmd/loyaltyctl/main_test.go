@@ -88,11 +88,14 @@ func runCLI(t *testing.T, now func() time.Time, args ...string) (code int, stdou
 	return code, out.String(), errOut.String()
 }
 
-var summary = regexp.MustCompile(`^reviewed (\d+) members, changed (\d+), in \S+ \(\d+ members/s\)\n$`)
+// summary is the review's last line on stdout: members scanned, due,
+// changed, unchanged and not due.
+var summary = regexp.MustCompile(`^(\d+) members scanned: (\d+) due \((\d+) changed, (\d+) unchanged\), (\d+) not due, in \S+ \(\d+ members/s\)\n$`)
 
 // TestTiersReview: the two gold members due for review go down to silver,
-// the others are left alone; a second run at the same -as-of finds the
-// review finished and changes nothing.
+// the others (regular, enrolled more than a year ago: due too) keep their
+// tier; a second run at the same -as-of finds the review finished and
+// changes nothing.
 func TestTiersReview(t *testing.T) {
 	db := dbtest.New(t)
 	all := enrolMembers(t, db, 5, 2)
@@ -105,12 +108,15 @@ func TestTiersReview(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
-	if progress := regexp.MustCompile(`(?m)^loyaltyctl: \d+ members reviewed, \d+ changed, \d+ members/s, after member \d{10}$`).FindAllString(stderr, -1); len(progress) != 2 {
-		t.Errorf("progress lines %q, want 2 (after the batches of 2 and 4 members)", progress)
+	progress := regexp.MustCompile(`(?m)^loyaltyctl: (\d+) members scanned: (\d+) due \((\d+) changed, (\d+) unchanged\), (\d+) not due, \d+ members/s, after member \d{10}$`).
+		FindAllStringSubmatch(stderr, -1)
+	// Member numbers are random: which batch holds the gold members is not
+	// known, but every member is due.
+	if len(progress) != 2 || fmt.Sprint(progress[0][1:3], " ", progress[0][5]) != "[2 2] 0" || fmt.Sprint(progress[1][1:3], " ", progress[1][5]) != "[4 4] 0" {
+		t.Errorf("progress lines %q, want 2, after the batches of 2 and 4 members, all due", progress)
 	}
-	m := summary.FindStringSubmatch(stdout)
-	if m == nil || m[1] != "5" || m[2] != "2" {
-		t.Fatalf("summary %q, want 5 members reviewed and 2 changed", stdout)
+	if m := summary.FindStringSubmatch(stdout); m == nil || fmt.Sprint(m[1:]) != "[5 5 2 3 0]" {
+		t.Fatalf("summary %q, want 5 members scanned, 5 due: 2 changed and 3 unchanged", stdout)
 	}
 	for i, mem := range all {
 		want := "regular"
@@ -132,7 +138,7 @@ func TestTiersReview(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second run: exit %d, want 0; stderr:\n%s", code, stderr)
 	}
-	if !strings.Contains(stdout, "already finished: reviewed 5 members, changed 2; nothing was changed now") {
+	if !strings.Contains(stdout, "already finished: 5 members scanned: 5 due (2 changed, 3 unchanged), 0 not due; nothing was changed now") {
 		t.Fatalf("second run said %q, want the finished review's figures and nothing changed", stdout)
 	}
 	if n := tierChanges(t, db); n != 2 {
@@ -181,7 +187,7 @@ func TestTiersReviewInterruptedResumes(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("interrupted run: exit %d, want 1", code)
 	}
-	m := regexp.MustCompile(`interrupted: (\d+) members reviewed`).FindStringSubmatch(stderr.buf.String())
+	m := regexp.MustCompile(`interrupted: (\d+) members scanned`).FindStringSubmatch(stderr.buf.String())
 	if m == nil || !strings.Contains(stderr.buf.String(), "Run the same command again (-as-of 2026-06-01T00:00:00Z) to resume") {
 		t.Fatalf("interrupted run said %q, want how far it got and how to resume", stderr.buf.String())
 	}
@@ -193,8 +199,10 @@ func TestTiersReviewInterruptedResumes(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("resumed run: exit %d, want 0", code)
 	}
-	if s := summary.FindStringSubmatch(out); s == nil || s[1] != strconv.Itoa(total) || s[2] != "2" {
-		t.Fatalf("resumed run said %q, want %d members reviewed in all and 2 changed", out, total)
+	// Counted over both runs: every member is due (enrolled more than a
+	// year ago), the two gold ones changed.
+	if s := summary.FindStringSubmatch(out); s == nil || fmt.Sprint(s[1:]) != fmt.Sprintf("[%d %d 2 %d 0]", total, total, total-2) {
+		t.Fatalf("resumed run said %q, want %d members scanned in all, all due, 2 changed and %d unchanged", out, total, total-2)
 	}
 	if !strings.Contains(errOut, "this run resumed an earlier one") {
 		t.Fatalf("resumed run's stderr %q does not say it resumed", errOut)

@@ -26,7 +26,10 @@ var progressEvery = 2 * time.Second
 // programme's default tier rules: a member due at -as-of who no longer
 // qualifies goes down one tier, one who qualifies higher goes up. Each batch
 // commits with its checkpoint, so an interrupted review resumes when run
-// again with the same -as-of, and a finished one changes nothing again.
+// again with the same -as-of, and a finished one changes nothing again. An
+// -as-of in the future is refused unless -allow-future-as-of is given: the
+// review would date tier changes, and members' next reviews, in the future
+// on the stays recorded so far.
 func tiersReview(e env, args []string) int {
 	const name = "tiers review"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
@@ -37,8 +40,12 @@ func tiersReview(e env, args []string) int {
 			"A run with the same -as-of resumes or repeats the same review")
 	batch := fs.Int("batch", 1000,
 		fmt.Sprintf("members per batch, each reviewed in one transaction with the checkpoint (1 to %d)", members.MaxReviewBatch))
+	allowFuture := fs.Bool("allow-future-as-of", false,
+		"review as of a time after now, for a rehearsal on a copy of the data (to see whom a coming review would move):\n"+
+			"it decides on the stays recorded so far and dates the tier changes and the members' reviews at -as-of,\n"+
+			"so the next real review at an earlier time finds them not due. Never on the live database")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl tiers review -as-of TIME [-batch N] [-database-url URL]
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl tiers review -as-of TIME [-batch N] [-database-url URL] [-allow-future-as-of]
 
 Reviews every member's tier as of -as-of: a member whose review date has
 come (the anniversary of their tier, or of their last review) and who no
@@ -48,6 +55,18 @@ with a checkpoint in the database, so after a crash or Ctrl-C the same
 command resumes after the last finished batch, and once finished it changes
 nothing when run again. Progress goes to stderr, the summary to stdout. It
 never migrates the database: start loyaltyd once against it first.
+
+The summary counts the members scanned, and of them those due (their review
+date had come by -as-of), split into changed (the tier went down one step,
+or up) and unchanged (due, and kept the tier: their next review is a year
+on); the rest were not due. A member whose stays reach a higher tier goes
+up at any review and counts as due and changed. A resumed review counts
+the batches of the runs before it too.
+
+An -as-of in the future is refused (exit status 2), as loyaltyctl expire
+refuses one: the review would decide on the stays recorded so far and date
+its tier changes in the future. -allow-future-as-of allows it, for a
+rehearsal on a copy of the data.
 
 SIGINT or SIGTERM stops after the current batch; a second one stops at once
 (the batch in progress is rolled back).
@@ -69,6 +88,10 @@ Flags:
 	asOf, err := parseAsOf(*asOfText)
 	if err != nil {
 		return usageError(e, name, err)
+	}
+	if asOf.After(e.now()) && !*allowFuture {
+		return usageError(e, name, fmt.Errorf("-as-of %s is in the future: a review decides on the stays recorded so far and dates its tier changes at -as-of; "+
+			"give -allow-future-as-of to do it anyway (a rehearsal on a copy of the data)", asOf.Format(time.RFC3339Nano)))
 	}
 	if *batch < 1 || *batch > members.MaxReviewBatch {
 		return usageError(e, name, fmt.Errorf("-batch %d: must be 1 to %d", *batch, members.MaxReviewBatch))
@@ -93,7 +116,8 @@ Flags:
 	fmt.Fprintf(stderr, "loyaltyctl: tier review as of %s in batches of %d, on %s database %q at %s\n",
 		asOfFlag, *batch, db.Dialect.Engine, conn.Database, conn.Host)
 	if asOf.After(e.now()) {
-		fmt.Fprintf(stderr, "loyaltyctl: note: -as-of %s is in the future: members due by then are reviewed now, on the stays recorded so far\n", asOfFlag)
+		fmt.Fprintf(stderr, "loyaltyctl: note: -as-of %s is in the future (-allow-future-as-of): members due by then are reviewed now, "+
+			"on the stays recorded so far, and their tier changes are dated %s\n", asOfFlag, asOfFlag)
 	}
 	// Tier changes announce themselves, as loyaltyd's own writes do.
 	l := ledger.New(db, ledger.Options{Clock: e.now, Outbox: events.OfTransaction})
@@ -106,8 +130,8 @@ Flags:
 	}
 
 	interrupted := func(p members.ReviewProgress) int {
-		fmt.Fprintf(stderr, "loyaltyctl: interrupted: %d members reviewed and %d changed at this -as-of so far, every finished batch saved.\n"+
-			"Run the same command again (-as-of %s) to resume after member %q.\n", p.Processed, p.Changed, asOfFlag, p.Cursor)
+		fmt.Fprintf(stderr, "loyaltyctl: interrupted: %s at this -as-of so far, every finished batch saved.\n"+
+			"Run the same command again (-as-of %s) to resume after member %q.\n", counts(p), asOfFlag, p.Cursor)
 		return exitError
 	}
 
@@ -125,8 +149,8 @@ Flags:
 		}
 		if now := time.Now(); !p.Done && now.Sub(lastPrint) >= progressEvery {
 			lastPrint = now
-			fmt.Fprintf(stderr, "loyaltyctl: %d members reviewed, %d changed, %.0f members/s, after member %s\n",
-				p.Processed, p.Changed, perSecond(p.Processed-base, now.Sub(start)), p.Cursor)
+			fmt.Fprintf(stderr, "loyaltyctl: %s, %.0f members/s, after member %s\n",
+				counts(p), perSecond(p.Processed-base, now.Sub(start)), p.Cursor)
 		}
 	})
 	elapsed := time.Since(start)
@@ -136,8 +160,8 @@ Flags:
 		}
 		fmt.Fprintf(stderr, "loyaltyctl %s: %v\n", name, err)
 		if calls > 0 {
-			fmt.Fprintf(stderr, "loyaltyctl: %d members reviewed and %d changed at this -as-of so far, every finished batch saved: "+
-				"the same command (-as-of %s) resumes after member %q\n", final.Processed, final.Changed, asOfFlag, final.Cursor)
+			fmt.Fprintf(stderr, "loyaltyctl: %s at this -as-of so far, every finished batch saved: "+
+				"the same command (-as-of %s) resumes after member %q\n", counts(final), asOfFlag, final.Cursor)
 		}
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42703") { // undefined table, column
@@ -148,19 +172,26 @@ Flags:
 	}
 	switch {
 	case calls == 0:
-		fmt.Fprintf(e.stdout, "the review as of %s had already finished: reviewed %d members, changed %d; nothing was changed now (a new review needs another -as-of)\n",
-			asOfFlag, final.Processed, final.Changed)
+		fmt.Fprintf(e.stdout, "the review as of %s had already finished: %s; nothing was changed now (a new review needs another -as-of)\n",
+			asOfFlag, counts(final))
 	case base < 0:
-		fmt.Fprintf(e.stdout, "reviewed %d members, changed %d, in %s (this run resumed an earlier one and did its last batch)\n",
-			final.Processed, final.Changed, round(elapsed))
+		fmt.Fprintf(e.stdout, "%s, in %s (this run resumed an earlier one and did its last batch)\n",
+			counts(final), round(elapsed))
 	default:
-		fmt.Fprintf(e.stdout, "reviewed %d members, changed %d, in %s (%.0f members/s)\n",
-			final.Processed, final.Changed, round(elapsed), perSecond(final.Processed-base, elapsed))
+		fmt.Fprintf(e.stdout, "%s, in %s (%.0f members/s)\n",
+			counts(final), round(elapsed), perSecond(final.Processed-base, elapsed))
 		if base > 0 {
-			fmt.Fprintf(stderr, "loyaltyctl: this run resumed an earlier one: %d of the members had been reviewed by it\n", base)
+			fmt.Fprintf(stderr, "loyaltyctl: this run resumed an earlier one: %d of the members had been scanned by it\n", base)
 		}
 	}
 	return exitOK
+}
+
+// counts says how many members a review scanned, found due, changed and
+// left unchanged, and how many were not due.
+func counts(p members.ReviewProgress) string {
+	return fmt.Sprintf("%d members scanned: %d due (%d changed, %d unchanged), %d not due",
+		p.Processed, p.Due(), p.Changed, p.Unchanged, p.NotDue())
 }
 
 // parseAsOf reads an RFC 3339 time or a date (midnight UTC).

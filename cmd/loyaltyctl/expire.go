@@ -23,11 +23,12 @@ func pointsExpire(e env, args []string) int {
 	dbFlag := fs.String("database-url", "",
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
 	asOfText := fs.String("as-of", "",
-		"expire the lots due at this time: RFC 3339 (2028-03-16T00:00:00Z) or a date (2028-03-16, midnight UTC); not in the future; required.\n"+
+		"expire the lots due at this time: "+dateHelp+"; not in the future; required.\n"+
+			"Points expire at 00:00 in the programme's time zone, so a date is the usual -as-of; yesterday's (date -d yesterday +%F) has come wherever you are.\n"+
 			"A run with the same -as-of resumes or repeats the same run")
 	batch := fs.Int("batch", 1000, fmt.Sprintf("members per batch, each followed by a checkpoint (1 to %d)", expiry.MaxBatch))
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl expire -as-of TIME [-batch N] [-database-url URL]
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl expire -as-of DATE|TIME [-batch N] [-database-url URL | -data-dir DIR]
 
 Expires the points of every lot due at -as-of under the programme's expiry
 rule: one expiry transaction per member, moving the points to the breakage
@@ -52,9 +53,9 @@ Flags:
 		return usageError(e, name, err)
 	}
 	if *asOfText == "" {
-		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of 2028-03-16"))
+		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of "+e.now().AddDate(0, 0, -1).Format(time.DateOnly)))
 	}
-	asOf, err := parseAsOf(*asOfText)
+	asOf, err := parseTimeOn(e, url, "as-of", *asOfText)
 	if err != nil {
 		return usageError(e, name, err)
 	}
@@ -76,9 +77,17 @@ Flags:
 	defer db.Close()
 	// Expiries announce themselves, as loyaltyd's own writes do.
 	l := ledger.New(db, ledger.Options{Clock: e.now, Outbox: events.OfTransaction})
-	job := expiry.New(l, programmes.New(l, e.now), e.now)
-	asOfFlag := asOf.Format(time.RFC3339Nano)
-	fmt.Fprintf(stderr, "loyaltyctl: points expiry as of %s in batches of %d, on %s\n", asOfFlag, *batch, db.Dialect.Engine)
+	progs := programmes.New(l, e.now)
+	job := expiry.New(l, progs, e.now)
+	// Said in the programme's time zone, where points expire at 00:00.
+	zone, err := programmeZone(ctx, progs, asOf)
+	if err != nil {
+		fmt.Fprintf(stderr, "loyaltyctl %s: %v\n", name, err)
+		return exitError
+	}
+	asOfFlag := asOf.In(zone).Format(time.RFC3339Nano)
+	fmt.Fprintf(stderr, "loyaltyctl: points expiry as of %s (%s, the programme's time zone) in batches of %d, on %s\n",
+		asOfFlag, zone, *batch, db.Dialect.Engine)
 	start := time.Now()
 	lastPrint := start
 	calls := 0

@@ -32,6 +32,16 @@ func newFinanceFlags(fs *flag.FlagSet) financeFlags {
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")}
 }
 
+// time reads the date or time flag flagName on the flags' database: a
+// plain date is 00:00 in the programme's time zone (parseTimeOn).
+func (f financeFlags) time(e env, flagName, text string) (time.Time, error) {
+	url, err := databaseURL(e, *f.databaseURL)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return parseTimeOn(e, url, flagName, text)
+}
+
 // open connects to the database the flags or the environment name.
 func (f financeFlags) open(ctx context.Context, e env, name string) (*finance.Reports, func(), int) {
 	url, err := databaseURL(e, *f.databaseURL)
@@ -70,10 +80,10 @@ func reportTrialBalance(e env, args []string) int {
 	const name = "report trial-balance"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
 	db := newFinanceFlags(fs)
-	asOfText := fs.String("as-of", "", "balances as of this time: RFC 3339 or a date (midnight UTC); default now")
+	asOfText := fs.String("as-of", "", "balances as of this time: "+dateHelp+"; default now")
 	members := fs.Bool("members", false, "also list every member account (after the totals)")
 	out := fs.String("o", "-", "CSV file to write; - is stdout")
-	financeUsage(fs, `Usage: loyaltyctl report trial-balance [-as-of TIME] [-members] [-o FILE.csv] [-database-url URL]
+	financeUsage(fs, `Usage: loyaltyctl report trial-balance [-as-of DATE|TIME] [-members] [-o FILE.csv] [-database-url URL | -data-dir DIR]
 
 Writes every account's balance as of -as-of as CSV: programme, partner and
 other accounts one by one, members in aggregate ("member:*"), a total row
@@ -85,7 +95,7 @@ other accounts one by one, members in aggregate ("member:*"), a total row
 	var asOf time.Time
 	if *asOfText != "" {
 		var err error
-		if asOf, err = parseAsOf(*asOfText); err != nil {
+		if asOf, err = db.time(e, "as-of", *asOfText); err != nil {
 			return usageError(e, name, err)
 		}
 	}
@@ -128,11 +138,11 @@ func reportRollForward(e env, args []string) int {
 	const name = "report roll-forward"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
 	db := newFinanceFlags(fs)
-	fromText := fs.String("from", "", "start of the period (exclusive): RFC 3339 or a date (midnight UTC); default the beginning")
-	toText := fs.String("to", "", "end of the period (inclusive): RFC 3339 or a date (midnight UTC); required")
+	fromText := fs.String("from", "", "start of the period (exclusive): "+dateHelp+"; default the beginning")
+	toText := fs.String("to", "", "end of the period (inclusive): "+dateHelp+"; required")
 	groupBy := fs.String("group-by", "source", "source, property or partner")
 	out := fs.String("o", "-", "CSV file to write; - is stdout")
-	financeUsage(fs, `Usage: loyaltyctl report roll-forward -to TIME [-from TIME] [-group-by source|property|partner] [-o FILE.csv]
+	financeUsage(fs, `Usage: loyaltyctl report roll-forward -to DATE|TIME [-from DATE|TIME] [-group-by source|property|partner] [-o FILE.csv]
 
 Writes the points liability over (-from, -to] as CSV: the opening, one row
 per movement (issued, redeemed, penalty, expired, adjustment, reversal,
@@ -145,14 +155,14 @@ book value of a point. Exits 1 if opening + movements != closing.
 	var from, to time.Time
 	var err error
 	if *fromText != "" {
-		if from, err = parseAsOf(*fromText); err != nil {
+		if from, err = db.time(e, "from", *fromText); err != nil {
 			return usageError(e, name, err)
 		}
 	}
 	if *toText == "" {
 		return usageError(e, name, errors.New("-to is required, e.g. -to 2026-12-01"))
 	}
-	if to, err = parseAsOf(*toText); err != nil {
+	if to, err = db.time(e, "to", *toText); err != nil {
 		return usageError(e, name, err)
 	}
 	ctx := context.Background()
@@ -289,14 +299,15 @@ func pointValueSet(e env, args []string) int {
 	const name = "point-value set"
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
 	db := newFinanceFlags(fs)
-	onText := fs.String("on", "", "the UTC date the value applies from, e.g. 2027-01-01; required")
+	onText := fs.String("on", "", "the date the value applies from, e.g. 2027-01-01, a UTC date (not the programme's time zone: see below); required")
 	valueText := fs.String("value", "", "money per point, e.g. 0.012 (at most 8 decimal places); required")
 	currency := fs.String("currency", finance.DefaultPointValue.Currency, "ISO 4217 currency; every version has the default's")
 	financeUsage(fs, `Usage: loyaltyctl point-value set -on DATE -value DECIMAL [-currency CNY] [-database-url URL]
 
 Adds a version of the book value of a point from -on (00:00 UTC) on. A
 version is never changed: the same value again does nothing, another value
-for a date that has one fails.
+for a date that has one fails. Unlike the other date flags, -on is a UTC
+date: the versions of the book value are kept by UTC date.
 `)
 	if err := parseFlags(e, fs, args); err != nil {
 		return usageError(e, name, err)
@@ -363,10 +374,10 @@ func reportPartnerStatements(e env, args []string) int {
 	fs := flag.NewFlagSet("loyaltyctl "+name, flag.ContinueOnError)
 	db := newFinanceFlags(fs)
 	partnerID := fs.String("partner", "", "only this partner's statement; default every partner")
-	fromText := fs.String("from", "", "start of the period (exclusive): RFC 3339 or a date (midnight UTC); required")
-	toText := fs.String("to", "", "end of the period (inclusive): RFC 3339 or a date (midnight UTC); required")
+	fromText := fs.String("from", "", "start of the period (exclusive): "+dateHelp+"; required")
+	toText := fs.String("to", "", "end of the period (inclusive): "+dateHelp+"; required")
 	out := fs.String("o", "-", "CSV file to write; - is stdout")
-	financeUsage(fs, `Usage: loyaltyctl report partner-statements -from TIME -to TIME [-partner ID] [-o FILE.csv]
+	financeUsage(fs, `Usage: loyaltyctl report partner-statements -from DATE|TIME -to DATE|TIME [-partner ID] [-o FILE.csv]
 
 Writes each partner's settlement statement for the transactions recorded in
 (-from, -to] as CSV: per rate version, the points issued at its hotels x the
@@ -381,11 +392,11 @@ partner's points do not tie to the roll-forward by partner.
 	if *fromText == "" || *toText == "" {
 		return usageError(e, name, errors.New("-from and -to are required, e.g. -from 2026-11-01 -to 2026-12-01"))
 	}
-	from, err := parseAsOf(*fromText)
+	from, err := db.time(e, "from", *fromText)
 	if err != nil {
 		return usageError(e, name, err)
 	}
-	to, err := parseAsOf(*toText)
+	to, err := db.time(e, "to", *toText)
 	if err != nil {
 		return usageError(e, name, err)
 	}

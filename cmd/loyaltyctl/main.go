@@ -1,8 +1,8 @@
 // Command loyaltyctl is the operator's command line: jobs that work on the
 // service's database directly, outside any API call.
 //
-//	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL]
-//	loyaltyctl expire -as-of 2028-03-16 [-batch 1000] [-database-url URL]
+//	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL | -data-dir DIR]
+//	loyaltyctl expire -as-of 2026-12-01 [-batch 1000] [-database-url URL | -data-dir DIR]
 //	loyaltyctl partners create|suspend|reinstate|set-rates|add-property|get|list [flags]
 //	loyaltyctl report trial-balance [-as-of T] [-members] [-o file.csv]
 //	loyaltyctl report roll-forward -to T [-from T] [-group-by source|property|partner] [-o file.csv]
@@ -10,9 +10,16 @@
 //	loyaltyctl reconcile | rollup | seal | verify-seals
 //
 // The partners commands call AdminService with an admin key (-url, -key or
-// LOYALTY_URL, LOYALTY_KEY); the others work on the database. It never
-// migrates the database: loyaltyd does that when it starts, so
-// loyaltyd must have been started once against the database first.
+// LOYALTY_URL, LOYALTY_KEY); the others work on the database: -database-url
+// (LOYALTY_DATABASE_URL), or else the one an embedded-mode loyaltyd (make
+// run) runs, found through its data directory (-data-dir, LOYALTY_DATA_DIR,
+// default .data/postgres). It never migrates the database: loyaltyd does
+// that when it starts, so loyaltyd must have been started once against the
+// database first.
+//
+// A date flag given as a plain date (2026-12-01) means 00:00 that day in
+// the programme's time zone (Asia/Shanghai by default), the zone in which
+// points expire and the books close; an RFC 3339 time keeps its offset.
 //
 // Commands are a table of "command subcommand" pairs (tiers review; later
 // report ..., expire ...) with a small dispatcher, no CLI framework. Exit
@@ -34,7 +41,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/finance"
+	"github.com/loyalty-ledger/loyalty/internal/datadir"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
 )
 
 const (
@@ -164,7 +178,10 @@ func usage() string {
 
 The loyalty programme's operator commands. They work on the service's
 database directly and never migrate it: start loyaltyd once against a
-database before using it here.
+database before using it here. Without -database-url (LOYALTY_DATABASE_URL)
+they use the database of the loyaltyd running in embedded mode (make run)
+on -data-dir (LOYALTY_DATA_DIR, default .data/postgres). A plain date
+(2026-12-01) is 00:00 that day in the programme's time zone.
 
 Commands:
 `)
@@ -196,7 +213,20 @@ func (c command) usage() string {
 // parseFlags parses a subcommand's flags. -h prints the usage to stdout
 // and returns flag.ErrHelp; a bad flag prints the message and the usage to
 // stderr.
+//
+// A subcommand that works on the database (it has -database-url) gets
+// -data-dir here too, so that every such command finds make run's database
+// the same way: given no database URL, parseFlags sets -database-url to the
+// one the embedded loyaltyd left in its data directory, or says what to do
+// when there is none.
 func parseFlags(e env, fs *flag.FlagSet, args []string) error {
+	var dataDir *string
+	if f := fs.Lookup("database-url"); f != nil && fs.Lookup("data-dir") == nil {
+		f.Usage = "PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); " +
+			"default: the database of the loyaltyd running in embedded mode on -data-dir (make run)"
+		dataDir = fs.String("data-dir", "", fmt.Sprintf("data directory of a loyaltyd in embedded mode (make run), whose %s file "+
+			"names its database; read when no database URL is given (env LOYALTY_DATA_DIR, default %s)", datadir.URLFile, datadir.Default))
+	}
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	err := fs.Parse(args)
@@ -208,9 +238,36 @@ func parseFlags(e env, fs *flag.FlagSet, args []string) error {
 		err = &flagParseError{err}
 	case fs.NArg() > 0:
 		err = fmt.Errorf("unexpected arguments: %q", fs.Args())
+	case dataDir != nil:
+		err = embeddedDatabase(e, fs, *dataDir)
 	}
 	fs.SetOutput(e.stderr)
 	return err
+}
+
+// embeddedDatabase sets fs's empty -database-url, when LOYALTY_DATABASE_URL
+// is empty too, to the connection string in the data directory dir (else
+// LOYALTY_DATA_DIR, else the default), which loyaltyd writes there while it
+// runs in embedded mode.
+func embeddedDatabase(e env, fs *flag.FlagSet, dir string) error {
+	if fs.Lookup("database-url").Value.String() != "" || e.getenv("LOYALTY_DATABASE_URL") != "" {
+		return nil
+	}
+	if dir == "" {
+		dir = e.getenv("LOYALTY_DATA_DIR")
+	}
+	if dir == "" {
+		dir = datadir.Default
+	}
+	url, err := datadir.ReadURL(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("no database: none was given (-database-url or LOYALTY_DATABASE_URL), and no loyaltyd runs in embedded mode on %s (it has no %s file): "+
+			"start loyaltyd (make run) or give -database-url", dir, datadir.URLFile)
+	}
+	if err != nil {
+		return err
+	}
+	return fs.Set("database-url", url)
 }
 
 // usageError reports a usage error of the named subcommand and returns 2.
@@ -219,7 +276,12 @@ func usageError(e env, name string, err error) int {
 		return exitOK
 	}
 	var parse *flagParseError
-	if !errors.As(err, &parse) {
+	var zone *zoneError
+	switch {
+	case errors.As(err, &zone):
+		// The flag was right; the database could not say what it means.
+		return failed(e, name, err)
+	case !errors.As(err, &parse):
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v (see loyaltyctl %s -h)\n", name, err, name)
 	}
 	return exitUsage
@@ -232,7 +294,7 @@ func failed(e env, name string, err error) int {
 }
 
 // databaseURL is the database a subcommand works on: its -database-url
-// flag, else LOYALTY_DATABASE_URL.
+// flag (which parseFlags sets from -data-dir), else LOYALTY_DATABASE_URL.
 func databaseURL(e env, flagValue string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
@@ -240,7 +302,79 @@ func databaseURL(e env, flagValue string) (string, error) {
 	if url := e.getenv("LOYALTY_DATABASE_URL"); url != "" {
 		return url, nil
 	}
-	return "", errors.New("a database is required: give -database-url or set LOYALTY_DATABASE_URL to the URL loyaltyd uses")
+	return "", errors.New("a database is required: start loyaltyd (make run) or give -database-url (or set LOYALTY_DATABASE_URL to the URL loyaltyd uses)")
+}
+
+// The rule of every date flag: a plain date is 00:00 that day in the
+// programme's time zone, an RFC 3339 time the instant it names.
+const (
+	dateHelp    = "a date (2026-12-01: 00:00 that day in the programme's time zone, Asia/Shanghai by default) or an RFC 3339 time with its offset (2026-12-01T00:00:00+08:00)"
+	dateExample = "a date like 2026-12-01 (00:00 in the programme's time zone) or an RFC 3339 time with an offset like 2026-12-01T00:00:00+08:00"
+)
+
+// parseTime reads the date or time flag named flagName. An RFC 3339 time
+// is the instant it names, in its own offset. A plain date (YYYY-MM-DD) is
+// 00:00 that day in the time zone zone returns for it (the programme's),
+// called only for a plain date; its error is returned as a *zoneError.
+// Anything else is refused, naming the flag.
+func parseTime(flagName, text string, zone func(day time.Time) (*time.Location, error)) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, text); err == nil {
+		return t, nil
+	}
+	day, err := time.Parse(time.DateOnly, text)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("-%s %q: give %s", flagName, text, dateExample)
+	}
+	loc, err := zone(day)
+	if err != nil {
+		return time.Time{}, &zoneError{fmt.Errorf("-%s %s: the programme's time zone: %w", flagName, text, err)}
+	}
+	return time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, loc), nil
+}
+
+// zoneError is a failure to learn the programme's time zone: the flag was
+// well formed, so it is not a usage error.
+type zoneError struct{ error }
+
+func (z *zoneError) Unwrap() error { return z.error }
+
+// parseTimeOn is parseTime for a command that works on the database at url:
+// a plain date is read in the time zone of the programme version in force
+// that day (at its 00:00 UTC; a version that changes the zone applies from
+// the next day on), read from that database the way the jobs read it.
+func parseTimeOn(e env, url, flagName, text string) (time.Time, error) {
+	return parseTime(flagName, text, func(day time.Time) (*time.Location, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), zoneTimeout)
+		defer cancel()
+		db, err := database.Open(ctx, url, database.Options{MaxConns: 1})
+		if err != nil {
+			return nil, fmt.Errorf("open the database: %w", err)
+		}
+		defer db.Close()
+		return programmeZone(ctx, programmes.New(ledger.New(db, ledger.Options{Clock: e.now}), e.now), day)
+	})
+}
+
+// zoneTimeout bounds the look-up of the programme's time zone.
+const zoneTimeout = 30 * time.Second
+
+// programmeZone is the time zone of the programme version in force at t.
+// A database with the schema but no version yet (loyaltyd publishes the
+// shipped programme on its first start) has the shipped programme's.
+func programmeZone(ctx context.Context, progs *programmes.Store, t time.Time) (*time.Location, error) {
+	v, err := progs.At(ctx, t)
+	if errors.Is(err, programmes.ErrNoVersion) {
+		return time.LoadLocation(programme.Default().TimeZone)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "42703") { // undefined table, column
+		return nil, fmt.Errorf("%w (this database has no loyalty schema, or an older one; loyaltyctl never migrates: "+
+			"start loyaltyd once with the same database URL to apply the migrations)", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.Location, nil
 }
 
 // flagParseError is an error the flag package has printed already.

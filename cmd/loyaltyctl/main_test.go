@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -24,8 +25,18 @@ import (
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
 
-// asOf is the day the jobs run as of.
-var asOf = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+// shanghai is the shipped programme's time zone.
+var shanghai = func() *time.Location {
+	loc, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}()
+
+// asOf is the day the jobs run as of: what "-as-of 2026-06-01" means,
+// 00:00 that day in the programme's time zone (2026-05-31T16:00:00Z).
+var asOf = time.Date(2026, 6, 1, 0, 0, 0, 0, shanghai)
 
 // afterAsOf is the operator's clock: an hour after asOf.
 func afterAsOf() time.Time { return asOf.Add(time.Hour) }
@@ -132,9 +143,9 @@ func TestTiersReview(t *testing.T) {
 	}
 
 	// Again, with the URL from the environment and the same time spelt
-	// differently: the same review, already finished.
+	// differently (in UTC): the same review, already finished.
 	t.Setenv("LOYALTY_DATABASE_URL", url)
-	code, stdout, stderr = runCLI(t, afterAsOf, "tiers", "review", "-as-of", "2026-06-01T08:00:00+08:00")
+	code, stdout, stderr = runCLI(t, afterAsOf, "tiers", "review", "-as-of", "2026-05-31T16:00:00Z")
 	if code != 0 {
 		t.Fatalf("second run: exit %d, want 0; stderr:\n%s", code, stderr)
 	}
@@ -188,7 +199,7 @@ func TestTiersReviewInterruptedResumes(t *testing.T) {
 		t.Fatalf("interrupted run: exit %d, want 1", code)
 	}
 	m := regexp.MustCompile(`interrupted: (\d+) members scanned`).FindStringSubmatch(stderr.buf.String())
-	if m == nil || !strings.Contains(stderr.buf.String(), "Run the same command again (-as-of 2026-06-01T00:00:00Z) to resume") {
+	if m == nil || !strings.Contains(stderr.buf.String(), "Run the same command again (-as-of 2026-06-01T00:00:00+08:00) to resume") {
 		t.Fatalf("interrupted run said %q, want how far it got and how to resume", stderr.buf.String())
 	}
 	if n, _ := strconv.Atoi(m[1]); n < 1 || n >= total {
@@ -232,6 +243,9 @@ func TestTiersReviewWithoutSchema(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	t.Setenv("LOYALTY_DATABASE_URL", "")
+	t.Setenv("LOYALTY_DATA_DIR", "")
+	noServer := t.TempDir()
+	const past = "2026-06-01T00:00:00+08:00" // no time zone to look up in the database
 	for _, tc := range []struct {
 		args         []string
 		code         int
@@ -250,13 +264,19 @@ func TestUsage(t *testing.T) {
 		{args: []string{"verify-seals"}, code: 2, errs: "LOYALTY_DATABASE_URL"},
 		{args: []string{"tiers", "review", "-h"}, code: 0, stdout: "-as-of"},
 		{args: []string{"tiers", "review", "-as-of", "2026-06-01"}, code: 2, errs: "LOYALTY_DATABASE_URL"},
+		// No URL, and no loyaltyd in embedded mode on the data directory.
+		{args: []string{"tiers", "review", "-as-of", "2026-06-01", "-data-dir", noServer}, code: 2,
+			errs: "no loyaltyd runs in embedded mode on " + noServer + " (it has no database-url file): start loyaltyd (make run) or give -database-url"},
+		{args: []string{"report", "trial-balance"}, code: 2, errs: "no loyaltyd runs in embedded mode on .data/postgres"},
+		{args: []string{"expire", "-h"}, code: 0, stdout: "-data-dir"},
 		{args: []string{"tiers", "review", "-database-url", "postgres://x/y"}, code: 2, errs: "-as-of is required"},
-		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "1 June"}, code: 2, errs: "2026-12-01T00:00:00Z"},
-		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "2026-06-01", "-batch", "0"}, code: 2, errs: "-batch 0"},
-		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "2026-06-01", "-batch", "5001"}, code: 2, errs: "must be 1 to 5000"},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "1 June"}, code: 2, errs: `-as-of "1 June": give a date like 2026-12-01`},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", past, "-batch", "0"}, code: 2, errs: "-batch 0"},
+		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", past, "-batch", "5001"}, code: 2, errs: "must be 1 to 5000"},
 		{args: []string{"tiers", "review", "-no-such-flag"}, code: 2, errs: "flag provided but not defined"},
 		{args: []string{"tiers", "review", "-as-of", "2026-06-01", "extra"}, code: 2, errs: "unexpected arguments"},
-		{args: []string{"expire", "-database-url", "postgres://x/y", "-as-of", "2026-06-02"}, code: 2, errs: "-as-of 2026-06-02T00:00:00Z is in the future"},
+		{args: []string{"expire", "-database-url", "postgres://x/y", "-as-of", "2026-06-02T00:00:00+08:00"}, code: 2, errs: "-as-of 2026-06-02T00:00:00+08:00 is in the future"},
+		{args: []string{"report", "roll-forward", "-database-url", "postgres://x/y", "-to", "2026-07-01T00:00"}, code: 2, errs: `-to "2026-07-01T00:00": give a date`},
 	} {
 		code, stdout, stderr := runCLI(t, afterAsOf, tc.args...)
 		if code != tc.code || !strings.Contains(stdout, tc.stdout) || !strings.Contains(stderr, tc.errs) {
@@ -266,21 +286,63 @@ func TestUsage(t *testing.T) {
 	}
 }
 
-func TestParseAsOf(t *testing.T) {
-	for in, want := range map[string]time.Time{
-		"2026-12-01":                time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
-		"2026-12-01T00:00:00Z":      time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
-		"2026-12-01T08:00:00+08:00": time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
-		"2026-12-01T10:30:00.5Z":    time.Date(2026, 12, 1, 10, 30, 0, 5e8, time.UTC),
+// TestParseTime: the rule of every date flag. The programme's zone is
+// Shanghai (UTC+8, no daylight saving time) here.
+func TestParseTime(t *testing.T) {
+	newYork, err := time.LoadLocation("America/New_York")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		rule, in string
+		zone     *time.Location
+		want     string // RFC 3339, as the result prints
+	}{
+		{"a plain date is midnight in the programme's time zone", "2026-11-27", shanghai, "2026-11-27T00:00:00+08:00"},
+		{"a plain date is midnight in the programme's time zone, on New Year's Day", "2026-01-01", shanghai, "2026-01-01T00:00:00+08:00"},
+		{"a plain date follows the programme's zone, daylight saving time included", "2027-03-14", newYork, "2027-03-14T00:00:00-05:00"},
+		{"a plain date follows the programme's zone, in summer time", "2027-07-01", newYork, "2027-07-01T00:00:00-04:00"},
+		{"a plain date on a leap day", "2028-02-29", shanghai, "2028-02-29T00:00:00+08:00"},
+		{"an RFC 3339 time keeps its offset", "2026-11-27T00:00:00Z", shanghai, "2026-11-27T00:00:00Z"},
+		{"an RFC 3339 time keeps its offset, another zone's", "2026-11-27T08:00:00+08:00", newYork, "2026-11-27T08:00:00+08:00"},
+		{"an RFC 3339 time keeps its fraction", "2026-12-01T10:30:00.5Z", shanghai, "2026-12-01T10:30:00.5Z"},
 	} {
-		got, err := parseAsOf(in)
-		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
-			t.Errorf("parseAsOf(%q) = %v, %v; want %v", in, got, err, want)
-		}
+		t.Run(tc.rule, func(t *testing.T) {
+			asked := 0
+			got, err := parseTime("as-of", tc.in, func(day time.Time) (*time.Location, error) {
+				asked++
+				if day.Format(time.DateOnly) != tc.in {
+					t.Errorf("the zone was asked for %s, want the day %s", day, tc.in)
+				}
+				return tc.zone, nil
+			})
+			if err != nil || got.Format(time.RFC3339Nano) != tc.want {
+				t.Fatalf("parseTime(%q) = %s, %v; want %s", tc.in, got.Format(time.RFC3339Nano), err, tc.want)
+			}
+			if plain := !strings.Contains(tc.in, "T"); (asked == 1) != plain {
+				t.Errorf("the programme's zone was looked up %d times; want once for a plain date, never for an RFC 3339 time", asked)
+			}
+		})
 	}
-	for _, in := range []string{"", "2026-13-01", "01/12/2026", "2026-12-01 00:00"} {
-		if _, err := parseAsOf(in); err == nil {
-			t.Errorf("parseAsOf(%q) succeeded, want an error", in)
+
+	t.Run("bad inputs are refused naming the flag, before any look-up", func(t *testing.T) {
+		for _, in := range []string{"", "2026-13-01", "2026-02-30", "01/12/2026", "2026-12-01 00:00", "2026-12-01T00:00:00", "1 June", "yesterday"} {
+			_, err := parseTime("to", in, func(time.Time) (*time.Location, error) {
+				t.Errorf("%q: the zone was looked up", in)
+				return shanghai, nil
+			})
+			var zone *zoneError
+			if err == nil || !strings.HasPrefix(err.Error(), fmt.Sprintf("-to %q: give a date like 2026-12-01", in)) || errors.As(err, &zone) {
+				t.Errorf("parseTime(%q) = %v; want a usage error naming -to", in, err)
+			}
 		}
-	}
+	})
+
+	t.Run("a zone that cannot be looked up is an error of its own, not a usage error", func(t *testing.T) {
+		_, err := parseTime("as-of", "2026-06-01", func(time.Time) (*time.Location, error) { return nil, errors.New("connection refused") })
+		var zone *zoneError
+		if !errors.As(err, &zone) || !strings.Contains(err.Error(), "-as-of 2026-06-01: the programme's time zone: connection refused") {
+			t.Errorf("got %v; want a *zoneError naming the flag and the cause", err)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -89,11 +90,21 @@ func addRateFlags(fs *flag.FlagSet) rateFlags {
 		reimburse:   fs.String("reimbursement-rate", "", "money the programme owes per point redeemed at the partner's hotels (required)"),
 		perUnit:     fs.String("points-per-unit", "1", "the rate card: points per unit of room charge"),
 		tiers:       fs.String("tier-multipliers", "regular=1,silver=1,gold=1.2,platinum=1.5", "the rate card: each tier's multiplier"),
-		effectiveAt: fs.String("effective-at", "", "when the rates take effect, RFC 3339"),
+		effectiveAt: fs.String("effective-at", "", "when the rates take effect: "+dateHelp+" (the zone of the programme in force now)"),
 	}
 }
 
-func (r rateFlags) rates() (*loyaltyv1.PartnerRates, error) {
+// check refuses a malformed -effective-at before any call.
+func (r rateFlags) check() error {
+	if *r.effectiveAt == "" {
+		return nil
+	}
+	_, err := parseTime("effective-at", *r.effectiveAt, func(time.Time) (*time.Location, error) { return time.UTC, nil })
+	return err
+}
+
+// rates is the rate version the flags give; c tells a plain date's time zone.
+func (r rateFlags) rates(ctx context.Context, c loyaltyv1connect.AdminServiceClient) (*loyaltyv1.PartnerRates, error) {
 	out := &loyaltyv1.PartnerRates{IssueRate: *r.issue, ReimbursementRate: *r.reimburse,
 		RateCard: &loyaltyv1.RateCard{PointsPerCurrencyUnit: *r.perUnit, TierMultiplier: map[string]string{}}}
 	for _, pair := range strings.Split(*r.tiers, ",") {
@@ -104,13 +115,39 @@ func (r rateFlags) rates() (*loyaltyv1.PartnerRates, error) {
 		out.RateCard.TierMultiplier[tier] = m
 	}
 	if *r.effectiveAt != "" {
-		t, err := time.Parse(time.RFC3339, *r.effectiveAt)
+		t, err := parseTime("effective-at", *r.effectiveAt, func(time.Time) (*time.Location, error) { return serviceZone(ctx, c) })
 		if err != nil {
-			return nil, fmt.Errorf("-effective-at: %v", err)
+			return nil, err
 		}
 		out.EffectiveAt = timestamppb.New(t)
 	}
 	return out, nil
+}
+
+// serviceZone is the time zone of the programme in force now, as the
+// service tells it (AdminService.GetProgramme).
+func serviceZone(ctx context.Context, c loyaltyv1connect.AdminServiceClient) (*time.Location, error) {
+	res, err := c.GetProgramme(ctx, connect.NewRequest(&loyaltyv1.GetProgrammeRequest{}))
+	if err != nil {
+		return nil, err
+	}
+	var definition struct {
+		TimeZone string `json:"time_zone"`
+	}
+	if err := json.Unmarshal([]byte(res.Msg.GetDefinitionJson()), &definition); err != nil || definition.TimeZone == "" {
+		return nil, fmt.Errorf("programme version %d names no time zone (%v)", res.Msg.GetVersion(), err)
+	}
+	return time.LoadLocation(definition.TimeZone)
+}
+
+// both is two checks, one after the other.
+func both(a, b func() error) func() error {
+	return func() error {
+		if err := a(); err != nil {
+			return err
+		}
+		return b()
+	}
 }
 
 // adminCall parses the flags, calls the service and prints the answer as
@@ -165,8 +202,8 @@ func partnersCreate(e env, args []string) int {
 	currency := fs.String("currency", "CNY", "the settlement currency")
 	rates := addRateFlags(fs)
 	api := addAPIFlags(fs, true)
-	return adminCall(e, name, fs, args, api, required(map[string]*string{"id": id, "name": pname, "issue-rate": rates.issue, "reimbursement-rate": rates.reimburse}), func(ctx context.Context, c loyaltyv1connect.AdminServiceClient) (proto.Message, error) {
-		r, err := rates.rates()
+	return adminCall(e, name, fs, args, api, both(required(map[string]*string{"id": id, "name": pname, "issue-rate": rates.issue, "reimbursement-rate": rates.reimburse}), rates.check), func(ctx context.Context, c loyaltyv1connect.AdminServiceClient) (proto.Message, error) {
+		r, err := rates.rates(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -215,8 +252,8 @@ func partnersSetRates(e env, args []string) int {
 	id := fs.String("id", "", "the partner's id (required)")
 	rates := addRateFlags(fs)
 	api := addAPIFlags(fs, true)
-	return adminCall(e, name, fs, args, api, required(map[string]*string{"id": id, "issue-rate": rates.issue, "reimbursement-rate": rates.reimburse, "effective-at": rates.effectiveAt}), func(ctx context.Context, c loyaltyv1connect.AdminServiceClient) (proto.Message, error) {
-		r, err := rates.rates()
+	return adminCall(e, name, fs, args, api, both(required(map[string]*string{"id": id, "issue-rate": rates.issue, "reimbursement-rate": rates.reimburse, "effective-at": rates.effectiveAt}), rates.check), func(ctx context.Context, c loyaltyv1connect.AdminServiceClient) (proto.Message, error) {
+		r, err := rates.rates(ctx, c)
 		if err != nil {
 			return nil, err
 		}

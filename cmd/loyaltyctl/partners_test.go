@@ -62,6 +62,11 @@ func TestPartnersCommands(t *testing.T) {
 		{"a property of an unknown partner is refused", []string{"partners", "add-property", "-id", "NOBODY", "-property", "N-1", "-name", "N"}, 1, ""},
 		{"new rates from tomorrow", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.012", "-reimbursement-rate", "0.0075",
 			"-effective-at", "2026-06-02T09:00:00Z"}, 0, `"version": 2`},
+		// A plain date is 00:00 that day in the programme's time zone, Shanghai's.
+		{"new rates from a date", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.013", "-reimbursement-rate", "0.0075",
+			"-effective-at", "2026-06-03"}, 0, `"effectiveAt": "2026-06-02T16:00:00Z"`},
+		{"a malformed -effective-at is a usage error", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.013", "-reimbursement-rate", "0.0075",
+			"-effective-at", "3 June"}, 2, ""},
 		{"rates in the past are refused", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.012", "-reimbursement-rate", "0.0075",
 			"-effective-at", "2020-01-01T00:00:00Z"}, 1, ""},
 		{"suspend", []string{"partners", "suspend", "-id", "ALPHA", "-reason", "unpaid"}, 0, `"PARTNER_STATUS_SUSPENDED"`},

@@ -36,7 +36,7 @@ func tiersReview(e env, args []string) int {
 	dbFlag := fs.String("database-url", "",
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
 	asOfText := fs.String("as-of", "",
-		"the review's time: RFC 3339 (2026-12-01T00:00:00Z) or a date (2026-12-01, midnight UTC); required.\n"+
+		"the review's time: "+dateHelp+"; required.\n"+
 			"A run with the same -as-of resumes or repeats the same review")
 	batch := fs.Int("batch", 1000,
 		fmt.Sprintf("members per batch, each reviewed in one transaction with the checkpoint (1 to %d)", members.MaxReviewBatch))
@@ -85,7 +85,7 @@ Flags:
 	if *asOfText == "" {
 		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of 2026-12-01"))
 	}
-	asOf, err := parseAsOf(*asOfText)
+	asOf, err := parseTimeOn(e, url, "as-of", *asOfText)
 	if err != nil {
 		return usageError(e, name, err)
 	}
@@ -192,17 +192,6 @@ Flags:
 func counts(p members.ReviewProgress) string {
 	return fmt.Sprintf("%d members scanned: %d due (%d changed, %d unchanged), %d not due",
 		p.Processed, p.Due(), p.Changed, p.Unchanged, p.NotDue())
-}
-
-// parseAsOf reads an RFC 3339 time or a date (midnight UTC).
-func parseAsOf(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
-	}
-	if t, err := time.Parse(time.DateOnly, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("-as-of %q: give a time like 2026-12-01T00:00:00Z or a date like 2026-12-01", s)
 }
 
 // reviewedBefore is how many members earlier runs had reviewed, from the

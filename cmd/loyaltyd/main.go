@@ -8,7 +8,9 @@
 //
 // Without a database URL it runs its own PostgreSQL (embedded mode, for
 // development: `make run`) whose data lives in -data-dir and survives
-// restarts. With one it uses that PostgreSQL or CockroachDB.
+// restarts; while it runs, <data-dir>/database-url holds the database's
+// connection string, where loyaltyctl -data-dir finds it. With one it uses
+// that PostgreSQL or CockroachDB.
 //
 // This is the only place the packages are wired together.
 package main
@@ -44,6 +46,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/expiry"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/financeweb"
+	"github.com/loyalty-ledger/loyalty/internal/datadir"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
@@ -56,7 +59,8 @@ import (
 )
 
 const (
-	defaultDataDir = ".data/postgres"
+	// defaultDataDir is loyaltyctl's default too: it finds the database there.
+	defaultDataDir = datadir.Default
 	defaultListen  = "127.0.0.1:8080"
 	// embeddedDatabase is the database the service uses in embedded mode.
 	embeddedDatabase = "loyalty"
@@ -121,7 +125,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.databaseURL, "database-url", env("LOYALTY_DATABASE_URL", ""),
 		"PostgreSQL or CockroachDB URL (env LOYALTY_DATABASE_URL); empty runs an embedded PostgreSQL")
 	fs.StringVar(&cfg.dataDir, "data-dir", env("LOYALTY_DATA_DIR", defaultDataDir),
-		"directory of the embedded PostgreSQL's data, kept across restarts (env LOYALTY_DATA_DIR)")
+		"directory of the embedded PostgreSQL's data, kept across restarts (env LOYALTY_DATA_DIR); while it runs, its "+
+			datadir.URLFile+" file holds the database's connection string for loyaltyctl -data-dir")
 	fs.StringVar(&cfg.listen, "listen", env("LOYALTY_LISTEN", defaultListen),
 		"address to serve HTTP/1.1 and unencrypted HTTP/2 on (env LOYALTY_LISTEN)")
 	reviewEvery := env("LOYALTY_TIER_REVIEW_EVERY", "24h")
@@ -357,6 +362,20 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if err := progs.EnsureDefault(ctx); err != nil {
 		return err
 	}
+	ctlLine := ""
+	if cfg.databaseURL == "" {
+		// Written once the database is migrated and published: loyaltyctl
+		// reading it finds a database it can work on. The socket directory
+		// changes on every start, so a file from a killed run is stale:
+		// this one replaces it.
+		if err := datadir.WriteURL(cfg.dataDir, dbURL); err != nil {
+			return fmt.Errorf("leave the database's address for loyaltyctl: %w", err)
+		}
+		cleanups = append(cleanups, func() error { return datadir.RemoveURL(cfg.dataDir, dbURL) })
+		logger.Info("the database's connection string is in the data directory, for loyaltyctl", "file", datadir.URLPath(cfg.dataDir))
+		ctlLine = "go run ./cmd/loyaltyctl report trial-balance -data-dir " + shellQuote(cfg.dataDir)
+	}
+
 	memberStore := members.New(l, nil)
 	keys := apikeys.New(l, nil)
 	adminKey, adminSecret, err := keys.EnsureAdmin(ctx)
@@ -494,7 +513,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		"embedded", cfg.databaseURL == "",
 		"admin_key_created", adminSecret != "",
 	)
-	printBanner(stdout, url, metricsURL, adminSecret)
+	printBanner(stdout, url, metricsURL, adminSecret, ctlLine)
 
 	select {
 	case <-ctx.Done():
@@ -561,7 +580,9 @@ const exampleCurl = `curl -s -X POST "$LOYALTY_URL/loyalty.v1.MemberService/Enro
 // printBanner tells the operator, on stdout rather than in the log, where
 // the server is and how to call it. secret is non-empty only when the first
 // admin key was just created: this is the only time it is ever shown.
-func printBanner(w io.Writer, url, metricsURL, secret string) {
+// ctlLine, in embedded mode, is a loyaltyctl command line that works on
+// this server's database.
+func printBanner(w io.Writer, url, metricsURL, secret, ctlLine string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nloyaltyd is listening on %s\n\n", url)
 	if secret != "" {
@@ -580,7 +601,19 @@ func printBanner(w io.Writer, url, metricsURL, secret string) {
 	if metricsURL != "" {
 		fmt.Fprintf(&b, "Prometheus metrics (operators' port): %s\n\n", metricsURL)
 	}
+	if ctlLine != "" {
+		b.WriteString("The operator's commands (loyaltyctl: the jobs, finance reports) find this embedded database through\n")
+		fmt.Fprintf(&b, "its data directory (-data-dir or LOYALTY_DATA_DIR; the default %s from the repository's root), e.g.:\n\n%s\n\n", defaultDataDir, ctlLine)
+	}
 	io.WriteString(w, b.String())
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+=:,@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // logInterceptor logs every call at debug level (procedure, outcome, time).

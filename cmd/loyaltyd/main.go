@@ -687,8 +687,8 @@ func reviewTiers(ctx context.Context, store *members.Store, progs *programmes.St
 		logger.Error("tier review stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
 		return
 	}
-	logger.Info("tier review done", "as_of", asOf, "processed", p.Processed, "changed", p.Changed,
-		"duration", time.Since(started).String())
+	logger.Info("tier review done", "as_of", asOf, "scanned", p.Processed, "due", p.Due(), "changed", p.Changed,
+		"unchanged", p.Unchanged, "not_due", p.NotDue(), "duration", time.Since(started).String())
 }
 
 // expirePoints expires the lots due at the start of the hour: a restart

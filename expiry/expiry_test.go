@@ -118,3 +118,57 @@ func TestExpiryRacingRedemptionsNeverTakesSpentPoints(t *testing.T) {
 		t.Errorf("discrepancy: %s", d)
 	}
 }
+
+// Points due by the time of a member's activity expired then, in the
+// member's view, even when the job has not run yet: a redemption after
+// they fell due spends them first (nearest expiry) but extends only the
+// lots not yet due, and the job then expires what is left of the due lot.
+func TestActivityAfterPointsFellDueDoesNotRescueThem(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	asOf := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	clock := testclock.New(asOf.Add(time.Hour))
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	progs := programmes.New(l, clock.Now)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	member := programme.MemberAccount("1001").Code
+	if err := l.CreateAccount(ctx, programme.MemberAccount("1001")); err != nil {
+		t.Fatal(err)
+	}
+	due, later := asOf.AddDate(0, 0, -1), asOf.AddDate(0, 6, 0)
+	for n, expires := range []time.Time{due, later} {
+		if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: fmt.Sprintf("earn-%d", n),
+			Kind: ledger.KindEarn, EffectiveAt: asOf.AddDate(-2, 0, 0), Lots: ledger.LotPolicy{ExpiresAt: expires},
+			Postings: []ledger.Posting{{Account: member, Amount: 100}, {Account: programme.AccountIssuedStay, Amount: -100}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	extendTo := asOf.AddDate(2, 0, 0)
+	if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: "redeem", Kind: ledger.KindRedeem,
+		EffectiveAt: asOf, Lots: ledger.LotPolicy{ExtendTo: extendTo},
+		Postings: []ledger.Posting{{Account: member, Amount: -30}, {Account: programme.RedeemedAccount(programme.RewardTravelKit), Amount: 30}}}); err != nil {
+		t.Fatal(err)
+	}
+	lots, err := l.Lots(ctx, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lots) != 2 || !lots[0].ExpiresAt.Equal(due) || lots[0].Open != 70 || !lots[1].ExpiresAt.Equal(extendTo) || lots[1].Open != 100 {
+		t.Fatalf("lots after the redemption: %+v; want the due lot's 70 still due %s and the other extended to %s", lots, due, extendTo)
+	}
+	if _, err := expiry.New(l, progs, clock.Now).Run(ctx, asOf, 100, nil); err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.Balance(ctx, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Posted != 100 {
+		t.Fatalf("balance %d after the job, want 100: the due lot's 70 expired", b.Posted)
+	}
+}

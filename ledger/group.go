@@ -350,7 +350,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			if !m.account.TracksLots {
 				continue
 			}
-			lots, lotMoves, err := playLots(book[m.account.Code], lotPlay{account: m.account.Code, txnID: txn.ID,
+			lots, lotMoves, err := playLots(book[m.account.Code], lotPlay{account: m.account.Code, txnID: txn.ID, effectiveAt: txn.EffectiveAt,
 				before: m.account.normal(raw[m.account.Code]), move: m.account.normal(m.raw), policy: job.req.Lots})
 			if err != nil {
 				return err

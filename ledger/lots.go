@@ -32,7 +32,10 @@ import (
 //     what the lots cannot cover is debt. A reversal's debit draws from the
 //     lot its original opened before any other;
 //   - LotPolicy.ExtendTo pushes every open lot's expiry to at least that
-//     time (the programme's inactivity rule: activity extends every lot).
+//     time (the programme's inactivity rule: activity extends every lot),
+//     except the lots already due at the transaction's effective time:
+//     those expired then, in the member's view, whether or not the expiry
+//     job has recorded it yet, and later activity does not rescue them.
 //
 // Each transaction keeps the moves it made (Transaction.Lots), and the
 // sum of an account's open lots always equals its balance above zero: the
@@ -78,7 +81,8 @@ type LotPolicy struct {
 	// the future of the transaction's effective time only by convention.
 	ExpiresAt time.Time
 	// ExtendTo, when set, is the least expiry of every open lot of the
-	// lot-tracked accounts the transaction touches, after it.
+	// lot-tracked accounts the transaction touches, after it, but for the
+	// lots already due at the transaction's effective time.
 	ExtendTo time.Time
 }
 
@@ -90,9 +94,12 @@ var ErrLotBook = errors.New("lot book does not agree with the balance")
 type lotPlay struct {
 	account string
 	txnID   uuid.UUID
-	before  int64 // balance on the normal side, before
-	move    int64 // on the normal side
-	policy  LotPolicy
+	// effectiveAt is the transaction's: lots due by then are not
+	// extended.
+	effectiveAt time.Time
+	before      int64 // balance on the normal side, before
+	move        int64 // on the normal side
+	policy      LotPolicy
 	// reverses are the original's moves on this account, when the
 	// transaction is a reversal.
 	reverses []LotMove
@@ -161,7 +168,7 @@ func playLots(lots []Lot, p lotPlay) ([]Lot, []LotMove, error) {
 	lots = slices.DeleteFunc(lots, func(l Lot) bool { return l.Open == 0 })
 	if t := p.policy.ExtendTo; !t.IsZero() {
 		for i := range lots {
-			if !lots[i].ExpiresAt.IsZero() && lots[i].ExpiresAt.Before(t) {
+			if !lots[i].ExpiresAt.IsZero() && lots[i].ExpiresAt.Before(t) && !lots[i].Due(p.effectiveAt) {
 				lots[i].ExpiresAt = t
 			}
 		}
@@ -368,7 +375,7 @@ func playTransactionLots(ctx context.Context, tx pgx.Tx, txn *Transaction, moves
 				reverses = append(reverses, lm)
 			}
 		}
-		lots, lotMoves, err := playLots(current[code], lotPlay{account: code, txnID: txn.ID,
+		lots, lotMoves, err := playLots(current[code], lotPlay{account: code, txnID: txn.ID, effectiveAt: txn.EffectiveAt,
 			before: m.account.normal(raw[code]), move: m.account.normal(m.raw), policy: in.policy, reverses: reverses})
 		if err != nil {
 			return nil, err

@@ -20,14 +20,17 @@ func TestLotRules(t *testing.T) {
 	}
 	const txn = 9
 	tests := []struct {
-		name     string
-		lots     []Lot
-		before   int64
-		move     int64
-		policy   LotPolicy
-		reverses []LotMove
-		want     []Lot
-		moves    []LotMove
+		name   string
+		lots   []Lot
+		before int64
+		move   int64
+		policy LotPolicy
+		// effectiveAt is the transaction's (zero: before every lot's
+		// expiry).
+		effectiveAt time.Time
+		reverses    []LotMove
+		want        []Lot
+		moves       []LotMove
 	}{
 		{
 			name: "earning opens a lot with the policy's expiry",
@@ -127,6 +130,20 @@ func TestLotRules(t *testing.T) {
 			moves: []LotMove{move(1, -50, day(3))},
 		},
 		{
+			name:   "activity does not rescue a lot already due at its effective time",
+			lots:   []Lot{lot(1, day(3), 100), lot(2, day(9), 100)},
+			before: 200, move: -30, policy: LotPolicy{ExtendTo: day(20)}, effectiveAt: day(5),
+			want:  []Lot{lot(1, day(3), 70), lot(2, day(20), 100)},
+			moves: []LotMove{move(1, -30, day(3))},
+		},
+		{
+			name:   "a lot due the instant of the activity is not rescued either",
+			lots:   []Lot{lot(1, day(3), 100), lot(2, day(9), 100)},
+			before: 200, move: -30, policy: LotPolicy{ExtendTo: day(20)}, effectiveAt: day(3),
+			want:  []Lot{lot(1, day(3), 70), lot(2, day(20), 100)},
+			moves: []LotMove{move(1, -30, day(3))},
+		},
+		{
 			name:   "an extension never shortens a lot",
 			lots:   []Lot{lot(1, day(25), 100)},
 			before: 100, move: 10, policy: LotPolicy{ExpiresAt: day(20), ExtendTo: day(20)},
@@ -144,7 +161,7 @@ func TestLotRules(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			lotsBefore := slices.Clone(tc.lots)
-			got, moves, err := playLots(tc.lots, lotPlay{account: "member:1:points", txnID: id(txn),
+			got, moves, err := playLots(tc.lots, lotPlay{account: "member:1:points", txnID: id(txn), effectiveAt: tc.effectiveAt,
 				before: tc.before, move: tc.move, policy: tc.policy, reverses: tc.reverses})
 			if err != nil {
 				t.Fatal(err)

@@ -65,10 +65,11 @@ const (
 	// lasts by default: time to record the outcome, so that a slow
 	// recording is not mistaken for a dead process.
 	leaseMargin = 30 * time.Second
-	// fanOutBatch is the events one fan-out transaction reads;
-	// fanOutBatches bounds the transactions per endpoint and round.
-	fanOutBatch   = 1000
-	fanOutBatches = 10
+	// releaseBatch is the done deliveries one release transaction handles;
+	// roundRepeats bounds the release transactions per endpoint and
+	// round, and the stream windows of a Step.
+	releaseBatch = 1000
+	roundRepeats = 10
 	// recordTimeout bounds the recording of an attempt's outcome, which
 	// goes on when Run is stopped mid-way (a 2xx must not be lost).
 	recordTimeout = 15 * time.Second
@@ -222,7 +223,7 @@ func (d *Dispatcher) Stats() DispatcherStats {
 // attempted.
 func (d *Dispatcher) Step(ctx context.Context) (int, error) {
 	streamed := 0
-	for range fanOutBatches {
+	for range roundRepeats {
 		attempted, backlogged, err := d.streamRound(ctx)
 		if err != nil {
 			return streamed, err
@@ -344,10 +345,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return nil
 		}
 		var jobs []job
-		var fanned int
+		var released int
 		if free := d.workers - inFlight; free > 0 {
 			var err error
-			jobs, fanned, err = d.round(ctx, free)
+			jobs, released, err = d.round(ctx, free)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -364,7 +365,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			inFlight++
 			senders.Go(func() { results <- result{job: j, outcome: d.send(ctx, j)} })
 		}
-		if (len(jobs) > 0 || fanned > 0) && inFlight < d.workers {
+		if (len(jobs) > 0 || released > 0) && inFlight < d.workers {
 			// More may be due at once.
 			inFlight -= drain(recorded)
 			continue
@@ -429,29 +430,29 @@ type job struct {
 	event          events.Event
 }
 
-// round fans out, then leases up to free due deliveries and reads their
-// events. It returns the leased attempts and how many deliveries it fanned
-// out.
+// round lets the next deliveries of done ones go, then leases up to free
+// due deliveries and reads their events. It returns the leased attempts
+// and how many done deliveries it released.
 func (d *Dispatcher) round(ctx context.Context, free int) ([]job, int, error) {
 	targets, err := d.targets(ctx)
 	if err != nil {
 		return nil, 0, err
 	}
-	fanned, err := d.releaseDone(ctx, targets)
+	released, err := d.releaseDone(ctx, targets)
 	if err != nil {
-		return nil, fanned, err
+		return nil, released, err
 	}
 	jobs, saturated, err := d.claim(ctx, targets, free)
 	if err != nil {
-		return nil, fanned, err
+		return nil, released, err
 	}
 	if jobs, err = d.readEvents(ctx, jobs); err != nil {
-		return nil, fanned, err
+		return nil, released, err
 	}
 	if err := d.measureBacklog(ctx, saturated); err != nil {
 		d.log.Warn("webhook backlog not measured", "error", err)
 	}
-	return jobs, fanned, nil
+	return jobs, released, nil
 }
 
 // targets reads the endpoints not deleted, and whether each has done
@@ -485,22 +486,22 @@ func (d *Dispatcher) targets(ctx context.Context) ([]*target, error) {
 func (d *Dispatcher) releaseDone(ctx context.Context, targets []*target) (int, error) {
 	total := 0
 	for _, t := range targets {
-		for range fanOutBatches {
+		for range roundRepeats {
 			if !t.unreleased {
 				break
 			}
-			released, err := d.releaseBatch(ctx, t.id)
+			released, err := d.releaseDoneOf(ctx, t.id)
 			if err != nil {
 				return total, err
 			}
 			total += released
-			t.unreleased = released == fanOutBatch
+			t.unreleased = released == releaseBatch
 		}
 	}
 	return total, nil
 }
 
-// releaseBatch releases up to fanOutBatch done deliveries of an endpoint
+// releaseDoneOf releases up to releaseBatch done deliveries of an endpoint
 // in one transaction that holds its row, as the stream's recording does:
 // only these two make deliveries of a subject wait or go, one at a time.
 //
@@ -509,7 +510,7 @@ func (d *Dispatcher) releaseDone(ctx context.Context, targets []*target) (int, e
 // marks a done delivery unreleased and reads nothing else, so it needs no
 // transaction of its own; a delivery that a window records blocked behind
 // one that is done meanwhile is released by the next round.
-func (d *Dispatcher) releaseBatch(ctx context.Context, endpointID string) (int, error) {
+func (d *Dispatcher) releaseDoneOf(ctx context.Context, endpointID string) (int, error) {
 	var released int
 	// The endpoint's row, locked first, orders this with the stream's
 	// recording (database.LockedTx).
@@ -545,7 +546,7 @@ const unblockFirstSQL = `UPDATE webhook_deliveries SET blocked = false
 // many done deliveries it handled.
 func release(ctx context.Context, tx pgx.Tx, endpointID string) (int, error) {
 	rows, err := tx.Query(ctx, `SELECT event_id, subject FROM webhook_deliveries
-		WHERE endpoint_id = $1 AND status <> 'pending' AND NOT released LIMIT $2`, endpointID, fanOutBatch)
+		WHERE endpoint_id = $1 AND status <> 'pending' AND NOT released LIMIT $2`, endpointID, releaseBatch)
 	if err != nil {
 		return 0, fmt.Errorf("read done deliveries: %w", err)
 	}
@@ -852,8 +853,8 @@ func boundedText(s string) string {
 // commit records the outcomes of attempts, in one statement: each where
 // this dispatcher still holds the delivery's lease (else the lease ran out
 // and another attempt's outcome is the one that counts). A delivery that
-// is done (delivered or dead) is marked unreleased: the next fan-out of
-// its endpoint lets its subject's next delivery go.
+// is done (delivered or dead) is marked unreleased: the next round's
+// release lets its subject's next delivery go.
 //
 // One statement, in a transaction of its own, because it reads nothing
 // but the rows it writes, guarded by their leases: on PostgreSQL,

@@ -371,7 +371,7 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 		}
 		b := &pgx.Batch{}
 		if len(rows.eventIDs) > 0 {
-			rows.queue(b, t.id)
+			rows.queue(b, t.id, now)
 		}
 		// The deliveries that held these subjects back may have been done,
 		// and released, since the window was read: then the first of
@@ -405,7 +405,6 @@ type deliveryRows struct {
 	errors                      []string
 	latencies                   []int64
 	deliveredAt                 []*time.Time
-	createdAt                   time.Time
 }
 
 // add appends a delivery; attemptedAt zero means never attempted.
@@ -424,10 +423,10 @@ func (r *deliveryRows) add(e events.Event, status string, isBlocked bool, attemp
 	r.firstAttemptAt, r.nextAttempt = append(r.firstAttemptAt, first), append(r.nextAttempt, &next)
 	r.codes, r.errors, r.latencies = append(r.codes, int32(o.statusCode)), append(r.errors, o.errText), append(r.latencies, o.latency.Microseconds())
 	r.deliveredAt = append(r.deliveredAt, deliveredAt)
-	r.createdAt = now
 }
 
-func (r *deliveryRows) queue(b *pgx.Batch, endpointID string) {
+// queue queues the insert of the rows, created at now.
+func (r *deliveryRows) queue(b *pgx.Batch, endpointID string, now time.Time) {
 	b.Queue(`INSERT INTO webhook_deliveries (endpoint_id, event_id, position, event_type, subject, status, blocked, released,
 			attempts, next_attempt_at, first_attempt_at, last_attempt_at, last_status_code, last_error, last_latency_us, delivered_at, created_at)
 		SELECT $1, v.event_id, v.position, v.event_type, v.subject, v.status, v.blocked, true,
@@ -437,7 +436,7 @@ func (r *deliveryRows) queue(b *pgx.Batch, endpointID string) {
 			AS v (event_id, position, event_type, subject, status, blocked, attempts, next_attempt_at,
 				first_attempt_at, status_code, error, latency_us, delivered_at)`,
 		endpointID, r.eventIDs, r.positions, r.types, r.subjects, r.statuses, r.blocked, r.attempts, r.nextAttempt,
-		r.firstAttemptAt, r.codes, r.errors, r.latencies, r.createdAt, r.deliveredAt)
+		r.firstAttemptAt, r.codes, r.errors, r.latencies, now, r.deliveredAt)
 }
 
 // messageID is the webhook-id of a message: the event's id for one event,

@@ -6,13 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/loyalty-ledger/loyalty/embeddedpg"
 )
 
 // eventsABCommand measures what events cost the write path: on one
@@ -83,20 +80,15 @@ type abPhase struct {
 }
 
 func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pairs, batchSize int, stdout, stderr io.Writer) (err error) {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pg, err := embeddedpg.Start(ctx, embeddedpg.Options{Logger: logger})
+	pg, dbURL, err := startBenchDatabase(ctx, stderr)
 	if err != nil {
-		return fmt.Errorf("start PostgreSQL: %w", err)
+		return err
 	}
 	defer func() {
 		if stopErr := pg.Stop(); stopErr != nil {
 			err = errors.Join(err, fmt.Errorf("stop PostgreSQL: %w", stopErr))
 		}
 	}()
-	if err := createDatabase(ctx, pg.ConnString("postgres"), benchDatabase); err != nil {
-		return err
-	}
-	dbURL := pg.ConnString(benchDatabase)
 	fmt.Fprintf(stdout, "PostgreSQL %s started, database %q\n", pg.Version(), benchDatabase)
 	hooks, err := startReceiver()
 	if err != nil {

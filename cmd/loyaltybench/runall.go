@@ -84,22 +84,16 @@ Flags:
 
 func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events bool, batchSize int, stdout, stderr io.Writer) (err error) {
 	startedAt := time.Now()
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-
 	// (a) PostgreSQL, durable (fsync on, the default), in a temporary directory.
-	pg, err := embeddedpg.Start(ctx, embeddedpg.Options{Logger: logger})
+	pg, dbURL, err := startBenchDatabase(ctx, stderr)
 	if err != nil {
-		return fmt.Errorf("start PostgreSQL: %w", err)
+		return err
 	}
 	defer func() {
 		if stopErr := pg.Stop(); stopErr != nil {
 			err = errors.Join(err, fmt.Errorf("stop PostgreSQL: %w", stopErr))
 		}
 	}()
-	if err := createDatabase(ctx, pg.ConnString("postgres"), benchDatabase); err != nil {
-		return err
-	}
-	dbURL := pg.ConnString(benchDatabase)
 	var fsync string
 	if conn, err := pgx.Connect(ctx, dbURL); err == nil {
 		_ = conn.QueryRow(ctx, `SHOW fsync`).Scan(&fsync)
@@ -310,6 +304,22 @@ func printEventBacklog(ctx context.Context, w io.Writer, pool *pgxpool.Pool) {
 		return
 	}
 	fmt.Fprintf(w, "events: %d sequenced so far, %d written and waiting in the outbox\n", sequenced, waiting)
+}
+
+// startBenchDatabase starts a private PostgreSQL (fsync on, the default)
+// in a temporary directory, its log warnings and errors only, and creates
+// the bench's database; it returns the server, which the caller stops, and
+// the database's URL.
+func startBenchDatabase(ctx context.Context, stderr io.Writer) (*embeddedpg.Server, string, error) {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	pg, err := embeddedpg.Start(ctx, embeddedpg.Options{Logger: logger})
+	if err != nil {
+		return nil, "", fmt.Errorf("start PostgreSQL: %w", err)
+	}
+	if err := createDatabase(ctx, pg.ConnString("postgres"), benchDatabase); err != nil {
+		return nil, "", errors.Join(err, pg.Stop())
+	}
+	return pg, pg.ConnString(benchDatabase), nil
 }
 
 func createDatabase(ctx context.Context, adminURL, name string) error {

@@ -202,7 +202,16 @@ func familyName(fullName string) string {
 }
 
 func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loyaltyv1.AwardStayRequest]) (*connect.Response[loyaltyv1.AwardStayResponse], error) {
-	msg, proc := req.Msg, req.Spec().Procedure
+	out, err := s.awardStay(ctx, req.Spec().Procedure, req.Msg)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(out), nil
+}
+
+// awardStay is AwardStay, for one call or one row of AwardStays: its
+// error is the Connect error the call answers.
+func (s allianceService) awardStay(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (*loyaltyv1.AwardStayResponse, error) {
 	v, err := s.rules(ctx)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
@@ -251,7 +260,7 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 	if res.Transaction != nil {
 		out.Transaction = partnerTransaction(*res.Transaction)
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // currency is the partner's settlement currency.

@@ -27,6 +27,7 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.MemberServiceGetTierHistoryProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 
 	loyaltyv1connect.BookingServiceRecordStayProcedure:         {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.BookingServiceRecordStaysProcedure:        {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceRecordNoShowProcedure:       {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceRecordCancellationProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServicePlaceGuaranteeProcedure:     {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
@@ -55,6 +56,7 @@ var roles = map[string][]apikeys.Role{
 	// scoped to the key's partner (see alliance.go).
 	loyaltyv1connect.AllianceServiceGetMemberStatusProcedure:      {apikeys.RolePartner},
 	loyaltyv1connect.AllianceServiceAwardStayProcedure:            {apikeys.RolePartner},
+	loyaltyv1connect.AllianceServiceAwardStaysProcedure:           {apikeys.RolePartner},
 	loyaltyv1connect.AllianceServiceRedeemProcedure:               {apikeys.RolePartner},
 	loyaltyv1connect.AllianceServiceReverseTransactionProcedure:   {apikeys.RolePartner},
 	loyaltyv1connect.AllianceServiceListPartnerActivityProcedure:  {apikeys.RolePartner},

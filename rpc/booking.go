@@ -32,7 +32,16 @@ var _ loyaltyv1connect.BookingServiceHandler = bookingService{}
 var moneyAmount = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,2})?$`)
 
 func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loyaltyv1.RecordStayRequest]) (*connect.Response[loyaltyv1.RecordStayResponse], error) {
-	msg, proc := req.Msg, req.Spec().Procedure
+	out, err := s.recordStay(ctx, req.Spec().Procedure, req.Msg)
+	if err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(out), nil
+}
+
+// recordStay is RecordStay, for one call or one row of RecordStays: its
+// error is the Connect error the call answers.
+func (s bookingService) recordStay(ctx context.Context, proc string, msg *loyaltyv1.RecordStayRequest) (*loyaltyv1.RecordStayResponse, error) {
 	v, err := s.rules(ctx)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
@@ -54,7 +63,7 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 	if res.Transaction != nil {
 		out.Transaction = toProtoTransaction(*res.Transaction)
 	}
-	return connect.NewResponse(out), nil
+	return out, nil
 }
 
 // request is the calling request as the application services take it.

@@ -34,13 +34,19 @@ func codecs() []connect.HandlerOption {
 	}
 }
 
-// isWrite reports whether messages of this type are writes.
+// isWrite reports whether messages of this type are writes: they carry an
+// idempotency_key, or are a batch of such writes (RecordStays' stays),
+// decoded as strictly as each of them alone.
 func isWrite(m protoreflect.Message) bool {
 	d := m.Descriptor()
 	if w, ok := writes.Load(d.FullName()); ok {
 		return w.(bool)
 	}
 	w := d.Fields().ByName("idempotency_key") != nil
+	for i := 0; i < d.Fields().Len() && !w; i++ {
+		fd := d.Fields().Get(i)
+		w = fd.IsList() && fd.Message() != nil && fd.Message().Fields().ByName("idempotency_key") != nil
+	}
 	writes.Store(d.FullName(), w)
 	return w
 }

@@ -27,7 +27,8 @@ import (
 	"github.com/loyalty-ledger/loyalty/webhooks"
 )
 
-// MaxRequestBytes bounds every request message.
+// MaxRequestBytes bounds every request message but a batch's
+// (MaxBatchRequestBytes).
 const MaxRequestBytes = 64 << 10
 
 // Config is what the server needs.
@@ -136,13 +137,17 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 			return loyaltyv1connect.NewMemberServiceHandler(memberService{s}, opts...)
 		},
 		func() (string, http.Handler) {
-			return loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...)
+			return withBatchLimit(opts, func(opts ...connect.HandlerOption) (string, http.Handler) {
+				return loyaltyv1connect.NewBookingServiceHandler(bookingService{s}, opts...)
+			})
 		},
 		func() (string, http.Handler) {
 			return loyaltyv1connect.NewAdminServiceHandler(adminService{s}, opts...)
 		},
 		func() (string, http.Handler) {
-			return loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...)
+			return withBatchLimit(opts, func(opts ...connect.HandlerOption) (string, http.Handler) {
+				return loyaltyv1connect.NewAllianceServiceHandler(allianceService{s}, opts...)
+			})
 		},
 		func() (string, http.Handler) {
 			return loyaltyv1connect.NewFinanceServiceHandler(financeService{s}, opts...)

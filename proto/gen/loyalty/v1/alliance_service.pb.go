@@ -536,6 +536,195 @@ func (x *AwardStayResponse) GetTier() Tier {
 	return Tier_TIER_UNSPECIFIED
 }
 
+type AwardStaysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stays, 1 to 1,000 (none, or more, is INVALID_ARGUMENT on "stays"
+	// for the whole call, and nothing is awarded). Each is an
+	// AwardStayRequest with its own idempotency_key (required), validated and
+	// awarded exactly as AwardStay does: a stay sent here and the same stay
+	// sent to AwardStay with the same key are one request, so either answers
+	// the other's retry (RECORDED, with the first transaction). The stays of
+	// one member, and of one booking, are awarded in the order given; stays of
+	// different members concurrently.
+	//
+	// The whole call fails only for what concerns the call, as for
+	// BookingService.RecordStays: credentials and role, a suspended partner
+	// (PERMISSION_DENIED), the number of stays, a request over 4 MiB or not
+	// well-formed, no programme version in force, the database unreachable
+	// before any stay was awarded (UNAVAILABLE).
+	Stays         []*AwardStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwardStaysRequest) Reset() {
+	*x = AwardStaysRequest{}
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwardStaysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwardStaysRequest) ProtoMessage() {}
+
+func (x *AwardStaysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwardStaysRequest.ProtoReflect.Descriptor instead.
+func (*AwardStaysRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AwardStaysRequest) GetStays() []*AwardStayRequest {
+	if x != nil {
+		return x.Stays
+	}
+	return nil
+}
+
+// The result of one stay of AwardStays; see StayRowStatus and StayRowError
+// (BookingService) for what each status and code means.
+type AwardStayRowResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stay's position in AwardStaysRequest.stays, from 0. Results come in
+	// the request's order, one per stay: results[i].index is i.
+	Index  int32         `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Status StayRowStatus `protobuf:"varint,2,opt,name=status,proto3,enum=loyalty.v1.StayRowStatus" json:"status,omitempty"`
+	// For RECORDED: what AwardStay answers, the award as the partner sees it
+	// and the member's tier that priced it.
+	Recorded *AwardStayResponse `protobuf:"bytes,3,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	// For ALREADY_RECORDED: the outcome the booking already had.
+	Existing *RecordedOutcome `protobuf:"bytes,4,opt,name=existing,proto3" json:"existing,omitempty"`
+	// For REFUSED: why, with the code AwardStay would have answered
+	// ("not_found" for a property that is not one of the caller's hotels or
+	// a member not recognised, "invalid_argument" naming the field, ...).
+	Error         *StayRowError `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwardStayRowResult) Reset() {
+	*x = AwardStayRowResult{}
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwardStayRowResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwardStayRowResult) ProtoMessage() {}
+
+func (x *AwardStayRowResult) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwardStayRowResult.ProtoReflect.Descriptor instead.
+func (*AwardStayRowResult) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AwardStayRowResult) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *AwardStayRowResult) GetStatus() StayRowStatus {
+	if x != nil {
+		return x.Status
+	}
+	return StayRowStatus_STAY_ROW_STATUS_UNSPECIFIED
+}
+
+func (x *AwardStayRowResult) GetRecorded() *AwardStayResponse {
+	if x != nil {
+		return x.Recorded
+	}
+	return nil
+}
+
+func (x *AwardStayRowResult) GetExisting() *RecordedOutcome {
+	if x != nil {
+		return x.Existing
+	}
+	return nil
+}
+
+func (x *AwardStayRowResult) GetError() *StayRowError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type AwardStaysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per stay of the request, in the request's order.
+	Results       []*AwardStayRowResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AwardStaysResponse) Reset() {
+	*x = AwardStaysResponse{}
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AwardStaysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AwardStaysResponse) ProtoMessage() {}
+
+func (x *AwardStaysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AwardStaysResponse.ProtoReflect.Descriptor instead.
+func (*AwardStaysResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AwardStaysResponse) GetResults() []*AwardStayRowResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type AllianceServiceRedeemRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
@@ -559,7 +748,7 @@ type AllianceServiceRedeemRequest struct {
 
 func (x *AllianceServiceRedeemRequest) Reset() {
 	*x = AllianceServiceRedeemRequest{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +760,7 @@ func (x *AllianceServiceRedeemRequest) String() string {
 func (*AllianceServiceRedeemRequest) ProtoMessage() {}
 
 func (x *AllianceServiceRedeemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +773,7 @@ func (x *AllianceServiceRedeemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllianceServiceRedeemRequest.ProtoReflect.Descriptor instead.
 func (*AllianceServiceRedeemRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{6}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AllianceServiceRedeemRequest) GetIdempotencyKey() string {
@@ -645,7 +834,7 @@ type AllianceServiceRedeemResponse struct {
 
 func (x *AllianceServiceRedeemResponse) Reset() {
 	*x = AllianceServiceRedeemResponse{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +846,7 @@ func (x *AllianceServiceRedeemResponse) String() string {
 func (*AllianceServiceRedeemResponse) ProtoMessage() {}
 
 func (x *AllianceServiceRedeemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +859,7 @@ func (x *AllianceServiceRedeemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllianceServiceRedeemResponse.ProtoReflect.Descriptor instead.
 func (*AllianceServiceRedeemResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{7}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AllianceServiceRedeemResponse) GetTransaction() *PartnerTransaction {
@@ -696,7 +885,7 @@ type AllianceServiceReverseTransactionRequest struct {
 
 func (x *AllianceServiceReverseTransactionRequest) Reset() {
 	*x = AllianceServiceReverseTransactionRequest{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +897,7 @@ func (x *AllianceServiceReverseTransactionRequest) String() string {
 func (*AllianceServiceReverseTransactionRequest) ProtoMessage() {}
 
 func (x *AllianceServiceReverseTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,7 +910,7 @@ func (x *AllianceServiceReverseTransactionRequest) ProtoReflect() protoreflect.M
 
 // Deprecated: Use AllianceServiceReverseTransactionRequest.ProtoReflect.Descriptor instead.
 func (*AllianceServiceReverseTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{8}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AllianceServiceReverseTransactionRequest) GetIdempotencyKey() string {
@@ -754,7 +943,7 @@ type AllianceServiceReverseTransactionResponse struct {
 
 func (x *AllianceServiceReverseTransactionResponse) Reset() {
 	*x = AllianceServiceReverseTransactionResponse{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +955,7 @@ func (x *AllianceServiceReverseTransactionResponse) String() string {
 func (*AllianceServiceReverseTransactionResponse) ProtoMessage() {}
 
 func (x *AllianceServiceReverseTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +968,7 @@ func (x *AllianceServiceReverseTransactionResponse) ProtoReflect() protoreflect.
 
 // Deprecated: Use AllianceServiceReverseTransactionResponse.ProtoReflect.Descriptor instead.
 func (*AllianceServiceReverseTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{9}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AllianceServiceReverseTransactionResponse) GetTransaction() *PartnerTransaction {
@@ -806,7 +995,7 @@ type ListPartnerActivityRequest struct {
 
 func (x *ListPartnerActivityRequest) Reset() {
 	*x = ListPartnerActivityRequest{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1007,7 @@ func (x *ListPartnerActivityRequest) String() string {
 func (*ListPartnerActivityRequest) ProtoMessage() {}
 
 func (x *ListPartnerActivityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1020,7 @@ func (x *ListPartnerActivityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnerActivityRequest.ProtoReflect.Descriptor instead.
 func (*ListPartnerActivityRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{10}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListPartnerActivityRequest) GetFrom() *timestamppb.Timestamp {
@@ -880,7 +1069,7 @@ type ListPartnerActivityResponse struct {
 
 func (x *ListPartnerActivityResponse) Reset() {
 	*x = ListPartnerActivityResponse{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1081,7 @@ func (x *ListPartnerActivityResponse) String() string {
 func (*ListPartnerActivityResponse) ProtoMessage() {}
 
 func (x *ListPartnerActivityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1094,7 @@ func (x *ListPartnerActivityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnerActivityResponse.ProtoReflect.Descriptor instead.
 func (*ListPartnerActivityResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{11}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListPartnerActivityResponse) GetTransactions() []*PartnerTransaction {
@@ -936,7 +1125,7 @@ type GetSettlementPreviewRequest struct {
 
 func (x *GetSettlementPreviewRequest) Reset() {
 	*x = GetSettlementPreviewRequest{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1137,7 @@ func (x *GetSettlementPreviewRequest) String() string {
 func (*GetSettlementPreviewRequest) ProtoMessage() {}
 
 func (x *GetSettlementPreviewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1150,7 @@ func (x *GetSettlementPreviewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementPreviewRequest.ProtoReflect.Descriptor instead.
 func (*GetSettlementPreviewRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{12}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetSettlementPreviewRequest) GetFrom() *timestamppb.Timestamp {
@@ -1001,7 +1190,7 @@ type SettlementLine struct {
 
 func (x *SettlementLine) Reset() {
 	*x = SettlementLine{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1013,7 +1202,7 @@ func (x *SettlementLine) String() string {
 func (*SettlementLine) ProtoMessage() {}
 
 func (x *SettlementLine) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1026,7 +1215,7 @@ func (x *SettlementLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SettlementLine.ProtoReflect.Descriptor instead.
 func (*SettlementLine) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{13}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SettlementLine) GetRateVersion() int32 {
@@ -1124,7 +1313,7 @@ type Settlement struct {
 
 func (x *Settlement) Reset() {
 	*x = Settlement{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1325,7 @@ func (x *Settlement) String() string {
 func (*Settlement) ProtoMessage() {}
 
 func (x *Settlement) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1338,7 @@ func (x *Settlement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Settlement.ProtoReflect.Descriptor instead.
 func (*Settlement) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{14}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Settlement) GetPartnerId() string {
@@ -1252,7 +1441,7 @@ type GetSettlementPreviewResponse struct {
 
 func (x *GetSettlementPreviewResponse) Reset() {
 	*x = GetSettlementPreviewResponse{}
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1453,7 @@ func (x *GetSettlementPreviewResponse) String() string {
 func (*GetSettlementPreviewResponse) ProtoMessage() {}
 
 func (x *GetSettlementPreviewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_alliance_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1466,7 @@ func (x *GetSettlementPreviewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSettlementPreviewResponse.ProtoReflect.Descriptor instead.
 func (*GetSettlementPreviewResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{15}
+	return file_loyalty_v1_alliance_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetSettlementPreviewResponse) GetSettlement() *Settlement {
@@ -1337,7 +1526,17 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x17reverses_transaction_id\x18\x0e \x01(\tR\x15reversesTransactionId\"{\n" +
 	"\x11AwardStayResponse\x12@\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1e.loyalty.v1.PartnerTransactionR\vtransaction\x12$\n" +
-	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"\x8f\x02\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"G\n" +
+	"\x11AwardStaysRequest\x122\n" +
+	"\x05stays\x18\x01 \x03(\v2\x1c.loyalty.v1.AwardStayRequestR\x05stays\"\x81\x02\n" +
+	"\x12AwardStayRowResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x19.loyalty.v1.StayRowStatusR\x06status\x129\n" +
+	"\brecorded\x18\x03 \x01(\v2\x1d.loyalty.v1.AwardStayResponseR\brecorded\x127\n" +
+	"\bexisting\x18\x04 \x01(\v2\x1b.loyalty.v1.RecordedOutcomeR\bexisting\x12.\n" +
+	"\x05error\x18\x05 \x01(\v2\x18.loyalty.v1.StayRowErrorR\x05error\"N\n" +
+	"\x12AwardStaysResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.loyalty.v1.AwardStayRowResultR\aresults\"\x8f\x02\n" +
 	"\x1cAllianceServiceRedeemRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x1f\n" +
@@ -1401,10 +1600,12 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x1cGetSettlementPreviewResponse\x126\n" +
 	"\n" +
 	"settlement\x18\x01 \x01(\v2\x16.loyalty.v1.SettlementR\n" +
-	"settlement2\xfc\x04\n" +
+	"settlement2\xc9\x05\n" +
 	"\x0fAllianceService\x12_\n" +
 	"\x0fGetMemberStatus\x12\".loyalty.v1.GetMemberStatusRequest\x1a#.loyalty.v1.GetMemberStatusResponse\"\x03\x90\x02\x01\x12H\n" +
-	"\tAwardStay\x12\x1c.loyalty.v1.AwardStayRequest\x1a\x1d.loyalty.v1.AwardStayResponse\x12]\n" +
+	"\tAwardStay\x12\x1c.loyalty.v1.AwardStayRequest\x1a\x1d.loyalty.v1.AwardStayResponse\x12K\n" +
+	"\n" +
+	"AwardStays\x12\x1d.loyalty.v1.AwardStaysRequest\x1a\x1e.loyalty.v1.AwardStaysResponse\x12]\n" +
 	"\x06Redeem\x12(.loyalty.v1.AllianceServiceRedeemRequest\x1a).loyalty.v1.AllianceServiceRedeemResponse\x12\x81\x01\n" +
 	"\x12ReverseTransaction\x124.loyalty.v1.AllianceServiceReverseTransactionRequest\x1a5.loyalty.v1.AllianceServiceReverseTransactionResponse\x12k\n" +
 	"\x13ListPartnerActivity\x12&.loyalty.v1.ListPartnerActivityRequest\x1a'.loyalty.v1.ListPartnerActivityResponse\"\x03\x90\x02\x01\x12n\n" +
@@ -1422,7 +1623,7 @@ func file_loyalty_v1_alliance_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_alliance_service_proto_rawDescData
 }
 
-var file_loyalty_v1_alliance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_loyalty_v1_alliance_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_loyalty_v1_alliance_service_proto_goTypes = []any{
 	(*GetMemberStatusRequest)(nil),                    // 0: loyalty.v1.GetMemberStatusRequest
 	(*TierBenefits)(nil),                              // 1: loyalty.v1.TierBenefits
@@ -1430,67 +1631,81 @@ var file_loyalty_v1_alliance_service_proto_goTypes = []any{
 	(*AwardStayRequest)(nil),                          // 3: loyalty.v1.AwardStayRequest
 	(*PartnerTransaction)(nil),                        // 4: loyalty.v1.PartnerTransaction
 	(*AwardStayResponse)(nil),                         // 5: loyalty.v1.AwardStayResponse
-	(*AllianceServiceRedeemRequest)(nil),              // 6: loyalty.v1.AllianceServiceRedeemRequest
-	(*AllianceServiceRedeemResponse)(nil),             // 7: loyalty.v1.AllianceServiceRedeemResponse
-	(*AllianceServiceReverseTransactionRequest)(nil),  // 8: loyalty.v1.AllianceServiceReverseTransactionRequest
-	(*AllianceServiceReverseTransactionResponse)(nil), // 9: loyalty.v1.AllianceServiceReverseTransactionResponse
-	(*ListPartnerActivityRequest)(nil),                // 10: loyalty.v1.ListPartnerActivityRequest
-	(*ListPartnerActivityResponse)(nil),               // 11: loyalty.v1.ListPartnerActivityResponse
-	(*GetSettlementPreviewRequest)(nil),               // 12: loyalty.v1.GetSettlementPreviewRequest
-	(*SettlementLine)(nil),                            // 13: loyalty.v1.SettlementLine
-	(*Settlement)(nil),                                // 14: loyalty.v1.Settlement
-	(*GetSettlementPreviewResponse)(nil),              // 15: loyalty.v1.GetSettlementPreviewResponse
-	(Tier)(0),                                         // 16: loyalty.v1.Tier
-	(*StayNight)(nil),                                 // 17: loyalty.v1.StayNight
-	(TransactionKind)(0),                              // 18: loyalty.v1.TransactionKind
-	(*Money)(nil),                                     // 19: loyalty.v1.Money
-	(*timestamppb.Timestamp)(nil),                     // 20: google.protobuf.Timestamp
-	(*BreakdownLine)(nil),                             // 21: loyalty.v1.BreakdownLine
-	(Reward)(0),                                       // 22: loyalty.v1.Reward
+	(*AwardStaysRequest)(nil),                         // 6: loyalty.v1.AwardStaysRequest
+	(*AwardStayRowResult)(nil),                        // 7: loyalty.v1.AwardStayRowResult
+	(*AwardStaysResponse)(nil),                        // 8: loyalty.v1.AwardStaysResponse
+	(*AllianceServiceRedeemRequest)(nil),              // 9: loyalty.v1.AllianceServiceRedeemRequest
+	(*AllianceServiceRedeemResponse)(nil),             // 10: loyalty.v1.AllianceServiceRedeemResponse
+	(*AllianceServiceReverseTransactionRequest)(nil),  // 11: loyalty.v1.AllianceServiceReverseTransactionRequest
+	(*AllianceServiceReverseTransactionResponse)(nil), // 12: loyalty.v1.AllianceServiceReverseTransactionResponse
+	(*ListPartnerActivityRequest)(nil),                // 13: loyalty.v1.ListPartnerActivityRequest
+	(*ListPartnerActivityResponse)(nil),               // 14: loyalty.v1.ListPartnerActivityResponse
+	(*GetSettlementPreviewRequest)(nil),               // 15: loyalty.v1.GetSettlementPreviewRequest
+	(*SettlementLine)(nil),                            // 16: loyalty.v1.SettlementLine
+	(*Settlement)(nil),                                // 17: loyalty.v1.Settlement
+	(*GetSettlementPreviewResponse)(nil),              // 18: loyalty.v1.GetSettlementPreviewResponse
+	(Tier)(0),                                         // 19: loyalty.v1.Tier
+	(*StayNight)(nil),                                 // 20: loyalty.v1.StayNight
+	(TransactionKind)(0),                              // 21: loyalty.v1.TransactionKind
+	(*Money)(nil),                                     // 22: loyalty.v1.Money
+	(*timestamppb.Timestamp)(nil),                     // 23: google.protobuf.Timestamp
+	(*BreakdownLine)(nil),                             // 24: loyalty.v1.BreakdownLine
+	(StayRowStatus)(0),                                // 25: loyalty.v1.StayRowStatus
+	(*RecordedOutcome)(nil),                           // 26: loyalty.v1.RecordedOutcome
+	(*StayRowError)(nil),                              // 27: loyalty.v1.StayRowError
+	(Reward)(0),                                       // 28: loyalty.v1.Reward
 }
 var file_loyalty_v1_alliance_service_proto_depIdxs = []int32{
-	16, // 0: loyalty.v1.GetMemberStatusResponse.tier:type_name -> loyalty.v1.Tier
+	19, // 0: loyalty.v1.GetMemberStatusResponse.tier:type_name -> loyalty.v1.Tier
 	1,  // 1: loyalty.v1.GetMemberStatusResponse.benefits:type_name -> loyalty.v1.TierBenefits
-	17, // 2: loyalty.v1.AwardStayRequest.nights:type_name -> loyalty.v1.StayNight
-	18, // 3: loyalty.v1.PartnerTransaction.kind:type_name -> loyalty.v1.TransactionKind
-	19, // 4: loyalty.v1.PartnerTransaction.amount:type_name -> loyalty.v1.Money
-	20, // 5: loyalty.v1.PartnerTransaction.effective_at:type_name -> google.protobuf.Timestamp
-	20, // 6: loyalty.v1.PartnerTransaction.recorded_at:type_name -> google.protobuf.Timestamp
-	21, // 7: loyalty.v1.PartnerTransaction.breakdown:type_name -> loyalty.v1.BreakdownLine
+	20, // 2: loyalty.v1.AwardStayRequest.nights:type_name -> loyalty.v1.StayNight
+	21, // 3: loyalty.v1.PartnerTransaction.kind:type_name -> loyalty.v1.TransactionKind
+	22, // 4: loyalty.v1.PartnerTransaction.amount:type_name -> loyalty.v1.Money
+	23, // 5: loyalty.v1.PartnerTransaction.effective_at:type_name -> google.protobuf.Timestamp
+	23, // 6: loyalty.v1.PartnerTransaction.recorded_at:type_name -> google.protobuf.Timestamp
+	24, // 7: loyalty.v1.PartnerTransaction.breakdown:type_name -> loyalty.v1.BreakdownLine
 	4,  // 8: loyalty.v1.AwardStayResponse.transaction:type_name -> loyalty.v1.PartnerTransaction
-	16, // 9: loyalty.v1.AwardStayResponse.tier:type_name -> loyalty.v1.Tier
-	22, // 10: loyalty.v1.AllianceServiceRedeemRequest.reward:type_name -> loyalty.v1.Reward
-	4,  // 11: loyalty.v1.AllianceServiceRedeemResponse.transaction:type_name -> loyalty.v1.PartnerTransaction
-	4,  // 12: loyalty.v1.AllianceServiceReverseTransactionResponse.transaction:type_name -> loyalty.v1.PartnerTransaction
-	20, // 13: loyalty.v1.ListPartnerActivityRequest.from:type_name -> google.protobuf.Timestamp
-	20, // 14: loyalty.v1.ListPartnerActivityRequest.to:type_name -> google.protobuf.Timestamp
-	4,  // 15: loyalty.v1.ListPartnerActivityResponse.transactions:type_name -> loyalty.v1.PartnerTransaction
-	20, // 16: loyalty.v1.GetSettlementPreviewRequest.from:type_name -> google.protobuf.Timestamp
-	20, // 17: loyalty.v1.GetSettlementPreviewRequest.to:type_name -> google.protobuf.Timestamp
-	20, // 18: loyalty.v1.Settlement.from:type_name -> google.protobuf.Timestamp
-	20, // 19: loyalty.v1.Settlement.to:type_name -> google.protobuf.Timestamp
-	19, // 20: loyalty.v1.Settlement.owed_to_programme:type_name -> loyalty.v1.Money
-	19, // 21: loyalty.v1.Settlement.owed_to_partner:type_name -> loyalty.v1.Money
-	19, // 22: loyalty.v1.Settlement.net:type_name -> loyalty.v1.Money
-	13, // 23: loyalty.v1.Settlement.lines:type_name -> loyalty.v1.SettlementLine
-	14, // 24: loyalty.v1.GetSettlementPreviewResponse.settlement:type_name -> loyalty.v1.Settlement
-	0,  // 25: loyalty.v1.AllianceService.GetMemberStatus:input_type -> loyalty.v1.GetMemberStatusRequest
-	3,  // 26: loyalty.v1.AllianceService.AwardStay:input_type -> loyalty.v1.AwardStayRequest
-	6,  // 27: loyalty.v1.AllianceService.Redeem:input_type -> loyalty.v1.AllianceServiceRedeemRequest
-	8,  // 28: loyalty.v1.AllianceService.ReverseTransaction:input_type -> loyalty.v1.AllianceServiceReverseTransactionRequest
-	10, // 29: loyalty.v1.AllianceService.ListPartnerActivity:input_type -> loyalty.v1.ListPartnerActivityRequest
-	12, // 30: loyalty.v1.AllianceService.GetSettlementPreview:input_type -> loyalty.v1.GetSettlementPreviewRequest
-	2,  // 31: loyalty.v1.AllianceService.GetMemberStatus:output_type -> loyalty.v1.GetMemberStatusResponse
-	5,  // 32: loyalty.v1.AllianceService.AwardStay:output_type -> loyalty.v1.AwardStayResponse
-	7,  // 33: loyalty.v1.AllianceService.Redeem:output_type -> loyalty.v1.AllianceServiceRedeemResponse
-	9,  // 34: loyalty.v1.AllianceService.ReverseTransaction:output_type -> loyalty.v1.AllianceServiceReverseTransactionResponse
-	11, // 35: loyalty.v1.AllianceService.ListPartnerActivity:output_type -> loyalty.v1.ListPartnerActivityResponse
-	15, // 36: loyalty.v1.AllianceService.GetSettlementPreview:output_type -> loyalty.v1.GetSettlementPreviewResponse
-	31, // [31:37] is the sub-list for method output_type
-	25, // [25:31] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	19, // 9: loyalty.v1.AwardStayResponse.tier:type_name -> loyalty.v1.Tier
+	3,  // 10: loyalty.v1.AwardStaysRequest.stays:type_name -> loyalty.v1.AwardStayRequest
+	25, // 11: loyalty.v1.AwardStayRowResult.status:type_name -> loyalty.v1.StayRowStatus
+	5,  // 12: loyalty.v1.AwardStayRowResult.recorded:type_name -> loyalty.v1.AwardStayResponse
+	26, // 13: loyalty.v1.AwardStayRowResult.existing:type_name -> loyalty.v1.RecordedOutcome
+	27, // 14: loyalty.v1.AwardStayRowResult.error:type_name -> loyalty.v1.StayRowError
+	7,  // 15: loyalty.v1.AwardStaysResponse.results:type_name -> loyalty.v1.AwardStayRowResult
+	28, // 16: loyalty.v1.AllianceServiceRedeemRequest.reward:type_name -> loyalty.v1.Reward
+	4,  // 17: loyalty.v1.AllianceServiceRedeemResponse.transaction:type_name -> loyalty.v1.PartnerTransaction
+	4,  // 18: loyalty.v1.AllianceServiceReverseTransactionResponse.transaction:type_name -> loyalty.v1.PartnerTransaction
+	23, // 19: loyalty.v1.ListPartnerActivityRequest.from:type_name -> google.protobuf.Timestamp
+	23, // 20: loyalty.v1.ListPartnerActivityRequest.to:type_name -> google.protobuf.Timestamp
+	4,  // 21: loyalty.v1.ListPartnerActivityResponse.transactions:type_name -> loyalty.v1.PartnerTransaction
+	23, // 22: loyalty.v1.GetSettlementPreviewRequest.from:type_name -> google.protobuf.Timestamp
+	23, // 23: loyalty.v1.GetSettlementPreviewRequest.to:type_name -> google.protobuf.Timestamp
+	23, // 24: loyalty.v1.Settlement.from:type_name -> google.protobuf.Timestamp
+	23, // 25: loyalty.v1.Settlement.to:type_name -> google.protobuf.Timestamp
+	22, // 26: loyalty.v1.Settlement.owed_to_programme:type_name -> loyalty.v1.Money
+	22, // 27: loyalty.v1.Settlement.owed_to_partner:type_name -> loyalty.v1.Money
+	22, // 28: loyalty.v1.Settlement.net:type_name -> loyalty.v1.Money
+	16, // 29: loyalty.v1.Settlement.lines:type_name -> loyalty.v1.SettlementLine
+	17, // 30: loyalty.v1.GetSettlementPreviewResponse.settlement:type_name -> loyalty.v1.Settlement
+	0,  // 31: loyalty.v1.AllianceService.GetMemberStatus:input_type -> loyalty.v1.GetMemberStatusRequest
+	3,  // 32: loyalty.v1.AllianceService.AwardStay:input_type -> loyalty.v1.AwardStayRequest
+	6,  // 33: loyalty.v1.AllianceService.AwardStays:input_type -> loyalty.v1.AwardStaysRequest
+	9,  // 34: loyalty.v1.AllianceService.Redeem:input_type -> loyalty.v1.AllianceServiceRedeemRequest
+	11, // 35: loyalty.v1.AllianceService.ReverseTransaction:input_type -> loyalty.v1.AllianceServiceReverseTransactionRequest
+	13, // 36: loyalty.v1.AllianceService.ListPartnerActivity:input_type -> loyalty.v1.ListPartnerActivityRequest
+	15, // 37: loyalty.v1.AllianceService.GetSettlementPreview:input_type -> loyalty.v1.GetSettlementPreviewRequest
+	2,  // 38: loyalty.v1.AllianceService.GetMemberStatus:output_type -> loyalty.v1.GetMemberStatusResponse
+	5,  // 39: loyalty.v1.AllianceService.AwardStay:output_type -> loyalty.v1.AwardStayResponse
+	8,  // 40: loyalty.v1.AllianceService.AwardStays:output_type -> loyalty.v1.AwardStaysResponse
+	10, // 41: loyalty.v1.AllianceService.Redeem:output_type -> loyalty.v1.AllianceServiceRedeemResponse
+	12, // 42: loyalty.v1.AllianceService.ReverseTransaction:output_type -> loyalty.v1.AllianceServiceReverseTransactionResponse
+	14, // 43: loyalty.v1.AllianceService.ListPartnerActivity:output_type -> loyalty.v1.ListPartnerActivityResponse
+	18, // 44: loyalty.v1.AllianceService.GetSettlementPreview:output_type -> loyalty.v1.GetSettlementPreviewResponse
+	38, // [38:45] is the sub-list for method output_type
+	31, // [31:38] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_alliance_service_proto_init() }
@@ -1506,7 +1721,7 @@ func file_loyalty_v1_alliance_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_alliance_service_proto_rawDesc), len(file_loyalty_v1_alliance_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

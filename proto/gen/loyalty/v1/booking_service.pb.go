@@ -22,6 +22,70 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// What became of one stay of a batch.
+type StayRowStatus int32
+
+const (
+	StayRowStatus_STAY_ROW_STATUS_UNSPECIFIED StayRowStatus = 0
+	// The stay is recorded: by this call, or by an earlier request with the
+	// same idempotency key and the same stay (a retry answers the first
+	// result, with the first transaction, and records nothing again).
+	StayRowStatus_STAY_ROW_STATUS_RECORDED StayRowStatus = 1
+	// The booking (property_id, stay_id) already had an outcome, recorded by
+	// a request with another idempotency key (or by an earlier stay of the
+	// same call): nothing was recorded for this stay. The result's existing
+	// names that outcome. A single RecordStay answers this ALREADY_EXISTS
+	// with ErrorInfo BOOKING_OUTCOME_RECORDED.
+	StayRowStatus_STAY_ROW_STATUS_ALREADY_RECORDED StayRowStatus = 2
+	// The stay was refused, or not recorded: nothing was recorded for it.
+	// The result's error says why, with the code the single call would
+	// have answered.
+	StayRowStatus_STAY_ROW_STATUS_REFUSED StayRowStatus = 3
+)
+
+// Enum value maps for StayRowStatus.
+var (
+	StayRowStatus_name = map[int32]string{
+		0: "STAY_ROW_STATUS_UNSPECIFIED",
+		1: "STAY_ROW_STATUS_RECORDED",
+		2: "STAY_ROW_STATUS_ALREADY_RECORDED",
+		3: "STAY_ROW_STATUS_REFUSED",
+	}
+	StayRowStatus_value = map[string]int32{
+		"STAY_ROW_STATUS_UNSPECIFIED":      0,
+		"STAY_ROW_STATUS_RECORDED":         1,
+		"STAY_ROW_STATUS_ALREADY_RECORDED": 2,
+		"STAY_ROW_STATUS_REFUSED":          3,
+	}
+)
+
+func (x StayRowStatus) Enum() *StayRowStatus {
+	p := new(StayRowStatus)
+	*p = x
+	return p
+}
+
+func (x StayRowStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StayRowStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_loyalty_v1_booking_service_proto_enumTypes[0].Descriptor()
+}
+
+func (StayRowStatus) Type() protoreflect.EnumType {
+	return &file_loyalty_v1_booking_service_proto_enumTypes[0]
+}
+
+func (x StayRowStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StayRowStatus.Descriptor instead.
+func (StayRowStatus) EnumDescriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{0}
+}
+
 // The state of a late-arrival guarantee.
 type GuaranteeState int32
 
@@ -62,11 +126,11 @@ func (x GuaranteeState) String() string {
 }
 
 func (GuaranteeState) Descriptor() protoreflect.EnumDescriptor {
-	return file_loyalty_v1_booking_service_proto_enumTypes[0].Descriptor()
+	return file_loyalty_v1_booking_service_proto_enumTypes[1].Descriptor()
 }
 
 func (GuaranteeState) Type() protoreflect.EnumType {
-	return &file_loyalty_v1_booking_service_proto_enumTypes[0]
+	return &file_loyalty_v1_booking_service_proto_enumTypes[1]
 }
 
 func (x GuaranteeState) Number() protoreflect.EnumNumber {
@@ -75,7 +139,7 @@ func (x GuaranteeState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GuaranteeState.Descriptor instead.
 func (GuaranteeState) EnumDescriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{0}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{1}
 }
 
 // Why a guarantee hold is released.
@@ -114,11 +178,11 @@ func (x GuaranteeReleaseReason) String() string {
 }
 
 func (GuaranteeReleaseReason) Descriptor() protoreflect.EnumDescriptor {
-	return file_loyalty_v1_booking_service_proto_enumTypes[1].Descriptor()
+	return file_loyalty_v1_booking_service_proto_enumTypes[2].Descriptor()
 }
 
 func (GuaranteeReleaseReason) Type() protoreflect.EnumType {
-	return &file_loyalty_v1_booking_service_proto_enumTypes[1]
+	return &file_loyalty_v1_booking_service_proto_enumTypes[2]
 }
 
 func (x GuaranteeReleaseReason) Number() protoreflect.EnumNumber {
@@ -127,7 +191,7 @@ func (x GuaranteeReleaseReason) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use GuaranteeReleaseReason.Descriptor instead.
 func (GuaranteeReleaseReason) EnumDescriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{1}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{2}
 }
 
 // A reward of the catalogue. Prices are programme settings.
@@ -179,11 +243,11 @@ func (x Reward) String() string {
 }
 
 func (Reward) Descriptor() protoreflect.EnumDescriptor {
-	return file_loyalty_v1_booking_service_proto_enumTypes[2].Descriptor()
+	return file_loyalty_v1_booking_service_proto_enumTypes[3].Descriptor()
 }
 
 func (Reward) Type() protoreflect.EnumType {
-	return &file_loyalty_v1_booking_service_proto_enumTypes[2]
+	return &file_loyalty_v1_booking_service_proto_enumTypes[3]
 }
 
 func (x Reward) Number() protoreflect.EnumNumber {
@@ -192,7 +256,7 @@ func (x Reward) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Reward.Descriptor instead.
 func (Reward) EnumDescriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{2}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{3}
 }
 
 // What became of a booking.
@@ -240,11 +304,11 @@ func (x BookingOutcome) String() string {
 }
 
 func (BookingOutcome) Descriptor() protoreflect.EnumDescriptor {
-	return file_loyalty_v1_booking_service_proto_enumTypes[3].Descriptor()
+	return file_loyalty_v1_booking_service_proto_enumTypes[4].Descriptor()
 }
 
 func (BookingOutcome) Type() protoreflect.EnumType {
-	return &file_loyalty_v1_booking_service_proto_enumTypes[3]
+	return &file_loyalty_v1_booking_service_proto_enumTypes[4]
 }
 
 func (x BookingOutcome) Number() protoreflect.EnumNumber {
@@ -253,7 +317,7 @@ func (x BookingOutcome) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use BookingOutcome.Descriptor instead.
 func (BookingOutcome) EnumDescriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{3}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{4}
 }
 
 // One night of a stay, in order from the arrival date.
@@ -495,6 +559,358 @@ func (x *RecordStayResponse) GetTier() Tier {
 	return Tier_TIER_UNSPECIFIED
 }
 
+type RecordStaysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stays, 1 to 1,000 (none, or more, is INVALID_ARGUMENT on "stays"
+	// for the whole call, and nothing is recorded). Each is a
+	// RecordStayRequest with its own idempotency_key (required), and is
+	// validated and recorded exactly as RecordStay records it: a stay sent
+	// here and the same stay sent to RecordStay with the same key are one
+	// request, so either answers the other's retry.
+	//
+	// Order matters within a member: the stays of one member (and stays of
+	// one booking) are recorded one after another in the order given, so
+	// that the first-stay bonus, tier upgrades and the tier a stay earns by
+	// all come out exactly as if each stay had been sent to RecordStay in
+	// that order. Send a member's stays in the order they happened (by
+	// departure date). Stays of different members are recorded concurrently.
+	//
+	// The whole call fails only for what concerns the call: credentials and
+	// role, the number of stays, a request over 4 MiB (RESOURCE_EXHAUSTED), a
+	// request that is not well-formed (text that is not UTF-8 or holds
+	// control characters, an enum number the contract does not define, an
+	// unknown field: INVALID_ARGUMENT naming it, e.g. "stays[3].stayId"), no
+	// programme version in force (FAILED_PRECONDITION), and the database
+	// unreachable before any stay was recorded (UNAVAILABLE: send the call
+	// again as it was).
+	Stays         []*RecordStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordStaysRequest) Reset() {
+	*x = RecordStaysRequest{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordStaysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordStaysRequest) ProtoMessage() {}
+
+func (x *RecordStaysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordStaysRequest.ProtoReflect.Descriptor instead.
+func (*RecordStaysRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RecordStaysRequest) GetStays() []*RecordStayRequest {
+	if x != nil {
+		return x.Stays
+	}
+	return nil
+}
+
+// Why a stay of a batch was refused.
+type StayRowError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Connect code the single call (RecordStay, AwardStay) answers for
+	// this stay, in Connect's spelling: "invalid_argument", "not_found",
+	// "permission_denied", "failed_precondition", "already_exists" (the
+	// idempotency key was used for a different request). Three codes mean
+	// the stay was not recorded for now and is to be sent again, in order,
+	// with the same idempotency key: "unavailable" (the database could not be
+	// reached, or the outcome of a commit is unknown: the retry answers
+	// RECORDED if it was in fact recorded), "aborted" (too much contention)
+	// and "deadline_exceeded". Once a stay answers one of them, the later
+	// stays of the same member and of the same booking in the call are not
+	// attempted (they answer it too, so that a retry keeps their order), and
+	// once the database cannot be reached no further stay of the call is
+	// attempted ("unavailable").
+	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	// For "invalid_argument": the field refused, as JSON spells it, from the
+	// request's root: "stays[3].nights[0].roomCharge.amount",
+	// "stays[3].departureDate", "stays[3].idempotencyKey". Empty otherwise.
+	Field string `protobuf:"bytes,2,opt,name=field,proto3" json:"field,omitempty"`
+	// What is wrong, in English, as the single call's error message says it
+	// (field names spelt as JSON spells them).
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// The reason of the single call's google.rpc.ErrorInfo detail, when it
+	// has one: "IDEMPOTENCY_KEY_REUSED", "INSUFFICIENT_POINTS", ... Empty
+	// otherwise.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StayRowError) Reset() {
+	*x = StayRowError{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StayRowError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StayRowError) ProtoMessage() {}
+
+func (x *StayRowError) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StayRowError.ProtoReflect.Descriptor instead.
+func (*StayRowError) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StayRowError) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *StayRowError) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *StayRowError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *StayRowError) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// The outcome a booking already had, for a stay answered ALREADY_RECORDED.
+type RecordedOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The outcome that holds the booking: STAYED, NO_SHOW, CANCELLED_FREE or
+	// CANCELLED_CHARGED.
+	Outcome BookingOutcome `protobuf:"varint,1,opt,name=outcome,proto3,enum=loyalty.v1.BookingOutcome" json:"outcome,omitempty"`
+	// Its transaction; empty when it posted nothing (a free cancellation, an
+	// exempt no-show, a stay that earned no points).
+	TransactionId string `protobuf:"bytes,2,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	// When it was recorded.
+	RecordedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordedOutcome) Reset() {
+	*x = RecordedOutcome{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordedOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordedOutcome) ProtoMessage() {}
+
+func (x *RecordedOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordedOutcome.ProtoReflect.Descriptor instead.
+func (*RecordedOutcome) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RecordedOutcome) GetOutcome() BookingOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return BookingOutcome_BOOKING_OUTCOME_UNSPECIFIED
+}
+
+func (x *RecordedOutcome) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
+func (x *RecordedOutcome) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
+// The result of one stay of RecordStays.
+type StayRowResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stay's position in RecordStaysRequest.stays, from 0. Results come
+	// in the request's order, one per stay: results[i].index is i.
+	Index  int32         `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Status StayRowStatus `protobuf:"varint,2,opt,name=status,proto3,enum=loyalty.v1.StayRowStatus" json:"status,omitempty"`
+	// For RECORDED: what RecordStay answers, the earning transaction with
+	// its breakdown and the member's tier after the stay. Its transaction is
+	// unset when the stay earned no points (the booking still has its
+	// outcome).
+	Recorded *RecordStayResponse `protobuf:"bytes,3,opt,name=recorded,proto3" json:"recorded,omitempty"`
+	// For ALREADY_RECORDED: the outcome the booking already had.
+	Existing *RecordedOutcome `protobuf:"bytes,4,opt,name=existing,proto3" json:"existing,omitempty"`
+	// For REFUSED: why.
+	Error         *StayRowError `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StayRowResult) Reset() {
+	*x = StayRowResult{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StayRowResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StayRowResult) ProtoMessage() {}
+
+func (x *StayRowResult) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StayRowResult.ProtoReflect.Descriptor instead.
+func (*StayRowResult) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StayRowResult) GetIndex() int32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *StayRowResult) GetStatus() StayRowStatus {
+	if x != nil {
+		return x.Status
+	}
+	return StayRowStatus_STAY_ROW_STATUS_UNSPECIFIED
+}
+
+func (x *StayRowResult) GetRecorded() *RecordStayResponse {
+	if x != nil {
+		return x.Recorded
+	}
+	return nil
+}
+
+func (x *StayRowResult) GetExisting() *RecordedOutcome {
+	if x != nil {
+		return x.Existing
+	}
+	return nil
+}
+
+func (x *StayRowResult) GetError() *StayRowError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+type RecordStaysResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One result per stay of the request, in the request's order.
+	Results       []*StayRowResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordStaysResponse) Reset() {
+	*x = RecordStaysResponse{}
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordStaysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordStaysResponse) ProtoMessage() {}
+
+func (x *RecordStaysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordStaysResponse.ProtoReflect.Descriptor instead.
+func (*RecordStaysResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RecordStaysResponse) GetResults() []*StayRowResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 type RecordNoShowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
@@ -520,7 +936,7 @@ type RecordNoShowRequest struct {
 
 func (x *RecordNoShowRequest) Reset() {
 	*x = RecordNoShowRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -532,7 +948,7 @@ func (x *RecordNoShowRequest) String() string {
 func (*RecordNoShowRequest) ProtoMessage() {}
 
 func (x *RecordNoShowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[3]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -545,7 +961,7 @@ func (x *RecordNoShowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordNoShowRequest.ProtoReflect.Descriptor instead.
 func (*RecordNoShowRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{3}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RecordNoShowRequest) GetIdempotencyKey() string {
@@ -611,7 +1027,7 @@ type RecordNoShowResponse struct {
 
 func (x *RecordNoShowResponse) Reset() {
 	*x = RecordNoShowResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +1039,7 @@ func (x *RecordNoShowResponse) String() string {
 func (*RecordNoShowResponse) ProtoMessage() {}
 
 func (x *RecordNoShowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[4]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +1052,7 @@ func (x *RecordNoShowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordNoShowResponse.ProtoReflect.Descriptor instead.
 func (*RecordNoShowResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{4}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RecordNoShowResponse) GetTransaction() *Transaction {
@@ -679,7 +1095,7 @@ type RecordCancellationRequest struct {
 
 func (x *RecordCancellationRequest) Reset() {
 	*x = RecordCancellationRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +1107,7 @@ func (x *RecordCancellationRequest) String() string {
 func (*RecordCancellationRequest) ProtoMessage() {}
 
 func (x *RecordCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[5]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +1120,7 @@ func (x *RecordCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCancellationRequest.ProtoReflect.Descriptor instead.
 func (*RecordCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{5}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RecordCancellationRequest) GetIdempotencyKey() string {
@@ -771,7 +1187,7 @@ type RecordCancellationResponse struct {
 
 func (x *RecordCancellationResponse) Reset() {
 	*x = RecordCancellationResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1199,7 @@ func (x *RecordCancellationResponse) String() string {
 func (*RecordCancellationResponse) ProtoMessage() {}
 
 func (x *RecordCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[6]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1212,7 @@ func (x *RecordCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordCancellationResponse.ProtoReflect.Descriptor instead.
 func (*RecordCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{6}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RecordCancellationResponse) GetTransaction() *Transaction {
@@ -837,7 +1253,7 @@ type Guarantee struct {
 
 func (x *Guarantee) Reset() {
 	*x = Guarantee{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1265,7 @@ func (x *Guarantee) String() string {
 func (*Guarantee) ProtoMessage() {}
 
 func (x *Guarantee) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1278,7 @@ func (x *Guarantee) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Guarantee.ProtoReflect.Descriptor instead.
 func (*Guarantee) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{7}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Guarantee) GetMemberNumber() string {
@@ -954,7 +1370,7 @@ type PlaceGuaranteeRequest struct {
 
 func (x *PlaceGuaranteeRequest) Reset() {
 	*x = PlaceGuaranteeRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1382,7 @@ func (x *PlaceGuaranteeRequest) String() string {
 func (*PlaceGuaranteeRequest) ProtoMessage() {}
 
 func (x *PlaceGuaranteeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1395,7 @@ func (x *PlaceGuaranteeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceGuaranteeRequest.ProtoReflect.Descriptor instead.
 func (*PlaceGuaranteeRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{8}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PlaceGuaranteeRequest) GetIdempotencyKey() string {
@@ -1039,7 +1455,7 @@ type PlaceGuaranteeResponse struct {
 
 func (x *PlaceGuaranteeResponse) Reset() {
 	*x = PlaceGuaranteeResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1467,7 @@ func (x *PlaceGuaranteeResponse) String() string {
 func (*PlaceGuaranteeResponse) ProtoMessage() {}
 
 func (x *PlaceGuaranteeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1480,7 @@ func (x *PlaceGuaranteeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlaceGuaranteeResponse.ProtoReflect.Descriptor instead.
 func (*PlaceGuaranteeResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{9}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PlaceGuaranteeResponse) GetGuarantee() *Guarantee {
@@ -1099,7 +1515,7 @@ type ReleaseGuaranteeRequest struct {
 
 func (x *ReleaseGuaranteeRequest) Reset() {
 	*x = ReleaseGuaranteeRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1527,7 @@ func (x *ReleaseGuaranteeRequest) String() string {
 func (*ReleaseGuaranteeRequest) ProtoMessage() {}
 
 func (x *ReleaseGuaranteeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1540,7 @@ func (x *ReleaseGuaranteeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseGuaranteeRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseGuaranteeRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{10}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReleaseGuaranteeRequest) GetIdempotencyKey() string {
@@ -1167,7 +1583,7 @@ type ReleaseGuaranteeResponse struct {
 
 func (x *ReleaseGuaranteeResponse) Reset() {
 	*x = ReleaseGuaranteeResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1595,7 @@ func (x *ReleaseGuaranteeResponse) String() string {
 func (*ReleaseGuaranteeResponse) ProtoMessage() {}
 
 func (x *ReleaseGuaranteeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1608,7 @@ func (x *ReleaseGuaranteeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseGuaranteeResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseGuaranteeResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{11}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReleaseGuaranteeResponse) GetGuarantee() *Guarantee {
@@ -1235,7 +1651,7 @@ type RedeemRequest struct {
 
 func (x *RedeemRequest) Reset() {
 	*x = RedeemRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1663,7 @@ func (x *RedeemRequest) String() string {
 func (*RedeemRequest) ProtoMessage() {}
 
 func (x *RedeemRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1676,7 @@ func (x *RedeemRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeemRequest.ProtoReflect.Descriptor instead.
 func (*RedeemRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{12}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RedeemRequest) GetIdempotencyKey() string {
@@ -1323,7 +1739,7 @@ type RedeemResponse struct {
 
 func (x *RedeemResponse) Reset() {
 	*x = RedeemResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1751,7 @@ func (x *RedeemResponse) String() string {
 func (*RedeemResponse) ProtoMessage() {}
 
 func (x *RedeemResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1764,7 @@ func (x *RedeemResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RedeemResponse.ProtoReflect.Descriptor instead.
 func (*RedeemResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{13}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RedeemResponse) GetTransaction() *Transaction {
@@ -1380,7 +1796,7 @@ type RecordLateCheckoutRequest struct {
 
 func (x *RecordLateCheckoutRequest) Reset() {
 	*x = RecordLateCheckoutRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1392,7 +1808,7 @@ func (x *RecordLateCheckoutRequest) String() string {
 func (*RecordLateCheckoutRequest) ProtoMessage() {}
 
 func (x *RecordLateCheckoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1405,7 +1821,7 @@ func (x *RecordLateCheckoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLateCheckoutRequest.ProtoReflect.Descriptor instead.
 func (*RecordLateCheckoutRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{14}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RecordLateCheckoutRequest) GetIdempotencyKey() string {
@@ -1463,7 +1879,7 @@ type RecordLateCheckoutResponse struct {
 
 func (x *RecordLateCheckoutResponse) Reset() {
 	*x = RecordLateCheckoutResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1891,7 @@ func (x *RecordLateCheckoutResponse) String() string {
 func (*RecordLateCheckoutResponse) ProtoMessage() {}
 
 func (x *RecordLateCheckoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1904,7 @@ func (x *RecordLateCheckoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecordLateCheckoutResponse.ProtoReflect.Descriptor instead.
 func (*RecordLateCheckoutResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{15}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RecordLateCheckoutResponse) GetTransaction() *Transaction {
@@ -1517,7 +1933,7 @@ type ReverseTransactionRequest struct {
 
 func (x *ReverseTransactionRequest) Reset() {
 	*x = ReverseTransactionRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1529,7 +1945,7 @@ func (x *ReverseTransactionRequest) String() string {
 func (*ReverseTransactionRequest) ProtoMessage() {}
 
 func (x *ReverseTransactionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1542,7 +1958,7 @@ func (x *ReverseTransactionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReverseTransactionRequest.ProtoReflect.Descriptor instead.
 func (*ReverseTransactionRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{16}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReverseTransactionRequest) GetIdempotencyKey() string {
@@ -1577,7 +1993,7 @@ type ReverseTransactionResponse struct {
 
 func (x *ReverseTransactionResponse) Reset() {
 	*x = ReverseTransactionResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[17]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +2005,7 @@ func (x *ReverseTransactionResponse) String() string {
 func (*ReverseTransactionResponse) ProtoMessage() {}
 
 func (x *ReverseTransactionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[17]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +2018,7 @@ func (x *ReverseTransactionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReverseTransactionResponse.ProtoReflect.Descriptor instead.
 func (*ReverseTransactionResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{17}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ReverseTransactionResponse) GetTransaction() *Transaction {
@@ -1624,7 +2040,7 @@ type GetBookingRequest struct {
 
 func (x *GetBookingRequest) Reset() {
 	*x = GetBookingRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[18]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +2052,7 @@ func (x *GetBookingRequest) String() string {
 func (*GetBookingRequest) ProtoMessage() {}
 
 func (x *GetBookingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[18]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +2065,7 @@ func (x *GetBookingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBookingRequest.ProtoReflect.Descriptor instead.
 func (*GetBookingRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{18}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetBookingRequest) GetPropertyId() string {
@@ -1695,7 +2111,7 @@ type Booking struct {
 
 func (x *Booking) Reset() {
 	*x = Booking{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[19]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1707,7 +2123,7 @@ func (x *Booking) String() string {
 func (*Booking) ProtoMessage() {}
 
 func (x *Booking) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[19]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1720,7 +2136,7 @@ func (x *Booking) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Booking.ProtoReflect.Descriptor instead.
 func (*Booking) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{19}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Booking) GetPropertyId() string {
@@ -1795,7 +2211,7 @@ type GetBookingResponse struct {
 
 func (x *GetBookingResponse) Reset() {
 	*x = GetBookingResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[20]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1807,7 +2223,7 @@ func (x *GetBookingResponse) String() string {
 func (*GetBookingResponse) ProtoMessage() {}
 
 func (x *GetBookingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[20]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1820,7 +2236,7 @@ func (x *GetBookingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBookingResponse.ProtoReflect.Descriptor instead.
 func (*GetBookingResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{20}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetBookingResponse) GetBooking() *Booking {
@@ -1854,7 +2270,7 @@ type CorrectStayRequest struct {
 
 func (x *CorrectStayRequest) Reset() {
 	*x = CorrectStayRequest{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[21]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2282,7 @@ func (x *CorrectStayRequest) String() string {
 func (*CorrectStayRequest) ProtoMessage() {}
 
 func (x *CorrectStayRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[21]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2295,7 @@ func (x *CorrectStayRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CorrectStayRequest.ProtoReflect.Descriptor instead.
 func (*CorrectStayRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{21}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CorrectStayRequest) GetIdempotencyKey() string {
@@ -1967,7 +2383,7 @@ type CorrectStayResponse struct {
 
 func (x *CorrectStayResponse) Reset() {
 	*x = CorrectStayResponse{}
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[22]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2395,7 @@ func (x *CorrectStayResponse) String() string {
 func (*CorrectStayResponse) ProtoMessage() {}
 
 func (x *CorrectStayResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_booking_service_proto_msgTypes[22]
+	mi := &file_loyalty_v1_booking_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2408,7 @@ func (x *CorrectStayResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CorrectStayResponse.ProtoReflect.Descriptor instead.
 func (*CorrectStayResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{22}
+	return file_loyalty_v1_booking_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CorrectStayResponse) GetTransaction() *Transaction {
@@ -2039,7 +2455,27 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x10booked_for_other\x18\t \x01(\bR\x0ebookedForOther\"u\n" +
 	"\x12RecordStayResponse\x129\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x12$\n" +
-	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"\x91\x02\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"I\n" +
+	"\x12RecordStaysRequest\x123\n" +
+	"\x05stays\x18\x01 \x03(\v2\x1d.loyalty.v1.RecordStayRequestR\x05stays\"j\n" +
+	"\fStayRowError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
+	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xab\x01\n" +
+	"\x0fRecordedOutcome\x124\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2\x1a.loyalty.v1.BookingOutcomeR\aoutcome\x12%\n" +
+	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12;\n" +
+	"\vrecorded_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\"\xfd\x01\n" +
+	"\rStayRowResult\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x19.loyalty.v1.StayRowStatusR\x06status\x12:\n" +
+	"\brecorded\x18\x03 \x01(\v2\x1e.loyalty.v1.RecordStayResponseR\brecorded\x127\n" +
+	"\bexisting\x18\x04 \x01(\v2\x1b.loyalty.v1.RecordedOutcomeR\bexisting\x12.\n" +
+	"\x05error\x18\x05 \x01(\v2\x18.loyalty.v1.StayRowErrorR\x05error\"J\n" +
+	"\x13RecordStaysResponse\x123\n" +
+	"\aresults\x18\x01 \x03(\v2\x19.loyalty.v1.StayRowResultR\aresults\"\x91\x02\n" +
 	"\x13RecordNoShowRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x1f\n" +
@@ -2161,7 +2597,12 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x13CorrectStayResponse\x129\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x123\n" +
 	"\breversal\x18\x02 \x01(\v2\x17.loyalty.v1.TransactionR\breversal\x12$\n" +
-	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier*\x87\x01\n" +
+	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier*\x91\x01\n" +
+	"\rStayRowStatus\x12\x1f\n" +
+	"\x1bSTAY_ROW_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
+	"\x18STAY_ROW_STATUS_RECORDED\x10\x01\x12$\n" +
+	" STAY_ROW_STATUS_ALREADY_RECORDED\x10\x02\x12\x1b\n" +
+	"\x17STAY_ROW_STATUS_REFUSED\x10\x03*\x87\x01\n" +
 	"\x0eGuaranteeState\x12\x1f\n" +
 	"\x1bGUARANTEE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GUARANTEE_STATE_HELD\x10\x01\x12\x1c\n" +
@@ -2183,10 +2624,11 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x16BOOKING_OUTCOME_STAYED\x10\x01\x12\x1b\n" +
 	"\x17BOOKING_OUTCOME_NO_SHOW\x10\x02\x12\"\n" +
 	"\x1eBOOKING_OUTCOME_CANCELLED_FREE\x10\x03\x12%\n" +
-	"!BOOKING_OUTCOME_CANCELLED_CHARGED\x10\x042\xfa\x06\n" +
+	"!BOOKING_OUTCOME_CANCELLED_CHARGED\x10\x042\xca\a\n" +
 	"\x0eBookingService\x12K\n" +
 	"\n" +
-	"RecordStay\x12\x1d.loyalty.v1.RecordStayRequest\x1a\x1e.loyalty.v1.RecordStayResponse\x12Q\n" +
+	"RecordStay\x12\x1d.loyalty.v1.RecordStayRequest\x1a\x1e.loyalty.v1.RecordStayResponse\x12N\n" +
+	"\vRecordStays\x12\x1e.loyalty.v1.RecordStaysRequest\x1a\x1f.loyalty.v1.RecordStaysResponse\x12Q\n" +
 	"\fRecordNoShow\x12\x1f.loyalty.v1.RecordNoShowRequest\x1a .loyalty.v1.RecordNoShowResponse\x12c\n" +
 	"\x12RecordCancellation\x12%.loyalty.v1.RecordCancellationRequest\x1a&.loyalty.v1.RecordCancellationResponse\x12W\n" +
 	"\x0ePlaceGuarantee\x12!.loyalty.v1.PlaceGuaranteeRequest\x1a\".loyalty.v1.PlaceGuaranteeResponse\x12]\n" +
@@ -2210,99 +2652,115 @@ func file_loyalty_v1_booking_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_booking_service_proto_rawDescData
 }
 
-var file_loyalty_v1_booking_service_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_loyalty_v1_booking_service_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_loyalty_v1_booking_service_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_loyalty_v1_booking_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_loyalty_v1_booking_service_proto_goTypes = []any{
-	(GuaranteeState)(0),                // 0: loyalty.v1.GuaranteeState
-	(GuaranteeReleaseReason)(0),        // 1: loyalty.v1.GuaranteeReleaseReason
-	(Reward)(0),                        // 2: loyalty.v1.Reward
-	(BookingOutcome)(0),                // 3: loyalty.v1.BookingOutcome
-	(*StayNight)(nil),                  // 4: loyalty.v1.StayNight
-	(*RecordStayRequest)(nil),          // 5: loyalty.v1.RecordStayRequest
-	(*RecordStayResponse)(nil),         // 6: loyalty.v1.RecordStayResponse
-	(*RecordNoShowRequest)(nil),        // 7: loyalty.v1.RecordNoShowRequest
-	(*RecordNoShowResponse)(nil),       // 8: loyalty.v1.RecordNoShowResponse
-	(*RecordCancellationRequest)(nil),  // 9: loyalty.v1.RecordCancellationRequest
-	(*RecordCancellationResponse)(nil), // 10: loyalty.v1.RecordCancellationResponse
-	(*Guarantee)(nil),                  // 11: loyalty.v1.Guarantee
-	(*PlaceGuaranteeRequest)(nil),      // 12: loyalty.v1.PlaceGuaranteeRequest
-	(*PlaceGuaranteeResponse)(nil),     // 13: loyalty.v1.PlaceGuaranteeResponse
-	(*ReleaseGuaranteeRequest)(nil),    // 14: loyalty.v1.ReleaseGuaranteeRequest
-	(*ReleaseGuaranteeResponse)(nil),   // 15: loyalty.v1.ReleaseGuaranteeResponse
-	(*RedeemRequest)(nil),              // 16: loyalty.v1.RedeemRequest
-	(*RedeemResponse)(nil),             // 17: loyalty.v1.RedeemResponse
-	(*RecordLateCheckoutRequest)(nil),  // 18: loyalty.v1.RecordLateCheckoutRequest
-	(*RecordLateCheckoutResponse)(nil), // 19: loyalty.v1.RecordLateCheckoutResponse
-	(*ReverseTransactionRequest)(nil),  // 20: loyalty.v1.ReverseTransactionRequest
-	(*ReverseTransactionResponse)(nil), // 21: loyalty.v1.ReverseTransactionResponse
-	(*GetBookingRequest)(nil),          // 22: loyalty.v1.GetBookingRequest
-	(*Booking)(nil),                    // 23: loyalty.v1.Booking
-	(*GetBookingResponse)(nil),         // 24: loyalty.v1.GetBookingResponse
-	(*CorrectStayRequest)(nil),         // 25: loyalty.v1.CorrectStayRequest
-	(*CorrectStayResponse)(nil),        // 26: loyalty.v1.CorrectStayResponse
-	(*Money)(nil),                      // 27: loyalty.v1.Money
-	(BookingChannel)(0),                // 28: loyalty.v1.BookingChannel
-	(*Transaction)(nil),                // 29: loyalty.v1.Transaction
-	(Tier)(0),                          // 30: loyalty.v1.Tier
-	(*timestamppb.Timestamp)(nil),      // 31: google.protobuf.Timestamp
-	(*PointsBalance)(nil),              // 32: loyalty.v1.PointsBalance
+	(StayRowStatus)(0),                 // 0: loyalty.v1.StayRowStatus
+	(GuaranteeState)(0),                // 1: loyalty.v1.GuaranteeState
+	(GuaranteeReleaseReason)(0),        // 2: loyalty.v1.GuaranteeReleaseReason
+	(Reward)(0),                        // 3: loyalty.v1.Reward
+	(BookingOutcome)(0),                // 4: loyalty.v1.BookingOutcome
+	(*StayNight)(nil),                  // 5: loyalty.v1.StayNight
+	(*RecordStayRequest)(nil),          // 6: loyalty.v1.RecordStayRequest
+	(*RecordStayResponse)(nil),         // 7: loyalty.v1.RecordStayResponse
+	(*RecordStaysRequest)(nil),         // 8: loyalty.v1.RecordStaysRequest
+	(*StayRowError)(nil),               // 9: loyalty.v1.StayRowError
+	(*RecordedOutcome)(nil),            // 10: loyalty.v1.RecordedOutcome
+	(*StayRowResult)(nil),              // 11: loyalty.v1.StayRowResult
+	(*RecordStaysResponse)(nil),        // 12: loyalty.v1.RecordStaysResponse
+	(*RecordNoShowRequest)(nil),        // 13: loyalty.v1.RecordNoShowRequest
+	(*RecordNoShowResponse)(nil),       // 14: loyalty.v1.RecordNoShowResponse
+	(*RecordCancellationRequest)(nil),  // 15: loyalty.v1.RecordCancellationRequest
+	(*RecordCancellationResponse)(nil), // 16: loyalty.v1.RecordCancellationResponse
+	(*Guarantee)(nil),                  // 17: loyalty.v1.Guarantee
+	(*PlaceGuaranteeRequest)(nil),      // 18: loyalty.v1.PlaceGuaranteeRequest
+	(*PlaceGuaranteeResponse)(nil),     // 19: loyalty.v1.PlaceGuaranteeResponse
+	(*ReleaseGuaranteeRequest)(nil),    // 20: loyalty.v1.ReleaseGuaranteeRequest
+	(*ReleaseGuaranteeResponse)(nil),   // 21: loyalty.v1.ReleaseGuaranteeResponse
+	(*RedeemRequest)(nil),              // 22: loyalty.v1.RedeemRequest
+	(*RedeemResponse)(nil),             // 23: loyalty.v1.RedeemResponse
+	(*RecordLateCheckoutRequest)(nil),  // 24: loyalty.v1.RecordLateCheckoutRequest
+	(*RecordLateCheckoutResponse)(nil), // 25: loyalty.v1.RecordLateCheckoutResponse
+	(*ReverseTransactionRequest)(nil),  // 26: loyalty.v1.ReverseTransactionRequest
+	(*ReverseTransactionResponse)(nil), // 27: loyalty.v1.ReverseTransactionResponse
+	(*GetBookingRequest)(nil),          // 28: loyalty.v1.GetBookingRequest
+	(*Booking)(nil),                    // 29: loyalty.v1.Booking
+	(*GetBookingResponse)(nil),         // 30: loyalty.v1.GetBookingResponse
+	(*CorrectStayRequest)(nil),         // 31: loyalty.v1.CorrectStayRequest
+	(*CorrectStayResponse)(nil),        // 32: loyalty.v1.CorrectStayResponse
+	(*Money)(nil),                      // 33: loyalty.v1.Money
+	(BookingChannel)(0),                // 34: loyalty.v1.BookingChannel
+	(*Transaction)(nil),                // 35: loyalty.v1.Transaction
+	(Tier)(0),                          // 36: loyalty.v1.Tier
+	(*timestamppb.Timestamp)(nil),      // 37: google.protobuf.Timestamp
+	(*PointsBalance)(nil),              // 38: loyalty.v1.PointsBalance
 }
 var file_loyalty_v1_booking_service_proto_depIdxs = []int32{
-	27, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
-	4,  // 1: loyalty.v1.RecordStayRequest.nights:type_name -> loyalty.v1.StayNight
-	28, // 2: loyalty.v1.RecordStayRequest.channel:type_name -> loyalty.v1.BookingChannel
-	29, // 3: loyalty.v1.RecordStayResponse.transaction:type_name -> loyalty.v1.Transaction
-	30, // 4: loyalty.v1.RecordStayResponse.tier:type_name -> loyalty.v1.Tier
-	31, // 5: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
-	29, // 6: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
-	31, // 7: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
-	29, // 8: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
-	0,  // 9: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
-	31, // 10: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
-	11, // 11: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	32, // 12: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
-	1,  // 13: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
-	11, // 14: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	32, // 15: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
-	2,  // 16: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
-	29, // 17: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
-	29, // 18: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
-	29, // 19: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	3,  // 20: loyalty.v1.Booking.outcome:type_name -> loyalty.v1.BookingOutcome
-	31, // 21: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
-	11, // 22: loyalty.v1.Booking.guarantees:type_name -> loyalty.v1.Guarantee
-	29, // 23: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
-	23, // 24: loyalty.v1.GetBookingResponse.booking:type_name -> loyalty.v1.Booking
-	4,  // 25: loyalty.v1.CorrectStayRequest.nights:type_name -> loyalty.v1.StayNight
-	28, // 26: loyalty.v1.CorrectStayRequest.channel:type_name -> loyalty.v1.BookingChannel
-	29, // 27: loyalty.v1.CorrectStayResponse.transaction:type_name -> loyalty.v1.Transaction
-	29, // 28: loyalty.v1.CorrectStayResponse.reversal:type_name -> loyalty.v1.Transaction
-	30, // 29: loyalty.v1.CorrectStayResponse.tier:type_name -> loyalty.v1.Tier
-	5,  // 30: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
-	7,  // 31: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
-	9,  // 32: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
-	12, // 33: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
-	14, // 34: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
-	16, // 35: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
-	18, // 36: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
-	20, // 37: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
-	25, // 38: loyalty.v1.BookingService.CorrectStay:input_type -> loyalty.v1.CorrectStayRequest
-	22, // 39: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
-	6,  // 40: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
-	8,  // 41: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
-	10, // 42: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
-	13, // 43: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
-	15, // 44: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
-	17, // 45: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
-	19, // 46: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
-	21, // 47: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
-	26, // 48: loyalty.v1.BookingService.CorrectStay:output_type -> loyalty.v1.CorrectStayResponse
-	24, // 49: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
-	40, // [40:50] is the sub-list for method output_type
-	30, // [30:40] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	33, // 0: loyalty.v1.StayNight.room_charge:type_name -> loyalty.v1.Money
+	5,  // 1: loyalty.v1.RecordStayRequest.nights:type_name -> loyalty.v1.StayNight
+	34, // 2: loyalty.v1.RecordStayRequest.channel:type_name -> loyalty.v1.BookingChannel
+	35, // 3: loyalty.v1.RecordStayResponse.transaction:type_name -> loyalty.v1.Transaction
+	36, // 4: loyalty.v1.RecordStayResponse.tier:type_name -> loyalty.v1.Tier
+	6,  // 5: loyalty.v1.RecordStaysRequest.stays:type_name -> loyalty.v1.RecordStayRequest
+	4,  // 6: loyalty.v1.RecordedOutcome.outcome:type_name -> loyalty.v1.BookingOutcome
+	37, // 7: loyalty.v1.RecordedOutcome.recorded_at:type_name -> google.protobuf.Timestamp
+	0,  // 8: loyalty.v1.StayRowResult.status:type_name -> loyalty.v1.StayRowStatus
+	7,  // 9: loyalty.v1.StayRowResult.recorded:type_name -> loyalty.v1.RecordStayResponse
+	10, // 10: loyalty.v1.StayRowResult.existing:type_name -> loyalty.v1.RecordedOutcome
+	9,  // 11: loyalty.v1.StayRowResult.error:type_name -> loyalty.v1.StayRowError
+	11, // 12: loyalty.v1.RecordStaysResponse.results:type_name -> loyalty.v1.StayRowResult
+	37, // 13: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
+	35, // 14: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
+	37, // 15: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
+	35, // 16: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
+	1,  // 17: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
+	37, // 18: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
+	17, // 19: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
+	38, // 20: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	2,  // 21: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
+	17, // 22: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
+	38, // 23: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	3,  // 24: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
+	35, // 25: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 26: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 27: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	4,  // 28: loyalty.v1.Booking.outcome:type_name -> loyalty.v1.BookingOutcome
+	37, // 29: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
+	17, // 30: loyalty.v1.Booking.guarantees:type_name -> loyalty.v1.Guarantee
+	35, // 31: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
+	29, // 32: loyalty.v1.GetBookingResponse.booking:type_name -> loyalty.v1.Booking
+	5,  // 33: loyalty.v1.CorrectStayRequest.nights:type_name -> loyalty.v1.StayNight
+	34, // 34: loyalty.v1.CorrectStayRequest.channel:type_name -> loyalty.v1.BookingChannel
+	35, // 35: loyalty.v1.CorrectStayResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 36: loyalty.v1.CorrectStayResponse.reversal:type_name -> loyalty.v1.Transaction
+	36, // 37: loyalty.v1.CorrectStayResponse.tier:type_name -> loyalty.v1.Tier
+	6,  // 38: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
+	8,  // 39: loyalty.v1.BookingService.RecordStays:input_type -> loyalty.v1.RecordStaysRequest
+	13, // 40: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
+	15, // 41: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
+	18, // 42: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
+	20, // 43: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
+	22, // 44: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
+	24, // 45: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
+	26, // 46: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
+	31, // 47: loyalty.v1.BookingService.CorrectStay:input_type -> loyalty.v1.CorrectStayRequest
+	28, // 48: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
+	7,  // 49: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
+	12, // 50: loyalty.v1.BookingService.RecordStays:output_type -> loyalty.v1.RecordStaysResponse
+	14, // 51: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
+	16, // 52: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
+	19, // 53: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
+	21, // 54: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
+	23, // 55: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
+	25, // 56: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
+	27, // 57: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
+	32, // 58: loyalty.v1.BookingService.CorrectStay:output_type -> loyalty.v1.CorrectStayResponse
+	30, // 59: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
+	49, // [49:60] is the sub-list for method output_type
+	38, // [38:49] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_booking_service_proto_init() }
@@ -2311,14 +2769,14 @@ func file_loyalty_v1_booking_service_proto_init() {
 		return
 	}
 	file_loyalty_v1_common_proto_init()
-	file_loyalty_v1_booking_service_proto_msgTypes[12].OneofWrappers = []any{}
+	file_loyalty_v1_booking_service_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_booking_service_proto_rawDesc), len(file_loyalty_v1_booking_service_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   23,
+			NumEnums:      5,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,9 @@ const (
 	// AllianceServiceAwardStayProcedure is the fully-qualified name of the AllianceService's AwardStay
 	// RPC.
 	AllianceServiceAwardStayProcedure = "/loyalty.v1.AllianceService/AwardStay"
+	// AllianceServiceAwardStaysProcedure is the fully-qualified name of the AllianceService's
+	// AwardStays RPC.
+	AllianceServiceAwardStaysProcedure = "/loyalty.v1.AllianceService/AwardStays"
 	// AllianceServiceRedeemProcedure is the fully-qualified name of the AllianceService's Redeem RPC.
 	AllianceServiceRedeemProcedure = "/loyalty.v1.AllianceService/Redeem"
 	// AllianceServiceReverseTransactionProcedure is the fully-qualified name of the AllianceService's
@@ -64,6 +67,13 @@ type AllianceServiceClient interface {
 	// and the member's tier, capped by the programme. The partner owes the
 	// programme the issue rate per point awarded.
 	AwardStay(context.Context, *connect.Request[v1.AwardStayRequest]) (*connect.Response[v1.AwardStayResponse], error)
+	// Awards up to 1,000 completed stays in one call (a partner's daily
+	// extract), each exactly as AwardStay would, with one result per stay in
+	// the answer. One refused stay never fails the others: a stay at another
+	// partner's hotel, or at one of the programme's own, is refused alone
+	// (NOT_FOUND, as AwardStay answers it) and the others are awarded. See
+	// AwardStaysRequest and AwardStayRowResult.
+	AwardStays(context.Context, *connect.Request[v1.AwardStaysRequest]) (*connect.Response[v1.AwardStaysResponse], error)
 	// Redeems a reward of the programme's catalogue (such as a free night) at
 	// one of the caller's own properties. The programme owes the partner the
 	// reimbursement rate per point redeemed. Not enough points is
@@ -105,6 +115,12 @@ func NewAllianceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 			connect.WithSchema(allianceServiceMethods.ByName("AwardStay")),
 			connect.WithClientOptions(opts...),
 		),
+		awardStays: connect.NewClient[v1.AwardStaysRequest, v1.AwardStaysResponse](
+			httpClient,
+			baseURL+AllianceServiceAwardStaysProcedure,
+			connect.WithSchema(allianceServiceMethods.ByName("AwardStays")),
+			connect.WithClientOptions(opts...),
+		),
 		redeem: connect.NewClient[v1.AllianceServiceRedeemRequest, v1.AllianceServiceRedeemResponse](
 			httpClient,
 			baseURL+AllianceServiceRedeemProcedure,
@@ -138,6 +154,7 @@ func NewAllianceServiceClient(httpClient connect.HTTPClient, baseURL string, opt
 type allianceServiceClient struct {
 	getMemberStatus      *connect.Client[v1.GetMemberStatusRequest, v1.GetMemberStatusResponse]
 	awardStay            *connect.Client[v1.AwardStayRequest, v1.AwardStayResponse]
+	awardStays           *connect.Client[v1.AwardStaysRequest, v1.AwardStaysResponse]
 	redeem               *connect.Client[v1.AllianceServiceRedeemRequest, v1.AllianceServiceRedeemResponse]
 	reverseTransaction   *connect.Client[v1.AllianceServiceReverseTransactionRequest, v1.AllianceServiceReverseTransactionResponse]
 	listPartnerActivity  *connect.Client[v1.ListPartnerActivityRequest, v1.ListPartnerActivityResponse]
@@ -152,6 +169,11 @@ func (c *allianceServiceClient) GetMemberStatus(ctx context.Context, req *connec
 // AwardStay calls loyalty.v1.AllianceService.AwardStay.
 func (c *allianceServiceClient) AwardStay(ctx context.Context, req *connect.Request[v1.AwardStayRequest]) (*connect.Response[v1.AwardStayResponse], error) {
 	return c.awardStay.CallUnary(ctx, req)
+}
+
+// AwardStays calls loyalty.v1.AllianceService.AwardStays.
+func (c *allianceServiceClient) AwardStays(ctx context.Context, req *connect.Request[v1.AwardStaysRequest]) (*connect.Response[v1.AwardStaysResponse], error) {
+	return c.awardStays.CallUnary(ctx, req)
 }
 
 // Redeem calls loyalty.v1.AllianceService.Redeem.
@@ -186,6 +208,13 @@ type AllianceServiceHandler interface {
 	// and the member's tier, capped by the programme. The partner owes the
 	// programme the issue rate per point awarded.
 	AwardStay(context.Context, *connect.Request[v1.AwardStayRequest]) (*connect.Response[v1.AwardStayResponse], error)
+	// Awards up to 1,000 completed stays in one call (a partner's daily
+	// extract), each exactly as AwardStay would, with one result per stay in
+	// the answer. One refused stay never fails the others: a stay at another
+	// partner's hotel, or at one of the programme's own, is refused alone
+	// (NOT_FOUND, as AwardStay answers it) and the others are awarded. See
+	// AwardStaysRequest and AwardStayRowResult.
+	AwardStays(context.Context, *connect.Request[v1.AwardStaysRequest]) (*connect.Response[v1.AwardStaysResponse], error)
 	// Redeems a reward of the programme's catalogue (such as a free night) at
 	// one of the caller's own properties. The programme owes the partner the
 	// reimbursement rate per point redeemed. Not enough points is
@@ -223,6 +252,12 @@ func NewAllianceServiceHandler(svc AllianceServiceHandler, opts ...connect.Handl
 		connect.WithSchema(allianceServiceMethods.ByName("AwardStay")),
 		connect.WithHandlerOptions(opts...),
 	)
+	allianceServiceAwardStaysHandler := connect.NewUnaryHandler(
+		AllianceServiceAwardStaysProcedure,
+		svc.AwardStays,
+		connect.WithSchema(allianceServiceMethods.ByName("AwardStays")),
+		connect.WithHandlerOptions(opts...),
+	)
 	allianceServiceRedeemHandler := connect.NewUnaryHandler(
 		AllianceServiceRedeemProcedure,
 		svc.Redeem,
@@ -255,6 +290,8 @@ func NewAllianceServiceHandler(svc AllianceServiceHandler, opts ...connect.Handl
 			allianceServiceGetMemberStatusHandler.ServeHTTP(w, r)
 		case AllianceServiceAwardStayProcedure:
 			allianceServiceAwardStayHandler.ServeHTTP(w, r)
+		case AllianceServiceAwardStaysProcedure:
+			allianceServiceAwardStaysHandler.ServeHTTP(w, r)
 		case AllianceServiceRedeemProcedure:
 			allianceServiceRedeemHandler.ServeHTTP(w, r)
 		case AllianceServiceReverseTransactionProcedure:
@@ -278,6 +315,10 @@ func (UnimplementedAllianceServiceHandler) GetMemberStatus(context.Context, *con
 
 func (UnimplementedAllianceServiceHandler) AwardStay(context.Context, *connect.Request[v1.AwardStayRequest]) (*connect.Response[v1.AwardStayResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AllianceService.AwardStay is not implemented"))
+}
+
+func (UnimplementedAllianceServiceHandler) AwardStays(context.Context, *connect.Request[v1.AwardStaysRequest]) (*connect.Response[v1.AwardStaysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AllianceService.AwardStays is not implemented"))
 }
 
 func (UnimplementedAllianceServiceHandler) Redeem(context.Context, *connect.Request[v1.AllianceServiceRedeemRequest]) (*connect.Response[v1.AllianceServiceRedeemResponse], error) {

@@ -36,6 +36,9 @@ const (
 	// BookingServiceRecordStayProcedure is the fully-qualified name of the BookingService's RecordStay
 	// RPC.
 	BookingServiceRecordStayProcedure = "/loyalty.v1.BookingService/RecordStay"
+	// BookingServiceRecordStaysProcedure is the fully-qualified name of the BookingService's
+	// RecordStays RPC.
+	BookingServiceRecordStaysProcedure = "/loyalty.v1.BookingService/RecordStays"
 	// BookingServiceRecordNoShowProcedure is the fully-qualified name of the BookingService's
 	// RecordNoShow RPC.
 	BookingServiceRecordNoShowProcedure = "/loyalty.v1.BookingService/RecordNoShow"
@@ -68,6 +71,14 @@ const (
 type BookingServiceClient interface {
 	// Records a completed stay at check-out and awards its points.
 	RecordStay(context.Context, *connect.Request[v1.RecordStayRequest]) (*connect.Response[v1.RecordStayResponse], error)
+	// Records up to 1,000 completed stays in one call (a hotel's nightly
+	// check-outs, a backlog after an outage, an import), each exactly as
+	// RecordStay would, with one result per stay in the answer: recorded,
+	// already recorded, or refused with the reason. One refused stay never
+	// fails the others. Cheaper per stay than RecordStay: stays of different
+	// members share the database's round trips and commits. See
+	// RecordStaysRequest and StayRowResult.
+	RecordStays(context.Context, *connect.Request[v1.RecordStaysRequest]) (*connect.Response[v1.RecordStaysResponse], error)
 	// Records that the guest did not arrive and did not cancel. If the stay has
 	// an open guarantee, its held points are captured (the charge the member
 	// agreed to in advance) instead of the no-show penalty; otherwise the
@@ -122,6 +133,12 @@ func NewBookingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 			httpClient,
 			baseURL+BookingServiceRecordStayProcedure,
 			connect.WithSchema(bookingServiceMethods.ByName("RecordStay")),
+			connect.WithClientOptions(opts...),
+		),
+		recordStays: connect.NewClient[v1.RecordStaysRequest, v1.RecordStaysResponse](
+			httpClient,
+			baseURL+BookingServiceRecordStaysProcedure,
+			connect.WithSchema(bookingServiceMethods.ByName("RecordStays")),
 			connect.WithClientOptions(opts...),
 		),
 		recordNoShow: connect.NewClient[v1.RecordNoShowRequest, v1.RecordNoShowResponse](
@@ -185,6 +202,7 @@ func NewBookingServiceClient(httpClient connect.HTTPClient, baseURL string, opts
 // bookingServiceClient implements BookingServiceClient.
 type bookingServiceClient struct {
 	recordStay         *connect.Client[v1.RecordStayRequest, v1.RecordStayResponse]
+	recordStays        *connect.Client[v1.RecordStaysRequest, v1.RecordStaysResponse]
 	recordNoShow       *connect.Client[v1.RecordNoShowRequest, v1.RecordNoShowResponse]
 	recordCancellation *connect.Client[v1.RecordCancellationRequest, v1.RecordCancellationResponse]
 	placeGuarantee     *connect.Client[v1.PlaceGuaranteeRequest, v1.PlaceGuaranteeResponse]
@@ -199,6 +217,11 @@ type bookingServiceClient struct {
 // RecordStay calls loyalty.v1.BookingService.RecordStay.
 func (c *bookingServiceClient) RecordStay(ctx context.Context, req *connect.Request[v1.RecordStayRequest]) (*connect.Response[v1.RecordStayResponse], error) {
 	return c.recordStay.CallUnary(ctx, req)
+}
+
+// RecordStays calls loyalty.v1.BookingService.RecordStays.
+func (c *bookingServiceClient) RecordStays(ctx context.Context, req *connect.Request[v1.RecordStaysRequest]) (*connect.Response[v1.RecordStaysResponse], error) {
+	return c.recordStays.CallUnary(ctx, req)
 }
 
 // RecordNoShow calls loyalty.v1.BookingService.RecordNoShow.
@@ -250,6 +273,14 @@ func (c *bookingServiceClient) GetBooking(ctx context.Context, req *connect.Requ
 type BookingServiceHandler interface {
 	// Records a completed stay at check-out and awards its points.
 	RecordStay(context.Context, *connect.Request[v1.RecordStayRequest]) (*connect.Response[v1.RecordStayResponse], error)
+	// Records up to 1,000 completed stays in one call (a hotel's nightly
+	// check-outs, a backlog after an outage, an import), each exactly as
+	// RecordStay would, with one result per stay in the answer: recorded,
+	// already recorded, or refused with the reason. One refused stay never
+	// fails the others. Cheaper per stay than RecordStay: stays of different
+	// members share the database's round trips and commits. See
+	// RecordStaysRequest and StayRowResult.
+	RecordStays(context.Context, *connect.Request[v1.RecordStaysRequest]) (*connect.Response[v1.RecordStaysResponse], error)
 	// Records that the guest did not arrive and did not cancel. If the stay has
 	// an open guarantee, its held points are captured (the charge the member
 	// agreed to in advance) instead of the no-show penalty; otherwise the
@@ -300,6 +331,12 @@ func NewBookingServiceHandler(svc BookingServiceHandler, opts ...connect.Handler
 		BookingServiceRecordStayProcedure,
 		svc.RecordStay,
 		connect.WithSchema(bookingServiceMethods.ByName("RecordStay")),
+		connect.WithHandlerOptions(opts...),
+	)
+	bookingServiceRecordStaysHandler := connect.NewUnaryHandler(
+		BookingServiceRecordStaysProcedure,
+		svc.RecordStays,
+		connect.WithSchema(bookingServiceMethods.ByName("RecordStays")),
 		connect.WithHandlerOptions(opts...),
 	)
 	bookingServiceRecordNoShowHandler := connect.NewUnaryHandler(
@@ -361,6 +398,8 @@ func NewBookingServiceHandler(svc BookingServiceHandler, opts ...connect.Handler
 		switch r.URL.Path {
 		case BookingServiceRecordStayProcedure:
 			bookingServiceRecordStayHandler.ServeHTTP(w, r)
+		case BookingServiceRecordStaysProcedure:
+			bookingServiceRecordStaysHandler.ServeHTTP(w, r)
 		case BookingServiceRecordNoShowProcedure:
 			bookingServiceRecordNoShowHandler.ServeHTTP(w, r)
 		case BookingServiceRecordCancellationProcedure:
@@ -390,6 +429,10 @@ type UnimplementedBookingServiceHandler struct{}
 
 func (UnimplementedBookingServiceHandler) RecordStay(context.Context, *connect.Request[v1.RecordStayRequest]) (*connect.Response[v1.RecordStayResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.BookingService.RecordStay is not implemented"))
+}
+
+func (UnimplementedBookingServiceHandler) RecordStays(context.Context, *connect.Request[v1.RecordStaysRequest]) (*connect.Response[v1.RecordStaysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.BookingService.RecordStays is not implemented"))
 }
 
 func (UnimplementedBookingServiceHandler) RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error) {

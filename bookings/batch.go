@@ -61,14 +61,17 @@ type Skipped struct {
 	State      RowState
 }
 
-// RunBatch calls attempt for rows[i], for every i, at most BatchLanes at
-// once, each chain of rows (linked by a member or a booking) in the
+// RunBatch calls attempt for rows[i], for every i, at most lanes at once
+// (lanes < 1: BatchLanes), each chain of rows (linked by a member or a booking) in the
 // batch's order, and returns the rows it did not attempt, in order.
 // attempt must be safe to call concurrently for rows of different chains.
 // RunBatch returns when every attempt has returned; a cancelled ctx
 // leaves the rows not yet started unattempted (Skipped with State
 // RowUnreachable and Cause -1).
-func RunBatch(ctx context.Context, rows []BatchRow, attempt func(ctx context.Context, i int) RowState) []Skipped {
+func RunBatch(ctx context.Context, rows []BatchRow, lanes int, attempt func(ctx context.Context, i int) RowState) []Skipped {
+	if lanes < 1 {
+		lanes = BatchLanes
+	}
 	chains := chainsOf(rows)
 	var (
 		mu          sync.Mutex
@@ -115,7 +118,7 @@ func RunBatch(ctx context.Context, rows []BatchRow, attempt func(ctx context.Con
 	}
 	work := make(chan []int)
 	var wg sync.WaitGroup
-	for range min(BatchLanes, len(chains)) {
+	for range min(lanes, len(chains)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -93,7 +93,7 @@ func (b stayBatch[R, T]) run(ctx context.Context, s *Server) ([]rowResult[T], er
 	if len(b.rows) > 0 {
 		desc = b.rows[0].ProtoReflect().Descriptor()
 	}
-	skipped := bookings.RunBatch(ctx, order, func(ctx context.Context, i int) bookings.RowState {
+	skipped := bookings.RunBatch(ctx, order, bookings.BatchLanes, func(ctx context.Context, i int) bookings.RowState {
 		row := b.rows[i]
 		// The row's fingerprint, in place of the whole batch's.
 		ctx = context.WithValue(ctx, fingerprintKey{}, fingerprint(b.single, row))

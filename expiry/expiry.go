@@ -72,6 +72,13 @@ func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress f
 	if err != nil {
 		return Progress{}, err
 	}
+	day := BookingDayOf(asOf, v.Location)
+	if now := j.now(); now.After(day.End) || !now.After(day.Start) {
+		return Progress{}, &ledger.FieldError{Field: "as_of", Problem: fmt.Sprintf(
+			"must be today (%s, the programme's time zone): the books date an expiry on its as-of's day, %s, which is not the day now; "+
+				"run it as of today, and the points due earlier expire too",
+			now.In(v.Location).Format(time.DateOnly)+" in "+v.Location.String(), day.Date)}
+	}
 	metadata := expiryMetadata(v)
 	name := "expiry:" + asOf.Format(time.RFC3339Nano)
 	db := j.ledger.DB()
@@ -86,7 +93,7 @@ func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress f
 		if err != nil {
 			return p, err
 		}
-		expired, points, err := j.expireAll(ctx, due, asOf, metadata)
+		expired, points, err := j.expireAll(ctx, due, asOf, day, metadata)
 		if err != nil {
 			return p, fmt.Errorf("expire points at %s after %q: %w", asOf.Format(time.RFC3339), p.Cursor, err)
 		}
@@ -113,6 +120,36 @@ func (j *Job) Run(ctx context.Context, asOf time.Time, batchSize int, progress f
 	return p, nil
 }
 
+// BookingDay is the day of the books an expiry belongs to: the programme's
+// calendar day of its as-of, as finance counts a day, (Start, End] by
+// recorded_at. Members are told their points expire on a date; the job
+// records an expiry as of that date only while that day lasts, so the
+// roll-forward of the day shows it, and the trial balance and the seals,
+// which count by recorded_at too, agree.
+type BookingDay struct {
+	Date       string // YYYY-MM-DD in the programme's time zone
+	Start, End time.Time
+}
+
+// BookingDayOf is the booking day of an expiry as of asOf, in zone.
+func BookingDayOf(asOf time.Time, zone *time.Location) BookingDay {
+	local := asOf.In(zone)
+	start := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, zone)
+	return BookingDay{Date: start.Format(time.DateOnly), Start: start.UTC(), End: start.AddDate(0, 0, 1).UTC()}
+}
+
+// Today is the as-of of today's expiry: 00:00 today in the programme's
+// time zone, when the points due today fell due (and with them any due
+// earlier that a missed run left).
+func (j *Job) Today(ctx context.Context) (time.Time, error) {
+	now := j.now()
+	v, err := j.programmes.At(ctx, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return BookingDayOf(now, v.Location).Start, nil
+}
+
 // writers is how many database transactions a batch is split over, written
 // at once: one keeps a single database core busy.
 const writers = 2
@@ -120,7 +157,7 @@ const writers = 2
 // expireAll posts the expiries of a batch, split over writers database
 // transactions written at once, and returns how many expired and how many
 // points.
-func (j *Job) expireAll(ctx context.Context, accounts []string, asOf time.Time, metadata func(member string) json.RawMessage) (int64, int64, error) {
+func (j *Job) expireAll(ctx context.Context, accounts []string, asOf time.Time, day BookingDay, metadata func(member string) json.RawMessage) (int64, int64, error) {
 	var expired, points int64
 	var firstErr error
 	var mu sync.Mutex
@@ -128,7 +165,7 @@ func (j *Job) expireAll(ctx context.Context, accounts []string, asOf time.Time, 
 	size := (len(accounts) + writers - 1) / writers
 	for chunk := range slices.Chunk(accounts, max(size, 1)) {
 		wg.Go(func() {
-			e, p, err := j.expireChunk(ctx, chunk, asOf, metadata)
+			e, p, err := j.expireChunk(ctx, chunk, asOf, day, metadata)
 			mu.Lock()
 			defer mu.Unlock()
 			expired, points = expired+e, points+p
@@ -143,13 +180,14 @@ func (j *Job) expireAll(ctx context.Context, accounts []string, asOf time.Time, 
 
 // expireChunk posts the expiries of part of a batch in one database
 // transaction.
-func (j *Job) expireChunk(ctx context.Context, accounts []string, asOf time.Time, metadata func(member string) json.RawMessage) (int64, int64, error) {
+func (j *Job) expireChunk(ctx context.Context, accounts []string, asOf time.Time, day BookingDay, metadata func(member string) json.RawMessage) (int64, int64, error) {
 	reqs := make([]ledger.ExpireRequest, len(accounts))
 	for i, account := range accounts {
 		reqs[i] = ledger.ExpireRequest{
 			CallerID: CallerID, IdempotencyKey: "expiry:" + asOf.Format(time.RFC3339Nano) + ":" + memberNumberOf(account),
 			Account: account, Destination: programme.AccountBreakage, AsOf: asOf,
-			Metadata: metadata(memberNumberOf(account)),
+			Metadata:    metadata(memberNumberOf(account)),
+			RecordAfter: day.Start, RecordBy: day.End,
 		}
 	}
 	results, err := j.ledger.ExpireMany(ctx, reqs)
@@ -160,6 +198,9 @@ func (j *Job) expireChunk(ctx context.Context, accounts []string, asOf time.Time
 	for _, r := range results {
 		switch {
 		case errors.Is(r.Err, ledger.ErrNothingDue): // spent or extended since the scan
+		case errors.Is(r.Err, ledger.ErrOutsideBookingDay):
+			return 0, 0, fmt.Errorf("%w: the day of the as-of, %s, ended during the run; run the job again as of today, "+
+				"and the members left expire then", r.Err, day.Date)
 		case r.Err != nil:
 			return 0, 0, r.Err
 		default:

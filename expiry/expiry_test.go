@@ -2,6 +2,7 @@ package expiry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/dbtest"
 	"github.com/loyalty-ledger/loyalty/expiry"
+	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -170,5 +172,154 @@ func TestActivityAfterPointsFellDueDoesNotRescueThem(t *testing.T) {
 	}
 	if b.Posted != 100 {
 		t.Fatalf("balance %d after the job, want 100: the due lot's 70 expired", b.Posted)
+	}
+}
+
+// The books date an expiry on the day of its as-of, in the programme's
+// time zone, the date members were told: the job records it only while
+// that day lasts, so the roll-forward of that day shows it, and the trial
+// balance and the seals (which count by recorded_at too) agree. An as-of
+// whose day has ended is refused, and a day that ends during a run stops
+// the run; the members left expire with the next day's run, on its books.
+func TestAnExpiryIsBookedOnTheDayOfItsAsOf(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	asOf := time.Date(2026, 11, 27, 0, 0, 0, 0, shanghai) // the default programme's zone
+	nextDay := asOf.AddDate(0, 0, 1)
+	clock := testclock.New(asOf.AddDate(0, 0, -30))
+	l := ledger.New(db, ledger.Options{Clock: clock.Now})
+	progs := programmes.New(l, clock.Now)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	const members, pointsEach = 3, 100
+	for i := range members {
+		number := fmt.Sprint(1001 + i)
+		if err := l.CreateAccount(ctx, programme.MemberAccount(number)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Post(ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: "earn-" + number,
+			Kind: ledger.KindEarn, EffectiveAt: clock.Now(), Lots: ledger.LotPolicy{ExpiresAt: asOf},
+			Postings: []ledger.Posting{{Account: programme.MemberAccount(number).Code, Amount: pointsEach}, {Account: programme.AccountIssuedStay, Amount: -pointsEach}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	job := expiry.New(l, progs, clock.Now)
+	breakage := func() int64 {
+		t.Helper()
+		b, err := l.Balance(ctx, programme.AccountBreakage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Posted
+	}
+
+	for _, tc := range []struct {
+		rule string
+		now  time.Time
+	}{
+		{"an as-of whose day has ended is refused", nextDay.Add(10 * time.Hour)},
+		{"an as-of days ago is refused", asOf.AddDate(0, 0, 9)},
+		{"an as-of at the very instant its day begins is refused (that instant closes the day before)", asOf},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			clock.Set(tc.now)
+			_, err := job.Run(ctx, asOf, 10, nil)
+			var fe *ledger.FieldError
+			if !errors.As(err, &fe) || fe.Field != "as_of" {
+				t.Fatalf("run as of %s at %s: %v, want a FieldError on as_of", asOf, tc.now, err)
+			}
+			if got := breakage(); got != 0 {
+				t.Fatalf("breakage %d after a refused run, want 0", got)
+			}
+		})
+	}
+
+	// On its day: the first batch (one member) is booked that day; then the
+	// day ends during the run, which stops.
+	clock.Set(asOf.Add(23*time.Hour + 59*time.Minute))
+	_, err = job.Run(ctx, asOf, 1, func(p expiry.Progress) { clock.Set(nextDay.Add(time.Minute)) })
+	if !errors.Is(err, ledger.ErrOutsideBookingDay) {
+		t.Fatalf("a run whose day ends after its first batch: %v, want ErrOutsideBookingDay", err)
+	}
+	if got := breakage(); got != pointsEach {
+		t.Fatalf("breakage %d after the day ended mid-run, want the first member's %d", got, pointsEach)
+	}
+	// The next day's run expires the others, on the next day's books.
+	today, err := job.Today(ctx)
+	if err != nil || !today.Equal(nextDay) {
+		t.Fatalf("today's as-of %s, %v; want %s", today, err, nextDay)
+	}
+	if p, err := job.Run(ctx, today, 10, nil); err != nil || p.Expired != members-1 {
+		t.Fatalf("the next day's run: %+v, %v; want %d members expired", p, err, members-1)
+	}
+
+	// Finance, before and after the days are rolled up and sealed.
+	reports := finance.New(l, finance.Options{Clock: clock.Now})
+	expiredOn := func(day time.Time) int64 {
+		t.Helper()
+		rf, err := reports.RollForward(ctx, day, day.AddDate(0, 0, 1), finance.GroupBySource)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rf.Balanced {
+			t.Fatalf("roll-forward of %s not balanced: %+v", day, rf)
+		}
+		var expired int64
+		for _, line := range rf.Lines {
+			if line.Category == "expired" {
+				expired += line.Points
+			}
+		}
+		return expired
+	}
+	breakageAt := func(at time.Time) int64 {
+		t.Helper()
+		tb, err := reports.TrialBalance(ctx, at, finance.TrialOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range tb.Lines {
+			if line.Account == programme.AccountBreakage {
+				return line.Balance
+			}
+		}
+		return 0
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := expiredOn(asOf); got != -pointsEach {
+			t.Errorf("%s: the roll-forward of the as-of's day, %s, shows %d expired; want %d", when, asOf.Format(time.DateOnly), got, -pointsEach)
+		}
+		if got := expiredOn(nextDay); got != -(members-1)*pointsEach {
+			t.Errorf("%s: the roll-forward of the next day shows %d expired; want %d", when, got, -(members-1)*pointsEach)
+		}
+		if got := expiredOn(asOf.AddDate(0, 0, -1)); got != 0 {
+			t.Errorf("%s: the day before the as-of shows %d expired; want 0", when, got)
+		}
+		if got := breakageAt(nextDay); got != pointsEach {
+			t.Errorf("%s: trial balance breakage at the end of the as-of's day %d; want %d", when, got, pointsEach)
+		}
+	}
+	check("open days")
+	clock.Set(nextDay.AddDate(0, 0, 2))
+	for _, step := range []func(context.Context) (finance.JobProgress, error){reports.RollUp, reports.SealDays} {
+		if _, err := step(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("rolled up and sealed")
+	if c, err := reports.VerifySeals(ctx); err != nil || !c.OK() || c.Checked == 0 {
+		t.Fatalf("seals: %+v, %v", c, err)
+	}
+	if rec, err := reports.Reconcile(ctx); err != nil || !rec.OK() {
+		t.Fatalf("reconcile: %+v, %v", rec, err)
 	}
 }

@@ -7,7 +7,17 @@
 // moment the ledger wrote it, exactly as ledger.BalanceAt does: a balance
 // "as of T" is the sum of the postings recorded at or before T, and a period
 // (from, to] holds the postings recorded after from and at or before to.
-// Days are UTC: day D is the period (D 00:00, D+1 00:00].
+// A day is such a period, (D 00:00, D+1 00:00]: the page and loyaltyctl
+// name days of the programme's time zone, where finance closes its books;
+// the rollups and the seals are kept per UTC day, a storage grain, and a
+// report over other days adds the raw postings of the partial UTC days at
+// its edges.
+//
+// Expiries. The books date an expiry on the day of its as-of, the date
+// members were told their points expire: the expiry job records it only
+// while that day (in the programme's zone) lasts (expiry.BookingDay,
+// enforced by the ledger), so its recorded_at, which every report, the
+// trial balance and the seals count it at, falls on that day.
 //
 // Scale. Reports never load postings into Go: they are SQL aggregates. A job
 // (RollUp) writes the per-day totals of every closed day to

@@ -127,7 +127,7 @@ type RollForward struct {
 }
 
 // Basis is the time basis every report states.
-const Basis = "transactions by recorded_at (as ledger.BalanceAt): opening as of From inclusive, movements recorded in (From, To], closing as of To inclusive; days are UTC"
+const Basis = "transactions by recorded_at (as ledger.BalanceAt): opening as of From inclusive, movements recorded in (From, To], closing as of To inclusive; an expiry is recorded on its as-of's day in the programme's time zone"
 
 // RollForward computes the points liability roll-forward over (from, to]
 // (zero from: from the beginning), in one snapshot.

@@ -28,9 +28,14 @@ func sendCSV(w http.ResponseWriter, name string, body *bytes.Buffer) error {
 	return nil
 }
 
-// trialBalanceCSV: ?as_of=T (a date or an RFC 3339 time; default now).
+// trialBalanceCSV: ?as_of=T (a date, 00:00 in the page's zone, or an RFC
+// 3339 time; default now).
 func (h *Handler) trialBalanceCSV(w http.ResponseWriter, r *http.Request) error {
-	asOf, ok, err := parseWhen(r.URL.Query(), "as_of", true)
+	zone, err := h.location(r)
+	if err != nil {
+		return err
+	}
+	asOf, ok, err := parseWhen(r.URL.Query(), "as_of", true, zone)
 	if err != nil {
 		return err
 	}
@@ -45,13 +50,17 @@ func (h *Handler) trialBalanceCSV(w http.ResponseWriter, r *http.Request) error 
 	if err := financecsv.TrialBalance(&b, tb, nil); err != nil {
 		return err
 	}
-	return sendCSV(w, "trial-balance-"+stamp(tb.AsOf)+".csv", &b)
+	return sendCSV(w, "trial-balance-"+stamp(tb.AsOf, zone)+".csv", &b)
 }
 
 // rollForwardCSV: ?from&to (the page's period) and group_by.
 func (h *Handler) rollForwardCSV(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	from, to, err := period(q, h.now(), true)
+	zone, err := h.location(r)
+	if err != nil {
+		return err
+	}
+	from, to, err := period(q, h.now(), true, zone)
 	if err != nil {
 		return err
 	}
@@ -67,12 +76,16 @@ func (h *Handler) rollForwardCSV(w http.ResponseWriter, r *http.Request) error {
 	if err := financecsv.RollForward(&b, rf); err != nil {
 		return err
 	}
-	return sendCSV(w, fmt.Sprintf("roll-forward-%s-%s--%s.csv", g, stamp(from), stamp(to)), &b)
+	return sendCSV(w, fmt.Sprintf("roll-forward-%s-%s--%s.csv", g, stamp(from, zone), stamp(to, zone)), &b)
 }
 
 // partnerStatementsCSV: ?from&to, every partner.
 func (h *Handler) partnerStatementsCSV(w http.ResponseWriter, r *http.Request) error {
-	from, to, err := period(r.URL.Query(), h.now(), true)
+	zone, err := h.location(r)
+	if err != nil {
+		return err
+	}
+	from, to, err := period(r.URL.Query(), h.now(), true, zone)
 	if err != nil {
 		return err
 	}
@@ -91,7 +104,7 @@ func (h *Handler) partnerStatementsCSV(w http.ResponseWriter, r *http.Request) e
 	if err := financecsv.PartnerStatements(&b, ps.Statements); err != nil {
 		return err
 	}
-	return sendCSV(w, fmt.Sprintf("partner-statements-%s--%s.csv", stamp(from), stamp(to)), &b)
+	return sendCSV(w, fmt.Sprintf("partner-statements-%s--%s.csv", stamp(from, zone), stamp(to, zone)), &b)
 }
 
 // pointValuesCSV: every version of the book value of a point.

@@ -39,7 +39,11 @@ type Config struct {
 	Reports *finance.Reports
 	Keys    *apikeys.Store
 	// Clock is "now", for the default period; nil means time.Now.
-	Clock  func() time.Time
+	Clock func() time.Time
+	// Zone is the time zone whose days the page's dates name by default:
+	// the programme's, in force at the time given, where finance closes
+	// its books. Nil means UTC. A zone parameter overrides it.
+	Zone   func(ctx context.Context, at time.Time) (*time.Location, error)
 	Logger *slog.Logger // nil: slog.Default()
 }
 
@@ -48,6 +52,7 @@ type Handler struct {
 	reports *finance.Reports
 	keys    *apikeys.Store
 	now     func() time.Time
+	zone    func(ctx context.Context, at time.Time) (*time.Location, error)
 	log     *slog.Logger
 	routes  map[string]func(http.ResponseWriter, *http.Request) error
 }
@@ -57,7 +62,7 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Reports == nil || cfg.Keys == nil {
 		return nil, errors.New("financeweb: Reports and Keys are required")
 	}
-	h := &Handler{reports: cfg.Reports, keys: cfg.Keys, now: cfg.Clock, log: cfg.Logger}
+	h := &Handler{reports: cfg.Reports, keys: cfg.Keys, now: cfg.Clock, zone: cfg.Zone, log: cfg.Logger}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -126,6 +131,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.log.DebugContext(r.Context(), "finance page", "path", r.URL.Path, "key_id", key.ID)
+}
+
+// location is the zone of a request's dates: its zone parameter, else the
+// programme's, else UTC.
+func (h *Handler) location(r *http.Request) (*time.Location, error) {
+	zone, ok, err := zoneParam(r.URL.Query())
+	if err != nil || ok {
+		return zone, err
+	}
+	if h.zone == nil {
+		return time.UTC, nil
+	}
+	zone, err = h.zone(r.Context(), h.now())
+	if err != nil {
+		return nil, fmt.Errorf("the programme's time zone: %w", err)
+	}
+	return zone, nil
 }
 
 // fail answers 500 and logs the cause, which the caller does not see.

@@ -41,6 +41,8 @@ var (
 type fixture struct {
 	url                            string
 	reports                        *finance.Reports
+	ledger                         *ledger.Ledger
+	clock                          *testclock.Clock
 	finance, booking, admin, other string // secrets; other is no key's
 }
 
@@ -51,7 +53,11 @@ type fixture struct {
 // 21.00), a stay of 2,000 (June 20), a partner's award of 1,000 (June 22)
 // and an admin's adjustment of -300 (June 25): closing 13,200 points, 158.40
 // CNY. The days up to July 1 are rolled up, as loyaltyd's job would.
-func newFixture(t *testing.T) fixture {
+func newFixture(t *testing.T) fixture { return newFixtureIn(t, nil) }
+
+// newFixtureIn is newFixture with the programme's time zone the page is
+// given (nil: none, so UTC).
+func newFixtureIn(t *testing.T, zone *time.Location) fixture {
 	t.Helper()
 	db := dbtest.New(t)
 	ctx := context.Background()
@@ -115,13 +121,17 @@ func newFixture(t *testing.T) fixture {
 		}
 		return s
 	}
-	f := fixture{reports: reports, finance: secret(apikeys.RoleFinance, ""), booking: secret(apikeys.RoleBookingChannel, ""),
+	f := fixture{reports: reports, ledger: l, clock: clock, finance: secret(apikeys.RoleFinance, ""), booking: secret(apikeys.RoleBookingChannel, ""),
 		admin: secret(apikeys.RoleAdmin, "")}
 	f.other = f.finance[:len(f.finance)-4] + "0000"
 	if f.other == f.finance {
 		f.other = f.finance[:len(f.finance)-4] + "1111"
 	}
-	h, err := financeweb.New(financeweb.Config{Reports: reports, Keys: keys, Clock: clock.Now})
+	cfg := financeweb.Config{Reports: reports, Keys: keys, Clock: clock.Now}
+	if zone != nil {
+		cfg.Zone = func(context.Context, time.Time) (*time.Location, error) { return zone, nil }
+	}
+	h, err := financeweb.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,14 +365,66 @@ func TestPageLinksDownloadEveryReport(t *testing.T) {
 		}
 	}
 	want := []string{
-		"/finance/trial-balance.csv?as_of=2026-07-01",
-		"/finance/roll-forward.csv?from=2026-06-01&group_by=source&to=2026-07-01",
-		"/finance/roll-forward.csv?from=2026-06-01&group_by=property&to=2026-07-01",
-		"/finance/roll-forward.csv?from=2026-06-01&group_by=partner&to=2026-07-01",
-		"/finance/partner-statements.csv?from=2026-06-01&to=2026-07-01",
+		"/finance/trial-balance.csv?as_of=2026-07-01&zone=UTC",
+		"/finance/roll-forward.csv?from=2026-06-01&group_by=source&to=2026-07-01&zone=UTC",
+		"/finance/roll-forward.csv?from=2026-06-01&group_by=property&to=2026-07-01&zone=UTC",
+		"/finance/roll-forward.csv?from=2026-06-01&group_by=partner&to=2026-07-01&zone=UTC",
+		"/finance/partner-statements.csv?from=2026-06-01&to=2026-07-01&zone=UTC",
 		"/finance/point-values.csv",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("links\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestDatesAreDaysOfTheProgrammesTimeZone: the page's dates are days of the
+// programme's time zone by default (where finance closes its books), and
+// the page says which zone; zone= overrides it, and the download links
+// carry the zone, so a file is the period the page shows. A stay recorded
+// at 20:00 UTC on 1 July is on 2 July in Shanghai.
+func TestDatesAreDaysOfTheProgrammesTimeZone(t *testing.T) {
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureIn(t, shanghai)
+	f.clock.Advance(time.Date(2026, 7, 1, 20, 0, 0, 0, time.UTC).Sub(f.clock.Now()))
+	if _, err := f.ledger.Post(context.Background(), ledger.PostRequest{CallerID: "test", IdempotencyKey: "late-stay", Kind: ledger.KindEarn,
+		EffectiveAt: f.clock.Now(), Lots: ledger.LotPolicy{ExpiresAt: f.clock.Now().AddDate(2, 0, 0)},
+		Postings: []ledger.Posting{{Account: programme.AccountIssuedStay, Amount: -777}, {Account: programme.MemberAccount("100000001").Code, Amount: 777}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(72 * time.Hour)
+	for _, tc := range []struct {
+		rule, path string
+		issued     bool
+		says       string
+	}{
+		{"1 July in Shanghai ends at 16:00 UTC, before the stay", "/finance/?from=2026-07-01&to=2026-07-02", false,
+			"after 2026-07-01 00:00, up to and including 2026-07-02 00:00, Asia/Shanghai (UTC+08:00), the programme's time zone"},
+		{"2 July in Shanghai holds the stay", "/finance/?from=2026-07-02&to=2026-07-03", true, "Asia/Shanghai (UTC+08:00)"},
+		{"zone=UTC: 1 July in UTC holds it", "/finance/?from=2026-07-01&to=2026-07-02&zone=UTC", true,
+			"after 2026-07-01 00:00, up to and including 2026-07-02 00:00, UTC."},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			r := f.get(t, "GET", tc.path, f.finance)
+			if r.status != http.StatusOK {
+				t.Fatalf("%d %s", r.status, r.body)
+			}
+			if !strings.Contains(html.UnescapeString(r.body), tc.says) {
+				t.Errorf("the page does not say %q:\n%s", tc.says, r.body[:min(len(r.body), 3000)])
+			}
+			if got := strings.Contains(r.body, "777"); got != tc.issued {
+				t.Errorf("the 777 points issued on the page: %v, want %v", got, tc.issued)
+			}
+		})
+	}
+	r := f.get(t, "GET", "/finance/roll-forward.csv?from=2026-07-02&to=2026-07-03&zone=Asia%2FShanghai", f.finance)
+	if want := `filename="roll-forward-source-2026-07-02--2026-07-03.csv"`; r.status != http.StatusOK ||
+		!strings.Contains(r.header.Get("Content-Disposition"), want) || !strings.Contains(r.body, "777") {
+		t.Errorf("CSV of 2 July in Shanghai: %d %q, body %q", r.status, r.header.Get("Content-Disposition"), r.body)
+	}
+	if r := f.get(t, "GET", "/finance/?zone=Mars%2FOlympus", f.finance); r.status != http.StatusBadRequest || !strings.HasPrefix(r.body, "zone: ") {
+		t.Errorf("an unknown zone: %d %q, want 400 naming zone", r.status, r.body)
 	}
 }

@@ -31,6 +31,8 @@ type download struct {
 type pageData struct {
 	Nonce          string
 	From, To       string // the form's dates
+	Zone           string // the zone's IANA name, for the form
+	ZoneText       string // the zone as the page says it
 	FromTo         string // the period as a sentence
 	GroupBy        string
 	GroupBys       []finance.GroupBy
@@ -51,17 +53,27 @@ type pageData struct {
 	Generated      string
 }
 
-// page renders GET /finance/?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=...:
-// the roll-forward of (from 00:00 UTC, to 00:00 UTC], the chart and the
-// download links. Without dates it shows the previous full UTC month, the
-// period finance closes.
+// page renders GET /finance/?from=YYYY-MM-DD&to=YYYY-MM-DD&group_by=...&zone=...:
+// the roll-forward of (from 00:00, to 00:00] in the zone (default the
+// programme's, where finance closes its books), the chart and the download
+// links. Without dates it shows the previous full month, the period
+// finance closes.
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	now := h.now().UTC()
-	from, to, err := period(q, now, false)
+	zone, err := h.location(r)
 	if err != nil {
 		return err
 	}
+	from, to, err := period(q, now, false, zone)
+	if err != nil {
+		return err
+	}
+	zoneText := zoneLabel(zone, to)
+	if _, explicit, _ := zoneParam(q); !explicit && h.zone != nil {
+		zoneText += ", the programme's time zone"
+	}
+	fromDay, toDay := from.In(zone).Format(time.DateOnly), to.In(zone).Format(time.DateOnly)
 	g, err := groupBy(q)
 	if err != nil {
 		return err
@@ -77,13 +89,13 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	d := pageData{
-		Nonce: nonceOf(r.Context()), From: from.Format(time.DateOnly), To: to.Format(time.DateOnly),
-		FromTo:  "after " + from.Format(time.DateOnly) + " 00:00 UTC, up to and including " + to.Format(time.DateOnly) + " 00:00 UTC",
+		Nonce: nonceOf(r.Context()), From: fromDay, To: toDay, Zone: zone.String(), ZoneText: zoneText,
+		FromTo:  "after " + fromDay + " 00:00, up to and including " + toDay + " 00:00, " + zoneText,
 		GroupBy: string(g), GroupBys: []finance.GroupBy{finance.GroupBySource, finance.GroupByProperty, finance.GroupByPartner},
 		ByDimension: g != finance.GroupBySource, Currency: rf.Currency,
 		OpeningValue: rf.OpeningValue.String(), ClosingValue: rf.ClosingValue.String(),
 		Balanced: rf.Balanced, Basis: rf.Basis,
-		Chart:      buildChart(samples, from, to, step),
+		Chart:      buildChart(samples, from.In(zone), to.In(zone), step),
 		PlotColour: PlotColour,
 		Generated:  now.Format(time.RFC3339),
 	}
@@ -104,7 +116,7 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) error {
 	d.MoneyIdentity = groupMoney(rf.OpeningMoney) + " opening + " + groupMoney(rf.MovementMoney) + " movements + " +
 		groupMoney(rf.RevaluationMoney) + " revaluation = " + groupMoney(sum) + "; closing " + groupMoney(rf.ClosingMoney) +
 		" (" + rf.Currency + ", compared exactly, before rounding to the cent)"
-	d.Downloads = downloads(from, to)
+	d.Downloads = downloads(fromDay, toDay, zone)
 
 	var b bytes.Buffer
 	if err := pageTemplate.Execute(&b, d); err != nil {
@@ -117,9 +129,10 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// downloads are the CSV links of the period, relative to Path.
-func downloads(from, to time.Time) []download {
-	period := url.Values{"from": {from.Format(time.DateOnly)}, "to": {to.Format(time.DateOnly)}}
+// downloads are the CSV links of the period (dates in zone), relative to
+// Path; each names the zone, so that a file is the period the page shows.
+func downloads(fromDay, toDay string, zone *time.Location) []download {
+	period := url.Values{"from": {fromDay}, "to": {toDay}, "zone": {zone.String()}}
 	with := func(k, v string) string {
 		q := url.Values{k: {v}}
 		for pk, pv := range period {
@@ -128,7 +141,7 @@ func downloads(from, to time.Time) []download {
 		return q.Encode()
 	}
 	return []download{
-		{"trial-balance.csv?" + url.Values{"as_of": {to.Format(time.DateOnly)}}.Encode(), "Trial balance", "as of " + to.Format(time.DateOnly) + " 00:00 UTC, members in aggregate"},
+		{"trial-balance.csv?" + url.Values{"as_of": {toDay}, "zone": {zone.String()}}.Encode(), "Trial balance", "as of " + toDay + " 00:00 " + zone.String() + ", members in aggregate"},
 		{"roll-forward.csv?" + with("group_by", "source"), "Roll-forward by source", "the table above"},
 		{"roll-forward.csv?" + with("group_by", "property"), "Roll-forward by property", ""},
 		{"roll-forward.csv?" + with("group_by", "partner"), "Roll-forward by partner", ""},

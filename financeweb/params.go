@@ -22,15 +22,15 @@ func echo(v string) string {
 	return fmt.Sprintf("%q", v)
 }
 
-// parseWhen reads a time parameter: a date (its 00:00 UTC) or, when
+// parseWhen reads a time parameter: a date (its 00:00 in zone) or, when
 // timesToo, an RFC 3339 time. ok is false when the parameter is absent or
 // empty.
-func parseWhen(q url.Values, name string, timesToo bool) (t time.Time, ok bool, err error) {
+func parseWhen(q url.Values, name string, timesToo bool, zone *time.Location) (t time.Time, ok bool, err error) {
 	v := q.Get(name)
 	if v == "" {
 		return time.Time{}, false, nil
 	}
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
+	if t, err := time.ParseInLocation(time.DateOnly, v, zone); err == nil {
 		return t, true, nil
 	}
 	if timesToo {
@@ -42,38 +42,58 @@ func parseWhen(q url.Values, name string, timesToo bool) (t time.Time, ok bool, 
 	return time.Time{}, false, &badParam{name, echo(v) + " is not a date like 2026-11-01"}
 }
 
-// monthStart is the first day of t's month, UTC.
-func monthStart(t time.Time) time.Time {
-	t = t.UTC()
-	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+// maxZoneName bounds the zone parameter: IANA names are far shorter.
+const maxZoneName = 64
+
+// zoneParam reads zone, an IANA time zone name ("Asia/Shanghai", "UTC");
+// ok is false when it is absent.
+func zoneParam(q url.Values) (zone *time.Location, ok bool, err error) {
+	v := q.Get("zone")
+	if v == "" {
+		return nil, false, nil
+	}
+	if len(v) > maxZoneName || v == "Local" {
+		return nil, false, &badParam{"zone", echo(v) + " is not an IANA time zone name like Asia/Shanghai or UTC"}
+	}
+	zone, err = time.LoadLocation(v)
+	if err != nil {
+		return nil, false, &badParam{"zone", echo(v) + " is not an IANA time zone name like Asia/Shanghai or UTC"}
+	}
+	return zone, true, nil
 }
 
-// period reads from and to, the period (from, to] on finance's time basis.
-// Defaults: the previous full UTC month when neither is given; a month
-// before to, or a month after from, when one is.
-func period(q url.Values, now time.Time, timesToo bool) (from, to time.Time, err error) {
-	from, hasFrom, err := parseWhen(q, "from", timesToo)
+// monthStart is the first day of t's month, 00:00 in zone.
+func monthStart(t time.Time, zone *time.Location) time.Time {
+	t = t.In(zone)
+	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, zone)
+}
+
+// period reads from and to, the period (from, to] on finance's time basis,
+// dates being days in zone. Defaults: the previous full month when neither
+// is given; a month before to, or a month after from, when one is.
+func period(q url.Values, now time.Time, timesToo bool, zone *time.Location) (from, to time.Time, err error) {
+	from, hasFrom, err := parseWhen(q, "from", timesToo, zone)
 	if err != nil {
 		return from, to, err
 	}
-	to, hasTo, err := parseWhen(q, "to", timesToo)
+	to, hasTo, err := parseWhen(q, "to", timesToo, zone)
 	if err != nil {
 		return from, to, err
 	}
 	switch {
 	case !hasFrom && !hasTo:
-		to = monthStart(now)
+		to = monthStart(now, zone)
 		from = to.AddDate(0, -1, 0)
 	case !hasFrom:
-		from = to.AddDate(0, -1, 0)
+		from = to.In(zone).AddDate(0, -1, 0)
 	case !hasTo:
-		to = from.AddDate(0, 1, 0)
+		to = from.In(zone).AddDate(0, 1, 0)
 	}
 	if !to.After(from) {
-		return from, to, &badParam{"to", fmt.Sprintf("must be after from (%s), got %s", stamp(from), stamp(to))}
+		return from, to, &badParam{"to", fmt.Sprintf("must be after from (%s), got %s", stamp(from, zone), stamp(to, zone))}
 	}
 	if to.Sub(from) > MaxPeriod {
-		return from, to, &badParam{"to", fmt.Sprintf("a period is at most %d days; got %s to %s", int(MaxPeriod/(24*time.Hour)), stamp(from), stamp(to))}
+		return from, to, &badParam{"to", fmt.Sprintf("a period is at most %d days; got %s to %s", int(MaxPeriod/(24*time.Hour)), stamp(from, zone), stamp(to, zone))}
 	}
 	return from, to, nil
 }
@@ -91,12 +111,20 @@ func groupBy(q url.Values) (finance.GroupBy, error) {
 }
 
 // stamp is a time as the page and file names show it: the date alone at
-// midnight, else the second in RFC 3339's basic form (no colons, which
-// file systems dislike).
-func stamp(t time.Time) string {
-	t = t.UTC()
-	if t.Equal(time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)) {
-		return t.Format(time.DateOnly)
+// midnight in zone, else the second in UTC in RFC 3339's basic form (no
+// colons, which file systems dislike).
+func stamp(t time.Time, zone *time.Location) string {
+	local := t.In(zone)
+	if local.Equal(time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, zone)) {
+		return local.Format(time.DateOnly)
 	}
-	return t.Format("2006-01-02T150405Z")
+	return t.UTC().Format("2006-01-02T150405Z")
+}
+
+// zoneLabel names a zone with its offset at t: "Asia/Shanghai (UTC+08:00)".
+func zoneLabel(zone *time.Location, t time.Time) string {
+	if zone == time.UTC {
+		return "UTC"
+	}
+	return zone.String() + " (UTC" + t.In(zone).Format("-07:00") + ")"
 }

@@ -13,6 +13,11 @@ import (
 // ErrNothingDue: the account has no lot due to expire (any more).
 var ErrNothingDue = errors.New("no points due to expire")
 
+// ErrOutsideBookingDay: the ledger's clock is outside the day an expiry
+// must be recorded in (ExpireRequest.RecordAfter, RecordBy], so nothing was
+// written.
+var ErrOutsideBookingDay = errors.New("outside the day the expiry is booked in")
+
 // ExpireRequest asks to expire the lots of an account that are due.
 type ExpireRequest struct {
 	CallerID       string
@@ -25,12 +30,29 @@ type ExpireRequest struct {
 	// transaction's effective time.
 	AsOf     time.Time
 	Metadata json.RawMessage
+	// RecordAfter and RecordBy, when set, bound the expiry's recorded_at to
+	// (RecordAfter, RecordBy]: the day of the books its as-of falls in. The
+	// books count a transaction at recorded_at (package finance), so this
+	// is what makes an expiry land on the day members were told their
+	// points expire, however long the job runs; a write attempted outside
+	// it fails with ErrOutsideBookingDay and writes nothing.
+	RecordAfter, RecordBy time.Time
 }
 
 // expireSpec is an expiry as the group commit plays it.
 type expireSpec struct {
-	account, destination string
-	asOf                 time.Time
+	account, destination  string
+	asOf                  time.Time
+	recordAfter, recordBy time.Time
+}
+
+// outsideBookingDay says why an expiry may not be recorded at now, or nil.
+func (e *expireSpec) outsideBookingDay(now time.Time) error {
+	if (!e.recordAfter.IsZero() && !now.After(e.recordAfter)) || (!e.recordBy.IsZero() && now.After(e.recordBy)) {
+		return fmt.Errorf("%w: recorded at %s, the day is (%s, %s]", ErrOutsideBookingDay,
+			now.Format(time.RFC3339Nano), e.recordAfter.Format(time.RFC3339), e.recordBy.Format(time.RFC3339))
+	}
+	return nil
 }
 
 // Expire posts one transaction of kind KindExpiry that moves the points of
@@ -109,6 +131,9 @@ func (l *Ledger) expireJob(ctx context.Context, req ExpireRequest) (*postJob, er
 	if err := validateTime("as_of", req.AsOf); err != nil {
 		return nil, err
 	}
+	if !req.RecordAfter.IsZero() && !req.RecordBy.IsZero() && !req.RecordBy.After(req.RecordAfter) {
+		return nil, invalid("record_by", "must be after record_after")
+	}
 	metadata, err := canonicalMetadata(req.Metadata)
 	if err != nil {
 		return nil, err
@@ -130,7 +155,8 @@ func (l *Ledger) expireJob(ctx context.Context, req ExpireRequest) (*postJob, er
 	return &postJob{
 		req:  PostRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: KindExpiry, Metadata: metadata},
 		hash: hash, metadata: metadata, effectiveAt: asOf, accounts: accounts,
-		expire: &expireSpec{account: req.Account, destination: req.Destination, asOf: asOf},
+		expire: &expireSpec{account: req.Account, destination: req.Destination, asOf: asOf,
+			recordAfter: req.RecordAfter, recordBy: req.RecordBy},
 	}, nil
 }
 

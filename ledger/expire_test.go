@@ -150,3 +150,50 @@ func TestCreditToALotAccountNeedsAnExpiry(t *testing.T) {
 		t.Fatalf("%d transactions written", n)
 	}
 }
+
+// An expiry bounded to a day of the books is recorded only while the
+// ledger's clock is in that day, (RecordAfter, RecordBy]: finance counts a
+// transaction at recorded_at, and this is how an expiry lands on the day
+// its as-of names however long the job runs.
+func TestAnExpiryIsRecordedOnlyInItsBookingDay(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		f := newFixture(t, db, 1)
+		if err := f.ledger.CreateAccount(f.ctx, ledger.Account{Code: breakage, NormalSide: ledger.Credit, AllowNegative: true, Shards: 16}); err != nil {
+			t.Fatal(err)
+		}
+		dayStart := start.Truncate(24*time.Hour).AddDate(0, 0, 30)
+		dayEnd := dayStart.AddDate(0, 0, 1)
+		f.earnExpiring(t, member(1), 300, dayStart)
+		expire := func(key string) (ledger.Transaction, error) {
+			return f.ledger.Expire(f.ctx, ledger.ExpireRequest{CallerID: "expiry-job", IdempotencyKey: key,
+				Account: member(1), Destination: breakage, AsOf: dayStart, RecordAfter: dayStart, RecordBy: dayEnd})
+		}
+		for _, tc := range []struct {
+			rule string
+			now  time.Time
+		}{
+			{"not at the day's first instant, which closes the day before", dayStart},
+			{"not a microsecond after the day's end", dayEnd.Add(time.Microsecond)},
+			{"not days later", dayEnd.AddDate(0, 0, 3)},
+		} {
+			t.Run(tc.rule, func(t *testing.T) {
+				f.clock.Set(tc.now)
+				if _, err := expire("expiry-" + tc.now.Format(time.RFC3339Nano)); !errors.Is(err, ledger.ErrOutsideBookingDay) {
+					t.Fatalf("expiry at %s: %v, want ErrOutsideBookingDay", tc.now, err)
+				}
+				if b := f.balance(t, breakage); b.Posted != 0 {
+					t.Fatalf("breakage %d after a refused expiry, want 0", b.Posted)
+				}
+			})
+		}
+		f.clock.Set(dayEnd)
+		txn, err := expire("at-the-day's-end")
+		if err != nil {
+			t.Fatalf("at the day's last instant: %v", err)
+		}
+		if !txn.RecordedAt.Equal(dayEnd) || !txn.EffectiveAt.Equal(dayStart) {
+			t.Fatalf("recorded %s effective %s, want %s and %s", txn.RecordedAt, txn.EffectiveAt, dayEnd, dayStart)
+		}
+		f.mustVerify(t)
+	})
+}

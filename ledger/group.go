@@ -215,6 +215,12 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			ID: uuid.New(), Kind: job.req.Kind, CallerID: job.req.CallerID, IdempotencyKey: job.req.IdempotencyKey,
 			EffectiveAt: job.effectiveAt, RecordedAt: now, Postings: slices.Clone(job.req.Postings), Metadata: job.metadata,
 		}
+		if job.expire != nil {
+			if err := job.expire.outsideBookingDay(now); err != nil {
+				results[i] = postResult{err: err}
+				continue
+			}
+		}
 		key := [2]string{job.req.CallerID, job.req.IdempotencyKey}
 		if seen[key] {
 			results[i] = postResult{replay: true}
@@ -310,7 +316,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	var written []groupJob
 	var unclaim []groupJob
 	for i, job := range jobs {
-		if results[i].replay {
+		if results[i].replay || results[i].err != nil {
 			continue
 		}
 		if !claimed[[2]string{job.req.CallerID, job.req.IdempotencyKey}] {

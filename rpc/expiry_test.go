@@ -114,11 +114,13 @@ func TestTwoYearsOfPointsExpiry(t *testing.T) {
 	}
 
 	// The boundary: nothing expires one second before 00:00 on 22 November
-	// 2028 in Shanghai; Bo's 450 points expire at it.
-	advanceTo(firstExpiry.Add(time.Hour))
+	// 2028 in Shanghai; Bo's 450 points expire at it. (A run is booked on
+	// its as-of's day, so each runs while its day lasts.)
+	advanceTo(firstExpiry.Add(-time.Second / 2))
 	if p := run(firstExpiry.Add(-time.Second)); p.Expired != 0 || p.Processed != 0 {
 		t.Fatalf("one second early: %+v", p)
 	}
+	advanceTo(firstExpiry.Add(time.Hour))
 	p := run(firstExpiry)
 	if p.Expired != 1 || p.Points != 450 || !p.Done {
 		t.Fatalf("at the boundary: %+v, want Bo's 450 points", p)

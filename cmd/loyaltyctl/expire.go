@@ -23,16 +23,21 @@ func pointsExpire(e env, args []string) int {
 	dbFlag := fs.String("database-url", "",
 		"PostgreSQL or CockroachDB URL of loyaltyd's database (env LOYALTY_DATABASE_URL); required")
 	asOfText := fs.String("as-of", "",
-		"expire the lots due at this time: "+dateHelp+"; not in the future; required.\n"+
-			"Points expire at 00:00 in the programme's time zone, so a date is the usual -as-of; yesterday's (date -d yesterday +%F) has come wherever you are.\n"+
+		"expire the lots due at this time: "+dateHelp+"; today in the programme's time zone, not in the future.\n"+
+			"Default: today's date, 00:00 in the programme's time zone, when points expire.\n"+
+			"The books date an expiry on its as-of's day, so an earlier day is refused: today's run expires the points due before it too.\n"+
 			"A run with the same -as-of resumes or repeats the same run")
 	batch := fs.Int("batch", 1000, fmt.Sprintf("members per batch, each followed by a checkpoint (1 to %d)", expiry.MaxBatch))
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl expire -as-of DATE|TIME [-batch N] [-database-url URL | -data-dir DIR]
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl expire [-as-of DATE|TIME] [-batch N] [-database-url URL | -data-dir DIR]
 
-Expires the points of every lot due at -as-of under the programme's expiry
-rule: one expiry transaction per member, moving the points to the breakage
-account and recording the lots it expired. Members are taken in account
+Expires the points of every lot due at -as-of (default: 00:00 today in the
+programme's time zone) under the programme's expiry rule: one expiry
+transaction per member, moving the points to the breakage account and
+recording the lots it expired. Finance books an expiry on the day of its
+as-of, the date members were told, so -as-of must be today in the
+programme's time zone; if the day ends during the run, the run stops and
+the next day's run expires the rest. Members are taken in account
 order, in batches, each followed by a checkpoint in the database: after a
 crash or Ctrl-C the same command resumes, and once finished it does nothing
 when run again (each expiry is idempotent too). Progress goes to stderr, the
@@ -52,12 +57,11 @@ Flags:
 	if err != nil {
 		return usageError(e, name, err)
 	}
-	if *asOfText == "" {
-		return usageError(e, name, errors.New("-as-of is required, e.g. -as-of "+e.now().AddDate(0, 0, -1).Format(time.DateOnly)))
-	}
-	asOf, err := parseTimeOn(e, url, "as-of", *asOfText)
-	if err != nil {
-		return usageError(e, name, err)
+	var asOf time.Time // zero: today's, once the programme's zone is read
+	if *asOfText != "" {
+		if asOf, err = parseTimeOn(e, url, "as-of", *asOfText); err != nil {
+			return usageError(e, name, err)
+		}
 	}
 	if asOf.After(e.now()) {
 		return usageError(e, name, fmt.Errorf("-as-of %s is in the future: points expire only once their day has passed", asOf.Format(time.RFC3339)))
@@ -79,6 +83,12 @@ Flags:
 	l := ledger.New(db, ledger.Options{Clock: e.now, Outbox: events.OfTransaction})
 	progs := programmes.New(l, e.now)
 	job := expiry.New(l, progs, e.now)
+	if asOf.IsZero() {
+		if asOf, err = job.Today(ctx); err != nil {
+			fmt.Fprintf(stderr, "loyaltyctl %s: today's as-of: %v\n", name, err)
+			return exitError
+		}
+	}
 	// Said in the programme's time zone, where points expire at 00:00.
 	zone, err := programmeZone(ctx, progs, asOf)
 	if err != nil {
@@ -106,6 +116,9 @@ Flags:
 		if stopping() && ctx.Err() != nil {
 			fmt.Fprintf(stderr, "loyaltyctl: interrupted after %s; run the same command again (-as-of %s) to resume\n", final.Cursor, asOfFlag)
 			return exitError
+		}
+		if fe := (*ledger.FieldError)(nil); errors.As(err, &fe) && fe.Field == "as_of" {
+			return usageError(e, name, fmt.Errorf("-as-of %s %s", asOfFlag, fe.Problem))
 		}
 		fmt.Fprintf(stderr, "loyaltyctl %s: %v\n(the same command, -as-of %s, resumes after %q)\n", name, err, asOfFlag, final.Cursor)
 		return exitError

@@ -51,8 +51,16 @@ func TestPointsExpire(t *testing.T) {
 	if code != exitOK || !strings.Contains(stdout, "had already finished") {
 		t.Fatalf("second run: exit %d, stdout %q", code, stdout)
 	}
+	code, stdout, _ = runCLI(t, afterAsOf, "expire", "-database-url", url)
+	if code != exitOK || !strings.Contains(stdout, "had already finished") {
+		t.Fatalf("without -as-of (today, 2026-06-01 in Shanghai): exit %d, stdout %q; want the same run, finished", code, stdout)
+	}
+	code, _, stderr = runCLI(t, afterAsOf, "expire", "-as-of", "2026-05-31", "-database-url", url)
+	if code != exitUsage || !strings.Contains(stderr, "must be today (2026-06-01 in Asia/Shanghai") {
+		t.Fatalf("-as-of yesterday: exit %d, stderr %q; want a usage error: the books date an expiry on its as-of's day", code, stderr)
+	}
 	for _, args := range [][]string{
-		{"expire", "-database-url", url},                         // no -as-of
+		{"expire", "-as-of", "2026-05-20", "-database-url", url}, // a day that has ended
 		{"expire", "-as-of", "2026-06-02", "-database-url", url}, // in the future: the operator's clock is at asOf + 1h
 		{"expire", "-as-of", "2026-06-01", "-batch", "0", "-database-url", url},
 		{"expire", "-as-of", "2026-06-01"}, // no database

@@ -42,14 +42,14 @@ func TestLoyaltyctlFindsTheEmbeddedDatabase(t *testing.T) {
 	}
 	// The README's jobs, on LOYALTY_DATA_DIR instead of the default.
 	script := readmeBlock(t, readmeJobsBegin, readmeJobsEnd)
-	if !strings.Contains(script, goRunLoyaltyctl+" expire -as-of") || !strings.Contains(script, goRunLoyaltyctl+" tiers review -as-of") {
+	if !strings.Contains(script, goRunLoyaltyctl+" expire\n") || !strings.Contains(script, goRunLoyaltyctl+" tiers review -as-of") {
 		t.Fatalf("the README's jobs lines run no expire and tiers review:\n%s", script)
 	}
 	out, err := runCtl(t, bash, ctl, script, "LOYALTY_DATA_DIR="+dataDir)
 	if err != nil {
 		t.Fatalf("the README's jobs lines failed: %v\n%s", err, out)
 	}
-	// As of 00:00 yesterday in Shanghai, wherever the test runs.
+	// As of 00:00 today in Shanghai, wherever the test runs.
 	if !regexp.MustCompile(`points expiry as of \d{4}-\d\d-\d\dT00:00:00\+08:00 \(Asia/Shanghai, the programme's time zone\)`).MatchString(out) ||
 		!strings.Contains(out, "total 0") {
 		t.Errorf("the README's jobs lines did not expire as of 00:00 Shanghai time and balance:\n%s", out)

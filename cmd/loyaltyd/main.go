@@ -406,7 +406,11 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 
 	reports := finance.New(l, finance.Options{})
-	financePage, err := financeweb.New(financeweb.Config{Reports: reports, Keys: keys, Logger: logger})
+	financePage, err := financeweb.New(financeweb.Config{Reports: reports, Keys: keys, Logger: logger,
+		Zone: func(ctx context.Context, at time.Time) (*time.Location, error) {
+			v, err := progs.At(ctx, at)
+			return v.Location, err
+		}})
 	if err != nil {
 		return err
 	}
@@ -691,10 +695,16 @@ func reviewTiers(ctx context.Context, store *members.Store, progs *programmes.St
 		"unchanged", p.Unchanged, "not_due", p.NotDue(), "duration", time.Since(started).String())
 }
 
-// expirePoints expires the lots due at the start of the hour: a restart
-// within the hour resumes that run from its checkpoint.
+// expirePoints expires the lots due by 00:00 today in the programme's time
+// zone, booked today (expiry.BookingDay): the day's first run does the work,
+// and a restart resumes it from its checkpoint; the later runs of the day
+// find it done.
 func expirePoints(ctx context.Context, job *expiry.Job, logger *slog.Logger) {
-	asOf := time.Now().UTC().Truncate(time.Hour)
+	asOf, err := job.Today(ctx)
+	if err != nil {
+		logger.Error("points expiry: no as-of", "error", err.Error())
+		return
+	}
 	started := time.Now()
 	p, err := job.Run(ctx, asOf, 1000, nil)
 	if err != nil {

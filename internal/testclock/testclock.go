@@ -46,6 +46,14 @@ func (c *Clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// Set puts the clock at t, forward or back: for a test that tries one
+// operation at several instants.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
+}
+
 // NowVariable names the environment variable that moves Wall: an RFC 3339
 // time (LOYALTY_TEST_NOW=2028-02-29T23:59:00-05:00) puts the run's "now" at
 // that instant when the test binary starts; a date alone (2028-02-29) puts

@@ -14,10 +14,11 @@ import (
 //
 // What must not run concurrently is what one row's result depends on:
 // a member's stays (the first-stay bonus, the tier a stay is priced at
-// and the upgrade it earns follow the order of the member's stays) and a
-// booking's requests (the first in the batch takes the booking). Rows
-// linked by a member or a booking, directly or through other rows, form
-// a chain that one lane runs in the batch's order; chains run side by
+// and the upgrade it earns follow the order of the member's stays), a
+// booking's requests (the first in the batch takes the booking) and an
+// idempotency key's. Rows linked by a member, a booking or a key,
+// directly or through other rows, form a chain that one lane runs in the
+// batch's order; chains run side by
 // side, up to BatchLanes at once.
 
 const (
@@ -31,9 +32,11 @@ const (
 	BatchLanes = 32
 )
 
-// BatchRow is what orders a row of a batch: its member and its booking.
+// BatchRow is what orders a row of a batch: its member, its booking, and
+// its idempotency key (two rows under one key: the first in the batch
+// takes it, the other is the one refused, as in the batch's order).
 type BatchRow struct {
-	MemberNumber, PropertyID, StayID string
+	MemberNumber, PropertyID, StayID, IdempotencyKey string
 }
 
 // RowState is how a row's attempt ended, as it bears on the rows after it.
@@ -136,7 +139,7 @@ func RunBatch(ctx context.Context, rows []BatchRow, lanes int, attempt func(ctx 
 	return skipped
 }
 
-// chainsOf groups rows linked by a member or a booking, each chain in the
+// chainsOf groups rows linked by a member, a booking or a key, each chain in the
 // batch's order, the chains in the order of their first rows.
 func chainsOf(rows []BatchRow) [][]int {
 	parent := make([]int, len(rows))
@@ -158,19 +161,20 @@ func chainsOf(rows []BatchRow) [][]int {
 		}
 		parent[rb] = ra // the smaller index stays the root: chains keep their first row's place
 	}
-	byMember, byBooking := map[string]int{}, map[[2]string]int{}
+	// The first row of each member, booking and key; the keys of
+	// different kinds cannot meet (a member number has no NUL).
+	first := map[string]int{}
+	link := func(i int, key string) {
+		if f, ok := first[key]; ok {
+			union(f, i)
+		} else {
+			first[key] = i
+		}
+	}
 	for i, r := range rows {
-		if first, ok := byMember[r.MemberNumber]; ok {
-			union(first, i)
-		} else {
-			byMember[r.MemberNumber] = i
-		}
-		booking := [2]string{r.PropertyID, r.StayID}
-		if first, ok := byBooking[booking]; ok {
-			union(first, i)
-		} else {
-			byBooking[booking] = i
-		}
+		link(i, "m\x00"+r.MemberNumber)
+		link(i, "b\x00"+r.PropertyID+"\x00"+r.StayID)
+		link(i, "k\x00"+r.IdempotencyKey)
 	}
 	at := map[int]int{} // root -> index in chains
 	var chains [][]int

@@ -135,7 +135,7 @@ func notAttempted[T any](results []rowResult[T], sk bookings.Skipped) *loyaltyv1
 		code = e.GetCode()
 	}
 	return &loyaltyv1.StayRowError{Code: code, Message: fmt.Sprintf(
-		"not attempted: stays[%d], of the same member or booking, was not recorded (%s); send both again in order with the same idempotency keys", sk.Cause, code)}
+		"not attempted: stays[%d], of the same member, booking or idempotency key, was not recorded (%s); send both again in order with the same idempotency keys", sk.Cause, code)}
 }
 
 // rowRefusal is the result of row i, whose call answered err, and what it
@@ -197,7 +197,7 @@ func (s bookingService) RecordStays(ctx context.Context, req *connect.Request[lo
 	results, err := stayBatch[*loyaltyv1.RecordStayRequest, *loyaltyv1.RecordStayResponse]{
 		proc: proc, single: loyaltyv1connect.BookingServiceRecordStayProcedure, rows: msg.GetStays(),
 		order: func(r *loyaltyv1.RecordStayRequest) bookings.BatchRow {
-			return bookings.BatchRow{MemberNumber: r.GetMemberNumber(), PropertyID: r.GetPropertyId(), StayID: r.GetStayId()}
+			return bookings.BatchRow{MemberNumber: r.GetMemberNumber(), PropertyID: r.GetPropertyId(), StayID: r.GetStayId(), IdempotencyKey: r.GetIdempotencyKey()}
 		},
 		record: s.recordStay,
 	}.run(ctx, s.Server)
@@ -227,7 +227,7 @@ func (s allianceService) AwardStays(ctx context.Context, req *connect.Request[lo
 	results, err := stayBatch[*loyaltyv1.AwardStayRequest, *loyaltyv1.AwardStayResponse]{
 		proc: proc, single: loyaltyv1connect.AllianceServiceAwardStayProcedure, rows: msg.GetStays(),
 		order: func(r *loyaltyv1.AwardStayRequest) bookings.BatchRow {
-			return bookings.BatchRow{MemberNumber: r.GetMemberNumber(), PropertyID: r.GetPropertyId(), StayID: r.GetStayId()}
+			return bookings.BatchRow{MemberNumber: r.GetMemberNumber(), PropertyID: r.GetPropertyId(), StayID: r.GetStayId(), IdempotencyKey: r.GetIdempotencyKey()}
 		},
 		record: s.awardStay,
 	}.run(ctx, s.Server)

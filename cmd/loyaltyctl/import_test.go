@@ -1,0 +1,454 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/events"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
+	"github.com/loyalty-ledger/loyalty/programme"
+	"github.com/loyalty-ledger/loyalty/programmes"
+	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	"github.com/loyalty-ledger/loyalty/rpc"
+)
+
+// importEnv is the service on a fresh database (a real HTTP server), with
+// the chain's hotel SH-HQ-001, an admin key and a booking-channel key.
+type importEnv struct {
+	ctx               context.Context
+	db                *database.DB
+	url               string
+	adminKey, bookKey string
+	clock             *testclock.Clock
+	booking           loyaltyv1connect.BookingServiceClient
+	memberSvc         loyaltyv1connect.MemberServiceClient
+	adminSvc          loyaltyv1connect.AdminServiceClient
+}
+
+// importNow is the service's clock in these tests: the stays of November
+// 2026 are over, one ending on 2026-11-23 is not.
+var importNow = time.Date(2026, 11, 22, 9, 0, 0, 0, time.UTC)
+
+func newImportEnv(t *testing.T) *importEnv {
+	t.Helper()
+	ctx := context.Background()
+	db := dbtest.New(t)
+	clock := testclock.Ticking(importNow, time.Millisecond)
+	l := ledger.New(db, ledger.Options{Clock: clock.Now, Outbox: events.OfTransaction})
+	if err := l.CreateAccounts(ctx, programme.ChartOfAccounts()); err != nil {
+		t.Fatal(err)
+	}
+	keys := apikeys.New(l, clock.Now)
+	progs := programmes.New(l, clock.Now)
+	if err := progs.EnsureDefault(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := progs.PutProperty(ctx, "test", "property-SH", programmes.Property{ID: "SH-HQ-001", Name: "Shanghai Hongqiao"}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := rpc.New(rpc.Config{Ledger: l, Members: members.New(l, clock.Now), Keys: keys, Programmes: progs, Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv.Handler())
+	t.Cleanup(ts.Close)
+	_, admin, err := keys.EnsureAdmin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, booking, err := keys.Create(ctx, "test", "booking-key", apikeys.CreateRequest{Name: "pms", Role: apikeys.RoleBookingChannel})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &importEnv{db: db, url: ts.URL, adminKey: admin, bookKey: booking, clock: clock, ctx: ctx}
+	e.booking = loyaltyv1connect.NewBookingServiceClient(http.DefaultClient, ts.URL, bearerOf(booking))
+	e.memberSvc = loyaltyv1connect.NewMemberServiceClient(http.DefaultClient, ts.URL, bearerOf(booking))
+	e.adminSvc = loyaltyv1connect.NewAdminServiceClient(http.DefaultClient, ts.URL, bearerOf(admin))
+	return e
+}
+
+func bearerOf(key string) connect.ClientOption {
+	return connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+		return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+			req.Header().Set("Authorization", "Bearer "+key)
+			return next(ctx, req)
+		}
+	}))
+}
+
+// enroll enrols n members named "Li Wei" and returns their numbers.
+func (e *importEnv) enroll(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	for i := range n {
+		res, err := e.memberSvc.EnrollMember(e.ctx, connect.NewRequest(&loyaltyv1.EnrollMemberRequest{
+			IdempotencyKey: fmt.Sprintf("enrol-%d", i), FullName: "Li Wei", Email: "li.wei@example.com", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.Msg.GetMember().GetMemberNumber())
+	}
+	return out
+}
+
+func (e *importEnv) count(t *testing.T, query string) int {
+	t.Helper()
+	var n int
+	if err := e.db.Pool.QueryRow(e.ctx, query).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// stayTransactions counts the earning transactions of stays.
+func (e *importEnv) stayTransactions(t *testing.T) int {
+	return e.count(t, `SELECT count(*) FROM transactions WHERE kind = 'earn'`)
+}
+
+// writeFile writes the lines to a file of the test's, named name.
+func writeFile(t *testing.T, name string, lines ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// readResults reads a result file: its rows by line, after the header.
+func readResults(t *testing.T, path string) []map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) == 0 || strings.Join(recs[0], ",") != strings.Join(resultColumns, ",") {
+		t.Fatalf("result header %v", recs)
+	}
+	var out []map[string]string
+	for _, r := range recs[1:] {
+		m := map[string]string{}
+		for i, c := range resultColumns {
+			m[c] = r[i]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// wantRow is what a row of the result file must say (empty: anything).
+type wantRow struct {
+	row, status, code, field, contains string
+}
+
+func checkResults(t *testing.T, got []map[string]string, want []wantRow) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d result rows, want %d: %v", len(got), len(want), got)
+	}
+	for i, w := range want {
+		g := got[i]
+		if g["row"] != w.row || g["status"] != w.status || g["code"] != w.code || g["field"] != w.field || !strings.Contains(g["error"], w.contains) {
+			t.Errorf("result %d: %v, want %+v", i, g, w)
+		}
+		switch w.status {
+		case "recorded":
+			if g["transaction_id"] == "" || g["points"] == "" || g["points"] == "0" || g["tier"] == "" {
+				t.Errorf("result %d: recorded without its transaction, points or tier: %v", i, g)
+			}
+		case "refused":
+			if g["error"] == "" {
+				t.Errorf("result %d: refused without a message: %v", i, g)
+			}
+		}
+	}
+}
+
+const stayHeader = "property_id,stay_id,member_number,arrival_date,departure_date,room_charges,room_charge,nights,currency_code,channel,booked_for_other,unbooked_extension_nights,booked_at"
+
+// TestImportReportsEveryRowInFileOrder: a CSV of good rows, rows the file
+// alone refuses (a date that is no date, nights that do not match the
+// dates, a charge that is no amount, an unknown channel, a missing value,
+// booked_at after departure), rows the service refuses (an unknown hotel,
+// an unknown member, a departure in the future), the same booking twice in
+// the file and a booking recorded earlier by a single RecordStay: the
+// result file says each row's outcome on the row's own line number, the
+// summary counts the refusals by reason, and the exit status is 1.
+func TestImportReportsEveryRowInFileOrder(t *testing.T) {
+	e := newImportEnv(t)
+	m := e.enroll(t, 2)
+	early, err := e.booking.RecordStay(e.ctx, connect.NewRequest(&loyaltyv1.RecordStayRequest{IdempotencyKey: "pms-early", MemberNumber: m[1],
+		PropertyId: "SH-HQ-001", StayId: "B-EARLY", ArrivalDate: "2026-11-01", DepartureDate: "2026-11-02", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_WEB,
+		Nights: []*loyaltyv1.StayNight{{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: "300.00"}}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := "SH-HQ-001,B-1," + m[0] + ",2026-11-01,2026-11-03,388.00;388.00,,,CNY,APP,,,2026-10-01T10:00:00+08:00"
+	path := writeFile(t, "stays.csv", stayHeader,
+		good, // line 2
+		"SH-HQ-001,B-2,"+m[1]+",2026-11-05,2026-11-08,,300.00,3,CNY,web,true,1,",    // 3: one charge for 3 nights
+		"SH-HQ-001,B-3,"+m[0]+",2026-02-30,2026-03-02,388.00,,,CNY,APP,,,",          // 4
+		"SH-HQ-001,B-4,"+m[0]+",2026-11-05,2026-11-08,,300.00,2,CNY,APP,,,",         // 5
+		"SH-HQ-001,B-5,"+m[0]+",2026-11-05,2026-11-07,\"388.00;3,88\",,,CNY,APP,,,", // 6
+		"SH-HQ-001,B-6,"+m[0]+",2026-11-05,2026-11-06,388.00,,,CNY,PIGEON,,,",       // 7
+		"NOWHERE,B-7,"+m[0]+",2026-11-05,2026-11-06,388.00,,,CNY,APP,,,",            // 8
+		"SH-HQ-001,B-8,0000000000,2026-11-05,2026-11-06,388.00,,,CNY,APP,,,",        // 9
+		"SH-HQ-001,B-9,"+m[0]+",2026-11-21,2026-11-23,388.00;388.00,,,CNY,APP,,,",   // 10
+		"SH-HQ-001,B-10,,2026-11-05,2026-11-06,388.00,,,CNY,APP,,,",                 // 11
+		"SH-HQ-001,B-1,"+m[1]+",2026-11-01,2026-11-03,400.00;400.00,,,CNY,APP,,,",   // 12: B-1 again, edited
+		good, // 13: line 2 again
+		"SH-HQ-001,B-EARLY,"+m[1]+",2026-11-01,2026-11-02,300.00,,,CNY,WEB,,,",                  // 14
+		"SH-HQ-001,B-11,"+m[0]+",2026-11-05,2026-11-06,388.00,,,CNY,APP,,,2026-11-09T00:00:00Z", // 15
+		"SH-HQ-001,B-12,"+m[0]+",2026-11-10,2026-11-12,500.00;500.00,,,CNY,FRONT_DESK,,,",       // 16
+	)
+	before := e.stayTransactions(t)
+	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, "-batch", "4", path)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	got := readResults(t, path+".results.csv")
+	checkResults(t, got, []wantRow{
+		{row: "2", status: "recorded"},
+		{row: "3", status: "recorded"},
+		{row: "4", status: "refused", code: "invalid_argument", field: "arrival_date", contains: "2026-02-30"},
+		{row: "5", status: "refused", code: "invalid_argument", field: "nights", contains: "3 nights"},
+		{row: "6", status: "refused", code: "invalid_argument", field: "room_charges", contains: "3,88"},
+		{row: "7", status: "refused", code: "invalid_argument", field: "channel", contains: "PIGEON"},
+		{row: "8", status: "refused", code: "invalid_argument", field: "property_id"},
+		{row: "9", status: "refused", code: "not_found"},
+		{row: "10", status: "refused", code: "invalid_argument", field: "departure_date", contains: "after today"},
+		{row: "11", status: "refused", code: "invalid_argument", field: "member_number", contains: "required"},
+		{row: "12", status: "already_recorded"},
+		{row: "13", status: "already_recorded"},
+		{row: "14", status: "already_recorded"},
+		{row: "15", status: "refused", code: "invalid_argument", field: "booked_at", contains: "after the departure"},
+		{row: "16", status: "recorded"},
+	})
+	if got[0]["booked_at"] != "2026-10-01T10:00:00+08:00" {
+		t.Errorf("booked_at not in the results: %v", got[0])
+	}
+	for _, i := range []int{10, 11} { // B-1 twice: line 2's transaction
+		if got[i]["transaction_id"] != got[0]["transaction_id"] {
+			t.Errorf("line %s: transaction %q, want line 2's %q", got[i]["row"], got[i]["transaction_id"], got[0]["transaction_id"])
+		}
+	}
+	if id := early.Msg.GetTransaction().GetTransactionId(); got[12]["transaction_id"] != id {
+		t.Errorf("B-EARLY: transaction %q, want the single call's %q", got[12]["transaction_id"], id)
+	}
+	if n := e.stayTransactions(t) - before; n != 3 {
+		t.Errorf("%d stays posted, want 3", n)
+	}
+	for _, want := range []string{"15 rows: 3 recorded, 3 already recorded, 9 refused\n", "refused by reason:\n",
+		"        1  invalid_argument arrival_date\n", "        1  not_found\n", "        1  invalid_argument property_id\n"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("summary without %q:\n%s", want, stdout)
+		}
+	}
+	// Again: nothing is recorded twice; the rows recorded are replayed.
+	code, stdout, _ = runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, path)
+	if code != exitError || !strings.Contains(stdout, "15 rows: 3 recorded, 3 already recorded, 9 refused\n") {
+		t.Errorf("second run: exit %d\n%s", code, stdout)
+	}
+	again := readResults(t, path+".results.csv")
+	for i := range got {
+		if again[i]["status"] != got[i]["status"] || again[i]["transaction_id"] != got[i]["transaction_id"] || again[i]["points"] != got[i]["points"] {
+			t.Errorf("second run, line %s: %v, first %v", got[i]["row"], again[i], got[i])
+		}
+	}
+	if n := e.stayTransactions(t) - before; n != 3 {
+		t.Errorf("%d stays posted after two runs, want 3", n)
+	}
+}
+
+// TestImportReadsJSONLines: the same rows as JSON Lines (numbers and
+// lists where CSV has text); an unknown key refuses its row, naming it,
+// and so does a line that is not JSON.
+func TestImportReadsJSONLines(t *testing.T) {
+	e := newImportEnv(t)
+	m := e.enroll(t, 1)[0]
+	path := writeFile(t, "stays.jsonl",
+		`{"property_id":"SH-HQ-001","stay_id":"J-1","member_number":"`+m+`","arrival_date":"2026-11-01","departure_date":"2026-11-03","room_charges":["388.00","388.00"],"currency_code":"CNY","channel":"app"}`,
+		`{"property_id":"SH-HQ-001","stay_id":"J-2","member_number":"`+m+`","arrival_date":"2026-11-05","departure_date":"2026-11-07","room_charge":250.00,"nights":2,"currency_code":"CNY","channel":"FRONT_DESK","booked_for_other":false}`,
+		``,
+		`{"property_id":"SH-HQ-001","stay_id":"J-3","member_number":"`+m+`","arrival_date":"2026-11-08","departure_date":"2026-11-09","room_charges":"300.00","currency_code":"CNY","channel":"WEB","colour":"red"}`,
+		`property_id=SH-HQ-001`,
+	)
+	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, path)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	checkResults(t, readResults(t, path+".results.csv"), []wantRow{
+		{row: "1", status: "recorded"},
+		{row: "2", status: "recorded"},
+		{row: "4", status: "refused", code: "invalid_argument", contains: `unknown key "colour"`},
+		{row: "5", status: "refused", code: "invalid_argument", contains: "not a JSON object"},
+	})
+	if !strings.Contains(stdout, "4 rows: 2 recorded, 0 already recorded, 2 refused\n") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+}
+
+// TestImportUsageErrors: a CSV header with an unknown column stops the
+// import before anything is sent (exit 1, naming it); bad flags exit 2.
+func TestImportUsageErrors(t *testing.T) {
+	e := newImportEnv(t)
+	bad := writeFile(t, "bad.csv", stayHeader+",colour", "SH-HQ-001,B-1,1,2026-11-01,2026-11-02,1.00,,,CNY,APP,,,,red")
+	code, _, stderr := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, bad)
+	if code != exitError || !strings.Contains(stderr, `unknown column "colour"`) {
+		t.Errorf("unknown column: exit %d\n%s", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"import", "stays", "-url", e.url, "-key", e.bookKey},
+		{"import", "stays", "-url", e.url, "-key", e.bookKey, "-batch", "1001", bad},
+		{"import", "stays", "-url", e.url, "-key", e.bookKey, "-parallel", "9", bad},
+		{"import", "stays", "-url", e.url, "-key", e.bookKey, "-api", "pigeon", bad},
+		{"import", "stays", "-url", e.url, "-key", e.bookKey, filepath.Join(t.TempDir(), "missing.csv")},
+	} {
+		if code, _, _ := runCLI(t, afterAsOf, args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+}
+
+// stayFile writes a CSV of n stays of the given members, each member's
+// stays one after another in time (departures in November 2026).
+func stayFile(t *testing.T, members []string, n int) string {
+	t.Helper()
+	lines := []string{stayHeader}
+	for i := range n {
+		day := 1 + (i/len(members))%18
+		lines = append(lines, fmt.Sprintf("SH-HQ-001,S-%d,%s,2026-11-%02d,2026-11-%02d,%d.00,,,CNY,APP,,,", i, members[i%len(members)], day, day+1, 200+i%300))
+	}
+	return writeFile(t, "many.csv", lines...)
+}
+
+// TestImportResumesAfterKill: loyaltyctl killed (SIGKILL) mid-file, then
+// run again on the same file, records every stay exactly once: as many
+// stay transactions as rows, every row recorded (the rows recorded before
+// the kill are replayed with their first transactions).
+func TestImportResumesAfterKill(t *testing.T) {
+	e := newImportEnv(t)
+	ms := e.enroll(t, 40)
+	const rows = 2000
+	path := stayFile(t, ms, rows)
+	bin := filepath.Join(t.TempDir(), "loyaltyctl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	before := e.stayTransactions(t)
+	cmd := exec.Command(bin, "import", "stays", "-batch", "50", "-parallel", "2", path)
+	cmd.Env = append(os.Environ(), "LOYALTY_URL="+e.url, "LOYALTY_KEY="+e.bookKey)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Killed once some results are in the file.
+	results := path + ".results.csv"
+	start := time.Now()
+	for {
+		b, _ := os.ReadFile(results)
+		if bytes.Count(b, []byte("\n")) > 200 {
+			break
+		}
+		if time.Since(start) > time.Minute {
+			t.Fatalf("no progress in a minute:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling the file: no event to wait on
+	}
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	partial := e.stayTransactions(t) - before
+	t.Logf("killed with %d of %d stays recorded", partial, rows)
+	if partial == 0 || partial >= rows {
+		t.Fatalf("killed with %d of %d stays recorded: not mid-file", partial, rows)
+	}
+	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, "-batch", "50", path)
+	if code != exitOK || !strings.Contains(stdout, fmt.Sprintf("%d rows: %d recorded, 0 already recorded, 0 refused\n", rows, rows)) {
+		t.Fatalf("resumed: exit %d\n%s", code, stdout)
+	}
+	if n := e.stayTransactions(t) - before; n != rows {
+		t.Errorf("%d stays posted, want %d (each once)", n, rows)
+	}
+	got := readResults(t, results)
+	ids := map[string]bool{}
+	for _, r := range got {
+		if r["status"] != "recorded" || ids[r["transaction_id"]] {
+			t.Fatalf("row %v: not recorded once", r)
+		}
+		ids[r["transaction_id"]] = true
+	}
+}
+
+// TestImportStopsAfterTheBatchInFlight: SIGINT while a batch is in flight
+// lets it finish, sends no other, says how to resume and exits 1; the
+// results file has exactly the batches sent.
+func TestImportStopsAfterTheBatchInFlight(t *testing.T) {
+	e := newImportEnv(t)
+	ms := e.enroll(t, 5)
+	path := stayFile(t, ms, 60)
+	target, err := url.Parse(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signals := make(chan os.Signal, 2)
+	var calls atomic.Int32
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	// The signal arrives while the second batch is in flight.
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 {
+			signals <- syscall.SIGINT
+			// The watcher has taken it before the batch answers.
+			for len(signals) > 0 {
+				time.Sleep(time.Millisecond) // polling the channel: the watcher has no other signal
+			}
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(front.Close)
+	var stdout, stderr bytes.Buffer
+	code := dispatch(env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, now: afterAsOf, signals: signals},
+		[]string{"import", "stays", "-url", front.URL, "-key", e.bookKey, "-batch", "10", "-parallel", "1", path})
+	t.Logf("stdout:\n%sstderr:\n%s", stdout.String(), stderr.String())
+	if code != exitError {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "stopped after line 21: 20 of 60 rows have results") || !strings.Contains(stderr.String(), "Run the same command again to resume") {
+		t.Errorf("no resume hint")
+	}
+	if n := len(readResults(t, path+".results.csv")); n != 20 {
+		t.Errorf("%d results, want the 2 batches' 20", n)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d calls, want 2", n)
+	}
+}

@@ -161,10 +161,15 @@ func chainsOf(rows []BatchRow) [][]int {
 		}
 		parent[rb] = ra // the smaller index stays the root: chains keep their first row's place
 	}
-	// The first row of each member, booking and key; the keys of
-	// different kinds cannot meet (a member number has no NUL).
+	// The first row of each member, booking and key; the names of
+	// different kinds cannot meet (none holds a NUL). An empty one links
+	// nothing: such a row is refused, whatever the others are.
 	first := map[string]int{}
-	link := func(i int, key string) {
+	link := func(i int, kind, name string) {
+		if name == "" {
+			return
+		}
+		key := kind + "\x00" + name
 		if f, ok := first[key]; ok {
 			union(f, i)
 		} else {
@@ -172,9 +177,11 @@ func chainsOf(rows []BatchRow) [][]int {
 		}
 	}
 	for i, r := range rows {
-		link(i, "m\x00"+r.MemberNumber)
-		link(i, "b\x00"+r.PropertyID+"\x00"+r.StayID)
-		link(i, "k\x00"+r.IdempotencyKey)
+		link(i, "m", r.MemberNumber)
+		if r.StayID != "" {
+			link(i, "b", r.PropertyID+"\x00"+r.StayID)
+		}
+		link(i, "k", r.IdempotencyKey)
 	}
 	at := map[int]int{} // root -> index in chains
 	var chains [][]int

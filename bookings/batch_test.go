@@ -32,7 +32,7 @@ func TestABatchRunsEachMembersAndEachBookingsRowsInOrderAndOthersSideBySide(t *t
 	for i := range 200 {
 		// 100 members, two rows each, 100 rows apart; rows 0 and 1 share a
 		// booking, which links members M0 and M1 into one chain.
-		rows = append(rows, bookings.BatchRow{MemberNumber: fmt.Sprintf("M%d", i%100), PropertyID: "P", StayID: fmt.Sprintf("S%d", i)})
+		rows = append(rows, bookings.BatchRow{MemberNumber: fmt.Sprintf("M%d", i%100), PropertyID: "P", StayID: fmt.Sprintf("S%d", i), IdempotencyKey: fmt.Sprint("k-", i)})
 	}
 	rows[1].StayID = rows[0].StayID
 	const lanes = 8
@@ -103,13 +103,13 @@ func TestABatchRunsEachMembersAndEachBookingsRowsInOrderAndOthersSideBySide(t *t
 }
 
 // TestARowInDoubtStopsItsChainAndAnUnreachableDatabaseTheBatch: after a row
-// that was not recorded for now, the later rows of its member and booking
-// are not attempted (a retry keeps their order) while other members' rows
+// that was not recorded for now, the later rows of its member, booking and
+// idempotency key are not attempted (a retry keeps their order) while other members' rows
 // go on; after a row that found the database unreachable, no row is
 // started any more.
 func TestARowInDoubtStopsItsChainAndAnUnreachableDatabaseTheBatch(t *testing.T) {
 	row := func(member, stay string) bookings.BatchRow {
-		return bookings.BatchRow{MemberNumber: member, PropertyID: "P", StayID: stay}
+		return bookings.BatchRow{MemberNumber: member, PropertyID: "P", StayID: stay, IdempotencyKey: member + stay}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -126,6 +126,19 @@ func TestARowInDoubtStopsItsChainAndAnUnreachableDatabaseTheBatch(t *testing.T) 
 			failing: map[int]bookings.RowState{2: bookings.RowInDoubt},
 			want:    []int{0, 1, 2, 3},
 			skipped: []bookings.Skipped{{Row: 4, Cause: 2, State: bookings.RowInDoubt}, {Row: 5, Cause: 2, State: bookings.RowInDoubt}},
+		},
+		{
+			name:    "one idempotency key links rows of different members and bookings",
+			rows:    []bookings.BatchRow{{MemberNumber: "A", StayID: "1", IdempotencyKey: "k"}, {MemberNumber: "B", StayID: "2", IdempotencyKey: "k"}},
+			failing: map[int]bookings.RowState{0: bookings.RowInDoubt},
+			want:    []int{0},
+			skipped: []bookings.Skipped{{Row: 1, Cause: 0, State: bookings.RowInDoubt}},
+		},
+		{
+			name:    "empty names link nothing",
+			rows:    []bookings.BatchRow{{MemberNumber: "A"}, {MemberNumber: "B"}},
+			failing: map[int]bookings.RowState{0: bookings.RowInDoubt},
+			want:    []int{0, 1},
 		},
 		{
 			name: "an unreachable database stops every row not started",

@@ -3,7 +3,9 @@ package rpc_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -554,4 +556,35 @@ func TestADatabaseLostMidBatchReportsNoStayThatWasNotRecorded(t *testing.T) {
 		t.Errorf("%d stay transactions, want %d", n, len(rows))
 	}
 	e.verify(t)
+}
+
+// TestABatchRefusesFieldsItDoesNotKnow: a batch is decoded as strictly as
+// each of its stays alone: a misspelt field in a stay refuses the call
+// (nothing is recorded), as RecordStay refuses it.
+func TestABatchRefusesFieldsItDoesNotKnow(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	before := e.transactionCount(t)
+	stay := `{"idempotencyKey":"stay-1","memberNumber":"` + member + `","propertyId":"SH-HQ-001","stayId":"B-1",` +
+		`"arrivalDate":"2026-11-01","departureDate":"2026-11-02","nights":[{"roomCharge":{"currencyCode":"CNY","amount":"388.00"}}],` +
+		`"channel":"BOOKING_CHANNEL_APP","bookedForSomeoneElse":true}`
+	req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.BookingService/RecordStays", strings.NewReader(`{"stays":[`+stay+`]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+e.bookingKey)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := e.server.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), `unknown field \"bookedForSomeoneElse\"`) {
+		t.Fatalf("%d %s; want 400 naming bookedForSomeoneElse", res.StatusCode, raw)
+	}
+	if n := e.transactionCount(t); n != before {
+		t.Fatalf("%d transactions written", n-before)
+	}
 }

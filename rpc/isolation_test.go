@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +159,28 @@ func TestPartnerScope(t *testing.T) {
 				return err
 			}
 			sameAsMissing(t, connect.CodeNotFound, "9999999999", map[string]error{"9999999999": byName("9999999999", "Wei"), w.m1: byName(w.m1, "Wang")})
+		},
+		loyaltyv1connect.AllianceServiceAwardStaysProcedure: func(t *testing.T) {
+			// Row by row, as AwardStay answers: another partner's hotel
+			// and the programme's own are hotels that do not exist.
+			properties := []string{"NOPE-1", "A-1", "SH-HQ-001"}
+			var rows []*loyaltyv1.AwardStayRequest
+			for _, property := range properties {
+				rows = append(rows, award("xs-"+property, w.m1, property, "XS-1", "2026-11-12", "300.00").Msg)
+			}
+			res, err := beta.AwardStays(w.ctx, connect.NewRequest(&loyaltyv1.AwardStaysRequest{Stays: rows}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			errs := map[string]error{}
+			for i, property := range properties {
+				r := res.Msg.GetResults()[i]
+				if r.GetStatus() != loyaltyv1.StayRowStatus_STAY_ROW_STATUS_REFUSED || r.GetError().GetCode() != connect.CodeNotFound.String() {
+					t.Fatalf("a stay at %s: %s %v", property, r.GetStatus(), r.GetError())
+				}
+				errs[property] = connect.NewError(connect.CodeNotFound, errors.New(r.GetError().GetMessage()))
+			}
+			sameAsMissing(t, connect.CodeNotFound, "NOPE-1", errs)
 		},
 		loyaltyv1connect.AllianceServiceRedeemProcedure: func(t *testing.T) {
 			try := func(property string) error {

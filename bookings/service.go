@@ -103,6 +103,20 @@ func CompletedAt(departure time.Time, property programmes.Property) time.Time {
 	return atLocal(departure, 12, property)
 }
 
+// StayAsOf is the time a stay is computed as of: its completion
+// (CompletedAt), or now if it has not come yet (a stay recorded on the
+// morning of its departure). Its programme version is the one in force
+// then, its tier window ends then and the upgrade it earns is dated then,
+// so that a stay recorded long after it happened (a historical import, a
+// backlog) counts as it would have at check-out; at check-out it is within
+// hours of now.
+func StayAsOf(departure time.Time, property programmes.Property, now time.Time) time.Time {
+	if completedAt := CompletedAt(departure, property); completedAt.Before(now) {
+		return completedAt
+	}
+	return now
+}
+
 // ChainHotel refuses a partner's hotel for the chain's own booking events:
 // every movement of points at a partner's hotel is the partner's, booked to
 // its accounts and in its settlement, so it goes through the partner's API

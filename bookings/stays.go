@@ -38,8 +38,8 @@ type StayResult struct {
 // the member's first stay to another.
 const maxStayAttempts = 3
 
-// RecordStay records a completed stay at check-out under the rules of v:
-// its points (tier of its arrival day, first-stay bonus, booking bonus,
+// RecordStay records a completed stay under the rules of v, the version in
+// force at its StayAsOf, as of then: its points (tier of its arrival day, first-stay bonus, booking bonus,
 // promotions), its tier qualification and the upgrade it earns, and the
 // booking's outcome, in one transaction.
 func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stay Stay) (StayResult, error) {
@@ -61,8 +61,8 @@ func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Vers
 	}
 }
 
-// recordStay computes a stay's points and tier effects on the member as
-// now read, and posts them.
+// recordStay computes a stay's points and tier effects as of its
+// completion (StayAsOf), and posts them.
 func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay) (StayResult, error) {
 	plan, err := s.planStay(ctx, req, v, property, st, nil, ClaimEvent{})
 	if err != nil {
@@ -92,8 +92,10 @@ type stayPlan struct {
 	claim  Claim
 }
 
-// planStay computes a stay's points and tier effects on the member as now
-// read. replaced, when set, is the stay this one corrects, reversed in the
+// planStay computes a stay's points and tier effects as of its completion
+// (StayAsOf): the tier at its arrival, the qualifying window that ends at
+// its completion, the upgrade dated then. v is the programme version in
+// force then (the caller looks it up: StayAsOf). replaced, when set, is the stay this one corrects, reversed in the
 // same commit: its figures no longer count in the tier window. event is
 // what the booking's event says besides the stay (a correction's).
 func (s *Service) planStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, replaced *ledger.Transaction, event ClaimEvent) (stayPlan, error) {
@@ -101,14 +103,20 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 	// stay's rules, even if the member has moved up since, by another stay
 	// recorded meanwhile) and the qualifying activity of the tier window,
 	// in one round trip.
-	now := s.now()
+	// The stay is decided as of its completion (see StayAsOf): the tier
+	// window ends then, so that stays recorded in order of departure, a
+	// history imported years later, decide the tiers as they happened.
+	at := StayAsOf(st.Departure, property, s.now())
 	rules := tierrules.FromProgramme(v.Programme)
-	member, tierAtArrival, activity, err := s.members.StayView(ctx, st.MemberNumber, StayBegins(st.Arrival, property), rules.WindowStart(now), now)
+	member, tierAtArrival, activity, err := s.members.StayView(ctx, st.MemberNumber, StayBegins(st.Arrival, property), rules.WindowStart(at), at)
 	if err != nil {
 		return stayPlan{}, err
 	}
 	if replaced != nil {
-		if old := txmeta.Decode(replaced.Metadata); old.Kind == txmeta.KindStay && !replaced.EffectiveAt.Before(activity.WindowStart) {
+		// The stay replaced counts in the window only if it was completed
+		// in it.
+		if old := txmeta.Decode(replaced.Metadata); old.Kind == txmeta.KindStay &&
+			!replaced.EffectiveAt.Before(activity.WindowStart) && !replaced.EffectiveAt.After(activity.WindowEnd) {
 			activity.Nights, activity.Points, activity.Stays = activity.Nights-old.Nights, activity.Points-old.QualifyingPoints, activity.Stays-1
 		}
 	}
@@ -136,7 +144,7 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 			q.points += l.Points
 		}
 	}
-	effects, decision := tierEffects(rules, member, activity, q, now, req, property.ID, st.StayID)
+	effects, decision := tierEffects(rules, member, activity, q, at, s.now(), req, property.ID, st.StayID)
 	if claimFirst {
 		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
 	}
@@ -169,20 +177,41 @@ type qualifyingStay struct {
 }
 
 // tierEffects are the writes that commit with a stay: its qualifying
-// figures, and the upgrade they earn (announced), decided on the member's
-// activity in the window (read at now) with this stay, at propertyID.
-func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, now time.Time, req Request, propertyID, stayID string) ([]ledger.Statement, tierrules.Decision) {
+// figures, and the upgrade they earn (announced), decided at the stay's
+// as-of at (StayAsOf) on the member's activity in the window that ends
+// then, with this stay, at propertyID.
+func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, at, now time.Time, req Request, propertyID, stayID string) ([]ledger.Statement, tierrules.Decision) {
 	if !q.completedAt.Before(activity.WindowStart) {
 		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
 	}
-	decision := rules.OnActivity(tiersMember(member), activity, now)
+	decision := rules.OnActivity(tiersMember(member), activity, at)
 	effects := []ledger.Statement{members.QualifyingStay(member.Number, q.ref, q.completedAt, q.nights, q.points)}
 	if decision.Changed {
 		effects = append(effects, members.ChangeTierWith(member.Number, members.TierChange{From: decision.From, To: decision.To,
-			Reason: decision.Reason, EffectiveAt: now, Nights: activity.Nights, Points: activity.Points, ChangedBy: req.CallerID,
+			Reason: decision.Reason, EffectiveAt: upgradeAt(member, at, now), Nights: activity.Nights, Points: activity.Points, ChangedBy: req.CallerID,
 			Cause: events.TierCauseStay, EventKey: req.key(), PropertyID: propertyID, StayID: stayID}))
 	}
 	return effects, decision
+}
+
+// upgradeAt is when a stay's upgrade takes effect: at the stay's as-of
+// at, so that the tier history of stays recorded in order of departure is
+// the history as it happened; but now (as before this rule) when the
+// member's tier has changed since at (a stay recorded after later ones, or
+// after a review): a change dated before the latest one would rewrite the
+// history after it, which later stays' tiers at arrival were read from.
+// After a change at the same instant (another stay that checked out then)
+// it is a microsecond later, so that the history orders the two. A member
+// whose tier never changed has TierSince at enrolment, which a migrated
+// history precedes: that is no change.
+func upgradeAt(member members.Member, at, now time.Time) time.Time {
+	if member.TierSince.Before(at) || member.TierSince.Equal(member.EnrolledAt) {
+		return at
+	}
+	if member.TierSince.Equal(at) {
+		return at.Add(time.Microsecond)
+	}
+	return now
 }
 
 // tiersMember is a member as the tier rules see one who has stayed.

@@ -212,11 +212,7 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 // awardStay is AwardStay, for one call or one row of AwardStays: its
 // error is the Connect error the call answers.
 func (s allianceService) awardStay(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (*loyaltyv1.AwardStayResponse, error) {
-	v, err := s.rules(ctx)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	arrival, departure, charges, err := partnerStay(v.Programme, msg)
+	arrival, departure, charges, err := partnerStay(msg)
 	if err != nil {
 		return nil, err
 	}
@@ -232,6 +228,14 @@ func (s allianceService) awardStay(ctx context.Context, proc string, msg *loyalt
 		if _, scopeErr := s.writableScope(ctx, proc); scopeErr != nil {
 			return nil, scopeErr
 		}
+		return nil, err
+	}
+	// The programme version of the stay's day: its cap and its currency.
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
 		return nil, err
 	}
 	completedAt := bookings.CompletedAt(departure, property)
@@ -270,8 +274,8 @@ func (s allianceService) currency(ctx context.Context, partnerID string) (string
 }
 
 // partnerStay validates an award's stay: dates, one room charge per night
-// in the programme's currency.
-func partnerStay(rules programme.Programme, msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []decimal.Decimal, error) {
+// (whose currency, the programme's of the stay's day, chargedIn checks).
+func partnerStay(msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []decimal.Decimal, error) {
 	fail := func(err error) (time.Time, time.Time, []decimal.Decimal, error) {
 		return time.Time{}, time.Time{}, nil, err
 	}
@@ -308,9 +312,6 @@ func partnerStay(rules programme.Programme, msg *loyaltyv1.AwardStayRequest) (ti
 		c := n.GetRoomCharge()
 		if c == nil {
 			return fail(badField(field, "is required"))
-		}
-		if c.GetCurrencyCode() != rules.Currency {
-			return fail(badField(field+".currency_code", "must be %q, the programme's currency", rules.Currency))
 		}
 		if !moneyAmount.MatchString(c.GetAmount()) {
 			return fail(badField(field+".amount", "must be a decimal like \"388.00\", got %q", clip(c.GetAmount())))

@@ -42,17 +42,20 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 // recordStay is RecordStay, for one call or one row of RecordStays: its
 // error is the Connect error the call answers.
 func (s bookingService) recordStay(ctx context.Context, proc string, msg *loyaltyv1.RecordStayRequest) (*loyaltyv1.RecordStayResponse, error) {
-	v, err := s.rules(ctx)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	stay, arrival, departure, err := s.stayFromRequest(v.Programme, msg)
+	stay, arrival, departure, err := s.stayFromRequest(msg)
 	if err != nil {
 		return nil, err
 	}
 	property, err := s.property(ctx, msg.GetPropertyId())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
+	}
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
+		return nil, err
 	}
 	res, err := s.service.RecordStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, bookings.Stay{
 		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: stay})
@@ -73,7 +76,29 @@ func request(ctx context.Context, idempotencyKey string) bookings.Request {
 
 func tierOf(t programme.Tier) loyaltyv1.Tier { return tiers[t] }
 
-func (s bookingService) stayFromRequest(rules programme.Programme, msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {
+// stayRules is the programme version a stay is computed under: the one in
+// force at its completion, or now if that has not come
+// (bookings.StayAsOf), so that a stay recorded long after it happened
+// earns by the rules of its day.
+func (s *Server) stayRules(ctx context.Context, departure time.Time, property programmes.Property) (programmes.Version, error) {
+	return s.programmes.At(ctx, bookings.StayAsOf(departure, property, s.now()))
+}
+
+// chargedIn refuses a night charged in another currency than the
+// programme's (rules: the version the stay is computed under).
+func chargedIn(rules programme.Programme, nights []*loyaltyv1.StayNight) error {
+	for i, n := range nights {
+		if n.GetRoomCharge().GetCurrencyCode() != rules.Currency {
+			return badField(fmt.Sprintf("nights[%d].room_charge.currency_code", i), "must be %q, the programme's currency", rules.Currency)
+		}
+	}
+	return nil
+}
+
+// stayFromRequest validates a stay's fields but the currency of its
+// charges, which is the programme version's of the stay's day (chargedIn,
+// once the property says where that day is).
+func (s bookingService) stayFromRequest(msg *loyaltyv1.RecordStayRequest) (programme.Stay, time.Time, time.Time, error) {
 	stay := programme.Stay{PropertyID: msg.GetPropertyId(), ArrivalDate: msg.GetArrivalDate()}
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
 		return stay, time.Time{}, time.Time{}, err
@@ -108,9 +133,6 @@ func (s bookingService) stayFromRequest(rules programme.Programme, msg *loyaltyv
 		field := fmt.Sprintf("nights[%d].room_charge", i)
 		if charge == nil {
 			return stay, time.Time{}, time.Time{}, badField(field, "is required")
-		}
-		if charge.GetCurrencyCode() != rules.Currency {
-			return stay, time.Time{}, time.Time{}, badField(field+".currency_code", "must be %q, the programme's currency", rules.Currency)
 		}
 		stay.Currency = charge.GetCurrencyCode()
 		if !moneyAmount.MatchString(charge.GetAmount()) {
@@ -409,12 +431,9 @@ func (s bookingService) CorrectStay(ctx context.Context, req *connect.Request[lo
 	if err := checkReason(msg.GetReason()); err != nil {
 		return nil, err
 	}
-	v, err := s.rules(ctx)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	// The stay's fields are RecordStay's, validated alike.
-	stay, arrival, departure, err := s.stayFromRequest(v.Programme, &loyaltyv1.RecordStayRequest{
+	// The stay's fields are RecordStay's, validated alike, and it is
+	// computed alike, under the version of its own day.
+	stay, arrival, departure, err := s.stayFromRequest(&loyaltyv1.RecordStayRequest{
 		MemberNumber: msg.GetMemberNumber(), PropertyId: msg.GetPropertyId(), StayId: msg.GetStayId(),
 		ArrivalDate: msg.GetArrivalDate(), DepartureDate: msg.GetDepartureDate(), Nights: msg.GetNights(),
 		Channel: msg.GetChannel(), BookedForOther: msg.GetBookedForOther()})
@@ -424,6 +443,13 @@ func (s bookingService) CorrectStay(ctx context.Context, req *connect.Request[lo
 	property, err := s.property(ctx, msg.GetPropertyId())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
+	}
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
+		return nil, err
 	}
 	res, err := s.service.CorrectStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, bookings.Stay{
 		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: stay}, msg.GetReason())

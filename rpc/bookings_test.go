@@ -402,9 +402,12 @@ func TestACancellationUsesTheTierInForceWhenItWasMade(t *testing.T) {
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
 	e.advanceTo(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	// Ten nights make the member gold, on the 23rd.
-	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1",
-		"100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00")))
+	// Ten nights make the member gold, at their check-out on the 23rd
+	// (an upgrade is dated at the stay's completion).
+	stay := stayRequest("stay-1", member, "B-1",
+		"100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00", "100.00")
+	stay.ArrivalDate, stay.DepartureDate = "2026-11-13", "2026-11-23"
+	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stay))
 	if err != nil || res.Msg.GetTier() != loyaltyv1.Tier_TIER_GOLD {
 		t.Fatalf("ten nights: %v, %v; want gold", res, err)
 	}

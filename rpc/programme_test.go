@@ -63,9 +63,18 @@ func TestANewProgrammeVersionChangesNewTransactionsOnly(t *testing.T) {
 	}
 
 	e.clock.Advance(24 * time.Hour) // 2026-11-23: version 2 is in force
-	after, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-3", member, "B-3", "100.00")))
+	// A stay completed at noon on the 23rd earns under version 2...
+	stay3 := stayRequest("stay-3", member, "B-3", "100.00")
+	stay3.ArrivalDate, stay3.DepartureDate = "2026-11-22", "2026-11-23"
+	after, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stay3))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// ...and one completed before version 2 took effect, recorded now,
+	// under version 1: a stay earns by the rules of its own day.
+	late, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-4", member, "B-4", "100.00")))
+	if err != nil || late.Msg.GetTransaction().GetProgrammeVersion() != 1 || late.Msg.GetTransaction().GetAvailablePointsDelta() != 177 {
+		t.Fatalf("a stay of 2026-11-02 recorded under version 2: %v, %v; want version 1's points", late, err)
 	}
 	if txn := after.Msg.GetTransaction(); txn.GetProgrammeVersion() != 2 || txn.GetAvailablePointsDelta() != 277 {
 		t.Fatalf("a stay under version 2: %v", txn)

@@ -44,7 +44,15 @@ func TestStaysMoveMembersUpTiers(t *testing.T) {
 	if got := stay(3, nights(4)...).GetTier(); got != loyaltyv1.Tier_TIER_SILVER {
 		t.Fatalf("9 nights: %s, want SILVER", got)
 	}
-	fourth := stay(4, nights(1)...) // the 10th night
+	// The 10th night, checked out after the others: a stay's window ends
+	// at its check-out, so the stays counted are those completed by then.
+	req4 := stayRequest("stay-4", member, "B-4", nights(1)...)
+	req4.ArrivalDate, req4.DepartureDate = "2026-11-05", "2026-11-06"
+	res4, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fourth := res4.Msg
 	if fourth.GetTier() != loyaltyv1.Tier_TIER_GOLD {
 		t.Fatalf("10 nights: %s, want GOLD", fourth.GetTier())
 	}

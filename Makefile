@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-events bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
+.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-events bench-import bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
 
 # Everything CI runs: formatting, a tidy go.mod, vet, every test with the
 # race detector, then the date-sensitive packages again on another day in
@@ -118,6 +118,13 @@ bench-events: deps postgres
 	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
 	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
 	bin/loyaltybench events-ab -loyaltyd bin/loyaltyd -duration $(BENCH_DURATION)
+
+# Issue 21's figure: 100,000 past stays of 20,000 members imported from a
+# generated file through RecordStays, next to single RecordStay calls.
+bench-import: deps postgres
+	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
+	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
+	bin/loyaltybench import-ab -loyaltyd bin/loyaltyd
 
 bench-ledger: deps postgres
 	$(GO) test ./ledger -run '^$$' -bench BenchmarkEarn -benchtime 20000x -count 1 | tee /tmp/bench-ledger.txt

@@ -248,3 +248,43 @@ func TestStayDatesAreOverAndRecent(t *testing.T) {
 		}
 	}
 }
+
+// TestGeneratedStayFilesAreSortedPastStays: import-ab's file is sorted by
+// departure, every stay over two days before now in Shanghai and within
+// 180 days, of one to three nights with a charge each, each booking once,
+// and reads back as written.
+func TestGeneratedStayFilesAreSortedPastStays(t *testing.T) {
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 6, 20, 0, 0, 0, time.UTC) // already 7 December in Shanghai
+	stays := generateStays(5000, []string{"100000001", "100000002", "100000003"}, []string{"H-1", "H-2"}, now)
+	lastDeparture := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	seen := map[string]bool{}
+	for i, s := range stays {
+		nights := int(s.departure.Sub(s.arrival).Hours() / 24)
+		switch {
+		case i > 0 && s.departure.Before(stays[i-1].departure):
+			t.Fatalf("stay %d departs %s, before stay %d's %s", i, s.departure, i-1, stays[i-1].departure)
+		case s.departure.After(lastDeparture) || s.departure.Before(lastDeparture.AddDate(0, 0, -180)):
+			t.Fatalf("stay %d departs %s, outside the 180 days up to %s", i, s.departure, lastDeparture)
+		case nights < 1 || nights > 3 || len(s.charges) != nights:
+			t.Fatalf("stay %d: %d nights, %d charges", i, nights, len(s.charges))
+		case seen[s.stayID]:
+			t.Fatalf("booking %s twice", s.stayID)
+		}
+		seen[s.stayID] = true
+	}
+	if got := stays[len(stays)-1].departure.In(shanghai); got.Format(time.DateOnly) > "2026-12-05" {
+		t.Fatalf("the last departure %s is not over", got)
+	}
+	path := t.TempDir() + "/stays.csv"
+	if err := writeStayFile(path, stays); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readStayFile(path)
+	if err != nil || len(back) != len(stays) || fmt.Sprint(back[17]) != fmt.Sprint(stays[17]) {
+		t.Fatalf("read back %d stays (%v); stay 17 %v, want %v", len(back), err, back[17], stays[17])
+	}
+}

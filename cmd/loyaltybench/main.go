@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runAllCommand(ctx, args[1:], stdout, stderr)
 		case "events-ab":
 			return eventsABCommand(ctx, args[1:], stdout, stderr)
+		case "import-ab":
+			return importABCommand(ctx, args[1:], stdout, stderr)
 		}
 	}
 	return loadCommand(ctx, args, stdout, stderr)

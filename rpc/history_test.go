@@ -239,3 +239,39 @@ func TestAMigrationReviewsTiersBetweenItsSlices(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestACorrectedHistoricalStayIsComputedAsOfItsOwnCompletion: a stay of
+// 2023 corrected today (three more nights) is computed as recording it
+// would be: under the version of its day, its window ending at its new
+// check-out without the stay it replaces, the upgrade it now earns dated
+// at that check-out.
+func TestACorrectedHistoricalStayIsComputedAsOfItsOwnCompletion(t *testing.T) {
+	e := newEnv(t)
+	h := historyEnv{env: e, t: t, c: e.clients(e.bookingKey)}
+	h.publishDoubledPoints()
+	member := e.enroll(t, h.c, "enrol-1")
+	h.stay(member, "S1", "2022-12-01", "2022-12-03")
+	if s2 := h.stay(member, "S2", "2023-02-10", "2023-02-15"); s2.GetProgrammeVersion() != 1 {
+		t.Fatalf("S2 under version %d", s2.GetProgrammeVersion())
+	}
+	req := &loyaltyv1.CorrectStayRequest{IdempotencyKey: "correct-S2", MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "S2",
+		ArrivalDate: "2023-02-10", DepartureDate: "2023-02-18", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP,
+		Reason: "the folio missed three nights"}
+	for range 8 {
+		req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: "200.00"}})
+	}
+	res, err := h.c.booking.CorrectStay(e.ctx, connect.NewRequest(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 + 8 nights by 2023-02-18: gold from then; the stay itself began at
+	// silver and earns 1 point per CNY.
+	if res.Msg.GetTier() != loyaltyv1.Tier_TIER_GOLD || res.Msg.GetTransaction().GetProgrammeVersion() != 1 {
+		t.Fatalf("corrected S2: tier %s, version %d; want GOLD under version 1", res.Msg.GetTier(), res.Msg.GetTransaction().GetProgrammeVersion())
+	}
+	wantLines(t, res.Msg.GetTransaction(), "stay_points", 1600, "direct_booking_bonus", 77)
+	if got, want := h.history(member), "SILVER->GOLD@2023-02-18T04:00:00Z REGULAR->SILVER@2022-12-03T04:00:00Z"; got != want {
+		t.Fatalf("tier history %s, want %s", got, want)
+	}
+	e.verify(t)
+}

@@ -15,6 +15,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loyalty-ledger/loyalty/bookings"
+	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/partners"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
@@ -70,6 +72,9 @@ type stayBatch[R proto.Message, T any] struct {
 	rows         []R
 	order        func(R) bookings.BatchRow
 	record       func(ctx context.Context, proc string, row R) (T, error)
+	// done is the status of a row record answered: RECORDED, or
+	// WOULD_RECORD for a dry run (validate_only).
+	done loyaltyv1.StayRowStatus
 }
 
 // checkBatchSize refuses a batch of no rows or too many.
@@ -99,7 +104,7 @@ func (b stayBatch[R, T]) run(ctx context.Context, s *Server) ([]rowResult[T], er
 		ctx = context.WithValue(ctx, fingerprintKey{}, fingerprint(b.single, row))
 		out, err := b.record(ctx, b.proc, row)
 		if err == nil {
-			results[i] = rowResult[T]{status: loyaltyv1.StayRowStatus_STAY_ROW_STATUS_RECORDED, recorded: out}
+			results[i] = rowResult[T]{status: b.done, recorded: out}
 			return bookings.RowDone
 		}
 		var state bookings.RowState
@@ -110,7 +115,7 @@ func (b stayBatch[R, T]) run(ctx context.Context, s *Server) ([]rowResult[T], er
 		results[sk.Row] = rowResult[T]{status: loyaltyv1.StayRowStatus_STAY_ROW_STATUS_REFUSED, err: notAttempted(results, sk)}
 	}
 	if len(skipped) > 0 && skipped[0].State == bookings.RowUnreachable && !slices.ContainsFunc(results, func(r rowResult[T]) bool {
-		return r.status == loyaltyv1.StayRowStatus_STAY_ROW_STATUS_RECORDED || r.status == loyaltyv1.StayRowStatus_STAY_ROW_STATUS_ALREADY_RECORDED
+		return r.status == b.done || r.status == loyaltyv1.StayRowStatus_STAY_ROW_STATUS_ALREADY_RECORDED
 	}) {
 		if err := ctx.Err(); err != nil {
 			return nil, s.toConnect(ctx, b.proc, err)
@@ -194,12 +199,16 @@ func (s bookingService) RecordStays(ctx context.Context, req *connect.Request[lo
 	if _, err := s.rules(ctx); err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
+	record, done := s.recordStay, loyaltyv1.StayRowStatus_STAY_ROW_STATUS_RECORDED
+	if msg.GetValidateOnly() {
+		record, done = s.previewStay, loyaltyv1.StayRowStatus_STAY_ROW_STATUS_WOULD_RECORD
+	}
 	results, err := stayBatch[*loyaltyv1.RecordStayRequest, *loyaltyv1.RecordStayResponse]{
 		proc: proc, single: loyaltyv1connect.BookingServiceRecordStayProcedure, rows: msg.GetStays(),
 		order: func(r *loyaltyv1.RecordStayRequest) bookings.BatchRow {
 			return bookings.BatchRow{MemberNumber: r.GetMemberNumber(), PropertyID: r.GetPropertyId(), StayID: r.GetStayId(), IdempotencyKey: r.GetIdempotencyKey()}
 		},
-		record: s.recordStay,
+		record: record, done: done,
 	}.run(ctx, s.Server)
 	if err != nil {
 		return nil, err
@@ -224,12 +233,16 @@ func (s allianceService) AwardStays(ctx context.Context, req *connect.Request[lo
 	if _, err := s.writableScope(ctx, proc); err != nil {
 		return nil, err
 	}
+	record, done := s.awardStay, loyaltyv1.StayRowStatus_STAY_ROW_STATUS_RECORDED
+	if msg.GetValidateOnly() {
+		record, done = s.previewAward, loyaltyv1.StayRowStatus_STAY_ROW_STATUS_WOULD_RECORD
+	}
 	results, err := stayBatch[*loyaltyv1.AwardStayRequest, *loyaltyv1.AwardStayResponse]{
 		proc: proc, single: loyaltyv1connect.AllianceServiceAwardStayProcedure, rows: msg.GetStays(),
 		order: func(r *loyaltyv1.AwardStayRequest) bookings.BatchRow {
 			return bookings.BatchRow{MemberNumber: r.GetMemberNumber(), PropertyID: r.GetPropertyId(), StayID: r.GetStayId(), IdempotencyKey: r.GetIdempotencyKey()}
 		},
-		record: s.awardStay,
+		record: record, done: done,
 	}.run(ctx, s.Server)
 	if err != nil {
 		return nil, err
@@ -239,4 +252,117 @@ func (s allianceService) AwardStays(ctx context.Context, req *connect.Request[lo
 		out.Results[i] = &loyaltyv1.AwardStayRowResult{Index: int32(i), Status: r.status, Recorded: r.recorded, Existing: r.existing, Error: r.err}
 	}
 	return connect.NewResponse(out), nil
+}
+
+// Dry runs (validate_only): each row goes through its single call's
+// checks, in the call's order, and is computed by the plan the call would
+// record (bookings.PreviewStay, PreviewPartnerStay); nothing is written.
+// The checks are recordStay's and awardStay's, repeated here step for
+// step: a change to those is a change here.
+
+// previewStay is recordStay without the write.
+func (s bookingService) previewStay(ctx context.Context, proc string, msg *loyaltyv1.RecordStayRequest) (*loyaltyv1.RecordStayResponse, error) {
+	stay, arrival, departure, err := s.stayFromRequest(msg)
+	if err != nil {
+		return nil, err
+	}
+	property, err := s.property(ctx, msg.GetPropertyId())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
+		return nil, err
+	}
+	if err := checkIdempotencyKey(msg.GetIdempotencyKey()); err != nil {
+		return nil, err
+	}
+	res, err := s.service.PreviewStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, bookings.Stay{
+		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: stay})
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.RecordStayResponse{Tier: tierOf(res.Tier)}
+	if res.Transaction != nil {
+		out.Transaction = toProtoTransaction(*res.Transaction)
+		out.Transaction.TransactionId = "" // none was recorded
+	}
+	return out, nil
+}
+
+// previewAward is awardStay without the write.
+func (s allianceService) previewAward(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (*loyaltyv1.AwardStayResponse, error) {
+	arrival, departure, charges, err := partnerStay(msg)
+	if err != nil {
+		return nil, err
+	}
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return nil, err
+	}
+	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
+	if err != nil {
+		if _, scopeErr := s.writableScope(ctx, proc); scopeErr != nil {
+			return nil, scopeErr
+		}
+		return nil, err
+	}
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
+		return nil, err
+	}
+	completedAt := bookings.CompletedAt(departure, property)
+	partner, rates, err := s.writableAt(ctx, proc, completedAt)
+	noRates := err
+	if err != nil && !errors.Is(err, partners.ErrNoRates) {
+		return nil, err
+	}
+	if err := bookings.PartnerStayOver(departure, property, s.now()); err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), bookings.StayBegins(arrival, property))
+	if err != nil {
+		return nil, err
+	}
+	if noRates != nil {
+		return nil, s.toConnect(ctx, proc, noRates)
+	}
+	if err := checkIdempotencyKey(msg.GetIdempotencyKey()); err != nil {
+		return nil, err
+	}
+	res, err := s.service.PreviewPartnerStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, partner, rates, property, bookings.PartnerStay{
+		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Charges: charges})
+	if err != nil {
+		return nil, s.partnerErr(ctx, proc, err)
+	}
+	out := &loyaltyv1.AwardStayResponse{Tier: tierOf(res.Tier)}
+	if res.Transaction != nil {
+		out.Transaction = partnerTransaction(*res.Transaction)
+		out.Transaction.TransactionId = "" // none was recorded
+	}
+	return out, nil
+}
+
+// checkIdempotencyKey is the ledger's check of a write's key, which a dry
+// run does not reach: required, at most ledger.MaxKeyLength bytes of
+// printable ASCII.
+func checkIdempotencyKey(key string) error {
+	switch {
+	case key == "":
+		return badField("idempotency_key", "is required")
+	case len(key) > ledger.MaxKeyLength:
+		return badField("idempotency_key", "is %d bytes, at most %d", len(key), ledger.MaxKeyLength)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < 0x21 || key[i] > 0x7e {
+			return badField("idempotency_key", "has a non-printable or non-ASCII byte at %d", i)
+		}
+	}
+	return nil
 }

@@ -132,7 +132,10 @@ type Options struct {
 	// most MaxParallel).
 	BatchSize, Parallel int
 	// DryRun asks the service to validate every row and compute its points
-	// without writing anything (validate_only): rows answer would_record.
+	// without writing anything (validate_only): rows answer would_record,
+	// refused or already_recorded. Each row is computed on the member as
+	// they stand: a dry run cannot see the effects of the file's earlier
+	// rows of the same member (a first-stay bonus, an upgrade).
 	DryRun bool
 	// Result, if set, gets every row's result, in the file's order, from
 	// one goroutine; an error stops the import (Run returns it).
@@ -387,12 +390,9 @@ func (im *importer) run(ctx context.Context) (Summary, error) {
 		}
 	}()
 
-	readErr := im.dispatch(ctx, rd, done)
-	im.mu.Lock()
-	for im.inFlight > 0 {
-		im.cond.Wait()
-	}
-	im.mu.Unlock()
+	var sending sync.WaitGroup
+	readErr := im.dispatch(ctx, rd, &sending, done)
+	sending.Wait()
 	close(done)
 	<-emitted
 
@@ -424,7 +424,7 @@ func (im *importer) run(ctx context.Context) (Summary, error) {
 // dispatch reads batches and starts each when a lane is free and no batch
 // in flight shares a member or a booking with it; it returns at the end
 // of the file, when stopped, or at an error of the file.
-func (im *importer) dispatch(ctx context.Context, rd *reader, done chan<- *batch) error {
+func (im *importer) dispatch(ctx context.Context, rd *reader, sending *sync.WaitGroup, done chan<- *batch) error {
 	for seq := 0; ; seq++ {
 		if ctx.Err() != nil {
 			return nil
@@ -454,7 +454,9 @@ func (im *importer) dispatch(ctx context.Context, rd *reader, done chan<- *batch
 			im.deciding = true
 		}
 		im.mu.Unlock()
+		sending.Add(1)
 		go func() {
+			defer sending.Done()
 			im.send(ctx, b)
 			im.mu.Lock()
 			im.inFlight--
@@ -592,7 +594,7 @@ func (im *importer) call(ctx context.Context, api API, b *batch, rows []int) ([]
 	defer cancel()
 	out := make([]Result, len(rows))
 	if api == APIAlliance {
-		req := &loyaltyv1.AwardStaysRequest{Stays: make([]*loyaltyv1.AwardStayRequest, len(rows))}
+		req := &loyaltyv1.AwardStaysRequest{Stays: make([]*loyaltyv1.AwardStayRequest, len(rows)), ValidateOnly: im.opts.DryRun}
 		for k, i := range rows {
 			req.Stays[k] = b.items[i].row.awardRequest()
 		}
@@ -612,7 +614,7 @@ func (im *importer) call(ctx context.Context, api API, b *batch, rows []int) ([]
 		}
 		return out, nil
 	}
-	req := &loyaltyv1.RecordStaysRequest{Stays: make([]*loyaltyv1.RecordStayRequest, len(rows))}
+	req := &loyaltyv1.RecordStaysRequest{Stays: make([]*loyaltyv1.RecordStayRequest, len(rows)), ValidateOnly: im.opts.DryRun}
 	for k, i := range rows {
 		req.Stays[k] = b.items[i].row.recordRequest()
 	}
@@ -646,6 +648,8 @@ func resultOf(row Row, status loyaltyv1.StayRowStatus, existing *loyaltyv1.Recor
 	switch status {
 	case loyaltyv1.StayRowStatus_STAY_ROW_STATUS_RECORDED:
 		out.Status = StatusRecorded
+	case loyaltyv1.StayRowStatus_STAY_ROW_STATUS_WOULD_RECORD:
+		out.Status = StatusWouldRecord
 	case loyaltyv1.StayRowStatus_STAY_ROW_STATUS_ALREADY_RECORDED:
 		out.Status, out.TransactionID = StatusAlreadyRecorded, existing.GetTransactionId()
 	default:

@@ -45,9 +45,10 @@ func importStays(e env, args []string) int {
 	parallel := fs.Int("parallel", stayimport.DefaultParallel, fmt.Sprintf("calls in flight (1 to %d)", stayimport.MaxParallel))
 	api := fs.String("api", "auto", "booking (RecordStays), alliance (AwardStays, a partner's key), or auto: RecordStays, "+
 		"and AwardStays from the first answer on if the service answers PERMISSION_DENIED (a partner's key)")
+	dryRun := fs.Bool("dry-run", false, "validate every row and compute the points it would earn, writing nothing (status would_record)")
 	results := fs.String("results", "", "the result file (default FILE.results.csv); written as results arrive, replaced by each run")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl import stays [-url URL] [-key KEY] [-format csv|jsonl] [-batch N] [-parallel N] [-api auto|booking|alliance] [-results PATH] FILE
+		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl import stays [-url URL] [-key KEY] [-format csv|jsonl] [-batch N] [-parallel N] [-api auto|booking|alliance] [-dry-run] [-results PATH] FILE
 
 Imports a file of completed stays through the service's API: RecordStays
 (a booking-channel or admin key), or AwardStays with a partner's key (the
@@ -74,7 +75,7 @@ Example:
 
 The result file (FILE.results.csv), in the file's order, one line per
 stay: row (its line in the file; the header is line 1), status (recorded,
-already_recorded, refused), transaction_id, points, tier (after the stay),
+already_recorded, refused; would_record in a dry run), transaction_id, points, tier (after the stay),
 code, field (the column) and error for a refusal, booked_at. A row that
 cannot be read is refused without being sent. At the end a summary:
 rows, recorded, already recorded, refused by reason, rows/s.
@@ -87,7 +88,17 @@ same booking on another line, an edited row, a stay recorded by the
 hotel's own system) answers already_recorded: a booking counts once.
 
 Order: a member's stays are recorded in the file's order; sort a history
-by departure date.
+by departure date. Each stay is computed as of its check-out (the
+programme version in force then).
+
+-dry-run: the service validates every row and computes the points it would
+earn, with the programme version in force at the stay's check-out, and
+writes nothing; rows answer would_record (with points and tier, no
+transaction id), refused or already_recorded (a booking that has an
+outcome, even one this file recorded). Each row is computed on the member
+as they stand: a dry run cannot see the effects of the file's earlier rows
+of the same member (a first-stay bonus, an upgrade), as nothing is written.
+booked_at is never used for points.
 
 SIGINT or SIGTERM stops after the batches in flight and says how to
 resume; a second one stops at once.
@@ -120,7 +131,7 @@ Flags:
 		return usageError(e, name, errors.New("-url and -key (or LOYALTY_URL and LOYALTY_KEY) are required: loyaltyd's banner prints both"))
 	}
 	opts := stayimport.Options{Path: path, Format: stayimport.Format(*format), BaseURL: *url, APIKey: *key,
-		BatchSize: *batch, Parallel: *parallel}
+		BatchSize: *batch, Parallel: *parallel, DryRun: *dryRun}
 	switch *format {
 	case "", "csv", "jsonl":
 	default:

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
@@ -450,5 +451,209 @@ func TestImportStopsAfterTheBatchInFlight(t *testing.T) {
 	}
 	if n := calls.Load(); n != 2 {
 		t.Errorf("%d calls, want 2", n)
+	}
+}
+
+// partner creates a partner with rates in force since October 2026, a
+// hotel of its, and a key of its; it returns the key.
+func (e *importEnv) partner(t *testing.T, id, hotel string) string {
+	t.Helper()
+	card := &loyaltyv1.RateCard{PointsPerCurrencyUnit: "1", TierMultiplier: map[string]string{"regular": "1", "silver": "1", "gold": "1.2", "platinum": "1.5"}}
+	if _, err := e.adminSvc.CreatePartner(e.ctx, connect.NewRequest(&loyaltyv1.CreatePartnerRequest{
+		IdempotencyKey: "partner-" + id, PartnerId: id, Name: "Partner " + id, SettlementCurrency: "CNY",
+		Rates: &loyaltyv1.PartnerRates{IssueRate: "0.0085", ReimbursementRate: "0.0061", RateCard: card,
+			EffectiveAt: timestamppb.New(time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.adminSvc.PutProperty(e.ctx, connect.NewRequest(&loyaltyv1.PutPropertyRequest{
+		IdempotencyKey: "property-" + hotel, Property: &loyaltyv1.Property{PropertyId: hotel, Name: "Hotel " + hotel, PartnerId: id}})); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.adminSvc.CreateApiKey(e.ctx, connect.NewRequest(&loyaltyv1.CreateApiKeyRequest{
+		IdempotencyKey: "key-" + id, Name: id + "-pms", Role: loyaltyv1.ApiKeyRole_API_KEY_ROLE_PARTNER, PartnerId: id}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Msg.GetSecret()
+}
+
+// TestAPartnersImportAwardsOnlyAtItsOwnHotels: a partner's key imports a
+// file (-api auto: the service answers PERMISSION_DENIED on
+// BookingService, so the rows go to AwardStays) with stays at its own
+// hotel, at another partner's (refused per row, not_found, as AwardStay
+// refuses it), one without the member's family name (refused before it
+// is sent) and one with a wrong one. A dry run before says the same and
+// writes nothing.
+func TestAPartnersImportAwardsOnlyAtItsOwnHotels(t *testing.T) {
+	e := newImportEnv(t)
+	alpha := e.partner(t, "ALPHA", "A-1")
+	e.partner(t, "BETA", "B-1")
+	m := e.enroll(t, 2)
+	_, err := loyaltyv1connect.NewBookingServiceClient(http.DefaultClient, e.url, bearerOf(alpha)).RecordStays(e.ctx,
+		connect.NewRequest(&loyaltyv1.RecordStaysRequest{Stays: []*loyaltyv1.RecordStayRequest{{}}}))
+	if connect.CodeOf(err) != connect.CodePermissionDenied {
+		t.Fatalf("a partner's key on RecordStays: %v, want permission_denied (what -api auto relies on)", err)
+	}
+	path := writeFile(t, "partner.csv", "property_id,stay_id,member_number,arrival_date,departure_date,room_charges,currency_code,family_name",
+		"A-1,P-1,"+m[0]+",2026-11-10,2026-11-11,500.00,CNY,Wei",
+		"B-1,P-2,"+m[0]+",2026-11-10,2026-11-11,500.00,CNY,Wei",
+		"A-1,P-3,"+m[1]+",2026-11-12,2026-11-14,300.00;300.00,CNY,wei",
+		"A-1,P-4,"+m[1]+",2026-11-15,2026-11-16,300.00,CNY,",
+		"A-1,P-5,"+m[1]+",2026-11-15,2026-11-16,300.00,CNY,Wrong",
+	)
+	// A dry run first: the awards it would make, nothing written.
+	written := `SELECT (SELECT count(*) FROM transactions) + (SELECT count(*) FROM partner_transactions) + (SELECT count(*) FROM booking_outcomes)`
+	before := e.count(t, written)
+	runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", alpha, "-dry-run", path)
+	dry := readResults(t, path+".results.csv")
+	if n := e.count(t, written); n != before {
+		t.Errorf("a partner's dry run wrote %d rows", n-before)
+	}
+	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", alpha, path)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1", code)
+	}
+	got := readResults(t, path+".results.csv")
+	for i := range got {
+		want := got[i]["status"]
+		if want == "recorded" {
+			want = "would_record"
+		}
+		if dry[i]["status"] != want || dry[i]["points"] != got[i]["points"] || dry[i]["code"] != got[i]["code"] {
+			t.Errorf("line %s: dry run %v, import %v", got[i]["row"], dry[i], got[i])
+		}
+	}
+	checkResults(t, got, []wantRow{
+		{row: "2", status: "recorded"},
+		{row: "3", status: "refused", code: "not_found", contains: "B-1"},
+		{row: "4", status: "recorded"},
+		{row: "5", status: "refused", code: "invalid_argument", field: "family_name", contains: "partner"},
+		{row: "6", status: "refused", code: "not_found", contains: "family_name"},
+	})
+	if got[0]["points"] != "500" || got[2]["points"] != "600" {
+		t.Errorf("points %s and %s, want 500 and 600 (1 per CNY)", got[0]["points"], got[2]["points"])
+	}
+	if !strings.Contains(stdout, "through AllianceService.AwardStays") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+}
+
+// TestImportEarnsWhatSingleCallsEarn: the same rows, imported on one
+// database and sent one by one to RecordStay on another, earn the same
+// points and leave the same tiers, row by row (first stays, upgrades,
+// a member's stays in order across batches and lanes).
+func TestImportEarnsWhatSingleCallsEarn(t *testing.T) {
+	a, b := newImportEnv(t), newImportEnv(t)
+	ma, mb := a.enroll(t, 6), b.enroll(t, 6)
+	var rows []string
+	type stay struct {
+		member           int
+		arrival, charges string
+		nights           int
+		channel          string
+		forOther         bool
+	}
+	var stays []stay
+	for i := range 60 {
+		stays = append(stays, stay{member: i % 6, arrival: fmt.Sprintf("2026-10-%02d", 1+i/3), nights: 1 + i%3,
+			charges: fmt.Sprintf("%d.00", 400+50*(i%7)), channel: []string{"APP", "FRONT_DESK", "WEB"}[i%3], forOther: i%11 == 0})
+	}
+	row := func(members []string, i int, s stay) string {
+		arr, _ := time.Parse(time.DateOnly, s.arrival)
+		return fmt.Sprintf("SH-HQ-001,E-%d,%s,%s,%s,,%s,%d,CNY,%s,%t,,", i, members[s.member], s.arrival,
+			arr.AddDate(0, 0, s.nights).Format(time.DateOnly), s.charges, s.nights, s.channel, s.forOther)
+	}
+	rows = append(rows, stayHeader)
+	for i, s := range stays {
+		rows = append(rows, row(ma, i, s))
+	}
+	path := writeFile(t, "equal.csv", rows...)
+	if code, _, _ := runCLI(t, afterAsOf, "import", "stays", "-url", a.url, "-key", a.bookKey, "-batch", "7", "-parallel", "3", path); code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	got := readResults(t, path+".results.csv")
+	for i, s := range stays {
+		arr, _ := time.Parse(time.DateOnly, s.arrival)
+		req := &loyaltyv1.RecordStayRequest{IdempotencyKey: fmt.Sprintf("single-%d", i), MemberNumber: mb[s.member], PropertyId: "SH-HQ-001",
+			StayId: fmt.Sprintf("E-%d", i), ArrivalDate: s.arrival, DepartureDate: arr.AddDate(0, 0, s.nights).Format(time.DateOnly),
+			Channel: loyaltyv1.BookingChannel(loyaltyv1.BookingChannel_value["BOOKING_CHANNEL_"+s.channel]), BookedForOther: s.forOther}
+		for range s.nights {
+			req.Nights = append(req.Nights, &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: s.charges}})
+		}
+		res, err := b.booking.RecordStay(b.ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		points := fmt.Sprint(res.Msg.GetTransaction().GetAvailablePointsDelta())
+		tier := strings.ToLower(strings.TrimPrefix(res.Msg.GetTier().String(), "TIER_"))
+		if got[i]["points"] != points || got[i]["tier"] != tier {
+			t.Errorf("row %d: imported %s points, tier %s; single call %s, %s", i+2, got[i]["points"], got[i]["tier"], points, tier)
+		}
+	}
+}
+
+// TestADryRunWritesNothing: -dry-run answers would_record with the points
+// and tier the import then records (one stay per member: a dry run does
+// not see a member's earlier rows), refuses what the import refuses,
+// answers already_recorded for a booking recorded before, and writes
+// nothing at all: no transaction, booking outcome, qualifying stay, tier
+// change, first-stay claim, idempotency key or event.
+func TestADryRunWritesNothing(t *testing.T) {
+	e := newImportEnv(t)
+	m := e.enroll(t, 3)
+	if _, err := e.booking.RecordStay(e.ctx, connect.NewRequest(&loyaltyv1.RecordStayRequest{IdempotencyKey: "pms-early", MemberNumber: m[2],
+		PropertyId: "SH-HQ-001", StayId: "D-EARLY", ArrivalDate: "2026-11-01", DepartureDate: "2026-11-02", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_WEB,
+		Nights: []*loyaltyv1.StayNight{{RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: "300.00"}}}})); err != nil {
+		t.Fatal(err)
+	}
+	path := writeFile(t, "dry.csv", stayHeader,
+		"SH-HQ-001,D-1,"+m[0]+",2026-11-01,2026-11-03,388.00;388.00,,,CNY,APP,,,",
+		"SH-HQ-001,D-2,"+m[1]+",2026-11-05,2026-11-08,,300.00,3,CNY,FRONT_DESK,true,1,",
+		"SH-HQ-001,D-3,0000000000,2026-11-05,2026-11-06,388.00,,,CNY,APP,,,",
+		"SH-HQ-001,D-4,"+m[0]+",2026-11-21,2026-11-23,388.00;388.00,,,CNY,APP,,,",
+		"SH-HQ-001,D-EARLY,"+m[2]+",2026-11-01,2026-11-02,300.00,,,CNY,WEB,,,",
+		"SH-HQ-001,D-5,"+m[2]+",2026-11-01,2026-11-02,USD,,,CNY,WEB,,,",
+	)
+	tables := []string{"transactions", "postings", "booking_outcomes", "qualifying_stays", "tier_changes", "first_stay_claims",
+		"idempotency_keys", "event_outbox", "events", "member_changes", "partner_transactions"}
+	counts := func() map[string]int {
+		out := map[string]int{}
+		for _, table := range tables {
+			out[table] = e.count(t, "SELECT count(*) FROM "+table)
+		}
+		return out
+	}
+	before := counts()
+	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, "-dry-run", path)
+	if code != exitError {
+		t.Fatalf("exit %d, want 1 (rows refused)", code)
+	}
+	dry := readResults(t, path+".results.csv")
+	checkResults(t, dry, []wantRow{
+		{row: "2", status: "would_record"},
+		{row: "3", status: "would_record"},
+		{row: "4", status: "refused", code: "not_found"},
+		{row: "5", status: "refused", code: "invalid_argument", field: "departure_date"},
+		{row: "6", status: "already_recorded"},
+		{row: "7", status: "refused", code: "invalid_argument", field: "room_charges"},
+	})
+	if after := counts(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Errorf("a dry run wrote: before %v, after %v", before, after)
+	}
+	if !strings.Contains(stdout, "6 rows (dry run, nothing written): 2 would record, 1 already recorded, 3 refused\n") {
+		t.Errorf("summary:\n%s", stdout)
+	}
+	for _, i := range []int{0, 1} {
+		if dry[i]["transaction_id"] != "" || dry[i]["points"] == "" || dry[i]["points"] == "0" || dry[i]["tier"] == "" {
+			t.Errorf("row %s: %v, want points and a tier, no transaction", dry[i]["row"], dry[i])
+		}
+	}
+	// The import records what the dry run said.
+	runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, path)
+	real := readResults(t, path+".results.csv")
+	for _, i := range []int{0, 1} {
+		if real[i]["status"] != "recorded" || real[i]["points"] != dry[i]["points"] || real[i]["tier"] != dry[i]["tier"] {
+			t.Errorf("row %s: recorded %v, the dry run said %v", real[i]["row"], real[i], dry[i])
+		}
 	}
 }

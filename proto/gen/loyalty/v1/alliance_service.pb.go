@@ -552,7 +552,14 @@ type AwardStaysRequest struct {
 	// (PERMISSION_DENIED), the number of stays, a request over 4 MiB or not
 	// well-formed, no programme version in force, the database unreachable
 	// before any stay was awarded (UNAVAILABLE).
-	Stays         []*AwardStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
+	Stays []*AwardStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
+	// A dry run, as RecordStaysRequest.validate_only: each row is priced by
+	// the partner's rates and the programme version in force at its
+	// check-out and nothing is written; status WOULD_RECORD with the award
+	// it would make (no transaction id), or REFUSED / ALREADY_RECORDED as a
+	// real call would answer. Each row sees the member as they stand, not
+	// the call's earlier rows.
+	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -594,6 +601,13 @@ func (x *AwardStaysRequest) GetStays() []*AwardStayRequest {
 	return nil
 }
 
+func (x *AwardStaysRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
+}
+
 // The result of one stay of AwardStays; see StayRowStatus and StayRowError
 // (BookingService) for what each status and code means.
 type AwardStayRowResult struct {
@@ -603,7 +617,8 @@ type AwardStayRowResult struct {
 	Index  int32         `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Status StayRowStatus `protobuf:"varint,2,opt,name=status,proto3,enum=loyalty.v1.StayRowStatus" json:"status,omitempty"`
 	// For RECORDED: what AwardStay answers, the award as the partner sees it
-	// and the member's tier that priced it.
+	// and the member's tier that priced it; for WOULD_RECORD (a dry run) the
+	// same without a transaction id.
 	Recorded *AwardStayResponse `protobuf:"bytes,3,opt,name=recorded,proto3" json:"recorded,omitempty"`
 	// For ALREADY_RECORDED: the outcome the booking already had.
 	Existing *RecordedOutcome `protobuf:"bytes,4,opt,name=existing,proto3" json:"existing,omitempty"`
@@ -1526,9 +1541,10 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x17reverses_transaction_id\x18\x0e \x01(\tR\x15reversesTransactionId\"{\n" +
 	"\x11AwardStayResponse\x12@\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x1e.loyalty.v1.PartnerTransactionR\vtransaction\x12$\n" +
-	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"G\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"l\n" +
 	"\x11AwardStaysRequest\x122\n" +
-	"\x05stays\x18\x01 \x03(\v2\x1c.loyalty.v1.AwardStayRequestR\x05stays\"\x81\x02\n" +
+	"\x05stays\x18\x01 \x03(\v2\x1c.loyalty.v1.AwardStayRequestR\x05stays\x12#\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"\x81\x02\n" +
 	"\x12AwardStayRowResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.loyalty.v1.StayRowStatusR\x06status\x129\n" +

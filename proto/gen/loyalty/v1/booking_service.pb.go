@@ -41,6 +41,9 @@ const (
 	// The result's error says why, with the code the single call would
 	// have answered.
 	StayRowStatus_STAY_ROW_STATUS_REFUSED StayRowStatus = 3
+	// A dry run (validate_only): the stay would be recorded; the result's
+	// recorded is what the call would answer, without a transaction id.
+	StayRowStatus_STAY_ROW_STATUS_WOULD_RECORD StayRowStatus = 4
 )
 
 // Enum value maps for StayRowStatus.
@@ -50,12 +53,14 @@ var (
 		1: "STAY_ROW_STATUS_RECORDED",
 		2: "STAY_ROW_STATUS_ALREADY_RECORDED",
 		3: "STAY_ROW_STATUS_REFUSED",
+		4: "STAY_ROW_STATUS_WOULD_RECORD",
 	}
 	StayRowStatus_value = map[string]int32{
 		"STAY_ROW_STATUS_UNSPECIFIED":      0,
 		"STAY_ROW_STATUS_RECORDED":         1,
 		"STAY_ROW_STATUS_ALREADY_RECORDED": 2,
 		"STAY_ROW_STATUS_REFUSED":          3,
+		"STAY_ROW_STATUS_WOULD_RECORD":     4,
 	}
 )
 
@@ -583,7 +588,19 @@ type RecordStaysRequest struct {
 	// programme version in force (FAILED_PRECONDITION), and the database
 	// unreachable before any stay was recorded (UNAVAILABLE: send the call
 	// again as it was).
-	Stays         []*RecordStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
+	Stays []*RecordStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
+	// A dry run: compute each row's result as if recorded, with the
+	// programme version in force at the stay's completion, and write
+	// nothing: status WOULD_RECORD with the transaction the row would post
+	// (no id, no balance after; unset when it would earn nothing) and the
+	// member's tier after it, or REFUSED / ALREADY_RECORDED as a real call
+	// would answer (a booking that has an outcome answers ALREADY_RECORDED,
+	// even under the key that recorded it). Each row is computed on the
+	// member as it stands: a dry run cannot see the effects of the call's
+	// earlier rows of the same member (a first-stay bonus, an upgrade), as
+	// nothing is written. Nor does it check that an idempotency key was
+	// used before for another request.
+	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -623,6 +640,13 @@ func (x *RecordStaysRequest) GetStays() []*RecordStayRequest {
 		return x.Stays
 	}
 	return nil
+}
+
+func (x *RecordStaysRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
 }
 
 // Why a stay of a batch was refused.
@@ -791,7 +815,8 @@ type StayRowResult struct {
 	// For RECORDED: what RecordStay answers, the earning transaction with
 	// its breakdown and the member's tier after the stay. Its transaction is
 	// unset when the stay earned no points (the booking still has its
-	// outcome).
+	// outcome). For WOULD_RECORD (a dry run): the same, as it would be,
+	// without a transaction id.
 	Recorded *RecordStayResponse `protobuf:"bytes,3,opt,name=recorded,proto3" json:"recorded,omitempty"`
 	// For ALREADY_RECORDED: the outcome the booking already had.
 	Existing *RecordedOutcome `protobuf:"bytes,4,opt,name=existing,proto3" json:"existing,omitempty"`
@@ -2455,9 +2480,10 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x10booked_for_other\x18\t \x01(\bR\x0ebookedForOther\"u\n" +
 	"\x12RecordStayResponse\x129\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x12$\n" +
-	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"I\n" +
+	"\x04tier\x18\x02 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier\"n\n" +
 	"\x12RecordStaysRequest\x123\n" +
-	"\x05stays\x18\x01 \x03(\v2\x1d.loyalty.v1.RecordStayRequestR\x05stays\"j\n" +
+	"\x05stays\x18\x01 \x03(\v2\x1d.loyalty.v1.RecordStayRequestR\x05stays\x12#\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"j\n" +
 	"\fStayRowError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x14\n" +
 	"\x05field\x18\x02 \x01(\tR\x05field\x12\x18\n" +
@@ -2597,12 +2623,13 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\x13CorrectStayResponse\x129\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x123\n" +
 	"\breversal\x18\x02 \x01(\v2\x17.loyalty.v1.TransactionR\breversal\x12$\n" +
-	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier*\x91\x01\n" +
+	"\x04tier\x18\x03 \x01(\x0e2\x10.loyalty.v1.TierR\x04tier*\xb3\x01\n" +
 	"\rStayRowStatus\x12\x1f\n" +
 	"\x1bSTAY_ROW_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18STAY_ROW_STATUS_RECORDED\x10\x01\x12$\n" +
 	" STAY_ROW_STATUS_ALREADY_RECORDED\x10\x02\x12\x1b\n" +
-	"\x17STAY_ROW_STATUS_REFUSED\x10\x03*\x87\x01\n" +
+	"\x17STAY_ROW_STATUS_REFUSED\x10\x03\x12 \n" +
+	"\x1cSTAY_ROW_STATUS_WOULD_RECORD\x10\x04*\x87\x01\n" +
 	"\x0eGuaranteeState\x12\x1f\n" +
 	"\x1bGUARANTEE_STATE_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14GUARANTEE_STATE_HELD\x10\x01\x12\x1c\n" +

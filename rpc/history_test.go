@@ -275,3 +275,50 @@ func TestACorrectedHistoricalStayIsComputedAsOfItsOwnCompletion(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestAStayRecordedAfterALaterTierChangeUpgradesFromNow: stays recorded
+// out of order. The March stay, recorded first, makes the member silver
+// from its check-out; the January stay of 10 nights, recorded after it,
+// reaches gold in its own window, but the upgrade is dated now, not in
+// January: dated before the March change it would rewrite the history
+// that change, and the stays read from it, stand on.
+func TestAStayRecordedAfterALaterTierChangeUpgradesFromNow(t *testing.T) {
+	e := newEnv(t)
+	h := historyEnv{env: e, t: t, c: e.clients(e.bookingKey)}
+	member := e.enroll(t, h.c, "enrol-1")
+	h.stay(member, "MARCH", "2023-03-01", "2023-03-02")
+	h.stay(member, "JANUARY", "2023-01-05", "2023-01-15")
+	history, now := h.history(member), e.clock.Now()
+	changes := strings.Fields(history)
+	var upgradedAt time.Time
+	if len(changes) == 2 && strings.HasPrefix(changes[0], "SILVER->GOLD@") {
+		upgradedAt, _ = time.Parse(time.RFC3339, strings.TrimPrefix(changes[0], "SILVER->GOLD@"))
+	}
+	// The history shows seconds; the clock ticks a millisecond a read.
+	if len(changes) != 2 || changes[1] != "REGULAR->SILVER@2023-03-02T04:00:00Z" || now.Sub(upgradedAt) > time.Minute || upgradedAt.After(now) {
+		t.Fatalf("tier history %s; want SILVER->GOLD now (%s) after REGULAR->SILVER at the March check-out", history, now.Format(time.RFC3339))
+	}
+	e.verify(t)
+}
+
+// TestTwoUpgradesAtOneCheckOutAreOrdered: two stays checking out the same
+// day at the same hotel, the first making the member silver, the second
+// gold: the second upgrade is dated a microsecond after the first, so the
+// history (and the tier at a time, read from it) orders them.
+func TestTwoUpgradesAtOneCheckOutAreOrdered(t *testing.T) {
+	e := newEnv(t)
+	h := historyEnv{env: e, t: t, c: e.clients(e.bookingKey)}
+	member := e.enroll(t, h.c, "enrol-1")
+	h.stay(member, "ONE-NIGHT", "2023-01-01", "2023-01-02")
+	h.stay(member, "TEN-NIGHTS", "2022-12-23", "2023-01-02")
+	var at []time.Time
+	var from []string
+	if err := e.db.Pool.QueryRow(e.ctx, `SELECT array_agg(effective_at ORDER BY effective_at), array_agg(from_tier ORDER BY effective_at)
+		FROM tier_changes WHERE member_number = $1`, member).Scan(&at, &from); err != nil {
+		t.Fatal(err)
+	}
+	checkOut := time.Date(2023, 1, 2, 4, 0, 0, 0, time.UTC)
+	if len(at) != 2 || !at[0].Equal(checkOut) || !at[1].Equal(checkOut.Add(time.Microsecond)) || fmt.Sprint(from) != "[regular silver]" {
+		t.Fatalf("tier changes at %v from %v; want regular at %s, silver a microsecond later", at, from, checkOut)
+	}
+}

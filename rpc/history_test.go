@@ -313,8 +313,19 @@ func TestTwoUpgradesAtOneCheckOutAreOrdered(t *testing.T) {
 	h.stay(member, "TEN-NIGHTS", "2022-12-23", "2023-01-02")
 	var at []time.Time
 	var from []string
-	if err := e.db.Pool.QueryRow(e.ctx, `SELECT array_agg(effective_at ORDER BY effective_at), array_agg(from_tier ORDER BY effective_at)
-		FROM tier_changes WHERE member_number = $1`, member).Scan(&at, &from); err != nil {
+	rows, err := e.db.Pool.Query(e.ctx, `SELECT effective_at, from_tier FROM tier_changes WHERE member_number = $1 ORDER BY effective_at`, member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var when time.Time
+		var tier string
+		if err := rows.Scan(&when, &tier); err != nil {
+			t.Fatal(err)
+		}
+		at, from = append(at, when), append(from, tier)
+	}
+	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
 	checkOut := time.Date(2023, 1, 2, 4, 0, 0, 0, time.UTC)

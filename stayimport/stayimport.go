@@ -43,9 +43,13 @@
 // # Order
 //
 // The service records the rows of one member or one booking within a
-// batch in the file's order; across batches, Run never has two batches
-// in flight that share a member or a booking, so a file sorted by
-// departure is recorded in that order, member by member.
+// batch in the file's order; across batches, Run never sends a row while a
+// batch in flight holds a row of the same member or booking: it carries
+// that row (and the member's and booking's later rows) over to a later
+// batch and fills the batch with other members' rows. So a file sorted
+// by departure is recorded in that order, member by member, and results
+// equal single RecordStay calls in the file's order. Results are reported
+// in the file's order all the same.
 package stayimport
 
 import (
@@ -222,13 +226,14 @@ func (s Summary) RowsPerSecond() float64 {
 
 // item is a row of a batch: a row to send, or one refused locally.
 type item struct {
+	ord     int // the row's place among the file's rows, from 0
 	row     Row
 	refusal *RowError
 }
 
-// batch is consecutive rows of the file, up to BatchSize of them to send.
+// batch is rows of the file in the file's order, up to BatchSize of them
+// to send.
 type batch struct {
-	seq     int
 	items   []item
 	keys    []string // the members and bookings of its rows
 	results []Result // in items' order, once done
@@ -257,6 +262,7 @@ type importer struct {
 	api      API // decided (APIAuto until the first answer)
 	deciding bool
 	inFlight int
+	ended    int            // batches answered
 	keys     map[string]int // members and bookings of the batches in flight
 }
 
@@ -348,44 +354,44 @@ func (im *importer) run(ctx context.Context) (Summary, error) {
 	// The emitter: results in the file's order, as batches complete.
 	go func() {
 		defer close(emitted)
-		pending := map[int]*batch{}
+		pending := map[int]Result{}
 		next := 0
 		for b := range done {
-			pending[b.seq] = b
-			for pending[next] != nil {
-				b := pending[next]
+			if b.err != nil && emitErr == nil {
+				emitErr = b.err
+				cancel()
+			}
+			if emitErr != nil {
+				continue
+			}
+			for i, it := range b.items {
+				pending[it.ord] = b.results[i]
+			}
+			before := sum.Rows
+			for r, ok := pending[next]; ok && emitErr == nil; r, ok = pending[next] {
 				delete(pending, next)
 				next++
-				if emitErr != nil || b.err != nil {
-					if emitErr == nil {
-						emitErr = b.err
+				sum.Rows++
+				switch r.Status {
+				case StatusRecorded:
+					sum.Recorded++
+				case StatusAlreadyRecorded:
+					sum.AlreadyRecorded++
+				case StatusWouldRecord:
+					sum.WouldRecord++
+				case StatusRefused:
+					sum.Refused++
+					refusals[Refusal{Code: r.Code, Field: r.Field}]++
+				}
+				if im.opts.Result != nil {
+					if err := im.opts.Result(r); err != nil {
+						emitErr = fmt.Errorf("row %d's result: %w", r.Line, err)
 						cancel()
 					}
-					continue
 				}
-				for _, r := range b.results {
-					sum.Rows++
-					switch r.Status {
-					case StatusRecorded:
-						sum.Recorded++
-					case StatusAlreadyRecorded:
-						sum.AlreadyRecorded++
-					case StatusWouldRecord:
-						sum.WouldRecord++
-					case StatusRefused:
-						sum.Refused++
-						refusals[Refusal{Code: r.Code, Field: r.Field}]++
-					}
-					if im.opts.Result != nil && emitErr == nil {
-						if err := im.opts.Result(r); err != nil {
-							emitErr = fmt.Errorf("row %d's result: %w", r.Line, err)
-							cancel()
-						}
-					}
-				}
-				if im.opts.Progress != nil {
-					im.opts.Progress(Progress{Done: sum.Rows, Total: total, Elapsed: im.now().Sub(start)})
-				}
+			}
+			if im.opts.Progress != nil && sum.Rows > before {
+				im.opts.Progress(Progress{Done: sum.Rows, Total: total, Elapsed: im.now().Sub(start)})
 			}
 		}
 	}()
@@ -421,36 +427,115 @@ func (im *importer) run(ctx context.Context) (Summary, error) {
 	return sum, nil
 }
 
-// dispatch reads batches and starts each when a lane is free and no batch
-// in flight shares a member or a booking with it; it returns at the end
-// of the file, when stopped, or at an error of the file.
+// dispatch reads batches and starts each when a lane is free; it returns
+// at the end of the file, when stopped, or at an error of the file.
+//
+// A member's rows (and a booking's) are recorded in the file's order: the
+// service keeps the order within a batch, and dispatch never sends a row
+// while a batch in flight holds a row of the same member or booking. Such
+// a row is carried over to a later batch, with every later row of its
+// member and booking, while the other rows go on; at most maxCarried rows
+// wait so.
 func (im *importer) dispatch(ctx context.Context, rd *reader, sending *sync.WaitGroup, done chan<- *batch) error {
-	for seq := 0; ; seq++ {
-		if ctx.Err() != nil {
-			return nil
-		}
-		if im.opts.Stopping != nil && im.opts.Stopping() {
-			return nil
-		}
-		b, err := im.readBatch(rd, seq)
-		if b == nil {
-			return err
+	maxCarried := 4 * im.opts.BatchSize
+	var (
+		carried []item
+		ord     int
+		eof     bool
+		readErr error
+	)
+	for {
+		if ctx.Err() != nil || im.opts.Stopping != nil && im.opts.Stopping() {
+			return readErr
 		}
 		im.mu.Lock()
-		for im.inFlight >= im.opts.Parallel || im.deciding || im.conflicts(b) {
+		for im.inFlight >= im.opts.Parallel || im.deciding {
 			im.cond.Wait()
 		}
-		// Asked to stop while waiting for a lane: the batch is not sent.
+		ended := im.ended
+		im.mu.Unlock()
+		// Asked to stop while waiting for a lane: nothing more is sent.
 		if ctx.Err() != nil || im.opts.Stopping != nil && im.opts.Stopping() {
-			im.mu.Unlock()
-			return nil
+			return readErr
 		}
+
+		b := &batch{}
+		inBatch := map[string]bool{}
+		held := map[string]bool{} // keys of rows carried over in this pass
+		sendable := 0
+		// take adds it to the batch unless a batch in flight, or a row
+		// carried over before it, has its member or booking.
+		take := func(it item) bool {
+			if it.refusal != nil {
+				b.items = append(b.items, it)
+				return true
+			}
+			keys := [2]string{it.row.memberKey, it.row.bookingKey}
+			if held[keys[0]] || held[keys[1]] || im.busy(keys[0]) || im.busy(keys[1]) {
+				held[keys[0]], held[keys[1]] = true, true
+				return false
+			}
+			b.items = append(b.items, it)
+			sendable++
+			for _, k := range keys {
+				if !inBatch[k] {
+					inBatch[k] = true
+					b.keys = append(b.keys, k)
+				}
+			}
+			return true
+		}
+		var still []item
+		for _, it := range carried {
+			if sendable >= im.opts.BatchSize || !take(it) {
+				held[it.row.memberKey], held[it.row.bookingKey] = true, true
+				still = append(still, it)
+			}
+		}
+		carried = still
+		for !eof && sendable < im.opts.BatchSize && len(carried) < maxCarried {
+			row, err := rd.next()
+			var rerr *RowError
+			switch {
+			case errors.As(err, &rerr):
+				take(item{ord: ord, refusal: rerr})
+				ord++
+			case err != nil:
+				eof = true
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+			default:
+				if !take(item{ord: ord, row: row}) {
+					carried = append(carried, item{ord: ord, row: row})
+				}
+				ord++
+			}
+		}
+		// The rows read before an unreadable part of the file are sent; the
+		// ones carried over then are not.
+		if readErr != nil {
+			carried = nil
+		}
+		if len(b.items) == 0 {
+			if eof && len(carried) == 0 {
+				return readErr
+			}
+			// Every row waits for a batch in flight: wait for one to end.
+			im.mu.Lock()
+			for im.inFlight > 0 && im.ended == ended {
+				im.cond.Wait()
+			}
+			im.mu.Unlock()
+			continue
+		}
+		im.mu.Lock()
 		im.inFlight++
 		for _, k := range b.keys {
 			im.keys[k]++
 		}
 		// The first batch decides the API; the others wait for it.
-		if im.api == APIAuto && slices.ContainsFunc(b.items, func(it item) bool { return it.refusal == nil }) {
+		if im.api == APIAuto && sendable > 0 {
 			im.deciding = true
 		}
 		im.mu.Unlock()
@@ -460,6 +545,7 @@ func (im *importer) dispatch(ctx context.Context, rd *reader, sending *sync.Wait
 			im.send(ctx, b)
 			im.mu.Lock()
 			im.inFlight--
+			im.ended++
 			for _, k := range b.keys {
 				if im.keys[k]--; im.keys[k] == 0 {
 					delete(im.keys, k)
@@ -469,54 +555,15 @@ func (im *importer) dispatch(ctx context.Context, rd *reader, sending *sync.Wait
 			im.cond.Broadcast()
 			done <- b
 		}()
-		if err != nil {
-			return err
-		}
 	}
 }
 
-func (im *importer) conflicts(b *batch) bool {
-	for _, k := range b.keys {
-		if im.keys[k] > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// readBatch reads up to BatchSize rows to send (and the rows refused
-// among them). It returns nil at the end of the file; a batch and an
-// error when the file stopped being readable after some rows.
-func (im *importer) readBatch(rd *reader, seq int) (*batch, error) {
-	b := &batch{seq: seq}
-	seen := map[string]bool{}
-	sendable := 0
-	for sendable < im.opts.BatchSize {
-		row, err := rd.next()
-		var rerr *RowError
-		switch {
-		case errors.As(err, &rerr):
-			b.items = append(b.items, item{refusal: rerr})
-			continue
-		case errors.Is(err, io.EOF):
-			err = nil
-			fallthrough
-		case err != nil:
-			if len(b.items) == 0 {
-				return nil, err
-			}
-			return b, err
-		}
-		b.items = append(b.items, item{row: row})
-		sendable++
-		for _, k := range []string{row.memberKey, row.bookingKey} {
-			if !seen[k] {
-				seen[k] = true
-				b.keys = append(b.keys, k)
-			}
-		}
-	}
-	return b, nil
+// busy says whether a batch in flight has a row of key's member or
+// booking.
+func (im *importer) busy(key string) bool {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	return im.keys[key] > 0
 }
 
 // send calls the service for the batch's rows and fills its results.

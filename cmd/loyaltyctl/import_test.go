@@ -586,6 +586,9 @@ func TestImportEarnsWhatSingleCallsEarn(t *testing.T) {
 		}
 		points := fmt.Sprint(res.Msg.GetTransaction().GetAvailablePointsDelta())
 		tier := strings.ToLower(strings.TrimPrefix(res.Msg.GetTier().String(), "TIER_"))
+		if got[i]["row"] != fmt.Sprint(i+2) {
+			t.Fatalf("result %d is line %s: not in the file's order", i, got[i]["row"])
+		}
 		if got[i]["points"] != points || got[i]["tier"] != tier {
 			t.Errorf("row %d: imported %s points, tier %s; single call %s, %s", i+2, got[i]["points"], got[i]["tier"], points, tier)
 		}

@@ -74,9 +74,10 @@ Example:
   SH-HQ-001,B-1001,1234567890,2026-11-01,2026-11-03,388.00;388.00,CNY,APP
 
 The result file (FILE.results.csv), in the file's order, one line per
-stay: row (its line in the file; the header is line 1), status (recorded,
-already_recorded, refused; would_record in a dry run), transaction_id, points, tier (after the stay),
-code, field (the column) and error for a refusal, booked_at. A row that
+stay: row (its line in the file; the header is line 1), status
+(recorded, already_recorded, refused; would_record in a dry run),
+transaction_id, points, tier (after the stay), code, field (the column)
+and error for a refusal, booked_at. A row that
 cannot be read is refused without being sent. At the end a summary:
 rows, recorded, already recorded, refused by reason, rows/s.
 
@@ -110,17 +111,14 @@ Flags:
 `, strings.Join(stayimport.ChannelNames(), ", "))
 		fs.PrintDefaults()
 	}
-	// The file comes after the flags.
-	var path string
-	if n := len(args); n > 0 && !strings.HasPrefix(args[n-1], "-") {
-		path, args = args[n-1], args[:n-1]
-	}
-	if err := parseFlags(e, fs, args); err != nil {
+	flags, files := splitFile(fs, args)
+	if err := parseFlags(e, fs, flags); err != nil {
 		return usageError(e, name, err)
 	}
-	if path == "" {
-		return usageError(e, name, errors.New("the file to import is required: loyaltyctl import stays [flags] FILE"))
+	if len(files) != 1 {
+		return usageError(e, name, fmt.Errorf("one file to import is required, got %d: loyaltyctl import stays [flags] FILE", len(files)))
 	}
+	path := files[0]
 	if *url == "" {
 		*url = e.getenv("LOYALTY_URL")
 	}
@@ -157,6 +155,35 @@ Flags:
 		*results = path + ".results.csv"
 	}
 	return runImport(e, name, opts, *results)
+}
+
+// splitFile separates the file from the flags, wherever it is among them
+// (the flag package stops at the first argument that is not a flag).
+func splitFile(fs *flag.FlagSet, args []string) (flags, files []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			return flags, append(files, args[i+1:]...)
+		}
+		if !strings.HasPrefix(a, "-") || a == "-" {
+			files = append(files, a)
+			continue
+		}
+		flags = append(flags, a)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil || hasValue {
+			continue // the flag package reports an unknown flag
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		if i+1 < len(args) { // the flag's value
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	return flags, files
 }
 
 // runImport imports with opts, writing the results to resultsPath.

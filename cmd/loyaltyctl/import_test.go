@@ -301,7 +301,8 @@ func TestImportReadsJSONLines(t *testing.T) {
 		`{"property_id":"SH-HQ-001","stay_id":"J-3","member_number":"`+m+`","arrival_date":"2026-11-08","departure_date":"2026-11-09","room_charges":"300.00","currency_code":"CNY","channel":"WEB","colour":"red"}`,
 		`property_id=SH-HQ-001`,
 	)
-	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", e.bookKey, path)
+	// The file may come before the flags.
+	code, stdout, _ := runCLI(t, afterAsOf, "import", "stays", path, "-url", e.url, "-dry-run=false", "-key", e.bookKey)
 	if code != exitError {
 		t.Fatalf("exit %d, want 1", code)
 	}
@@ -317,7 +318,8 @@ func TestImportReadsJSONLines(t *testing.T) {
 }
 
 // TestImportUsageErrors: a CSV header with an unknown column stops the
-// import before anything is sent (exit 1, naming it); bad flags exit 2.
+// import before anything is sent (exit 1, naming it); bad flags, no file
+// or two exit 2.
 func TestImportUsageErrors(t *testing.T) {
 	e := newImportEnv(t)
 	bad := writeFile(t, "bad.csv", stayHeader+",colour", "SH-HQ-001,B-1,1,2026-11-01,2026-11-02,1.00,,,CNY,APP,,,,red")
@@ -327,6 +329,8 @@ func TestImportUsageErrors(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"import", "stays", "-url", e.url, "-key", e.bookKey},
+		{"import", "stays", "-url", e.url, "-key", e.bookKey, bad, bad},
+		{"import", "stays", "-url", e.url, "-key", e.bookKey, bad, "-pigeon"},
 		{"import", "stays", "-url", e.url, "-key", e.bookKey, "-batch", "1001", bad},
 		{"import", "stays", "-url", e.url, "-key", e.bookKey, "-parallel", "9", bad},
 		{"import", "stays", "-url", e.url, "-key", e.bookKey, "-api", "pigeon", bad},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -539,9 +540,22 @@ func TestADatabaseLostMidBatchReportsNoStayThatWasNotRecorded(t *testing.T) {
 	}
 	t.Logf("%d stays committed before the outage, %d answered RECORDED", len(committed), len(recordedFirst))
 
-	again, err := c.booking.RecordStays(e.ctx, recordStays(rows...))
-	if err != nil {
-		t.Fatal(err)
+	// Sent again as a client does: while the call, or any of its stays,
+	// answers unavailable (the pool's connections may still be the dead
+	// ones), after a backoff.
+	var again *connect.Response[loyaltyv1.RecordStaysResponse]
+	for attempt := 1; ; attempt++ {
+		again, err = c.booking.RecordStays(e.ctx, recordStays(rows...))
+		if err == nil && !slices.ContainsFunc(again.Msg.GetResults(), func(r *loyaltyv1.StayRowResult) bool { return r.GetError().GetCode() == "unavailable" }) {
+			break
+		}
+		if err != nil {
+			wantCode(t, err, connect.CodeUnavailable)
+		}
+		if attempt == 10 {
+			t.Fatalf("still unavailable after %d attempts", attempt)
+		}
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond) // the client's backoff
 	}
 	for i, r := range again.Msg.GetResults() {
 		if r.GetStatus() != recorded {

@@ -2,15 +2,18 @@
 // service's database directly, outside any API call.
 //
 //	loyaltyctl tiers review -as-of 2026-12-01 [-batch 1000] [-database-url URL | -data-dir DIR]
-//	loyaltyctl expire -as-of 2026-12-01 [-batch 1000] [-database-url URL | -data-dir DIR]
+//	loyaltyctl expire [-as-of TODAY] [-batch 1000] [-database-url URL | -data-dir DIR]
+//	loyaltyctl import stays [-url URL] [-key KEY] [-dry-run] [-batch 500] [-parallel 2] FILE
 //	loyaltyctl partners create|suspend|reinstate|set-rates|add-property|get|list [flags]
 //	loyaltyctl report trial-balance [-as-of T] [-members] [-o file.csv]
 //	loyaltyctl report roll-forward -to T [-from T] [-group-by source|property|partner] [-o file.csv]
 //	loyaltyctl point-value set -on 2027-01-01 -value 0.012 | point-value list
 //	loyaltyctl reconcile | rollup | seal | verify-seals
 //
-// The partners commands call AdminService with an admin key (-url, -key or
-// LOYALTY_URL, LOYALTY_KEY); the others work on the database: -database-url
+// The partners commands call AdminService with an admin key, and import
+// stays calls BookingService.RecordStays (or AllianceService.AwardStays
+// with a partner's key), through the API (-url, -key or LOYALTY_URL,
+// LOYALTY_KEY); the others work on the database: -database-url
 // (LOYALTY_DATABASE_URL), or else the one an embedded-mode loyaltyd (make
 // run) runs, found through its data directory (-data-dir, LOYALTY_DATA_DIR,
 // default .data/postgres). It never migrates the database: loyaltyd does

@@ -138,3 +138,50 @@ func buildLoyaltyctl(t *testing.T) string {
 	}
 	return bin
 }
+
+// TestTheREADMEImportsStays runs the README's import lines after its Try
+// it lines, in one shell, against loyaltyd as make run starts it: the
+// three-line file's two stays are recorded, the results file says so row
+// by row, and the same command again records nothing twice (both rows
+// replayed, with the first import's transactions and points).
+func TestTheREADMEImportsStays(t *testing.T) {
+	bash := requireTool(t, "bash")
+	requireTool(t, "curl")
+	bin := buildServer(t)
+	ctl := buildLoyaltyctl(t)
+	srv := startServer(t, bin, postgresDataDir(t))
+	m := regexp.MustCompile(`(?m)^export LOYALTY_KEY=(lk_\S+)$`).FindStringSubmatch(srv.stdout())
+	if m == nil {
+		t.Fatalf("no admin key in the banner:\n%s", srv.stdout())
+	}
+	importLines := readmeBlock(t, "<!-- readme-import:begin -->", "<!-- readme-import:end -->")
+	if !strings.Contains(importLines, goRunLoyaltyctl+" import stays stays.csv") || strings.Count(importLines, ",CNY,") != 2 {
+		t.Fatalf("the README's import lines are not a three-line file and the import command:\n%s", importLines)
+	}
+	dir := t.TempDir()
+	run := func(lines string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bash, "-euo", "pipefail", "-c", strings.ReplaceAll(lines, goRunLoyaltyctl, shellQuote(ctl)))
+		cmd.Dir = dir
+		cmd.Env = append(childEnv(), "LOYALTY_URL="+srv.url, "LOYALTY_KEY="+m[1])
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the README's lines failed: %v\n%s\n%s", err, lines, out)
+		}
+		return string(out)
+	}
+	out := run(readmeScript(t) + "\n" + importLines)
+	recorded := regexp.MustCompile(`(?m)^[23],recorded,[0-9a-f-]{36},[1-9][0-9]*,`)
+	if got := recorded.FindAllString(out, -1); len(got) != 2 {
+		t.Fatalf("the results file does not show lines 2 and 3 recorded with a transaction and points:\n%s", out)
+	}
+	again := run(`MEMBER=$(sed -n 2p stays.csv | cut -d, -f3)` + "\n" + importLines[strings.Index(importLines, goRunLoyaltyctl):])
+	if got := recorded.FindAllString(again, -1); len(got) != 2 {
+		t.Fatalf("the same import again does not replay both rows as recorded:\n%s", again)
+	}
+	if first, second := recorded.FindAllString(out, -1), recorded.FindAllString(again, -1); strings.Join(first, "\n") != strings.Join(second, "\n") {
+		t.Fatalf("the second import answered other transactions:\n%s\nthen\n%s", first, second)
+	}
+}

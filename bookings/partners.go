@@ -55,7 +55,8 @@ func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programme
 	m := txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: st.Member.Number, PropertyID: property.ID, StayID: st.StayID,
 		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Charges), st.Arrival.Format(time.DateOnly)),
 		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
-		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency}
+		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency,
+		TierPriced: string(st.Tier)}
 	txn, err := s.post(ctx, req, ledger.KindEarn, v, completedAt, []ledger.Posting{
 		{Account: st.Member.Account(), Amount: points},
 		{Account: partners.IssuedAccount(partner.ID).Code, Amount: -points},
@@ -64,6 +65,14 @@ func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programme
 		StayID: st.StayID, RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
 		ClaimWith(claim, ClaimEvent{Points: points, PartnerID: partner.ID}))
 	out.Transaction = txn
+	if txn != nil {
+		// A replay answers the first transaction, and the tier that priced
+		// it then: the history may have changed since (a stay recorded
+		// later, as of an earlier check-out).
+		if priced := txmeta.Decode(txn.Metadata).TierPriced; priced != "" {
+			out.Tier = programme.Tier(priced)
+		}
+	}
 	return out, err
 }
 

@@ -360,3 +360,33 @@ func checkSettlement(t *testing.T, s *loyaltyv1.Settlement, partner string, issu
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// A replayed award answers the tier that priced it, though the member's
+// tier history has changed since: a chain stay recorded later, as of a
+// check-out before the award's arrival, made the member silver by then.
+func TestAnAwardReplayAnswersTheTierThatPricedIt(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha := w.alliance(w.alphaKey)
+	first, err := alpha.AwardStay(w.ctx, award("priced-1", w.m1, "A-1", "ST-PRICED-1", "2026-11-10", "380.00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Msg.GetTier() != loyaltyv1.Tier_TIER_REGULAR {
+		t.Fatalf("a new member's award priced at %s, want regular", first.Msg.GetTier())
+	}
+	// Checked out on 2 November, recorded now: silver from then.
+	if _, err := w.clients(w.bookingKey).booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("priced-chain", w.m1, "CH-PRICED", "388.00"))); err != nil {
+		t.Fatal(err)
+	}
+	history, err := w.clients(w.bookingKey).members.GetTierHistory(w.ctx, connect.NewRequest(&loyaltyv1.GetTierHistoryRequest{MemberNumber: w.m1}))
+	if err != nil || len(history.Msg.GetChanges()) == 0 || !history.Msg.GetChanges()[0].GetEffectiveAt().AsTime().Before(time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("tier history %v, %v: want silver from before the award's arrival", history.Msg.GetChanges(), err)
+	}
+	again, err := alpha.AwardStay(w.ctx, award("priced-1", w.m1, "A-1", "ST-PRICED-1", "2026-11-10", "380.00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(again.Msg, first.Msg) {
+		t.Fatalf("the replay answered\n%v\nthe first answer was\n%v", again.Msg, first.Msg)
+	}
+}

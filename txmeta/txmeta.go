@@ -38,8 +38,12 @@ type Metadata struct {
 	RateVersion           int    `json:"rate_version,omitempty"`
 	PartnerPointsIssued   int64  `json:"partner_points_issued,omitempty"`
 	PartnerPointsRedeemed int64  `json:"partner_points_redeemed,omitempty"`
-	Money                 string `json:"money_amount,omitempty"`
-	Currency              string `json:"money_currency,omitempty"`
+	// TierPriced is the member's tier that priced a partner's stay (the
+	// tier at its arrival): a replay answers it, whatever the tier history
+	// says by then.
+	TierPriced string `json:"tier_priced,omitempty"`
+	Money      string `json:"money_amount,omitempty"`
+	Currency   string `json:"money_currency,omitempty"`
 }
 
 // Line is one line of a breakdown: a rule and the points it gave or took

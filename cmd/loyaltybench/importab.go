@@ -32,6 +32,7 @@ type importABConfig struct {
 	singleClients           []int
 	batch, parallel         int
 	dir                     string
+	postgresPID             int // for the CPU meter
 }
 
 func importABCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -42,8 +43,8 @@ func importABCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.IntVar(&cfg.stays, "stays", 100_000, "stays in the generated file the batch path imports (1 to 1,000,000)")
 	fs.IntVar(&cfg.members, "members", 20_000, "members the stays are spread over (1 to 200,000)")
 	fs.IntVar(&cfg.singles, "singles", 20_000, "stays recorded with single RecordStay calls, the first of the same kind of file (1 to -stays)")
-	singleClients := fs.String("single-clients", "2,16", "concurrent single RecordStay callers, one measurement of -singles stays each: "+
-		"the import's calls in flight (-parallel), then a busy client's (each 1 to 256)")
+	singleClients := fs.String("single-clients", "1,2,16", "concurrent single RecordStay callers, one measurement of -singles stays each: "+
+		"one at a time, the import's calls in flight (-parallel), then a busy client's (each 1 to 256)")
 	fs.IntVar(&cfg.batch, "batch", 500, "stays per RecordStays call of the import (1 to 1000)")
 	fs.IntVar(&cfg.parallel, "parallel", 2, "RecordStays calls in flight (1 to 8)")
 	fs.StringVar(&cfg.dir, "dir", "", "where to write the generated files (default: a temporary directory, removed after)")
@@ -56,9 +57,10 @@ each, loyaltyd. On the first it enrols -members members, writes a file of
 reads it) and imports it through the batch path (package stayimport,
 RecordStays, -parallel calls in flight); on the second it enrols as many
 members and records -singles stays of the same kind of file with single
-RecordStay calls, once per number of callers in -single-clients (the
-first, by default, as many calls in flight as the import). Prints stays/s
-of each and the ratios, and checks both ledgers (every stay recorded
+RecordStay calls, once per number of callers in -single-clients (by
+default one at a time, as many calls in flight as the import, and 16).
+Prints stays/s of each, the ratios and the CPU per stay (PostgreSQL +
+loyaltyd + this process), and checks both ledgers (every stay recorded
 once, ledger.Verify clean).
 
 Flags:
@@ -113,11 +115,14 @@ func importAB(ctx context.Context, cfg importABConfig, stdout, stderr io.Writer)
 		return err
 	}
 	singleURL := pg.ConnString(singleDatabase)
+	cfg.postgresPID = pg.PID()
 	fmt.Fprintf(stdout, "PostgreSQL %s started (fsync on), databases %q and %q\n", pg.Version(), benchDatabase, singleDatabase)
 
 	var batch phaseResult
 	err = importPhase(ctx, cfg, batchURL, cfg.stays, stdout, stderr, func(ctx context.Context, srv *server, file string) (int64, error) {
 		var last time.Time
+		meter := cpuMeter{postgresPID: cfg.postgresPID, serverPID: srv.pid()}
+		cpuBefore, cpuErr := meter.read()
 		started := time.Now()
 		sum, err := stayimport.Run(ctx, stayimport.Options{
 			Path: file, BaseURL: srv.url, APIKey: srv.key, HTTPClient: h2cClients(srv.url)(), BatchSize: cfg.batch, Parallel: cfg.parallel,
@@ -130,6 +135,7 @@ func importAB(ctx context.Context, cfg importABConfig, stdout, stderr io.Writer)
 			},
 		})
 		batch = phaseResult{stays: int64(sum.Recorded), elapsed: time.Since(started)}
+		batch.measureCPU(meter, cpuBefore, cpuErr)
 		if err != nil {
 			return 0, err
 		}
@@ -150,10 +156,13 @@ func importAB(ctx context.Context, cfg importABConfig, stdout, stderr io.Writer)
 			return 0, err
 		}
 		var recorded int64
+		meter := cpuMeter{postgresPID: cfg.postgresPID, serverPID: srv.pid()}
 		for k, clients := range cfg.singleClients {
+			cpuBefore, cpuErr := meter.read()
 			started := time.Now()
 			n, err := recordSingly(ctx, srv, stays[k*cfg.singles:(k+1)*cfg.singles], clients)
 			singles[k] = phaseResult{stays: n, elapsed: time.Since(started)}
+			singles[k].measureCPU(meter, cpuBefore, cpuErr)
 			recorded += n
 			if err != nil {
 				return recorded, err
@@ -165,19 +174,37 @@ func importAB(ctx context.Context, cfg importABConfig, stdout, stderr io.Writer)
 		return fmt.Errorf("single calls: %w", err)
 	}
 	fmt.Fprintf(stdout, "\n== importing past stays, %d members, fsync on ==\n", cfg.members)
-	fmt.Fprintf(stdout, "%-52s %8d stays in %9s: %7.0f stays/s\n", fmt.Sprintf("batch path (RecordStays of %d, %d calls in flight)", cfg.batch, cfg.parallel),
-		batch.stays, batch.elapsed.Round(time.Millisecond), batch.perSecond())
+	fmt.Fprintf(stdout, "%-52s %8d stays in %9s: %7.0f stays/s; CPU ms per stay %s\n", fmt.Sprintf("batch path (RecordStays of %d, %d calls in flight)", cfg.batch, cfg.parallel),
+		batch.stays, batch.elapsed.Round(time.Millisecond), batch.perSecond(), batch.cpuText())
 	for k, clients := range cfg.singleClients {
-		fmt.Fprintf(stdout, "%-52s %8d stays in %9s: %7.0f stays/s; batch/single %.2fx\n", fmt.Sprintf("single RecordStay calls, %d in flight", clients),
-			singles[k].stays, singles[k].elapsed.Round(time.Millisecond), singles[k].perSecond(), batch.perSecond()/singles[k].perSecond())
+		fmt.Fprintf(stdout, "%-52s %8d stays in %9s: %7.0f stays/s; CPU ms per stay %s; batch/single %.2fx\n", fmt.Sprintf("single RecordStay calls, %d in flight", clients),
+			singles[k].stays, singles[k].elapsed.Round(time.Millisecond), singles[k].perSecond(), singles[k].cpuText(), batch.perSecond()/singles[k].perSecond())
 	}
 	return nil
 }
 
-// phaseResult is one path's stays and time.
+// phaseResult is one path's stays, time and CPU.
 type phaseResult struct {
 	stays   int64
 	elapsed time.Duration
+	cpu     cpuTimes // zero: not measured
+}
+
+// measureCPU records the CPU used since before (read by m).
+func (p *phaseResult) measureCPU(m cpuMeter, before cpuTimes, beforeErr error) {
+	after, err := m.read()
+	if beforeErr == nil && err == nil {
+		p.cpu = after.sub(before)
+	}
+}
+
+// cpuText is the CPU per stay: PostgreSQL + loyaltyd + this process.
+func (p phaseResult) cpuText() string {
+	if p.cpu.total() == 0 || p.stays == 0 {
+		return "n/a"
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(p.stays) }
+	return fmt.Sprintf("%.2f + %.2f + %.2f = %.2f", per(p.cpu.Postgres), per(p.cpu.Server), per(p.cpu.Client), per(p.cpu.total()))
 }
 
 func (p phaseResult) perSecond() float64 { return float64(p.stays) / p.elapsed.Seconds() }

@@ -551,7 +551,7 @@ type AwardStaysRequest struct {
 	// BookingService.RecordStays: credentials and role, a suspended partner
 	// (PERMISSION_DENIED), the number of stays, a request over 4 MiB or not
 	// well-formed, no programme version in force, the database unreachable
-	// before any stay was awarded (UNAVAILABLE).
+	// before any stay was known to be awarded (UNAVAILABLE).
 	Stays []*AwardStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
 	// A dry run, as RecordStaysRequest.validate_only: each row is priced by
 	// the partner's rates and the programme version in force at its

@@ -586,8 +586,8 @@ type RecordStaysRequest struct {
 	// control characters, an enum number the contract does not define, an
 	// unknown field: INVALID_ARGUMENT naming it, e.g. "stays[3].stayId"), no
 	// programme version in force (FAILED_PRECONDITION), and the database
-	// unreachable before any stay was recorded (UNAVAILABLE: send the call
-	// again as it was).
+	// unreachable before any stay was known to be recorded (UNAVAILABLE:
+	// send the call again as it was).
 	Stays []*RecordStayRequest `protobuf:"bytes,1,rep,name=stays,proto3" json:"stays,omitempty"`
 	// A dry run: compute each row's result as if recorded, with the
 	// programme version in force at the stay's completion, and write

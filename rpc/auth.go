@@ -18,13 +18,16 @@ import (
 // roles says which key roles may call each procedure. A procedure missing
 // here is refused to everyone: access is granted, never assumed.
 var roles = map[string][]apikeys.Role{
-	loyaltyv1connect.MemberServiceEnrollMemberProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceGetMemberProcedure:       {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceUpdateMemberProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceListActivityProcedure:    {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceGetTransactionProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceAwardSuggestionProcedure: {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
-	loyaltyv1connect.MemberServiceGetTierHistoryProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceEnrollMemberProcedure:     {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetMemberProcedure:        {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceUpdateMemberProcedure:     {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceListActivityProcedure:     {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetTransactionProcedure:   {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceAwardSuggestionProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetTierHistoryProcedure:   {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceExportStatementProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceGetMemberHistoryProcedure: {apikeys.RoleAdmin},
+	loyaltyv1connect.MemberServiceCloseMembershipProcedure:  {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 
 	loyaltyv1connect.BookingServiceRecordStayProcedure:         {apikeys.RoleBookingChannel, apikeys.RoleAdmin},
 	loyaltyv1connect.BookingServiceRecordStaysProcedure:        {apikeys.RoleBookingChannel, apikeys.RoleAdmin},

@@ -22,6 +22,60 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// The format of an exported statement.
+type StatementFormat int32
+
+const (
+	// CSV.
+	StatementFormat_STATEMENT_FORMAT_UNSPECIFIED StatementFormat = 0
+	// RFC 4180 CSV with a header line: one line per transaction and one per
+	// breakdown line, UTF-8.
+	StatementFormat_STATEMENT_FORMAT_CSV StatementFormat = 1
+	// A PDF document.
+	StatementFormat_STATEMENT_FORMAT_PDF StatementFormat = 2
+)
+
+// Enum value maps for StatementFormat.
+var (
+	StatementFormat_name = map[int32]string{
+		0: "STATEMENT_FORMAT_UNSPECIFIED",
+		1: "STATEMENT_FORMAT_CSV",
+		2: "STATEMENT_FORMAT_PDF",
+	}
+	StatementFormat_value = map[string]int32{
+		"STATEMENT_FORMAT_UNSPECIFIED": 0,
+		"STATEMENT_FORMAT_CSV":         1,
+		"STATEMENT_FORMAT_PDF":         2,
+	}
+)
+
+func (x StatementFormat) Enum() *StatementFormat {
+	p := new(StatementFormat)
+	*p = x
+	return p
+}
+
+func (x StatementFormat) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StatementFormat) Descriptor() protoreflect.EnumDescriptor {
+	return file_loyalty_v1_member_service_proto_enumTypes[0].Descriptor()
+}
+
+func (StatementFormat) Type() protoreflect.EnumType {
+	return &file_loyalty_v1_member_service_proto_enumTypes[0]
+}
+
+func (x StatementFormat) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StatementFormat.Descriptor instead.
+func (StatementFormat) EnumDescriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{0}
+}
+
 // A member as the ledger knows them. Personal data is kept to what statements
 // need: a name and one or two contacts.
 type Member struct {
@@ -47,7 +101,10 @@ type Member struct {
 	// Where the member stands with the tier rules (GetMember only).
 	TierStatus *TierStatus `protobuf:"bytes,8,opt,name=tier_status,json=tierStatus,proto3" json:"tier_status,omitempty"`
 	// Which points expire when (GetMember only).
-	PointsExpiry  *PointsExpiry `protobuf:"bytes,9,opt,name=points_expiry,json=pointsExpiry,proto3" json:"points_expiry,omitempty"`
+	PointsExpiry *PointsExpiry `protobuf:"bytes,9,opt,name=points_expiry,json=pointsExpiry,proto3" json:"points_expiry,omitempty"`
+	// When the membership was closed (CloseMembership); unset while open. A
+	// closed member's personal fields are empty.
+	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +198,13 @@ func (x *Member) GetTierStatus() *TierStatus {
 func (x *Member) GetPointsExpiry() *PointsExpiry {
 	if x != nil {
 		return x.PointsExpiry
+	}
+	return nil
+}
+
+func (x *Member) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
 	}
 	return nil
 }
@@ -611,7 +675,10 @@ type UpdateMemberRequest struct {
 	Email *string `protobuf:"bytes,4,opt,name=email,proto3,oneof" json:"email,omitempty"`
 	// New phone number in E.164 form; "" removes it. The member must keep at
 	// least one of email and phone.
-	Phone         *string `protobuf:"bytes,5,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
+	Phone *string `protobuf:"bytes,5,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
+	// Why the data changed (optional, at most 500 characters), kept in the
+	// member's history (GetMemberHistory), e.g. "member's request by phone".
+	Reason        string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -677,6 +744,13 @@ func (x *UpdateMemberRequest) GetEmail() string {
 func (x *UpdateMemberRequest) GetPhone() string {
 	if x != nil && x.Phone != nil {
 		return *x.Phone
+	}
+	return ""
+}
+
+func (x *UpdateMemberRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
 	}
 	return ""
 }
@@ -1243,12 +1317,577 @@ func (x *GetTierHistoryResponse) GetChanges() []*TierChange {
 	return nil
 }
 
+type ExportStatementRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member (required).
+	MemberNumber string `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	// The period (from, to]: the transactions recorded after from, up to and
+	// including to. Default to: now; default from: a year before to. At most
+	// 366 days; to not in the future.
+	From          *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=to,proto3" json:"to,omitempty"`
+	Format        StatementFormat        `protobuf:"varint,4,opt,name=format,proto3,enum=loyalty.v1.StatementFormat" json:"format,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportStatementRequest) Reset() {
+	*x = ExportStatementRequest{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportStatementRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportStatementRequest) ProtoMessage() {}
+
+func (x *ExportStatementRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportStatementRequest.ProtoReflect.Descriptor instead.
+func (*ExportStatementRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ExportStatementRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *ExportStatementRequest) GetFrom() *timestamppb.Timestamp {
+	if x != nil {
+		return x.From
+	}
+	return nil
+}
+
+func (x *ExportStatementRequest) GetTo() *timestamppb.Timestamp {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *ExportStatementRequest) GetFormat() StatementFormat {
+	if x != nil {
+		return x.Format
+	}
+	return StatementFormat_STATEMENT_FORMAT_UNSPECIFIED
+}
+
+type ExportStatementResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "text/csv; charset=utf-8; header=present" or "application/pdf".
+	ContentType string `protobuf:"bytes,1,opt,name=content_type,json=contentType,proto3" json:"content_type,omitempty"`
+	// A file name to save it as, e.g.
+	// "statement-1000000001-2026-01-01--2026-12-01.pdf".
+	FileName string `protobuf:"bytes,2,opt,name=file_name,json=fileName,proto3" json:"file_name,omitempty"`
+	// The file.
+	Content []byte `protobuf:"bytes,3,opt,name=content,proto3" json:"content,omitempty"`
+	// How many transactions it lists.
+	Transactions  int32 `protobuf:"varint,4,opt,name=transactions,proto3" json:"transactions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportStatementResponse) Reset() {
+	*x = ExportStatementResponse{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportStatementResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportStatementResponse) ProtoMessage() {}
+
+func (x *ExportStatementResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportStatementResponse.ProtoReflect.Descriptor instead.
+func (*ExportStatementResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ExportStatementResponse) GetContentType() string {
+	if x != nil {
+		return x.ContentType
+	}
+	return ""
+}
+
+func (x *ExportStatementResponse) GetFileName() string {
+	if x != nil {
+		return x.FileName
+	}
+	return ""
+}
+
+func (x *ExportStatementResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *ExportStatementResponse) GetTransactions() int32 {
+	if x != nil {
+		return x.Transactions
+	}
+	return 0
+}
+
+type GetMemberHistoryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The member (required).
+	MemberNumber string `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	// Maximum number of changes to return: 0 means the default (50); at most
+	// 200.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Opaque token from a previous response's next_page_token; empty for the
+	// first page.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMemberHistoryRequest) Reset() {
+	*x = GetMemberHistoryRequest{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMemberHistoryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMemberHistoryRequest) ProtoMessage() {}
+
+func (x *GetMemberHistoryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMemberHistoryRequest.ProtoReflect.Descriptor instead.
+func (*GetMemberHistoryRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *GetMemberHistoryRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *GetMemberHistoryRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetMemberHistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// One field of a member's profile as one change left it.
+type FieldChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The field as JSON spells it: "fullName", "email" or "phone".
+	Field string `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	// Its value before and after the change ("" for none). After a closure
+	// every earlier value is erased and reads "".
+	Before        string `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After         string `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *FieldChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// One change to a member's profile.
+type MemberChange struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ChangedAt *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=changed_at,json=changedAt,proto3" json:"changed_at,omitempty"`
+	// The id of the API key that made it.
+	ChangedBy string `protobuf:"bytes,2,opt,name=changed_by,json=changedBy,proto3" json:"changed_by,omitempty"`
+	// ENROLLED, UPDATED or CLOSED.
+	Kind string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Why, as the caller said (UpdateMemberRequest.reason,
+	// CloseMembershipRequest.reason); empty if not given.
+	Reason        string         `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Fields        []*FieldChange `protobuf:"bytes,5,rep,name=fields,proto3" json:"fields,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberChange) Reset() {
+	*x = MemberChange{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberChange) ProtoMessage() {}
+
+func (x *MemberChange) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberChange.ProtoReflect.Descriptor instead.
+func (*MemberChange) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MemberChange) GetChangedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ChangedAt
+	}
+	return nil
+}
+
+func (x *MemberChange) GetChangedBy() string {
+	if x != nil {
+		return x.ChangedBy
+	}
+	return ""
+}
+
+func (x *MemberChange) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *MemberChange) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MemberChange) GetFields() []*FieldChange {
+	if x != nil {
+		return x.Fields
+	}
+	return nil
+}
+
+type GetMemberHistoryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Oldest first.
+	Changes []*MemberChange `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	// Token for the next page; empty when there is none.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMemberHistoryResponse) Reset() {
+	*x = GetMemberHistoryResponse{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMemberHistoryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMemberHistoryResponse) ProtoMessage() {}
+
+func (x *GetMemberHistoryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMemberHistoryResponse.ProtoReflect.Descriptor instead.
+func (*GetMemberHistoryResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetMemberHistoryResponse) GetChanges() []*MemberChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+func (x *GetMemberHistoryResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+type CloseMembershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
+	// API key. Same key and same request returns the first response; same key
+	// with a different request fails with ALREADY_EXISTS.
+	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
+	// The member (required).
+	MemberNumber string `protobuf:"bytes,2,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	// Why the membership is closed (required, 1-500 characters), e.g.
+	// "member's request by e-mail of 2026-12-01". Kept in the history; put
+	// no personal data in it.
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseMembershipRequest) Reset() {
+	*x = CloseMembershipRequest{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseMembershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseMembershipRequest) ProtoMessage() {}
+
+func (x *CloseMembershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseMembershipRequest.ProtoReflect.Descriptor instead.
+func (*CloseMembershipRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CloseMembershipRequest) GetIdempotencyKey() string {
+	if x != nil {
+		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *CloseMembershipRequest) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *CloseMembershipRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CloseMembershipResponse struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	MemberNumber string                 `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
+	ClosedAt     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	// Points on hold that were released.
+	ReleasedPoints int64 `protobuf:"varint,3,opt,name=released_points,json=releasedPoints,proto3" json:"released_points,omitempty"`
+	// The balance forfeited to the programme (0 if none).
+	ForfeitedPoints int64 `protobuf:"varint,4,opt,name=forfeited_points,json=forfeitedPoints,proto3" json:"forfeited_points,omitempty"`
+	// A debt (negative balance) written off (0 if none).
+	WrittenOffPoints int64 `protobuf:"varint,5,opt,name=written_off_points,json=writtenOffPoints,proto3" json:"written_off_points,omitempty"`
+	// The closing transaction that forfeited or wrote off the balance; empty
+	// when the balance was zero.
+	TransactionId string `protobuf:"bytes,6,opt,name=transaction_id,json=transactionId,proto3" json:"transaction_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CloseMembershipResponse) Reset() {
+	*x = CloseMembershipResponse{}
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CloseMembershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CloseMembershipResponse) ProtoMessage() {}
+
+func (x *CloseMembershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_member_service_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CloseMembershipResponse.ProtoReflect.Descriptor instead.
+func (*CloseMembershipResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_member_service_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *CloseMembershipResponse) GetMemberNumber() string {
+	if x != nil {
+		return x.MemberNumber
+	}
+	return ""
+}
+
+func (x *CloseMembershipResponse) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
+}
+
+func (x *CloseMembershipResponse) GetReleasedPoints() int64 {
+	if x != nil {
+		return x.ReleasedPoints
+	}
+	return 0
+}
+
+func (x *CloseMembershipResponse) GetForfeitedPoints() int64 {
+	if x != nil {
+		return x.ForfeitedPoints
+	}
+	return 0
+}
+
+func (x *CloseMembershipResponse) GetWrittenOffPoints() int64 {
+	if x != nil {
+		return x.WrittenOffPoints
+	}
+	return 0
+}
+
+func (x *CloseMembershipResponse) GetTransactionId() string {
+	if x != nil {
+		return x.TransactionId
+	}
+	return ""
+}
+
 var File_loyalty_v1_member_service_proto protoreflect.FileDescriptor
 
 const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\n" +
 	"\x1floyalty/v1/member_service.proto\x12\n" +
-	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17loyalty/v1/common.proto\"\x86\x03\n" +
+	"loyalty.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17loyalty/v1/common.proto\"\xbf\x03\n" +
 	"\x06Member\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12\x1b\n" +
 	"\tfull_name\x18\x02 \x01(\tR\bfullName\x12\x14\n" +
@@ -1260,7 +1899,9 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"enrolledAt\x127\n" +
 	"\vtier_status\x18\b \x01(\v2\x16.loyalty.v1.TierStatusR\n" +
 	"tierStatus\x12=\n" +
-	"\rpoints_expiry\x18\t \x01(\v2\x18.loyalty.v1.PointsExpiryR\fpointsExpiry\"\xcf\x02\n" +
+	"\rpoints_expiry\x18\t \x01(\v2\x18.loyalty.v1.PointsExpiryR\fpointsExpiry\x127\n" +
+	"\tclosed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\"\xcf\x02\n" +
 	"\fPointsExpiry\x12\x12\n" +
 	"\x04rule\x18\x01 \x01(\tR\x04rule\x12\x16\n" +
 	"\x06months\x18\x02 \x01(\x05R\x06months\x12@\n" +
@@ -1296,13 +1937,14 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\x10GetMemberRequest\x12#\n" +
 	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\"?\n" +
 	"\x11GetMemberResponse\x12*\n" +
-	"\x06member\x18\x01 \x01(\v2\x12.loyalty.v1.MemberR\x06member\"\xdd\x01\n" +
+	"\x06member\x18\x01 \x01(\v2\x12.loyalty.v1.MemberR\x06member\"\xf5\x01\n" +
 	"\x13UpdateMemberRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12 \n" +
 	"\tfull_name\x18\x03 \x01(\tH\x00R\bfullName\x88\x01\x01\x12\x19\n" +
 	"\x05email\x18\x04 \x01(\tH\x01R\x05email\x88\x01\x01\x12\x19\n" +
-	"\x05phone\x18\x05 \x01(\tH\x02R\x05phone\x88\x01\x01B\f\n" +
+	"\x05phone\x18\x05 \x01(\tH\x02R\x05phone\x88\x01\x01\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reasonB\f\n" +
 	"\n" +
 	"_full_nameB\b\n" +
 	"\x06_emailB\b\n" +
@@ -1342,7 +1984,52 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\x11qualifying_points\x18\x06 \x01(\x03R\x10qualifyingPoints\x12)\n" +
 	"\x11changed_by_key_id\x18\a \x01(\tR\x0echangedByKeyId\"J\n" +
 	"\x16GetTierHistoryResponse\x120\n" +
-	"\achanges\x18\x01 \x03(\v2\x16.loyalty.v1.TierChangeR\achanges2\xf4\x04\n" +
+	"\achanges\x18\x01 \x03(\v2\x16.loyalty.v1.TierChangeR\achanges\"\xce\x01\n" +
+	"\x16ExportStatementRequest\x12#\n" +
+	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12.\n" +
+	"\x04from\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
+	"\x02to\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x123\n" +
+	"\x06format\x18\x04 \x01(\x0e2\x1b.loyalty.v1.StatementFormatR\x06format\"\x97\x01\n" +
+	"\x17ExportStatementResponse\x12!\n" +
+	"\fcontent_type\x18\x01 \x01(\tR\vcontentType\x12\x1b\n" +
+	"\tfile_name\x18\x02 \x01(\tR\bfileName\x12\x18\n" +
+	"\acontent\x18\x03 \x01(\fR\acontent\x12\"\n" +
+	"\ftransactions\x18\x04 \x01(\x05R\ftransactions\"z\n" +
+	"\x17GetMemberHistoryRequest\x12#\n" +
+	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"Q\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"\xc5\x01\n" +
+	"\fMemberChange\x129\n" +
+	"\n" +
+	"changed_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tchangedAt\x12\x1d\n" +
+	"\n" +
+	"changed_by\x18\x02 \x01(\tR\tchangedBy\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12/\n" +
+	"\x06fields\x18\x05 \x03(\v2\x17.loyalty.v1.FieldChangeR\x06fields\"v\n" +
+	"\x18GetMemberHistoryResponse\x122\n" +
+	"\achanges\x18\x01 \x03(\v2\x18.loyalty.v1.MemberChangeR\achanges\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"~\n" +
+	"\x16CloseMembershipRequest\x12'\n" +
+	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
+	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\xa0\x02\n" +
+	"\x17CloseMembershipResponse\x12#\n" +
+	"\rmember_number\x18\x01 \x01(\tR\fmemberNumber\x127\n" +
+	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12'\n" +
+	"\x0freleased_points\x18\x03 \x01(\x03R\x0ereleasedPoints\x12)\n" +
+	"\x10forfeited_points\x18\x04 \x01(\x03R\x0fforfeitedPoints\x12,\n" +
+	"\x12written_off_points\x18\x05 \x01(\x03R\x10writtenOffPoints\x12%\n" +
+	"\x0etransaction_id\x18\x06 \x01(\tR\rtransactionId*g\n" +
+	"\x0fStatementFormat\x12 \n" +
+	"\x1cSTATEMENT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14STATEMENT_FORMAT_CSV\x10\x01\x12\x18\n" +
+	"\x14STATEMENT_FORMAT_PDF\x10\x022\x95\a\n" +
 	"\rMemberService\x12Q\n" +
 	"\fEnrollMember\x12\x1f.loyalty.v1.EnrollMemberRequest\x1a .loyalty.v1.EnrollMemberResponse\x12M\n" +
 	"\tGetMember\x12\x1c.loyalty.v1.GetMemberRequest\x1a\x1d.loyalty.v1.GetMemberResponse\"\x03\x90\x02\x01\x12Q\n" +
@@ -1350,7 +2037,10 @@ const file_loyalty_v1_member_service_proto_rawDesc = "" +
 	"\fListActivity\x12\x1f.loyalty.v1.ListActivityRequest\x1a .loyalty.v1.ListActivityResponse\"\x03\x90\x02\x01\x12\\\n" +
 	"\x0eGetTransaction\x12!.loyalty.v1.GetTransactionRequest\x1a\".loyalty.v1.GetTransactionResponse\"\x03\x90\x02\x01\x12Z\n" +
 	"\x0fAwardSuggestion\x12\".loyalty.v1.AwardSuggestionRequest\x1a#.loyalty.v1.AwardSuggestionResponse\x12\\\n" +
-	"\x0eGetTierHistory\x12!.loyalty.v1.GetTierHistoryRequest\x1a\".loyalty.v1.GetTierHistoryResponse\"\x03\x90\x02\x01BBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
+	"\x0eGetTierHistory\x12!.loyalty.v1.GetTierHistoryRequest\x1a\".loyalty.v1.GetTierHistoryResponse\"\x03\x90\x02\x01\x12_\n" +
+	"\x0fExportStatement\x12\".loyalty.v1.ExportStatementRequest\x1a#.loyalty.v1.ExportStatementResponse\"\x03\x90\x02\x01\x12b\n" +
+	"\x10GetMemberHistory\x12#.loyalty.v1.GetMemberHistoryRequest\x1a$.loyalty.v1.GetMemberHistoryResponse\"\x03\x90\x02\x01\x12Z\n" +
+	"\x0fCloseMembership\x12\".loyalty.v1.CloseMembershipRequest\x1a#.loyalty.v1.CloseMembershipResponseBBZ@github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1;loyaltyv1b\x06proto3"
 
 var (
 	file_loyalty_v1_member_service_proto_rawDescOnce sync.Once
@@ -1364,74 +2054,98 @@ func file_loyalty_v1_member_service_proto_rawDescGZIP() []byte {
 	return file_loyalty_v1_member_service_proto_rawDescData
 }
 
-var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_loyalty_v1_member_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_loyalty_v1_member_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_loyalty_v1_member_service_proto_goTypes = []any{
-	(*Member)(nil),                  // 0: loyalty.v1.Member
-	(*PointsExpiry)(nil),            // 1: loyalty.v1.PointsExpiry
-	(*TierStatus)(nil),              // 2: loyalty.v1.TierStatus
-	(*EnrollMemberRequest)(nil),     // 3: loyalty.v1.EnrollMemberRequest
-	(*EnrollMemberResponse)(nil),    // 4: loyalty.v1.EnrollMemberResponse
-	(*GetMemberRequest)(nil),        // 5: loyalty.v1.GetMemberRequest
-	(*GetMemberResponse)(nil),       // 6: loyalty.v1.GetMemberResponse
-	(*UpdateMemberRequest)(nil),     // 7: loyalty.v1.UpdateMemberRequest
-	(*UpdateMemberResponse)(nil),    // 8: loyalty.v1.UpdateMemberResponse
-	(*ListActivityRequest)(nil),     // 9: loyalty.v1.ListActivityRequest
-	(*ListActivityResponse)(nil),    // 10: loyalty.v1.ListActivityResponse
-	(*GetTransactionRequest)(nil),   // 11: loyalty.v1.GetTransactionRequest
-	(*GetTransactionResponse)(nil),  // 12: loyalty.v1.GetTransactionResponse
-	(*AwardSuggestionRequest)(nil),  // 13: loyalty.v1.AwardSuggestionRequest
-	(*AwardSuggestionResponse)(nil), // 14: loyalty.v1.AwardSuggestionResponse
-	(*GetTierHistoryRequest)(nil),   // 15: loyalty.v1.GetTierHistoryRequest
-	(*TierChange)(nil),              // 16: loyalty.v1.TierChange
-	(*GetTierHistoryResponse)(nil),  // 17: loyalty.v1.GetTierHistoryResponse
-	(Tier)(0),                       // 18: loyalty.v1.Tier
-	(*PointsBalance)(nil),           // 19: loyalty.v1.PointsBalance
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
-	(BookingChannel)(0),             // 21: loyalty.v1.BookingChannel
-	(*Transaction)(nil),             // 22: loyalty.v1.Transaction
+	(StatementFormat)(0),             // 0: loyalty.v1.StatementFormat
+	(*Member)(nil),                   // 1: loyalty.v1.Member
+	(*PointsExpiry)(nil),             // 2: loyalty.v1.PointsExpiry
+	(*TierStatus)(nil),               // 3: loyalty.v1.TierStatus
+	(*EnrollMemberRequest)(nil),      // 4: loyalty.v1.EnrollMemberRequest
+	(*EnrollMemberResponse)(nil),     // 5: loyalty.v1.EnrollMemberResponse
+	(*GetMemberRequest)(nil),         // 6: loyalty.v1.GetMemberRequest
+	(*GetMemberResponse)(nil),        // 7: loyalty.v1.GetMemberResponse
+	(*UpdateMemberRequest)(nil),      // 8: loyalty.v1.UpdateMemberRequest
+	(*UpdateMemberResponse)(nil),     // 9: loyalty.v1.UpdateMemberResponse
+	(*ListActivityRequest)(nil),      // 10: loyalty.v1.ListActivityRequest
+	(*ListActivityResponse)(nil),     // 11: loyalty.v1.ListActivityResponse
+	(*GetTransactionRequest)(nil),    // 12: loyalty.v1.GetTransactionRequest
+	(*GetTransactionResponse)(nil),   // 13: loyalty.v1.GetTransactionResponse
+	(*AwardSuggestionRequest)(nil),   // 14: loyalty.v1.AwardSuggestionRequest
+	(*AwardSuggestionResponse)(nil),  // 15: loyalty.v1.AwardSuggestionResponse
+	(*GetTierHistoryRequest)(nil),    // 16: loyalty.v1.GetTierHistoryRequest
+	(*TierChange)(nil),               // 17: loyalty.v1.TierChange
+	(*GetTierHistoryResponse)(nil),   // 18: loyalty.v1.GetTierHistoryResponse
+	(*ExportStatementRequest)(nil),   // 19: loyalty.v1.ExportStatementRequest
+	(*ExportStatementResponse)(nil),  // 20: loyalty.v1.ExportStatementResponse
+	(*GetMemberHistoryRequest)(nil),  // 21: loyalty.v1.GetMemberHistoryRequest
+	(*FieldChange)(nil),              // 22: loyalty.v1.FieldChange
+	(*MemberChange)(nil),             // 23: loyalty.v1.MemberChange
+	(*GetMemberHistoryResponse)(nil), // 24: loyalty.v1.GetMemberHistoryResponse
+	(*CloseMembershipRequest)(nil),   // 25: loyalty.v1.CloseMembershipRequest
+	(*CloseMembershipResponse)(nil),  // 26: loyalty.v1.CloseMembershipResponse
+	(Tier)(0),                        // 27: loyalty.v1.Tier
+	(*PointsBalance)(nil),            // 28: loyalty.v1.PointsBalance
+	(*timestamppb.Timestamp)(nil),    // 29: google.protobuf.Timestamp
+	(BookingChannel)(0),              // 30: loyalty.v1.BookingChannel
+	(*Transaction)(nil),              // 31: loyalty.v1.Transaction
 }
 var file_loyalty_v1_member_service_proto_depIdxs = []int32{
-	18, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
-	19, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
-	20, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
-	2,  // 3: loyalty.v1.Member.tier_status:type_name -> loyalty.v1.TierStatus
-	1,  // 4: loyalty.v1.Member.points_expiry:type_name -> loyalty.v1.PointsExpiry
-	20, // 5: loyalty.v1.PointsExpiry.next_expiry_at:type_name -> google.protobuf.Timestamp
-	20, // 6: loyalty.v1.TierStatus.window_start:type_name -> google.protobuf.Timestamp
-	20, // 7: loyalty.v1.TierStatus.window_end:type_name -> google.protobuf.Timestamp
-	18, // 8: loyalty.v1.TierStatus.next_tier:type_name -> loyalty.v1.Tier
-	20, // 9: loyalty.v1.TierStatus.next_review_at:type_name -> google.protobuf.Timestamp
-	20, // 10: loyalty.v1.TierStatus.manual_until:type_name -> google.protobuf.Timestamp
-	21, // 11: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
-	0,  // 12: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
-	0,  // 13: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
-	0,  // 14: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
-	22, // 15: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
-	22, // 16: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	22, // 17: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
-	18, // 18: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
-	18, // 19: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
-	20, // 20: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
-	16, // 21: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
-	3,  // 22: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
-	5,  // 23: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
-	7,  // 24: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
-	9,  // 25: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
-	11, // 26: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
-	13, // 27: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
-	15, // 28: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
-	4,  // 29: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
-	6,  // 30: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
-	8,  // 31: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
-	10, // 32: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
-	12, // 33: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
-	14, // 34: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
-	17, // 35: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
-	29, // [29:36] is the sub-list for method output_type
-	22, // [22:29] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	27, // 0: loyalty.v1.Member.tier:type_name -> loyalty.v1.Tier
+	28, // 1: loyalty.v1.Member.balance:type_name -> loyalty.v1.PointsBalance
+	29, // 2: loyalty.v1.Member.enrolled_at:type_name -> google.protobuf.Timestamp
+	3,  // 3: loyalty.v1.Member.tier_status:type_name -> loyalty.v1.TierStatus
+	2,  // 4: loyalty.v1.Member.points_expiry:type_name -> loyalty.v1.PointsExpiry
+	29, // 5: loyalty.v1.Member.closed_at:type_name -> google.protobuf.Timestamp
+	29, // 6: loyalty.v1.PointsExpiry.next_expiry_at:type_name -> google.protobuf.Timestamp
+	29, // 7: loyalty.v1.TierStatus.window_start:type_name -> google.protobuf.Timestamp
+	29, // 8: loyalty.v1.TierStatus.window_end:type_name -> google.protobuf.Timestamp
+	27, // 9: loyalty.v1.TierStatus.next_tier:type_name -> loyalty.v1.Tier
+	29, // 10: loyalty.v1.TierStatus.next_review_at:type_name -> google.protobuf.Timestamp
+	29, // 11: loyalty.v1.TierStatus.manual_until:type_name -> google.protobuf.Timestamp
+	30, // 12: loyalty.v1.EnrollMemberRequest.channel:type_name -> loyalty.v1.BookingChannel
+	1,  // 13: loyalty.v1.EnrollMemberResponse.member:type_name -> loyalty.v1.Member
+	1,  // 14: loyalty.v1.GetMemberResponse.member:type_name -> loyalty.v1.Member
+	1,  // 15: loyalty.v1.UpdateMemberResponse.member:type_name -> loyalty.v1.Member
+	31, // 16: loyalty.v1.ListActivityResponse.transactions:type_name -> loyalty.v1.Transaction
+	31, // 17: loyalty.v1.GetTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	31, // 18: loyalty.v1.AwardSuggestionResponse.transaction:type_name -> loyalty.v1.Transaction
+	27, // 19: loyalty.v1.TierChange.from_tier:type_name -> loyalty.v1.Tier
+	27, // 20: loyalty.v1.TierChange.to_tier:type_name -> loyalty.v1.Tier
+	29, // 21: loyalty.v1.TierChange.effective_at:type_name -> google.protobuf.Timestamp
+	17, // 22: loyalty.v1.GetTierHistoryResponse.changes:type_name -> loyalty.v1.TierChange
+	29, // 23: loyalty.v1.ExportStatementRequest.from:type_name -> google.protobuf.Timestamp
+	29, // 24: loyalty.v1.ExportStatementRequest.to:type_name -> google.protobuf.Timestamp
+	0,  // 25: loyalty.v1.ExportStatementRequest.format:type_name -> loyalty.v1.StatementFormat
+	29, // 26: loyalty.v1.MemberChange.changed_at:type_name -> google.protobuf.Timestamp
+	22, // 27: loyalty.v1.MemberChange.fields:type_name -> loyalty.v1.FieldChange
+	23, // 28: loyalty.v1.GetMemberHistoryResponse.changes:type_name -> loyalty.v1.MemberChange
+	29, // 29: loyalty.v1.CloseMembershipResponse.closed_at:type_name -> google.protobuf.Timestamp
+	4,  // 30: loyalty.v1.MemberService.EnrollMember:input_type -> loyalty.v1.EnrollMemberRequest
+	6,  // 31: loyalty.v1.MemberService.GetMember:input_type -> loyalty.v1.GetMemberRequest
+	8,  // 32: loyalty.v1.MemberService.UpdateMember:input_type -> loyalty.v1.UpdateMemberRequest
+	10, // 33: loyalty.v1.MemberService.ListActivity:input_type -> loyalty.v1.ListActivityRequest
+	12, // 34: loyalty.v1.MemberService.GetTransaction:input_type -> loyalty.v1.GetTransactionRequest
+	14, // 35: loyalty.v1.MemberService.AwardSuggestion:input_type -> loyalty.v1.AwardSuggestionRequest
+	16, // 36: loyalty.v1.MemberService.GetTierHistory:input_type -> loyalty.v1.GetTierHistoryRequest
+	19, // 37: loyalty.v1.MemberService.ExportStatement:input_type -> loyalty.v1.ExportStatementRequest
+	21, // 38: loyalty.v1.MemberService.GetMemberHistory:input_type -> loyalty.v1.GetMemberHistoryRequest
+	25, // 39: loyalty.v1.MemberService.CloseMembership:input_type -> loyalty.v1.CloseMembershipRequest
+	5,  // 40: loyalty.v1.MemberService.EnrollMember:output_type -> loyalty.v1.EnrollMemberResponse
+	7,  // 41: loyalty.v1.MemberService.GetMember:output_type -> loyalty.v1.GetMemberResponse
+	9,  // 42: loyalty.v1.MemberService.UpdateMember:output_type -> loyalty.v1.UpdateMemberResponse
+	11, // 43: loyalty.v1.MemberService.ListActivity:output_type -> loyalty.v1.ListActivityResponse
+	13, // 44: loyalty.v1.MemberService.GetTransaction:output_type -> loyalty.v1.GetTransactionResponse
+	15, // 45: loyalty.v1.MemberService.AwardSuggestion:output_type -> loyalty.v1.AwardSuggestionResponse
+	18, // 46: loyalty.v1.MemberService.GetTierHistory:output_type -> loyalty.v1.GetTierHistoryResponse
+	20, // 47: loyalty.v1.MemberService.ExportStatement:output_type -> loyalty.v1.ExportStatementResponse
+	24, // 48: loyalty.v1.MemberService.GetMemberHistory:output_type -> loyalty.v1.GetMemberHistoryResponse
+	26, // 49: loyalty.v1.MemberService.CloseMembership:output_type -> loyalty.v1.CloseMembershipResponse
+	40, // [40:50] is the sub-list for method output_type
+	30, // [30:40] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_member_service_proto_init() }
@@ -1446,13 +2160,14 @@ func file_loyalty_v1_member_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_member_service_proto_rawDesc), len(file_loyalty_v1_member_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   18,
+			NumEnums:      1,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_loyalty_v1_member_service_proto_goTypes,
 		DependencyIndexes: file_loyalty_v1_member_service_proto_depIdxs,
+		EnumInfos:         file_loyalty_v1_member_service_proto_enumTypes,
 		MessageInfos:      file_loyalty_v1_member_service_proto_msgTypes,
 	}.Build()
 	File_loyalty_v1_member_service_proto = out.File

@@ -53,6 +53,15 @@ const (
 	// MemberServiceGetTierHistoryProcedure is the fully-qualified name of the MemberService's
 	// GetTierHistory RPC.
 	MemberServiceGetTierHistoryProcedure = "/loyalty.v1.MemberService/GetTierHistory"
+	// MemberServiceExportStatementProcedure is the fully-qualified name of the MemberService's
+	// ExportStatement RPC.
+	MemberServiceExportStatementProcedure = "/loyalty.v1.MemberService/ExportStatement"
+	// MemberServiceGetMemberHistoryProcedure is the fully-qualified name of the MemberService's
+	// GetMemberHistory RPC.
+	MemberServiceGetMemberHistoryProcedure = "/loyalty.v1.MemberService/GetMemberHistory"
+	// MemberServiceCloseMembershipProcedure is the fully-qualified name of the MemberService's
+	// CloseMembership RPC.
+	MemberServiceCloseMembershipProcedure = "/loyalty.v1.MemberService/CloseMembership"
 )
 
 // MemberServiceClient is a client for the loyalty.v1.MemberService service.
@@ -76,6 +85,26 @@ type MemberServiceClient interface {
 	// Returns the member's tier changes, newest first, each with the
 	// qualifying activity behind it.
 	GetTierHistory(context.Context, *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error)
+	// Exports the member's statement of a period as a file to hand to the
+	// member: CSV (RFC 4180) or PDF (the programme's name, the member's
+	// name and tier, opening and closing balance, each transaction with its
+	// breakdown lines, points on hold and the next expiry; Chinese
+	// characters render). A closed member's statement still exports, with
+	// the erased personal fields blank.
+	ExportStatement(context.Context, *connect.Request[v1.ExportStatementRequest]) (*connect.Response[v1.ExportStatementResponse], error)
+	// Returns every change to a member's profile, oldest first: what each
+	// field was before and after, which API key changed it, when and why.
+	// Admin keys only.
+	GetMemberHistory(context.Context, *connect.Request[v1.GetMemberHistoryRequest]) (*connect.Response[v1.GetMemberHistoryResponse], error)
+	// Closes a membership for good, with a reason: points on hold are
+	// released, the remaining balance is forfeited (a line of its own in the
+	// finance roll-forward), a debt is written off, and the member's personal
+	// data (name, e-mail, phone, and anything personal in transactions'
+	// descriptions and metadata) is erased everywhere, while the member
+	// number, the transactions and their postings stay and the books still
+	// reconcile. Any later write for the member is FAILED_PRECONDITION with
+	// an ErrorInfo MEMBERSHIP_CLOSED.
+	CloseMembership(context.Context, *connect.Request[v1.CloseMembershipRequest]) (*connect.Response[v1.CloseMembershipResponse], error)
 }
 
 // NewMemberServiceClient constructs a client for the loyalty.v1.MemberService service. By default,
@@ -135,18 +164,41 @@ func NewMemberServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
+		exportStatement: connect.NewClient[v1.ExportStatementRequest, v1.ExportStatementResponse](
+			httpClient,
+			baseURL+MemberServiceExportStatementProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("ExportStatement")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		getMemberHistory: connect.NewClient[v1.GetMemberHistoryRequest, v1.GetMemberHistoryResponse](
+			httpClient,
+			baseURL+MemberServiceGetMemberHistoryProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("GetMemberHistory")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+			connect.WithClientOptions(opts...),
+		),
+		closeMembership: connect.NewClient[v1.CloseMembershipRequest, v1.CloseMembershipResponse](
+			httpClient,
+			baseURL+MemberServiceCloseMembershipProcedure,
+			connect.WithSchema(memberServiceMethods.ByName("CloseMembership")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
 // memberServiceClient implements MemberServiceClient.
 type memberServiceClient struct {
-	enrollMember    *connect.Client[v1.EnrollMemberRequest, v1.EnrollMemberResponse]
-	getMember       *connect.Client[v1.GetMemberRequest, v1.GetMemberResponse]
-	updateMember    *connect.Client[v1.UpdateMemberRequest, v1.UpdateMemberResponse]
-	listActivity    *connect.Client[v1.ListActivityRequest, v1.ListActivityResponse]
-	getTransaction  *connect.Client[v1.GetTransactionRequest, v1.GetTransactionResponse]
-	awardSuggestion *connect.Client[v1.AwardSuggestionRequest, v1.AwardSuggestionResponse]
-	getTierHistory  *connect.Client[v1.GetTierHistoryRequest, v1.GetTierHistoryResponse]
+	enrollMember     *connect.Client[v1.EnrollMemberRequest, v1.EnrollMemberResponse]
+	getMember        *connect.Client[v1.GetMemberRequest, v1.GetMemberResponse]
+	updateMember     *connect.Client[v1.UpdateMemberRequest, v1.UpdateMemberResponse]
+	listActivity     *connect.Client[v1.ListActivityRequest, v1.ListActivityResponse]
+	getTransaction   *connect.Client[v1.GetTransactionRequest, v1.GetTransactionResponse]
+	awardSuggestion  *connect.Client[v1.AwardSuggestionRequest, v1.AwardSuggestionResponse]
+	getTierHistory   *connect.Client[v1.GetTierHistoryRequest, v1.GetTierHistoryResponse]
+	exportStatement  *connect.Client[v1.ExportStatementRequest, v1.ExportStatementResponse]
+	getMemberHistory *connect.Client[v1.GetMemberHistoryRequest, v1.GetMemberHistoryResponse]
+	closeMembership  *connect.Client[v1.CloseMembershipRequest, v1.CloseMembershipResponse]
 }
 
 // EnrollMember calls loyalty.v1.MemberService.EnrollMember.
@@ -184,6 +236,21 @@ func (c *memberServiceClient) GetTierHistory(ctx context.Context, req *connect.R
 	return c.getTierHistory.CallUnary(ctx, req)
 }
 
+// ExportStatement calls loyalty.v1.MemberService.ExportStatement.
+func (c *memberServiceClient) ExportStatement(ctx context.Context, req *connect.Request[v1.ExportStatementRequest]) (*connect.Response[v1.ExportStatementResponse], error) {
+	return c.exportStatement.CallUnary(ctx, req)
+}
+
+// GetMemberHistory calls loyalty.v1.MemberService.GetMemberHistory.
+func (c *memberServiceClient) GetMemberHistory(ctx context.Context, req *connect.Request[v1.GetMemberHistoryRequest]) (*connect.Response[v1.GetMemberHistoryResponse], error) {
+	return c.getMemberHistory.CallUnary(ctx, req)
+}
+
+// CloseMembership calls loyalty.v1.MemberService.CloseMembership.
+func (c *memberServiceClient) CloseMembership(ctx context.Context, req *connect.Request[v1.CloseMembershipRequest]) (*connect.Response[v1.CloseMembershipResponse], error) {
+	return c.closeMembership.CallUnary(ctx, req)
+}
+
 // MemberServiceHandler is an implementation of the loyalty.v1.MemberService service.
 type MemberServiceHandler interface {
 	// Enrols a new member at tier REGULAR with no points and assigns the member
@@ -205,6 +272,26 @@ type MemberServiceHandler interface {
 	// Returns the member's tier changes, newest first, each with the
 	// qualifying activity behind it.
 	GetTierHistory(context.Context, *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error)
+	// Exports the member's statement of a period as a file to hand to the
+	// member: CSV (RFC 4180) or PDF (the programme's name, the member's
+	// name and tier, opening and closing balance, each transaction with its
+	// breakdown lines, points on hold and the next expiry; Chinese
+	// characters render). A closed member's statement still exports, with
+	// the erased personal fields blank.
+	ExportStatement(context.Context, *connect.Request[v1.ExportStatementRequest]) (*connect.Response[v1.ExportStatementResponse], error)
+	// Returns every change to a member's profile, oldest first: what each
+	// field was before and after, which API key changed it, when and why.
+	// Admin keys only.
+	GetMemberHistory(context.Context, *connect.Request[v1.GetMemberHistoryRequest]) (*connect.Response[v1.GetMemberHistoryResponse], error)
+	// Closes a membership for good, with a reason: points on hold are
+	// released, the remaining balance is forfeited (a line of its own in the
+	// finance roll-forward), a debt is written off, and the member's personal
+	// data (name, e-mail, phone, and anything personal in transactions'
+	// descriptions and metadata) is erased everywhere, while the member
+	// number, the transactions and their postings stay and the books still
+	// reconcile. Any later write for the member is FAILED_PRECONDITION with
+	// an ErrorInfo MEMBERSHIP_CLOSED.
+	CloseMembership(context.Context, *connect.Request[v1.CloseMembershipRequest]) (*connect.Response[v1.CloseMembershipResponse], error)
 }
 
 // NewMemberServiceHandler builds an HTTP handler from the service implementation. It returns the
@@ -260,6 +347,26 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
+	memberServiceExportStatementHandler := connect.NewUnaryHandler(
+		MemberServiceExportStatementProcedure,
+		svc.ExportStatement,
+		connect.WithSchema(memberServiceMethods.ByName("ExportStatement")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	memberServiceGetMemberHistoryHandler := connect.NewUnaryHandler(
+		MemberServiceGetMemberHistoryProcedure,
+		svc.GetMemberHistory,
+		connect.WithSchema(memberServiceMethods.ByName("GetMemberHistory")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
+		connect.WithHandlerOptions(opts...),
+	)
+	memberServiceCloseMembershipHandler := connect.NewUnaryHandler(
+		MemberServiceCloseMembershipProcedure,
+		svc.CloseMembership,
+		connect.WithSchema(memberServiceMethods.ByName("CloseMembership")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/loyalty.v1.MemberService/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case MemberServiceEnrollMemberProcedure:
@@ -276,6 +383,12 @@ func NewMemberServiceHandler(svc MemberServiceHandler, opts ...connect.HandlerOp
 			memberServiceAwardSuggestionHandler.ServeHTTP(w, r)
 		case MemberServiceGetTierHistoryProcedure:
 			memberServiceGetTierHistoryHandler.ServeHTTP(w, r)
+		case MemberServiceExportStatementProcedure:
+			memberServiceExportStatementHandler.ServeHTTP(w, r)
+		case MemberServiceGetMemberHistoryProcedure:
+			memberServiceGetMemberHistoryHandler.ServeHTTP(w, r)
+		case MemberServiceCloseMembershipProcedure:
+			memberServiceCloseMembershipHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -311,4 +424,16 @@ func (UnimplementedMemberServiceHandler) AwardSuggestion(context.Context, *conne
 
 func (UnimplementedMemberServiceHandler) GetTierHistory(context.Context, *connect.Request[v1.GetTierHistoryRequest]) (*connect.Response[v1.GetTierHistoryResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.GetTierHistory is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) ExportStatement(context.Context, *connect.Request[v1.ExportStatementRequest]) (*connect.Response[v1.ExportStatementResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.ExportStatement is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) GetMemberHistory(context.Context, *connect.Request[v1.GetMemberHistoryRequest]) (*connect.Response[v1.GetMemberHistoryResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.GetMemberHistory is not implemented"))
+}
+
+func (UnimplementedMemberServiceHandler) CloseMembership(context.Context, *connect.Request[v1.CloseMembershipRequest]) (*connect.Response[v1.CloseMembershipResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.MemberService.CloseMembership is not implemented"))
 }

@@ -2,13 +2,14 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-events bench-import bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium
+.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-events bench-import bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium statement-tools
 
 # Everything CI runs: formatting, a tidy go.mod, vet, every test with the
 # race detector, then the date-sensitive packages again on another day in
 # another time zone (test-shifted). The finance page's test renders it in
-# headless Chromium (chromium).
-test: deps postgres chromium fmt-check tidy-check
+# headless Chromium (chromium); the member statement's PDF test needs a CJK
+# font and poppler-utils (statement-tools).
+test: deps postgres chromium statement-tools fmt-check tidy-check
 	$(GO) vet ./...
 	@echo "Database engines under test: PostgreSQL (embedded, always)$${COCKROACH_BINARY:+; CockroachDB from COCKROACH_BINARY=$$COCKROACH_BINARY}$${COCKROACH_URL:+; CockroachDB at COCKROACH_URL}"
 	$(GO) test -race -count=1 ./...
@@ -64,7 +65,7 @@ test-shifted:
 # of the 2027 spring-forward in New York plus a run that crosses it.
 TEST_DATES ?= 2027-12-06 2028-02-29T23:58:00-05:00 2031-01-01T00:00:00+08:00 \
 	2027-03-13T12:00:00-05:00 2027-03-14T01:58:00-05:00 2027-03-15T12:00:00-04:00
-test-dates: deps postgres chromium
+test-dates: deps postgres chromium statement-tools
 	@for d in $(TEST_DATES); do \
 		echo "== LOYALTY_TEST_NOW=$$d TZ=America/New_York"; \
 		LOYALTY_TEST_NOW=$$d TZ=America/New_York $(GO) test -count=1 ./... || exit 1; \
@@ -87,11 +88,16 @@ postgres:
 chromium:
 	@scripts/ensure-chromium.sh
 
+# The CJK font PDF statements embed (fonts-droid-fallback) and pdftotext and
+# pdftoppm (poppler-utils), which the statements test checks the PDF with.
+statement-tools:
+	@scripts/ensure-statement-tools.sh
+
 # The loyaltyd server on an embedded PostgreSQL (data in .data/postgres).
 # Extra flags: make run ARGS='-listen 127.0.0.1:9090 -log-level debug'
 # The server on an embedded PostgreSQL kept in .data/ (ARGS='-listen :9090' etc.).
 # Built, then exec'd, so that Ctrl-C and SIGTERM reach loyaltyd itself.
-run: deps postgres
+run: deps postgres statement-tools
 	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
 	exec bin/loyaltyd $(ARGS)
 

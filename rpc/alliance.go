@@ -212,51 +212,11 @@ func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loy
 // awardStay is AwardStay, for one call or one row of AwardStays: its
 // error is the Connect error the call answers.
 func (s allianceService) awardStay(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (*loyaltyv1.AwardStayResponse, error) {
-	arrival, departure, charges, err := partnerStay(msg)
+	c, err := s.prepareAward(ctx, proc, msg)
 	if err != nil {
 		return nil, err
 	}
-	// Two round trips: the partner with its rates, then the member with
-	// the tier. The property comes from memory.
-	partnerID, err := scope(ctx)
-	if err != nil {
-		return nil, err
-	}
-	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
-	if err != nil {
-		// A partner that may not write hears that first.
-		if _, scopeErr := s.writableScope(ctx, proc); scopeErr != nil {
-			return nil, scopeErr
-		}
-		return nil, err
-	}
-	// The programme version of the stay's day: its cap and its currency.
-	v, err := s.stayRules(ctx, departure, property)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
-		return nil, err
-	}
-	completedAt := bookings.CompletedAt(departure, property)
-	partner, rates, err := s.writableAt(ctx, proc, completedAt)
-	noRates := err
-	if err != nil && !errors.Is(err, partners.ErrNoRates) {
-		return nil, err
-	}
-	if err := bookings.PartnerStayOver(departure, property, s.now()); err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	// The tier in force when the stay began, as for the chain's own stays.
-	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), bookings.StayBegins(arrival, property))
-	if err != nil {
-		return nil, err
-	}
-	if noRates != nil {
-		return nil, s.toConnect(ctx, proc, noRates)
-	}
-	res, err := s.service.AwardPartnerStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, partner, rates, property, bookings.PartnerStay{
-		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Charges: charges})
+	res, err := s.service.AwardPartnerStay(ctx, request(ctx, msg.GetIdempotencyKey()), c.version, c.partner, c.rates, c.property, c.stay)
 	if err != nil {
 		return nil, s.partnerErr(ctx, proc, err)
 	}
@@ -265,6 +225,66 @@ func (s allianceService) awardStay(ctx context.Context, proc string, msg *loyalt
 		out.Transaction = partnerTransaction(*res.Transaction)
 	}
 	return out, nil
+}
+
+// awardCall is a partner's stay request checked and resolved: what
+// awarding it, or computing it in a dry run, needs.
+type awardCall struct {
+	version  programmes.Version
+	partner  partners.Partner
+	rates    partners.Rates
+	property programmes.Property
+	stay     bookings.PartnerStay
+}
+
+// prepareAward makes the checks of a partner's stay request, in the order
+// the call answers them.
+func (s allianceService) prepareAward(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (awardCall, error) {
+	arrival, departure, charges, err := partnerStay(msg)
+	if err != nil {
+		return awardCall{}, err
+	}
+	// Two round trips: the partner with its rates, then the member with
+	// the tier. The property comes from memory.
+	partnerID, err := scope(ctx)
+	if err != nil {
+		return awardCall{}, err
+	}
+	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
+	if err != nil {
+		// A partner that may not write hears that first.
+		if _, scopeErr := s.writableScope(ctx, proc); scopeErr != nil {
+			return awardCall{}, scopeErr
+		}
+		return awardCall{}, err
+	}
+	// The programme version of the stay's day: its cap and its currency.
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return awardCall{}, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
+		return awardCall{}, err
+	}
+	completedAt := bookings.CompletedAt(departure, property)
+	partner, rates, err := s.writableAt(ctx, proc, completedAt)
+	noRates := err
+	if err != nil && !errors.Is(err, partners.ErrNoRates) {
+		return awardCall{}, err
+	}
+	if err := bookings.PartnerStayOver(departure, property, s.now()); err != nil {
+		return awardCall{}, s.toConnect(ctx, proc, err)
+	}
+	// The tier in force when the stay began, as for the chain's own stays.
+	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), bookings.StayBegins(arrival, property))
+	if err != nil {
+		return awardCall{}, err
+	}
+	if noRates != nil {
+		return awardCall{}, s.toConnect(ctx, proc, noRates)
+	}
+	return awardCall{version: v, partner: partner, rates: rates, property: property, stay: bookings.PartnerStay{
+		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Charges: charges}}, nil
 }
 
 // currency is the partner's settlement currency.

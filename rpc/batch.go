@@ -16,7 +16,6 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/bookings"
 	"github.com/loyalty-ledger/loyalty/ledger"
-	"github.com/loyalty-ledger/loyalty/partners"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
@@ -255,33 +254,20 @@ func (s allianceService) AwardStays(ctx context.Context, req *connect.Request[lo
 }
 
 // Dry runs (validate_only): each row goes through its single call's
-// checks, in the call's order, and is computed by the plan the call would
-// record (bookings.PreviewStay, PreviewPartnerStay); nothing is written.
-// The checks are recordStay's and awardStay's, repeated here step for
-// step: a change to those is a change here.
+// checks (prepareStay, prepareAward: the same code, in the same order) and
+// is computed by the plan the call would record (bookings.PreviewStay,
+// PreviewPartnerStay); nothing is written.
 
 // previewStay is recordStay without the write.
 func (s bookingService) previewStay(ctx context.Context, proc string, msg *loyaltyv1.RecordStayRequest) (*loyaltyv1.RecordStayResponse, error) {
-	stay, arrival, departure, err := s.stayFromRequest(msg)
+	c, err := s.prepareStay(ctx, proc, msg)
 	if err != nil {
-		return nil, err
-	}
-	property, err := s.property(ctx, msg.GetPropertyId())
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	v, err := s.stayRules(ctx, departure, property)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
 		return nil, err
 	}
 	if err := checkIdempotencyKey(msg.GetIdempotencyKey()); err != nil {
 		return nil, err
 	}
-	res, err := s.service.PreviewStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, bookings.Stay{
-		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: stay})
+	res, err := s.service.PreviewStay(ctx, request(ctx, msg.GetIdempotencyKey()), c.version, c.property, c.stay)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -295,49 +281,14 @@ func (s bookingService) previewStay(ctx context.Context, proc string, msg *loyal
 
 // previewAward is awardStay without the write.
 func (s allianceService) previewAward(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (*loyaltyv1.AwardStayResponse, error) {
-	arrival, departure, charges, err := partnerStay(msg)
+	c, err := s.prepareAward(ctx, proc, msg)
 	if err != nil {
 		return nil, err
-	}
-	partnerID, err := scope(ctx)
-	if err != nil {
-		return nil, err
-	}
-	property, err := s.ownProperty(ctx, proc, partnerID, msg.GetPropertyId())
-	if err != nil {
-		if _, scopeErr := s.writableScope(ctx, proc); scopeErr != nil {
-			return nil, scopeErr
-		}
-		return nil, err
-	}
-	v, err := s.stayRules(ctx, departure, property)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
-		return nil, err
-	}
-	completedAt := bookings.CompletedAt(departure, property)
-	partner, rates, err := s.writableAt(ctx, proc, completedAt)
-	noRates := err
-	if err != nil && !errors.Is(err, partners.ErrNoRates) {
-		return nil, err
-	}
-	if err := bookings.PartnerStayOver(departure, property, s.now()); err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	member, tier, err := s.recogniseAt(ctx, proc, msg.GetMemberNumber(), msg.GetFamilyName(), bookings.StayBegins(arrival, property))
-	if err != nil {
-		return nil, err
-	}
-	if noRates != nil {
-		return nil, s.toConnect(ctx, proc, noRates)
 	}
 	if err := checkIdempotencyKey(msg.GetIdempotencyKey()); err != nil {
 		return nil, err
 	}
-	res, err := s.service.PreviewPartnerStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, partner, rates, property, bookings.PartnerStay{
-		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Charges: charges})
+	res, err := s.service.PreviewPartnerStay(ctx, request(ctx, msg.GetIdempotencyKey()), c.version, c.partner, c.rates, c.property, c.stay)
 	if err != nil {
 		return nil, s.partnerErr(ctx, proc, err)
 	}

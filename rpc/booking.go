@@ -42,23 +42,11 @@ func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loy
 // recordStay is RecordStay, for one call or one row of RecordStays: its
 // error is the Connect error the call answers.
 func (s bookingService) recordStay(ctx context.Context, proc string, msg *loyaltyv1.RecordStayRequest) (*loyaltyv1.RecordStayResponse, error) {
-	stay, arrival, departure, err := s.stayFromRequest(msg)
+	c, err := s.prepareStay(ctx, proc, msg)
 	if err != nil {
 		return nil, err
 	}
-	property, err := s.property(ctx, msg.GetPropertyId())
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	v, err := s.stayRules(ctx, departure, property)
-	if err != nil {
-		return nil, s.toConnect(ctx, proc, err)
-	}
-	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
-		return nil, err
-	}
-	res, err := s.service.RecordStay(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, bookings.Stay{
-		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: stay})
+	res, err := s.service.RecordStay(ctx, request(ctx, msg.GetIdempotencyKey()), c.version, c.property, c.stay)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
@@ -67,6 +55,37 @@ func (s bookingService) recordStay(ctx context.Context, proc string, msg *loyalt
 		out.Transaction = toProtoTransaction(*res.Transaction)
 	}
 	return out, nil
+}
+
+// stayCall is a stay request checked and resolved: what recording it, or
+// computing it in a dry run, needs.
+type stayCall struct {
+	version  programmes.Version
+	property programmes.Property
+	stay     bookings.Stay
+}
+
+// prepareStay makes the checks of a stay request, in the order the call
+// answers them: the request's fields, the hotel, the programme version of
+// the stay's day and the charges' currency.
+func (s bookingService) prepareStay(ctx context.Context, proc string, msg *loyaltyv1.RecordStayRequest) (stayCall, error) {
+	rules, arrival, departure, err := s.stayFromRequest(msg)
+	if err != nil {
+		return stayCall{}, err
+	}
+	property, err := s.property(ctx, msg.GetPropertyId())
+	if err != nil {
+		return stayCall{}, s.toConnect(ctx, proc, err)
+	}
+	v, err := s.stayRules(ctx, departure, property)
+	if err != nil {
+		return stayCall{}, s.toConnect(ctx, proc, err)
+	}
+	if err := chargedIn(v.Programme, msg.GetNights()); err != nil {
+		return stayCall{}, err
+	}
+	return stayCall{version: v, property: property, stay: bookings.Stay{
+		MemberNumber: msg.GetMemberNumber(), StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Rules: rules}}, nil
 }
 
 // request is the calling request as the application services take it.

@@ -93,6 +93,18 @@ func ParseChange(raw []byte) (Change, error) {
 	return c, nil
 }
 
+// enrolledChange is the history's first row of a member: every field given
+// at enrolment, from nothing.
+func enrolledChange(m Member) Change {
+	c := Change{Kind: ChangeEnrolled, Fields: map[string]FieldChange{}}
+	for name, value := range map[string]string{FieldFullName: m.FullName, FieldEmail: m.Email, FieldPhone: m.Phone} {
+		if value != "" {
+			c.Fields[name] = FieldChange{After: value}
+		}
+	}
+	return c
+}
+
 // InsertChangeTx writes one row of a member's history in tx. Enrolment,
 // updates and closure each write exactly one.
 func InsertChangeTx(ctx context.Context, tx pgx.Tx, number string, changedAt time.Time, changedBy string, c Change) error {

@@ -6,7 +6,6 @@ package members
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -87,6 +86,11 @@ type Update struct {
 	FullName *string
 	Email    *string
 	Phone    *string
+	// Reason is why, kept in the history (at most MaxReasonLength
+	// characters). Omitted from the request's JSON when empty, so that an
+	// update sent before reasons existed hashes as it did and its retry
+	// still replays.
+	Reason string `json:",omitempty"`
 }
 
 // Store reads and writes members.
@@ -143,6 +147,9 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 			if err := s.ledger.CreateAccountsTx(ctx, tx, []ledger.Account{programme.MemberAccount(m.Number)}); err != nil {
 				return Member{}, err
 			}
+			if err := InsertChangeTx(ctx, tx, m.Number, now, callerID, enrolledChange(m)); err != nil {
+				return Member{}, err
+			}
 			contact := []string{}
 			if m.Email != "" {
 				contact = append(contact, "email")
@@ -188,7 +195,10 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 		t := strings.TrimSpace(*p)
 		return &t
 	}
-	u = Update{FullName: trim(u.FullName), Email: trim(u.Email), Phone: trim(u.Phone)}
+	u = Update{FullName: trim(u.FullName), Email: trim(u.Email), Phone: trim(u.Phone), Reason: strings.TrimSpace(u.Reason)}
+	if utf8.RuneCountInString(u.Reason) > MaxReasonLength {
+		return Member{}, &ledger.FieldError{Field: "reason", Problem: fmt.Sprintf("at most %d characters", MaxReasonLength)}
+	}
 	request := struct {
 		Number string `json:"number"`
 		Update
@@ -199,32 +209,32 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 			if err != nil {
 				return Member{}, err
 			}
-			changes := map[string]string{}
+			// The values before come from the row read under its lock above,
+			// in this transaction: what the update replaced, exactly.
+			change := Change{Kind: ChangeUpdated, Reason: u.Reason, Fields: map[string]FieldChange{}}
 			var changed []string // in the order of the profile's fields
-			if u.FullName != nil && *u.FullName != m.FullName {
-				m.FullName, changes["full_name"] = *u.FullName, *u.FullName
-				changed = append(changed, "full_name")
-			}
-			if u.Email != nil && *u.Email != m.Email {
-				m.Email, changes["email"] = *u.Email, *u.Email
-				changed = append(changed, "email")
-			}
-			if u.Phone != nil && *u.Phone != m.Phone {
-				m.Phone, changes["phone"] = *u.Phone, *u.Phone
-				changed = append(changed, "phone")
+			for _, f := range []struct {
+				name    string
+				current *string
+				next    *string
+			}{{FieldFullName, &m.FullName, u.FullName}, {FieldEmail, &m.Email, u.Email}, {FieldPhone, &m.Phone, u.Phone}} {
+				if f.next != nil && *f.next != *f.current {
+					change.Fields[f.name] = FieldChange{Before: *f.current, After: *f.next}
+					*f.current = *f.next
+					changed = append(changed, f.name)
+				}
 			}
 			if err := validateProfile(m.FullName, m.Email, m.Phone); err != nil {
 				return Member{}, err
 			}
-			if len(changes) > 0 {
+			if len(changed) > 0 {
 				now := s.now().UTC().Truncate(time.Microsecond)
 				b := &pgx.Batch{}
 				b.Queue(`UPDATE members SET full_name = $2, email = NULLIF($3, ''), phone = NULLIF($4, ''),
 					updated_at = $5, updated_by = $6 WHERE member_number = $1`,
 					m.Number, m.FullName, m.Email, m.Phone, now, callerID)
-				values, _ := json.Marshal(changes)
-				b.Queue(`INSERT INTO member_changes (id, member_number, changed_at, changed_by, changes)
-					VALUES ($1, $2, $3, $4, $5)`, uuid.New(), m.Number, now, callerID, string(values))
+				sql, args := insertChange(m.Number, now, callerID, change)
+				b.Queue(sql, args...)
 				event := events.Row(events.MemberUpdated(events.MemberUpdatedData{MemberNumber: m.Number, ChangedFields: changed,
 					Tier: string(m.Tier)}, now, requestKey(callerID, idempotencyKey)))
 				b.Queue(event.Text(), event.Args...)

@@ -40,6 +40,43 @@ import (
 // Any change to a sealed row (an amount, an account, a deleted or added
 // posting or transaction, a rewritten time) changes that day's content, and
 // VerifySeals names the first such day.
+//
+// Encodings, and erasure (issue 23). Closing a membership erases the
+// member's personal data everywhere, including any text of a transaction's
+// metadata that holds it (an admin's reason "goodwill for Wang Fang"). The
+// journal is otherwise immutable, and a seal over the metadata's bytes
+// would break on that one permitted rewrite. So each seal row says which
+// canonical encoding it used (finance_seals.encoding):
+//
+//   - encoding 1, every seal written before issue 23: metadata as above,
+//     its strings as they are;
+//   - encoding 2, every seal written since: the same, except that every
+//     string value of the metadata (keys stay as they are) is replaced,
+//     before the JSON is re-encoded, by its commitment
+//     "sha256:" + hex(SHA-256(the string's UTF-8 bytes)).
+//
+// Erasure replaces a whole string value s that holds personal data by
+// txmeta.Erased(s) = "[erased sha256:" + hex(SHA-256(s)) + "]", and
+// encoding 2 commits such a marker to the hash it carries: the erased and
+// the original string have the same commitment, so a day sealed with
+// encoding 2 verifies before and after any erasure, while any other change
+// of a string (or of the hash in a marker) still breaks it. Numbers, keys,
+// amounts, accounts and times are sealed as before.
+//
+// Why a commitment per string rather than excluding named "personal"
+// fields: personal data reaches metadata only through free text (reasons,
+// descriptions), never through a field of its own, so no field list could
+// say where it is; and a per-string hash keeps every other string sealed.
+// The hash of a short string can be guessed by someone who holds the
+// journal and a candidate (it is a pseudonym, not an anonymisation); the
+// erased text itself is not kept anywhere.
+//
+// Seals of encoding 1 stay as they were and verify with encoding 1: nothing
+// is re-sealed, so a copy of an old seal kept outside still matches. The
+// cost: a day sealed with encoding 1 whose metadata is later erased no
+// longer verifies (VerifySeals says so, naming the erasure). Before issue
+// 23 no field of the metadata was personal; a deployment that has such
+// days can attest them under encoding 2 before any closure (not built).
 
 // Seal is one sealed day.
 type Seal struct {

@@ -30,6 +30,14 @@ const ContentType = "text/csv; charset=utf-8; header=present"
 // MoneyPlaces is how many decimal places money has in the files.
 const MoneyPlaces = 2
 
+// NewWriter returns a writer of the files this package writes (RFC 4180,
+// CRLF line ends), for other files that must read like them: members'
+// statements (package statements). Finish ends what it wrote.
+func NewWriter(w io.Writer) *csv.Writer { return newWriter(w) }
+
+// Finish flushes a writer of NewWriter and returns its first write error.
+func Finish(c *csv.Writer) error { return finish(c) }
+
 func newWriter(w io.Writer) *csv.Writer {
 	c := csv.NewWriter(w)
 	c.UseCRLF = true // RFC 4180

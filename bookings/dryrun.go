@@ -3,8 +3,6 @@ package bookings
 import (
 	"context"
 	"errors"
-	"fmt"
-	"time"
 
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/partners"
@@ -58,24 +56,16 @@ func (s *Service) PreviewPartnerStay(ctx context.Context, req Request, v program
 	if err := s.previewBooked(ctx, property.ID, st.StayID); err != nil {
 		return StayResult{}, err
 	}
-	points, lines, err := partners.StayPoints(rates.Card, st.Tier, st.Charges, v.Programme.PartnerMaxPointsPerUnit)
+	award, err := planPartnerStay(v, partner, rates, property, st)
 	if err != nil {
 		return StayResult{}, err
 	}
 	out := StayResult{Tier: st.Tier}
-	if points == 0 {
+	if award.points == 0 {
 		return out, nil
 	}
-	// The metadata AwardPartnerStay writes.
-	m := txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: st.Member.Number, PropertyID: property.ID, StayID: st.StayID,
-		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Charges), st.Arrival.Format(time.DateOnly)),
-		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
-		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: partners.Amount(rates, points, 0).String(), Currency: partner.Currency}
 	txn := s.previewTransaction(ledger.PostRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: ledger.KindEarn,
-		EffectiveAt: CompletedAt(st.Departure, property), Metadata: m.JSON(), Postings: []ledger.Posting{
-			{Account: st.Member.Account(), Amount: points},
-			{Account: partners.IssuedAccount(partner.ID).Code, Amount: -points},
-		}})
+		EffectiveAt: award.completedAt, Metadata: award.metadata.JSON(), Postings: award.postings})
 	out.Transaction = &txn
 	return out, nil
 }

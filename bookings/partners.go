@@ -40,30 +40,18 @@ type PartnerStay struct {
 // transaction. A stay at a partner's hotel does not count for tiers.
 func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programmes.Version, partner partners.Partner, rates partners.Rates,
 	property programmes.Property, st PartnerStay) (StayResult, error) {
-	points, lines, err := partners.StayPoints(rates.Card, st.Tier, st.Charges, v.Programme.PartnerMaxPointsPerUnit)
+	award, err := planPartnerStay(v, partner, rates, property, st)
 	if err != nil {
 		return StayResult{}, err
 	}
 	out := StayResult{Tier: st.Tier}
-	completedAt := CompletedAt(st.Departure, property)
-	claim := s.claim(req, property.ID, st.StayID, Stayed, st.Member.Number, completedAt)
-	if points == 0 { // nothing to post, but the booking has its outcome
+	claim := s.claim(req, property.ID, st.StayID, Stayed, st.Member.Number, award.completedAt)
+	if award.points == 0 { // nothing to post, but the booking has its outcome
 		_, err := s.bookings.Claim(ctx, claim, ClaimEvent{PartnerID: partner.ID})
 		return out, err
 	}
-	amount := partners.Amount(rates, points, 0)
-	m := txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: st.Member.Number, PropertyID: property.ID, StayID: st.StayID,
-		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Charges), st.Arrival.Format(time.DateOnly)),
-		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
-		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency,
-		TierPriced: string(st.Tier)}
-	txn, err := s.post(ctx, req, ledger.KindEarn, v, completedAt, []ledger.Posting{
-		{Account: st.Member.Account(), Amount: points},
-		{Account: partners.IssuedAccount(partner.ID).Code, Amount: -points},
-	}, m, partners.Record(partners.Entry{
-		PartnerID: partner.ID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: st.Member.Number,
-		StayID: st.StayID, RateVersion: rates.Version, PointsIssued: points, Amount: amount}),
-		ClaimWith(claim, ClaimEvent{Points: points, PartnerID: partner.ID}))
+	txn, err := s.post(ctx, req, ledger.KindEarn, v, award.completedAt, award.postings, award.metadata, partners.Record(award.entry),
+		ClaimWith(claim, ClaimEvent{Points: award.points, PartnerID: partner.ID}))
 	out.Transaction = txn
 	if txn != nil {
 		// A replay answers the first transaction, and the tier that priced
@@ -74,6 +62,43 @@ func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programme
 		}
 	}
 	return out, err
+}
+
+// partnerAward is a partner's stay computed: what awarding it posts.
+type partnerAward struct {
+	points      int64
+	completedAt time.Time
+	postings    []ledger.Posting
+	metadata    txmeta.Metadata
+	entry       partners.Entry
+}
+
+// planPartnerStay computes a partner's stay: its points by the partner's
+// rate card capped by the programme, the postings, the metadata that
+// explains them and the partner's settlement entry. No points, no
+// postings.
+func planPartnerStay(v programmes.Version, partner partners.Partner, rates partners.Rates, property programmes.Property, st PartnerStay) (partnerAward, error) {
+	points, lines, err := partners.StayPoints(rates.Card, st.Tier, st.Charges, v.Programme.PartnerMaxPointsPerUnit)
+	if err != nil {
+		return partnerAward{}, err
+	}
+	a := partnerAward{points: points, completedAt: CompletedAt(st.Departure, property)}
+	if points == 0 {
+		return a, nil
+	}
+	amount := partners.Amount(rates, points, 0)
+	a.metadata = txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: st.Member.Number, PropertyID: property.ID, StayID: st.StayID,
+		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Charges), st.Arrival.Format(time.DateOnly)),
+		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
+		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency,
+		TierPriced: string(st.Tier)}
+	a.postings = []ledger.Posting{
+		{Account: st.Member.Account(), Amount: points},
+		{Account: partners.IssuedAccount(partner.ID).Code, Amount: -points},
+	}
+	a.entry = partners.Entry{PartnerID: partner.ID, PropertyID: property.ID, Kind: partners.KindAward, MemberNumber: st.Member.Number,
+		StayID: st.StayID, RateVersion: rates.Version, PointsIssued: points, Amount: amount}
+	return a, nil
 }
 
 // PartnerRedemption is a reward a member the partner recognised spends

@@ -2,12 +2,19 @@ package members
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
 // ChangeKind says what a row of a member's history records.
@@ -63,6 +70,24 @@ func (c Change) Erased() Change {
 	return out
 }
 
+// FieldNames are the fields c names: the profile's in its order
+// (ProfileFields), then any other in alphabetical order.
+func (c Change) FieldNames() []string {
+	var names, others []string
+	for _, name := range ProfileFields {
+		if _, ok := c.Fields[name]; ok {
+			names = append(names, name)
+		}
+	}
+	for name := range c.Fields {
+		if !slices.Contains(ProfileFields, name) {
+			others = append(others, name)
+		}
+	}
+	sort.Strings(others)
+	return append(names, others...)
+}
+
 // ParseChange reads a changes column. Rows written before changes described
 // themselves (issue 23) hold only the new values, {"full_name":"..."}: they
 // read as an update with those after values and blank befores (History
@@ -105,8 +130,27 @@ func enrolledChange(m Member) Change {
 	return c
 }
 
+// ChangeTime is when a change of the member made now is recorded: now, or
+// a microsecond after the member's latest change if that is not earlier
+// (two changes in one microsecond, or a server whose clock is behind).
+// Changes are serialised by the member's row, so the history's order,
+// (changed_at, id), is then the order they were made in, and each
+// change's before values are the after values of the one before it.
+func ChangeTime(ctx context.Context, tx pgx.Tx, number string, now time.Time) (time.Time, error) {
+	now = now.UTC().Truncate(time.Microsecond)
+	var latest *time.Time
+	if err := tx.QueryRow(ctx, `SELECT max(changed_at) FROM member_changes WHERE member_number = $1`, number).Scan(&latest); err != nil {
+		return time.Time{}, fmt.Errorf("latest change of member %s: %w", number, err)
+	}
+	if latest != nil && !now.After(*latest) {
+		return latest.UTC().Add(time.Microsecond), nil
+	}
+	return now, nil
+}
+
 // InsertChangeTx writes one row of a member's history in tx. Enrolment,
-// updates and closure each write exactly one.
+// updates and closure each write exactly one; changedAt comes from
+// ChangeTime, read in tx, except at enrolment (the first row).
 func InsertChangeTx(ctx context.Context, tx pgx.Tx, number string, changedAt time.Time, changedBy string, c Change) error {
 	sql, args := insertChange(number, changedAt, changedBy, c)
 	if _, err := tx.Exec(ctx, sql, args...); err != nil {
@@ -125,4 +169,177 @@ func insertChange(number string, changedAt time.Time, changedBy string, c Change
 	}
 	return `INSERT INTO member_changes (id, member_number, changed_at, changed_by, changes) VALUES ($1, $2, $3, $4, $5)`,
 		[]any{uuid.New(), number, changedAt, changedBy, string(values)}
+}
+
+// Limits of a history page.
+const (
+	DefaultHistoryPageSize = 50
+	MaxHistoryPageSize     = 200
+)
+
+// HistoryEntry is one change to a member's profile.
+type HistoryEntry struct {
+	ID        uuid.UUID
+	ChangedAt time.Time
+	// ChangedBy is the id of the API key that made the change.
+	ChangedBy string
+	Change    Change
+}
+
+// HistoryPage is one page of a member's history, oldest first.
+type HistoryPage struct {
+	Entries []HistoryEntry
+	// NextPageToken continues the history; empty on the last page.
+	NextPageToken string
+}
+
+// History returns a page of a member's profile changes, oldest first
+// (by changed_at, then id). pageSize 0 means DefaultHistoryPageSize, at
+// most MaxHistoryPageSize; pageToken is empty for the first page, then
+// the previous page's NextPageToken. An unknown member is ErrNotFound.
+//
+// Rows written before changes described themselves hold only the new
+// values of the fields changed (ParseChange). Such a row reads as an
+// update whose after values are those, and whose before value of each
+// field is the after value of the latest earlier row of the member that
+// names the field, in either form; "" when no earlier row does (members
+// enrolled before enrolment wrote a row have no record of their first
+// values).
+func (s *Store) History(ctx context.Context, number string, pageSize int, pageToken string) (HistoryPage, error) {
+	if err := ValidateNumber(number); err != nil {
+		return HistoryPage{}, err
+	}
+	if pageSize < 0 || pageSize > MaxHistoryPageSize {
+		return HistoryPage{}, &ledger.FieldError{Field: "page_size", Problem: fmt.Sprintf("must be between 0 and %d, got %d", MaxHistoryPageSize, pageSize)}
+	}
+	if pageSize == 0 {
+		pageSize = DefaultHistoryPageSize
+	}
+	after, err := decodeHistoryCursor(pageToken)
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	var page HistoryPage
+	err = s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		page = HistoryPage{}
+		var known bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM members WHERE member_number = $1)`, number).Scan(&known); err != nil {
+			return fmt.Errorf("read member %s: %w", number, err)
+		}
+		if !known {
+			return fmt.Errorf("member %s: %w", number, ErrNotFound)
+		}
+		query := `SELECT id, changed_at, changed_by, changes FROM member_changes WHERE member_number = $1`
+		args := []any{number, pageSize + 1}
+		if after != nil {
+			query += ` AND (changed_at, id) > ($3, $4)`
+			args = append(args, after.changedAt, after.id)
+		}
+		rows, err := tx.Query(ctx, query+` ORDER BY changed_at, id LIMIT $2`, args...)
+		if err != nil {
+			return fmt.Errorf("read the history of member %s: %w", number, err)
+		}
+		var old []bool // whether each entry was written in the old form
+		entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
+			var e HistoryEntry
+			var raw []byte
+			if err := r.Scan(&e.ID, &e.ChangedAt, &e.ChangedBy, &raw); err != nil {
+				return e, err
+			}
+			e.ChangedAt = e.ChangedAt.UTC()
+			var err error
+			e.Change, err = ParseChange(raw)
+			old = append(old, oldForm(raw))
+			return e, err
+		})
+		if err != nil {
+			return fmt.Errorf("read the history of member %s: %w", number, err)
+		}
+		if len(entries) > pageSize {
+			entries, old = entries[:pageSize], old[:pageSize]
+			last := entries[pageSize-1]
+			page.NextPageToken = encodeHistoryCursor(historyCursor{changedAt: last.ChangedAt, id: last.ID})
+		}
+		// The latest after value of each field, as the rows are read in
+		// order; a field not yet seen on this page is looked up before it.
+		latest := map[string]string{}
+		for i, e := range entries {
+			if old[i] {
+				for _, name := range e.Change.FieldNames() {
+					before, seen := latest[name]
+					if !seen && after != nil {
+						if before, err = afterBefore(ctx, tx, number, e, name); err != nil {
+							return err
+						}
+					}
+					e.Change.Fields[name] = FieldChange{Before: before, After: e.Change.Fields[name].After}
+				}
+			}
+			for name, f := range e.Change.Fields {
+				latest[name] = f.After
+			}
+		}
+		page.Entries = entries
+		return nil
+	})
+	if err != nil {
+		return HistoryPage{}, err
+	}
+	return page, nil
+}
+
+// oldForm tells a row written before changes described themselves: it has
+// no "kind".
+func oldForm(raw []byte) bool {
+	var probe struct {
+		Kind *string `json:"kind"`
+	}
+	return json.Unmarshal(raw, &probe) == nil && probe.Kind == nil
+}
+
+// afterBefore is the after value of field name in the latest row of the
+// member's history before e that names it, in either form; "" if none.
+func afterBefore(ctx context.Context, tx pgx.Tx, number string, e HistoryEntry, name string) (string, error) {
+	var raw []byte
+	err := tx.QueryRow(ctx, `SELECT changes FROM member_changes
+		WHERE member_number = $1 AND (changed_at, id) < ($2, $3)
+			AND (changes -> $4::TEXT IS NOT NULL OR changes -> 'fields' -> $4::TEXT IS NOT NULL)
+		ORDER BY changed_at DESC, id DESC LIMIT 1`, number, e.ChangedAt, e.ID, name).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read the history of member %s before %s: %w", number, e.ID, err)
+	}
+	c, err := ParseChange(raw)
+	if err != nil {
+		return "", err
+	}
+	return c.Fields[name].After, nil
+}
+
+// historyCursor is the position of the last change of a history page.
+type historyCursor struct {
+	changedAt time.Time
+	id        uuid.UUID
+}
+
+const historyCursorLen = 8 + 16
+
+func encodeHistoryCursor(c historyCursor) string {
+	buf := binary.BigEndian.AppendUint64(make([]byte, 0, historyCursorLen), uint64(c.changedAt.UnixMicro()))
+	return base64.RawURLEncoding.EncodeToString(append(buf, c.id[:]...))
+}
+
+func decodeHistoryCursor(token string) (*historyCursor, error) {
+	if token == "" {
+		return nil, nil
+	}
+	buf, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(buf) != historyCursorLen {
+		return nil, &ledger.FieldError{Field: "page_token", Problem: "is not a token this service issued"}
+	}
+	c := &historyCursor{changedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(buf[:8]))).UTC()}
+	copy(c.id[:], buf[8:])
+	return c, nil
 }

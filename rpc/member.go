@@ -92,8 +92,11 @@ func pointsExpiry(lots []ledger.Lot, rules programme.ExpiryRules, now time.Time)
 
 func (s memberService) UpdateMember(ctx context.Context, req *connect.Request[loyaltyv1.UpdateMemberRequest]) (*connect.Response[loyaltyv1.UpdateMemberResponse], error) {
 	msg := req.Msg
+	if err := checkChangeReason(msg.GetReason()); err != nil {
+		return nil, err
+	}
 	m, err := s.members.Update(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber(), members.Update{
-		FullName: msg.FullName, Email: msg.Email, Phone: msg.Phone,
+		FullName: msg.FullName, Email: msg.Email, Phone: msg.Phone, Reason: msg.GetReason(),
 	})
 	if err != nil {
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)

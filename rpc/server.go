@@ -124,7 +124,7 @@ var Services = []string{
 func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 	opts := []connect.HandlerOption{
 		connect.WithInterceptors(append(interceptors, connect.UnaryInterceptorFunc(jsonFieldNames), connect.UnaryInterceptorFunc(s.authenticate),
-			connect.UnaryInterceptorFunc(saneRequest), streamRoles{s})...),
+			connect.UnaryInterceptorFunc(saneRequest), connect.UnaryInterceptorFunc(s.logPersonalReads), streamRoles{s})...),
 		connect.WithReadMaxBytes(MaxRequestBytes),
 		// Answers are small: compressing them costs more CPU than it saves.
 		connect.WithCompressMinBytes(4 << 10),

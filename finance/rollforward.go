@@ -14,18 +14,20 @@ import (
 
 // Categories of a roll-forward line: what moved the members' points.
 const (
-	CategoryIssued     = "issued"     // stays, booking bonus, promotions, suggestions, goodwill, partner awards
-	CategoryRedeemed   = "redeemed"   // by reward, and at partner hotels
-	CategoryPenalty    = "penalty"    // no-show, guarantee capture, late check-out
-	CategoryExpired    = "expired"    // breakage
-	CategoryAdjustment = "adjustment" // points an admin took back
-	CategoryReversal   = "reversal"   // transactions of kind reversal, whatever they reverse
-	CategoryOther      = "other"      // a counter-account of no known kind: listed, never dropped
+	CategoryIssued     = "issued"      // stays, booking bonus, promotions, suggestions, goodwill, partner awards
+	CategoryRedeemed   = "redeemed"    // by reward, and at partner hotels
+	CategoryPenalty    = "penalty"     // no-show, guarantee capture, late check-out
+	CategoryExpired    = "expired"     // breakage
+	CategoryForfeited  = "forfeited"   // balances of closed memberships
+	CategoryWrittenOff = "written_off" // debts of closed memberships
+	CategoryAdjustment = "adjustment"  // points an admin took back
+	CategoryReversal   = "reversal"    // transactions of kind reversal, whatever they reverse
+	CategoryOther      = "other"       // a counter-account of no known kind: listed, never dropped
 )
 
 var categoryOrder = map[string]int{
 	CategoryIssued: 0, CategoryRedeemed: 1, CategoryPenalty: 2, CategoryExpired: 3,
-	CategoryAdjustment: 4, CategoryReversal: 5, CategoryOther: 6,
+	CategoryForfeited: 4, CategoryWrittenOff: 5, CategoryAdjustment: 6, CategoryReversal: 7, CategoryOther: 8,
 }
 
 // classify names the line a counter-account's postings land on. A reversal
@@ -52,6 +54,10 @@ func classifyAccount(account string) (category, detail string) {
 		return CategoryAdjustment, parts[2]
 	case account == "programme:breakage":
 		return CategoryExpired, "breakage"
+	case account == "programme:forfeited":
+		return CategoryForfeited, "closure"
+	case account == "programme:debt_written_off":
+		return CategoryWrittenOff, "closure"
 	case len(parts) == 3 && parts[0] == "partner" && parts[2] == "issued":
 		return CategoryIssued, "partner_award"
 	case len(parts) == 3 && parts[0] == "partner" && parts[2] == "redeemed":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/txmeta"
 )
 
 // Seals make the journal tamper-evident. Each closed UTC day D (the
@@ -85,7 +88,16 @@ type Seal struct {
 	ContentHash  []byte
 	Seal         []byte
 	SealedAt     time.Time
+	// Encoding is the canonical encoding the seal used (1 or 2, above).
+	Encoding int
 }
+
+// The canonical encodings; new seals use the last.
+const (
+	encodingPlain     = 1
+	encodingCommitted = 2
+	currentEncoding   = encodingCommitted
+)
 
 // sealOf chains a day's content to the previous seal.
 func sealOf(previous []byte, day time.Time, content []byte, count int64) []byte {
@@ -101,7 +113,10 @@ func sealOf(previous []byte, day time.Time, content []byte, count int64) []byte 
 }
 
 // dayContent hashes the day's transactions in the canonical encoding.
-func dayContent(ctx context.Context, tx pgx.Tx, day time.Time) (content []byte, count int64, err error) {
+func dayContent(ctx context.Context, tx pgx.Tx, day time.Time, encoding int) (content []byte, count int64, err error) {
+	if encoding != encodingPlain && encoding != encodingCommitted {
+		return nil, 0, fmt.Errorf("seal of %s: unknown encoding %d", fmtDay(day), encoding)
+	}
 	rows, err := tx.Query(ctx, `
 		SELECT t.id, t.kind, t.caller_id, t.idempotency_key, t.effective_at, t.recorded_at, t.reverses_id,
 			t.metadata::TEXT, t.posting_count, p.seq, p.account_code, p.amount, p.balance_after, p.held_after
@@ -127,7 +142,7 @@ func dayContent(ctx context.Context, tx pgx.Tx, day time.Time) (content []byte, 
 		if count == 0 || id != last {
 			count++
 			last = id
-			canonical, err := canonicalJSON(meta)
+			canonical, err := canonicalJSON(meta, encoding == encodingCommitted)
 			if err != nil {
 				return fmt.Errorf("metadata of %s: %w", id, err)
 			}
@@ -179,15 +194,45 @@ func writeOpt(h hash.Hash, v *int64) {
 	writeI64(h, *v)
 }
 
-func canonicalJSON(text string) (string, error) {
+// canonicalJSON re-encodes a JSON text with sorted keys and no spaces; with
+// committed, every string value is replaced by its commitment (encoding 2).
+func canonicalJSON(text string, committed bool) (string, error) {
 	d := json.NewDecoder(bytes.NewReader([]byte(text)))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
 		return "", err
 	}
+	if committed {
+		v = commitStrings(v)
+	}
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// commitStrings replaces every string value in v by "sha256:" and its
+// hash; an erased string (txmeta.Erased) by the hash it carries, which is
+// the hash of the string it replaced.
+func commitStrings(v any) any {
+	switch x := v.(type) {
+	case string:
+		if h, ok := txmeta.ErasedHash(x); ok {
+			return "sha256:" + h
+		}
+		sum := sha256.Sum256([]byte(x))
+		return "sha256:" + hex.EncodeToString(sum[:])
+	case map[string]any:
+		for k, e := range x {
+			x[k] = commitStrings(e)
+		}
+		return x
+	case []any:
+		for i, e := range x {
+			x[i] = commitStrings(e)
+		}
+		return x
+	}
+	return v // numbers (json.Number), booleans, null
 }
 
 // lastSeal is the newest seal; nil when none.
@@ -196,8 +241,8 @@ func lastSeal(ctx context.Context, q interface {
 }) (*Seal, error) {
 	var s Seal
 	var day string
-	err := q.QueryRow(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at FROM finance_seals ORDER BY day DESC LIMIT 1`).
-		Scan(&day, &s.Transactions, &s.ContentHash, &s.Seal, &s.SealedAt)
+	err := q.QueryRow(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at, encoding FROM finance_seals ORDER BY day DESC LIMIT 1`).
+		Scan(&day, &s.Transactions, &s.ContentHash, &s.Seal, &s.SealedAt, &s.Encoding)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -239,7 +284,7 @@ func (r *Reports) SealDays(ctx context.Context) (JobProgress, error) {
 		var content []byte
 		var count int64
 		_, err = r.db.SnapshotTx(ctx, day.AddDate(0, 0, 1), r.clock(), func(tx pgx.Tx) error {
-			content, count, err = dayContent(ctx, tx, day)
+			content, count, err = dayContent(ctx, tx, day, currentEncoding)
 			return err
 		})
 		if err != nil {
@@ -254,8 +299,8 @@ func (r *Reports) SealDays(ctx context.Context) (JobProgress, error) {
 			if (now == nil) != (prev == nil) || now != nil && !now.Day.Equal(prev.Day) {
 				return errMoved
 			}
-			_, err = tx.Exec(ctx, `INSERT INTO finance_seals (day, transactions, content_hash, seal, sealed_at)
-				VALUES ($1::DATE, $2, $3, $4, $5)`, fmtDay(day), count, content, seal, r.clock())
+			_, err = tx.Exec(ctx, `INSERT INTO finance_seals (day, transactions, content_hash, seal, sealed_at, encoding)
+				VALUES ($1::DATE, $2, $3, $4, $5, $6)`, fmtDay(day), count, content, seal, r.clock(), currentEncoding)
 			return err
 		})
 		if errors.Is(err, errMoved) || isUniqueViolation(err) {
@@ -282,7 +327,7 @@ func (r *Reports) Seals(ctx context.Context, from, to time.Time, limit int) ([]S
 	if !to.IsZero() {
 		hi = fmtDay(floorDay(to))
 	}
-	rows, err := r.db.Pool.Query(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at FROM finance_seals
+	rows, err := r.db.Pool.Query(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at, encoding FROM finance_seals
 		WHERE day >= $1::DATE AND day < $2::DATE ORDER BY day LIMIT $3`, lo, hi, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list seals: %w", err)
@@ -294,7 +339,7 @@ func collectSeals(rows pgx.Rows) ([]Seal, error) {
 	var out []Seal
 	var s Seal
 	var day string
-	_, err := pgx.ForEachRow(rows, []any{&day, &s.Transactions, &s.ContentHash, &s.Seal, &s.SealedAt}, func() error {
+	_, err := pgx.ForEachRow(rows, []any{&day, &s.Transactions, &s.ContentHash, &s.Seal, &s.SealedAt, &s.Encoding}, func() error {
 		d, err := time.Parse(time.DateOnly, day)
 		if err != nil {
 			return err
@@ -328,7 +373,7 @@ func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 	now := r.clock()
 	_, err := r.db.SnapshotTx(ctx, now, now, func(tx pgx.Tx) error {
 		c = SealCheck{}
-		rows, err := tx.Query(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at FROM finance_seals ORDER BY day`)
+		rows, err := tx.Query(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at, encoding FROM finance_seals ORDER BY day`)
 		if err != nil {
 			return fmt.Errorf("read seals: %w", err)
 		}
@@ -338,7 +383,7 @@ func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 		}
 		var previous []byte
 		for i, s := range seals {
-			content, count, err := dayContent(ctx, tx, s.Day)
+			content, count, err := dayContent(ctx, tx, s.Day, s.Encoding)
 			if err != nil {
 				return err
 			}
@@ -348,6 +393,8 @@ func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 				c.Problem = fmt.Sprintf("the chain skips from %s to %s", fmtDay(seals[i-1].Day), fmtDay(s.Day))
 			case count != s.Transactions:
 				c.Problem = fmt.Sprintf("%d transactions now, %d when sealed", count, s.Transactions)
+			case !bytes.Equal(content, s.ContentHash) && s.Encoding == encodingPlain:
+				c.Problem = "the day's transactions or postings changed since it was sealed (sealed with encoding 1, which an erasure of personal data from metadata also breaks)"
 			case !bytes.Equal(content, s.ContentHash):
 				c.Problem = "the day's transactions or postings changed since it was sealed"
 			case !bytes.Equal(sealOf(previous, s.Day, content, count), s.Seal):

@@ -31,6 +31,8 @@ const (
 	AccountPenaltyGuarantee    = "programme:penalty:guarantee_capture" // credit-normal: captured late-arrival guarantees
 	AccountPenaltyLateCheckout = "programme:penalty:late_checkout"     // credit-normal: late check-out charges
 	AccountBreakage            = "programme:breakage"                  // credit-normal: expired points
+	AccountForfeited           = "programme:forfeited"                 // credit-normal: balances of closed memberships
+	AccountDebtWrittenOff      = "programme:debt_written_off"          // debit-normal: debts of closed memberships written off
 )
 
 // MemberAccount is a member's points account: "member:<number>:points",
@@ -86,6 +88,8 @@ func ChartOfAccounts() []ledger.Account {
 		acct(AccountPenaltyGuarantee, ledger.Credit),
 		acct(AccountPenaltyLateCheckout, ledger.Credit),
 		acct(AccountBreakage, ledger.Credit),
+		acct(AccountForfeited, ledger.Credit),
+		acct(AccountDebtWrittenOff, ledger.Debit),
 	}
 	for r := range Default().Rewards {
 		out = append(out, acct(RedeemedAccount(r), ledger.Credit))

@@ -784,6 +784,8 @@ func TestChartOfAccounts(t *testing.T) {
 	}{
 		{"programme:adjustment:debit", ledger.Credit},
 		{"programme:breakage", ledger.Credit},
+		{"programme:debt_written_off", ledger.Debit},
+		{"programme:forfeited", ledger.Credit},
 		{"programme:issued:booking_bonus", ledger.Debit},
 		{"programme:issued:goodwill", ledger.Debit},
 		{"programme:issued:promotion", ledger.Debit},

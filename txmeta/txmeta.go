@@ -5,8 +5,11 @@
 package txmeta
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/loyalty-ledger/loyalty/programme"
 )
@@ -94,4 +97,36 @@ func Decode(raw json.RawMessage) Metadata {
 	var m Metadata
 	_ = json.Unmarshal(raw, &m)
 	return m
+}
+
+// erasedPrefix and erasedSuffix frame what is left of a string erased when
+// a membership closed: the SHA-256 of the string, which the finance seals
+// (encoding 2) commit to in place of the string.
+const (
+	erasedPrefix = "[erased sha256:"
+	erasedSuffix = "]"
+)
+
+// Erased is what a string of a transaction's metadata that held personal
+// data becomes when its member's membership closes.
+func Erased(s string) string {
+	if _, ok := ErasedHash(s); ok {
+		return s // erased already
+	}
+	sum := sha256.Sum256([]byte(s))
+	return erasedPrefix + hex.EncodeToString(sum[:]) + erasedSuffix
+}
+
+// ErasedHash is the hex SHA-256 an erased string (Erased) carries; false
+// for any other string.
+func ErasedHash(s string) (string, bool) {
+	rest, ok := strings.CutPrefix(s, erasedPrefix)
+	if !ok {
+		return "", false
+	}
+	h, ok := strings.CutSuffix(rest, erasedSuffix)
+	if !ok || len(h) != 2*sha256.Size || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", false
+	}
+	return h, true
 }

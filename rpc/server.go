@@ -24,6 +24,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/partners"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
+	"github.com/loyalty-ledger/loyalty/statements"
 	"github.com/loyalty-ledger/loyalty/webhooks"
 )
 
@@ -50,6 +51,14 @@ type Config struct {
 	// Clock is the time the rules are evaluated at; nil means time.Now.
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// StatementFont is the TrueType font (.ttf, with CJK glyphs) PDF
+	// statements embed; empty means statements.DefaultFontPath. It is read
+	// at the first PDF export; while it cannot be, PDF exports answer
+	// FAILED_PRECONDITION and CSV ones work.
+	StatementFont string
+	// ProgrammeName titles statements; empty means
+	// statements.DefaultProgrammeName.
+	ProgrammeName string
 	// Refused, when set, hears of every call refused for its key before
 	// its body was read (the interceptors never see those), for metrics.
 	Refused func(procedure string, code connect.Code)
@@ -73,6 +82,9 @@ type Server struct {
 	refused    func(procedure string, code connect.Code)
 	now        func() time.Time
 	log        *slog.Logger
+
+	statementFont *statementFont
+	programmeName string
 }
 
 // New returns a server.
@@ -85,6 +97,10 @@ func New(cfg Config) (*Server, error) {
 		refused: cfg.Refused, now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.statementFont, s.programmeName = &statementFont{path: cfg.StatementFont}, cfg.ProgrammeName
+	if s.statementFont.path == "" {
+		s.statementFont.path = statements.DefaultFontPath
 	}
 	if s.partners == nil {
 		s.partners = partners.New(cfg.Ledger, cfg.Clock)

@@ -61,6 +61,9 @@ type Member struct {
 	// the anniversary after it. A review that changes the tier moves
 	// TierSince instead.
 	LastReview time.Time `json:"last_review,omitzero"`
+	// ClosedAt is when the membership was closed (zero: open); a closed
+	// member's personal fields are empty (closure.go).
+	ClosedAt time.Time `json:"closed_at,omitzero"`
 }
 
 // ForTierRules is what the tier rules need to know of the member.
@@ -171,8 +174,19 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 	return out, nil
 }
 
-// Get returns a member's profile.
+// Get returns the profile of a member whose membership is open, the
+// lookup of every write for a member: a closed member is ErrClosed
+// (closure.go). Profile reads closed members too.
 func (s *Store) Get(ctx context.Context, number string) (Member, error) {
+	m, err := s.Profile(ctx, number)
+	if err != nil {
+		return Member{}, err
+	}
+	return m, refuseClosed(m)
+}
+
+// Profile returns a member's profile, open or closed.
+func (s *Store) Profile(ctx context.Context, number string) (Member, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, err
 	}
@@ -206,6 +220,9 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "update_member", request,
 		func(ctx context.Context, tx pgx.Tx) (Member, error) {
 			m, err := scanMember(tx.QueryRow(ctx, memberSelect+` WHERE member_number = $1 FOR UPDATE`, number), number)
+			if err == nil {
+				err = refuseClosed(m)
+			}
 			if err != nil {
 				return Member{}, err
 			}
@@ -255,15 +272,15 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 
 const memberSelect = `SELECT member_number, full_name, COALESCE(email, ''), COALESCE(phone, ''), tier,
 	enrolment_channel, COALESCE(enrolment_property, ''), enrolled_at, enrolled_by, COALESCE(first_stay, ''),
-	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, ''), reviewed_at FROM members`
+	COALESCE(tier_since, enrolled_at), manual_tier, manual_until, COALESCE(manual_reason, ''), reviewed_at, closed_at FROM members`
 
 func scanMember(row pgx.Row, number string) (Member, error) {
 	var m Member
 	var tier, channel, manualReason string
 	var manualTier *string
-	var manualUntil, reviewedAt *time.Time
+	var manualUntil, reviewedAt, closedAt *time.Time
 	err := row.Scan(&m.Number, &m.FullName, &m.Email, &m.Phone, &tier, &channel, &m.EnrolmentProperty, &m.EnrolledAt, &m.EnrolledBy,
-		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason, &reviewedAt)
+		&m.FirstStay, &m.TierSince, &manualTier, &manualUntil, &manualReason, &reviewedAt, &closedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Member{}, fmt.Errorf("member %s: %w", number, ErrNotFound)
 	}
@@ -279,6 +296,9 @@ func scanMember(row pgx.Row, number string) (Member, error) {
 	}
 	if reviewedAt != nil {
 		m.LastReview = reviewedAt.UTC()
+	}
+	if closedAt != nil {
+		m.ClosedAt = closedAt.UTC()
 	}
 	return m, nil
 }
@@ -498,6 +518,9 @@ func (s *Store) SetManualTier(ctx context.Context, callerID, idempotencyKey, num
 	out, err := ledger.KeyedWriteOf(ctx, s.ledger, callerID, idempotencyKey, "set_manual_tier", request,
 		func(ctx context.Context, tx pgx.Tx) (Member, error) {
 			m, err := scanMember(tx.QueryRow(ctx, memberSelect+` WHERE member_number = $1 FOR UPDATE`, number), number)
+			if err == nil {
+				err = refuseClosed(m)
+			}
 			if err != nil {
 				return Member{}, err
 			}
@@ -675,6 +698,9 @@ func (s *Store) StayView(ctx context.Context, number string, arrival, from, to t
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
 	m, tier, err := readMemberAt(br, number, arrival)
+	if err == nil {
+		err = refuseClosed(m)
+	}
 	if err != nil {
 		return Member{}, "", tiers.Activity{}, err
 	}

@@ -62,6 +62,10 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	switch {
 	case errors.As(err, &connectErr):
 		return connectErr
+	case errors.Is(err, members.ErrClosed):
+		e := connect.NewError(connect.CodeFailedPrecondition, errors.New("the membership is closed: no write is accepted for this member"))
+		addInfo(e, "MEMBERSHIP_CLOSED", nil)
+		return e
 	case errors.As(err, &field):
 		return badField(field.Field, "%s", field.Problem)
 	case errors.As(err, &progField):

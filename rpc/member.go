@@ -111,7 +111,7 @@ func (s memberService) ListActivity(ctx context.Context, req *connect.Request[lo
 	if msg.GetPageSize() < 0 || msg.GetPageSize() > ledger.MaxPageSize {
 		return nil, badField("page_size", "must be between 0 and %d", ledger.MaxPageSize)
 	}
-	if _, err := s.members.Get(ctx, msg.GetMemberNumber()); err != nil {
+	if _, err := s.members.Profile(ctx, msg.GetMemberNumber()); err != nil { // closed members too
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
 	page, err := s.ledger.Statement(ctx, programme.MemberAccount(msg.GetMemberNumber()).Code, int(msg.GetPageSize()), msg.GetPageToken())
@@ -134,7 +134,16 @@ func profile(m members.Member) *loyaltyv1.Member {
 		Phone:        m.Phone,
 		Tier:         tiers[m.Tier],
 		EnrolledAt:   timestamppb.New(m.EnrolledAt),
+		ClosedAt:     timeOrUnset(m.ClosedAt),
 	}
+}
+
+// timeOrUnset is t, or unset when t is zero.
+func timeOrUnset(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
 }
 
 func (s memberService) GetTransaction(ctx context.Context, req *connect.Request[loyaltyv1.GetTransactionRequest]) (*connect.Response[loyaltyv1.GetTransactionResponse], error) {
@@ -191,7 +200,7 @@ func (s memberService) GetTierHistory(ctx context.Context, req *connect.Request[
 	if size == 0 {
 		size = ledger.DefaultPageSize
 	}
-	if _, err := s.members.Get(ctx, msg.GetMemberNumber()); err != nil {
+	if _, err := s.members.Profile(ctx, msg.GetMemberNumber()); err != nil { // closed members too
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
 	changes, err := s.members.TierHistory(ctx, msg.GetMemberNumber(), size)

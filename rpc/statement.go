@@ -88,9 +88,7 @@ func (s memberService) ExportStatement(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	// The statement holds the member's personal data: who read it is kept.
-	s.log.InfoContext(ctx, "member personal data read", "procedure", proc, "key_id", caller(ctx).ID,
-		"member_number", st.MemberNumber, "from", from, "to", to, "format", format.String())
+	// Who read the member's personal data is logged by logPersonalReads.
 
 	var buf bytes.Buffer
 	out := &loyaltyv1.ExportStatementResponse{Transactions: int32(len(st.Transactions))}

@@ -54,6 +54,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/rpc"
+	"github.com/loyalty-ledger/loyalty/statements"
 	"github.com/loyalty-ledger/loyalty/tiers"
 	"github.com/loyalty-ledger/loyalty/webhooks"
 )
@@ -107,6 +108,9 @@ type config struct {
 	// attempts: a killed process's deliveries go out again (from another
 	// process, or the next start) once their leases run out.
 	webhookLease time.Duration
+	// statementFont is the TrueType font PDF statements embed;
+	// programmeName titles statements.
+	statementFont, programmeName string
 }
 
 // parseFlags reads the flags, each falling back to its environment
@@ -173,6 +177,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		"address of a separate port serving Go's /debug/pprof profiles, e.g. 127.0.0.1:6060 (env LOYALTY_PPROF_LISTEN); off when empty")
 	fs.StringVar(&cfg.metricsListen, "metrics-listen", env("LOYALTY_METRICS_LISTEN", ""),
 		"address of a separate port serving Prometheus metrics at /metrics, e.g. 127.0.0.1:9100 (env LOYALTY_METRICS_LISTEN); off when empty")
+	fs.StringVar(&cfg.statementFont, "statement-font", env("LOYALTY_STATEMENT_FONT", statements.DefaultFontPath),
+		"TrueType font (.ttf, not .ttc) with Chinese glyphs that PDF statements embed (env LOYALTY_STATEMENT_FONT; Debian: apt-get install fonts-droid-fallback); without it PDF statements answer FAILED_PRECONDITION, CSV ones work")
+	fs.StringVar(&cfg.programmeName, "programme-name", env("LOYALTY_PROGRAMME_NAME", statements.DefaultProgrammeName),
+		"the programme's name, the title of members' statements (env LOYALTY_PROGRAMME_NAME)")
 	fs.StringVar(&level, "log-level", env("LOYALTY_LOG_LEVEL", "info"),
 		"debug, info, warn or error (env LOYALTY_LOG_LEVEL)")
 	fs.Usage = func() {
@@ -391,15 +399,17 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	eventStore := events.NewStore(db)
 	webhookStore := webhooks.NewStore(l, nil)
 	srv, err := rpc.New(rpc.Config{
-		Ledger:     l,
-		Members:    memberStore,
-		Keys:       keys,
-		Programmes: progs,
-		Partners:   partners.New(l, nil),
-		Events:     eventStore,
-		Webhooks:   webhookStore,
-		Logger:     logger,
-		Refused:    m.Refused,
+		Ledger:        l,
+		Members:       memberStore,
+		Keys:          keys,
+		Programmes:    progs,
+		Partners:      partners.New(l, nil),
+		Events:        eventStore,
+		Webhooks:      webhookStore,
+		Logger:        logger,
+		Refused:       m.Refused,
+		StatementFont: cfg.statementFont,
+		ProgrammeName: cfg.programmeName,
 	})
 	if err != nil {
 		return fmt.Errorf("rpc: %w", err)

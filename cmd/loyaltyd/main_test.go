@@ -15,7 +15,7 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"LOYALTY_DATABASE_URL", "LOYALTY_DATA_DIR", "LOYALTY_LISTEN", "LOYALTY_LOG_LEVEL", "LOYALTY_TIER_REVIEW_EVERY", "LOYALTY_FINANCE_JOBS_EVERY",
-		"LOYALTY_EVENTS", "LOYALTY_EVENTS_RETENTION", "LOYALTY_EVENTS_PRUNE_EVERY", "LOYALTY_WEBHOOK_LEASE"} {
+		"LOYALTY_EVENTS", "LOYALTY_EVENTS_RETENTION", "LOYALTY_EVENTS_PRUNE_EVERY", "LOYALTY_WEBHOOK_LEASE", "LOYALTY_STATEMENT_FONT", "LOYALTY_PROGRAMME_NAME"} {
 		t.Setenv(name, "")
 	}
 
@@ -24,7 +24,8 @@ func TestFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := config{dataDir: filepath.Join(wd, ".data", "postgres"), listen: "127.0.0.1:8080", logLevel: slog.LevelInfo, tierReviewEvery: 24 * time.Hour, expireEvery: time.Hour, financeJobsEvery: time.Hour,
-		events: true, eventsRetention: 720 * time.Hour, pruneEventsEvery: time.Hour, webhookLease: 40 * time.Second}
+		events: true, eventsRetention: 720 * time.Hour, pruneEventsEvery: time.Hour, webhookLease: 40 * time.Second,
+		statementFont: "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", programmeName: "Loyalty Programme"}
 	if cfg != want {
 		t.Errorf("defaults: got %+v, want %+v", cfg, want)
 	}
@@ -39,12 +40,15 @@ func TestFlags(t *testing.T) {
 	t.Setenv("LOYALTY_EVENTS_RETENTION", "48h")
 	t.Setenv("LOYALTY_EVENTS_PRUNE_EVERY", "10m")
 	t.Setenv("LOYALTY_WEBHOOK_LEASE", "15s")
+	t.Setenv("LOYALTY_STATEMENT_FONT", "/fonts/cjk.ttf")
+	t.Setenv("LOYALTY_PROGRAMME_NAME", "华住会")
 	cfg, err = parseFlags(nil, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want = config{dataDir: filepath.Join(wd, "pg"), listen: "127.0.0.1:9000", logLevel: slog.LevelDebug, tierReviewEvery: 6 * time.Hour, expireEvery: time.Hour, financeJobsEvery: 30 * time.Minute,
-		eventsRetention: 48 * time.Hour, pruneEventsEvery: 10 * time.Minute, webhookLease: 15 * time.Second}
+		eventsRetention: 48 * time.Hour, pruneEventsEvery: 10 * time.Minute, webhookLease: 15 * time.Second,
+		statementFont: "/fonts/cjk.ttf", programmeName: "华住会"}
 	if cfg != want {
 		t.Errorf("environment: got %+v, want %+v", cfg, want)
 	}
@@ -52,13 +56,14 @@ func TestFlags(t *testing.T) {
 	// ...and a flag wins over the environment.
 	t.Setenv("LOYALTY_DATABASE_URL", "postgresql://env@localhost/loyalty")
 	cfg, err = parseFlags([]string{"-database-url", "postgresql://flag@localhost/loyalty", "-listen", ":9001", "-log-level", "WARN", "-tier-review-every", "0", "-expire-every", "0", "-finance-jobs-every", "0",
-		"-events", "-events-retention", "168h", "-events-prune-every", "0", "-webhook-lease", "10m"}, io.Discard)
+		"-events", "-events-retention", "168h", "-events-prune-every", "0", "-webhook-lease", "10m",
+		"-statement-font", "/flag/font.ttf", "-programme-name", "Rewards"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// With a database URL there is no embedded data directory.
 	want = config{databaseURL: "postgresql://flag@localhost/loyalty", listen: ":9001", logLevel: slog.LevelWarn,
-		events: true, eventsRetention: 168 * time.Hour, webhookLease: 10 * time.Minute}
+		events: true, eventsRetention: 168 * time.Hour, webhookLease: 10 * time.Minute, statementFont: "/flag/font.ttf", programmeName: "Rewards"}
 	if cfg != want {
 		t.Errorf("flags: got %+v, want %+v", cfg, want)
 	}

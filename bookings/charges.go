@@ -97,6 +97,13 @@ func (s *Service) Redeem(ctx context.Context, req Request, v programmes.Version,
 	if errors.As(err, &unknown) && unknown.Account == memberAccount {
 		return ledger.Transaction{}, fmt.Errorf("member %s: %w", r.MemberNumber, members.ErrNotFound)
 	}
+	// A closed member has no points: say why, rather than how many.
+	var short *ledger.InsufficientPointsError
+	if errors.As(err, &short) {
+		if _, closed := s.members.Get(ctx, r.MemberNumber); errors.Is(closed, members.ErrClosed) {
+			return ledger.Transaction{}, closed
+		}
+	}
 	if err != nil {
 		return ledger.Transaction{}, err
 	}

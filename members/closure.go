@@ -228,8 +228,9 @@ func (s *Store) settle(ctx context.Context, callerID, number string) error {
 		// opens no lot, but the ledger asks every credit for an expiry.
 		Lots: ledger.LotPolicy{ExpiresAt: now},
 		Effects: []ledger.Statement{{
-			SQL: `UPDATE member_closures SET forfeited_points = $2, written_off_points = $3,
-				transaction_id = $4, settled_at = $6 WHERE member_number = $1`,
+			SQL: `WITH txn (id, effective_at, recorded_at) AS (VALUES ($4::UUID, $5::TIMESTAMPTZ, $6::TIMESTAMPTZ))
+				UPDATE member_closures SET forfeited_points = $2, written_off_points = $3,
+					transaction_id = txn.id, settled_at = txn.recorded_at FROM txn WHERE member_number = $1`,
 			Args: []any{number, forfeited, writtenOff}, WithTransaction: true}},
 	})
 	if err != nil {

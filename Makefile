@@ -97,7 +97,10 @@ statement-tools:
 # Extra flags: make run ARGS='-listen 127.0.0.1:9090 -log-level debug'
 # The server on an embedded PostgreSQL kept in .data/ (ARGS='-listen :9090' etc.).
 # Built, then exec'd, so that Ctrl-C and SIGTERM reach loyaltyd itself.
-run: deps postgres statement-tools
+# The CJK font of PDF statements is installed when it can be; without it
+# the service runs and answers PDF exports with what to install.
+run: deps postgres
+	-@scripts/ensure-statement-tools.sh --font-only
 	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
 	exec bin/loyaltyd $(ARGS)
 

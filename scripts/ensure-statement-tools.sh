@@ -11,8 +11,15 @@
 #
 # If both are there it prints nothing and exits 0. If not, it installs the
 # missing Debian packages when it can (root with apt-get), and otherwise
-# says what to install and exits 1.
+# says what to install and exits 1. With --font-only (make run) it sees to
+# the font alone: the service runs without it, answering PDF exports with
+# what to install.
 set -euo pipefail
+
+font_only=false
+if [[ "${1:-}" == "--font-only" ]]; then
+	font_only=true
+fi
 
 me="ensure-statement-tools"
 font="${LOYALTY_STATEMENT_FONT:-/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf}"
@@ -26,7 +33,7 @@ if [[ ! -f "$font" ]]; then
 	fi
 	missing+=(fonts-droid-fallback)
 fi
-if ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; then
+if ! $font_only && { ! command -v pdftotext >/dev/null 2>&1 || ! command -v pdftoppm >/dev/null 2>&1; }; then
 	missing+=(poppler-utils)
 fi
 if [[ ${#missing[@]} -eq 0 ]]; then
@@ -42,7 +49,7 @@ if [[ "$(id -u)" -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
 		echo "$me: apt-get update failed; trying the install anyway" >&2
 	apt-get -q -o DPkg::Lock::Timeout=300 install -y --no-install-recommends "${missing[@]}" >&2 ||
 		echo "$me: apt-get install reported an error; checking whether the files arrived anyway" >&2
-	if [[ -f "$font" ]] && command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; then
+	if [[ -f "$font" ]] && { $font_only || { command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; }; }; then
 		echo "$me: ${missing[*]} installed." >&2
 		exit 0
 	fi

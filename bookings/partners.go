@@ -146,6 +146,9 @@ func (s *Service) ReverseAtPartner(ctx context.Context, req Request, v programme
 	if e.Kind == partners.KindReversal {
 		return ledger.Transaction{}, ledger.ErrNotReversible
 	}
+	if err := s.refuseClosed(ctx, e.MemberNumber); err != nil {
+		return ledger.Transaction{}, err
+	}
 	currency := ""
 	if p, err := s.partners.Get(ctx, e.PartnerID); err == nil {
 		currency = p.Currency

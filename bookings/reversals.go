@@ -2,6 +2,7 @@ package bookings
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/loyalty-ledger/loyalty/ledger"
@@ -46,6 +47,9 @@ func memberPoints(txn ledger.Transaction, member string) int64 {
 // (reversalEffects), for reason.
 func (s *Service) Reverse(ctx context.Context, req Request, v programmes.Version, original ledger.Transaction, reason string) (ledger.Transaction, error) {
 	om := txmeta.Decode(original.Metadata)
+	if err := s.refuseClosed(ctx, om.Member); err != nil {
+		return ledger.Transaction{}, err
+	}
 	m := reversalMetadata(original, om, reason)
 	m.Description = fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, reason)
 	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
@@ -59,4 +63,17 @@ func reversalMetadata(original ledger.Transaction, om txmeta.Metadata, reason st
 	posted := memberPoints(original, om.Member)
 	return txmeta.Metadata{Kind: txmeta.KindReversal, Member: om.Member, PropertyID: om.PropertyID, StayID: om.StayID, Reason: reason,
 		Breakdown: []txmeta.Line{{Rule: "reversal", Description: "Reverses " + original.ID.String(), Points: -posted}}}
+}
+
+// refuseClosed is members.ErrClosed when number is a closed member: a
+// reversal would move points of a membership whose balance was settled.
+// The writes that read their member first are refused by that read.
+func (s *Service) refuseClosed(ctx context.Context, number string) error {
+	if number == "" {
+		return nil
+	}
+	if _, err := s.members.Get(ctx, number); errors.Is(err, members.ErrClosed) {
+		return err
+	}
+	return nil
 }

@@ -57,14 +57,14 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
-	_, err = c.booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("stay-a", a, "S-A", "400.00", "420.00")))
+	stay, err := c.booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("stay-a", a, "S-A", "400.00", "420.00")))
 	must("stay", err)
 	_, err = c.booking.Redeem(w.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "milk-a", MemberNumber: a, Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK}))
 	must("redemption", err)
 	goodwill, err := admin.admin.AdjustPoints(w.ctx, connect.NewRequest(&loyaltyv1.AdjustPointsRequest{IdempotencyKey: "gw-a", MemberNumber: a,
 		Points: 100, Category: loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_GOODWILL, Reason: "noisy room, " + closedName + " called twice"}))
 	must("goodwill naming the member", err)
-	_, err = w.alliance(w.alphaKey).AwardStay(w.ctx, award("award-a", a, "A-1", "ST-A", "2026-11-10", "380.00"))
+	awarded, err := w.alliance(w.alphaKey).AwardStay(w.ctx, award("award-a", a, "A-1", "ST-A", "2026-11-10", "380.00"))
 	must("partner award", err)
 	_, err = c.booking.PlaceGuarantee(w.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-a", MemberNumber: a,
 		PropertyId: "SH-HQ-001", StayId: "G-A", ArrivalDate: "2026-11-23", HoldUntil: "20:00"}))
@@ -234,6 +234,16 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 		}},
 		{"CloseMembership under another key", func() error {
 			_, err := c.members.CloseMembership(w.ctx, connect.NewRequest(&loyaltyv1.CloseMembershipRequest{IdempotencyKey: "close-a-again", MemberNumber: a, Reason: "again"}))
+			return err
+		}},
+		{"ReverseTransaction", func() error {
+			_, err := c.booking.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{IdempotencyKey: "after-rev",
+				TransactionId: stay.Msg.GetTransaction().GetTransactionId(), Reason: "stay disputed"}))
+			return err
+		}},
+		{"alliance ReverseTransaction", func() error {
+			_, err := alpha.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.AllianceServiceReverseTransactionRequest{IdempotencyKey: "after-p-rev",
+				TransactionId: awarded.Msg.GetTransaction().GetTransactionId(), Reason: "stay disputed"}))
 			return err
 		}},
 		{"alliance Redeem", func() error {

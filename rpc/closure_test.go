@@ -31,7 +31,7 @@ const (
 // the debt written off and the other's points forfeited, each on its own
 // roll-forward line; no column of any table holds the name, e-mail (old
 // or new) or phone, as text or as bytes; GetMember shows closed_at and
-// blank fields; the books reconcile and the seals of the day sealed
+// blank fields; the statement still exports without them; the books reconcile and the seals of the day sealed
 // before the closure (whose metadata the erasure rewrote) still verify;
 // a replay answers the first answer; and every write for the member is
 // refused.
@@ -142,6 +142,14 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	must("the goodwill transaction", err)
 	if _, ok := txmeta.ErasedHash(txn.Msg.GetTransaction().GetDescription()); !ok {
 		t.Errorf("the goodwill's description after closure = %q, want it erased", txn.Msg.GetTransaction().GetDescription())
+	}
+
+	// The statement still exports, with the transactions and without the person.
+	export, err := c.members.ExportStatement(w.ctx, connect.NewRequest(&loyaltyv1.ExportStatementRequest{MemberNumber: a,
+		From: timestamppb.New(start.Add(-time.Hour)), To: timestamppb.New(w.clock.Now()), Format: loyaltyv1.StatementFormat_STATEMENT_FORMAT_CSV}))
+	must("export the closed member's statement", err)
+	if export.Msg.GetTransactions() < 6 || bytes.Contains(bytes.ToLower(export.Msg.GetContent()), []byte(strings.ToLower(closedName))) {
+		t.Errorf("statement of the closed member: %d transactions, content:\n%s", export.Msg.GetTransactions(), export.Msg.GetContent())
 	}
 
 	// The books: seal the closure's day too, then everything verifies.

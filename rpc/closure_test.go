@@ -31,10 +31,11 @@ const (
 // the debt written off and the other's points forfeited, each on its own
 // roll-forward line; no column of any table holds the name, e-mail (old
 // or new) or phone, as text or as bytes; GetMember shows closed_at and
-// blank fields; the statement still exports without them; the books reconcile and the seals of the day sealed
-// before the closure (whose metadata the erasure rewrote) still verify;
-// a replay answers the first answer; and every write for the member is
-// refused.
+// blank fields; the statement still exports without them; the books
+// reconcile and the seals of the day sealed before the closure (whose
+// metadata the erasure rewrote) still verify; a replay answers the first
+// answer; and every write for the member is refused (a partner, which
+// recognises a member by name, finds none).
 func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	w := newAllianceWorld(t)
 	c, admin := w.clients(w.bookingKey), w.clients(w.adminKey)

@@ -113,3 +113,27 @@ func (e *HoldStateError) Is(target error) bool {
 	}
 	return target == ErrHoldNotActive
 }
+
+// ErrAccountClosed: the account is closed and takes no more postings or
+// holds. AccountClosedError says which.
+var ErrAccountClosed = errors.New("account closed")
+
+// AccountClosedError is a write refused because an account it moves is
+// closed; nothing was written.
+type AccountClosedError struct{ Account string }
+
+func (e *AccountClosedError) Error() string { return fmt.Sprintf("account %s is closed", e.Account) }
+
+func (e *AccountClosedError) Is(target error) bool { return target == ErrAccountClosed }
+
+// NotSettledError is a closure refused because the account's balance after
+// it would not be zero, or points are on hold: the balance moved since the
+// caller read it. Nothing was written; read the balance again and retry.
+type NotSettledError struct {
+	Account      string
+	Posted, Held int64 // after the transaction
+}
+
+func (e *NotSettledError) Error() string {
+	return fmt.Sprintf("account %s would close with %d points posted and %d held, not zero", e.Account, e.Posted, e.Held)
+}

@@ -243,7 +243,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	b := &pgx.Batch{}
 	claimText, claimArgs := claimsSQL(claiming, now)
 	b.Queue(claimText+` RETURNING caller_id, idempotency_key`, claimArgs...)
-	b.Queue(`SELECT b.account_code, b.balance, b.lots, `+heldSQL("b", "$2")+`
+	b.Queue(`SELECT b.account_code, b.balance, b.lots, `+heldSQL("b", "$2")+`, b.closed
 		FROM account_balances AS b
 		WHERE b.account_code = ANY($1) AND b.shard = 0 ORDER BY b.account_code FOR UPDATE`, singles, now)
 	// COMMIT travels with round trip 2, before its results are read: every
@@ -264,7 +264,8 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	}
 	raw := map[string]int64{}
 	held := map[string]int64{}
-	book := map[string][]Lot{} // open lots of the accounts that track them
+	closed := map[string]bool{} // single-row accounts closed, by now or by a job of this group
+	book := map[string][]Lot{}  // open lots of the accounts that track them
 	claimed := map[[2]string]bool{}
 	err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
@@ -285,7 +286,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 		if err != nil {
 			return fmt.Errorf("lock balances: %w", err)
 		}
-		if err := scanBalances(rows, accounts, raw, held, book); err != nil {
+		if err := scanBalances(rows, accounts, raw, held, closed, book); err != nil {
 			return fmt.Errorf("lock balances: %w", err)
 		}
 		if len(shardCodes) > 0 {
@@ -315,6 +316,7 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	lotsMoved := map[string]bool{}
 	var written []groupJob
 	var unclaim []groupJob
+	var closing []string // accounts the written jobs close
 	for i, job := range jobs {
 		if results[i].replay || results[i].err != nil {
 			continue
@@ -334,6 +336,12 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 		moves := netMoves(txn.Postings, accounts, shards)
 		if err := checkBalanced(txn, moves); err != nil {
 			panic(err.Error())
+		}
+		if err := closedOrNotSettled(job.req.CloseAccounts, moves, raw, held, closed); err != nil {
+			// Nothing is written for it, its key included.
+			results[i] = postResult{err: err}
+			unclaim = append(unclaim, groupJob{postJob: job, txn: txn})
+			continue
 		}
 		refused := false
 		for _, m := range guardedMoves(moves, txn.Kind) {
@@ -372,6 +380,10 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 				h := held[m.account.Code]
 				txn.BalancesAfter = append(txn.BalancesAfter, Balance{Account: m.account.Code, Posted: posted, Held: h, Available: posted - h, AsOf: now})
 			}
+		}
+		for _, code := range job.req.CloseAccounts {
+			closed[code] = true
+			closing = append(closing, code)
 		}
 		written = append(written, groupJob{postJob: job, txn: txn})
 		results[i] = postResult{txn: txn}
@@ -422,6 +434,9 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			FROM unnest($1::TEXT[], $2::INT8[], $3::INT8[]) AS v (code, shard, delta)
 			WHERE b.account_code = v.code AND b.shard = v.shard`, codes, shardIndexes, deltas)
 	}
+	if len(closing) > 0 {
+		b.Queue(`UPDATE account_balances SET closed = true WHERE account_code = ANY($1) AND shard = 0`, closing)
+	}
 	txText, txArgs := transactionsSQL(written)
 	b.Queue(txText, txArgs...)
 	postText, postArgs := groupPostingsSQL(written, accounts)
@@ -458,6 +473,11 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 			}
 			if tag.RowsAffected() != int64(len(sharded)) {
 				return fmt.Errorf("moved %d of %d shard rows: a balance row is missing", tag.RowsAffected(), len(sharded))
+			}
+		}
+		if len(closing) > 0 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("close accounts: %w", err)
 			}
 		}
 		if _, err := br.Exec(); err != nil {
@@ -533,18 +553,25 @@ func checkBalanced(txn Transaction, moves []balanceMove) error {
 // scanBalances reads locked single-row balances (account_code, balance,
 // lots and, when held is not nil, the active holds), and the open lots of
 // the accounts that track them.
-func scanBalances(rows pgx.Rows, accounts map[string]Account, raw, held map[string]int64, book map[string][]Lot) error {
+func scanBalances(rows pgx.Rows, accounts map[string]Account, raw, held map[string]int64, closed map[string]bool, book map[string][]Lot) error {
 	defer rows.Close()
 	for rows.Next() {
 		var code string
 		var balance, heldPoints int64
 		var lots []byte
+		var isClosed bool
 		dest := []any{&code, &balance, &lots}
 		if held != nil {
 			dest = append(dest, &heldPoints)
 		}
+		if closed != nil {
+			dest = append(dest, &isClosed)
+		}
 		if err := rows.Scan(dest...); err != nil {
 			return err
+		}
+		if isClosed {
+			closed[code] = true
 		}
 		raw[code] = balance
 		if held != nil && heldPoints != 0 {
@@ -558,6 +585,31 @@ func scanBalances(rows pgx.Rows, accounts map[string]Account, raw, held map[stri
 		}
 	}
 	return rows.Err()
+}
+
+// closedOrNotSettled refuses a job that moves a closed account, or that
+// would close an account (closing) without leaving it at zero with nothing
+// on hold, its moves applied to the balances read under the locks (raw,
+// held).
+func closedOrNotSettled(closing []string, moves []balanceMove, raw, held map[string]int64, closed map[string]bool) error {
+	after := map[string]int64{}
+	for _, m := range moves {
+		if closed[m.account.Code] {
+			return &AccountClosedError{Account: m.account.Code}
+		}
+		if m.account.Shards == 1 {
+			after[m.account.Code] += m.raw
+		}
+	}
+	for _, code := range closing {
+		if closed[code] {
+			return &AccountClosedError{Account: code}
+		}
+		if posted := raw[code] + after[code]; posted != 0 || held[code] != 0 {
+			return &NotSettledError{Account: code, Posted: posted, Held: held[code]}
+		}
+	}
+	return nil
 }
 
 // groupMoves nets the whole group's postings per account, in lock order.

@@ -62,7 +62,7 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		b.Queue(claimSQL, claim.args(now)...)
 		// FOR UPDATE queues this hold behind redemptions from the same
 		// account, so both see each other's effect on the available balance.
-		b.Queue(`SELECT b.balance, `+heldSQL("b", "$2")+` FROM account_balances AS b
+		b.Queue(`SELECT b.balance, `+heldSQL("b", "$2")+`, b.closed FROM account_balances AS b
 			WHERE b.account_code = $1 AND b.shard = 0 FOR UPDATE`, account.Code, now)
 		b.Queue(`UPDATE account_balances SET held_points = held_points + $2,
 			holds_expire_from = CASE WHEN holds_expire_from IS NULL OR holds_expire_from > $3 THEN $3 ELSE holds_expire_from END
@@ -75,11 +75,12 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)`,
 			hold.ID, hold.Account, hold.Points, hold.CallerID, hold.CreatedAt, hold.ExpiresAt, reference, string(metadata))
 		var raw, held int64
+		var closed bool
 		err := tx.Send(ctx, b, func(br pgx.BatchResults) error {
 			if err := readClaim(br); err != nil {
 				return err
 			}
-			if err := br.QueryRow().Scan(&raw, &held); err != nil {
+			if err := br.QueryRow().Scan(&raw, &held, &closed); err != nil {
 				return fmt.Errorf("lock balance of %s: %w", account.Code, err)
 			}
 			if _, err := br.Exec(); err != nil {
@@ -96,6 +97,9 @@ func (l *Ledger) PlaceHold(ctx context.Context, req HoldRequest) (Hold, error) {
 		})
 		if err != nil {
 			return err
+		}
+		if closed {
+			return &AccountClosedError{Account: account.Code}
 		}
 		posted := account.normal(raw)
 		if available := posted - held; available < req.Points {
@@ -529,4 +533,40 @@ func storeResponseStatement(callerID, key string, h Hold) (Statement, error) {
 	}
 	return Statement{SQL: `UPDATE idempotency_keys SET response = $3 WHERE caller_id = $1 AND idempotency_key = $2`,
 		Args: []any{callerID, key, string(response)}}, nil
+}
+
+// CloseAccount closes a single-row account whose balance is zero with
+// nothing on hold: from its commit it takes no posting or hold
+// (AccountClosedError). A balance, or points on hold, is NotSettledError:
+// settle it with a transaction whose CloseAccounts names the account.
+// Closing a closed account does nothing.
+func (l *Ledger) CloseAccount(ctx context.Context, code string) error {
+	account, err := l.Account(ctx, code)
+	if err != nil {
+		return err
+	}
+	if account.Shards != 1 {
+		return invalid("account", "%s is not a single-row account", code)
+	}
+	now := l.clock()
+	err = l.db.WriteTx(ctx, func(tx pgx.Tx) error {
+		var raw, held int64
+		var closed bool
+		if err := tx.QueryRow(ctx, `SELECT b.balance, `+heldSQL("b", "$2")+`, b.closed FROM account_balances AS b
+			WHERE b.account_code = $1 AND b.shard = 0 FOR UPDATE`, code, now).Scan(&raw, &held, &closed); err != nil {
+			return fmt.Errorf("lock balance of %s: %w", code, err)
+		}
+		switch {
+		case closed:
+			return nil
+		case raw != 0 || held != 0:
+			return &NotSettledError{Account: code, Posted: account.normal(raw), Held: held}
+		}
+		_, err := tx.Exec(ctx, `UPDATE account_balances SET closed = true WHERE account_code = $1 AND shard = 0`, code)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("close account %s: %w", code, err)
+	}
+	return nil
 }

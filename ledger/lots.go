@@ -357,7 +357,7 @@ func playTransactionLots(ctx context.Context, tx pgx.Tx, txn *Transaction, moves
 	if err != nil {
 		return nil, fmt.Errorf("lock lots: %w", err)
 	}
-	if err := scanBalances(rows, accounts, raw, nil, current); err != nil {
+	if err := scanBalances(rows, accounts, raw, nil, nil, current); err != nil {
 		return nil, fmt.Errorf("lock lots: %w", err)
 	}
 	book := map[string][]Lot{}

@@ -32,6 +32,13 @@ func (l *Ledger) Post(ctx context.Context, req PostRequest) (Transaction, error)
 	if err := checkLotPolicy(req.Postings, accounts, req.Lots); err != nil {
 		return Transaction{}, err
 	}
+	for _, code := range req.CloseAccounts {
+		// Only an account the transaction moves is locked, and only a
+		// single-row one has one balance to find at zero.
+		if a, ok := accounts[code]; !ok || a.Shards != 1 {
+			return Transaction{}, invalid("close_accounts", "%s is not a single-row account this transaction posts to", code)
+		}
+	}
 	effectiveAt := dbTime(req.EffectiveAt)
 	// A caller's fingerprint stands for the whole request: hashing the
 	// postings too would be work thrown away.

@@ -127,6 +127,12 @@ type PostRequest struct {
 	// it credits an account that tracks lots. Like Effects, it is derived
 	// from the request, not part of its identity.
 	Lots LotPolicy
+	// CloseAccounts are single-row accounts this transaction leaves at
+	// zero, with nothing on hold, and closes: from its commit they take no
+	// posting or hold (AccountClosedError). Decided under the accounts'
+	// locks: when the balance is not zero after the transaction (it moved
+	// since the caller read it), nothing is written (NotSettledError).
+	CloseAccounts []string
 }
 
 // Statement is one SQL statement with its arguments, or one row to insert.

@@ -184,8 +184,34 @@ func (s *Store) releaseHolds(ctx context.Context, callerID, number string) error
 	return nil
 }
 
-// settle forfeits the member's balance or writes off their debt, once.
+// settleAttempts bounds the settlement's tries when the balance moves
+// between reading it and settling it: a write that was in flight when the
+// member was closed.
+const settleAttempts = 5
+
+// settle forfeits the member's balance or writes off their debt, once, and
+// closes the member's account in the same transaction, under its lock
+// (ledger CloseAccounts): a write in flight when the member was closed has
+// either landed by then and is settled with the rest, or is refused by the
+// ledger after it. When the balance moved since it was read (or a hold was
+// placed meanwhile), nothing is written and the settlement starts again.
 func (s *Store) settle(ctx context.Context, callerID, number string) error {
+	for attempt := 1; ; attempt++ {
+		err := s.settleOnce(ctx, callerID, number)
+		var moved *ledger.NotSettledError
+		if !errors.As(err, &moved) || attempt == settleAttempts {
+			return err
+		}
+		if moved.Held != 0 {
+			if err := s.releaseHolds(ctx, callerID, number); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// settleOnce is one try of settle.
+func (s *Store) settleOnce(ctx context.Context, callerID, number string) error {
 	var settled *time.Time
 	if err := s.db.Pool.QueryRow(ctx, `SELECT settled_at FROM member_closures WHERE member_number = $1`, number).Scan(&settled); err != nil {
 		return fmt.Errorf("read the closure of %s: %w", number, err)
@@ -201,6 +227,9 @@ func (s *Store) settle(ctx context.Context, callerID, number string) error {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	points := balance.Posted
 	if points == 0 {
+		if err := s.ledger.CloseAccount(ctx, account); err != nil {
+			return err
+		}
 		_, err := s.db.Pool.Exec(ctx, `UPDATE member_closures SET settled_at = $2 WHERE member_number = $1 AND settled_at IS NULL`, number, now)
 		if err != nil {
 			return fmt.Errorf("settle the closure of %s: %w", number, err)
@@ -219,14 +248,16 @@ func (s *Store) settle(ctx context.Context, callerID, number string) error {
 		return err
 	}
 	// The fingerprint stands for the request: a retry after the balance
-	// moved (to zero, by this very transaction) still replays it.
+	// moved (to zero, by this very transaction) still replays it. A try
+	// refused because the balance moved wrote nothing, its key included.
 	_, err = s.ledger.Post(ctx, ledger.PostRequest{CallerID: callerID, IdempotencyKey: closureKey(number, "settle"),
 		Kind: ledger.KindAdjustment, EffectiveAt: now, Metadata: meta,
 		Fingerprint: []byte(closureKey(number, "settle")),
 		Postings:    []ledger.Posting{{Account: account, Amount: -points}, {Account: counter, Amount: points}},
 		// A write-off credits the member's account: it repays the debt and
 		// opens no lot, but the ledger asks every credit for an expiry.
-		Lots: ledger.LotPolicy{ExpiresAt: now},
+		Lots:          ledger.LotPolicy{ExpiresAt: now},
+		CloseAccounts: []string{account},
 		Effects: []ledger.Statement{{
 			SQL: `WITH txn (id, effective_at, recorded_at) AS (VALUES ($4::UUID, $5::TIMESTAMPTZ, $6::TIMESTAMPTZ))
 				UPDATE member_closures SET forfeited_points = $2, written_off_points = $3,

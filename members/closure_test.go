@@ -121,3 +121,38 @@ func TestAClosureIsRefusedWithoutAReasonOrAMember(t *testing.T) {
 		t.Errorf("the member after refused closures: %+v, %v", p, err)
 	}
 }
+
+// TestAWriteInFlightAtAClosureIsSettledWithItOrRefused: a write that passed
+// its member check before the closure reaches the ledger either before the
+// settlement, and is forfeited with the rest, or after it, and the ledger
+// refuses it (the account is closed in the settlement's transaction);
+// never does a closed member keep points.
+func TestAWriteInFlightAtAClosureIsSettledWithItOrRefused(t *testing.T) {
+	f, m := closureFixture(t)
+	// Landed before the settlement: forfeited with the rest.
+	if _, err := f.ledger.Post(f.ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: "in-flight-1", Kind: ledger.KindEarn,
+		EffectiveAt: f.clock.Now(), Metadata: json.RawMessage(`{}`),
+		Postings: []ledger.Posting{{Account: m.Account(), Amount: 40}, {Account: programme.AccountIssuedGoodwill, Amount: -40}},
+		Lots:     ledger.LotPolicy{ExpiresAt: f.clock.Now().AddDate(2, 0, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := f.store.Close(f.ctx, "admin", "close", m.Number, "member's request")
+	if err != nil || c.ForfeitedPoints != 740 {
+		t.Fatalf("closure = %+v, %v; want 740 forfeited", c, err)
+	}
+	// Landing after it: refused by the ledger, whatever the caller checked.
+	_, err = f.ledger.Post(f.ctx, ledger.PostRequest{CallerID: "test", IdempotencyKey: "in-flight-2", Kind: ledger.KindEarn,
+		EffectiveAt: f.clock.Now(), Metadata: json.RawMessage(`{}`),
+		Postings: []ledger.Posting{{Account: m.Account(), Amount: 40}, {Account: programme.AccountIssuedGoodwill, Amount: -40}},
+		Lots:     ledger.LotPolicy{ExpiresAt: f.clock.Now().AddDate(2, 0, 0)}})
+	if !errors.Is(err, ledger.ErrAccountClosed) {
+		t.Fatalf("an earning after the closure: %v, want ErrAccountClosed", err)
+	}
+	if _, err := f.ledger.PlaceHold(f.ctx, ledger.HoldRequest{CallerID: "test", IdempotencyKey: "in-flight-hold", Account: m.Account(), Points: 1,
+		ExpiresAt: f.clock.Now().Add(time.Hour), Metadata: json.RawMessage(`{}`)}); !errors.Is(err, ledger.ErrAccountClosed) {
+		t.Fatalf("a hold after the closure: %v, want ErrAccountClosed", err)
+	}
+	if b, err := f.ledger.Balance(f.ctx, m.Account()); err != nil || b.Posted != 0 || b.Held != 0 {
+		t.Fatalf("the closed member's balance %+v, %v; want nothing", b, err)
+	}
+}

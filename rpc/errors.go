@@ -62,7 +62,9 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	switch {
 	case errors.As(err, &connectErr):
 		return connectErr
-	case errors.Is(err, members.ErrClosed):
+	case errors.Is(err, members.ErrClosed), errors.Is(err, ledger.ErrAccountClosed):
+		// Only a member's closure closes an account: a write that passed
+		// the member's check before the closure meets the ledger's.
 		e := connect.NewError(connect.CodeFailedPrecondition, errors.New("the membership is closed: no write is accepted for this member"))
 		addInfo(e, "MEMBERSHIP_CLOSED", nil)
 		return e

@@ -111,7 +111,8 @@ func (l *Ledger) Period(ctx context.Context, code string, from, to time.Time, ma
 	return out, nil
 }
 
-// scanEntry reads a row of Period's query (the columns of Statement's).
+// scanEntry reads a row of Statement's query, and of Period's (the same
+// columns).
 func scanEntry(r pgx.CollectableRow, account Account) (StatementEntry, error) {
 	var e StatementEntry
 	var kind string

@@ -198,32 +198,7 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 	if err != nil {
 		return StatementPage{}, fmt.Errorf("read statement of %s: %w", code, err)
 	}
-	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StatementEntry, error) {
-		var e StatementEntry
-		var kind string
-		var metadata, lots []byte
-		var raw, held *int64
-		if err := r.Scan(&e.TransactionID, &e.Seq, &e.Amount, &e.RecordedAt, &raw, &held, &kind, &e.EffectiveAt, &e.CallerID, &metadata, &lots); err != nil {
-			return e, err
-		}
-		if raw != nil && held != nil {
-			posted := account.normal(*raw)
-			e.After = &Balance{Account: code, Posted: posted, Held: *held, Available: posted - *held, AsOf: e.RecordedAt.UTC()}
-		}
-		e.Kind, e.Amount = Kind(kind), account.normal(e.Amount)
-		e.RecordedAt, e.EffectiveAt = e.RecordedAt.UTC(), e.EffectiveAt.UTC()
-		var err error
-		if e.Metadata, err = canonicalMetadata(metadata); err != nil {
-			return e, err
-		}
-		moves, err := decodeLotMoves(lots)
-		for _, m := range moves {
-			if m.Account == code {
-				e.Lots = append(e.Lots, m)
-			}
-		}
-		return e, err
-	})
+	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StatementEntry, error) { return scanEntry(r, account) })
 	if err != nil {
 		return StatementPage{}, fmt.Errorf("read statement of %s: %w", code, err)
 	}

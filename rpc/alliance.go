@@ -180,7 +180,10 @@ func (s allianceService) recogniseAt(ctx context.Context, proc, number, family s
 
 func (s allianceService) recogniseError(ctx context.Context, proc string, member members.Member, family string, err error) error {
 	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
-	if errors.Is(err, members.ErrNotFound) {
+	// A closed member is one a partner cannot name any more (the name is
+	// erased): the same answer as an unknown one, which tells a partner
+	// holding only a number nothing of the closure.
+	if errors.Is(err, members.ErrNotFound) || errors.Is(err, members.ErrClosed) {
 		return unknown
 	}
 	if err != nil {

@@ -592,20 +592,22 @@ func scanBalances(rows pgx.Rows, accounts map[string]Account, raw, held map[stri
 // on hold, its moves applied to the balances read under the locks (raw,
 // held).
 func closedOrNotSettled(closing []string, moves []balanceMove, raw, held map[string]int64, closed map[string]bool) error {
-	after := map[string]int64{}
 	for _, m := range moves {
 		if closed[m.account.Code] {
 			return &AccountClosedError{Account: m.account.Code}
-		}
-		if m.account.Shards == 1 {
-			after[m.account.Code] += m.raw
 		}
 	}
 	for _, code := range closing {
 		if closed[code] {
 			return &AccountClosedError{Account: code}
 		}
-		if posted := raw[code] + after[code]; posted != 0 || held[code] != 0 {
+		posted := raw[code]
+		for _, m := range moves {
+			if m.account.Code == code {
+				posted += m.raw
+			}
+		}
+		if posted != 0 || held[code] != 0 {
 			return &NotSettledError{Account: code, Posted: posted, Held: held[code]}
 		}
 	}

@@ -55,17 +55,9 @@ func (l *Ledger) Period(ctx context.Context, code string, from, to time.Time, ma
 		out = Period{} // the read may run again
 		b := &pgx.Batch{}
 		for _, at := range []time.Time{from, to} {
-			b.Queue(`SELECT
-					(SELECT COALESCE(SUM(amount), 0)::INT8 FROM postings
-						WHERE account_code = $1 AND recorded_at <= $2),
-					(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
-						WHERE account_code = $1 AND created_at <= $2 AND expires_at > $2
-						AND (closed_at IS NULL OR closed_at > $2))`, code, at)
+			b.Queue(balanceAtSQL, code, at)
 		}
-		b.Queue(`SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, p.balance_after, p.held_after,
-				t.kind, t.effective_at, t.caller_id, t.metadata, t.lots
-			FROM postings p JOIN transactions t ON t.id = p.transaction_id
-			WHERE p.account_code = $1 AND p.recorded_at > $2 AND p.recorded_at <= $3
+		b.Queue(statementSQL+` AND p.recorded_at > $2 AND p.recorded_at <= $3
 			ORDER BY p.recorded_at, p.transaction_id, p.seq LIMIT $4`, code, from, to, maxEntries+1)
 		holdings := l.QueueHoldings(b, account)
 		br := tx.SendBatch(ctx, b)

@@ -142,6 +142,23 @@ func (l *Ledger) QueueHoldings(b *pgx.Batch, account Account) func(pgx.BatchResu
 	}
 }
 
+// balanceAtSQL reads account $1's raw balance and points on hold as they
+// stood at $2: the postings recorded by then and the holds counting then.
+const balanceAtSQL = `SELECT
+	(SELECT COALESCE(SUM(amount), 0)::INT8 FROM postings
+		WHERE account_code = $1 AND recorded_at <= $2),
+	(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
+		WHERE account_code = $1 AND created_at <= $2 AND expires_at > $2
+		AND (closed_at IS NULL OR closed_at > $2))`
+
+// statementSQL selects an account's postings with their transactions, the
+// columns scanEntry reads; the caller adds the conditions on $1, the
+// account, and the order.
+const statementSQL = `SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, p.balance_after, p.held_after,
+		t.kind, t.effective_at, t.caller_id, t.metadata, t.lots
+	FROM postings p JOIN transactions t ON t.id = p.transaction_id
+	WHERE p.account_code = $1`
+
 // BalanceAt returns an account's balance as it stood at a past time: the
 // postings recorded by then and the holds that were counting then.
 func (l *Ledger) BalanceAt(ctx context.Context, code string, at time.Time) (Balance, error) {
@@ -151,13 +168,7 @@ func (l *Ledger) BalanceAt(ctx context.Context, code string, at time.Time) (Bala
 	}
 	at = dbTime(at)
 	var raw, held int64
-	err = l.db.Pool.QueryRow(ctx, `SELECT
-			(SELECT COALESCE(SUM(amount), 0)::INT8 FROM postings
-				WHERE account_code = $1 AND recorded_at <= $2),
-			(SELECT COALESCE(SUM(points), 0)::INT8 FROM holds
-				WHERE account_code = $1 AND created_at <= $2 AND expires_at > $2
-				AND (closed_at IS NULL OR closed_at > $2))`,
-		code, at).Scan(&raw, &held)
+	err = l.db.Pool.QueryRow(ctx, balanceAtSQL, code, at).Scan(&raw, &held)
 	if err != nil {
 		return Balance{}, fmt.Errorf("read balance of %s at %s: %w", code, at.Format(time.RFC3339), err)
 	}
@@ -184,10 +195,7 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 	if err != nil {
 		return StatementPage{}, err
 	}
-	query := `SELECT p.transaction_id, p.seq, p.amount, p.recorded_at, p.balance_after, p.held_after,
-			t.kind, t.effective_at, t.caller_id, t.metadata, t.lots
-		FROM postings p JOIN transactions t ON t.id = p.transaction_id
-		WHERE p.account_code = $1`
+	query := statementSQL
 	args := []any{code, pageSize + 1}
 	if after != nil {
 		query += ` AND (p.recorded_at, p.transaction_id, p.seq) < ($3, $4, $5)`

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -75,11 +76,16 @@ import (
 // erased text itself is not kept anywhere.
 //
 // Seals of encoding 1 stay as they were and verify with encoding 1: nothing
-// is re-sealed, so a copy of an old seal kept outside still matches. The
-// cost: a day sealed with encoding 1 whose metadata is later erased no
-// longer verifies (VerifySeals says so, naming the erasure). Before issue
-// 23 no field of the metadata was personal; a deployment that has such
-// days can attest them under encoding 2 before any closure (not built).
+// is re-sealed, so a copy of an old seal kept outside still matches. An
+// erasure would break such a day, so the erasure first attests it
+// (AttestBeforeErasure, in the erasure's own transaction): it checks that
+// the day still matches its encoding-1 seal, then records, in
+// finance_seal_attestations, the day's content under encoding 2 and the
+// seal it vouches for. VerifySeals checks an attested day that no longer
+// matches its encoding-1 content against the attestation instead, and
+// chains the seal from the content the seal itself records (which the
+// attestation vouched for). A day that already did not match its seal is
+// not attested: VerifySeals goes on naming it.
 
 // Seal is one sealed day.
 type Seal struct {
@@ -357,6 +363,9 @@ func collectSeals(rows pgx.Rows) ([]Seal, error) {
 // SealCheck is the result of VerifySeals.
 type SealCheck struct {
 	Checked int // seals recomputed
+	// Attested counts the days sealed with encoding 1 that verified through
+	// their attestation (their metadata was erased since they were sealed).
+	Attested int
 	// FirstBad is the first day whose seal no longer matches (zero when
 	// every seal matches), and Problem says how.
 	FirstBad time.Time
@@ -365,6 +374,15 @@ type SealCheck struct {
 
 // OK reports whether every seal matched.
 func (c SealCheck) OK() bool { return c.FirstBad.IsZero() }
+
+// attestation is a finance_seal_attestations row.
+type attestation struct {
+	seal         []byte
+	encoding     int
+	transactions int64
+	content      []byte
+	attestedAt   time.Time
+}
 
 // VerifySeals recomputes every seal, oldest first, in one snapshot, and
 // stops at the first day whose content or chain no longer matches.
@@ -381,6 +399,10 @@ func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 		if err != nil {
 			return err
 		}
+		attestations, err := readAttestations(ctx, tx)
+		if err != nil {
+			return err
+		}
 		var previous []byte
 		for i, s := range seals {
 			content, count, err := dayContent(ctx, tx, s.Day, s.Encoding)
@@ -388,13 +410,23 @@ func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 				return err
 			}
 			c.Checked++
+			a, attested := attestations[fmtDay(s.Day)]
+			if s.Encoding == encodingPlain && attested && (count != s.Transactions || !bytes.Equal(content, s.ContentHash)) {
+				c.Attested++
+				if c.Problem, err = checkAttestation(ctx, tx, s, a); err != nil {
+					return err
+				}
+				// The attestation vouched for the content the seal records.
+				content, count = s.ContentHash, s.Transactions
+			}
 			switch {
+			case c.Problem != "":
 			case i > 0 && !s.Day.Equal(seals[i-1].Day.AddDate(0, 0, 1)):
 				c.Problem = fmt.Sprintf("the chain skips from %s to %s", fmtDay(seals[i-1].Day), fmtDay(s.Day))
 			case count != s.Transactions:
 				c.Problem = fmt.Sprintf("%d transactions now, %d when sealed", count, s.Transactions)
 			case !bytes.Equal(content, s.ContentHash) && s.Encoding == encodingPlain:
-				c.Problem = "the day's transactions or postings changed since it was sealed (sealed with encoding 1, which an erasure of personal data from metadata also breaks)"
+				c.Problem = "the day's transactions or postings changed since it was sealed (sealed with encoding 1, which an erasure of personal data from metadata also breaks when the day was not attested first)"
 			case !bytes.Equal(content, s.ContentHash):
 				c.Problem = "the day's transactions or postings changed since it was sealed"
 			case !bytes.Equal(sealOf(previous, s.Day, content, count), s.Seal):
@@ -412,4 +444,96 @@ func (r *Reports) VerifySeals(ctx context.Context) (SealCheck, error) {
 		return SealCheck{}, fmt.Errorf("verify seals: %w", err)
 	}
 	return c, nil
+}
+
+// checkAttestation is what is wrong with an attested day ("" when it
+// matches its attestation).
+func checkAttestation(ctx context.Context, tx pgx.Tx, s Seal, a attestation) (string, error) {
+	if !bytes.Equal(a.seal, s.Seal) || a.transactions != s.Transactions {
+		return "the day's attestation vouches for another seal", nil
+	}
+	content, count, err := dayContent(ctx, tx, s.Day, a.encoding)
+	if err != nil {
+		return "", err
+	}
+	if count != a.transactions || !bytes.Equal(content, a.content) {
+		return fmt.Sprintf("the day's transactions or postings changed since it was attested under encoding %d on %s",
+			a.encoding, a.attestedAt.UTC().Format(time.RFC3339)), nil
+	}
+	return "", nil
+}
+
+func readAttestations(ctx context.Context, tx pgx.Tx) (map[string]attestation, error) {
+	rows, err := tx.Query(ctx, `SELECT day::TEXT, seal, encoding, transactions, content_hash, attested_at FROM finance_seal_attestations`)
+	if err != nil {
+		return nil, fmt.Errorf("read seal attestations: %w", err)
+	}
+	out := map[string]attestation{}
+	var day string
+	var a attestation
+	_, err = pgx.ForEachRow(rows, []any{&day, &a.seal, &a.encoding, &a.transactions, &a.content, &a.attestedAt}, func() error {
+		out[day] = a
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read seal attestations: %w", err)
+	}
+	return out, nil
+}
+
+// AttestBeforeErasure attests, under the current encoding, each day sealed
+// with encoding 1 that holds one of the transactions an erasure is about to
+// rewrite, and that still matches its seal; a day attested
+// already, sealed with encoding 2 or not sealed yet needs nothing. It runs
+// in the erasure's transaction, before the rewrite, so the attestation
+// commits with the erasure or not at all. It returns the days it attested.
+func AttestBeforeErasure(ctx context.Context, tx pgx.Tx, transactionIDs []uuid.UUID, now time.Time) ([]time.Time, error) {
+	if len(transactionIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := tx.Query(ctx, `SELECT recorded_at FROM transactions WHERE id = ANY($1::UUID[])`, transactionIDs)
+	if err != nil {
+		return nil, fmt.Errorf("read the days of the erased transactions: %w", err)
+	}
+	recorded, err := pgx.CollectRows(rows, pgx.RowTo[time.Time])
+	if err != nil {
+		return nil, fmt.Errorf("read the days of the erased transactions: %w", err)
+	}
+	days := make([]time.Time, 0, len(recorded))
+	for _, t := range recorded {
+		days = append(days, dayOf(t))
+	}
+	slices.SortFunc(days, time.Time.Compare)
+	rows, err = tx.Query(ctx, `SELECT day::TEXT, transactions, content_hash, seal, sealed_at, encoding FROM finance_seals s
+		WHERE day = ANY($1::DATE[]) AND encoding = $2
+		AND NOT EXISTS (SELECT 1 FROM finance_seal_attestations a WHERE a.day = s.day)
+		ORDER BY day`, slices.CompactFunc(days, time.Time.Equal), encodingPlain)
+	if err != nil {
+		return nil, fmt.Errorf("read the seals of the erased transactions: %w", err)
+	}
+	seals, err := collectSeals(rows)
+	if err != nil {
+		return nil, err
+	}
+	var attested []time.Time
+	for _, s := range seals {
+		old, count, err := dayContent(ctx, tx, s.Day, encodingPlain)
+		if err != nil {
+			return nil, err
+		}
+		if count != s.Transactions || !bytes.Equal(old, s.ContentHash) {
+			continue // already broken: an attestation would vouch for a change
+		}
+		content, count, err := dayContent(ctx, tx, s.Day, currentEncoding)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO finance_seal_attestations (day, seal, encoding, transactions, content_hash, attested_at)
+			VALUES ($1::DATE, $2, $3, $4, $5, $6) ON CONFLICT (day) DO NOTHING`,
+			fmtDay(s.Day), s.Seal, currentEncoding, count, content, now.UTC()); err != nil {
+			return nil, fmt.Errorf("attest the seal of %s: %w", fmtDay(s.Day), err)
+		}
+		attested = append(attested, s.Day)
+	}
+	return attested, nil
 }

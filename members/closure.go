@@ -38,6 +38,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/txmeta"
@@ -303,7 +304,7 @@ func (s *Store) erase(ctx context.Context, callerID, number string) error {
 		b.Queue(`UPDATE members SET full_name = '', email = NULL, phone = NULL WHERE member_number = $1`, number)
 
 		// The history: every value blanked, reasons scrubbed.
-		if err := rewriteRows(ctx, tx, b, `SELECT id::TEXT, changes::TEXT FROM member_changes WHERE member_number = $1 LIMIT $2`,
+		if _, err := rewriteRows(ctx, tx, b, `SELECT id::TEXT, changes::TEXT FROM member_changes WHERE member_number = $1 LIMIT $2`,
 			[]any{number, maxErasedRows}, `UPDATE member_changes SET changes = $2 WHERE id = $1::UUID`,
 			func(text string) (string, error) {
 				c, err := ParseChange([]byte(text))
@@ -317,27 +318,29 @@ func (s *Store) erase(ctx context.Context, callerID, number string) error {
 			}); err != nil {
 			return err
 		}
-		for _, r := range []struct{ read, write string }{
-			{`SELECT t.id::TEXT, t.metadata::TEXT FROM transactions t
+		rewritten, err := rewriteRows(ctx, tx, b, `SELECT t.id::TEXT, t.metadata::TEXT FROM transactions t
 				WHERE t.id IN (SELECT transaction_id FROM postings WHERE account_code = $1) LIMIT $2`,
-				`UPDATE transactions SET metadata = $2 WHERE id = $1::UUID`},
-			{`SELECT id::TEXT, metadata::TEXT FROM holds WHERE account_code = $1 LIMIT $2`,
-				`UPDATE holds SET metadata = $2 WHERE id = $1::UUID`},
-		} {
-			if err := rewriteRows(ctx, tx, b, r.read, []any{account, maxErasedRows}, r.write, scrubJSON(values, nil)); err != nil {
-				return err
-			}
+			[]any{account, maxErasedRows}, `UPDATE transactions SET metadata = $2 WHERE id = $1::UUID`, scrubJSON(values, nil))
+		if err != nil {
+			return err
+		}
+		if err := attestSealedDays(ctx, tx, rewritten, now); err != nil {
+			return fmt.Errorf("erase the personal data of %s: %w", number, err)
+		}
+		if _, err := rewriteRows(ctx, tx, b, `SELECT id::TEXT, metadata::TEXT FROM holds WHERE account_code = $1 LIMIT $2`,
+			[]any{account, maxErasedRows}, `UPDATE holds SET metadata = $2 WHERE id = $1::UUID`, scrubJSON(values, nil)); err != nil {
+			return err
 		}
 		for _, r := range []struct{ read, write string }{
 			{`SELECT id::TEXT, data::TEXT FROM events WHERE subject = $1 LIMIT $2`, `UPDATE events SET data = $2 WHERE id = $1::UUID`},
 			{`SELECT id::TEXT, data::TEXT FROM event_outbox WHERE subject = $1 LIMIT $2`, `UPDATE event_outbox SET data = $2 WHERE id = $1::UUID`},
 		} {
-			if err := rewriteRows(ctx, tx, b, r.read, []any{number, maxErasedRows}, r.write, scrubJSON(values, nil)); err != nil {
+			if _, err := rewriteRows(ctx, tx, b, r.read, []any{number, maxErasedRows}, r.write, scrubJSON(values, nil)); err != nil {
 				return err
 			}
 		}
 		// A manual tier's reason is an admin's text.
-		if err := rewriteRows(ctx, tx, b, `SELECT id::TEXT, reason FROM tier_changes WHERE member_number = $1 LIMIT $2`,
+		if _, err := rewriteRows(ctx, tx, b, `SELECT id::TEXT, reason FROM tier_changes WHERE member_number = $1 LIMIT $2`,
 			[]any{number, maxErasedRows}, `UPDATE tier_changes SET reason = $2 WHERE id = $1::UUID`,
 			func(s string) (string, error) { return scrub(s, values), nil }); err != nil {
 			return err
@@ -365,6 +368,21 @@ func (s *Store) erase(ctx context.Context, callerID, number string) error {
 		}
 		return InsertChangeTx(ctx, tx, number, at, callerID, Change{Kind: ChangeClosed, Reason: reason})
 	})
+}
+
+// attestSealedDays attests the days sealed with encoding 1 that hold the
+// transactions about to be rewritten (finance.AttestBeforeErasure), so
+// their seals still verify after the erasure.
+func attestSealedDays(ctx context.Context, tx pgx.Tx, transactionIDs []string, now time.Time) error {
+	ids := make([]uuid.UUID, len(transactionIDs))
+	for i, id := range transactionIDs {
+		var err error
+		if ids[i], err = uuid.Parse(id); err != nil {
+			return fmt.Errorf("transaction id %q: %w", id, err)
+		}
+	}
+	_, err := finance.AttestBeforeErasure(ctx, tx, ids, now)
+	return err
 }
 
 // profileKeys are the keys of a stored Member (a response of enrolment or
@@ -431,12 +449,13 @@ func personalValues(ctx context.Context, tx pgx.Tx, number string) ([]string, er
 }
 
 // rewriteRows reads (id, text) rows with read and queues write (id, new
-// text) on b for each row that rewrite changes.
-func rewriteRows(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read string, args []any, write string, rewrite func(string) (string, error)) error {
+// text) on b for each row that rewrite changes; it returns their ids.
+func rewriteRows(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read string, args []any, write string, rewrite func(string) (string, error)) ([]string, error) {
 	rows, err := tx.Query(ctx, read, args...)
 	if err != nil {
-		return fmt.Errorf("read for erasure: %w", err)
+		return nil, fmt.Errorf("read for erasure: %w", err)
 	}
+	var rewritten []string
 	var id, text string
 	_, err = pgx.ForEachRow(rows, []any{&id, &text}, func() error {
 		out, err := rewrite(text)
@@ -445,13 +464,14 @@ func rewriteRows(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read string, args
 		}
 		if out != text {
 			b.Queue(write, id, out)
+			rewritten = append(rewritten, id)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("erase: %w", err)
+		return nil, fmt.Errorf("erase: %w", err)
 	}
-	return nil
+	return rewritten, nil
 }
 
 // scrubJSON rewrites a JSON text: the values of blank keys become "", and

@@ -37,6 +37,7 @@ import (
 const (
 	TypeMemberEnrolled     = "loyalty.member.enrolled.v1"
 	TypeMemberUpdated      = "loyalty.member.updated.v1"
+	TypeMemberClosed       = "loyalty.member.closed.v1"
 	TypePointsEarned       = "loyalty.points.earned.v1"
 	TypePointsRedeemed     = "loyalty.points.redeemed.v1"
 	TypePointsPenalised    = "loyalty.points.penalised.v1"
@@ -57,7 +58,7 @@ const (
 
 // Types lists every type, for validation and documentation.
 var Types = []string{
-	TypeMemberEnrolled, TypeMemberUpdated,
+	TypeMemberEnrolled, TypeMemberUpdated, TypeMemberClosed,
 	TypePointsEarned, TypePointsRedeemed, TypePointsPenalised, TypePointsAdjusted, TypePointsReversed, TypePointsExpired,
 	TypeGuaranteePlaced, TypeGuaranteeReleased, TypeTierChanged,
 	TypeBookingRecorded, TypeBookingCorrected,

@@ -89,6 +89,21 @@ func MemberUpdated(d MemberUpdatedData, updatedAt time.Time, request string) Rec
 		OccurredAt: updatedAt, RecordedAt: updatedAt, Data: d}
 }
 
+// MemberClosedData is the data of loyalty.member.closed.v1. A consumer
+// that keeps the member's personal data (a CRM, a hotel's guest profile)
+// erases it on this event: the programme erases its own.
+type MemberClosedData struct {
+	MemberNumber string `json:"member_number"`
+	ClosedAt     string `json:"closed_at"`
+}
+
+// MemberClosed announces the closure of a membership. A membership is
+// closed once: its number names the event.
+func MemberClosed(number string, closedAt time.Time) Record {
+	return Record{ID: NewID(TypeMemberClosed, number), Type: TypeMemberClosed, Subject: number,
+		OccurredAt: closedAt, RecordedAt: closedAt, Data: MemberClosedData{MemberNumber: number, ClosedAt: Time(closedAt)}}
+}
+
 // Causes of a tier change.
 const (
 	TierCauseStay   = "stay"   // an upgrade a recorded stay earned

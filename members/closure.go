@@ -38,6 +38,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -109,6 +110,8 @@ func (s *Store) Close(ctx context.Context, callerID, idempotencyKey, number, rea
 			b.Queue(`UPDATE members SET closed_at = $2, updated_at = $2, updated_by = $3 WHERE member_number = $1`, number, now, callerID)
 			b.Queue(`INSERT INTO member_closures (member_number, closed_at, closed_by, reason) VALUES ($1, $2, $3, $4)`,
 				number, now, callerID, reason)
+			event := events.Row(events.MemberClosed(number, now))
+			b.Queue(event.Text(), event.Args...)
 			if err := tx.SendBatch(ctx, b).Close(); err != nil {
 				return Closure{}, fmt.Errorf("mark member %s closed: %w", number, err)
 			}

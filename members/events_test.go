@@ -55,7 +55,7 @@ const (
 )
 
 // TestEveryMemberFactWritesOneEvent: an enrolment, a correction of the
-// profile and every kind of tier change (by hand, at review) each write
+// profile, a closure and every kind of tier change (by hand, at review) each write
 // exactly one event, with the member as subject and no partner, the data
 // a consumer needs and no name, e-mail or phone number; the same request
 // again writes nothing more.
@@ -88,6 +88,18 @@ func TestEveryMemberFactWritesOneEvent(t *testing.T) {
 			}
 			if d.MemberNumber != number || strings.Join(d.ChangedFields, ",") != "email,phone" || d.Tier != "regular" {
 				t.Errorf("updated %+v", d)
+			}
+		}},
+		{"a closure", func(f storeFixture, number string) error {
+			_, err := f.store.Close(f.ctx, "admin", "the-fact", number, "the member asked")
+			return err
+		}, events.TypeMemberClosed, func(t *testing.T, f storeFixture, number string, data []byte) {
+			var d events.MemberClosedData
+			if err := json.Unmarshal(data, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.MemberNumber != number || d.ClosedAt != events.Time(f.clock.Now()) {
+				t.Errorf("closed %+v", d)
 			}
 		}},
 		{"a tier set by hand", func(f storeFixture, number string) error {

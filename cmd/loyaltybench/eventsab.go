@@ -30,6 +30,7 @@ func eventsABCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	pairs := fs.Int("pairs", 2, "off/on pairs per mode (1 to 10)")
 	modes := fs.String("modes", "spread,hot", "the modes to measure: spread, hot or both (spread,hot)")
 	batchSize := fs.Int("webhook-batch", 100, "events per request to the endpoint (1 to 500)")
+	statements := fs.Int("statements", 0, "after each phase, print this many top statements by execution time and by WAL, per committed write, and the row operations per table (PostgreSQL loads pg_stat_statements; 0: off; at most 50)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loyaltybench events-ab -loyaltyd bin/loyaltyd [flags]
 
@@ -59,11 +60,11 @@ Flags:
 		fmt.Fprintln(stderr, "loyaltybench events-ab: -modes must be spread, hot or spread,hot")
 		return 2
 	}
-	if *pairs < 1 || *pairs > 10 || *batchSize < 1 || *batchSize > 500 || lf.duration <= 0 {
-		fmt.Fprintln(stderr, "loyaltybench events-ab: -pairs 1 to 10, -webhook-batch 1 to 500, and a -duration")
+	if *pairs < 1 || *pairs > 10 || *batchSize < 1 || *batchSize > 500 || lf.duration <= 0 || *statements < 0 || *statements > maxStatementRows {
+		fmt.Fprintln(stderr, "loyaltybench events-ab: -pairs 1 to 10, -webhook-batch 1 to 500, -statements 0 to 50, and a -duration")
 		return 2
 	}
-	if err := eventsAB(ctx, lf, *bin, modeList, *pairs, *batchSize, stdout, stderr); err != nil {
+	if err := eventsAB(ctx, lf, *bin, modeList, *pairs, *batchSize, *statements, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench events-ab: %v\n", err)
 		return 1
 	}
@@ -79,8 +80,12 @@ type abPhase struct {
 	cpuMS     float64 // CPU per committed write, all processes; 0 unknown
 }
 
-func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pairs, batchSize int, stdout, stderr io.Writer) (err error) {
-	pg, dbURL, err := startBenchDatabase(ctx, stderr)
+func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pairs, batchSize, statements int, stdout, stderr io.Writer) (err error) {
+	var settings map[string]string
+	if statements > 0 {
+		settings = statementSettings
+	}
+	pg, dbURL, err := startBenchDatabaseWith(ctx, stderr, settings)
 	if err != nil {
 		return err
 	}
@@ -125,8 +130,14 @@ func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pai
 						srv.kill()
 						return err
 					}
+					if statements > 0 {
+						if err := createStatementsExtension(ctx, pool); err != nil {
+							srv.kill()
+							return err
+						}
+					}
 				}
-				ph, err := abRun(ctx, lf, mode, pair, events, batchSize, srv, pg.PID(), pool, hooks, &subscribed, stdout)
+				ph, err := abRun(ctx, lf, mode, pair, events, batchSize, statements, srv, pg.PID(), pool, hooks, &subscribed, stdout)
 				if stopErr := srv.stop(); stopErr != nil {
 					fmt.Fprintf(stdout, "WARNING: loyaltyd did not stop cleanly: %v\n", stopErr)
 				}
@@ -171,7 +182,7 @@ func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pai
 
 // abRun runs one phase on srv: with events on, it subscribes the endpoint
 // (once) and waits for the pipeline to catch up first.
-func abRun(ctx context.Context, lf loadFlags, mode string, pair int, events bool, batchSize int, srv *server, postgresPID int,
+func abRun(ctx context.Context, lf loadFlags, mode string, pair int, events bool, batchSize, statements int, srv *server, postgresPID int,
 	pool *pgxpool.Pool, hooks *receiver, subscribed *bool, stdout io.Writer) (abPhase, error) {
 	fmt.Fprintf(stdout, "\n--- %s mode, pair %d, events %s ---\n", mode, pair+1, onOff(events))
 	if events {
@@ -192,11 +203,37 @@ func abRun(ctx context.Context, lf loadFlags, mode string, pair int, events bool
 	if err != nil {
 		return abPhase{}, err
 	}
+	// The setup enrols members, and an "on" phase's pipeline would carry
+	// their events into the measured window, while an "off" phase's wait
+	// for them falls before the next "on" phase: both measure from a
+	// caught-up pipeline, so that each carries the events of its own
+	// writes.
+	var tables tableCounts
+	cfg.AfterSetup = func(ctx context.Context) error {
+		if events {
+			start := time.Now()
+			if err := waitCaughtUp(ctx, pool, 5*time.Minute); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "events: the pipeline caught up with the setup in %s\n", time.Since(start).Round(time.Millisecond))
+		}
+		if statements > 0 {
+			var err error
+			tables, err = resetStatements(ctx, pool)
+			return err
+		}
+		return nil
+	}
 	rep, err := runLoad(ctx, cfg, h2cClients(srv.url))
 	if err != nil {
 		return abPhase{}, fmt.Errorf("%s phase, events %s: %w", mode, onOff(events), err)
 	}
 	rep.print(stdout)
+	if statements > 0 {
+		if err := printStatements(ctx, stdout, pool, statements, rep.Committed, tables); err != nil {
+			return abPhase{}, err
+		}
+	}
 	ph := abPhase{mode: mode, pair: pair, events: events, perSecond: rep.committedPerSecond()}
 	if rep.CPUKnown && rep.Committed > 0 {
 		ph.cpuMS = rep.CPU.total().Seconds() * 1000 / float64(rep.Committed)

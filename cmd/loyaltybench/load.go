@@ -140,6 +140,10 @@ type runConfig struct {
 	// in bytes, for the WAL written per committed write.
 	WALPosition  func(context.Context) (int64, error)
 	ResetPeakRSS bool // reset the server's VmHWM after setup, so the peak is the load's
+	// AfterSetup, optional, runs between the setup and the measured load
+	// (events-ab: lets the event pipeline catch up with the setup's
+	// enrolments, so that a phase carries the events of its own writes).
+	AfterSetup func(context.Context) error
 	TrackAcks    bool // keep every acknowledged stay and redemption in the report
 
 	RequestTimeout time.Duration // per request; default 30 s
@@ -272,6 +276,11 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	}
 	rep.Setup = time.Since(setupStart)
 	fmt.Fprintf(progress, "setup: %d properties, %d members enrolled in %s\n", len(properties), len(members), rep.Setup.Round(time.Millisecond))
+	if cfg.AfterSetup != nil {
+		if err := cfg.AfterSetup(ctx); err != nil {
+			return nil, fmt.Errorf("after the setup: %w", err)
+		}
+	}
 
 	rssReset := false
 	if cfg.ServerPID > 0 && cfg.ResetPeakRSS {

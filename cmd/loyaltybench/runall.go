@@ -311,8 +311,13 @@ func printEventBacklog(ctx context.Context, w io.Writer, pool *pgxpool.Pool) {
 // the bench's database; it returns the server, which the caller stops, and
 // the database's URL.
 func startBenchDatabase(ctx context.Context, stderr io.Writer) (*embeddedpg.Server, string, error) {
+	return startBenchDatabaseWith(ctx, stderr, nil)
+}
+
+// startBenchDatabaseWith is startBenchDatabase with extra server settings.
+func startBenchDatabaseWith(ctx context.Context, stderr io.Writer, settings map[string]string) (*embeddedpg.Server, string, error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	pg, err := embeddedpg.Start(ctx, embeddedpg.Options{Logger: logger})
+	pg, err := embeddedpg.Start(ctx, embeddedpg.Options{Logger: logger, Settings: settings})
 	if err != nil {
 		return nil, "", fmt.Errorf("start PostgreSQL: %w", err)
 	}

@@ -171,3 +171,51 @@ func TestEveryCommittedTransactionIsAnnouncedOnce(t *testing.T) {
 		}
 	})
 }
+
+// A subject's sequence numbers go on after Prune: the sequencer numbers a
+// subject's next event after its newest, and when Prune has deleted every
+// event of a subject, after the number Prune kept. Member 1's events all
+// go; member 2 keeps its recent one.
+func TestASubjectsSequenceGoesOnAfterItsEventsArePruned(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		f := newFixture(t, db, 2)
+		for i := range 3 {
+			if _, err := f.post(ledger.KindEarn, fmt.Sprintf("old1-%d", i), 1, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := f.post(ledger.KindEarn, "old2", 2, 10); err != nil {
+			t.Fatal(err)
+		}
+		sequenceAll(t, f)
+		f.clock.Advance(48 * time.Hour)
+		if _, err := f.post(ledger.KindEarn, "recent2", 2, 10); err != nil {
+			t.Fatal(err)
+		}
+		sequenceAll(t, f)
+		if n, err := events.Prune(f.ctx, f.db, f.clock.Now().Add(-24*time.Hour), 2); err != nil || n != 4 {
+			t.Fatalf("pruned %d events (%v), want the 4 old ones", n, err)
+		}
+		for m := 1; m <= 2; m++ {
+			if _, err := f.post(ledger.KindEarn, fmt.Sprintf("next%d", m), m, 10); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sequenceAll(t, f)
+		for _, tc := range []struct {
+			member int
+			seqs   []int64
+		}{
+			{1, []int64{4}},    // after the number Prune kept
+			{2, []int64{2, 3}}, // after its newest event
+		} {
+			var got []int64
+			for _, e := range listAll(t, f, events.Filter{Subject: member(tc.member)}) {
+				got = append(got, e.Seq)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.seqs) {
+				t.Errorf("member %d's sequence numbers after the prune: %v, want %v", tc.member, got, tc.seqs)
+			}
+		}
+	})
+}

@@ -160,6 +160,14 @@ func pruneBatch(ctx context.Context, tx pgx.Tx, after int64, olderThan time.Time
 			return 0, 0, false, fmt.Errorf("delete deliveries: %w", err)
 		}
 	}
+	// The sequencer numbers a subject's next event after its newest one:
+	// the numbers of the subjects' events about to go are kept, so that a
+	// subject whose every event went goes on from where it was.
+	if _, err := tx.Exec(ctx, `INSERT INTO event_subjects (subject, last_seq)
+		SELECT subject, max(seq) FROM events WHERE id = ANY($1::UUID[]) GROUP BY subject
+		ON CONFLICT (subject) DO UPDATE SET last_seq = GREATEST(event_subjects.last_seq, excluded.last_seq)`, prune); err != nil {
+		return 0, 0, false, fmt.Errorf("keep the pruned subjects' sequence numbers: %w", err)
+	}
 	tag, err := tx.Exec(ctx, `DELETE FROM events WHERE id = ANY($1::UUID[])`, prune)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("delete events: %w", err)

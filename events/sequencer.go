@@ -155,7 +155,13 @@ func outboxIDs(rows []outboxRow) []uuid.UUID {
 	return ids
 }
 
-// lastSeqs reads the last sequence number of each subject of pending.
+// lastSeqs reads the last sequence number of each subject of pending:
+// its newest event's, found in events' (subject, seq) index, or, when
+// Prune has deleted every event of the subject, the number Prune kept in
+// event_subjects. A step writes nothing per subject: a row per subject
+// updated by every step cost as much as the events it numbered. One
+// statement reads both, so that it sees a concurrent Prune's delete and
+// the number it kept together (one snapshot, whatever the isolation).
 func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]int64, error) {
 	seqs := map[string]int64{}
 	var subjects []string
@@ -165,7 +171,10 @@ func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]i
 			subjects = append(subjects, o.subject)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT subject, last_seq FROM event_subjects WHERE subject = ANY($1::TEXT[])`, subjects)
+	rows, err := tx.Query(ctx, `SELECT v.subject, GREATEST(
+			COALESCE((SELECT e.seq FROM events AS e WHERE e.subject = v.subject ORDER BY e.seq DESC LIMIT 1), 0),
+			COALESCE((SELECT s.last_seq FROM event_subjects AS s WHERE s.subject = v.subject), 0))
+		FROM unnest($1::TEXT[]) AS v (subject)`, subjects)
 	if err != nil {
 		return nil, fmt.Errorf("read subjects' sequences: %w", err)
 	}
@@ -180,7 +189,7 @@ func lastSeqs(ctx context.Context, tx pgx.Tx, pending []outboxRow) (map[string]i
 
 // queueSequenced queues the writes of one step: the events with their
 // positions after last and their subjects' next numbers, copied from the
-// outbox, the subjects' new last numbers, and the last position.
+// outbox, and the last position.
 func queueSequenced(b *pgx.Batch, pending []outboxRow, seqs map[string]int64, last int64, now time.Time) {
 	n := len(pending)
 	ids, positions, seq := make([]uuid.UUID, n), make([]int64, n), make([]int64, n)
@@ -193,12 +202,5 @@ func queueSequenced(b *pgx.Batch, pending []outboxRow, seqs map[string]int64, la
 		FROM unnest($1::UUID[], $2::INT8[], $3::INT8[]) AS v (id, position, seq)
 		JOIN event_outbox AS o ON o.id = v.id`,
 		ids, positions, seq, now)
-	names, lasts := make([]string, 0, len(seqs)), make([]int64, 0, len(seqs))
-	for subject, s := range seqs {
-		names, lasts = append(names, subject), append(lasts, s)
-	}
-	b.Queue(`INSERT INTO event_subjects (subject, last_seq)
-		SELECT v.subject, v.last_seq FROM unnest($1::TEXT[], $2::INT8[]) AS v (subject, last_seq)
-		ON CONFLICT (subject) DO UPDATE SET last_seq = excluded.last_seq`, names, lasts)
 	b.Queue(`UPDATE event_sequencer SET last_position = $1 WHERE id = 1`, last+int64(n))
 }

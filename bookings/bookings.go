@@ -31,6 +31,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/events"
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/members"
 )
 
 // Outcome is what became of a booking, or the late check-out charged on it.
@@ -243,6 +244,18 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 func (s *Store) Claim(ctx context.Context, c Claim, e ClaimEvent) (Record, error) {
 	if c.EffectiveAt.IsZero() {
 		return Record{}, fmt.Errorf("claim %s of booking %s/%s: no effective time", c.Outcome, c.PropertyID, c.StayID)
+	}
+	if members.Retrying(ctx) {
+		// The retry of a write made before the member's closure: it gets
+		// its own outcome back, and records nothing new for the member.
+		existing, err := s.Current(ctx, c.PropertyID, c.StayID, c.Outcome)
+		if err == nil && existing.CallerID == c.CallerID && existing.IdempotencyKey == c.IdempotencyKey && existing.Outcome == c.Outcome {
+			return existing, nil
+		}
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Record{}, err
+		}
+		return Record{}, fmt.Errorf("claim %s of booking %s/%s: member %s: %w", c.Outcome, c.PropertyID, c.StayID, c.MemberNumber, members.ErrClosed)
 	}
 	r := Record{Claim: c, ID: uuid.New(), RecordedAt: s.now().UTC().Truncate(time.Microsecond)}
 	event := events.Row(e.record(c, r.ID, r.RecordedAt))

@@ -23,35 +23,37 @@ type LateCheckoutResult struct {
 // on departure, at check-out: like a redemption it never overdraws; one
 // charge per stay (more hours are a correction of it).
 func (s *Service) RecordLateCheckout(ctx context.Context, req Request, v programmes.Version, property programmes.Property, memberNumber, stayID string, departure time.Time, hours int) (LateCheckoutResult, error) {
-	if err := ChainHotel(property); err != nil {
-		return LateCheckoutResult{}, err
-	}
-	if err := s.refuseIfRecorded(ctx, req, property.ID, stayID, LateCheckout); err != nil {
-		return LateCheckoutResult{}, err
-	}
-	member, err := s.members.Get(ctx, memberNumber)
-	if err != nil {
-		return LateCheckoutResult{}, err
-	}
-	if err := notAfterToday("departure_date", departure, s.now(), property, "late check-out is charged at check-out"); err != nil {
-		return LateCheckoutResult{}, err
-	}
-	points, lines, err := v.Programme.LateCheckoutCharge(hours, member.Tier)
-	if err != nil {
-		return LateCheckoutResult{}, err
-	}
-	if points == 0 { // free for the member's tier: nothing to post
-		return LateCheckoutResult{}, nil
-	}
-	m := txmeta.Metadata{Kind: txmeta.KindLateCheckout, Member: member.Number, PropertyID: property.ID, StayID: stayID,
-		Description: fmt.Sprintf("Late check-out of %d hour(s) at %s", hours, property.Name), Breakdown: txmeta.LinesOf(lines),
-		ProgrammeVersion: v.Number}
-	checkout := CompletedAt(departure, property)
-	txn, err := s.post(ctx, req, ledger.KindRedeem, v, checkout, []ledger.Posting{
-		{Account: member.Account(), Amount: points},
-		{Account: programme.AccountPenaltyLateCheckout, Amount: -points},
-	}, m, ClaimWith(s.claim(req, property.ID, stayID, LateCheckout, member.Number, checkout), ClaimEvent{Points: points}))
-	return LateCheckoutResult{Transaction: txn}, err
+	return answerRetry(ctx, s, req, &bookingSlot{property.ID, stayID, LateCheckout}, func(ctx context.Context) (LateCheckoutResult, error) {
+		if err := ChainHotel(property); err != nil {
+			return LateCheckoutResult{}, err
+		}
+		if err := s.refuseIfRecorded(ctx, req, property.ID, stayID, LateCheckout); err != nil {
+			return LateCheckoutResult{}, err
+		}
+		member, err := s.members.Get(ctx, memberNumber)
+		if err != nil {
+			return LateCheckoutResult{}, err
+		}
+		if err := notAfterToday("departure_date", departure, s.now(), property, "late check-out is charged at check-out"); err != nil {
+			return LateCheckoutResult{}, err
+		}
+		points, lines, err := v.Programme.LateCheckoutCharge(hours, member.Tier)
+		if err != nil {
+			return LateCheckoutResult{}, err
+		}
+		if points == 0 { // free for the member's tier: nothing to post
+			return LateCheckoutResult{}, nil
+		}
+		m := txmeta.Metadata{Kind: txmeta.KindLateCheckout, Member: member.Number, PropertyID: property.ID, StayID: stayID,
+			Description: fmt.Sprintf("Late check-out of %d hour(s) at %s", hours, property.Name), Breakdown: txmeta.LinesOf(lines),
+			ProgrammeVersion: v.Number}
+		checkout := CompletedAt(departure, property)
+		txn, err := s.post(ctx, req, ledger.KindRedeem, v, checkout, []ledger.Posting{
+			{Account: member.Account(), Amount: points},
+			{Account: programme.AccountPenaltyLateCheckout, Amount: -points},
+		}, m, ClaimWith(s.claim(req, property.ID, stayID, LateCheckout, member.Number, checkout), ClaimEvent{Points: points}))
+		return LateCheckoutResult{Transaction: txn}, err
+	})
 }
 
 // Redemption is a reward a member spends points on, at a hotel and for a

@@ -37,44 +37,46 @@ type CorrectionResult struct {
 // qualification and the first-stay claim end as if only the stay had
 // happened. A retry under the same key returns the first correction.
 func (s *Service) CorrectStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, reason string) (CorrectionResult, error) {
-	if err := ChainHotel(property); err != nil {
-		return CorrectionResult{}, err
-	}
-	if err := notAfterToday("departure_date", st.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
-		return CorrectionResult{}, err
-	}
-	current, err := s.bookings.Current(ctx, property.ID, st.StayID, Stayed)
-	if errors.Is(err, ErrNotFound) {
-		return CorrectionResult{}, fmt.Errorf("booking %s/%s: %w", property.ID, st.StayID, ErrNothingToCorrect)
-	}
-	if err != nil {
-		return CorrectionResult{}, err
-	}
-	if current.CallerID == req.CallerID && current.IdempotencyKey == req.IdempotencyKey && current.TransactionID != uuid.Nil {
-		// This request's own correction, committed: answer it again. (A
-		// key first used for another request is refused by the ledger.)
-		if stay, err := s.ledger.Transaction(ctx, current.TransactionID); err == nil && txmeta.Decode(stay.Metadata).Reason != "" {
-			return s.replayCorrection(ctx, stay)
+	return answerRetry(ctx, s, req, nil, func(ctx context.Context) (CorrectionResult, error) {
+		if err := ChainHotel(property); err != nil {
+			return CorrectionResult{}, err
 		}
-	}
-	var original *ledger.Transaction
-	if current.TransactionID != uuid.Nil {
-		txn, err := s.ledger.Transaction(ctx, current.TransactionID)
+		if err := notAfterToday("departure_date", st.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
+			return CorrectionResult{}, err
+		}
+		current, err := s.bookings.Current(ctx, property.ID, st.StayID, Stayed)
+		if errors.Is(err, ErrNotFound) {
+			return CorrectionResult{}, fmt.Errorf("booking %s/%s: %w", property.ID, st.StayID, ErrNothingToCorrect)
+		}
 		if err != nil {
 			return CorrectionResult{}, err
 		}
-		if txmeta.Decode(txn.Metadata).PartnerID != "" {
-			return CorrectionResult{}, ErrPartnersOutcome
+		if current.CallerID == req.CallerID && current.IdempotencyKey == req.IdempotencyKey && current.TransactionID != uuid.Nil {
+			// This request's own correction, committed: answer it again. (A
+			// key first used for another request is refused by the ledger.)
+			if stay, err := s.ledger.Transaction(ctx, current.TransactionID); err == nil && txmeta.Decode(stay.Metadata).Reason != "" {
+				return s.replayCorrection(ctx, stay)
+			}
 		}
-		original = &txn
-	}
-	for attempt := 1; ; attempt++ {
-		out, err := s.correctStay(ctx, req, v, property, st, reason, current, original)
-		if errors.Is(err, members.ErrFirstStayTaken) && attempt < maxStayAttempts {
-			continue
+		var original *ledger.Transaction
+		if current.TransactionID != uuid.Nil {
+			txn, err := s.ledger.Transaction(ctx, current.TransactionID)
+			if err != nil {
+				return CorrectionResult{}, err
+			}
+			if txmeta.Decode(txn.Metadata).PartnerID != "" {
+				return CorrectionResult{}, ErrPartnersOutcome
+			}
+			original = &txn
 		}
-		return out, err
-	}
+		for attempt := 1; ; attempt++ {
+			out, err := s.correctStay(ctx, req, v, property, st, reason, current, original)
+			if errors.Is(err, members.ErrFirstStayTaken) && attempt < maxStayAttempts {
+				continue
+			}
+			return out, err
+		}
+	})
 }
 
 func (s *Service) correctStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, reason string,

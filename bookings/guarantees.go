@@ -31,33 +31,35 @@ const MaxGuaranteeDaysAhead = 366
 // until noon the day after arrival, so that a no-show recorded the next
 // morning can still capture it.
 func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.Version, property programmes.Property, memberNumber, stayID string, arrival time.Time, holdUntil programme.Clock) (ledger.Hold, error) {
-	if err := ChainHotel(property); err != nil {
-		return ledger.Hold{}, err
-	}
-	member, err := s.members.Get(ctx, memberNumber)
-	if err != nil {
-		return ledger.Hold{}, err
-	}
-	hours, points, err := v.Programme.GuaranteeHold(holdUntil)
-	if err != nil {
-		return ledger.Hold{}, err
-	}
-	expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, property)
-	if !expiresAt.After(s.now()) {
-		return ledger.Hold{}, fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
-	}
-	if latest := localToday(s.now(), property).AddDate(0, 0, MaxGuaranteeDaysAhead); arrival.After(latest) {
-		return ledger.Hold{}, fieldError("arrival_date", "is more than %d days ahead (after %s): points are held for arrivals to come, not for years",
-			MaxGuaranteeDaysAhead, latest.Format(time.DateOnly))
-	}
-	gm := GuaranteeMetadata{Member: member.Number, PropertyID: property.ID, StayID: stayID,
-		ArrivalDate: arrival.Format(time.DateOnly), HoldUntil: holdUntil.String(), Hours: hours}
-	metadata, _ := json.Marshal(gm)
-	placed := events.GuaranteePlaced(guaranteeData(gm, points, expiresAt), s.now(), req.key())
-	return s.ledger.PlaceHold(ctx, ledger.HoldRequest{
-		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Account: member.Account(), Points: points,
-		ExpiresAt: expiresAt, Reference: stayRef(property.ID, stayID), Metadata: metadata, Fingerprint: req.Fingerprint,
-		Effects: []ledger.Statement{placed},
+	return answerRetry(ctx, s, req, nil, func(ctx context.Context) (ledger.Hold, error) {
+		if err := ChainHotel(property); err != nil {
+			return ledger.Hold{}, err
+		}
+		member, err := s.members.Get(ctx, memberNumber)
+		if err != nil {
+			return ledger.Hold{}, err
+		}
+		hours, points, err := v.Programme.GuaranteeHold(holdUntil)
+		if err != nil {
+			return ledger.Hold{}, err
+		}
+		expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, property)
+		if !expiresAt.After(s.now()) {
+			return ledger.Hold{}, fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
+		}
+		if latest := localToday(s.now(), property).AddDate(0, 0, MaxGuaranteeDaysAhead); arrival.After(latest) {
+			return ledger.Hold{}, fieldError("arrival_date", "is more than %d days ahead (after %s): points are held for arrivals to come, not for years",
+				MaxGuaranteeDaysAhead, latest.Format(time.DateOnly))
+		}
+		gm := GuaranteeMetadata{Member: member.Number, PropertyID: property.ID, StayID: stayID,
+			ArrivalDate: arrival.Format(time.DateOnly), HoldUntil: holdUntil.String(), Hours: hours}
+		metadata, _ := json.Marshal(gm)
+		placed := events.GuaranteePlaced(guaranteeData(gm, points, expiresAt), s.now(), req.key())
+		return s.ledger.PlaceHold(ctx, ledger.HoldRequest{
+			CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Account: member.Account(), Points: points,
+			ExpiresAt: expiresAt, Reference: stayRef(property.ID, stayID), Metadata: metadata, Fingerprint: req.Fingerprint,
+			Effects: []ledger.Statement{placed},
+		})
 	})
 }
 

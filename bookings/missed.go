@@ -37,26 +37,28 @@ type NoShowResult struct {
 // no-show penalty is charged unless the booking was a late same-day one.
 // It is refused while the room is still held.
 func (s *Service) RecordNoShow(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, bookedAt time.Time) (NoShowResult, error) {
-	if err := ChainHotel(property); err != nil {
-		return NoShowResult{}, err
-	}
-	if booked := localToday(bookedAt, property); booked.After(ms.Arrival) {
-		return NoShowResult{}, fieldError("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
-			booked.Format(time.DateOnly), ms.Arrival.Format(time.DateOnly))
-	}
-	if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, NoShow); err != nil {
-		return NoShowResult{}, err
-	}
-	member, err := s.members.Get(ctx, ms.MemberNumber)
-	if err != nil {
-		return NoShowResult{}, err
-	}
-	exempt, err := v.Programme.SameDayLateBooking(bookedAt, ms.Arrival.Format(time.DateOnly), property.Location)
-	if err != nil {
-		return NoShowResult{}, err
-	}
-	txn, exempted, err := s.chargeMissedStay(ctx, req, txmeta.KindNoShow, v, property, member, ms, exempt, time.Time{})
-	return NoShowResult{Transaction: txn, Exempt: exempted}, err
+	return answerRetry(ctx, s, req, &bookingSlot{property.ID, ms.StayID, NoShow}, func(ctx context.Context) (NoShowResult, error) {
+		if err := ChainHotel(property); err != nil {
+			return NoShowResult{}, err
+		}
+		if booked := localToday(bookedAt, property); booked.After(ms.Arrival) {
+			return NoShowResult{}, fieldError("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
+				booked.Format(time.DateOnly), ms.Arrival.Format(time.DateOnly))
+		}
+		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, NoShow); err != nil {
+			return NoShowResult{}, err
+		}
+		member, err := s.members.Get(ctx, ms.MemberNumber)
+		if err != nil {
+			return NoShowResult{}, err
+		}
+		exempt, err := v.Programme.SameDayLateBooking(bookedAt, ms.Arrival.Format(time.DateOnly), property.Location)
+		if err != nil {
+			return NoShowResult{}, err
+		}
+		txn, exempted, err := s.chargeMissedStay(ctx, req, txmeta.KindNoShow, v, property, member, ms, exempt, time.Time{})
+		return NoShowResult{Transaction: txn, Exempt: exempted}, err
+	})
 }
 
 // CancellationResult is a recorded cancellation: free (nothing posted, an
@@ -70,47 +72,49 @@ type CancellationResult struct {
 // before the deadline of the member's tier in force then (an open
 // guarantee is released), otherwise charged like a no-show.
 func (s *Service) RecordCancellation(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, cancelledAt time.Time) (CancellationResult, error) {
-	if err := ChainHotel(property); err != nil {
-		return CancellationResult{}, err
-	}
-	if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, CancelledCharged); err != nil {
-		return CancellationResult{}, err
-	}
-	member, err := s.members.Get(ctx, ms.MemberNumber)
-	if err != nil {
-		return CancellationResult{}, err
-	}
-	// The tier in force when the guest cancelled decides the deadline, not
-	// the tier the member has reached since.
-	tierThen, err := s.members.TierAt(ctx, member, cancelledAt)
-	if err != nil {
-		return CancellationResult{}, err
-	}
-	free, err := v.Programme.FreeCancellation(tierThen, cancelledAt, ms.Arrival.Format(time.DateOnly), property.Location)
-	if err != nil {
-		return CancellationResult{}, err
-	}
-	if !free {
-		txn, _, err := s.chargeMissedStay(ctx, req, txmeta.KindCancellation, v, property, member, ms, false, cancelledAt)
-		return CancellationResult{Transaction: txn}, err
-	}
-	// The booking's outcome first: a booking that already has one is
-	// refused before its guarantee is touched.
-	if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt), ClaimEvent{}); err != nil {
-		return CancellationResult{}, err
-	}
-	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
-	if err == nil && hold.Account == member.Account() {
-		_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint,
-			Effects: []ledger.Statement{guaranteeReleased(hold, events.ReleaseFreeCancellation, s.now())}})
-		if errors.Is(err, ledger.ErrHoldNotActive) || errors.Is(err, ledger.ErrHoldExpired) {
-			err = nil // nothing left to release
+	return answerRetry(ctx, s, req, &bookingSlot{property.ID, ms.StayID, CancelledCharged}, func(ctx context.Context) (CancellationResult, error) {
+		if err := ChainHotel(property); err != nil {
+			return CancellationResult{}, err
 		}
-	}
-	if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		return CancellationResult{}, err
-	}
-	return CancellationResult{Free: true}, nil
+		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, CancelledCharged); err != nil {
+			return CancellationResult{}, err
+		}
+		member, err := s.members.Get(ctx, ms.MemberNumber)
+		if err != nil {
+			return CancellationResult{}, err
+		}
+		// The tier in force when the guest cancelled decides the deadline, not
+		// the tier the member has reached since.
+		tierThen, err := s.members.TierAt(ctx, member, cancelledAt)
+		if err != nil {
+			return CancellationResult{}, err
+		}
+		free, err := v.Programme.FreeCancellation(tierThen, cancelledAt, ms.Arrival.Format(time.DateOnly), property.Location)
+		if err != nil {
+			return CancellationResult{}, err
+		}
+		if !free {
+			txn, _, err := s.chargeMissedStay(ctx, req, txmeta.KindCancellation, v, property, member, ms, false, cancelledAt)
+			return CancellationResult{Transaction: txn}, err
+		}
+		// The booking's outcome first: a booking that already has one is
+		// refused before its guarantee is touched.
+		if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt), ClaimEvent{}); err != nil {
+			return CancellationResult{}, err
+		}
+		hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
+		if err == nil && hold.Account == member.Account() {
+			_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint,
+				Effects: []ledger.Statement{guaranteeReleased(hold, events.ReleaseFreeCancellation, s.now())}})
+			if errors.Is(err, ledger.ErrHoldNotActive) || errors.Is(err, ledger.ErrHoldExpired) {
+				err = nil // nothing left to release
+			}
+		}
+		if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return CancellationResult{}, err
+		}
+		return CancellationResult{Free: true}, nil
+	})
 }
 
 // chargeMissedStay charges a no-show or a late cancellation (made at

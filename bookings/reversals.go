@@ -46,15 +46,17 @@ func memberPoints(txn ledger.Transaction, member string) int64 {
 // Reverse reverses a transaction the service recorded, with its effects
 // (reversalEffects), for reason.
 func (s *Service) Reverse(ctx context.Context, req Request, v programmes.Version, original ledger.Transaction, reason string) (ledger.Transaction, error) {
-	om := txmeta.Decode(original.Metadata)
-	if err := s.refuseClosed(ctx, om.Member); err != nil {
-		return ledger.Transaction{}, err
-	}
-	m := reversalMetadata(original, om, reason)
-	m.Description = fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, reason)
-	return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
-		TransactionID: original.ID, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: reversalEffects(original, om, true, reason),
-		Lots: v.LotPolicy(s.now(), false)})
+	return answerRetry(ctx, s, req, nil, func(ctx context.Context) (ledger.Transaction, error) {
+		om := txmeta.Decode(original.Metadata)
+		if err := s.refuseClosed(ctx, om.Member); err != nil {
+			return ledger.Transaction{}, err
+		}
+		m := reversalMetadata(original, om, reason)
+		m.Description = fmt.Sprintf("Reversal of %s %s: %s", om.Kind, original.ID, reason)
+		return s.ledger.Reverse(ctx, ledger.ReverseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey,
+			TransactionID: original.ID, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: reversalEffects(original, om, true, reason),
+			Lots: v.LotPolicy(s.now(), false)})
+	})
 }
 
 // reversalMetadata explains the reversal of original (whose metadata is

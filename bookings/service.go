@@ -169,6 +169,51 @@ func (s *Service) refuseIfRecorded(ctx context.Context, req Request, propertyID,
 	return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Existing: &existing}
 }
 
+// answerRetry runs write, and answers the retry of a write made before the
+// member's closure as the first time: when write finds the member closed
+// and the request's idempotency key was used already (in the ledger, or
+// for the booking's outcome in slot, when the write records one), write
+// runs again as a retry (members.ForRetry), which reads the closed member
+// and reaches the key's first answer. Anything new is still refused: the
+// ledger refuses a closed account, and Claim a closed member's booking.
+func answerRetry[T any](ctx context.Context, s *Service, req Request, slot *bookingSlot, write func(context.Context) (T, error)) (T, error) {
+	out, err := write(ctx)
+	if !errors.Is(err, members.ErrClosed) || members.Retrying(ctx) {
+		return out, err
+	}
+	retry, rerr := s.usedBefore(ctx, req, slot)
+	if rerr != nil {
+		return out, rerr
+	}
+	if !retry {
+		return out, err
+	}
+	return write(members.ForRetry(ctx))
+}
+
+// bookingSlot is the booking outcome a write records.
+type bookingSlot struct {
+	propertyID, stayID string
+	outcome            Outcome
+}
+
+// usedBefore reports whether req's idempotency key was used by a committed
+// write: in the ledger, or for slot's outcome.
+func (s *Service) usedBefore(ctx context.Context, req Request, slot *bookingSlot) (bool, error) {
+	used, err := s.ledger.KeyUsed(ctx, req.CallerID, req.IdempotencyKey)
+	if err != nil || used || slot == nil {
+		return used, err
+	}
+	existing, err := s.bookings.Current(ctx, slot.propertyID, slot.stayID, slot.outcome)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return existing.CallerID == req.CallerID && existing.IdempotencyKey == req.IdempotencyKey, nil
+}
+
 // post records a transaction of the service's with its effects.
 func (s *Service) post(ctx context.Context, req Request, kind ledger.Kind, v programmes.Version, effectiveAt time.Time, postings []ledger.Posting, m txmeta.Metadata, effects ...ledger.Statement) (*ledger.Transaction, error) {
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{

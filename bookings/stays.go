@@ -43,22 +43,24 @@ const maxStayAttempts = 3
 // promotions), its tier qualification and the upgrade it earns, and the
 // booking's outcome, in one transaction.
 func (s *Service) RecordStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stay Stay) (StayResult, error) {
-	if err := ChainHotel(property); err != nil {
-		return StayResult{}, err
-	}
-	if err := notAfterToday("departure_date", stay.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
-		return StayResult{}, err
-	}
-	// Two stays of a new member recorded at once may both find no first
-	// stay; the one that commits second finds the claim taken and is
-	// computed again, without the bonus.
-	for attempt := 1; ; attempt++ {
-		out, err := s.recordStay(ctx, req, v, property, stay)
-		if errors.Is(err, members.ErrFirstStayTaken) && attempt < maxStayAttempts {
-			continue
+	return answerRetry(ctx, s, req, &bookingSlot{property.ID, stay.StayID, Stayed}, func(ctx context.Context) (StayResult, error) {
+		if err := ChainHotel(property); err != nil {
+			return StayResult{}, err
 		}
-		return out, err
-	}
+		if err := notAfterToday("departure_date", stay.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
+			return StayResult{}, err
+		}
+		// Two stays of a new member recorded at once may both find no first
+		// stay; the one that commits second finds the claim taken and is
+		// computed again, without the bonus.
+		for attempt := 1; ; attempt++ {
+			out, err := s.recordStay(ctx, req, v, property, stay)
+			if errors.Is(err, members.ErrFirstStayTaken) && attempt < maxStayAttempts {
+				continue
+			}
+			return out, err
+		}
+	})
 }
 
 // recordStay computes a stay's points and tier effects as of its

@@ -137,6 +137,18 @@ func (l *Ledger) loadClaim(ctx context.Context, callerID, key, op string, hash [
 	return c, nil
 }
 
+// KeyUsed reports whether callerID's idempotency key was used by a
+// committed write of the ledger's or the service's.
+func (l *Ledger) KeyUsed(ctx context.Context, callerID, key string) (bool, error) {
+	var used bool
+	err := l.db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE caller_id = $1 AND idempotency_key = $2)`,
+		callerID, key).Scan(&used)
+	if err != nil {
+		return false, fmt.Errorf("read idempotency key %q: %w", key, err)
+	}
+	return used, nil
+}
+
 // replayTransaction returns the transaction a committed claim points at.
 func (l *Ledger) replayTransaction(ctx context.Context, callerID, key, op string, hash []byte) (Transaction, error) {
 	c, err := l.loadClaim(ctx, callerID, key, op, hash)

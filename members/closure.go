@@ -8,7 +8,10 @@ package members
 //     written, in one serializable transaction under the caller's
 //     idempotency key. From then on every write for the member is refused
 //     (ErrClosed): Get and StayView, the lookups writes resolve a member
-//     with, and Update and SetManualTier under the row's lock.
+//     with, and Update and SetManualTier under the row's lock. The retry
+//     of a write made before (its key used already: ForRetry,
+//     GetForWrite) is let through to its key, which answers it as the
+//     first time; the ledger refuses anything new for the closed account.
 //  2. Release: every active hold of the member's account is released
 //     through the ledger, each under a key derived from the hold.
 //  3. Settle: a positive balance is forfeited to programme:forfeited, a
@@ -69,6 +72,48 @@ func refuseClosed(m Member) error {
 	}
 	return fmt.Errorf("member %s, closed at %s: %w", m.Number, m.ClosedAt.Format(time.RFC3339), ErrClosed)
 }
+
+// refuseClosedUnlessRetry is refuseClosed, except for the retry of a write
+// made before the closure (ForRetry).
+func refuseClosedUnlessRetry(ctx context.Context, m Member) error {
+	if Retrying(ctx) {
+		return nil
+	}
+	return refuseClosed(m)
+}
+
+type retryKey struct{}
+
+// ForRetry marks ctx as the retry of a write whose idempotency key was used
+// before the member's closure: Get and StayView then answer a closed member
+// too, so that the write goes on to its idempotency key and is answered as
+// the first time. The caller must have checked that the key was used; the
+// ledger still refuses anything new for the closed account, and
+// Retrying tells the writes outside the ledger to refuse too.
+func ForRetry(ctx context.Context) context.Context { return context.WithValue(ctx, retryKey{}, true) }
+
+// GetForWrite is Get for a write under callerID's idempotency key that
+// moves only the member's points: a closed member is ErrClosed, unless the
+// key was used already (the retry of a write made before the closure,
+// which the ledger answers as the first time; anything new under that key
+// is refused there, as a closed account's or a reused key's).
+func (s *Store) GetForWrite(ctx context.Context, callerID, idempotencyKey, number string) (Member, error) {
+	m, err := s.Get(ctx, number)
+	if !errors.Is(err, ErrClosed) {
+		return m, err
+	}
+	used, uerr := s.ledger.KeyUsed(ctx, callerID, idempotencyKey)
+	if uerr != nil {
+		return Member{}, uerr
+	}
+	if !used {
+		return Member{}, err
+	}
+	return m, nil
+}
+
+// Retrying reports whether ctx is a retry marked by ForRetry.
+func Retrying(ctx context.Context) bool { return ctx.Value(retryKey{}) != nil }
 
 // Closure is what closing a membership did.
 type Closure struct {

@@ -176,13 +176,14 @@ func (s *Store) Enroll(ctx context.Context, callerID, idempotencyKey string, e E
 
 // Get returns the profile of a member whose membership is open, the
 // lookup of every write for a member: a closed member is ErrClosed
-// (closure.go). Profile reads closed members too.
+// (closure.go), except in a retry (ForRetry). Profile reads closed members
+// too.
 func (s *Store) Get(ctx context.Context, number string) (Member, error) {
 	m, err := s.Profile(ctx, number)
 	if err != nil {
 		return Member{}, err
 	}
-	return m, refuseClosed(m)
+	return m, refuseClosedUnlessRetry(ctx, m)
 }
 
 // Profile returns a member's profile, open or closed.
@@ -699,7 +700,7 @@ func (s *Store) StayView(ctx context.Context, number string, arrival, from, to t
 	defer br.Close()
 	m, tier, err := readMemberAt(br, number, arrival)
 	if err == nil {
-		err = refuseClosed(m)
+		err = refuseClosedUnlessRetry(ctx, m)
 	}
 	if err != nil {
 		return Member{}, "", tiers.Activity{}, err

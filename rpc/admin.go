@@ -60,7 +60,7 @@ func (s adminService) AdjustPoints(ctx context.Context, req *connect.Request[loy
 	if points > maxAdjustmentPoints || points < -maxAdjustmentPoints {
 		return nil, badField("points", "magnitude at most %d", maxAdjustmentPoints)
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	member, err := s.members.GetForWrite(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -33,9 +33,11 @@ const (
 // or new) or phone, as text or as bytes; GetMember shows closed_at and
 // blank fields; the statement still exports without them; the books
 // reconcile and the seals of the day sealed before the closure (whose
-// metadata the erasure rewrote) still verify; a replay answers the first
-// answer; and every write for the member is refused (a partner, which
-// recognises a member by name, finds none).
+// metadata the erasure rewrote) still verify; a replay of the closure, and
+// a retry of each write made before it, answers the first answer and
+// writes nothing; and every new write for the member is refused, even
+// under a key used before (a partner, which recognises a member by name,
+// finds none).
 func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	w := newAllianceWorld(t)
 	c, admin := w.clients(w.bookingKey), w.clients(w.adminKey)
@@ -60,15 +62,17 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	}
 	stay, err := c.booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("stay-a", a, "S-A", "400.00", "420.00")))
 	must("stay", err)
-	_, err = c.booking.Redeem(w.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "milk-a", MemberNumber: a, Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK}))
+	milkRequest := &loyaltyv1.RedeemRequest{IdempotencyKey: "milk-a", MemberNumber: a, Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK}
+	milk, err := c.booking.Redeem(w.ctx, connect.NewRequest(milkRequest))
 	must("redemption", err)
 	goodwill, err := admin.admin.AdjustPoints(w.ctx, connect.NewRequest(&loyaltyv1.AdjustPointsRequest{IdempotencyKey: "gw-a", MemberNumber: a,
 		Points: 100, Category: loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_GOODWILL, Reason: "noisy room, " + closedName + " called twice"}))
 	must("goodwill naming the member", err)
 	awarded, err := w.alliance(w.alphaKey).AwardStay(w.ctx, award("award-a", a, "A-1", "ST-A", "2026-11-10", "380.00"))
 	must("partner award", err)
-	_, err = c.booking.PlaceGuarantee(w.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-a", MemberNumber: a,
-		PropertyId: "SH-HQ-001", StayId: "G-A", ArrivalDate: "2026-11-23", HoldUntil: "20:00"}))
+	guaranteeRequest := &loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-a", MemberNumber: a,
+		PropertyId: "SH-HQ-001", StayId: "G-A", ArrivalDate: "2026-11-23", HoldUntil: "20:00"}
+	guarantee, err := c.booking.PlaceGuarantee(w.ctx, connect.NewRequest(guaranteeRequest))
 	must("guarantee", err)
 	held := w.balance(t, a).GetHeldPoints()
 	if held == 0 {
@@ -77,7 +81,7 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	// Ten nights of no-show: more than the member has.
 	ns := noShow("ns-a", a, "N-A", "2026-11-20")
 	ns.Msg.Nights = 10
-	_, err = c.booking.RecordNoShow(w.ctx, ns)
+	noShowed, err := c.booking.RecordNoShow(w.ctx, ns)
 	must("no-show", err)
 	debt := w.balance(t, a).GetPostedPoints()
 	if debt >= 0 {
@@ -189,6 +193,61 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 		t.Errorf("trial balance: %v, total %d", accounts, tb.Total)
 	}
 
+	// A retry of a write made before the closure is answered as the first
+	// time, and writes nothing.
+	for _, retry := range []struct {
+		name        string
+		call        func() (string, error)
+		firstAnswer string
+	}{
+		{"RecordStay", func() (string, error) {
+			res, err := c.booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("stay-a", a, "S-A", "400.00", "420.00")))
+			if err != nil {
+				return "", err
+			}
+			return res.Msg.GetTransaction().GetTransactionId(), nil
+		}, stay.Msg.GetTransaction().GetTransactionId()},
+		{"Redeem", func() (string, error) {
+			res, err := c.booking.Redeem(w.ctx, connect.NewRequest(milkRequest))
+			if err != nil {
+				return "", err
+			}
+			return res.Msg.GetTransaction().GetTransactionId(), nil
+		}, milk.Msg.GetTransaction().GetTransactionId()},
+		{"PlaceGuarantee", func() (string, error) {
+			res, err := c.booking.PlaceGuarantee(w.ctx, connect.NewRequest(guaranteeRequest))
+			if err != nil {
+				return "", err
+			}
+			return guaranteeAnswer(res.Msg.GetGuarantee()), nil
+		}, guaranteeAnswer(guarantee.Msg.GetGuarantee())},
+		{"RecordNoShow", func() (string, error) {
+			res, err := c.booking.RecordNoShow(w.ctx, ns)
+			if err != nil {
+				return "", err
+			}
+			return res.Msg.GetTransaction().GetTransactionId(), nil
+		}, noShowed.Msg.GetTransaction().GetTransactionId()},
+		{"AdjustPoints", func() (string, error) {
+			res, err := admin.admin.AdjustPoints(w.ctx, connect.NewRequest(&loyaltyv1.AdjustPointsRequest{IdempotencyKey: "gw-a", MemberNumber: a,
+				Points: 100, Category: loyaltyv1.AdjustmentCategory_ADJUSTMENT_CATEGORY_GOODWILL, Reason: "noisy room, " + closedName + " called twice"}))
+			if err != nil {
+				return "", err
+			}
+			return res.Msg.GetTransaction().GetTransactionId(), nil
+		}, goodwill.Msg.GetTransaction().GetTransactionId()},
+	} {
+		t.Run("a retry of "+retry.name, func(t *testing.T) {
+			got, err := retry.call()
+			if err != nil || got == "" || got != retry.firstAnswer {
+				t.Errorf("retry after the closure: %q, %v; want the first answer %q", got, err, retry.firstAnswer)
+			}
+		})
+	}
+	if b := w.balance(t, a); b.GetPostedPoints() != 0 || b.GetHeldPoints() != 0 {
+		t.Errorf("the closed member's balance after the retries: %v", b)
+	}
+
 	// Every write for the member is refused, naming the closure.
 	alpha := w.alliance(w.alphaKey)
 	name := "Someone Else"
@@ -216,6 +275,13 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 		{"RecordCancellation", func() error {
 			_, err := c.booking.RecordCancellation(w.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "after-cancel", MemberNumber: a,
 				PropertyId: "SH-HQ-001", StayId: "C-A2", ArrivalDate: "2026-11-23", Nights: 1, CancelledAt: timestamppb.New(time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC))}))
+			return err
+		}},
+		{"a free RecordCancellation under a key used before the closure", func() error {
+			// The key lets the member's lookup through, as for a retry:
+			// the booking's outcome is still refused.
+			_, err := c.booking.RecordCancellation(w.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "stay-a", MemberNumber: a,
+				PropertyId: "SH-HQ-001", StayId: "C-A3", ArrivalDate: "2026-12-20", Nights: 1, CancelledAt: timestamppb.New(time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC))}))
 			return err
 		}},
 		{"RecordLateCheckout", func() error {
@@ -276,6 +342,15 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	if b := w.balance(t, a); b.GetPostedPoints() != 0 || b.GetHeldPoints() != 0 {
 		t.Errorf("the closed member's balance after the refused writes: %v", b)
 	}
+}
+
+// guaranteeAnswer is what tells a guarantee's answers apart: the points
+// it held and when it was placed.
+func guaranteeAnswer(g *loyaltyv1.Guarantee) string {
+	if g == nil {
+		return ""
+	}
+	return fmt.Sprint(g.GetPointsHeld(), " held at ", g.GetPlacedAt().AsTime())
 }
 
 func (e *env) balance(t *testing.T, member string) *loyaltyv1.PointsBalance {

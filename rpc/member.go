@@ -171,7 +171,7 @@ func (s memberService) AwardSuggestion(ctx context.Context, req *connect.Request
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	member, err := s.members.Get(ctx, msg.GetMemberNumber())
+	member, err := s.members.GetForWrite(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetMemberNumber())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

@@ -387,6 +387,25 @@ func (s *Store) erase(ctx context.Context, callerID, number string) error {
 				return err
 			}
 		}
+		// Partners and their events, and the programme's, hold an admin's
+		// text too (a suspension's reason): few, read by subject.
+		subjects, err := otherSubjects(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range []struct{ read, write string }{
+			{`SELECT id::TEXT, data::TEXT FROM events WHERE subject = ANY($1) LIMIT $2`, `UPDATE events SET data = $2 WHERE id = $1::UUID`},
+			{`SELECT id::TEXT, data::TEXT FROM event_outbox WHERE subject = ANY($1) LIMIT $2`, `UPDATE event_outbox SET data = $2 WHERE id = $1::UUID`},
+		} {
+			if _, err := rewriteRows(ctx, tx, b, r.read, []any{subjects, maxErasedRows}, r.write, scrubJSON(values, nil)); err != nil {
+				return err
+			}
+		}
+		if _, err := rewriteRows(ctx, tx, b, `SELECT partner_id, status_reason FROM partners WHERE status_reason IS NOT NULL LIMIT $1`,
+			[]any{maxErasedRows}, `UPDATE partners SET status_reason = $2 WHERE partner_id = $1`,
+			func(s string) (string, error) { return scrub(s, values), nil }); err != nil {
+			return err
+		}
 		// A manual tier's reason is an admin's text.
 		if _, err := rewriteRows(ctx, tx, b, `SELECT id::TEXT, reason FROM tier_changes WHERE member_number = $1 LIMIT $2`,
 			[]any{number, maxErasedRows}, `UPDATE tier_changes SET reason = $2 WHERE id = $1::UUID`,
@@ -416,6 +435,24 @@ func (s *Store) erase(ctx context.Context, callerID, number string) error {
 		}
 		return InsertChangeTx(ctx, tx, number, at, callerID, Change{Kind: ChangeClosed, Reason: reason})
 	})
+}
+
+// otherSubjects are the event subjects that are not members: every
+// partner's and the programme.
+func otherSubjects(ctx context.Context, tx pgx.Tx) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT partner_id FROM partners LIMIT $1`, maxErasedRows)
+	if err != nil {
+		return nil, fmt.Errorf("read the partners: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("read the partners: %w", err)
+	}
+	subjects := []string{events.SubjectProgramme}
+	for _, id := range ids {
+		subjects = append(subjects, events.PartnerSubject(id))
+	}
+	return subjects, nil
 }
 
 // attestSealedDays attests the days sealed with encoding 1 that hold the

@@ -91,6 +91,12 @@ func TestClosingAMembershipErasesThePersonAndKeepsTheBooks(t *testing.T) {
 	must("the other member's stay", err)
 	points := w.balance(t, w.m2).GetPostedPoints()
 
+	// An admin's text about a partner names the member too.
+	if _, err := admin.admin.SuspendPartner(w.ctx, connect.NewRequest(&loyaltyv1.SuspendPartnerRequest{IdempotencyKey: "suspend-beta",
+		PartnerId: "BETA", Reason: "complaint of " + closedName + " about the breakfast"})); err != nil {
+		t.Fatal(err)
+	}
+
 	// The search finds what is there: the name before the closure.
 	if found := w.findEverywhere(t, closedName); len(found) < 3 {
 		t.Fatalf("before the closure the name is in %v only", found)

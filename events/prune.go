@@ -14,6 +14,12 @@ import (
 // MaxPruneBatch bounds the events one transaction of Prune reads.
 const MaxPruneBatch = 5000
 
+// WebhookRequestSpan bounds the positions of one request of the webhook
+// request log (package webhooks): the events of a request are of one
+// window of the stream, which reads at most this many consecutive
+// positions. Prune finds a batch's requests by it.
+const WebhookRequestSpan = 1000
+
 // Prune deletes the sequenced events recorded before olderThan that no
 // webhook endpoint needs any more, with their deliveries, and returns how
 // many events it deleted. An endpoint that is not deleted needs an event
@@ -62,6 +68,7 @@ func Prune(ctx context.Context, db *database.DB, olderThan time.Time, batch int)
 		_, err := tx.Exec(ctx, `DELETE FROM webhook_endpoints WHERE id IN (
 			SELECT e.id FROM webhook_endpoints AS e
 			WHERE e.deleted_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries AS d WHERE d.endpoint_id = e.id)
+			  AND NOT EXISTS (SELECT 1 FROM webhook_requests AS r WHERE r.endpoint_id = e.id)
 			LIMIT $2)`, olderThan, batch)
 		return err
 	}); err != nil {
@@ -171,6 +178,17 @@ func pruneBatch(ctx context.Context, tx pgx.Tx, after int64, olderThan time.Time
 	tag, err := tx.Exec(ctx, `DELETE FROM events WHERE id = ANY($1::UUID[])`, prune)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("delete events: %w", err)
+	}
+	// The requests that delivered only events gone now go too. A request's
+	// events are fewer than WebhookRequestSpan apart: the requests of this
+	// batch's events begin after after-WebhookRequestSpan.
+	if len(all) > 0 {
+		if _, err := tx.Exec(ctx, `DELETE FROM webhook_requests AS r
+			WHERE r.endpoint_id = ANY($1::TEXT[]) AND r.first_position > $2 AND r.first_position <= $3
+			  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.position = ANY(r.positions))`,
+			all, after-WebhookRequestSpan, last); err != nil {
+			return 0, 0, false, fmt.Errorf("delete delivery requests: %w", err)
+		}
 	}
 	return int(tag.RowsAffected()), last, false, nil
 }

@@ -24,8 +24,9 @@ import (
 // messages at once (one lane per group of subjects, a lane's messages one
 // after another, so one member's events go out in order), and then, in
 // one transaction, moves the cursor past the window and writes its
-// delivery log. A delivery costs no row of its own until then, and the
-// whole window one commit.
+// delivery log: a row per request that delivered events, none per event
+// (requests.go). A delivered event costs no row of its own, and the whole
+// window one commit.
 //
 // Only what fails leaves the stream: a failed message's events become
 // pending deliveries that the dispatchers retry one by one (dispatcher.go),
@@ -33,8 +34,9 @@ import (
 // that order per subject holds. A subject with pending deliveries stays
 // there until they are done.
 const (
-	// streamWindow is the most events one window reads.
-	streamWindow = 1000
+	// streamWindow is the most events one window reads: a request's
+	// events are of one window, and the request log finds them by it.
+	streamWindow = events.WebhookRequestSpan
 	// stopAfterFailures: a window whose first this many messages all fail
 	// sends no more; the endpoint looks down.
 	stopAfterFailures = 4
@@ -88,8 +90,10 @@ func (d *Dispatcher) stream(ctx context.Context, targets []*target, last int64) 
 type windowEvent struct {
 	event events.Event
 	state eventState
-	// outcome is its message's, for delivered and failed events.
+	// outcome is its message's, for delivered and failed events, and
+	// message numbers the messages of a window from 1.
 	outcome outcome
+	message int
 	at      time.Time
 }
 
@@ -247,7 +251,7 @@ func (d *Dispatcher) sendWindow(ctx context.Context, t *target, window []windowE
 		lane := int(h.Sum32() % uint32(len(lanes)))
 		lanes[lane] = append(lanes[lane], i)
 	}
-	var attempted, sent, succeeded atomic.Int64
+	var attempted, sent, succeeded, messages atomic.Int64
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	for _, lane := range lanes {
@@ -284,6 +288,7 @@ func (d *Dispatcher) sendWindow(ctx context.Context, t *target, window []windowE
 				if o.interrupted {
 					return
 				}
+				number := int(messages.Add(1))
 				attempted.Add(int64(len(message)))
 				state := delivered
 				if o.ok {
@@ -295,7 +300,7 @@ func (d *Dispatcher) sendWindow(ctx context.Context, t *target, window []windowE
 					}
 				}
 				for _, i := range message {
-					window[i].state, window[i].outcome, window[i].at = state, o, at
+					window[i].state, window[i].outcome, window[i].message, window[i].at = state, o, number, at
 				}
 				if sent.Add(1) >= stopAfterFailures && succeeded.Load() == 0 {
 					stop.Store(true)
@@ -310,7 +315,9 @@ func (d *Dispatcher) sendWindow(ctx context.Context, t *target, window []windowE
 // recordWindow moves the endpoint's cursor past the window's settled
 // prefix and writes its deliveries, in one transaction that holds the
 // endpoint's row and checks that the stream is still this dispatcher's.
-// Delivered events become delivered rows (the delivery log); a failed
+// Delivered events are logged a request at a time (webhook_requests: a
+// row per request, not per event, which cost the database as much as
+// the events themselves); a failed
 // message's events pending ones, due again after a backoff (the first of
 // each subject; its later events wait, blocked), as the events whose
 // subjects had pending deliveries. Events past the prefix (not sent when
@@ -327,6 +334,7 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 	}
 	now := d.now().UTC()
 	var rows deliveryRows
+	var requests requestRows
 	waiting := map[string]bool{}
 	// heldBack are the subjects whose events were blocked by deliveries
 	// pending when the window was read.
@@ -339,7 +347,7 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 		switch w.state {
 		case delivered:
 			deliveredCount++
-			rows.add(w.event, StatusDelivered, false, 1, w.at, w.at, w.outcome, now)
+			requests.add(w)
 		case failed:
 			failedCount++
 			if waiting[w.event.Subject] {
@@ -373,6 +381,9 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 		if len(rows.eventIDs) > 0 {
 			rows.queue(b, t.id, now)
 		}
+		if len(requests.positions) > 0 {
+			requests.queue(b, t.id, now)
+		}
 		// The deliveries that held these subjects back may have been done,
 		// and released, since the window was read: then the first of
 		// what this window queued goes now.
@@ -390,7 +401,44 @@ func (d *Dispatcher) recordWindow(ctx context.Context, t *target, from int64, wi
 	}
 	d.delivered.Add(uint64(deliveredCount))
 	d.failed.Add(uint64(failedCount))
-	return cursor, len(rows.eventIDs), deliveredCount, failedCount, nil
+	return cursor, len(rows.eventIDs) + deliveredCount, deliveredCount, failedCount, nil
+}
+
+// requestRows are the requests of a window that delivered events: each
+// message's outcome, and its events' positions, flat, with their
+// message's number.
+type requestRows struct {
+	messages     []int32
+	statusCodes  []int32
+	latencies    []int64
+	attemptedAt  []time.Time
+	positions    []int64
+	positionsOf  []int32
+	seenMessages map[int]bool
+}
+
+func (r *requestRows) add(w windowEvent) {
+	if r.seenMessages == nil {
+		r.seenMessages = map[int]bool{}
+	}
+	if !r.seenMessages[w.message] {
+		r.seenMessages[w.message] = true
+		r.messages = append(r.messages, int32(w.message))
+		r.statusCodes = append(r.statusCodes, int32(w.outcome.statusCode))
+		r.latencies = append(r.latencies, w.outcome.latency.Microseconds())
+		r.attemptedAt = append(r.attemptedAt, w.at)
+	}
+	r.positions, r.positionsOf = append(r.positions, w.event.Position), append(r.positionsOf, int32(w.message))
+}
+
+// queue queues the insert of one row per request, recorded at now.
+func (r *requestRows) queue(b *pgx.Batch, endpointID string, now time.Time) {
+	b.Queue(`INSERT INTO webhook_requests (endpoint_id, first_position, last_position, positions, status_code, latency_us, attempted_at, recorded_at)
+		SELECT $1, min(p.position), max(p.position), array_agg(p.position), m.status_code, m.latency_us, m.attempted_at, $8
+		FROM unnest($2::INT4[], $3::INT4[], $4::INT8[], $5::TIMESTAMPTZ[]) AS m (message, status_code, latency_us, attempted_at)
+		JOIN unnest($6::INT4[], $7::INT8[]) AS p (message, position) ON p.message = m.message
+		GROUP BY m.message, m.status_code, m.latency_us, m.attempted_at`,
+		endpointID, r.messages, r.statusCodes, r.latencies, r.attemptedAt, r.positionsOf, r.positions, now)
 }
 
 // deliveryRows are deliveries to insert, column by column.

@@ -3,8 +3,9 @@
 // envelope as body, or a CloudEvents JSON batch): at least once, and in
 // order per member (subject) per endpoint.
 //
-// The Store keeps the endpoints (created by admins) and their delivery log;
-// the Dispatcher, which several processes may run at once, streams each
+// The Store keeps the endpoints (created by admins) and their delivery log
+// (a row per request for what the stream delivered, requests.go, and a
+// row per event for what failed, waited or was sent again); the Dispatcher, which several processes may run at once, streams each
 // endpoint its events and retries failures with backoff for three days
 // before a delivery is dead (a dead letter, sent again by Redeliver).
 //
@@ -32,6 +33,7 @@
 package webhooks
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -661,6 +663,17 @@ func (s *Store) ListDeliveries(ctx context.Context, endpointID string, f Deliver
 	if err != nil {
 		return nil, "", fmt.Errorf("list deliveries of %s: %w", endpointID, err)
 	}
+	if f.Status == "" || f.Status == StatusDelivered {
+		// The events delivered by the stream are logged by request: each
+		// has no row above, and each row above no request. Both lists
+		// hold their newest size+1: the page is the newest of both.
+		logged, err := loggedDeliveries(ctx, s.db.Pool, endpointID, before, size+1)
+		if err != nil {
+			return nil, "", fmt.Errorf("list deliveries of %s: %w", endpointID, err)
+		}
+		out = append(out, logged...)
+		slices.SortFunc(out, func(a, b Delivery) int { return cmp.Compare(b.Position, a.Position) })
+	}
 	next := ""
 	if len(out) > size {
 		out = out[:size]
@@ -708,6 +721,10 @@ func (s *Store) Redeliver(ctx context.Context, callerID, idempotencyKey, endpoin
 				// In flight or waiting for its turn, or no such delivery.
 				d, err = scanDelivery(tx.QueryRow(ctx, `SELECT `+deliveryColumns+` FROM webhook_deliveries
 					WHERE endpoint_id = $1 AND event_id = $2`, endpointID, eventID))
+			}
+			if errors.Is(err, ErrNotFound) {
+				// Delivered by the stream, logged with its request.
+				d, err = redeliverLogged(ctx, tx, endpointID, eventID, now)
 			}
 			return d, err
 		})

@@ -65,15 +65,9 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 		if err != nil {
 			return fmt.Errorf("take the sequencer: %w", err)
 		}
-		// Only what orders and numbers the rows: the statement that
-		// sequences them copies the rest from the outbox in the database.
-		rows, err := tx.Query(ctx, `SELECT id, subject FROM event_outbox ORDER BY recorded_at, ordinal, id LIMIT $1`, batch)
+		pending, err := readOutbox(ctx, tx, s.db.Dialect.Engine, batch)
 		if err != nil {
-			return fmt.Errorf("read the outbox: %w", err)
-		}
-		pending, err := pgx.CollectRows(rows, scanOutboxRow)
-		if err != nil {
-			return fmt.Errorf("read the outbox: %w", err)
+			return err
 		}
 		if len(pending) == 0 {
 			return nil
@@ -116,6 +110,36 @@ func (s *Sequencer) Step(ctx context.Context, batch int) (int, error) {
 		return 0, fmt.Errorf("sequence events: %w", err)
 	}
 	return moved, nil
+}
+
+// outboxReadSQL reads only what orders and numbers the rows: the
+// statement that sequences them copies the rest from the outbox in the
+// database.
+const outboxReadSQL = `SELECT id, subject FROM event_outbox ORDER BY recorded_at, ordinal, id LIMIT $1`
+
+// readOutbox reads the batch oldest outbox rows, by the outbox's index.
+func readOutbox(ctx context.Context, tx pgx.Tx, engine database.Engine, batch int) ([]outboxRow, error) {
+	if engine == database.PostgreSQL {
+		// The outbox's heap keeps the size of its largest backlog (a
+		// deleted row's room is reused, not given back), while its
+		// statistics, once vacuumed, count the few live rows: the planner
+		// would then read the whole heap and sort it at every step, rather
+		// than the first entries of the index. Measured during a bench:
+		// 11 ms a step over 1,957 pages holding 70 rows. CockroachDB reads
+		// the index.
+		if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+			return nil, fmt.Errorf("read the outbox by its index: %w", err)
+		}
+	}
+	rows, err := tx.Query(ctx, outboxReadSQL, batch)
+	if err != nil {
+		return nil, fmt.Errorf("read the outbox: %w", err)
+	}
+	pending, err := pgx.CollectRows(rows, scanOutboxRow)
+	if err != nil {
+		return nil, fmt.Errorf("read the outbox: %w", err)
+	}
+	return pending, nil
 }
 
 type outboxRow struct {

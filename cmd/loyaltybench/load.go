@@ -144,7 +144,7 @@ type runConfig struct {
 	// (events-ab: lets the event pipeline catch up with the setup's
 	// enrolments, so that a phase carries the events of its own writes).
 	AfterSetup func(context.Context) error
-	TrackAcks    bool // keep every acknowledged stay and redemption in the report
+	TrackAcks  bool // keep every acknowledged stay and redemption in the report
 
 	RequestTimeout time.Duration // per request; default 30 s
 	Progress       io.Writer     // setup progress; nil: none

@@ -183,9 +183,9 @@ func pruneBatch(ctx context.Context, tx pgx.Tx, after int64, olderThan time.Time
 	// events are fewer than WebhookRequestSpan apart: the requests of this
 	// batch's events begin after after-WebhookRequestSpan.
 	if len(all) > 0 {
-		if _, err := tx.Exec(ctx, `DELETE FROM webhook_requests AS r
-			WHERE r.endpoint_id = ANY($1::TEXT[]) AND r.first_position > $2 AND r.first_position <= $3
-			  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.position = ANY(r.positions))`,
+		if _, err := tx.Exec(ctx, `DELETE FROM webhook_requests
+			WHERE endpoint_id = ANY($1::TEXT[]) AND first_position > $2 AND first_position <= $3
+			  AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.position = ANY(webhook_requests.positions))`,
 			all, after-WebhookRequestSpan, last); err != nil {
 			return 0, 0, false, fmt.Errorf("delete delivery requests: %w", err)
 		}

@@ -20,13 +20,9 @@ func init() {
 // grows, and a programme has few endpoints, which on CockroachDB is a
 // hot range each: there they are hash-sharded.
 func webhookDeliveryIndexes(ctx context.Context, db *sql.DB) error {
-	cockroach, err := isCockroach(ctx, db)
+	hash, err := hashSharded(ctx, db)
 	if err != nil {
 		return err
-	}
-	hash := ""
-	if cockroach {
-		hash = ` USING HASH`
 	}
 	for _, ddl := range []string{
 		`CREATE INDEX IF NOT EXISTS webhook_deliveries_due
@@ -62,13 +58,9 @@ func dropWebhookDeliveryIndexes(ctx context.Context, db *sql.DB) error {
 // first_position only grows: on CockroachDB the primary key is
 // hash-sharded.
 func webhookRequests(ctx context.Context, db *sql.DB) error {
-	cockroach, err := isCockroach(ctx, db)
+	hash, err := hashSharded(ctx, db)
 	if err != nil {
 		return err
-	}
-	hash := ""
-	if cockroach {
-		hash = ` USING HASH`
 	}
 	_, err = db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS webhook_requests (
 		endpoint_id    TEXT NOT NULL REFERENCES webhook_endpoints (id),
@@ -88,4 +80,14 @@ func webhookRequests(ctx context.Context, db *sql.DB) error {
 func dropWebhookRequests(ctx context.Context, db *sql.DB) error {
 	_, err := db.ExecContext(ctx, `DROP TABLE IF EXISTS webhook_requests`)
 	return err
+}
+
+// hashSharded is the clause that hash-shards an index whose leading
+// columns only grow: " USING HASH" on CockroachDB, nothing on PostgreSQL.
+func hashSharded(ctx context.Context, db *sql.DB) (string, error) {
+	cockroach, err := isCockroach(ctx, db)
+	if err != nil || !cockroach {
+		return "", err
+	}
+	return ` USING HASH`, nil
 }

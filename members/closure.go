@@ -379,20 +379,14 @@ func (s *Store) erase(ctx context.Context, callerID, number string) error {
 			[]any{account, maxErasedRows}, `UPDATE holds SET metadata = $2 WHERE id = $1::UUID`, scrubJSON(values, nil)); err != nil {
 			return err
 		}
-		for _, r := range []struct{ read, write string }{
-			{`SELECT id::TEXT, data::TEXT FROM events WHERE subject = $1 LIMIT $2`, `UPDATE events SET data = $2 WHERE id = $1::UUID`},
-			{`SELECT id::TEXT, data::TEXT FROM event_outbox WHERE subject = $1 LIMIT $2`, `UPDATE event_outbox SET data = $2 WHERE id = $1::UUID`},
-		} {
-			if _, err := rewriteRows(ctx, tx, b, r.read, []any{number, maxErasedRows}, r.write, scrubJSON(values, nil)); err != nil {
-				return err
-			}
-		}
-		// Partners and their events, and the programme's, hold an admin's
-		// text too (a suspension's reason): few, read by subject.
-		subjects, err := otherSubjects(ctx, tx)
+		// Events: the member's, and the partners' and the programme's,
+		// which hold an admin's text too (a suspension's reason): few,
+		// read by subject.
+		others, err := otherSubjects(ctx, tx)
 		if err != nil {
 			return err
 		}
+		subjects := append([]string{number}, others...)
 		for _, r := range []struct{ read, write string }{
 			{`SELECT id::TEXT, data::TEXT FROM events WHERE subject = ANY($1) LIMIT $2`, `UPDATE events SET data = $2 WHERE id = $1::UUID`},
 			{`SELECT id::TEXT, data::TEXT FROM event_outbox WHERE subject = ANY($1) LIMIT $2`, `UPDATE event_outbox SET data = $2 WHERE id = $1::UUID`},

@@ -527,8 +527,10 @@ func personalValues(ctx context.Context, tx pgx.Tx, number string) ([]string, er
 	return out, nil
 }
 
-// rewriteRows reads (id, text) rows with read and queues write (id, new
-// text) on b for each row that rewrite changes; it returns their ids.
+// rewriteRows reads (id, text) rows with read (which reads at most
+// maxErasedRows) and queues write (id, new text) on b for each row that
+// rewrite changes; it returns their ids. Reaching the limit is an error,
+// before anything is written.
 func rewriteRows(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read string, args []any, write string, rewrite func(string) (string, error)) ([]string, error) {
 	rows, err := tx.Query(ctx, read, args...)
 	if err != nil {
@@ -536,7 +538,13 @@ func rewriteRows(ctx context.Context, tx pgx.Tx, b *pgx.Batch, read string, args
 	}
 	var rewritten []string
 	var id, text string
+	count := 0
 	_, err = pgx.ForEachRow(rows, []any{&id, &text}, func() error {
+		// The reads stop at maxErasedRows: reaching it may leave rows
+		// unread, and an erasure must not stop half-way.
+		if count++; count >= maxErasedRows {
+			return fmt.Errorf("%d rows or more to erase in one table: more than a closure erases", maxErasedRows)
+		}
 		out, err := rewrite(text)
 		if err != nil {
 			return fmt.Errorf("row %s: %w", id, err)

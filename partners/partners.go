@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,9 +121,10 @@ func RedeemedAccount(partnerID string) ledger.Account {
 
 // Store reads and writes partners.
 type Store struct {
-	db     *database.DB
-	ledger *ledger.Ledger
-	now    func() time.Time
+	db      *database.DB
+	ledger  *ledger.Ledger
+	now     func() time.Time
+	trusted trustCache
 }
 
 // New returns a store; clock nil means time.Now.
@@ -130,7 +132,7 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{db: l.DB(), ledger: l, now: clock}
+	return &Store{db: l.DB(), ledger: l, now: clock, trusted: trustCache{limit: maxTrusted}}
 }
 
 func fieldError(field, problem string) error {
@@ -240,6 +242,12 @@ func insertRates(ctx context.Context, tx pgx.Tx, partnerID string, r Rates) erro
 // announces it (loyalty.partner.suspended.v1, .reinstated.v1) in the same
 // transaction. Setting the status it has changes and announces nothing,
 // and returns the partner.
+//
+// Once it has answered, every process applies the status (Writable,
+// WritableAt): it waits out TrustFor after its commit, so it takes a
+// little over a second. A replay, and a call that finds the status set
+// already, wait too: the change they see may have committed a moment ago,
+// and an earlier call may have been interrupted while it waited.
 func (s *Store) SetStatus(ctx context.Context, callerID, idempotencyKey, partnerID string, status Status, reason string) (Partner, error) {
 	reason = strings.TrimSpace(reason)
 	if err := ValidateID(partnerID); err != nil {
@@ -278,8 +286,13 @@ func (s *Store) SetStatus(ctx context.Context, callerID, idempotencyKey, partner
 			}
 			return struct{}{}, nil
 		})
+	// Even on an error: the commit's answer may have been lost.
+	s.trusted.forget(partnerID)
 	if err != nil {
 		return Partner{}, fmt.Errorf("set partner %s %s: %w", partnerID, status, err)
+	}
+	if err := waitOutTrust(ctx); err != nil {
+		return Partner{}, fmt.Errorf("set partner %s %s: committed, but interrupted while every process takes it up (a retry with the same idempotency key waits again): %w", partnerID, status, err)
 	}
 	return s.Get(ctx, partnerID)
 }
@@ -296,7 +309,9 @@ func (s *Store) notTooFarAhead(effectiveAt time.Time) error {
 
 // SetRates adds a rate version from r.EffectiveAt, which must be at least
 // RateLead from now and after the latest version's: a rate change never
-// reprices a recorded transaction or a closed period.
+// reprices a recorded transaction or a closed period. Like SetStatus, it
+// answers once every process has the new version: TrustFor after its
+// commit (a replay waits too).
 func (s *Store) SetRates(ctx context.Context, callerID, idempotencyKey, partnerID string, r Rates) (Rates, error) {
 	if err := ValidateID(partnerID); err != nil {
 		return Rates{}, err
@@ -336,8 +351,13 @@ func (s *Store) SetRates(ctx context.Context, callerID, idempotencyKey, partnerI
 			r.Version, r.CreatedAt, r.CreatedBy = latest+1, s.now().UTC().Truncate(time.Microsecond), callerID
 			return r, insertRates(ctx, tx, partnerID, r)
 		})
+	// Even on an error: the commit's answer may have been lost.
+	s.trusted.forget(partnerID)
 	if err != nil {
 		return Rates{}, fmt.Errorf("set rates of partner %s: %w", partnerID, err)
+	}
+	if err := waitOutTrust(ctx); err != nil {
+		return Rates{}, fmt.Errorf("set rates of partner %s: committed, but interrupted while every process takes them up (a retry with the same idempotency key waits again): %w", partnerID, err)
 	}
 	return out, nil
 }
@@ -397,48 +417,92 @@ func (s *Store) Status(ctx context.Context, partnerID string) (Status, error) {
 }
 
 // Writable returns the partner if it may write now: ErrSuspended for a
-// suspended partner, ErrNotFound for an unknown one. One single-row read,
-// made on every write at a partner's hotels, so that a suspension applies
-// from the next call.
+// suspended partner, ErrNotFound for an unknown one. It is asked on every
+// write at a partner's hotels, so what it reads is remembered for
+// TrustFor (trust.go): a status change applies to every process by the
+// time SetStatus answers, and at once in the process that made it.
 func (s *Store) Writable(ctx context.Context, partnerID string) (Partner, error) {
-	return writable(scanPartner(s.db.Pool.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID)))
-}
-
-// writable passes on a partner read that found an active partner, and
-// fails one that found a suspended partner with ErrSuspended.
-func writable(p Partner, err error) (Partner, error) {
+	e, err := s.trustedRead(ctx, partnerID)
 	if err != nil {
 		return Partner{}, err
 	}
+	return writable(e.partner)
+}
+
+// writable passes on an active partner, and fails a suspended one with
+// ErrSuspended.
+func writable(p Partner) (Partner, error) {
 	if p.Status != StatusActive {
 		return Partner{}, fmt.Errorf("%w: %s", ErrSuspended, p.ID)
 	}
 	return p, nil
 }
 
-// WritableAt reads, in one round trip, what a write at a partner's hotel
-// needs: the partner, which must be active (ErrSuspended, ErrNotFound), and
-// its rates in force at t. A partner without rates at t comes back with
-// an error wrapping ErrNoRates, so that the caller may report the
-// partner's other problems first.
+// WritableAt returns what a write at a partner's hotel needs: the
+// partner, which must be active (ErrSuspended, ErrNotFound), and its rates
+// in force at t. A partner without rates at t comes back with an error
+// wrapping ErrNoRates, so that the caller may report the partner's other
+// problems first.
+//
+// Like Writable, it answers from what was read in the last TrustFor,
+// rates included, for any t from the oldest of the partner's newest
+// maxTrustedRates versions on; only a write at an earlier time reads the
+// rates again.
 func (s *Store) WritableAt(ctx context.Context, partnerID string, t time.Time) (Partner, Rates, error) {
-	b := &pgx.Batch{}
-	b.Queue(partnerSelect+` WHERE partner_id = $1`, partnerID)
-	b.Queue(ratesAtSQL, partnerID, t.UTC())
-	br := s.db.Pool.SendBatch(ctx, b)
-	defer br.Close()
-	p, err := writable(scanPartner(br.QueryRow()))
+	e, err := s.trustedRead(ctx, partnerID)
 	if err != nil {
 		return Partner{}, Rates{}, err
 	}
-	r, err := ratesAt(br.QueryRow(), partnerID, t)
+	p, err := writable(e.partner)
+	if err != nil {
+		return Partner{}, Rates{}, err
+	}
+	if r, ok := e.ratesAt(t); ok {
+		return p, r, nil
+	}
+	r, err := s.RatesAt(ctx, partnerID, t)
 	if err != nil && !errors.Is(err, ErrNoRates) {
 		return Partner{}, Rates{}, err
 	}
-	if err := br.Close(); err != nil {
-		return Partner{}, Rates{}, fmt.Errorf("read partner %s: %w", partnerID, err)
-	}
 	return p, r, err
+}
+
+// trustedRead is the partner and its newest rate versions, as read less
+// than TrustFor ago, or read now in one round trip. An unknown partner is
+// not remembered: a partner created a moment ago writes at once.
+func (s *Store) trustedRead(ctx context.Context, partnerID string) (trustedPartner, error) {
+	if e, ok := s.trusted.get(partnerID, time.Now()); ok {
+		return e, nil
+	}
+	generation := s.trusted.begin()
+	// Stamped before the read is sent: a read that cannot see a change
+	// began before the change committed, so it runs out before the change's
+	// wait does.
+	readAt := time.Now()
+	b := &pgx.Batch{}
+	b.Queue(partnerSelect+` WHERE partner_id = $1`, partnerID)
+	b.Queue(ratesSelect+` WHERE partner_id = $1 ORDER BY effective_at DESC LIMIT $2`, partnerID, maxTrustedRates)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	p, err := scanPartner(br.QueryRow())
+	if err != nil {
+		return trustedPartner{}, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return trustedPartner{}, fmt.Errorf("read rates of %s: %w", partnerID, err)
+	}
+	rates, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Rates, error) { return scanRates(r) })
+	if err != nil {
+		return trustedPartner{}, fmt.Errorf("read rates of %s: %w", partnerID, err)
+	}
+	if err := br.Close(); err != nil {
+		return trustedPartner{}, fmt.Errorf("read partner %s: %w", partnerID, err)
+	}
+	slices.Reverse(rates) // read newest first, for the LIMIT
+	e := trustedPartner{partner: p, rates: rates, readAt: readAt}
+	s.trusted.put(partnerID, e, generation)
+	return e, nil
 }
 
 const ratesSelect = `SELECT version, effective_at, issue_rate::TEXT, reimbursement_rate::TEXT, rate_card, created_at, created_by

@@ -2,14 +2,17 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/testclock"
 )
 
 // A sequencer's step finds the outbox rows it reads and deletes by the
@@ -73,4 +76,73 @@ func TestASequencerStepReadsABloatedOutboxByItsIndexes(t *testing.T) {
 			t.Fatalf("%s: the step's plan is\n%s\nwant %s", tc.name, p, tc.index)
 		}
 	}
+}
+
+// A sequencer numbers a subject's events from the numbers it remembers
+// only while no other process has sequenced since; after another has, it
+// reads them again, so that a subject's numbers run on without a gap or a
+// repeat whichever process numbers them. An event sequenced already and
+// written to the outbox again (a notice a job wrote twice) is left out,
+// by a step written again the careful way.
+func TestASequencerNumbersSubjectsOnAcrossProcessesAndLeavesOutRepeats(t *testing.T) {
+	dbtest.ForEachEngine(t, func(t *testing.T, db *database.DB) {
+		ctx := context.Background()
+		clock := testclock.New(time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC))
+		a, b := NewSequencer(db, clock.Now, "a"), NewSequencer(db, clock.Now, "b")
+		write := func(id uuid.UUID, subject string) {
+			t.Helper()
+			if _, err := db.Pool.Exec(ctx, `INSERT INTO event_outbox (id, type, subject, occurred_at, recorded_at, ordinal, data)
+				VALUES ($1, 'loyalty.points.earned.v1', $2, $3, $3, 1, '{}')`, id, subject, clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Millisecond)
+		}
+		step := func(s *Sequencer, want int) {
+			t.Helper()
+			if n, err := s.Step(ctx, 100); err != nil || n != want {
+				t.Fatalf("%s's step moved %d (%v), want %d", s.holder, n, err, want)
+			}
+		}
+		handOver := func() { clock.Advance(SequencerLease + time.Second) }
+		repeated := uuid.New()
+
+		write(uuid.New(), "m1")
+		write(repeated, "m2")
+		step(a, 2) // m1 1, m2 1
+		handOver()
+		write(uuid.New(), "m1")
+		step(b, 1) // m1 2, by b
+		handOver()
+		write(uuid.New(), "m1")
+		write(uuid.New(), "m2")
+		step(a, 2) // m1 3 (read again: b numbered m1 since), m2 2
+		write(repeated, "m2")
+		write(uuid.New(), "m2")
+		step(a, 2) // the repeat left out; m2 3
+
+		if a.carefulSteps != 1 || b.carefulSteps != 0 {
+			t.Errorf("careful steps: a %d, b %d; want 1 (the repeat), 0", a.carefulSteps, b.carefulSteps)
+		}
+		rows, err := db.Pool.Query(ctx, `SELECT subject, seq, position FROM events ORDER BY position`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+			var subject string
+			var seq, position int64
+			err := r.Scan(&subject, &seq, &position)
+			return fmt.Sprintf("%d:%s/%d", position, subject, seq), err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "[1:m1/1 2:m2/1 3:m1/2 4:m1/3 5:m2/2 6:m2/3]"
+		if fmt.Sprint(got) != want {
+			t.Errorf("events (position:subject/seq) %v, want %s", got, want)
+		}
+		var waiting int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM event_outbox`).Scan(&waiting); err != nil || waiting != 0 {
+			t.Errorf("%d rows left in the outbox (%v), want none: the repeat is deleted with the step", waiting, err)
+		}
+	})
 }

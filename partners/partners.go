@@ -53,8 +53,10 @@ const (
 	maxRateDecimals = 8
 	// RateLead is how far ahead of now a new rate version must start: a
 	// rate change never reprices a transaction already recorded or in
-	// flight.
-	RateLead = time.Second
+	// flight, and every process has read the new version before it starts
+	// (a process prices by what it read of the rates up to TrustFor ago;
+	// SetRates answers after changeWait).
+	RateLead = 2 * TrustFor
 	// MaxRatesAheadYears bounds how far ahead a rate version may start:
 	// each starts after the last, so one set for 9999 would be the last.
 	MaxRatesAheadYears = 2

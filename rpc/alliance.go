@@ -44,8 +44,9 @@ func scope(ctx context.Context) (string, error) {
 	return id, nil
 }
 
-// writableScope is the caller's partner, checked to be active now: one
-// single-row read per write, so a suspension applies from the next call.
+// writableScope is the caller's partner, checked to be active: read at
+// most once a second per partner and process (partners.TrustFor), so a
+// suspension applies everywhere once SuspendPartner has answered.
 func (s allianceService) writableScope(ctx context.Context, proc string) (partners.Partner, error) {
 	partnerID, err := scope(ctx)
 	if err != nil {

@@ -112,10 +112,13 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
-# The service's throughput over Connect (HTTP/2 without TLS) against the
-# same machine's raw-SQL figure, on a fresh PostgreSQL with fsync on:
-# baseline spread, service spread, baseline hot, service hot, then
-# ledger.Verify. Each phase lasts BENCH_DURATION (make bench BENCH_DURATION=10s).
+# The service's throughput over Connect (protobuf, HTTP/2 without TLS)
+# against the same machine's raw-SQL figure, on a fresh PostgreSQL with
+# fsync on: each service phase twice, each after a baseline of its mode
+# (spread and hot on members who have had a first stay, a first-stay phase
+# on members enrolled for it, spread paced at half its peak), then
+# ledger.Verify and the targets of issue 22, met or not. Each of the 14
+# phases lasts BENCH_DURATION (make bench BENCH_DURATION=10s).
 # Rows are appended to bin/bench.csv.
 BENCH_DURATION ?= 20s
 bench: deps postgres

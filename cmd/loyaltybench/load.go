@@ -50,6 +50,14 @@ const (
 	// loyaltyd's pool (16 connections), so that the setup leaves
 	// connections to other callers of a shared server.
 	enrolParallel = 8
+	// warmUpBatch and warmUpParallel are the warm-up's RecordStays calls:
+	// stays per call and calls in flight, as stayimport sends them (about
+	// 1,300 to 1,700 stays/s here, against 300 to 500 one call at a time).
+	warmUpBatch    = 500
+	warmUpParallel = 2
+	// warmUpAttempts bounds the calls of one warm-up batch whose stays
+	// were not recorded for now (unavailable, aborted, deadline exceeded).
+	warmUpAttempts = 5
 )
 
 var opKinds = []string{kindStay, kindRedeem, kindGuarantee, kindGet}
@@ -117,17 +125,22 @@ const maxRate = 100_000
 
 // runConfig is one load run against the service.
 type runConfig struct {
-	URL        string
-	Key        string // admin API key
-	Clients    int
-	Duration   time.Duration // 0: until Count
-	Count      int64         // operations; 0: until Duration
-	Members    int
-	Mix        mix
-	Dist       string // "uniform" or "zipf"
-	Duplicates float64
-	Mode       string // "spread" or "hot"
-	Seed       uint64
+	URL      string
+	Key      string // admin API key
+	Clients  int
+	Duration time.Duration // 0: until Count
+	Count    int64         // operations; 0: until Duration
+	Members  int
+	// MemberNumbers, when set, are members enrolled before the run, each
+	// with a first stay already (steadyMembers): the setup enrols none,
+	// and the run's stays are a running programme's, not first stays.
+	// Members is then ignored.
+	MemberNumbers []string
+	Mix           mix
+	Dist          string // "uniform" or "zipf"
+	Duplicates    float64
+	Mode          string // "spread" or "hot"
+	Seed          uint64
 	// Rate paces the operations: at most this many start per second, all
 	// clients together (0: each client as fast as the service answers).
 	// Latency then shows the service below its peak.
@@ -161,7 +174,7 @@ func (cfg *runConfig) check() error {
 		return errors.New("-key is required (or LOYALTY_KEY): an admin API key")
 	case cfg.Clients < 1:
 		return errors.New("-clients must be at least 1")
-	case cfg.Members < 1:
+	case cfg.Members < 1 && len(cfg.MemberNumbers) == 0:
 		return errors.New("-members must be at least 1")
 	case cfg.Duration <= 0 && cfg.Count <= 0:
 		return errors.New("give -duration or -count")
@@ -238,7 +251,7 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 		progress = io.Discard
 	}
 	rep := &report{Target: targetService, Mode: cfg.Mode, Clients: cfg.Clients, Retries: -1, Rate: cfg.Rate,
-		KeyPrefix: fmt.Sprintf("lb-%08x-", rand.Uint32())}
+		KeyPrefix: fmt.Sprintf("lb-%08x-", rand.Uint32()), FirstStay: len(cfg.MemberNumbers) == 0}
 
 	setupStart := time.Now()
 	var httpClients []*http.Client
@@ -257,9 +270,11 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 	if err != nil {
 		return nil, err
 	}
-	members, err := enrolMembers(ctx, setupAPI, cfg.Members, enrolParallel, rep.KeyPrefix, cfg.RequestTimeout)
-	if err != nil {
-		return nil, err
+	members := cfg.MemberNumbers
+	if len(members) == 0 {
+		if members, err = enrolMembers(ctx, setupAPI, cfg.Members, enrolParallel, rep.KeyPrefix, cfg.RequestTimeout); err != nil {
+			return nil, err
+		}
 	}
 	now := cfg.Now
 	if now == nil {
@@ -275,7 +290,13 @@ func runLoad(ctx context.Context, cfg runConfig, httpClient func() *http.Client)
 		partner = &p
 	}
 	rep.Setup = time.Since(setupStart)
-	fmt.Fprintf(progress, "setup: %d properties, %d members enrolled in %s\n", len(properties), len(members), rep.Setup.Round(time.Millisecond))
+	if rep.FirstStay {
+		fmt.Fprintf(progress, "setup: %d properties, %d members enrolled (no stay yet: most stays are first stays) in %s\n",
+			len(properties), len(members), rep.Setup.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(progress, "setup: %d properties in %s; %d members enrolled before, each with a first stay (steady state)\n",
+			len(properties), rep.Setup.Round(time.Millisecond), len(members))
+	}
 	if cfg.AfterSetup != nil {
 		if err := cfg.AfterSetup(ctx); err != nil {
 			return nil, fmt.Errorf("after the setup: %w", err)
@@ -492,6 +513,130 @@ func enrolMembers(ctx context.Context, a api, n, parallel int, prefix string, ti
 		return nil, err
 	}
 	return numbers, nil
+}
+
+// steadyMembers enrols n members and records one past stay for each,
+// through RecordStays, so that a phase that uses them (runConfig.
+// MemberNumbers) measures the stays of a running programme: a member's
+// first stay also claims it (first_stay_claims) and earns the first-stay
+// bonus, which a phase of fresh members pays on most of its stays. The
+// stays are drawn as the load draws its own: 1 to 3 nights at 150.00 to
+// 800.00 CNY at one of the spread hotels, in the past year.
+func steadyMembers(ctx context.Context, a api, n, parallel int, prefix string, now time.Time, seed uint64, timeout time.Duration) ([]string, error) {
+	properties, err := putProperties(ctx, a, modeSpread, prefix)
+	if err != nil {
+		return nil, err
+	}
+	members, err := enrolMembers(ctx, a, n, parallel, prefix, timeout)
+	if err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0))
+	dates := newStayDates(now)
+	stays := make([]*loyaltyv1.RecordStayRequest, len(members))
+	for i, number := range members {
+		nights := 1 + rng.IntN(3)
+		arrival := dates.first.AddDate(0, 0, rng.IntN(dates.days))
+		req := &loyaltyv1.RecordStayRequest{
+			IdempotencyKey: fmt.Sprintf("%swarm-%d", prefix, i),
+			MemberNumber:   number,
+			PropertyId:     properties[rng.IntN(len(properties))],
+			StayId:         fmt.Sprintf("W%s%d", prefix, i),
+			ArrivalDate:    arrival.Format(time.DateOnly),
+			DepartureDate:  arrival.AddDate(0, 0, nights).Format(time.DateOnly),
+			Channel:        spreadChannels[rng.IntN(len(spreadChannels))],
+		}
+		for range nights {
+			cents := 15000 + rng.IntN(65001)
+			req.Nights = append(req.Nights, &loyaltyv1.StayNight{
+				RoomCharge: &loyaltyv1.Money{CurrencyCode: "CNY", Amount: fmt.Sprintf("%d.%02d", cents/100, cents%100)}})
+		}
+		stays[i] = req
+	}
+	if err := recordWarmUp(ctx, a, stays, timeout); err != nil {
+		return nil, err
+	}
+	return members, nil
+}
+
+// recordWarmUp records the stays in RecordStays calls of warmUpBatch,
+// warmUpParallel in flight, and fails unless every one is recorded. A
+// call whose stays were not recorded for now is sent again as it was (the
+// keys make that safe), warmUpAttempts times at most.
+func recordWarmUp(ctx context.Context, a api, stays []*loyaltyv1.RecordStayRequest, timeout time.Duration) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := (len(stays) + warmUpBatch - 1) / warmUpBatch
+	for range min(warmUpParallel, batches) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				b := int(next.Add(1) - 1)
+				if b >= batches {
+					return
+				}
+				batch := stays[b*warmUpBatch : min((b+1)*warmUpBatch, len(stays))]
+				if err := recordWarmUpBatch(ctx, a, batch, timeout); err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+func recordWarmUpBatch(ctx context.Context, a api, batch []*loyaltyv1.RecordStayRequest, timeout time.Duration) error {
+	for attempt := 1; ; attempt++ {
+		rctx, cancel := context.WithTimeout(ctx, timeout)
+		res, err := a.booking.RecordStays(rctx, connect.NewRequest(&loyaltyv1.RecordStaysRequest{Stays: batch}))
+		cancel()
+		again := connect.CodeOf(err) == connect.CodeUnavailable
+		if err != nil && !again {
+			return fmt.Errorf("warm-up: record %d stays: %w", len(batch), err)
+		}
+		if err == nil {
+			if len(res.Msg.GetResults()) != len(batch) {
+				return fmt.Errorf("warm-up: %d results for %d stays", len(res.Msg.GetResults()), len(batch))
+			}
+			// Results come in the request's order, one per stay.
+			for i, r := range res.Msg.GetResults() {
+				if r.GetStatus() == loyaltyv1.StayRowStatus_STAY_ROW_STATUS_RECORDED {
+					continue
+				}
+				switch code := r.GetError().GetCode(); code {
+				case "unavailable", "aborted", "deadline_exceeded":
+					again = true
+				default:
+					return fmt.Errorf("warm-up: stay %s of member %s: %s (%s: %s)", batch[i].GetStayId(),
+						batch[i].GetMemberNumber(), r.GetStatus(), code, r.GetError().GetMessage())
+				}
+			}
+			if !again {
+				return nil
+			}
+		}
+		if attempt == warmUpAttempts {
+			return fmt.Errorf("warm-up: %d stays not recorded after %d calls (last: %v)", len(batch), attempt, err)
+		}
+		select {
+		case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // stayDates are the arrival dates stays are drawn from: the year up to

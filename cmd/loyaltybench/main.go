@@ -3,7 +3,7 @@
 //	loyaltybench [flags]           drive a running loyaltyd over Connect (HTTP/2 without TLS)
 //	loyaltybench -verify ...       run ledger.Verify on the service's database
 //	loyaltybench baseline [flags]  the same hardware's raw-SQL figure: two-posting transfers
-//	loyaltybench run-all [flags]   PostgreSQL + loyaltyd + all four phases + verification (make bench)
+//	loyaltybench run-all [flags]   PostgreSQL + loyaltyd + every phase, twice + verification + targets (make bench)
 //	loyaltybench events-ab [flags] service phases with the event pipeline off and on, alternating (make bench-events)
 //
 // The load generator enrols its members and creates its hotels, then runs

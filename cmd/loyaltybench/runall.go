@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"strconv"
@@ -31,8 +32,9 @@ const (
 )
 
 // runAllCommand is make bench: a fresh PostgreSQL (fsync on), loyaltyd on
-// it, the four phases back to back, the ledger's verification, the table,
-// the ratios and the CSV.
+// it, the steady members, the phases of runAllPhases back to back, the
+// ledger's verification, the tables, the ratios, the targets of issue 22
+// and the CSV.
 func runAllCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("loyaltybench run-all", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -50,11 +52,26 @@ func runAllCommand(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprint(fs.Output(), `Usage: loyaltybench run-all -loyaltyd bin/loyaltyd [flags]
 
 Starts a private PostgreSQL (fsync on) in a temporary directory, starts
-loyaltyd on it, then runs back to back: baseline spread, service spread,
-baseline hot, service hot (each -duration, default $BENCH_DURATION or 20s),
-checks that every acknowledged write is in the ledger, runs ledger.Verify,
-stops loyaltyd (SIGTERM) and PostgreSQL, prints the table and the ratios,
-and appends the rows to -csv. Exits 1 on any discrepancy.
+loyaltyd on it, enrols -members steady members and records one past stay
+for each (RecordStays), then runs back to back, each phase -duration
+(default $BENCH_DURATION or 20s):
+
+  baseline spread, service spread, service half-peak      (run 1)
+  baseline spread, service spread, service half-peak      (run 2)
+  baseline spread, service first-stay                     (run 1)
+  baseline spread, service first-stay                     (run 2)
+  baseline hot, service hot                               (run 1)
+  baseline hot, service hot                               (run 2)
+
+Service spread and hot use the steady members (steady state: no first
+stays); first-stay enrols -members new members for the phase, so that most
+of its stays are first stays; half-peak is service spread paced at half
+the operations/s its run's service spread reached. Before each phase the
+event pipeline catches up and PostgreSQL checkpoints. Then it checks that
+every acknowledged write is in the ledger, runs ledger.Verify, stops
+loyaltyd (SIGTERM) and PostgreSQL, prints the tables, the ratios and the
+targets of issue 22 (met or not), and appends the rows to -csv. Exits 1 on
+any discrepancy.
 
 Flags:
 `)
@@ -127,30 +144,36 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 	}
 	defer pool.Close()
 
-	// (c) The phases. The third runs the service in spread mode again,
-	// paced to half the operations/s the second reached: the latency the
-	// service gives when it is not the bottleneck.
-	type phase struct {
-		target, mode string
-		halfPeak     bool
+	// (c) The steady members: enrolled, with one stay each, before any
+	// phase, so that the steady phases measure a running programme.
+	steadyStart := time.Now()
+	steady, err := steadyMembers(ctx, newAPI(h2cClients(srv.url)(), srv.url, srv.key), lf.members, steadySetupParallel,
+		fmt.Sprintf("steady-%08x-", rand.Uint32()), time.Now(), lf.seed, time.Minute)
+	if err != nil {
+		return fmt.Errorf("the steady members: %w", err)
 	}
-	phases := []phase{{targetBaseline, modeSpread, false}, {targetService, modeSpread, false}, {targetService, modeSpread, true},
-		{targetBaseline, modeHot, false}, {targetService, modeHot, false}}
+	fmt.Fprintf(stdout, "steady members: %d enrolled, each with one past stay (RecordStays of %d, %d in flight), in %s\n",
+		len(steady), warmUpBatch, warmUpParallel, time.Since(steadyStart).Round(time.Millisecond))
+	fmt.Fprintln(stdout, "load clients: Connect protocol, protobuf binary, HTTP/2 without TLS (prior knowledge), one connection each")
+
+	// (d) The phases.
+	phases := runAllPhases()
 	var reports []*report
-	var peakOps float64 // operations/s of the unpaced service spread phase
+	peakOps := map[int]float64{} // operations/s of each run's steady spread phase
 	failed := false
 	for i, ph := range phases {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		fmt.Fprintf(stdout, "\n--- phase %d/%d: %s, %s mode, %d clients, %s ---\n", i+1, len(phases), ph.target, ph.mode, lf.clients, lf.duration)
-		// Each phase starts from a clean checkpoint, so that none pays for
-		// the previous one's dirty pages.
-		if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
-			return fmt.Errorf("checkpoint: %w", err)
-		}
+		fmt.Fprintf(stdout, "\n--- phase %d/%d: %s #%d, %s mode, %d clients, %s ---\n", i+1, len(phases), ph.name(), ph.run, ph.mode, lf.clients, lf.duration)
 		var rep *report
 		if ph.target == targetBaseline {
+			// Each phase starts from a caught-up event pipeline and a
+			// clean checkpoint, so that none pays for the previous one's
+			// events or dirty pages.
+			if err := settle(ctx, pool, hooks != nil, stdout); err != nil {
+				return err
+			}
 			rep, err = runBaseline(ctx, baselineConfig{Clients: lf.clients, Duration: lf.duration, Count: lf.count,
 				Mode: ph.mode, Accounts: accounts, Seed: lf.seed, PostgresPID: pg.PID()}, pool)
 		} else {
@@ -158,12 +181,19 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			if cerr != nil {
 				return cerr
 			}
+			if !ph.firstStay {
+				cfg.MemberNumbers = steady
+			}
+			// The setup's own writes (a first-stay phase's enrolments) are
+			// not the phase's: settle after it.
+			cfg.AfterSetup = func(ctx context.Context) error { return settle(ctx, pool, hooks != nil, stdout) }
 			if ph.halfPeak {
-				if peakOps <= 0 {
-					return errors.New("the half-peak phase needs the unpaced service phase before it")
+				peak := peakOps[ph.run]
+				if peak <= 0 {
+					return fmt.Errorf("the half-peak phase #%d needs the steady spread phase #%d before it", ph.run, ph.run)
 				}
-				cfg.Rate = peakOps / 2
-				fmt.Fprintf(stdout, "paced to %.0f operations/s, half the %.0f/s of the unpaced phase\n", cfg.Rate, peakOps)
+				cfg.Rate = peak / 2
+				fmt.Fprintf(stdout, "paced to %.0f operations/s, half the %.0f/s of steady spread #%d\n", cfg.Rate, peak, ph.run)
 			}
 			var backlogAge func() (float64, float64)
 			if hooks != nil {
@@ -174,8 +204,8 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			if backlogAge != nil {
 				largestAge, lastAge = backlogAge()
 			}
-			if err == nil && !ph.halfPeak && ph.mode == modeSpread && rep.Elapsed > 0 {
-				peakOps = float64(rep.Ops) / rep.Elapsed.Seconds()
+			if err == nil && !ph.halfPeak && !ph.firstStay && ph.mode == modeSpread && rep.Elapsed > 0 {
+				peakOps[ph.run] = float64(rep.Ops) / rep.Elapsed.Seconds()
 			}
 			if err == nil {
 				rep.Events = onOff(events)
@@ -194,7 +224,11 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 			}
 		}
 		if err != nil {
-			return fmt.Errorf("phase %d (%s %s): %w", i+1, ph.target, ph.mode, err)
+			return fmt.Errorf("phase %d (%s #%d): %w", i+1, ph.name(), ph.run, err)
+		}
+		rep.Run = ph.run
+		if ph.target == targetService && rep.FirstStay != ph.firstStay {
+			return fmt.Errorf("phase %d (%s #%d) ran with first stays %t", i+1, ph.name(), ph.run, rep.FirstStay)
 		}
 		rep.print(stdout)
 		if len(rep.Problems) > 0 || rep.Mismatches > 0 {
@@ -203,7 +237,7 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 		reports = append(reports, rep)
 	}
 
-	// (d) The ledger's own verification, on the same database.
+	// (e) The ledger's own verification, on the same database.
 	found, err := verifyLedger(ctx, dbURL)
 	if err != nil {
 		return fmt.Errorf("verify the ledger: %w", err)
@@ -216,45 +250,23 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 		failed = true
 	}
 
-	// (e) Stop loyaltyd (PostgreSQL stops on return).
+	// (f) Stop loyaltyd (PostgreSQL stops on return).
 	if err := srv.stop(); err != nil {
 		fmt.Fprintf(stdout, "WARNING: loyaltyd did not stop cleanly: %v\n", err)
 	} else {
 		fmt.Fprintln(stdout, "loyaltyd stopped cleanly (SIGTERM)")
 	}
 
-	// (f) The table, the ratios, the CSV.
+	// (g) The table, the ratios, the targets, the CSV.
 	fmt.Fprintf(stdout, "\n== Summary ==\n")
 	fmt.Fprintln(stdout, "committed/s: service = write requests committed for the first time per second, baseline = transfers per second")
 	fmt.Fprintln(stdout, "latency: service = first-time write operations (stay, redeem, guarantee place+release; refusals included), baseline = transfers")
+	fmt.Fprintln(stdout, "spread and hot: members who have had a first stay (steady state); first-stay: members enrolled for the phase, most stays their first")
 	printSummary(stdout, reports)
-	byPhase := func(target, mode string) *report {
-		for _, r := range reports {
-			if r.Target == target && r.Mode == mode && r.Rate == 0 {
-				return r
-			}
-		}
-		return nil
-	}
-	ratio := func(a, b *report) string {
-		if a == nil || b == nil || b.committedPerSecond() == 0 {
-			return "n/a"
-		}
-		return fmt.Sprintf("%.3f", a.committedPerSecond()/b.committedPerSecond())
-	}
 	printCPUSummary(stdout, reports)
-	fmt.Fprintf(stdout, "\nservice/baseline (spread) = %s\n", ratio(byPhase(targetService, modeSpread), byPhase(targetBaseline, modeSpread)))
-	if cpu, busy, ok := cpuRatios(byPhase(targetService, modeSpread), byPhase(targetBaseline, modeSpread)); ok {
-		fmt.Fprintf(stdout, "  = cores busy %.3f / CPU per committed %.3f (service/baseline): each committed write costs %.2fx a transfer's CPU\n",
-			busy, cpu, cpu)
-	}
-	fmt.Fprintf(stdout, "hot/spread (service)      = %s\n", ratio(byPhase(targetService, modeHot), byPhase(targetService, modeSpread)))
-	fmt.Fprintf(stdout, "hot/spread (baseline)     = %s\n", ratio(byPhase(targetBaseline, modeHot), byPhase(targetBaseline, modeSpread)))
-	for _, r := range reports {
-		if r.Target == targetService && r.Rate > 0 {
-			fmt.Fprintf(stdout, "p99 at half the peak (service %s) = %s ms (target 25 ms)\n", r.modeText(), ms(r.headline().percentile(.99)))
-		}
-	}
+	printRatios(stdout, reports)
+	printTargets(stdout, targetRows(reports, runChecks{ledgerDiscrepancies: len(found)}))
+	fmt.Fprintf(stdout, "run-all took %s\n", time.Since(startedAt).Round(time.Second))
 	if lf.csv != "" {
 		if err := saveCSV(stdout, lf.csv, startedAt, reports); err != nil {
 			return err
@@ -263,6 +275,83 @@ func runAll(ctx context.Context, lf loadFlags, bin string, accounts int, events 
 	if failed {
 		return errors.New("the run found problems (see INVARIANT VIOLATED, replay mismatches or LEDGER DISCREPANCY above)")
 	}
+	return nil
+}
+
+// steadySetupParallel is how many enrolments the steady members' setup
+// has in flight: loyaltyd's whole pool, as nothing else calls run-all's
+// private server then.
+const steadySetupParallel = 16
+
+// settleTimeout bounds the wait for the event pipeline before a phase.
+const settleTimeout = 5 * time.Minute
+
+// phasePlan is one phase of run-all.
+type phasePlan struct {
+	target, mode string
+	// firstStay (service): the phase enrols its own members, so that most
+	// of its stays are first stays; otherwise it uses the steady members.
+	firstStay bool
+	// halfPeak (service): paced at half the operations/s of the steady
+	// spread phase of the same run.
+	halfPeak bool
+	run      int // 1 for the first of the phase's kind, 2 for the second, ...
+}
+
+// name is the phase's kind, as report.phaseName names its report.
+func (p phasePlan) name() string {
+	switch {
+	case p.target == targetService && p.firstStay:
+		return phaseServiceFirst
+	case p.target == targetService && p.halfPeak:
+		return phaseServiceHalfPeak
+	}
+	return p.target + " " + p.mode
+}
+
+// runAllPhases is run-all's order. Each service phase runs twice; each
+// unpaced one right after a baseline of its mode, so that each has its
+// own baseline next to it in time (the machine is shared and drifts); the
+// half-peak phase follows the steady spread phase whose peak paces it.
+func runAllPhases() []phasePlan {
+	var phases []phasePlan
+	baselineRuns := map[string]int{}
+	baseline := func(mode string) phasePlan {
+		baselineRuns[mode]++
+		return phasePlan{target: targetBaseline, mode: mode, run: baselineRuns[mode]}
+	}
+	for run := 1; run <= 2; run++ {
+		phases = append(phases, baseline(modeSpread),
+			phasePlan{target: targetService, mode: modeSpread, run: run},
+			phasePlan{target: targetService, mode: modeSpread, halfPeak: true, run: run})
+	}
+	for run := 1; run <= 2; run++ {
+		phases = append(phases, baseline(modeSpread), phasePlan{target: targetService, mode: modeSpread, firstStay: true, run: run})
+	}
+	for run := 1; run <= 2; run++ {
+		phases = append(phases, baseline(modeHot), phasePlan{target: targetService, mode: modeHot, run: run})
+	}
+	return phases
+}
+
+// settle waits, with events on, until the event pipeline has delivered
+// every event written so far, then checkpoints: the phase that follows
+// carries only its own events and dirty pages.
+func settle(ctx context.Context, pool *pgxpool.Pool, events bool, stdout io.Writer) error {
+	start := time.Now()
+	if events {
+		if err := waitCaughtUp(ctx, pool, settleTimeout); err != nil {
+			return err
+		}
+	}
+	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	what := "checkpoint"
+	if events {
+		what = "events delivered, checkpoint"
+	}
+	fmt.Fprintf(stdout, "settled (%s) in %s\n", what, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

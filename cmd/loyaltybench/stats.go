@@ -89,7 +89,15 @@ type report struct {
 	// server run-all did not start.
 	Events  string
 	Clients int
-	Rate    float64       // operations/s the run was paced to; 0: unpaced
+	Rate    float64 // operations/s the run was paced to; 0: unpaced
+	// FirstStay (service): the run enrolled its members in its setup, so
+	// that most of its stays are members' first stays (each claims it and
+	// earns the first-stay bonus); false when its members had had a stay
+	// before it (steady state, runConfig.MemberNumbers).
+	FirstStay bool
+	// Run is which of run-all's runs of its phase this is (1, 2, ...); 0
+	// outside run-all.
+	Run     int
 	Elapsed time.Duration // of the measured phase, setup excluded
 	Setup   time.Duration
 
@@ -278,14 +286,37 @@ func (r *report) print(w io.Writer) {
 	}
 }
 
-// printSummary writes one line per run, the figures the CSV keeps.
-// modeText is the mode, with the pace of a paced run ("spread@280/s").
+// modeText is the mode, with "first-stay" when most stays are first
+// stays, the pace of a paced run ("spread@280/s") and run-all's run
+// number ("spread #2").
 func (r *report) modeText() string {
-	if r.Rate > 0 {
-		return fmt.Sprintf("%s@%.0f/s", r.Mode, r.Rate)
+	s := r.Mode
+	if r.FirstStay {
+		s += " first-stay"
 	}
-	return r.Mode
+	if r.Rate > 0 {
+		s += fmt.Sprintf("@%.0f/s", r.Rate)
+	}
+	if r.Run > 0 {
+		s += fmt.Sprintf(" #%d", r.Run)
+	}
+	return s
 }
+
+// phaseName names the kind of phase: "baseline spread", "service spread"
+// (steady state when run-all runs it), "service first-stay", "service
+// half-peak", "service hot", ...
+func (r *report) phaseName() string {
+	switch {
+	case r.Target == targetService && r.FirstStay && r.Mode == modeSpread:
+		return r.Target + " first-stay"
+	case r.Target == targetService && r.Rate > 0 && r.Mode == modeSpread:
+		return r.Target + " half-peak"
+	}
+	return r.Target + " " + r.Mode
+}
+
+// printSummary writes one line per run, the figures the CSV keeps.
 
 func printSummary(w io.Writer, reports []*report) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -302,7 +333,11 @@ func printSummary(w io.Writer, reports []*report) {
 
 var csvHeader = []string{"started_at", "target", "mode", "events", "clients", "duration_s", "ops", "committed_tx_per_s",
 	"p50_ms", "p90_ms", "p99_ms", "max_ms", "errors", "retries", "peak_rss_mib",
-	"cpu_postgres_ms", "cpu_server_ms", "cpu_client_ms", "cores_busy"}
+	"cpu_postgres_ms", "cpu_server_ms", "cpu_client_ms", "cores_busy",
+	// Added with the steady-state and first-stay phases: earlier files,
+	// without them, are moved aside (appendCSV); the columns before are
+	// as they were.
+	"phase", "first_stay", "run"}
 
 // appendCSV appends one row per report to path, with a header when the
 // file is new or empty. A file with other columns (from an older
@@ -341,6 +376,7 @@ func appendCSV(path string, started time.Time, reports []*report) (movedTo strin
 			errs, r.retriesText(), r.rssText(),
 			r.cpuCSV(r.cpuParts.postgresPID > 0, r.CPU.Postgres), r.cpuCSV(r.cpuParts.serverPID > 0, r.CPU.Server),
 			r.cpuCSV(true, r.CPU.Client), r.coresBusyCSV(),
+			r.phaseName(), firstStayCSV(r), strconv.Itoa(r.Run),
 		})
 	}
 	w.Flush()
@@ -349,6 +385,15 @@ func appendCSV(path string, started time.Time, reports []*report) (movedTo strin
 		return movedTo, err
 	}
 	return movedTo, f.Close()
+}
+
+// firstStayCSV says whether most stays were first stays (service) or ""
+// (baseline).
+func firstStayCSV(r *report) string {
+	if r.Target != targetService {
+		return ""
+	}
+	return strconv.FormatBool(r.FirstStay)
 }
 
 // saveCSV appends the reports to the CSV file at path and says so on w.

@@ -50,13 +50,8 @@ Flags:
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	var modeList []string
-	switch *modes {
-	case "spread", "hot":
-		modeList = []string{*modes}
-	case "spread,hot", "both":
-		modeList = []string{modeSpread, modeHot}
-	default:
+	modeList, ok := abModes(*modes)
+	if !ok {
 		fmt.Fprintln(stderr, "loyaltybench events-ab: -modes must be spread, hot or spread,hot")
 		return 2
 	}
@@ -64,23 +59,36 @@ Flags:
 		fmt.Fprintln(stderr, "loyaltybench events-ab: -pairs 1 to 10, -webhook-batch 1 to 500, -statements 0 to 50, and a -duration")
 		return 2
 	}
-	if err := eventsAB(ctx, lf, *bin, modeList, *pairs, *batchSize, *statements, stdout, stderr); err != nil {
+	sides := [2]abSide{{name: "off", bin: *bin, events: false}, {name: "on", bin: *bin, events: true}}
+	if err := compareAB(ctx, lf, sides, modeList, *pairs, *batchSize, *statements, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench events-ab: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-// abPhase is one measured phase of events-ab.
+// abSide is one of the two things an A/B comparison alternates: a
+// loyaltyd binary, with its event pipeline on or off.
+type abSide struct {
+	name   string // "off" and "on", or the binary's name
+	bin    string
+	events bool
+}
+
+// abPhase is one measured phase of an A/B comparison.
 type abPhase struct {
 	mode      string
 	pair      int
-	events    bool
+	side      int // 0: A, 1: B
 	perSecond float64
 	cpuMS     float64 // CPU per committed write, all processes; 0 unknown
+	serverMS  float64 // loyaltyd's CPU per committed write; 0 unknown
 }
 
-func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pairs, batchSize, statements int, stdout, stderr io.Writer) (err error) {
+// compareAB runs, on one PostgreSQL, pairs of service phases per mode, one
+// on each side, in alternating order (A, B, B, A, ...), and prints B/A per
+// pair and its median per mode.
+func compareAB(ctx context.Context, lf loadFlags, sides [2]abSide, modes []string, pairs, batchSize, statements int, stdout, stderr io.Writer) (err error) {
 	var settings map[string]string
 	if statements > 0 {
 		settings = statementSettings
@@ -112,15 +120,15 @@ func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pai
 	var phases []abPhase
 	for _, mode := range modes {
 		for pair := range pairs {
-			order := []bool{false, true}
+			order := []int{0, 1}
 			if pair%2 == 1 {
-				order = []bool{true, false}
+				order = []int{1, 0}
 			}
-			for _, events := range order {
+			for _, side := range order {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				srv, err := startServer(ctx, bin, dbURL, events, adminKey, stderr)
+				srv, err := startServer(ctx, sides[side].bin, dbURL, sides[side].events, adminKey, stderr)
 				if err != nil {
 					return err
 				}
@@ -137,7 +145,8 @@ func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pai
 						}
 					}
 				}
-				ph, err := abRun(ctx, lf, mode, pair, events, batchSize, statements, srv, pg.PID(), pool, hooks, &subscribed, stdout)
+				ph, err := abRun(ctx, lf, mode, pair, sides[side], batchSize, statements, srv, pg.PID(), pool, hooks, &subscribed, stdout)
+				ph.side = side
 				if stopErr := srv.stop(); stopErr != nil {
 					fmt.Fprintf(stdout, "WARNING: loyaltyd did not stop cleanly: %v\n", stopErr)
 				}
@@ -149,42 +158,48 @@ func eventsAB(ctx context.Context, lf loadFlags, bin string, modes []string, pai
 		}
 	}
 
-	fmt.Fprintf(stdout, "\n== events off and on, %s phases, %d clients ==\n", lf.duration, lf.clients)
-	fmt.Fprintf(stdout, "%8s %5s %14s %14s %8s %14s %14s\n", "mode", "pair", "off writes/s", "on writes/s", "on/off", "off CPU ms/w", "on CPU ms/w")
+	a, b := sides[0].name, sides[1].name
+	fmt.Fprintf(stdout, "\n== %s and %s, %s phases, %d clients ==\n", a, b, lf.duration, lf.clients)
+	fmt.Fprintf(stdout, "%8s %5s %14s %14s %8s %14s %14s %14s %14s\n", "mode", "pair", a+" writes/s", b+" writes/s", b+"/"+a,
+		a+" CPU ms/w", b+" CPU ms/w", a+" loyaltyd", b+" loyaltyd")
 	for _, mode := range modes {
 		var ratios []float64
 		for pair := range pairs {
-			var off, on abPhase
+			var byside [2]abPhase
 			for _, p := range phases {
 				if p.mode == mode && p.pair == pair {
-					if p.events {
-						on = p
-					} else {
-						off = p
-					}
+					byside[p.side] = p
 				}
 			}
-			ratio := on.perSecond / off.perSecond
+			ratio := byside[1].perSecond / byside[0].perSecond
 			ratios = append(ratios, ratio)
-			fmt.Fprintf(stdout, "%8s %5d %14.1f %14.1f %8.3f %14.2f %14.2f\n", mode, pair+1, off.perSecond, on.perSecond, ratio, off.cpuMS, on.cpuMS)
+			fmt.Fprintf(stdout, "%8s %5d %14.1f %14.1f %8.3f %14.2f %14.2f %14.2f %14.2f\n", mode, pair+1, byside[0].perSecond, byside[1].perSecond, ratio,
+				byside[0].cpuMS, byside[1].cpuMS, byside[0].serverMS, byside[1].serverMS)
 		}
-		slices.Sort(ratios)
-		median := ratios[len(ratios)/2]
-		if len(ratios)%2 == 0 {
-			median = (ratios[len(ratios)/2-1] + ratios[len(ratios)/2]) / 2
-		}
-		fmt.Fprintf(stdout, "%s: on/off median %.3f (a drop of %.1f%%)\n", mode, median, 100*(1-median))
+		median := medianOf(ratios)
+		fmt.Fprintf(stdout, "%s: %s/%s median %.3f (a change of %+.1f%%)\n", mode, b, a, median, 100*(median-1))
 	}
 	fmt.Fprintf(stdout, "webhook deliveries received: %d events in %d requests (%d with a bad signature)\n",
 		hooks.deliveries.Load(), hooks.requests.Load(), hooks.forged.Load())
 	return nil
 }
 
+// medianOf is the median of values (not empty).
+func medianOf(values []float64) float64 {
+	values = slices.Sorted(slices.Values(values))
+	n := len(values)
+	if n%2 == 0 {
+		return (values[n/2-1] + values[n/2]) / 2
+	}
+	return values[n/2]
+}
+
 // abRun runs one phase on srv: with events on, it subscribes the endpoint
 // (once) and waits for the pipeline to catch up first.
-func abRun(ctx context.Context, lf loadFlags, mode string, pair int, events bool, batchSize, statements int, srv *server, postgresPID int,
+func abRun(ctx context.Context, lf loadFlags, mode string, pair int, side abSide, batchSize, statements int, srv *server, postgresPID int,
 	pool *pgxpool.Pool, hooks *receiver, subscribed *bool, stdout io.Writer) (abPhase, error) {
-	fmt.Fprintf(stdout, "\n--- %s mode, pair %d, events %s ---\n", mode, pair+1, onOff(events))
+	events := side.events
+	fmt.Fprintf(stdout, "\n--- %s mode, pair %d, %s (%s, events %s) ---\n", mode, pair+1, side.name, side.bin, onOff(events))
 	if events {
 		if !*subscribed {
 			if err := hooks.subscribe(ctx, srv.url, srv.key, batchSize, h2cClients(srv.url)()); err != nil {
@@ -234,9 +249,10 @@ func abRun(ctx context.Context, lf loadFlags, mode string, pair int, events bool
 			return abPhase{}, err
 		}
 	}
-	ph := abPhase{mode: mode, pair: pair, events: events, perSecond: rep.committedPerSecond()}
+	ph := abPhase{mode: mode, pair: pair, perSecond: rep.committedPerSecond()}
 	if rep.CPUKnown && rep.Committed > 0 {
 		ph.cpuMS = rep.CPU.total().Seconds() * 1000 / float64(rep.Committed)
+		ph.serverMS = rep.CPU.Server.Seconds() * 1000 / float64(rep.Committed)
 	}
 	return ph, nil
 }
@@ -265,4 +281,63 @@ func waitCaughtUp(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) 
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// binariesABCommand measures what a change to loyaltyd costs or saves
+// (a profile-guided build, a setting compiled in): two binaries, A and B,
+// alternated as events-ab alternates the pipeline, with the events on
+// both sides as make bench runs them.
+func binariesABCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loyaltybench binaries-ab", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defaultDuration := 20 * time.Second
+	if d, err := time.ParseDuration(env("BENCH_DURATION", "")); err == nil && d > 0 {
+		defaultDuration = d
+	}
+	var lf loadFlags
+	lf.register(fs, defaultDuration, "")
+	binA := fs.String("a", "", "loyaltyd binary A (the reference)")
+	binB := fs.String("b", "", "loyaltyd binary B (the change)")
+	pairs := fs.Int("pairs", 3, "A/B pairs per mode (1 to 10)")
+	modes := fs.String("modes", "spread,hot", "the modes to measure: spread, hot or both (spread,hot)")
+	events := fs.Bool("events", true, "run both with the event pipeline on and one webhook endpoint")
+	batchSize := fs.Int("webhook-batch", 100, "events per request to the endpoint (1 to 500)")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: loyaltybench binaries-ab -a bin/loyaltyd.before -b bin/loyaltyd [flags]
+
+Starts a private PostgreSQL (fsync on), then for each mode runs -pairs
+pairs of service phases, one on each binary, in alternating order (A, B,
+B, A, ...). Prints committed writes/s, CPU per committed write (all
+processes, and loyaltyd's) of each phase, B/A per pair and its median.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	modeList, ok := abModes(*modes)
+	if !ok || *binA == "" || *binB == "" || *pairs < 1 || *pairs > 10 || *batchSize < 1 || *batchSize > 500 || lf.duration <= 0 {
+		fmt.Fprintln(stderr, "loyaltybench binaries-ab: give -a and -b, -pairs 1 to 10, -modes spread, hot or spread,hot, -webhook-batch 1 to 500, and a -duration")
+		return 2
+	}
+	sides := [2]abSide{{name: "A", bin: *binA, events: *events}, {name: "B", bin: *binB, events: *events}}
+	fmt.Fprintf(stdout, "A is %s, B is %s\n", *binA, *binB)
+	if err := compareAB(ctx, lf, sides, modeList, *pairs, *batchSize, 0, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "loyaltybench binaries-ab: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// abModes reads an A/B command's -modes.
+func abModes(modes string) ([]string, bool) {
+	switch modes {
+	case "spread", "hot":
+		return []string{modes}, true
+	case "spread,hot", "both":
+		return []string{modeSpread, modeHot}, true
+	}
+	return nil, false
 }

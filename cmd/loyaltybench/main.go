@@ -5,6 +5,7 @@
 //	loyaltybench baseline [flags]  the same hardware's raw-SQL figure: two-posting transfers
 //	loyaltybench run-all [flags]   PostgreSQL + loyaltyd + every phase, twice + verification + targets (make bench)
 //	loyaltybench events-ab [flags] service phases with the event pipeline off and on, alternating (make bench-events)
+//	loyaltybench binaries-ab [flags] service phases on two loyaltyd binaries, alternating (a change's effect)
 //
 // The load generator enrols its members and creates its hotels, then runs
 // a mix of stays, redemptions, late-arrival guarantees and member reads
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return runAllCommand(ctx, args[1:], stdout, stderr)
 		case "events-ab":
 			return eventsABCommand(ctx, args[1:], stdout, stderr)
+		case "binaries-ab":
+			return binariesABCommand(ctx, args[1:], stdout, stderr)
 		case "import-ab":
 			return importABCommand(ctx, args[1:], stdout, stderr)
 		}

@@ -94,6 +94,9 @@ func (m Metadata) JSON() json.RawMessage {
 // Decode reads a transaction's metadata; one posted outside the service
 // may carry none, and reads as empty.
 func Decode(raw json.RawMessage) Metadata {
+	if m, ok := decodeFast(raw); ok {
+		return m
+	}
 	var m Metadata
 	_ = json.Unmarshal(raw, &m)
 	return m

@@ -218,7 +218,7 @@ func (s *Service) usedBefore(ctx context.Context, req Request, slot *bookingSlot
 func (s *Service) post(ctx context.Context, req Request, kind ledger.Kind, v programmes.Version, effectiveAt time.Time, postings []ledger.Posting, m txmeta.Metadata, effects ...ledger.Statement) (*ledger.Transaction, error) {
 	txn, err := s.ledger.Post(ctx, ledger.PostRequest{
 		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: kind, EffectiveAt: effectiveAt,
-		Postings: postings, Metadata: m.JSON(), Fingerprint: req.Fingerprint,
+		Postings: postings, Metadata: m.JSON(), Announced: m, Fingerprint: req.Fingerprint,
 		Lots: v.LotPolicy(effectiveAt, kind == ledger.KindEarn || kind == ledger.KindRedeem), Effects: effects,
 	})
 	if err != nil {

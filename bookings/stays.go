@@ -163,7 +163,7 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 		Nights: nights, QualifyingPoints: q.points, TierAfter: string(decision.To)}
 	plan.post = ledger.PostRequest{
 		CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, Kind: ledger.KindEarn, EffectiveAt: completedAt,
-		Postings: postings, Metadata: m.JSON(), Fingerprint: req.Fingerprint, Effects: effects,
+		Postings: postings, Metadata: m.JSON(), Announced: m, Fingerprint: req.Fingerprint, Effects: effects,
 		Lots: v.LotPolicy(completedAt, true),
 	}
 	return plan, nil

@@ -1,8 +1,8 @@
 package events
 
 import (
-	"encoding/json"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -99,11 +99,14 @@ func pointsType(k ledger.Kind) string {
 // after it. It is the ledger's Outbox option. A transaction that moves no
 // member's points (between programme accounts) announces nothing.
 func OfTransaction(txn ledger.Transaction) []ledger.Statement {
-	var meta txmeta.Metadata
-	if len(txn.Metadata) > 0 {
-		// Metadata the service did not write (a test's, a tool's) still
-		// announces the movement, without the explanation.
-		_ = json.Unmarshal(txn.Metadata, &meta)
+	// The writer's own metadata when it gave it (ledger.PostRequest's
+	// Announced); otherwise, or when decoding its JSON could read it
+	// otherwise, the JSON's. Metadata the service did not write (a
+	// test's, a tool's) still announces the movement, without the
+	// explanation.
+	meta, ok := txn.Announced.(txmeta.Metadata)
+	if !ok || !sameDecoded(meta) {
+		meta = txmeta.Decode(txn.Metadata)
 	}
 	kind := meta.Kind
 	if kind == "" {
@@ -113,53 +116,81 @@ func OfTransaction(txn ledger.Transaction) []ledger.Statement {
 		kind = "guarantee_capture"
 	}
 	var breakdown []BreakdownLine
-	for i, l := range meta.Breakdown {
-		if i == MaxBreakdownLines {
-			break
+	if n := min(len(meta.Breakdown), MaxBreakdownLines); n > 0 {
+		breakdown = make([]BreakdownLine, n)
+		for i, l := range meta.Breakdown[:n] {
+			breakdown[i] = BreakdownLine{Rule: clipTo(l.Rule, maxNameBytes), Points: l.Points, HeldPoints: l.HeldPoints}
 		}
-		breakdown = append(breakdown, BreakdownLine{Rule: clipTo(l.Rule, maxNameBytes), Points: l.Points, HeldPoints: l.HeldPoints})
 	}
-	moved := map[string]int64{}
-	var order []string
+	// The members' accounts in the order the postings first name them,
+	// and what each moved: a transaction has a few postings.
+	type move struct {
+		account, member string
+		points          int64
+	}
+	var moved []move
+postings:
 	for _, p := range txn.Postings {
-		if _, ok := programme.MemberOfAccount(p.Account); !ok {
-			continue
+		for i := range moved {
+			if moved[i].account == p.Account {
+				moved[i].points += p.Amount
+				continue postings
+			}
 		}
-		if _, seen := moved[p.Account]; !seen {
-			order = append(order, p.Account)
+		if member, ok := programme.MemberOfAccount(p.Account); ok {
+			moved = append(moved, move{account: p.Account, member: member, points: p.Amount})
 		}
-		moved[p.Account] += p.Amount
 	}
-	var out []ledger.Statement
-	for _, account := range order {
-		member, _ := programme.MemberOfAccount(account)
-		typ := pointsType(txn.Kind)
-		source, reward := sourceOf(txn.Postings, account)
+	if len(moved) == 0 {
+		return nil
+	}
+	out := make([]ledger.Statement, 0, len(moved))
+	id, typ, effectiveAt := txn.ID.String(), pointsType(txn.Kind), txn.EffectiveAt.UTC().Format(timeLayout)
+	for _, mv := range moved {
+		source, reward := sourceOf(txn.Postings, mv.account)
 		// Every text comes from the transaction's metadata, which any
 		// writer of the ledger may fill (up to ledger.MaxMetadataBytes):
 		// each is bounded, so that the data always fits in MaxDataBytes.
-		d := PointsData{TransactionID: txn.ID.String(), MemberNumber: member, Kind: clipTo(kind, maxNameBytes), Points: moved[account],
+		d := PointsData{TransactionID: id, MemberNumber: mv.member, Kind: clipTo(kind, maxNameBytes), Points: mv.points,
 			Source: source, Reward: clipTo(reward, maxNameBytes), Description: clip(meta.Description), Reason: clip(meta.Reason),
 			PropertyID: clipTo(meta.PropertyID, maxNameBytes), StayID: clipTo(meta.StayID, maxNameBytes), PartnerID: clipTo(meta.PartnerID, maxNameBytes),
 			CorrectsTransactionID: clipTo(meta.Corrects, maxNameBytes), CorrectedByTransactionID: clipTo(meta.CorrectedBy, maxNameBytes),
 			ProgrammeVersion: meta.ProgrammeVersion, Breakdown: breakdown,
 			RateVersion: meta.RateVersion, Money: clipTo(meta.Money, maxNameBytes), Currency: clipTo(meta.Currency, maxNameBytes),
-			EffectiveAt: txn.EffectiveAt.UTC().Format(timeLayout)}
+			EffectiveAt: effectiveAt}
 		if txn.ReversesID != uuid.Nil {
 			d.ReversesTransactionID = txn.ReversesID.String()
 		}
 		for _, b := range txn.BalancesAfter {
-			if b.Account == account {
+			if b.Account == mv.account {
 				d.BalanceAfter = BalanceAfter{Posted: b.Posted, Held: b.Held, Available: b.Available}
 			}
 		}
 		out = append(out, Row(Record{
-			ID: NewID(typ, txn.ID.String(), member), Type: typ, Subject: member,
+			ID: NewID(typ, id, mv.member), Type: typ, Subject: mv.member,
 			OccurredAt: txn.EffectiveAt, RecordedAt: txn.RecordedAt,
 			PartnerID: d.PartnerID, PropertyID: d.PropertyID, TransactionID: txn.ID, Data: d,
 		}))
 	}
 	return out
+}
+
+// sameDecoded says whether the texts of m that an announcement copies
+// read the same from m's JSON: they do unless one is not UTF-8, which
+// encoding/json writes as U+FFFD.
+func sameDecoded(m txmeta.Metadata) bool {
+	for _, s := range [...]string{m.Kind, m.Description, m.Reason, m.PropertyID, m.StayID, m.PartnerID,
+		m.Corrects, m.CorrectedBy, m.Money, m.Currency} {
+		if !utf8.ValidString(s) {
+			return false
+		}
+	}
+	for _, l := range m.Breakdown[:min(len(m.Breakdown), MaxBreakdownLines)] {
+		if !utf8.ValidString(l.Rule) {
+			return false
+		}
+	}
+	return true
 }
 
 // sources name the programme accounts on the other side of a member's

@@ -443,7 +443,9 @@ func (l *Ledger) writeGroupTx(ctx context.Context, tx *database.BatchTx, jobs []
 	b.Queue(postText, postArgs...)
 	var all []Statement
 	for _, j := range written {
-		for _, e := range l.announce(j.txn, j.req.Effects) {
+		announced := j.txn
+		announced.Announced = j.req.Announced
+		for _, e := range l.announce(announced, j.req.Effects) {
 			all = append(all, e.forTransaction(j.txn))
 		}
 	}

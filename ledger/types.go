@@ -111,6 +111,12 @@ type PostRequest struct {
 	// Metadata is a JSON object kept with the transaction, such as the
 	// calculation breakdown. Optional; at most MaxMetadataBytes.
 	Metadata json.RawMessage
+	// Announced, when set, is Metadata as its writer had it before
+	// encoding it (the service's own type): the ledger neither reads nor
+	// keeps it, and gives it to the Outbox option with the transaction
+	// (Transaction.Announced), so that the announcement need not decode
+	// what was just encoded. It must be what Metadata decodes to.
+	Announced any
 	// Effects are the service's own writes that must commit with this
 	// transaction or not at all, such as a tier upgrade the transaction
 	// earns. They run after the transaction is recorded, in the same
@@ -254,6 +260,10 @@ type Transaction struct {
 	// Lots are the moves the transaction made to the lots of accounts that
 	// track them: the lots it opened, drew and gave back.
 	Lots []LotMove
+	// Announced is PostRequest.Announced on the transaction the Outbox
+	// option is given, and nil on every other: a transaction returned or
+	// read never carries it.
+	Announced any
 }
 
 // Balance is an account's balance on its normal side.

@@ -138,29 +138,42 @@ func (e ClaimEvent) record(c Claim, id uuid.UUID, recordedAt time.Time) events.R
 // nothing, when the booking has such an outcome already.
 func ClaimWith(c Claim, e ClaimEvent) ledger.Statement {
 	id := uuid.New()
-	args := []any{id, c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey}
-	// The event's values but its recorded time and transaction (8) follow
-	// the claim's; the transaction's id, effective and recorded times come
-	// last (WithTransaction). The event occurs at the claim's business
-	// time.
-	txn := len(args) + 8 + 1
+	args := make([]any, 0, claimParameters+claimEventParameters)
+	args = append(args, id, c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey)
 	recorded := c.EffectiveAt // the transaction's, in SQL: r needs a value
-	insert, eventArgs := events.InsertSelect(e.record(c, id, recorded), len(args)+1, events.Fill{
-		RecordedAt:    fmt.Sprintf("$%d::TIMESTAMPTZ", txn+2),
-		TransactionID: fmt.Sprintf("$%d::UUID", txn), Data: fmt.Sprintf("jsonb_build_object('transaction_id', $%d::UUID::TEXT)", txn),
-	}, "claimed")
-	if len(args)+len(eventArgs)+1 != txn {
+	insert, eventArgs := events.InsertSelect(e.record(c, id, recorded), claimParameters+1, claimFill, "claimed")
+	if len(eventArgs) != claimEventParameters {
 		panic("bookings: the parameters of a claim's event are miscounted")
 	}
 	return ledger.Statement{
-		SQL: fmt.Sprintf(`WITH claimed AS (
-				INSERT INTO `+insertColumns+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $%d, $%d, $%d) RETURNING id)
-			`, txn, txn+1, txn+2) + insert,
+		SQL:             claimWithHead + insert,
 		Args:            append(args, eventArgs...),
 		WithTransaction: true,
 		Conflict:        &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome},
 	}
 }
+
+// The parameters of ClaimWith's statement: the claim's 8, then its
+// event's values but its recorded time and transaction (8), then the
+// transaction's id, effective and recorded times (WithTransaction), from
+// claimTransaction. The event occurs at the claim's business time. All
+// are the same for every claim: its SQL is put together once.
+const (
+	claimParameters      = 8
+	claimEventParameters = 8
+	claimTransaction     = claimParameters + claimEventParameters + 1
+)
+
+var (
+	claimFill = events.Fill{
+		RecordedAt:    fmt.Sprintf("$%d::TIMESTAMPTZ", claimTransaction+2),
+		TransactionID: fmt.Sprintf("$%d::UUID", claimTransaction),
+		Data:          fmt.Sprintf("jsonb_build_object('transaction_id', $%d::UUID::TEXT)", claimTransaction),
+	}
+	claimWithHead = fmt.Sprintf(`WITH claimed AS (
+				INSERT INTO `+insertColumns+` VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $%d, $%d, $%d) RETURNING id)
+			`, claimTransaction, claimTransaction+1, claimTransaction+2)
+)
 
 // Released is what the event of a booking freed by a reversal says:
 // whose booking, where, the points the reversal moves, and why.

@@ -22,8 +22,11 @@
 package events
 
 import (
+	"bytes"
+	"crypto/sha1"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -117,11 +120,20 @@ var eventNamespace = uuid.MustParse("6f1c2a8e-3d0b-4c55-9a61-2f7f0c8b9e10")
 // (a transaction id, a member number and a version, ...): the same fact
 // gives the same id, whoever writes it and however often.
 func NewID(typ string, parts ...string) uuid.UUID {
-	name := typ
+	// uuid.NewSHA1(eventNamespace, typ + "\x00" + each part), hashed from
+	// one buffer (on the stack for the usual few short parts) and not
+	// through a hash.Hash: every event of every write is named here.
+	var buf [256]byte
+	b := append(append(buf[:0], eventNamespace[:]...), typ...)
 	for _, p := range parts {
-		name += "\x00" + p
+		b = append(append(b, 0), p...)
 	}
-	return uuid.NewSHA1(eventNamespace, []byte(name))
+	sum := sha1.Sum(b)
+	var id uuid.UUID
+	copy(id[:], sum[:])
+	id[6] = id[6]&0x0f | 5<<4 // version 5: SHA-1
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id
 }
 
 // outboxInto is the outbox's row as a ledger.Statement inserts it.
@@ -146,7 +158,7 @@ func Row(r Record) ledger.Statement {
 	if r.ID == uuid.Nil || !KnownType(r.Type) || r.Subject == "" || r.OccurredAt.IsZero() || r.RecordedAt.IsZero() {
 		panic(fmt.Sprintf("events: incomplete record %+v", r))
 	}
-	data, err := json.Marshal(r.Data)
+	data, err := encodeData(r.Data)
 	if err != nil {
 		panic(fmt.Sprintf("events: data of %s: %v", r.Type, err))
 	}
@@ -159,8 +171,40 @@ func Row(r Record) ledger.Statement {
 	}
 	return ledger.Statement{Into: outboxInto, Args: []any{
 		r.ID, r.Type, r.Subject, r.OccurredAt.UTC(), r.RecordedAt.UTC(), ordinal.Add(1),
-		nullable(r.PartnerID), nullable(r.PropertyID), transaction, string(data),
+		nullable(r.PartnerID), nullable(r.PropertyID), transaction, data,
 	}}
+}
+
+// dataEncoder is a reusable buffer and JSON encoder of events' data.
+type dataEncoder struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var dataEncoders = sync.Pool{New: func() any {
+	e := &dataEncoder{}
+	e.enc = json.NewEncoder(&e.buf)
+	return e
+}}
+
+// maxPooledDataBytes bounds the buffer an encoder keeps for the next
+// event: room for the largest data, not for whatever a bug asked for.
+const maxPooledDataBytes = 2 * MaxDataBytes
+
+// encodeData is json.Marshal(data), as a string, with one allocation: the
+// string. (A json.Encoder writes what json.Marshal does, and a newline.)
+func encodeData(data any) (string, error) {
+	e := dataEncoders.Get().(*dataEncoder)
+	defer func() {
+		if e.buf.Cap() <= maxPooledDataBytes {
+			e.buf.Reset()
+			dataEncoders.Put(e)
+		}
+	}()
+	if err := e.enc.Encode(data); err != nil {
+		return "", err
+	}
+	return string(bytes.TrimSuffix(e.buf.Bytes(), []byte("\n"))), nil
 }
 
 func nullable(s string) *string {

@@ -2,6 +2,7 @@ package events
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -408,24 +409,55 @@ var outboxTypes = []string{"UUID", "TEXT", "TEXT", "TIMESTAMPTZ", "TIMESTAMPTZ",
 // CTEs of the fact's statement, and the arguments of r's parameters.
 func InsertSelect(r Record, first int, fill Fill, from string) (string, []any) {
 	row := Row(r)
-	replaced := map[int]string{3: fill.OccurredAt, 4: fill.RecordedAt, 8: fill.TransactionID}
-	var cols []string
-	var args []any
+	var sql strings.Builder
+	sql.Grow(len(insertSelectHead) + 24*len(row.Args) + len(fill.OccurredAt) + len(fill.RecordedAt) + len(fill.TransactionID) +
+		len(fill.Data) + len(from) + 16)
+	sql.WriteString(insertSelectHead)
+	args := make([]any, 0, len(row.Args))
+	var number [20]byte
 	for i, a := range row.Args {
-		if expr := replaced[i]; expr != "" {
-			cols = append(cols, expr)
+		if i > 0 {
+			sql.WriteString(", ")
+		}
+		if expr := fill.of(i); expr != "" {
+			sql.WriteString(expr)
 			continue
 		}
-		p := fmt.Sprintf("$%d::%s", first+len(args), outboxTypes[i])
-		if i == 9 && fill.Data != "" {
-			p = "(" + p + " || " + fill.Data + ")"
+		data := i == 9 && fill.Data != ""
+		if data {
+			sql.WriteByte('(')
 		}
-		cols = append(cols, p)
+		sql.WriteByte('$')
+		sql.Write(strconv.AppendInt(number[:0], int64(first+len(args)), 10))
+		sql.WriteString("::")
+		sql.WriteString(outboxTypes[i])
+		if data {
+			sql.WriteString(" || ")
+			sql.WriteString(fill.Data)
+			sql.WriteByte(')')
+		}
 		args = append(args, a)
 	}
-	sql := "INSERT INTO " + outboxInto + " SELECT " + strings.Join(cols, ", ")
 	if from != "" {
-		sql += " FROM " + from + " LIMIT 1"
+		sql.WriteString(" FROM ")
+		sql.WriteString(from)
+		sql.WriteString(" LIMIT 1")
 	}
-	return sql, args
+	return sql.String(), args
+}
+
+const insertSelectHead = "INSERT INTO " + outboxInto + " SELECT "
+
+// of is the SQL that fills Row's argument i, if any (Data adds to the
+// argument rather than replace it).
+func (f Fill) of(i int) string {
+	switch i {
+	case 3:
+		return f.OccurredAt
+	case 4:
+		return f.RecordedAt
+	case 8:
+		return f.TransactionID
+	}
+	return ""
 }

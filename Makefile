@@ -44,7 +44,7 @@ test-cockroach:
 # no failing input, a race in Go's fuzzing coordinator before Go 1.27
 # (golang/go#75804), which failed a CI run here on 2026-12-07.
 FUZZTIME ?= 10000x
-FUZZ_TARGETS ?= ./rpc:FuzzWriteDecoding ./rpc:FuzzMoneyAmount
+FUZZ_TARGETS ?= ./rpc:FuzzWriteDecoding ./rpc:FuzzMoneyAmount ./txmeta:FuzzDecode
 fuzz-short:
 	@for t in $(FUZZ_TARGETS); do \
 		echo "== go test -fuzz $${t#*:} -fuzztime $(FUZZTIME) $${t%%:*}"; \

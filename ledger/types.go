@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -196,7 +197,8 @@ func insertRowsSQL(into string, rows, columns int) string {
 			if c > 0 {
 				sb.WriteString(", ")
 			}
-			fmt.Fprintf(&sb, "$%d", r*columns+c+1)
+			sb.WriteByte('$')
+			sb.WriteString(strconv.Itoa(r*columns + c + 1))
 		}
 		sb.WriteByte(')')
 	}
@@ -208,6 +210,7 @@ func insertRowsSQL(into string, rows, columns int) string {
 // first, and the other effects after, in order.
 func mergeRowInserts(effects []Statement) []Statement {
 	var merged, others []Statement
+	var columns []int      // columns of each merged statement's rows
 	at := map[string]int{} // Into -> index in merged
 	for _, e := range effects {
 		if e.Into == "" || e.Conflict != nil {
@@ -219,11 +222,13 @@ func mergeRowInserts(effects []Statement) []Statement {
 			i = len(merged)
 			at[e.Into] = i
 			merged = append(merged, Statement{Into: e.Into})
+			columns = append(columns, 0)
 		}
 		merged[i].Args = append(merged[i].Args, e.Args...)
-		merged[i].SQL = insertRowsSQL(e.Into, len(merged[i].Args)/len(e.Args), len(e.Args))
+		columns[i] = len(e.Args)
 	}
 	for i := range merged {
+		merged[i].SQL = insertRowsSQL(merged[i].Into, len(merged[i].Args)/columns[i], columns[i])
 		merged[i].Into = "" // SQL says it all now
 	}
 	return append(merged, others...)

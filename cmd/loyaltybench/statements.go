@@ -24,6 +24,9 @@ var statementSettings = map[string]string{
 	"pg_stat_statements.save":          "off",
 	"track_activity_query_size":        "2048",
 	"pg_stat_statements.track_utility": "off",
+	// Planning is PostgreSQL's CPU too: a statement planned at every
+	// execution (a custom plan) can cost more to plan than to run.
+	"pg_stat_statements.track_planning": "on",
 }
 
 // maxStatementRows bounds -statements.
@@ -73,24 +76,28 @@ func printStatements(ctx context.Context, w io.Writer, pool *pgxpool.Pool, top i
 		return nil
 	}
 	per := float64(committed)
-	var totalMS, totalWAL float64
-	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(total_exec_time), 0), COALESCE(sum(wal_bytes), 0)::FLOAT8 FROM pg_stat_statements`).
-		Scan(&totalMS, &totalWAL); err != nil {
+	var totalMS, planMS, totalWAL float64
+	var plans int64
+	if err := pool.QueryRow(ctx, `SELECT COALESCE(sum(total_exec_time), 0), COALESCE(sum(total_plan_time), 0), COALESCE(sum(plans), 0)::INT8,
+			COALESCE(sum(wal_bytes), 0)::FLOAT8 FROM pg_stat_statements`).
+		Scan(&totalMS, &planMS, &plans, &totalWAL); err != nil {
 		return fmt.Errorf("read pg_stat_statements: %w", err)
 	}
-	fmt.Fprintf(w, "statements: %.3f ms and %.0f WAL bytes per committed write in all\n", totalMS/per, totalWAL/per)
-	for _, order := range []string{"total_exec_time", "wal_bytes"} {
-		rows, err := pool.Query(ctx, `SELECT calls, total_exec_time, rows, wal_bytes::FLOAT8, wal_fpi, query
+	fmt.Fprintf(w, "statements: %.3f ms executing, %.3f ms planning (%.2f plans) and %.0f WAL bytes per committed write in all\n",
+		totalMS/per, planMS/per, float64(plans)/per, totalWAL/per)
+	for _, order := range []string{"total_exec_time", "total_plan_time", "wal_bytes"} {
+		rows, err := pool.Query(ctx, `SELECT calls, total_exec_time, plans, total_plan_time, rows, wal_bytes::FLOAT8, wal_fpi, query
 			FROM pg_stat_statements ORDER BY `+order+` DESC LIMIT $1`, top)
 		if err != nil {
 			return fmt.Errorf("read pg_stat_statements: %w", err)
 		}
-		fmt.Fprintf(w, "top %d by %s (per committed write: calls, exec µs, rows, WAL bytes, full-page images):\n", top, order)
-		var calls, nrows, fpi int64
-		var ms, wal float64
+		fmt.Fprintf(w, "top %d by %s (per committed write: calls, exec µs, plans, plan µs, rows, WAL bytes, full-page images):\n", top, order)
+		var calls, nplans, nrows, fpi int64
+		var ms, planned, wal float64
 		var query string
-		_, err = pgx.ForEachRow(rows, []any{&calls, &ms, &nrows, &wal, &fpi, &query}, func() error {
-			fmt.Fprintf(w, "  %6.3f %8.1f %7.3f %8.0f %6.3f  %s\n", float64(calls)/per, 1000*ms/per, float64(nrows)/per, wal/per, float64(fpi)/per, oneLine(query, 150))
+		_, err = pgx.ForEachRow(rows, []any{&calls, &ms, &nplans, &planned, &nrows, &wal, &fpi, &query}, func() error {
+			fmt.Fprintf(w, "  %6.3f %8.1f %6.3f %7.1f %7.3f %8.0f %6.3f  %s\n", float64(calls)/per, 1000*ms/per, float64(nplans)/per, 1000*planned/per,
+				float64(nrows)/per, wal/per, float64(fpi)/per, oneLine(query, 150))
 			return nil
 		})
 		if err != nil {

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO    ?= go
 
-.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench bench-events bench-import bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium statement-tools
+.PHONY: test test-cockroach test-shifted test-dates tidy-check fuzz-short run bench pgo-profile bench-events bench-import bench-ledger bench-tiers bench-expiry bench-finance proto proto-check fmt-check deps postgres chromium statement-tools
 
 # Everything CI runs: formatting, a tidy go.mod, vet, every test with the
 # race detector, then the date-sensitive packages again on another day in
@@ -130,6 +130,13 @@ bench: deps postgres
 # What the event pipeline costs the write path: service phases with it off
 # and on (one webhook endpoint, 100 events per request), alternating on one
 # PostgreSQL, two pairs per mode; prints on/off per pair and the median.
+# The profile Go's profile-guided optimisation builds loyaltyd with
+# (cmd/loyaltyd/default.pgo): the service under make bench's load, events on.
+pgo-profile: deps postgres
+	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
+	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
+	scripts/pgo-profile.sh
+
 bench-events: deps postgres
 	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
 	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench

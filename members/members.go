@@ -101,7 +101,6 @@ type Store struct {
 	db     *database.DB
 	ledger *ledger.Ledger
 	now    func() time.Time
-	views  *viewBatcher
 }
 
 // New returns a store; clock nil means time.Now.
@@ -109,7 +108,7 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{db: l.DB(), ledger: l, now: clock, views: newViewBatcher()}
+	return &Store{db: l.DB(), ledger: l, now: clock}
 }
 
 // Enroll creates a member with a new member number and opens the member's
@@ -289,12 +288,6 @@ func scanMember(row pgx.Row, number string) (Member, error) {
 	if err != nil {
 		return Member{}, fmt.Errorf("read member %s: %w", number, err)
 	}
-	return withMemberColumns(m, tier, channel, manualTier, manualUntil, manualReason, reviewedAt, closedAt), nil
-}
-
-// withMemberColumns is m with the columns of memberSelect that need more
-// than a scan.
-func withMemberColumns(m Member, tier, channel string, manualTier *string, manualUntil *time.Time, manualReason string, reviewedAt, closedAt *time.Time) Member {
 	m.Tier, m.EnrolmentChannel, m.EnrolledAt, m.TierSince = programme.Tier(tier), programme.Channel(channel), m.EnrolledAt.UTC(), m.TierSince.UTC()
 	if manualTier != nil {
 		m.Manual = &tiers.Manual{Tier: programme.Tier(*manualTier), Reason: manualReason}
@@ -308,7 +301,7 @@ func withMemberColumns(m Member, tier, channel string, manualTier *string, manua
 	if closedAt != nil {
 		m.ClosedAt = closedAt.UTC()
 	}
-	return m
+	return m, nil
 }
 
 // ValidateNumber checks the form of a member number: 10 digits.
@@ -651,35 +644,73 @@ func (s *Store) View(ctx context.Context, number string, from, to time.Time) (Vi
 	return v, nil
 }
 
-// MemberAt returns a member and the tier in force at t, read with the
-// other members' reads in flight (viewBatcher).
+// MemberAt returns a member and the tier in force at t, in one round trip.
 func (s *Store) MemberAt(ctx context.Context, number string, t time.Time) (Member, programme.Tier, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, "", err
 	}
-	res, err := s.readView(ctx, &viewRead{number: number, at: t})
+	b := &pgx.Batch{}
+	queueMemberAt(b, number, t)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	m, tier, err := readMemberAt(br, number, t)
 	if err != nil {
 		return Member{}, "", err
 	}
-	return res.member, res.tierAt, nil
+	if err := br.Close(); err != nil {
+		return Member{}, "", fmt.Errorf("read member %s: %w", number, err)
+	}
+	return m, tier, nil
 }
 
-// StayView is what recording a stay needs to know of its member: the
-// member, the tier in force at arrival, and the qualifying activity in
-// [from, to], read with the other members' reads in flight (viewBatcher).
+// queueMemberAt queues the reads readMemberAt reads back: the member, and
+// the tier history around t (needed only if the tier changed after t, but
+// cheaper than a second round trip).
+func queueMemberAt(b *pgx.Batch, number string, t time.Time) {
+	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	b.Queue(tierAtSQL, number, t)
+}
+
+func readMemberAt(br pgx.BatchResults, number string, t time.Time) (Member, programme.Tier, error) {
+	m, err := scanMember(br.QueryRow(), number)
+	if err != nil {
+		return Member{}, "", err
+	}
+	tier, err := tierFromRow(br.QueryRow(), m, t)
+	if err != nil {
+		return Member{}, "", err
+	}
+	if !m.TierSince.After(t) { // no change since t: the tier now is the tier then
+		tier = m.Tier
+	}
+	return m, tier, nil
+}
+
+// StayView is what recording a stay needs to know of its member, read in
+// one round trip instead of three: the member, the tier in force at
+// arrival, and the qualifying activity in [from, to].
 func (s *Store) StayView(ctx context.Context, number string, arrival, from, to time.Time) (Member, programme.Tier, tiers.Activity, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, "", tiers.Activity{}, err
 	}
-	if from.IsZero() {
-		return Member{}, "", tiers.Activity{}, fmt.Errorf("stay view of %s: no window [%s, %s]", number, from, to)
-	}
-	res, err := s.readView(ctx, &viewRead{number: number, at: arrival, from: from, to: to})
+	b := &pgx.Batch{}
+	queueMemberAt(b, number, arrival)
+	b.Queue(qualifyingActivitySQL, number, from, to)
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	m, tier, err := readMemberAt(br, number, arrival)
 	if err == nil {
-		err = refuseClosedUnlessRetry(ctx, res.member)
+		err = refuseClosedUnlessRetry(ctx, m)
 	}
 	if err != nil {
 		return Member{}, "", tiers.Activity{}, err
 	}
-	return res.member, res.tierAt, res.activity, nil
+	a := tiers.Activity{WindowStart: from, WindowEnd: to}
+	if err := br.QueryRow().Scan(&a.Nights, &a.Points, &a.Stays); err != nil {
+		return Member{}, "", tiers.Activity{}, fmt.Errorf("qualifying activity of %s: %w", number, err)
+	}
+	if err := br.Close(); err != nil {
+		return Member{}, "", tiers.Activity{}, fmt.Errorf("read member %s: %w", number, err)
+	}
+	return m, tier, a, nil
 }

@@ -1,11 +1,9 @@
 package members_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
-	"sync"
 	"testing"
 	"time"
 
@@ -129,67 +127,5 @@ func TestViewAgreesWithItsParts(t *testing.T) {
 	}
 	if _, err := store.View(ctx, "9999999999", from, to); !errors.Is(err, members.ErrNotFound) {
 		t.Errorf("an unknown member: %v", err)
-	}
-}
-
-// Stay views asked for at once are read together, and each caller gets its
-// own member, tier and activity, as if it had read them alone: many
-// concurrent StayView and MemberAt calls over members with different
-// activity, some unknown, each checked against what its member has. A
-// caller that gives up gets its context's error, and the others their
-// answers.
-func TestConcurrentStayViewsEachGetTheirOwnMember(t *testing.T) {
-	f := newStoreFixture(t)
-	ctx, db, store := f.ctx, f.db, f.store
-	const count = 12
-	numbers := make([]string, count)
-	for i := range count {
-		m := f.enrol(t, fmt.Sprintf("enrol-%d", i))
-		numbers[i] = m.Number
-		// Member i has i stays of one night, and member 0 none.
-		for s := range i {
-			q := members.QualifyingStay(m.Number, fmt.Sprintf("s-%d", s), enrolled.AddDate(0, 1, s), 1, 100)
-			if _, err := db.Pool.Exec(ctx, q.Text(), q.Args...); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	from, to := enrolled, enrolled.AddDate(1, 0, 0)
-	var wg sync.WaitGroup
-	errs := make(chan error, 400)
-	for call := range 400 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			i := call % (count + 1)
-			if i == count { // an unknown member
-				if _, _, _, err := store.StayView(ctx, "9999999999", from, from, to); !errors.Is(err, members.ErrNotFound) {
-					errs <- fmt.Errorf("call %d: StayView of an unknown member: %v", call, err)
-				}
-				return
-			}
-			if call%2 == 0 {
-				m, tier, err := store.MemberAt(ctx, numbers[i], to)
-				if err != nil || m.Number != numbers[i] || tier != programme.TierRegular {
-					errs <- fmt.Errorf("call %d: MemberAt(%s) = %s, %s, %v", call, numbers[i], m.Number, tier, err)
-				}
-				return
-			}
-			m, tier, a, err := store.StayView(ctx, numbers[i], to, from, to)
-			if err != nil || m.Number != numbers[i] || tier != programme.TierRegular || a.Stays != i || a.Nights != i || a.Points != int64(100*i) ||
-				!a.WindowStart.Equal(from) || !a.WindowEnd.Equal(to) {
-				errs <- fmt.Errorf("call %d: StayView(%s) = %s, %s, %+v, %v; want %d stays", call, numbers[i], m.Number, tier, a, err, i)
-			}
-		}()
-	}
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	if _, _, _, err := store.StayView(cancelled, numbers[1], to, from, to); !errors.Is(err, context.Canceled) {
-		t.Errorf("StayView with a cancelled context: %v", err)
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
 	}
 }

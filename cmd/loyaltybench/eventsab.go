@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -18,14 +17,7 @@ import (
 // on both alike. Two separate runs of run-all on a shared machine differ
 // by more than the cost being measured.
 func eventsABCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loyaltybench events-ab", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	defaultDuration := 20 * time.Second
-	if d, err := time.ParseDuration(env("BENCH_DURATION", "")); err == nil && d > 0 {
-		defaultDuration = d
-	}
-	var lf loadFlags
-	lf.register(fs, defaultDuration, "")
+	fs, lf := benchFlags("loyaltybench events-ab", stderr, "")
 	bin := fs.String("loyaltyd", "bin/loyaltyd", "the loyaltyd binary to start")
 	pairs := fs.Int("pairs", 2, "off/on pairs per mode (1 to 10)")
 	modes := fs.String("modes", "spread,hot", "the modes to measure: spread, hot or both (spread,hot)")
@@ -60,7 +52,7 @@ Flags:
 		return 2
 	}
 	sides := [2]abSide{{name: "off", bin: *bin, events: false}, {name: "on", bin: *bin, events: true}}
-	if err := compareAB(ctx, lf, sides, modeList, *pairs, *batchSize, *statements, stdout, stderr); err != nil {
+	if err := compareAB(ctx, *lf, sides, modeList, *pairs, *batchSize, *statements, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench events-ab: %v\n", err)
 		return 1
 	}
@@ -288,14 +280,7 @@ func waitCaughtUp(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) 
 // alternated as events-ab alternates the pipeline, with the events on
 // both sides as make bench runs them.
 func binariesABCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loyaltybench binaries-ab", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	defaultDuration := 20 * time.Second
-	if d, err := time.ParseDuration(env("BENCH_DURATION", "")); err == nil && d > 0 {
-		defaultDuration = d
-	}
-	var lf loadFlags
-	lf.register(fs, defaultDuration, "")
+	fs, lf := benchFlags("loyaltybench binaries-ab", stderr, "")
 	binA := fs.String("a", "", "loyaltyd binary A (the reference)")
 	binB := fs.String("b", "", "loyaltyd binary B (the change)")
 	pairs := fs.Int("pairs", 3, "A/B pairs per mode (1 to 10)")
@@ -324,7 +309,7 @@ Flags:
 	}
 	sides := [2]abSide{{name: "A", bin: *binA, events: *events}, {name: "B", bin: *binB, events: *events}}
 	fmt.Fprintf(stdout, "A is %s, B is %s\n", *binA, *binB)
-	if err := compareAB(ctx, lf, sides, modeList, *pairs, *batchSize, 0, stdout, stderr); err != nil {
+	if err := compareAB(ctx, *lf, sides, modeList, *pairs, *batchSize, 0, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench binaries-ab: %v\n", err)
 		return 1
 	}

@@ -59,6 +59,21 @@ func env(name, def string) string {
 	return def
 }
 
+// benchFlags is the flag set of a command that runs phases of load: the
+// load generator's flags, each phase lasting $BENCH_DURATION (20 s when
+// unset), the CSV file csv by default.
+func benchFlags(name string, stderr io.Writer, csv string) (*flag.FlagSet, *loadFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := 20 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("BENCH_DURATION")); err == nil && d > 0 {
+		duration = d
+	}
+	lf := &loadFlags{}
+	lf.register(fs, duration, csv)
+	return fs, lf
+}
+
 // parse parses flags; it returns the exit code to use when the command
 // should stop (help: 0, bad flags: 2).
 func parse(fs *flag.FlagSet, args []string) (int, bool) {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -36,14 +35,7 @@ const (
 // ledger's verification, the tables, the ratios, the targets of issue 22
 // and the CSV.
 func runAllCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loyaltybench run-all", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	defaultDuration := 20 * time.Second
-	if d, err := time.ParseDuration(os.Getenv("BENCH_DURATION")); err == nil && d > 0 {
-		defaultDuration = d
-	}
-	var lf loadFlags
-	lf.register(fs, defaultDuration, "bin/bench.csv")
+	fs, lf := benchFlags("loyaltybench run-all", stderr, "bin/bench.csv")
 	bin := fs.String("loyaltyd", "bin/loyaltyd", "the loyaltyd binary to start")
 	accounts := fs.Int("accounts", 100000, "accounts of the baseline")
 	events := fs.Bool("events", true, "run loyaltyd with its event sequencer and webhook dispatcher; -events=false runs it with them off (every write still writes its events to the outbox), to compare")
@@ -92,7 +84,7 @@ Flags:
 		fmt.Fprintln(stderr, "loyaltybench run-all: -webhook-batch must be 1 to 500")
 		return 2
 	}
-	if err := runAll(ctx, lf, *bin, *accounts, *events, *batchSize, stdout, stderr); err != nil {
+	if err := runAll(ctx, *lf, *bin, *accounts, *events, *batchSize, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench run-all: %v\n", err)
 		return 1
 	}

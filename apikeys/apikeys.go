@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/loyalty-ledger/loyalty/database"
+	"github.com/loyalty-ledger/loyalty/internal/trust"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -85,7 +86,7 @@ type Store struct {
 	db      *database.DB
 	ledger  *ledger.Ledger
 	now     func() time.Time
-	trusted trustCache
+	trusted *trust.Cache[[sha256.Size]byte, Key]
 }
 
 // New returns a store; clock nil means time.Now.
@@ -93,7 +94,7 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{db: l.DB(), ledger: l, now: clock, trusted: trustCache{limit: maxTrusted}}
+	return &Store{db: l.DB(), ledger: l, now: clock, trusted: trust.New[[sha256.Size]byte, Key](TrustFor, maxTrusted)}
 }
 
 // Create issues a key and returns it with its secret. The secret is not
@@ -167,8 +168,9 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 		return Key{}, ErrUnauthenticated
 	}
 	hash := hashSecret(secret)
-	k, ok := s.trusted.get(hash, time.Now())
+	k, ok := s.trusted.Get(hash, time.Now())
 	if !ok {
+		generation := s.trusted.Begin()
 		// Stamped before the read is sent: a read that cannot see a
 		// revocation began before the revocation committed.
 		readAt := time.Now()
@@ -181,7 +183,7 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Key, error) {
 			return Key{}, fmt.Errorf("authenticate: %w", err)
 		}
 		if k.RevokedAt.IsZero() {
-			s.trusted.put(hash, k, readAt)
+			s.trusted.Put(hash, k, readAt, generation)
 		}
 	}
 	if !k.RevokedAt.IsZero() || (!k.ExpiresAt.IsZero() && !s.now().Before(k.ExpiresAt)) {

@@ -23,7 +23,6 @@ package events
 
 import (
 	"bytes"
-	"crypto/sha1"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -120,20 +119,18 @@ var eventNamespace = uuid.MustParse("6f1c2a8e-3d0b-4c55-9a61-2f7f0c8b9e10")
 // (a transaction id, a member number and a version, ...): the same fact
 // gives the same id, whoever writes it and however often.
 func NewID(typ string, parts ...string) uuid.UUID {
-	// uuid.NewSHA1(eventNamespace, typ + "\x00" + each part), hashed from
-	// one buffer (on the stack for the usual few short parts) and not
-	// through a hash.Hash: every event of every write is named here.
-	var buf [256]byte
-	b := append(append(buf[:0], eventNamespace[:]...), typ...)
+	// The name typ + "\x00" + each part, put together in one buffer: every
+	// event of every write is named here.
+	n := len(typ)
 	for _, p := range parts {
-		b = append(append(b, 0), p...)
+		n += 1 + len(p)
 	}
-	sum := sha1.Sum(b)
-	var id uuid.UUID
-	copy(id[:], sum[:])
-	id[6] = id[6]&0x0f | 5<<4 // version 5: SHA-1
-	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-	return id
+	name := make([]byte, 0, n)
+	name = append(name, typ...)
+	for _, p := range parts {
+		name = append(append(name, 0), p...)
+	}
+	return uuid.NewSHA1(eventNamespace, name)
 }
 
 // outboxInto is the outbox's row as a ledger.Statement inserts it.

@@ -28,6 +28,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/events"
+	"github.com/loyalty-ledger/loyalty/internal/trust"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/programme"
 )
@@ -126,7 +127,7 @@ type Store struct {
 	db      *database.DB
 	ledger  *ledger.Ledger
 	now     func() time.Time
-	trusted trustCache
+	trusted *trust.Cache[string, trustedPartner]
 }
 
 // New returns a store; clock nil means time.Now.
@@ -134,7 +135,7 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 	if clock == nil {
 		clock = time.Now
 	}
-	return &Store{db: l.DB(), ledger: l, now: clock, trusted: trustCache{limit: maxTrusted}}
+	return &Store{db: l.DB(), ledger: l, now: clock, trusted: trust.New[string, trustedPartner](TrustFor, maxTrusted)}
 }
 
 func fieldError(field, problem string) error {
@@ -289,7 +290,7 @@ func (s *Store) SetStatus(ctx context.Context, callerID, idempotencyKey, partner
 			return struct{}{}, nil
 		})
 	// Even on an error: the commit's answer may have been lost.
-	s.trusted.forget(partnerID)
+	s.trusted.Forget(partnerID)
 	if err != nil {
 		return Partner{}, fmt.Errorf("set partner %s %s: %w", partnerID, status, err)
 	}
@@ -354,7 +355,7 @@ func (s *Store) SetRates(ctx context.Context, callerID, idempotencyKey, partnerI
 			return r, insertRates(ctx, tx, partnerID, r)
 		})
 	// Even on an error: the commit's answer may have been lost.
-	s.trusted.forget(partnerID)
+	s.trusted.Forget(partnerID)
 	if err != nil {
 		return Rates{}, fmt.Errorf("set rates of partner %s: %w", partnerID, err)
 	}
@@ -473,10 +474,10 @@ func (s *Store) WritableAt(ctx context.Context, partnerID string, t time.Time) (
 // than TrustFor ago, or read now in one round trip. An unknown partner is
 // not remembered: a partner created a moment ago writes at once.
 func (s *Store) trustedRead(ctx context.Context, partnerID string) (trustedPartner, error) {
-	if e, ok := s.trusted.get(partnerID, time.Now()); ok {
+	if e, ok := s.trusted.Get(partnerID, time.Now()); ok {
 		return e, nil
 	}
-	generation := s.trusted.begin()
+	generation := s.trusted.Begin()
 	// Stamped before the read is sent: a read that cannot see a change
 	// began before the change committed, so it runs out before the change's
 	// wait does.
@@ -502,8 +503,8 @@ func (s *Store) trustedRead(ctx context.Context, partnerID string) (trustedPartn
 		return trustedPartner{}, fmt.Errorf("read partner %s: %w", partnerID, err)
 	}
 	slices.Reverse(rates) // read newest first, for the LIMIT
-	e := trustedPartner{partner: p, rates: rates, readAt: readAt}
-	s.trusted.put(partnerID, e, generation)
+	e := trustedPartner{partner: p, rates: rates}
+	s.trusted.Put(partnerID, e, readAt, generation)
 	return e, nil
 }
 

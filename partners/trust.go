@@ -4,7 +4,6 @@ import (
 	"context"
 	"maps"
 	"sort"
-	"sync"
 	"time"
 )
 
@@ -27,78 +26,11 @@ const maxTrusted = maxPartners
 // newest. A write at a time before the oldest of them reads the database.
 const maxTrustedRates = 64
 
-// trustCache is the partners a process has read recently, by id. Times are
-// the machine's (monotonic) clock, not the injected business clock: the
-// bound is real time, the time SetStatus and SetRates wait.
-type trustCache struct {
-	mu    sync.Mutex
-	limit int
-	// generation counts the forgotten partners: a read begun before a
-	// forget may have missed the change, so it is not remembered.
-	generation uint64
-	partners   map[string]trustedPartner
-}
-
 // trustedPartner is one read of a partner: the partner without its rates,
 // and its newest rate versions (at most maxTrustedRates), oldest first.
 type trustedPartner struct {
 	partner Partner
 	rates   []Rates
-	readAt  time.Time
-}
-
-// get returns what was read of the partner less than TrustFor before now.
-func (c *trustCache) get(partnerID string, now time.Time) (trustedPartner, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.partners[partnerID]
-	if !ok || now.Sub(e.readAt) >= TrustFor {
-		return trustedPartner{}, false
-	}
-	return e, true
-}
-
-// begin is called before a read, and its answer passed to put with the
-// read's result.
-func (c *trustCache) begin() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.generation
-}
-
-// put remembers a read begun at generation, unless a partner has been
-// forgotten since. When full it forgets what has run out, and everything
-// if nothing has.
-func (c *trustCache) put(partnerID string, e trustedPartner, generation uint64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if generation != c.generation {
-		return
-	}
-	if c.partners == nil {
-		c.partners = map[string]trustedPartner{}
-	}
-	if _, ok := c.partners[partnerID]; !ok && len(c.partners) >= c.limit {
-		for id, old := range c.partners {
-			if e.readAt.Sub(old.readAt) >= TrustFor {
-				delete(c.partners, id)
-			}
-		}
-		if len(c.partners) >= c.limit {
-			clear(c.partners)
-		}
-	}
-	c.partners[partnerID] = e
-}
-
-// forget drops what was read of a partner, and keeps reads in flight from
-// putting it back: the process that changes a partner sees the change at
-// once.
-func (c *trustCache) forget(partnerID string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.generation++
-	delete(c.partners, partnerID)
 }
 
 // ratesAt is the remembered version in force at t; false when t is before

@@ -9,59 +9,6 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 )
 
-// someMachineTime stands for a reading of the machine's clock: the cache
-// only subtracts its times.
-var someMachineTime = time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
-
-func TestTheTrustCacheStaysWithinItsLimit(t *testing.T) {
-	c := trustCache{limit: 2}
-	t0 := someMachineTime
-	put := func(id string, readAt time.Time) {
-		c.put(id, trustedPartner{partner: Partner{ID: id}, readAt: readAt}, c.begin())
-	}
-	put("a", t0)
-	put("b", t0.Add(TrustFor/2))
-	// Full: a has run out by now and makes room; b stays.
-	put("d", t0.Add(TrustFor))
-	if _, ok := c.get("a", t0.Add(TrustFor)); ok {
-		t.Error("a partner read TrustFor ago is still trusted")
-	}
-	if e, ok := c.get("b", t0.Add(TrustFor)); !ok || e.partner.ID != "b" {
-		t.Errorf("b, read TrustFor/2 ago: %v %v", e, ok)
-	}
-	if len(c.partners) != 2 {
-		t.Errorf("%d partners remembered, limit 2", len(c.partners))
-	}
-	// Full of partners still trusted: everything is forgotten, then e kept.
-	put("e", t0.Add(TrustFor))
-	if len(c.partners) != 1 {
-		t.Errorf("%d partners remembered after a full cache was cleared", len(c.partners))
-	}
-	if _, ok := c.get("e", t0.Add(TrustFor)); !ok {
-		t.Error("the partner put last is not trusted")
-	}
-}
-
-// A read that began before a change was forgotten may have missed it: it
-// is not remembered, and the forgotten partner is read again.
-func TestAReadBegunBeforeAForgetIsNotRemembered(t *testing.T) {
-	c := trustCache{limit: 10}
-	c.put("P", trustedPartner{partner: Partner{ID: "P", Status: StatusActive}, readAt: someMachineTime}, c.begin())
-	inFlight := c.begin()
-	c.forget("P")
-	if _, ok := c.get("P", someMachineTime); ok {
-		t.Error("a forgotten partner is still trusted")
-	}
-	c.put("P", trustedPartner{partner: Partner{ID: "P", Status: StatusActive}, readAt: someMachineTime}, inFlight)
-	if _, ok := c.get("P", someMachineTime); ok {
-		t.Error("a read begun before the forget was remembered")
-	}
-	c.put("P", trustedPartner{partner: Partner{ID: "P", Status: StatusSuspended}, readAt: someMachineTime}, c.begin())
-	if e, ok := c.get("P", someMachineTime); !ok || e.partner.Status != StatusSuspended {
-		t.Errorf("a read begun after the forget: %v %v", e, ok)
-	}
-}
-
 // The version in force at a time is the latest started by then; before
 // the oldest remembered, the cache cannot say.
 func TestTheRememberedVersionInForceIsTheLatestStarted(t *testing.T) {

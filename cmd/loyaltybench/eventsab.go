@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -23,14 +24,17 @@ func eventsABCommand(ctx context.Context, args []string, stdout, stderr io.Write
 	modes := fs.String("modes", "spread,hot", "the modes to measure: spread, hot or both (spread,hot)")
 	batchSize := fs.Int("webhook-batch", 100, "events per request to the endpoint (1 to 500)")
 	statements := fs.Int("statements", 0, "after each phase, print this many top statements by execution time and by WAL, per committed write, and the row operations per table (PostgreSQL loads pg_stat_statements; 0: off; at most 50)")
+	firstStay := fs.Bool("first-stay", false, firstStayUsage)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loyaltybench events-ab -loyaltyd bin/loyaltyd [flags]
 
-Starts a private PostgreSQL (fsync on), then for each mode runs -pairs
-pairs of service phases, one with loyaltyd's event sequencer and webhook
-dispatcher off (-events=false: writes still fill the outbox) and one with
-them on and one webhook endpoint in this process (verifying signatures),
-in alternating order (off, on, on, off, ...). Before an "on" phase it
+Starts a private PostgreSQL (fsync on), enrols -members steady members
+with one past stay each (as make bench does), then for each mode runs
+-pairs pairs of service phases on them, one with loyaltyd's event
+sequencer and webhook dispatcher off (-events=false: writes still fill
+the outbox) and one with them on and one webhook endpoint in this
+process (verifying signatures), in alternating order (off, on, on, off,
+...). Before an "on" phase it
 waits until the pipeline has caught up with what the phases before it
 wrote. Prints committed writes/s of each phase, on/off per pair, and the
 median per mode.
@@ -52,7 +56,8 @@ Flags:
 		return 2
 	}
 	sides := [2]abSide{{name: "off", bin: *bin, events: false}, {name: "on", bin: *bin, events: true}}
-	if err := compareAB(ctx, *lf, sides, modeList, *pairs, *batchSize, *statements, stdout, stderr); err != nil {
+	opts := abOptions{pairs: *pairs, batchSize: *batchSize, statements: *statements, firstStay: *firstStay}
+	if err := compareAB(ctx, *lf, sides, modeList, opts, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench events-ab: %v\n", err)
 		return 1
 	}
@@ -77,10 +82,25 @@ type abPhase struct {
 	serverMS  float64 // loyaltyd's CPU per committed write; 0 unknown
 }
 
+// abOptions are how an A/B comparison runs its phases.
+type abOptions struct {
+	pairs      int // per mode
+	batchSize  int // events per webhook request
+	statements int // top statements printed after each phase; 0: none
+	// firstStay: each phase enrols its own members, so that most stays
+	// are first stays (make bench's first-stay phase); otherwise every
+	// phase uses the same steady members (make bench's spread and hot).
+	firstStay bool
+}
+
+// firstStayUsage is the -first-stay flag of the A/B commands.
+const firstStayUsage = "run make bench's first-stay mix (each phase enrols its members, most stays are first stays) instead of its steady members (one past stay each)"
+
 // compareAB runs, on one PostgreSQL, pairs of service phases per mode, one
 // on each side, in alternating order (A, B, B, A, ...), and prints B/A per
 // pair and its median per mode.
-func compareAB(ctx context.Context, lf loadFlags, sides [2]abSide, modes []string, pairs, batchSize, statements int, stdout, stderr io.Writer) (err error) {
+func compareAB(ctx context.Context, lf loadFlags, sides [2]abSide, modes []string, opts abOptions, stdout, stderr io.Writer) (err error) {
+	pairs, statements := opts.pairs, opts.statements
 	var settings map[string]string
 	if statements > 0 {
 		settings = statementSettings
@@ -100,15 +120,36 @@ func compareAB(ctx context.Context, lf loadFlags, sides [2]abSide, modes []strin
 		return err
 	}
 	defer hooks.stop()
-	subscribed := false
-	adminKey := "" // printed by the first start only
-	var pool *pgxpool.Pool
-	defer func() {
-		if pool != nil {
-			pool.Close()
-		}
-	}()
+	// A process of its own migrates the database, prints the admin key
+	// and enrols the steady members: a phase that ran on it would find
+	// their accounts in its caches, where every other phase's process
+	// reads them from the database.
+	setup, err := startServer(ctx, sides[0].bin, dbURL, false, "", stderr)
+	if err != nil {
+		return err
+	}
+	adminKey := setup.key
+	pool, err := openPool(ctx, dbURL, lf.clients)
+	if err != nil {
+		setup.kill()
+		return err
+	}
+	defer pool.Close()
+	if statements > 0 {
+		err = createStatementsExtension(ctx, pool)
+	}
+	var steady []string // the members of every phase, unless first-stay
+	if err == nil && !opts.firstStay {
+		steady, err = abSteadyMembers(ctx, lf, setup, stdout)
+	}
+	if stopErr := setup.stop(); err == nil && stopErr != nil {
+		err = fmt.Errorf("stop the setup's loyaltyd: %w", stopErr)
+	}
+	if err != nil {
+		return err
+	}
 
+	subscribed := false
 	var phases []abPhase
 	for _, mode := range modes {
 		for pair := range pairs {
@@ -124,20 +165,7 @@ func compareAB(ctx context.Context, lf loadFlags, sides [2]abSide, modes []strin
 				if err != nil {
 					return err
 				}
-				adminKey = srv.key
-				if pool == nil {
-					if pool, err = openPool(ctx, dbURL, lf.clients); err != nil {
-						srv.kill()
-						return err
-					}
-					if statements > 0 {
-						if err := createStatementsExtension(ctx, pool); err != nil {
-							srv.kill()
-							return err
-						}
-					}
-				}
-				ph, err := abRun(ctx, lf, mode, pair, sides[side], batchSize, statements, srv, pg.PID(), pool, hooks, &subscribed, stdout)
+				ph, err := abRun(ctx, lf, mode, pair, sides[side], opts, steady, srv, pg.PID(), pool, hooks, &subscribed, stdout)
 				ph.side = side
 				if stopErr := srv.stop(); stopErr != nil {
 					fmt.Fprintf(stdout, "WARNING: loyaltyd did not stop cleanly: %v\n", stopErr)
@@ -186,11 +214,26 @@ func medianOf(values []float64) float64 {
 	return values[n/2]
 }
 
-// abRun runs one phase on srv: with events on, it subscribes the endpoint
-// (once) and waits for the pipeline to catch up first.
-func abRun(ctx context.Context, lf loadFlags, mode string, pair int, side abSide, batchSize, statements int, srv *server, postgresPID int,
+// abSteadyMembers enrols lf.members members on srv, each with one past
+// stay, as make bench does before its phases.
+func abSteadyMembers(ctx context.Context, lf loadFlags, srv *server, stdout io.Writer) ([]string, error) {
+	start := time.Now()
+	steady, err := steadyMembers(ctx, newAPI(h2cClients(srv.url)(), srv.url, srv.key), lf.members, steadySetupParallel,
+		fmt.Sprintf("steady-%08x-", rand.Uint32()), time.Now(), lf.seed, time.Minute)
+	if err != nil {
+		return nil, fmt.Errorf("the steady members: %w", err)
+	}
+	fmt.Fprintf(stdout, "steady members: %d enrolled, each with one past stay, in %s; every phase uses them\n",
+		len(steady), time.Since(start).Round(time.Millisecond))
+	return steady, nil
+}
+
+// abRun runs one phase on srv (on members, unless nil: then the phase
+// enrols its own): with events on, it subscribes the endpoint (once) and
+// waits for the pipeline to catch up first.
+func abRun(ctx context.Context, lf loadFlags, mode string, pair int, side abSide, opts abOptions, members []string, srv *server, postgresPID int,
 	pool *pgxpool.Pool, hooks *receiver, subscribed *bool, stdout io.Writer) (abPhase, error) {
-	events := side.events
+	events, batchSize, statements := side.events, opts.batchSize, opts.statements
 	fmt.Fprintf(stdout, "\n--- %s mode, pair %d, %s (%s, events %s) ---\n", mode, pair+1, side.name, side.bin, onOff(events))
 	if events {
 		if !*subscribed {
@@ -203,13 +246,14 @@ func abRun(ctx context.Context, lf loadFlags, mode string, pair int, side abSide
 			return abPhase{}, err
 		}
 	}
-	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
-		return abPhase{}, fmt.Errorf("checkpoint: %w", err)
+	if err := settle(ctx, pool, false, stdout); err != nil {
+		return abPhase{}, err
 	}
 	cfg, err := serviceConfig(lf, mode, srv, postgresPID, pool, stdout)
 	if err != nil {
 		return abPhase{}, err
 	}
+	cfg.MemberNumbers = members
 	// The setup enrols members, and an "on" phase's pipeline would carry
 	// their events into the measured window, while an "off" phase's wait
 	// for them falls before the next "on" phase: both measure from a
@@ -287,11 +331,13 @@ func binariesABCommand(ctx context.Context, args []string, stdout, stderr io.Wri
 	modes := fs.String("modes", "spread,hot", "the modes to measure: spread, hot or both (spread,hot)")
 	events := fs.Bool("events", true, "run both with the event pipeline on and one webhook endpoint")
 	batchSize := fs.Int("webhook-batch", 100, "events per request to the endpoint (1 to 500)")
+	firstStay := fs.Bool("first-stay", false, firstStayUsage)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: loyaltybench binaries-ab -a bin/loyaltyd.before -b bin/loyaltyd [flags]
 
-Starts a private PostgreSQL (fsync on), then for each mode runs -pairs
-pairs of service phases, one on each binary, in alternating order (A, B,
+Starts a private PostgreSQL (fsync on), enrols -members steady members
+with one past stay each (as make bench does), then for each mode runs
+-pairs pairs of service phases on them, one on each binary, in alternating order (A, B,
 B, A, ...). Prints committed writes/s, CPU per committed write (all
 processes, and loyaltyd's) of each phase, B/A per pair and its median.
 
@@ -309,7 +355,7 @@ Flags:
 	}
 	sides := [2]abSide{{name: "A", bin: *binA, events: *events}, {name: "B", bin: *binB, events: *events}}
 	fmt.Fprintf(stdout, "A is %s, B is %s\n", *binA, *binB)
-	if err := compareAB(ctx, *lf, sides, modeList, *pairs, *batchSize, 0, stdout, stderr); err != nil {
+	if err := compareAB(ctx, *lf, sides, modeList, abOptions{pairs: *pairs, batchSize: *batchSize, firstStay: *firstStay}, stdout, stderr); err != nil {
 		fmt.Fprintf(stderr, "loyaltybench binaries-ab: %v\n", err)
 		return 1
 	}

@@ -327,8 +327,8 @@ func runAllPhases() []phasePlan {
 }
 
 // settle waits, with events on, until the event pipeline has delivered
-// every event written so far, then checkpoints: the phase that follows
-// carries only its own events and dirty pages.
+// every event written so far, then vacuums and checkpoints: the phase
+// that follows carries only its own events, dead rows and dirty pages.
 func settle(ctx context.Context, pool *pgxpool.Pool, events bool, stdout io.Writer) error {
 	start := time.Now()
 	if events {
@@ -336,12 +336,18 @@ func settle(ctx context.Context, pool *pgxpool.Pool, events bool, stdout io.Writ
 			return err
 		}
 	}
+	// The vacuum a phase's deletes and inserts owe would otherwise fall on
+	// the phase after it (autovacuum), and differ with the order of the
+	// phases.
+	if _, err := pool.Exec(ctx, `VACUUM`); err != nil {
+		return fmt.Errorf("vacuum: %w", err)
+	}
 	if _, err := pool.Exec(ctx, `CHECKPOINT`); err != nil {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
-	what := "checkpoint"
+	what := "vacuum, checkpoint"
 	if events {
-		what = "events delivered, checkpoint"
+		what = "events delivered, vacuum, checkpoint"
 	}
 	fmt.Fprintf(stdout, "settled (%s) in %s\n", what, time.Since(start).Round(time.Millisecond))
 	return nil

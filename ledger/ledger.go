@@ -274,8 +274,17 @@ func (l *Ledger) loadAccounts(ctx context.Context, codes []string) (map[string]A
 }
 
 func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string) (map[string]Account, error) {
-	rows, err := q.Query(ctx,
-		`SELECT code, normal_side, allow_negative, shards, tracks_lots FROM accounts WHERE code = ANY($1)`, codes)
+	// One code, the usual miss (a member's account), by equality: PostgreSQL
+	// plans a statement with an array parameter anew at every call (it
+	// cannot know the array's length), which cost 24 µs a read in
+	// loyaltybench's statements, three times the read itself.
+	var rows pgx.Rows
+	var err error
+	if len(codes) == 1 {
+		rows, err = q.Query(ctx, accountSelect+`WHERE code = $1`, codes[0])
+	} else {
+		rows, err = q.Query(ctx, accountSelect+`WHERE code = ANY($1)`, codes)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load accounts: %w", err)
 	}
@@ -295,6 +304,8 @@ func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string
 	}
 	return out, nil
 }
+
+const accountSelect = `SELECT code, normal_side, allow_negative, shards, tracks_lots FROM accounts `
 
 // Remember caches accounts whose creation the caller has seen commit (a
 // member enrolled in this process), so that their first posting need not

@@ -126,10 +126,6 @@ bench: deps postgres
 	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
 	bin/loyaltybench run-all -loyaltyd bin/loyaltyd -duration $(BENCH_DURATION) -csv bin/bench.csv
 
-# The ledger's throughput in its two modes, on PostgreSQL with fsync on.
-# What the event pipeline costs the write path: service phases with it off
-# and on (one webhook endpoint, 100 events per request), alternating on one
-# PostgreSQL, two pairs per mode; prints on/off per pair and the median.
 # The profile Go's profile-guided optimisation builds loyaltyd with
 # (cmd/loyaltyd/default.pgo): the service under make bench's load, events on.
 pgo-profile: deps postgres
@@ -137,6 +133,10 @@ pgo-profile: deps postgres
 	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
 	scripts/pgo-profile.sh
 
+# What the event pipeline costs the write path: service phases with it off
+# and on (one webhook endpoint, 100 events per request), alternating on one
+# PostgreSQL, on make bench's steady members, two pairs per mode; prints
+# on/off per pair and the median.
 bench-events: deps postgres
 	$(GO) build -o bin/loyaltyd ./cmd/loyaltyd
 	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
@@ -149,6 +149,7 @@ bench-import: deps postgres
 	$(GO) build -o bin/loyaltybench ./cmd/loyaltybench
 	bin/loyaltybench import-ab -loyaltyd bin/loyaltyd
 
+# The ledger's throughput in its two modes, on PostgreSQL with fsync on.
 bench-ledger: deps postgres
 	$(GO) test ./ledger -run '^$$' -bench BenchmarkEarn -benchtime 20000x -count 1 | tee /tmp/bench-ledger.txt
 	@awk '/BenchmarkEarn\/spread/ {for (i=1;i<=NF;i++) if ($$(i+1)=="tx/s") s=$$i} \

@@ -276,8 +276,8 @@ func (l *Ledger) loadAccounts(ctx context.Context, codes []string) (map[string]A
 func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string) (map[string]Account, error) {
 	// One code, the usual miss (a member's account), by equality: PostgreSQL
 	// plans a statement with an array parameter anew at every call (it
-	// cannot know the array's length), which cost 24 µs a read in
-	// loyaltybench's statements, three times the read itself.
+	// cannot know the array's length): about 60 µs of planning a read in
+	// loyaltybench's statements, against 23 µs of execution.
 	var rows pgx.Rows
 	var err error
 	if len(codes) == 1 {

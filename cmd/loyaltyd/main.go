@@ -47,6 +47,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/financeweb"
 	"github.com/loyalty-ledger/loyalty/internal/datadir"
+	"github.com/loyalty-ledger/loyalty/internal/handlerpool"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/migrations"
@@ -73,6 +74,10 @@ const (
 	backgroundGrace = 30 * time.Second
 	// pruneBatch is the events one pruning transaction deletes at most.
 	pruneBatch = 1000
+	// handlerWorkers are the goroutines that serve requests (a request
+	// that finds all of them busy runs on its own): four times make
+	// bench's 16 clients.
+	handlerWorkers = 64
 )
 
 func main() {
@@ -430,11 +435,15 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	mux.Handle(financeweb.Path, financePage)
 	mux.Handle("/", srv.Handler(m.Interceptor(), logInterceptor(logger)))
 
+	// Requests run on goroutines whose stacks have grown already
+	// (internal/handlerpool): as many as the requests usually in flight,
+	// with room for event streams, which keep theirs.
+	handlers := handlerpool.New(mux, handlerWorkers)
 	protocols := new(http.Protocols)
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC without TLS (h2c with prior knowledge)
 	httpServer := &http.Server{
-		Handler:           mux,
+		Handler:           handlers,
 		Protocols:         protocols,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -548,6 +557,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("http server: %w", err)
 	}
+	handlers.Close() // every handler has returned: the workers are idle
 	logger.Info("http server stopped")
 	return nil
 }

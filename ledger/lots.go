@@ -277,12 +277,15 @@ func nextExpiry(lots []Lot) *time.Time {
 }
 
 func encodeLots(lots []Lot) []byte {
+	if b, ok := appendLots(make([]byte, 0, 16+96*len(lots)), lots); ok {
+		return b
+	}
 	if lots == nil {
 		lots = []Lot{}
 	}
-	b, err := json.Marshal(lots)
+	b, err := json.Marshal(lots) // to panic with its words
 	if err != nil {
-		panic(fmt.Sprintf("ledger: encode lots: %v", err)) // plain structs: cannot fail
+		panic(fmt.Sprintf("ledger: encode lots: %v", err))
 	}
 	return b
 }
@@ -291,9 +294,12 @@ func decodeLots(account string, raw []byte) ([]Lot, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	var lots []Lot
-	if err := json.Unmarshal(raw, &lots); err != nil {
-		return nil, fmt.Errorf("%w: %s: lots are not readable: %v", ErrLotBook, account, err)
+	lots, ok := decodeLotsFast(raw)
+	if !ok {
+		lots = nil
+		if err := json.Unmarshal(raw, &lots); err != nil {
+			return nil, fmt.Errorf("%w: %s: lots are not readable: %v", ErrLotBook, account, err)
+		}
 	}
 	for i := range lots {
 		lots[i].ExpiresAt = lots[i].ExpiresAt.UTC()

@@ -1,11 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"connectrpc.com/connect"
 
@@ -23,7 +24,10 @@ import (
 // receiver is a webhook endpoint in the bench's own process: it checks
 // every request's signature as a receiver would, answers 204 and counts
 // the events, so that a run with events on pays for signing, sending and
-// receiving every event, and says how far delivery kept up.
+// receiving every event, and says how far delivery kept up. It does not
+// decode the events: a consumer's own work runs on its own machines, not
+// on the cores the service is measured on (decoding a batch with
+// encoding/json cost about 5 us an event here, counting them 1.2).
 type receiver struct {
 	srv    *http.Server
 	url    string
@@ -58,15 +62,59 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	}
 	events := int64(1)
 	if req.Header.Get("Content-Type") == "application/cloudevents-batch+json" {
-		var batch []json.RawMessage
-		if err := json.Unmarshal(body, &batch); err != nil {
+		n, ok := countBatch(body)
+		if !ok {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
-		events = int64(len(batch))
+		events = int64(n)
 	}
 	r.deliveries.Add(events)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// countBatch counts the elements of a JSON array, and reports false when
+// body is not one (it checks that brackets close outside strings, not
+// that every value is JSON: the signature vouches for the sender).
+func countBatch(body []byte) (int, bool) {
+	start := bytes.IndexFunc(body, func(r rune) bool { return !unicode.IsSpace(r) })
+	if start < 0 || body[start] != '[' {
+		return 0, false
+	}
+	depth, count := 0, 0
+	inString, escaped, closed := false, false, false
+	for _, c := range body[start:] {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		case closed:
+			return 0, false // something after the array
+		case c == ']' || c == '}':
+			depth--
+			closed = depth == 0
+		case c == ',' && depth == 1:
+			count++
+		default:
+			if depth == 1 && count == 0 {
+				count = 1 // the first element begins
+			}
+			switch c {
+			case '"':
+				inString = true
+			case '[', '{':
+				depth++
+			}
+		}
+	}
+	return count, closed
 }
 
 // verified checks the Standard Webhooks signature: HMAC-SHA256 of

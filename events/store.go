@@ -132,3 +132,54 @@ func ScanEvent(r pgx.CollectableRow) (Event, error) {
 	e.Data = json.RawMessage(data)
 	return e, err
 }
+
+// AppendJSON appends e's envelope as JSON, as json.Marshal(e.Envelope())
+// writes it but for data, which is copied as the database gives it (valid
+// JSON, maybe with spaces) rather than compacted: the dispatcher writes
+// every event it sends, and encoding/json's reflection and compaction
+// were about 2% of loyaltyd's CPU with events on.
+func (e Event) AppendJSON(buf []byte) []byte {
+	buf = append(buf, `{"specversion":"1.0","id":"`...)
+	buf = append(buf, e.ID.String()...)
+	buf = append(buf, `","source":`...)
+	buf = appendJSONString(buf, Source)
+	buf = append(buf, `,"type":`...)
+	buf = appendJSONString(buf, e.Type)
+	buf = append(buf, `,"subject":`...)
+	buf = appendJSONString(buf, e.Subject)
+	buf = append(buf, `,"time":"`...)
+	buf = e.OccurredAt.UTC().AppendFormat(buf, timeLayout)
+	buf = append(buf, `","datacontenttype":"application/json","sequence":"`...)
+	buf = strconv.AppendInt(buf, e.Seq, 10)
+	buf = append(buf, `","position":`...)
+	buf = strconv.AppendInt(buf, e.Position, 10)
+	if e.PartnerID != "" {
+		buf = append(buf, `,"partnerid":`...)
+		buf = appendJSONString(buf, e.PartnerID)
+	}
+	if e.PropertyID != "" {
+		buf = append(buf, `,"propertyid":`...)
+		buf = appendJSONString(buf, e.PropertyID)
+	}
+	buf = append(buf, `,"data":`...)
+	if len(e.Data) == 0 {
+		buf = append(buf, "null"...)
+	} else {
+		buf = append(buf, e.Data...)
+	}
+	return append(buf, '}')
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: as it is
+// when it is printable ASCII that needs no escape, else by json.Marshal.
+func appendJSONString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string: cannot fail
+			return append(buf, quoted...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
+}

@@ -3,7 +3,6 @@ package webhooks
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -767,26 +766,32 @@ func (d *Dispatcher) send(ctx context.Context, j job) outcome {
 // batchContentType is the CloudEvents JSON batch format's media type.
 const batchContentType = "application/cloudevents-batch+json"
 
+// envelopeBytes is about what an envelope takes besides its data.
+const envelopeBytes = 320
+
 // post POSTs one message, signed as Standard Webhooks says: the event's
 // envelope to an endpoint of batch size 1, else the events' envelopes in
 // the CloudEvents JSON batch format (a batch of one for a retry).
 func (d *Dispatcher) post(ctx context.Context, t *target, evs []events.Event) outcome {
 	d.attempts.Add(uint64(len(evs)))
-	var body []byte
-	var err error
+	size := 2
+	for _, e := range evs {
+		size += envelopeBytes + len(e.Data)
+	}
+	body := make([]byte, 0, size)
 	contentType := "application/json"
 	if t.batchSize > 1 {
-		envelopes := make([]events.Envelope, len(evs))
+		body = append(body, '[')
 		for i, e := range evs {
-			envelopes[i] = e.Envelope()
+			if i > 0 {
+				body = append(body, ',')
+			}
+			body = e.AppendJSON(body)
 		}
-		body, err = json.Marshal(envelopes)
+		body = append(body, ']')
 		contentType = batchContentType
 	} else {
-		body, err = json.Marshal(evs[0].Envelope())
-	}
-	if err != nil {
-		return outcome{errText: boundedText("encode the envelope: " + err.Error())}
+		body = evs[0].AppendJSON(body)
 	}
 	at := d.now()
 	msgID := messageID(evs)

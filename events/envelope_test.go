@@ -65,3 +65,27 @@ func compacted(t *testing.T, raw []byte) []byte {
 	}
 	return b
 }
+
+// BenchmarkEnvelopeJSON compares AppendJSON with json.Marshal of the
+// envelope, for an event with PostgreSQL's text of a stay's data:
+// go test -run XXX -bench EnvelopeJSON ./events
+func BenchmarkEnvelopeJSON(b *testing.B) {
+	e := events.Event{Position: 123456, ID: uuid.MustParse("6f1c2d3e-0000-5abc-8def-0123456789ab"), Type: "loyalty.points.earned.v1",
+		Subject: "M000012345", Seq: 12, OccurredAt: time.Date(2026, 3, 10, 9, 0, 0, 0, time.UTC), PartnerID: "P-1", PropertyID: "BENCH-1",
+		Data: json.RawMessage(`{"kind": "stay", "points": 1200, "source": "stay", "stay_id": "S-1234", "breakdown": [{"rule": "base", "points": 1000}, ` +
+			`{"rule": "tier bonus", "points": 200}], "property_id": "BENCH-1", "effective_at": "2026-03-10T09:00:00Z", "balance_after": ` +
+			`{"held": 0, "posted": 5400, "available": 5400}, "member_number": "M000012345", "transaction_id": "6f1c2d3e-0000-4abc-8def-0123456789ab"}`)}
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(e.Envelope()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("AppendJSON", func(b *testing.B) {
+		buf := make([]byte, 0, 1024)
+		for b.Loop() {
+			buf = e.AppendJSON(buf[:0])
+		}
+	})
+}

@@ -31,7 +31,13 @@ func get(t *testing.T, url string) string {
 	return string(body)
 }
 
-func TestARequestRunsOnAWorkerAndGetsItsAnswer(t *testing.T) {
+// maxTries bounds the requests a test sends until one lands on a worker:
+// a worker that has just started, or just finished a request, takes a
+// moment to wait for the next, and a request that comes first runs on
+// its own goroutine (the pool never queues).
+const maxTries = 10000
+
+func TestEveryRequestIsAnsweredWhereverItRuns(t *testing.T) {
 	pool := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if onWorker() {
 			_, _ = io.WriteString(w, "worker "+r.URL.Path)
@@ -42,19 +48,31 @@ func TestARequestRunsOnAWorkerAndGetsItsAnswer(t *testing.T) {
 	defer pool.Close()
 	srv := httptest.NewServer(pool)
 	defer srv.Close()
-	for range 3 {
-		if got := get(t, srv.URL+"/a"); got != "worker /a" {
-			t.Fatalf("answer %q, want %q", got, "worker /a")
+	onWorkers := 0
+	for i := 0; i < 50 || onWorkers == 0; i++ {
+		if i == maxTries {
+			t.Fatal("no request ran on a worker")
+		}
+		switch got := get(t, srv.URL+"/a"); got {
+		case "worker /a":
+			onWorkers++
+		case "own goroutine /a":
+		default:
+			t.Fatalf("answer %q", got)
 		}
 	}
 }
 
 func TestARequestThatFindsEveryWorkerBusyRunsOnItsOwnGoroutineAtOnce(t *testing.T) {
 	release := make(chan struct{})
-	started := make(chan struct{})
+	held := make(chan struct{})
 	pool := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/hold" {
-			close(started)
+			if !onWorker() {
+				_, _ = io.WriteString(w, "again")
+				return
+			}
+			close(held)
 			<-release
 		}
 		if onWorker() {
@@ -66,32 +84,56 @@ func TestARequestThatFindsEveryWorkerBusyRunsOnItsOwnGoroutineAtOnce(t *testing.
 	defer pool.Close()
 	srv := httptest.NewServer(pool)
 	defer srv.Close()
-	var held sync.WaitGroup
-	var heldAnswer string
-	held.Go(func() { heldAnswer = get(t, srv.URL+"/hold") })
-	<-started
+	var holding sync.WaitGroup
+	holding.Go(func() {
+		for i := 0; get(t, srv.URL+"/hold") == "again"; i++ {
+			if i == maxTries {
+				t.Error("the held request never ran on the worker")
+				close(held)
+				return
+			}
+		}
+	})
+	<-held
 	// The only worker waits: this request must not wait behind it.
 	if got := get(t, srv.URL+"/next"); got != "own goroutine" {
-		t.Fatalf("answer %q while the worker is busy, want %q", got, "own goroutine")
+		t.Errorf("answer %q while the worker is busy, want %q", got, "own goroutine")
 	}
 	close(release)
-	held.Wait()
-	if heldAnswer != "worker" {
-		t.Fatalf("the held request's answer %q, want %q", heldAnswer, "worker")
+	holding.Wait()
+}
+
+// onAWorker serves GET path through pool until a worker serves it, and
+// returns what that request panicked with, or nil.
+func onAWorker(t *testing.T, pool *Pool, path string) any {
+	t.Helper()
+	for range maxTries {
+		panicked, rec := serveAndRecover(pool, path)
+		if panicked != nil || rec.Body.String() != "own goroutine" {
+			return panicked
+		}
+		runtime.Gosched()
 	}
+	t.Fatalf("%s never ran on a worker", path)
+	return nil
 }
 
 // serveAndRecover calls pool.ServeHTTP as net/http would and returns
-// what it panicked with.
-func serveAndRecover(pool *Pool, path string) (panicked any) {
+// what it panicked with, and the answer.
+func serveAndRecover(pool *Pool, path string) (panicked any, rec *httptest.ResponseRecorder) {
+	rec = httptest.NewRecorder()
 	defer func() { panicked = recover() }()
-	pool.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, path, nil))
-	return nil
+	pool.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return nil, rec
 }
 
 func TestAHandlersPanicReachesTheRequestsGoroutine(t *testing.T) {
 	boom := errors.New("boom")
 	pool := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !onWorker() {
+			_, _ = io.WriteString(w, "own goroutine")
+			return
+		}
 		switch r.URL.Path {
 		case "/error":
 			panic(boom)
@@ -102,7 +144,7 @@ func TestAHandlersPanicReachesTheRequestsGoroutine(t *testing.T) {
 	}), 1)
 	defer pool.Close()
 
-	got := serveAndRecover(pool, "/error")
+	got := onAWorker(t, pool, "/error")
 	hp, ok := got.(HandlerPanic)
 	if !ok {
 		t.Fatalf("panicked with %T %v, want a HandlerPanic", got, got)
@@ -111,50 +153,52 @@ func TestAHandlersPanicReachesTheRequestsGoroutine(t *testing.T) {
 		t.Fatalf("HandlerPanic %v: want boom and the worker's stack", hp)
 	}
 	// net/http's quiet abort keeps its identity: net/http does not log it.
-	if got := serveAndRecover(pool, "/abort"); got != http.ErrAbortHandler {
+	if got := onAWorker(t, pool, "/abort"); got != http.ErrAbortHandler {
 		t.Fatalf("panicked with %v, want http.ErrAbortHandler", got)
 	}
 	// The worker survived both.
-	rec := httptest.NewRecorder()
-	pool.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-	if rec.Body.String() != "ok" {
-		t.Fatalf("after the panics: %q, want ok", rec.Body.String())
+	if got := onAWorker(t, pool, "/"); got != nil {
+		t.Fatalf("after the panics: panicked with %v", got)
 	}
 }
 
 func TestAHandlerThatExitsItsGoroutineEndsTheRequestsAndTheWorkerIsReplaced(t *testing.T) {
 	pool := New(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !onWorker() {
+			_, _ = io.WriteString(w, "own goroutine")
+			return
+		}
 		if r.URL.Path == "/exit" {
 			runtime.Goexit()
 		}
-		if onWorker() {
-			_, _ = io.WriteString(w, "worker")
-		}
+		_, _ = io.WriteString(w, "worker")
 	}), 1)
 	defer pool.Close()
-	returned := false
-	exited := make(chan struct{})
-	go func() {
-		defer close(exited)
-		pool.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/exit", nil))
-		returned = true
-	}()
-	<-exited
-	if returned {
-		t.Fatal("ServeHTTP returned after the handler called runtime.Goexit")
-	}
-	// The replacement worker may not be waiting yet: a request served on
-	// its own goroutine answers nothing here.
 	for i := 0; ; i++ {
-		rec := httptest.NewRecorder()
-		pool.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-		if rec.Body.String() == "worker" {
-			break
+		if i == maxTries {
+			t.Fatal("/exit never ran on a worker")
 		}
-		if i == 10000 {
-			t.Fatal("no worker serves after one exited")
+		returned := false
+		var rec *httptest.ResponseRecorder
+		exited := make(chan struct{})
+		go func() {
+			defer close(exited)
+			rec = httptest.NewRecorder()
+			pool.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/exit", nil))
+			returned = true
+		}()
+		<-exited
+		if !returned {
+			break // the handler ran on a worker and exited: so did ServeHTTP's caller
+		}
+		if rec.Body.String() != "own goroutine" {
+			t.Fatalf("ServeHTTP returned %q after the handler called runtime.Goexit", rec.Body.String())
 		}
 		runtime.Gosched()
+	}
+	// The worker that exited has a successor.
+	if got := onAWorker(t, pool, "/"); got != nil {
+		t.Fatalf("after the exit: panicked with %v", got)
 	}
 }
 

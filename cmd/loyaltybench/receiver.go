@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"connectrpc.com/connect"
 
@@ -77,13 +76,13 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 // body is not one (it checks that brackets close outside strings, not
 // that every value is JSON: the signature vouches for the sender).
 func countBatch(body []byte) (int, bool) {
-	start := bytes.IndexFunc(body, func(r rune) bool { return !unicode.IsSpace(r) })
-	if start < 0 || body[start] != '[' {
+	body = bytes.TrimLeft(body, " \t\n\r")
+	if len(body) == 0 || body[0] != '[' {
 		return 0, false
 	}
 	depth, count := 0, 0
 	inString, escaped, closed := false, false, false
-	for _, c := range body[start:] {
+	for _, c := range body {
 		switch {
 		case inString:
 			switch {

@@ -290,12 +290,10 @@ func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string
 	}
 	out := make(map[string]Account, len(codes))
 	for rows.Next() {
-		var a Account
-		var side string
-		if err := rows.Scan(&a.Code, &side, &a.AllowNegative, &a.Shards, &a.TracksLots); err != nil {
+		a, err := scanAccount(rows)
+		if err != nil {
 			return nil, fmt.Errorf("load accounts: %w", err)
 		}
-		a.NormalSide = Side(side)
 		out[a.Code] = a
 		l.cache(a)
 	}
@@ -306,6 +304,38 @@ func (l *Ledger) loadAccountsWith(ctx context.Context, q querier, codes []string
 }
 
 const accountSelect = `SELECT code, normal_side, allow_negative, shards, tracks_lots FROM accounts `
+
+// scanAccount reads a row of accountSelect.
+func scanAccount(row pgx.Row) (Account, error) {
+	var a Account
+	var side string
+	err := row.Scan(&a.Code, &side, &a.AllowNegative, &a.Shards, &a.TracksLots)
+	a.NormalSide = Side(side)
+	return a, err
+}
+
+// QueueAccount queues on b the read of an account's settings, unless this
+// process knows them, and returns what keeps them once b is sent: a
+// caller that reads a member in one round trip (the member's view before
+// a stay) saves the round trip that the posting would take to read them.
+// An account that does not exist is left for the posting to refuse.
+func (l *Ledger) QueueAccount(b *pgx.Batch, code string) func(pgx.BatchResults) error {
+	if _, ok := l.accounts.load(code); ok {
+		return func(pgx.BatchResults) error { return nil }
+	}
+	b.Queue(accountSelect+`WHERE code = $1`, code)
+	return func(br pgx.BatchResults) error {
+		a, err := scanAccount(br.QueryRow())
+		if isNoRows(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("load account %s: %w", code, err)
+		}
+		l.cache(a)
+		return nil
+	}
+}
 
 // Remember caches accounts whose creation the caller has seen commit (a
 // member enrolled in this process), so that their first posting need not

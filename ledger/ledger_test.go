@@ -904,3 +904,41 @@ func TestKeyedWriteReplaysWhatTheWriteWouldNowRefuse(t *testing.T) {
 		}
 	}
 }
+
+// A caller that reads a member in its own round trip reads the member's
+// account settings with it, once per process: the posting that follows
+// finds them known, and an account that does not exist is left for the
+// posting to refuse.
+func TestQueueAccountReadsAnAccountOncePerProcess(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 1)
+	fresh := ledger.New(f.db, ledger.Options{Clock: f.clock.Now}) // knows no account yet
+	for _, tc := range []struct {
+		code       string
+		queuedThen int // statements queued by a second QueueAccount
+	}{
+		{code: member(1), queuedThen: 0},
+		{code: "member:404:points", queuedThen: 1},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			b := &pgx.Batch{}
+			keep := fresh.QueueAccount(b, tc.code)
+			if b.Len() != 1 {
+				t.Fatalf("first QueueAccount queued %d statements, want 1", b.Len())
+			}
+			br := f.db.Pool.SendBatch(f.ctx, b)
+			if err := keep(br); err != nil {
+				t.Fatal(err)
+			}
+			if err := br.Close(); err != nil {
+				t.Fatal(err)
+			}
+			again := &pgx.Batch{}
+			if fresh.QueueAccount(again, tc.code); again.Len() != tc.queuedThen {
+				t.Errorf("second QueueAccount queued %d statements, want %d", again.Len(), tc.queuedThen)
+			}
+		})
+	}
+	if _, err := fresh.Post(f.ctx, earnRequest(f.nextKey(), "member:404:points", 10)); !errors.Is(err, ledger.ErrUnknownAccount) {
+		t.Errorf("posting to an account that does not exist: %v, want ErrUnknownAccount", err)
+	}
+}

@@ -191,7 +191,27 @@ func (s *Store) Profile(ctx context.Context, number string) (Member, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, err
 	}
-	return scanMember(s.db.Pool.QueryRow(ctx, memberSelect+` WHERE member_number = $1`, number), number)
+	b := &pgx.Batch{}
+	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	// A write for the member will need its account's settings: read them
+	// with the member when this process does not know them.
+	keepAccount := s.ledger.QueueAccount(b, programme.MemberAccount(number).Code)
+	if b.Len() == 1 {
+		return scanMember(s.db.Pool.QueryRow(ctx, memberSelect+` WHERE member_number = $1`, number), number)
+	}
+	br := s.db.Pool.SendBatch(ctx, b)
+	defer br.Close()
+	m, err := scanMember(br.QueryRow(), number)
+	if err == nil {
+		err = keepAccount(br)
+	}
+	if err != nil {
+		return Member{}, err
+	}
+	if err := br.Close(); err != nil {
+		return Member{}, fmt.Errorf("read member %s: %w", number, err)
+	}
+	return m, nil
 }
 
 // Update applies a member's correction of their contact data and records
@@ -651,9 +671,13 @@ func (s *Store) MemberAt(ctx context.Context, number string, t time.Time) (Membe
 	}
 	b := &pgx.Batch{}
 	queueMemberAt(b, number, t)
+	keepAccount := s.ledger.QueueAccount(b, programme.MemberAccount(number).Code)
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
 	m, tier, err := readMemberAt(br, number, t)
+	if err == nil {
+		err = keepAccount(br)
+	}
 	if err != nil {
 		return Member{}, "", err
 	}
@@ -696,6 +720,8 @@ func (s *Store) StayView(ctx context.Context, number string, arrival, from, to t
 	b := &pgx.Batch{}
 	queueMemberAt(b, number, arrival)
 	b.Queue(qualifyingActivitySQL, number, from, to)
+	// The stay's posting needs the member's account: read with the rest.
+	keepAccount := s.ledger.QueueAccount(b, programme.MemberAccount(number).Code)
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
 	m, tier, err := readMemberAt(br, number, arrival)
@@ -708,6 +734,9 @@ func (s *Store) StayView(ctx context.Context, number string, arrival, from, to t
 	a := tiers.Activity{WindowStart: from, WindowEnd: to}
 	if err := br.QueryRow().Scan(&a.Nights, &a.Points, &a.Stays); err != nil {
 		return Member{}, "", tiers.Activity{}, fmt.Errorf("qualifying activity of %s: %w", number, err)
+	}
+	if err := keepAccount(br); err != nil {
+		return Member{}, "", tiers.Activity{}, err
 	}
 	if err := br.Close(); err != nil {
 		return Member{}, "", tiers.Activity{}, fmt.Errorf("read member %s: %w", number, err)

@@ -191,13 +191,14 @@ func (s *Store) Profile(ctx context.Context, number string) (Member, error) {
 	if err := ValidateNumber(number); err != nil {
 		return Member{}, err
 	}
+	byNumber := memberSelect + ` WHERE member_number = $1`
 	b := &pgx.Batch{}
-	b.Queue(memberSelect+` WHERE member_number = $1`, number)
+	b.Queue(byNumber, number)
 	// A write for the member will need its account's settings: read them
 	// with the member when this process does not know them.
 	keepAccount := s.ledger.QueueAccount(b, programme.MemberAccount(number).Code)
-	if b.Len() == 1 {
-		return scanMember(s.db.Pool.QueryRow(ctx, memberSelect+` WHERE member_number = $1`, number), number)
+	if b.Len() == 1 { // known: the member alone, as one statement
+		return scanMember(s.db.Pool.QueryRow(ctx, byNumber, number), number)
 	}
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
 	"github.com/loyalty-ledger/loyalty/programme"
@@ -127,5 +129,49 @@ func TestViewAgreesWithItsParts(t *testing.T) {
 	}
 	if _, err := store.View(ctx, "9999999999", from, to); !errors.Is(err, members.ErrNotFound) {
 		t.Errorf("an unknown member: %v", err)
+	}
+}
+
+// The reads that come before a member's write (Get, MemberAt, StayView)
+// make a process that has not seen the member's account know it, in the
+// same round trip: the posting that follows need not read it. An unknown
+// member is still ErrNotFound.
+func TestReadsBeforeAWriteLearnTheMembersAccount(t *testing.T) {
+	f := newStoreFixture(t)
+	ctx := f.ctx
+	m := f.enrol(t, "enrol")
+	at := enrolled.AddDate(0, 1, 0)
+	for _, tc := range []struct {
+		read string
+		do   func(*members.Store, string) (members.Member, error)
+	}{
+		{"Get", func(s *members.Store, number string) (members.Member, error) { return s.Get(ctx, number) }},
+		{"MemberAt", func(s *members.Store, number string) (members.Member, error) {
+			m, _, err := s.MemberAt(ctx, number, at)
+			return m, err
+		}},
+		{"StayView", func(s *members.Store, number string) (members.Member, error) {
+			m, _, _, err := s.StayView(ctx, number, at, enrolled, at)
+			return m, err
+		}},
+	} {
+		t.Run(tc.read, func(t *testing.T) {
+			fresh := ledger.New(f.db, ledger.Options{Clock: f.clock.Now}) // another process
+			store := members.New(fresh, f.clock.Now)
+			if _, err := tc.do(store, "9999999999"); !errors.Is(err, members.ErrNotFound) {
+				t.Errorf("an unknown member: %v, want ErrNotFound", err)
+			}
+			got, err := tc.do(store, m.Number)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Number != m.Number || got.Tier != m.Tier {
+				t.Errorf("read %s at %s, want %s at %s", got.Number, got.Tier, m.Number, m.Tier)
+			}
+			b := &pgx.Batch{}
+			if fresh.QueueAccount(b, m.Account()); b.Len() != 0 {
+				t.Errorf("after %s the process still reads the member's account (%d statements queued)", tc.read, b.Len())
+			}
+		})
 	}
 }

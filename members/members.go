@@ -192,20 +192,20 @@ func (s *Store) Profile(ctx context.Context, number string) (Member, error) {
 		return Member{}, err
 	}
 	byNumber := memberSelect + ` WHERE member_number = $1`
-	b := &pgx.Batch{}
-	b.Queue(byNumber, number)
 	// A write for the member will need its account's settings: read them
 	// with the member when this process does not know them.
+	b := &pgx.Batch{}
 	keepAccount := s.ledger.QueueAccount(b, programme.MemberAccount(number).Code)
-	if b.Len() == 1 { // known: the member alone, as one statement
+	if b.Len() == 0 {
 		return scanMember(s.db.Pool.QueryRow(ctx, byNumber, number), number)
 	}
+	b.Queue(byNumber, number)
 	br := s.db.Pool.SendBatch(ctx, b)
 	defer br.Close()
-	m, err := scanMember(br.QueryRow(), number)
-	if err == nil {
-		err = keepAccount(br)
+	if err := keepAccount(br); err != nil {
+		return Member{}, err
 	}
+	m, err := scanMember(br.QueryRow(), number)
 	if err != nil {
 		return Member{}, err
 	}

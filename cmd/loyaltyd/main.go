@@ -740,6 +740,15 @@ type boolFlag struct{ flag.Value }
 
 func (boolFlag) IsBoolFlag() bool { return true }
 
+// String is the flag's value. The flag package calls it on a zero
+// boolFlag too, to tell whether the default is worth printing in -h.
+func (b boolFlag) String() string {
+	if b.Value == nil {
+		return ""
+	}
+	return b.Value.String()
+}
+
 // processName names this process on the sequencer's and the dispatcher's
 // leases: host, pid and a random part, unique across restarts.
 func processName() string {

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,6 +78,25 @@ func TestFlags(t *testing.T) {
 		{"-webhook-lease", "2s"}, {"-webhook-lease", "10s"}, {"-webhook-lease", "11m"}, {"-webhook-lease", "0"}, {"-webhook-lease", "soon"}} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
+		}
+	}
+}
+
+// An operator's first command: -h lists every flag, and nothing else
+// (the flag package once printed a panic of ours in the middle of it).
+func TestHelpListsEveryFlag(t *testing.T) {
+	var out strings.Builder
+	if _, err := parseFlags([]string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("parseFlags(-h): %v, want flag.ErrHelp", err)
+	}
+	help := out.String()
+	if strings.Contains(help, "panic") {
+		t.Errorf("-h printed a panic:\n%s", help)
+	}
+	for _, name := range []string{"data-dir", "database-url", "events", "events-prune-every", "events-retention", "expire-every", "finance-jobs-every",
+		"listen", "log-level", "metrics-listen", "pprof-listen", "programme-name", "statement-font", "tier-review-every", "webhook-lease"} {
+		if !strings.Contains(help, "\n  -"+name+" ") && !strings.Contains(help, "\n  -"+name+"\n") {
+			t.Errorf("-h does not list -%s:\n%s", name, help)
 		}
 	}
 }

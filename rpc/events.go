@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -164,11 +163,7 @@ func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyal
 	out := &loyaltyv1.ListEventsResponse{LastPosition: last}
 	cursor := after
 	for _, e := range list {
-		pe, err := protoEvent(e)
-		if err != nil {
-			return nil, s.toConnect(ctx, proc, err)
-		}
-		out.Events = append(out.Events, pe)
+		out.Events = append(out.Events, protoEvent(e))
 		cursor = e.Position
 	}
 	if len(list) < size && last > cursor {
@@ -179,18 +174,15 @@ func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyal
 	return connect.NewResponse(out), nil
 }
 
-// protoEvent is e as the contract shows it, its envelope included.
-func protoEvent(e events.Event) (*loyaltyv1.Event, error) {
-	env := e.Envelope()
-	envelope, err := json.Marshal(env)
-	if err != nil {
-		return nil, fmt.Errorf("envelope of event %s: %w", e.ID, err)
-	}
-	return &loyaltyv1.Event{Id: env.ID, Source: env.Source, Type: e.Type, Subject: e.Subject,
+// protoEvent is e as the contract shows it, its envelope included: the
+// bytes a webhook delivers (events.Event.AppendJSON), so that a consumer
+// may forward or hash either.
+func protoEvent(e events.Event) *loyaltyv1.Event {
+	return &loyaltyv1.Event{Id: e.ID.String(), Source: events.Source, Type: e.Type, Subject: e.Subject,
 		Time: timestamppb.New(e.OccurredAt), Sequence: e.Seq, Position: e.Position,
 		PartnerId: e.PartnerID, PropertyId: e.PropertyID, DataJson: string(e.Data),
-		CloudEventJson: string(envelope), RecordedAt: timestamppb.New(e.RecordedAt),
-		ResumeToken: encodeCursor(e.Position)}, nil
+		CloudEventJson: string(e.AppendJSON(nil)), RecordedAt: timestamppb.New(e.RecordedAt),
+		ResumeToken: encodeCursor(e.Position)}
 }
 
 func (s eventService) SubscribeEvents(ctx context.Context, req *connect.Request[loyaltyv1.SubscribeEventsRequest], stream *connect.ServerStream[loyaltyv1.SubscribeEventsResponse]) error {
@@ -245,11 +237,7 @@ func (s eventService) subscribe(ctx context.Context, proc string, msg *loyaltyv1
 			return s.streamError(ctx, proc, err)
 		}
 		for _, e := range list {
-			pe, err := protoEvent(e)
-			if err != nil {
-				return s.streamError(ctx, proc, err)
-			}
-			if err := stream.Send(&loyaltyv1.SubscribeEventsResponse{Item: &loyaltyv1.SubscribeEventsResponse_Event{Event: pe}}); err != nil {
+			if err := stream.Send(&loyaltyv1.SubscribeEventsResponse{Item: &loyaltyv1.SubscribeEventsResponse_Event{Event: protoEvent(e)}}); err != nil {
 				return s.streamError(ctx, proc, err)
 			}
 			after = e.Position

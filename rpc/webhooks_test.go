@@ -204,6 +204,28 @@ func TestWebhooksEndToEnd(t *testing.T) {
 		}
 	})
 
+	// The contract: cloud_event_json is the envelope exactly as webhooks
+	// deliver it, and data_json byte for byte its "data", so that a
+	// consumer may forward or hash either.
+	t.Run("ListEvents shows the bytes the webhook delivered", func(t *testing.T) {
+		delivered := rcv.received()[0].body
+		list, err := e.events(e.adminKey).ListEvents(e.ctx, connect.NewRequest(&loyaltyv1.ListEventsRequest{
+			MemberNumber: member, EventTypes: []string{events.TypePointsEarned}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Msg.GetEvents()) != 1 {
+			t.Fatalf("ListEvents: %v", list.Msg.GetEvents())
+		}
+		ev := list.Msg.GetEvents()[0]
+		if ev.GetCloudEventJson() != string(delivered) {
+			t.Errorf("cloud_event_json\n%s\nis not the delivered body\n%s", ev.GetCloudEventJson(), delivered)
+		}
+		if !strings.HasSuffix(ev.GetCloudEventJson(), `,"data":`+ev.GetDataJson()+"}") {
+			t.Errorf("data_json %s is not the envelope's data: %s", ev.GetDataJson(), ev.GetCloudEventJson())
+		}
+	})
+
 	var rotated string
 	t.Run("rotation: both secrets verify during the overlap", func(t *testing.T) {
 		res, err := hooks.RotateWebhookSecret(e.ctx, connect.NewRequest(&loyaltyv1.RotateWebhookSecretRequest{

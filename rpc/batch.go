@@ -174,10 +174,8 @@ func rowRefusal[T any](ctx context.Context, s *Server, proc string, row protoref
 		}
 		return rowResult[T]{status: loyaltyv1.StayRowStatus_STAY_ROW_STATUS_ALREADY_RECORDED, existing: existing}, bookings.RowDone
 	}
-	message := ce.Message()
-	if ce.Code() == connect.CodeInvalidArgument {
-		message = respellText(message, fieldNamesOf(row))
-	}
+	// As a single call's answer (jsonFieldNames).
+	message := respellText(ce.Message(), fieldNamesOf(row))
 	out := rowResult[T]{status: loyaltyv1.StayRowStatus_STAY_ROW_STATUS_REFUSED,
 		err: &loyaltyv1.StayRowError{Code: ce.Code().String(), Field: field, Message: message, Reason: reason}}
 	switch ce.Code() {

@@ -130,8 +130,10 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodePermissionDenied, errors.New("the partner is suspended: its writes are refused"))
 	case errors.Is(err, partners.ErrExists):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("a partner with this partner_id exists already"))
+	case errors.Is(err, webhooks.ErrNoDelivery):
+		return connect.NewError(connect.CodeNotFound, errors.New("the endpoint with this endpoint_id has no delivery of the event with this event_id: it was not for the endpoint (its types or partner), or it was pruned"))
 	case errors.Is(err, webhooks.ErrNotFound):
-		return connect.NewError(connect.CodeNotFound, errors.New("no webhook endpoint with this endpoint_id, or no delivery of this event to it"))
+		return connect.NewError(connect.CodeNotFound, errors.New("no webhook endpoint with this endpoint_id (or it was deleted)"))
 	case errors.Is(err, partners.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("no partner with this partner_id"))
 	case errors.Is(err, partners.ErrNoRates):

@@ -113,6 +113,18 @@ func decodeCursor(field, token string) (int64, error) {
 	return int64(binary.BigEndian.Uint64(buf[1:])), nil
 }
 
+// cursorPast refuses a cursor beyond the newest position, last: this
+// database never gave it (another environment's, or one kept across a
+// restore to an earlier backup). Accepted, it would skip, in silence,
+// every event up to it once they are written.
+func cursorPast(field string, after, last int64) error {
+	if after <= last {
+		return nil
+	}
+	return connect.NewError(connect.CodeOutOfRange, fmt.Errorf(
+		"%s: position %d is past the newest event's, %d: this cursor is not from this service's log (another environment's, or kept across a restore); start again from a position you have seen, or from 0", field, after, last))
+}
+
 // startAfter reads where a request starts: a token, a position, or
 // neither (ok false).
 func startAfter(tokenField, token string, position *int64) (after int64, ok bool, err error) {
@@ -144,6 +156,10 @@ func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyal
 	if err != nil {
 		return nil, err
 	}
+	cursorField := "after_position"
+	if msg.GetPageToken() != "" {
+		cursorField = "page_token"
+	}
 	filter, err := s.eventFilter(msg.GetEventTypes(), msg.GetMemberNumber(), msg.GetPartnerId())
 	if err != nil {
 		return nil, err
@@ -155,6 +171,9 @@ func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyal
 	last, err := s.events.LastPosition(ctx)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
+	}
+	if err := cursorPast(cursorField, after, last); err != nil {
+		return nil, err
 	}
 	list, err := s.events.List(ctx, after, filter, size)
 	if err != nil {
@@ -169,7 +188,6 @@ func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyal
 	if len(list) < size && last > cursor {
 		cursor = last
 	}
-	out.LastPosition = max(last, cursor)
 	out.NextPageToken = encodeCursor(cursor)
 	return connect.NewResponse(out), nil
 }
@@ -194,7 +212,7 @@ func (s eventService) SubscribeEvents(ctx context.Context, req *connect.Request[
 	}
 	err := s.subscribe(ctx, proc, msg, stream)
 	var ce *connect.Error
-	if errors.As(err, &ce) && ce.Code() == connect.CodeInvalidArgument {
+	if errors.As(err, &ce) {
 		return respell(ce, msg.ProtoReflect().Descriptor())
 	}
 	return err
@@ -225,6 +243,13 @@ func (s eventService) subscribe(ctx context.Context, proc string, msg *loyaltyv1
 	last, err := s.events.LastPosition(ctx)
 	if err != nil {
 		return s.streamError(ctx, proc, err)
+	}
+	cursorField := "after_position"
+	if msg.GetResumeToken() != "" {
+		cursorField = "resume_token"
+	}
+	if err := cursorPast(cursorField, after, last); ok && err != nil {
+		return err
 	}
 	if !ok && !msg.GetFromBeginning() {
 		after = last // from now on

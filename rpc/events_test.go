@@ -2,11 +2,14 @@ package rpc_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -237,6 +240,77 @@ func TestEventRequestsNameTheFieldTheyRefuse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestACursorPastTheNewestEventIsOutOfRange: a position or token beyond
+// the newest event is not from this log (another environment's, a cursor
+// kept across a restore): taken, it would skip in silence every event up
+// to it. ListEvents and SubscribeEvents refuse it with OUT_OF_RANGE,
+// naming the field; the newest position itself is a cursor like any other.
+func TestACursorPastTheNewestEventIsOutOfRange(t *testing.T) {
+	e := newEnv(t)
+	member := e.enroll(t, e.clients(e.bookingKey), "enrol-1")
+	e.adjust(t, "a-1", member, 10)
+	e.sequence(t)
+	first, err := e.events(e.adminKey).ListEvents(e.ctx, connect.NewRequest(&loyaltyv1.ListEventsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := first.Msg.GetLastPosition()
+	if last < 2 {
+		t.Fatalf("last position %d after an enrolment and an adjustment", last)
+	}
+	// A token of this service's shape for position 1000.
+	farToken := base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64([]byte{1}, 1000))
+	subscribe := func(req *loyaltyv1.SubscribeEventsRequest) error {
+		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+		defer cancel()
+		stream, err := e.events(e.adminKey).SubscribeEvents(ctx, connect.NewRequest(req))
+		if err != nil {
+			return err
+		}
+		defer stream.Close()
+		for stream.Receive() {
+			return errors.New("the stream sent a message")
+		}
+		return stream.Err()
+	}
+	for _, tc := range []struct {
+		name, field string
+		call        func() error
+	}{
+		{"ListEvents after the next position", "afterPosition", func() error {
+			_, err := e.events(e.adminKey).ListEvents(e.ctx, connect.NewRequest(&loyaltyv1.ListEventsRequest{AfterPosition: new(last + 1)}))
+			return err
+		}},
+		{"ListEvents with a token for position 1000", "pageToken", func() error {
+			_, err := e.events(e.adminKey).ListEvents(e.ctx, connect.NewRequest(&loyaltyv1.ListEventsRequest{PageToken: farToken}))
+			return err
+		}},
+		{"SubscribeEvents after position 1000", "afterPosition", func() error {
+			return subscribe(&loyaltyv1.SubscribeEventsRequest{AfterPosition: new(int64(1000))})
+		}},
+		{"SubscribeEvents with a token for position 1000", "resumeToken", func() error {
+			return subscribe(&loyaltyv1.SubscribeEventsRequest{ResumeToken: farToken})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := wantCode(t, tc.call(), connect.CodeOutOfRange)
+			if !strings.HasPrefix(ce.Message(), tc.field+": ") || !strings.Contains(ce.Message(), fmt.Sprint(last)) {
+				t.Errorf("the refusal does not name %s and the newest position %d: %v", tc.field, last, ce)
+			}
+		})
+	}
+
+	t.Run("the newest position is a cursor", func(t *testing.T) {
+		res, err := e.events(e.adminKey).ListEvents(e.ctx, connect.NewRequest(&loyaltyv1.ListEventsRequest{AfterPosition: new(last)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Msg.GetEvents()) != 0 || res.Msg.GetLastPosition() != last {
+			t.Fatalf("after the newest position: %v", res.Msg)
+		}
+	})
 }
 
 // TestEventServiceIsForAdminKeysOnly: booking-channel, finance and

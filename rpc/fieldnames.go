@@ -16,17 +16,17 @@ import (
 // Validation names fields as the contract does (booked_at,
 // nights[0].room_charge.amount); clients mostly spell them as JSON does
 // (bookedAt, nights[0].roomCharge.amount). jsonFieldNames rewrites every
-// INVALID_ARGUMENT answer to the JSON spelling: the BadRequest detail's
-// field paths, followed through the request's descriptor (a path that goes
-// into a string field, such as a programme's definition_json, keeps the
-// rest as that document spells it), and the request's field names where
-// the message mentions them. It touches only refusals: answers that
-// succeed cost nothing.
+// error answer to the JSON spelling: the BadRequest detail's field paths,
+// followed through the request's descriptor (a path that goes into a
+// string field, such as a programme's definition_json, keeps the rest as
+// that document spells it), and the request's field names where the
+// message mentions them ("no member with this memberNumber"). It touches
+// only refusals: answers that succeed cost nothing.
 func jsonFieldNames(next connect.UnaryFunc) connect.UnaryFunc {
 	return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
 		res, err := next(ctx, req)
 		var ce *connect.Error
-		if err == nil || !errors.As(err, &ce) || ce.Code() != connect.CodeInvalidArgument {
+		if err == nil || !errors.As(err, &ce) {
 			return res, err
 		}
 		m, ok := req.Any().(proto.Message)

@@ -159,7 +159,7 @@ func (s webhookService) RedeliverWebhookEvent(ctx context.Context, req *connect.
 		return nil, badField("event_id", "is required")
 	}
 	eventID, err := uuid.Parse(msg.GetEventId())
-	if err != nil {
+	if err != nil || eventID == uuid.Nil {
 		return nil, badField("event_id", "must be an event's id, a UUID")
 	}
 	d, err := s.webhooks.Redeliver(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), msg.GetEndpointId(), eventID)

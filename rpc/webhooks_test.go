@@ -526,3 +526,49 @@ func TestWebhookRequestsNameTheFieldTheyRefuse(t *testing.T) {
 		})
 	}
 }
+
+// TestNotFoundNamesTheFieldsAsJSONSpellsThem: a NOT_FOUND answer says
+// which of the request's fields found nothing, spelled as the client
+// spells them; a redelivery tells a missing endpoint from an event that
+// was never for it.
+func TestNotFoundNamesTheFieldsAsJSONSpellsThem(t *testing.T) {
+	e := newEnv(t)
+	hooks := e.webhooks(e.adminKey)
+	created, err := hooks.CreateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
+		IdempotencyKey: "hook-1", Url: "https://crm.example.com/hooks"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := created.Msg.GetEndpoint().GetEndpointId()
+	for _, tc := range []struct {
+		name          string
+		call          func() error
+		want, notWant string
+	}{
+		{"an unknown member", func() error {
+			_, err := e.clients(e.bookingKey).members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: "1234567897"}))
+			return err
+		}, "memberNumber", "member_number"},
+		{"an unknown endpoint", func() error {
+			_, err := hooks.GetWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.GetWebhookEndpointRequest{EndpointId: "wh_0000000000000000"}))
+			return err
+		}, "endpointId", "delivery"},
+		{"a redelivery to an unknown endpoint", func() error {
+			_, err := hooks.RedeliverWebhookEvent(e.ctx, connect.NewRequest(&loyaltyv1.RedeliverWebhookEventRequest{
+				IdempotencyKey: "rd-1", EndpointId: "wh_0000000000000000", EventId: "6f1c3c9e-8a52-4c38-9a39-0d5f4a1f2b11"}))
+			return err
+		}, "no webhook endpoint with this endpointId", "delivery"},
+		{"a redelivery of an event never for the endpoint", func() error {
+			_, err := hooks.RedeliverWebhookEvent(e.ctx, connect.NewRequest(&loyaltyv1.RedeliverWebhookEventRequest{
+				IdempotencyKey: "rd-2", EndpointId: live, EventId: "6f1c3c9e-8a52-4c38-9a39-0d5f4a1f2b11"}))
+			return err
+		}, "has no delivery of the event with this eventId", "event_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := wantCode(t, tc.call(), connect.CodeNotFound)
+			if !strings.Contains(ce.Message(), tc.want) || strings.Contains(ce.Message(), tc.notWant) {
+				t.Errorf("message %q: want %q in it, and not %q", ce.Message(), tc.want, tc.notWant)
+			}
+		})
+	}
+}

@@ -93,6 +93,10 @@ const (
 // event to it.
 var ErrNotFound = errors.New("webhook endpoint or delivery not found")
 
+// ErrNoDelivery: the endpoint is there, but the event was never for it
+// (RedeliverEvent). It is an ErrNotFound.
+var ErrNoDelivery = fmt.Errorf("%w: the endpoint has no delivery of this event", ErrNotFound)
+
 // Endpoint is where events are POSTed. Its secret is never part of it.
 type Endpoint struct {
 	// ID is "wh_" and 16 hex digits.
@@ -725,6 +729,9 @@ func (s *Store) Redeliver(ctx context.Context, callerID, idempotencyKey, endpoin
 			if errors.Is(err, ErrNotFound) {
 				// Delivered by the stream, logged with its request.
 				d, err = redeliverLogged(ctx, tx, endpointID, eventID, now)
+			}
+			if errors.Is(err, ErrNotFound) {
+				return Delivery{}, ErrNoDelivery
 			}
 			return d, err
 		})

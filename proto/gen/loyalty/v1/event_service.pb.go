@@ -193,11 +193,15 @@ type ListEventsRequest struct {
 	// Events per page: 0 means 100; 1 to 1000.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// The previous response's next_page_token: the page after it. Empty with
-	// no after_position: from the first event. The filters must match the
-	// request that returned the token.
+	// no after_position: from the first event. A token is a place in the
+	// log: give the filters of the request that returned it (with others,
+	// the page still starts there, and what they would have kept before it
+	// is not read).
 	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	// Start after this position instead (0: from the first event), e.g. the
 	// position of the last event a webhook delivered. Not with page_token.
+	// A position or token past the newest event (last_position) is refused
+	// with OUT_OF_RANGE: it is not from this log.
 	AfterPosition *int64 `protobuf:"varint,3,opt,name=after_position,json=afterPosition,proto3,oneof" json:"after_position,omitempty"`
 	// Only events of these types (at most 50, each one of the types of
 	// events/SCHEMA.md); empty: every type.
@@ -354,9 +358,11 @@ type SubscribeEventsRequest struct {
 	// so only events sequenced from now on):
 	//
 	// The resume_token of the last event or heartbeat received: the stream
-	// starts right after it. The filters must match the stream that sent it.
+	// starts right after it. Give the filters of the stream that sent it.
 	ResumeToken string `protobuf:"bytes,1,opt,name=resume_token,json=resumeToken,proto3" json:"resume_token,omitempty"`
-	// Start after this position (0: from the first event).
+	// Start after this position (0: from the first event). A position or
+	// token past the newest event is refused with OUT_OF_RANGE: it is not
+	// from this log.
 	AfterPosition *int64 `protobuf:"varint,2,opt,name=after_position,json=afterPosition,proto3,oneof" json:"after_position,omitempty"`
 	// Start from the first event still kept.
 	FromBeginning bool `protobuf:"varint,3,opt,name=from_beginning,json=fromBeginning,proto3" json:"from_beginning,omitempty"`

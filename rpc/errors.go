@@ -130,6 +130,8 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodePermissionDenied, errors.New("the partner is suspended: its writes are refused"))
 	case errors.Is(err, partners.ErrExists):
 		return connect.NewError(connect.CodeAlreadyExists, errors.New("a partner with this partner_id exists already"))
+	case errors.Is(err, webhooks.ErrTooManyEndpoints):
+		return connect.NewError(connect.CodeResourceExhausted, errors.New(webhooks.ErrTooManyEndpoints.Error()))
 	case errors.Is(err, webhooks.ErrNoDelivery):
 		return connect.NewError(connect.CodeNotFound, errors.New("the endpoint with this endpoint_id has no delivery of the event with this event_id: it was not for the endpoint (its types or partner), or it was pruned"))
 	case errors.Is(err, webhooks.ErrNotFound):

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -107,11 +108,19 @@ var rewards = map[loyaltyv1.Reward]programme.Reward{
 	loyaltyv1.Reward_REWARD_MEMBER_CARD:        programme.RewardMemberCard,
 }
 
+// clip shortens a value an error echoes to 64 bytes, cut where a
+// character starts: enough to recognise an event type or a key, bounded
+// whatever the client sent.
 func clip(s string) string {
-	if len(s) > 20 {
-		return s[:20] + "..."
+	const maxEcho = 64
+	if len(s) <= maxEcho {
+		return s
 	}
-	return s
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // invert turns a one-to-one mapping around.

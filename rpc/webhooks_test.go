@@ -457,6 +457,15 @@ func TestWebhookRequestsNameTheFieldTheyRefuse(t *testing.T) {
 		{"an unknown type", func() error {
 			return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "https://a.example.com", EventTypes: []string{events.TypePointsEarned, "nope"}})
 		}, connect.CodeInvalidArgument, "eventTypes[1]"},
+		{"port 0", func() error { return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "http://127.0.0.1:0/hooks"}) }, connect.CodeInvalidArgument, "url"},
+		{"a port over 65535", func() error {
+			return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "https://example.com:99999/hooks"})
+		}, connect.CodeInvalidArgument, "url"},
+		{"a nil event id", func() error {
+			_, err := hooks.RedeliverWebhookEvent(e.ctx, connect.NewRequest(&loyaltyv1.RedeliverWebhookEventRequest{IdempotencyKey: "d-0", EndpointId: id,
+				EventId: "00000000-0000-0000-0000-000000000000"}))
+			return err
+		}, connect.CodeInvalidArgument, "eventId"},
 		{"a type twice", func() error {
 			return create(&loyaltyv1.CreateWebhookEndpointRequest{Url: "https://a.example.com", EventTypes: []string{events.TypePointsEarned, events.TypePointsEarned}})
 		}, connect.CodeInvalidArgument, "eventTypes[1]"},
@@ -570,5 +579,50 @@ func TestNotFoundNamesTheFieldsAsJSONSpellsThem(t *testing.T) {
 				t.Errorf("message %q: want %q in it, and not %q", ce.Message(), tc.want, tc.notWant)
 			}
 		})
+	}
+}
+
+// TestTheHundredAndFirstEndpointIsResourceExhausted: at most
+// webhooks.MaxEndpoints endpoints live at once; one more is refused
+// (RESOURCE_EXHAUSTED: the request is fine, the room is not), nothing is
+// written, and the same request succeeds once one is deleted.
+func TestTheHundredAndFirstEndpointIsResourceExhausted(t *testing.T) {
+	e := newEnv(t)
+	hooks := e.webhooks(e.adminKey)
+	var first string
+	for i := range webhooks.MaxEndpoints {
+		res, err := hooks.CreateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
+			IdempotencyKey: fmt.Sprint("hook-", i), Url: fmt.Sprintf("https://crm.example.com/hooks/%d", i)}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = res.Msg.GetEndpoint().GetEndpointId()
+		}
+	}
+	one := &loyaltyv1.CreateWebhookEndpointRequest{IdempotencyKey: "one-more", Url: "https://crm.example.com/one-more"}
+	_, err := hooks.CreateWebhookEndpoint(e.ctx, connect.NewRequest(one))
+	ce := wantCode(t, err, connect.CodeResourceExhausted)
+	if len(ce.Details()) != 0 || !strings.Contains(ce.Message(), "delete one") {
+		t.Errorf("the refusal: %v, details %v", ce, ce.Details())
+	}
+	if _, err := hooks.DeleteWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.DeleteWebhookEndpointRequest{IdempotencyKey: "delete-0", EndpointId: first})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hooks.CreateWebhookEndpoint(e.ctx, connect.NewRequest(one)); err != nil {
+		t.Fatalf("after a delete, the refused request: %v", err)
+	}
+}
+
+// TestARefusedEventTypeIsShownWhole: the type a client got wrong is
+// echoed in full, so the client sees which (every type shares a prefix).
+func TestARefusedEventTypeIsShownWhole(t *testing.T) {
+	e := newEnv(t)
+	bad := "loyalty.points.earnd.v1"
+	_, err := e.webhooks(e.adminKey).CreateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
+		IdempotencyKey: "hook-1", Url: "https://crm.example.com/hooks", EventTypes: []string{bad}}))
+	ce := wantCode(t, err, connect.CodeInvalidArgument)
+	if !strings.Contains(ce.Message(), strconv.Quote(bad)) {
+		t.Errorf("the refusal does not show %q: %v", bad, ce)
 	}
 }

@@ -93,6 +93,10 @@ const (
 // event to it.
 var ErrNotFound = errors.New("webhook endpoint or delivery not found")
 
+// ErrTooManyEndpoints: MaxEndpoints endpoints are not deleted; another
+// is refused until one is.
+var ErrTooManyEndpoints = fmt.Errorf("there are %d webhook endpoints already, the most there may be: delete one first", MaxEndpoints)
+
 // ErrNoDelivery: the endpoint is there, but the event was never for it
 // (RedeliverEvent). It is an ErrNotFound.
 var ErrNoDelivery = fmt.Errorf("%w: the endpoint has no delivery of this event", ErrNotFound)
@@ -234,7 +238,12 @@ func validateURL(raw string) error {
 	if u.Scheme == "http" && !loopback(u.Hostname()) {
 		// Signed events carry member numbers and balances: in clear text
 		// only to a receiver on the same machine.
-		return fieldError("url", "http:// only for a local receiver (localhost, 127.0.0.1, ::1); use https://")
+		return fieldError("url", "http:// only for a receiver on this machine (localhost, or a loopback address such as 127.0.0.1 or ::1); use https://")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fieldError("url", "port %s is not a port: 1 to 65535", p)
+		}
 	}
 	if u.User != nil {
 		// Credentials in a URL end up in logs and in the admin API's
@@ -364,7 +373,7 @@ func checkRoom(ctx context.Context, tx pgx.Tx, partnerID string) error {
 		return fmt.Errorf("count endpoints: %w", err)
 	}
 	if live >= MaxEndpoints {
-		return fieldError("url", "there are %d endpoints already, the most there may be: delete one first", live)
+		return ErrTooManyEndpoints
 	}
 	return nil
 }

@@ -326,6 +326,28 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		}
 	}()
 
+	// The ports first: a start that cannot serve fails before it writes
+	// anything, above all the first admin key, whose secret only the
+	// banner of a start that serves shows.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
+	}
+	served := false // once Serve has it, the HTTP server closes ln
+	cleanups = append(cleanups, func() error {
+		if !served {
+			_ = ln.Close()
+		}
+		return nil
+	})
+	var metricsLn net.Listener
+	if cfg.metricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.metricsListen); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", cfg.metricsListen, err)
+		}
+		cleanups = append(cleanups, func() error { _ = metricsLn.Close(); return nil })
+	}
+
 	dbURL := cfg.databaseURL
 	if dbURL == "" {
 		pg, err := embeddedpg.Start(ctx, embeddedpg.Options{DataDir: cfg.dataDir, Logger: logger})
@@ -475,10 +497,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	metricsURL := ""
 	if cfg.metricsListen != "" {
 		// A port of its own, as pprof's: the public port shows no counts.
-		metricsLn, err := net.Listen("tcp", cfg.metricsListen)
-		if err != nil {
-			return fmt.Errorf("listen for metrics on %s: %w", cfg.metricsListen, err)
-		}
 		metricsMux := http.NewServeMux()
 		metricsMux.Handle("/metrics", m.Handler())
 		metricsServer := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 5 * time.Second}
@@ -490,10 +508,6 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		cleanups = append(cleanups, func() error { return metricsServer.Close() })
 		metricsURL = listenURL(metricsLn.Addr()) + "/metrics"
 		logger.Info("metrics endpoint on", "metrics_url", metricsURL)
-	}
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.listen, err)
 	}
 	if cfg.tierReviewEvery > 0 {
 		go repeat(ctx, time.Minute, cfg.tierReviewEvery, func(ctx context.Context) { reviewTiers(ctx, memberStore, progs, logger) })
@@ -525,6 +539,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		logger.Info("events: -events=false: this process writes events but neither sequences nor delivers them")
 	}
 	serveErr := make(chan error, 1)
+	served = true
 	go func() { serveErr <- httpServer.Serve(ln) }()
 
 	url := listenURL(ln.Addr())

@@ -1,12 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,4 +104,47 @@ func TestHelpListsEveryFlag(t *testing.T) {
 			t.Errorf("-h does not list -%s:\n%s", name, help)
 		}
 	}
+}
+
+// TestABusyPortFailsTheStartBeforeAnythingIsWritten: the first admin
+// key's secret is shown once, by the banner of a start that serves. A
+// start whose port (or metrics port) is taken must fail before it creates
+// the key, or nobody would ever hold an admin key: it fails before the
+// database is even set up, and the next start shows the key.
+func TestABusyPortFailsTheStartBeforeAnythingIsWritten(t *testing.T) {
+	bin := buildServer(t)
+	dataDir := postgresDataDir(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, flags := range [][]string{
+		{"-listen", busy.Addr().String()},
+		{"-listen", freeAddr(t), "-metrics-listen", busy.Addr().String()},
+	} {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-data-dir", dataDir}, flags...)...)
+		cmd.Env = childEnv()
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("loyaltyd %v: %v, want exit status 1; stderr:\n%s", flags, err, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "address already in use") || stdout.Len() != 0 {
+			t.Errorf("loyaltyd %v: stdout %q; stderr does not name the busy port:\n%s", flags, stdout.String(), stderr.String())
+		}
+		if _, err := os.Stat(dataDir); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("loyaltyd %v left a data directory (%v): it set up the database before it had its ports", flags, err)
+		}
+	}
+
+	srv := startServer(t, bin, dataDir)
+	if !regexp.MustCompile(`(?m)^export LOYALTY_KEY=lk_\S+$`).MatchString(srv.stdout()) {
+		t.Errorf("the first start that serves shows no admin key:\n%s", srv.stdout())
+	}
+	srv.stop(t)
 }

@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
@@ -118,12 +121,102 @@ func (s *Server) keyOf(ctx context.Context, procedure, authorization string) (ap
 
 type authenticatedKey struct{}
 
+// errDatabaseSilent is the cause of a context that a server-side bound
+// ended: the database did not answer in time, not the client's deadline.
+var errDatabaseSilent = errors.New("the database did not answer in time")
+
+// noLimit is no bound at all.
+const noLimit = time.Duration(math.MaxInt64)
+
+// boundCall gives a unary call's request a context that ends after
+// limit; an event stream (bounded by its own MaxDuration) is left as it
+// is, and stream reports which it was.
+func boundCall(r *http.Request, limit time.Duration) (_ *http.Request, cancel context.CancelFunc, stream bool) {
+	if r.URL.Path == loyaltyv1connect.EventServiceSubscribeEventsProcedure {
+		return r, func() {}, true
+	}
+	ctx, cancel := context.WithTimeoutCause(r.Context(), limit, errDatabaseSilent)
+	return r.WithContext(ctx), cancel, false
+}
+
+// keyLookupContext bounds the key lookup by the client's deadline, when
+// it is shorter than limit, else by limit (noLimit: only by what bounds
+// the request already).
+func keyLookupContext(r *http.Request, limit time.Duration) (context.Context, context.CancelFunc) {
+	if d := clientTimeout(r.Header); d < limit {
+		return context.WithTimeout(r.Context(), d)
+	}
+	if limit < noLimit {
+		return context.WithTimeoutCause(r.Context(), limit, errDatabaseSilent)
+	}
+	return r.Context(), func() {}
+}
+
+// clientTimeout is the deadline the client sent in its headers, as
+// Connect (Connect-Timeout-Ms) or gRPC and gRPC-Web (Grpc-Timeout) spell
+// it; none, or one not understood, is noLimit (Connect itself refuses a
+// malformed one).
+func clientTimeout(h http.Header) time.Duration {
+	if v := h.Get("Connect-Timeout-Ms"); v != "" {
+		ms, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || ms < 0 || len(v) > 10 {
+			return noLimit
+		}
+		return time.Duration(ms) * time.Millisecond
+	}
+	v := h.Get("Grpc-Timeout")
+	if len(v) < 2 || len(v) > 9 {
+		return noLimit
+	}
+	n, err := strconv.ParseInt(v[:len(v)-1], 10, 64)
+	if err != nil || n < 0 {
+		return noLimit
+	}
+	var unit time.Duration
+	switch v[len(v)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return noLimit
+	}
+	if n > int64(noLimit/unit) {
+		return noLimit
+	}
+	return time.Duration(n) * unit
+}
+
 // requireKey authenticates a request from its headers before its body is
 // read: a caller without a valid key hears UNAUTHENTICATED, whatever it
-// sent, and costs no decoding.
+// sent, and costs no decoding. It also bounds the call and the lookup
+// (Limits): this runs before Connect applies the client's deadline, which
+// it heeds for the lookup.
 func (s *Server) requireKey(errs *connect.ErrorWriter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := s.keyOf(r.Context(), r.URL.Path, r.Header.Get("Authorization"))
+		r, cancel, stream := boundCall(r, s.limits.Call)
+		defer cancel()
+		// The client's deadline, when shorter, is DEADLINE_EXCEEDED; ours
+		// is the database's silence, UNAVAILABLE. A unary call's lookup is
+		// within the call's bound.
+		lookupLimit := noLimit
+		if stream {
+			lookupLimit = s.limits.KeyLookup
+		}
+		lookup, cancelLookup := keyLookupContext(r, lookupLimit)
+		key, err := s.keyOf(lookup, r.URL.Path, r.Header.Get("Authorization"))
+		if err != nil && context.Cause(lookup) == errDatabaseSilent {
+			err = unavailable()
+		}
+		cancelLookup()
 		if err != nil {
 			if s.refused != nil {
 				s.refused(r.URL.Path, connect.CodeOf(err))

@@ -38,6 +38,13 @@ func badField(field, format string, args ...any) *connect.Error {
 	return err
 }
 
+// unavailable is the answer when the database cannot be reached, or did
+// not answer in time: the outcome of a write is unknown.
+func unavailable() *connect.Error {
+	return connect.NewError(connect.CodeUnavailable, errors.New(
+		"the database cannot be reached or the outcome is unknown: retry with the same idempotency key"))
+}
+
 // toConnect maps an error from the layers below to the Connect code a
 // client can act on. Unknown errors are logged and become an Internal
 // error that says nothing of SQL or Go.
@@ -144,9 +151,11 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeNotFound, errors.New("no such account"))
 	case errors.Is(err, ledger.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
-	case database.Unavailable(err):
-		return connect.NewError(connect.CodeUnavailable, errors.New(
-			"the database cannot be reached or the outcome is unknown: retry with the same idempotency key"))
+	case database.Unavailable(err) || context.Cause(ctx) == errDatabaseSilent:
+		// The second: the server's own bound on the call ran out
+		// (MaxCallDuration), not the client's deadline.
+		s.log.WarnContext(ctx, "database unavailable: answered UNAVAILABLE", "procedure", procedure, "error", err.Error())
+		return unavailable()
 	case errors.Is(err, database.ErrContention):
 		return connect.NewError(connect.CodeAborted, errors.New("too much contention on these accounts; retry with the same idempotency key"))
 	case errors.Is(err, context.DeadlineExceeded):

@@ -4,16 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
+	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
+	"github.com/loyalty-ledger/loyalty/rpc"
 )
 
 // outage is a TCP proxy in front of the database that can go down (every
@@ -24,11 +26,16 @@ type outage struct {
 	mu           sync.Mutex
 	ln           net.Listener
 	conns        []net.Conn
+	// thawed is closed while bytes flow; freeze replaces it with an open
+	// one, and the connections hold what they read until thaw closes it:
+	// a database that stops answering without closing anything.
+	thawed chan struct{}
 }
 
 func startOutage(t *testing.T, target string) *outage {
 	t.Helper()
-	o := &outage{target: target, addr: "127.0.0.1:0"}
+	o := &outage{target: target, addr: "127.0.0.1:0", thawed: make(chan struct{})}
+	close(o.thawed)
 	o.up(t)
 	t.Cleanup(func() { o.down() })
 	return o
@@ -57,10 +64,43 @@ func (o *outage) up(t *testing.T) {
 			o.mu.Lock()
 			o.conns = append(o.conns, client, server)
 			o.mu.Unlock()
-			go func() { io.Copy(server, client); server.Close() }()
-			go func() { io.Copy(client, server); client.Close() }()
+			go o.pipe(server, client)
+			go o.pipe(client, server)
 		}
 	}()
+}
+
+// pipe copies src to dst, holding what it read while the proxy is frozen.
+func (o *outage) pipe(dst, src net.Conn) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			o.mu.Lock()
+			thawed := o.thawed
+			o.mu.Unlock()
+			<-thawed
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (o *outage) freeze() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.thawed = make(chan struct{})
+}
+
+func (o *outage) thaw() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.thawed)
 }
 
 func (o *outage) down() {
@@ -111,6 +151,78 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
 	if err != nil {
 		t.Fatalf("the write retried after the outage: %v", err)
+	}
+	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+	if err != nil || again.Msg.GetTransaction().GetTransactionId() != res.Msg.GetTransaction().GetTransactionId() {
+		t.Fatalf("its replay: %v, %v", again, err)
+	}
+	var n int
+	if err := direct.Pool.QueryRow(e.ctx, `SELECT count(*) FROM transactions WHERE metadata->>'stay_id' = 'B-1'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d transactions of the stay (%v), want 1", n, err)
+	}
+}
+
+// TestASilentDatabaseAnswersUnavailableInTime: a database that stops
+// answering, without closing anything (a frozen server, a partitioned
+// network), holds no request for ever, not even the key lookup that comes
+// before the client's deadline applies: within the server's limits every
+// answer is UNAVAILABLE (retry with the same key), and once the database
+// answers again the retried write is recorded once.
+func TestASilentDatabaseAnswersUnavailableInTime(t *testing.T) {
+	direct := dbtest.PostgreSQL(t)
+	cfg := direct.Pool.Config().ConnConfig
+	proxy := startOutage(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
+	host, port, _ := net.SplitHostPort(proxy.addr)
+	viaProxy, err := database.Open(context.Background(),
+		fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable connect_timeout=2", host, port, cfg.User, cfg.Database), database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { go viaProxy.Close() })
+	limits := rpc.Limits{Call: time.Second, KeyLookup: time.Second}
+	e := newEnvWith(t, viaProxy, func(cfg *rpc.Config) { cfg.Limits = limits })
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	// A key the server has not seen: its lookup goes to the database.
+	_, fresh, err := apikeys.New(e.ledger, nil).Create(e.ctx, "test", "fresh-key", apikeys.CreateRequest{Name: "app", Role: apikeys.RoleBookingChannel})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.freeze()
+	// Well past the limits, so that a hang fails the test rather than
+	// stalling it.
+	ctx, cancel := context.WithTimeout(e.ctx, 20*time.Second)
+	defer cancel()
+	for _, call := range []struct {
+		name string
+		do   func() error
+	}{
+		{"a read with a key not yet looked up", func() error {
+			_, err := e.clients(fresh).members.GetMember(ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+			return err
+		}},
+		{"a write", func() error {
+			_, err := c.booking.RecordStay(ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+			return err
+		}},
+	} {
+		started := time.Now()
+		err := call.do()
+		took := time.Since(started)
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeUnavailable {
+			t.Fatalf("%s while the database is silent: %v after %s, want UNAVAILABLE", call.name, err, took)
+		}
+		if took > 4*limits.Call {
+			t.Errorf("%s was answered after %s; the limit is %s", call.name, took, limits.Call)
+		}
+	}
+
+	proxy.thaw()
+	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+	if err != nil {
+		t.Fatalf("the write retried once the database answers: %v", err)
 	}
 	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
 	if err != nil || again.Msg.GetTransaction().GetTransactionId() != res.Msg.GetTransaction().GetTransactionId() {

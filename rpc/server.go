@@ -62,6 +62,35 @@ type Config struct {
 	// Refused, when set, hears of every call refused for its key before
 	// its body was read (the interceptors never see those), for metrics.
 	Refused func(procedure string, code connect.Code)
+	// Limits bound a call on the server's side; zero fields mean the
+	// defaults (DefaultLimits).
+	Limits Limits
+}
+
+// Limits bound a call whatever deadline its client gave, so that a
+// database that stops answering holds no request for ever: past them the
+// answer is UNAVAILABLE (retry with the same idempotency key).
+type Limits struct {
+	// Call bounds a unary call (event streams have StreamOptions).
+	Call time.Duration
+	// KeyLookup bounds reading the caller's API key for an event stream
+	// (a unary call's is within Call).
+	KeyLookup time.Duration
+}
+
+// DefaultLimits: a unary call ends within 25 s, under the HTTP server's
+// 30 s write timeout, so that the client hears the answer rather than a
+// reset stream; the key lookup, one indexed read, within 10 s.
+var DefaultLimits = Limits{Call: 25 * time.Second, KeyLookup: 10 * time.Second}
+
+func (l Limits) withDefaults() Limits {
+	if l.Call <= 0 {
+		l.Call = DefaultLimits.Call
+	}
+	if l.KeyLookup <= 0 {
+		l.KeyLookup = DefaultLimits.KeyLookup
+	}
+	return l
 }
 
 // Server implements the loyalty.v1 services.
@@ -80,6 +109,7 @@ type Server struct {
 	streams    *streams
 	tail       *tail
 	refused    func(procedure string, code connect.Code)
+	limits     Limits
 	now        func() time.Time
 	log        *slog.Logger
 
@@ -94,7 +124,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{ledger: cfg.Ledger, members: cfg.Members, keys: cfg.Keys, programmes: cfg.Programmes,
 		partners: cfg.Partners, bookings: cfg.Bookings, events: cfg.Events, webhooks: cfg.Webhooks, streamOpts: cfg.Streams.withDefaults(),
-		refused: cfg.Refused, now: cfg.Clock, log: cfg.Logger}
+		refused: cfg.Refused, limits: cfg.Limits.withDefaults(), now: cfg.Clock, log: cfg.Logger}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -44,8 +44,8 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 			return ledger.Hold{}, err
 		}
 		expiresAt := atLocal(arrival.AddDate(0, 0, 1), 12, property)
-		if !expiresAt.After(s.now()) {
-			return ledger.Hold{}, fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
+		if err := s.guaranteeToCome(ctx, req, property, arrival, holdUntil, expiresAt); err != nil {
+			return ledger.Hold{}, err
 		}
 		if latest := localToday(s.now(), property).AddDate(0, 0, MaxGuaranteeDaysAhead); arrival.After(latest) {
 			return ledger.Hold{}, fieldError("arrival_date", "is more than %d days ahead (after %s): points are held for arrivals to come, not for years",
@@ -61,6 +61,32 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 			Effects: []ledger.Statement{placed},
 		})
 	})
+}
+
+// guaranteeToCome refuses a guarantee whose time has passed at the hotel:
+// its arrival (the hold would end, at expiresAt), or its hold time. Placed
+// after its hold time, a guarantee would keep nothing: the room is given
+// away or the guest arrived, and a no-show would capture it at once. The
+// retry of a guarantee placed in time is answered as the first time.
+func (s *Service) guaranteeToCome(ctx context.Context, req Request, property programmes.Property, arrival time.Time, holdUntil programme.Clock, expiresAt time.Time) error {
+	var late error
+	switch now := s.now(); {
+	case !expiresAt.After(now):
+		late = fieldError("arrival_date", "is in the past: a guarantee is for an arrival to come")
+	case !atClock(arrival, holdUntil, property).After(now):
+		late = fieldError("hold_until", "%s on %s has passed at the hotel: a guarantee keeps a room until a time to come",
+			holdUntil, arrival.Format(time.DateOnly))
+	default:
+		return nil
+	}
+	used, err := s.usedBefore(ctx, req, nil)
+	if err != nil {
+		return err
+	}
+	if used {
+		return nil // the ledger answers the first placement
+	}
+	return late
 }
 
 // guaranteeData is what a guarantee's events say of it.

@@ -340,6 +340,13 @@ func TestDatesAreCheckedAgainstTheHotelsClock(t *testing.T) {
 				PropertyId: "SH-HQ-001", StayId: "C-1", ArrivalDate: "2026-11-23", Nights: 1, CancelledAt: local("2026-11-23 18:30:00")}))
 			return err
 		}, connect.CodeInvalidArgument, "cancelledAt", ""},
+		{"a guarantee whose hold time has passed at the hotel is refused", func() error {
+			// 04:00 on the 22nd in New York: yesterday's 19:00 is gone,
+			// though the hold would run to noon today.
+			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-gone", MemberNumber: member,
+				PropertyId: "NYC-1", StayId: "G-gone", ArrivalDate: "2026-11-21", HoldUntil: "19:00"}))
+			return err
+		}, connect.CodeInvalidArgument, "holdUntil", ""},
 		{"a guarantee for an arrival two years ahead is refused", func() error {
 			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-far", MemberNumber: member,
 				PropertyId: "SH-HQ-001", StayId: "G-far", ArrivalDate: "2028-11-22", HoldUntil: "19:00"}))

@@ -102,6 +102,16 @@ func (e *RecordedError) Error() string {
 
 func (e *RecordedError) Is(target error) bool { return target == ErrRecorded }
 
+// ErrAnotherMembersBooking: a booking is one member's, the member of its
+// recorded outcomes and of its guarantee; an outcome, a charge or a
+// guarantee for it in another member's name is refused.
+var ErrAnotherMembersBooking = errors.New("the booking is another member's: its recorded outcome or guarantee names another member number")
+
+// ErrBookingClosed: a guarantee for a booking whose final outcome (a
+// stay, a no-show, a cancellation) is recorded would hold points for a
+// room nobody is coming to.
+var ErrBookingClosed = errors.New("the booking's outcome is recorded: a guarantee is for an arrival to come")
+
 const insertColumns = `booking_outcomes (id, property_id, stay_id, slot, outcome, member_number, caller_id, idempotency_key,
 	transaction_id, effective_at, recorded_at)`
 
@@ -356,6 +366,20 @@ func (s *Store) Current(ctx context.Context, propertyID, stayID string, outcome 
 		return Record{}, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
 	}
 	return r, nil
+}
+
+// Outcomes are the booking's outcomes not released: its final outcome and
+// its late check-out, at most one each.
+func (s *Store) Outcomes(ctx context.Context, propertyID, stayID string) ([]Record, error) {
+	rows, err := s.db.Pool.Query(ctx, recordSelect+` WHERE property_id = $1 AND stay_id = $2 AND released_by IS NULL LIMIT 2`, propertyID, stayID)
+	if err != nil {
+		return nil, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
+	}
+	records, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) { return scanRecord(row) })
+	if err != nil {
+		return nil, fmt.Errorf("read booking %s/%s: %w", propertyID, stayID, err)
+	}
+	return records, nil
 }
 
 // Explain fills a RecordedError in err with the outcome that took the

@@ -27,7 +27,7 @@ func (s *Service) RecordLateCheckout(ctx context.Context, req Request, v program
 		if err := ChainHotel(property); err != nil {
 			return LateCheckoutResult{}, err
 		}
-		if err := s.refuseIfRecorded(ctx, req, property.ID, stayID, LateCheckout); err != nil {
+		if err := s.refuseIfRecorded(ctx, req, property.ID, stayID, memberNumber, LateCheckout); err != nil {
 			return LateCheckoutResult{}, err
 		}
 		member, err := s.members.Get(ctx, memberNumber)

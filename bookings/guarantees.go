@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/events"
@@ -35,6 +36,9 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 		if err := ChainHotel(property); err != nil {
 			return ledger.Hold{}, err
 		}
+		if err := s.bookingOpenFor(ctx, req, property.ID, stayID, memberNumber); err != nil {
+			return ledger.Hold{}, err
+		}
 		member, err := s.members.Get(ctx, memberNumber)
 		if err != nil {
 			return ledger.Hold{}, err
@@ -61,6 +65,29 @@ func (s *Service) PlaceGuarantee(ctx context.Context, req Request, v programmes.
 			Effects: []ledger.Statement{placed},
 		})
 	})
+}
+
+// bookingOpenFor refuses a guarantee for a booking whose final outcome is
+// recorded (ErrBookingClosed), or whose outcomes are another member's
+// (ErrAnotherMembersBooking); the retry of a guarantee placed before is
+// answered as the first time by the ledger.
+func (s *Service) bookingOpenFor(ctx context.Context, req Request, propertyID, stayID, memberNumber string) error {
+	outcomes, err := s.bookings.Outcomes(ctx, propertyID, stayID)
+	if err != nil {
+		return err
+	}
+	for _, o := range outcomes {
+		if o.MemberNumber != memberNumber {
+			return fmt.Errorf("guarantee of booking %s/%s: %w", propertyID, stayID, ErrAnotherMembersBooking)
+		}
+		if o.Outcome.slot() != LateCheckout.slot() {
+			if used, err := s.usedBefore(ctx, req, nil); err != nil || used {
+				return err
+			}
+			return fmt.Errorf("guarantee of booking %s/%s (%s): %w", propertyID, stayID, o.Outcome, ErrBookingClosed)
+		}
+	}
+	return nil
 }
 
 // guaranteeToCome refuses a guarantee whose time has passed at the hotel:

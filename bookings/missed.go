@@ -45,7 +45,7 @@ func (s *Service) RecordNoShow(ctx context.Context, req Request, v programmes.Ve
 			return NoShowResult{}, fieldError("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
 				booked.Format(time.DateOnly), ms.Arrival.Format(time.DateOnly))
 		}
-		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, NoShow); err != nil {
+		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, ms.MemberNumber, NoShow); err != nil {
 			return NoShowResult{}, err
 		}
 		member, err := s.members.Get(ctx, ms.MemberNumber)
@@ -76,7 +76,7 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 		if err := ChainHotel(property); err != nil {
 			return CancellationResult{}, err
 		}
-		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, CancelledCharged); err != nil {
+		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, ms.MemberNumber, CancelledCharged); err != nil {
 			return CancellationResult{}, err
 		}
 		member, err := s.members.Get(ctx, ms.MemberNumber)
@@ -97,12 +97,15 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 			txn, _, err := s.chargeMissedStay(ctx, req, txmeta.KindCancellation, v, property, member, ms, false, cancelledAt)
 			return CancellationResult{Transaction: txn}, err
 		}
+		hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
+		if err == nil && hold.Status == ledger.HoldActive && hold.Account != member.Account() {
+			return CancellationResult{}, fmt.Errorf("cancellation of booking %s/%s: %w", property.ID, ms.StayID, ErrAnotherMembersBooking)
+		}
 		// The booking's outcome first: a booking that already has one is
 		// refused before its guarantee is touched.
 		if _, err := s.bookings.Claim(ctx, s.claim(req, property.ID, ms.StayID, CancelledFree, member.Number, cancelledAt), ClaimEvent{}); err != nil {
 			return CancellationResult{}, err
 		}
-		hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
 		if err == nil && hold.Account == member.Account() {
 			_, err = s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint,
 				Effects: []ledger.Statement{guaranteeReleased(hold, events.ReleaseFreeCancellation, s.now())}})
@@ -130,6 +133,9 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 		claim.Outcome, claim.EffectiveAt = CancelledCharged, cancelledAt
 	}
 	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
+	if err == nil && hold.Status == ledger.HoldActive && hold.Account != member.Account() {
+		return nil, false, fmt.Errorf("%s of booking %s/%s: %w", kind, property.ID, ms.StayID, ErrAnotherMembersBooking)
+	}
 	if kind == txmeta.KindNoShow {
 		// A guest is a no-show only once the room is no longer held: after
 		// the normal hold time, or the open guarantee's.

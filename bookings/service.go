@@ -151,22 +151,33 @@ func (s *Service) claim(req Request, propertyID, stayID string, outcome Outcome,
 }
 
 // refuseIfRecorded answers a request for an outcome of a booking that has
-// one already (by another request) before anything else is checked or
-// computed, so that the client hears ALREADY_EXISTS rather than a
-// consequence of it. It only reads: the unique index stays the guard
-// against two requests at the same moment. Stays, the bulk of writes,
-// skip it and let the index answer.
-func (s *Service) refuseIfRecorded(ctx context.Context, req Request, propertyID, stayID string, outcome Outcome) error {
-	existing, err := s.bookings.Current(ctx, propertyID, stayID, outcome)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return nil
-	case err != nil:
+// one already (by another request), or that is another member's, before
+// anything else is checked or computed, so that the client hears
+// ALREADY_EXISTS (or FAILED_PRECONDITION) rather than a consequence of
+// it. It only reads: the unique index stays the guard against two
+// requests at the same moment. Stays, the bulk of writes, skip it and let
+// the index answer.
+func (s *Service) refuseIfRecorded(ctx context.Context, req Request, propertyID, stayID, memberNumber string, outcome Outcome) error {
+	outcomes, err := s.bookings.Outcomes(ctx, propertyID, stayID)
+	if err != nil {
 		return err
-	case existing.CallerID == req.CallerID && existing.IdempotencyKey == req.IdempotencyKey:
-		return nil // a retry: answered as the first time
 	}
-	return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Existing: &existing}
+	for _, existing := range outcomes {
+		if existing.CallerID == req.CallerID && existing.IdempotencyKey == req.IdempotencyKey {
+			return nil // a retry: answered as the first time
+		}
+	}
+	for _, existing := range outcomes {
+		if existing.Outcome.slot() == outcome.slot() {
+			return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Existing: &existing}
+		}
+	}
+	for _, existing := range outcomes {
+		if existing.MemberNumber != memberNumber {
+			return fmt.Errorf("%s of booking %s/%s: %w", outcome, propertyID, stayID, ErrAnotherMembersBooking)
+		}
+	}
+	return nil
 }
 
 // answerRetry runs write, and answers the retry of a write made before the

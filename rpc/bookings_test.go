@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
@@ -654,4 +655,81 @@ func TestAPartnersCorrectionReachesItsSettlement(t *testing.T) {
 	_, err = w.clients(w.bookingKey).booking.CorrectStay(w.ctx, connect.NewRequest(req))
 	wantCode(t, err, connect.CodeInvalidArgument)
 	w.verify(t)
+}
+
+// TestABookingIsOneMembers: a booking's outcomes and its guarantee name
+// one member. A late check-out, a cancellation or a no-show of a booking
+// in another member's name is refused (FAILED_PRECONDITION,
+// BOOKING_OF_ANOTHER_MEMBER), and so is a guarantee for a booking whose
+// outcome is recorded (BOOKING_CLOSED); nothing is charged or released.
+func TestABookingIsOneMembers(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	guest, other := e.enroll(t, c, "enrol-guest"), e.enroll(t, c, "enrol-other")
+	for _, m := range []string{guest, other} {
+		e.adjust(t, "goodwill-"+m, m, 5000)
+	}
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", guest, "D-2", "388.00"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-1", MemberNumber: guest,
+		PropertyId: "SH-HQ-001", StayId: "MIX-1", ArrivalDate: "2026-11-23", HoldUntil: "19:00"})); err != nil {
+		t.Fatal(err)
+	}
+	balance := func(m string) *loyaltyv1.PointsBalance {
+		res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: m}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg.GetMember().GetBalance()
+	}
+	guestBefore, otherBefore := balance(guest), balance(other)
+
+	for _, tc := range []struct {
+		name, reason string
+		call         func() error
+	}{
+		{"another member's late check-out of a stay", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late-other", MemberNumber: other,
+				PropertyId: "SH-HQ-001", StayId: "D-2", DepartureDate: "2026-11-02", Hours: 1}))
+			return err
+		}},
+		{"another member's free cancellation of a guaranteed booking", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cancel-other", MemberNumber: other,
+				PropertyId: "SH-HQ-001", StayId: "MIX-1", ArrivalDate: "2026-11-23", Nights: 1, CancelledAt: timestamppb.New(e.clock.Now())}))
+			return err
+		}},
+		{"another member's no-show of a guaranteed booking", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.RecordNoShow(e.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "no-show-other", MemberNumber: other,
+				PropertyId: "SH-HQ-001", StayId: "MIX-1", ArrivalDate: "2026-11-23", Nights: 1, BookedAt: timestamppb.New(e.clock.Now().Add(-time.Hour))}))
+			return err
+		}},
+		{"a guarantee for a booking already stayed", "BOOKING_CLOSED", func() error {
+			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-stayed", MemberNumber: guest,
+				PropertyId: "SH-HQ-001", StayId: "D-2", ArrivalDate: "2026-11-23", HoldUntil: "19:00"}))
+			return err
+		}},
+		{"another member's guarantee for a booking stayed", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-other", MemberNumber: other,
+				PropertyId: "SH-HQ-001", StayId: "D-2", ArrivalDate: "2026-11-23", HoldUntil: "19:00"}))
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := wantCode(t, tc.call(), connect.CodeFailedPrecondition)
+			if got := errorInfo(t, ce).GetReason(); got != tc.reason {
+				t.Errorf("reason %s, want %s: %v", got, tc.reason, ce)
+			}
+		})
+	}
+	if g, o := balance(guest), balance(other); !proto.Equal(g, guestBefore) || !proto.Equal(o, otherBefore) {
+		t.Errorf("balances moved: the guest's %v -> %v, the other's %v -> %v", guestBefore, g, otherBefore, o)
+	}
+
+	t.Run("the guest's own late check-out is charged", func(t *testing.T) {
+		if _, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late-guest", MemberNumber: guest,
+			PropertyId: "SH-HQ-001", StayId: "D-2", DepartureDate: "2026-11-02", Hours: 1})); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

@@ -108,6 +108,15 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the price is %d points, not the one shown", price.Points))
 		addInfo(e, "PRICE_CHANGED", map[string]string{"points": fmt.Sprint(price.Points)})
 		return e
+	case errors.Is(err, bookings.ErrAnotherMembersBooking):
+		e := connect.NewError(connect.CodeFailedPrecondition, errors.New(
+			"the booking with this property_id and stay_id is another member's (its recorded outcome or guarantee): check member_number and stay_id"))
+		addInfo(e, "BOOKING_OF_ANOTHER_MEMBER", nil)
+		return e
+	case errors.Is(err, bookings.ErrBookingClosed):
+		e := connect.NewError(connect.CodeFailedPrecondition, errors.New(bookings.ErrBookingClosed.Error()))
+		addInfo(e, "BOOKING_CLOSED", nil)
+		return e
 	case errors.Is(err, bookings.ErrNothingToCorrect):
 		return connect.NewError(connect.CodeNotFound, errors.New("the booking has no outcome to correct: record the stay with RecordStay"))
 	case errors.Is(err, bookings.ErrPartnersOutcome):

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
@@ -134,7 +135,21 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
 
+	health := grpchealth.NewClient(e.server.Client(), e.server.URL)
+	healthIs := func(want grpchealth.Status) {
+		t.Helper()
+		res, err := health.Check(e.ctx, &grpchealth.CheckRequest{Service: rpc.Services[0]})
+		if err != nil || res.Status != want {
+			t.Fatalf("health: %v, %v; want %v", res, err, want)
+		}
+	}
+	healthIs(grpchealth.StatusServing)
+
 	proxy.down()
+	// A load balancer hears that this instance cannot serve (the last
+	// answer stands a second).
+	time.Sleep(1100 * time.Millisecond)
+	healthIs(grpchealth.StatusNotServing)
 	for i := range 4 {
 		_, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
 		var ce *connect.Error
@@ -148,6 +163,8 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	}
 
 	proxy.up(t)
+	time.Sleep(1100 * time.Millisecond)
+	healthIs(grpchealth.StatusServing)
 	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
 	if err != nil {
 		t.Fatalf("the write retried after the outage: %v", err)

@@ -209,7 +209,7 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 		path, h := service()
 		mux.Handle(path, s.requireKey(errs, h))
 	}
-	mux.Handle(grpchealth.NewHandler(grpchealth.NewStaticChecker(Services...)))
+	mux.Handle(grpchealth.NewHandler(&databaseHealth{db: s.ledger.DB(), services: grpchealth.NewStaticChecker(Services...)}))
 	reflector := grpcreflect.NewStaticReflector(Services...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))

@@ -1,0 +1,60 @@
+package rpc
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"connectrpc.com/grpchealth"
+
+	"github.com/loyalty-ledger/loyalty/database"
+)
+
+// healthPingTimeout bounds the database ping behind a health check, and
+// healthTTL is how long its answer stands: a load balancer that checks
+// every second costs the database one ping a second, whatever its count.
+const (
+	healthPingTimeout = time.Second
+	healthTTL         = time.Second
+)
+
+// databaseHealth answers gRPC health checks: NOT_SERVING while the
+// database does not answer a ping, since every call would then fail with
+// UNAVAILABLE, so that a load balancer sends the traffic elsewhere. The
+// services it knows are services' (a static checker's); others are
+// NOT_FOUND.
+type databaseHealth struct {
+	db       *database.DB
+	services *grpchealth.StaticChecker
+
+	mu      sync.Mutex
+	checked time.Time
+	serving bool
+}
+
+func (h *databaseHealth) Check(ctx context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	res, err := h.services.Check(ctx, req)
+	if err != nil || res.Status != grpchealth.StatusServing {
+		return res, err
+	}
+	if !h.databaseAnswers(ctx) {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return res, nil
+}
+
+// databaseAnswers pings the database, at most once per healthTTL; checks
+// that come meanwhile share the last answer (and wait for a ping under
+// way, at most healthPingTimeout).
+func (h *databaseHealth) databaseAnswers(ctx context.Context) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if time.Since(h.checked) < healthTTL {
+		return h.serving
+	}
+	ping, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthPingTimeout)
+	defer cancel()
+	h.serving = h.db.Pool.Ping(ping) == nil
+	h.checked = time.Now()
+	return h.serving
+}

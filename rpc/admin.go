@@ -107,6 +107,9 @@ func (s adminService) CreateApiKey(ctx context.Context, req *connect.Request[loy
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
+	if secret != "" { // not a replay, which shows no secret
+		s.log.InfoContext(ctx, "API key created", "key_id", key.ID, "role", string(key.Role), "partner_id", key.PartnerID, "by", caller(ctx).ID)
+	}
 	return connect.NewResponse(&loyaltyv1.CreateApiKeyResponse{ApiKey: protoKey(key), Secret: secret}), nil
 }
 

@@ -301,6 +301,15 @@ func TestOrderPerMemberHoldsAcrossRetries(t *testing.T) {
 		if dl := f.delivery(ep.ID, a2); dl.Status != webhooks.StatusPending || dl.Attempts != 0 {
 			t.Fatalf("a2 %+v: attempted before a1 was delivered", dl)
 		}
+		// Operators see what the endpoint has not received: a1, failed,
+		// and a2 behind it, since a1 was recorded.
+		backlog, err := f.store.Backlog(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if backlog.Pending != 2 || !backlog.OldestRecordedAt.Equal(start) {
+			t.Fatalf("backlog while a1 waits for its retry: %+v, want 2 pending since %s", backlog, start)
+		}
 		f.clock.Advance(time.Minute)
 		if n := f.step(d); n != 1 { // a1 again
 			t.Fatal("a1 was not retried")
@@ -309,6 +318,9 @@ func TestOrderPerMemberHoldsAcrossRetries(t *testing.T) {
 			t.Fatal("a2 did not follow a1")
 		}
 		want(append(calls[:3:3], name(a1, 2), name(a2, 1))...)
+		if backlog, err := f.store.Backlog(f.ctx); err != nil || backlog.Pending != 0 || !backlog.OldestRecordedAt.IsZero() {
+			t.Fatalf("backlog once everything is delivered: %+v, %v", backlog, err)
+		}
 		for _, id := range []uuid.UUID{a1, a2, b1, b2} {
 			if dl := f.delivery(ep.ID, id); dl.Status != webhooks.StatusDelivered {
 				t.Errorf("%s: %+v", id, dl)

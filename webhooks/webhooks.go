@@ -778,3 +778,37 @@ func typesArg(types []string) []string {
 	}
 	return types
 }
+
+// MaxBacklogCount bounds the pending deliveries Backlog counts.
+const MaxBacklogCount = 100_000
+
+// Backlog is what the endpoints have not received yet: the deliveries
+// pending (failed and waiting for their retry, or waiting behind their
+// member's earlier one), and when the earliest of them was recorded.
+type Backlog struct {
+	// Pending counts them, up to MaxBacklogCount.
+	Pending int64
+	// OldestRecordedAt is when the event of the earliest of them (among
+	// those counted) was recorded; zero when none is pending.
+	OldestRecordedAt time.Time
+}
+
+// Backlog reads the pending deliveries of every endpoint, for operators:
+// an endpoint that is down keeps its deliveries pending, which the
+// dispatcher's own figures (due deliveries) do not show. One bounded read
+// by the pending deliveries' index.
+func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
+	var b Backlog
+	var oldest *time.Time
+	err := s.db.Pool.QueryRow(ctx, `SELECT p.n, e.recorded_at
+		FROM (SELECT count(*) AS n, min(d.position) AS first
+		      FROM (SELECT position FROM webhook_deliveries WHERE status = 'pending' LIMIT $1) AS d) AS p
+		LEFT JOIN events AS e ON e.position = p.first`, MaxBacklogCount).Scan(&b.Pending, &oldest)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read the webhook backlog: %w", err)
+	}
+	if oldest != nil {
+		b.OldestRecordedAt = *oldest
+	}
+	return b, nil
+}

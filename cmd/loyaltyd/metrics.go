@@ -90,7 +90,7 @@ func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
 			Name: "loyalty_db_pool_max_conns",
 			Help: "Most connections the pool opens.",
 		}, pool(func(_, _, _, max int32) int32 { return max })),
-		&eventLog{db: db, store: events.NewStore(db)},
+		&eventLog{db: db, store: events.NewStore(db), webhooks: webhooks.NewStore(l, nil)},
 	)
 	return m
 }
@@ -138,8 +138,9 @@ const maxOutboxCount = 100_000
 // position. Two small reads, bounded: a count stopped at maxOutboxCount,
 // and the oldest row by the sequencer's own index.
 type eventLog struct {
-	db    *database.DB
-	store *events.Store
+	db       *database.DB
+	store    *events.Store
+	webhooks *webhooks.Store
 }
 
 var (
@@ -149,12 +150,18 @@ var (
 		"How long the oldest event not yet sequenced has waited: 0 when the outbox is empty.", nil, nil)
 	lastPositionDesc = prometheus.NewDesc("loyalty_events_last_position",
 		"The position of the newest sequenced event.", nil, nil)
+	pendingDesc = prometheus.NewDesc("loyalty_webhook_pending_deliveries",
+		"Webhook deliveries not yet received, of every endpoint: failed and waiting for their retry, or waiting behind their member's earlier one (counted up to 100000).", nil, nil)
+	pendingAgeDesc = prometheus.NewDesc("loyalty_webhook_oldest_pending_age_seconds",
+		"How long ago the event of the earliest pending webhook delivery was recorded: 0 when none is pending. It grows while an endpoint is down.", nil, nil)
 )
 
 func (l *eventLog) Describe(ch chan<- *prometheus.Desc) {
 	ch <- outboxRowsDesc
 	ch <- outboxAgeDesc
 	ch <- lastPositionDesc
+	ch <- pendingDesc
+	ch <- pendingAgeDesc
 }
 
 func (l *eventLog) Collect(ch chan<- prometheus.Metric) {
@@ -178,6 +185,14 @@ func (l *eventLog) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
 	if last, err := l.store.LastPosition(ctx); err == nil {
 		ch <- prometheus.MustNewConstMetric(lastPositionDesc, prometheus.GaugeValue, float64(last))
+	}
+	if b, err := l.webhooks.Backlog(ctx); err == nil {
+		pendingAge := 0.0
+		if !b.OldestRecordedAt.IsZero() {
+			pendingAge = max(0, time.Since(b.OldestRecordedAt).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(b.Pending))
+		ch <- prometheus.MustNewConstMetric(pendingAgeDesc, prometheus.GaugeValue, pendingAge)
 	}
 }
 

@@ -596,7 +596,7 @@ func TestABatchRefusesFieldsItDoesNotKnow(t *testing.T) {
 	}
 	defer res.Body.Close()
 	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), `unknown field \"bookedForSomeoneElse\"`) {
+	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), `unknown field \"stays[0].bookedForSomeoneElse\": RecordStayRequest has no such field`) {
 		t.Fatalf("%d %s; want 400 naming bookedForSomeoneElse", res.StatusCode, raw)
 	}
 	if n := e.transactionCount(t); n != before {

@@ -90,10 +90,21 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 	if len(data) == 0 {
 		return errors.New("an empty body is not a JSON object")
 	}
-	write := isWrite(m.ProtoReflect())
+	write, d := isWrite(m.ProtoReflect()), m.ProtoReflect().Descriptor()
 	err := protojson.UnmarshalOptions{DiscardUnknown: !write}.Unmarshal(data, m)
 	if err == nil {
+		if !write && hasEnums(d) {
+			// Lenient, protojson dropped an enum name it does not know as
+			// it drops an unknown field: a misspelt filter would list all.
+			if p := findJSONProblem(d, data, false); p != nil {
+				return p
+			}
+		}
 		return nil
+	}
+	// Where it is, as the client spelled it.
+	if p := findJSONProblem(d, data, write); p != nil {
+		return p
 	}
 	if f := unknownJSONField.FindStringSubmatch(err.Error()); write && f != nil {
 		return fmt.Errorf("unknown field %q: %s has no such field, and a write refuses what it does not know (check the spelling)",

@@ -100,7 +100,8 @@ func TestWritesRefuseUnknownFields(t *testing.T) {
 		`"channel":"BOOKING_CHANNEL_APP"`
 	for _, tc := range []struct{ name, body, field string }{
 		{"a misspelt field", stay + `,"bookedForSomeoneElse":true}`, "bookedForSomeoneElse"},
-		{"a misspelt field in a nested message", strings.Replace(stay, `"amount":"388.00"`, `"amount":"388.00","currency":"CNY"`, 1) + `}`, "currency"},
+		{"a misspelt field in a nested message, named with its path", strings.Replace(stay, `"amount":"388.00"`, `"amount":"388.00","currency":"CNY"`, 1) + `}`,
+			"nights[0].roomCharge.currency"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := post("/loyalty.v1.BookingService/RecordStay", tc.body)
@@ -123,6 +124,12 @@ func TestWritesRefuseUnknownFields(t *testing.T) {
 	// The same stay spelt right is recorded.
 	if status, body := post("/loyalty.v1.BookingService/RecordStay", stay+`,"bookedForOther":true}`); status != http.StatusOK {
 		t.Fatalf("the stay spelt right: %d %s", status, body)
+	}
+	// An enum value by a name its enum does not have, named with its path
+	// and the names it has.
+	if status, body := post("/loyalty.v1.BookingService/RecordStay", strings.Replace(stay, "BOOKING_CHANNEL_APP", "BOOKING_CHANNEL_FOO", 1)+`}`); status != http.StatusBadRequest ||
+		!strings.Contains(body, `channel: \"BOOKING_CHANNEL_FOO\" is not a value of BookingChannel (`) || !strings.Contains(body, "BOOKING_CHANNEL_APP") {
+		t.Fatalf("a misspelt enum name: %d %s", status, body)
 	}
 	// A read with a field it does not know answers.
 	if status, body := post("/loyalty.v1.MemberService/GetMember", `{"memberNumber":"`+member+`","includeEverything":true}`); status != http.StatusOK {

@@ -626,3 +626,46 @@ func TestARefusedEventTypeIsShownWhole(t *testing.T) {
 		t.Errorf("the refusal does not show %q: %v", bad, ce)
 	}
 }
+
+// TestAReadRefusesAnEnumNameItDoesNotKnow: reads ignore fields they do not
+// know, but not a value they do not know: a misspelt status filter would
+// otherwise list every delivery as if it were the dead letters asked for.
+func TestAReadRefusesAnEnumNameItDoesNotKnow(t *testing.T) {
+	e := newEnv(t)
+	created, err := e.webhooks(e.adminKey).CreateWebhookEndpoint(e.ctx, connect.NewRequest(&loyaltyv1.CreateWebhookEndpointRequest{
+		IdempotencyKey: "hook-1", Url: "https://crm.example.com/hooks"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(body string) (int, string) {
+		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.WebhookService/ListWebhookDeliveries", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+e.adminKey)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := e.server.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		raw, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(raw)
+	}
+	id := created.Msg.GetEndpoint().GetEndpointId()
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		want       string
+	}{
+		{"a misspelt status", `{"endpointId":"` + id + `","status":"DEAD"}`, http.StatusBadRequest, `status: \"DEAD\" is not a value of WebhookDeliveryStatus (`},
+		{"the status spelt right", `{"endpointId":"` + id + `","status":"WEBHOOK_DELIVERY_STATUS_DEAD"}`, http.StatusOK, `{`},
+		{"a field it does not know, ignored", `{"endpointId":"` + id + `","newerFilter":true}`, http.StatusOK, `{`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if status, body := list(tc.body); status != tc.status || !strings.Contains(body, tc.want) {
+				t.Errorf("%d %s; want %d with %s", status, body, tc.status, tc.want)
+			}
+		})
+	}
+}

@@ -24,7 +24,8 @@ import (
 // The rules, for one transaction's net move on one tracked account:
 //   - a credit first repays debt (a balance below zero has no lots); the
 //     rest opens a lot, whose id is the transaction's and whose expiry the
-//     request's LotPolicy gives;
+//     request's LotPolicy gives (under the inactivity rule, no earlier
+//     than the open lots' latest: the last activity's);
 //   - a reversal's credit gives back, before opening anything, the lots its
 //     original drew, with the expiry they had (latest expiry first, when
 //     debt leaves only part of them to give back);
@@ -135,7 +136,7 @@ func playLots(lots []Lot, p lotPlay) ([]Lot, []LotMove, error) {
 			if p.policy.ExpiresAt.IsZero() {
 				return nil, nil, fmt.Errorf("points for %s open a lot, and the request gives it no expiry", p.account)
 			}
-			lots = addToLot(lots, p.txnID, p.policy.ExpiresAt, rest, record)
+			lots = addToLot(lots, p.txnID, p.newLotExpiry(lots), rest, record)
 		}
 	case p.move < 0:
 		rest := -p.move
@@ -178,6 +179,25 @@ func playLots(lots []Lot, p lotPlay) ([]Lot, []LotMove, error) {
 		return nil, nil, err
 	}
 	return lots, moves, nil
+}
+
+// newLotExpiry is the expiry of the lot a credit opens: the policy's; but
+// under the inactivity rule (ExtendTo set) no earlier than the member's
+// open lots that are not due, whose expiry the member's latest activity
+// set: all the points expire together, after the last activity, and
+// activity recorded late (a stay imported after later ones) does not
+// bring its own points' expiry forward.
+func (p lotPlay) newLotExpiry(lots []Lot) time.Time {
+	expiresAt := p.policy.ExpiresAt
+	if p.policy.ExtendTo.IsZero() {
+		return expiresAt
+	}
+	for _, l := range lots {
+		if !l.ExpiresAt.IsZero() && !l.Due(p.effectiveAt) && l.ExpiresAt.After(expiresAt) {
+			expiresAt = l.ExpiresAt
+		}
+	}
+	return expiresAt
 }
 
 // drawnLots are the lots an original transaction drew, latest expiry

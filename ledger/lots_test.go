@@ -144,9 +144,24 @@ func TestLotRules(t *testing.T) {
 			moves: []LotMove{move(1, -30, day(3))},
 		},
 		{
-			name:   "an extension never shortens a lot",
+			// Activity recorded late: a stay imported after a later one.
+			name:   "an extension never shortens a lot, and a late activity's lot expires with the latest activity",
 			lots:   []Lot{lot(1, day(25), 100)},
 			before: 100, move: 10, policy: LotPolicy{ExpiresAt: day(20), ExtendTo: day(20)},
+			want:  []Lot{lot(1, day(25), 100), lot(txn, day(25), 10)},
+			moves: []LotMove{move(txn, 10, day(25))},
+		},
+		{
+			name:   "a lot due at a late activity's time does not lend it its expiry",
+			lots:   []Lot{lot(1, day(3), 100)},
+			before: 100, move: 10, policy: LotPolicy{ExpiresAt: day(20), ExtendTo: day(20)}, effectiveAt: day(5),
+			want:  []Lot{lot(1, day(3), 100), lot(txn, day(20), 10)},
+			moves: []LotMove{move(txn, 10, day(20))},
+		},
+		{
+			name:   "under the lot-age rule a lot keeps its own expiry",
+			lots:   []Lot{lot(1, day(25), 100)},
+			before: 100, move: 10, policy: LotPolicy{ExpiresAt: day(20)},
 			want:  []Lot{lot(txn, day(20), 10), lot(1, day(25), 100)},
 			moves: []LotMove{move(txn, 10, day(20))},
 		},

@@ -214,3 +214,36 @@ func TestExpiryJobResumesFromItsCheckpoint(t *testing.T) {
 func contextWithCancel(e *env) (context.Context, context.CancelFunc) {
 	return context.WithCancel(e.ctx)
 }
+
+// TestAStayRecordedLateExpiresWithTheLastActivity: under the default
+// inactivity rule every point expires 24 months after the member's last
+// earning or redeeming, whatever order the stays were recorded in: a stay
+// imported after a later one does not bring its points' expiry forward.
+func TestAStayRecordedLateExpiresWithTheLastActivity(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	later := stayRequest("stay-later", member, "LATER", "388.00")
+	later.ArrivalDate, later.DepartureDate = "2026-11-10", "2026-11-11"
+	earlier := stayRequest("stay-earlier", member, "EARLIER", "388.00")
+	for _, req := range []*loyaltyv1.RecordStayRequest{later, earlier} {
+		if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := res.Msg.GetMember()
+	// Checked out on the 11th at noon in Shanghai: good through 11 November
+	// 2028 in the programme's time zone.
+	shanghai, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := time.Date(2028, 11, 12, 0, 0, 0, 0, shanghai)
+	if got := m.GetPointsExpiry(); !got.GetNextExpiryAt().AsTime().Equal(want) || got.GetNextExpiryPoints() != m.GetBalance().GetPostedPoints() {
+		t.Fatalf("expiry %v of %d points; want all of them at %s", got, m.GetBalance().GetPostedPoints(), want)
+	}
+}

@@ -47,7 +47,7 @@ const secretPrefix = "lk_"
 
 // Limits.
 const (
-	MaxNameLength   = 100
+	MaxNameLength   = 200
 	MaxPartnerID    = 64
 	MaxSecretLength = 100
 	// MaxLifetimeYears bounds a key's expiry.

@@ -27,7 +27,7 @@ import (
 
 // Limits on profile fields.
 const (
-	MaxNameLength  = 100 // characters
+	MaxNameLength  = 200 // characters, as the contract says
 	MaxEmailLength = 254
 	MaxPhoneLength = 32
 	MaxPropertyID  = 64

@@ -123,6 +123,9 @@ func TestHostileInput(t *testing.T) {
 		field string
 	}{
 		{"an enrolment without a name", func() error { return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.FullName = " " }) }, connect.CodeInvalidArgument, "fullName"},
+		{"an enrolment with a 201-character name", func() error {
+			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.FullName = strings.Repeat("名", 201) })
+		}, connect.CodeInvalidArgument, "fullName"},
 		{"an enrolment with a 1,000-character name", func() error {
 			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.FullName = strings.Repeat("名", 1000) })
 		}, connect.CodeInvalidArgument, "fullName"},
@@ -344,5 +347,23 @@ func TestGuaranteeReplaysReturnTheFirstBalance(t *testing.T) {
 	releasedAgain, err := c.booking.ReleaseGuarantee(e.ctx, connect.NewRequest(release))
 	if err != nil || !proto.Equal(released.Msg, releasedAgain.Msg) {
 		t.Fatalf("replayed release %v (%v), first %v", releasedAgain, err, released)
+	}
+}
+
+// TestNamesUpToTheContractsLengthAreTaken: the contract's "1-200
+// characters" for a member's and an API key's name, in characters, not
+// bytes (200 Chinese characters are 600 bytes).
+func TestNamesUpToTheContractsLengthAreTaken(t *testing.T) {
+	e := newEnv(t)
+	long := strings.Repeat("名", 200)
+	res, err := e.clients(e.bookingKey).members.EnrollMember(e.ctx, connect.NewRequest(&loyaltyv1.EnrollMemberRequest{
+		IdempotencyKey: "enrol-long", FullName: long, Email: "long@example.com", Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP}))
+	if err != nil || res.Msg.GetMember().GetFullName() != long {
+		t.Fatalf("a 200-character name: %v, %v", res, err)
+	}
+	key, err := e.clients(e.adminKey).admin.CreateApiKey(e.ctx, connect.NewRequest(&loyaltyv1.CreateApiKeyRequest{
+		IdempotencyKey: "key-long", Name: long, Role: loyaltyv1.ApiKeyRole_API_KEY_ROLE_BOOKING_CHANNEL}))
+	if err != nil || key.Msg.GetApiKey().GetName() != long {
+		t.Fatalf("a key named with 200 characters: %v, %v", key, err)
 	}
 }

@@ -87,7 +87,9 @@ const (
 	// members' tiers, records stays and redemptions at that partner's hotels and
 	// sees only activity at them.
 	ApiKeyRole_API_KEY_ROLE_PARTNER ApiKeyRole = 2
-	// Finance: read-only access to balances, statements and reports.
+	// Finance: FinanceService and the finance page, read-only: the ledger's
+	// balances and reports (not members' personal data: MemberService is
+	// for booking channels and admins).
 	ApiKeyRole_API_KEY_ROLE_FINANCE ApiKeyRole = 3
 	// Administrators: AdminService and everything else.
 	ApiKeyRole_API_KEY_ROLE_ADMIN ApiKeyRole = 4

@@ -445,7 +445,7 @@ type EnrollMemberRequest struct {
 	// Mobile phone number in E.164 form. At least one of email and phone is
 	// required.
 	Phone string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
-	// Where the member enrolled.
+	// Where the member enrolled (required).
 	Channel BookingChannel `protobuf:"varint,5,opt,name=channel,proto3,enum=loyalty.v1.BookingChannel" json:"channel,omitempty"`
 	// The property where the member enrolled, if enrolled at a hotel.
 	PropertyId    string `protobuf:"bytes,6,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
@@ -805,7 +805,7 @@ type ListActivityRequest struct {
 	// The member whose statement to list (required).
 	MemberNumber string `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
 	// Maximum number of transactions to return: 0 means the default (50);
-	// larger values are capped at 200.
+	// at most 200 (more is INVALID_ARGUMENT, as every page size here).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Opaque token from a previous response's next_page_token to get the next
 	// page; empty for the first page. Other fields must match the request that

@@ -316,7 +316,9 @@ type TierStatus struct {
 	QualifyingPoints int64                  `protobuf:"varint,2,opt,name=qualifying_points,json=qualifyingPoints,proto3" json:"qualifying_points,omitempty"`
 	WindowStart      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=window_start,json=windowStart,proto3" json:"window_start,omitempty"`
 	WindowEnd        *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
-	// The next tier up; unspecified at the top of the ladder.
+	// The next tier up by qualifying nights or points; unspecified at the
+	// top of the ladder, and for a regular member, whom the first completed
+	// stay makes silver, whatever its nights and points.
 	NextTier Tier `protobuf:"varint,5,opt,name=next_tier,json=nextTier,proto3,enum=loyalty.v1.Tier" json:"next_tier,omitempty"`
 	// Still needed for next_tier: either the nights or the points suffice.
 	NightsToNextTier int32 `protobuf:"varint,6,opt,name=nights_to_next_tier,json=nightsToNextTier,proto3" json:"nights_to_next_tier,omitempty"`

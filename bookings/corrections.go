@@ -38,8 +38,10 @@ type CorrectionResult struct {
 // happened. A retry under the same key returns the first correction.
 func (s *Service) CorrectStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, reason string) (CorrectionResult, error) {
 	return answerRetry(ctx, s, req, nil, func(ctx context.Context) (CorrectionResult, error) {
-		if err := ChainHotel(property); err != nil {
-			return CorrectionResult{}, err
+		if ChainHotel(property) != nil {
+			// A stay at a partner's hotel is the partner's award, whoever
+			// asks: the contract's FAILED_PRECONDITION, not a bad field.
+			return CorrectionResult{}, fmt.Errorf("booking %s/%s: %w", property.ID, st.StayID, ErrPartnersOutcome)
 		}
 		if err := notAfterToday("departure_date", st.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
 			return CorrectionResult{}, err

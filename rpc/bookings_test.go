@@ -649,11 +649,14 @@ func TestAPartnersCorrectionReachesItsSettlement(t *testing.T) {
 	if err != nil || b.Msg.GetBooking().GetOutcomeTransactionId() != second.Msg.GetTransaction().GetTransactionId() {
 		t.Fatalf("the booking: %v, %v", b, err)
 	}
-	// The chain's CorrectStay leaves a partner's award to the partner.
+	// The chain's CorrectStay leaves a partner's award to the partner, as
+	// the contract says: FAILED_PRECONDITION.
 	req := correctStay("fix", w.m1, "ALPHA-9", "wrong folio", "200.00")
 	req.PropertyId, req.ArrivalDate, req.DepartureDate = "A-1", "2026-11-10", "2026-11-11"
 	_, err = w.clients(w.bookingKey).booking.CorrectStay(w.ctx, connect.NewRequest(req))
-	wantCode(t, err, connect.CodeInvalidArgument)
+	if ce := wantCode(t, err, connect.CodeFailedPrecondition); !strings.Contains(ce.Message(), "awarded by the partner") {
+		t.Errorf("the refusal: %v", ce)
+	}
 	w.verify(t)
 }
 

@@ -18,7 +18,8 @@ import (
 // check-out time (noon on the departure day at the hotel).
 func PartnerStayOver(departure time.Time, property programmes.Property, now time.Time) error {
 	if CompletedAt(departure, property).After(now) {
-		return fieldError("departure_date", "check-out is in the future: award a stay once it is completed")
+		return fieldError("departure_date", "check-out (noon on %s at the hotel) is still to come: award a stay once it is completed, its rates in force then",
+			departure.Format(time.DateOnly))
 	}
 	return nil
 }

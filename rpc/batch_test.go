@@ -72,7 +72,7 @@ func TestABatchAnswersEveryStayOnItsOwn(t *testing.T) {
 				{req: stayRequest("k-1", "12ab", "B-2", "388.00"), status: refused, code: connect.CodeInvalidArgument, field: "stays[1].memberNumber"},
 				{req: stayRequest("k-2", strings.Repeat("0", len(m1)), "B-3", "388.00"), status: refused, code: connect.CodeNotFound},
 				{req: modify(stayRequest("k-3", m1, "B-4", "388.00"), func(r *loyaltyv1.RecordStayRequest) { r.PropertyId = "NOWHERE" }),
-					status: refused, code: connect.CodeInvalidArgument, field: "stays[3].propertyId"},
+					status: refused, code: connect.CodeNotFound, field: "stays[3].propertyId"},
 				{req: modify(stayRequest("k-4", m1, "B-5", "388.00"), func(r *loyaltyv1.RecordStayRequest) { r.ArrivalDate = "2026-02-30" }),
 					status: refused, code: connect.CodeInvalidArgument, field: "stays[4].arrivalDate"},
 				{req: modify(stayRequest("k-5", m1, "B-6", "388.00"), func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = "2026-11-03" }),

@@ -156,7 +156,10 @@ func TestHostileInput(t *testing.T) {
 		}, connect.CodeInvalidArgument, "departureDate"},
 		{"a stay at an unknown property", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.PropertyId = "NOWHERE-1" })
-		}, connect.CodeInvalidArgument, "propertyId"},
+		}, connect.CodeNotFound, ""},
+		{"an enrolment at an unknown property", func() error {
+			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.PropertyId = "NOWHERE-1" })
+		}, connect.CodeNotFound, ""},
 		{"a departure before the arrival", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.DepartureDate = "2026-10-01" })
 		}, connect.CodeInvalidArgument, "departureDate"},

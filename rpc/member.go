@@ -32,6 +32,12 @@ func (s memberService) EnrollMember(ctx context.Context, req *connect.Request[lo
 	if err != nil {
 		return nil, err
 	}
+	if msg.GetPropertyId() != "" {
+		// Where the member enrolled is a hotel the service knows.
+		if _, err := s.property(ctx, msg.GetPropertyId()); err != nil {
+			return nil, s.toConnect(ctx, req.Spec().Procedure, err)
+		}
+	}
 	m, err := s.members.Enroll(ctx, caller(ctx).ID, msg.GetIdempotencyKey(), members.Enrollment{
 		FullName: msg.GetFullName(), Email: msg.GetEmail(), Phone: msg.GetPhone(), Channel: ch, PropertyID: msg.GetPropertyId(),
 	})

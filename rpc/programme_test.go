@@ -111,8 +111,8 @@ func TestSuggestionsAndUnknownProperties(t *testing.T) {
 	req := stayRequest("stay-1", member, "B-1", "388.00")
 	req.PropertyId = "NOWHERE-1"
 	_, err = c.booking.RecordStay(e.ctx, connect.NewRequest(req))
-	if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "propertyId" {
-		t.Fatalf("an unknown property: field %s", got)
+	if ce := wantCode(t, err, connect.CodeNotFound); !strings.Contains(ce.Message(), `propertyId, "NOWHERE-1"`) {
+		t.Fatalf("an unknown property: %v", ce)
 	}
 	if e.transactionCount(t) != before {
 		t.Fatal("a stay at an unknown property posted")

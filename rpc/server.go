@@ -7,6 +7,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -229,7 +230,14 @@ func (s *Server) property(ctx context.Context, id string) (programmes.Property, 
 	}
 	p, err := s.programmes.Property(ctx, id)
 	if errors.Is(err, programmes.ErrUnknownProperty) {
-		return programmes.Property{}, badField("property_id", "%q is not a property known to the service (AdminService.PutProperty adds one)", clip(id))
+		// The contract's NOT_FOUND for an unknown property, naming the
+		// field (a batch's row says which) as a refusal of a field does.
+		bad := badField("property_id", "%q is not a property known to the service (AdminService.PutProperty adds one)", clip(id))
+		e := connect.NewError(connect.CodeNotFound, fmt.Errorf("no property with this property_id, %q (AdminService.PutProperty adds one)", clip(id)))
+		for _, d := range bad.Details() {
+			e.AddDetail(d)
+		}
+		return programmes.Property{}, e
 	}
 	return p, err
 }

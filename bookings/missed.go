@@ -76,6 +76,12 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 		if err := ChainHotel(property); err != nil {
 			return CancellationResult{}, err
 		}
+		// As far ahead as a guarantee may hold points: a booking for an
+		// arrival years away is a typo, not a booking.
+		if latest := localToday(s.now(), property).AddDate(0, 0, MaxGuaranteeDaysAhead); ms.Arrival.After(latest) {
+			return CancellationResult{}, fieldError("arrival_date", "is more than %d days ahead (after %s): a cancellation is of a booking for an arrival within a year",
+				MaxGuaranteeDaysAhead, latest.Format(time.DateOnly))
+		}
 		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, ms.MemberNumber, CancelledCharged); err != nil {
 			return CancellationResult{}, err
 		}

@@ -348,6 +348,11 @@ func TestDatesAreCheckedAgainstTheHotelsClock(t *testing.T) {
 				PropertyId: "NYC-1", StayId: "G-gone", ArrivalDate: "2026-11-21", HoldUntil: "19:00"}))
 			return err
 		}, connect.CodeInvalidArgument, "holdUntil", ""},
+		{"a cancellation of an arrival two years ahead is refused", func() error {
+			_, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx-far", MemberNumber: member,
+				PropertyId: "SH-HQ-001", StayId: "C-far", ArrivalDate: "2028-11-22", Nights: 1, CancelledAt: timestamppb.New(e.clock.Now())}))
+			return err
+		}, connect.CodeInvalidArgument, "arrivalDate", ""},
 		{"a guarantee for an arrival two years ahead is refused", func() error {
 			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-far", MemberNumber: member,
 				PropertyId: "SH-HQ-001", StayId: "G-far", ArrivalDate: "2028-11-22", HoldUntil: "19:00"}))

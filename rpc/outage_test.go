@@ -201,7 +201,7 @@ func TestASilentDatabaseAnswersUnavailableInTime(t *testing.T) {
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
 	// A key the server has not seen: its lookup goes to the database.
-	_, fresh, err := apikeys.New(e.ledger, nil).Create(e.ctx, "test", "fresh-key", apikeys.CreateRequest{Name: "app", Role: apikeys.RoleBookingChannel})
+	_, fresh, err := apikeys.New(e.ledger, e.clock.Now).Create(e.ctx, "test", "fresh-key", apikeys.CreateRequest{Name: "app", Role: apikeys.RoleBookingChannel})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,7 @@
 package rpc_test
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,8 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/loyalty-ledger/loyalty/bookings"
-	"github.com/loyalty-ledger/loyalty/database"
-	"github.com/loyalty-ledger/loyalty/dbtest"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 )
 
@@ -459,16 +454,7 @@ func mustJSON(t *testing.T, m proto.Message) []byte {
 // batch sent again records the rest, answers the first transactions for
 // the stays already recorded, and records nothing twice.
 func TestADatabaseLostMidBatchReportsNoStayThatWasNotRecorded(t *testing.T) {
-	direct := dbtest.PostgreSQL(t)
-	cfg := direct.Pool.Config().ConnConfig
-	proxy := startOutage(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-	host, port, _ := net.SplitHostPort(proxy.addr)
-	viaProxy, err := database.Open(context.Background(),
-		fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable connect_timeout=2", host, port, cfg.User, cfg.Database), database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { go viaProxy.Close() })
+	direct, proxy, viaProxy := databaseBehindProxy(t)
 	e := newEnvOn(t, viaProxy)
 	c := e.clients(e.bookingKey)
 	var numbers []string
@@ -584,20 +570,9 @@ func TestABatchRefusesFieldsItDoesNotKnow(t *testing.T) {
 	stay := `{"idempotencyKey":"stay-1","memberNumber":"` + member + `","propertyId":"SH-HQ-001","stayId":"B-1",` +
 		`"arrivalDate":"2026-11-01","departureDate":"2026-11-02","nights":[{"roomCharge":{"currencyCode":"CNY","amount":"388.00"}}],` +
 		`"channel":"BOOKING_CHANNEL_APP","bookedForSomeoneElse":true}`
-	req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.BookingService/RecordStays", strings.NewReader(`{"stays":[`+stay+`]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+e.bookingKey)
-	req.Header.Set("Content-Type", "application/json")
-	res, err := e.server.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), `unknown field \"stays[0].bookedForSomeoneElse\": RecordStayRequest has no such field`) {
-		t.Fatalf("%d %s; want 400 naming bookedForSomeoneElse", res.StatusCode, raw)
+	status, raw := e.postJSON(t, e.bookingKey, "/loyalty.v1.BookingService/RecordStays", `{"stays":[`+stay+`]}`)
+	if status != http.StatusBadRequest || !strings.Contains(raw, `unknown field \"stays[0].bookedForSomeoneElse\": RecordStayRequest has no such field`) {
+		t.Fatalf("%d %s; want 400 naming bookedForSomeoneElse", status, raw)
 	}
 	if n := e.transactionCount(t); n != before {
 		t.Fatalf("%d transactions written", n-before)

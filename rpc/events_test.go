@@ -55,6 +55,22 @@ func (e *env) adjust(t *testing.T, key, member string, points int64) {
 	}
 }
 
+// subscribeRefused opens a SubscribeEvents stream that should be refused
+// before its first message, and returns how it ended.
+func (e *env) subscribeRefused(req *loyaltyv1.SubscribeEventsRequest) error {
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	stream, err := e.events(e.adminKey).SubscribeEvents(ctx, connect.NewRequest(req))
+	if err != nil {
+		return err
+	}
+	defer stream.Close()
+	for stream.Receive() {
+		return errors.New("the stream sent a message")
+	}
+	return stream.Err()
+}
+
 // allEvents reads the whole log through ListEvents.
 func (e *env) allEvents(t *testing.T, req *loyaltyv1.ListEventsRequest) []*loyaltyv1.Event {
 	t.Helper()
@@ -184,19 +200,7 @@ func TestEventRequestsNameTheFieldTheyRefuse(t *testing.T) {
 		_, err := e.events(e.adminKey).ListEvents(e.ctx, connect.NewRequest(req))
 		return err
 	}
-	subscribe := func(req *loyaltyv1.SubscribeEventsRequest) error {
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		defer cancel()
-		stream, err := e.events(e.adminKey).SubscribeEvents(ctx, connect.NewRequest(req))
-		if err != nil {
-			return err
-		}
-		defer stream.Close()
-		for stream.Receive() {
-			return errors.New("the stream sent a message")
-		}
-		return stream.Err()
-	}
+	subscribe := e.subscribeRefused
 	for _, tc := range []struct {
 		name  string
 		call  func() error
@@ -262,19 +266,7 @@ func TestACursorPastTheNewestEventIsOutOfRange(t *testing.T) {
 	}
 	// A token of this service's shape for position 1000.
 	farToken := base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64([]byte{1}, 1000))
-	subscribe := func(req *loyaltyv1.SubscribeEventsRequest) error {
-		ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
-		defer cancel()
-		stream, err := e.events(e.adminKey).SubscribeEvents(ctx, connect.NewRequest(req))
-		if err != nil {
-			return err
-		}
-		defer stream.Close()
-		for stream.Receive() {
-			return errors.New("the stream sent a message")
-		}
-		return stream.Err()
-	}
+	subscribe := e.subscribeRefused
 	for _, tc := range []struct {
 		name, field string
 		call        func() error

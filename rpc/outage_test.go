@@ -42,6 +42,43 @@ func startOutage(t *testing.T, target string) *outage {
 	return o
 }
 
+// databaseBehindProxy is a test database, and a pool that reaches it
+// through an outage proxy (which speaks to its Unix socket).
+func databaseBehindProxy(t *testing.T) (direct *database.DB, proxy *outage, viaProxy *database.DB) {
+	t.Helper()
+	direct = dbtest.PostgreSQL(t)
+	cfg := direct.Pool.Config().ConnConfig
+	proxy = startOutage(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
+	host, port, _ := net.SplitHostPort(proxy.addr)
+	viaProxy, err := database.Open(context.Background(),
+		fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable connect_timeout=2", host, port, cfg.User, cfg.Database), database.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { go viaProxy.Close() })
+	return direct, proxy, viaProxy
+}
+
+// writeOnceAfter retries the stay the outage refused, once the database
+// is back: it is recorded, its replay answers the same transaction, and
+// the database holds it once.
+func writeOnceAfter(t *testing.T, e *env, direct *database.DB, member string) {
+	t.Helper()
+	c := e.clients(e.bookingKey)
+	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+	if err != nil {
+		t.Fatalf("the write retried once the database answers: %v", err)
+	}
+	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+	if err != nil || again.Msg.GetTransaction().GetTransactionId() != res.Msg.GetTransaction().GetTransactionId() {
+		t.Fatalf("its replay: %v, %v", again, err)
+	}
+	var n int
+	if err := direct.Pool.QueryRow(e.ctx, `SELECT count(*) FROM transactions WHERE metadata->>'stay_id' = 'B-1'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d transactions of the stay (%v), want 1", n, err)
+	}
+}
+
 func (o *outage) up(t *testing.T) {
 	t.Helper()
 	ln, err := net.Listen("tcp", o.addr)
@@ -121,16 +158,7 @@ func (o *outage) down() {
 // is back the service serves again without a restart, and a write retried
 // with its key is recorded once.
 func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
-	direct := dbtest.PostgreSQL(t) // the proxy speaks to its Unix socket
-	cfg := direct.Pool.Config().ConnConfig
-	proxy := startOutage(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-	host, port, _ := net.SplitHostPort(proxy.addr)
-	viaProxy, err := database.Open(context.Background(),
-		fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable connect_timeout=2", host, port, cfg.User, cfg.Database), database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { go viaProxy.Close() })
+	direct, proxy, viaProxy := databaseBehindProxy(t)
 	e := newEnvOn(t, viaProxy)
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
@@ -165,18 +193,7 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	proxy.up(t)
 	time.Sleep(1100 * time.Millisecond)
 	healthIs(grpchealth.StatusServing)
-	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
-	if err != nil {
-		t.Fatalf("the write retried after the outage: %v", err)
-	}
-	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
-	if err != nil || again.Msg.GetTransaction().GetTransactionId() != res.Msg.GetTransaction().GetTransactionId() {
-		t.Fatalf("its replay: %v, %v", again, err)
-	}
-	var n int
-	if err := direct.Pool.QueryRow(e.ctx, `SELECT count(*) FROM transactions WHERE metadata->>'stay_id' = 'B-1'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("%d transactions of the stay (%v), want 1", n, err)
-	}
+	writeOnceAfter(t, e, direct, member)
 }
 
 // TestASilentDatabaseAnswersUnavailableInTime: a database that stops
@@ -186,16 +203,7 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 // answer is UNAVAILABLE (retry with the same key), and once the database
 // answers again the retried write is recorded once.
 func TestASilentDatabaseAnswersUnavailableInTime(t *testing.T) {
-	direct := dbtest.PostgreSQL(t)
-	cfg := direct.Pool.Config().ConnConfig
-	proxy := startOutage(t, fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port))
-	host, port, _ := net.SplitHostPort(proxy.addr)
-	viaProxy, err := database.Open(context.Background(),
-		fmt.Sprintf("host=%s port=%s user=%s dbname=%s sslmode=disable connect_timeout=2", host, port, cfg.User, cfg.Database), database.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { go viaProxy.Close() })
+	direct, proxy, viaProxy := databaseBehindProxy(t)
 	limits := rpc.Limits{Call: time.Second, KeyLookup: time.Second}
 	e := newEnvWith(t, viaProxy, func(cfg *rpc.Config) { cfg.Limits = limits })
 	c := e.clients(e.bookingKey)
@@ -237,16 +245,5 @@ func TestASilentDatabaseAnswersUnavailableInTime(t *testing.T) {
 	}
 
 	proxy.thaw()
-	res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
-	if err != nil {
-		t.Fatalf("the write retried once the database answers: %v", err)
-	}
-	again, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
-	if err != nil || again.Msg.GetTransaction().GetTransactionId() != res.Msg.GetTransaction().GetTransactionId() {
-		t.Fatalf("its replay: %v, %v", again, err)
-	}
-	var n int
-	if err := direct.Pool.QueryRow(e.ctx, `SELECT count(*) FROM transactions WHERE metadata->>'stay_id' = 'B-1'`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("%d transactions of the stay (%v), want 1", n, err)
-	}
+	writeOnceAfter(t, e, direct, member)
 }

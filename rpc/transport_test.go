@@ -48,6 +48,25 @@ func TestReadOnlyCallsWorkOverHTTPGet(t *testing.T) {
 	}
 }
 
+// postJSON POSTs body to procedure as a Connect JSON call by hand, with
+// key, and returns the status and the body of the answer.
+func (e *env) postJSON(t *testing.T, key, procedure, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.server.URL+procedure, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := e.server.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(raw)
+}
+
 func TestHealthAndReflectionNeedNoKey(t *testing.T) {
 	e := newEnv(t)
 	health := grpchealth.NewClient(e.server.Client(), e.server.URL, connect.WithGRPC())
@@ -81,19 +100,7 @@ func TestWritesRefuseUnknownFields(t *testing.T) {
 
 	post := func(procedure, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, e.server.URL+procedure, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+e.bookingKey)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := e.server.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(raw)
+		return e.postJSON(t, e.bookingKey, procedure, body)
 	}
 	stay := `{"idempotencyKey":"stay-1","memberNumber":"` + member + `","propertyId":"SH-HQ-001","stayId":"B-1",` +
 		`"arrivalDate":"2026-11-01","departureDate":"2026-11-02","nights":[{"roomCharge":{"currencyCode":"CNY","amount":"388.00"}}],` +

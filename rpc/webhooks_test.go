@@ -638,19 +638,7 @@ func TestAReadRefusesAnEnumNameItDoesNotKnow(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := func(body string) (int, string) {
-		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.WebhookService/ListWebhookDeliveries", strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", "Bearer "+e.adminKey)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := e.server.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		raw, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(raw)
+		return e.postJSON(t, e.adminKey, "/loyalty.v1.WebhookService/ListWebhookDeliveries", body)
 	}
 	id := created.Msg.GetEndpoint().GetEndpointId()
 	for _, tc := range []struct {

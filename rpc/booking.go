@@ -308,6 +308,11 @@ func (s bookingService) Redeem(ctx context.Context, req *connect.Request[loyalty
 	if err := checkID("stay_id", msg.GetStayId(), false); err != nil {
 		return nil, err
 	}
+	if msg.ExpectedPoints != nil && msg.GetExpectedPoints() <= 0 {
+		// A price shown is points to spend: a sign the client got wrong,
+		// not a price the catalogue changed.
+		return nil, badField("expected_points", "is %d: the points the member was shown to spend, more than 0", msg.GetExpectedPoints())
+	}
 	v, err := s.rules(ctx)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)

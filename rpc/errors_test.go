@@ -208,6 +208,12 @@ func TestHostileInput(t *testing.T) {
 				Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, Quantity: -3}))
 			return err
 		}, connect.CodeInvalidArgument, "quantity"},
+		{"a negative price shown", func() error {
+			shown := int64(-5)
+			_, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "r", MemberNumber: member,
+				Reward: loyaltyv1.Reward_REWARD_BEDTIME_MILK, ExpectedPoints: &shown}))
+			return err
+		}, connect.CodeInvalidArgument, "expectedPoints"},
 		{"a price the member was not shown", func() error {
 			wrong := int64(1)
 			_, err := c.booking.Redeem(e.ctx, connect.NewRequest(&loyaltyv1.RedeemRequest{IdempotencyKey: "r", MemberNumber: member,

@@ -169,7 +169,10 @@ func adminCall(e env, name string, fs *flag.FlagSet, args []string, api apiFlags
 	res, err := call(ctx, c)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: %v\n", name, err)
-		if api.idempotencyKey != nil {
+		// Only when a retry may help: the outcome is unknown, or the
+		// service could not take the call then.
+		if code := connect.CodeOf(err); api.idempotencyKey != nil && (code == connect.CodeUnavailable || code == connect.CodeDeadlineExceeded ||
+			code == connect.CodeAborted || code == connect.CodeUnknown || code == connect.CodeCanceled) {
 			fmt.Fprintf(e.stderr, "retry with -idempotency-key %s\n", *api.idempotencyKey)
 		}
 		return exitError

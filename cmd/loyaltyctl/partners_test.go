@@ -60,6 +60,8 @@ func TestPartnersCommands(t *testing.T) {
 		{"create", []string{"partners", "create", "-id", "ALPHA", "-name", "Alpha Hotels", "-issue-rate", "0.0085", "-reimbursement-rate", "0.0061"}, 0, `"issueRate": "0.0085"`},
 		{"a property of the partner", []string{"partners", "add-property", "-id", "ALPHA", "-property", "A-1", "-name", "Alpha Shanghai"}, 0, `"partnerId": "ALPHA"`},
 		{"a property of an unknown partner is refused", []string{"partners", "add-property", "-id", "NOBODY", "-property", "N-1", "-name", "N"}, 1, ""},
+		// A refusal is no reason to retry: only an unknown outcome is.
+		{"a refusal does not suggest a retry", []string{"partners", "add-property", "-id", "NOBODY", "-property", "N-2", "-name", "N", "-idempotency-key", "k-1"}, 1, ""},
 		{"new rates from tomorrow", []string{"partners", "set-rates", "-id", "ALPHA", "-issue-rate", "0.012", "-reimbursement-rate", "0.0075",
 			"-effective-at", "2026-06-02T09:00:00Z"}, 0, `"version": 2`},
 		// A plain date is 00:00 that day in the programme's time zone, Shanghai's.
@@ -76,9 +78,12 @@ func TestPartnersCommands(t *testing.T) {
 		{"a missing flag is a usage error", []string{"partners", "suspend", "-id", "ALPHA"}, 2, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, _ := runCLI(t, clock.Now, append(tc.args, api...)...)
+			code, stdout, stderr := runCLI(t, clock.Now, append(tc.args, api...)...)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d", code, tc.code)
+			}
+			if strings.Contains(stderr, "retry with") {
+				t.Errorf("a refusal suggests a retry:\n%s", stderr)
 			}
 			// protojson's spacing is deliberately unstable: compare without it.
 			if !strings.Contains(strings.ReplaceAll(stdout, " ", ""), strings.ReplaceAll(tc.stdout, " ", "")) {

@@ -188,6 +188,18 @@ func TestEndpointsAreKeptListedAndReplayed(t *testing.T) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) || fmt.Sprintf("%+v", updated) != fmt.Sprintf("%+v", want) {
 		t.Fatalf("after the update: Get %+v, Update %+v, want %+v", got, updated, want)
 	}
+	// An update that changes nothing (nothing given, or the same values)
+	// leaves updated_at as it was.
+	f.clock.Advance(time.Hour)
+	for i, req := range []webhooks.UpdateRequest{{}, {URL: &url, Paused: &paused}} {
+		same, err := f.store.Update(f.ctx, "admin", fmt.Sprint("update-nothing-", i), first.ID, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", same) != fmt.Sprintf("%+v", want) {
+			t.Fatalf("an update %d that changes nothing: %+v, want %+v", i, same, want)
+		}
+	}
 	if err := f.store.Delete(f.ctx, "admin", "delete-a", first.ID); err != nil {
 		t.Fatal(err)
 	}

@@ -495,6 +495,7 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, id string,
 			if err != nil {
 				return Endpoint{}, err
 			}
+			before := e
 			if req.URL != nil {
 				e.URL = *req.URL
 			}
@@ -512,6 +513,10 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, id string,
 			}
 			if req.BatchSize != nil {
 				e.BatchSize = *req.BatchSize
+			}
+			if e.URL == before.URL && slices.Equal(e.EventTypes, before.EventTypes) && e.Description == before.Description &&
+				e.Paused == before.Paused && e.BatchSize == before.BatchSize {
+				return e, nil // nothing changes, not even updated_at
 			}
 			e.UpdatedAt = s.now().UTC().Truncate(time.Microsecond)
 			_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET url = $2, event_types = $3, description = $4, paused = $5,

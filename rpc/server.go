@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"log/slog"
 	"net/http"
 	"time"
@@ -211,7 +212,8 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 		mux.Handle(path, s.requireKey(errs, h))
 	}
 	mux.Handle(grpchealth.NewHandler(&databaseHealth{db: s.ledger.DB(), services: grpchealth.NewStaticChecker(Services...)}))
-	reflector := grpcreflect.NewStaticReflector(Services...)
+	// The health service too: grpcurl and buf curl find it by reflection.
+	reflector := grpcreflect.NewStaticReflector(slices.Concat(Services, []string{grpchealth.HealthV1ServiceName})...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector))
 	return mux

@@ -82,10 +82,14 @@ func TestHealthAndReflectionNeedNoKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range rpc.Services {
+	for _, want := range append(slices.Clone(rpc.Services), grpchealth.HealthV1ServiceName) {
 		if !slices.ContainsFunc(names, func(n protoreflect.FullName) bool { return string(n) == want }) {
 			t.Fatalf("reflection lists %v, missing %s", names, want)
 		}
+	}
+	// and describes it, as grpcurl asks.
+	if files, err := stream.FileContainingSymbol(grpchealth.HealthV1ServiceName); err != nil || len(files) == 0 {
+		t.Fatalf("reflection cannot describe %s: %v", grpchealth.HealthV1ServiceName, err)
 	}
 }
 

@@ -270,6 +270,14 @@ func embeddedDatabase(e env, fs *flag.FlagSet, dir string) error {
 	if err != nil {
 		return err
 	}
+	// A killed loyaltyd leaves its file behind, naming a socket directory
+	// that went with its PostgreSQL: say so, rather than a dial error.
+	if cfg, err := pgconn.ParseConfig(url); err == nil && strings.HasPrefix(cfg.Host, "/") {
+		if _, err := os.Stat(cfg.Host); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no database: no loyaltyd runs in embedded mode on %s (its %s file is left from one that was killed, and names a socket that is gone): "+
+				"start loyaltyd (make run) or give -database-url", dir, datadir.URLFile)
+		}
+	}
 	return fs.Set("database-url", url)
 }
 

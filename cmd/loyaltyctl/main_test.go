@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
+	"github.com/loyalty-ledger/loyalty/internal/datadir"
 	"github.com/loyalty-ledger/loyalty/internal/testclock"
 	"github.com/loyalty-ledger/loyalty/ledger"
 	"github.com/loyalty-ledger/loyalty/members"
@@ -245,6 +247,11 @@ func TestUsage(t *testing.T) {
 	t.Setenv("LOYALTY_DATABASE_URL", "")
 	t.Setenv("LOYALTY_DATA_DIR", "")
 	noServer := t.TempDir()
+	// A killed loyaltyd's file, naming a socket directory gone with it.
+	killed := t.TempDir()
+	if err := datadir.WriteURL(killed, "host="+filepath.Join(killed, "gone")+" port=5432 user=postgres dbname=loyalty"); err != nil {
+		t.Fatal(err)
+	}
 	const past = "2026-06-01T00:00:00+08:00" // no time zone to look up in the database
 	for _, tc := range []struct {
 		args         []string
@@ -268,6 +275,7 @@ func TestUsage(t *testing.T) {
 		{args: []string{"tiers", "review", "-as-of", "2026-06-01", "-data-dir", noServer}, code: 2,
 			errs: "no loyaltyd runs in embedded mode on " + noServer + " (it has no database-url file): start loyaltyd (make run) or give -database-url"},
 		{args: []string{"report", "trial-balance"}, code: 2, errs: "no loyaltyd runs in embedded mode on .data/postgres"},
+		{args: []string{"report", "trial-balance", "-data-dir", killed}, code: 2, errs: "is left from one that was killed"},
 		{args: []string{"expire", "-h"}, code: 0, stdout: "-data-dir"},
 		{args: []string{"tiers", "review", "-database-url", "postgres://x/y"}, code: 2, errs: "-as-of is required"},
 		{args: []string{"tiers", "review", "-database-url", "postgres://x/y", "-as-of", "1 June"}, code: 2, errs: `-as-of "1 June": give a date like 2026-12-01`},

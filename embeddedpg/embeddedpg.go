@@ -247,7 +247,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		"temporary", s.tempData,
 		"throwaway", opts.Throwaway,
 		"user", who.name,
-		"elapsed", time.Since(s.started).Round(time.Millisecond),
+		"elapsed", time.Since(s.started).Round(time.Millisecond).String(),
 	)
 	return s, nil
 }
@@ -293,7 +293,7 @@ func (s *Server) stop() error {
 			pid, how, s.logTail()))
 	default:
 		if err := s.proc.stop(syscall.SIGINT, stopTimeout); err != nil {
-			s.logger.Warn("embeddedpg: postgres did not shut down in time; killed it", "pid", pid, "timeout", stopTimeout)
+			s.logger.Warn("embeddedpg: postgres did not shut down in time; killed it", "pid", pid, "timeout", stopTimeout.String())
 			errs = append(errs, fmt.Errorf("embeddedpg: %w%s", err, s.logTail()))
 		} else if s.proc.err != nil {
 			errs = append(errs, fmt.Errorf("embeddedpg: postgres (pid %d) shutdown: %v%s", pid, s.proc.err, s.logTail()))
@@ -430,7 +430,7 @@ func (s *Server) initdb(ctx context.Context, initdbBin string, who runAs, deathS
 		}
 		return fmt.Errorf("embeddedpg: initdb %s failed: %v", s.dataDir, p.err)
 	}
-	s.logger.Debug("embeddedpg: initdb done", "data_dir", s.dataDir, "elapsed", time.Since(t0).Round(time.Millisecond))
+	s.logger.Debug("embeddedpg: initdb done", "data_dir", s.dataDir, "elapsed", time.Since(t0).Round(time.Millisecond).String())
 	return nil
 }
 

@@ -41,7 +41,7 @@ func RunSequencer(ctx context.Context, s *Sequencer, idle time.Duration) error {
 			failures++
 			ceiling := min(100*time.Millisecond<<min(failures-1, 9), maxRunBackoff)
 			wait = ceiling/2 + rand.N(ceiling/2+1)
-			slog.Warn("events: sequencing failed", "error", err, "failures", failures, "retry_in", wait)
+			slog.Warn("events: sequencing failed", "error", err, "failures", failures, "retry_in", wait.String())
 		case moved < runBatch:
 			failures = 0
 			wait = idle

@@ -61,7 +61,7 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	for _, r := range results {
-		logger.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration)
+		logger.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration.String())
 	}
 	return nil
 }

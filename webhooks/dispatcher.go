@@ -274,7 +274,7 @@ func (d *Dispatcher) runStreams(ctx context.Context) {
 		case err != nil && ctx.Err() == nil:
 			failures++
 			wait = min(time.Second<<min(failures-1, 5), maxErrorBackoff)
-			d.log.Warn("webhook stream round failed", "error", err, "retry_in", wait)
+			d.log.Warn("webhook stream round failed", "error", err, "retry_in", wait.String())
 		case err == nil:
 			failures = 0
 			if backlogged > 0 {
@@ -354,7 +354,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				}
 				failures++
 				wait := min(time.Second<<min(failures-1, 5), maxErrorBackoff)
-				d.log.Warn("webhook dispatch round failed", "error", err, "retry_in", wait)
+				d.log.Warn("webhook dispatch round failed", "error", err, "retry_in", wait.String())
 				inFlight -= waitFor(ctx, recorded, wait)
 				continue
 			}

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
@@ -187,7 +189,7 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 	if pageSize == 0 {
 		pageSize = DefaultPageSize
 	}
-	after, err := decodeCursor(pageToken)
+	after, err := decodeCursor(code, pageToken)
 	if err != nil {
 		return StatementPage{}, err
 	}
@@ -214,38 +216,56 @@ func (l *Ledger) Statement(ctx context.Context, code string, pageSize int, pageT
 	if len(entries) > pageSize {
 		page.Entries = entries[:pageSize]
 		last := page.Entries[pageSize-1]
-		page.NextPageToken = encodeCursor(cursor{recordedAt: last.RecordedAt, transactionID: last.TransactionID, seq: last.Seq})
+		page.NextPageToken = encodeCursor(code, cursor{recordedAt: last.RecordedAt, transactionID: last.TransactionID, seq: last.Seq})
 	}
 	return page, nil
 }
 
-// cursor is the position of the last entry of a statement page.
+// cursor is the position of the last entry of a statement page, in the
+// statement of one account.
 type cursor struct {
 	recordedAt    time.Time
 	transactionID uuid.UUID
 	seq           int
 }
 
-const cursorLen = 8 + 16 + 4
+// A token is the cursor and a digest of its account's code: a token of
+// one member's statement given with another member's is refused, rather
+// than read as a position in the other's (which skipped entries).
+const (
+	cursorLen        = 8 + 16 + 4
+	accountDigestLen = 8
+)
 
-func encodeCursor(c cursor) string {
-	buf := make([]byte, 0, cursorLen)
+func accountDigest(code string) []byte {
+	sum := sha256.Sum256([]byte(code))
+	return sum[:accountDigestLen]
+}
+
+func encodeCursor(code string, c cursor) string {
+	buf := make([]byte, 0, cursorLen+accountDigestLen)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(c.recordedAt.UnixMicro()))
 	buf = append(buf, c.transactionID[:]...)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(c.seq))
+	buf = append(buf, accountDigest(code)...)
 	return base64.RawURLEncoding.EncodeToString(buf)
 }
 
-func decodeCursor(token string) (*cursor, error) {
+// decodeCursor reads a token of code's statement. A token without the
+// digest, as issued before it, is taken as it is.
+func decodeCursor(code, token string) (*cursor, error) {
 	if token == "" {
 		return nil, nil
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(buf) != cursorLen {
+	if err != nil || (len(buf) != cursorLen && len(buf) != cursorLen+accountDigestLen) {
 		return nil, invalid("page_token", "is not a token this service issued")
+	}
+	if len(buf) > cursorLen && !bytes.Equal(buf[cursorLen:], accountDigest(code)) {
+		return nil, invalid("page_token", "is a token of another member's or account's statement: give the member_number of the request that returned it, or no token")
 	}
 	c := &cursor{recordedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(buf[:8]))).UTC()}
 	copy(c.transactionID[:], buf[8:24])
-	c.seq = int(binary.BigEndian.Uint32(buf[24:]))
+	c.seq = int(binary.BigEndian.Uint32(buf[24:cursorLen]))
 	return c, nil
 }

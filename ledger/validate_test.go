@@ -151,12 +151,14 @@ func TestIdempotencyKeyRules(t *testing.T) {
 
 func TestStatementCursorRoundTrips(t *testing.T) {
 	c := cursor{recordedAt: time.Date(2026, 11, 22, 8, 30, 0, 123456000, time.UTC), transactionID: uuid.New(), seq: 3}
-	got, err := decodeCursor(encodeCursor(c))
+	const mine, theirs = "member:1000000001:points", "member:1000000002:points"
+	got, err := decodeCursor(mine, encodeCursor(mine, c))
 	if err != nil || *got != c {
 		t.Fatalf("got %+v, %v; want %+v", got, err, c)
 	}
-	for _, bad := range []string{"!!", "AAAA", encodeCursor(c) + "A"} {
-		if _, err := decodeCursor(bad); !errors.Is(err, ErrInvalid) {
+	// A token of one account's statement is no position in another's.
+	for _, bad := range []string{"!!", "AAAA", encodeCursor(mine, c) + "A", encodeCursor(theirs, c)} {
+		if _, err := decodeCursor(mine, bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("token %q: got %v, want refused", bad, err)
 		}
 	}

@@ -140,10 +140,7 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 		return plan, nil
 	}
 
-	// It qualifies from the instant it was decided at (at: its check-out,
-	// or now on the morning of its departure), so that the member's view
-	// counts it as soon as the tier decision did.
-	q := qualifyingStay{ref: ref, completedAt: at, nights: nights}
+	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
 	for _, l := range lines {
 		if l.Rule == programme.RuleStayPoints {
 			q.points += l.Points

@@ -247,25 +247,3 @@ func TestAStayRecordedLateExpiresWithTheLastActivity(t *testing.T) {
 		t.Fatalf("expiry %v of %d points; want all of them at %s", got, m.GetBalance().GetPostedPoints(), want)
 	}
 }
-
-// TestAStayRecordedOnTheMorningOfItsDepartureCountsAtOnce: a stay
-// recorded before its check-out time (noon at the hotel) is decided as of
-// now; the member's tier status counts it from then too, as the tier
-// decision did, not only from noon.
-func TestAStayRecordedOnTheMorningOfItsDepartureCountsAtOnce(t *testing.T) {
-	e := newEnv(t) // 09:00 UTC: 04:00 in New York
-	c := e.clients(e.bookingKey)
-	member := e.enroll(t, c, "enrol-1")
-	req := stayRequest("stay-1", member, "NY-1", "300.00")
-	req.PropertyId, req.ArrivalDate, req.DepartureDate = "NYC-1", "2026-11-21", "2026-11-22"
-	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req)); err != nil {
-		t.Fatal(err)
-	}
-	res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status := res.Msg.GetMember().GetTierStatus(); status.GetQualifyingNights() != 1 || status.GetQualifyingPoints() != 300 {
-		t.Fatalf("tier status right after the stay: %v; want its night and its 300 points", status)
-	}
-}

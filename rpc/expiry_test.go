@@ -247,3 +247,54 @@ func TestAStayRecordedLateExpiresWithTheLastActivity(t *testing.T) {
 		t.Fatalf("expiry %v of %d points; want all of them at %s", got, m.GetBalance().GetPostedPoints(), want)
 	}
 }
+
+// TestAStayReversedOnTheMorningOfItsDepartureNeverQualifies: a stay and
+// its reversal qualify (and stop qualifying) at one instant, its
+// check-out, even when both are recorded before it: at no moment do the
+// member's tier figures, or the next stay's tier decision, count the
+// reversed nights.
+func TestAStayReversedOnTheMorningOfItsDepartureNeverQualifies(t *testing.T) {
+	e := newEnv(t) // 09:00 UTC: 04:00 in New York
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-past", member, "PAST", "300.00"))); err != nil {
+		t.Fatal(err)
+	}
+	nyStay := func(key, stayID string, nights int) *loyaltyv1.RecordStayResponse {
+		t.Helper()
+		charges := make([]string, nights)
+		for i := range charges {
+			charges[i] = "300.00"
+		}
+		req := stayRequest(key, member, stayID, charges...)
+		req.PropertyId, req.ArrivalDate, req.DepartureDate = "NYC-1", time.Date(2026, 11, 22-nights, 0, 0, 0, 0, time.UTC).Format(time.DateOnly), "2026-11-22"
+		res, err := c.booking.RecordStay(e.ctx, connect.NewRequest(req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg
+	}
+	reversed := nyStay("stay-reversed", "NY-R", 3)
+	if _, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{
+		IdempotencyKey: "reverse-1", TransactionId: reversed.GetTransaction().GetTransactionId(), Reason: "booked twice"})); err != nil {
+		t.Fatal(err)
+	}
+	nights := func() int32 {
+		t.Helper()
+		res, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg.GetMember().GetTierStatus().GetQualifyingNights()
+	}
+	if got := nights(); got != 1 {
+		t.Fatalf("before check-out, after the reversal: %d qualifying nights, want the past stay's 1", got)
+	}
+	if next := nyStay("stay-next", "NY-N", 2); next.GetTier() != loyaltyv1.Tier_TIER_SILVER {
+		t.Errorf("the next stay left the member at %s, want silver (3 nights, the reversed ones not counted)", next.GetTier())
+	}
+	e.advanceTo(time.Date(2026, 11, 22, 17, 30, 0, 0, time.UTC)) // past noon in New York
+	if got := nights(); got != 3 {
+		t.Fatalf("after check-out: %d qualifying nights, want 3 (1 + 2; the reversed 3 net to nothing)", got)
+	}
+}

@@ -198,8 +198,10 @@ type AdjustPointsRequest struct {
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// The member (required).
 	MemberNumber string `protobuf:"bytes,2,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
-	// Points to add (positive) or take away (negative); not zero. A debit may
-	// take available points below zero.
+	// Points to add (positive) or take away (negative); not zero, at most
+	// 1,000,000 either way. A debit never takes available points below zero:
+	// more than the member has is FAILED_PRECONDITION, INSUFFICIENT_POINTS
+	// (penalties and reversals may leave a debt; an adjustment does not).
 	Points int64 `protobuf:"varint,3,opt,name=points,proto3" json:"points,omitempty"`
 	// Which programme account is credited or debited (required).
 	Category AdjustmentCategory `protobuf:"varint,4,opt,name=category,proto3,enum=loyalty.v1.AdjustmentCategory" json:"category,omitempty"`

@@ -567,8 +567,8 @@ type Transaction struct {
 	StayId string `protobuf:"bytes,12,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
 	// For a REVERSAL: the id of the transaction it reverses.
 	ReversesTransactionId string `protobuf:"bytes,13,opt,name=reverses_transaction_id,json=reversesTransactionId,proto3" json:"reverses_transaction_id,omitempty"`
-	// Id of the API key that recorded the transaction (empty for transactions
-	// the ledger records itself, such as expiry).
+	// Id of the API key that recorded the transaction; for one a job of the
+	// service recorded, the job's name ("expiry-job", ...).
 	RecordedByKeyId string `protobuf:"bytes,14,opt,name=recorded_by_key_id,json=recordedByKeyId,proto3" json:"recorded_by_key_id,omitempty"`
 	// The programme version whose rules computed this transaction (0 for
 	// transactions no rule computed, such as reversals). Old transactions keep

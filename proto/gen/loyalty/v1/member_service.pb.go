@@ -444,8 +444,9 @@ type EnrollMemberRequest struct {
 	FullName string `protobuf:"bytes,2,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
 	// E-mail address. At least one of email and phone is required.
 	Email string `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	// Mobile phone number in E.164 form. At least one of email and phone is
-	// required.
+	// Phone number, e.g. "+86 138 0013 8000": digits, spaces, "-" and a
+	// leading "+", at most 32 characters (E.164 with or without spaces). At
+	// least one of email and phone is required.
 	Phone string `protobuf:"bytes,4,opt,name=phone,proto3" json:"phone,omitempty"`
 	// Where the member enrolled (required).
 	Channel BookingChannel `protobuf:"varint,5,opt,name=channel,proto3,enum=loyalty.v1.BookingChannel" json:"channel,omitempty"`
@@ -675,8 +676,8 @@ type UpdateMemberRequest struct {
 	// New e-mail address; "" removes it. The member must keep at least one of
 	// email and phone.
 	Email *string `protobuf:"bytes,4,opt,name=email,proto3,oneof" json:"email,omitempty"`
-	// New phone number in E.164 form; "" removes it. The member must keep at
-	// least one of email and phone.
+	// New phone number, in the form of EnrollMemberRequest.phone; "" removes
+	// it. The member must keep at least one of email and phone.
 	Phone *string `protobuf:"bytes,5,opt,name=phone,proto3,oneof" json:"phone,omitempty"`
 	// Why the data changed (optional, at most 500 characters), kept in the
 	// member's history (GetMemberHistory), e.g. "member's request by phone".
@@ -1187,7 +1188,8 @@ type TierChange struct {
 	Reason      string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	EffectiveAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=effective_at,json=effectiveAt,proto3" json:"effective_at,omitempty"`
 	// The qualifying activity in the window when the change was decided:
-	// nights stayed and base stay points, stays only.
+	// nights stayed and base stay points, stays only; 0 for a tier set by
+	// hand (SetTier), which no activity decided.
 	QualifyingNights int32 `protobuf:"varint,5,opt,name=qualifying_nights,json=qualifyingNights,proto3" json:"qualifying_nights,omitempty"`
 	QualifyingPoints int64 `protobuf:"varint,6,opt,name=qualifying_points,json=qualifyingPoints,proto3" json:"qualifying_points,omitempty"`
 	// The API key whose request caused the change.

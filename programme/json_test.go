@@ -229,6 +229,7 @@ func TestParseProgramme(t *testing.T) {
 		{name: "an invalid definition is refused by Validate", in: edit(func(d map[string]any) { d["tier_multiplier"].(map[string]any)["gold"] = "-1" }), field: "tier_multiplier.gold"},
 		{name: "an invalid promotion is refused by Validate", in: edit(func(d map[string]any) { d["promotions"].([]any)[2].(map[string]any)["ends_on"] = "2025-12-31" }), field: "promotions[2].ends_on"},
 		{name: "a clock that is not HH:MM is refused", in: edit(func(d map[string]any) { d["guarantee_latest"] = "11pm" }), bad: true},
+		{name: "a value of the wrong type is refused at its path", in: edit(func(d map[string]any) { d["direct_booking_bonus_points"] = "abc" }), field: "direct_booking_bonus_points"},
 		{name: "data after the object is refused", in: append(append([]byte{}, good...), []byte(` {}`)...), bad: true},
 		{name: "an array is not a definition", in: []byte(`[]`), bad: true},
 		{name: "empty input is not a definition", in: []byte(``), bad: true},

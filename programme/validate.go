@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/shopspring/decimal"
 )
@@ -82,6 +83,17 @@ func (r TierRules) validate() *FieldError {
 		last = rank(th.Tier)
 		if th.Nights < 1 || th.Points < 1 {
 			return fieldErr(at, "nights and points must both be positive")
+		}
+		// A higher tier asks for more: below the tier beneath, a member
+		// would skip that tier for this one.
+		if i > 0 {
+			below := r.Thresholds[i-1]
+			if th.Nights < below.Nights {
+				return fieldErr(at+".nights", "is %d, below %s's %d: a higher tier needs at least as much", th.Nights, below.Tier, below.Nights)
+			}
+			if th.Points < below.Points {
+				return fieldErr(at+".points", "is %d, below %s's %d: a higher tier needs at least as much", th.Points, below.Tier, below.Points)
+			}
 		}
 	}
 	if r.Window != "rolling" && r.Window != "calendar_year" {
@@ -199,6 +211,9 @@ func (p Programme) validate() *FieldError {
 	}
 	if strings.TrimSpace(p.TimeZone) == "" {
 		return fieldErr("time_zone", "is required: the IANA zone of a property that names none, such as Asia/Shanghai")
+	}
+	if _, err := time.LoadLocation(p.TimeZone); err != nil {
+		return fieldErr("time_zone", "%q is not an IANA time zone such as Asia/Shanghai", p.TimeZone)
 	}
 	if err := positive("max_nights_per_stay", p.MaxNightsPerStay); err != nil {
 		return err
@@ -333,6 +348,11 @@ func ParseProgramme(data []byte) (Programme, error) {
 	dec.DisallowUnknownFields()
 	var p Programme
 	if err := dec.Decode(&p); err != nil {
+		// A value of the wrong type: its path, as the document spells it.
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			return Programme{}, fieldErr(typeErr.Field, "is a JSON %s, want %s", typeErr.Value, typeErr.Type)
+		}
 		return Programme{}, fmt.Errorf("programme: definition: %w", err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {

@@ -74,6 +74,16 @@ func TestValidate(t *testing.T) {
 		{name: "adopted-suggestion points are not negative", change: func(p *Programme) { p.AdoptedSuggestionPoints = -50 }, field: "adopted_suggestion_points"},
 		{name: "the time zone is required", change: func(p *Programme) { p.TimeZone = "" }, field: "time_zone"},
 		{name: "the time zone is not blank", change: func(p *Programme) { p.TimeZone = "  " }, field: "time_zone"},
+		{name: "the time zone is a known IANA zone", change: func(p *Programme) { p.TimeZone = "Mars/Olympus" }, field: "time_zone"},
+		{name: "a higher tier needs at least the points of the tier beneath", change: func(p *Programme) {
+			p.TierRules.Thresholds[1].Points = p.TierRules.Thresholds[0].Points - 1
+		}, field: "tier_rules.thresholds[1].points"},
+		{name: "a higher tier needs at least the nights of the tier beneath", change: func(p *Programme) {
+			p.TierRules.Thresholds[1].Nights = p.TierRules.Thresholds[0].Nights - 1
+		}, field: "tier_rules.thresholds[1].nights"},
+		{name: "a higher tier may ask as much as the tier beneath", change: func(p *Programme) {
+			p.TierRules.Thresholds[1].Nights, p.TierRules.Thresholds[1].Points = p.TierRules.Thresholds[0].Nights, p.TierRules.Thresholds[0].Points
+		}},
 		{name: "the nights limit is more than 0", change: func(p *Programme) { p.MaxNightsPerStay = -1 }, field: "max_nights_per_stay"},
 
 		{name: "promotion multiplier is not negative, reported at its index", change: func(p *Programme) { three(p); p.Promotions[2].Multiplier = dec("-1") }, field: "promotions[2].multiplier"},

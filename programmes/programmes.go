@@ -144,11 +144,8 @@ func (s *Store) EnsureDefault(ctx context.Context) error {
 // same transaction. A retry with the same idempotency key returns the same
 // version.
 func (s *Store) Publish(ctx context.Context, callerID, idempotencyKey string, effectiveAt time.Time, p programme.Programme) (Version, error) {
-	if err := p.Validate(); err != nil {
+	if err := p.Validate(); err != nil { // its time zone included
 		return Version{}, err
-	}
-	if _, err := time.LoadLocation(p.TimeZone); err != nil {
-		return Version{}, &programme.FieldError{Field: "time_zone", Problem: "is not a known IANA time zone"}
 	}
 	effectiveAt = effectiveAt.UTC().Truncate(time.Microsecond)
 	if effectiveAt.Before(s.now().Add(publishLead)) {

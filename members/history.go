@@ -1,7 +1,9 @@
 package members
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -215,7 +217,7 @@ func (s *Store) History(ctx context.Context, number string, pageSize int, pageTo
 	if pageSize == 0 {
 		pageSize = DefaultHistoryPageSize
 	}
-	after, err := decodeHistoryCursor(pageToken)
+	after, err := decodeHistoryCursor(number, pageToken)
 	if err != nil {
 		return HistoryPage{}, err
 	}
@@ -258,7 +260,7 @@ func (s *Store) History(ctx context.Context, number string, pageSize int, pageTo
 		if len(entries) > pageSize {
 			entries, old = entries[:pageSize], old[:pageSize]
 			last := entries[pageSize-1]
-			page.NextPageToken = encodeHistoryCursor(historyCursor{changedAt: last.ChangedAt, id: last.ID})
+			page.NextPageToken = encodeHistoryCursor(number, historyCursor{changedAt: last.ChangedAt, id: last.ID})
 		}
 		// The latest after value of each field, as the rows are read in
 		// order; a field not yet seen on this page is looked up before it.
@@ -324,22 +326,39 @@ type historyCursor struct {
 	id        uuid.UUID
 }
 
-const historyCursorLen = 8 + 16
+// A token is the cursor and a digest of its member's number: one of
+// another member's history is refused, rather than read as a position in
+// this one's.
+const (
+	historyCursorLen = 8 + 16
+	memberDigestLen  = 8
+)
 
-func encodeHistoryCursor(c historyCursor) string {
-	buf := binary.BigEndian.AppendUint64(make([]byte, 0, historyCursorLen), uint64(c.changedAt.UnixMicro()))
-	return base64.RawURLEncoding.EncodeToString(append(buf, c.id[:]...))
+func memberDigest(number string) []byte {
+	sum := sha256.Sum256([]byte(number))
+	return sum[:memberDigestLen]
 }
 
-func decodeHistoryCursor(token string) (*historyCursor, error) {
+func encodeHistoryCursor(number string, c historyCursor) string {
+	buf := binary.BigEndian.AppendUint64(make([]byte, 0, historyCursorLen+memberDigestLen), uint64(c.changedAt.UnixMicro()))
+	buf = append(buf, c.id[:]...)
+	return base64.RawURLEncoding.EncodeToString(append(buf, memberDigest(number)...))
+}
+
+// decodeHistoryCursor reads a token of number's history; one without the
+// digest, as issued before it, is taken as it is.
+func decodeHistoryCursor(number, token string) (*historyCursor, error) {
 	if token == "" {
 		return nil, nil
 	}
 	buf, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(buf) != historyCursorLen {
+	if err != nil || (len(buf) != historyCursorLen && len(buf) != historyCursorLen+memberDigestLen) {
 		return nil, &ledger.FieldError{Field: "page_token", Problem: "is not a token this service issued"}
 	}
+	if len(buf) > historyCursorLen && !bytes.Equal(buf[historyCursorLen:], memberDigest(number)) {
+		return nil, &ledger.FieldError{Field: "page_token", Problem: "is a token of another member's history: give the member_number of the request that returned it, or no token"}
+	}
 	c := &historyCursor{changedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(buf[:8]))).UTC()}
-	copy(c.id[:], buf[8:])
+	copy(c.id[:], buf[8:historyCursorLen])
 	return c, nil
 }

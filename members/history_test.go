@@ -169,12 +169,19 @@ func TestHistoryPagesInOrderOfChangeThenID(t *testing.T) {
 		t.Errorf("default page: %d changes, token %q, %v; want all 10 and no token", len(page.Entries), page.NextPageToken, err)
 	}
 
+	// A token of this member's history is no position in another's.
+	other := f.enrol(t, "enrol-other")
+	firstPage, err := f.store.History(f.ctx, m.Number, 1, "")
+	if err != nil || firstPage.NextPageToken == "" {
+		t.Fatalf("first page of 1: %+v, %v", firstPage, err)
+	}
 	refusals := []struct {
 		name, number, token string
 		size                int
 		field               string
 		notFound            bool
 	}{
+		{name: "another member's token", number: other.Number, token: firstPage.NextPageToken, field: "page_token"},
 		{name: "page size over the maximum", number: m.Number, size: members.MaxHistoryPageSize + 1, field: "page_size"},
 		{name: "negative page size", number: m.Number, size: -1, field: "page_size"},
 		{name: "token not base64", number: m.Number, token: "!!!", field: "page_token"},

@@ -34,6 +34,9 @@ func (s *Service) RecordLateCheckout(ctx context.Context, req Request, v program
 		if err != nil {
 			return LateCheckoutResult{}, err
 		}
+		if err := s.refuseAnotherMembersGuarantee(ctx, property.ID, stayID, member); err != nil {
+			return LateCheckoutResult{}, err
+		}
 		if err := notAfterToday("departure_date", departure, s.now(), property, "late check-out is charged at check-out"); err != nil {
 			return LateCheckoutResult{}, err
 		}

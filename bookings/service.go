@@ -167,15 +167,32 @@ func (s *Service) refuseIfRecorded(ctx context.Context, req Request, propertyID,
 			return nil // a retry: answered as the first time
 		}
 	}
+	// Another member's booking first: its recorded outcome (and its
+	// transaction) is not this caller's to see.
+	for _, existing := range outcomes {
+		if existing.MemberNumber != memberNumber {
+			return fmt.Errorf("%s of booking %s/%s: %w", outcome, propertyID, stayID, ErrAnotherMembersBooking)
+		}
+	}
 	for _, existing := range outcomes {
 		if existing.Outcome.slot() == outcome.slot() {
 			return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Existing: &existing}
 		}
 	}
-	for _, existing := range outcomes {
-		if existing.MemberNumber != memberNumber {
-			return fmt.Errorf("%s of booking %s/%s: %w", outcome, propertyID, stayID, ErrAnotherMembersBooking)
-		}
+	return nil
+}
+
+// refuseAnotherMembersGuarantee refuses a write for member on a booking
+// whose open guarantee is another member's.
+func (s *Service) refuseAnotherMembersGuarantee(ctx context.Context, propertyID, stayID string, member members.Member) error {
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return nil
+	case err != nil:
+		return err
+	case hold.Status == ledger.HoldActive && hold.Account != member.Account():
+		return fmt.Errorf("booking %s/%s: %w", propertyID, stayID, ErrAnotherMembersBooking)
 	}
 	return nil
 }

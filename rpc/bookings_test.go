@@ -712,6 +712,18 @@ func TestABookingIsOneMembers(t *testing.T) {
 				PropertyId: "SH-HQ-001", StayId: "MIX-1", ArrivalDate: "2026-11-23", Nights: 1, BookedAt: timestamppb.New(e.clock.Now().Add(-time.Hour))}))
 			return err
 		}},
+		{"another member's late check-out of a guaranteed booking", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: "late-other-mix", MemberNumber: other,
+				PropertyId: "SH-HQ-001", StayId: "MIX-1", DepartureDate: "2026-11-22", Hours: 1}))
+			return err
+		}},
+		// Not ALREADY_EXISTS: that answer would show the guest's outcome
+		// and transaction to whoever names the booking.
+		{"another member's no-show of a booking stayed", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.RecordNoShow(e.ctx, connect.NewRequest(&loyaltyv1.RecordNoShowRequest{IdempotencyKey: "no-show-other-d2", MemberNumber: other,
+				PropertyId: "SH-HQ-001", StayId: "D-2", ArrivalDate: "2026-11-01", Nights: 1, BookedAt: timestamppb.New(time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC))}))
+			return err
+		}},
 		{"a guarantee for a booking already stayed", "BOOKING_CLOSED", func() error {
 			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-stayed", MemberNumber: guest,
 				PropertyId: "SH-HQ-001", StayId: "D-2", ArrivalDate: "2026-11-23", HoldUntil: "19:00"}))

@@ -92,14 +92,20 @@ func jsonPath(d protoreflect.MessageDescriptor, path string) string {
 // snakeWord is a field name as validation messages mention them.
 var snakeWord = regexp.MustCompile(`\b[a-z][a-z0-9]*(_[a-z0-9]+)+\b`)
 
-// respellText spells the request's field names in text as JSON does.
+// respellText spells the request's field names in text as JSON does,
+// outside double quotes: a quoted value is the client's, as it sent it
+// (a property id "member_number" stays so).
 func respellText(text string, names map[string]string) string {
-	return snakeWord.ReplaceAllStringFunc(text, func(w string) string {
-		if json, ok := names[w]; ok {
-			return json
-		}
-		return w
-	})
+	parts := strings.Split(text, `"`)
+	for i := 0; i < len(parts); i += 2 {
+		parts[i] = snakeWord.ReplaceAllStringFunc(parts[i], func(w string) string {
+			if json, ok := names[w]; ok {
+				return json
+			}
+			return w
+		})
+	}
+	return strings.Join(parts, `"`)
 }
 
 var fieldNames sync.Map // protoreflect.FullName -> map[string]string

@@ -36,4 +36,9 @@ func TestFieldPathsAreSpeltAsJSONSpellsThem(t *testing.T) {
 		"departureDate: must be 1 to 90 days after arrivalDate, not a first_stay_bonus"; got != want {
 		t.Errorf("respellText = %q, want %q", got, want)
 	}
+	// A quoted value is the client's: it keeps its spelling.
+	if got, want := respellText(`no property with this property_id, "member_number"`, names),
+		`no property with this propertyId, "member_number"`; got != want {
+		t.Errorf("respellText = %q, want %q", got, want)
+	}
 }

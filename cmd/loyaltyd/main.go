@@ -340,12 +340,18 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		}
 		return nil
 	})
-	var metricsLn net.Listener
+	var metricsLn, pprofLn net.Listener
 	if cfg.metricsListen != "" {
 		if metricsLn, err = net.Listen("tcp", cfg.metricsListen); err != nil {
 			return fmt.Errorf("listen for metrics on %s: %w", cfg.metricsListen, err)
 		}
 		cleanups = append(cleanups, func() error { _ = metricsLn.Close(); return nil })
+	}
+	if cfg.pprofListen != "" {
+		if pprofLn, err = net.Listen("tcp", cfg.pprofListen); err != nil {
+			return fmt.Errorf("listen for profiles on %s: %w", cfg.pprofListen, err)
+		}
+		cleanups = append(cleanups, func() error { _ = pprofLn.Close(); return nil })
 	}
 
 	dbURL := cfg.databaseURL
@@ -485,9 +491,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		profiles.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		profiles.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		profiles.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		pprofServer := &http.Server{Addr: cfg.pprofListen, Handler: profiles, ReadHeaderTimeout: 5 * time.Second}
+		pprofServer := &http.Server{Handler: profiles, ReadHeaderTimeout: 5 * time.Second}
 		go func() {
-			if err := pprofServer.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := pprofServer.Serve(pprofLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Warn("pprof listener stopped", "error", err.Error())
 			}
 		}()

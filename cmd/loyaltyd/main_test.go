@@ -108,7 +108,7 @@ func TestHelpListsEveryFlag(t *testing.T) {
 
 // TestABusyPortFailsTheStartBeforeAnythingIsWritten: the first admin
 // key's secret is shown once, by the banner of a start that serves. A
-// start whose port (or metrics port) is taken must fail before it creates
+// start whose port (or metrics or profiles port) is taken must fail before it creates
 // the key, or nobody would ever hold an admin key: it fails before the
 // database is even set up, and the next start shows the key.
 func TestABusyPortFailsTheStartBeforeAnythingIsWritten(t *testing.T) {
@@ -122,6 +122,7 @@ func TestABusyPortFailsTheStartBeforeAnythingIsWritten(t *testing.T) {
 	for _, flags := range [][]string{
 		{"-listen", busy.Addr().String()},
 		{"-listen", freeAddr(t), "-metrics-listen", busy.Addr().String()},
+		{"-listen", freeAddr(t), "-pprof-listen", busy.Addr().String()},
 	} {
 		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		cmd := exec.CommandContext(ctx, bin, append([]string{"-data-dir", dataDir}, flags...)...)

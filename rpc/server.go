@@ -8,9 +8,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"connectrpc.com/connect"

@@ -540,34 +540,12 @@ func preparePersistentDataDir(dir string, who runAs, version string) (needInit b
 	}
 	// An existing cluster. Its ownership is left alone: postgres checks it
 	// and says clearly if it is wrong. A stale postmaster.pid from a crash is
-	// postgres's business too; a live one means another server uses the
-	// directory, which postgres says only in its log.
-	if pid := runningPostmaster(dir); pid > 0 {
-		return false, fmt.Errorf("embeddedpg: a PostgreSQL server (pid %d) already runs on the data directory %s: another loyaltyd (or a server of yours) uses it; stop it, or choose another data directory", pid, dir)
-	}
+	// postgres's business too.
 	if have, want := strings.TrimSpace(string(pgVersion)), majorVersion(version); have != want {
 		return false, fmt.Errorf("embeddedpg: the cluster in %s was made by PostgreSQL %s, but the installed server binaries are version %s; "+
 			"use PostgreSQL %s binaries (PG_BINDIR) or a new DataDir", dir, have, version, have)
 	}
 	return false, nil
-}
-
-// runningPostmaster is the pid in dir's postmaster.pid when that process
-// is alive, else 0.
-func runningPostmaster(dir string) int {
-	lock, err := os.ReadFile(filepath.Join(dir, "postmaster.pid"))
-	if err != nil {
-		return 0
-	}
-	first, _, _ := strings.Cut(string(lock), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(first))
-	if err != nil || pid <= 0 || pid == os.Getpid() {
-		return 0
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0
-	}
-	return pid
 }
 
 // mkdirParents is os.MkdirAll(dir, 0755), except that directories it creates

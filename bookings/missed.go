@@ -104,7 +104,7 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 			return CancellationResult{Transaction: txn}, err
 		}
 		hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
-		if err == nil && hold.Status == ledger.HoldActive && hold.Account != member.Account() {
+		if err == nil && heldForAnother(hold, member) {
 			return CancellationResult{}, fmt.Errorf("cancellation of booking %s/%s: %w", property.ID, ms.StayID, ErrAnotherMembersBooking)
 		}
 		// The booking's outcome first: a booking that already has one is
@@ -139,7 +139,7 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 		claim.Outcome, claim.EffectiveAt = CancelledCharged, cancelledAt
 	}
 	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID))
-	if err == nil && hold.Status == ledger.HoldActive && hold.Account != member.Account() {
+	if err == nil && heldForAnother(hold, member) {
 		return nil, false, fmt.Errorf("%s of booking %s/%s: %w", kind, property.ID, ms.StayID, ErrAnotherMembersBooking)
 	}
 	if kind == txmeta.KindNoShow {

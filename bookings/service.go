@@ -191,10 +191,16 @@ func (s *Service) refuseAnotherMembersGuarantee(ctx context.Context, propertyID,
 		return nil
 	case err != nil:
 		return err
-	case hold.Status == ledger.HoldActive && hold.Account != member.Account():
+	case heldForAnother(hold, member):
 		return fmt.Errorf("booking %s/%s: %w", propertyID, stayID, ErrAnotherMembersBooking)
 	}
 	return nil
+}
+
+// heldForAnother reports whether hold is an open guarantee of another
+// member than member.
+func heldForAnother(hold ledger.Hold, member members.Member) bool {
+	return hold.Status == ledger.HoldActive && hold.Account != member.Account()
 }
 
 // answerRetry runs write, and answers the retry of a write made before the

@@ -1,17 +1,17 @@
 package ledger
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/loyalty-ledger/loyalty/internal/pagetoken"
 )
 
 // Transaction returns a posted transaction with its postings.
@@ -229,43 +229,32 @@ type cursor struct {
 	seq           int
 }
 
-// A token is the cursor and a digest of its account's code: a token of
-// one member's statement given with another member's is refused, rather
-// than read as a position in the other's (which skipped entries).
-const (
-	cursorLen        = 8 + 16 + 4
-	accountDigestLen = 8
-)
-
-func accountDigest(code string) []byte {
-	sum := sha256.Sum256([]byte(code))
-	return sum[:accountDigestLen]
-}
+// cursorLen is an encoded cursor's length; the token seals it to its
+// account (pagetoken).
+const cursorLen = 8 + 16 + 4
 
 func encodeCursor(code string, c cursor) string {
-	buf := make([]byte, 0, cursorLen+accountDigestLen)
+	buf := make([]byte, 0, cursorLen)
 	buf = binary.BigEndian.AppendUint64(buf, uint64(c.recordedAt.UnixMicro()))
 	buf = append(buf, c.transactionID[:]...)
 	buf = binary.BigEndian.AppendUint32(buf, uint32(c.seq))
-	buf = append(buf, accountDigest(code)...)
-	return base64.RawURLEncoding.EncodeToString(buf)
+	return pagetoken.Seal(buf, code)
 }
 
-// decodeCursor reads a token of code's statement. A token without the
-// digest, as issued before it, is taken as it is.
+// decodeCursor reads a token of code's statement.
 func decodeCursor(code, token string) (*cursor, error) {
 	if token == "" {
 		return nil, nil
 	}
-	buf, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || (len(buf) != cursorLen && len(buf) != cursorLen+accountDigestLen) {
-		return nil, invalid("page_token", "is not a token this service issued")
-	}
-	if len(buf) > cursorLen && !bytes.Equal(buf[cursorLen:], accountDigest(code)) {
+	buf, err := pagetoken.Open(token, code, cursorLen)
+	if errors.Is(err, pagetoken.ErrOtherScope) {
 		return nil, invalid("page_token", "is a token of another member's or account's statement: give the member_number of the request that returned it, or no token")
+	}
+	if err != nil {
+		return nil, invalid("page_token", "is not a token this service issued")
 	}
 	c := &cursor{recordedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(buf[:8]))).UTC()}
 	copy(c.transactionID[:], buf[8:24])
-	c.seq = int(binary.BigEndian.Uint32(buf[24:cursorLen]))
+	c.seq = int(binary.BigEndian.Uint32(buf[24:]))
 	return c, nil
 }

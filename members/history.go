@@ -1,10 +1,7 @@
 package members
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -16,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/loyalty-ledger/loyalty/internal/pagetoken"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
 
@@ -326,39 +324,28 @@ type historyCursor struct {
 	id        uuid.UUID
 }
 
-// A token is the cursor and a digest of its member's number: one of
-// another member's history is refused, rather than read as a position in
-// this one's.
-const (
-	historyCursorLen = 8 + 16
-	memberDigestLen  = 8
-)
-
-func memberDigest(number string) []byte {
-	sum := sha256.Sum256([]byte(number))
-	return sum[:memberDigestLen]
-}
+// historyCursorLen is an encoded cursor's length; the token seals it to
+// its member (pagetoken).
+const historyCursorLen = 8 + 16
 
 func encodeHistoryCursor(number string, c historyCursor) string {
-	buf := binary.BigEndian.AppendUint64(make([]byte, 0, historyCursorLen+memberDigestLen), uint64(c.changedAt.UnixMicro()))
-	buf = append(buf, c.id[:]...)
-	return base64.RawURLEncoding.EncodeToString(append(buf, memberDigest(number)...))
+	buf := binary.BigEndian.AppendUint64(make([]byte, 0, historyCursorLen), uint64(c.changedAt.UnixMicro()))
+	return pagetoken.Seal(append(buf, c.id[:]...), number)
 }
 
-// decodeHistoryCursor reads a token of number's history; one without the
-// digest, as issued before it, is taken as it is.
+// decodeHistoryCursor reads a token of number's history.
 func decodeHistoryCursor(number, token string) (*historyCursor, error) {
 	if token == "" {
 		return nil, nil
 	}
-	buf, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || (len(buf) != historyCursorLen && len(buf) != historyCursorLen+memberDigestLen) {
-		return nil, &ledger.FieldError{Field: "page_token", Problem: "is not a token this service issued"}
-	}
-	if len(buf) > historyCursorLen && !bytes.Equal(buf[historyCursorLen:], memberDigest(number)) {
+	buf, err := pagetoken.Open(token, number, historyCursorLen)
+	if errors.Is(err, pagetoken.ErrOtherScope) {
 		return nil, &ledger.FieldError{Field: "page_token", Problem: "is a token of another member's history: give the member_number of the request that returned it, or no token"}
 	}
+	if err != nil {
+		return nil, &ledger.FieldError{Field: "page_token", Problem: "is not a token this service issued"}
+	}
 	c := &historyCursor{changedAt: time.UnixMicro(int64(binary.BigEndian.Uint64(buf[:8]))).UTC()}
-	copy(c.id[:], buf[8:historyCursorLen])
+	copy(c.id[:], buf[8:])
 	return c, nil
 }

@@ -162,7 +162,7 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeNotFound, errors.New("not found"))
 	case database.Unavailable(err) || context.Cause(ctx) == errDatabaseSilent:
 		// The second: the server's own bound on the call ran out
-		// (MaxCallDuration), not the client's deadline.
+		// (Limits.Call), not the client's deadline.
 		s.log.WarnContext(ctx, "database unavailable: answered UNAVAILABLE", "procedure", procedure, "error", err.Error())
 		return unavailable()
 	case errors.Is(err, database.ErrContention):

@@ -126,21 +126,22 @@ func cursorPast(field string, after, last int64) error {
 }
 
 // startAfter reads where a request starts: a token, a position, or
-// neither (ok false).
-func startAfter(tokenField, token string, position *int64) (after int64, ok bool, err error) {
+// neither; field names the one given ("" for neither), for the refusal of
+// a cursor past the log (cursorPast).
+func startAfter(tokenField, token string, position *int64) (after int64, field string, err error) {
 	switch {
 	case token != "" && position != nil:
-		return 0, false, badField("after_position", "give %s or after_position, not both", tokenField)
+		return 0, "", badField("after_position", "give %s or after_position, not both", tokenField)
 	case token != "":
 		after, err = decodeCursor(tokenField, token)
-		return after, err == nil, err
+		return after, tokenField, err
 	case position != nil:
 		if *position < 0 {
-			return 0, false, badField("after_position", "must be 0 or more")
+			return 0, "", badField("after_position", "must be 0 or more")
 		}
-		return *position, true, nil
+		return *position, "after_position", nil
 	}
-	return 0, false, nil
+	return 0, "", nil
 }
 
 func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyaltyv1.ListEventsRequest]) (*connect.Response[loyaltyv1.ListEventsResponse], error) {
@@ -152,13 +153,9 @@ func (s eventService) ListEvents(ctx context.Context, req *connect.Request[loyal
 	case size < 1 || size > events.MaxListPage:
 		return nil, badField("page_size", "must be 0 (%d) or 1 to %d", defaultEventPage, events.MaxListPage)
 	}
-	after, _, err := startAfter("page_token", msg.GetPageToken(), msg.AfterPosition)
+	after, cursorField, err := startAfter("page_token", msg.GetPageToken(), msg.AfterPosition)
 	if err != nil {
 		return nil, err
-	}
-	cursorField := "after_position"
-	if msg.GetPageToken() != "" {
-		cursorField = "page_token"
 	}
 	filter, err := s.eventFilter(msg.GetEventTypes(), msg.GetMemberNumber(), msg.GetPartnerId())
 	if err != nil {
@@ -219,11 +216,11 @@ func (s eventService) SubscribeEvents(ctx context.Context, req *connect.Request[
 }
 
 func (s eventService) subscribe(ctx context.Context, proc string, msg *loyaltyv1.SubscribeEventsRequest, stream *connect.ServerStream[loyaltyv1.SubscribeEventsResponse]) error {
-	after, ok, err := startAfter("resume_token", msg.GetResumeToken(), msg.AfterPosition)
+	after, cursorField, err := startAfter("resume_token", msg.GetResumeToken(), msg.AfterPosition)
 	if err != nil {
 		return err
 	}
-	if msg.GetFromBeginning() && (ok || msg.GetResumeToken() != "") {
+	if msg.GetFromBeginning() && cursorField != "" {
 		return badField("from_beginning", "give one of resume_token, after_position and from_beginning")
 	}
 	filter, err := s.eventFilter(msg.GetEventTypes(), msg.GetMemberNumber(), msg.GetPartnerId())
@@ -244,14 +241,10 @@ func (s eventService) subscribe(ctx context.Context, proc string, msg *loyaltyv1
 	if err != nil {
 		return s.streamError(ctx, proc, err)
 	}
-	cursorField := "after_position"
-	if msg.GetResumeToken() != "" {
-		cursorField = "resume_token"
-	}
-	if err := cursorPast(cursorField, after, last); ok && err != nil {
+	if err := cursorPast(cursorField, after, last); err != nil {
 		return err
 	}
-	if !ok && !msg.GetFromBeginning() {
+	if cursorField == "" && !msg.GetFromBeginning() {
 		after = last // from now on
 	}
 	heartbeat := time.NewTimer(s.streamOpts.Heartbeat)

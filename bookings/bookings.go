@@ -89,7 +89,19 @@ var ErrRecorded = errors.New("the booking already has this kind of outcome")
 type RecordedError struct {
 	PropertyID, StayID string
 	Asked              Outcome
-	Existing           *Record
+	// Member is the member the refused outcome was asked for.
+	Member   string
+	Existing *Record
+}
+
+// refusedFor is the answer to a claim of a booking slot that existing
+// holds: a RecordedError for the same member, ErrAnotherMembersBooking for
+// another (who must not learn the outcome, nor its transaction).
+func refusedFor(c Claim, existing Record) error {
+	if existing.MemberNumber != c.MemberNumber {
+		return fmt.Errorf("%s of booking %s/%s: %w", c.Outcome, c.PropertyID, c.StayID, ErrAnotherMembersBooking)
+	}
+	return &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome, Member: c.MemberNumber, Existing: &existing}
 }
 
 func (e *RecordedError) Error() string {
@@ -159,7 +171,7 @@ func ClaimWith(c Claim, e ClaimEvent) ledger.Statement {
 		SQL:             claimWithHead + insert,
 		Args:            append(args, eventArgs...),
 		WithTransaction: true,
-		Conflict:        &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome},
+		Conflict:        &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome, Member: c.MemberNumber},
 	}
 }
 
@@ -299,7 +311,7 @@ func (s *Store) Claim(ctx context.Context, c Claim, e ClaimEvent) (Record, error
 		if existing.CallerID == c.CallerID && existing.IdempotencyKey == c.IdempotencyKey && existing.Outcome == c.Outcome {
 			return existing, nil
 		}
-		return Record{}, &RecordedError{PropertyID: c.PropertyID, StayID: c.StayID, Asked: c.Outcome, Existing: &existing}
+		return Record{}, refusedFor(c, existing)
 	}
 	if err != nil {
 		return Record{}, fmt.Errorf("claim %s of booking %s/%s: %w", c.Outcome, c.PropertyID, c.StayID, err)
@@ -383,8 +395,10 @@ func (s *Store) Outcomes(ctx context.Context, propertyID, stayID string) ([]Reco
 }
 
 // Explain fills a RecordedError in err with the outcome that took the
-// booking, for the client that lost its answer; err is returned as it is
-// otherwise, or when the outcome cannot be read (it was released since).
+// booking, for the client that lost its answer, or makes it
+// ErrAnotherMembersBooking when that outcome is another member's; err is
+// returned as it is otherwise, or when the outcome cannot be read (it was
+// released since).
 func (s *Store) Explain(ctx context.Context, err error) error {
 	var recorded *RecordedError
 	if !errors.As(err, &recorded) || recorded.Existing != nil {
@@ -394,7 +408,5 @@ func (s *Store) Explain(ctx context.Context, err error) error {
 	if rerr != nil {
 		return err
 	}
-	explained := *recorded
-	explained.Existing = &existing
-	return &explained
+	return refusedFor(Claim{PropertyID: recorded.PropertyID, StayID: recorded.StayID, Outcome: recorded.Asked, MemberNumber: recorded.Member}, existing)
 }

@@ -23,7 +23,8 @@ import (
 // points and tier effects computed by the same plan (planStay), the
 // transaction it would post (nil when the stay would earn nothing) and
 // the tier it would leave the member at. A booking that has an outcome is
-// refused with a RecordedError, whatever request recorded it.
+// refused with a RecordedError, whatever request recorded it (or
+// ErrAnotherMembersBooking).
 func (s *Service) PreviewStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stay Stay) (StayResult, error) {
 	if err := ChainHotel(property); err != nil {
 		return StayResult{}, err
@@ -31,7 +32,7 @@ func (s *Service) PreviewStay(ctx context.Context, req Request, v programmes.Ver
 	if err := notAfterToday("departure_date", stay.Departure, s.now(), property, "a stay is recorded at or after check-out"); err != nil {
 		return StayResult{}, err
 	}
-	if err := s.previewBooked(ctx, property.ID, stay.StayID); err != nil {
+	if err := s.previewBooked(ctx, property.ID, stay.StayID, stay.MemberNumber); err != nil {
 		return StayResult{}, err
 	}
 	plan, err := s.planStay(ctx, req, v, property, stay, nil, ClaimEvent{})
@@ -53,7 +54,7 @@ func (s *Service) PreviewStay(ctx context.Context, req Request, v programmes.Ver
 // programme, and the award it would post (nil when none).
 func (s *Service) PreviewPartnerStay(ctx context.Context, req Request, v programmes.Version, partner partners.Partner, rates partners.Rates,
 	property programmes.Property, st PartnerStay) (StayResult, error) {
-	if err := s.previewBooked(ctx, property.ID, st.StayID); err != nil {
+	if err := s.previewBooked(ctx, property.ID, st.StayID, st.Member.Number); err != nil {
 		return StayResult{}, err
 	}
 	award, err := planPartnerStay(v, partner, rates, property, st)
@@ -72,8 +73,10 @@ func (s *Service) PreviewPartnerStay(ctx context.Context, req Request, v program
 
 // previewBooked refuses a booking that has an outcome: a dry run answers
 // ALREADY_RECORDED for it, even under the key that recorded it (a real
-// call would replay that key's answer; a dry run has none to replay).
-func (s *Service) previewBooked(ctx context.Context, propertyID, stayID string) error {
+// call would replay that key's answer; a dry run has none to replay), or
+// ErrAnotherMembersBooking when the outcome is another member's than
+// memberNumber.
+func (s *Service) previewBooked(ctx context.Context, propertyID, stayID, memberNumber string) error {
 	existing, err := s.bookings.Current(ctx, propertyID, stayID, Stayed)
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -81,7 +84,7 @@ func (s *Service) previewBooked(ctx context.Context, propertyID, stayID string) 
 	case err != nil:
 		return err
 	}
-	return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: Stayed, Existing: &existing}
+	return refusedFor(Claim{PropertyID: propertyID, StayID: stayID, Outcome: Stayed, MemberNumber: memberNumber}, existing)
 }
 
 // previewTransaction is the transaction post would record, as far as it

@@ -176,7 +176,7 @@ func (s *Service) refuseIfRecorded(ctx context.Context, req Request, propertyID,
 	}
 	for _, existing := range outcomes {
 		if existing.Outcome.slot() == outcome.slot() {
-			return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Existing: &existing}
+			return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Member: memberNumber, Existing: &existing}
 		}
 	}
 	return nil

@@ -42,7 +42,8 @@ func at(req *loyaltyv1.RecordStayRequest, arrival string) *loyaltyv1.RecordStayR
 // booking taken earlier in the batch and one taken by an earlier call:
 // each row answers what its single call would (code, field from the
 // batch's root, message), the good rows are recorded, and the refusals
-// record nothing.
+// record nothing. A booking taken in another member's name is refused
+// without its outcome.
 func TestABatchAnswersEveryStayOnItsOwn(t *testing.T) {
 	for _, p := range protocols {
 		t.Run(p.name, func(t *testing.T) {
@@ -79,10 +80,14 @@ func TestABatchAnswersEveryStayOnItsOwn(t *testing.T) {
 					status: refused, code: connect.CodeInvalidArgument, field: "stays[8].channel"},
 				{req: at(stayRequest("k-9", m1, "B-10", "388.00", "388.00"), "2026-11-21"), status: refused, code: connect.CodeInvalidArgument, field: "stays[9].departureDate"},
 				{req: stayRequest("", m1, "B-11", "388.00"), status: refused, code: connect.CodeInvalidArgument, field: "stays[10].idempotencyKey"},
-				{req: stayRequest("k-11", m2, "B-1", "388.00", "388.00"), status: alreadyRecorded}, // row 0's booking
-				{req: stayRequest("k-12", m1, "B-EARLY", "300.00"), status: alreadyRecorded},       // the single call's
+				{req: stayRequest("k-11", m1, "B-1", "388.00", "388.00"), status: alreadyRecorded}, // row 0's booking
+				{req: stayRequest("k-12", m2, "B-EARLY", "300.00"), status: alreadyRecorded},       // the single call's
 				{req: stayRequest("k-0", m2, "B-13", "388.00"), status: refused, code: connect.CodeAlreadyExists},
 				{req: stayRequest("k-14", m2, "B-14", "250.00"), status: recorded},
+				// The same two bookings in another member's name: not the
+				// guest's outcome and transaction.
+				{req: stayRequest("k-15", m2, "B-1", "388.00", "388.00"), status: refused, code: connect.CodeFailedPrecondition},
+				{req: stayRequest("k-16", m1, "B-EARLY", "300.00"), status: refused, code: connect.CodeFailedPrecondition},
 			}
 			var reqs []*loyaltyv1.RecordStayRequest
 			for _, r := range rows {
@@ -128,6 +133,11 @@ func TestABatchAnswersEveryStayOnItsOwn(t *testing.T) {
 			}
 			if r := results[13].GetError(); r.GetReason() != "IDEMPOTENCY_KEY_REUSED" {
 				t.Errorf("a reused key: reason %q", r.GetReason())
+			}
+			for _, i := range []int{15, 16} {
+				if r := results[i]; r.GetError().GetReason() != "BOOKING_OF_ANOTHER_MEMBER" || r.GetExisting() != nil {
+					t.Errorf("row %d, another member's booking: %v, want BOOKING_OF_ANOTHER_MEMBER and no existing outcome", i, r)
+				}
 			}
 			first := results[0].GetRecorded().GetTransaction()
 			if first.GetAvailablePointsDelta() <= 0 || results[0].GetRecorded().GetTier() != loyaltyv1.Tier_TIER_SILVER {

@@ -1,6 +1,7 @@
 package rpc_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -666,8 +668,8 @@ func TestAPartnersCorrectionReachesItsSettlement(t *testing.T) {
 }
 
 // TestABookingIsOneMembers: a booking's outcomes and its guarantee name
-// one member. A late check-out, a cancellation or a no-show of a booking
-// in another member's name is refused (FAILED_PRECONDITION,
+// one member. A stay, a late check-out, a cancellation or a no-show of a
+// booking in another member's name is refused (FAILED_PRECONDITION,
 // BOOKING_OF_ANOTHER_MEMBER), and so is a guarantee for a booking whose
 // outcome is recorded (BOOKING_CLOSED); nothing is charged or released.
 func TestABookingIsOneMembers(t *testing.T) {
@@ -724,6 +726,17 @@ func TestABookingIsOneMembers(t *testing.T) {
 				PropertyId: "SH-HQ-001", StayId: "D-2", ArrivalDate: "2026-11-01", Nights: 1, BookedAt: timestamppb.New(time.Date(2026, 10, 20, 0, 0, 0, 0, time.UTC))}))
 			return err
 		}},
+		// Nor the guest's transaction id, as ALREADY_EXISTS would give it.
+		{"another member's stay of a booking stayed", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			_, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-other", other, "D-2", "388.00")))
+			return err
+		}},
+		{"another member's stay of a booking stayed, in a batch", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			return batchRowError(c, false, stayRequest("stay-other-batch", other, "D-2", "388.00"))
+		}},
+		{"another member's stay of a booking stayed, in a dry run", "BOOKING_OF_ANOTHER_MEMBER", func() error {
+			return batchRowError(c, true, stayRequest("stay-other-dry", other, "D-2", "388.00"))
+		}},
 		{"a guarantee for a booking already stayed", "BOOKING_CLOSED", func() error {
 			_, err := c.booking.PlaceGuarantee(e.ctx, connect.NewRequest(&loyaltyv1.PlaceGuaranteeRequest{IdempotencyKey: "g-stayed", MemberNumber: guest,
 				PropertyId: "SH-HQ-001", StayId: "D-2", ArrivalDate: "2026-11-23", HoldUntil: "19:00"}))
@@ -752,4 +765,27 @@ func TestABookingIsOneMembers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// batchRowError sends row alone in a RecordStays batch (a dry run when
+// validateOnly) and returns its refusal as the Connect error a single call
+// would have answered, or nil.
+func batchRowError(c clients, validateOnly bool, row *loyaltyv1.RecordStayRequest) error {
+	res, err := c.booking.RecordStays(context.Background(), connect.NewRequest(&loyaltyv1.RecordStaysRequest{Stays: []*loyaltyv1.RecordStayRequest{row}, ValidateOnly: validateOnly}))
+	if err != nil {
+		return err
+	}
+	r := res.Msg.GetResults()[0]
+	if r.GetStatus() != refused {
+		return nil
+	}
+	var code connect.Code
+	if err := code.UnmarshalText([]byte(strings.ToLower(r.GetError().GetCode()))); err != nil {
+		return err
+	}
+	e := connect.NewError(code, errors.New(r.GetError().GetMessage()))
+	if detail, err := connect.NewErrorDetail(&errdetails.ErrorInfo{Reason: r.GetError().GetReason()}); err == nil {
+		e.AddDetail(detail)
+	}
+	return e
 }

@@ -97,7 +97,11 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		addInfo(e, "IDEMPOTENCY_KEY_REUSED", map[string]string{"idempotency_key": conflict.Key})
 		return e
 	case errors.As(err, &recorded):
-		return s.outcomeRecorded(ctx, err)
+		explained := s.bookings.Explain(ctx, err)
+		if errors.Is(explained, bookings.ErrAnotherMembersBooking) {
+			return s.toConnect(ctx, procedure, explained)
+		}
+		return s.outcomeRecorded(explained)
 	case errors.As(err, &bookField):
 		return badField(bookField.Field, "%s", bookField.Problem)
 	case errors.As(err, &tooEarly):
@@ -175,12 +179,13 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	return s.internal(ctx, procedure, err)
 }
 
-// outcomeRecorded answers a second outcome of a booking: ALREADY_EXISTS,
-// with the outcome that took the booking and its transaction, so that a
-// client that lost its first answer can find it.
-func (s *Server) outcomeRecorded(ctx context.Context, err error) error {
+// outcomeRecorded answers a second outcome of a booking, explained
+// (bookings.Store.Explain): ALREADY_EXISTS, with the outcome that took the
+// booking and its transaction, so that a client that lost its first
+// answer can find it.
+func (s *Server) outcomeRecorded(err error) error {
 	var recorded *bookings.RecordedError
-	errors.As(s.bookings.Explain(ctx, err), &recorded)
+	errors.As(err, &recorded)
 	info := map[string]string{"property_id": recorded.PropertyID, "stay_id": recorded.StayID}
 	msg := fmt.Sprintf("booking %s at %s already has an outcome", recorded.StayID, recorded.PropertyID)
 	if recorded.Asked == bookings.LateCheckout {

@@ -421,8 +421,9 @@ var bookingOutcomes = map[bookings.Outcome]loyaltyv1.BookingOutcome{
 
 func (s bookingService) GetBooking(ctx context.Context, req *connect.Request[loyaltyv1.GetBookingRequest]) (*connect.Response[loyaltyv1.GetBookingResponse], error) {
 	msg, proc := req.Msg, req.Spec().Procedure
-	if err := checkID("property_id", msg.GetPropertyId(), true); err != nil {
-		return nil, err
+	// An unknown property is named as such, not as a booking not found.
+	if _, err := s.property(ctx, msg.GetPropertyId()); err != nil {
+		return nil, s.toConnect(ctx, proc, err)
 	}
 	if err := checkID("stay_id", msg.GetStayId(), true); err != nil {
 		return nil, err

@@ -157,6 +157,13 @@ func TestHostileInput(t *testing.T) {
 		{"a stay at an unknown property", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.PropertyId = "NOWHERE-1" })
 		}, connect.CodeNotFound, ""},
+		{"a booking looked up at an unknown property", func() error {
+			_, err := c.booking.GetBooking(e.ctx, connect.NewRequest(&loyaltyv1.GetBookingRequest{PropertyId: "NOWHERE-1", StayId: "B-1"}))
+			if err != nil && !strings.Contains(err.Error(), "no property with this propertyId") {
+				return fmt.Errorf("not named as an unknown property: %w", err)
+			}
+			return err
+		}, connect.CodeNotFound, ""},
 		{"an enrolment at an unknown property", func() error {
 			return enroll(func(r *loyaltyv1.EnrollMemberRequest) { r.PropertyId = "NOWHERE-1" })
 		}, connect.CodeNotFound, ""},

@@ -264,6 +264,11 @@ func (s *Store) Update(ctx context.Context, callerID, idempotencyKey, number str
 				}
 			}
 			if err := validateProfile(m.FullName, m.Email, m.Phone); err != nil {
+				var field *ledger.FieldError
+				if errors.As(err, &field) && field.Field == "email" && m.Email == "" && m.Phone == "" && u.Phone != nil && *u.Phone == "" {
+					// The phone cleared is what left no contact: name it.
+					field.Field = "phone"
+				}
 				return Member{}, err
 			}
 			if len(changed) > 0 {

@@ -348,3 +348,41 @@ func TestPersonalDataReadsAreLoggedWithKeyAndMemberButNoValues(t *testing.T) {
 		}
 	}
 }
+
+// TestAnUpdateThatLeavesNoContactNamesTheFieldItClears: a member keeps an
+// email or a phone number for statements; an update that clears the last
+// one is INVALID_ARGUMENT on the field it clears, and changes nothing.
+func TestAnUpdateThatLeavesNoContactNamesTheFieldItClears(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	for _, tc := range []struct {
+		name, email, phone string
+		update             *loyaltyv1.UpdateMemberRequest
+		field              string
+	}{
+		{"the email of a member without a phone", "li.wei@example.com", "", &loyaltyv1.UpdateMemberRequest{Email: str("")}, "email"},
+		{"the phone of a member without an email", "", "+86 21 5555 0100", &loyaltyv1.UpdateMemberRequest{Phone: str("")}, "phone"},
+		{"both", "li.wei@example.com", "+86 21 5555 0100", &loyaltyv1.UpdateMemberRequest{Email: str(""), Phone: str("")}, "phone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := c.members.EnrollMember(e.ctx, connect.NewRequest(&loyaltyv1.EnrollMemberRequest{IdempotencyKey: "enrol-" + strings.ReplaceAll(tc.name, " ", "-"),
+				FullName: "Li Wei", Email: tc.email, Phone: tc.phone, Channel: loyaltyv1.BookingChannel_BOOKING_CHANNEL_APP}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			number := res.Msg.GetMember().GetMemberNumber()
+			tc.update.IdempotencyKey, tc.update.MemberNumber = "clear-"+strings.ReplaceAll(tc.name, " ", "-"), number
+			_, err = c.members.UpdateMember(e.ctx, connect.NewRequest(tc.update))
+			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != tc.field {
+				t.Errorf("field %q, want %q", got, tc.field)
+			}
+			after, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: number}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := after.Msg.GetMember(); m.GetEmail() != tc.email || m.GetPhone() != tc.phone {
+				t.Errorf("contact %q %q after a refused update, want %q %q", m.GetEmail(), m.GetPhone(), tc.email, tc.phone)
+			}
+		})
+	}
+}

@@ -91,7 +91,11 @@ type AdminServiceClient interface {
 	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
 	// Sets a member's tier by hand, with a reason and an optional end; until
 	// then automatic upgrades and downgrades leave it alone. Recorded in the
-	// tier history.
+	// tier history. When the end passes, the tier stays as it is until the
+	// rules move it: a stay that qualifies higher upgrades at once, and the
+	// first review is due the programme's review period (12 months by
+	// default) after the end, when a member who no longer qualifies goes
+	// down one step.
 	SetTier(context.Context, *connect.Request[v1.SetTierRequest]) (*connect.Response[v1.SetTierResponse], error)
 	// Creates a property (hotel) or changes its name, time zone or owner.
 	// Bookings name properties the service knows; every cut-off time of the
@@ -311,7 +315,11 @@ type AdminServiceHandler interface {
 	GetProgramme(context.Context, *connect.Request[v1.GetProgrammeRequest]) (*connect.Response[v1.GetProgrammeResponse], error)
 	// Sets a member's tier by hand, with a reason and an optional end; until
 	// then automatic upgrades and downgrades leave it alone. Recorded in the
-	// tier history.
+	// tier history. When the end passes, the tier stays as it is until the
+	// rules move it: a stay that qualifies higher upgrades at once, and the
+	// first review is due the programme's review period (12 months by
+	// default) after the end, when a member who no longer qualifies goes
+	// down one step.
 	SetTier(context.Context, *connect.Request[v1.SetTierRequest]) (*connect.Response[v1.SetTierResponse], error)
 	// Creates a property (hotel) or changes its name, time zone or owner.
 	// Bookings name properties the service knows; every cut-off time of the

@@ -726,3 +726,48 @@ func TestAnEventWrittenWhileItsMembersPreviousIsInFlightFollowsIt(t *testing.T) 
 		t.Fatalf("receiver got %v", got)
 	}
 }
+
+// TestTheBacklogCountsEventsNoDispatcherHasSent: operators see the events
+// sequenced after the cursor of the active endpoint furthest behind, and
+// since when, while no dispatcher runs; a paused endpoint is not counted
+// (its queue waits on purpose), and once dispatched nothing is unsent.
+func TestTheBacklogCountsEventsNoDispatcherHasSent(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 1)
+	rc := newReceiver(t, nil)
+	ep, _ := f.endpoint(rc.url(), webhooks.CreateRequest{})
+	first := f.clock.Now()
+	for i := range 3 {
+		f.earn(fmt.Sprintf("e%d", i), 1, 10)
+		f.clock.Advance(time.Second)
+	}
+	f.sequence()
+	backlog := func() webhooks.Backlog {
+		t.Helper()
+		b, err := f.store.Backlog(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if b := backlog(); b.Unsent != 3 || !b.OldestUnsentAt.Equal(first) || b.Pending != 0 {
+		t.Fatalf("backlog with no dispatcher: %+v, want 3 unsent since %s and none pending", b, first)
+	}
+	paused := true
+	if _, err := f.store.Update(f.ctx, "admin", "pause", ep.ID, webhooks.UpdateRequest{Paused: &paused}); err != nil {
+		t.Fatal(err)
+	}
+	if b := backlog(); b.Unsent != 0 || !b.OldestUnsentAt.IsZero() {
+		t.Fatalf("backlog of a paused endpoint: %+v, want nothing unsent", b)
+	}
+	paused = false
+	if _, err := f.store.Update(f.ctx, "admin", "resume", ep.ID, webhooks.UpdateRequest{Paused: &paused}); err != nil {
+		t.Fatal(err)
+	}
+	f.drain(f.dispatcher("d", webhooks.DispatcherOptions{}))
+	if len(rc.got()) != 3 {
+		t.Fatalf("the receiver got %d events, want 3", len(rc.got()))
+	}
+	if b := backlog(); b.Unsent != 0 || !b.OldestUnsentAt.IsZero() {
+		t.Fatalf("backlog once dispatched: %+v, want nothing unsent", b)
+	}
+}

@@ -796,12 +796,21 @@ type Backlog struct {
 	// OldestRecordedAt is when the event of the earliest of them (among
 	// those counted) was recorded; zero when none is pending.
 	OldestRecordedAt time.Time
+	// Unsent counts the sequenced events after the cursor of the endpoint
+	// (active: not paused, not deleted) furthest behind: events no
+	// dispatcher has sent it yet, or decided it does not take. It grows
+	// when no process dispatches, or the dispatchers fall behind.
+	Unsent int64
+	// OldestUnsentAt is when the first of those was recorded; zero when
+	// every active endpoint is up to date.
+	OldestUnsentAt time.Time
 }
 
 // Backlog reads the pending deliveries of every endpoint, for operators:
 // an endpoint that is down keeps its deliveries pending, which the
-// dispatcher's own figures (due deliveries) do not show. One bounded read
-// by the pending deliveries' index.
+// dispatcher's own figures (due deliveries) do not show; and how far the
+// slowest active endpoint's cursor is behind the newest event. Two bounded
+// reads: by the pending deliveries' index, and of the endpoints.
 func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 	var b Backlog
 	var oldest *time.Time
@@ -814,6 +823,20 @@ func (s *Store) Backlog(ctx context.Context) (Backlog, error) {
 	}
 	if oldest != nil {
 		b.OldestRecordedAt = *oldest
+	}
+	var unsent *int64
+	var oldestUnsent *time.Time
+	err = s.db.Pool.QueryRow(ctx, `SELECT (SELECT last_position FROM event_sequencer WHERE id = 1) - c.fanned_out, e.recorded_at
+		FROM (SELECT min(fanned_out) AS fanned_out FROM webhook_endpoints WHERE NOT paused AND deleted_at IS NULL) AS c
+		LEFT JOIN events AS e ON e.position = c.fanned_out + 1`).Scan(&unsent, &oldestUnsent)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read the webhook cursors: %w", err)
+	}
+	if unsent != nil && *unsent > 0 {
+		b.Unsent = *unsent
+		if oldestUnsent != nil {
+			b.OldestUnsentAt = *oldestUnsent
+		}
 	}
 	return b, nil
 }

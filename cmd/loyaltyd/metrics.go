@@ -154,6 +154,10 @@ var (
 		"Webhook deliveries not yet received, of every endpoint: failed and waiting for their retry, or waiting behind their member's earlier one (counted up to 100000).", nil, nil)
 	pendingAgeDesc = prometheus.NewDesc("loyalty_webhook_oldest_pending_age_seconds",
 		"How long ago the event of the earliest pending webhook delivery was recorded: 0 when none is pending. It grows while an endpoint is down.", nil, nil)
+	unsentDesc = prometheus.NewDesc("loyalty_webhook_unsent_events",
+		"Sequenced events after the cursor of the active webhook endpoint furthest behind: not yet sent to it, nor passed over. It grows while no process dispatches (-events=false everywhere) or the dispatchers fall behind.", nil, nil)
+	unsentAgeDesc = prometheus.NewDesc("loyalty_webhook_oldest_unsent_age_seconds",
+		"How long ago the first event after the furthest-behind active endpoint's cursor was recorded: 0 when every active endpoint is up to date.", nil, nil)
 )
 
 func (l *eventLog) Describe(ch chan<- *prometheus.Desc) {
@@ -162,6 +166,8 @@ func (l *eventLog) Describe(ch chan<- *prometheus.Desc) {
 	ch <- lastPositionDesc
 	ch <- pendingDesc
 	ch <- pendingAgeDesc
+	ch <- unsentDesc
+	ch <- unsentAgeDesc
 }
 
 func (l *eventLog) Collect(ch chan<- prometheus.Metric) {
@@ -193,6 +199,12 @@ func (l *eventLog) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(b.Pending))
 		ch <- prometheus.MustNewConstMetric(pendingAgeDesc, prometheus.GaugeValue, pendingAge)
+		unsentAge := 0.0
+		if !b.OldestUnsentAt.IsZero() {
+			unsentAge = max(0, time.Since(b.OldestUnsentAt).Seconds())
+		}
+		ch <- prometheus.MustNewConstMetric(unsentDesc, prometheus.GaugeValue, float64(b.Unsent))
+		ch <- prometheus.MustNewConstMetric(unsentAgeDesc, prometheus.GaugeValue, unsentAge)
 	}
 }
 

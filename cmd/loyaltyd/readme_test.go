@@ -485,6 +485,8 @@ func checkEventsExample(t *testing.T, bash string, srv *server, key, member stri
 			`(?m)^loyalty_webhook_backlog_age_seconds [0-9.e+-]+$`,
 			`(?m)^loyalty_webhook_pending_deliveries [0-9]+$`,
 			`(?m)^loyalty_webhook_oldest_pending_age_seconds [0-9.e+-]+$`,
+			`(?m)^loyalty_webhook_unsent_events [0-9]+$`,
+			`(?m)^loyalty_webhook_oldest_unsent_age_seconds [0-9.e+-]+$`,
 		} {
 			if !regexp.MustCompile(re).MatchString(metrics) {
 				missing = re

@@ -143,6 +143,13 @@ func TestAllianceEndToEnd(t *testing.T) {
 	if mustTxn(t, again, err).GetTransactionId() != aStay1.GetTransactionId() {
 		t.Error("a replay of ALPHA's award recorded a new transaction")
 	}
+	// The same booking in another member's name: refused, without the
+	// guest's outcome or transaction.
+	_, err = alpha.AwardStay(w.ctx, award("stay-1-other", w.m2, "A-1", "ALPHA-100", "2026-11-10", "388.00", "412.50"))
+	if ce := wantCode(t, err, connect.CodeFailedPrecondition); errorInfo(t, ce).GetReason() != "BOOKING_OF_ANOTHER_MEMBER" ||
+		strings.Contains(ce.Error(), aStay1.GetTransactionId()) {
+		t.Errorf("another member's award of ALPHA-100: %v", ce)
+	}
 
 	a2, err := alpha.AwardStay(w.ctx, award("stay-2", w.m2, "A-2", "ALPHA-101", "2026-11-14", "299.99"))
 	aStay2 := mustTxn(t, a2, err)

@@ -224,8 +224,8 @@ func TestParseProgramme(t *testing.T) {
 		{name: "a missing field is refused, not read as 0", in: edit(func(d map[string]any) { delete(d, "no_show_penalty_per_night") }), field: "no_show_penalty_per_night"},
 		{name: "a null field is refused", in: edit(func(d map[string]any) { d["points_per_currency_unit"] = nil }), field: "points_per_currency_unit"},
 		{name: "missing promotions are refused", in: edit(func(d map[string]any) { delete(d, "promotions") }), field: "promotions"},
-		{name: "an unknown field is refused", in: edit(func(d map[string]any) { d["tier_multipliers"] = map[string]any{} }), bad: true},
-		{name: "an unknown field in a promotion is refused", in: edit(func(d map[string]any) { d["promotions"].([]any)[0].(map[string]any)["multipler"] = "2" }), bad: true},
+		{name: "an unknown field is refused", in: edit(func(d map[string]any) { d["tier_multipliers"] = map[string]any{} }), field: "tier_multipliers"},
+		{name: "an unknown field in a promotion is refused", in: edit(func(d map[string]any) { d["promotions"].([]any)[0].(map[string]any)["multipler"] = "2" }), field: "promotions[0].multipler"},
 		{name: "an invalid definition is refused by Validate", in: edit(func(d map[string]any) { d["tier_multiplier"].(map[string]any)["gold"] = "-1" }), field: "tier_multiplier.gold"},
 		{name: "an invalid promotion is refused by Validate", in: edit(func(d map[string]any) { d["promotions"].([]any)[2].(map[string]any)["ends_on"] = "2025-12-31" }), field: "promotions[2].ends_on"},
 		{name: "a clock that is not HH:MM is refused", in: edit(func(d map[string]any) { d["guarantee_latest"] = "11pm" }), bad: true},
@@ -251,6 +251,74 @@ func TestParseProgramme(t *testing.T) {
 				}
 				if !sameProgramme(p, rich()) {
 					t.Errorf("ParseProgramme = %+v", p)
+				}
+			}
+		})
+	}
+}
+
+func TestAProgrammeKeyMustBeSpelledExactly(t *testing.T) {
+	good, err := json.Marshal(Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// edit replaces the first old in the default definition with new.
+	edit := func(old, new string) []byte {
+		if !strings.Contains(string(good), old) {
+			t.Fatalf("the default definition has no %s: %s", old, good)
+		}
+		return []byte(strings.Replace(string(good), old, new, 1))
+	}
+	tests := []struct {
+		name    string
+		in      []byte
+		field   string // a *FieldError on this field; "" when it parses
+		problem string // in the FieldError's Problem
+		other   bool   // another error (not about keys)
+	}{
+		{name: "the default definition parses", in: good},
+		{name: "a key written with a JSON escape is the same key", in: edit(`"currency":`, `"curr\u0065ncy":`)},
+		{name: "an unknown key at the top is refused at its path, with the fields listed",
+			in: edit(`{`, `{"tier_multipliers":{},`), field: "tier_multipliers", problem: "is not a field of a programme; the fields are adopted_suggestion_points, booked_for_other_factor,"},
+		{name: "an unknown key in an object in a list is refused at its path",
+			in: edit(`"nights":25`, `"nigths":25`), field: "tier_rules.thresholds[1].nigths", problem: "the fields are nights, points, tier"},
+		{name: "a top-level key in another case is refused, not taken for the field",
+			in: edit(`"expiry":`, `"Expiry":`), field: "Expiry", problem: `did you mean "expiry"?`},
+		{name: "a key in all capitals is refused",
+			in: edit(`"no_show_penalty_per_night":`, `"NO_SHOW_PENALTY_PER_NIGHT":`), field: "NO_SHOW_PENALTY_PER_NIGHT", problem: `did you mean "no_show_penalty_per_night"?`},
+		{name: "a nested key in another case is refused",
+			in: edit(`"window_months":`, `"Window_Months":`), field: "tier_rules.Window_Months", problem: `did you mean "window_months"?`},
+		{name: "a key in another case in an object in a list is refused",
+			in: edit(`"nights":10`, `"Nights":10`), field: "tier_rules.thresholds[0].Nights", problem: `did you mean "nights"?`},
+		{name: "a top-level key given twice is refused, not the last taken",
+			in: edit(`{`, `{"currency":"USD",`), field: "currency", problem: "given twice"},
+		{name: "a nested key given twice is refused",
+			in: edit(`"window":"rolling"`, `"window":"calendar_year","window":"rolling"`), field: "tier_rules.window", problem: "given twice"},
+		{name: "a map key given twice is refused",
+			in: edit(`"gold":"1.2"`, `"gold":"9","gold":"1.2"`), field: "tier_multiplier.gold", problem: "given twice"},
+		{name: "a clock is a value, not an object whose keys are looked at",
+			in: edit(`"guarantee_latest":"23:00"`, `"guarantee_latest":{"hour":23}`), other: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParseProgramme(tc.in)
+			switch {
+			case tc.field != "":
+				wantFieldError(t, err, tc.field)
+				if fe := err.(*FieldError); !strings.Contains(fe.Problem, tc.problem) {
+					t.Errorf("Problem = %q, want it to contain %q", fe.Problem, tc.problem)
+				}
+			case tc.other:
+				var fe *FieldError
+				if err == nil || errors.As(err, &fe) {
+					t.Fatalf("err = %v, want a decoding error", err)
+				}
+			default:
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !reflect.DeepEqual(p, Default()) {
+					t.Errorf("ParseProgramme = %+v, want Default()", p)
 				}
 			}
 		})

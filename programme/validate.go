@@ -2,6 +2,7 @@ package programme
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -328,15 +329,26 @@ func validName(s string, maxLen int, alphabet string) bool {
 }
 
 // ParseProgramme decodes a programme definition strictly and validates it:
-// the JSON must be one object; every field of Programme must be present
-// and not null (a field left out would otherwise silently be 0, such as a
-// no-show penalty of 0), a promotion's omitempty fields excepted; unknown
-// fields are refused, at any depth; then Validate. Problems with the
-// definition are *FieldError; malformed JSON is another error.
+// the JSON must be one object; every key, at any depth, must be a field's
+// JSON name exactly, case included, and given once in its object (see
+// checkKeys); every field of Programme must be present and not null (a
+// field left out would otherwise silently be 0, such as a no-show penalty
+// of 0), a promotion's omitempty fields excepted; then Validate. Problems
+// with the definition are *FieldError, at the path of the value or key as
+// the document spells it; malformed JSON is another error.
 func ParseProgramme(data []byte) (Programme, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(data, &fields); err != nil {
 		return Programme{}, fmt.Errorf("programme: definition is not a JSON object: %w", err)
+	}
+	keys := json.NewDecoder(bytes.NewReader(data))
+	keys.UseNumber() // a number is skipped, never read as a float64
+	if err := checkKeys(keys, reflect.TypeFor[Programme](), ""); err != nil {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			return Programme{}, fe
+		}
+		return Programme{}, fmt.Errorf("programme: definition: %w", err)
 	}
 	for _, name := range requiredFields(reflect.TypeFor[Programme]()) {
 		raw, ok := fields[name]
@@ -377,4 +389,143 @@ func requiredFields(t reflect.Type) []string {
 		out = append(out, name)
 	}
 	return out
+}
+
+// checkKeys reads the JSON value at dec's position as a value of type t
+// (nil: any value, not looked into) and returns, as a *FieldError at the
+// key's path as the document spells it ("tier_rules.thresholds[1].nigths"),
+// the first key of an object that is not the JSON name of a field of t
+// exactly, case included, or that its object gives twice. It exists
+// because encoding/json takes a key that differs from a field's name only
+// in case ("Expiry") for that field, silently keeps the last of a key
+// given twice, and names no path for an unknown key. A map's keys are
+// data, any string (Validate checks them), but each is given once. Types
+// that decode themselves (json.Unmarshaler or encoding.TextUnmarshaler:
+// decimals, clocks) are not looked into, nor is a value of the wrong JSON
+// kind for t: decoding refuses those.
+func checkKeys(dec *json.Decoder, t reflect.Type, path string) error {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || decodesItself(t) || !slices.Contains([]reflect.Kind{reflect.Struct, reflect.Map, reflect.Slice, reflect.Array}, t.Kind()) {
+		var skip json.RawMessage
+		return dec.Decode(&skip)
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return err
+	}
+	switch tok {
+	case json.Delim('['):
+		var elem reflect.Type // nil: a list where t is not one
+		if t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if err := checkKeys(dec, elem, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return err
+			}
+		}
+	case json.Delim('{'):
+		var fields map[string]reflect.Type
+		if t.Kind() == reflect.Struct {
+			fields = jsonFields(t)
+		}
+		seen := map[string]bool{}
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return err
+			}
+			key := tok.(string)
+			at := key
+			if path != "" {
+				at = path + "." + key
+			}
+			if seen[key] {
+				return fieldErr(at, "is given twice: give each key of an object once")
+			}
+			seen[key] = true
+			var value reflect.Type // nil: an object where t is a list
+			switch t.Kind() {
+			case reflect.Map:
+				value = t.Elem()
+			case reflect.Struct:
+				var ok bool
+				if value, ok = fields[key]; !ok {
+					return unknownKey(at, path, key, fields)
+				}
+			}
+			if err := checkKeys(dec, value, at); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil // a scalar, such as null: it has no keys
+	}
+	_, err = dec.Token() // the closing ] or }
+	return err
+}
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// decodesItself reports whether encoding/json leaves a value of type t to
+// t's own UnmarshalJSON or UnmarshalText.
+func decodesItself(t reflect.Type) bool {
+	p := reflect.PointerTo(t)
+	return p.Implements(jsonUnmarshaler) || p.Implements(textUnmarshaler)
+}
+
+// jsonFields are the types of struct type t's fields by the names
+// encoding/json gives them: the json tag's name, else the Go name;
+// unexported fields and the tag "-" left out; an embedded struct without
+// a tag name lends its fields, which t's own fields of the same name
+// override (the types here have no deeper clashes to settle).
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	own, promoted := map[string]reflect.Type{}, map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		name, _, _ := strings.Cut(tag, ",")
+		embedded := f.Type
+		if embedded.Kind() == reflect.Pointer {
+			embedded = embedded.Elem()
+		}
+		switch {
+		case tag == "-":
+		case f.Anonymous && name == "" && embedded.Kind() == reflect.Struct:
+			maps.Copy(promoted, jsonFields(embedded))
+		case !f.IsExported():
+		case name == "":
+			own[f.Name] = f.Type
+		default:
+			own[name] = f.Type
+		}
+	}
+	maps.Copy(promoted, own)
+	return promoted
+}
+
+// unknownKey is the error for key, at path at, which the object at path
+// (the programme itself when "") has no field for: it names the field
+// spelled in another case, else lists the fields.
+func unknownKey(at, path, key string, fields map[string]reflect.Type) *FieldError {
+	of := path
+	if of == "" {
+		of = "a programme"
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	for _, name := range names {
+		if strings.EqualFold(name, key) {
+			return fieldErr(at, "is not a field of %s: keys are case-sensitive; did you mean %q?", of, name)
+		}
+	}
+	const most = 30
+	if len(names) > most {
+		names = append(names[:most:most], fmt.Sprintf("and %d more", len(names)-most))
+	}
+	return fieldErr(at, "is not a field of %s; the fields are %s", of, strings.Join(names, ", "))
 }

@@ -532,6 +532,19 @@ func scanRates(row pgx.Row) (Rates, error) {
 	return r, nil
 }
 
+// NoRatesError: no rate version of the partner is in force at At, which
+// is before its first. It is ErrNoRates.
+type NoRatesError struct {
+	PartnerID string
+	At        time.Time
+}
+
+func (e *NoRatesError) Error() string {
+	return fmt.Sprintf("%v for %s at %s", ErrNoRates, e.PartnerID, e.At.Format(time.RFC3339))
+}
+
+func (e *NoRatesError) Is(target error) bool { return target == ErrNoRates }
+
 // RatesAt returns the partner's rate version in force at t.
 func (s *Store) RatesAt(ctx context.Context, partnerID string, t time.Time) (Rates, error) {
 	return ratesAt(s.db.Pool.QueryRow(ctx, ratesAtSQL, partnerID, t.UTC()), partnerID, t)
@@ -543,7 +556,7 @@ const ratesAtSQL = ratesSelect + ` WHERE partner_id = $1 AND effective_at <= $2 
 func ratesAt(row pgx.Row, partnerID string, t time.Time) (Rates, error) {
 	r, err := scanRates(row)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return Rates{}, fmt.Errorf("%w for %s at %s", ErrNoRates, partnerID, t.UTC().Format(time.RFC3339))
+		return Rates{}, &NoRatesError{PartnerID: partnerID, At: t.UTC()}
 	}
 	if err != nil {
 		return Rates{}, fmt.Errorf("read rates of %s: %w", partnerID, err)

@@ -143,6 +143,12 @@ func TestAllianceEndToEnd(t *testing.T) {
 	if mustTxn(t, again, err).GetTransactionId() != aStay1.GetTransactionId() {
 		t.Error("a replay of ALPHA's award recorded a new transaction")
 	}
+	// A stay that checked out before the partner's first rates: the answer
+	// says at what time nothing was in force.
+	_, err = alpha.AwardStay(w.ctx, award("stay-too-early", w.m1, "A-1", "ALPHA-1999", "2001-01-01", "388.00"))
+	if ce := wantCode(t, err, connect.CodeFailedPrecondition); !strings.Contains(ce.Message(), "in force at 2001-01-02T") {
+		t.Errorf("a stay before the partner's first rates: %v", ce)
+	}
 	// The same booking in another member's name: refused, without the
 	// guest's outcome or transaction.
 	_, err = alpha.AwardStay(w.ctx, award("stay-1-other", w.m2, "A-1", "ALPHA-100", "2026-11-10", "388.00", "412.50"))

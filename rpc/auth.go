@@ -105,8 +105,10 @@ func caller(ctx context.Context) apikeys.Key {
 
 // keyOf authenticates the bearer key of a request's Authorization header.
 func (s *Server) keyOf(ctx context.Context, procedure, authorization string) (apikeys.Key, error) {
-	secret, ok := strings.CutPrefix(authorization, "Bearer ")
-	if !ok || secret == "" {
+	// The scheme's name is case-insensitive (RFC 9110 11.1): some HTTP
+	// libraries send "bearer".
+	scheme, secret, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(secret) == "" {
 		return apikeys.Key{}, connect.NewError(connect.CodeUnauthenticated, errors.New("send an API key as 'Authorization: Bearer <key>'"))
 	}
 	key, err := s.keys.Authenticate(ctx, strings.TrimSpace(secret))

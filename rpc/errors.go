@@ -65,6 +65,7 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		bookField   *bookings.FieldError
 		tooEarly    *bookings.TooEarlyError
 		price       *bookings.PriceChangedError
+		noRates     *partners.NoRatesError
 	)
 	switch {
 	case errors.As(err, &connectErr):
@@ -158,6 +159,10 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		return connect.NewError(connect.CodeNotFound, errors.New("no webhook endpoint with this endpoint_id (or it was deleted)"))
 	case errors.Is(err, partners.ErrNotFound):
 		return connect.NewError(connect.CodeNotFound, errors.New("no partner with this partner_id"))
+	case errors.As(err, &noRates):
+		return connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf(
+			"no partner rates are in force at %s (a stay's check-out, or the time a redemption is recorded): the partner's first rate version starts later, and nothing before it can be priced",
+			noRates.At.Format(time.RFC3339)))
 	case errors.Is(err, partners.ErrNoRates):
 		return connect.NewError(connect.CodeFailedPrecondition, errors.New("no partner rates are in force at that time"))
 	case errors.As(err, &unknownAcct):

@@ -182,3 +182,44 @@ func TestNoKeyIsRefusedBeforeTheBodyIsRead(t *testing.T) {
 	_, err := e.clients("", connect.WithGRPC()).members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: "1000000001"}))
 	wantCode(t, err, connect.CodeUnauthenticated)
 }
+
+// TestTheBearerSchemeIsCaseInsensitive: HTTP authentication schemes are
+// case-insensitive (RFC 9110), and some client libraries send "bearer";
+// any other scheme, or no key after it, is UNAUTHENTICATED.
+func TestTheBearerSchemeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		name, header string
+		status       int
+	}{
+		{"Bearer", "Bearer " + e.bookingKey, http.StatusOK},
+		{"bearer", "bearer " + e.bookingKey, http.StatusOK},
+		{"BEARER", "BEARER " + e.bookingKey, http.StatusOK},
+		{"Basic", "Basic " + e.bookingKey, http.StatusUnauthorized},
+		{"the key alone", e.bookingKey, http.StatusUnauthorized},
+		{"bearer and no key", "bearer  ", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.MemberService/GetMember", strings.NewReader(`{"memberNumber":"1000000001"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", tc.header)
+			res, err := e.server.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			// An authenticated call reaches the service: the member is not found.
+			want := tc.status
+			if want == http.StatusOK {
+				want = http.StatusNotFound
+			}
+			if res.StatusCode != want {
+				t.Fatalf("%d %s; want %d", res.StatusCode, body, want)
+			}
+		})
+	}
+}

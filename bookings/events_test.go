@@ -415,7 +415,7 @@ func TestEveryBookingFactWritesOneEvent(t *testing.T) {
 				}
 				_, err = w.service.AwardPartnerStay(w.ctx, req(key), w.version, w.partner, w.rates, w.partnerHotel, bookings.PartnerStay{
 					Member: member, Tier: member.Tier, StayID: "B1", Arrival: date("2026-11-20"), Departure: date("2026-11-21"),
-					Charges: []decimal.Decimal{decimal.NewFromInt(300)}})
+					Nights: []programme.Night{{RoomCharge: decimal.NewFromInt(300)}}})
 				return err
 			},
 			want: []string{events.TypeBookingRecorded, events.TypePointsEarned},

@@ -11,7 +11,6 @@ import (
 	"github.com/loyalty-ledger/loyalty/programme"
 	"github.com/loyalty-ledger/loyalty/programmes"
 	"github.com/loyalty-ledger/loyalty/txmeta"
-	"github.com/shopspring/decimal"
 )
 
 // PartnerStayOver refuses to award a stay at a partner's hotel before its
@@ -31,14 +30,16 @@ type PartnerStay struct {
 	Tier               programme.Tier
 	StayID             string
 	Arrival, Departure time.Time
-	// Charges are the nights' room charges, one per night.
-	Charges []decimal.Decimal
+	// Nights are the nights' room charges, one per night, and which are
+	// unbooked extensions.
+	Nights []programme.Night
 }
 
 // AwardPartnerStay awards a stay at a partner's hotel by the partner's rate
 // card in force at check-out (rates), capped by the programme: the points,
 // the partner's settlement entry and the booking's outcome in one
-// transaction. A stay at a partner's hotel does not count for tiers.
+// transaction; a stay that earns nothing records nothing. A stay at a
+// partner's hotel does not count for tiers.
 func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programmes.Version, partner partners.Partner, rates partners.Rates,
 	property programmes.Property, st PartnerStay) (StayResult, error) {
 	award, err := planPartnerStay(v, partner, rates, property, st)
@@ -47,9 +48,12 @@ func (s *Service) AwardPartnerStay(ctx context.Context, req Request, v programme
 	}
 	out := StayResult{Tier: st.Tier}
 	claim := s.claim(req, property.ID, st.StayID, Stayed, st.Member.Number, award.completedAt)
-	if award.points == 0 { // nothing to post, but the booking has its outcome
-		_, err := s.bookings.Claim(ctx, claim, ClaimEvent{PartnerID: partner.ID})
-		return out, err
+	if award.points == 0 {
+		// Nothing is posted or settled, and the booking keeps no outcome:
+		// the partner has nothing to reverse, and awards the corrected
+		// stay later. An outcome recorded already is answered as for any
+		// award.
+		return out, s.refuseIfRecorded(ctx, req, property.ID, st.StayID, st.Member.Number, Stayed)
 	}
 	txn, err := s.post(ctx, req, ledger.KindEarn, v, award.completedAt, award.postings, award.metadata, partners.Record(award.entry),
 		ClaimWith(claim, ClaimEvent{Points: award.points, PartnerID: partner.ID}))
@@ -79,7 +83,7 @@ type partnerAward struct {
 // explains them and the partner's settlement entry. No points, no
 // postings.
 func planPartnerStay(v programmes.Version, partner partners.Partner, rates partners.Rates, property programmes.Property, st PartnerStay) (partnerAward, error) {
-	points, lines, err := partners.StayPoints(rates.Card, st.Tier, st.Charges, v.Programme.PartnerMaxPointsPerUnit)
+	points, lines, err := partners.StayPoints(rates.Card, st.Tier, st.Nights, v.Programme.PartnerMaxPointsPerUnit)
 	if err != nil {
 		return partnerAward{}, err
 	}
@@ -89,7 +93,7 @@ func planPartnerStay(v programmes.Version, partner partners.Partner, rates partn
 	}
 	amount := partners.Amount(rates, points, 0)
 	a.metadata = txmeta.Metadata{Kind: txmeta.KindPartnerStay, Member: st.Member.Number, PropertyID: property.ID, StayID: st.StayID,
-		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Charges), st.Arrival.Format(time.DateOnly)),
+		Description: fmt.Sprintf("Stay at %s, %d night(s) from %s", property.Name, len(st.Nights), st.Arrival.Format(time.DateOnly)),
 		Breakdown:   txmeta.LinesOf(lines), ProgrammeVersion: v.Number,
 		PartnerID: partner.ID, RateVersion: rates.Version, PartnerPointsIssued: points, Money: amount.String(), Currency: partner.Currency,
 		TierPriced: string(st.Tier)}

@@ -63,19 +63,27 @@ const (
 // StayPoints is what a stay at a partner's hotel earns: per night,
 // floor(charge × points per unit × the tier's multiplier), but never more
 // than floor(charge × maxPerUnit), the programme's cap. Points are rounded
-// down per night, like the programme's own stays. The Lines (base, tier
-// bonus, cap; zero lines left out) sum to the points. charges are the room
-// charges per night in the programme's currency, each positive.
-func StayPoints(card RateCard, tier programme.Tier, charges []decimal.Decimal, maxPerUnit decimal.Decimal) (int64, []programme.Line, error) {
+// down per night, like the programme's own stays. An extension night not
+// booked in advance earns nothing, as at the programme's own hotels. The
+// Lines (base, tier bonus, cap; zero lines left out) sum to the points.
+// nights are the room charges per night in the programme's currency, each
+// positive.
+func StayPoints(card RateCard, tier programme.Tier, nights []programme.Night, maxPerUnit decimal.Decimal) (int64, []programme.Line, error) {
 	mult, ok := card.TierMultiplier[tier]
 	if !ok {
 		return 0, nil, fieldError("tier", fmt.Sprintf("the rate card has no multiplier for %q", tier))
 	}
 	var base, withTier, capped int64
-	for i, c := range charges {
+	earning := 0
+	for i, n := range nights {
+		c := n.RoomCharge
 		if !c.IsPositive() {
 			return 0, nil, fieldError(fmt.Sprintf("nights[%d].room_charge.amount", i), "must be positive")
 		}
+		if n.UnbookedExtension {
+			continue
+		}
+		earning++
 		b := c.Mul(card.PointsPerCurrencyUnit).Floor().IntPart()
 		t := c.Mul(card.PointsPerCurrencyUnit).Mul(mult).Floor().IntPart()
 		limit := c.Mul(maxPerUnit).Floor().IntPart()
@@ -89,7 +97,11 @@ func StayPoints(card RateCard, tier programme.Tier, charges []decimal.Decimal, m
 			lines = append(lines, programme.Line{Rule: rule, Description: desc, Points: points})
 		}
 	}
-	add(RuleStayPoints, fmt.Sprintf("%d night(s), %s point(s) per unit of room charge", len(charges), card.PointsPerCurrencyUnit.String()), base)
+	nightsEarning := fmt.Sprintf("%d night(s)", earning)
+	if extensions := len(nights) - earning; extensions > 0 {
+		nightsEarning += fmt.Sprintf(" (and %d unbooked extension night(s), which earn nothing)", extensions)
+	}
+	add(RuleStayPoints, fmt.Sprintf("%s, %s point(s) per unit of room charge", nightsEarning, card.PointsPerCurrencyUnit.String()), base)
 	add(RuleTierBonus, fmt.Sprintf("%s tier: x%s", tier, mult.String()), withTier-base)
 	add(RuleCap, fmt.Sprintf("programme cap: at most %s point(s) per unit of room charge", maxPerUnit.String()), capped-withTier)
 	return capped, lines, nil

@@ -24,9 +24,11 @@ func TestStayPoints(t *testing.T) {
 		card    RateCard
 		tier    programme.Tier
 		charges []string
-		cap     string
-		points  int64
-		lines   map[string]int64
+		// extensions: the last nights are unbooked extensions.
+		extensions int
+		cap        string
+		points     int64
+		lines      map[string]int64
 	}{
 		{name: "one point per unit, regular", card: standard, tier: programme.TierRegular, charges: []string{"388.00"}, cap: "2",
 			points: 388, lines: map[string]int64{RuleStayPoints: 388}},
@@ -40,13 +42,15 @@ func TestStayPoints(t *testing.T) {
 			points: 0, lines: map[string]int64{RuleStayPoints: 300, RuleCap: -300}},
 		{name: "a tier multiplier below one takes points away", card: card("1", "0.5", "1", "1", "1"), tier: programme.TierRegular, charges: []string{"99"}, cap: "2",
 			points: 49, lines: map[string]int64{RuleStayPoints: 99, RuleTierBonus: -50}},
+		{name: "an extension night not booked in advance earns nothing", card: standard, tier: programme.TierGold, charges: []string{"200", "300"}, extensions: 1, cap: "2",
+			points: 240, lines: map[string]int64{RuleStayPoints: 200, RuleTierBonus: 40}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var charges []decimal.Decimal
-			for _, c := range tc.charges {
-				charges = append(charges, d(c))
+			var nights []programme.Night
+			for i, c := range tc.charges {
+				nights = append(nights, programme.Night{RoomCharge: d(c), UnbookedExtension: i >= len(tc.charges)-tc.extensions})
 			}
-			points, lines, err := StayPoints(tc.card, tc.tier, charges, d(tc.cap))
+			points, lines, err := StayPoints(tc.card, tc.tier, nights, d(tc.cap))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +79,7 @@ func TestStayPoints(t *testing.T) {
 }
 
 func TestStayPointsRefusesAFreeNight(t *testing.T) {
-	_, _, err := StayPoints(card("1", "1", "1", "1", "1"), programme.TierRegular, []decimal.Decimal{d("100"), d("0")}, d("2"))
+	_, _, err := StayPoints(card("1", "1", "1", "1", "1"), programme.TierRegular, []programme.Night{{RoomCharge: d("100")}, {RoomCharge: d("0")}}, d("2"))
 	var fe *ledger.FieldError
 	if !errors.As(err, &fe) || fe.Field != "nights[1].room_charge.amount" {
 		t.Fatalf("got %v, want a field error on nights[1]", err)

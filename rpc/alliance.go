@@ -244,7 +244,7 @@ type awardCall struct {
 // prepareAward makes the checks of a partner's stay request, in the order
 // the call answers them.
 func (s allianceService) prepareAward(ctx context.Context, proc string, msg *loyaltyv1.AwardStayRequest) (awardCall, error) {
-	arrival, departure, charges, err := partnerStay(msg)
+	arrival, departure, nights, err := partnerStay(msg)
 	if err != nil {
 		return awardCall{}, err
 	}
@@ -288,7 +288,7 @@ func (s allianceService) prepareAward(ctx context.Context, proc string, msg *loy
 		return awardCall{}, s.toConnect(ctx, proc, noRates)
 	}
 	return awardCall{version: v, partner: partner, rates: rates, property: property, stay: bookings.PartnerStay{
-		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Charges: charges}}, nil
+		Member: member, Tier: tier, StayID: msg.GetStayId(), Arrival: arrival, Departure: departure, Nights: nights}}, nil
 }
 
 // currency is the partner's settlement currency.
@@ -299,8 +299,8 @@ func (s allianceService) currency(ctx context.Context, partnerID string) (string
 
 // partnerStay validates an award's stay: dates, one room charge per night
 // (whose currency, the programme's of the stay's day, chargedIn checks).
-func partnerStay(msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []decimal.Decimal, error) {
-	fail := func(err error) (time.Time, time.Time, []decimal.Decimal, error) {
+func partnerStay(msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []programme.Night, error) {
+	fail := func(err error) (time.Time, time.Time, []programme.Night, error) {
 		return time.Time{}, time.Time{}, nil, err
 	}
 	if err := checkMember(msg.GetMemberNumber()); err != nil {
@@ -330,23 +330,23 @@ func partnerStay(msg *loyaltyv1.AwardStayRequest) (time.Time, time.Time, []decim
 	if len(msg.GetNights()) != nights {
 		return fail(badField("nights", "has %d entries for a stay of %d nights", len(msg.GetNights()), nights))
 	}
-	charges := make([]decimal.Decimal, 0, nights)
+	stayNights := make([]programme.Night, 0, nights)
 	for i, n := range msg.GetNights() {
 		field := fmt.Sprintf("nights[%d].room_charge", i)
 		c := n.GetRoomCharge()
 		if c == nil {
 			return fail(badField(field, "is required"))
 		}
-		if !moneyAmount.MatchString(c.GetAmount()) {
-			return fail(badField(field+".amount", "must be a decimal like \"388.00\", got %q", clip(c.GetAmount())))
+		amount, err := roomCharge(field+".amount", c.GetAmount())
+		if err != nil {
+			return fail(err)
 		}
-		amount, err := decimal.NewFromString(c.GetAmount())
-		if err != nil || !amount.IsPositive() {
+		if !amount.IsPositive() {
 			return fail(badField(field+".amount", "must be a positive decimal"))
 		}
-		charges = append(charges, amount)
+		stayNights = append(stayNights, programme.Night{RoomCharge: amount, UnbookedExtension: n.GetUnbookedExtension()})
 	}
-	return arrival, departure, charges, nil
+	return arrival, departure, stayNights, nil
 }
 
 func (s allianceService) Redeem(ctx context.Context, req *connect.Request[loyaltyv1.AllianceServiceRedeemRequest]) (*connect.Response[loyaltyv1.AllianceServiceRedeemResponse], error) {

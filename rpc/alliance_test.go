@@ -403,3 +403,33 @@ func TestAnAwardReplayAnswersTheTierThatPricedIt(t *testing.T) {
 		t.Fatalf("the replay answered\n%v\nthe first answer was\n%v", again.Msg, first.Msg)
 	}
 }
+
+// TestWhatAPartnersNightsEarn: a stay that earns nothing (under a point of
+// charge) posts nothing and keeps no outcome, so the corrected stay is
+// awarded after it; an extension night not booked in advance earns
+// nothing, as at the chain's hotels; a night's charge is at most
+// 1,000,000.00.
+func TestWhatAPartnersNightsEarn(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha := w.alliance(w.alphaKey)
+	zero, err := alpha.AwardStay(w.ctx, award("stay-zero", w.m1, "A-1", "ALPHA-ZERO", "2026-11-10", "0.99"))
+	if err != nil || zero.Msg.GetTransaction() != nil {
+		t.Fatalf("a stay of 0 points: %v, %v; want no transaction", zero, err)
+	}
+	corrected, err := alpha.AwardStay(w.ctx, award("stay-zero-corrected", w.m1, "A-1", "ALPHA-ZERO", "2026-11-10", "99.00"))
+	if got := mustTxn(t, corrected, err); got.GetPointsIssued() != 99 {
+		t.Errorf("the corrected stay after one of 0 points: %d points, want 99", got.GetPointsIssued())
+	}
+	// An extension night not booked in advance earns nothing.
+	ext := award("stay-ext", w.m1, "A-1", "ALPHA-EXT", "2026-11-10", "100.00", "100.00")
+	ext.Msg.Nights[1].UnbookedExtension = true
+	extRes, err := alpha.AwardStay(w.ctx, ext)
+	if got := mustTxn(t, extRes, err); got.GetPointsIssued() != 100 {
+		t.Errorf("a stay with an unbooked extension night: %d points, want 100 (the booked night's)", got.GetPointsIssued())
+	}
+	// A night's charge is at most 1,000,000.00.
+	_, err = alpha.AwardStay(w.ctx, award("stay-huge", w.m1, "A-1", "ALPHA-HUGE", "2026-11-10", "999999999999.99"))
+	if f := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); f != "nights[0].roomCharge.amount" {
+		t.Errorf("a night of 999999999999.99: field %q", f)
+	}
+}

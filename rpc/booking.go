@@ -31,6 +31,25 @@ var _ loyaltyv1connect.BookingServiceHandler = bookingService{}
 // grouping, at most two decimals.
 var moneyAmount = regexp.MustCompile(`^-?[0-9]{1,12}(\.[0-9]{1,2})?$`)
 
+// maxRoomCharge bounds a night's room charge, whatever the hotel: above
+// any suite's price, far below what would overflow a transaction's points.
+var maxRoomCharge = decimal.NewFromInt(1_000_000)
+
+// roomCharge parses a night's room charge (Money.amount) at field.
+func roomCharge(field, amount string) (decimal.Decimal, error) {
+	if !moneyAmount.MatchString(amount) {
+		return decimal.Decimal{}, badField(field, "must be a decimal like \"388.00\", got %q", clip(amount))
+	}
+	d, err := decimal.NewFromString(amount)
+	if err != nil {
+		return decimal.Decimal{}, badField(field, "is not a decimal")
+	}
+	if d.Abs().GreaterThan(maxRoomCharge) {
+		return decimal.Decimal{}, badField(field, "is %s: a night's room charge is at most %s", clip(amount), maxRoomCharge.StringFixed(2))
+	}
+	return d, nil
+}
+
 func (s bookingService) RecordStay(ctx context.Context, req *connect.Request[loyaltyv1.RecordStayRequest]) (*connect.Response[loyaltyv1.RecordStayResponse], error) {
 	out, err := s.recordStay(ctx, req.Spec().Procedure, req.Msg)
 	if err != nil {
@@ -154,12 +173,9 @@ func (s bookingService) stayFromRequest(msg *loyaltyv1.RecordStayRequest) (progr
 			return stay, time.Time{}, time.Time{}, badField(field, "is required")
 		}
 		stay.Currency = charge.GetCurrencyCode()
-		if !moneyAmount.MatchString(charge.GetAmount()) {
-			return stay, time.Time{}, time.Time{}, badField(field+".amount", "must be a decimal like \"388.00\", got %q", clip(charge.GetAmount()))
-		}
-		amount, err := decimal.NewFromString(charge.GetAmount())
+		amount, err := roomCharge(field+".amount", charge.GetAmount())
 		if err != nil {
-			return stay, time.Time{}, time.Time{}, badField(field+".amount", "is not a decimal")
+			return stay, time.Time{}, time.Time{}, err
 		}
 		stay.Nights = append(stay.Nights, programme.Night{RoomCharge: amount, UnbookedExtension: n.GetUnbookedExtension()})
 	}

@@ -177,6 +177,9 @@ func TestHostileInput(t *testing.T) {
 		{"a room charge in exponent form", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "1e9" })
 		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},
+		{"a room charge over 1,000,000.00 a night", func() error {
+			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "1000000.01" })
+		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},
 		{"a room charge with a tenth of a fen", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "388.001" })
 		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},

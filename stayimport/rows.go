@@ -279,21 +279,21 @@ func ChannelNames() []string {
 // recordRequest is the row as RecordStays takes it.
 func (r Row) recordRequest() *loyaltyv1.RecordStayRequest {
 	return &loyaltyv1.RecordStayRequest{IdempotencyKey: r.IdempotencyKey, MemberNumber: r.MemberNumber, PropertyId: r.PropertyID,
-		StayId: r.StayID, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate, Nights: r.nights(true),
+		StayId: r.StayID, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate, Nights: r.nights(),
 		Channel: r.Channel, BookedForOther: r.BookedForOther}
 }
 
 // awardRequest is the row as AwardStays takes it.
 func (r Row) awardRequest() *loyaltyv1.AwardStayRequest {
 	return &loyaltyv1.AwardStayRequest{IdempotencyKey: r.IdempotencyKey, MemberNumber: r.MemberNumber, PropertyId: r.PropertyID,
-		StayId: r.StayID, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate, Nights: r.nights(false), FamilyName: r.FamilyName}
+		StayId: r.StayID, ArrivalDate: r.ArrivalDate, DepartureDate: r.DepartureDate, Nights: r.nights(), FamilyName: r.FamilyName}
 }
 
-func (r Row) nights(extensions bool) []*loyaltyv1.StayNight {
+func (r Row) nights() []*loyaltyv1.StayNight {
 	out := make([]*loyaltyv1.StayNight, len(r.Charges))
 	for i, c := range r.Charges {
 		out[i] = &loyaltyv1.StayNight{RoomCharge: &loyaltyv1.Money{CurrencyCode: r.CurrencyCode, Amount: c},
-			UnbookedExtension: extensions && i >= len(r.Charges)-r.UnbookedExtensionNights}
+			UnbookedExtension: i >= len(r.Charges)-r.UnbookedExtensionNights}
 	}
 	return out
 }

@@ -105,7 +105,9 @@ func TestAGoodRowBecomesItsRequest(t *testing.T) {
 			t.Errorf("night %d: %v", i, n)
 		}
 	}
-	if award := rows[0].awardRequest(); award.GetFamilyName() != "Wei" || len(award.GetNights()) != 3 || award.GetNights()[2].GetUnbookedExtension() {
+	// A partner's stay too: its unbooked extension nights earn nothing.
+	if award := rows[0].awardRequest(); award.GetFamilyName() != "Wei" || len(award.GetNights()) != 3 || !award.GetNights()[2].GetUnbookedExtension() ||
+		award.GetNights()[1].GetUnbookedExtension() {
 		t.Errorf("award %v", award)
 	}
 }

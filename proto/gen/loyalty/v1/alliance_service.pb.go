@@ -484,8 +484,11 @@ func (x *PartnerTransaction) GetReversesTransactionId() string {
 }
 
 type AwardStayResponse struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	Transaction *PartnerTransaction    `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unset when the stay earned nothing (its nights priced at 0 points):
+	// nothing is posted or settled, and the booking keeps no outcome, so a
+	// corrected stay can be awarded later.
+	Transaction *PartnerTransaction `protobuf:"bytes,1,opt,name=transaction,proto3" json:"transaction,omitempty"`
 	// The member's tier that priced the stay.
 	Tier          Tier `protobuf:"varint,2,opt,name=tier,proto3,enum=loyalty.v1.Tier" json:"tier,omitempty"`
 	unknownFields protoimpl.UnknownFields

@@ -334,7 +334,7 @@ type StayNight struct {
 	RoomCharge *Money `protobuf:"bytes,1,opt,name=room_charge,json=roomCharge,proto3" json:"room_charge,omitempty"`
 	// True for a night added at the hotel (an extension) that was not booked in
 	// advance through a self-service channel (web, app, SMS); such nights earn
-	// no points.
+	// no points, at the chain's hotels and at partners' alike.
 	UnbookedExtension bool `protobuf:"varint,2,opt,name=unbooked_extension,json=unbookedExtension,proto3" json:"unbooked_extension,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache

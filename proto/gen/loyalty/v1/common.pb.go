@@ -27,8 +27,9 @@
 //
 //   - INVALID_ARGUMENT: a malformed or missing field (the message names it).
 //   - UNAUTHENTICATED: no, unknown, expired or revoked API key.
-//   - PERMISSION_DENIED: the key's role does not allow the call, or the call
-//     touches a property, partner or transaction outside the caller's scope.
+//   - PERMISSION_DENIED: the key's role does not allow the call, or its
+//     partner is suspended. A property or transaction outside a partner's
+//     scope is answered NOT_FOUND, exactly as one that does not exist.
 //   - NOT_FOUND: an unknown member, property, transaction, guarantee or key.
 //   - ALREADY_EXISTS: the idempotency key was already used with a different
 //     request, or the entity (for example an outcome of the same stay) was
@@ -286,7 +287,10 @@ type Money struct {
 	// Decimal amount as a string, e.g. "388.00": an optional "-", one or more
 	// digits, and optionally "." followed by at most as many digits as the
 	// currency has minor units (2 for CNY). No exponent, no digit grouping,
-	// no surrounding spaces.
+	// no surrounding spaces. A night's room charge is at most 1000000.00.
+	// Amounts the service computes at a rate (a partner transaction's
+	// settlement value) are exact and may carry more decimals; a settlement
+	// total is rounded to 2.
 	Amount        string `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -168,6 +169,27 @@ func (e Event) AppendJSON(buf []byte) []byte {
 		buf = append(buf, e.Data...)
 	}
 	return append(buf, '}')
+}
+
+// ForPartner is e as a partner's webhook endpoint receives it: without the
+// member's balance (balance_after), which the alliance API keeps from
+// partners; the member's points at a partner's hotel include those earned
+// elsewhere.
+func (e Event) ForPartner() Event {
+	if !bytes.Contains(e.Data, []byte(`"balance_after"`)) {
+		return e
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(e.Data, &fields); err != nil {
+		return e // not an object: it has no such field
+	}
+	delete(fields, "balance_after")
+	data, err := json.Marshal(fields)
+	if err != nil {
+		return e // cannot fail: the values were read as JSON
+	}
+	e.Data = data
+	return e
 }
 
 // appendJSONString appends s quoted as encoding/json quotes it: as it is

@@ -774,6 +774,13 @@ const envelopeBytes = 320
 // the CloudEvents JSON batch format (a batch of one for a retry).
 func (d *Dispatcher) post(ctx context.Context, t *target, evs []events.Event) outcome {
 	d.attempts.Add(uint64(len(evs)))
+	if t.partnerID != "" {
+		partners := make([]events.Event, len(evs))
+		for i, e := range evs {
+			partners[i] = e.ForPartner()
+		}
+		evs = partners
+	}
 	size := 2
 	for _, e := range evs {
 		size += envelopeBytes + len(e.Data)

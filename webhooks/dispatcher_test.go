@@ -2,6 +2,7 @@ package webhooks_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -769,5 +770,42 @@ func TestTheBacklogCountsEventsNoDispatcherHasSent(t *testing.T) {
 	}
 	if b := backlog(); b.Unsent != 0 || !b.OldestUnsentAt.IsZero() {
 		t.Fatalf("backlog once dispatched: %+v, want nothing unsent", b)
+	}
+}
+
+// TestAPartnerEndpointDoesNotSeeTheMembersBalance: the alliance API keeps
+// a member's balance from partners, and so do their webhooks: an event at
+// a partner's hotel reaches the partner's endpoint without balance_after,
+// the rest of its data as it is; the programme's endpoint gets it whole.
+func TestAPartnerEndpointDoesNotSeeTheMembersBalance(t *testing.T) {
+	f := newFixture(t, dbtest.New(t), 1)
+	f.createPartner("P1")
+	programmeRC, p1RC := newReceiver(t, nil), newReceiver(t, nil)
+	f.endpoint(programmeRC.url(), webhooks.CreateRequest{})
+	f.endpoint(p1RC.url(), webhooks.CreateRequest{PartnerID: "P1"})
+	fact := f.partnerFact("P1", "award")
+	fact.Data = map[string]any{"member_number": member(1), "points": 800,
+		"balance_after": map[string]int64{"posted": 125000, "held": 0, "available": 125000}}
+	f.announce(fact)
+	f.sequence()
+	f.drain(f.dispatcher("d", webhooks.DispatcherOptions{}))
+
+	data := func(rc *receiver) map[string]any {
+		t.Helper()
+		calls := rc.got()
+		if len(calls) != 1 {
+			t.Fatalf("%d calls, want 1", len(calls))
+		}
+		var out map[string]any
+		if err := json.Unmarshal(calls[0].Envelope.Data, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := data(programmeRC); got["balance_after"] == nil {
+		t.Errorf("the programme's endpoint got %v, want the balance", got)
+	}
+	if got := data(p1RC); got["balance_after"] != nil || got["member_number"] != member(1) || got["points"] != float64(800) {
+		t.Errorf("the partner's endpoint got %v, want the member and the points, not the balance", got)
 	}
 }

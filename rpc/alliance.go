@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"connectrpc.com/connect"
 	"github.com/google/uuid"
@@ -190,19 +191,36 @@ func (s allianceService) recogniseError(ctx context.Context, proc string, member
 	if err != nil {
 		return s.toConnect(ctx, proc, err)
 	}
-	if !strings.EqualFold(familyName(member.FullName), strings.TrimSpace(family)) {
+	if !isFamilyName(member.FullName, strings.TrimSpace(family)) {
 		return unknown
 	}
 	return nil
 }
 
-// familyName is the last word of a registered full name.
-func familyName(fullName string) string {
+// isFamilyName reports whether family, without regard to case, is the
+// family name of a registered full name: its last word or its first (a
+// Chinese name in Latin letters is written either way round: "Li Wei",
+// "Wei Li"), or, for a name in Chinese characters written without spaces
+// ("李伟", "欧阳娜娜"), its first character or two (the family names of
+// one and of two characters).
+func isFamilyName(fullName, family string) bool {
 	words := strings.Fields(fullName)
-	if len(words) == 0 {
-		return ""
+	if len(words) == 0 || family == "" {
+		return false
 	}
-	return words[len(words)-1]
+	candidates := []string{words[len(words)-1], words[0]}
+	if name := []rune(words[0]); len(words) == 1 && len(name) >= 2 && unicode.Is(unicode.Han, name[0]) {
+		candidates = append(candidates, string(name[:1]))
+		if len(name) >= 3 {
+			candidates = append(candidates, string(name[:2]))
+		}
+	}
+	for _, c := range candidates {
+		if strings.EqualFold(c, family) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s allianceService) AwardStay(ctx context.Context, req *connect.Request[loyaltyv1.AwardStayRequest]) (*connect.Response[loyaltyv1.AwardStayResponse], error) {

@@ -27,7 +27,11 @@ type GetMemberStatusRequest struct {
 	// The member number the guest shows (required).
 	MemberNumber string `protobuf:"bytes,1,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
 	// The guest's family name (required, 1-100 characters), compared without
-	// regard to case with the last word of the member's registered name.
+	// regard to case with the last or the first word of the member's
+	// registered name (a Chinese name in Latin letters is written either way
+	// round: "Li Wei", "Wei Li"), or, for a name in Chinese characters
+	// written without spaces ("李伟", "欧阳娜娜"), its first one or two
+	// characters.
 	FamilyName    string `protobuf:"bytes,2,opt,name=family_name,json=familyName,proto3" json:"family_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

@@ -176,6 +176,7 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 		connect.WithReadMaxBytes(MaxRequestBytes),
 		// Answers are small: compressing them costs more CPU than it saves.
 		connect.WithCompressMinBytes(4 << 10),
+		gzipCompression(),
 	}
 	opts = append(opts, codecs()...)
 	mux := http.NewServeMux()

@@ -1,6 +1,8 @@
 package rpc_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"io"
 	"net/http"
@@ -221,5 +223,45 @@ func TestTheBearerSchemeIsCaseInsensitive(t *testing.T) {
 				t.Fatalf("%d %s; want %d", res.StatusCode, body, want)
 			}
 		})
+	}
+}
+
+// TestGzipRequestsAreTakenAndBombsRefused: a gzip-compressed request is
+// decoded as any other (Content-Encoding, Connect's unary compression), and
+// one that inflates past the request limit is RESOURCE_EXHAUSTED.
+func TestGzipRequestsAreTakenAndBombsRefused(t *testing.T) {
+	e := newEnv(t)
+	post := func(body []byte) (int, string) {
+		t.Helper()
+		var zipped bytes.Buffer
+		w := gzip.NewWriter(&zipped)
+		if _, err := w.Write(body); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.BookingService/RecordStays", &zipped)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Encoding", "gzip")
+		req.Header.Set("Authorization", "Bearer "+e.bookingKey)
+		res, err := e.server.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(out)
+	}
+	// Decoded: the call itself refuses an empty batch, naming the field.
+	if status, body := post([]byte(`{"stays":[]}`)); status != http.StatusBadRequest || !strings.Contains(body, "stays") {
+		t.Errorf("a small gzip request: %d %s", status, body)
+	}
+	bomb := append([]byte(`{"stays":[{"stayId":"`), bytes.Repeat([]byte("x"), 64<<20)...)
+	if status, body := post(bomb); !strings.Contains(body, `"code":"resource_exhausted"`) {
+		t.Errorf("a gzip bomb of 64 MiB: %d %s", status, body)
 	}
 }

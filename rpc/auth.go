@@ -261,7 +261,7 @@ func (s *Server) permitted(ctx context.Context, procedure string, header http.He
 		return key, nil
 	}
 	return apikeys.Key{}, connect.NewError(connect.CodePermissionDenied,
-		errors.New("a "+string(key.Role)+" key may not call "+procedure))
+		errors.New(withArticle(string(key.Role))+" key may not call "+procedure))
 }
 
 // streamRoles does for streams what authenticate does for unary calls,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 
 	"connectrpc.com/connect"
@@ -110,7 +111,7 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 		return fmt.Errorf("unknown field %q: %s has no such field, and a write refuses what it does not know (check the spelling)",
 			clip(f[1]), m.ProtoReflect().Descriptor().Name())
 	}
-	return fmt.Errorf("not a %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	return fmt.Errorf("not %s: %w", withArticle(string(m.ProtoReflect().Descriptor().Name())), err)
 }
 
 type strictProto struct{}
@@ -149,7 +150,7 @@ func (strictProto) Unmarshal(data []byte, message any) error {
 		return fmt.Errorf("%T is not a protobuf message", message)
 	}
 	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("not a %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+		return fmt.Errorf("not %s: %w", withArticle(string(m.ProtoReflect().Descriptor().Name())), err)
 	}
 	if r := m.ProtoReflect(); isWrite(r) {
 		if path := unknownField(r, ""); path != "" {
@@ -199,4 +200,12 @@ func unknownField(m protoreflect.Message, at string) string {
 		return found == ""
 	})
 	return found
+}
+
+// withArticle is name after "a" or "an", as it is read aloud.
+func withArticle(name string) string {
+	if name != "" && strings.ContainsRune("AEIOUaeiou", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
 }

@@ -120,6 +120,9 @@ type ActivityQuery struct {
 	// From (inclusive) and To (exclusive) bound the effective time; zero:
 	// unbounded.
 	From, To time.Time
+	// ByRecorded: From and To bound the recording time instead, (From, To]
+	// as Settlement counts it, and the newest recorded come first.
+	ByRecorded bool
 	// PropertyID, when set, keeps one property's transactions.
 	PropertyID string
 	PageSize   int
@@ -127,12 +130,15 @@ type ActivityQuery struct {
 }
 
 type activityCursor struct {
+	// EffectiveAt is the last row's time: its recording time when Recorded.
 	EffectiveAt time.Time `json:"t"`
 	ID          uuid.UUID `json:"id"`
+	Recorded    bool      `json:"r,omitempty"`
 }
 
 // Activity returns a page of the partner's transactions, newest effective
-// time first, and the token of the next page (empty on the last).
+// (or, ByRecorded, recording) time first, and the token of the next page
+// (empty on the last).
 func (s *Store) Activity(ctx context.Context, partnerID string, q ActivityQuery) ([]Entry, string, error) {
 	if q.PageSize == 0 {
 		q.PageSize = DefaultPageSize
@@ -144,11 +150,15 @@ func (s *Store) Activity(ctx context.Context, partnerID string, q ActivityQuery)
 	sb.WriteString(entrySelect + ` WHERE partner_id = $1`)
 	args := []any{partnerID}
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	column, after, upTo := "effective_at", " >= ", " < "
+	if q.ByRecorded {
+		column, after, upTo = "recorded_at", " > ", " <= "
+	}
 	if !q.From.IsZero() {
-		sb.WriteString(` AND effective_at >= ` + arg(q.From.UTC()))
+		sb.WriteString(` AND ` + column + after + arg(q.From.UTC()))
 	}
 	if !q.To.IsZero() {
-		sb.WriteString(` AND effective_at < ` + arg(q.To.UTC()))
+		sb.WriteString(` AND ` + column + upTo + arg(q.To.UTC()))
 	}
 	if q.PropertyID != "" {
 		sb.WriteString(` AND property_id = ` + arg(q.PropertyID))
@@ -159,10 +169,13 @@ func (s *Store) Activity(ctx context.Context, partnerID string, q ActivityQuery)
 		if err != nil || len(raw) > 200 || json.Unmarshal(raw, &c) != nil || c.ID == uuid.Nil {
 			return nil, "", fieldError("page_token", "is not a token this service returned")
 		}
+		if c.Recorded != q.ByRecorded {
+			return nil, "", fieldError("page_token", "is a page of the other time basis: send by_recorded_time as the first page did")
+		}
 		t, id := arg(c.EffectiveAt), arg(c.ID)
-		sb.WriteString(` AND (effective_at < ` + t + ` OR (effective_at = ` + t + ` AND transaction_id < ` + id + `))`)
+		sb.WriteString(` AND (` + column + ` < ` + t + ` OR (` + column + ` = ` + t + ` AND transaction_id < ` + id + `))`)
 	}
-	sb.WriteString(` ORDER BY effective_at DESC, transaction_id DESC LIMIT ` + arg(q.PageSize+1))
+	sb.WriteString(` ORDER BY ` + column + ` DESC, transaction_id DESC LIMIT ` + arg(q.PageSize+1))
 	rows, err := s.db.Pool.Query(ctx, sb.String(), args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("partner activity: %w", err)
@@ -175,7 +188,11 @@ func (s *Store) Activity(ctx context.Context, partnerID string, q ActivityQuery)
 	if len(entries) > q.PageSize {
 		entries = entries[:q.PageSize]
 		last := entries[len(entries)-1]
-		raw, _ := json.Marshal(activityCursor{EffectiveAt: last.EffectiveAt, ID: last.TransactionID})
+		at := last.EffectiveAt
+		if q.ByRecorded {
+			at = last.RecordedAt
+		}
+		raw, _ := json.Marshal(activityCursor{EffectiveAt: at, ID: last.TransactionID, Recorded: q.ByRecorded})
 		next = base64.RawURLEncoding.EncodeToString(raw)
 	}
 	return entries, next, nil

@@ -470,7 +470,8 @@ func (s allianceService) ListPartnerActivity(ctx context.Context, req *connect.R
 	if len(msg.GetPageToken()) > 300 {
 		return nil, badField("page_token", "is not a token this service returned")
 	}
-	q := partners.ActivityQuery{PropertyID: msg.GetPropertyId(), PageSize: int(msg.GetPageSize()), PageToken: msg.GetPageToken()}
+	q := partners.ActivityQuery{PropertyID: msg.GetPropertyId(), PageSize: int(msg.GetPageSize()), PageToken: msg.GetPageToken(),
+		ByRecorded: msg.GetByRecordedTime()}
 	if msg.GetFrom() != nil {
 		q.From = msg.GetFrom().AsTime()
 	}

@@ -433,3 +433,56 @@ func TestWhatAPartnersNightsEarn(t *testing.T) {
 		t.Errorf("a night of 999999999999.99: field %q", f)
 	}
 }
+
+// TestAPartnerListsWhatItsSettlementSums: a settlement counts by recording
+// time, so a stay reported late is in today's settlement but not in
+// today's activity by check-out; listed by recording time over the same
+// period, the activity is exactly what the settlement sums. A page token
+// belongs to its time basis.
+func TestAPartnerListsWhatItsSettlementSums(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha := w.alliance(w.alphaKey)
+	from := w.clock.Now()
+	w.clock.Advance(time.Minute)
+	for i, arrival := range []string{"2026-10-01", "2026-11-10"} { // one reported late
+		if _, err := alpha.AwardStay(w.ctx, award(fmt.Sprintf("late-%d", i), w.m1, "A-1", fmt.Sprintf("ALPHA-LATE-%d", i), arrival, "100.00")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	to := w.clock.Now()
+	preview, err := alpha.GetSettlementPreview(w.ctx, connect.NewRequest(&loyaltyv1.GetSettlementPreviewRequest{From: timestamppb.New(from), To: timestamppb.New(to)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(byRecorded bool, pageSize int32, token string) *loyaltyv1.ListPartnerActivityResponse {
+		t.Helper()
+		res, err := alpha.ListPartnerActivity(w.ctx, connect.NewRequest(&loyaltyv1.ListPartnerActivityRequest{From: timestamppb.New(from), To: timestamppb.New(to),
+			ByRecordedTime: byRecorded, PageSize: pageSize, PageToken: token}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Msg
+	}
+	var issued int64
+	var pages int
+	for token := ""; ; {
+		page := list(true, 1, token)
+		pages++
+		for _, tx := range page.GetTransactions() {
+			issued += tx.GetPointsIssued()
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if want := preview.Msg.GetSettlement().GetPointsIssued(); issued != want || want != 200 || pages != 2 {
+		t.Errorf("listed by recording time: %d points issued in %d pages; the settlement sums %d (want 200, two pages of one)", issued, pages, want)
+	}
+	if byCheckout := list(false, 0, ""); len(byCheckout.GetTransactions()) != 0 {
+		t.Errorf("by check-out, the period has %d transactions, want none: the stays checked out before it", len(byCheckout.GetTransactions()))
+	}
+	_, err = alpha.ListPartnerActivity(w.ctx, connect.NewRequest(&loyaltyv1.ListPartnerActivityRequest{PageToken: list(true, 1, "").GetNextPageToken()}))
+	if f := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); f != "pageToken" {
+		t.Errorf("a token of the other time basis: field %q", f)
+	}
+}

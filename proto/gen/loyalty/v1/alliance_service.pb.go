@@ -1003,16 +1003,23 @@ func (x *AllianceServiceReverseTransactionResponse) GetTransaction() *PartnerTra
 type ListPartnerActivityRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Effective time from (inclusive) and to (exclusive); both optional.
+	// Newest effective first.
 	From *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	To   *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	// Only this property's transactions (optional).
 	PropertyId string `protobuf:"bytes,3,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
 	// 1-200; 50 when 0.
 	PageSize int32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
-	// From the previous page's next_page_token.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// From the previous page's next_page_token (sent with the same
+	// by_recorded_time).
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// When true, from and to bound the time the ledger recorded each
+	// transaction, (from, to] as GetSettlementPreview counts it, newest
+	// recorded first: the pages list exactly the transactions a settlement
+	// of that period sums, a stay reported late included.
+	ByRecordedTime bool `protobuf:"varint,6,opt,name=by_recorded_time,json=byRecordedTime,proto3" json:"by_recorded_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ListPartnerActivityRequest) Reset() {
@@ -1078,6 +1085,13 @@ func (x *ListPartnerActivityRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListPartnerActivityRequest) GetByRecordedTime() bool {
+	if x != nil {
+		return x.ByRecordedTime
+	}
+	return false
 }
 
 type ListPartnerActivityResponse struct {
@@ -1577,7 +1591,7 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"\x0etransaction_id\x18\x02 \x01(\tR\rtransactionId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"m\n" +
 	")AllianceServiceReverseTransactionResponse\x12@\n" +
-	"\vtransaction\x18\x01 \x01(\v2\x1e.loyalty.v1.PartnerTransactionR\vtransaction\"\xd5\x01\n" +
+	"\vtransaction\x18\x01 \x01(\v2\x1e.loyalty.v1.PartnerTransactionR\vtransaction\"\xff\x01\n" +
 	"\x1aListPartnerActivityRequest\x12.\n" +
 	"\x04from\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04from\x12*\n" +
 	"\x02to\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02to\x12\x1f\n" +
@@ -1585,7 +1599,8 @@ const file_loyalty_v1_alliance_service_proto_rawDesc = "" +
 	"propertyId\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x89\x01\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x12(\n" +
+	"\x10by_recorded_time\x18\x06 \x01(\bR\x0ebyRecordedTime\"\x89\x01\n" +
 	"\x1bListPartnerActivityResponse\x12B\n" +
 	"\ftransactions\x18\x01 \x03(\v2\x1e.loyalty.v1.PartnerTransactionR\ftransactions\x12&\n" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"y\n" +

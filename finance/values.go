@@ -40,7 +40,9 @@ var ErrValueConflict = errors.New("a point value for this date exists with anoth
 // of effectiveOn (UTC), guarded by the caller's idempotency key: a retry
 // returns the first answer. A version is never changed: another value for
 // a date that has one is ErrValueConflict (the same value again is a no-op).
-// Every version has the currency of the default.
+// A new version starts after today (UTC): an earlier one would reprice
+// recorded movements and closed periods. Every version has the currency of
+// the default.
 func (r *Reports) SetPointValue(ctx context.Context, caller, idempotencyKey string, effectiveOn time.Time, value decimal.Decimal, currency string) (PointValue, error) {
 	switch {
 	case effectiveOn.IsZero() || !floorDay(effectiveOn).Equal(effectiveOn.UTC()):
@@ -73,6 +75,13 @@ func (r *Reports) SetPointValue(ctx context.Context, caller, idempotencyKey stri
 			}
 			if !errors.Is(err, pgx.ErrNoRows) {
 				return v, err
+			}
+			// A new version never reprices what is recorded: the money of a
+			// movement is at the value in force when it was recorded, and a
+			// closed or sealed period must read the same for ever.
+			if today := floorDay(r.clock()); !v.EffectiveOn.After(today) {
+				return v, invalid("effective_on", "is %s: a new value starts after today (%s, UTC), so that nothing recorded, and no closed period, is repriced",
+					fmtDay(v.EffectiveOn), fmtDay(today))
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO finance_point_values (effective_on, value_per_point, currency, created_at, created_by)
 				VALUES ($1::DATE, $2, $3, $4, $5)`, fmtDay(v.EffectiveOn), value, currency, v.CreatedAt, caller)

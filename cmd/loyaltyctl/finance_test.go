@@ -107,10 +107,16 @@ func TestFinanceCommands(t *testing.T) {
 		t.Errorf("unknown -group-by: exit %d, want %d", code, exitUsage)
 	}
 
-	// A new book value from June 3: the no-show is valued at it, the
-	// closing too, and what was outstanding then is revalued.
+	// A new book value starts after today: set now for a day past, it
+	// would reprice what is recorded, and is refused.
+	if code, _, stderr := runCLI(t, clock.Now, "point-value", "set", "-on", "2026-06-03", "-value", "0.02"); code != exitUsage || !strings.Contains(stderr, "starts after today") {
+		t.Errorf("a value from a day past: exit %d, %s; want 2", code, stderr)
+	}
+	// A new book value from June 3, set on June 2: the no-show is valued
+	// at it, the closing too, and what was outstanding then is revalued.
+	onJune2 := func() time.Time { return time.Date(2026, 6, 2, 18, 0, 0, 0, time.UTC) }
 	for range 2 { // the second time is a no-op
-		if code, _, stderr := runCLI(t, clock.Now, "point-value", "set", "-on", "2026-06-03", "-value", "0.02"); code != exitOK {
+		if code, _, stderr := runCLI(t, onJune2, "point-value", "set", "-on", "2026-06-03", "-value", "0.02"); code != exitOK {
 			t.Fatalf("point-value set: exit %d: %s", code, stderr)
 		}
 	}

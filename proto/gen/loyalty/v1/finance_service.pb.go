@@ -1188,7 +1188,9 @@ type SetPointValueRequest struct {
 	// API key. Same key and same request returns the first response; same key
 	// with a different request fails with ALREADY_EXISTS.
 	IdempotencyKey string `protobuf:"bytes,1,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	// The UTC date "YYYY-MM-DD" from which the value applies (required).
+	// The UTC date "YYYY-MM-DD" from which the value applies (required):
+	// after today (UTC), so that nothing recorded, and no closed period, is
+	// repriced. The value is in force from 00:00 UTC that day.
 	EffectiveOn string `protobuf:"bytes,2,opt,name=effective_on,json=effectiveOn,proto3" json:"effective_on,omitempty"`
 	// Money per point, e.g. "0.012": non-negative, at most 8 decimal places
 	// (required).

@@ -2,6 +2,7 @@ package rpc_test
 
 import (
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -106,6 +107,13 @@ func TestFinanceService(t *testing.T) {
 				if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != field {
 					t.Errorf("bad %s: field %q", field, got)
 				}
+			}
+			// A value from a day already begun would reprice what is recorded.
+			today := e.clock.Now().UTC().Format(time.DateOnly)
+			_, err = fin.SetPointValue(e.ctx, connect.NewRequest(&loyaltyv1.SetPointValueRequest{IdempotencyKey: "v6",
+				EffectiveOn: today, ValuePerPoint: "0.02", CurrencyCode: "CNY"}))
+			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "effectiveOn" {
+				t.Errorf("a value from today: field %q", got)
 			}
 			_, err = fin.GetRollForward(e.ctx, connect.NewRequest(&loyaltyv1.GetRollForwardRequest{From: timestamppb.New(to), To: timestamppb.New(from)}))
 			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "to" {

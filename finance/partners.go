@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/loyalty-ledger/loyalty/partners"
 )
 
@@ -49,26 +51,44 @@ func (r *Reports) PartnerStatements(ctx context.Context, from, to time.Time) (Pa
 	if err != nil {
 		return out, fmt.Errorf("partner statements: %w", err)
 	}
-	rf, err := r.RollForward(ctx, from, to, GroupByPartner)
+	switch {
+	case to.IsZero():
+		return out, invalid("to", "is required")
+	case !from.IsZero() && !out.To.After(out.From):
+		return out, invalid("to", "must be after from (%s), got %s", fmtTime(out.From), fmtTime(out.To))
+	}
+	// The roll-forward and the statements are read in one snapshot: a
+	// partner's write committed between two reads would break the tie.
+	var rf RollForward
+	statements := make([]partners.Settlement, len(all))
+	_, err = r.db.SnapshotTx(ctx, out.To, r.clock(), func(tx pgx.Tx) error {
+		var err error
+		if rf, err = rollForward(ctx, tx, out.From, out.To, GroupByPartner); err != nil {
+			return err
+		}
+		for i, p := range all {
+			if statements[i], err = partners.SettlementIn(ctx, tx, p.ID, from, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return out, fmt.Errorf("partner statements: %w", err)
 	}
 	issued, redeemed := partnerPoints(rf)
-	for _, p := range all {
-		st, err := r.PartnerStatement(ctx, p.ID, from, to)
-		if err != nil {
-			return out, fmt.Errorf("partner statements: %w", err)
-		}
+	for _, st := range statements {
+		p := st.PartnerID
 		out.Statements = append(out.Statements, st)
-		if st.PointsIssued != issued[p.ID] {
+		if st.PointsIssued != issued[p] {
 			out.Ties = false
-			out.Discrepancies = append(out.Discrepancies, Discrepancy{Check: CheckPartnerStatementsTie, Account: partners.IssuedAccount(p.ID).Code,
-				Expected: issued[p.ID], Actual: st.PointsIssued, Detail: "points issued: roll-forward (expected) against the partner's statement"})
+			out.Discrepancies = append(out.Discrepancies, Discrepancy{Check: CheckPartnerStatementsTie, Account: partners.IssuedAccount(p).Code,
+				Expected: issued[p], Actual: st.PointsIssued, Detail: "points issued: roll-forward (expected) against the partner's statement"})
 		}
-		if st.PointsRedeemed != redeemed[p.ID] {
+		if st.PointsRedeemed != redeemed[p] {
 			out.Ties = false
-			out.Discrepancies = append(out.Discrepancies, Discrepancy{Check: CheckPartnerStatementsTie, Account: partners.RedeemedAccount(p.ID).Code,
-				Expected: redeemed[p.ID], Actual: st.PointsRedeemed, Detail: "points redeemed: roll-forward (expected) against the partner's statement"})
+			out.Discrepancies = append(out.Discrepancies, Discrepancy{Check: CheckPartnerStatementsTie, Account: partners.RedeemedAccount(p).Code,
+				Expected: redeemed[p], Actual: st.PointsRedeemed, Detail: "points redeemed: roll-forward (expected) against the partner's statement"})
 		}
 	}
 	return out, nil

@@ -75,6 +75,18 @@ const SettlementDecimalPlaces = 2
 // by that version's rate here, exactly. This is the one computation both
 // the partner's preview and finance use.
 func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.Time) (Settlement, error) {
+	var out Settlement
+	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		out, err = SettlementIn(ctx, tx, partnerID, from, to)
+		return err
+	})
+	return out, err
+}
+
+// SettlementIn is Settlement read in tx, so that a report can read it with
+// others in one snapshot.
+func SettlementIn(ctx context.Context, tx pgx.Tx, partnerID string, from, to time.Time) (Settlement, error) {
 	if from.IsZero() || to.IsZero() || !from.Before(to) {
 		return Settlement{}, fieldError("to", "the period needs from < to")
 	}
@@ -83,45 +95,8 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 	}
 	out := Settlement{PartnerID: partnerID, From: from.UTC(), To: to.UTC(),
 		OwedToProgramme: decimal.Zero, OwedToPartner: decimal.Zero}
-	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
-		p, err := scanPartner(tx.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID))
-		if err != nil {
-			return err
-		}
-		out.Currency = p.Currency
-		rows, err := tx.Query(ctx, `SELECT t.rate_version, r.issue_rate::TEXT, r.reimbursement_rate::TEXT,
-				sum(t.points_issued)::BIGINT, sum(t.points_redeemed)::BIGINT,
-				sum(CASE WHEN t.kind = 'reversal' THEN t.points_issued ELSE 0 END)::BIGINT,
-				sum(CASE WHEN t.kind = 'reversal' THEN t.points_redeemed ELSE 0 END)::BIGINT
-			FROM partner_transactions AS t
-			JOIN partner_rates AS r ON r.partner_id = t.partner_id AND r.version = t.rate_version
-			WHERE t.partner_id = $1 AND t.recorded_at > $2 AND t.recorded_at <= $3
-			GROUP BY t.rate_version, r.issue_rate, r.reimbursement_rate
-			ORDER BY t.rate_version`, partnerID, out.From, out.To)
-		if err != nil {
-			return err
-		}
-		out.Lines, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (SettlementLine, error) {
-			var l SettlementLine
-			var issue, reimburse string
-			if err := r.Scan(&l.RateVersion, &issue, &reimburse, &l.PointsIssued, &l.PointsRedeemed,
-				&l.ReversedPointsIssued, &l.ReversedPointsRedeemed); err != nil {
-				return l, err
-			}
-			var err error
-			if l.IssueRate, err = decimal.NewFromString(issue); err != nil {
-				return l, err
-			}
-			if l.ReimbursementRate, err = decimal.NewFromString(reimburse); err != nil {
-				return l, err
-			}
-			l.OwedToProgramme = l.IssueRate.Mul(decimal.NewFromInt(l.PointsIssued))
-			l.OwedToPartner = l.ReimbursementRate.Mul(decimal.NewFromInt(l.PointsRedeemed))
-			return l, nil
-		})
-		return err
-	})
-	if err != nil {
+	var err error
+	if out.Currency, out.Lines, err = settlementLines(ctx, tx, partnerID, out.From, out.To); err != nil {
 		return Settlement{}, fmt.Errorf("settlement of partner %s: %w", partnerID, err)
 	}
 	for _, l := range out.Lines {
@@ -142,6 +117,46 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 		out.DueTo = DueToPartner
 	}
 	return out, nil
+}
+
+// settlementLines reads a partner's currency and its settlement's lines
+// for (from, to], one per rate version, in tx.
+func settlementLines(ctx context.Context, tx pgx.Tx, partnerID string, from, to time.Time) (string, []SettlementLine, error) {
+	p, err := scanPartner(tx.QueryRow(ctx, partnerSelect+` WHERE partner_id = $1`, partnerID))
+	if err != nil {
+		return "", nil, err
+	}
+	rows, err := tx.Query(ctx, `SELECT t.rate_version, r.issue_rate::TEXT, r.reimbursement_rate::TEXT,
+			sum(t.points_issued)::BIGINT, sum(t.points_redeemed)::BIGINT,
+			sum(CASE WHEN t.kind = 'reversal' THEN t.points_issued ELSE 0 END)::BIGINT,
+			sum(CASE WHEN t.kind = 'reversal' THEN t.points_redeemed ELSE 0 END)::BIGINT
+		FROM partner_transactions AS t
+		JOIN partner_rates AS r ON r.partner_id = t.partner_id AND r.version = t.rate_version
+		WHERE t.partner_id = $1 AND t.recorded_at > $2 AND t.recorded_at <= $3
+		GROUP BY t.rate_version, r.issue_rate, r.reimbursement_rate
+		ORDER BY t.rate_version`, partnerID, from, to)
+	if err != nil {
+		return "", nil, err
+	}
+	lines, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SettlementLine, error) {
+		var l SettlementLine
+		var issue, reimburse string
+		if err := r.Scan(&l.RateVersion, &issue, &reimburse, &l.PointsIssued, &l.PointsRedeemed,
+			&l.ReversedPointsIssued, &l.ReversedPointsRedeemed); err != nil {
+			return l, err
+		}
+		var err error
+		if l.IssueRate, err = decimal.NewFromString(issue); err != nil {
+			return l, err
+		}
+		if l.ReimbursementRate, err = decimal.NewFromString(reimburse); err != nil {
+			return l, err
+		}
+		l.OwedToProgramme = l.IssueRate.Mul(decimal.NewFromInt(l.PointsIssued))
+		l.OwedToPartner = l.ReimbursementRate.Mul(decimal.NewFromInt(l.PointsRedeemed))
+		return l, nil
+	})
+	return p.Currency, lines, err
 }
 
 // Verify checks, per partner, that the points its settlement counts (the

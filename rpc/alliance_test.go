@@ -486,3 +486,52 @@ func TestAPartnerListsWhatItsSettlementSums(t *testing.T) {
 		t.Errorf("a token of the other time basis: field %q", f)
 	}
 }
+
+// TestPartnerStatementsTieWhilePartnersWrite: finance's partner statements
+// and the roll-forward they tie to are one snapshot, so awards and
+// reversals committing while they are read never make them disagree.
+func TestPartnerStatementsTieWhilePartnersWrite(t *testing.T) {
+	w := newAllianceWorld(t)
+	alpha := w.alliance(w.alphaKey)
+	fin := w.financeClient(t, loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE)
+	from := w.clock.Now().Add(-time.Hour)
+	const writes = 40
+	done := make(chan error, 1)
+	go func() {
+		for i := range writes {
+			res, err := alpha.AwardStay(w.ctx, award(fmt.Sprintf("tie-%d", i), w.m1, "A-1", fmt.Sprintf("ALPHA-TIE-%d", i), "2026-11-10", "10.00"))
+			if err == nil && i%2 == 0 {
+				_, err = alpha.ReverseTransaction(w.ctx, connect.NewRequest(&loyaltyv1.AllianceServiceReverseTransactionRequest{
+					IdempotencyKey: fmt.Sprintf("tie-rev-%d", i), TransactionId: res.Msg.GetTransaction().GetTransactionId(), Reason: "re-sent"}))
+			}
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for reads := 0; ; reads++ {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if reads == 0 {
+				t.Fatal("no statement was read while the partner wrote")
+			}
+			return
+		default:
+		}
+		// A period that ends in the future reads the present: the writes
+		// land in it as they commit.
+		all, err := fin.ListPartnerStatements(w.ctx, connect.NewRequest(&loyaltyv1.ListPartnerStatementsRequest{
+			From: timestamppb.New(from), To: timestamppb.New(w.clock.Now().Add(time.Hour))}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !all.Msg.GetTiesToRollForward() {
+			t.Fatalf("read %d: the statements do not tie to the roll-forward while the partner writes: %v", reads, all.Msg.GetDiscrepancies())
+		}
+	}
+}

@@ -38,7 +38,8 @@ type PartnerStatements struct {
 // the reversals' share, and the net amount due and to whom, in the
 // partner's currency, to the cent. It is the very computation the
 // partner's own preview shows (partners.Store.Settlement), on finance's
-// time basis: transactions recorded in (from, to].
+// time basis: transactions recorded in (from, to], ended now when to is
+// in the future.
 func (r *Reports) PartnerStatement(ctx context.Context, partnerID string, from, to time.Time) (partners.Settlement, error) {
 	return r.partners.Settlement(ctx, partnerID, from, to)
 }
@@ -51,11 +52,11 @@ func (r *Reports) PartnerStatements(ctx context.Context, from, to time.Time) (Pa
 	if err != nil {
 		return out, fmt.Errorf("partner statements: %w", err)
 	}
-	switch {
-	case to.IsZero():
+	if to.IsZero() {
 		return out, invalid("to", "is required")
-	case !from.IsZero() && !out.To.After(out.From):
-		return out, invalid("to", "must be after from (%s), got %s", fmtTime(out.From), fmtTime(out.To))
+	}
+	if out.From, out.To, err = r.period(from, to); err != nil {
+		return out, err
 	}
 	// The roll-forward and the statements are read in one snapshot: a
 	// partner's write committed between two reads would break the tie.
@@ -67,7 +68,7 @@ func (r *Reports) PartnerStatements(ctx context.Context, from, to time.Time) (Pa
 			return err
 		}
 		for i, p := range all {
-			if statements[i], err = partners.SettlementIn(ctx, tx, p.ID, from, to); err != nil {
+			if statements[i], err = partners.SettlementIn(ctx, tx, p.ID, out.From, out.To); err != nil {
 				return err
 			}
 		}

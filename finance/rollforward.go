@@ -148,15 +148,12 @@ func (r *Reports) RollForward(ctx context.Context, from, to time.Time, groupBy G
 	if to.IsZero() {
 		return RollForward{}, invalid("to", "is required")
 	}
-	if !from.IsZero() {
-		from = dbTime(from)
-	}
-	to = dbTime(to)
-	if !from.IsZero() && !to.After(from) {
-		return RollForward{}, invalid("to", "must be after from (%s), got %s", fmtTime(from), fmtTime(to))
+	from, to, err := r.period(from, to)
+	if err != nil {
+		return RollForward{}, err
 	}
 	var rf RollForward
-	_, err := r.db.SnapshotTx(ctx, to, r.clock(), func(tx pgx.Tx) error {
+	_, err = r.db.SnapshotTx(ctx, to, r.clock(), func(tx pgx.Tx) error {
 		var err error
 		rf, err = rollForward(ctx, tx, from, to, groupBy)
 		return err
@@ -165,6 +162,27 @@ func (r *Reports) RollForward(ctx context.Context, from, to time.Time, groupBy G
 		return RollForward{}, fmt.Errorf("roll-forward (%s, %s]: %w", fmtTime(from), fmtTime(to), err)
 	}
 	return rf, nil
+}
+
+// period checks a report's period (from, to] and ends it now when it ends
+// in the future: a report of a period still running shows what is
+// recorded so far, and says so by its end, as the trial balance does, so
+// that it is never read as final. A period that has not begun is refused.
+func (r *Reports) period(from, to time.Time) (time.Time, time.Time, error) {
+	if !from.IsZero() {
+		from = dbTime(from)
+	}
+	to = dbTime(to)
+	if !from.IsZero() && !to.After(from) {
+		return from, to, invalid("to", "must be after from (%s), got %s", fmtTime(from), fmtTime(to))
+	}
+	if now := dbTime(r.clock()); to.After(now) {
+		if !from.IsZero() && !now.After(from) {
+			return from, to, invalid("from", "is %s, in the future: the period has not begun", fmtTime(from))
+		}
+		to = now
+	}
+	return from, to, nil
 }
 
 type lineKey struct{ category, detail, dimension string }

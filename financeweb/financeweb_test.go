@@ -428,3 +428,22 @@ func TestDatesAreDaysOfTheProgrammesTimeZone(t *testing.T) {
 		t.Errorf("an unknown zone: %d %q, want 400 naming zone", r.status, r.body)
 	}
 }
+
+// TestAPeriodStillRunningIsNotShownAsFinal: a period that ends after now
+// is reported up to now, and the page says its figures are not final; one
+// that has not begun is a 400 naming from.
+func TestAPeriodStillRunningIsNotShownAsFinal(t *testing.T) {
+	f := newFixture(t) // the clock is at 2026-07-01 01:00 UTC
+	running := f.get(t, http.MethodGet, "/finance/?from=2026-06-20&to=2026-07-05&zone=UTC", f.finance)
+	if running.status != http.StatusOK || !strings.Contains(running.body, "not final") || !strings.Contains(running.body, "up to now, 2026-07-01 01:") {
+		t.Errorf("a period still running: %d, the page does not say it is not final:\n%s", running.status, running.body)
+	}
+	closed := f.get(t, http.MethodGet, "/finance/?from=2026-06-01&to=2026-07-01&zone=UTC", f.finance)
+	if closed.status != http.StatusOK || strings.Contains(closed.body, "not final") {
+		t.Errorf("June, closed: %d, said to be not final", closed.status)
+	}
+	future := f.get(t, http.MethodGet, "/finance/?from=2026-07-03&to=2026-07-05&zone=UTC", f.finance)
+	if future.status != http.StatusBadRequest || !strings.Contains(future.body, "from") {
+		t.Errorf("a period not begun: %d %s", future.status, future.body)
+	}
+}

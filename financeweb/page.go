@@ -99,6 +99,11 @@ func (h *Handler) page(w http.ResponseWriter, r *http.Request) error {
 		PlotColour: PlotColour,
 		Generated:  now.Format(time.RFC3339),
 	}
+	if rf.To.Before(to) {
+		// The period is still running: the report ends now.
+		d.FromTo = "after " + fromDay + " 00:00, up to now, " + rf.To.In(zone).Format("2006-01-02 15:04:05") + ", " + zoneText +
+			": the period runs to " + toDay + " 00:00, so these figures are not final"
+	}
 	d.Rows = append(d.Rows, row{Kind: "Opening", Points: groupInt(rf.OpeningPoints), Money: groupMoney(rf.OpeningMoney)})
 	for _, l := range rf.Lines {
 		d.Rows = append(d.Rows, row{Kind: "Movement", Dimension: l.Dimension, Category: l.Category, Detail: l.Detail,

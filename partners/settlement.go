@@ -74,7 +74,20 @@ const SettlementDecimalPlaces = 2
 // points are summed in SQL per rate version, and each sum is multiplied
 // by that version's rate here, exactly. This is the one computation both
 // the partner's preview and finance use.
+//
+// A period that ends in the future ends now: it shows what is recorded so
+// far, and says so by its end, so that it is never read as final; one
+// that has not begun is refused.
 func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.Time) (Settlement, error) {
+	if err := checkPeriod(from, to); err != nil {
+		return Settlement{}, err
+	}
+	if now := s.now().UTC().Truncate(time.Microsecond); to.After(now) {
+		if !from.IsZero() && !now.After(from) {
+			return Settlement{}, fieldError("from", "is in the future: the period has not begun")
+		}
+		to = now
+	}
 	var out Settlement
 	err := s.db.ReadTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -87,11 +100,8 @@ func (s *Store) Settlement(ctx context.Context, partnerID string, from, to time.
 // SettlementIn is Settlement read in tx, so that a report can read it with
 // others in one snapshot.
 func SettlementIn(ctx context.Context, tx pgx.Tx, partnerID string, from, to time.Time) (Settlement, error) {
-	if from.IsZero() || to.IsZero() || !from.Before(to) {
-		return Settlement{}, fieldError("to", "the period needs from < to")
-	}
-	if to.Sub(from) > MaxSettlementPeriod {
-		return Settlement{}, fieldError("to", "a period is at most 366 days")
+	if err := checkPeriod(from, to); err != nil {
+		return Settlement{}, err
 	}
 	out := Settlement{PartnerID: partnerID, From: from.UTC(), To: to.UTC(),
 		OwedToProgramme: decimal.Zero, OwedToPartner: decimal.Zero}
@@ -117,6 +127,18 @@ func SettlementIn(ctx context.Context, tx pgx.Tx, partnerID string, from, to tim
 		out.DueTo = DueToPartner
 	}
 	return out, nil
+}
+
+// checkPeriod refuses a settlement period that is not from < to, at most
+// MaxSettlementPeriod long.
+func checkPeriod(from, to time.Time) error {
+	if from.IsZero() || to.IsZero() || !from.Before(to) {
+		return fieldError("to", "the period needs from < to")
+	}
+	if to.Sub(from) > MaxSettlementPeriod {
+		return fieldError("to", "a period is at most 366 days")
+	}
+	return nil
 }
 
 // settlementLines reads a partner's currency and its settlement's lines

@@ -115,6 +115,18 @@ func TestFinanceService(t *testing.T) {
 			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "effectiveOn" {
 				t.Errorf("a value from today: field %q", got)
 			}
+			// A period still running ends now, and says so by its end; one
+			// not begun is refused.
+			running, err := fin.GetRollForward(e.ctx, connect.NewRequest(&loyaltyv1.GetRollForwardRequest{
+				From: timestamppb.New(from), To: timestamppb.New(e.clock.Now().AddDate(0, 1, 0))}))
+			if err != nil || running.Msg.GetTo().AsTime().After(e.clock.Now()) || !running.Msg.GetBalanced() {
+				t.Errorf("a period still running: %v, %v; want it ended now", running, err)
+			}
+			_, err = fin.GetRollForward(e.ctx, connect.NewRequest(&loyaltyv1.GetRollForwardRequest{
+				From: timestamppb.New(e.clock.Now().AddDate(0, 0, 1)), To: timestamppb.New(e.clock.Now().AddDate(0, 1, 0))}))
+			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "from" {
+				t.Errorf("a period not begun: field %q", got)
+			}
 			_, err = fin.GetRollForward(e.ctx, connect.NewRequest(&loyaltyv1.GetRollForwardRequest{From: timestamppb.New(to), To: timestamppb.New(from)}))
 			if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != "to" {
 				t.Errorf("period backwards: field %q", got)

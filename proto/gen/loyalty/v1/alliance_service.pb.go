@@ -1152,7 +1152,8 @@ type GetSettlementPreviewRequest struct {
 	// The period (from, to] of recording time: the transactions the ledger
 	// recorded after `from` and up to and including `to` (both required,
 	// from < to, at most 366 days). This is finance's basis, so a closed
-	// period never changes, however late a stay is reported.
+	// period never changes, however late a stay is reported. A period still
+	// running ends now (the answer's `to`); one not begun is refused.
 	From          *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
 	To            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
 	unknownFields protoimpl.UnknownFields

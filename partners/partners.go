@@ -25,6 +25,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+	"golang.org/x/text/currency"
 
 	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/events"
@@ -186,6 +187,9 @@ func (s *Store) Create(ctx context.Context, callerID, idempotencyKey string, p N
 	}
 	if len(p.Currency) != 3 || strings.ContainsFunc(p.Currency, func(r rune) bool { return r < 'A' || r > 'Z' }) {
 		return Partner{}, fieldError("settlement_currency", "an ISO 4217 code of 3 upper-case letters such as CNY")
+	}
+	if _, err := currency.ParseISO(p.Currency); err != nil {
+		return Partner{}, fieldError("settlement_currency", fmt.Sprintf("%q is not an ISO 4217 currency code", p.Currency))
 	}
 	if err := validateRates(p.Rates); err != nil {
 		return Partner{}, err

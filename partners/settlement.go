@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/shopspring/decimal"
+	"golang.org/x/text/currency"
 )
 
 // MaxSettlementPeriod bounds a settlement's period.
@@ -65,8 +66,18 @@ type SettlementLine struct {
 	OwedToPartner          decimal.Decimal
 }
 
-// SettlementDecimalPlaces is where a settlement's amounts are rounded.
-const SettlementDecimalPlaces = 2
+// SettlementPlaces is where a settlement's totals are rounded: the minor
+// units of its currency (ISO 4217: 2 for CNY, 0 for JPY, 3 for KWD), so
+// that an amount due can be paid; 2 for a code the table does not know
+// (a partner created before codes were checked).
+func SettlementPlaces(currencyCode string) int32 {
+	unit, err := currency.ParseISO(currencyCode)
+	if err != nil {
+		return 2
+	}
+	places, _ := currency.Standard.Rounding(unit)
+	return int32(places)
+}
 
 // Settlement computes a partner's settlement for (from, to]: over the
 // partner's transactions recorded in the period (reversals included,
@@ -117,8 +128,8 @@ func SettlementIn(ctx context.Context, tx pgx.Tx, partnerID string, from, to tim
 		out.OwedToProgramme = out.OwedToProgramme.Add(l.OwedToProgramme)
 		out.OwedToPartner = out.OwedToPartner.Add(l.OwedToPartner)
 	}
-	out.OwedToProgramme = out.OwedToProgramme.Round(SettlementDecimalPlaces)
-	out.OwedToPartner = out.OwedToPartner.Round(SettlementDecimalPlaces)
+	out.OwedToProgramme = out.OwedToProgramme.Round(SettlementPlaces(out.Currency))
+	out.OwedToPartner = out.OwedToPartner.Round(SettlementPlaces(out.Currency))
 	out.Net = out.OwedToProgramme.Sub(out.OwedToPartner)
 	switch out.Net.Sign() {
 	case 1:

@@ -41,6 +41,11 @@ func TestPartnerManagementRefusals(t *testing.T) {
 		{"a partner id is part of account codes", create("bad id!", rates(func(*loyaltyv1.PartnerRates) {})), connect.CodeInvalidArgument, "partnerId"},
 		{"no partner may be called programme", create("programme", rates(func(*loyaltyv1.PartnerRates) {})), connect.CodeInvalidArgument, "partnerId"},
 		{"a partner id is taken once", create("ALPHA", rates(func(r *loyaltyv1.PartnerRates) { r.IssueRate = "0.02" })), connect.CodeAlreadyExists, ""},
+		{"a settlement currency is an ISO 4217 code", func() error {
+			_, err := admin.CreatePartner(e.ctx, connect.NewRequest(&loyaltyv1.CreatePartnerRequest{IdempotencyKey: "create-xyz",
+				PartnerId: "XYZ", Name: "P", SettlementCurrency: "XYZ", Rates: rates(func(*loyaltyv1.PartnerRates) {})}))
+			return err
+		}(), connect.CodeInvalidArgument, "settlementCurrency"},
 		{"a rate is not negative", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { r.IssueRate = "-0.01" })), connect.CodeInvalidArgument, "rates.issueRate"},
 		{"a rate is a decimal", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { r.ReimbursementRate = "1e-3x" })), connect.CodeInvalidArgument, "rates.reimbursementRate"},
 		{"the rate card prices every tier", create("BETA", rates(func(r *loyaltyv1.PartnerRates) { delete(r.RateCard.TierMultiplier, "gold") })), connect.CodeInvalidArgument, "rates.rateCard.tierMultiplier.gold"},

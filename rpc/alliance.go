@@ -517,7 +517,7 @@ func (s allianceService) GetSettlementPreview(ctx context.Context, req *connect.
 
 func protoSettlement(st partners.Settlement) *loyaltyv1.Settlement {
 	money := func(d decimal.Decimal) *loyaltyv1.Money {
-		return &loyaltyv1.Money{CurrencyCode: st.Currency, Amount: d.StringFixed(partners.SettlementDecimalPlaces)}
+		return &loyaltyv1.Money{CurrencyCode: st.Currency, Amount: d.StringFixed(partners.SettlementPlaces(st.Currency))}
 	}
 	out := &loyaltyv1.Settlement{PartnerId: st.PartnerID, From: timestamppb.New(st.From), To: timestamppb.New(st.To),
 		CurrencyCode: st.Currency, PointsIssued: st.PointsIssued, PointsRedeemed: st.PointsRedeemed,

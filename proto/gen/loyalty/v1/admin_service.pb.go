@@ -1398,7 +1398,8 @@ type Partner struct {
 	// letter or digit; not "programme". Part of its ledger account codes.
 	PartnerId string `protobuf:"bytes,1,opt,name=partner_id,json=partnerId,proto3" json:"partner_id,omitempty"`
 	Name      string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	// ISO 4217 code the partner settles in, e.g. "CNY".
+	// ISO 4217 code the partner settles in, e.g. "CNY" (a code the standard
+	// lists; settlements are rounded to its minor units).
 	SettlementCurrency string        `protobuf:"bytes,3,opt,name=settlement_currency,json=settlementCurrency,proto3" json:"settlement_currency,omitempty"`
 	Status             PartnerStatus `protobuf:"varint,4,opt,name=status,proto3,enum=loyalty.v1.PartnerStatus" json:"status,omitempty"`
 	// Who changed the status last, when and why.

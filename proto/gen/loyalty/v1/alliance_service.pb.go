@@ -1319,7 +1319,8 @@ func (x *SettlementLine) GetReversedPointsRedeemed() int64 {
 }
 
 // A partner's settlement for a period. Rounding: the exact sums over the
-// period are rounded half away from zero to 2 decimal places, once, for
+// period are rounded half away from zero to the minor units of the
+// partner's currency (2 decimal places for CNY, none for JPY), once, for
 // owed_to_programme and owed_to_partner; net is the difference of the two
 // rounded amounts.
 type Settlement struct {

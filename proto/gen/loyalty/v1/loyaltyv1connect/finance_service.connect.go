@@ -83,7 +83,7 @@ type FinanceServiceClient interface {
 	// One partner's settlement statement for a period: points issued at its
 	// hotels x the issue rate, points redeemed there x the reimbursement rate,
 	// per rate version, the reversals' share, and the net amount due and to
-	// whom, in the partner's currency, to the cent. The partner's own
+	// whom, in the partner's currency, to its minor unit. The partner's own
 	// AllianceService.GetSettlementPreview shows exactly the same.
 	GetPartnerStatement(context.Context, *connect.Request[v1.GetPartnerStatementRequest]) (*connect.Response[v1.GetPartnerStatementResponse], error)
 	// Every partner's statement for a period, tied to the liability
@@ -237,7 +237,7 @@ type FinanceServiceHandler interface {
 	// One partner's settlement statement for a period: points issued at its
 	// hotels x the issue rate, points redeemed there x the reimbursement rate,
 	// per rate version, the reversals' share, and the net amount due and to
-	// whom, in the partner's currency, to the cent. The partner's own
+	// whom, in the partner's currency, to its minor unit. The partner's own
 	// AllianceService.GetSettlementPreview shows exactly the same.
 	GetPartnerStatement(context.Context, *connect.Request[v1.GetPartnerStatementRequest]) (*connect.Response[v1.GetPartnerStatementResponse], error)
 	// Every partner's statement for a period, tied to the liability

@@ -97,14 +97,14 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 		if !write && hasEnums(d) {
 			// Lenient, protojson dropped an enum name it does not know as
 			// it drops an unknown field: a misspelt filter would list all.
-			if p := findJSONProblem(d, data, false); p != nil {
+			if p := findJSONProblem(d, data, false, false); p != nil {
 				return p
 			}
 		}
 		return nil
 	}
 	// Where it is, as the client spelled it.
-	if p := findJSONProblem(d, data, write); p != nil {
+	if p := findJSONProblem(d, data, write, true); p != nil {
 		return p
 	}
 	if f := unknownJSONField.FindStringSubmatch(err.Error()); write && f != nil {

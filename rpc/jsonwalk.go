@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 )
 
 // jsonProblem is what protojson would refuse in a request, found where it
@@ -26,9 +29,15 @@ type jsonProblem struct {
 	// enum is the enum a value is not a name of; nil for an unknown field.
 	enum  protoreflect.EnumDescriptor
 	value string
+	// refused is protojson's complaint about a value of the wrong form
+	// (a timestamp without its zone, a number in quotes that is none).
+	refused string
 }
 
 func (p *jsonProblem) Error() string {
+	if p.refused != "" {
+		return fmt.Sprintf("%s: %s", clip(p.path), p.refused)
+	}
 	if p.enum == nil {
 		return fmt.Sprintf("unknown field %q: %s has no such field, and a write refuses what it does not know (check the spelling)",
 			clip(p.path), p.message)
@@ -43,20 +52,48 @@ func (p *jsonProblem) Error() string {
 
 // findJSONProblem walks the JSON document data as a message of type d
 // and returns the first value protojson would refuse: a field d does not
-// have (when unknownFields), or an enum value given by a name its enum
-// does not have. Values of the wrong type, and documents that are not
-// JSON, are left to protojson: nil.
-func findJSONProblem(d protoreflect.MessageDescriptor, data []byte, unknownFields bool) *jsonProblem {
+// have (when unknownFields), an enum value given by a name its enum does
+// not have, or (when values: protojson refused the document) a value of
+// the wrong form, such as a timestamp without its zone. Documents that
+// are not JSON are left to protojson: nil.
+func findJSONProblem(d protoreflect.MessageDescriptor, data []byte, unknownFields, values bool) *jsonProblem {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var doc any
 	if err := dec.Decode(&doc); err != nil {
 		return nil
 	}
-	return walkMessage(d, doc, "", unknownFields)
+	return walkMessage(d, doc, "", walk{unknownFields: unknownFields, values: values})
 }
 
-func walkMessage(d protoreflect.MessageDescriptor, v any, path string, unknownFields bool) *jsonProblem {
+// walk is what a walk looks for besides enum names.
+type walk struct{ unknownFields, values bool }
+
+// protojsonPosition is the position protojson puts before its complaint,
+// meaningless once the value is named by its path.
+// (protojson writes a no-break space after "proto:", so that its texts
+// are not matched exactly; this only drops them.)
+var protojsonPosition = regexp.MustCompile(`^proto:[\s\x{00a0}]*(\(line \d+:\d+\):[\s\x{00a0}]*)?`)
+
+// refusedValue is protojson's complaint about the value of field name of
+// a message of type d, read alone; "" when it takes it.
+func refusedValue(d protoreflect.MessageDescriptor, name string, value any) string {
+	one, err := json.Marshal(map[string]any{name: value})
+	if err != nil {
+		return ""
+	}
+	err = protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(one, dynamicpb.NewMessage(d))
+	if err == nil {
+		return ""
+	}
+	complaint := protojsonPosition.ReplaceAllString(err.Error(), "")
+	if strings.Contains(complaint, "google.protobuf.Timestamp") {
+		complaint += " (an RFC 3339 time with its zone, such as \"2026-12-01T00:00:00Z\" or \"2026-12-01T08:00:00+08:00\")"
+	}
+	return complaint
+}
+
+func walkMessage(d protoreflect.MessageDescriptor, v any, path string, w walk) *jsonProblem {
 	object, ok := v.(map[string]any)
 	if !ok || strings.HasPrefix(string(d.FullName()), "google.protobuf.") {
 		return nil // a well-known type has a JSON form of its own
@@ -69,7 +106,7 @@ func walkMessage(d protoreflect.MessageDescriptor, v any, path string, unknownFi
 		}
 		at := join(path, name)
 		if fd == nil {
-			if unknownFields {
+			if w.unknownFields {
 				return &jsonProblem{path: at, message: d.Name()}
 			}
 			continue
@@ -79,20 +116,26 @@ func walkMessage(d protoreflect.MessageDescriptor, v any, path string, unknownFi
 		case fd.IsMap():
 			entries, _ := value.(map[string]any)
 			for _, key := range sortedKeys(entries) {
-				if p := walkValue(fd.MapValue(), entries[key], fmt.Sprintf("%s[%q]", at, key), unknownFields); p != nil {
+				if p := walkValue(fd.MapValue(), entries[key], fmt.Sprintf("%s[%q]", at, key), w); p != nil {
 					return p
 				}
 			}
 		case fd.IsList():
 			items, _ := value.([]any)
 			for i, item := range items {
-				if p := walkValue(fd, item, fmt.Sprintf("%s[%d]", at, i), unknownFields); p != nil {
+				if p := walkValue(fd, item, fmt.Sprintf("%s[%d]", at, i), w); p != nil {
 					return p
 				}
 			}
 		default:
-			if p := walkValue(fd, value, at, unknownFields); p != nil {
+			if p := walkValue(fd, value, at, w); p != nil {
 				return p
+			}
+		}
+		// Deeper problems first: they name the path more precisely.
+		if w.values {
+			if refused := refusedValue(d, name, value); refused != "" {
+				return &jsonProblem{path: at, refused: refused}
 			}
 		}
 	}
@@ -100,10 +143,10 @@ func walkMessage(d protoreflect.MessageDescriptor, v any, path string, unknownFi
 }
 
 // walkValue checks one value of field fd (an element, for a list or map).
-func walkValue(fd protoreflect.FieldDescriptor, v any, path string, unknownFields bool) *jsonProblem {
+func walkValue(fd protoreflect.FieldDescriptor, v any, path string, w walk) *jsonProblem {
 	switch fd.Kind() {
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		return walkMessage(fd.Message(), v, path, unknownFields)
+		return walkMessage(fd.Message(), v, path, w)
 	case protoreflect.EnumKind:
 		name, ok := v.(string)
 		if ok && fd.Enum().FullName() != "google.protobuf.NullValue" && fd.Enum().Values().ByName(protoreflect.Name(name)) == nil {

@@ -144,6 +144,13 @@ func TestWritesRefuseUnknownFields(t *testing.T) {
 		!strings.Contains(body, `channel: \"BOOKING_CHANNEL_FOO\" is not a value of BookingChannel (`) || !strings.Contains(body, "BOOKING_CHANNEL_APP") {
 		t.Fatalf("a misspelt enum name: %d %s", status, body)
 	}
+	// A value of the wrong form, named with its path: a date where a
+	// timestamp goes.
+	if status, body := post("/loyalty.v1.BookingService/RecordNoShow", `{"idempotencyKey":"ns-1","memberNumber":"`+member+
+		`","propertyId":"SH-HQ-001","stayId":"N-1","arrivalDate":"2026-11-20","nights":1,"bookedAt":"2026-11-01"}`); status != http.StatusBadRequest ||
+		!strings.Contains(body, `bookedAt: invalid google.protobuf.Timestamp value \"2026-11-01\" (an RFC 3339 time with its zone`) {
+		t.Fatalf("a date where a timestamp goes: %d %s", status, body)
+	}
 	// A read with a field it does not know answers.
 	if status, body := post("/loyalty.v1.MemberService/GetMember", `{"memberNumber":"`+member+`","includeEverything":true}`); status != http.StatusOK {
 		t.Fatalf("a lenient read: %d %s", status, body)

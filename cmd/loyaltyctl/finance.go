@@ -16,6 +16,7 @@ import (
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/financecsv"
 	"github.com/loyalty-ledger/loyalty/ledger"
+	"github.com/loyalty-ledger/loyalty/partners"
 )
 
 // The finance commands: reports written as CSV, the reconciliation, and the
@@ -414,29 +415,36 @@ partner's points do not tie to the roll-forward by partner.
 	if err != nil {
 		return failed(e, name, err)
 	}
-	w, closeOut, err := output(e, *out)
-	if err != nil {
-		return failed(e, name, err)
-	}
 	statements := all.Statements
+	discrepancies := all.Discrepancies
 	if *partnerID != "" {
-		statements = nil
+		statements, discrepancies = nil, nil
 		for _, st := range all.Statements {
 			if st.PartnerID == *partnerID {
 				statements = append(statements, st)
 			}
 		}
+		// Only the partner asked for decides the exit status.
+		for _, d := range all.Discrepancies {
+			if d.Account == partners.IssuedAccount(*partnerID).Code || d.Account == partners.RedeemedAccount(*partnerID).Code {
+				discrepancies = append(discrepancies, d)
+			}
+		}
+		if len(statements) == 0 {
+			// Before the output file is made: no empty file is left.
+			fmt.Fprintf(e.stderr, "loyaltyctl %s: no partner %q\n", name, *partnerID)
+			return exitError
+		}
 	}
-	found := len(statements) > 0
+	w, closeOut, err := output(e, *out)
+	if err != nil {
+		return failed(e, name, err)
+	}
 	if err := errors.Join(financecsv.PartnerStatements(w, statements), closeOut()); err != nil {
 		return failed(e, name, err)
 	}
-	if *partnerID != "" && !found {
-		fmt.Fprintf(e.stderr, "loyaltyctl %s: no partner %q\n", name, *partnerID)
-		return exitError
-	}
-	if !all.Ties {
-		for _, d := range all.Discrepancies {
+	if len(discrepancies) > 0 {
+		for _, d := range discrepancies {
 			fmt.Fprintf(e.stderr, "loyaltyctl %s: does not tie: %s\n", name, d)
 		}
 		return exitError

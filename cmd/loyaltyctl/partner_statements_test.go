@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +92,11 @@ func TestReportPartnerStatements(t *testing.T) {
 	}
 	if code, _, _ := runCLI(t, clock.Now, "report", "partner-statements", "-to", "2026-07-01", "-database-url", url); code != exitUsage {
 		t.Fatalf("without -from: exit %d", code)
+	}
+	// An unknown -partner: exit 1, and no file is left behind.
+	missing := filepath.Join(t.TempDir(), "nobody.csv")
+	code, _, stderr = runCLI(t, clock.Now, "report", "partner-statements", "-from", "2026-06-01", "-to", "2026-07-01", "-partner", "NOBODY", "-o", missing, "-database-url", url)
+	if _, err := os.Stat(missing); code != exitError || !strings.Contains(stderr, `no partner "NOBODY"`) || !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("an unknown partner: exit %d, %s, the file: %v", code, stderr, err)
 	}
 }

@@ -321,10 +321,11 @@ func (r *Reports) SealDays(ctx context.Context) (JobProgress, error) {
 }
 
 // Seals lists the seals of days in [from, to) (zero: unbounded), oldest
-// first, at most limit.
+// first, at most limit: a page of up to MaxPageSize and one more, which
+// tells a caller that another page follows.
 func (r *Reports) Seals(ctx context.Context, from, to time.Time, limit int) ([]Seal, error) {
-	if limit < 1 || limit > MaxPageSize {
-		return nil, invalid("page_size", "must be between 1 and %d, got %d", MaxPageSize, limit)
+	if limit < 1 || limit > MaxPageSize+1 {
+		return nil, invalid("page_size", "must be 1 to %d, got %d", MaxPageSize, limit)
 	}
 	lo, hi := "0001-01-01", "9999-12-31"
 	if !from.IsZero() {

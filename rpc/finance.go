@@ -273,15 +273,26 @@ func (s financeService) ListSeals(ctx context.Context, req *connect.Request[loya
 			return nil, err
 		}
 	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		return nil, badField("to_day", "must be after from_day (%s), got %s", msg.GetFromDay(), msg.GetToDay())
+	}
 	size := int(msg.GetPageSize())
+	if size < 0 || size > finance.MaxPageSize {
+		return nil, badField("page_size", "must be 0 (the default, %d) to %d", finance.DefaultPageSize, finance.MaxPageSize)
+	}
 	if size == 0 {
 		size = finance.DefaultPageSize
 	}
-	seals, err := s.finance.Seals(ctx, from, to, size)
+	// One more than the page: whether another follows.
+	seals, err := s.finance.Seals(ctx, from, to, size+1)
 	if err != nil {
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
 	out := &loyaltyv1.ListSealsResponse{}
+	if len(seals) > size {
+		seals = seals[:size]
+		out.NextFromDay = seals[size-1].Day.AddDate(0, 0, 1).Format(time.DateOnly)
+	}
 	for _, sl := range seals {
 		out.Seals = append(out.Seals, &loyaltyv1.Seal{Day: sl.Day.Format(time.DateOnly), Transactions: sl.Transactions,
 			ContentHash: hex.EncodeToString(sl.ContentHash), Seal: hex.EncodeToString(sl.Seal), SealedAt: timestamppb.New(sl.SealedAt)})

@@ -1,12 +1,14 @@
 package rpc_test
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/loyalty-ledger/loyalty/finance"
 	loyaltyv1 "github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1"
 	"github.com/loyalty-ledger/loyalty/proto/gen/loyalty/v1/loyaltyv1connect"
 )
@@ -136,5 +138,55 @@ func TestFinanceService(t *testing.T) {
 			_, err = booking.GetTrialBalance(e.ctx, connect.NewRequest(&loyaltyv1.GetTrialBalanceRequest{}))
 			wantCode(t, err, connect.CodePermissionDenied)
 		})
+	}
+}
+
+// TestListSealsPagesThroughTheDays: seals are listed by day, a page at a
+// time, the next page from the day after the last listed; a reversed
+// range and a negative page size are refused, naming the field.
+func TestListSealsPagesThroughTheDays(t *testing.T) {
+	w := newAllianceWorld(t)
+	if _, err := w.clients(w.bookingKey).booking.RecordStay(w.ctx, connect.NewRequest(stayRequest("stay-1", w.m1, "S-1", "388.00"))); err != nil {
+		t.Fatal(err)
+	}
+	w.advanceTo(time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC))
+	if _, err := finance.New(w.ledger, finance.Options{Clock: w.clock.Now}).SealDays(w.ctx); err != nil {
+		t.Fatal(err)
+	}
+	fin := w.financeClient(t, loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE)
+	var days []string
+	pages := 0
+	for from := ""; ; {
+		res, err := fin.ListSeals(w.ctx, connect.NewRequest(&loyaltyv1.ListSealsRequest{FromDay: from, PageSize: 2}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, s := range res.Msg.GetSeals() {
+			days = append(days, s.GetDay())
+		}
+		if from = res.Msg.GetNextFromDay(); from == "" {
+			break
+		}
+	}
+	all, err := fin.ListSeals(w.ctx, connect.NewRequest(&loyaltyv1.ListSealsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range all.Msg.GetSeals() {
+		want = append(want, s.GetDay())
+	}
+	if len(want) < 3 || !slices.Equal(days, want) || pages != (len(want)+1)/2 {
+		t.Errorf("paged: %v in %d pages; all at once: %v", days, pages, want)
+	}
+	for field, req := range map[string]*loyaltyv1.ListSealsRequest{
+		"toDay":    {FromDay: "2026-11-25", ToDay: "2026-11-24"},
+		"pageSize": {PageSize: -5},
+	} {
+		_, err := fin.ListSeals(w.ctx, connect.NewRequest(req))
+		if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != field {
+			t.Errorf("field %q, want %s", got, field)
+		}
 	}
 }

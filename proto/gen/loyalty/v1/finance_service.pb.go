@@ -1385,9 +1385,10 @@ func (x *ListPointValuesResponse) GetPointValues() []*PointValue {
 
 type ListSealsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// First day "YYYY-MM-DD" (inclusive); empty: from the first.
+	// First day "YYYY-MM-DD" (inclusive); empty: from the first. The next
+	// page starts at the previous answer's next_from_day.
 	FromDay string `protobuf:"bytes,1,opt,name=from_day,json=fromDay,proto3" json:"from_day,omitempty"`
-	// Last day "YYYY-MM-DD" (exclusive); empty: to the last.
+	// Last day "YYYY-MM-DD" (exclusive, after from_day); empty: to the last.
 	ToDay string `protobuf:"bytes,2,opt,name=to_day,json=toDay,proto3" json:"to_day,omitempty"`
 	// 0 means 1000; at most 10000.
 	PageSize      int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -1526,8 +1527,11 @@ func (x *Seal) GetSealedAt() *timestamppb.Timestamp {
 }
 
 type ListSealsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Seals         []*Seal                `protobuf:"bytes,1,rep,name=seals,proto3" json:"seals,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seals []*Seal                `protobuf:"bytes,1,rep,name=seals,proto3" json:"seals,omitempty"`
+	// When more seals follow in the range: the from_day of the next page
+	// (the day after the last seal listed); empty on the last page.
+	NextFromDay   string `protobuf:"bytes,2,opt,name=next_from_day,json=nextFromDay,proto3" json:"next_from_day,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1567,6 +1571,13 @@ func (x *ListSealsResponse) GetSeals() []*Seal {
 		return x.Seals
 	}
 	return nil
+}
+
+func (x *ListSealsResponse) GetNextFromDay() string {
+	if x != nil {
+		return x.NextFromDay
+	}
+	return ""
 }
 
 var File_loyalty_v1_finance_service_proto protoreflect.FileDescriptor
@@ -1688,9 +1699,10 @@ const file_loyalty_v1_finance_service_proto_rawDesc = "" +
 	"\ftransactions\x18\x02 \x01(\x03R\ftransactions\x12!\n" +
 	"\fcontent_hash\x18\x03 \x01(\tR\vcontentHash\x12\x12\n" +
 	"\x04seal\x18\x04 \x01(\tR\x04seal\x127\n" +
-	"\tsealed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsealedAt\";\n" +
+	"\tsealed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bsealedAt\"_\n" +
 	"\x11ListSealsResponse\x12&\n" +
-	"\x05seals\x18\x01 \x03(\v2\x10.loyalty.v1.SealR\x05seals*\xa5\x01\n" +
+	"\x05seals\x18\x01 \x03(\v2\x10.loyalty.v1.SealR\x05seals\x12\"\n" +
+	"\rnext_from_day\x18\x02 \x01(\tR\vnextFromDay*\xa5\x01\n" +
 	"\x13RollForwardGrouping\x12%\n" +
 	"!ROLL_FORWARD_GROUPING_UNSPECIFIED\x10\x00\x12 \n" +
 	"\x1cROLL_FORWARD_GROUPING_SOURCE\x10\x01\x12\"\n" +

@@ -360,8 +360,13 @@ func TestTrialBalanceIsZeroAndMembersAddUp(t *testing.T) {
 	}
 	members := tb.Members
 	for tb.NextPageToken != "" {
-		if tb, err = f.reports.TrialBalance(f.ctx, asOf, finance.TrialOptions{IndividualMembers: true, PageSize: 2, PageToken: tb.NextPageToken}); err != nil {
+		// The token pins the first page's as-of: a page asked as of now
+		// (zero) is still as of asOf.
+		if tb, err = f.reports.TrialBalance(f.ctx, time.Time{}, finance.TrialOptions{IndividualMembers: true, PageSize: 2, PageToken: tb.NextPageToken}); err != nil {
 			t.Fatal(err)
+		}
+		if !tb.AsOf.Equal(asOf.UTC().Truncate(time.Microsecond)) {
+			t.Errorf("a later page is as of %s, want the first page's %s", tb.AsOf, asOf)
 		}
 		members = append(members, tb.Members...)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,11 +98,16 @@ func (r *Reports) TrialBalance(ctx context.Context, asOf time.Time, opts TrialOp
 	}
 	after := ""
 	if opts.PageToken != "" {
-		raw, err := base64.RawURLEncoding.DecodeString(opts.PageToken)
-		if err != nil || !strings.HasPrefix(string(raw), memberPrefix) {
+		var pinned time.Time
+		var ok bool
+		if after, pinned, ok = decodeTrialToken(opts.PageToken); !ok {
 			return TrialBalance{}, invalid("page_token", "is not a token this service issued")
 		}
-		after = string(raw)
+		if !pinned.IsZero() {
+			// Every page is as of the first page's time, so that the pages
+			// add up to its member line.
+			asOf = pinned
+		}
 	}
 	if asOf.IsZero() {
 		asOf = r.clock()
@@ -129,7 +135,34 @@ func (r *Reports) TrialBalance(ctx context.Context, asOf time.Time, opts TrialOp
 		// Asked of the future: it shows what was written when it was read.
 		tb.AsOf = dbTime(readAt)
 	}
+	if tb.NextPageToken != "" {
+		tb.NextPageToken = encodeTrialToken(tb.NextPageToken, tb.AsOf)
+	}
 	return tb, nil
+}
+
+// A trial balance's page token: the last member account listed and the
+// as-of of the first page, in microseconds ("member:…:points|1764547200000000").
+// A token of an older release has the account alone.
+
+func encodeTrialToken(after string, asOf time.Time) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(after + "|" + strconv.FormatInt(asOf.UnixMicro(), 10)))
+}
+
+func decodeTrialToken(token string) (after string, asOf time.Time, ok bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || !strings.HasPrefix(string(raw), memberPrefix) {
+		return "", time.Time{}, false
+	}
+	after, micros, pinned := strings.Cut(string(raw), "|")
+	if !pinned {
+		return after, time.Time{}, true
+	}
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil || us <= 0 {
+		return "", time.Time{}, false
+	}
+	return after, time.UnixMicro(us).UTC(), true
 }
 
 // trialLines lists every account but the members one by one: each
@@ -201,7 +234,7 @@ func memberLines(ctx context.Context, tx pgx.Tx, asOf time.Time, after string, p
 	}
 	if len(tb.Members) > pageSize {
 		tb.Members = tb.Members[:pageSize]
-		tb.NextPageToken = base64.RawURLEncoding.EncodeToString([]byte(tb.Members[pageSize-1].Account))
+		tb.NextPageToken = tb.Members[pageSize-1].Account // encoded with the as-of by TrialBalance
 	}
 	return nil
 }

@@ -313,6 +313,9 @@ type GetTrialBalanceRequest struct {
 	// Member lines per page: 0 means 1000; at most 10000.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// From the previous response's next_page_token; empty for the first page.
+	// A token carries the first page's as_of: every later page is as of it,
+	// whatever as_of it is sent with, so that the pages add up to the
+	// first page's "member:*" line.
 	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

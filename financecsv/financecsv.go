@@ -96,13 +96,15 @@ func TrialBalance(w io.Writer, tb finance.TrialBalance, next NextMembers) error 
 // movement, the revaluation and the closing, in points and money.
 func RollForward(w io.Writer, rf finance.RollForward) error {
 	c := newWriter(w)
-	_ = c.Write([]string{"line", "dimension", "category", "detail", "points", "money", "currency", "postings"})
-	_ = c.Write([]string{"opening", "", "", "", i64(rf.OpeningPoints), money(rf.OpeningMoney), rf.Currency, ""})
+	// money is to the cent, row by row, so the rows need not add up to the
+	// closing to the cent; money_exact does, exactly.
+	_ = c.Write([]string{"line", "dimension", "category", "detail", "points", "money", "currency", "postings", "money_exact"})
+	_ = c.Write([]string{"opening", "", "", "", i64(rf.OpeningPoints), money(rf.OpeningMoney), rf.Currency, "", rf.OpeningMoney.String()})
 	for _, l := range rf.Lines {
-		_ = c.Write([]string{"movement", l.Dimension, l.Category, l.Detail, i64(l.Points), money(l.Money), rf.Currency, i64(l.Postings)})
+		_ = c.Write([]string{"movement", l.Dimension, l.Category, l.Detail, i64(l.Points), money(l.Money), rf.Currency, i64(l.Postings), l.Money.String()})
 	}
-	_ = c.Write([]string{"revaluation", "", "", "", "", money(rf.RevaluationMoney), rf.Currency, ""})
-	_ = c.Write([]string{"closing", "", "", "", i64(rf.ClosingPoints), money(rf.ClosingMoney), rf.Currency, ""})
+	_ = c.Write([]string{"revaluation", "", "", "", "", money(rf.RevaluationMoney), rf.Currency, "", rf.RevaluationMoney.String()})
+	_ = c.Write([]string{"closing", "", "", "", i64(rf.ClosingPoints), money(rf.ClosingMoney), rf.Currency, "", rf.ClosingMoney.String()})
 	return finish(c)
 }
 

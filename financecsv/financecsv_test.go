@@ -42,13 +42,13 @@ func TestFormats(t *testing.T) {
 		write func(*bytes.Buffer) error
 		want  []string
 	}{
-		{"roll-forward: money to the cent, half away from zero", func(b *bytes.Buffer) error { return RollForward(b, rf) }, []string{
-			"line,dimension,category,detail,points,money,currency,postings",
-			"opening,,,,1234567,12345.67,CNY,",
-			`movement,"H,1",issued,stay,1001,10.02,CNY,2`,
-			"movement,,redeemed,travel_kit,-400,-4.01,CNY,1",
-			"revaluation,,,,,0.00,CNY,",
-			"closing,,,,1235168,12351.68,CNY,",
+		{"roll-forward: money to the cent, half away from zero, and exactly beside it", func(b *bytes.Buffer) error { return RollForward(b, rf) }, []string{
+			"line,dimension,category,detail,points,money,currency,postings,money_exact",
+			"opening,,,,1234567,12345.67,CNY,,12345.67",
+			`movement,"H,1",issued,stay,1001,10.02,CNY,2,10.015`,
+			"movement,,redeemed,travel_kit,-400,-4.01,CNY,1,-4.005",
+			"revaluation,,,,,0.00,CNY,,0",
+			"closing,,,,1235168,12351.68,CNY,,12351.68",
 		}},
 		{"partner statements: money to the cent, the exact shares beside it", func(b *bytes.Buffer) error { return PartnerStatements(b, []partners.Settlement{st}) }, []string{
 			"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency,owed_to_programme_exact,owed_to_partner_exact",

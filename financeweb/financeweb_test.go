@@ -259,18 +259,18 @@ func TestCSVDownloads(t *testing.T) {
 		rows                 []string // must be among the rows
 	}{
 		{"roll-forward by source", "/finance/roll-forward.csv?from=2026-06-01&to=2026-07-01", "roll-forward-source-2026-06-01--2026-07-01.csv", rf(finance.GroupBySource), []string{
-			"line,dimension,category,detail,points,money,currency,postings",
-			"opening,,,,12000,120.00,CNY,",
-			"movement,,issued,stay,5000,54.00,CNY,2",
-			"movement,,issued,partner_award,1000,12.00,CNY,1",
-			"movement,,redeemed,travel_kit,-4000,-40.00,CNY,1",
-			"movement,,penalty,no_show,-500,-5.00,CNY,1",
-			"movement,,adjustment,debit,-300,-3.60,CNY,1",
-			"revaluation,,,,,21.00,CNY,",
-			"closing,,,,13200,158.40,CNY,",
+			"line,dimension,category,detail,points,money,currency,postings,money_exact",
+			"opening,,,,12000,120.00,CNY,,120",
+			"movement,,issued,stay,5000,54.00,CNY,2,54",
+			"movement,,issued,partner_award,1000,12.00,CNY,1,12",
+			"movement,,redeemed,travel_kit,-4000,-40.00,CNY,1,-40",
+			"movement,,penalty,no_show,-500,-5.00,CNY,1,-5",
+			"movement,,adjustment,debit,-300,-3.60,CNY,1,-3.6",
+			"revaluation,,,,,21.00,CNY,,21",
+			"closing,,,,13200,158.40,CNY,,158.4",
 		}},
 		{"roll-forward by partner", "/finance/roll-forward.csv?from=2026-06-01&to=2026-07-01&group_by=partner", "roll-forward-partner-2026-06-01--2026-07-01.csv", rf(finance.GroupByPartner), []string{
-			"movement,P,issued,partner_award,1000,12.00,CNY,1",
+			"movement,P,issued,partner_award,1000,12.00,CNY,1,12",
 		}},
 		{"trial balance", "/finance/trial-balance.csv?as_of=2026-07-01", "trial-balance-2026-07-01.csv", func(b *bytes.Buffer) error {
 			tb, err := f.reports.TrialBalance(ctx, july, finance.TrialOptions{})

@@ -91,7 +91,7 @@ func TestFinanceCommands(t *testing.T) {
 	// RFC 4180: every record ends in CRLF, money has two decimal places.
 	if raw, err := os.ReadFile(roll); err != nil {
 		t.Fatal(err)
-	} else if !strings.HasPrefix(string(raw), "line,dimension,category,detail,points,money,currency,postings\r\nopening,,,,800,8.00,CNY,\r\n") ||
+	} else if !strings.HasPrefix(string(raw), "line,dimension,category,detail,points,money,currency,postings,money_exact\r\nopening,,,,800,8.00,CNY,,8\r\n") ||
 		strings.Count(string(raw), "\n") != strings.Count(string(raw), "\r\n") {
 		t.Errorf("roll-forward CSV is not CRLF with a header:\n%q", raw)
 	}

@@ -94,11 +94,17 @@ func (h *Handler) partnerStatementsCSV(w http.ResponseWriter, r *http.Request) e
 		return err
 	}
 	if !ps.Ties {
-		// The file is still what finance asked for; the log says it does
-		// not tie, as loyaltyctl's exit status would.
+		// Statements that do not tie to the ledger's own roll-forward are
+		// damaged books, not something to file: the page says so, with
+		// what is off (loyaltyctl writes them and exits 1, for whoever
+		// investigates).
+		msg := "the partner statements of this period do not tie to the roll-forward, so they are not served: the books need looking at (loyaltyctl reconcile)"
 		for _, d := range ps.Discrepancies {
 			h.log.WarnContext(r.Context(), "partner statements do not tie to the roll-forward", "discrepancy", d.String())
+			msg += "\n" + d.String()
 		}
+		plain(w, http.StatusConflict, msg)
+		return nil
 	}
 	var b bytes.Buffer
 	if err := financecsv.PartnerStatements(&b, ps.Statements); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/shopspring/decimal"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/dbtest"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/financecsv"
@@ -42,6 +43,7 @@ type fixture struct {
 	url                            string
 	reports                        *finance.Reports
 	ledger                         *ledger.Ledger
+	db                             *database.DB
 	clock                          *testclock.Clock
 	finance, booking, admin, other string // secrets; other is no key's
 }
@@ -121,7 +123,7 @@ func newFixtureIn(t *testing.T, zone *time.Location) fixture {
 		}
 		return s
 	}
-	f := fixture{reports: reports, ledger: l, clock: clock, finance: secret(apikeys.RoleFinance, ""), booking: secret(apikeys.RoleBookingChannel, ""),
+	f := fixture{reports: reports, ledger: l, db: db, clock: clock, finance: secret(apikeys.RoleFinance, ""), booking: secret(apikeys.RoleBookingChannel, ""),
 		admin: secret(apikeys.RoleAdmin, "")}
 	f.other = f.finance[:len(f.finance)-4] + "0000"
 	if f.other == f.finance {
@@ -445,5 +447,23 @@ func TestAPeriodStillRunningIsNotShownAsFinal(t *testing.T) {
 	future := f.get(t, http.MethodGet, "/finance/?from=2026-07-03&to=2026-07-05&zone=UTC", f.finance)
 	if future.status != http.StatusBadRequest || !strings.Contains(future.body, "from") {
 		t.Errorf("a period not begun: %d %s", future.status, future.body)
+	}
+}
+
+// TestStatementsThatDoNotTieAreNotServed: partner statements that disagree
+// with the ledger's roll-forward are damaged books: the page answers 409
+// with what is off, rather than a file to close the month with.
+func TestStatementsThatDoNotTieAreNotServed(t *testing.T) {
+	f := newFixture(t)
+	path := "/finance/partner-statements.csv?from=2026-06-01&to=2026-07-01&zone=UTC"
+	if r := f.get(t, http.MethodGet, path, f.finance); r.status != http.StatusOK {
+		t.Fatalf("sound books: %d %s", r.status, r.body)
+	}
+	if _, err := f.db.Pool.Exec(context.Background(), `UPDATE partner_transactions SET points_issued = 1001 WHERE kind = 'award'`); err != nil {
+		t.Fatal(err)
+	}
+	r := f.get(t, http.MethodGet, path, f.finance)
+	if r.status != http.StatusConflict || !strings.Contains(r.body, "do not tie") || !strings.Contains(r.body, "partner:P:issued") {
+		t.Errorf("damaged books: %d %s", r.status, r.body)
 	}
 }

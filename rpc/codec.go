@@ -20,7 +20,9 @@ import (
 // not know: a misspelt "bookedForSomeoneElse" must not be dropped in
 // silence while the stay earns full points. A write is a request with an
 // idempotency_key, as every mutating request has. Reads stay lenient, so
-// that a client built on a newer contract can still read.
+// that a client built on a newer contract can still read, but for
+// finance's reports: a misspelt "asof" or "groupby" would report another
+// period or another grouping than the one asked for, and be filed.
 //
 // The refusal is INVALID_ARGUMENT ("unmarshal message: unknown field ...",
 // Connect's wording around ours): Connect decodes a request before any
@@ -53,6 +55,16 @@ func isWrite(m protoreflect.Message) bool {
 }
 
 var writes sync.Map // protoreflect.FullName -> bool
+
+// financeContract is the file of finance's requests, which refuse unknown
+// fields as writes do.
+const financeContract = "loyalty/v1/finance_service.proto"
+
+// refusesUnknown reports whether a request of m's type refuses a field it
+// does not know: a write, or a finance report's request.
+func refusesUnknown(m protoreflect.Message) bool {
+	return isWrite(m) || m.Descriptor().ParentFile().Path() == financeContract
+}
 
 type strictJSON struct{ name string }
 
@@ -91,7 +103,7 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 	if len(data) == 0 {
 		return errors.New("an empty body is not a JSON object")
 	}
-	write, d := isWrite(m.ProtoReflect()), m.ProtoReflect().Descriptor()
+	write, d := refusesUnknown(m.ProtoReflect()), m.ProtoReflect().Descriptor()
 	err := protojson.UnmarshalOptions{DiscardUnknown: !write}.Unmarshal(data, m)
 	if err == nil {
 		if !write && hasEnums(d) {
@@ -108,7 +120,7 @@ func (strictJSON) Unmarshal(data []byte, message any) error {
 		return p
 	}
 	if f := unknownJSONField.FindStringSubmatch(err.Error()); write && f != nil {
-		return fmt.Errorf("unknown field %q: %s has no such field, and a write refuses what it does not know (check the spelling)",
+		return fmt.Errorf("unknown field %q: %s has no such field, and this call refuses what it does not know (check the spelling)",
 			clip(f[1]), m.ProtoReflect().Descriptor().Name())
 	}
 	return fmt.Errorf("not %s: %w", withArticle(string(m.ProtoReflect().Descriptor().Name())), err)
@@ -152,9 +164,9 @@ func (strictProto) Unmarshal(data []byte, message any) error {
 	if err := proto.Unmarshal(data, m); err != nil {
 		return fmt.Errorf("not %s: %w", withArticle(string(m.ProtoReflect().Descriptor().Name())), err)
 	}
-	if r := m.ProtoReflect(); isWrite(r) {
+	if r := m.ProtoReflect(); refusesUnknown(r) {
 		if path := unknownField(r, ""); path != "" {
-			return fmt.Errorf("unknown field %s: a write refuses fields it does not know (is the client's contract newer than the server's?)", path)
+			return fmt.Errorf("unknown field %s: this call refuses fields it does not know (is the client's contract newer than the server's?)", path)
 		}
 	}
 	return nil

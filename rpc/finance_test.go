@@ -1,7 +1,10 @@
 package rpc_test
 
 import (
+	"io"
+	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -188,5 +191,42 @@ func TestListSealsPagesThroughTheDays(t *testing.T) {
 		if got := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); got != field {
 			t.Errorf("field %q, want %s", got, field)
 		}
+	}
+}
+
+// TestAFinanceReportRefusesAFieldItDoesNotKnow: finance's report requests
+// refuse unknown fields as writes do, since a misspelt period or grouping
+// would report another one than asked for; other reads stay lenient.
+func TestAFinanceReportRefusesAFieldItDoesNotKnow(t *testing.T) {
+	e := newEnv(t)
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, e.server.URL+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+e.adminKey)
+		res, err := e.server.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		out, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(out)
+	}
+	for _, tc := range []struct{ path, body, field string }{
+		{"/loyalty.v1.FinanceService/GetTrialBalance", `{"asof":"2026-11-01T00:00:00Z"}`, "asof"},
+		{"/loyalty.v1.FinanceService/GetRollForward", `{"to":"2026-11-01T00:00:00Z","groupby":"ROLL_FORWARD_GROUPING_PARTNER"}`, "groupby"},
+	} {
+		if status, body := post(tc.path, tc.body); status != http.StatusBadRequest || !strings.Contains(body, `unknown field \"`+tc.field+`\"`) {
+			t.Errorf("%s with %q: %d %s", tc.path, tc.field, status, body)
+		}
+	}
+	if status, body := post("/loyalty.v1.FinanceService/GetTrialBalance", `{"asOf":"2026-11-01T00:00:00Z"}`); status != http.StatusOK {
+		t.Errorf("spelt right: %d %s", status, body)
+	}
+	if status, body := post("/loyalty.v1.AdminService/ListPartners", `{"includeEverything":true}`); status != http.StatusOK {
+		t.Errorf("another read with a field it does not know: %d %s", status, body)
 	}
 }

@@ -39,7 +39,7 @@ func (p *jsonProblem) Error() string {
 		return fmt.Sprintf("%s: %s", clip(p.path), p.refused)
 	}
 	if p.enum == nil {
-		return fmt.Sprintf("unknown field %q: %s has no such field, and a write refuses what it does not know (check the spelling)",
+		return fmt.Sprintf("unknown field %q: %s has no such field, and this call refuses what it does not know (check the spelling)",
 			clip(p.path), p.message)
 	}
 	values := p.enum.Values()

@@ -1,7 +1,6 @@
 package rpc_test
 
 import (
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -201,19 +200,7 @@ func TestAFinanceReportRefusesAFieldItDoesNotKnow(t *testing.T) {
 	e := newEnv(t)
 	post := func(path, body string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, e.server.URL+path, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+e.adminKey)
-		res, err := e.server.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		out, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(out)
+		return e.postJSON(t, e.adminKey, path, body)
 	}
 	for _, tc := range []struct{ path, body, field string }{
 		{"/loyalty.v1.FinanceService/GetTrialBalance", `{"asof":"2026-11-01T00:00:00Z"}`, "asof"},

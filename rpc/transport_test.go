@@ -54,12 +54,20 @@ func TestReadOnlyCallsWorkOverHTTPGet(t *testing.T) {
 // key, and returns the status and the body of the answer.
 func (e *env) postJSON(t *testing.T, key, procedure, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, e.server.URL+procedure, strings.NewReader(body))
+	return e.post(t, procedure, strings.NewReader(body), map[string]string{"Authorization": "Bearer " + key, "Content-Type": "application/json"})
+}
+
+// post POSTs body to procedure with these headers, as an HTTP client in
+// another language would, and returns the status and the body answered.
+func (e *env) post(t *testing.T, procedure string, body io.Reader, headers map[string]string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, e.server.URL+procedure, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
+	for name, value := range headers {
+		req.Header.Set(name, value)
+	}
 	res, err := e.server.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -209,25 +217,15 @@ func TestTheBearerSchemeIsCaseInsensitive(t *testing.T) {
 		{"bearer and no key", "bearer  ", http.StatusUnauthorized},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.MemberService/GetMember", strings.NewReader(`{"memberNumber":"1000000001"}`))
-			if err != nil {
-				t.Fatal(err)
-			}
-			req.Header.Set("Content-Type", "application/json")
-			req.Header.Set("Authorization", tc.header)
-			res, err := e.server.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer res.Body.Close()
-			body, _ := io.ReadAll(res.Body)
+			status, body := e.post(t, "/loyalty.v1.MemberService/GetMember", strings.NewReader(`{"memberNumber":"1000000001"}`),
+				map[string]string{"Content-Type": "application/json", "Authorization": tc.header})
 			// An authenticated call reaches the service: the member is not found.
 			want := tc.status
 			if want == http.StatusOK {
 				want = http.StatusNotFound
 			}
-			if res.StatusCode != want {
-				t.Fatalf("%d %s; want %d", res.StatusCode, body, want)
+			if status != want {
+				t.Fatalf("%d %s; want %d", status, body, want)
 			}
 		})
 	}
@@ -248,20 +246,8 @@ func TestGzipRequestsAreTakenAndBombsRefused(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		req, err := http.NewRequest(http.MethodPost, e.server.URL+"/loyalty.v1.BookingService/RecordStays", &zipped)
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Content-Encoding", "gzip")
-		req.Header.Set("Authorization", "Bearer "+e.bookingKey)
-		res, err := e.server.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		out, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(out)
+		return e.post(t, "/loyalty.v1.BookingService/RecordStays", &zipped,
+			map[string]string{"Content-Type": "application/json", "Content-Encoding": "gzip", "Authorization": "Bearer " + e.bookingKey})
 	}
 	// Decoded: the call itself refuses an empty batch, naming the field.
 	if status, body := post([]byte(`{"stays":[]}`)); status != http.StatusBadRequest || !strings.Contains(body, "stays") {

@@ -3,6 +3,7 @@ package finance
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -58,6 +59,9 @@ func (r *Reports) PartnerStatements(ctx context.Context, from, to time.Time) (Pa
 	if out.From, out.To, err = r.period(from, to); err != nil {
 		return out, err
 	}
+	// A partner created after the period had nothing in it: a report of a
+	// past period reads the same however often it is made.
+	all = slices.DeleteFunc(all, func(p partners.Partner) bool { return p.CreatedAt.After(out.To) })
 	// The roll-forward and the statements are read in one snapshot: a
 	// partner's write committed between two reads would break the tie.
 	var rf RollForward

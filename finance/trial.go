@@ -178,8 +178,11 @@ func trialLines(ctx context.Context, tx pgx.Tx, t totals, tb *TrialBalance) erro
 		byAccount[k.Account] = cur
 	}
 	sides := map[string]string{MemberAggregate: "credit"}
-	// Both ranges of the primary key around the member codes.
-	rows, err := tx.Query(ctx, `SELECT code, normal_side FROM accounts WHERE code < 'member:' OR code >= 'member;'`)
+	// Both ranges of the primary key around the member codes. An account
+	// created after asOf is not listed (it had no postings then): a
+	// report of a past time reads the same however often it is made.
+	rows, err := tx.Query(ctx, `SELECT code, normal_side FROM accounts
+		WHERE (code < 'member:' OR code >= 'member;') AND created_at <= $1`, tb.AsOf)
 	if err != nil {
 		return fmt.Errorf("read accounts: %w", err)
 	}
@@ -213,7 +216,7 @@ func memberLines(ctx context.Context, tx pgx.Tx, asOf time.Time, after string, p
 	// ';' follows ':' in byte order: the range is every "member:..." code.
 	rows, err := tx.Query(ctx, `
 		WITH page AS (
-			SELECT code FROM accounts WHERE code > $1 AND code < 'member;' ORDER BY code LIMIT $2
+			SELECT code FROM accounts WHERE code > $1 AND code < 'member;' AND created_at <= $3 ORDER BY code LIMIT $2
 		)
 		SELECT page.code, COALESCE(s.points, 0)::INT8, COALESCE(s.postings, 0)::INT8
 		FROM page LEFT JOIN LATERAL (

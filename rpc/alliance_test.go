@@ -541,3 +541,25 @@ func TestPartnerStatementsTieWhilePartnersWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestAPastPeriodsStatementsDoNotGainLaterPartners: a partner created
+// after a period had nothing in it; the period's statements, made again,
+// list the partners they listed before.
+func TestAPastPeriodsStatementsDoNotGainLaterPartners(t *testing.T) {
+	w := newAllianceWorld(t)
+	fin := w.financeClient(t, loyaltyv1.ApiKeyRole_API_KEY_ROLE_FINANCE)
+	period := &loyaltyv1.ListPartnerStatementsRequest{From: timestamppb.New(w.clock.Now().Add(-time.Hour)), To: timestamppb.New(w.clock.Now())}
+	w.clock.Advance(time.Minute)
+	before, err := fin.ListPartnerStatements(w.ctx, connect.NewRequest(period))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.createPartner(t, "GAMMA", "0.0085", "0.0061", nil)
+	after, err := fin.ListPartnerStatements(w.ctx, connect.NewRequest(period))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(before.Msg, after.Msg) || len(after.Msg.GetStatements()) != 2 {
+		t.Errorf("made again after GAMMA was created: %d statements, then %d", len(before.Msg.GetStatements()), len(after.Msg.GetStatements()))
+	}
+}

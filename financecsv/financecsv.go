@@ -27,7 +27,9 @@ import (
 // 4180's optional header parameter saying the first row names the columns.
 const ContentType = "text/csv; charset=utf-8; header=present"
 
-// MoneyPlaces is how many decimal places money has in the files.
+// MoneyPlaces is how many decimal places programme money (CNY) has in the
+// files; a partner's statement is in its settlement currency's minor units
+// (partners.SettlementPlaces: none for JPY).
 const MoneyPlaces = 2
 
 // NewWriter returns a writer of the files this package writes (RFC 4180,
@@ -57,6 +59,12 @@ func i64(n int64) string { return strconv.FormatInt(n, 10) }
 
 // money is an amount to the cent, rounded half away from zero.
 func money(d decimal.Decimal) string { return d.StringFixed(MoneyPlaces) }
+
+// settled is an amount of a partner's settlement in the minor units of its
+// currency, rounded half away from zero, as the statement's totals are.
+func settled(d decimal.Decimal, currency string) string {
+	return d.StringFixed(partners.SettlementPlaces(currency))
+}
 
 // NextMembers returns the trial balance page after pageToken, for the
 // individual member lines.
@@ -110,7 +118,8 @@ func RollForward(w io.Writer, rf finance.RollForward) error {
 
 // PartnerStatements writes settlement statements: per partner, one row per
 // rate version ("rate": the rates and the exact amounts) and a total row
-// ("total": the amounts to the cent, the net and who it is due to).
+// ("total": the amounts in the currency's minor units, the net and who it
+// is due to).
 func PartnerStatements(w io.Writer, statements []partners.Settlement) error {
 	c := newWriter(w)
 	_ = c.Write([]string{"partner", "row", "rate_version", "issue_rate", "reimbursement_rate", "points_issued", "points_redeemed",
@@ -121,13 +130,13 @@ func PartnerStatements(w io.Writer, statements []partners.Settlement) error {
 		for _, l := range st.Lines {
 			_ = c.Write([]string{st.PartnerID, "rate", strconv.Itoa(l.RateVersion), l.IssueRate.String(), l.ReimbursementRate.String(),
 				i64(l.PointsIssued), i64(l.PointsRedeemed), i64(l.ReversedPointsIssued), i64(l.ReversedPointsRedeemed),
-				money(l.OwedToProgramme), money(l.OwedToPartner), "", "", st.Currency,
+				settled(l.OwedToProgramme, st.Currency), settled(l.OwedToPartner, st.Currency), "", "", st.Currency,
 				l.OwedToProgramme.String(), l.OwedToPartner.String()})
 			exactToProgramme, exactToPartner = exactToProgramme.Add(l.OwedToProgramme), exactToPartner.Add(l.OwedToPartner)
 		}
 		_ = c.Write([]string{st.PartnerID, "total", "", "", "", i64(st.PointsIssued), i64(st.PointsRedeemed),
-			i64(st.ReversedPointsIssued), i64(st.ReversedPointsRedeemed), money(st.OwedToProgramme),
-			money(st.OwedToPartner), money(st.Net), st.DueTo, st.Currency,
+			i64(st.ReversedPointsIssued), i64(st.ReversedPointsRedeemed), settled(st.OwedToProgramme, st.Currency),
+			settled(st.OwedToPartner, st.Currency), settled(st.Net, st.Currency), st.DueTo, st.Currency,
 			exactToProgramme.String(), exactToPartner.String()})
 	}
 	return finish(c)

@@ -31,6 +31,10 @@ func TestFormats(t *testing.T) {
 		OwedToProgramme: dec("8.51"), OwedToPartner: dec("2.44"), Net: dec("6.07"), DueTo: partners.DueToProgramme,
 		Lines: []partners.SettlementLine{{RateVersion: 1, IssueRate: dec("0.0085"), ReimbursementRate: dec("0.0061"),
 			PointsIssued: 1001, PointsRedeemed: 400, OwedToProgramme: dec("8.5085"), OwedToPartner: dec("2.44")}}}
+	yen := partners.Settlement{PartnerID: "J", Currency: "JPY", PointsIssued: 1001, PointsRedeemed: 400,
+		OwedToProgramme: dec("1386"), OwedToPartner: dec("360"), Net: dec("1026"), DueTo: partners.DueToProgramme,
+		Lines: []partners.SettlementLine{{RateVersion: 2, IssueRate: dec("1.385"), ReimbursementRate: dec("0.9"),
+			PointsIssued: 1001, PointsRedeemed: 400, OwedToProgramme: dec("1386.385"), OwedToPartner: dec("360")}}}
 	values := []finance.PointValue{finance.DefaultPointValue,
 		{EffectiveOn: time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC), Value: dec("0.01234567"), Currency: "CNY",
 			CreatedAt: time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC), CreatedBy: "key_1"}}
@@ -54,6 +58,11 @@ func TestFormats(t *testing.T) {
 			"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency,owed_to_programme_exact,owed_to_partner_exact",
 			"P,rate,1,0.0085,0.0061,1001,400,0,0,8.51,2.44,,,CNY,8.5085,2.44",
 			"P,total,,,,1001,400,0,0,8.51,2.44,6.07,programme,CNY,8.5085,2.44",
+		}},
+		{"partner statements: money in the settlement currency's minor units (none for yen)", func(b *bytes.Buffer) error { return PartnerStatements(b, []partners.Settlement{yen}) }, []string{
+			"partner,row,rate_version,issue_rate,reimbursement_rate,points_issued,points_redeemed,reversed_points_issued,reversed_points_redeemed,owed_to_programme,owed_to_partner,net,due_to,currency,owed_to_programme_exact,owed_to_partner_exact",
+			"J,rate,2,1.385,0.9,1001,400,0,0,1386,360,,,JPY,1386.385,360",
+			"J,total,,,,1001,400,0,0,1386,360,1026,programme,JPY,1386.385,360",
 		}},
 		{"point values keep every decimal", func(b *bytes.Buffer) error { return PointValues(b, values) }, []string{
 			"effective_on,value_per_point,currency,created_at,created_by",

@@ -163,6 +163,9 @@ func checkFamilyName(name string) error {
 // and a wrong name are one answer: a partner learns nothing of a member
 // without both factors.
 func (s allianceService) recognise(ctx context.Context, proc, number, family string) (members.Member, error) {
+	if err := s.recognitions.check(caller(ctx).PartnerID, s.now()); err != nil {
+		return members.Member{}, err
+	}
 	member, err := s.members.Get(ctx, number)
 	if err := s.recogniseError(ctx, proc, member, family, err); err != nil {
 		return members.Member{}, err // nothing of a member the caller did not name right
@@ -173,6 +176,9 @@ func (s allianceService) recognise(ctx context.Context, proc, number, family str
 // recogniseAt is recognise with the member's tier in force at t, read in
 // the same round trip.
 func (s allianceService) recogniseAt(ctx context.Context, proc, number, family string, t time.Time) (members.Member, programme.Tier, error) {
+	if err := s.recognitions.check(caller(ctx).PartnerID, s.now()); err != nil {
+		return members.Member{}, "", err
+	}
 	member, tier, err := s.members.MemberAt(ctx, number, t)
 	if err := s.recogniseError(ctx, proc, member, family, err); err != nil {
 		return members.Member{}, "", err
@@ -180,21 +186,30 @@ func (s allianceService) recogniseAt(ctx context.Context, proc, number, family s
 	return member, tier, nil
 }
 
+// recogniseError is the answer to a recognition: nil, NOT_FOUND for an
+// unknown member and a wrong name alike (counted against the partner), or
+// the read's error.
 func (s allianceService) recogniseError(ctx context.Context, proc string, member members.Member, family string, err error) error {
-	unknown := connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
 	// A closed member is one a partner cannot name any more (the name is
 	// erased): the same answer as an unknown one, which tells a partner
 	// holding only a number nothing of the closure.
 	if errors.Is(err, members.ErrNotFound) || errors.Is(err, members.ErrClosed) {
-		return unknown
+		return s.unrecognised(ctx)
 	}
 	if err != nil {
 		return s.toConnect(ctx, proc, err)
 	}
 	if !isFamilyName(member.FullName, strings.TrimSpace(family)) {
-		return unknown
+		return s.unrecognised(ctx)
 	}
 	return nil
+}
+
+// unrecognised answers a recognition that did not match, and counts it
+// against the partner.
+func (s allianceService) unrecognised(ctx context.Context) error {
+	s.recognitions.failed(caller(ctx).PartnerID, s.now())
+	return connect.NewError(connect.CodeNotFound, errors.New("no member with this member_number and family_name"))
 }
 
 // isFamilyName reports whether family, without regard to case, is the

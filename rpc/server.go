@@ -78,6 +78,9 @@ type Limits struct {
 	// KeyLookup bounds reading the caller's API key for an event stream
 	// (a unary call's is within Call).
 	KeyLookup time.Duration
+	// Recognitions bounds each partner's failed member recognitions
+	// (DefaultRecognitionLimit when zero).
+	Recognitions RecognitionLimit
 }
 
 // DefaultLimits: a unary call ends within 25 s, under the HTTP server's
@@ -112,8 +115,10 @@ type Server struct {
 	tail       *tail
 	refused    func(procedure string, code connect.Code)
 	limits     Limits
-	now        func() time.Time
-	log        *slog.Logger
+	// recognitions counts each partner's failed member recognitions.
+	recognitions *recognitionGuard
+	now          func() time.Time
+	log          *slog.Logger
 
 	statementFont *statementFont
 	programmeName string
@@ -151,6 +156,7 @@ func New(cfg Config) (*Server, error) {
 	if s.webhooks == nil {
 		s.webhooks = webhooks.NewStore(cfg.Ledger, cfg.Clock)
 	}
+	s.recognitions = newRecognitionGuard(s.limits.Recognitions)
 	s.streams = newStreams(s.streamOpts.MaxStreams)
 	s.tail = newTail(s.events, s.streamOpts.Poll, s.log)
 	return s, nil

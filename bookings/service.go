@@ -175,11 +175,20 @@ func (s *Service) refuseIfRecorded(ctx context.Context, req Request, propertyID,
 		}
 	}
 	for _, existing := range outcomes {
-		if existing.Outcome.slot() == outcome.slot() {
+		if existing.Outcome.slot() == outcome.slot() || contradicts(outcome, existing.Outcome) {
 			return &RecordedError{PropertyID: propertyID, StayID: stayID, Asked: outcome, Member: memberNumber, Existing: &existing}
 		}
 	}
 	return nil
+}
+
+// contradicts reports whether outcomes a and b cannot both be true of one
+// booking: a late check-out is charged to a guest who stayed, a no-show or
+// a cancellation to one who never came. Without it a member could be
+// charged both for the same booking.
+func contradicts(a, b Outcome) bool {
+	missed := func(o Outcome) bool { return o == NoShow || o == CancelledFree || o == CancelledCharged }
+	return a == LateCheckout && missed(b) || b == LateCheckout && missed(a)
 }
 
 // refuseAnotherMembersGuarantee refuses a write for member on a booking

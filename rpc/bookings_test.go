@@ -154,6 +154,36 @@ func TestABookingHasOneOutcome(t *testing.T) {
 		t.Errorf("second late check-out: %v", info)
 	}
 
+	// A late check-out is of a guest who stayed; a no-show or a
+	// cancellation of one who never came: one refuses the other, so that
+	// no member is charged both for one booking.
+	lateAt := func(key, stayID, departure string) (string, error) {
+		res, err := c.booking.RecordLateCheckout(e.ctx, connect.NewRequest(&loyaltyv1.RecordLateCheckoutRequest{IdempotencyKey: key,
+			MemberNumber: member, PropertyId: "SH-HQ-001", StayId: stayID, DepartureDate: departure, Hours: 1}))
+		if err != nil {
+			return "", err
+		}
+		return res.Msg.GetTransaction().GetTransactionId(), nil
+	}
+	before := e.available(t, c, member)
+	_, err = lateAt("late-after-no-show", "B-2", "2026-11-11")
+	outcomeRecorded(t, err, "no_show", nsTxn)
+	_, err = lateAt("late-after-free-cancellation", "B-3", "2026-11-21")
+	outcomeRecorded(t, err, "cancelled_free", "")
+	lateTxn, err := lateAt("late-4", "B-4", "2026-11-15")
+	if err != nil {
+		t.Fatalf("a late check-out before its stay is recorded: %v", err)
+	}
+	_, err = c.booking.RecordNoShow(e.ctx, noShow("ns-after-late", member, "B-4", "2026-11-14"))
+	outcomeRecorded(t, err, "late_checkout", lateTxn)
+	_, err = c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: "cx-after-late",
+		MemberNumber: member, PropertyId: "SH-HQ-001", StayId: "B-4", ArrivalDate: "2026-11-14", Nights: 1,
+		CancelledAt: timestamppb.New(time.Date(2026, 11, 13, 12, 0, 0, 0, time.UTC))}))
+	outcomeRecorded(t, err, "late_checkout", lateTxn)
+	if got, want := e.available(t, c, member), before-500; got != want {
+		t.Errorf("available %d after the contradicting outcomes, want %d: only the late check-out of B-4 charged", got, want)
+	}
+
 	// Reversing the stay frees the booking: the corrected stay is recorded.
 	if _, err := c.booking.ReverseTransaction(e.ctx, connect.NewRequest(&loyaltyv1.ReverseTransactionRequest{
 		IdempotencyKey: "reverse-1", TransactionId: stayTxn, Reason: "folio corrected"})); err != nil {

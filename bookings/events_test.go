@@ -309,7 +309,7 @@ func TestEveryBookingFactWritesOneEvent(t *testing.T) {
 			}
 		},
 			fact: func(w *announcing, m, key string) error {
-				_, err := w.service.ReleaseGuarantee(w.ctx, req(key), "SH-1", "B1")
+				_, err := w.service.ReleaseGuarantee(w.ctx, req(key), w.version, w.property, "B1", false)
 				return err
 			},
 			want: []string{events.TypeGuaranteeReleased},
@@ -523,11 +523,11 @@ func TestARefusedBookingFactWritesNoEvent(t *testing.T) {
 			if _, err := w.guarantee(m, "B1", "2026-11-23", "guarantee"); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := w.service.ReleaseGuarantee(w.ctx, req("release"), "SH-1", "B1"); err != nil {
+			if _, err := w.service.ReleaseGuarantee(w.ctx, req("release"), w.version, w.property, "B1", false); err != nil {
 				t.Fatal(err)
 			}
 		}, func(w *announcing, m string) error {
-			_, err := w.service.ReleaseGuarantee(w.ctx, req("release-again"), "SH-1", "B1")
+			_, err := w.service.ReleaseGuarantee(w.ctx, req("release-again"), w.version, w.property, "B1", false)
 			return err
 		}},
 	} {
@@ -615,7 +615,7 @@ func TestEveryCommittedBookingFactHasOneEvent(t *testing.T) {
 							ack(events.TypeGuaranteePlaced + ":" + h.ID.String())
 						}
 					case 4:
-						_, err = w.service.ReleaseGuarantee(w.ctx, req(key), "SH-1", fmt.Sprintf("B-%d-%d", (wk/2)%memberCount, i-1))
+						_, err = w.service.ReleaseGuarantee(w.ctx, req(key), w.version, w.property, fmt.Sprintf("B-%d-%d", (wk/2)%memberCount, i-1), false)
 					case 5:
 						_, err = w.cancel(m, fmt.Sprintf("B-%d-%d", (wk/2)%memberCount, i-2), "2026-11-24", w.clock.Now(), key)
 					}

@@ -135,15 +135,60 @@ func guaranteeReleased(hold ledger.Hold, reason string, now time.Time) ledger.St
 	return events.GuaranteeReleased(d, hold.ID, now)
 }
 
-// ReleaseGuarantee gives a booking's guarantee hold back to the member.
-func (s *Service) ReleaseGuarantee(ctx context.Context, req Request, propertyID, stayID string) (ledger.Hold, error) {
-	hold, err := s.ledger.HoldByReference(ctx, stayRef(propertyID, stayID))
+// WithdrawTooLateError is a guarantee withdrawn once the normal hold time
+// of its arrival day has passed: from then on the guarantee is what keeps
+// the room, and the member owes its points if the guest does not come.
+type WithdrawTooLateError struct {
+	StayID string
+	// NormalHoldEnd is when the room would have been given away without
+	// the guarantee.
+	NormalHoldEnd time.Time
+}
+
+func (e *WithdrawTooLateError) Error() string {
+	return fmt.Sprintf("the guarantee of %s keeps the room since the normal hold time (%s at the hotel): it is withdrawn only before then; "+
+		"release it as ARRIVED when the guest arrives, or record the no-show", e.StayID, e.NormalHoldEnd.Format("2006-01-02 15:04"))
+}
+
+// ReleaseGuarantee gives a booking's guarantee hold back to the member: the
+// guest arrived, or (withdrawn) the member withdrew the guarantee before
+// the normal hold time of the arrival day (v's), at property.
+func (s *Service) ReleaseGuarantee(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stayID string, withdrawn bool) (ledger.Hold, error) {
+	hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, stayID))
 	if errors.Is(err, ledger.ErrNotFound) {
 		return ledger.Hold{}, ErrNoGuarantee
 	}
 	if err != nil {
 		return ledger.Hold{}, err
 	}
+	if withdrawn && hold.Status == ledger.HoldActive {
+		if err := s.withdrawable(ctx, req, v, property, stayID, hold); err != nil {
+			return ledger.Hold{}, err
+		}
+	}
 	return s.ledger.ReleaseHold(ctx, ledger.ReleaseRequest{CallerID: req.CallerID, IdempotencyKey: req.IdempotencyKey, HoldID: hold.ID, Fingerprint: req.Fingerprint,
 		Effects: []ledger.Statement{guaranteeReleased(hold, events.ReleaseAsked, s.now())}})
+}
+
+// withdrawable refuses to withdraw hold, a booking's open guarantee, once
+// the normal hold time of its arrival day has passed at the hotel; the
+// retry of a release made in time is answered as the first time.
+func (s *Service) withdrawable(ctx context.Context, req Request, v programmes.Version, property programmes.Property, stayID string, hold ledger.Hold) error {
+	var gm GuaranteeMetadata
+	if json.Unmarshal(hold.Metadata, &gm) != nil {
+		return nil // not a guarantee PlaceGuarantee placed: no arrival to judge by
+	}
+	arrival, err := time.Parse(time.DateOnly, gm.ArrivalDate)
+	if err != nil {
+		return nil
+	}
+	normalHoldEnd := atClock(arrival, v.Programme.GuaranteeNormalHoldUntil, property)
+	if s.now().Before(normalHoldEnd) {
+		return nil
+	}
+	used, err := s.usedBefore(ctx, req, nil)
+	if err != nil || used {
+		return err
+	}
+	return &WithdrawTooLateError{StayID: stayID, NormalHoldEnd: normalHoldEnd}
 }

@@ -85,6 +85,15 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 		if err := s.refuseIfRecorded(ctx, req, property.ID, ms.StayID, ms.MemberNumber, CancelledCharged); err != nil {
 			return CancellationResult{}, err
 		}
+		// The deadline is the arrival's: a wrong date would make a late
+		// cancellation free, or a free one late.
+		if hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID)); err == nil && hold.Status == ledger.HoldActive {
+			if err := sameArrival(hold, ms); err != nil {
+				return CancellationResult{}, err
+			}
+		} else if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+			return CancellationResult{}, err
+		}
 		member, err := s.members.Get(ctx, ms.MemberNumber)
 		if err != nil {
 			return CancellationResult{}, err
@@ -142,6 +151,11 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 	if err == nil && heldForAnother(hold, member) {
 		return nil, false, fmt.Errorf("%s of booking %s/%s: %w", kind, property.ID, ms.StayID, ErrAnotherMembersBooking)
 	}
+	if err == nil && hold.Status == ledger.HoldActive {
+		if err := sameArrival(hold, ms); err != nil {
+			return nil, false, err
+		}
+	}
 	if kind == txmeta.KindNoShow {
 		// A guest is a no-show only once the room is no longer held: after
 		// the normal hold time, or the open guarantee's.
@@ -159,9 +173,11 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 		}
 	}
 	switch {
-	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased:
+	case err == nil && hold.Account == member.Account() && hold.Status != ledger.HoldReleased && !hold.Expired(s.now()):
 		// Active: capture it. Captured already: the ledger replays our own
-		// capture, or says it was captured by another request.
+		// capture, or says it was captured by another request. Lapsed (its
+		// points count again since noon the day after arrival): no longer
+		// a guarantee, the penalty applies.
 		m.Description = fmt.Sprintf("Guarantee for %s at %s captured: %d points", ms.StayID, property.ID, hold.Points)
 		m.Breakdown = []txmeta.Line{{Rule: "guarantee_capture", Description: m.Description, Points: 0, HeldPoints: -hold.Points}}
 		txn, err := s.ledger.CaptureHold(ctx, ledger.CaptureRequest{
@@ -192,4 +208,20 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 		{Account: programme.AccountPenaltyNoShow, Amount: -points},
 	}, m, ClaimWith(claim, ClaimEvent{Points: points}))
 	return txn, false, err
+}
+
+// sameArrival refuses a no-show or a cancellation of a booking whose open
+// guarantee is for another arrival date: one of the two dates is wrong,
+// and the guarantee would be captured by the hold time of a day it does
+// not hold.
+func sameArrival(hold ledger.Hold, ms MissedStay) error {
+	var gm GuaranteeMetadata
+	if json.Unmarshal(hold.Metadata, &gm) != nil || gm.ArrivalDate == "" {
+		return nil // not a guarantee PlaceGuarantee placed
+	}
+	if arrival := ms.Arrival.Format(time.DateOnly); arrival != gm.ArrivalDate {
+		return fieldError("arrival_date", "is %s, but the booking's open guarantee is for an arrival on %s: send the booking's arrival date",
+			arrival, gm.ArrivalDate)
+	}
+	return nil
 }

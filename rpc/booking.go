@@ -286,7 +286,12 @@ func (s bookingService) ReleaseGuarantee(ctx context.Context, req *connect.Reque
 		msg.GetReason() == loyaltyv1.GuaranteeReleaseReason_GUARANTEE_RELEASE_REASON_UNSPECIFIED {
 		return nil, badField("reason", "is required: ARRIVED or WITHDRAWN")
 	}
-	released, err := s.service.ReleaseGuarantee(ctx, request(ctx, msg.GetIdempotencyKey()), msg.GetPropertyId(), msg.GetStayId())
+	v, property, err := s.rulesAndProperty(ctx, msg.GetPropertyId())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	withdrawn := msg.GetReason() == loyaltyv1.GuaranteeReleaseReason_GUARANTEE_RELEASE_REASON_WITHDRAWN
+	released, err := s.service.ReleaseGuarantee(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, msg.GetStayId(), withdrawn)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

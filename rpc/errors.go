@@ -64,6 +64,7 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 		recorded    *bookings.RecordedError
 		bookField   *bookings.FieldError
 		tooEarly    *bookings.TooEarlyError
+		withdrawn   *bookings.WithdrawTooLateError
 		price       *bookings.PriceChangedError
 		noRates     *partners.NoRatesError
 	)
@@ -108,6 +109,10 @@ func (s *Server) toConnect(ctx context.Context, procedure string, err error) err
 	case errors.As(err, &tooEarly):
 		e := connect.NewError(connect.CodeFailedPrecondition, errors.New(tooEarly.Error()))
 		addInfo(e, "NO_SHOW_TOO_EARLY", map[string]string{"recordable_from": tooEarly.From.UTC().Format(time.RFC3339)})
+		return e
+	case errors.As(err, &withdrawn):
+		e := connect.NewError(connect.CodeFailedPrecondition, errors.New(withdrawn.Error()))
+		addInfo(e, "GUARANTEE_IN_FORCE", map[string]string{"normal_hold_end": withdrawn.NormalHoldEnd.UTC().Format(time.RFC3339)})
 		return e
 	case errors.As(err, &price):
 		e := connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("the price is %d points, not the one shown", price.Points))

@@ -83,7 +83,9 @@ type BookingServiceClient interface {
 	// an open guarantee, its held points are captured (the charge the member
 	// agreed to in advance) instead of the no-show penalty; otherwise the
 	// no-show penalty (default 300 points per room-night) is charged unless
-	// exempt.
+	// exempt. A guarantee that lapsed (12:00 the day after arrival) is no
+	// longer open. The arrival_date must be the open guarantee's
+	// (INVALID_ARGUMENT otherwise), as for RecordCancellation.
 	RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error)
 	// Records a cancelled booking: free before the member's deadline (an open
 	// guarantee is released), otherwise charged like a no-show.
@@ -91,7 +93,12 @@ type BookingServiceClient interface {
 	// Puts points on hold to guarantee a late arrival (default 500 points per
 	// hour past the normal hold time, up to 23:00 local time).
 	PlaceGuarantee(context.Context, *connect.Request[v1.PlaceGuaranteeRequest]) (*connect.Response[v1.PlaceGuaranteeResponse], error)
-	// Releases a guarantee hold back to the member's available points.
+	// Releases a guarantee hold back to the member's available points: the
+	// guest ARRIVED (at any time), or the member WITHDREW it, which is only
+	// before the normal hold time (default 18:00) of the arrival day at the
+	// hotel. After that the guarantee is what keeps the room: a withdrawal is
+	// FAILED_PRECONDITION with an ErrorInfo GUARANTEE_IN_FORCE whose
+	// normal_hold_end says when the normal hold ended.
 	ReleaseGuarantee(context.Context, *connect.Request[v1.ReleaseGuaranteeRequest]) (*connect.Response[v1.ReleaseGuaranteeResponse], error)
 	// Spends points on a reward from the catalogue.
 	Redeem(context.Context, *connect.Request[v1.RedeemRequest]) (*connect.Response[v1.RedeemResponse], error)
@@ -285,7 +292,9 @@ type BookingServiceHandler interface {
 	// an open guarantee, its held points are captured (the charge the member
 	// agreed to in advance) instead of the no-show penalty; otherwise the
 	// no-show penalty (default 300 points per room-night) is charged unless
-	// exempt.
+	// exempt. A guarantee that lapsed (12:00 the day after arrival) is no
+	// longer open. The arrival_date must be the open guarantee's
+	// (INVALID_ARGUMENT otherwise), as for RecordCancellation.
 	RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error)
 	// Records a cancelled booking: free before the member's deadline (an open
 	// guarantee is released), otherwise charged like a no-show.
@@ -293,7 +302,12 @@ type BookingServiceHandler interface {
 	// Puts points on hold to guarantee a late arrival (default 500 points per
 	// hour past the normal hold time, up to 23:00 local time).
 	PlaceGuarantee(context.Context, *connect.Request[v1.PlaceGuaranteeRequest]) (*connect.Response[v1.PlaceGuaranteeResponse], error)
-	// Releases a guarantee hold back to the member's available points.
+	// Releases a guarantee hold back to the member's available points: the
+	// guest ARRIVED (at any time), or the member WITHDREW it, which is only
+	// before the normal hold time (default 18:00) of the arrival day at the
+	// hotel. After that the guarantee is what keeps the room: a withdrawal is
+	// FAILED_PRECONDITION with an ErrorInfo GUARANTEE_IN_FORCE whose
+	// normal_hold_end says when the normal hold ended.
 	ReleaseGuarantee(context.Context, *connect.Request[v1.ReleaseGuaranteeRequest]) (*connect.Response[v1.ReleaseGuaranteeResponse], error)
 	// Spends points on a reward from the catalogue.
 	Redeem(context.Context, *connect.Request[v1.RedeemRequest]) (*connect.Response[v1.RedeemResponse], error)

@@ -221,7 +221,7 @@ func (s *Server) requireKey(errs *connect.ErrorWriter, next http.Handler) http.H
 		cancelLookup()
 		if err != nil {
 			if s.refused != nil {
-				s.refused(r.URL.Path, connect.CodeOf(err))
+				s.refused(procedureLabel(r.URL.Path), connect.CodeOf(err))
 			}
 			_ = errs.Write(w, r, err)
 			return
@@ -307,4 +307,18 @@ func fingerprint(procedure string, msg any) []byte {
 func requestFingerprint(ctx context.Context) []byte {
 	fp, _ := ctx.Value(fingerprintKey{}).([]byte)
 	return fp
+}
+
+// unknownProcedure labels a refused call of a path that names no
+// procedure.
+const unknownProcedure = "unknown"
+
+// procedureLabel is path as the metrics of refused calls name it: a
+// procedure of ours, or unknownProcedure, so that callers without a key
+// cannot add a series per path they make up.
+func procedureLabel(path string) string {
+	if _, ok := roles[path]; ok {
+		return path
+	}
+	return unknownProcedure
 }

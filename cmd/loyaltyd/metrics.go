@@ -32,7 +32,7 @@ func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "loyalty_rpc_requests_total",
-			Help: "Unary RPCs handled, by procedure and Connect code (\"ok\" for success).",
+			Help: "Unary RPCs handled, by procedure and Connect code (\"ok\" for success); calls refused for their key of a path that is no procedure count as procedure \"unknown\".",
 		}, []string{"procedure", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "loyalty_rpc_request_duration_seconds",

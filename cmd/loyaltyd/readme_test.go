@@ -212,9 +212,26 @@ func TestREADME(t *testing.T) {
 	if status, body := getMemberPOST(t, srv.url, "", member); status != http.StatusUnauthorized {
 		t.Errorf("GetMember without a key: want HTTP 401, got %d %s", status, body)
 	}
-	re := `(?m)^loyalty_rpc_requests_total\{code="unauthenticated",procedure="/loyalty.v1.MemberService/GetMember"\} 1$`
-	if !regexp.MustCompile(re).MatchString(httpGet(t, srv.metricsURL)) {
-		t.Errorf("/metrics does not match %s", re)
+	// Paths made up by callers without a key are counted under one label,
+	// not one series each.
+	for _, made := range []string{"/loyalty.v1.MemberService/Nope1", "/loyalty.v1.MemberService/Nope2"} {
+		res, err := http.Post(srv.url+made, "application/json", strings.NewReader("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	metricsText := httpGet(t, srv.metricsURL)
+	for _, re := range []string{
+		`(?m)^loyalty_rpc_requests_total\{code="unauthenticated",procedure="/loyalty.v1.MemberService/GetMember"\} 1$`,
+		`(?m)^loyalty_rpc_requests_total\{code="unauthenticated",procedure="unknown"\} 2$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(metricsText) {
+			t.Errorf("/metrics does not match %s", re)
+		}
+	}
+	if strings.Contains(metricsText, "Nope") {
+		t.Errorf("/metrics has a series for a made-up path")
 	}
 
 	// SIGTERM with a request in flight: the server stops accepting

@@ -20,7 +20,9 @@ var ErrUnavailable = errors.New("the database is unavailable")
 // is safe to retry with the same idempotency key. A restart of the server
 // looks like this: connection refused, SQLSTATE class 08, 57P01
 // (terminating connection), 57P02, 57P03 (starting up); so do 53300 (too
-// many connections) and 40003 (a commit whose result is ambiguous).
+// many connections), 40003 (a commit whose result is ambiguous) and 25006
+// (a read-only transaction: connected to a standby during a failover, or
+// to a database made read-only), which nothing wrote.
 func Unavailable(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false // the caller's own deadline: not the database's doing
@@ -28,7 +30,7 @@ func Unavailable(err error) bool {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
-		case "57P01", "57P02", "57P03", "53300", "40003":
+		case "57P01", "57P02", "57P03", "53300", "40003", "25006":
 			return true
 		}
 		return strings.HasPrefix(pgErr.Code, "08")

@@ -22,6 +22,7 @@ func TestWhatMeansTheDatabaseIsUnavailable(t *testing.T) {
 		{"a connection failure (08006)", &pgconn.PgError{Code: "08006"}, true},
 		{"too many connections (53300)", &pgconn.PgError{Code: "53300"}, true},
 		{"an ambiguous result (40003)", &pgconn.PgError{Code: "40003"}, true},
+		{"a read-only database: a standby, a failover (25006)", &pgconn.PgError{Code: "25006"}, true},
 		{"a refused connection", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}, true},
 		{"a connection closed", fmt.Errorf("read: %w", pgconn.ErrConnClosed), true},
 		{"a connection cut mid-answer", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true},

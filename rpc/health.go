@@ -19,8 +19,10 @@ const (
 )
 
 // databaseHealth answers gRPC health checks: NOT_SERVING while the
-// database does not answer a ping, since every call would then fail with
-// UNAVAILABLE, so that a load balancer sends the traffic elsewhere. The
+// database does not answer, or answers but takes no writes (a standby
+// during a failover, a database made read-only), since every call, or
+// every write, would then fail with UNAVAILABLE, so that a load balancer
+// sends the traffic elsewhere. The
 // services it knows are services' (a static checker's); others are
 // NOT_FOUND.
 type databaseHealth struct {
@@ -43,7 +45,8 @@ func (h *databaseHealth) Check(ctx context.Context, req *grpchealth.CheckRequest
 	return res, nil
 }
 
-// databaseAnswers pings the database, at most once per healthTTL; checks
+// databaseAnswers asks the database whether it takes writes, at most once
+// per healthTTL; checks
 // that come meanwhile share the last answer (and wait for a ping under
 // way, at most healthPingTimeout).
 func (h *databaseHealth) databaseAnswers(ctx context.Context) bool {
@@ -54,7 +57,8 @@ func (h *databaseHealth) databaseAnswers(ctx context.Context) bool {
 	}
 	ping, cancel := context.WithTimeout(context.WithoutCancel(ctx), healthPingTimeout)
 	defer cancel()
-	h.serving = h.db.Pool.Ping(ping) == nil
+	var readOnly string
+	h.serving = h.db.Pool.QueryRow(ping, `SHOW transaction_read_only`).Scan(&readOnly) == nil && readOnly == "off"
 	h.checked = time.Now()
 	return h.serving
 }

@@ -11,6 +11,7 @@ import (
 
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
 	"github.com/loyalty-ledger/loyalty/database"
@@ -245,5 +246,60 @@ func TestASilentDatabaseAnswersUnavailableInTime(t *testing.T) {
 	}
 
 	proxy.thaw()
+	writeOnceAfter(t, e, direct, member)
+}
+
+// TestAReadOnlyDatabaseAnswersUnavailable: a database that answers but
+// takes no writes (a standby during a failover, a database made
+// read-only) makes every write UNAVAILABLE (retry with the same key),
+// never INTERNAL, and the health check NOT_SERVING; once it takes writes
+// again, the retried write is recorded once.
+func TestAReadOnlyDatabaseAnswersUnavailable(t *testing.T) {
+	direct, _, viaProxy := databaseBehindProxy(t)
+	e := newEnvOn(t, viaProxy)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	health := grpchealth.NewClient(e.server.Client(), e.server.URL)
+	healthIs := func(want grpchealth.Status) {
+		t.Helper()
+		time.Sleep(1100 * time.Millisecond) // the last answer stands a second
+		res, err := health.Check(e.ctx, &grpchealth.CheckRequest{Service: rpc.Services[0]})
+		if err != nil || res.Status != want {
+			t.Fatalf("health: %v, %v; want %v", res, err, want)
+		}
+	}
+
+	// One connection of its own sets the database's mode and makes every
+	// other session start again in it.
+	admin, err := direct.Pool.Acquire(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Release()
+	setReadOnly := func(mode string) {
+		t.Helper()
+		var name string
+		if err := admin.QueryRow(e.ctx, `SELECT current_database()`).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(e.ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET default_transaction_read_only = `+mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.Exec(e.ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+			WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setReadOnly("on")
+	healthIs(grpchealth.StatusNotServing)
+	for i := range 3 {
+		_, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
+		var ce *connect.Error
+		if !errors.As(err, &ce) || ce.Code() != connect.CodeUnavailable {
+			t.Fatalf("write %d to a read-only database: %v, want UNAVAILABLE", i, err)
+		}
+	}
+	setReadOnly("off")
+	healthIs(grpchealth.StatusServing)
 	writeOnceAfter(t, e, direct, member)
 }

@@ -44,7 +44,10 @@ func roomCharge(field, amount string) (decimal.Decimal, error) {
 	if err != nil {
 		return decimal.Decimal{}, badField(field, "is not a decimal")
 	}
-	if d.Abs().GreaterThan(maxRoomCharge) {
+	if d.IsNegative() {
+		return decimal.Decimal{}, badField(field, "is %s: a room charge is not negative (\"0\" for a night paid with a free-night reward)", clip(amount))
+	}
+	if d.GreaterThan(maxRoomCharge) {
 		return decimal.Decimal{}, badField(field, "is %s: a night's room charge is at most %s", clip(amount), maxRoomCharge.StringFixed(2))
 	}
 	return d, nil

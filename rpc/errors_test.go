@@ -173,7 +173,7 @@ func TestHostileInput(t *testing.T) {
 		{"an impossible date", func() error { return stay(func(r *loyaltyv1.RecordStayRequest) { r.ArrivalDate = "2026-13-01" }) }, connect.CodeInvalidArgument, "arrivalDate"},
 		{"a negative room charge", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "-388.00" })
-		}, connect.CodeInvalidArgument, "nights[0].roomCharge"},
+		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},
 		{"a room charge in exponent form", func() error {
 			return stay(func(r *loyaltyv1.RecordStayRequest) { r.Nights[0].RoomCharge.Amount = "1e9" })
 		}, connect.CodeInvalidArgument, "nights[0].roomCharge.amount"},

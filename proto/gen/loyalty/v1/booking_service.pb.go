@@ -394,9 +394,11 @@ type RecordStayRequest struct {
 	MemberNumber string `protobuf:"bytes,2,opt,name=member_number,json=memberNumber,proto3" json:"member_number,omitempty"`
 	// The hotel of the stay (required).
 	PropertyId string `protobuf:"bytes,3,opt,name=property_id,json=propertyId,proto3" json:"property_id,omitempty"`
-	// The booking reference, unique within the property, for one room (required).
-	// A booking of several rooms is recorded as one stay per room, each with its
-	// own stay_id. Later no-shows, cancellations and reversals refer to it.
+	// The booking reference, unique within the property, for one room (required:
+	// 1-64 printable ASCII characters without spaces, as every stay_id of this
+	// service). A booking of several rooms is recorded as one stay per room,
+	// each with its own stay_id. Later no-shows, cancellations and reversals
+	// refer to it.
 	StayId string `protobuf:"bytes,4,opt,name=stay_id,json=stayId,proto3" json:"stay_id,omitempty"`
 	// Arrival date "YYYY-MM-DD", local to the property (required).
 	ArrivalDate string `protobuf:"bytes,5,opt,name=arrival_date,json=arrivalDate,proto3" json:"arrival_date,omitempty"`

@@ -87,8 +87,10 @@ type BookingServiceClient interface {
 	// longer open. The arrival_date must be the open guarantee's
 	// (INVALID_ARGUMENT otherwise), as for RecordCancellation.
 	RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error)
-	// Records a cancelled booking: free before the member's deadline (an open
-	// guarantee is released), otherwise charged like a no-show.
+	// Records a cancelled booking: free strictly before the member's deadline
+	// (default 18:00 on the arrival day at the hotel, 19:00 for gold and
+	// platinum: a cancellation at 18:00:00 itself is late), releasing an open
+	// guarantee; otherwise charged like a no-show.
 	RecordCancellation(context.Context, *connect.Request[v1.RecordCancellationRequest]) (*connect.Response[v1.RecordCancellationResponse], error)
 	// Puts points on hold to guarantee a late arrival (default 500 points per
 	// hour past the normal hold time, up to 23:00 local time).
@@ -296,8 +298,10 @@ type BookingServiceHandler interface {
 	// longer open. The arrival_date must be the open guarantee's
 	// (INVALID_ARGUMENT otherwise), as for RecordCancellation.
 	RecordNoShow(context.Context, *connect.Request[v1.RecordNoShowRequest]) (*connect.Response[v1.RecordNoShowResponse], error)
-	// Records a cancelled booking: free before the member's deadline (an open
-	// guarantee is released), otherwise charged like a no-show.
+	// Records a cancelled booking: free strictly before the member's deadline
+	// (default 18:00 on the arrival day at the hotel, 19:00 for gold and
+	// platinum: a cancellation at 18:00:00 itself is late), releasing an open
+	// guarantee; otherwise charged like a no-show.
 	RecordCancellation(context.Context, *connect.Request[v1.RecordCancellationRequest]) (*connect.Response[v1.RecordCancellationResponse], error)
 	// Puts points on hold to guarantee a late arrival (default 500 points per
 	// hour past the normal hold time, up to 23:00 local time).

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/loyalty-ledger/loyalty/apikeys"
+	"github.com/loyalty-ledger/loyalty/database"
 	"github.com/loyalty-ledger/loyalty/finance"
 	"github.com/loyalty-ledger/loyalty/ledger"
 )
@@ -150,8 +151,16 @@ func (h *Handler) location(r *http.Request) (*time.Location, error) {
 	return zone, nil
 }
 
-// fail answers 500 and logs the cause, which the caller does not see.
+// fail answers 503 when the database could not be reached (try again
+// shortly; logged at WARN), else 500; it logs the cause, which the caller
+// does not see.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if database.Unavailable(err) {
+		h.log.WarnContext(r.Context(), "finance page: the database is unavailable", "path", r.URL.Path, "error", err.Error())
+		w.Header().Set("Retry-After", "5")
+		plain(w, http.StatusServiceUnavailable, "the database cannot be reached at the moment: try again shortly")
+		return
+	}
 	h.log.ErrorContext(r.Context(), "finance page failed", "path", r.URL.Path, "error", err.Error())
 	plain(w, http.StatusInternalServerError, "the finance page failed; the server's log says why")
 }

@@ -45,6 +45,7 @@ type fixture struct {
 	ledger                         *ledger.Ledger
 	db                             *database.DB
 	clock                          *testclock.Clock
+	keys                           *apikeys.Store
 	finance, booking, admin, other string // secrets; other is no key's
 }
 
@@ -123,7 +124,7 @@ func newFixtureIn(t *testing.T, zone *time.Location) fixture {
 		}
 		return s
 	}
-	f := fixture{reports: reports, ledger: l, db: db, clock: clock, finance: secret(apikeys.RoleFinance, ""), booking: secret(apikeys.RoleBookingChannel, ""),
+	f := fixture{reports: reports, ledger: l, db: db, clock: clock, keys: keys, finance: secret(apikeys.RoleFinance, ""), booking: secret(apikeys.RoleBookingChannel, ""),
 		admin: secret(apikeys.RoleAdmin, "")}
 	f.other = f.finance[:len(f.finance)-4] + "0000"
 	if f.other == f.finance {
@@ -465,5 +466,29 @@ func TestStatementsThatDoNotTieAreNotServed(t *testing.T) {
 	r := f.get(t, http.MethodGet, path, f.finance)
 	if r.status != http.StatusConflict || !strings.Contains(r.body, "do not tie") || !strings.Contains(r.body, "partner:P:issued") {
 		t.Errorf("damaged books: %d %s", r.status, r.body)
+	}
+}
+
+// TestAnUnreachableDatabaseIsServiceUnavailable: when the database cannot
+// be reached, the page and its files answer 503 with Retry-After (try
+// again shortly), not 500 (our bug).
+func TestAnUnreachableDatabaseIsServiceUnavailable(t *testing.T) {
+	f := newFixture(t)
+	h, err := financeweb.New(financeweb.Config{Reports: f.reports, Keys: f.keys, Clock: f.clock.Now,
+		Zone: func(context.Context, time.Time) (*time.Location, error) {
+			return nil, fmt.Errorf("read the programme: %w", database.ErrUnavailable)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	for _, path := range []string{financeweb.Path, financeweb.Path + "roll-forward.csv"} {
+		r := f.get(t, http.MethodGet, path, f.finance)
+		if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" || strings.Contains(r.body, "log") {
+			t.Errorf("GET %s with the database unreachable: HTTP %d, Retry-After %q, %q; want 503 and when to try again",
+				path, r.status, r.header.Get("Retry-After"), r.body)
+		}
 	}
 }

@@ -192,6 +192,24 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 // Close closes the pool.
 func (db *DB) Close() { db.Pool.Close() }
 
+// CloseWithin closes the pool, or gives up after grace with an error: a
+// pool's Close waits for every connection to come back (a query on a
+// database that does not answer may never end) and closes each with a
+// 15 s timeout. Given up, the connections go with the process.
+func (db *DB) CloseWithin(grace time.Duration) error {
+	closed := make(chan struct{})
+	go func() {
+		db.Pool.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(grace):
+		return fmt.Errorf("the database pool was not closed within %s: the database does not answer", grace)
+	}
+}
+
 // Stats returns the retry counters.
 func (db *DB) Stats() Stats {
 	return Stats{Attempts: db.attempts.Load(), Retries: db.retries.Load(), AmbiguousCommits: db.ambiguous.Load()}

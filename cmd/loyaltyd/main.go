@@ -377,7 +377,9 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		return fmt.Errorf("open the database: %w", err)
 	}
 	cleanups = append(cleanups, func() error {
-		db.Close()
+		if err := db.CloseWithin(poolCloseGrace); err != nil {
+			return fmt.Errorf("%w: its connections are dropped with the process", err)
+		}
 		logger.Info("database pool closed")
 		return nil
 	})
@@ -776,6 +778,11 @@ func processName() string {
 	host, _ := os.Hostname()
 	return fmt.Sprintf("%s-%d-%08x", host, os.Getpid(), rand.Uint32())
 }
+
+// poolCloseGrace bounds closing the database pool at shutdown, past
+// which a database that does not answer would hold the exit beyond any
+// supervisor's grace (database.DB.CloseWithin).
+const poolCloseGrace = 5 * time.Second
 
 // stopInTime cancels the background work and waits for it, at most
 // grace: an attempt cut off is retried by whoever runs next (its lease

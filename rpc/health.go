@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
@@ -61,4 +62,23 @@ func (h *databaseHealth) databaseAnswers(ctx context.Context) bool {
 	h.serving = h.db.Pool.QueryRow(ping, `SHOW transaction_read_only`).Scan(&readOnly) == nil && readOnly == "off"
 	h.checked = time.Now()
 	return h.serving
+}
+
+// ready answers GET /readyz: 200 while the service can serve, 503 while
+// the database does not answer or takes no writes (what NOT_SERVING says
+// to a gRPC health check).
+func (h *databaseHealth) ready(w http.ResponseWriter, r *http.Request) {
+	if !h.databaseAnswers(r.Context()) {
+		plainText(w, http.StatusServiceUnavailable, "not ready: the database does not answer, or takes no writes")
+		return
+	}
+	plainText(w, http.StatusOK, "ok")
+}
+
+// plainText writes a short answer for people and probes, never cached.
+func plainText(w http.ResponseWriter, status int, text string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(text + "\n"))
 }

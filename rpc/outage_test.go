@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -173,12 +174,15 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 		}
 	}
 	healthIs(grpchealth.StatusServing)
+	probeIs(t, e, "/readyz", http.StatusOK)
 
 	proxy.down()
 	// A load balancer hears that this instance cannot serve (the last
-	// answer stands a second).
+	// answer stands a second), by gRPC health or by plain HTTP.
 	time.Sleep(1100 * time.Millisecond)
 	healthIs(grpchealth.StatusNotServing)
+	probeIs(t, e, "/readyz", http.StatusServiceUnavailable)
+	probeIs(t, e, "/livez", http.StatusOK)
 	for i := range 4 {
 		_, err := c.members.GetMember(e.ctx, connect.NewRequest(&loyaltyv1.GetMemberRequest{MemberNumber: member}))
 		var ce *connect.Error
@@ -194,7 +198,22 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	proxy.up(t)
 	time.Sleep(1100 * time.Millisecond)
 	healthIs(grpchealth.StatusServing)
+	probeIs(t, e, "/readyz", http.StatusOK)
 	writeOnceAfter(t, e, direct, member)
+}
+
+// probeIs checks the HTTP status of a plain GET of path, as a load
+// balancer's probe sends it (no key).
+func probeIs(t *testing.T, e *env, path string, want int) {
+	t.Helper()
+	res, err := e.server.Client().Get(e.server.URL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != want {
+		t.Fatalf("GET %s: HTTP %d, want %d", path, res.StatusCode, want)
+	}
 }
 
 // TestASilentDatabaseAnswersUnavailableInTime: a database that stops
@@ -292,6 +311,7 @@ func TestAReadOnlyDatabaseAnswersUnavailable(t *testing.T) {
 	}
 	setReadOnly("on")
 	healthIs(grpchealth.StatusNotServing)
+	probeIs(t, e, "/readyz", http.StatusServiceUnavailable)
 	for i := range 3 {
 		_, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00")))
 		var ce *connect.Error

@@ -218,7 +218,12 @@ func (s *Server) Handler(interceptors ...connect.Interceptor) http.Handler {
 		path, h := service()
 		mux.Handle(path, s.requireKey(errs, h))
 	}
-	mux.Handle(grpchealth.NewHandler(&databaseHealth{db: s.ledger.DB(), services: grpchealth.NewStaticChecker(Services...)}))
+	health := &databaseHealth{db: s.ledger.DB(), services: grpchealth.NewStaticChecker(Services...)}
+	mux.Handle(grpchealth.NewHandler(health))
+	// The same answer for probes that speak plain HTTP (a load balancer's,
+	// Kubernetes' httpGet).
+	mux.HandleFunc("GET /readyz", health.ready)
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) { plainText(w, http.StatusOK, "ok") })
 	// The health service too: grpcurl and buf curl find it by reflection.
 	reflector := grpcreflect.NewStaticReflector(slices.Concat(Services, []string{grpchealth.HealthV1ServiceName})...)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector))

@@ -144,6 +144,8 @@ type eventLog struct {
 }
 
 var (
+	databaseUpDesc = prometheus.NewDesc("loyalty_db_up",
+		"1 when this scrape's reads of the database answered (within 2 s), 0 when they did not: then the event and webhook gauges are missing from the scrape.", nil, nil)
 	outboxRowsDesc = prometheus.NewDesc("loyalty_events_outbox_rows",
 		"Events written but not yet sequenced (counted up to 100000).", nil, nil)
 	outboxAgeDesc = prometheus.NewDesc("loyalty_events_outbox_oldest_age_seconds",
@@ -161,6 +163,7 @@ var (
 )
 
 func (l *eventLog) Describe(ch chan<- *prometheus.Desc) {
+	ch <- databaseUpDesc
 	ch <- outboxRowsDesc
 	ch <- outboxAgeDesc
 	ch <- lastPositionDesc
@@ -177,8 +180,10 @@ func (l *eventLog) Collect(ch chan<- prometheus.Metric) {
 	err := l.db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM event_outbox LIMIT $1) AS o`, maxOutboxCount).Scan(&rows)
 	if err != nil {
 		slog.Warn("metrics: count the event outbox", "error", err.Error())
+		ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, 0)
 		return
 	}
+	ch <- prometheus.MustNewConstMetric(databaseUpDesc, prometheus.GaugeValue, 1)
 	age := 0.0
 	if rows > 0 {
 		var oldest time.Time

@@ -493,6 +493,7 @@ func checkEventsExample(t *testing.T, bash string, srv *server, key, member stri
 		metrics := httpGet(t, srv.metricsURL)
 		missing := ""
 		for _, re := range []string{
+			`(?m)^loyalty_db_up 1$`,
 			`(?m)^loyalty_events_last_position [1-9][0-9]*$`,
 			`(?m)^loyalty_events_outbox_rows [0-9]+$`,
 			`(?m)^loyalty_events_outbox_oldest_age_seconds [0-9.e+-]+$`,

@@ -273,12 +273,23 @@ func New(l *ledger.Ledger, clock func() time.Time) *Store {
 }
 
 // Claim records an outcome that posts no transaction (a free
-// cancellation, an exempt no-show), and announces it (e). The retry of the
-// same request (same caller and idempotency key, same outcome) returns the
-// first record; any other claim of the booking's slot is a RecordedError.
-func (s *Store) Claim(ctx context.Context, c Claim, e ClaimEvent) (Record, error) {
+// cancellation, an exempt no-show, a stay that earns nothing), and
+// announces it (e); effects are written with it (a stay's qualifying
+// figures), none of them an effect of a ledger transaction. The retry of
+// the same request (same caller and idempotency key, same outcome) returns
+// the first record; any other claim of the booking's slot is a
+// RecordedError.
+func (s *Store) Claim(ctx context.Context, c Claim, e ClaimEvent, effects ...ledger.Statement) (Record, error) {
 	if c.EffectiveAt.IsZero() {
 		return Record{}, fmt.Errorf("claim %s of booking %s/%s: no effective time", c.Outcome, c.PropertyID, c.StayID)
+	}
+	for _, x := range effects {
+		// A claim's own unique violation is its refusal: an effect may not
+		// have one of its own.
+		if x.WithTransaction || x.Conflict != nil {
+			return Record{}, fmt.Errorf("claim %s of booking %s/%s: an effect of a ledger transaction, or with a conflict of its own, cannot go with a claim",
+				c.Outcome, c.PropertyID, c.StayID)
+		}
 	}
 	if members.Retrying(ctx) {
 		// The retry of a write made before the member's closure: it gets
@@ -300,6 +311,9 @@ func (s *Store) Claim(ctx context.Context, c Claim, e ClaimEvent) (Record, error
 			r.ID, c.PropertyID, c.StayID, c.Outcome.slot(), string(c.Outcome), c.MemberNumber, c.CallerID, c.IdempotencyKey,
 			c.EffectiveAt, r.RecordedAt)
 		b.Queue(event.Text(), event.Args...)
+		for _, x := range effects {
+			b.Queue(x.Text(), x.Args...)
+		}
 		return tx.SendBatch(ctx, b).Close()
 	})
 	var pgErr *pgconn.PgError

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/google/uuid"
 
@@ -83,7 +84,28 @@ func (s *Service) CorrectStay(ctx context.Context, req Request, v programmes.Ver
 
 func (s *Service) correctStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, reason string,
 	current Record, original *ledger.Transaction) (CorrectionResult, error) {
-	plan, err := s.planStay(ctx, req, v, property, st, original, ClaimEvent{Replaces: &current, Reason: reason})
+	// What the outcome replaced counted for tiers: a stay's figures, from
+	// its transaction, or, for a stay that posted nothing (free nights),
+	// from its qualifying rows, which the correction then takes back.
+	var replaced *qualifyingStay
+	var takeBack []ledger.Statement
+	ref := stayRef(property.ID, st.StayID)
+	switch {
+	case original != nil:
+		if old := txmeta.Decode(original.Metadata); old.Kind == txmeta.KindStay {
+			replaced = &qualifyingStay{ref: ref, completedAt: original.EffectiveAt, nights: old.Nights, points: old.QualifyingPoints}
+		}
+	case current.Outcome == Stayed:
+		nights, points, completedAt, ok, err := s.members.StayQualifying(ctx, current.MemberNumber, ref)
+		if err != nil {
+			return CorrectionResult{}, err
+		}
+		if ok {
+			replaced = &qualifyingStay{ref: ref, completedAt: completedAt, nights: nights, points: points}
+			takeBack = append(takeBack, members.QualifyingStay(current.MemberNumber, ref, completedAt, -nights, -points))
+		}
+	}
+	plan, err := s.planStay(ctx, req, v, property, st, replaced, ClaimEvent{Replaces: &current, Reason: reason})
 	if err != nil {
 		return CorrectionResult{}, err
 	}
@@ -98,7 +120,7 @@ func (s *Service) correctStay(ctx context.Context, req Request, v programmes.Ver
 		// no-show): nothing to reverse, its record is released by the stay.
 		m.Description += fmt.Sprintf(", in place of the %s recorded: %s", current.Outcome, reason)
 		plan.post.Metadata = m.JSON()
-		plan.post.Effects = append([]ledger.Statement{releaseRecord(current.ID)}, plan.post.Effects...)
+		plan.post.Effects = slices.Concat([]ledger.Statement{releaseRecord(current.ID)}, takeBack, plan.post.Effects)
 		txn, err := s.ledger.Post(ctx, plan.post)
 		if err != nil {
 			return CorrectionResult{}, err

@@ -41,6 +41,7 @@ func (s *Service) PreviewStay(ctx context.Context, req Request, v programmes.Ver
 	}
 	out := StayResult{Tier: plan.member.Tier}
 	if plan.post.Postings == nil {
+		out.Tier = plan.tierAfter
 		return out, nil
 	}
 	txn := s.previewTransaction(plan.post)

@@ -71,8 +71,11 @@ func (s *Service) recordStay(ctx context.Context, req Request, v programmes.Vers
 		return StayResult{}, err
 	}
 	out := StayResult{Tier: plan.member.Tier}
-	if plan.post.Postings == nil { // nothing to post, but the booking has its outcome
-		_, err := s.bookings.Claim(ctx, plan.claim, ClaimEvent{})
+	if plan.post.Postings == nil {
+		// Nothing to post, but the booking has its outcome, and the stay
+		// its qualifying figures and upgrade, in one database transaction.
+		_, err := s.bookings.Claim(ctx, plan.claim, ClaimEvent{}, plan.unposted...)
+		out.Tier = plan.tierAfter
 		return out, err
 	}
 	txn, err := s.ledger.Post(ctx, plan.post)
@@ -92,6 +95,11 @@ type stayPlan struct {
 	member members.Member
 	post   ledger.PostRequest
 	claim  Claim
+	// unposted, for a stay that earns nothing, are its qualifying figures
+	// and upgrade, written with its claim; tierAfter is the member's tier
+	// after it.
+	unposted  []ledger.Statement
+	tierAfter programme.Tier
 }
 
 // planStay computes a stay's points and tier effects as of its completion
@@ -100,7 +108,7 @@ type stayPlan struct {
 // force then (the caller looks it up: StayAsOf). replaced, when set, is the stay this one corrects, reversed in the
 // same commit: its figures no longer count in the tier window. event is
 // what the booking's event says besides the stay (a correction's).
-func (s *Service) planStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, replaced *ledger.Transaction, event ClaimEvent) (stayPlan, error) {
+func (s *Service) planStay(ctx context.Context, req Request, v programmes.Version, property programmes.Property, st Stay, replaced *qualifyingStay, event ClaimEvent) (stayPlan, error) {
 	// The member, the tier in force when the stay began (it decides the
 	// stay's rules, even if the member has moved up since, by another stay
 	// recorded meanwhile) and the qualifying activity of the tier window,
@@ -117,9 +125,8 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 	if replaced != nil {
 		// The stay replaced counts in the window only if it was completed
 		// in it.
-		if old := txmeta.Decode(replaced.Metadata); old.Kind == txmeta.KindStay &&
-			!replaced.EffectiveAt.Before(activity.WindowStart) && !replaced.EffectiveAt.After(activity.WindowEnd) {
-			activity.Nights, activity.Points, activity.Stays = activity.Nights-old.Nights, activity.Points-old.QualifyingPoints, activity.Stays-1
+		if !replaced.completedAt.Before(activity.WindowStart) && !replaced.completedAt.After(activity.WindowEnd) {
+			activity.Nights, activity.Points, activity.Stays = activity.Nights-replaced.nights, activity.Points-replaced.points, activity.Stays-1
 		}
 	}
 	stay := st.Rules
@@ -136,17 +143,24 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 	nights := int(st.Departure.Sub(st.Arrival).Hours()/24 + 0.5)
 	completedAt := CompletedAt(st.Departure, property)
 	plan := stayPlan{member: member, claim: s.claim(req, property.ID, st.StayID, Stayed, member.Number, completedAt)}
+	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
 	if points == 0 {
+		// A completed stay all the same (nights paid with a free-night
+		// reward): its nights count for tiers, and a regular member's
+		// first stay makes it silver. It does not take the first-stay
+		// bonus from the first stay that earns.
+		var decision tierrules.Decision
+		plan.unposted, decision = tierEffects(rules, member, activity, q, at, s.now(), req, property.ID, st.StayID, false)
+		plan.tierAfter = decision.To
 		return plan, nil
 	}
 
-	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
 	for _, l := range lines {
 		if l.Rule == programme.RuleStayPoints {
 			q.points += l.Points
 		}
 	}
-	effects, decision := tierEffects(rules, member, activity, q, at, s.now(), req, property.ID, st.StayID)
+	effects, decision := tierEffects(rules, member, activity, q, at, s.now(), req, property.ID, st.StayID, true)
 	if claimFirst {
 		effects = append(effects, members.ClaimFirstStay(member.Number, ref))
 	}
@@ -181,17 +195,25 @@ type qualifyingStay struct {
 // tierEffects are the writes that commit with a stay: its qualifying
 // figures, and the upgrade they earn (announced), decided at the stay's
 // as-of at (StayAsOf) on the member's activity in the window that ends
-// then, with this stay, at propertyID.
-func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, at, now time.Time, req Request, propertyID, stayID string) ([]ledger.Statement, tierrules.Decision) {
+// then, with this stay, at propertyID. withTransaction: they are effects
+// of the stay's ledger transaction, which the upgrade's event names; else
+// the stay posts nothing.
+func tierEffects(rules tierrules.Settings, member members.Member, activity tierrules.Activity, q qualifyingStay, at, now time.Time, req Request,
+	propertyID, stayID string, withTransaction bool) ([]ledger.Statement, tierrules.Decision) {
 	if !q.completedAt.Before(activity.WindowStart) {
 		activity.Nights, activity.Points, activity.Stays = activity.Nights+q.nights, activity.Points+q.points, activity.Stays+1
 	}
 	decision := rules.OnActivity(tiersMember(member), activity, at)
 	effects := []ledger.Statement{members.QualifyingStay(member.Number, q.ref, q.completedAt, q.nights, q.points)}
 	if decision.Changed {
-		effects = append(effects, members.ChangeTierWith(member.Number, members.TierChange{From: decision.From, To: decision.To,
+		change := members.TierChange{From: decision.From, To: decision.To,
 			Reason: decision.Reason, EffectiveAt: upgradeAt(member, at, now), Nights: activity.Nights, Points: activity.Points, ChangedBy: req.CallerID,
-			Cause: events.TierCauseStay, EventKey: req.key(), PropertyID: propertyID, StayID: stayID}))
+			Cause: events.TierCauseStay, EventKey: req.key(), PropertyID: propertyID, StayID: stayID}
+		if withTransaction {
+			effects = append(effects, members.ChangeTierWith(member.Number, change))
+		} else {
+			effects = append(effects, members.ChangeTier(member.Number, change, now))
+		}
 	}
 	return effects, decision
 }

@@ -413,6 +413,22 @@ const qualifyingActivitySQL = `SELECT COALESCE(SUM(nights), 0)::INT8, COALESCE(S
 		COALESCE(SUM(CASE WHEN nights > 0 THEN 1 WHEN nights < 0 THEN -1 ELSE 0 END), 0)::INT8
 	FROM qualifying_stays WHERE member_number = $1 AND completed_at >= $2 AND completed_at <= $3`
 
+// StayQualifying is what a stay (stayRef) counts for a member's tier now:
+// its qualifying rows summed (as recorded, less reversals) and the
+// completion of the latest; ok is false when it counts nothing.
+func (s *Store) StayQualifying(ctx context.Context, number, stayRef string) (nights int, points int64, completedAt time.Time, ok bool, err error) {
+	var latest *time.Time
+	err = s.db.Pool.QueryRow(ctx, `SELECT COALESCE(SUM(nights), 0)::INT8, COALESCE(SUM(points), 0)::INT8, max(completed_at)
+		FROM qualifying_stays WHERE member_number = $1 AND stay_ref = $2`, number, stayRef).Scan(&nights, &points, &latest)
+	if err != nil {
+		return 0, 0, time.Time{}, false, fmt.Errorf("qualifying figures of %s's stay %s: %w", number, stayRef, err)
+	}
+	if latest == nil || (nights == 0 && points == 0) {
+		return 0, 0, time.Time{}, false, nil
+	}
+	return nights, points, *latest, true, nil
+}
+
 // QualifyingStay is the effect that records a stay's qualifying figures
 // with the stay's transaction; a reversal records them negated.
 func QualifyingStay(number, stayRef string, completedAt time.Time, nights int, points int64) ledger.Statement {

@@ -819,3 +819,58 @@ func batchRowError(c clients, validateOnly bool, row *loyaltyv1.RecordStayReques
 	}
 	return e
 }
+
+// TestAStayThatEarnsNothingStillCounts: a stay whose nights were paid with
+// a free-night reward (room charge "0") earns no points, but it is a
+// completed stay: its nights count for tiers, and a regular member's first
+// stay makes it silver. It leaves the first-stay bonus to the first stay
+// that earns.
+func TestAStayThatEarnsNothingStillCounts(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	frontDesk := func(key, stayID string, charges ...string) *connect.Request[loyaltyv1.RecordStayRequest] {
+		r := stayRequest(key, member, stayID, charges...)
+		r.Channel = loyaltyv1.BookingChannel_BOOKING_CHANNEL_FRONT_DESK // no direct-booking bonus
+		return connect.NewRequest(r)
+	}
+	free, err := c.booking.RecordStay(e.ctx, frontDesk("free-nights", "B-FREE", "0", "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if free.Msg.GetTransaction() != nil || free.Msg.GetTier() != loyaltyv1.Tier_TIER_SILVER {
+		t.Errorf("a stay paid with free nights: %v; want no transaction and SILVER", free.Msg)
+	}
+	if b := e.books(t, c, member); b.qualifyingNights != 2 || b.firstStay != "" || b.available != 0 {
+		t.Errorf("after the free nights: %+v; want 2 qualifying nights, no first stay claimed, no points", b)
+	}
+	again, err := c.booking.RecordStay(e.ctx, frontDesk("free-nights", "B-FREE", "0", "0"))
+	if err != nil || again.Msg.GetTier() != loyaltyv1.Tier_TIER_SILVER {
+		t.Errorf("its retry: %v, %v", again, err)
+	}
+	paid, err := c.booking.RecordStay(e.ctx, frontDesk("paid", "B-PAID", "100.00"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := paid.Msg.GetTransaction().GetAvailablePointsDelta(); got != 150 {
+		t.Errorf("the first stay that earns: %d points, want 150 (100 x 1.5, the new member's bonus)", got)
+	}
+	if b := e.books(t, c, member); b.qualifyingNights != 3 {
+		t.Errorf("%d qualifying nights, want 3", b.qualifyingNights)
+	}
+	// Corrected into one paid night, the free stay's two nights no longer
+	// count.
+	corrected := correctStay("correct-free", member, "B-FREE", "the second night was paid, the first never stayed", "200.00")
+	corrected.Channel = loyaltyv1.BookingChannel_BOOKING_CHANNEL_FRONT_DESK
+	res, err := c.booking.CorrectStay(e.ctx, connect.NewRequest(corrected))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Msg.GetTransaction().GetAvailablePointsDelta(); got != 200 || res.Msg.GetReversal() != nil {
+		t.Errorf("the correction: %v; want 200 points and nothing to reverse", res.Msg)
+	}
+	if b := e.books(t, c, member); b.qualifyingNights != 2 || b.available != 350 {
+		t.Errorf("after the correction: %+v; want 2 qualifying nights and 350 points", b)
+	}
+	e.verify(t)
+}

@@ -330,11 +330,16 @@ type StayNight struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The overnight room charge actually paid for this night at member price,
 	// excluding extras. "0" for a night paid with a free-night reward. All
-	// nights of a stay use the same currency.
+	// nights of a stay use the same currency. Every night stayed counts for
+	// tiers (qualifying nights), whatever it earns: a stay that earns nothing
+	// (every night free) is still a completed stay, posts no transaction, and
+	// makes a regular member silver; it leaves the new member's first-stay
+	// bonus to the first stay that earns.
 	RoomCharge *Money `protobuf:"bytes,1,opt,name=room_charge,json=roomCharge,proto3" json:"room_charge,omitempty"`
 	// True for a night added at the hotel (an extension) that was not booked in
 	// advance through a self-service channel (web, app, SMS); such nights earn
-	// no points, at the chain's hotels and at partners' alike.
+	// no points, at the chain's hotels and at partners' alike, but count as
+	// nights stayed for tiers.
 	UnbookedExtension bool `protobuf:"varint,2,opt,name=unbooked_extension,json=unbookedExtension,proto3" json:"unbooked_extension,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache

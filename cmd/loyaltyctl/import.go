@@ -46,7 +46,7 @@ func importStays(e env, args []string) int {
 	api := fs.String("api", "auto", "booking (RecordStays), alliance (AwardStays, a partner's key), or auto: RecordStays, "+
 		"and AwardStays from the first answer on if the service answers PERMISSION_DENIED (a partner's key)")
 	dryRun := fs.Bool("dry-run", false, "validate every row and compute the points it would earn, writing nothing (status would_record)")
-	results := fs.String("results", "", "the result file (default FILE.results.csv); written as results arrive, replaced by each run")
+	results := fs.String("results", "", "the result file (default FILE.results.csv); written as results arrive, replaced by each run that has one")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: loyaltyctl import stays [-url URL] [-key KEY] [-format csv|jsonl] [-batch N] [-parallel N] [-api auto|booking|alliance] [-dry-run] [-results PATH] FILE
 
@@ -189,11 +189,28 @@ func splitFile(fs *flag.FlagSet, args []string) (flags, files []string) {
 // runImport imports with opts, writing the results to resultsPath.
 func runImport(e env, name string, opts stayimport.Options, resultsPath string) int {
 	stderr := &lockedWriter{w: e.stderr} // the signal watcher writes too
-	out, err := os.Create(resultsPath)
+	// The results go to a file of their own until the first one comes: a
+	// run that fails before any (a wrong key, the service down) leaves the
+	// last run's results as they were.
+	partialPath := resultsPath + ".partial"
+	out, err := os.Create(partialPath)
 	if err != nil {
 		return failed(e, name, fmt.Errorf("the result file: %w", err))
 	}
-	defer out.Close()
+	placed := false
+	place := func() error {
+		if placed {
+			return nil
+		}
+		placed = true
+		return os.Rename(partialPath, resultsPath)
+	}
+	defer func() {
+		out.Close()
+		if !placed {
+			_ = os.Remove(partialPath)
+		}
+	}()
 	w := csv.NewWriter(out)
 	_ = w.Write(resultColumns)
 
@@ -205,6 +222,9 @@ func runImport(e env, name string, opts stayimport.Options, resultsPath string) 
 	var lastLine int
 	opts.Stopping = stopping
 	opts.Result = func(r stayimport.Result) error {
+		if err := place(); err != nil {
+			return fmt.Errorf("the result file: %w", err)
+		}
 		lastLine = r.Line
 		points := ""
 		if r.Status == stayimport.StatusRecorded || r.Status == stayimport.StatusWouldRecord {
@@ -228,7 +248,16 @@ func runImport(e env, name string, opts stayimport.Options, resultsPath string) 
 	if err := w.Error(); err != nil && runErr == nil {
 		runErr = fmt.Errorf("the result file: %w", err)
 	}
-	printSummary(e.stdout, sum, opts.DryRun, resultsPath)
+	if runErr == nil { // a file of no rows: its results are a header
+		if err := place(); err != nil {
+			runErr = fmt.Errorf("the result file: %w", err)
+		}
+	}
+	if !placed {
+		fmt.Fprintf(e.stdout, "no row has a result: %s is left as it was\n", resultsPath)
+	} else {
+		printSummary(e.stdout, sum, opts.DryRun, resultsPath)
+	}
 	switch {
 	case runErr != nil && ctx.Err() != nil:
 		fmt.Fprintf(stderr, "loyaltyctl %s: stopped at once after line %d (%d of %d rows have results); the batches in flight may or may not be recorded.\n"+

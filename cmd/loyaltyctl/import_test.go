@@ -286,6 +286,19 @@ func TestImportReportsEveryRowInFileOrder(t *testing.T) {
 	if n := e.stayTransactions(t) - before; n != 3 {
 		t.Errorf("%d stays posted after two runs, want 3", n)
 	}
+	// A run that has no result (a wrong key) leaves the last results.
+	resultsBefore, err := os.ReadFile(path + ".results.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, _ = runCLI(t, afterAsOf, "import", "stays", "-url", e.url, "-key", "lk_not_a_key", path)
+	resultsAfter, err := os.ReadFile(path + ".results.csv")
+	if code != exitError || err != nil || string(resultsAfter) != string(resultsBefore) || !strings.Contains(stdout, "no row has a result") {
+		t.Errorf("a run with a wrong key: exit %d, %v\n%s\nthe results file changed: %v", code, err, stdout, string(resultsAfter) != string(resultsBefore))
+	}
+	if _, err := os.Stat(path + ".results.csv.partial"); !os.IsNotExist(err) {
+		t.Errorf("a partial results file is left: %v", err)
+	}
 }
 
 // TestImportReadsJSONLines: the same rows as JSON Lines (numbers and

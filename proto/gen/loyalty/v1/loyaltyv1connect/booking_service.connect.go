@@ -96,7 +96,9 @@ type BookingServiceClient interface {
 	// hour past the normal hold time, up to 23:00 local time).
 	PlaceGuarantee(context.Context, *connect.Request[v1.PlaceGuaranteeRequest]) (*connect.Response[v1.PlaceGuaranteeResponse], error)
 	// Releases a guarantee hold back to the member's available points: the
-	// guest ARRIVED (at any time), or the member WITHDREW it, which is only
+	// guest ARRIVED (at any time: send it at check-in; recording the stay at
+	// check-out does not release it, and a guarantee never released lapses
+	// at 12:00 the day after arrival), or the member WITHDREW it, which is only
 	// before the normal hold time (default 18:00) of the arrival day at the
 	// hotel. After that the guarantee is what keeps the room: a withdrawal is
 	// FAILED_PRECONDITION with an ErrorInfo GUARANTEE_IN_FORCE whose
@@ -307,7 +309,9 @@ type BookingServiceHandler interface {
 	// hour past the normal hold time, up to 23:00 local time).
 	PlaceGuarantee(context.Context, *connect.Request[v1.PlaceGuaranteeRequest]) (*connect.Response[v1.PlaceGuaranteeResponse], error)
 	// Releases a guarantee hold back to the member's available points: the
-	// guest ARRIVED (at any time), or the member WITHDREW it, which is only
+	// guest ARRIVED (at any time: send it at check-in; recording the stay at
+	// check-out does not release it, and a guarantee never released lapses
+	// at 12:00 the day after arrival), or the member WITHDREW it, which is only
 	// before the normal hold time (default 18:00) of the arrival day at the
 	// hotel. After that the guarantee is what keeps the room: a withdrawal is
 	// FAILED_PRECONDITION with an ErrorInfo GUARANTEE_IN_FORCE whose

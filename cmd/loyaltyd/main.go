@@ -517,18 +517,21 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 		metricsURL = listenURL(metricsLn.Addr()) + "/metrics"
 		logger.Info("metrics endpoint on", "metrics_url", metricsURL)
 	}
+	jobs := m.jobs
 	if cfg.tierReviewEvery > 0 {
-		go repeat(ctx, time.Minute, cfg.tierReviewEvery, func(ctx context.Context) { reviewTiers(ctx, memberStore, progs, logger) })
+		go repeat(ctx, jobs, "tier_review", time.Minute, cfg.tierReviewEvery, jobRetry, func(ctx context.Context) error { return reviewTiers(ctx, memberStore, progs, logger) })
 	}
 	if cfg.expireEvery > 0 {
 		job := expiry.New(l, progs, nil)
-		go repeat(ctx, 2*time.Minute, cfg.expireEvery, func(ctx context.Context) { expirePoints(ctx, job, logger) })
+		go repeat(ctx, jobs, "points_expiry", 2*time.Minute, cfg.expireEvery, jobRetry, func(ctx context.Context) error { return expirePoints(ctx, job, logger) })
 	}
 	if cfg.financeJobsEvery > 0 {
-		go repeat(ctx, 2*time.Minute, cfg.financeJobsEvery, func(ctx context.Context) { financeJobs(ctx, reports, logger) })
+		go repeat(ctx, jobs, "finance", 2*time.Minute, cfg.financeJobsEvery, jobRetry, func(ctx context.Context) error { return financeJobs(ctx, reports, logger) })
 	}
 	if cfg.pruneEventsEvery > 0 {
-		go repeat(ctx, 3*time.Minute, cfg.pruneEventsEvery, func(ctx context.Context) { pruneEvents(ctx, db, cfg.eventsRetention, logger) })
+		go repeat(ctx, jobs, "events_prune", 3*time.Minute, cfg.pruneEventsEvery, jobRetry, func(ctx context.Context) error {
+			return pruneEvents(ctx, db, cfg.eventsRetention, logger)
+		})
 	}
 	// The sequencer and the dispatcher outlive the HTTP server: the writes
 	// still in flight when it stops announce events to sequence and deliver.
@@ -684,26 +687,46 @@ func logInterceptor(logger *slog.Logger) connect.Interceptor {
 	})
 }
 
+// jobRetry is how soon a failed job runs again, the first time.
+const jobRetry = time.Minute
+
 // repeat runs a background job first after start and then every
 // interval, until ctx ends. Each job resumes from its own checkpoints, so
-// a restart, or a second instance doing the same, is harmless.
-func repeat(ctx context.Context, first, every time.Duration, run func(context.Context)) {
+// a restart, or a second instance doing the same, is harmless. A run that
+// fails is tried again sooner: after retry (jobRetry), doubling, at most
+// every interval or an hour (a daily review must not miss its day for a
+// minute's outage). Each run is counted for /metrics (jobs).
+func repeat(ctx context.Context, jobs *jobStats, name string, first, every, retry time.Duration, run func(context.Context) error) {
 	timer := time.NewTimer(first)
 	defer timer.Stop()
+	failures := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		run(ctx)
-		timer.Reset(every)
+		started := time.Now()
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return // stopped by the shutdown, not failed
+		}
+		jobs.ran(name, started, err)
+		next := every
+		if err != nil {
+			failures++
+			next = min(retry<<min(failures-1, 6), every, time.Hour)
+		} else {
+			failures = 0
+		}
+		timer.Reset(next)
 	}
 }
 
 // financeJobs rolls up and then seals the closed days. Both read in
 // snapshots and write only finance tables, so no ledger write waits.
-func financeJobs(ctx context.Context, reports *finance.Reports, logger *slog.Logger) {
+func financeJobs(ctx context.Context, reports *finance.Reports, logger *slog.Logger) error {
+	var failed error
 	for _, job := range []struct {
 		name string
 		run  func(context.Context) (finance.JobProgress, error)
@@ -712,50 +735,54 @@ func financeJobs(ctx context.Context, reports *finance.Reports, logger *slog.Log
 		p, err := job.run(ctx)
 		if err != nil {
 			logger.Error(job.name+" stopped", "error", err.Error(), "days", p.Days)
+			failed = errors.Join(failed, fmt.Errorf("%s: %w", job.name, err))
 			continue
 		}
 		logger.Info(job.name+" done", "days", p.Days, "until", p.Until.Format(time.DateOnly), "duration", time.Since(started).String())
 	}
+	return failed
 }
 
 // reviewTiers reviews the tiers as of the start of the hour: a restart
 // within the hour resumes that run from its checkpoint, and members
 // already reviewed are not due again.
-func reviewTiers(ctx context.Context, store *members.Store, progs *programmes.Store, logger *slog.Logger) {
+func reviewTiers(ctx context.Context, store *members.Store, progs *programmes.Store, logger *slog.Logger) error {
 	asOf := time.Now().UTC().Truncate(time.Hour)
 	started := time.Now()
 	version, err := progs.At(ctx, asOf)
 	if err != nil {
 		logger.Error("tier review: no programme version", "as_of", asOf, "error", err.Error())
-		return
+		return err
 	}
 	p, err := store.ReviewTiers(ctx, tiers.FromProgramme(version.Programme), asOf, 1000, nil)
 	if err != nil {
 		logger.Error("tier review stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
-		return
+		return err
 	}
 	logger.Info("tier review done", "as_of", asOf, "scanned", p.Processed, "due", p.Due(), "changed", p.Changed,
 		"unchanged", p.Unchanged, "not_due", p.NotDue(), "duration", time.Since(started).String())
+	return nil
 }
 
 // expirePoints expires the lots due by 00:00 today in the programme's time
 // zone, booked today (expiry.BookingDay): the day's first run does the work,
 // and a restart resumes it from its checkpoint; the later runs of the day
 // find it done.
-func expirePoints(ctx context.Context, job *expiry.Job, logger *slog.Logger) {
+func expirePoints(ctx context.Context, job *expiry.Job, logger *slog.Logger) error {
 	asOf, err := job.Today(ctx)
 	if err != nil {
 		logger.Error("points expiry: no as-of", "error", err.Error())
-		return
+		return err
 	}
 	started := time.Now()
 	p, err := job.Run(ctx, asOf, 1000, nil)
 	if err != nil {
 		logger.Error("points expiry stopped", "as_of", asOf, "error", err.Error(), "processed", p.Processed)
-		return
+		return err
 	}
 	logger.Info("points expiry done", "as_of", asOf, "members_due", p.Processed, "expired", p.Expired,
 		"points", p.Points, "duration", time.Since(started).String())
+	return nil
 }
 
 // boolFlag makes a flag.Func a boolean flag: "-events" alone is "true".
@@ -805,13 +832,14 @@ func stopInTime(stop context.CancelFunc, wg *sync.WaitGroup, grace time.Duration
 
 // pruneEvents deletes the events older than the retention that no webhook
 // endpoint still needs, a batch per transaction.
-func pruneEvents(ctx context.Context, db *database.DB, retention time.Duration, logger *slog.Logger) {
+func pruneEvents(ctx context.Context, db *database.DB, retention time.Duration, logger *slog.Logger) error {
 	started := time.Now()
 	olderThan := started.Add(-retention)
 	n, err := events.Prune(ctx, db, olderThan, pruneBatch)
 	if err != nil {
 		logger.Error("events pruning stopped", "older_than", olderThan, "error", err.Error(), "deleted", n)
-		return
+		return err
 	}
 	logger.Info("events pruning done", "older_than", olderThan, "deleted", n, "duration", time.Since(started).String())
+	return nil
 }

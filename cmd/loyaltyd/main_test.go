@@ -13,8 +13,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestFlags(t *testing.T) {
@@ -148,4 +151,45 @@ func TestABusyPortFailsTheStartBeforeAnythingIsWritten(t *testing.T) {
 		t.Errorf("the first start that serves shows no admin key:\n%s", srv.stdout())
 	}
 	srv.stop(t)
+}
+
+// TestAFailedJobRunsAgainSoon: a background job that fails runs again
+// after the retry delay, doubling, not a whole interval later (a daily tier
+// review missed its day for a minute's outage), and every run is counted
+// for /metrics: by result, and when the last success ended.
+func TestAFailedJobRunsAgainSoon(t *testing.T) {
+	jobs := newJobStats()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	var runs []time.Time
+	go repeat(ctx, jobs, "tier_review", time.Millisecond, 24*time.Hour, 20*time.Millisecond, func(context.Context) error {
+		mu.Lock()
+		defer mu.Unlock()
+		runs = append(runs, time.Now())
+		if len(runs) <= 2 {
+			return errors.New("the database does not answer")
+		}
+		return nil // the next run is a day later
+	})
+	for deadline := time.Now().Add(10 * time.Second); testutil.ToFloat64(jobs.runs.WithLabelValues("tier_review", "ok")) < 1; {
+		if time.Now().After(deadline) {
+			t.Fatal("no successful run within 10 s: a failed run waits the whole interval")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(runs) != 3 {
+		t.Fatalf("%d runs, want 3", len(runs))
+	}
+	if gap := runs[2].Sub(runs[1]); gap < 40*time.Millisecond {
+		t.Errorf("the second retry came %s after the first, want the delay doubled (40ms)", gap)
+	}
+	if got := testutil.ToFloat64(jobs.runs.WithLabelValues("tier_review", "failed")); got != 2 {
+		t.Errorf("%v failed runs counted, want 2", got)
+	}
+	if last := testutil.ToFloat64(jobs.lastSuccess.WithLabelValues("tier_review")); time.Since(time.Unix(int64(last), 0)) > time.Minute {
+		t.Errorf("last success at %v", last)
+	}
 }

@@ -25,6 +25,45 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	jobs     *jobStats
+}
+
+// jobStats counts the background jobs' runs (repeat), by job: what an
+// operator alerts on ("the tier review has not succeeded for 26 h").
+type jobStats struct {
+	runs        *prometheus.CounterVec
+	lastSuccess *prometheus.GaugeVec
+	lastRun     *prometheus.GaugeVec
+}
+
+func newJobStats() *jobStats {
+	return &jobStats{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "loyalty_job_runs_total",
+			Help: "Runs of the background jobs (tier_review, points_expiry, finance, events_prune), by job and result (ok, failed).",
+		}, []string{"job", "result"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "loyalty_job_last_success_timestamp_seconds",
+			Help: "When the job's last successful run ended (Unix time); absent until one has.",
+		}, []string{"job"}),
+		lastRun: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "loyalty_job_last_run_duration_seconds",
+			Help: "How long the job's last run took, successful or not.",
+		}, []string{"job"}),
+	}
+}
+
+// ran records a run of job that started at started and ended now, with err.
+func (j *jobStats) ran(job string, started time.Time, err error) {
+	result := "ok"
+	if err != nil {
+		result = "failed"
+	}
+	j.runs.WithLabelValues(job, result).Inc()
+	j.lastRun.WithLabelValues(job).Set(time.Since(started).Seconds())
+	if err == nil {
+		j.lastSuccess.WithLabelValues(job).Set(float64(time.Now().Unix()))
+	}
 }
 
 func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
@@ -39,6 +78,7 @@ func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
 			Help:    "Time to handle a unary RPC, from authentication to the response message, by procedure.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"procedure"}),
+		jobs: newJobStats(),
 	}
 	stats := func(field func(database.Stats) uint64) func() float64 {
 		return func() float64 { return float64(field(db.Stats())) }
@@ -54,6 +94,9 @@ func newMetrics(db *database.DB, l *ledger.Ledger) *metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests,
 		m.duration,
+		m.jobs.runs,
+		m.jobs.lastSuccess,
+		m.jobs.lastRun,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "loyalty_db_transaction_attempts_total",
 			Help: "Write transaction attempts started (first tries and retries).",

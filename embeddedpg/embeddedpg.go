@@ -270,6 +270,10 @@ func (s *Server) PID() int { return s.proc.cmd.Process.Pid }
 // Version returns the server version string from the binaries (e.g. "15.18").
 func (s *Server) Version() string { return s.version }
 
+// Exited is closed when the server's process has exited: after Stop, or
+// on its own (killed, crashed), when nothing serves the database any more.
+func (s *Server) Exited() <-chan struct{} { return s.proc.done }
+
 // Stop shuts the server down (fast shutdown, wait up to 30s, then kill) and
 // removes the temporary directories it created; a persistent DataDir is left
 // alone. It is safe to call more than once (and concurrently): later calls

@@ -355,11 +355,15 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 
 	dbURL := cfg.databaseURL
+	// databaseGone is closed when the embedded PostgreSQL exits on its own
+	// (nil, never, for a database of its own).
+	var databaseGone <-chan struct{}
 	if dbURL == "" {
 		pg, err := embeddedpg.Start(ctx, embeddedpg.Options{DataDir: cfg.dataDir, Logger: logger})
 		if err != nil {
 			return fmt.Errorf("start the embedded PostgreSQL: %w", err)
 		}
+		databaseGone = pg.Exited()
 		cleanups = append(cleanups, func() error {
 			if err := pg.Stop(); err != nil {
 				return fmt.Errorf("stop the embedded PostgreSQL: %w", err)
@@ -564,12 +568,20 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	)
 	printBanner(stdout, url, metricsURL, adminSecret, ctlLine)
 
+	// The embedded PostgreSQL gone (killed, out of memory), every call
+	// would answer UNAVAILABLE for ever: loyaltyd stops, with an error, so
+	// that whoever runs it starts the pair again.
+	var stopErr error
 	select {
 	case <-ctx.Done():
 		// A second signal kills at once (the embedded PostgreSQL gets
 		// SIGTERM from the kernel when we die and shuts down cleanly).
 		stopSignals()
 		logger.Info("shutting down: no new connections; waiting for in-flight requests", "grace", shutdownGrace.String())
+	case <-databaseGone:
+		stopSignals()
+		stopErr = errors.New("the embedded PostgreSQL exited on its own (killed? out of memory?): start loyaltyd again")
+		logger.Error("the embedded PostgreSQL exited: shutting down", "grace", shutdownGrace.String())
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	}
@@ -585,7 +597,7 @@ func serve(ctx context.Context, stopSignals func(), cfg config, logger *slog.Log
 	}
 	handlers.Close() // every handler has returned: the workers are idle
 	logger.Info("http server stopped")
-	return nil
+	return stopErr
 }
 
 // ensureDatabase creates the named database on the embedded server when it

@@ -850,3 +850,37 @@ func TestARestartRightAfterKill9JustWorks(t *testing.T) {
 		t.Fatal("the restarted loyaltyd is not healthy")
 	}
 }
+
+// TestLoyaltydStopsWhenItsEmbeddedDatabaseDies: the embedded PostgreSQL
+// killed (the OOM killer, an operator), loyaltyd would answer UNAVAILABLE
+// for ever; it stops instead, with an error and exit code 1, so that
+// whoever runs it starts the pair again, and a restart serves.
+func TestLoyaltydStopsWhenItsEmbeddedDatabaseDies(t *testing.T) {
+	bin := buildServer(t)
+	dataDir := postgresDataDir(t)
+	srv := startServer(t, bin, dataDir)
+	pidFile, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(pidFile), "\n", 2)[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	srv.stopped = true
+	select {
+	case <-srv.done:
+	case <-time.After(stopTimeout):
+		t.Fatalf("loyaltyd still runs %s after its database was killed; stderr:\n%s", stopTimeout, srv.stderr())
+	}
+	if code := srv.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(srv.stderr(), "the embedded PostgreSQL exited on its own") {
+		t.Fatalf("loyaltyd exited with code %d; want 1 and the reason in the log:\n%s", code, srv.stderr())
+	}
+	again := startServer(t, bin, dataDir)
+	if !healthy(again.url) {
+		t.Fatal("the restarted loyaltyd is not healthy")
+	}
+}

@@ -73,7 +73,7 @@ Flags:
 	ctx, stopping, cancel, stopWatching := watchSignals(e, stderr, "stopping now")
 	defer stopWatching()
 
-	db, err := database.Open(ctx, url, database.Options{MaxConns: 8})
+	db, err := openDatabase(ctx, e, url, database.Options{MaxConns: 8})
 	if err != nil {
 		fmt.Fprintf(stderr, "loyaltyctl %s: open the database: %v\n", name, err)
 		return exitError

@@ -49,7 +49,7 @@ func (f financeFlags) open(ctx context.Context, e env, name string) (*finance.Re
 	if err != nil {
 		return nil, nil, usageError(e, name, err)
 	}
-	db, err := database.Open(ctx, url, database.Options{MaxConns: 4})
+	db, err := openDatabase(ctx, e, url, database.Options{MaxConns: 4})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "loyaltyctl %s: open the database: %v\n", name, err)
 		return nil, nil, exitError

@@ -357,13 +357,48 @@ func parseTimeOn(e env, url, flagName, text string) (time.Time, error) {
 	return parseTime(flagName, text, func(day time.Time) (*time.Location, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), zoneTimeout)
 		defer cancel()
-		db, err := database.Open(ctx, url, database.Options{MaxConns: 1})
+		db, err := openDatabase(ctx, e, url, database.Options{MaxConns: 1})
 		if err != nil {
 			return nil, fmt.Errorf("open the database: %w", err)
 		}
 		defer db.Close()
 		return programmeZone(ctx, programmes.New(ledger.New(db, ledger.Options{Clock: e.now}), e.now), day)
 	})
+}
+
+// connectTimeout bounds connecting to the database: one that does not
+// answer is named within it, not after the driver's own minutes.
+const connectTimeout = 15 * time.Second
+
+// openDatabase connects to the database at url, within connectTimeout;
+// SIGINT or SIGTERM meanwhile gives up at once.
+func openDatabase(ctx context.Context, e env, url string, opts database.Options) (*database.DB, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	var interrupted atomic.Bool
+	opened := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() {
+		select {
+		case sig := <-e.signals:
+			interrupted.Store(true)
+			fmt.Fprintf(e.stderr, "loyaltyctl: %v: no longer waiting for the database\n", sig)
+			cancel()
+		case <-opened:
+		}
+	})
+	db, err := database.Open(ctx, url, opts)
+	close(opened)
+	watcher.Wait()
+	switch {
+	case err == nil:
+		return db, nil
+	case interrupted.Load():
+		return nil, errors.New("interrupted while connecting")
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return nil, fmt.Errorf("the database did not answer within %s: is it running, and is the URL right? (%w)", connectTimeout, err)
+	}
+	return nil, err
 }
 
 // zoneTimeout bounds the look-up of the programme's time zone.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -353,4 +354,47 @@ func TestParseTime(t *testing.T) {
 			t.Errorf("got %v; want a *zoneError naming the flag and the cause", err)
 		}
 	})
+}
+
+// TestCtrlCWhileConnectingStopsAtOnce: a database that accepts the
+// connection and never answers (a frozen server) held loyaltyctl for two
+// minutes, deaf to Ctrl-C; SIGINT now gives up at once, saying so.
+func TestCtrlCWhileConnectingStopsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 16)
+	defer func() {
+		ln.Close()
+		for len(accepted) > 0 {
+			(<-accepted).Close()
+		}
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			select {
+			case accepted <- c: // held open, silent
+			default:
+				c.Close()
+			}
+		}
+	}()
+	url := "postgres://nobody@" + ln.Addr().String() + "/loyalty?sslmode=disable"
+	signals := make(chan os.Signal, 2)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		signals <- syscall.SIGINT
+	}()
+	var stdout, stderr bytes.Buffer
+	start := time.Now()
+	code := dispatch(env{stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }, now: afterAsOf, signals: signals},
+		[]string{"reconcile", "-database-url", url})
+	if took := time.Since(start); code != exitError || took > 5*time.Second || !strings.Contains(stderr.String(), "interrupted while connecting") {
+		t.Fatalf("exit %d after %s; stderr:\n%s\nwant 1 soon after SIGINT, saying so", code, took, stderr.String())
+	}
 }

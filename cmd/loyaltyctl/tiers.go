@@ -102,7 +102,7 @@ Flags:
 	ctx, stopping, cancel, stopWatching := watchSignals(e, stderr, "stopping now; the batch in progress is rolled back")
 	defer stopWatching()
 
-	db, err := database.Open(ctx, url, database.Options{MaxConns: 2})
+	db, err := openDatabase(ctx, e, url, database.Options{MaxConns: 2})
 	if err != nil {
 		fmt.Fprintf(stderr, "loyaltyctl %s: open the database: %v\n", name, err)
 		return exitError

@@ -206,6 +206,16 @@ Flags:
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
+	// A value refused is named where it came from: the flag, or, when the
+	// flag was not given, its environment variable.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	source := func(flagName, envName string) string {
+		if v, ok := os.LookupEnv(envName); !given[flagName] && ok && v != "" {
+			return envName + " (for -" + flagName + ")"
+		}
+		return "-" + flagName
+	}
 	switch strings.ToLower(strings.TrimSpace(level)) {
 	case "debug":
 		cfg.logLevel = slog.LevelDebug
@@ -216,42 +226,42 @@ Flags:
 	case "error":
 		cfg.logLevel = slog.LevelError
 	default:
-		return config{}, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
+		return config{}, fmt.Errorf("%s: %q is not debug, info, warn or error", source("log-level", "LOYALTY_LOG_LEVEL"), level)
 	}
 	if every, err := time.ParseDuration(reviewEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
-		return config{}, fmt.Errorf("-tier-review-every: %q is not 0 or a duration of at least 1m", reviewEvery)
+		return config{}, fmt.Errorf("%s: %q is not 0 or a duration of at least 1m", source("tier-review-every", "LOYALTY_TIER_REVIEW_EVERY"), reviewEvery)
 	} else {
 		cfg.tierReviewEvery = every
 	}
 	if every, err := time.ParseDuration(expireEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
-		return config{}, fmt.Errorf("-expire-every: %q is not 0 or a duration of at least 1m", expireEvery)
+		return config{}, fmt.Errorf("%s: %q is not 0 or a duration of at least 1m", source("expire-every", "LOYALTY_EXPIRE_EVERY"), expireEvery)
 	} else {
 		cfg.expireEvery = every
 	}
 	if every, err := time.ParseDuration(financeEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
-		return config{}, fmt.Errorf("-finance-jobs-every: %q is not 0 or a duration of at least 1m", financeEvery)
+		return config{}, fmt.Errorf("%s: %q is not 0 or a duration of at least 1m", source("finance-jobs-every", "LOYALTY_FINANCE_JOBS_EVERY"), financeEvery)
 	} else {
 		cfg.financeJobsEvery = every
 	}
 	if on, err := strconv.ParseBool(strings.TrimSpace(eventsOn)); err != nil {
-		return config{}, fmt.Errorf("-events: %q is not true or false", eventsOn)
+		return config{}, fmt.Errorf("%s: %q is not true or false", source("events", "LOYALTY_EVENTS"), eventsOn)
 	} else {
 		cfg.events = on
 	}
 	if keep, err := time.ParseDuration(retention); err != nil || keep < 24*time.Hour {
-		return config{}, fmt.Errorf("-events-retention: %q is not a duration of at least 24h", retention)
+		return config{}, fmt.Errorf("%s: %q is not a duration of at least 24h", source("events-retention", "LOYALTY_EVENTS_RETENTION"), retention)
 	} else {
 		cfg.eventsRetention = keep
 	}
 	if every, err := time.ParseDuration(pruneEvery); err != nil || every < 0 || (every > 0 && every < time.Minute) {
-		return config{}, fmt.Errorf("-events-prune-every: %q is not 0 or a duration of at least 1m", pruneEvery)
+		return config{}, fmt.Errorf("%s: %q is not 0 or a duration of at least 1m", source("events-prune-every", "LOYALTY_EVENTS_PRUNE_EVERY"), pruneEvery)
 	} else {
 		cfg.pruneEventsEvery = every
 	}
 	// Refused rather than raised as the dispatcher would: an operator who
 	// asks for a lease shorter than an attempt gets told why not.
 	if d, err := time.ParseDuration(lease); err != nil || d < webhooks.MinLease || d > webhooks.MaxLease {
-		return config{}, fmt.Errorf("-webhook-lease: %q is not a duration from %s to %s (a lease must outlast an attempt's %s timeout)",
+		return config{}, fmt.Errorf("%s: %q is not a duration from %s to %s (a lease must outlast an attempt's %s timeout)", source("webhook-lease", "LOYALTY_WEBHOOK_LEASE"),
 			lease, webhooks.MinLease, webhooks.MaxLease, webhooks.DefaultAttemptTimeout)
 	} else {
 		cfg.webhookLease = d

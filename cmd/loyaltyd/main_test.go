@@ -88,6 +88,15 @@ func TestFlags(t *testing.T) {
 			t.Errorf("parseFlags(%q) succeeded, want an error", args)
 		}
 	}
+
+	// A value refused is named where it came from.
+	t.Setenv("LOYALTY_EXPIRE_EVERY", "10")
+	if _, err := parseFlags(nil, io.Discard); err == nil || !strings.HasPrefix(err.Error(), "LOYALTY_EXPIRE_EVERY (for -expire-every): ") {
+		t.Errorf("a bad environment variable: %v; want it named", err)
+	}
+	if _, err := parseFlags([]string{"-expire-every", "10"}, io.Discard); err == nil || !strings.HasPrefix(err.Error(), "-expire-every: ") {
+		t.Errorf("a bad flag over the environment: %v; want the flag named", err)
+	}
 }
 
 // An operator's first command: -h lists every flag, and nothing else

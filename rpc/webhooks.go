@@ -123,7 +123,11 @@ func (s webhookService) RotateWebhookSecret(ctx context.Context, req *connect.Re
 		return nil, s.toConnect(ctx, req.Spec().Procedure, err)
 	}
 	if secret != "" {
-		s.log.InfoContext(ctx, "webhook secret rotated", "endpoint_id", ep.ID, "overlap_seconds", msg.GetOverlapSeconds(), "by", caller(ctx).ID)
+		overlap := time.Duration(msg.GetOverlapSeconds()) * time.Second
+		if overlap == 0 {
+			overlap = webhooks.DefaultOverlap
+		}
+		s.log.InfoContext(ctx, "webhook secret rotated", "endpoint_id", ep.ID, "overlap_seconds", int64(overlap/time.Second), "by", caller(ctx).ID)
 	}
 	return connect.NewResponse(&loyaltyv1.RotateWebhookSecretResponse{Endpoint: protoEndpoint(ep), Secret: secret}), nil
 }

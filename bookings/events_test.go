@@ -148,7 +148,7 @@ func (w *announcing) noShow(m, stayID, arrival string, bookedAt time.Time, key s
 
 func (w *announcing) cancel(m, stayID, arrival string, at time.Time, key string) (bookings.CancellationResult, error) {
 	return w.service.RecordCancellation(w.ctx, req(key), w.version, w.property,
-		bookings.MissedStay{MemberNumber: m, StayID: stayID, Arrival: date(arrival), Nights: 1}, at)
+		bookings.MissedStay{MemberNumber: m, StayID: stayID, Arrival: date(arrival), Nights: 1}, at, time.Time{})
 }
 
 func (w *announcing) guarantee(m, stayID, arrival, key string) (ledger.Hold, error) {

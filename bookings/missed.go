@@ -70,8 +70,10 @@ type CancellationResult struct {
 
 // RecordCancellation records a cancellation made at cancelledAt: free
 // before the deadline of the member's tier in force then (an open
-// guarantee is released), otherwise charged like a no-show.
-func (s *Service) RecordCancellation(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, cancelledAt time.Time) (CancellationResult, error) {
+// guarantee is released), or of a same-day booking made after 18:00
+// (bookedAt, when known: zero when not), whose deadline had passed when it
+// was made; otherwise charged like a no-show.
+func (s *Service) RecordCancellation(ctx context.Context, req Request, v programmes.Version, property programmes.Property, ms MissedStay, cancelledAt, bookedAt time.Time) (CancellationResult, error) {
 	return answerRetry(ctx, s, req, &bookingSlot{property.ID, ms.StayID, CancelledCharged}, func(ctx context.Context) (CancellationResult, error) {
 		if err := ChainHotel(property); err != nil {
 			return CancellationResult{}, err
@@ -107,6 +109,15 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 		free, err := v.Programme.FreeCancellation(tierThen, cancelledAt, ms.Arrival.Format(time.DateOnly), property.Location)
 		if err != nil {
 			return CancellationResult{}, err
+		}
+		if !free && !bookedAt.IsZero() {
+			if booked := localToday(bookedAt, property); booked.After(ms.Arrival) {
+				return CancellationResult{}, fieldError("booked_at", "is on %s at the hotel, after the arrival date %s: a booking is made before its guest arrives",
+					booked.Format(time.DateOnly), ms.Arrival.Format(time.DateOnly))
+			}
+			if free, err = v.Programme.SameDayLateBooking(bookedAt, ms.Arrival.Format(time.DateOnly), property.Location); err != nil {
+				return CancellationResult{}, err
+			}
 		}
 		if !free {
 			txn, _, err := s.chargeMissedStay(ctx, req, txmeta.KindCancellation, v, property, member, ms, false, cancelledAt)

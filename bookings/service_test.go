@@ -100,7 +100,7 @@ func noShow(stayID, arrival string) event {
 func cancellation(stayID, arrival string, cancelledAt time.Time) event {
 	return func(w world, key string) error {
 		_, err := w.service.RecordCancellation(w.ctx, bookings.Request{CallerID: "desk", IdempotencyKey: key}, w.version, w.property,
-			bookings.MissedStay{MemberNumber: w.member, StayID: stayID, Arrival: date(arrival), Nights: 1}, cancelledAt)
+			bookings.MissedStay{MemberNumber: w.member, StayID: stayID, Arrival: date(arrival), Nights: 1}, cancelledAt, time.Time{})
 		return err
 	}
 }

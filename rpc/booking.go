@@ -216,11 +216,20 @@ func (s bookingService) RecordCancellation(ctx context.Context, req *connect.Req
 	if err != nil {
 		return nil, err
 	}
+	var bookedAt time.Time // optional
+	if msg.GetBookedAt() != nil {
+		if bookedAt, err = pastInstant("booked_at", msg.GetBookedAt(), s.now()); err != nil {
+			return nil, err
+		}
+		if bookedAt.After(cancelledAt) {
+			return nil, badField("booked_at", "is after cancelled_at: a booking is cancelled after it is made")
+		}
+	}
 	v, property, err := s.rulesAndProperty(ctx, msg.GetPropertyId())
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}
-	res, err := s.service.RecordCancellation(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, missed, cancelledAt)
+	res, err := s.service.RecordCancellation(ctx, request(ctx, msg.GetIdempotencyKey()), v, property, missed, cancelledAt, bookedAt)
 	if err != nil {
 		return nil, s.toConnect(ctx, proc, err)
 	}

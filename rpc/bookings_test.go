@@ -874,3 +874,52 @@ func TestAStayThatEarnsNothingStillCounts(t *testing.T) {
 	}
 	e.verify(t)
 }
+
+// TestASameDayLateBookingIsCancelledFree: a booking made after 18:00 on
+// its arrival day no-shows without penalty; cancelled, it is free too (its
+// deadline had passed when it was made), where it was charged 300 (the
+// member who cancelled paid, the one who did not come did not). Before
+// 18:00 the deadline applies as ever; booked_at after cancelled_at is
+// refused.
+func TestASameDayLateBookingIsCancelledFree(t *testing.T) {
+	e := newEnv(t)
+	c := e.clients(e.bookingKey)
+	member := e.enroll(t, c, "enrol-1")
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00", "300.00"))); err != nil {
+		t.Fatal(err)
+	}
+	e.advanceTo(time.Date(2026, 11, 22, 13, 0, 0, 0, time.UTC)) // 21:00 in Shanghai
+	shanghai := func(hour, minute int) *timestamppb.Timestamp {
+		return timestamppb.New(time.Date(2026, 11, 22, hour-8, minute, 0, 0, time.UTC))
+	}
+	for i, tc := range []struct {
+		name       string
+		bookedAt   *timestamppb.Timestamp
+		wantFree   bool
+		wantPoints int64
+		wantField  string
+	}{
+		{name: "booked at 19:00, cancelled at 20:00: free", bookedAt: shanghai(19, 0), wantFree: true},
+		{name: "booked at 17:30, cancelled at 20:00: late", bookedAt: shanghai(17, 30), wantPoints: -300},
+		{name: "no booked_at: late", wantPoints: -300},
+		{name: "booked after the cancellation", bookedAt: shanghai(20, 30), wantField: "bookedAt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := c.booking.RecordCancellation(e.ctx, connect.NewRequest(&loyaltyv1.RecordCancellationRequest{IdempotencyKey: fmt.Sprintf("cx-%d", i),
+				MemberNumber: member, PropertyId: "SH-HQ-001", StayId: fmt.Sprintf("S-%d", i), ArrivalDate: "2026-11-22", Nights: 1,
+				CancelledAt: shanghai(20, 0), BookedAt: tc.bookedAt}))
+			if tc.wantField != "" {
+				if field := badRequestField(t, wantCode(t, err, connect.CodeInvalidArgument)); field != tc.wantField {
+					t.Errorf("refused on %q, want %q", field, tc.wantField)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Msg.GetFreeCancellation() != tc.wantFree || res.Msg.GetTransaction().GetAvailablePointsDelta() != tc.wantPoints {
+				t.Errorf("%v; want free %v, %d points", res.Msg, tc.wantFree, tc.wantPoints)
+			}
+		})
+	}
+}

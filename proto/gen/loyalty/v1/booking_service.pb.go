@@ -1120,7 +1120,12 @@ type RecordCancellationRequest struct {
 	// When the guest cancelled (required). Cancellation is free until 18:00
 	// local time on the arrival day for REGULAR and SILVER members and until
 	// 19:00 for GOLD and PLATINUM (the tier in force at cancellation).
-	CancelledAt   *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
+	CancelledAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=cancelled_at,json=cancelledAt,proto3" json:"cancelled_at,omitempty"`
+	// When the booking was made (optional, at or before cancelled_at). A
+	// same-day booking made after 18:00 local time, which no-shows without
+	// penalty, is cancelled free at any time: its deadline had passed when it
+	// was made.
+	BookedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=booked_at,json=bookedAt,proto3" json:"booked_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1200,6 +1205,13 @@ func (x *RecordCancellationRequest) GetNights() int32 {
 func (x *RecordCancellationRequest) GetCancelledAt() *timestamppb.Timestamp {
 	if x != nil {
 		return x.CancelledAt
+	}
+	return nil
+}
+
+func (x *RecordCancellationRequest) GetBookedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BookedAt
 	}
 	return nil
 }
@@ -2520,7 +2532,7 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\tbooked_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bbookedAt\"x\n" +
 	"\x14RecordNoShowResponse\x129\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x12%\n" +
-	"\x0epenalty_exempt\x18\x02 \x01(\bR\rpenaltyExempt\"\x9d\x02\n" +
+	"\x0epenalty_exempt\x18\x02 \x01(\bR\rpenaltyExempt\"\xd6\x02\n" +
 	"\x19RecordCancellationRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12#\n" +
 	"\rmember_number\x18\x02 \x01(\tR\fmemberNumber\x12\x1f\n" +
@@ -2529,7 +2541,8 @@ const file_loyalty_v1_booking_service_proto_rawDesc = "" +
 	"\astay_id\x18\x04 \x01(\tR\x06stayId\x12!\n" +
 	"\farrival_date\x18\x05 \x01(\tR\varrivalDate\x12\x16\n" +
 	"\x06nights\x18\x06 \x01(\x05R\x06nights\x12=\n" +
-	"\fcancelled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\"\x84\x01\n" +
+	"\fcancelled_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vcancelledAt\x127\n" +
+	"\tbooked_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bbookedAt\"\x84\x01\n" +
 	"\x1aRecordCancellationResponse\x129\n" +
 	"\vtransaction\x18\x01 \x01(\v2\x17.loyalty.v1.TransactionR\vtransaction\x12+\n" +
 	"\x11free_cancellation\x18\x02 \x01(\bR\x10freeCancellation\"\xce\x02\n" +
@@ -2746,55 +2759,56 @@ var file_loyalty_v1_booking_service_proto_depIdxs = []int32{
 	37, // 13: loyalty.v1.RecordNoShowRequest.booked_at:type_name -> google.protobuf.Timestamp
 	35, // 14: loyalty.v1.RecordNoShowResponse.transaction:type_name -> loyalty.v1.Transaction
 	37, // 15: loyalty.v1.RecordCancellationRequest.cancelled_at:type_name -> google.protobuf.Timestamp
-	35, // 16: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
-	1,  // 17: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
-	37, // 18: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
-	17, // 19: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	38, // 20: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
-	2,  // 21: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
-	17, // 22: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
-	38, // 23: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
-	3,  // 24: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
-	35, // 25: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
-	35, // 26: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
-	35, // 27: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
-	4,  // 28: loyalty.v1.Booking.outcome:type_name -> loyalty.v1.BookingOutcome
-	37, // 29: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
-	17, // 30: loyalty.v1.Booking.guarantees:type_name -> loyalty.v1.Guarantee
-	35, // 31: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
-	29, // 32: loyalty.v1.GetBookingResponse.booking:type_name -> loyalty.v1.Booking
-	5,  // 33: loyalty.v1.CorrectStayRequest.nights:type_name -> loyalty.v1.StayNight
-	34, // 34: loyalty.v1.CorrectStayRequest.channel:type_name -> loyalty.v1.BookingChannel
-	35, // 35: loyalty.v1.CorrectStayResponse.transaction:type_name -> loyalty.v1.Transaction
-	35, // 36: loyalty.v1.CorrectStayResponse.reversal:type_name -> loyalty.v1.Transaction
-	36, // 37: loyalty.v1.CorrectStayResponse.tier:type_name -> loyalty.v1.Tier
-	6,  // 38: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
-	8,  // 39: loyalty.v1.BookingService.RecordStays:input_type -> loyalty.v1.RecordStaysRequest
-	13, // 40: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
-	15, // 41: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
-	18, // 42: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
-	20, // 43: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
-	22, // 44: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
-	24, // 45: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
-	26, // 46: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
-	31, // 47: loyalty.v1.BookingService.CorrectStay:input_type -> loyalty.v1.CorrectStayRequest
-	28, // 48: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
-	7,  // 49: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
-	12, // 50: loyalty.v1.BookingService.RecordStays:output_type -> loyalty.v1.RecordStaysResponse
-	14, // 51: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
-	16, // 52: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
-	19, // 53: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
-	21, // 54: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
-	23, // 55: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
-	25, // 56: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
-	27, // 57: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
-	32, // 58: loyalty.v1.BookingService.CorrectStay:output_type -> loyalty.v1.CorrectStayResponse
-	30, // 59: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
-	49, // [49:60] is the sub-list for method output_type
-	38, // [38:49] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	37, // 16: loyalty.v1.RecordCancellationRequest.booked_at:type_name -> google.protobuf.Timestamp
+	35, // 17: loyalty.v1.RecordCancellationResponse.transaction:type_name -> loyalty.v1.Transaction
+	1,  // 18: loyalty.v1.Guarantee.state:type_name -> loyalty.v1.GuaranteeState
+	37, // 19: loyalty.v1.Guarantee.placed_at:type_name -> google.protobuf.Timestamp
+	17, // 20: loyalty.v1.PlaceGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
+	38, // 21: loyalty.v1.PlaceGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	2,  // 22: loyalty.v1.ReleaseGuaranteeRequest.reason:type_name -> loyalty.v1.GuaranteeReleaseReason
+	17, // 23: loyalty.v1.ReleaseGuaranteeResponse.guarantee:type_name -> loyalty.v1.Guarantee
+	38, // 24: loyalty.v1.ReleaseGuaranteeResponse.balance:type_name -> loyalty.v1.PointsBalance
+	3,  // 25: loyalty.v1.RedeemRequest.reward:type_name -> loyalty.v1.Reward
+	35, // 26: loyalty.v1.RedeemResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 27: loyalty.v1.RecordLateCheckoutResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 28: loyalty.v1.ReverseTransactionResponse.transaction:type_name -> loyalty.v1.Transaction
+	4,  // 29: loyalty.v1.Booking.outcome:type_name -> loyalty.v1.BookingOutcome
+	37, // 30: loyalty.v1.Booking.outcome_recorded_at:type_name -> google.protobuf.Timestamp
+	17, // 31: loyalty.v1.Booking.guarantees:type_name -> loyalty.v1.Guarantee
+	35, // 32: loyalty.v1.Booking.transactions:type_name -> loyalty.v1.Transaction
+	29, // 33: loyalty.v1.GetBookingResponse.booking:type_name -> loyalty.v1.Booking
+	5,  // 34: loyalty.v1.CorrectStayRequest.nights:type_name -> loyalty.v1.StayNight
+	34, // 35: loyalty.v1.CorrectStayRequest.channel:type_name -> loyalty.v1.BookingChannel
+	35, // 36: loyalty.v1.CorrectStayResponse.transaction:type_name -> loyalty.v1.Transaction
+	35, // 37: loyalty.v1.CorrectStayResponse.reversal:type_name -> loyalty.v1.Transaction
+	36, // 38: loyalty.v1.CorrectStayResponse.tier:type_name -> loyalty.v1.Tier
+	6,  // 39: loyalty.v1.BookingService.RecordStay:input_type -> loyalty.v1.RecordStayRequest
+	8,  // 40: loyalty.v1.BookingService.RecordStays:input_type -> loyalty.v1.RecordStaysRequest
+	13, // 41: loyalty.v1.BookingService.RecordNoShow:input_type -> loyalty.v1.RecordNoShowRequest
+	15, // 42: loyalty.v1.BookingService.RecordCancellation:input_type -> loyalty.v1.RecordCancellationRequest
+	18, // 43: loyalty.v1.BookingService.PlaceGuarantee:input_type -> loyalty.v1.PlaceGuaranteeRequest
+	20, // 44: loyalty.v1.BookingService.ReleaseGuarantee:input_type -> loyalty.v1.ReleaseGuaranteeRequest
+	22, // 45: loyalty.v1.BookingService.Redeem:input_type -> loyalty.v1.RedeemRequest
+	24, // 46: loyalty.v1.BookingService.RecordLateCheckout:input_type -> loyalty.v1.RecordLateCheckoutRequest
+	26, // 47: loyalty.v1.BookingService.ReverseTransaction:input_type -> loyalty.v1.ReverseTransactionRequest
+	31, // 48: loyalty.v1.BookingService.CorrectStay:input_type -> loyalty.v1.CorrectStayRequest
+	28, // 49: loyalty.v1.BookingService.GetBooking:input_type -> loyalty.v1.GetBookingRequest
+	7,  // 50: loyalty.v1.BookingService.RecordStay:output_type -> loyalty.v1.RecordStayResponse
+	12, // 51: loyalty.v1.BookingService.RecordStays:output_type -> loyalty.v1.RecordStaysResponse
+	14, // 52: loyalty.v1.BookingService.RecordNoShow:output_type -> loyalty.v1.RecordNoShowResponse
+	16, // 53: loyalty.v1.BookingService.RecordCancellation:output_type -> loyalty.v1.RecordCancellationResponse
+	19, // 54: loyalty.v1.BookingService.PlaceGuarantee:output_type -> loyalty.v1.PlaceGuaranteeResponse
+	21, // 55: loyalty.v1.BookingService.ReleaseGuarantee:output_type -> loyalty.v1.ReleaseGuaranteeResponse
+	23, // 56: loyalty.v1.BookingService.Redeem:output_type -> loyalty.v1.RedeemResponse
+	25, // 57: loyalty.v1.BookingService.RecordLateCheckout:output_type -> loyalty.v1.RecordLateCheckoutResponse
+	27, // 58: loyalty.v1.BookingService.ReverseTransaction:output_type -> loyalty.v1.ReverseTransactionResponse
+	32, // 59: loyalty.v1.BookingService.CorrectStay:output_type -> loyalty.v1.CorrectStayResponse
+	30, // 60: loyalty.v1.BookingService.GetBooking:output_type -> loyalty.v1.GetBookingResponse
+	50, // [50:61] is the sub-list for method output_type
+	39, // [39:50] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_booking_service_proto_init() }

@@ -188,8 +188,8 @@ func (p Programme) StayPoints(s Stay) (points int64, lines []Line, err error) {
 	if first := earnedPts - tieredPts; s.FirstStay && first != 0 {
 		lines = append(lines, Line{
 			Rule: RuleFirstStayBonus,
-			Description: fmt.Sprintf("first stay: stay points × %s after the %s member multiplier, rounded down once per night (%d to %d)",
-				firstMult.String(), s.Tier, tieredPts, earnedPts),
+			Description: fmt.Sprintf("first stay: each night's points before rounding × %s (after the %s member multiplier), rounded down per night: %d in all instead of %d",
+				firstMult.String(), s.Tier, earnedPts, tieredPts),
 			Points: first,
 		})
 	}

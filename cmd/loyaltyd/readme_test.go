@@ -117,7 +117,7 @@ func TestREADME(t *testing.T) {
 	wantStay.Transaction.BalanceAfter = balance{PostedPoints: "659", AvailablePoints: "659"}
 	wantStay.Transaction.Breakdown = []breakdownLine{
 		{Rule: "stay_points", Description: "1 night at 388.00 CNY, 1 point per CNY", Points: "388"},
-		{Rule: "first_stay_bonus", Description: "first stay: stay points × 1.5 after the regular member multiplier, rounded down once per night (388 to 582)", Points: "194"},
+		{Rule: "first_stay_bonus", Description: "first stay: each night's points before rounding × 1.5 (after the regular member multiplier), rounded down per night: 582 in all instead of 388", Points: "194"},
 		{Rule: "direct_booking_bonus", Description: "booked directly (app): regular member bonus per stay, not halved", Points: "77"},
 	}
 	if len(stays) != 1 || !reflect.DeepEqual(stays[0], wantStay) {

@@ -50,7 +50,7 @@ func (s *Service) RecordLateCheckout(ctx context.Context, req Request, v program
 		m := txmeta.Metadata{Kind: txmeta.KindLateCheckout, Member: member.Number, PropertyID: property.ID, StayID: stayID,
 			Description: fmt.Sprintf("Late check-out of %d hour(s) at %s", hours, property.Name), Breakdown: txmeta.LinesOf(lines),
 			ProgrammeVersion: v.Number}
-		checkout := CompletedAt(departure, property)
+		checkout := StayAsOf(departure, property, s.now()) // never in the future
 		txn, err := s.post(ctx, req, ledger.KindRedeem, v, checkout, []ledger.Posting{
 			{Account: member.Account(), Amount: points},
 			{Account: programme.AccountPenaltyLateCheckout, Amount: -points},

@@ -141,7 +141,11 @@ func (s *Service) planStay(ctx context.Context, req Request, v programmes.Versio
 		return stayPlan{}, err
 	}
 	nights := int(st.Departure.Sub(st.Arrival).Hours()/24 + 0.5)
-	completedAt := CompletedAt(st.Departure, property)
+	// The stay's transaction, its qualifying figures and its outcome are
+	// dated at its as-of too: never in the future (a stay recorded the
+	// morning of its departure counts from then, for reports and tiers
+	// alike, not from noon).
+	completedAt := at
 	plan := stayPlan{member: member, claim: s.claim(req, property.ID, st.StayID, Stayed, member.Number, completedAt)}
 	q := qualifyingStay{ref: ref, completedAt: completedAt, nights: nights}
 	if points == 0 {

@@ -262,6 +262,40 @@ func (s *Store) EnsureAdmin(ctx context.Context) (Key, string, error) {
 	return candidate, candidateSecret, nil
 }
 
+// MaxListPage bounds a page of List.
+const MaxListPage = 500
+
+// List returns up to limit keys after the key id after, in key id order:
+// those that work, or all of them (includeRevoked: revoked and expired
+// too).
+func (s *Store) List(ctx context.Context, after string, limit int, includeRevoked bool) ([]Key, error) {
+	if limit < 1 || limit > MaxListPage {
+		return nil, &ledger.FieldError{Field: "page_size", Problem: fmt.Sprintf("must be 1 to %d", MaxListPage)}
+	}
+	rows, err := s.db.Pool.Query(ctx, keySelect+` WHERE key_id > $1
+		AND ($2 OR (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $3)))
+		ORDER BY key_id LIMIT $4`, after, includeRevoked, s.now(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Key, error) { return scanKey(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	return keys, nil
+}
+
+// Find returns the key secret belongs to, revoked or expired too;
+// ErrNotFound when none does.
+func (s *Store) Find(ctx context.Context, secret string) (Key, error) {
+	hash := hashSecret(secret)
+	k, err := scanKey(s.db.Pool.QueryRow(ctx, keySelect+` WHERE secret_hash = $1`, hash[:]))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Key{}, fmt.Errorf("find API key: %w", err)
+	}
+	return k, err
+}
+
 const keySelect = `SELECT key_id, name, role, COALESCE(partner_id, ''), created_at, created_by, expires_at, revoked_at FROM api_keys`
 
 func scanKey(row pgx.Row) (Key, error) {

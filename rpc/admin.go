@@ -126,6 +126,46 @@ func (s adminService) RevokeApiKey(ctx context.Context, req *connect.Request[loy
 	return connect.NewResponse(&loyaltyv1.RevokeApiKeyResponse{ApiKey: protoKey(key)}), nil
 }
 
+func (s adminService) ListApiKeys(ctx context.Context, req *connect.Request[loyaltyv1.ListApiKeysRequest]) (*connect.Response[loyaltyv1.ListApiKeysResponse], error) {
+	msg, proc := req.Msg, req.Spec().Procedure
+	if msg.GetSecret() != "" {
+		if len(msg.GetSecret()) > apikeys.MaxSecretLength {
+			return nil, badField("secret", "is longer than any secret (%d bytes at most)", apikeys.MaxSecretLength)
+		}
+		out := &loyaltyv1.ListApiKeysResponse{}
+		key, err := s.keys.Find(ctx, msg.GetSecret())
+		switch {
+		case err == nil:
+			out.ApiKeys = []*loyaltyv1.ApiKey{protoKey(key)}
+		case !errors.Is(err, apikeys.ErrNotFound):
+			return nil, s.toConnect(ctx, proc, err)
+		}
+		return connect.NewResponse(out), nil
+	}
+	size := int(msg.GetPageSize())
+	if size == 0 {
+		size = 100
+	}
+	if size < 1 || size > apikeys.MaxListPage {
+		return nil, badField("page_size", "must be 0 (100) to %d", apikeys.MaxListPage)
+	}
+	if len(msg.GetPageToken()) > 64 {
+		return nil, badField("page_token", "is not a token this service gave")
+	}
+	keys, err := s.keys.List(ctx, msg.GetPageToken(), size, msg.GetIncludeRevoked())
+	if err != nil {
+		return nil, s.toConnect(ctx, proc, err)
+	}
+	out := &loyaltyv1.ListApiKeysResponse{}
+	for _, k := range keys {
+		out.ApiKeys = append(out.ApiKeys, protoKey(k))
+	}
+	if len(keys) == size {
+		out.NextPageToken = keys[len(keys)-1].ID
+	}
+	return connect.NewResponse(out), nil
+}
+
 func protoKey(k apikeys.Key) *loyaltyv1.ApiKey {
 	out := &loyaltyv1.ApiKey{KeyId: k.ID, Name: k.Name, Role: protoRoles[k.Role], PartnerId: k.PartnerID,
 		CreatedAt: timestamppb.New(k.CreatedAt), CreatedByKeyId: k.CreatedBy}

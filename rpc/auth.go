@@ -47,6 +47,7 @@ var roles = map[string][]apikeys.Role{
 	loyaltyv1connect.AdminServiceAdjustPointsProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceCreateApiKeyProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceRevokeApiKeyProcedure:     {apikeys.RoleAdmin},
+	loyaltyv1connect.AdminServiceListApiKeysProcedure:      {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServicePublishProgrammeProcedure: {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServiceGetProgrammeProcedure:     {apikeys.RoleAdmin},
 	loyaltyv1connect.AdminServicePutPropertyProcedure:      {apikeys.RoleAdmin},

@@ -680,6 +680,132 @@ func (x *RevokeApiKeyResponse) GetApiKey() *ApiKey {
 	return nil
 }
 
+type ListApiKeysRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many keys (1-500; 0: 100).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first.
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Revoked and expired keys too (default: only keys that work).
+	IncludeRevoked bool `protobuf:"varint,3,opt,name=include_revoked,json=includeRevoked,proto3" json:"include_revoked,omitempty"`
+	// When set, only the key this secret belongs to (revoked or expired
+	// too), or none: the other fields are ignored.
+	Secret        string `protobuf:"bytes,4,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysRequest) Reset() {
+	*x = ListApiKeysRequest{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysRequest) ProtoMessage() {}
+
+func (x *ListApiKeysRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysRequest.ProtoReflect.Descriptor instead.
+func (*ListApiKeysRequest) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListApiKeysRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListApiKeysRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListApiKeysRequest) GetIncludeRevoked() bool {
+	if x != nil {
+		return x.IncludeRevoked
+	}
+	return false
+}
+
+func (x *ListApiKeysRequest) GetSecret() string {
+	if x != nil {
+		return x.Secret
+	}
+	return ""
+}
+
+type ListApiKeysResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	ApiKeys []*ApiKey              `protobuf:"bytes,1,rep,name=api_keys,json=apiKeys,proto3" json:"api_keys,omitempty"`
+	// Empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListApiKeysResponse) Reset() {
+	*x = ListApiKeysResponse{}
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListApiKeysResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListApiKeysResponse) ProtoMessage() {}
+
+func (x *ListApiKeysResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListApiKeysResponse.ProtoReflect.Descriptor instead.
+func (*ListApiKeysResponse) Descriptor() ([]byte, []int) {
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListApiKeysResponse) GetApiKeys() []*ApiKey {
+	if x != nil {
+		return x.ApiKeys
+	}
+	return nil
+}
+
+func (x *ListApiKeysResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 type PublishProgrammeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Idempotency key: 1-128 printable ASCII characters, scoped to the caller's
@@ -700,7 +826,7 @@ type PublishProgrammeRequest struct {
 
 func (x *PublishProgrammeRequest) Reset() {
 	*x = PublishProgrammeRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -712,7 +838,7 @@ func (x *PublishProgrammeRequest) String() string {
 func (*PublishProgrammeRequest) ProtoMessage() {}
 
 func (x *PublishProgrammeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[7]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -725,7 +851,7 @@ func (x *PublishProgrammeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishProgrammeRequest.ProtoReflect.Descriptor instead.
 func (*PublishProgrammeRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{7}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *PublishProgrammeRequest) GetIdempotencyKey() string {
@@ -759,7 +885,7 @@ type PublishProgrammeResponse struct {
 
 func (x *PublishProgrammeResponse) Reset() {
 	*x = PublishProgrammeResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +897,7 @@ func (x *PublishProgrammeResponse) String() string {
 func (*PublishProgrammeResponse) ProtoMessage() {}
 
 func (x *PublishProgrammeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[8]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +910,7 @@ func (x *PublishProgrammeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishProgrammeResponse.ProtoReflect.Descriptor instead.
 func (*PublishProgrammeResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{8}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PublishProgrammeResponse) GetVersion() int32 {
@@ -811,7 +937,7 @@ type GetProgrammeRequest struct {
 
 func (x *GetProgrammeRequest) Reset() {
 	*x = GetProgrammeRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +949,7 @@ func (x *GetProgrammeRequest) String() string {
 func (*GetProgrammeRequest) ProtoMessage() {}
 
 func (x *GetProgrammeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[9]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +962,7 @@ func (x *GetProgrammeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProgrammeRequest.ProtoReflect.Descriptor instead.
 func (*GetProgrammeRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{9}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetProgrammeRequest) GetVersion() int32 {
@@ -860,7 +986,7 @@ type GetProgrammeResponse struct {
 
 func (x *GetProgrammeResponse) Reset() {
 	*x = GetProgrammeResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +998,7 @@ func (x *GetProgrammeResponse) String() string {
 func (*GetProgrammeResponse) ProtoMessage() {}
 
 func (x *GetProgrammeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[10]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +1011,7 @@ func (x *GetProgrammeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetProgrammeResponse.ProtoReflect.Descriptor instead.
 func (*GetProgrammeResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{10}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetProgrammeResponse) GetVersion() int32 {
@@ -926,7 +1052,7 @@ type Property struct {
 
 func (x *Property) Reset() {
 	*x = Property{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1064,7 @@ func (x *Property) String() string {
 func (*Property) ProtoMessage() {}
 
 func (x *Property) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[11]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1077,7 @@ func (x *Property) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Property.ProtoReflect.Descriptor instead.
 func (*Property) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{11}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Property) GetPropertyId() string {
@@ -995,7 +1121,7 @@ type PutPropertyRequest struct {
 
 func (x *PutPropertyRequest) Reset() {
 	*x = PutPropertyRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1133,7 @@ func (x *PutPropertyRequest) String() string {
 func (*PutPropertyRequest) ProtoMessage() {}
 
 func (x *PutPropertyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[12]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1146,7 @@ func (x *PutPropertyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPropertyRequest.ProtoReflect.Descriptor instead.
 func (*PutPropertyRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{12}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PutPropertyRequest) GetIdempotencyKey() string {
@@ -1046,7 +1172,7 @@ type PutPropertyResponse struct {
 
 func (x *PutPropertyResponse) Reset() {
 	*x = PutPropertyResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1184,7 @@ func (x *PutPropertyResponse) String() string {
 func (*PutPropertyResponse) ProtoMessage() {}
 
 func (x *PutPropertyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[13]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1197,7 @@ func (x *PutPropertyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutPropertyResponse.ProtoReflect.Descriptor instead.
 func (*PutPropertyResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{13}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PutPropertyResponse) GetProperty() *Property {
@@ -1106,7 +1232,7 @@ type SetTierRequest struct {
 
 func (x *SetTierRequest) Reset() {
 	*x = SetTierRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1244,7 @@ func (x *SetTierRequest) String() string {
 func (*SetTierRequest) ProtoMessage() {}
 
 func (x *SetTierRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[14]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1257,7 @@ func (x *SetTierRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTierRequest.ProtoReflect.Descriptor instead.
 func (*SetTierRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{14}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetTierRequest) GetIdempotencyKey() string {
@@ -1187,7 +1313,7 @@ type SetTierResponse struct {
 
 func (x *SetTierResponse) Reset() {
 	*x = SetTierResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1199,7 +1325,7 @@ func (x *SetTierResponse) String() string {
 func (*SetTierResponse) ProtoMessage() {}
 
 func (x *SetTierResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[15]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1212,7 +1338,7 @@ func (x *SetTierResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTierResponse.ProtoReflect.Descriptor instead.
 func (*SetTierResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{15}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetTierResponse) GetMemberNumber() string {
@@ -1253,7 +1379,7 @@ type RateCard struct {
 
 func (x *RateCard) Reset() {
 	*x = RateCard{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1265,7 +1391,7 @@ func (x *RateCard) String() string {
 func (*RateCard) ProtoMessage() {}
 
 func (x *RateCard) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[16]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1278,7 +1404,7 @@ func (x *RateCard) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RateCard.ProtoReflect.Descriptor instead.
 func (*RateCard) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{16}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RateCard) GetPointsPerCurrencyUnit() string {
@@ -1315,7 +1441,7 @@ type PartnerRates struct {
 
 func (x *PartnerRates) Reset() {
 	*x = PartnerRates{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[17]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1327,7 +1453,7 @@ func (x *PartnerRates) String() string {
 func (*PartnerRates) ProtoMessage() {}
 
 func (x *PartnerRates) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[17]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1340,7 +1466,7 @@ func (x *PartnerRates) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRates.ProtoReflect.Descriptor instead.
 func (*PartnerRates) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{17}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PartnerRates) GetVersion() int32 {
@@ -1415,7 +1541,7 @@ type Partner struct {
 
 func (x *Partner) Reset() {
 	*x = Partner{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[18]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1427,7 +1553,7 @@ func (x *Partner) String() string {
 func (*Partner) ProtoMessage() {}
 
 func (x *Partner) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[18]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1440,7 +1566,7 @@ func (x *Partner) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Partner.ProtoReflect.Descriptor instead.
 func (*Partner) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{18}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Partner) GetPartnerId() string {
@@ -1526,7 +1652,7 @@ type CreatePartnerRequest struct {
 
 func (x *CreatePartnerRequest) Reset() {
 	*x = CreatePartnerRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[19]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1538,7 +1664,7 @@ func (x *CreatePartnerRequest) String() string {
 func (*CreatePartnerRequest) ProtoMessage() {}
 
 func (x *CreatePartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[19]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1551,7 +1677,7 @@ func (x *CreatePartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartnerRequest.ProtoReflect.Descriptor instead.
 func (*CreatePartnerRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{19}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CreatePartnerRequest) GetIdempotencyKey() string {
@@ -1598,7 +1724,7 @@ type CreatePartnerResponse struct {
 
 func (x *CreatePartnerResponse) Reset() {
 	*x = CreatePartnerResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[20]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1610,7 +1736,7 @@ func (x *CreatePartnerResponse) String() string {
 func (*CreatePartnerResponse) ProtoMessage() {}
 
 func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[20]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1623,7 +1749,7 @@ func (x *CreatePartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePartnerResponse.ProtoReflect.Descriptor instead.
 func (*CreatePartnerResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{20}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CreatePartnerResponse) GetPartner() *Partner {
@@ -1648,7 +1774,7 @@ type SuspendPartnerRequest struct {
 
 func (x *SuspendPartnerRequest) Reset() {
 	*x = SuspendPartnerRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[21]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1786,7 @@ func (x *SuspendPartnerRequest) String() string {
 func (*SuspendPartnerRequest) ProtoMessage() {}
 
 func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[21]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1799,7 @@ func (x *SuspendPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendPartnerRequest.ProtoReflect.Descriptor instead.
 func (*SuspendPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{21}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SuspendPartnerRequest) GetIdempotencyKey() string {
@@ -1706,7 +1832,7 @@ type SuspendPartnerResponse struct {
 
 func (x *SuspendPartnerResponse) Reset() {
 	*x = SuspendPartnerResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[22]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1844,7 @@ func (x *SuspendPartnerResponse) String() string {
 func (*SuspendPartnerResponse) ProtoMessage() {}
 
 func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[22]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1857,7 @@ func (x *SuspendPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SuspendPartnerResponse.ProtoReflect.Descriptor instead.
 func (*SuspendPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{22}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SuspendPartnerResponse) GetPartner() *Partner {
@@ -1756,7 +1882,7 @@ type ReinstatePartnerRequest struct {
 
 func (x *ReinstatePartnerRequest) Reset() {
 	*x = ReinstatePartnerRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[23]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1768,7 +1894,7 @@ func (x *ReinstatePartnerRequest) String() string {
 func (*ReinstatePartnerRequest) ProtoMessage() {}
 
 func (x *ReinstatePartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[23]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1781,7 +1907,7 @@ func (x *ReinstatePartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinstatePartnerRequest.ProtoReflect.Descriptor instead.
 func (*ReinstatePartnerRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{23}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReinstatePartnerRequest) GetIdempotencyKey() string {
@@ -1814,7 +1940,7 @@ type ReinstatePartnerResponse struct {
 
 func (x *ReinstatePartnerResponse) Reset() {
 	*x = ReinstatePartnerResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[24]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1826,7 +1952,7 @@ func (x *ReinstatePartnerResponse) String() string {
 func (*ReinstatePartnerResponse) ProtoMessage() {}
 
 func (x *ReinstatePartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[24]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1839,7 +1965,7 @@ func (x *ReinstatePartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReinstatePartnerResponse.ProtoReflect.Descriptor instead.
 func (*ReinstatePartnerResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{24}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReinstatePartnerResponse) GetPartner() *Partner {
@@ -1865,7 +1991,7 @@ type SetPartnerRatesRequest struct {
 
 func (x *SetPartnerRatesRequest) Reset() {
 	*x = SetPartnerRatesRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[25]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2003,7 @@ func (x *SetPartnerRatesRequest) String() string {
 func (*SetPartnerRatesRequest) ProtoMessage() {}
 
 func (x *SetPartnerRatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[25]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2016,7 @@ func (x *SetPartnerRatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPartnerRatesRequest.ProtoReflect.Descriptor instead.
 func (*SetPartnerRatesRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{25}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetPartnerRatesRequest) GetIdempotencyKey() string {
@@ -1923,7 +2049,7 @@ type SetPartnerRatesResponse struct {
 
 func (x *SetPartnerRatesResponse) Reset() {
 	*x = SetPartnerRatesResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[26]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2061,7 @@ func (x *SetPartnerRatesResponse) String() string {
 func (*SetPartnerRatesResponse) ProtoMessage() {}
 
 func (x *SetPartnerRatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[26]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2074,7 @@ func (x *SetPartnerRatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPartnerRatesResponse.ProtoReflect.Descriptor instead.
 func (*SetPartnerRatesResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{26}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetPartnerRatesResponse) GetRates() *PartnerRates {
@@ -1967,7 +2093,7 @@ type GetPartnerRequest struct {
 
 func (x *GetPartnerRequest) Reset() {
 	*x = GetPartnerRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[27]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2105,7 @@ func (x *GetPartnerRequest) String() string {
 func (*GetPartnerRequest) ProtoMessage() {}
 
 func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[27]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2118,7 @@ func (x *GetPartnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPartnerRequest.ProtoReflect.Descriptor instead.
 func (*GetPartnerRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{27}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetPartnerRequest) GetPartnerId() string {
@@ -2011,7 +2137,7 @@ type GetPartnerResponse struct {
 
 func (x *GetPartnerResponse) Reset() {
 	*x = GetPartnerResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[28]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2149,7 @@ func (x *GetPartnerResponse) String() string {
 func (*GetPartnerResponse) ProtoMessage() {}
 
 func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[28]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2162,7 @@ func (x *GetPartnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPartnerResponse.ProtoReflect.Descriptor instead.
 func (*GetPartnerResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{28}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetPartnerResponse) GetPartner() *Partner {
@@ -2054,7 +2180,7 @@ type ListPartnersRequest struct {
 
 func (x *ListPartnersRequest) Reset() {
 	*x = ListPartnersRequest{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[29]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2066,7 +2192,7 @@ func (x *ListPartnersRequest) String() string {
 func (*ListPartnersRequest) ProtoMessage() {}
 
 func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[29]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2079,7 +2205,7 @@ func (x *ListPartnersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnersRequest.ProtoReflect.Descriptor instead.
 func (*ListPartnersRequest) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{29}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{31}
 }
 
 type ListPartnersResponse struct {
@@ -2092,7 +2218,7 @@ type ListPartnersResponse struct {
 
 func (x *ListPartnersResponse) Reset() {
 	*x = ListPartnersResponse{}
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[30]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2104,7 +2230,7 @@ func (x *ListPartnersResponse) String() string {
 func (*ListPartnersResponse) ProtoMessage() {}
 
 func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_loyalty_v1_admin_service_proto_msgTypes[30]
+	mi := &file_loyalty_v1_admin_service_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2117,7 +2243,7 @@ func (x *ListPartnersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPartnersResponse.ProtoReflect.Descriptor instead.
 func (*ListPartnersResponse) Descriptor() ([]byte, []int) {
-	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{30}
+	return file_loyalty_v1_admin_service_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListPartnersResponse) GetPartners() []*Partner {
@@ -2170,7 +2296,16 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\x06key_id\x18\x02 \x01(\tR\x05keyId\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\"C\n" +
 	"\x14RevokeApiKeyResponse\x12+\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x12.loyalty.v1.ApiKeyR\x06apiKey\"\xaa\x01\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x12.loyalty.v1.ApiKeyR\x06apiKey\"\x91\x01\n" +
+	"\x12ListApiKeysRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12'\n" +
+	"\x0finclude_revoked\x18\x03 \x01(\bR\x0eincludeRevoked\x12\x16\n" +
+	"\x06secret\x18\x04 \x01(\tR\x06secret\"l\n" +
+	"\x13ListApiKeysResponse\x12-\n" +
+	"\bapi_keys\x18\x01 \x03(\v2\x12.loyalty.v1.ApiKeyR\aapiKeys\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xaa\x01\n" +
 	"\x17PublishProgrammeRequest\x12'\n" +
 	"\x0fidempotency_key\x18\x01 \x01(\tR\x0eidempotencyKey\x12=\n" +
 	"\feffective_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\x12'\n" +
@@ -2287,11 +2422,12 @@ const file_loyalty_v1_admin_service_proto_rawDesc = "" +
 	"\rPartnerStatus\x12\x1e\n" +
 	"\x1aPARTNER_STATUS_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15PARTNER_STATUS_ACTIVE\x10\x01\x12\x1c\n" +
-	"\x18PARTNER_STATUS_SUSPENDED\x10\x022\xe6\b\n" +
+	"\x18PARTNER_STATUS_SUSPENDED\x10\x022\xbb\t\n" +
 	"\fAdminService\x12Q\n" +
 	"\fAdjustPoints\x12\x1f.loyalty.v1.AdjustPointsRequest\x1a .loyalty.v1.AdjustPointsResponse\x12Q\n" +
 	"\fCreateApiKey\x12\x1f.loyalty.v1.CreateApiKeyRequest\x1a .loyalty.v1.CreateApiKeyResponse\x12Q\n" +
-	"\fRevokeApiKey\x12\x1f.loyalty.v1.RevokeApiKeyRequest\x1a .loyalty.v1.RevokeApiKeyResponse\x12]\n" +
+	"\fRevokeApiKey\x12\x1f.loyalty.v1.RevokeApiKeyRequest\x1a .loyalty.v1.RevokeApiKeyResponse\x12S\n" +
+	"\vListApiKeys\x12\x1e.loyalty.v1.ListApiKeysRequest\x1a\x1f.loyalty.v1.ListApiKeysResponse\"\x03\x90\x02\x01\x12]\n" +
 	"\x10PublishProgramme\x12#.loyalty.v1.PublishProgrammeRequest\x1a$.loyalty.v1.PublishProgrammeResponse\x12V\n" +
 	"\fGetProgramme\x12\x1f.loyalty.v1.GetProgrammeRequest\x1a .loyalty.v1.GetProgrammeResponse\"\x03\x90\x02\x01\x12B\n" +
 	"\aSetTier\x12\x1a.loyalty.v1.SetTierRequest\x1a\x1b.loyalty.v1.SetTierResponse\x12N\n" +
@@ -2317,7 +2453,7 @@ func file_loyalty_v1_admin_service_proto_rawDescGZIP() []byte {
 }
 
 var file_loyalty_v1_admin_service_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_loyalty_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
 var file_loyalty_v1_admin_service_proto_goTypes = []any{
 	(AdjustmentCategory)(0),          // 0: loyalty.v1.AdjustmentCategory
 	(ApiKeyRole)(0),                  // 1: loyalty.v1.ApiKeyRole
@@ -2329,103 +2465,108 @@ var file_loyalty_v1_admin_service_proto_goTypes = []any{
 	(*CreateApiKeyResponse)(nil),     // 7: loyalty.v1.CreateApiKeyResponse
 	(*RevokeApiKeyRequest)(nil),      // 8: loyalty.v1.RevokeApiKeyRequest
 	(*RevokeApiKeyResponse)(nil),     // 9: loyalty.v1.RevokeApiKeyResponse
-	(*PublishProgrammeRequest)(nil),  // 10: loyalty.v1.PublishProgrammeRequest
-	(*PublishProgrammeResponse)(nil), // 11: loyalty.v1.PublishProgrammeResponse
-	(*GetProgrammeRequest)(nil),      // 12: loyalty.v1.GetProgrammeRequest
-	(*GetProgrammeResponse)(nil),     // 13: loyalty.v1.GetProgrammeResponse
-	(*Property)(nil),                 // 14: loyalty.v1.Property
-	(*PutPropertyRequest)(nil),       // 15: loyalty.v1.PutPropertyRequest
-	(*PutPropertyResponse)(nil),      // 16: loyalty.v1.PutPropertyResponse
-	(*SetTierRequest)(nil),           // 17: loyalty.v1.SetTierRequest
-	(*SetTierResponse)(nil),          // 18: loyalty.v1.SetTierResponse
-	(*RateCard)(nil),                 // 19: loyalty.v1.RateCard
-	(*PartnerRates)(nil),             // 20: loyalty.v1.PartnerRates
-	(*Partner)(nil),                  // 21: loyalty.v1.Partner
-	(*CreatePartnerRequest)(nil),     // 22: loyalty.v1.CreatePartnerRequest
-	(*CreatePartnerResponse)(nil),    // 23: loyalty.v1.CreatePartnerResponse
-	(*SuspendPartnerRequest)(nil),    // 24: loyalty.v1.SuspendPartnerRequest
-	(*SuspendPartnerResponse)(nil),   // 25: loyalty.v1.SuspendPartnerResponse
-	(*ReinstatePartnerRequest)(nil),  // 26: loyalty.v1.ReinstatePartnerRequest
-	(*ReinstatePartnerResponse)(nil), // 27: loyalty.v1.ReinstatePartnerResponse
-	(*SetPartnerRatesRequest)(nil),   // 28: loyalty.v1.SetPartnerRatesRequest
-	(*SetPartnerRatesResponse)(nil),  // 29: loyalty.v1.SetPartnerRatesResponse
-	(*GetPartnerRequest)(nil),        // 30: loyalty.v1.GetPartnerRequest
-	(*GetPartnerResponse)(nil),       // 31: loyalty.v1.GetPartnerResponse
-	(*ListPartnersRequest)(nil),      // 32: loyalty.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil),     // 33: loyalty.v1.ListPartnersResponse
-	nil,                              // 34: loyalty.v1.RateCard.TierMultiplierEntry
-	(*Transaction)(nil),              // 35: loyalty.v1.Transaction
-	(*timestamppb.Timestamp)(nil),    // 36: google.protobuf.Timestamp
-	(Tier)(0),                        // 37: loyalty.v1.Tier
+	(*ListApiKeysRequest)(nil),       // 10: loyalty.v1.ListApiKeysRequest
+	(*ListApiKeysResponse)(nil),      // 11: loyalty.v1.ListApiKeysResponse
+	(*PublishProgrammeRequest)(nil),  // 12: loyalty.v1.PublishProgrammeRequest
+	(*PublishProgrammeResponse)(nil), // 13: loyalty.v1.PublishProgrammeResponse
+	(*GetProgrammeRequest)(nil),      // 14: loyalty.v1.GetProgrammeRequest
+	(*GetProgrammeResponse)(nil),     // 15: loyalty.v1.GetProgrammeResponse
+	(*Property)(nil),                 // 16: loyalty.v1.Property
+	(*PutPropertyRequest)(nil),       // 17: loyalty.v1.PutPropertyRequest
+	(*PutPropertyResponse)(nil),      // 18: loyalty.v1.PutPropertyResponse
+	(*SetTierRequest)(nil),           // 19: loyalty.v1.SetTierRequest
+	(*SetTierResponse)(nil),          // 20: loyalty.v1.SetTierResponse
+	(*RateCard)(nil),                 // 21: loyalty.v1.RateCard
+	(*PartnerRates)(nil),             // 22: loyalty.v1.PartnerRates
+	(*Partner)(nil),                  // 23: loyalty.v1.Partner
+	(*CreatePartnerRequest)(nil),     // 24: loyalty.v1.CreatePartnerRequest
+	(*CreatePartnerResponse)(nil),    // 25: loyalty.v1.CreatePartnerResponse
+	(*SuspendPartnerRequest)(nil),    // 26: loyalty.v1.SuspendPartnerRequest
+	(*SuspendPartnerResponse)(nil),   // 27: loyalty.v1.SuspendPartnerResponse
+	(*ReinstatePartnerRequest)(nil),  // 28: loyalty.v1.ReinstatePartnerRequest
+	(*ReinstatePartnerResponse)(nil), // 29: loyalty.v1.ReinstatePartnerResponse
+	(*SetPartnerRatesRequest)(nil),   // 30: loyalty.v1.SetPartnerRatesRequest
+	(*SetPartnerRatesResponse)(nil),  // 31: loyalty.v1.SetPartnerRatesResponse
+	(*GetPartnerRequest)(nil),        // 32: loyalty.v1.GetPartnerRequest
+	(*GetPartnerResponse)(nil),       // 33: loyalty.v1.GetPartnerResponse
+	(*ListPartnersRequest)(nil),      // 34: loyalty.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil),     // 35: loyalty.v1.ListPartnersResponse
+	nil,                              // 36: loyalty.v1.RateCard.TierMultiplierEntry
+	(*Transaction)(nil),              // 37: loyalty.v1.Transaction
+	(*timestamppb.Timestamp)(nil),    // 38: google.protobuf.Timestamp
+	(Tier)(0),                        // 39: loyalty.v1.Tier
 }
 var file_loyalty_v1_admin_service_proto_depIdxs = []int32{
 	0,  // 0: loyalty.v1.AdjustPointsRequest.category:type_name -> loyalty.v1.AdjustmentCategory
-	35, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
+	37, // 1: loyalty.v1.AdjustPointsResponse.transaction:type_name -> loyalty.v1.Transaction
 	1,  // 2: loyalty.v1.ApiKey.role:type_name -> loyalty.v1.ApiKeyRole
-	36, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
-	36, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
-	36, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
+	38, // 3: loyalty.v1.ApiKey.created_at:type_name -> google.protobuf.Timestamp
+	38, // 4: loyalty.v1.ApiKey.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 5: loyalty.v1.ApiKey.revoked_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: loyalty.v1.CreateApiKeyRequest.role:type_name -> loyalty.v1.ApiKeyRole
-	36, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	38, // 7: loyalty.v1.CreateApiKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
 	5,  // 8: loyalty.v1.CreateApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
 	5,  // 9: loyalty.v1.RevokeApiKeyResponse.api_key:type_name -> loyalty.v1.ApiKey
-	36, // 10: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
-	36, // 11: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
-	36, // 12: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
-	14, // 13: loyalty.v1.PutPropertyRequest.property:type_name -> loyalty.v1.Property
-	14, // 14: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
-	37, // 15: loyalty.v1.SetTierRequest.tier:type_name -> loyalty.v1.Tier
-	36, // 16: loyalty.v1.SetTierRequest.until:type_name -> google.protobuf.Timestamp
-	36, // 17: loyalty.v1.SetTierRequest.effective_at:type_name -> google.protobuf.Timestamp
-	37, // 18: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
-	36, // 19: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
-	34, // 20: loyalty.v1.RateCard.tier_multiplier:type_name -> loyalty.v1.RateCard.TierMultiplierEntry
-	36, // 21: loyalty.v1.PartnerRates.effective_at:type_name -> google.protobuf.Timestamp
-	19, // 22: loyalty.v1.PartnerRates.rate_card:type_name -> loyalty.v1.RateCard
-	36, // 23: loyalty.v1.PartnerRates.created_at:type_name -> google.protobuf.Timestamp
-	2,  // 24: loyalty.v1.Partner.status:type_name -> loyalty.v1.PartnerStatus
-	36, // 25: loyalty.v1.Partner.status_changed_at:type_name -> google.protobuf.Timestamp
-	36, // 26: loyalty.v1.Partner.created_at:type_name -> google.protobuf.Timestamp
-	20, // 27: loyalty.v1.Partner.rates:type_name -> loyalty.v1.PartnerRates
-	20, // 28: loyalty.v1.CreatePartnerRequest.rates:type_name -> loyalty.v1.PartnerRates
-	21, // 29: loyalty.v1.CreatePartnerResponse.partner:type_name -> loyalty.v1.Partner
-	21, // 30: loyalty.v1.SuspendPartnerResponse.partner:type_name -> loyalty.v1.Partner
-	21, // 31: loyalty.v1.ReinstatePartnerResponse.partner:type_name -> loyalty.v1.Partner
-	20, // 32: loyalty.v1.SetPartnerRatesRequest.rates:type_name -> loyalty.v1.PartnerRates
-	20, // 33: loyalty.v1.SetPartnerRatesResponse.rates:type_name -> loyalty.v1.PartnerRates
-	21, // 34: loyalty.v1.GetPartnerResponse.partner:type_name -> loyalty.v1.Partner
-	21, // 35: loyalty.v1.ListPartnersResponse.partners:type_name -> loyalty.v1.Partner
-	3,  // 36: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
-	6,  // 37: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
-	8,  // 38: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
-	10, // 39: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
-	12, // 40: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
-	17, // 41: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
-	15, // 42: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
-	22, // 43: loyalty.v1.AdminService.CreatePartner:input_type -> loyalty.v1.CreatePartnerRequest
-	24, // 44: loyalty.v1.AdminService.SuspendPartner:input_type -> loyalty.v1.SuspendPartnerRequest
-	26, // 45: loyalty.v1.AdminService.ReinstatePartner:input_type -> loyalty.v1.ReinstatePartnerRequest
-	28, // 46: loyalty.v1.AdminService.SetPartnerRates:input_type -> loyalty.v1.SetPartnerRatesRequest
-	30, // 47: loyalty.v1.AdminService.GetPartner:input_type -> loyalty.v1.GetPartnerRequest
-	32, // 48: loyalty.v1.AdminService.ListPartners:input_type -> loyalty.v1.ListPartnersRequest
-	4,  // 49: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
-	7,  // 50: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
-	9,  // 51: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
-	11, // 52: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
-	13, // 53: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
-	18, // 54: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
-	16, // 55: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
-	23, // 56: loyalty.v1.AdminService.CreatePartner:output_type -> loyalty.v1.CreatePartnerResponse
-	25, // 57: loyalty.v1.AdminService.SuspendPartner:output_type -> loyalty.v1.SuspendPartnerResponse
-	27, // 58: loyalty.v1.AdminService.ReinstatePartner:output_type -> loyalty.v1.ReinstatePartnerResponse
-	29, // 59: loyalty.v1.AdminService.SetPartnerRates:output_type -> loyalty.v1.SetPartnerRatesResponse
-	31, // 60: loyalty.v1.AdminService.GetPartner:output_type -> loyalty.v1.GetPartnerResponse
-	33, // 61: loyalty.v1.AdminService.ListPartners:output_type -> loyalty.v1.ListPartnersResponse
-	49, // [49:62] is the sub-list for method output_type
-	36, // [36:49] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	5,  // 10: loyalty.v1.ListApiKeysResponse.api_keys:type_name -> loyalty.v1.ApiKey
+	38, // 11: loyalty.v1.PublishProgrammeRequest.effective_at:type_name -> google.protobuf.Timestamp
+	38, // 12: loyalty.v1.PublishProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	38, // 13: loyalty.v1.GetProgrammeResponse.effective_at:type_name -> google.protobuf.Timestamp
+	16, // 14: loyalty.v1.PutPropertyRequest.property:type_name -> loyalty.v1.Property
+	16, // 15: loyalty.v1.PutPropertyResponse.property:type_name -> loyalty.v1.Property
+	39, // 16: loyalty.v1.SetTierRequest.tier:type_name -> loyalty.v1.Tier
+	38, // 17: loyalty.v1.SetTierRequest.until:type_name -> google.protobuf.Timestamp
+	38, // 18: loyalty.v1.SetTierRequest.effective_at:type_name -> google.protobuf.Timestamp
+	39, // 19: loyalty.v1.SetTierResponse.tier:type_name -> loyalty.v1.Tier
+	38, // 20: loyalty.v1.SetTierResponse.until:type_name -> google.protobuf.Timestamp
+	36, // 21: loyalty.v1.RateCard.tier_multiplier:type_name -> loyalty.v1.RateCard.TierMultiplierEntry
+	38, // 22: loyalty.v1.PartnerRates.effective_at:type_name -> google.protobuf.Timestamp
+	21, // 23: loyalty.v1.PartnerRates.rate_card:type_name -> loyalty.v1.RateCard
+	38, // 24: loyalty.v1.PartnerRates.created_at:type_name -> google.protobuf.Timestamp
+	2,  // 25: loyalty.v1.Partner.status:type_name -> loyalty.v1.PartnerStatus
+	38, // 26: loyalty.v1.Partner.status_changed_at:type_name -> google.protobuf.Timestamp
+	38, // 27: loyalty.v1.Partner.created_at:type_name -> google.protobuf.Timestamp
+	22, // 28: loyalty.v1.Partner.rates:type_name -> loyalty.v1.PartnerRates
+	22, // 29: loyalty.v1.CreatePartnerRequest.rates:type_name -> loyalty.v1.PartnerRates
+	23, // 30: loyalty.v1.CreatePartnerResponse.partner:type_name -> loyalty.v1.Partner
+	23, // 31: loyalty.v1.SuspendPartnerResponse.partner:type_name -> loyalty.v1.Partner
+	23, // 32: loyalty.v1.ReinstatePartnerResponse.partner:type_name -> loyalty.v1.Partner
+	22, // 33: loyalty.v1.SetPartnerRatesRequest.rates:type_name -> loyalty.v1.PartnerRates
+	22, // 34: loyalty.v1.SetPartnerRatesResponse.rates:type_name -> loyalty.v1.PartnerRates
+	23, // 35: loyalty.v1.GetPartnerResponse.partner:type_name -> loyalty.v1.Partner
+	23, // 36: loyalty.v1.ListPartnersResponse.partners:type_name -> loyalty.v1.Partner
+	3,  // 37: loyalty.v1.AdminService.AdjustPoints:input_type -> loyalty.v1.AdjustPointsRequest
+	6,  // 38: loyalty.v1.AdminService.CreateApiKey:input_type -> loyalty.v1.CreateApiKeyRequest
+	8,  // 39: loyalty.v1.AdminService.RevokeApiKey:input_type -> loyalty.v1.RevokeApiKeyRequest
+	10, // 40: loyalty.v1.AdminService.ListApiKeys:input_type -> loyalty.v1.ListApiKeysRequest
+	12, // 41: loyalty.v1.AdminService.PublishProgramme:input_type -> loyalty.v1.PublishProgrammeRequest
+	14, // 42: loyalty.v1.AdminService.GetProgramme:input_type -> loyalty.v1.GetProgrammeRequest
+	19, // 43: loyalty.v1.AdminService.SetTier:input_type -> loyalty.v1.SetTierRequest
+	17, // 44: loyalty.v1.AdminService.PutProperty:input_type -> loyalty.v1.PutPropertyRequest
+	24, // 45: loyalty.v1.AdminService.CreatePartner:input_type -> loyalty.v1.CreatePartnerRequest
+	26, // 46: loyalty.v1.AdminService.SuspendPartner:input_type -> loyalty.v1.SuspendPartnerRequest
+	28, // 47: loyalty.v1.AdminService.ReinstatePartner:input_type -> loyalty.v1.ReinstatePartnerRequest
+	30, // 48: loyalty.v1.AdminService.SetPartnerRates:input_type -> loyalty.v1.SetPartnerRatesRequest
+	32, // 49: loyalty.v1.AdminService.GetPartner:input_type -> loyalty.v1.GetPartnerRequest
+	34, // 50: loyalty.v1.AdminService.ListPartners:input_type -> loyalty.v1.ListPartnersRequest
+	4,  // 51: loyalty.v1.AdminService.AdjustPoints:output_type -> loyalty.v1.AdjustPointsResponse
+	7,  // 52: loyalty.v1.AdminService.CreateApiKey:output_type -> loyalty.v1.CreateApiKeyResponse
+	9,  // 53: loyalty.v1.AdminService.RevokeApiKey:output_type -> loyalty.v1.RevokeApiKeyResponse
+	11, // 54: loyalty.v1.AdminService.ListApiKeys:output_type -> loyalty.v1.ListApiKeysResponse
+	13, // 55: loyalty.v1.AdminService.PublishProgramme:output_type -> loyalty.v1.PublishProgrammeResponse
+	15, // 56: loyalty.v1.AdminService.GetProgramme:output_type -> loyalty.v1.GetProgrammeResponse
+	20, // 57: loyalty.v1.AdminService.SetTier:output_type -> loyalty.v1.SetTierResponse
+	18, // 58: loyalty.v1.AdminService.PutProperty:output_type -> loyalty.v1.PutPropertyResponse
+	25, // 59: loyalty.v1.AdminService.CreatePartner:output_type -> loyalty.v1.CreatePartnerResponse
+	27, // 60: loyalty.v1.AdminService.SuspendPartner:output_type -> loyalty.v1.SuspendPartnerResponse
+	29, // 61: loyalty.v1.AdminService.ReinstatePartner:output_type -> loyalty.v1.ReinstatePartnerResponse
+	31, // 62: loyalty.v1.AdminService.SetPartnerRates:output_type -> loyalty.v1.SetPartnerRatesResponse
+	33, // 63: loyalty.v1.AdminService.GetPartner:output_type -> loyalty.v1.GetPartnerResponse
+	35, // 64: loyalty.v1.AdminService.ListPartners:output_type -> loyalty.v1.ListPartnersResponse
+	51, // [51:65] is the sub-list for method output_type
+	37, // [37:51] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_loyalty_v1_admin_service_proto_init() }
@@ -2440,7 +2581,7 @@ func file_loyalty_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_loyalty_v1_admin_service_proto_rawDesc), len(file_loyalty_v1_admin_service_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   32,
+			NumMessages:   34,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,6 +42,9 @@ const (
 	// AdminServiceRevokeApiKeyProcedure is the fully-qualified name of the AdminService's RevokeApiKey
 	// RPC.
 	AdminServiceRevokeApiKeyProcedure = "/loyalty.v1.AdminService/RevokeApiKey"
+	// AdminServiceListApiKeysProcedure is the fully-qualified name of the AdminService's ListApiKeys
+	// RPC.
+	AdminServiceListApiKeysProcedure = "/loyalty.v1.AdminService/ListApiKeys"
 	// AdminServicePublishProgrammeProcedure is the fully-qualified name of the AdminService's
 	// PublishProgramme RPC.
 	AdminServicePublishProgrammeProcedure = "/loyalty.v1.AdminService/PublishProgramme"
@@ -83,6 +86,10 @@ type AdminServiceClient interface {
 	// on every server. It answers a little over a second after the revocation
 	// is written: a server trusts a key it has read for up to a second.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
+	// Lists the API keys (never their secrets), a page at a time, in key_id
+	// order; or finds the key a secret belongs to (a secret found in a log, a
+	// repository: revoke it by its key_id), revoked or not.
+	ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error)
 	// Publishes a new version of the programme's rules, in force from
 	// effective_at (in the future): transactions recorded from then on use it;
 	// earlier ones keep their own version.
@@ -146,6 +153,13 @@ func NewAdminServiceClient(httpClient connect.HTTPClient, baseURL string, opts .
 			httpClient,
 			baseURL+AdminServiceRevokeApiKeyProcedure,
 			connect.WithSchema(adminServiceMethods.ByName("RevokeApiKey")),
+			connect.WithClientOptions(opts...),
+		),
+		listApiKeys: connect.NewClient[v1.ListApiKeysRequest, v1.ListApiKeysResponse](
+			httpClient,
+			baseURL+AdminServiceListApiKeysProcedure,
+			connect.WithSchema(adminServiceMethods.ByName("ListApiKeys")),
+			connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 			connect.WithClientOptions(opts...),
 		),
 		publishProgramme: connect.NewClient[v1.PublishProgrammeRequest, v1.PublishProgrammeResponse](
@@ -219,6 +233,7 @@ type adminServiceClient struct {
 	adjustPoints     *connect.Client[v1.AdjustPointsRequest, v1.AdjustPointsResponse]
 	createApiKey     *connect.Client[v1.CreateApiKeyRequest, v1.CreateApiKeyResponse]
 	revokeApiKey     *connect.Client[v1.RevokeApiKeyRequest, v1.RevokeApiKeyResponse]
+	listApiKeys      *connect.Client[v1.ListApiKeysRequest, v1.ListApiKeysResponse]
 	publishProgramme *connect.Client[v1.PublishProgrammeRequest, v1.PublishProgrammeResponse]
 	getProgramme     *connect.Client[v1.GetProgrammeRequest, v1.GetProgrammeResponse]
 	setTier          *connect.Client[v1.SetTierRequest, v1.SetTierResponse]
@@ -244,6 +259,11 @@ func (c *adminServiceClient) CreateApiKey(ctx context.Context, req *connect.Requ
 // RevokeApiKey calls loyalty.v1.AdminService.RevokeApiKey.
 func (c *adminServiceClient) RevokeApiKey(ctx context.Context, req *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error) {
 	return c.revokeApiKey.CallUnary(ctx, req)
+}
+
+// ListApiKeys calls loyalty.v1.AdminService.ListApiKeys.
+func (c *adminServiceClient) ListApiKeys(ctx context.Context, req *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error) {
+	return c.listApiKeys.CallUnary(ctx, req)
 }
 
 // PublishProgramme calls loyalty.v1.AdminService.PublishProgramme.
@@ -307,6 +327,10 @@ type AdminServiceHandler interface {
 	// on every server. It answers a little over a second after the revocation
 	// is written: a server trusts a key it has read for up to a second.
 	RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error)
+	// Lists the API keys (never their secrets), a page at a time, in key_id
+	// order; or finds the key a secret belongs to (a secret found in a log, a
+	// repository: revoke it by its key_id), revoked or not.
+	ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error)
 	// Publishes a new version of the programme's rules, in force from
 	// effective_at (in the future): transactions recorded from then on use it;
 	// earlier ones keep their own version.
@@ -366,6 +390,13 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 		AdminServiceRevokeApiKeyProcedure,
 		svc.RevokeApiKey,
 		connect.WithSchema(adminServiceMethods.ByName("RevokeApiKey")),
+		connect.WithHandlerOptions(opts...),
+	)
+	adminServiceListApiKeysHandler := connect.NewUnaryHandler(
+		AdminServiceListApiKeysProcedure,
+		svc.ListApiKeys,
+		connect.WithSchema(adminServiceMethods.ByName("ListApiKeys")),
+		connect.WithIdempotency(connect.IdempotencyNoSideEffects),
 		connect.WithHandlerOptions(opts...),
 	)
 	adminServicePublishProgrammeHandler := connect.NewUnaryHandler(
@@ -439,6 +470,8 @@ func NewAdminServiceHandler(svc AdminServiceHandler, opts ...connect.HandlerOpti
 			adminServiceCreateApiKeyHandler.ServeHTTP(w, r)
 		case AdminServiceRevokeApiKeyProcedure:
 			adminServiceRevokeApiKeyHandler.ServeHTTP(w, r)
+		case AdminServiceListApiKeysProcedure:
+			adminServiceListApiKeysHandler.ServeHTTP(w, r)
 		case AdminServicePublishProgrammeProcedure:
 			adminServicePublishProgrammeHandler.ServeHTTP(w, r)
 		case AdminServiceGetProgrammeProcedure:
@@ -478,6 +511,10 @@ func (UnimplementedAdminServiceHandler) CreateApiKey(context.Context, *connect.R
 
 func (UnimplementedAdminServiceHandler) RevokeApiKey(context.Context, *connect.Request[v1.RevokeApiKeyRequest]) (*connect.Response[v1.RevokeApiKeyResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.RevokeApiKey is not implemented"))
+}
+
+func (UnimplementedAdminServiceHandler) ListApiKeys(context.Context, *connect.Request[v1.ListApiKeysRequest]) (*connect.Response[v1.ListApiKeysResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("loyalty.v1.AdminService.ListApiKeys is not implemented"))
 }
 
 func (UnimplementedAdminServiceHandler) PublishProgramme(context.Context, *connect.Request[v1.PublishProgrammeRequest]) (*connect.Response[v1.PublishProgrammeResponse], error) {

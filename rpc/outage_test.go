@@ -165,14 +165,7 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
 
-	health := grpchealth.NewClient(e.server.Client(), e.server.URL)
-	healthIs := func(want grpchealth.Status) {
-		t.Helper()
-		res, err := health.Check(e.ctx, &grpchealth.CheckRequest{Service: rpc.Services[0]})
-		if err != nil || res.Status != want {
-			t.Fatalf("health: %v, %v; want %v", res, err, want)
-		}
-	}
+	healthIs := func(want grpchealth.Status) { t.Helper(); checkHealth(t, e, want) }
 	healthIs(grpchealth.StatusServing)
 	probeIs(t, e, "/readyz", http.StatusOK)
 
@@ -200,6 +193,15 @@ func TestADatabaseOutageAnswersUnavailable(t *testing.T) {
 	healthIs(grpchealth.StatusServing)
 	probeIs(t, e, "/readyz", http.StatusOK)
 	writeOnceAfter(t, e, direct, member)
+}
+
+// checkHealth wants the gRPC health check's answer to be want.
+func checkHealth(t *testing.T, e *env, want grpchealth.Status) {
+	t.Helper()
+	res, err := grpchealth.NewClient(e.server.Client(), e.server.URL).Check(e.ctx, &grpchealth.CheckRequest{Service: rpc.Services[0]})
+	if err != nil || res.Status != want {
+		t.Fatalf("health: %v, %v; want %v", res, err, want)
+	}
 }
 
 // probeIs checks the HTTP status of a plain GET of path, as a load
@@ -278,14 +280,10 @@ func TestAReadOnlyDatabaseAnswersUnavailable(t *testing.T) {
 	e := newEnvOn(t, viaProxy)
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
-	health := grpchealth.NewClient(e.server.Client(), e.server.URL)
 	healthIs := func(want grpchealth.Status) {
 		t.Helper()
 		time.Sleep(1100 * time.Millisecond) // the last answer stands a second
-		res, err := health.Check(e.ctx, &grpchealth.CheckRequest{Service: rpc.Services[0]})
-		if err != nil || res.Status != want {
-			t.Fatalf("health: %v, %v; want %v", res, err, want)
-		}
+		checkHealth(t, e, want)
 	}
 
 	// One connection of its own sets the database's mode and makes every

@@ -61,7 +61,11 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 		return fmt.Errorf("apply migrations: %w", err)
 	}
 	for _, r := range results {
-		logger.Info("migration applied", "version", r.Source.Version, "path", r.Source.Path, "duration", r.Duration.String())
+		path := r.Source.Path
+		if path == "" { // a Go migration of this package
+			path = fmt.Sprintf("migrations (Go migration %d)", r.Source.Version)
+		}
+		logger.Info("migration applied", "version", r.Source.Version, "path", path, "duration", r.Duration.String())
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func (s *Service) RecordCancellation(ctx context.Context, req Request, v program
 		}
 		// The deadline is the arrival's: a wrong date would make a late
 		// cancellation free, or a free one late.
-		if hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID)); err == nil && hold.Status == ledger.HoldActive {
+		if hold, err := s.ledger.HoldByReference(ctx, stayRef(property.ID, ms.StayID)); err == nil && stillHolds(hold, s.now()) {
 			if err := sameArrival(hold, ms); err != nil {
 				return CancellationResult{}, err
 			}
@@ -162,7 +162,7 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 	if err == nil && heldForAnother(hold, member) {
 		return nil, false, fmt.Errorf("%s of booking %s/%s: %w", kind, property.ID, ms.StayID, ErrAnotherMembersBooking)
 	}
-	if err == nil && hold.Status == ledger.HoldActive {
+	if err == nil && stillHolds(hold, s.now()) {
 		if err := sameArrival(hold, ms); err != nil {
 			return nil, false, err
 		}
@@ -219,6 +219,12 @@ func (s *Service) chargeMissedStay(ctx context.Context, req Request, kind string
 		{Account: programme.AccountPenaltyNoShow, Amount: -points},
 	}, m, ClaimWith(claim, ClaimEvent{Points: points}))
 	return txn, false, err
+}
+
+// stillHolds reports whether a booking's guarantee hold holds at now:
+// neither released nor captured, nor lapsed.
+func stillHolds(hold ledger.Hold, now time.Time) bool {
+	return hold.Status == ledger.HoldActive && !hold.Expired(now)
 }
 
 // sameArrival refuses a no-show or a cancellation of a booking whose open

@@ -26,7 +26,7 @@ func TestAGuaranteeHoldsItsOwnArrival(t *testing.T) {
 	e := newEnv(t) // 2026-11-22 17:00 in Shanghai
 	c := e.clients(e.bookingKey)
 	member := e.enroll(t, c, "enrol-1")
-	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00", "300.00", "300.00", "300.00", "300.00"))); err != nil {
+	if _, err := c.booking.RecordStay(e.ctx, connect.NewRequest(stayRequest("stay-1", member, "B-1", "300.00", "300.00", "300.00", "300.00", "300.00", "300.00"))); err != nil {
 		t.Fatal(err)
 	}
 	guarantee := func(stayID, arrival string) {
@@ -41,7 +41,8 @@ func TestAGuaranteeHoldsItsOwnArrival(t *testing.T) {
 			PropertyId: "SH-HQ-001", StayId: stayID, Reason: reason}))
 		return err
 	}
-	for _, g := range []struct{ stayID, arrival string }{{"G-TOMORROW", "2026-11-23"}, {"G-W1", "2026-11-22"}, {"G-W2", "2026-11-22"}, {"G-LAPSES", "2026-11-22"}} {
+	for _, g := range []struct{ stayID, arrival string }{{"G-TOMORROW", "2026-11-23"}, {"G-W1", "2026-11-22"}, {"G-W2", "2026-11-22"}, {"G-LAPSES", "2026-11-22"},
+		{"G-LAPSES-2", "2026-11-22"}} {
 		guarantee(g.stayID, g.arrival)
 	}
 	available := e.available(t, c, member)
@@ -89,6 +90,10 @@ func TestAGuaranteeHoldsItsOwnArrival(t *testing.T) {
 		if txn := ns.Msg.GetTransaction(); txn.GetKind() != loyaltyv1.TransactionKind_TRANSACTION_KIND_NO_SHOW ||
 			txn.GetAvailablePointsDelta() != -300 || txn.GetHeldPointsDelta() != 0 {
 			t.Errorf("no-show %v: want the 300-point penalty, no capture", txn)
+		}
+		// A lapsed guarantee no longer holds its arrival date either.
+		if _, err := c.booking.RecordNoShow(e.ctx, noShow("ns-lapsed-2", member, "G-LAPSES-2", "2026-11-21")); err != nil {
+			t.Errorf("a no-show of another date than a lapsed guarantee's: %v", err)
 		}
 	})
 	e.verify(t)

@@ -23,9 +23,8 @@ const (
 // database does not answer, or answers but takes no writes (a standby
 // during a failover, a database made read-only), since every call, or
 // every write, would then fail with UNAVAILABLE, so that a load balancer
-// sends the traffic elsewhere. The
-// services it knows are services' (a static checker's); others are
-// NOT_FOUND.
+// sends the traffic elsewhere. The services it knows are services' (a
+// static checker's); others are NOT_FOUND.
 type databaseHealth struct {
 	db       *database.DB
 	services *grpchealth.StaticChecker
@@ -47,9 +46,8 @@ func (h *databaseHealth) Check(ctx context.Context, req *grpchealth.CheckRequest
 }
 
 // databaseAnswers asks the database whether it takes writes, at most once
-// per healthTTL; checks
-// that come meanwhile share the last answer (and wait for a ping under
-// way, at most healthPingTimeout).
+// per healthTTL; checks that come meanwhile share the last answer (and
+// wait for a question under way, at most healthPingTimeout).
 func (h *databaseHealth) databaseAnswers(ctx context.Context) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
